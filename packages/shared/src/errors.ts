@@ -1,0 +1,50 @@
+// The closed set of error codes of protocol v1 and the HTTP status of each.
+
+/** Codes a whole request can be refused with, in the order the agent checks them. */
+export const REQUEST_ERROR_CODES = [
+  'too_large',
+  'bad_request',
+  'unknown_key',
+  'bad_signature',
+  'wrong_host',
+  'expired',
+  'replayed',
+  'outside_root',
+  'not_found',
+  'unavailable',
+  'internal',
+] as const;
+export type RequestErrorCode = (typeof REQUEST_ERROR_CODES)[number];
+
+/** A `Record` so that a code without a status is a type error. */
+export const HTTP_STATUS: Readonly<Record<RequestErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 500 | 503>> = {
+  too_large: 413,
+  bad_request: 400,
+  unknown_key: 401,
+  bad_signature: 401,
+  wrong_host: 403,
+  expired: 401,
+  replayed: 409,
+  outside_root: 403,
+  not_found: 404,
+  unavailable: 503,
+  internal: 500,
+};
+
+/** Codes one op of a batch can fail with; the batch itself still answers 200. */
+export const OP_ERROR_CODES = ['symlink', 'not_regular_file', 'not_found', 'io_error'] as const;
+export type OpErrorCode = (typeof OP_ERROR_CODES)[number];
+
+export interface ErrorBody {
+  readonly error: { readonly code: RequestErrorCode; readonly message: string };
+}
+
+export interface ProtocolError {
+  readonly code: RequestErrorCode;
+  readonly message: string;
+}
+
+export const protocolError = (code: RequestErrorCode, message: string): ProtocolError => ({ code, message });
+
+export const isRequestErrorCode = (value: unknown): value is RequestErrorCode =>
+  typeof value === 'string' && (REQUEST_ERROR_CODES as readonly string[]).includes(value);

@@ -1,0 +1,24 @@
+// Check 9's path rule, shared so the controller refuses what the agent would.
+import { posix } from 'node:path';
+import { err, ok, type Result } from '../result.js';
+
+/**
+ * A path is confined when it is absolute, already normalized (no `.`, `..`, `//`, trailing `/`),
+ * free of NUL, and strictly below `root`. Returns the components below the root.
+ * `root` must itself be absolute and normalized, and not `/`.
+ */
+export function confinePath(path: string, root: string): Result<readonly string[], string> {
+  if (path.includes('\0')) return err('the path contains NUL');
+  if (!path.startsWith('/')) return err('the path is not absolute');
+  if (posix.normalize(path) !== path || path.endsWith('/')) return err('the path is not normalized');
+  if (!path.startsWith(`${root}/`)) return err(`the path is not below the root ${root}`);
+  const components = path.slice(root.length + 1).split('/');
+  // normalize() keeps a leading `..` of an absolute path out, but never trust one rule for two.
+  if (components.some((c) => c === '' || c === '.' || c === '..')) return err('the path is not normalized');
+  return ok(components);
+}
+
+/** A configured root: absolute, normalized, not `/`. */
+export function isValidRoot(root: string): boolean {
+  return root.startsWith('/') && root !== '/' && !root.includes('\0') && posix.normalize(root) === root && !root.endsWith('/');
+}
