@@ -6,3 +6,5 @@ export * from './protocol/payload.js';
 export * from './protocol/paths.js';
 export * from './envelope/keys.js';
 export * from './envelope/envelope.js';
+export * from './log.js';
+export * from './protocol/command.js';

@@ -14,7 +14,8 @@ export function keyIdOf(publicKey: Uint8Array): string {
 }
 
 export function publicKeyFromRaw(raw: Uint8Array): KeyObject {
-  if (raw.length !== PUBLIC_KEY_BYTES) throw new RangeError(`an Ed25519 public key has 32 bytes, not ${String(raw.length)}`);
+  if (raw.length !== PUBLIC_KEY_BYTES)
+    throw new RangeError(`an Ed25519 public key has 32 bytes, not ${String(raw.length)}`);
   return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
 }
 

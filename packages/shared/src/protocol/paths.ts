@@ -20,5 +20,11 @@ export function confinePath(path: string, root: string): Result<readonly string[
 
 /** A configured root: absolute, normalized, not `/`. */
 export function isValidRoot(root: string): boolean {
-  return root.startsWith('/') && root !== '/' && !root.includes('\0') && posix.normalize(root) === root && !root.endsWith('/');
+  return (
+    root.startsWith('/') &&
+    root !== '/' &&
+    !root.includes('\0') &&
+    posix.normalize(root) === root &&
+    !root.endsWith('/')
+  );
 }

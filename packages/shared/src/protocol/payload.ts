@@ -6,7 +6,9 @@ import { summarize } from '../envelope/envelope.js';
 import { parseStrictJson } from './strict-json.js';
 import { ANSWER_SCHEMAS, commandSchema, type AnswerFor, type Command, type CommandKind } from './schemas.js';
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a byte-order mark in the text, where strict JSON refuses it (as JSON.parse does) instead of
+// the decoder silently dropping it.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function parseWith<T>(bytes: Uint8Array, schema: z.ZodType<T>, what: string): Result<T, ProtocolError> {
   let text: string;

@@ -11,6 +11,10 @@ export const MAX_PATH_LENGTH = 4096;
 export const MAX_COMMAND_LIFETIME_MS = 300_000;
 
 const base64 = z.base64();
+// Exact byte counts: `.length(88)` alone would also take 65 or 66 bytes, and the last character before the
+// padding must leave the unused bits zero, so the same bytes have one spelling (RFC 4648 §3.5).
+const signatureBase64 = z.string().regex(/^[A-Za-z0-9+/]{85}[AQgw]==$/, 'base64 of 64 bytes');
+const publicKeyBase64 = z.string().regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, 'base64 of 32 bytes');
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'lowercase hex of 32 bytes');
 const time = z.int().nonnegative();
 const fileType = z.enum(FILE_TYPES);
@@ -20,7 +24,7 @@ const path = z.string().min(1).max(MAX_PATH_LENGTH);
 export const envelopeSchema = z.strictObject({
   keyId: z.string().regex(/^[0-9a-f]{16}$/, 'lowercase hex of 8 bytes'),
   payload: base64.min(1),
-  signature: base64.length(88),
+  signature: signatureBase64,
 });
 export type Envelope = z.infer<typeof envelopeSchema>;
 
@@ -134,7 +138,7 @@ export const ANSWER_SCHEMAS = {
 export const infoSchema = z.strictObject({
   hostUuid: z.uuid(),
   version: z.string(),
-  publicKey: base64.length(44),
+  publicKey: publicKeyBase64,
   keyId: z.string().regex(/^[0-9a-f]{16}$/),
   startedAt: time,
 });

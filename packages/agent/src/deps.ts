@@ -1,0 +1,32 @@
+// What the app needs, handed in by main.ts (or a test): no module reads process state.
+import type { Logger, SigningKey, TrustedKey } from '@hostfiles/shared';
+import type { FileRoots, FileStore } from './files/index.js';
+import type { ReplayJournal } from './journal/replay-journal.js';
+
+export const AGENT_EVENTS = [
+  'listening',
+  'request',
+  'op',
+  'refused',
+  'internal_error',
+  'draining',
+  'stopped',
+  'temp_files_removed',
+  'key_generated',
+] as const;
+export type AgentEvent = (typeof AGENT_EVENTS)[number];
+
+export interface AppDeps {
+  readonly hostUuid: string;
+  readonly version: string;
+  readonly startedAt: number;
+  readonly roots: FileRoots;
+  readonly trustedKeys: ReadonlyMap<string, TrustedKey>;
+  readonly signer: SigningKey;
+  readonly journal: ReplayJournal;
+  readonly files: FileStore;
+  readonly logger: Logger<AgentEvent>;
+  readonly now: () => number;
+  readonly maxBodyBytes: number;
+  readonly clockSkewMs: number;
+}

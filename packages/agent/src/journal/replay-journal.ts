@@ -1,0 +1,174 @@
+// Remembers every requestId with the SHA-256 of its payload bytes until the command expires, across restarts.
+// A repeat with the same bytes is a retry (answered from the journal); with other bytes, a replay (refused).
+import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openSync, fsyncSync, closeSync, constants } from 'node:fs';
+
+export type JournalLookup =
+  | { readonly kind: 'new' }
+  | { readonly kind: 'replayed' }
+  /** Same bytes seen before: `answer` is the stored answer, or undefined when it must be made again. */
+  | { readonly kind: 'retry'; readonly answer: Promise<string | undefined> };
+
+export interface ReplayJournal {
+  /** What the journal knows of this request; no side effect. */
+  check(requestId: string, payloadHash: string): JournalLookup;
+  /**
+   * Records a request `check` called new. The in-memory record is made before this returns, so a caller that
+   * calls `check` then `record` with no await between them can't let two concurrent requests both be new.
+   * The promise settles once the record is durable.
+   */
+  record(requestId: string, payloadHash: string, forgetAt: number): Promise<void>;
+  /** Stores the answer of a begun request (`undefined`: don't store it, e.g. file contents of a read). */
+  complete(requestId: string, answer: string | undefined): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface Entry {
+  readonly hash: string;
+  readonly forgetAt: number;
+  answer: Promise<string | undefined>;
+  settle: (answer: string | undefined) => void;
+}
+
+type Line = { r: string; h: string; f: number } | { r: string; a: string };
+
+const FILE = 'replay.jsonl';
+/** Rewrite the file without forgotten entries once this many lines were appended since the last rewrite. */
+const COMPACT_EVERY = 20_000;
+
+export interface JournalOptions {
+  readonly dir: string;
+  readonly now: () => number;
+}
+
+export async function openReplayJournal(options: JournalOptions): Promise<ReplayJournal> {
+  const path = join(options.dir, FILE);
+  const entries = await load(path, options.now());
+  await rewrite(path, entries);
+  let handle: FileHandle = await open(path, 'a', 0o600);
+  let appended = 0;
+  // Appends are chained so lines never interleave and compaction never races an append.
+  let tail: Promise<void> = Promise.resolve();
+
+  const append = (line: Line): Promise<void> => {
+    tail = tail.then(async () => {
+      await handle.write(`${JSON.stringify(line)}\n`);
+      await handle.datasync();
+      if (++appended >= COMPACT_EVERY) {
+        appended = 0;
+        forgetExpired(entries, options.now());
+        await handle.close();
+        await rewrite(path, entries);
+        handle = await open(path, 'a', 0o600);
+      }
+    });
+    return tail;
+  };
+
+  return {
+    check(requestId, payloadHash) {
+      const known = entries.get(requestId);
+      if (known === undefined) return { kind: 'new' };
+      return known.hash === payloadHash ? { kind: 'retry', answer: known.answer } : { kind: 'replayed' };
+    },
+    record(requestId, payloadHash, forgetAt) {
+      if (entries.has(requestId)) throw new Error(`record() of a request already known: ${requestId}`);
+      entries.set(requestId, newEntry(payloadHash, forgetAt));
+      return append({ r: requestId, h: payloadHash, f: forgetAt });
+    },
+    async complete(requestId, answer) {
+      const entry = entries.get(requestId);
+      if (entry === undefined) throw new Error(`complete() of a request never begun: ${requestId}`);
+      if (answer !== undefined) await append({ r: requestId, a: answer });
+      entry.answer = Promise.resolve(answer);
+      entry.settle(answer);
+    },
+    async close() {
+      await tail;
+      await handle.close();
+    },
+  };
+}
+
+function newEntry(hash: string, forgetAt: number, answer?: string): Entry {
+  let settle: (answer: string | undefined) => void = () => undefined;
+  const promise =
+    answer === undefined
+      ? new Promise<string | undefined>((resolve) => {
+          settle = resolve;
+        })
+      : Promise.resolve(answer);
+  return { hash, forgetAt, answer: promise, settle };
+}
+
+async function load(path: string, now: number): Promise<Map<string, Entry>> {
+  const entries = new Map<string, Entry>();
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return entries;
+    throw error;
+  }
+  for (const raw of text.split('\n')) {
+    const line = parseLine(raw);
+    if (line === undefined) continue; // a torn last line of a crash: its request was never applied
+    if ('h' in line) {
+      if (line.f > now) entries.set(line.r, newEntry(line.h, line.f));
+    } else {
+      const entry = entries.get(line.r);
+      if (entry !== undefined) entries.set(line.r, newEntry(entry.hash, entry.forgetAt, line.a));
+    }
+  }
+  // A request begun but never answered before a restart is answered again by re-applying: its ops are idempotent.
+  for (const entry of entries.values()) entry.settle(undefined);
+  return entries;
+}
+
+function parseLine(raw: string): Line | undefined {
+  if (raw === '') return undefined;
+  try {
+    const value = JSON.parse(raw) as Partial<{ r: unknown; h: unknown; f: unknown; a: unknown }>;
+    if (typeof value.r !== 'string') return undefined;
+    if (typeof value.h === 'string' && typeof value.f === 'number') return { r: value.r, h: value.h, f: value.f };
+    if (typeof value.a === 'string') return { r: value.r, a: value.a };
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+
+function forgetExpired(entries: Map<string, Entry>, now: number): void {
+  for (const [id, entry] of entries) if (entry.forgetAt <= now) entries.delete(id);
+}
+
+/** Writes the live entries to a temp file, fsyncs it, renames it over the journal and fsyncs the directory. */
+async function rewrite(path: string, entries: Map<string, Entry>): Promise<void> {
+  const lines: string[] = [];
+  for (const [id, entry] of entries) {
+    lines.push(JSON.stringify({ r: id, h: entry.hash, f: entry.forgetAt }));
+    const answer = await peek(entry.answer);
+    if (answer !== undefined) lines.push(JSON.stringify({ r: id, a: answer }));
+  }
+  const temp = `${path}.tmp`;
+  const handle = await open(temp, 'w', 0o600);
+  try {
+    await handle.write(lines.length === 0 ? '' : `${lines.join('\n')}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, path);
+  const dir = openSync(join(path, '..'), constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+}
+
+/** The value of a settled promise without waiting for an unsettled one. */
+async function peek<T>(promise: Promise<T | undefined>): Promise<T | undefined> {
+  return Promise.race([promise, Promise.resolve(undefined)]);
+}

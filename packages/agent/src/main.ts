@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+// hostfiles-agent: the only module that touches process (argv, signals, exit) or listens.
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import {
+  createLogger,
+  generateSigningKey,
+  signingKeyFromPem,
+  trustedKeyFromBase64,
+  type SigningKey,
+} from '@hostfiles/shared';
+import { createApp } from './app.js';
+import { exampleConfig, loadConfig, resolvePrincipal, type AgentConfig } from './config.js';
+import type { AgentEvent } from './deps.js';
+import { createFileStore } from './files/index.js';
+import { openReplayJournal } from './journal/replay-journal.js';
+
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+/** How long SIGTERM waits for in-flight requests before giving up. */
+const DRAIN_TIMEOUT_MS = 30_000;
+
+const USAGE = `Usage:
+  hostfiles-agent --config FILE       run the agent (JSON config; see print-config-example)
+  hostfiles-agent keygen [--out FILE] make an Ed25519 key: PEM to FILE (mode 0600, never overwritten)
+                                      or to stdout; prints the public key and keyId as JSON
+  hostfiles-agent print-config-example
+                                      print a complete example config (replace trustedKeys and hostUuid)
+  hostfiles-agent --version | --help
+
+Logs are JSON lines on stdout. SIGTERM drains in-flight requests and exits 0.
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.`;
+
+class UsageError extends Error {}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    case '--version':
+      process.stdout.write(`${VERSION}\n`);
+      return;
+    case 'print-config-example':
+      process.stdout.write(`${JSON.stringify(exampleConfig(), null, 2)}\n`);
+      return;
+    case 'keygen':
+      keygen(option(rest, '--out'));
+      return;
+    case '--config':
+      await run(option(argv, '--config') ?? '');
+      return;
+    default:
+      throw new UsageError(`unknown command ${command}`);
+  }
+}
+
+function option(args: readonly string[], name: string): string | undefined {
+  const index = args.indexOf(name);
+  if (index === -1) return undefined;
+  const value = args[index + 1];
+  if (value === undefined || value.startsWith('--')) throw new UsageError(`${name} needs a value`);
+  return value;
+}
+
+function keygen(out: string | undefined): void {
+  const key = generateSigningKey();
+  if (out === undefined) process.stdout.write(key.pem);
+  else writeFileSync(out, key.pem, { mode: 0o600, flag: 'wx' });
+  (out === undefined ? process.stderr : process.stdout).write(
+    `${JSON.stringify({ publicKey: key.publicKey, keyId: key.keyId, ...(out === undefined ? {} : { keyFile: out }) })}\n`,
+  );
+}
+
+function loadOrCreateKey(config: AgentConfig, onCreate: (key: SigningKey) => void): SigningKey {
+  let pem: string;
+  try {
+    pem = readFileSync(config.keyFile, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    const key = generateSigningKey();
+    writeFileSync(config.keyFile, key.pem, { mode: 0o600, flag: 'wx' });
+    onCreate(key);
+    return key;
+  }
+  if ((statSync(config.keyFile).mode & 0o077) !== 0) {
+    throw new UsageError(`${config.keyFile} is readable by others than its owner: chmod 600 it`);
+  }
+  try {
+    return signingKeyFromPem(pem);
+  } catch (error) {
+    throw new UsageError(`${config.keyFile} is not an Ed25519 private key in PEM: ${(error as Error).message}`);
+  }
+}
+
+function requireDirectory(path: string, what: string): void {
+  let isDir = false;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch (error) {
+    throw new UsageError(
+      `the ${what} ${path} cannot be used: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
+  }
+  if (!isDir) throw new UsageError(`the ${what} ${path} is not a directory`);
+}
+
+async function run(configPath: string): Promise<void> {
+  if (configPath === '') throw new UsageError('--config needs a file');
+  const loaded = loadConfig(configPath);
+  if (!loaded.ok) throw new UsageError(`invalid config:\n  ${loaded.error.join('\n  ')}`);
+  const config = loaded.value;
+  const logger = createLogger<AgentEvent>({
+    write: (line) => process.stdout.write(line),
+    fields: { hostUuid: config.hostUuid },
+  });
+  requireDirectory(config.roots.TpmState, 'TpmState root');
+  requireDirectory(config.roots.NvRam, 'NvRam root');
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const signer = loadOrCreateKey(config, (key) => {
+    logger.info('key_generated', { keyFile: config.keyFile, keyId: key.keyId });
+  });
+  const uid = resolvePrincipal(config.owner, 'passwd');
+  const gid = resolvePrincipal(config.group, 'group');
+  const files = createFileStore({
+    roots: config.roots,
+    owner: { ...(uid === undefined ? {} : { uid }), ...(gid === undefined ? {} : { gid }) },
+  });
+  const removed = await files.removeTempFiles();
+  if (removed > 0) logger.warn('temp_files_removed', { count: removed });
+  const journal = await openReplayJournal({ dir: config.stateDir, now: Date.now });
+  const trustedKeys = new Map(config.trustedKeys.map((key) => trustedKeyFromBase64(key)).map((k) => [k.keyId, k]));
+  const app = createApp({
+    hostUuid: config.hostUuid,
+    version: VERSION,
+    startedAt: Date.now(),
+    roots: config.roots,
+    trustedKeys,
+    signer,
+    journal,
+    files,
+    logger,
+    now: Date.now,
+    maxBodyBytes: config.maxBodyBytes,
+    clockSkewMs: config.clockSkewMs,
+  });
+  const server = serve(
+    { fetch: app.fetch, hostname: config.listen.host, port: config.listen.port },
+    (info: AddressInfo) => {
+      logger.info('listening', { host: info.address, port: info.port, keyId: signer.keyId, version: VERSION });
+    },
+  );
+  server.on('error', (error: Error) => {
+    process.stderr.write(`hostfiles-agent: cannot listen: ${error.message}\n`);
+    process.exit(1);
+  });
+  const stop = (signal: string): void => {
+    logger.info('draining', { signal });
+    setTimeout(() => process.exit(1), DRAIN_TIMEOUT_MS).unref();
+    server.close(() => {
+      journal.close().then(
+        () => {
+          logger.info('stopped', {});
+          process.exit(0);
+        },
+        (error: unknown) => {
+          process.stderr.write(`hostfiles-agent: closing the journal failed: ${String(error)}\n`);
+          process.exit(1);
+        },
+      );
+    });
+    if ('closeIdleConnections' in server) server.closeIdleConnections();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    process.stderr.write(`hostfiles-agent: ${error.message}\n`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`hostfiles-agent: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  }
+});

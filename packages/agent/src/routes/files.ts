@@ -1,0 +1,109 @@
+// Check 9 and the execution of each signed command kind.
+import { createHash } from 'node:crypto';
+import {
+  confinePath,
+  err,
+  ok,
+  protocolError,
+  type ApplyCommand,
+  type ApplyResult,
+  type FileType,
+  type ListCommand,
+  type ReadCommand,
+  type ReadResult,
+  type Result,
+  type ProtocolError,
+} from '@hostfiles/shared';
+import type { AppDeps } from '../deps.js';
+import type { Prepared } from './signed.js';
+
+interface Target {
+  readonly type: FileType;
+  readonly path: string;
+  readonly components: readonly string[];
+}
+
+function confine(deps: AppDeps, type: FileType, path: string, index: number): Result<Target, ProtocolError> {
+  const confined = confinePath(path, deps.roots[type]);
+  if (!confined.ok) return err(protocolError('outside_root', `item ${index}: ${confined.error}`));
+  return ok({ type, path, components: confined.value });
+}
+
+export function prepareApply(deps: AppDeps, command: ApplyCommand): Result<Prepared, ProtocolError> {
+  const steps: (() => Promise<ApplyResult>)[] = [];
+  for (const [index, op] of command.ops.entries()) {
+    const target = confine(deps, op.type, op.path, index);
+    if (!target.ok) return target;
+    const { type, path, components } = target.value;
+    if (op.op === 'write') {
+      const content = Buffer.from(op.content, 'base64');
+      if (createHash('sha256').update(content).digest('hex') !== op.sha256) {
+        return err(protocolError('bad_request', `item ${index}: sha256 does not match the content`));
+      }
+      steps.push(async () => ({ op: 'write', type, path, ...(await deps.files.write(type, components, content)) }));
+    } else {
+      steps.push(async () => ({ op: 'delete', type, path, ...(await deps.files.remove(type, components)) }));
+    }
+  }
+  const log = deps.logger.child({ requestId: command.requestId });
+  return ok({
+    storeAnswer: true,
+    execute: async () => {
+      const results: ApplyResult[] = [];
+      // In order: a batch may touch one path twice, and the answer lists results in op order.
+      for (const step of steps) {
+        const result = await step();
+        log.info('op', {
+          op: result.op,
+          type: result.type,
+          path: result.path,
+          status: result.status,
+          code: result.error?.code,
+        });
+        results.push(result);
+      }
+      return { requestId: command.requestId, hostUuid: deps.hostUuid, kind: 'files.apply', results };
+    },
+  });
+}
+
+export function prepareRead(deps: AppDeps, command: ReadCommand): Result<Prepared, ProtocolError> {
+  const targets: Target[] = [];
+  for (const [index, file] of command.files.entries()) {
+    const target = confine(deps, file.type, file.path, index);
+    if (!target.ok) return target;
+    targets.push(target.value);
+  }
+  return ok({
+    storeAnswer: false,
+    execute: async () => {
+      const results: ReadResult[] = [];
+      for (const { type, path, components } of targets) {
+        const read = await deps.files.read(type, components);
+        results.push(
+          read.status === 'read'
+            ? {
+                op: 'read',
+                type,
+                path,
+                status: 'read',
+                content: read.content.toString('base64'),
+                sha256: createHash('sha256').update(read.content).digest('hex'),
+              }
+            : { op: 'read', type, path, ...read },
+        );
+      }
+      return { requestId: command.requestId, hostUuid: deps.hostUuid, kind: 'files.read', results };
+    },
+  });
+}
+
+export function prepareList(deps: AppDeps, command: ListCommand): Result<Prepared, ProtocolError> {
+  return ok({
+    storeAnswer: false,
+    execute: async () => {
+      const lists = await Promise.all(command.types.map((type) => deps.files.list(type)));
+      return { requestId: command.requestId, hostUuid: deps.hostUuid, kind: 'files.list', results: lists.flat() };
+    },
+  });
+}

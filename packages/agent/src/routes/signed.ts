@@ -1,0 +1,94 @@
+// The checks every signed endpoint makes, in DESIGN.md's order; the first failure answers and nothing is applied.
+import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Context } from 'hono';
+import {
+  ANSWER_CONTEXT,
+  COMMAND_CONTEXT,
+  MAX_COMMAND_LIFETIME_MS,
+  parseCommand,
+  parseEnvelope,
+  signEnvelope,
+  verifyEnvelope,
+  type Answer,
+  type Command,
+  type CommandKind,
+  type ProtocolError,
+  type Result,
+} from '@hostfiles/shared';
+import type { AppDeps } from '../deps.js';
+import { AgentError } from '../errors.js';
+import { readCappedBody } from './body.js';
+
+/** A command that passed check 9, ready to run. */
+export interface Prepared {
+  readonly execute: () => Promise<Answer>;
+  /** Whether the answer may be kept in the replay journal (never for answers carrying file contents). */
+  readonly storeAnswer: boolean;
+}
+
+export type Prepare<K extends CommandKind> = (
+  command: Extract<Command, { kind: K }>,
+) => Result<Prepared, ProtocolError>;
+
+export type Bindings = { Bindings: { incoming?: IncomingMessage } };
+
+export async function handleSigned<K extends CommandKind>(
+  c: Context<Bindings>,
+  kind: K,
+  deps: AppDeps,
+  prepare: Prepare<K>,
+): Promise<Response> {
+  const body = await readCappedBody(c.env.incoming, c.req.raw, deps.maxBodyBytes); // 1
+  const envelope = unwrap(parseEnvelope(body.toString('utf8'))); // 2
+  const payload = unwrap(verifyEnvelope(envelope, COMMAND_CONTEXT, (id) => deps.trustedKeys.get(id)?.key)); // 3, 4
+  const command = unwrap(parseCommand(payload, kind)); // 5
+  if (command.hostUuid !== deps.hostUuid) {
+    throw new AgentError('wrong_host', `the command is for host ${command.hostUuid}, this is ${deps.hostUuid}`); // 6
+  }
+  checkTimes(command, deps.now(), deps.clockSkewMs); // 7
+  // Check 9 is computed before 8 but answered after it, so a journal record is only made for a command that runs.
+  const prepared = prepare(command);
+  const hash = createHash('sha256').update(payload).digest('hex');
+  const lookup = deps.journal.check(command.requestId, hash); // 8
+  if (lookup.kind === 'replayed') {
+    throw new AgentError('replayed', `requestId ${command.requestId} was seen with other payload bytes`);
+  }
+  const ready = unwrap(prepared); // 9
+  if (lookup.kind === 'retry') {
+    const stored = await lookup.answer;
+    deps.logger.info('request', { requestId: command.requestId, kind, retry: true, stored: stored !== undefined });
+    return stored === undefined ? json(c, await answer(deps, ready)) : json(c, stored);
+  }
+  await deps.journal.record(command.requestId, hash, command.expiresAt + deps.clockSkewMs);
+  let text: string | undefined;
+  try {
+    text = await answer(deps, ready);
+    return json(c, text);
+  } finally {
+    // Settles waiting retries even when the run failed; they then run it again.
+    await deps.journal.complete(command.requestId, ready.storeAnswer ? text : undefined);
+  }
+}
+
+async function answer(deps: AppDeps, prepared: Prepared): Promise<string> {
+  return JSON.stringify(signEnvelope(ANSWER_CONTEXT, await prepared.execute(), deps.signer));
+}
+
+function checkTimes(command: Command, now: number, skew: number): void {
+  const lifetime = command.expiresAt - command.issuedAt;
+  if (command.issuedAt > now + skew) throw new AgentError('expired', 'the command was issued in the future');
+  if (command.expiresAt <= now - skew) throw new AgentError('expired', 'the command has expired');
+  if (lifetime <= 0 || lifetime > MAX_COMMAND_LIFETIME_MS) {
+    throw new AgentError('expired', `a command is valid for 1 to ${MAX_COMMAND_LIFETIME_MS} ms, not ${lifetime}`);
+  }
+}
+
+function unwrap<T>(result: Result<T, ProtocolError>): T {
+  if (!result.ok) throw new AgentError(result.error.code, result.error.message);
+  return result.value;
+}
+
+function json(c: Context<Bindings>, text: string): Response {
+  return c.body(text, 200, { 'content-type': 'application/json' });
+}

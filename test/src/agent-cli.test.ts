@@ -1,0 +1,106 @@
+// The hostfiles-agent command line as an operator meets it.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { configSchema } from '@hostfiles/agent';
+import { keyIdOf, signingKeyFromPem } from '@hostfiles/shared';
+import { AGENT_BIN, removeSetup, setupAgent } from './support/agent-process.js';
+
+const run = (...args: string[]): { status: number | null; stdout: string; stderr: string } => {
+  const result = spawnSync(process.execPath, [AGENT_BIN, ...args], { encoding: 'utf8' });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+};
+
+test('--help tells the commands and exits 0; an unknown command exits 2', () => {
+  const help = run('--help');
+  assert.equal(help.status, 0);
+  for (const word of ['--config', 'keygen', 'print-config-example']) assert.ok(help.stdout.includes(word));
+  const bad = run('frobnicate');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /unknown command frobnicate/);
+});
+
+test('keygen writes a 0600 PEM, prints its public key, and never overwrites a key', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-keygen-'));
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const out = join(dir, 'controller.key');
+  const result = run('keygen', '--out', out);
+  assert.equal(result.status, 0, result.stderr);
+  const printed = JSON.parse(result.stdout) as { publicKey: string; keyId: string };
+  assert.equal(statSync(out).mode & 0o777, 0o600);
+  const key = signingKeyFromPem(readFileSync(out, 'utf8'));
+  assert.equal(key.publicKey, printed.publicKey);
+  assert.equal(keyIdOf(Buffer.from(printed.publicKey, 'base64')), printed.keyId);
+  const again = run('keygen', '--out', out);
+  assert.notEqual(again.status, 0);
+  assert.equal(signingKeyFromPem(readFileSync(out, 'utf8')).publicKey, printed.publicKey, 'the key is unchanged');
+});
+
+test('print-config-example prints a complete config that validates once its key is filled in', () => {
+  const result = run('print-config-example');
+  assert.equal(result.status, 0);
+  const example = JSON.parse(result.stdout) as Record<string, unknown>;
+  assert.equal(configSchema.safeParse(example).success, false, 'the placeholder key must be replaced');
+  const filled = { ...example, trustedKeys: [Buffer.alloc(32, 1).toString('base64')] };
+  const parsed = configSchema.safeParse(filled);
+  assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
+  for (const key of Object.keys(configSchema.shape)) assert.ok(key in example, `the example has ${key}`);
+});
+
+test('a bad config: every problem reported, exit 2, nothing started', (t) => {
+  const setup = setupAgent({
+    config: {
+      listen: { host: '127.0.0.1', port: 70000 },
+      roots: { TpmState: 'relative', NvRam: '/tmp/x/../y' },
+      trustedKeys: ['nope'],
+      typo: 1,
+    },
+  });
+  t.after(() => {
+    removeSetup(setup);
+  });
+  const result = run('--config', setup.configPath);
+  assert.equal(result.status, 2);
+  for (const what of ['listen.port', 'roots.TpmState', 'roots.NvRam', 'trustedKeys.0', 'typo']) {
+    assert.ok(result.stderr.includes(what), `the error names ${what}: ${result.stderr}`);
+  }
+  assert.equal(result.stdout, '');
+});
+
+test('a root that does not exist, a missing file, unreadable JSON: clear errors, exit 2', (t) => {
+  const setup = setupAgent();
+  t.after(() => {
+    removeSetup(setup);
+  });
+  const config = JSON.parse(readFileSync(setup.configPath, 'utf8')) as Record<string, unknown>;
+  writeFileSync(
+    setup.configPath,
+    JSON.stringify({ ...config, roots: { TpmState: join(setup.dir, 'missing'), NvRam: setup.roots.NvRam } }),
+  );
+  const missingRoot = run('--config', setup.configPath);
+  assert.equal(missingRoot.status, 2);
+  assert.match(missingRoot.stderr, /TpmState root .*missing.*ENOENT/);
+  assert.equal(run('--config', join(setup.dir, 'nope.json')).status, 2);
+  writeFileSync(setup.configPath, '{ not json');
+  const notJson = run('--config', setup.configPath);
+  assert.equal(notJson.status, 2);
+  assert.match(notJson.stderr, /not JSON/);
+});
+
+test('a key file readable by others is refused', (t) => {
+  const setup = setupAgent();
+  t.after(() => {
+    removeSetup(setup);
+  });
+  const keyPath = join(setup.dir, 'agent.key');
+  assert.equal(run('keygen', '--out', keyPath).status, 0);
+  spawnSync('chmod', ['644', keyPath]);
+  const result = run('--config', setup.configPath);
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /chmod 600/);
+});
