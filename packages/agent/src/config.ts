@@ -11,7 +11,7 @@ const principal = z.union([z.int().nonnegative(), z.string().regex(/^[a-z_][a-z0
 
 export const configSchema = z
   .strictObject({
-    hostUuid: z.uuid(),
+    hostUuid: z.uuid().regex(/^[0-9a-f-]+$/, 'lowercase hex, as commands carry it'),
     listen: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: z.int().min(0).max(65535) }),
     roots: z.strictObject({ TpmState: absolutePath, NvRam: absolutePath }),
     trustedKeys: z

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HTTP_STATUS, REQUEST_ERROR_CODES, isRequestErrorCode, protocolError } from './errors.js';
 
-void describe('error codes', () => {
-  void it('lists the agent checks in order, with the statuses of the design', () => {
+describe('error codes', () => {
+  it('lists the agent checks in order, with the statuses of the design', () => {
     assert.deepStrictEqual(REQUEST_ERROR_CODES.slice(0, 8), [
       'too_large',
       'bad_request',
@@ -33,18 +33,18 @@ void describe('error codes', () => {
     );
   });
 
-  void it('has a status for every code and a code for every status', () => {
+  it('has a status for every code and a code for every status', () => {
     assert.deepStrictEqual(Object.keys(HTTP_STATUS).sort(), [...REQUEST_ERROR_CODES].sort());
   });
 
-  void it('recognizes exactly the codes', () => {
+  it('recognizes exactly the codes', () => {
     for (const code of REQUEST_ERROR_CODES) assert.equal(isRequestErrorCode(code), true);
     for (const value of ['', 'BAD_REQUEST', 'symlink', 'toString', '__proto__', 400, null, undefined]) {
       assert.equal(isRequestErrorCode(value), false, String(value));
     }
   });
 
-  void it('builds a protocol error', () => {
+  it('builds a protocol error', () => {
     assert.deepStrictEqual(protocolError('expired', 'too old'), { code: 'expired', message: 'too old' });
   });
 });

@@ -63,7 +63,9 @@ export async function handleSigned<K extends CommandKind>(
   await deps.journal.record(command.requestId, hash, command.expiresAt + deps.clockSkewMs);
   let text: string | undefined;
   try {
+    const started = deps.now();
     text = await answer(deps, ready);
+    deps.logger.info('request', { requestId: command.requestId, kind, ms: deps.now() - started });
     return json(c, text);
   } finally {
     // Settles waiting retries even when the run failed; they then run it again.

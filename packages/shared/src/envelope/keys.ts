@@ -47,7 +47,12 @@ export function generateSigningKey(): GeneratedKey {
 
 /** Throws a RangeError when the PEM is not an Ed25519 private key. */
 export function signingKeyFromPem(pem: string): SigningKey {
-  const privateKey = createPrivateKey({ key: pem, format: 'pem' });
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: pem, format: 'pem' });
+  } catch (error) {
+    throw new RangeError('not a PEM private key', { cause: error });
+  }
   if (privateKey.asymmetricKeyType !== 'ed25519') {
     throw new RangeError(`the key is ${privateKey.asymmetricKeyType ?? 'not asymmetric'}, not ed25519`);
   }

@@ -18,6 +18,9 @@ const publicKeyBase64 = z.string().regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'lowercase hex of 32 bytes');
 const time = z.int().nonnegative();
 const fileType = z.enum(FILE_TYPES);
+// DESIGN.md: hex is lowercase. One spelling per id, or the replay journal would see two requests.
+const LOWERCASE = /^[0-9a-f-]+$/;
+const uuid = z.uuid().regex(LOWERCASE, 'lowercase hex');
 // Confinement (absolute, normalized, below the root) is check 9, answered `outside_root`: here only the type.
 const path = z.string().min(1).max(MAX_PATH_LENGTH);
 
@@ -42,8 +45,8 @@ export type DeleteOp = z.infer<typeof deleteOpSchema>;
 export type ApplyOp = z.infer<typeof applyOpSchema>;
 
 const commandHeader = {
-  hostUuid: z.uuid(),
-  requestId: z.uuid({ version: 'v4' }),
+  hostUuid: uuid,
+  requestId: z.uuid({ version: 'v4' }).regex(LOWERCASE, 'lowercase hex'),
   issuedAt: time,
   expiresAt: time,
 };
@@ -107,7 +110,7 @@ export type ReadResult = z.infer<typeof readResultSchema>;
 export type ListEntry = z.infer<typeof listEntrySchema>;
 export type ResultStatus = ApplyResult['status'] | ReadResult['status'];
 
-const answerHeader = { requestId: z.uuid(), hostUuid: z.uuid() };
+const answerHeader = { requestId: uuid, hostUuid: uuid };
 export const applyAnswerSchema = z.strictObject({
   ...answerHeader,
   kind: z.literal('files.apply'),
@@ -136,7 +139,7 @@ export const ANSWER_SCHEMAS = {
 } as const;
 
 export const infoSchema = z.strictObject({
-  hostUuid: z.uuid(),
+  hostUuid: uuid,
   version: z.string(),
   publicKey: publicKeyBase64,
   keyId: z.string().regex(/^[0-9a-f]{16}$/),

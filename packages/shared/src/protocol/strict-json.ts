@@ -9,6 +9,8 @@ class StrictJsonError extends Error {}
 const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const MAX_DEPTH = 64;
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL = /[\u0000-\u001f]/;
 
 export function parseStrictJson(text: string): Result<unknown, string> {
   const parser = new Parser(text);
@@ -102,9 +104,7 @@ class Parser {
     this.pos = end + 1;
     const raw = this.text.slice(start + 1, end);
     if (!escaped && raw.indexOf('\\') === -1) {
-      for (let i = 0; i < raw.length; i++) {
-        if (raw.charCodeAt(i) < 0x20) this.fail('control character in string');
-      }
+      if (CONTROL.test(raw)) this.fail('control character in string');
       return raw;
     }
     try {

@@ -1,0 +1,121 @@
+// Check 9's path rule: absolute, normalized, no NUL, strictly below the root of its type.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { confinePath, isValidRoot } from './paths.js';
+
+const ROOT = '/root';
+const OTHER_ROOT = '/var/lib/nvram';
+
+function refused(path: string, root: string, message: RegExp): void {
+  const result = confinePath(path, root);
+  if (result.ok) assert.fail(`expected ${JSON.stringify(path)} to be refused below ${root}`);
+  assert.match(result.error, message);
+}
+
+describe('confinePath', () => {
+  it('accepts a normalized absolute path below the root and returns its components', () => {
+    assert.deepStrictEqual(confinePath('/root/a/b', ROOT), { ok: true, value: ['a', 'b'] });
+    assert.deepStrictEqual(confinePath('/root/a', ROOT), { ok: true, value: ['a'] });
+    assert.deepStrictEqual(confinePath('/var/lib/nvram/vm-1/VARS.fd', OTHER_ROOT), {
+      ok: true,
+      value: ['vm-1', 'VARS.fd'],
+    });
+  });
+
+  it('accepts names that merely contain dots', () => {
+    assert.deepStrictEqual(confinePath('/root/...', ROOT), { ok: true, value: ['...'] });
+    assert.deepStrictEqual(confinePath('/root/..a/.b/c..', ROOT), { ok: true, value: ['..a', '.b', 'c..'] });
+  });
+
+  it('refuses `..` segments', () => {
+    refused('/root/..', ROOT, /not normalized/);
+    refused('/root/a/..', ROOT, /not normalized/);
+    refused('/root/a/../b', ROOT, /not normalized/);
+    refused('/root/../etc/passwd', ROOT, /not normalized/);
+    refused('/root/../root/a', ROOT, /not normalized/);
+    refused('/../root/a', ROOT, /not normalized/);
+  });
+
+  it('refuses `.` segments', () => {
+    refused('/root/.', ROOT, /not normalized/);
+    refused('/root/./a', ROOT, /not normalized/);
+    refused('/root/a/.', ROOT, /not normalized/);
+    refused('/./root/a', ROOT, /not normalized/);
+  });
+
+  it('refuses `//`', () => {
+    refused('/root//a', ROOT, /not normalized/);
+    refused('/root/a//b', ROOT, /not normalized/);
+    refused('//root/a', ROOT, /not normalized/);
+  });
+
+  it('refuses a trailing `/`', () => {
+    refused('/root/a/', ROOT, /not normalized/);
+    refused('/root/a/b/', ROOT, /not normalized/);
+  });
+
+  it('refuses relative paths', () => {
+    refused('root/a', ROOT, /not absolute/);
+    refused('a', ROOT, /not absolute/);
+    refused('./root/a', ROOT, /not absolute/);
+    refused('../root/a', ROOT, /not absolute/);
+    refused('', ROOT, /not absolute/);
+  });
+
+  it('refuses NUL anywhere', () => {
+    refused('/root/a\0b', ROOT, /NUL/);
+    refused('/root/a\0', ROOT, /NUL/);
+    refused('\0/root/a', ROOT, /NUL/);
+  });
+
+  it('refuses the root itself', () => {
+    refused('/root', ROOT, /not below the root/);
+    refused('/root/', ROOT, /not normalized/);
+  });
+
+  it('refuses a sibling that shares the root as a prefix', () => {
+    refused('/rootx/a', ROOT, /not below the root/);
+    refused('/rootx', ROOT, /not below the root/);
+    refused('/root-backup/a', ROOT, /not below the root/);
+  });
+
+  it('refuses paths above or beside the root', () => {
+    refused('/', ROOT, /not normalized/);
+    refused('/etc/passwd', ROOT, /not below the root/);
+    refused('/ro/a', ROOT, /not below the root/);
+  });
+
+  it('refuses a path below the other root', () => {
+    refused('/var/lib/nvram/vm-1/VARS.fd', ROOT, /not below the root \/root/);
+    refused('/root/a', OTHER_ROOT, /not below the root \/var\/lib\/nvram/);
+  });
+
+  it('refuses everything when the root is not itself normalized', () => {
+    // Fails closed rather than widening the root.
+    refused('/root/a', '/root/', /not below the root/);
+    refused('/a', '/', /not below the root/);
+  });
+});
+
+describe('isValidRoot', () => {
+  it('accepts absolute normalized roots other than `/`', () => {
+    for (const root of ['/root', '/var/lib/swtpm-localca', '/a']) assert.equal(isValidRoot(root), true, root);
+  });
+
+  it('refuses `/`, relative, unnormalized and NUL roots', () => {
+    for (const root of [
+      '/',
+      '',
+      'root',
+      './root',
+      '/root/',
+      '/root//x',
+      '/root/../x',
+      '/root/.',
+      '//root',
+      '/ro\0ot',
+    ]) {
+      assert.equal(isValidRoot(root), false, JSON.stringify(root));
+    }
+  });
+});
