@@ -203,6 +203,7 @@ describe('check 9: paths and content', () => {
     root(),
     `${root()}x/a`,
     nvram('in-the-other-root'),
+    `${root()}/vm/.hostfiles-tmp-state-0123`,
     join(agent.setup.outside, 'x'),
   ];
 

@@ -2,6 +2,9 @@
 import { posix } from 'node:path';
 import { err, ok, type Result } from '../result.js';
 
+/** The agent's temp files start with this; it removes them at start, so no request may name one. */
+export const TEMP_PREFIX = '.hostfiles-tmp-';
+
 /**
  * A path is confined when it is absolute, already normalized (no `.`, `..`, `//`, trailing `/`),
  * free of NUL, and strictly below `root`. Returns the components below the root.
@@ -15,6 +18,7 @@ export function confinePath(path: string, root: string): Result<readonly string[
   const components = path.slice(root.length + 1).split('/');
   // normalize() keeps a leading `..` of an absolute path out, but never trust one rule for two.
   if (components.some((c) => c === '' || c === '.' || c === '..')) return err('the path is not normalized');
+  if (components.some((c) => c.startsWith(TEMP_PREFIX))) return err(`names starting ${TEMP_PREFIX} are the agent's temp files`);
   return ok(components);
 }
 

@@ -1,0 +1,97 @@
+// Opens a root and the directories below it one by one, never following a symlink.
+import { lstat, mkdir, open, type FileHandle } from 'node:fs/promises';
+import { at, CHILD_DIR_FLAGS, errnoOrThrow, ROOT_DIR_FLAGS } from './fd-path.js';
+import type { FileOwner } from './types.js';
+
+/** How far a walk got: `ok` means every directory asked for is held. */
+export type WalkEnd = 'ok' | 'missing' | 'symlink' | 'not_dir';
+
+/** For writes: missing directories are made (0700, owner set) and the dirs that gained entries are noted. */
+export interface MakeDirs {
+  readonly owner: FileOwner | undefined;
+  /** Directories in which a directory was made: their entries must be fsynced too. */
+  readonly grown: FileHandle[];
+}
+
+/**
+ * Pushes onto `held` the root and then each of `names`, each opened relative to the one before.
+ * `held` belongs to the caller, who closes it whatever happens (also when this throws).
+ */
+export async function walkDirs(
+  root: string,
+  names: readonly string[],
+  held: FileHandle[],
+  make?: MakeDirs,
+): Promise<WalkEnd> {
+  let dir = await open(root, ROOT_DIR_FLAGS);
+  held.push(dir);
+  for (const name of names) {
+    const child = await openChildDir(dir, name, make);
+    if (typeof child === 'string') return child;
+    held.push(child);
+    dir = child;
+  }
+  return 'ok';
+}
+
+/** Opens `name` below `dir` as a directory, no-follow; a string says why it could not. */
+export async function openChildDir(
+  dir: FileHandle,
+  name: string,
+  make?: MakeDirs,
+  retried = false,
+): Promise<FileHandle | Exclude<WalkEnd, 'ok'>> {
+  try {
+    return await open(at(dir, name), CHILD_DIR_FLAGS);
+  } catch (error) {
+    const code = errnoOrThrow(error);
+    if (code === 'ELOOP') return 'symlink';
+    if (code === 'ENOENT') return make === undefined ? 'missing' : makeChildDir(dir, name, make);
+    if (code !== 'ENOTDIR') throw error;
+    // O_DIRECTORY|O_NOFOLLOW answers ENOTDIR, not ELOOP, for a symlink: only lstat tells them apart.
+    const kind = await kindOf(dir, name);
+    if (kind !== 'dir') return kind;
+    // Swapped back to a directory since the open: look once more; one that keeps flipping is an error.
+    if (retried) throw error;
+    return openChildDir(dir, name, make, true);
+  }
+}
+
+async function makeChildDir(
+  dir: FileHandle,
+  name: string,
+  make: MakeDirs,
+): Promise<FileHandle | Exclude<WalkEnd, 'ok'>> {
+  let made = true;
+  try {
+    await mkdir(at(dir, name), 0o700);
+  } catch (error) {
+    // A concurrent write made it first (or a symlink appeared): the no-follow open below decides.
+    if (errnoOrThrow(error) !== 'EEXIST') throw error;
+    made = false;
+  }
+  const child = await openChildDir(dir, name);
+  if (typeof child === 'string' || !made) return child;
+  make.grown.push(dir);
+  // fchown through the held fd: a chown by name would follow a symlink swapped in since mkdir.
+  if (make.owner !== undefined) await chownHandle(child, make.owner);
+  return child;
+}
+
+export async function chownHandle(handle: FileHandle, owner: FileOwner): Promise<void> {
+  if (owner.uid === undefined && owner.gid === undefined) return;
+  await handle.chown(owner.uid ?? -1, owner.gid ?? -1);
+}
+
+/** What `name` below `dir` is now, after an open as a directory failed with ENOTDIR. */
+async function kindOf(dir: FileHandle, name: string): Promise<Exclude<WalkEnd, 'ok'> | 'dir'> {
+  let stats;
+  try {
+    stats = await lstat(at(dir, name));
+  } catch (error) {
+    if (errnoOrThrow(error) === 'ENOENT') return 'missing';
+    throw error;
+  }
+  if (stats.isSymbolicLink()) return 'symlink';
+  return stats.isDirectory() ? 'dir' : 'not_dir';
+}

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { TEMP_PREFIX } from './temp-name.js';
+import { treeOf, useTestRoots } from './test-roots.js';
+
+test('write creates missing parents 0700 and the file 0600, and leaves no temp file', async (t) => {
+  const { roots, store } = useTestRoots(t);
+  const answer = await store.write('TpmState', ['vm-1', 'tpm2', 'tpm2-00.permall'], Buffer.from('state'));
+  assert.deepEqual(answer, { status: 'written' });
+  for (const dir of ['vm-1', 'vm-1/tpm2']) {
+    const stats = lstatSync(join(roots.TpmState, dir));
+    assert.ok(stats.isDirectory());
+    assert.equal(stats.mode & 0o777, 0o700, dir);
+  }
+  const file = join(roots.TpmState, 'vm-1/tpm2/tpm2-00.permall');
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  assert.equal(readFileSync(file, 'utf8'), 'state');
+  assert.deepEqual(treeOf(roots.TpmState), ['vm-1', 'vm-1/tpm2', 'vm-1/tpm2/tpm2-00.permall']);
+});
+
+test('overwrite replaces the file by rename: a new inode, the new content, no temp file', async (t) => {
+  const { roots, store } = useTestRoots(t);
+  const file = join(roots.NvRam, 'vm-1', 'VARS.fd');
+  assert.equal((await store.write('NvRam', ['vm-1', 'VARS.fd'], Buffer.from('old'))).status, 'written');
+  const before = statSync(file).ino;
+  assert.equal((await store.write('NvRam', ['vm-1', 'VARS.fd'], Buffer.from('new content'))).status, 'written');
+  assert.equal(readFileSync(file, 'utf8'), 'new content');
+  // In-place writing would keep the inode; a rename over the target gives a new one.
+  assert.notEqual(statSync(file).ino, before);
+  assert.deepEqual(readdirSync(join(roots.NvRam, 'vm-1')), ['VARS.fd']);
+});
+
+test('a concurrent reader sees the old or the new file, never a torn one', async (t) => {
+  const { roots, store } = useTestRoots(t);
+  const size = 1 << 20;
+  const versions = [Buffer.alloc(size, 'a'), Buffer.alloc(size, 'b')] as const;
+  await store.write('TpmState', ['vm', 'f'], versions[0]);
+  // An object, not a `let`: the flag is flipped inside the writer's closure.
+  const state = { writing: true };
+  const writer = (async () => {
+    try {
+      for (let i = 1; i <= 40; i++) {
+        assert.equal((await store.write('TpmState', ['vm', 'f'], versions[i % 2] ?? versions[0])).status, 'written');
+      }
+    } finally {
+      state.writing = false;
+    }
+  })();
+  let reads = 0;
+  while (state.writing) {
+    const seen = await readFile(join(roots.TpmState, 'vm', 'f'));
+    assert.ok(seen.equals(versions[0]) || seen.equals(versions[1]), 'a torn or partial file was read');
+    reads += 1;
+  }
+  await writer;
+  assert.ok(reads > 0);
+});
+
+test('write over a directory or below a file answers not_regular_file and leaves no temp file', async (t) => {
+  const { roots, store } = useTestRoots(t);
+  mkdirSync(join(roots.TpmState, 'vm', 'dir'), { recursive: true });
+  writeFileSync(join(roots.TpmState, 'vm', 'file'), 'x');
+  const overDir = await store.write('TpmState', ['vm', 'dir'], Buffer.from('y'));
+  assert.equal(overDir.status === 'failed' && overDir.error.code, 'not_regular_file');
+  const belowFile = await store.write('TpmState', ['vm', 'file', 'child'], Buffer.from('y'));
+  assert.equal(belowFile.status === 'failed' && belowFile.error.code, 'not_regular_file');
+  assert.deepEqual(treeOf(roots.TpmState), ['vm', 'vm/dir', 'vm/file']);
+  assert.ok(!treeOf(roots.TpmState).some((p) => p.includes(TEMP_PREFIX)));
+});
+
+test('owner is set on written files and on the directories made for them', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip('chown needs root');
+    return;
+  }
+  const { roots, store } = useTestRoots(t, { uid: 4242, gid: 4343 });
+  mkdirSync(join(roots.TpmState, 'existing'));
+  assert.equal((await store.write('TpmState', ['existing', 'made', 'f'], Buffer.from('x'))).status, 'written');
+  for (const [path, uid, gid] of [
+    ['existing/made/f', 4242, 4343],
+    ['existing/made', 4242, 4343],
+    ['existing', 0, 0],
+  ] as const) {
+    const stats = lstatSync(join(roots.TpmState, path));
+    assert.deepEqual([stats.uid, stats.gid], [uid, gid], path);
+  }
+});
+
+test('a target name too long for a temp name with it is still written', async (t) => {
+  const { roots, store } = useTestRoots(t);
+  const name = 'n'.repeat(250);
+  assert.equal((await store.write('NvRam', ['vm', name], Buffer.from('x'))).status, 'written');
+  assert.deepEqual(readdirSync(join(roots.NvRam, 'vm')), [name]);
+});
