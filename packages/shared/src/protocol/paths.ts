@@ -18,7 +18,8 @@ export function confinePath(path: string, root: string): Result<readonly string[
   const components = path.slice(root.length + 1).split('/');
   // normalize() keeps a leading `..` of an absolute path out, but never trust one rule for two.
   if (components.some((c) => c === '' || c === '.' || c === '..')) return err('the path is not normalized');
-  if (components.some((c) => c.startsWith(TEMP_PREFIX))) return err(`names starting ${TEMP_PREFIX} are the agent's temp files`);
+  if (components.some((c) => c.startsWith(TEMP_PREFIX)))
+    return err(`names starting ${TEMP_PREFIX} are the agent's temp files`);
   return ok(components);
 }
 
