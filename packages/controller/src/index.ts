@@ -1,1 +1,1 @@
-export {};
+export * from './agents/index.js';

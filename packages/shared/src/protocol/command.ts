@@ -10,7 +10,8 @@ export interface CommandTiming {
   readonly requestId?: string;
 }
 
-type CommandBody<K extends CommandKind> = Omit<
+/** What a caller gives for a command of kind K: all but the header that buildCommand fills in. */
+export type CommandBody<K extends CommandKind> = Omit<
   Extract<Command, { kind: K }>,
   'kind' | 'hostUuid' | 'requestId' | 'issuedAt' | 'expiresAt'
 >;

@@ -1,0 +1,145 @@
+// Reaches agents with ky: POST only, a timeout per attempt, retries that resend the very same signed bytes
+// (the agent answers a repeat from its replay journal), answers verified against the host's pinned key.
+import ky, { isHTTPError, isTimeoutError } from 'ky';
+import {
+  ANSWER_CONTEXT,
+  buildCommand,
+  COMMAND_CONTEXT,
+  ENDPOINTS,
+  errorBodySchema,
+  infoSchema,
+  parseAnswer,
+  parseEnvelope,
+  signEnvelope,
+  trustedKeyFromBase64,
+  verifyEnvelope,
+  type AgentInfo,
+  type AnswerFor,
+  type CommandBody,
+  type CommandKind,
+  type SigningKey,
+} from '@hostfiles/shared';
+import { AgentCallError } from './agent-error.js';
+
+export interface AgentTarget {
+  readonly uuid: string;
+  readonly url: string;
+  /** the agent's public key, pinned when the host was added */
+  readonly publicKey: string;
+}
+
+export interface AgentClientOptions {
+  readonly key: SigningKey;
+  /** per attempt */
+  readonly timeoutMs: number;
+  /** attempts after the first, for failures that may pass (unreachable, timeout, 5xx) */
+  readonly retries: number;
+  readonly now: () => number;
+  /** waits between attempts; tests pass 0 */
+  readonly backoffMs?: number;
+}
+
+export interface AgentClient {
+  info(url: string): Promise<AgentInfo>;
+  send<K extends CommandKind>(target: AgentTarget, kind: K, body: CommandBody<K>): Promise<AnswerFor<K>>;
+}
+
+export function createAgentClient(options: AgentClientOptions): AgentClient {
+  if (options.timeoutMs <= 0) throw new RangeError('timeoutMs must be positive');
+  if (!Number.isInteger(options.retries) || options.retries < 0)
+    throw new RangeError('retries must be a whole number ≥ 0');
+  const http = ky.create({ retry: 0, throwHttpErrors: true, timeout: options.timeoutMs });
+
+  return {
+    async info(url) {
+      try {
+        const json: unknown = await http.get(`${url}/v1/info`).json();
+        const parsed = infoSchema.safeParse(json);
+        if (!parsed.success)
+          throw new AgentCallError('bad_answer', url, 'info', `${url}/v1/info is not an agent's info`);
+        return parsed.data;
+      } catch (error) {
+        throw await toCallError(error, url, 'info', 1);
+      }
+    },
+
+    async send(target, kind, body) {
+      const command = buildCommand(kind, target.uuid, body, { now: options.now() });
+      const text = JSON.stringify(signEnvelope(COMMAND_CONTEXT, command, options.key));
+      const url = `${target.url}${ENDPOINTS[kind]}`;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const answer = await http.post(url, { body: text, headers: { 'content-type': 'application/json' } }).text();
+          return openAnswer(answer, target, kind, command.requestId);
+        } catch (error) {
+          const failure = await toCallError(error, target.uuid, kind, attempt);
+          const transient =
+            failure.failure === 'unreachable' || failure.failure === 'timeout' || (failure.details.status ?? 0) >= 500;
+          if (!transient || attempt > options.retries) throw failure;
+          await delay((options.backoffMs ?? 200) * 2 ** (attempt - 1));
+        }
+      }
+    },
+  };
+}
+
+function openAnswer<K extends CommandKind>(
+  text: string,
+  target: AgentTarget,
+  kind: K,
+  requestId: string,
+): AnswerFor<K> {
+  const bad = (why: string): AgentCallError =>
+    new AgentCallError('bad_answer', target.uuid, kind, `the agent's answer ${why}`);
+  const envelope = parseEnvelope(text);
+  if (!envelope.ok) throw bad(`is not an envelope: ${envelope.error.message}`);
+  const pinned = trustedKeyFromBase64(target.publicKey);
+  const payload = verifyEnvelope(envelope.value, ANSWER_CONTEXT, (id) =>
+    id === pinned.keyId ? pinned.key : undefined,
+  );
+  if (!payload.ok) throw bad(`is not signed by the pinned key: ${payload.error.message}`);
+  const answer = parseAnswer(payload.value, kind);
+  if (!answer.ok) throw bad(`is malformed: ${answer.error.message}`);
+  if (answer.value.requestId !== requestId) throw bad(`is for request ${answer.value.requestId}, not ${requestId}`);
+  if (answer.value.hostUuid !== target.uuid) throw bad(`comes from host ${answer.value.hostUuid}, not ${target.uuid}`);
+  return answer.value;
+}
+
+async function toCallError(
+  error: unknown,
+  host: string,
+  kind: CommandKind | 'info',
+  attempts: number,
+): Promise<AgentCallError> {
+  if (error instanceof AgentCallError) return error;
+  if (isTimeoutError(error))
+    return new AgentCallError('timeout', host, kind, 'no answer in time', { attempts }, { cause: error });
+  if (isHTTPError(error)) {
+    const status = error.response.status;
+    let agentCode: string | undefined;
+    let message = `HTTP ${status}`;
+    try {
+      const body = errorBodySchema.safeParse(await error.response.json());
+      if (body.success) {
+        agentCode = body.data.error.code;
+        message = `${agentCode}: ${body.data.error.message}`;
+      }
+    } catch {
+      // Not JSON: the status alone says it.
+      agentCode = undefined;
+    }
+    return new AgentCallError(
+      'refused',
+      host,
+      kind,
+      message,
+      { status, attempts, ...(agentCode === undefined ? {} : { agentCode }) },
+      { cause: error },
+    );
+  }
+  const reason =
+    error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+  return new AgentCallError('unreachable', host, kind, reason, { attempts }, { cause: error });
+}
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,30 @@
+// The one error a call to an agent ends in, whatever went wrong, with what the flows need to decide.
+import type { CommandKind } from '@hostfiles/shared';
+
+export const AGENT_CALL_FAILURES = [
+  /** no connection, reset, DNS: the host may be down */
+  'unreachable',
+  /** no answer within the timeout */
+  'timeout',
+  /** the agent answered an error (its code in `agentCode`) */
+  'refused',
+  /** a 200 whose signature, shape, requestId or host is wrong: never trusted */
+  'bad_answer',
+] as const;
+export type AgentCallFailure = (typeof AGENT_CALL_FAILURES)[number];
+
+export class AgentCallError extends Error {
+  override readonly name = 'AgentCallError';
+  constructor(
+    readonly failure: AgentCallFailure,
+    readonly host: string,
+    readonly kind: CommandKind | 'info',
+    message: string,
+    readonly details: { readonly status?: number; readonly agentCode?: string; readonly attempts?: number } = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export const isAgentCallError = (error: unknown): error is AgentCallError => error instanceof AgentCallError;

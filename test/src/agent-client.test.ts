@@ -1,0 +1,115 @@
+// The controller's agent client against real agents and against servers that misbehave on purpose.
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { createAgentClient, isAgentCallError, type AgentTarget } from '@hostfiles/controller';
+import { generateSigningKey, writeOp } from '@hostfiles/shared';
+import { removeSetup, startAgent, type AgentHandle } from './support/agent-process.js';
+
+let agent: AgentHandle;
+let target: AgentTarget;
+
+before(async () => {
+  agent = await startAgent();
+  const info = await createAgentClient({
+    key: agent.setup.controllerKey,
+    timeoutMs: 2000,
+    retries: 0,
+    now: Date.now,
+  }).info(agent.url);
+  target = { uuid: info.hostUuid, url: agent.url, publicKey: info.publicKey };
+});
+after(async () => {
+  await agent.stop();
+  removeSetup(agent.setup);
+});
+
+const client = (retries = 0, timeoutMs = 2000) =>
+  createAgentClient({ key: agent.setup.controllerKey, timeoutMs, retries, now: Date.now, backoffMs: 0 });
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail('expected a rejection');
+}
+
+test('a signed command reaches a real agent and its answer is verified against the pinned key', async () => {
+  const path = join(agent.setup.roots.TpmState, 'vm', 'state');
+  const answer = await client().send(target, 'files.apply', { ops: [writeOp('TpmState', path, Buffer.from('x'))] });
+  assert.deepEqual(
+    answer.results.map((r) => r.status),
+    ['written'],
+  );
+});
+
+test('an answer signed by another key than the pinned one is never trusted', async () => {
+  const error = await rejection(
+    client().send({ ...target, publicKey: generateSigningKey().publicKey }, 'files.list', { types: ['NvRam'] }),
+  );
+  assert.ok(isAgentCallError(error));
+  assert.equal(error.failure, 'bad_answer');
+});
+
+test('a refusal is not retried and carries the agent code', async () => {
+  const other = { ...target, uuid: '7d0c3b1e-5b8a-4c39-9d2f-1f6f0e2a4b11' };
+  const error = await rejection(client(3).send(other, 'files.list', { types: ['NvRam'] }));
+  assert.ok(isAgentCallError(error));
+  assert.deepEqual(
+    [error.failure, error.details.agentCode, error.details.status, error.details.attempts],
+    ['refused', 'wrong_host', 403, 1],
+  );
+});
+
+test('a host that is down: unreachable after every attempt', async () => {
+  const closed = await listen(createServer());
+  const url = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+  await new Promise((resolve) => closed.close(resolve));
+  const error = await rejection(client(2).send({ ...target, url }, 'files.list', { types: ['NvRam'] }));
+  assert.ok(isAgentCallError(error));
+  assert.deepEqual([error.failure, error.details.attempts], ['unreachable', 3]);
+});
+
+test('timeouts and 5xx are retried with the very same signed bytes', async (t) => {
+  const bodies: string[] = [];
+  let calls = 0;
+  const flaky = await listen(
+    createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        bodies.push(body);
+        calls++;
+        if (calls === 1) return; // never answers: a timeout
+        res
+          .writeHead(503, { 'content-type': 'application/json' })
+          .end('{"error":{"code":"unavailable","message":"busy"}}');
+      });
+    }),
+  );
+  t.after(() => {
+    flaky.closeAllConnections();
+    flaky.close();
+  });
+  const url = `http://127.0.0.1:${(flaky.address() as AddressInfo).port}`;
+  const error = await rejection(client(2, 300).send({ ...target, url }, 'files.list', { types: ['TpmState'] }));
+  assert.ok(isAgentCallError(error));
+  assert.deepEqual([error.failure, error.details.status, error.details.attempts], ['refused', 503, 3]);
+  assert.equal(bodies.length, 3);
+  assert.ok(
+    bodies.every((body) => body === bodies[0]),
+    'every attempt resent the same bytes',
+  );
+});
+
+function listen(server: Server): Promise<Server> {
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      resolve(server);
+    }),
+  );
+}
