@@ -1,1 +1,3 @@
 export * from './agents/index.js';
+export * from './flows/index.js';
+export * from './store/index.js';

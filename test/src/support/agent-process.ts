@@ -55,7 +55,8 @@ export function setupAgent(options: SetupOptions = {}): AgentSetup {
   const outside = join(dir, 'outside');
   for (const path of [roots.TpmState, roots.NvRam, outside]) mkdirSync(path, { recursive: true });
   const controllerKey = options.controllerKey ?? generateSigningKey();
-  const hostUuid = randomUUID();
+  const configured = options.config?.['hostUuid'];
+  const hostUuid = typeof configured === 'string' ? configured : randomUUID();
   const configPath = join(dir, 'agent.json');
   const config = {
     hostUuid,

@@ -1,0 +1,39 @@
+// What every flow is handed: no flow reads process state, the clock, or randomness on its own.
+import type { AgentClient } from '../agents/index.js';
+import type { Store } from '../store/index.js';
+import type { VmQueue } from './vm-queue.js';
+
+export interface FlowDeps {
+  readonly store: Store;
+  readonly agents: AgentClient;
+  readonly queue: VmQueue;
+  readonly now: () => number;
+  /** in [0, 1): the jitter of retry backoff */
+  readonly random: () => number;
+  /** how many hosts are reached at once */
+  readonly concurrency: number;
+  /** retry backoff: base and cap, ms */
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  readonly onProgress?: (event: ProgressEvent) => void;
+}
+
+export interface ProgressEvent {
+  readonly flow: string;
+  readonly done: number;
+  readonly total: number;
+  readonly host?: string;
+}
+
+export class FlowError extends Error {
+  override readonly name = 'FlowError';
+  constructor(
+    readonly code: 'not_found' | 'bad_input' | 'conflict' | 'host_key_changed',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export const isFlowError = (error: unknown): error is FlowError => error instanceof FlowError;

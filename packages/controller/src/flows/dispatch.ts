@@ -1,0 +1,112 @@
+// Step 3 of every removal: one signed command per host, hosts reached with bounded concurrency, best-effort.
+// A host that is down, slow, or answers an error never stops the others; each file ends confirmed or not.
+import { MAX_OPS, type ApplyOp, type FileType } from '@hostfiles/shared';
+import { isAgentCallError } from '../agents/index.js';
+import type { Host } from '../store/index.js';
+import type { FlowDeps } from './deps.js';
+
+export interface HostFile {
+  readonly hostUuid: string;
+  readonly type: FileType;
+  readonly path: string;
+}
+
+export type DeleteOutcome =
+  { readonly status: 'deleted' | 'absent' } | { readonly status: 'unconfirmed'; readonly reason: string };
+
+export interface HostReport {
+  readonly hostUuid: string;
+  readonly hostName: string;
+  readonly commands: number;
+  /** why the host could not be reached or refused, if it did */
+  readonly error?: string;
+  readonly files: readonly (HostFile & DeleteOutcome)[];
+}
+
+/** Deletes the files, grouped per host; answers one report per host, files in the order given. */
+export async function deleteOnHosts(deps: FlowDeps, files: readonly HostFile[], flow: string): Promise<HostReport[]> {
+  const byHost = new Map<string, HostFile[]>();
+  for (const file of files) byHost.set(file.hostUuid, [...(byHost.get(file.hostUuid) ?? []), file]);
+  const hosts = await Promise.all([...byHost.keys()].map((uuid) => deps.store.getHost(uuid)));
+  let done = 0;
+  const reports = await mapLimit([...byHost.entries()], deps.concurrency, async ([hostUuid, hostFiles], index) => {
+    const report = await deleteOnHost(deps, hosts[index] ?? null, hostUuid, hostFiles);
+    done++;
+    deps.onProgress?.({ flow, done, total: byHost.size, host: report.hostName });
+    return report;
+  });
+  return reports;
+}
+
+async function deleteOnHost(
+  deps: FlowDeps,
+  host: Host | null,
+  hostUuid: string,
+  files: readonly HostFile[],
+): Promise<HostReport> {
+  const unconfirmed = (reason: string): HostReport => ({
+    hostUuid,
+    hostName: host?.name ?? hostUuid,
+    commands: 0,
+    error: reason,
+    files: files.map((file) => ({ ...file, status: 'unconfirmed', reason })),
+  });
+  if (host === null) return unconfirmed('the host is not in the inventory');
+  const results: (HostFile & DeleteOutcome)[] = [];
+  let commands = 0;
+  // More than MAX_OPS files on one host take more than one command; deletes carry no content, so size is no issue.
+  for (let start = 0; start < files.length; start += MAX_OPS) {
+    const chunk = files.slice(start, start + MAX_OPS);
+    const ops: ApplyOp[] = chunk.map((file) => ({ op: 'delete', type: file.type, path: file.path }));
+    commands++;
+    try {
+      const answer = await deps.agents.send(host, 'files.apply', { ops });
+      await markSeen(deps, host);
+      chunk.forEach((file, i) => {
+        const result = answer.results[i];
+        results.push(
+          result?.status === 'deleted' || result?.status === 'absent'
+            ? { ...file, status: result.status }
+            : {
+                ...file,
+                status: 'unconfirmed',
+                reason: result?.error ? `${result.error.code}: ${result.error.message}` : 'no result',
+              },
+        );
+      });
+    } catch (error) {
+      if (!isAgentCallError(error)) throw error;
+      if (error.failure === 'unreachable' || error.failure === 'timeout') await markDown(deps, host);
+      const reason = `${error.failure}: ${error.message}`;
+      for (const file of files.slice(start)) results.push({ ...file, status: 'unconfirmed', reason });
+      return { hostUuid, hostName: host.name, commands, error: reason, files: results };
+    }
+  }
+  return { hostUuid, hostName: host.name, commands, files: results };
+}
+
+async function markSeen(deps: FlowDeps, host: Host): Promise<void> {
+  await deps.store.setHostState(host.uuid, 'Connected', deps.now());
+}
+
+async function markDown(deps: FlowDeps, host: Host): Promise<void> {
+  await deps.store.setHostState(host.uuid, 'Disconnected');
+}
+
+/** Like Promise.all over `items`, with at most `limit` running at once; results in input order. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index] as T, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
+  return results;
+}

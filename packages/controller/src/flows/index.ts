@@ -1,0 +1,16 @@
+export { FlowError, isFlowError, type FlowDeps, type ProgressEvent } from './deps.js';
+export { createVmQueue, type VmQueue } from './vm-queue.js';
+export { deleteOnHosts, type HostReport } from './dispatch.js';
+export {
+  addHost,
+  addTpm,
+  addVm,
+  checkHost,
+  resolveHost,
+  writeFile,
+  type NewVmInput,
+  type WriteFileInput,
+} from './inventory.js';
+export { removeTpms, REMOVE_TPM, type RemovalReport, type VmRemoval, type PendingFile } from './remove-tpm.js';
+export { retryPendingDeletions, backoff, type RetryReport } from './retry.js';
+export { resolveVm, needsNvram } from './resolve.js';

@@ -1,0 +1,85 @@
+// Step 6: drains the outbox. Due deletions are sent per host (one command per host and ≤ 1000 files),
+// confirmed rows removed with the bindings they held back, the rest pushed back with exponential backoff and jitter.
+import type { PendingDeletion } from '../store/index.js';
+import type { FlowDeps } from './deps.js';
+import { deleteOnHosts, type HostReport } from './dispatch.js';
+import { settleBinding } from './remove-tpm.js';
+
+export interface RetryReport {
+  readonly attempted: number;
+  readonly confirmed: number;
+  readonly stillPending: number;
+  readonly detached: readonly string[];
+  readonly hosts: readonly HostReport[];
+}
+
+export interface RetryOptions {
+  /** only this host's rows, e.g. at once when it reconnects */
+  readonly hostUuid?: string;
+  /** every pending row, due or not (the operator's `retry`) */
+  readonly all?: boolean;
+}
+
+export async function retryPendingDeletions(deps: FlowDeps, options: RetryOptions = {}): Promise<RetryReport> {
+  const filter = options.hostUuid === undefined ? {} : { hostUuid: options.hostUuid };
+  const rows = options.all
+    ? await deps.store.listPendingDeletions(filter)
+    : await deps.store.listDueDeletions(deps.now(), filter);
+  if (rows.length === 0) return { attempted: 0, confirmed: 0, stillPending: 0, detached: [], hosts: [] };
+  // Serialized with every flow on these VMs: a write that lands meanwhile cancels its row before we send.
+  return deps.queue.run(
+    rows.map((row) => row.vmUuid),
+    async () => {
+      const current = await stillPending(deps, rows);
+      const hosts = await deleteOnHosts(deps, current, 'retry');
+      return settle(deps, current, hosts);
+    },
+  );
+}
+
+/** Rows cancelled (by a write) or confirmed (by another pass) while we waited for the queue are not sent. */
+async function stillPending(deps: FlowDeps, rows: readonly PendingDeletion[]): Promise<PendingDeletion[]> {
+  const live = new Set((await deps.store.listPendingDeletions()).map((row) => row.id));
+  return rows.filter((row) => live.has(row.id));
+}
+
+async function settle(
+  deps: FlowDeps,
+  rows: readonly PendingDeletion[],
+  hosts: readonly HostReport[],
+): Promise<RetryReport> {
+  const outcomes = new Map(hosts.flatMap((h) => h.files.map((f) => [`${f.hostUuid}\0${f.path}`, f] as const)));
+  const now = deps.now();
+  return deps.store.transaction(async (tx) => {
+    const confirmed: number[] = [];
+    const tpms = new Set<string>();
+    for (const row of rows) {
+      const outcome = outcomes.get(`${row.hostUuid}\0${row.path}`);
+      if (outcome?.status === 'deleted' || outcome?.status === 'absent') {
+        confirmed.push(row.id);
+        if (row.tpmUuid !== null) tpms.add(row.tpmUuid);
+      } else {
+        const lastError = outcome?.status === 'unconfirmed' ? outcome.reason : 'not sent';
+        await tx.markDeletionFailed(row.id, { nextAttemptAt: now + backoff(deps, row.attempts + 1), lastError });
+      }
+    }
+    await tx.deletePendingDeletions(confirmed);
+    const detached: string[] = [];
+    for (const tpm of tpms) {
+      if ((await tx.getKeyBinding(tpm)) !== null && (await settleBinding(tx, tpm)) === 'detached') detached.push(tpm);
+    }
+    return {
+      attempted: rows.length,
+      confirmed: confirmed.length,
+      stillPending: rows.length - confirmed.length,
+      detached,
+      hosts,
+    };
+  });
+}
+
+/** base · 2^(attempts−1), capped, with "equal jitter": half fixed, half random, so hosts don't retry in lockstep. */
+export function backoff(deps: Pick<FlowDeps, 'retryBaseMs' | 'retryMaxMs' | 'random'>, attempts: number): number {
+  const exp = Math.min(deps.retryMaxMs, deps.retryBaseMs * 2 ** Math.min(30, Math.max(0, attempts - 1)));
+  return Math.round(exp / 2 + (exp / 2) * deps.random());
+}

@@ -1,0 +1,98 @@
+// The outbox of host-side deletions not yet confirmed.
+import { PENDING_COLUMNS, toPending, type PendingRow } from './pending-row.js';
+import { deleteWhereIn, whereEquals, type Context } from './support.js';
+import type { PendingDeletion, StoreReads, StoreWrites } from './types.js';
+
+const PENDING = `SELECT ${PENDING_COLUMNS} FROM pending_deletions`;
+
+export function deletionReads({ sql }: Context) {
+  return {
+    listPendingDeletions: async (filter = {}) => {
+      const where = whereEquals({
+        host: { column: 'host_uuid', value: filter.hostUuid },
+        vm: { column: 'vm_uuid', value: filter.vmUuid },
+        tpm: { column: 'tpm_uuid', value: filter.tpmUuid },
+      });
+      return (await sql.all<PendingRow>(`${PENDING} ${where.clause} ORDER BY host_uuid, path`, where.params)).map(
+        toPending,
+      );
+    },
+    listDueDeletions: async (now, options = {}) => {
+      const host = options.hostUuid === undefined ? '' : 'AND host_uuid = $host';
+      const limit = options.limit === undefined ? '' : 'LIMIT $limit';
+      const params = {
+        now,
+        ...(options.hostUuid === undefined ? {} : { host: options.hostUuid }),
+        ...(options.limit === undefined ? {} : { limit: options.limit }),
+      };
+      const rows = await sql.all<PendingRow>(
+        `${PENDING} WHERE next_attempt_at <= $now ${host} ORDER BY host_uuid, next_attempt_at, id ${limit}`,
+        params,
+      );
+      return rows.map(toPending);
+    },
+    nextDeletionDueAt: async (hostUuid) => {
+      const row = await sql.get<{ at: number | null }>(
+        hostUuid === undefined
+          ? 'SELECT MIN(next_attempt_at) AS at FROM pending_deletions'
+          : 'SELECT MIN(next_attempt_at) AS at FROM pending_deletions WHERE host_uuid = $hostUuid',
+        hostUuid === undefined ? {} : { hostUuid },
+      );
+      return row?.at ?? null;
+    },
+    countPendingDeletionsForTpm: async (tpmUuid) => {
+      const row = await sql.get<{ n: number }>(
+        'SELECT COUNT(*) AS n FROM pending_deletions WHERE tpm_uuid = $tpmUuid',
+        {
+          tpmUuid,
+        },
+      );
+      return row?.n ?? 0;
+    },
+  } satisfies Partial<StoreReads>;
+}
+
+export function deletionWrites({ sql, now }: Context) {
+  return {
+    addPendingDeletions: async (rows) => {
+      const stored: PendingDeletion[] = [];
+      const createdAt = now();
+      for (const row of rows) {
+        // Unqualified columns in DO UPDATE are the existing row's; `excluded` is the one being inserted.
+        const [result] = await sql.all<PendingRow>(
+          `INSERT INTO pending_deletions
+             (host_uuid, type, path, vm_uuid, tpm_uuid, attempts, next_attempt_at, last_error, created_at)
+           VALUES ($hostUuid, $type, $path, $vmUuid, $tpmUuid, 0, $nextAttemptAt, $lastError, $createdAt)
+           ON CONFLICT (host_uuid, path) DO UPDATE SET
+             type = excluded.type,
+             vm_uuid = excluded.vm_uuid,
+             tpm_uuid = coalesce(excluded.tpm_uuid, tpm_uuid),
+             next_attempt_at = min(next_attempt_at, excluded.next_attempt_at),
+             last_error = coalesce(excluded.last_error, last_error)
+           RETURNING ${PENDING_COLUMNS}`,
+          {
+            hostUuid: row.hostUuid,
+            type: row.type,
+            path: row.path,
+            vmUuid: row.vmUuid,
+            tpmUuid: row.tpmUuid,
+            nextAttemptAt: row.nextAttemptAt,
+            lastError: row.lastError,
+            createdAt,
+          },
+        );
+        if (result !== undefined) stored.push(toPending(result));
+      }
+      return stored;
+    },
+    markDeletionFailed: async (id, { nextAttemptAt, lastError }) => {
+      const { changes } = await sql.run(
+        `UPDATE pending_deletions SET attempts = attempts + 1, next_attempt_at = $nextAttemptAt, last_error = $lastError
+         WHERE id = $id`,
+        { id, nextAttemptAt, lastError },
+      );
+      return changes === 1;
+    },
+    deletePendingDeletions: (ids) => deleteWhereIn(sql, 'pending_deletions', 'id', ids),
+  } satisfies Partial<StoreWrites>;
+}

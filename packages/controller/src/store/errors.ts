@@ -1,0 +1,37 @@
+// The one error the store throws: a closed set of codes, the driver's error as `cause`.
+
+export const STORE_ERROR_CODES = ['not_found', 'conflict', 'constraint', 'io', 'schema_too_new'] as const;
+export type StoreErrorCode = (typeof STORE_ERROR_CODES)[number];
+
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** True for a StoreError, and when `code` is given, only for one with that code. */
+export const isStoreError = (error: unknown, code?: StoreErrorCode): error is StoreError =>
+  error instanceof StoreError && (code === undefined || error.code === code);
+
+const driverCode = (error: unknown): unknown =>
+  typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+
+/**
+ * Maps an error of the sqlite3 driver to a StoreError. The driver reports only the primary result code
+ * (SQLITE_CONSTRAINT), not the extended one (SQLITE_CONSTRAINT_UNIQUE), so the kind of constraint is read from
+ * SQLite's message, which is stable ("UNIQUE constraint failed: t.c"; primary keys report the same).
+ */
+export function toStoreError(error: unknown, context: string): StoreError {
+  if (error instanceof StoreError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (driverCode(error) === 'SQLITE_CONSTRAINT') {
+    const code = message.includes('UNIQUE constraint failed') ? 'conflict' : 'constraint';
+    return new StoreError(code, `${context}: ${message}`, { cause: error });
+  }
+  return new StoreError('io', `${context}: ${message}`, { cause: error });
+}

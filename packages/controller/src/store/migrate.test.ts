@@ -1,0 +1,120 @@
+// Migrations apply once, in order, each whole; a database newer than the code is refused.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import sqlite3 from 'sqlite3';
+import { openConnection, type Connection } from './connection.js';
+import { isStoreError } from './errors.js';
+import { migrate } from './migrate.js';
+import { MIGRATIONS } from './migrations/index.js';
+import { createSqliteStore } from './sqlite-store.js';
+import { addHost, openTempStore, tempDir } from './test-support.js';
+
+/** Runs one statement on its own connection, outside the store, and closes it. */
+function rawAll(path: string, sql: string): Promise<unknown[]> {
+  return new Promise((resolve, reject) => {
+    const db = new sqlite3.Database(path);
+    db.all(sql, (error: Error | null, rows: unknown[]) => {
+      db.close((closeError) => {
+        const failure = error ?? closeError;
+        if (failure) reject(failure);
+        else resolve(rows);
+      });
+    });
+  });
+}
+
+const tables = async (path: string): Promise<string[]> =>
+  (
+    await rawAll(path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+  ).map((row) => (row as { name: string }).name);
+
+const versions = async (path: string): Promise<unknown[]> =>
+  rawAll(path, 'SELECT version, name, applied_at FROM schema_migrations ORDER BY version');
+
+async function connect(t: { after: (fn: () => Promise<void>) => void }, path: string): Promise<Connection> {
+  const connection = await openConnection(path, { busyTimeoutMs: 1000, synchronous: 'FULL' });
+  t.after(() => connection.close());
+  return connection;
+}
+
+describe('migrations', () => {
+  it('creates every table at first open and records each version once', async (t) => {
+    const { path } = await openTempStore(t, { now: () => 42 });
+    assert.deepEqual(await tables(path), [
+      'hosts',
+      'key_bindings',
+      'operations',
+      'pending_deletions',
+      'schema_migrations',
+      'tpms',
+      'vm_host_backup_files',
+      'vm_host_files',
+      'vms',
+    ]);
+    assert.deepEqual(await versions(path), [{ version: 1, name: 'initial', applied_at: 42 }]);
+  });
+
+  it('reopens cleanly: nothing applied twice, data kept', async (t) => {
+    const { store, path } = await openTempStore(t, { now: () => 42 });
+    await addHost(store, 'kept');
+    await store.close();
+    const again = await createSqliteStore(path, { now: () => 99 });
+    t.after(() => again.close());
+    assert.equal((await again.getHostByName('kept'))?.uuid, 'host-kept');
+    assert.deepEqual(await versions(path), [{ version: 1, name: 'initial', applied_at: 42 }]);
+  });
+
+  it('refuses a database whose schema is newer than the code, with a clear error', async (t) => {
+    const { store, path } = await openTempStore(t);
+    await store.close();
+    await rawAll(path, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)");
+    await assert.rejects(
+      createSqliteStore(path),
+      (error) => isStoreError(error, 'schema_too_new') && /version 99.*knows \(1\)/.test(error.message),
+    );
+  });
+
+  it('applies only the missing ones, in order, on an older database', async (t) => {
+    const path = join(await tempDir(t), 'old.db');
+    const connection = await connect(t, path);
+    const second = { version: 2, name: 'second', sql: 'CREATE TABLE second (x INTEGER) STRICT;' };
+    assert.equal(await migrate(connection, MIGRATIONS, () => 1), 1);
+    assert.equal(await migrate(connection, [...MIGRATIONS, second], () => 2), 2);
+    assert.deepEqual(
+      (await versions(path)).map((row) => (row as { version: number }).version),
+      [1, 2],
+    );
+    assert.ok((await tables(path)).includes('second'));
+  });
+
+  it('rolls a failing migration back whole and leaves the version where it was', async (t) => {
+    const path = join(await tempDir(t), 'failing.db');
+    const connection = await connect(t, path);
+    const broken = {
+      version: 2,
+      name: 'broken',
+      sql: 'CREATE TABLE half (x INTEGER) STRICT; INSERT INTO nowhere VALUES (1);',
+    };
+    await assert.rejects(
+      migrate(connection, [...MIGRATIONS, broken], () => 1),
+      (error) => isStoreError(error, 'io'),
+    );
+    assert.deepEqual(
+      (await versions(path)).map((row) => (row as { version: number }).version),
+      [1],
+    );
+    assert.ok(!(await tables(path)).includes('half'));
+  });
+
+  it('refuses a list of migrations with a gap before touching the database', async (t) => {
+    const path = join(await tempDir(t), 'gap.db');
+    const connection = await connect(t, path);
+    const gap = { version: 3, name: 'gap', sql: 'SELECT 1;' };
+    await assert.rejects(
+      migrate(connection, [...MIGRATIONS, gap], () => 1),
+      /has version 3, expected 2/,
+    );
+    assert.deepEqual(await tables(path), []);
+  });
+});

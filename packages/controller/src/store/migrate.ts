@@ -1,0 +1,57 @@
+// Brings a database to the schema this code knows, one transaction per migration, and refuses a newer one.
+import type { Connection } from './connection.js';
+import { StoreError } from './errors.js';
+import type { Migration } from './migrations/index.js';
+
+const CREATE_TABLE = `
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version    INTEGER NOT NULL PRIMARY KEY,
+  name       TEXT    NOT NULL,
+  applied_at INTEGER NOT NULL
+) STRICT`;
+
+/** Versions must be 1, 2, 3…: a gap or a duplicate is a bug in the code, found before touching any database. */
+function checkSequence(migrations: readonly Migration[]): void {
+  migrations.forEach((migration, index) => {
+    if (migration.version !== index + 1) {
+      throw new Error(`migration ${migration.name} has version ${migration.version}, expected ${index + 1}`);
+    }
+  });
+}
+
+/** Applies what is missing and answers the database's version. Safe to run again, and from two processes at once. */
+export async function migrate(
+  connection: Connection,
+  migrations: readonly Migration[],
+  now: () => number,
+): Promise<number> {
+  checkSequence(migrations);
+  const known = migrations.length;
+  const current = await connection.transaction(async (sql) => {
+    await sql.exec(CREATE_TABLE);
+    const row = await sql.get<{ version: number | null }>('SELECT MAX(version) AS version FROM schema_migrations');
+    return row?.version ?? 0;
+  });
+  if (current > known) {
+    throw new StoreError(
+      'schema_too_new',
+      `the database has schema version ${current}, newer than this controller knows (${known}): upgrade the controller`,
+    );
+  }
+  for (const migration of migrations.slice(current)) {
+    await connection.transaction(async (sql) => {
+      // Checked again under the write lock: another process may have applied it since we looked.
+      const done = await sql.get('SELECT 1 FROM schema_migrations WHERE version = $version', {
+        version: migration.version,
+      });
+      if (done !== undefined) return;
+      await sql.exec(migration.sql);
+      await sql.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($version, $name, $at)', {
+        version: migration.version,
+        name: migration.name,
+        at: now(),
+      });
+    });
+  }
+  return known;
+}

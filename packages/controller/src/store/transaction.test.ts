@@ -1,0 +1,179 @@
+// The store keeps every transaction whole on its one connection, rolls back on a throw, and waits for locks.
+import assert from 'node:assert/strict';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+import { isStoreError } from './errors.js';
+import { createSqliteStore } from './sqlite-store.js';
+import { addHost, openTempStore } from './test-support.js';
+import type { Host } from './types.js';
+
+/**
+ * A promise and the function that resolves it, to hold a transaction open until the test lets it go.
+ * It also opens when the test is aborted (timed out), so a failing test cannot leave the store's queue stuck.
+ */
+function gate(signal: AbortSignal): { wait: Promise<void>; open: () => void } {
+  let open = (): void => undefined;
+  const wait = new Promise<void>((resolve) => (open = resolve));
+  signal.addEventListener('abort', open, { once: true });
+  return { wait, open };
+}
+
+/** A bound on tests that wait on another party: a missing feature fails them instead of hanging the run. */
+const HANG_MS = 10_000;
+
+describe('transactions', () => {
+  it('serializes concurrent read-modify-write transactions: no update is lost', async (t) => {
+    const { store } = await openTempStore(t);
+    await store.startOperation({ id: 'counter', kind: 'test', subject: '-', step: 'count', input: null });
+    const N = 40;
+    await Promise.all(
+      Array.from({ length: N }, () =>
+        store.transaction(async (tx) => {
+          const before = (await tx.getOperation('counter'))?.report;
+          const n = typeof before === 'number' ? before : 0;
+          await nextTurn(); // give every other caller the chance to interleave, were they not queued
+          await tx.setOperationStep('counter', 'count', n + 1);
+        }),
+      ),
+    );
+    assert.equal((await store.getOperation('counter'))?.report, N);
+  });
+
+  it('rolls back a transaction that throws, and rethrows its error', async (t) => {
+    const { store } = await openTempStore(t);
+    const boom = new Error('boom');
+    const attempt = store.transaction(async (tx) => {
+      await tx.addHost({
+        uuid: 'h',
+        name: 'h',
+        url: 'u',
+        publicKey: 'p',
+        keyId: 'k',
+        state: 'Connected',
+        lastSeenAt: 1,
+      });
+      assert.notEqual(await tx.getHost('h'), null);
+      throw boom;
+    });
+    await assert.rejects(attempt, (error) => error === boom);
+    assert.equal(await store.getHost('h'), null);
+    await addHost(store, 'h'); // the connection is usable again
+  });
+
+  it(
+    'queues a read issued outside behind a running transaction: it never sees uncommitted rows',
+    { timeout: HANG_MS },
+    async (t) => {
+      const { store } = await openTempStore(t);
+      const inserted = gate(t.signal);
+      const release = gate(t.signal);
+      const order: string[] = [];
+      const tx = store.transaction(async (tx) => {
+        await addHost(tx, 'uncommitted');
+        inserted.open();
+        await release.wait;
+        order.push('tx ends');
+        throw new Error('roll back');
+      });
+      await inserted.wait;
+      const read = store.getHostByName('uncommitted').then((host) => {
+        order.push('read');
+        return host;
+      });
+      await nextTurn();
+      release.open();
+      await assert.rejects(tx, /roll back/);
+      assert.equal(await read, null);
+      assert.deepEqual(order, ['tx ends', 'read']);
+    },
+  );
+
+  it(
+    'refuses the store itself inside its own transaction instead of waiting forever',
+    { timeout: HANG_MS },
+    async (t) => {
+      const { store } = await openTempStore(t);
+      await store.transaction(async (tx) => {
+        await assert.rejects(store.listHosts(), /inside one of its own transactions/);
+        await assert.rejects(
+          store.transaction(() => Promise.resolve()),
+          /inside one of its own transactions/,
+        );
+        await addHost(tx, 'still-fine');
+      });
+      assert.notEqual(await store.getHostByName('still-fine'), null);
+    },
+  );
+
+  it('lets work started inside a transaction use the store once the transaction is over', async (t) => {
+    const { store } = await openTempStore(t);
+    let later: Promise<Host[]> = Promise.resolve([]);
+    const ended = gate(t.signal);
+    await store.transaction(async (tx) => {
+      await addHost(tx, 'h1');
+      later = ended.wait.then(() => store.listHosts()); // e.g. a retry kicked off from inside a flow
+    });
+    ended.open();
+    assert.deepEqual(
+      (await later).map((h) => h.name),
+      ['h1'],
+    );
+  });
+
+  it('refuses a tx used after its transaction ended', async (t) => {
+    const { store } = await openTempStore(t);
+    const kept = await store.transaction((tx) => Promise.resolve(tx));
+    await assert.rejects(kept.listHosts(), /after its transaction or job ended/);
+  });
+
+  it('waits up to busy_timeout for another connection holding the write lock', { timeout: HANG_MS }, async (t) => {
+    const { store: first, path } = await openTempStore(t);
+    const held = gate(t.signal);
+    const release = gate(t.signal);
+    let armed = false;
+    // The first connection lets go only once the second's BEGIN IMMEDIATE has started, against the held lock.
+    const second = await createSqliteStore(path, {
+      onTrace: (sql) => {
+        if (armed && sql === 'BEGIN IMMEDIATE') release.open();
+      },
+    });
+    t.after(() => second.close());
+    const holder = first.transaction(async (tx) => {
+      await addHost(tx, 'first');
+      held.open();
+      await release.wait;
+    });
+    await held.wait;
+    armed = true;
+    await second.transaction((tx) => addHost(tx, 'second'));
+    await holder;
+    assert.deepEqual(
+      (await second.listHosts()).map((h) => h.name),
+      ['first', 'second'],
+    );
+  });
+
+  it(
+    'fails with io when another connection holds the lock and there is no busy timeout',
+    { timeout: HANG_MS },
+    async (t) => {
+      const { store: first, path } = await openTempStore(t);
+      const second = await createSqliteStore(path, { busyTimeoutMs: 0 });
+      t.after(() => second.close());
+      const held = gate(t.signal);
+      const release = gate(t.signal);
+      const holder = first.transaction(async () => {
+        held.open();
+        await release.wait;
+      });
+      await held.wait;
+      await assert.rejects(
+        second.transaction((tx) => addHost(tx, 'second')),
+        (error) => isStoreError(error, 'io') && /locked|busy/i.test(error.message),
+      );
+      release.open();
+      await holder;
+      await second.transaction((tx) => addHost(tx, 'second')); // free again once the lock is gone
+    },
+  );
+});

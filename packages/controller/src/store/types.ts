@@ -1,0 +1,229 @@
+// The records the controller keeps and the interface flows use to keep them; no SQL leaks through here.
+// Records use camelCase and times in integer milliseconds since the Unix epoch.
+// Bookkeeping stamps (createdAt, updatedAt) come from the store's clock; times that mean something to a flow
+// (lastSeenAt, lastSyncAt, nextAttemptAt, "now" of a due query) are the flow's arguments.
+import type { FileType } from '@hostfiles/shared';
+
+export type { FileType };
+
+export const HOST_STATES = ['Connected', 'Disconnected'] as const;
+export type HostState = (typeof HOST_STATES)[number];
+export const BOOT_MODES = ['Legacy', 'UEFI'] as const;
+export type BootMode = (typeof BOOT_MODES)[number];
+export const KEY_BINDING_STATES = ['attached', 'detaching'] as const;
+export type KeyBindingState = (typeof KEY_BINDING_STATES)[number];
+export const OPERATION_STATES = ['running', 'done', 'failed'] as const;
+export type OperationState = (typeof OPERATION_STATES)[number];
+
+export interface Host {
+  readonly uuid: string;
+  readonly name: string;
+  readonly url: string;
+  /** The agent's pinned Ed25519 public key, base64 of 32 bytes. */
+  readonly publicKey: string;
+  readonly keyId: string;
+  readonly state: HostState;
+  readonly lastSeenAt: number | null;
+  readonly createdAt: number;
+}
+export type NewHost = Omit<Host, 'createdAt'>;
+
+export interface Vm {
+  readonly uuid: string;
+  readonly name: string;
+  /** The host the VM lives on now; null when it is placed nowhere. */
+  readonly hostUuid: string | null;
+  readonly bootMode: BootMode;
+  readonly secureBoot: boolean;
+  readonly createdAt: number;
+}
+export type NewVm = Omit<Vm, 'createdAt'>;
+
+export interface Tpm {
+  readonly uuid: string;
+  readonly vmUuid: string;
+  readonly createdAt: number;
+}
+
+/** The key-provider binding of a TPM; it outlives the TPM row while the TPM's state files are pending deletion. */
+export interface KeyBinding {
+  readonly tpmUuid: string;
+  readonly vmUuid: string;
+  readonly keyProvider: string;
+  readonly state: KeyBindingState;
+  readonly createdAt: number;
+}
+
+export interface NewTpm {
+  readonly uuid: string;
+  readonly vmUuid: string;
+  readonly keyProvider: string;
+}
+
+export interface TpmWithBinding {
+  readonly tpm: Tpm;
+  readonly binding: KeyBinding;
+}
+
+/** A file of a VM on one host: at most one per (vm, host, type) and one per (host, path). */
+export interface VmHostFile {
+  readonly uuid: string;
+  readonly vmUuid: string;
+  readonly hostUuid: string;
+  readonly type: FileType;
+  readonly path: string;
+  /** Lowercase hex. */
+  readonly sha256: string;
+  readonly size: number;
+  readonly lastSyncAt: number;
+}
+
+export interface UpsertFileResult {
+  /** The row as stored; it keeps the uuid of the row it replaced, if any. */
+  readonly file: VmHostFile;
+  /** The row for the same (vm, host, type) before this upsert; if its path differs, that old file is now orphaned. */
+  readonly previous: VmHostFile | null;
+  /** The pending deletion at the same (host, path) that this upsert cancelled, in the same transaction. */
+  readonly cancelled: PendingDeletion | null;
+}
+
+/** A controller-side copy of a VM's file: no host, no path. */
+export interface BackupFile {
+  readonly uuid: string;
+  readonly vmUuid: string;
+  readonly type: FileType;
+  readonly content: Uint8Array;
+  readonly sha256: string;
+  readonly updatedAt: number;
+}
+export type NewBackupFile = Omit<BackupFile, 'updatedAt'>;
+
+/** A host-side deletion not yet confirmed: the outbox the retry worker drains. */
+export interface PendingDeletion {
+  /** Never reused (AUTOINCREMENT), so a stale id can never name a newer row. */
+  readonly id: number;
+  readonly hostUuid: string;
+  readonly type: FileType;
+  readonly path: string;
+  readonly vmUuid: string;
+  /** The removed TPM whose binding waits for this deletion; null for files of no TPM (NVRAM, destroyed VMs). */
+  readonly tpmUuid: string | null;
+  readonly attempts: number;
+  readonly nextAttemptAt: number;
+  readonly lastError: string | null;
+  readonly createdAt: number;
+}
+export type NewPendingDeletion = Omit<PendingDeletion, 'id' | 'attempts' | 'createdAt'>;
+
+export interface PendingDeletionFilter {
+  readonly hostUuid?: string;
+  readonly vmUuid?: string;
+  readonly tpmUuid?: string;
+}
+
+export interface DueDeletionOptions {
+  readonly hostUuid?: string;
+  /** At most this many rows, earliest first (e.g. the 1000 ops one command may carry). */
+  readonly limit?: number;
+}
+
+/** One journaled flow. `input` and `report` are any JSON value; the store stores and returns them as given. */
+export interface Operation {
+  readonly id: string;
+  readonly kind: string;
+  readonly subject: string;
+  readonly step: string;
+  readonly state: OperationState;
+  readonly input: unknown;
+  /** null until a step or the end records one. */
+  readonly report: unknown;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+export type NewOperation = Pick<Operation, 'id' | 'kind' | 'subject' | 'step' | 'input'>;
+
+/**
+ * Reads. Lists are ordered deterministically. `get…` answers null when there is no such row.
+ */
+export interface StoreReads {
+  getHost(uuid: string): Promise<Host | null>;
+  getHostByName(name: string): Promise<Host | null>;
+  listHosts(): Promise<Host[]>;
+  getVm(uuid: string): Promise<Vm | null>;
+  getVmByName(name: string): Promise<Vm | null>;
+  listVms(filter?: { readonly hostUuid?: string }): Promise<Vm[]>;
+  getTpmByVm(vmUuid: string): Promise<Tpm | null>;
+  getKeyBinding(tpmUuid: string): Promise<KeyBinding | null>;
+  listKeyBindings(filter?: { readonly state?: KeyBindingState }): Promise<KeyBinding[]>;
+  listFilesByVm(vmUuid: string, type?: FileType): Promise<VmHostFile[]>;
+  listFilesByHost(hostUuid: string): Promise<VmHostFile[]>;
+  listBackupsByVm(vmUuid: string, type?: FileType): Promise<BackupFile[]>;
+  listPendingDeletions(filter?: PendingDeletionFilter): Promise<PendingDeletion[]>;
+  /** Rows with nextAttemptAt ≤ now, ordered by host, then nextAttemptAt. */
+  listDueDeletions(now: number, options?: DueDeletionOptions): Promise<PendingDeletion[]>;
+  /** The earliest nextAttemptAt (of one host, if given); null when nothing is pending. */
+  nextDeletionDueAt(hostUuid?: string): Promise<number | null>;
+  countPendingDeletionsForTpm(tpmUuid: string): Promise<number>;
+  getOperation(id: string): Promise<Operation | null>;
+  listUnfinishedOperations(): Promise<Operation[]>;
+}
+
+/**
+ * Writes. A method naming one row (set…, remove…, finish…) throws StoreError 'not_found' when it is absent;
+ * batch deletes by ids are idempotent and answer how many rows went.
+ */
+export interface StoreWrites {
+  addHost(host: NewHost): Promise<Host>;
+  /** Sets the state, and lastSeenAt when `seenAt` is given; answers the previous state (to notice a host coming back). */
+  setHostState(uuid: string, state: HostState, seenAt?: number): Promise<HostState>;
+  /** Refused ('constraint') while a VM, a file row or a pending deletion still names the host. */
+  removeHost(uuid: string): Promise<void>;
+  addVm(vm: NewVm): Promise<Vm>;
+  setVmHost(uuid: string, hostUuid: string | null): Promise<void>;
+  /** Refused ('constraint') while the VM has a TPM or file rows; its backups go with it. */
+  removeVm(uuid: string): Promise<void>;
+  /** The TPM row and its 'attached' key binding, together. */
+  addTpm(tpm: NewTpm): Promise<TpmWithBinding>;
+  /** The TPM row only: its binding stays until the flow detaches it. */
+  removeTpm(uuid: string): Promise<void>;
+  setKeyBindingState(tpmUuid: string, state: KeyBindingState): Promise<void>;
+  deleteKeyBinding(tpmUuid: string): Promise<void>;
+  /** Inserts or updates the row of (vm, host, type), and deletes any pending deletion at (host, path). */
+  upsertFile(file: VmHostFile): Promise<UpsertFileResult>;
+  deleteFiles(uuids: readonly string[]): Promise<number>;
+  /** Inserts or updates the backup of (vm, type); an update keeps the row's uuid. */
+  upsertBackup(backup: NewBackupFile): Promise<BackupFile>;
+  deleteBackups(uuids: readonly string[]): Promise<number>;
+  /**
+   * Inserts the rows; one already pending at the same (host, path) is kept (attempts, id) and refreshed: type and
+   * vm from the new row, tpm unless the new row has none, the earlier nextAttemptAt, the newer lastError if any.
+   */
+  addPendingDeletions(rows: readonly NewPendingDeletion[]): Promise<PendingDeletion[]>;
+  /** attempts + 1, the next attempt and the error. False when the row is gone (confirmed or cancelled meanwhile). */
+  markDeletionFailed(
+    id: number,
+    retry: { readonly nextAttemptAt: number; readonly lastError: string },
+  ): Promise<boolean>;
+  deletePendingDeletions(ids: readonly number[]): Promise<number>;
+  startOperation(operation: NewOperation): Promise<Operation>;
+  /** Only a running operation; `report`, when given, replaces the stored one. 'conflict' if it already finished. */
+  setOperationStep(id: string, step: string, report?: unknown): Promise<void>;
+  /** Only a running operation; 'conflict' if it already finished. */
+  finishOperation(id: string, state: 'done' | 'failed', report: unknown): Promise<void>;
+}
+
+/** What a transaction's callback gets: every read and write, all inside one BEGIN IMMEDIATE … COMMIT. */
+export interface StoreTx extends StoreReads, StoreWrites {}
+
+/**
+ * The store. Each read and write called on it directly runs alone (each write in its own transaction); several
+ * that must hold together go through `transaction`. Transactions and reads are queued one at a time per store.
+ * Inside a transaction use only its `tx`: calling the store itself there is refused (it would wait on itself).
+ * Never await the network inside a transaction: it holds the database's write lock.
+ */
+export interface Store extends StoreReads, StoreWrites {
+  /** Runs `fn` in BEGIN IMMEDIATE … COMMIT, or ROLLBACK when it throws (the error is rethrown). */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /** Waits for the queued work, then closes the database; later calls fail with 'io'. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,74 @@
+// A controller's flows wired to a real SQLite file and real agents, as the CLI and API wire them.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createAgentClient, createSqliteStore, createVmQueue, type FlowDeps, type Store } from '@hostfiles/controller';
+import { generateSigningKey, type SigningKey } from '@hostfiles/shared';
+import { removeSetup, setupAgent, startAgent, type AgentHandle, type AgentSetup } from './agent-process.js';
+
+export interface Fleet {
+  readonly dir: string;
+  readonly key: SigningKey;
+  readonly store: Store;
+  readonly deps: FlowDeps;
+  readonly agents: AgentHandle[];
+  /** stops agent i (SIGTERM) */
+  stop(i: number): Promise<void>;
+  /** starts agent i again on the same port, roots and key */
+  restart(i: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startFleet(
+  hosts: number,
+  options: { timeoutMs?: number; retries?: number } = {},
+): Promise<Fleet> {
+  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-fleet-'));
+  const key = generateSigningKey();
+  const setups: AgentSetup[] = Array.from({ length: hosts }, () => setupAgent({ controllerKey: key }));
+  const agents = await Promise.all(setups.map((setup) => startAgent(setup)));
+  const store = await createSqliteStore(join(dir, 'hostfiles.db'));
+  const deps: FlowDeps = {
+    store,
+    agents: createAgentClient({
+      key,
+      timeoutMs: options.timeoutMs ?? 3000,
+      retries: options.retries ?? 0,
+      now: Date.now,
+      backoffMs: 0,
+    }),
+    queue: createVmQueue(),
+    now: Date.now,
+    random: () => 0.5,
+    concurrency: 8,
+    retryBaseMs: 0,
+    retryMaxMs: 0,
+  };
+  const fleet: Fleet = {
+    dir,
+    key,
+    store,
+    deps,
+    agents,
+    async stop(i) {
+      await agents[i]?.stop();
+    },
+    async restart(i) {
+      const old = agents[i];
+      if (old === undefined) throw new RangeError(`no agent ${i}`);
+      const setup = setupAgent({
+        dir: old.setup.dir,
+        controllerKey: key,
+        config: { listen: { host: '127.0.0.1', port: old.port }, hostUuid: old.setup.hostUuid },
+      });
+      agents[i] = await startAgent(setup);
+    },
+    async close() {
+      await Promise.all(agents.map((agent) => agent.stop()));
+      await store.close();
+      for (const agent of agents) removeSetup(agent.setup);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return fleet;
+}
