@@ -13,7 +13,11 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': [
         'error',
         // node:test's test() and describe() return promises the runner itself awaits.
-        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite'] }] },
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite'] },
+          ],
+        },
       ],
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
       '@typescript-eslint/no-non-null-assertion': 'error',
@@ -24,7 +28,10 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['@hostfiles/*/src/*', '@hostfiles/*/dist/*'], message: 'import a package by its public name only' },
+            {
+              group: ['@hostfiles/*/src/*', '@hostfiles/*/dist/*'],
+              message: 'import a package by its public name only',
+            },
             { group: ['**/packages/*/src/*', '../../*/src/*'], message: 'no deep imports across packages' },
           ],
         },
@@ -36,7 +43,11 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['@hostfiles/agent', '@hostfiles/controller'], message: 'shared imports neither program' }] },
+        {
+          patterns: [
+            { group: ['@hostfiles/agent', '@hostfiles/controller'], message: 'shared imports neither program' },
+          ],
+        },
       ],
     },
   },
@@ -45,7 +56,11 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['@hostfiles/controller', '**/controller/**'], message: 'the agent never imports the controller' }] },
+        {
+          patterns: [
+            { group: ['@hostfiles/controller', '**/controller/**'], message: 'the agent never imports the controller' },
+          ],
+        },
       ],
     },
   },
@@ -54,7 +69,11 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['@hostfiles/agent', '**/agent/src/**'], message: 'the controller never imports the agent' }] },
+        {
+          patterns: [
+            { group: ['@hostfiles/agent', '**/agent/src/**'], message: 'the controller never imports the agent' },
+          ],
+        },
       ],
     },
   },
