@@ -14,3 +14,4 @@ export {
 export { removeTpms, REMOVE_TPM, type RemovalReport, type VmRemoval, type PendingFile } from './remove-tpm.js';
 export { retryPendingDeletions, backoff, type RetryReport } from './retry.js';
 export { resolveVm, needsNvram } from './resolve.js';
+export { createRetryWorker, type RetryWorker, type RetryWorkerOptions } from './retry-worker.js';

@@ -1,0 +1,66 @@
+// The background half of `serve` (and of the demo): health checks mark hosts Connected/Disconnected, a host that
+// comes back is drained at once, and due deletions are retried whenever their backoff has passed.
+import type { FlowDeps } from './deps.js';
+import { checkHost } from './inventory.js';
+import { retryPendingDeletions, type RetryReport } from './retry.js';
+
+export interface RetryWorkerOptions {
+  /** how often every host is health-checked */
+  readonly healthIntervalMs: number;
+  readonly onPass?: (report: RetryReport) => void;
+  readonly onError?: (error: unknown) => void;
+}
+
+export interface RetryWorker {
+  /** one round now: health checks, reconnected hosts drained, due rows retried */
+  tick(): Promise<void>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export function createRetryWorker(deps: FlowDeps, options: RetryWorkerOptions): RetryWorker {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = true;
+
+  const tick = async (): Promise<void> => {
+    for (const host of await deps.store.listHosts()) {
+      const before = host.state;
+      const after = await checkHost(deps, host).catch((error: unknown) => {
+        options.onError?.(error);
+        return 'Disconnected' as const;
+      });
+      if (before === 'Disconnected' && after === 'Connected') {
+        options.onPass?.(await retryPendingDeletions(deps, { hostUuid: host.uuid, all: true }));
+      }
+    }
+    const report = await retryPendingDeletions(deps);
+    if (report.attempted > 0) options.onPass?.(report);
+  };
+
+  const schedule = async (): Promise<void> => {
+    if (stopped) return;
+    const due = await deps.store.nextDeletionDueAt();
+    const wait =
+      due === null ? options.healthIntervalMs : Math.min(options.healthIntervalMs, Math.max(0, due - deps.now()));
+    timer = setTimeout(() => {
+      running = tick()
+        .catch((error: unknown) => options.onError?.(error))
+        .then(schedule);
+    }, wait);
+  };
+
+  return {
+    tick,
+    start() {
+      if (!stopped) return;
+      stopped = false;
+      running = schedule();
+    },
+    async stop() {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,86 @@
+// Real agent processes on loopback over temporary roots, for the demo and the benchmark.
+// The controller never imports the agent: it runs the agent's built bin as a separate program.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export interface LocalAgent {
+  readonly name: string;
+  readonly hostUuid: string;
+  readonly roots: { readonly TpmState: string; readonly NvRam: string };
+  url: string;
+  readonly running: () => boolean;
+  /** SIGTERM, and wait for the exit */
+  stop(): Promise<void>;
+  /** start again on the same port, roots, key and journal */
+  start(): Promise<void>;
+}
+
+function agentBin(): string {
+  const require = createRequire(import.meta.url);
+  const manifestPath = require.resolve('@hostfiles/agent/package.json');
+  const manifest = require(manifestPath) as { bin: Record<string, string> };
+  const bin = manifest.bin['hostfiles-agent'];
+  if (bin === undefined) throw new Error('@hostfiles/agent has no hostfiles-agent bin');
+  return join(dirname(manifestPath), bin);
+}
+
+export async function startLocalAgent(dir: string, name: string, controllerPublicKey: string): Promise<LocalAgent> {
+  const home = join(dir, name);
+  const roots = { TpmState: join(home, 'swtpm'), NvRam: join(home, 'nvram') };
+  for (const root of Object.values(roots)) mkdirSync(root, { recursive: true });
+  const hostUuid = randomUUID();
+  const configPath = join(home, 'agent.json');
+  const write = (port: number): void => {
+    const config = {
+      hostUuid,
+      listen: { host: '127.0.0.1', port },
+      roots,
+      trustedKeys: [controllerPublicKey],
+      keyFile: join(home, 'agent.key'),
+      stateDir: join(home, 'state'),
+    };
+    writeFileSync(configPath, JSON.stringify(config, null, 2));
+  };
+  write(0);
+  const bin = agentBin();
+  let child: ChildProcess | undefined;
+  let port = 0;
+  const launch = async (): Promise<void> => {
+    const proc = spawn(process.execPath, [bin, '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    child = proc;
+    port = await new Promise<number>((resolve, reject) => {
+      createInterface({ input: proc.stdout }).on('line', (line) => {
+        const event = JSON.parse(line) as { event?: string; port?: number };
+        if (event.event === 'listening' && typeof event.port === 'number') resolve(event.port);
+      });
+      proc.once('exit', (code) => {
+        reject(new Error(`agent ${name} exited (${String(code)})`));
+      });
+    });
+    write(port);
+  };
+  await launch();
+  const agent: LocalAgent = {
+    name,
+    hostUuid,
+    roots,
+    url: `http://127.0.0.1:${port}`,
+    running: () => child !== undefined && child.exitCode === null && child.signalCode === null,
+    async stop() {
+      const proc = child;
+      if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      proc.kill('SIGTERM');
+      await exited;
+    },
+    async start() {
+      if (agent.running()) return;
+      await launch();
+    },
+  };
+  return agent;
+}
