@@ -8,3 +8,4 @@ export * from './envelope/keys.js';
 export * from './envelope/envelope.js';
 export * from './log.js';
 export * from './protocol/command.js';
+export * from './util/map-limit.js';

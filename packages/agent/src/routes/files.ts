@@ -3,9 +3,11 @@ import { createHash } from 'node:crypto';
 import {
   confinePath,
   err,
+  mapLimit,
   ok,
   protocolError,
   type ApplyCommand,
+  type ApplyOp,
   type ApplyResult,
   type FileType,
   type ListCommand,
@@ -49,9 +51,10 @@ export function prepareApply(deps: AppDeps, command: ApplyCommand): Result<Prepa
   return ok({
     storeAnswer: true,
     execute: async () => {
-      const results: ApplyResult[] = [];
-      // In order: a batch may touch one path twice, and the answer lists results in op order.
-      for (const step of steps) {
+      // Ops that can't see each other run a few at once, which overlaps their fsyncs; otherwise strictly in order.
+      // Results are in op order either way.
+      const limit = independent(command.ops) ? PARALLEL_OPS : 1;
+      const results = await mapLimit(steps, limit, async (step): Promise<ApplyResult> => {
         const result = await step();
         log.info('op', {
           op: result.op,
@@ -60,11 +63,31 @@ export function prepareApply(deps: AppDeps, command: ApplyCommand): Result<Prepa
           status: result.status,
           code: result.error?.code,
         });
-        results.push(result);
-      }
+        return result;
+      });
       return { requestId: command.requestId, hostUuid: deps.hostUuid, kind: 'files.apply', results };
     },
   });
+}
+
+/** How many ops of one batch run at once when their paths are independent. */
+const PARALLEL_OPS = 8;
+
+/**
+ * Ops can run at once when they are all of one kind (a delete's pruning never races a write's mkdir), no path
+ * equals or lies below another, and no two share a directory (no two prune or fill the same one).
+ */
+export function independent(ops: readonly ApplyOp[]): boolean {
+  if (ops.some((op) => op.op !== ops[0]?.op)) return false;
+  const parents = new Set(ops.map((op) => op.path.slice(0, op.path.lastIndexOf('/'))));
+  if (parents.size !== ops.length) return false;
+  const sorted = ops.map((op) => op.path).sort();
+  for (let i = 1; i < sorted.length; i++) {
+    const previous = sorted[i - 1] ?? '';
+    const current = sorted[i] ?? '';
+    if (current.startsWith(`${previous}/`)) return false;
+  }
+  return true;
 }
 
 export function prepareRead(deps: AppDeps, command: ReadCommand): Result<Prepared, ProtocolError> {

@@ -93,7 +93,7 @@ async function flowRound(
     queue: createVmQueue(),
     now: Date.now,
     random: Math.random,
-    concurrency: 16,
+    concurrency: 32,
     retryBaseMs: 5000,
     retryMaxMs: 600_000,
   };

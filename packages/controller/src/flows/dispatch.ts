@@ -1,6 +1,6 @@
 // Step 3 of every removal: one signed command per host, hosts reached with bounded concurrency, best-effort.
 // A host that is down, slow, or answers an error never stops the others; each file ends confirmed or not.
-import { MAX_OPS, type ApplyOp, type FileType } from '@hostfiles/shared';
+import { mapLimit, MAX_OPS, type ApplyOp, type FileType } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import type { Host } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
@@ -93,20 +93,5 @@ async function markDown(deps: FlowDeps, host: Host): Promise<void> {
   await deps.store.setHostState(host.uuid, 'Disconnected');
 }
 
-/** Like Promise.all over `items`, with at most `limit` running at once; results in input order. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index] as T, index);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
-  return results;
-}
+// Kept here too: it was first written in this file and other modules import it from here.
+export { mapLimit } from '@hostfiles/shared';

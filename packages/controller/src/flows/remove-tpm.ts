@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { BackupFile, NewPendingDeletion, StoreTx, Tpm, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { deleteOnHosts, type HostReport } from './dispatch.js';
-import { needsNvram, resolveVm } from './resolve.js';
+import { needsNvram, resolveVms } from './resolve.js';
 
 export const REMOVE_TPM = 'tpm.remove';
 
@@ -48,7 +48,7 @@ export async function removeTpms(
   operationId: string = randomUUID(),
 ): Promise<RemovalReport> {
   if (vmRefs.length === 0) throw new FlowError('bad_input', 'name at least one VM');
-  const vms = await Promise.all(vmRefs.map((ref) => resolveVm(deps.store, ref)));
+  const vms = await resolveVms(deps.store, vmRefs);
   return deps.queue.run(
     vms.map((vm) => vm.uuid),
     async () => {
@@ -74,19 +74,37 @@ export async function removeTpms(
 
 /** Step 1. Every VM must have a TPM: a removal that names a VM without one is refused before anything is done. */
 async function collect(deps: FlowDeps, vms: readonly Vm[]): Promise<Collected[]> {
-  return Promise.all(
-    vms.map(async (vm) => {
-      const tpm = await deps.store.getTpmByVm(vm.uuid);
-      if (tpm === null) throw new FlowError('not_found', `VM ${vm.name} has no TPM`);
-      const dropNvram = vm.bootMode === 'UEFI' && !needsNvram(vm, false);
-      const types: FileType[] = dropNvram ? ['TpmState', 'NvRam'] : ['TpmState'];
-      const files = (await deps.store.listFilesByVm(vm.uuid)).filter((f) => types.includes(f.type));
-      const backups = (await deps.store.listBackupsByVm(vm.uuid)).filter((b) => types.includes(b.type));
-      const nvram: VmRemoval['nvram'] =
-        vm.bootMode === 'Legacy' ? 'none: legacy boot' : dropNvram ? 'deleted' : 'kept: secure boot';
-      return { vm, tpm, files, backups, nvram };
-    }),
-  );
+  const uuids = vms.map((vm) => vm.uuid);
+  // Three batched reads whatever the number of VMs.
+  const tpms = new Map((await deps.store.listTpmsByVms(uuids)).map((tpm) => [tpm.vmUuid, tpm]));
+  const files = groupBy(await deps.store.listFilesByVms(uuids), (f) => f.vmUuid);
+  const backups = groupBy(await deps.store.listBackupsByVms(uuids), (b) => b.vmUuid);
+  return vms.map((vm) => {
+    const tpm = tpms.get(vm.uuid);
+    if (tpm === undefined) throw new FlowError('not_found', `VM ${vm.name} has no TPM`);
+    // NVRAM goes only when the VM will no longer need it: UEFI without secure boot.
+    const dropNvram = vm.bootMode === 'UEFI' && !needsNvram(vm, false);
+    const keep = (type: FileType): boolean => type === 'TpmState' || dropNvram;
+    const nvram: VmRemoval['nvram'] =
+      vm.bootMode === 'Legacy' ? 'none: legacy boot' : dropNvram ? 'deleted' : 'kept: secure boot';
+    return {
+      vm,
+      tpm,
+      files: (files.get(vm.uuid) ?? []).filter((f) => keep(f.type)),
+      backups: (backups.get(vm.uuid) ?? []).filter((b) => keep(b.type)),
+      nvram,
+    };
+  });
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const group = groups.get(key(item));
+    if (group === undefined) groups.set(key(item), [item]);
+    else group.push(item);
+  }
+  return groups;
 }
 
 /** Steps 4 and 5, in one transaction: rows purged, every unconfirmed file in the outbox, bindings settled. */
@@ -121,13 +139,23 @@ async function purge(
   return deps.store.transaction(async (tx) => {
     await tx.deleteFiles(collected.flatMap((c) => c.files.map((f) => f.uuid)));
     await tx.deleteBackups(collected.flatMap((c) => c.backups.map((b) => b.uuid)));
-    await tx.addPendingDeletions(rows);
-    const vms: VmRemoval[] = [];
-    for (const { vm, tpm, nvram } of collected) {
-      await tx.removeTpm(tpm.uuid);
-      const binding = await settleBinding(tx, tpm.uuid);
-      vms.push({ vmUuid: vm.uuid, vmName: vm.name, tpmUuid: tpm.uuid, nvram, binding });
-    }
+    const stored = await tx.addPendingDeletions(rows);
+    // The binding is detached only once none of the TPM's state files remain on any host (step 5).
+    const held = new Set(stored.map((row) => row.tpmUuid));
+    const tpmUuids = collected.map((c) => c.tpm.uuid);
+    await tx.removeTpms(tpmUuids);
+    await tx.setKeyBindingsState(
+      tpmUuids.filter((uuid) => held.has(uuid)),
+      'detaching',
+    );
+    await tx.deleteKeyBindings(tpmUuids.filter((uuid) => !held.has(uuid)));
+    const vms: VmRemoval[] = collected.map(({ vm, tpm, nvram }) => ({
+      vmUuid: vm.uuid,
+      vmName: vm.name,
+      tpmUuid: tpm.uuid,
+      nvram,
+      binding: held.has(tpm.uuid) ? 'detaching' : 'detached',
+    }));
     const report: RemovalReport = {
       operationId,
       vms,

@@ -10,5 +10,18 @@ export async function resolveVm(store: StoreReads, ref: string): Promise<Vm> {
   return vm;
 }
 
+/** Many refs at once: one listing instead of a query per VM (a bulk removal names a thousand). */
+export async function resolveVms(store: StoreReads, refs: readonly string[]): Promise<Vm[]> {
+  if (refs.length <= 8) return Promise.all(refs.map((ref) => resolveVm(store, ref)));
+  const all = await store.listVms();
+  const byKey = new Map<string, Vm>();
+  for (const vm of all) byKey.set(vm.uuid, vm).set(vm.name, vm);
+  return refs.map((ref) => {
+    const vm = byKey.get(ref);
+    if (vm === undefined) throw new FlowError('not_found', `no VM ${ref}`);
+    return vm;
+  });
+}
+
 /** A VM needs NVRAM exactly when it boots UEFI and has a TPM or secure boot. */
 export const needsNvram = (vm: Vm, hasTpm: boolean): boolean => vm.bootMode === 'UEFI' && (hasTpm || vm.secureBoot);

@@ -1,7 +1,7 @@
 // The files of VMs on hosts, and the controller-side backups of them.
 import { StoreError } from './errors.js';
 import { PENDING_COLUMNS, toPending, type PendingRow } from './pending-row.js';
-import { deleteWhereIn, type Context } from './support.js';
+import { deleteWhereIn, selectWhereIn, type Context } from './support.js';
 import type { BackupFile, FileType, StoreReads, StoreWrites, VmHostFile } from './types.js';
 
 interface FileRow {
@@ -60,6 +60,10 @@ export function fileReads({ sql }: Context) {
       );
       return rows.map(toFile);
     },
+    listFilesByVms: async (vmUuids) =>
+      (await selectWhereIn<FileRow>(sql, FILE, 'vm_uuid', vmUuids, 'ORDER BY vm_uuid, host_uuid, type')).map(toFile),
+    listBackupsByVms: async (vmUuids) =>
+      (await selectWhereIn<BackupRow>(sql, BACKUP, 'vm_uuid', vmUuids, 'ORDER BY vm_uuid, type')).map(toBackup),
     listFilesByHost: async (hostUuid) =>
       (await sql.all<FileRow>(`${FILE} WHERE host_uuid = $hostUuid ORDER BY path`, { hostUuid })).map(toFile),
     listBackupsByVm: async (vmUuid, type) => {

@@ -1,6 +1,6 @@
 // Hosts, VMs, TPMs and the TPMs' key bindings.
 import { StoreError } from './errors.js';
-import { expectOne, whereEquals, type Context } from './support.js';
+import { deleteWhereIn, expectOne, selectWhereIn, updateWhereIn, whereEquals, type Context } from './support.js';
 import type {
   BootMode,
   Host,
@@ -94,6 +94,16 @@ export function inventoryReads({ sql }: Context) {
         await sql.get<TpmRow>('SELECT uuid, vm_uuid, created_at FROM tpms WHERE vm_uuid = $vmUuid', { vmUuid }),
         toTpm,
       ),
+    listTpmsByVms: async (vmUuids) =>
+      (
+        await selectWhereIn<TpmRow>(
+          sql,
+          'SELECT uuid, vm_uuid, created_at FROM tpms',
+          'vm_uuid',
+          vmUuids,
+          'ORDER BY vm_uuid',
+        )
+      ).map(toTpm),
     getKeyBinding: async (tpmUuid) =>
       orNull(await sql.get<KeyBindingRow>(`${BINDING} WHERE tpm_uuid = $tpmUuid`, { tpmUuid }), toBinding),
     listKeyBindings: async (filter = {}) => {
@@ -174,6 +184,10 @@ export function inventoryWrites({ sql, now }: Context) {
       });
       expectOne(changes, `key binding of TPM ${tpmUuid}`);
     },
+    removeTpms: (uuids) => deleteWhereIn(sql, 'tpms', 'uuid', uuids),
+    setKeyBindingsState: (tpmUuids, state) =>
+      updateWhereIn(sql, 'key_bindings', 'state = ?', [state], 'tpm_uuid', tpmUuids),
+    deleteKeyBindings: (tpmUuids) => deleteWhereIn(sql, 'key_bindings', 'tpm_uuid', tpmUuids),
     deleteKeyBinding: async (tpmUuid) => {
       const { changes } = await sql.run('DELETE FROM key_bindings WHERE tpm_uuid = $tpmUuid', { tpmUuid });
       expectOne(changes, `key binding of TPM ${tpmUuid}`);

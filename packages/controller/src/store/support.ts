@@ -27,6 +27,42 @@ export async function deleteWhereIn(
   return changes;
 }
 
+/** Runs `${select} WHERE column IN (…) ${tail}` over `values` in chunks and concatenates the rows. */
+export async function selectWhereIn<R>(
+  sql: Sql,
+  select: string,
+  column: string,
+  values: readonly SqlValue[],
+  tail = '',
+): Promise<R[]> {
+  const rows: R[] = [];
+  for (let start = 0; start < values.length; start += CHUNK) {
+    const chunk = values.slice(start, start + CHUNK);
+    const marks = chunk.map(() => '?').join(', ');
+    rows.push(...(await sql.all<R>(`${select} WHERE ${column} IN (${marks}) ${tail}`, chunk)));
+  }
+  return rows;
+}
+
+/** Runs `UPDATE table SET … WHERE column IN (…)` over `values` in chunks; `set` uses only `?` placeholders first. */
+export async function updateWhereIn(
+  sql: Sql,
+  table: string,
+  set: string,
+  setParams: readonly SqlValue[],
+  column: string,
+  values: readonly SqlValue[],
+): Promise<number> {
+  let changes = 0;
+  for (let start = 0; start < values.length; start += CHUNK) {
+    const chunk = values.slice(start, start + CHUNK);
+    const marks = chunk.map(() => '?').join(', ');
+    changes += (await sql.run(`UPDATE ${table} SET ${set} WHERE ${column} IN (${marks})`, [...setParams, ...chunk]))
+      .changes;
+  }
+  return changes;
+}
+
 /** For a statement aimed at one named row: no change means there is no such row. */
 export function expectOne(changes: number, what: string): void {
   if (changes === 0) throw new StoreError('not_found', `${what} not found`);

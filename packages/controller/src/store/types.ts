@@ -153,11 +153,15 @@ export interface StoreReads {
   getVmByName(name: string): Promise<Vm | null>;
   listVms(filter?: { readonly hostUuid?: string }): Promise<Vm[]>;
   getTpmByVm(vmUuid: string): Promise<Tpm | null>;
+  /** The TPMs of those VMs (batched reads, for flows over many VMs). */
+  listTpmsByVms(vmUuids: readonly string[]): Promise<Tpm[]>;
   getKeyBinding(tpmUuid: string): Promise<KeyBinding | null>;
   listKeyBindings(filter?: { readonly state?: KeyBindingState }): Promise<KeyBinding[]>;
   listFilesByVm(vmUuid: string, type?: FileType): Promise<VmHostFile[]>;
+  listFilesByVms(vmUuids: readonly string[]): Promise<VmHostFile[]>;
   listFilesByHost(hostUuid: string): Promise<VmHostFile[]>;
   listBackupsByVm(vmUuid: string, type?: FileType): Promise<BackupFile[]>;
+  listBackupsByVms(vmUuids: readonly string[]): Promise<BackupFile[]>;
   listPendingDeletions(filter?: PendingDeletionFilter): Promise<PendingDeletion[]>;
   /** Rows with nextAttemptAt ≤ now, ordered by host, then nextAttemptAt. */
   listDueDeletions(now: number, options?: DueDeletionOptions): Promise<PendingDeletion[]>;
@@ -187,6 +191,10 @@ export interface StoreWrites {
   /** The TPM row only: its binding stays until the flow detaches it. */
   removeTpm(uuid: string): Promise<void>;
   setKeyBindingState(tpmUuid: string, state: KeyBindingState): Promise<void>;
+  /** Batch forms, idempotent: they answer how many rows changed. */
+  removeTpms(uuids: readonly string[]): Promise<number>;
+  setKeyBindingsState(tpmUuids: readonly string[], state: KeyBindingState): Promise<number>;
+  deleteKeyBindings(tpmUuids: readonly string[]): Promise<number>;
   deleteKeyBinding(tpmUuid: string): Promise<void>;
   /** Inserts or updates the row of (vm, host, type), and deletes any pending deletion at (host, path). */
   upsertFile(file: VmHostFile): Promise<UpsertFileResult>;
