@@ -15,3 +15,5 @@ export { removeTpms, REMOVE_TPM, type RemovalReport, type VmRemoval, type Pendin
 export { retryPendingDeletions, backoff, type RetryReport } from './retry.js';
 export { resolveVm, needsNvram } from './resolve.js';
 export { createRetryWorker, type RetryWorker, type RetryWorkerOptions } from './retry-worker.js';
+export { destroyVm, DESTROY_VM, type DestroyReport } from './destroy-vm.js';
+export { resumeOperations, settleDetachingBindings, type ResumeReport, type SkippedVm } from './resume.js';

@@ -52,18 +52,23 @@ export async function removeTpms(
   return deps.queue.run(
     vms.map((vm) => vm.uuid),
     async () => {
+      // Read again inside the queue (a flow that held it may have changed them), and collect before journaling:
+      // a refused removal leaves no operation behind for a resume to carry out.
+      const current = await resolveVms(
+        deps.store,
+        vms.map((vm) => vm.uuid),
+      );
+      const collected = await collect(deps, current);
       const existing = await deps.store.getOperation(operationId);
       if (existing === null) {
-        const subject = vms.map((vm) => vm.uuid).join(',');
         await deps.store.startOperation({
           id: operationId,
           kind: REMOVE_TPM,
-          subject,
+          subject: current.map((vm) => vm.uuid).join(','),
           step: 'collect',
-          input: { vms: vms.map((vm) => vm.uuid) },
+          input: { vms: current.map((vm) => vm.uuid), tpms: collected.map((c) => c.tpm.uuid) },
         });
       }
-      const collected = await collect(deps, vms);
       await deps.store.setOperationStep(operationId, 'dispatch');
       const files = collected.flatMap((c) => c.files);
       const hosts = await deleteOnHosts(deps, files, REMOVE_TPM);

@@ -1,0 +1,120 @@
+// Destroying a VM: every file of it, both types, on every host it has lived on, then its rows, with the
+// removal's guarantees: dispatch best-effort, and one transaction that purges the rows, puts every unconfirmed
+// file in the outbox, settles the TPM's key binding, removes the VM and finishes the operation.
+import { randomUUID } from 'node:crypto';
+import type { BackupFile, NewPendingDeletion, Tpm, Vm, VmHostFile } from '../store/index.js';
+import { FlowError, type FlowDeps } from './deps.js';
+import { deleteOnHosts, type HostReport } from './dispatch.js';
+import { settleBinding, type PendingFile } from './remove-tpm.js';
+import { resolveVm } from './resolve.js';
+
+export const DESTROY_VM = 'vm.destroy';
+
+export interface DestroyReport {
+  readonly operationId: string;
+  readonly vmUuid: string;
+  readonly vmName: string;
+  /** The VM's TPM, if it had one, and its key binding: 'detaching' while any of its state files is pending. */
+  readonly tpm: { readonly tpmUuid: string; readonly binding: 'detached' | 'detaching' } | null;
+  readonly hosts: readonly HostReport[];
+  readonly commands: number;
+  readonly pending: readonly PendingFile[];
+}
+
+interface Collected {
+  readonly vm: Vm;
+  readonly tpm: Tpm | null;
+  readonly files: readonly VmHostFile[];
+  readonly backups: readonly BackupFile[];
+}
+
+/**
+ * Destroys the VM and all its files. `operationId` names the journal row: resume passes the one it carries on,
+ * whose earlier steps are repeated safely (collect reads; a host delete of a file already gone answers `absent`).
+ */
+export async function destroyVm(
+  deps: FlowDeps,
+  vmRef: string,
+  operationId: string = randomUUID(),
+): Promise<DestroyReport> {
+  const resolved = await resolveVm(deps.store, vmRef);
+  return deps.queue.run([resolved.uuid], async () => {
+    // Re-read in the queue: a flow that held it before us may have destroyed the VM.
+    const vm = await deps.store.getVm(resolved.uuid);
+    if (vm === null) throw new FlowError('not_found', `no VM ${vmRef}`);
+    if ((await deps.store.getOperation(operationId)) === null) {
+      await deps.store.startOperation({
+        id: operationId,
+        kind: DESTROY_VM,
+        subject: vm.uuid,
+        step: 'collect',
+        input: { vm: vm.uuid },
+      });
+    }
+    const collected = await collect(deps, vm);
+    await deps.store.setOperationStep(operationId, 'dispatch');
+    const hosts = await deleteOnHosts(deps, collected.files, DESTROY_VM);
+    return purge(deps, operationId, collected, hosts);
+  });
+}
+
+async function collect(deps: FlowDeps, vm: Vm): Promise<Collected> {
+  const [tpm, files, backups] = await Promise.all([
+    deps.store.getTpmByVm(vm.uuid),
+    deps.store.listFilesByVm(vm.uuid),
+    deps.store.listBackupsByVm(vm.uuid),
+  ]);
+  return { vm, tpm, files, backups };
+}
+
+/** Every row of the VM goes, and every file not confirmed gone joins the outbox, in one transaction. */
+async function purge(
+  deps: FlowDeps,
+  operationId: string,
+  { vm, tpm, files, backups }: Collected,
+  hosts: readonly HostReport[],
+): Promise<DestroyReport> {
+  const outcomes = new Map(hosts.flatMap((h) => h.files.map((f) => [`${f.hostUuid}\0${f.path}`, f] as const)));
+  const now = deps.now();
+  const pending: PendingFile[] = [];
+  const rows: NewPendingDeletion[] = [];
+  for (const file of files) {
+    const outcome = outcomes.get(`${file.hostUuid}\0${file.path}`);
+    if (outcome?.status === 'deleted' || outcome?.status === 'absent') continue;
+    const reason = outcome?.status === 'unconfirmed' ? outcome.reason : 'not sent';
+    pending.push({ hostUuid: file.hostUuid, type: file.type, path: file.path, vmUuid: vm.uuid, reason });
+    rows.push({
+      hostUuid: file.hostUuid,
+      type: file.type,
+      path: file.path,
+      vmUuid: vm.uuid,
+      // Only TPM state holds a key binding back; NVRAM (and state of no TPM) is the firmware's.
+      tpmUuid: file.type === 'TpmState' && tpm !== null ? tpm.uuid : null,
+      nextAttemptAt: now + deps.retryBaseMs,
+      lastError: reason,
+    });
+  }
+  return deps.store.transaction(async (tx) => {
+    await tx.deleteFiles(files.map((f) => f.uuid));
+    await tx.deleteBackups(backups.map((b) => b.uuid));
+    await tx.addPendingDeletions(rows);
+    let tpmReport: DestroyReport['tpm'] = null;
+    if (tpm !== null) {
+      await tx.removeTpm(tpm.uuid);
+      tpmReport = { tpmUuid: tpm.uuid, binding: await settleBinding(tx, tpm.uuid) };
+    }
+    // Refused by the schema if any TPM or file row of the VM were left: nothing on a host is forgotten.
+    await tx.removeVm(vm.uuid);
+    const report: DestroyReport = {
+      operationId,
+      vmUuid: vm.uuid,
+      vmName: vm.name,
+      tpm: tpmReport,
+      hosts,
+      commands: hosts.reduce((n, h) => n + h.commands, 0),
+      pending,
+    };
+    await tx.finishOperation(operationId, 'done', report);
+    return report;
+  });
+}
