@@ -48,7 +48,8 @@ export async function removeTpms(
   operationId: string = randomUUID(),
 ): Promise<RemovalReport> {
   if (vmRefs.length === 0) throw new FlowError('bad_input', 'name at least one VM');
-  const vms = await resolveVms(deps.store, vmRefs);
+  // One VM named twice (by name and by uuid) is removed once.
+  const vms = [...new Map((await resolveVms(deps.store, vmRefs)).map((vm) => [vm.uuid, vm])).values()];
   return deps.queue.run(
     vms.map((vm) => vm.uuid),
     async () => {

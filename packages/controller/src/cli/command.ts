@@ -1,0 +1,57 @@
+// What a command is: its words, arguments and flags (for parsing and for --help) and what it runs.
+import type { ControllerPaths } from '../config.js';
+import type { FlowDeps } from '../flows/index.js';
+import type { Store } from '../store/index.js';
+import type { FlagSpec } from './args.js';
+
+export interface ArgSpec {
+  /** placeholder in help: NAME, VM... */
+  readonly name: string;
+  readonly arity: 'one' | 'optional' | 'many';
+}
+
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  /** progress lines are drawn only on a terminal */
+  readonly stderrIsTty: boolean;
+}
+
+export interface CommandContext {
+  readonly io: CliIo;
+  readonly json: boolean;
+  readonly paths: ControllerPaths;
+  /** The existing database, migrated; a missing one is refused, never created. Closed by the runner. */
+  store(): Promise<Store>;
+  /** The store, the controller key and an agent client: what a flow needs. */
+  flows(): Promise<FlowDeps>;
+  /** `value` as JSON with --json, else the text `human` makes. Only this writes results to stdout. */
+  print(value: unknown, human: () => string): void;
+}
+
+export interface CommandInput {
+  /** the positional arguments, their count already checked against the command's ArgSpecs */
+  readonly args: readonly string[];
+  string(name: string): string | undefined;
+  /** a flag the command declares `required`: the parser has checked it is there */
+  required(name: string): string;
+  bool(name: string): boolean;
+}
+
+export interface Command {
+  readonly words: readonly string[];
+  readonly args: readonly ArgSpec[];
+  readonly flags: readonly FlagSpec[];
+  /** one line, for the command list */
+  readonly summary: string;
+  /** more lines, for the command's own --help */
+  readonly details?: string;
+  run(ctx: CommandContext, input: CommandInput): Promise<void>;
+}
+
+/** The first positional argument; the parser has checked it is there. */
+export function firstArg(input: CommandInput): string {
+  const [first] = input.args;
+  if (first === undefined) throw new Error('bug: a required argument passed the parser');
+  return first;
+}

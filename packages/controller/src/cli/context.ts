@@ -1,0 +1,103 @@
+// What a running command is handed: the output, and the database, key and agents opened only when it asks.
+import { statSync } from 'node:fs';
+import { createAgentClient } from '../agents/index.js';
+import { FLOW_SETTINGS, type ControllerPaths } from '../config.js';
+import { createVmQueue, type FlowDeps } from '../flows/index.js';
+import { createSqliteStore, isStoreError, type Store } from '../store/index.js';
+import type { CliIo, CommandContext } from './command.js';
+import { CliError } from './errors.js';
+import { loadControllerKey } from './key-file.js';
+import { createProgress } from './output.js';
+
+export interface ContextOptions {
+  readonly io: CliIo;
+  readonly json: boolean;
+  readonly paths: ControllerPaths;
+  readonly now: () => number;
+  /** in [0, 1): the jitter of retry backoff */
+  readonly random: () => number;
+}
+
+export interface OpenedContext {
+  readonly ctx: CommandContext;
+  /** clears the progress line and closes the database if it was opened; always awaited by the runner */
+  readonly close: () => Promise<void>;
+}
+
+export function createCommandContext(options: ContextOptions): OpenedContext {
+  const { io, paths } = options;
+  let store: Promise<Store> | undefined;
+  let deps: Promise<FlowDeps> | undefined;
+  const progress = io.stderrIsTty ? createProgress(io.stderr) : undefined;
+
+  const ctx: CommandContext = {
+    io,
+    json: options.json,
+    paths,
+    store: () => (store ??= openExistingStore(paths.db)),
+    // One FlowDeps per run: its VmQueue must be the only one serializing this process's flows.
+    flows: () => (deps ??= openFlows()),
+    print(value, human) {
+      progress?.finish();
+      io.stdout(options.json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+    },
+  };
+
+  async function openFlows(): Promise<FlowDeps> {
+    // The key first: a bad key file is refused before the database is even opened.
+    const key = loadControllerKey(paths.key);
+    const agents = createAgentClient({
+      key,
+      timeoutMs: FLOW_SETTINGS.agentTimeoutMs,
+      retries: FLOW_SETTINGS.agentRetries,
+      now: options.now,
+    });
+    return {
+      store: await ctx.store(),
+      agents,
+      queue: createVmQueue(),
+      now: options.now,
+      random: options.random,
+      concurrency: FLOW_SETTINGS.concurrency,
+      retryBaseMs: FLOW_SETTINGS.retryBaseMs,
+      retryMaxMs: FLOW_SETTINGS.retryMaxMs,
+      ...(progress === undefined ? {} : { onProgress: progress.onProgress }),
+    };
+  }
+
+  return {
+    ctx,
+    close: async () => {
+      progress?.finish();
+      if (store === undefined) return;
+      // A store that failed to open has nothing to close; its error was already thrown to the command.
+      const opened = await store.catch(() => undefined);
+      await opened?.close();
+    },
+  };
+}
+
+/** Opens and migrates the database; a missing file is refused (only `init` creates one). */
+export async function openExistingStore(path: string): Promise<Store> {
+  let isFile: boolean;
+  try {
+    isFile = statSync(path).isFile();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new CliError(`no database at ${path}: run \`hostfiles init\` first, or name the database with --db`);
+    }
+    throw new CliError(`cannot use the database ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  if (!isFile) throw new CliError(`the database ${path} is not a file`);
+  return openStore(path);
+}
+
+/** Opens (creating if need be) and migrates the database, with the path in any error. */
+export async function openStore(path: string): Promise<Store> {
+  try {
+    return await createSqliteStore(path);
+  } catch (error) {
+    if (isStoreError(error)) throw new CliError(`cannot open the database ${path}: ${error.message}`, { cause: error });
+    throw error;
+  }
+}

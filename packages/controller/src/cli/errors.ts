@@ -1,0 +1,39 @@
+// The CLI's two errors and the one place that turns any error into an exit code and a line on stderr.
+import { isAgentCallError } from '../agents/index.js';
+import { isFlowError } from '../flows/index.js';
+import { isStoreError } from '../store/index.js';
+
+/** Bad usage (unknown command or option, wrong arguments): exit 2, with a hint where to read more. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  constructor(
+    message: string,
+    readonly hint: string = 'run `hostfiles --help` for the commands',
+  ) {
+    super(message);
+  }
+}
+
+/** An expected failure the operator can act on (missing database, bad key file...): exit 1, one line. */
+export class CliError extends Error {
+  override readonly name = 'CliError';
+}
+
+export interface Failure {
+  readonly exitCode: 1 | 2;
+  /** what goes to stderr, each line already prefixed */
+  readonly text: string;
+}
+
+/** Expected errors answer one line and no stack; anything else is a bug and shows its stack. */
+export function failureOf(error: unknown): Failure {
+  const line = (message: string): string => `hostfiles: ${message}\n`;
+  if (error instanceof UsageError) return { exitCode: 2, text: `${line(error.message)}hostfiles: ${error.hint}\n` };
+  if (error instanceof CliError || isFlowError(error)) return { exitCode: 1, text: line(error.message) };
+  if (isStoreError(error)) return { exitCode: 1, text: line(`database: ${error.message}`) };
+  if (isAgentCallError(error)) {
+    return { exitCode: 1, text: line(`agent ${error.host}: ${error.failure}: ${error.message}`) };
+  }
+  const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  return { exitCode: 1, text: line(`internal error: ${detail}`) };
+}

@@ -1,0 +1,158 @@
+// The `hostfiles` command line: the command table, dispatch, and help. main.ts hands it argv, env and output.
+import { resolvePaths, type ControllerEnv } from '../config.js';
+import { closest, parseArgv, type FlagSpec, type ParsedArgv } from './args.js';
+import type { CliIo, Command, CommandInput } from './command.js';
+import { createCommandContext } from './context.js';
+import { UsageError } from './errors.js';
+import { DEMO_COMMANDS } from './demo.js';
+import { FILE_COMMANDS } from './file.js';
+import { commandHelp, GLOBAL_FLAGS, globalHelp, groupHelp } from './help.js';
+import { HOST_COMMANDS } from './host.js';
+import { INIT_COMMANDS } from './init.js';
+import { PENDING_COMMANDS } from './pending.js';
+import { TPM_COMMANDS } from './tpm.js';
+import { VM_COMMANDS } from './vm.js';
+
+export { CliError, UsageError, failureOf, type Failure } from './errors.js';
+export type { CliIo, Command } from './command.js';
+
+/** Every command, in help order; a new group is one more file under cli/ and one more line here. */
+export const COMMANDS: readonly Command[] = [
+  ...INIT_COMMANDS,
+  ...HOST_COMMANDS,
+  ...VM_COMMANDS,
+  ...TPM_COMMANDS,
+  ...FILE_COMMANDS,
+  ...PENDING_COMMANDS,
+  ...DEMO_COMMANDS,
+];
+
+export interface CliOptions {
+  readonly io: CliIo;
+  readonly env: ControllerEnv;
+  readonly version: string;
+  readonly now: () => number;
+  readonly random: () => number;
+}
+
+/** Runs one command line; throws UsageError for bad usage and the command's errors as they are (see failureOf). */
+export async function runCli(argv: readonly string[], options: CliOptions, commands = COMMANDS): Promise<void> {
+  const parsed = parseArgv(argv, flagIndex(commands));
+  const { words, flags } = parsed;
+  const print = (text: string): void => {
+    options.io.stdout(`${text}\n`);
+  };
+  if (words[0] === 'help') {
+    print(helpFor(words.slice(1), commands));
+    return;
+  }
+  if (words.length === 0) {
+    if (flags.has('version') && !flags.has('help')) print(options.version);
+    else if (flags.size === 0 || flags.has('help')) print(globalHelp(commands));
+    else throw new UsageError('no command given');
+    return;
+  }
+  const command = findCommand(words, commands, flags.has('help'));
+  if (typeof command === 'string') {
+    print(command);
+    return;
+  }
+  if (flags.has('help')) {
+    print(commandHelp(command));
+    return;
+  }
+  const input = checkInput(command, parsed);
+  const flagValue = (name: string): string | undefined => {
+    const value = flags.get(name);
+    return typeof value === 'string' ? value : undefined;
+  };
+  const { ctx, close } = createCommandContext({
+    io: options.io,
+    json: flags.has('json'),
+    paths: resolvePaths({ db: flagValue('db'), key: flagValue('key') }, options.env),
+    now: options.now,
+    random: options.random,
+  });
+  try {
+    await command.run(ctx, input);
+  } finally {
+    await close();
+  }
+}
+
+/** Every flag any command takes; a name must mean the same kind of flag everywhere. */
+function flagIndex(commands: readonly Command[]): Map<string, FlagSpec> {
+  const index = new Map<string, FlagSpec>();
+  for (const flag of [...GLOBAL_FLAGS, ...commands.flatMap((c) => c.flags)]) {
+    const seen = index.get(flag.name);
+    if (seen !== undefined && (seen.value === undefined) !== (flag.value === undefined)) {
+      throw new Error(`bug: --${flag.name} is a switch in one command and takes a value in another`);
+    }
+    index.set(flag.name, seen ?? flag);
+  }
+  return index;
+}
+
+/** The longest command whose words start `words`; or, for a bare group with --help, that group's help text. */
+function findCommand(words: readonly string[], commands: readonly Command[], help: boolean): Command | string {
+  const matches = commands.filter((c) => c.words.every((word, i) => words[i] === word));
+  const best = matches.sort((a, b) => b.words.length - a.words.length)[0];
+  if (best !== undefined) return best;
+  const [first = '', second] = words;
+  const group = commands.filter((c) => c.words.length > 1 && c.words[0] === first);
+  if (group.length > 0) {
+    if (help && second === undefined) return groupHelp(first, group);
+    const subs = group.map((c) => c.words.slice(1).join(' '));
+    const hint = `run \`hostfiles ${first} --help\` for its commands`;
+    if (second === undefined) throw new UsageError(`${first} needs a subcommand: ${subs.join(', ')}`, hint);
+    const guess = closest(second, subs);
+    throw new UsageError(
+      `unknown command ${first} ${second}${guess === undefined ? '' : ` (did you mean ${first} ${guess}?)`}`,
+      hint,
+    );
+  }
+  const guess = closest(first, [...new Set(commands.map((c) => c.words[0] ?? ''))]);
+  throw new UsageError(`unknown command ${first}${guess === undefined ? '' : ` (did you mean ${guess}?)`}`);
+}
+
+function helpFor(words: readonly string[], commands: readonly Command[]): string {
+  if (words.length === 0) return globalHelp(commands);
+  const found = findCommand(words, commands, true);
+  return typeof found === 'string' ? found : commandHelp(found);
+}
+
+/** Checks the command's flags and argument count; answers what its `run` reads. */
+function checkInput(command: Command, { words, flags }: ParsedArgv): CommandInput {
+  const name = command.words.join(' ');
+  const hint = `see \`hostfiles ${name} --help\``;
+  const allowed = new Set([...GLOBAL_FLAGS, ...command.flags].map((flag) => flag.name));
+  for (const flag of flags.keys()) {
+    if (!allowed.has(flag)) throw new UsageError(`${name} takes no option --${flag}`, hint);
+  }
+  for (const flag of command.flags) {
+    if (flag.required === true && !flags.has(flag.name)) {
+      throw new UsageError(`${name} needs --${flag.name} ${flag.value ?? ''}`.trimEnd(), hint);
+    }
+  }
+  const args = words.slice(command.words.length);
+  const min = command.args.filter((a) => a.arity !== 'optional').length;
+  const max = command.args.some((a) => a.arity === 'many') ? Infinity : command.args.length;
+  if (args.length < min) {
+    const missing = command.args.slice(args.length).filter((a) => a.arity !== 'optional');
+    throw new UsageError(`${name} needs ${missing.map((a) => a.name).join(' ')}`, hint);
+  }
+  if (args.length > max) throw new UsageError(`${name} got an unexpected argument: ${args[max] ?? ''}`, hint);
+  return {
+    args,
+    string: (flag) => {
+      const value = flags.get(flag);
+      return typeof value === 'string' ? value : undefined;
+    },
+    required: (flag) => {
+      const value = flags.get(flag);
+      if (typeof value !== 'string') throw new Error(`bug: the required --${flag} passed the parser`);
+      return value;
+    },
+    bool: (flag) => flags.get(flag) === true,
+  };
+}

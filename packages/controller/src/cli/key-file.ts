@@ -1,0 +1,40 @@
+// The controller's signing key on disk: PKCS#8 PEM, mode 0600, created once and never overwritten.
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { generateSigningKey, signingKeyFromPem, type SigningKey } from '@hostfiles/shared';
+import { CliError } from './errors.js';
+
+const codeOf = (error: unknown): string =>
+  (error as NodeJS.ErrnoException | undefined)?.code ?? (error instanceof Error ? error.message : String(error));
+
+/** Reads and checks the key; every problem is a CliError that says what to do. */
+export function loadControllerKey(path: string): SigningKey {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (error) {
+    if (codeOf(error) === 'ENOENT') {
+      throw new CliError(`no controller key at ${path}: run \`hostfiles init\`, or name the key with --key`);
+    }
+    throw new CliError(`cannot read the controller key ${path}: ${codeOf(error)}`);
+  }
+  if ((statSync(path).mode & 0o077) !== 0) {
+    throw new CliError(`the controller key ${path} is readable by others than its owner: chmod 600 it`);
+  }
+  try {
+    return signingKeyFromPem(pem);
+  } catch (error) {
+    throw new CliError(`${path} is not an Ed25519 private key in PEM: ${(error as Error).message}`);
+  }
+}
+
+/** The key at `path`, made now (0600, exclusive create) when there is none; an existing one is kept as it is. */
+export function ensureControllerKey(path: string): { readonly key: SigningKey; readonly created: boolean } {
+  const key = generateSigningKey();
+  try {
+    writeFileSync(path, key.pem, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if (codeOf(error) === 'EEXIST') return { key: loadControllerKey(path), created: false };
+    throw new CliError(`cannot create the controller key ${path}: ${codeOf(error)}`);
+  }
+  return { key, created: true };
+}

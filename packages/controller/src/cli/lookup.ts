@@ -1,0 +1,31 @@
+// Store-only lookups for commands that need no agent (and so no key): names to rows, uuids to names.
+import type { Host, StoreReads, Vm } from '../store/index.js';
+import { CliError } from './errors.js';
+
+/** By name, else by uuid; the same messages as the flows' resolvers. */
+export async function findHost(store: StoreReads, ref: string): Promise<Host> {
+  const host = (await store.getHostByName(ref)) ?? (await store.getHost(ref));
+  if (host === null) throw new CliError(`no host ${ref}`);
+  return host;
+}
+
+export async function findVm(store: StoreReads, ref: string): Promise<Vm> {
+  const vm = (await store.getVmByName(ref)) ?? (await store.getVm(ref));
+  if (vm === null) throw new CliError(`no VM ${ref}`);
+  return vm;
+}
+
+export interface Names {
+  host(uuid: string | null): string;
+  vm(uuid: string): string;
+}
+
+/** Names for display; a row that is gone (a destroyed VM's pending deletion) shows its uuid. */
+export async function loadNames(store: StoreReads): Promise<Names> {
+  const hosts = new Map((await store.listHosts()).map((h) => [h.uuid, h.name]));
+  const vms = new Map((await store.listVms()).map((v) => [v.uuid, v.name]));
+  return {
+    host: (uuid) => (uuid === null ? '-' : (hosts.get(uuid) ?? uuid)),
+    vm: (uuid) => vms.get(uuid) ?? uuid,
+  };
+}

@@ -1,0 +1,55 @@
+// The removal and retry reports as an operator reads them: per host and file, the outcome and why.
+import type { HostReport, RemovalReport, RetryReport } from '../flows/index.js';
+import { plural, table } from './output.js';
+
+const FILE_HEADERS = ['HOST', 'OUTCOME', 'TYPE', 'PATH', 'WHY'];
+
+function fileRows(hosts: readonly HostReport[]): string[][] {
+  return hosts.flatMap((host) =>
+    host.files.map((file) => [
+      host.hostName,
+      file.status === 'unconfirmed' ? 'pending' : file.status,
+      file.type,
+      file.path,
+      file.status === 'unconfirmed' ? file.reason : '',
+    ]),
+  );
+}
+
+/** Hosts that left something pending, by name. */
+const pendingHosts = (hosts: readonly HostReport[]): string[] =>
+  hosts.filter((h) => h.files.some((f) => f.status === 'unconfirmed')).map((h) => h.hostName);
+
+export function formatRemoval(report: RemovalReport): string {
+  const vms = table(
+    ['VM', 'TPM', 'NVRAM', 'KEY BINDING'],
+    report.vms.map((vm) => [vm.vmName, vm.tpmUuid, vm.nvram, vm.binding]),
+  );
+  const rows = fileRows(report.hosts);
+  const files = rows.length === 0 ? 'no files on any host' : table(FILE_HEADERS, rows);
+  // Files the flow never sent (their host gone from the inventory) are pending without a host report.
+  const listed = new Set(report.hosts.flatMap((h) => h.files.map((f) => `${f.hostUuid}\0${f.path}`)));
+  const unsent = report.pending.filter((p) => !listed.has(`${p.hostUuid}\0${p.path}`));
+  const extra = unsent.map((p) => `pending ${p.type} ${p.path} on host ${p.hostUuid}: ${p.reason}`);
+  const total = rows.length + unsent.length;
+  const gone = total - report.pending.length;
+  const where = pendingHosts(report.hosts);
+  const summary =
+    `summary: ${plural(report.vms.length, 'TPM')} removed; ${plural(total, 'file')}: ${gone} gone, ` +
+    `${report.pending.length} pending${where.length === 0 ? '' : ` (on ${where.join(', ')})`}; ` +
+    `${plural(report.commands, 'command')} sent`;
+  const next =
+    report.pending.length === 0
+      ? []
+      : ['pending deletions are kept and retried: `hostfiles retry` (one pass), or `hostfiles serve`'];
+  return [vms, '', files, ...extra, '', summary, ...next].join('\n');
+}
+
+export function formatRetry(report: RetryReport): string {
+  if (report.attempted === 0) return 'retry: nothing pending';
+  const rows = fileRows(report.hosts);
+  const summary =
+    `retry: ${report.attempted} attempted, ${report.confirmed} gone, ${report.stillPending} still pending; ` +
+    `${plural(report.detached.length, 'key binding')} detached`;
+  return [table(FILE_HEADERS, rows), '', summary].join('\n');
+}

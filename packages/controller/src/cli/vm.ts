@@ -1,0 +1,103 @@
+// `hostfiles vm add|list`.
+import { addVm, destroyVm, type NewVmInput } from '../flows/index.js';
+import { isStoreError, type KeyBinding, type Store, type Vm } from '../store/index.js';
+import { firstArg, type Command } from './command.js';
+import { CliError, UsageError } from './errors.js';
+import { loadNames } from './lookup.js';
+import { table } from './output.js';
+
+export const VM_COMMANDS: readonly Command[] = [
+  {
+    words: ['vm', 'add'],
+    args: [{ name: 'NAME', arity: 'one' }],
+    flags: [
+      { name: 'host', value: 'HOST', required: true, help: 'the host the VM lives on (name or uuid)' },
+      { name: 'uefi', help: 'the VM boots UEFI (default: legacy BIOS)' },
+      { name: 'secure-boot', help: 'secure boot is on (needs --uefi); its NVRAM is then never deleted with a TPM' },
+    ],
+    summary: 'add a VM on a host',
+    async run(ctx, input) {
+      const name = firstArg(input);
+      const host = input.required('host');
+      const uefi = input.bool('uefi');
+      const secureBoot = input.bool('secure-boot');
+      if (secureBoot && !uefi) throw new UsageError('--secure-boot needs --uefi', 'see `hostfiles vm add --help`');
+      const spec: NewVmInput = { name, host, bootMode: uefi ? 'UEFI' : 'Legacy', secureBoot };
+      const deps = await ctx.flows();
+      let vm: Vm;
+      try {
+        vm = await addVm(deps, spec);
+      } catch (error) {
+        if (isStoreError(error, 'conflict')) throw new CliError(`a VM named ${name} exists already`, { cause: error });
+        throw error;
+      }
+      ctx.print(
+        vm,
+        () => `added VM ${vm.name} (${vm.uuid}) on ${host}: ${vm.bootMode}${vm.secureBoot ? ', secure boot' : ''}`,
+      );
+    },
+  },
+  {
+    words: ['vm', 'destroy'],
+    args: [{ name: 'VM', arity: 'one' }],
+    flags: [],
+    summary: 'delete all files of a VM (both types, every host), then its rows; unconfirmed files wait in the outbox',
+    async run(ctx, input) {
+      const report = await destroyVm(await ctx.flows(), firstArg(input));
+      ctx.print(report, () =>
+        [
+          `destroyed VM ${report.vmName} (${report.vmUuid}): ${report.commands} commands sent`,
+          ...report.hosts.flatMap((host) =>
+            host.files.map(
+              (file) => `  ${host.hostName}  ${file.status.padEnd(11)} ${file.type.padEnd(8)} ${file.path}`,
+            ),
+          ),
+          report.tpm === null ? 'no TPM' : `TPM ${report.tpm.tpmUuid}: key binding ${report.tpm.binding}`,
+          `${report.pending.length} deletions pending${report.pending.length > 0 ? ' (see `hostfiles pending list`; `hostfiles retry` tries them now)' : ''}`,
+        ].join('\n'),
+      );
+    },
+  },
+  {
+    words: ['vm', 'list'],
+    args: [],
+    flags: [],
+    summary: 'list the VMs, their host, boot mode and TPM',
+    async run(ctx) {
+      const store = await ctx.store();
+      const names = await loadNames(store);
+      const vms = await Promise.all((await store.listVms()).map((vm) => withTpm(store, vm)));
+      ctx.print(
+        vms.map((vm) => ({ ...vm, hostName: vm.hostUuid === null ? null : names.host(vm.hostUuid) })),
+        () =>
+          vms.length === 0
+            ? 'no VMs'
+            : table(
+                ['NAME', 'HOST', 'BOOT', 'SECURE BOOT', 'TPM', 'KEY PROVIDER', 'UUID'],
+                vms.map((vm) => [
+                  vm.name,
+                  names.host(vm.hostUuid),
+                  vm.bootMode,
+                  vm.secureBoot ? 'on' : 'off',
+                  vm.tpm === null ? '-' : vm.tpm.uuid,
+                  bindingText(vm.tpm?.binding ?? null),
+                  vm.uuid,
+                ]),
+              ),
+      );
+    },
+  },
+];
+
+interface VmWithTpm extends Vm {
+  readonly tpm: { readonly uuid: string; readonly binding: KeyBinding | null } | null;
+}
+
+async function withTpm(store: Store, vm: Vm): Promise<VmWithTpm> {
+  const tpm = await store.getTpmByVm(vm.uuid);
+  if (tpm === null) return { ...vm, tpm: null };
+  return { ...vm, tpm: { uuid: tpm.uuid, binding: await store.getKeyBinding(tpm.uuid) } };
+}
+
+const bindingText = (binding: KeyBinding | null): string =>
+  binding === null ? '-' : `${binding.keyProvider} (${binding.state})`;

@@ -1,0 +1,38 @@
+// Where the controller's database and key are, and how its flows reach agents: resolved once from flags and env.
+import { dirname, join } from 'node:path';
+
+export const DEFAULT_DB_PATH = 'hostfiles.db';
+/** The key's file name when no path is given: beside the database. */
+export const DEFAULT_KEY_NAME = 'hostfiles.key';
+
+/** The environment values the controller reads; main.ts alone reads process.env and passes them here. */
+export interface ControllerEnv {
+  /** HOSTFILES_DB */
+  readonly db?: string | undefined;
+  /** HOSTFILES_KEY: the path of the key file, never the key itself */
+  readonly key?: string | undefined;
+}
+
+export interface ControllerPaths {
+  readonly db: string;
+  readonly key: string;
+}
+
+const given = (value: string | undefined): string | undefined =>
+  value === undefined || value === '' ? undefined : value;
+
+/** The flag, else the environment, else the default; the key's default sits beside the database. */
+export function resolvePaths(flags: ControllerEnv, env: ControllerEnv): ControllerPaths {
+  const db = given(flags.db) ?? given(env.db) ?? DEFAULT_DB_PATH;
+  const key = given(flags.key) ?? given(env.key) ?? join(dirname(db), DEFAULT_KEY_NAME);
+  return { db, key };
+}
+
+/** How the CLI's flows run: many hosts at once, patient agent calls, a retry backoff from 5 s up to 10 min. */
+export const FLOW_SETTINGS = {
+  concurrency: 16,
+  retryBaseMs: 5_000,
+  retryMaxMs: 600_000,
+  agentTimeoutMs: 10_000,
+  agentRetries: 2,
+} as const;

@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// hostfiles: the controller's command line. The only module that touches process (argv, env, exit, stdio).
+import { createRequire } from 'node:module';
+import { failureOf, runCli } from './cli/index.js';
+
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+runCli(process.argv.slice(2), {
+  io: {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    stderrIsTty: process.stderr.isTTY, // undefined when not a terminal, whatever the type says
+  },
+  env: { db: process.env['HOSTFILES_DB'], key: process.env['HOSTFILES_KEY'] },
+  version: VERSION,
+  now: Date.now,
+  random: Math.random,
+}).catch((error: unknown) => {
+  const failure = failureOf(error);
+  process.stderr.write(failure.text);
+  process.exitCode = failure.exitCode;
+});

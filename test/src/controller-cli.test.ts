@@ -1,0 +1,281 @@
+// The `hostfiles` command line as an operator meets it: the real binary, a real database file, real agents.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { signingKeyFromPem } from '@hostfiles/shared';
+import { binPath, removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
+
+const CLI = binPath('@hostfiles/controller');
+const VERSION = (createRequire(import.meta.url)('@hostfiles/controller/package.json') as { version: string }).version;
+
+interface Run {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the binary without blocking this process (the agents' output pipes must keep draining). */
+function hostfiles(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
+  // The caller's own HOSTFILES_* must not leak into what a test asserts about defaults.
+  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('HOSTFILES_')));
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...base, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (status) => {
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+/** A successful --json run: exit 0, nothing on stderr (no progress off a terminal), stdout one JSON value. */
+function json(run: Run): unknown {
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stderr, '');
+  return JSON.parse(run.stdout);
+}
+
+/** A failure: the exit code, one `hostfiles:` message matching `pattern`, and never a stack trace. */
+function fails(run: Run, status: number, pattern: RegExp): void {
+  assert.equal(run.status, status, `${run.stdout}${run.stderr}`);
+  assert.equal(run.stdout, '', 'nothing on stdout');
+  assert.match(run.stderr, pattern);
+  assert.match(run.stderr, /^hostfiles: /);
+  assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
+}
+
+function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-cli-'));
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+test('init makes a 0600 database and key, prints the public key, and never replaces the key', async (t) => {
+  const dir = tempDir(t);
+  const db = join(dir, 'hostfiles.db');
+  const keyFile = join(dir, 'hostfiles.key');
+  const first = await hostfiles(['init', '--db', db]);
+  assert.equal(first.status, 0, first.stderr);
+  assert.equal(statSync(keyFile).mode & 0o777, 0o600, 'the key beside the database, owner only');
+  assert.equal(statSync(db).mode & 0o777, 0o600);
+  const pem = readFileSync(keyFile, 'utf8');
+  const key = signingKeyFromPem(pem);
+  assert.ok(first.stdout.includes(`"trustedKeys": ["${key.publicKey}"]`), first.stdout);
+  assert.ok(first.stdout.includes(key.keyId));
+
+  const again = json(await hostfiles(['init', '--json'], { HOSTFILES_DB: db })) as Record<string, unknown>;
+  assert.deepEqual(again, {
+    database: db,
+    databaseCreated: false,
+    keyFile,
+    keyCreated: false,
+    publicKey: key.publicKey,
+    keyId: key.keyId,
+  });
+  assert.equal(readFileSync(keyFile, 'utf8'), pem, 'the key is unchanged');
+  assert.deepEqual(json(await hostfiles(['host', 'list', '--json'], { HOSTFILES_DB: db })), []);
+});
+
+test('usage errors exit 2 with a hint; --help and --version tell the truth', async () => {
+  const [unknown, typo, flagTypo, wrongFlag, noVm, noFrom] = await Promise.all([
+    hostfiles(['frobnicate']),
+    hostfiles(['host', 'lst']),
+    hostfiles(['vm', 'add', 'x', '--host', 'h', '--uefy']),
+    hostfiles(['tpm', 'add', 'x', '--uefi']),
+    hostfiles(['tpm', 'remove']),
+    hostfiles(['file', 'write', 'x', '--type', 'TpmState', '--path', '/a']),
+  ]);
+  fails(unknown, 2, /unknown command frobnicate/);
+  assert.match(unknown.stderr, /hostfiles --help/);
+  fails(typo, 2, /unknown command host lst \(did you mean host list\?\)/);
+  fails(flagTypo, 2, /unknown option --uefy \(did you mean --uefi\?\)/);
+  fails(wrongFlag, 2, /tpm add takes no option --uefi/);
+  fails(noVm, 2, /tpm remove needs VM/);
+  fails(noFrom, 2, /file write needs --from LOCALFILE/);
+
+  const help = await hostfiles(['--help']);
+  assert.equal(help.status, 0);
+  // Every command the help lists is one the parser knows: its own --help answers with its synopsis.
+  const listed = help.stdout
+    .slice(help.stdout.indexOf('Commands:'), help.stdout.indexOf('Options (every command):'))
+    .split('\n')
+    .map((line) => /^ {2}([a-z]+(?: [a-z]+)?)(?= |$)/.exec(line)?.[1])
+    .filter((words): words is string => words !== undefined);
+  for (const command of ['init', 'host add', 'host list', 'host check', 'vm add', 'tpm remove', 'file write', 'retry'])
+    assert.ok(listed.includes(command), `--help lists ${command}`);
+  const helps = await Promise.all(listed.map((command) => hostfiles([...command.split(' '), '--help'])));
+  helps.forEach((run, i) => {
+    assert.equal(run.status, 0, run.stderr);
+    assert.ok(run.stdout.startsWith(`Usage: hostfiles ${listed[i] ?? ''}`), run.stdout);
+  });
+  const tpmHelp = helps[listed.indexOf('tpm remove')];
+  assert.match(tpmHelp?.stdout ?? '', /Usage: hostfiles tpm remove VM \[VM \.\.\.\]/);
+  assert.match(tpmHelp?.stdout ?? '', /pending/);
+  const version = await hostfiles(['--version']);
+  assert.equal(version.status, 0);
+  assert.equal(version.stdout, `${VERSION}\n`);
+});
+
+test('a missing database is refused, never created; a bad key file is refused with a clear error', async (t) => {
+  const dir = tempDir(t);
+  const missing = join(dir, 'nothing-here.db');
+  fails(await hostfiles(['host', 'list', '--db', missing]), 1, /no database at .*nothing-here\.db.*hostfiles init/);
+  assert.equal(existsSync(missing), false);
+
+  const db = join(dir, 'hostfiles.db');
+  assert.equal((await hostfiles(['init', '--db', db])).status, 0);
+  const bad = join(dir, 'bad.key');
+  writeFileSync(bad, 'not a key\n', { mode: 0o600 });
+  fails(await hostfiles(['retry', '--db', db, '--key', bad]), 1, /bad\.key is not an Ed25519 private key in PEM/);
+  const open = join(dir, 'hostfiles.key');
+  chmodSync(open, 0o644);
+  fails(await hostfiles(['retry', '--db', db]), 1, /readable by others.*chmod 600/);
+  fails(await hostfiles(['retry', '--db', db, '--key', join(dir, 'none.key')]), 1, /no controller key at/);
+});
+
+test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pending, then retried', async (t) => {
+  const dir = tempDir(t);
+  const db = join(dir, 'hostfiles.db');
+  assert.equal((await hostfiles(['init', '--db', db])).status, 0);
+  const key = signingKeyFromPem(readFileSync(join(dir, 'hostfiles.key'), 'utf8'));
+  const agents: AgentHandle[] = await Promise.all([0, 1].map(() => startAgent(setupAgent({ controllerKey: key }))));
+  t.after(async () => {
+    await Promise.all(agents.map((agent) => agent.stop()));
+    for (const agent of agents) removeSetup(agent.setup);
+  });
+  const [a0, a1] = agents as [AgentHandle, AgentHandle];
+  const cli = (...args: string[]): Promise<Run> => hostfiles(['--db', db, ...args]);
+
+  // Hosts
+  for (const [i, agent] of agents.entries()) assert.equal((await cli('host', 'add', `h${i}`, agent.url)).status, 0);
+  const hosts = json(await cli('host', 'list', '--json')) as { name: string; uuid: string; state: string }[];
+  assert.deepEqual(
+    hosts.map((h) => [h.name, h.uuid, h.state]),
+    [
+      ['h0', a0.setup.hostUuid, 'Connected'],
+      ['h1', a1.setup.hostUuid, 'Connected'],
+    ],
+  );
+  fails(await cli('host', 'add', 'h0', a1.url), 1, /a host named h0 exists already/);
+
+  // VMs and TPMs: a (UEFI, no secure boot) on h0, b (legacy) on h1, c without a TPM
+  assert.equal((await cli('vm', 'add', 'a', '--host', 'h0', '--uefi')).status, 0);
+  assert.equal((await cli('vm', 'add', 'b', '--host', 'h1')).status, 0);
+  assert.equal((await cli('vm', 'add', 'c', '--host', 'h0')).status, 0);
+  fails(await cli('vm', 'add', 'd', '--host', 'nosuchhost'), 1, /no host nosuchhost/);
+  assert.equal((await cli('tpm', 'add', 'a')).status, 0);
+  assert.equal((await cli('tpm', 'add', 'b', '--key-provider', 'kms-2')).status, 0);
+  const vms = json(await cli('vm', 'list', '--json')) as {
+    name: string;
+    tpm: { binding: { keyProvider: string } } | null;
+  }[];
+  assert.deepEqual(
+    vms.map((vm) => [vm.name, vm.tpm?.binding.keyProvider ?? null]),
+    [
+      ['a', 'default'],
+      ['b', 'kms-2'],
+      ['c', null],
+    ],
+  );
+
+  // Files land on the agents' disks
+  const local = (name: string, content: string): string => {
+    const path = join(dir, name);
+    writeFileSync(path, content);
+    return path;
+  };
+  const aTpm = join(a0.setup.roots.TpmState, 'a', 'tpm2-00.permall');
+  const aVars = join(a0.setup.roots.NvRam, 'a_VARS.fd');
+  const bTpm = join(a1.setup.roots.TpmState, 'b', 'tpm2-00.permall');
+  const writes: [string, string, string, string][] = [
+    ['a', 'TpmState', aTpm, 'tpm of a'],
+    ['a', 'NvRam', aVars, 'vars of a'],
+    ['b', 'TpmState', bTpm, 'tpm of b'],
+  ];
+  for (const [vm, type, path, content] of writes) {
+    const from = local(`${vm}-${type}`, content);
+    const run = await cli('file', 'write', vm, '--type', type, '--path', path, '--from', from);
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(readFileSync(path, 'utf8'), content);
+  }
+  const files = json(await cli('file', 'list', '--json')) as { vmName: string; hostName: string; path: string }[];
+  assert.deepEqual(
+    files.map((f) => [f.vmName, f.hostName, f.path]).sort(),
+    [
+      ['a', 'h0', aTpm],
+      ['a', 'h0', aVars],
+      ['b', 'h1', bTpm],
+    ].sort(),
+  );
+  assert.equal((json(await cli('file', 'list', 'a', '--json')) as unknown[]).length, 2);
+
+  // Refused removals change nothing
+  fails(await cli('tpm', 'remove', 'nosuchvm'), 1, /no VM nosuchvm/);
+  fails(await cli('tpm', 'remove', 'a', 'c'), 1, /VM c has no TPM/);
+  assert.ok(existsSync(aTpm), 'a removal naming a VM without TPM does nothing');
+
+  // h1 goes down: the health check says so, a new host at its URL cannot be added
+  await a1.stop();
+  const checks = json(await cli('host', 'check', '--json')) as { name: string; state: string }[];
+  assert.deepEqual(
+    checks.map((c) => [c.name, c.state]),
+    [
+      ['h0', 'Connected'],
+      ['h1', 'Disconnected'],
+    ],
+  );
+  fails(await cli('host', 'add', 'h9', a1.url), 1, /cannot reach the agent at/);
+
+  // The removal: a's files gone, b's pending with its reason, exit 0
+  const removal = await cli('tpm', 'remove', 'a', 'b');
+  assert.equal(removal.status, 0, removal.stderr);
+  assert.match(removal.stdout, /summary: 2 TPMs removed; 3 files: 2 gone, 1 pending \(on h1\); \d+ commands? sent/);
+  const bLine = removal.stdout.split('\n').find((line) => line.includes(bTpm)) ?? '';
+  assert.match(bLine, /^h1\s+pending\s+TpmState\s+\S+\s+unreachable: /);
+  assert.equal(existsSync(aTpm), false);
+  assert.equal(existsSync(aVars), false, 'UEFI without secure boot: NVRAM goes with the TPM');
+  assert.equal(readFileSync(bTpm, 'utf8'), 'tpm of b', 'the down host kept its file');
+
+  const pending = json(await cli('pending', 'list', '--json')) as {
+    hostName: string;
+    vmName: string;
+    path: string;
+    lastError: string;
+  }[];
+  assert.equal(pending.length, 1);
+  assert.deepEqual([pending[0]?.hostName, pending[0]?.vmName, pending[0]?.path], ['h1', 'b', bTpm]);
+  assert.match(pending[0]?.lastError ?? '', /unreachable/);
+  assert.match((await cli('pending', 'list')).stdout, /unreachable/);
+  fails(await cli('host', 'remove', 'h1'), 1, /host h1 is still named by VMs, files or pending deletions/);
+
+  // h1 comes back on the same port with the same key: one retry pass drains the outbox
+  agents[1] = await startAgent(
+    setupAgent({
+      dir: a1.setup.dir,
+      controllerKey: key,
+      config: { listen: { host: '127.0.0.1', port: a1.port }, hostUuid: a1.setup.hostUuid },
+    }),
+  );
+  const retry = json(await cli('retry', '--json')) as {
+    attempted: number;
+    confirmed: number;
+    stillPending: number;
+    detached: string[];
+  };
+  assert.deepEqual([retry.attempted, retry.confirmed, retry.stillPending, retry.detached.length], [1, 1, 0, 1]);
+  assert.equal(existsSync(bTpm), false);
+  assert.deepEqual(json(await cli('pending', 'list', '--json')), []);
+  assert.equal((await cli('retry')).stdout, 'retry: nothing pending\n');
+});
