@@ -2,10 +2,11 @@
 // removal's guarantees: dispatch best-effort, and one transaction that purges the rows, puts every unconfirmed
 // file in the outbox, settles the TPM's key binding, removes the VM and finishes the operation.
 import { randomUUID } from 'node:crypto';
-import type { BackupFile, NewPendingDeletion, Tpm, Vm, VmHostFile } from '../store/index.js';
+import type { BackupFile, Tpm, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { deleteOnHosts, type HostReport } from './dispatch.js';
-import { settleBinding, type PendingFile } from './remove-tpm.js';
+import { outcomesOf, unconfirmed, type PendingFile } from './outbox.js';
+import { settleBinding } from './remove-tpm.js';
 import { resolveVm } from './resolve.js';
 
 export const DESTROY_VM = 'vm.destroy';
@@ -74,26 +75,11 @@ async function purge(
   { vm, tpm, files, backups }: Collected,
   hosts: readonly HostReport[],
 ): Promise<DestroyReport> {
-  const outcomes = new Map(hosts.flatMap((h) => h.files.map((f) => [`${f.hostUuid}\0${f.path}`, f] as const)));
-  const now = deps.now();
-  const pending: PendingFile[] = [];
-  const rows: NewPendingDeletion[] = [];
-  for (const file of files) {
-    const outcome = outcomes.get(`${file.hostUuid}\0${file.path}`);
-    if (outcome?.status === 'deleted' || outcome?.status === 'absent') continue;
-    const reason = outcome?.status === 'unconfirmed' ? outcome.reason : 'not sent';
-    pending.push({ hostUuid: file.hostUuid, type: file.type, path: file.path, vmUuid: vm.uuid, reason });
-    rows.push({
-      hostUuid: file.hostUuid,
-      type: file.type,
-      path: file.path,
-      vmUuid: vm.uuid,
-      // Only TPM state holds a key binding back; NVRAM (and state of no TPM) is the firmware's.
-      tpmUuid: file.type === 'TpmState' && tpm !== null ? tpm.uuid : null,
-      nextAttemptAt: now + deps.retryBaseMs,
-      lastError: reason,
-    });
-  }
+  const { pending, rows } = unconfirmed(
+    [{ files, tpmUuid: tpm?.uuid ?? null }],
+    outcomesOf(hosts),
+    deps.now() + deps.retryBaseMs,
+  );
   return deps.store.transaction(async (tx) => {
     await tx.deleteFiles(files.map((f) => f.uuid));
     await tx.deleteBackups(backups.map((b) => b.uuid));

@@ -1,12 +1,14 @@
 // The removal of TPMs from VMs (DESIGN.md): collect, group by host, dispatch, purge with the outbox, key bindings.
 import type { FileType } from '@hostfiles/shared';
 import { randomUUID } from 'node:crypto';
-import type { BackupFile, NewPendingDeletion, StoreTx, Tpm, Vm, VmHostFile } from '../store/index.js';
+import type { BackupFile, StoreTx, Tpm, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { deleteOnHosts, type HostReport } from './dispatch.js';
+import { outcomesOf, unconfirmed, type PendingFile } from './outbox.js';
 import { needsNvram, resolveVms } from './resolve.js';
 
 export const REMOVE_TPM = 'tpm.remove';
+export type { PendingFile };
 
 export interface VmRemoval {
   readonly vmUuid: string;
@@ -15,14 +17,6 @@ export interface VmRemoval {
   /** NVRAM is deleted only when the VM no longer needs it: UEFI without secure boot. */
   readonly nvram: 'deleted' | 'kept: secure boot' | 'none: legacy boot';
   readonly binding: 'detached' | 'detaching';
-}
-
-export interface PendingFile {
-  readonly hostUuid: string;
-  readonly type: FileType;
-  readonly path: string;
-  readonly vmUuid: string;
-  readonly reason: string;
 }
 
 export interface RemovalReport {
@@ -120,28 +114,11 @@ async function purge(
   collected: readonly Collected[],
   hosts: readonly HostReport[],
 ): Promise<RemovalReport> {
-  const outcomes = new Map(hosts.flatMap((h) => h.files.map((f) => [`${f.hostUuid}\0${f.path}`, f] as const)));
-  const now = deps.now();
-  const pending: PendingFile[] = [];
-  const rows: NewPendingDeletion[] = [];
-  for (const { vm, tpm, files } of collected) {
-    for (const file of files) {
-      const outcome = outcomes.get(`${file.hostUuid}\0${file.path}`);
-      if (outcome?.status === 'deleted' || outcome?.status === 'absent') continue;
-      const reason = outcome?.status === 'unconfirmed' ? outcome.reason : 'not sent';
-      pending.push({ hostUuid: file.hostUuid, type: file.type, path: file.path, vmUuid: vm.uuid, reason });
-      rows.push({
-        hostUuid: file.hostUuid,
-        type: file.type,
-        path: file.path,
-        vmUuid: vm.uuid,
-        // NVRAM belongs to the firmware, not the TPM: only TPM state holds the key binding back.
-        tpmUuid: file.type === 'TpmState' ? tpm.uuid : null,
-        nextAttemptAt: now + deps.retryBaseMs,
-        lastError: reason,
-      });
-    }
-  }
+  const { pending, rows } = unconfirmed(
+    collected.map(({ tpm, files }) => ({ files, tpmUuid: tpm.uuid })),
+    outcomesOf(hosts),
+    deps.now() + deps.retryBaseMs,
+  );
   return deps.store.transaction(async (tx) => {
     await tx.deleteFiles(collected.flatMap((c) => c.files.map((f) => f.uuid)));
     await tx.deleteBackups(collected.flatMap((c) => c.backups.map((b) => b.uuid)));

@@ -3,6 +3,7 @@
 import type { PendingDeletion } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
 import { deleteOnHosts, type HostReport } from './dispatch.js';
+import { isConfirmed, outcomesOf, reasonOf } from './outbox.js';
 import { settleBinding } from './remove-tpm.js';
 
 export interface RetryReport {
@@ -48,18 +49,18 @@ async function settle(
   rows: readonly PendingDeletion[],
   hosts: readonly HostReport[],
 ): Promise<RetryReport> {
-  const outcomes = new Map(hosts.flatMap((h) => h.files.map((f) => [`${f.hostUuid}\0${f.path}`, f] as const)));
+  const outcome = outcomesOf(hosts);
   const now = deps.now();
   return deps.store.transaction(async (tx) => {
     const confirmed: number[] = [];
     const tpms = new Set<string>();
     for (const row of rows) {
-      const outcome = outcomes.get(`${row.hostUuid}\0${row.path}`);
-      if (outcome?.status === 'deleted' || outcome?.status === 'absent') {
+      const result = outcome(row.hostUuid, row.path);
+      if (isConfirmed(result)) {
         confirmed.push(row.id);
         if (row.tpmUuid !== null) tpms.add(row.tpmUuid);
       } else {
-        const lastError = outcome?.status === 'unconfirmed' ? outcome.reason : 'not sent';
+        const lastError = reasonOf(result);
         await tx.markDeletionFailed(row.id, { nextAttemptAt: now + backoff(deps, row.attempts + 1), lastError });
       }
     }
