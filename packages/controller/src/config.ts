@@ -30,7 +30,7 @@ export function resolvePaths(flags: ControllerEnv, env: ControllerEnv): Controll
 
 /** How the CLI's flows run: many hosts at once, patient agent calls, a retry backoff from 5 s up to 10 min. */
 export const FLOW_SETTINGS = {
-  concurrency: 16,
+  concurrency: 32,
   retryBaseMs: 5_000,
   retryMaxMs: 600_000,
   agentTimeoutMs: 10_000,
