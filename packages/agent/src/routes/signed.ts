@@ -39,7 +39,9 @@ export async function handleSigned<K extends CommandKind>(
   deps: AppDeps,
   prepare: Prepare<K>,
 ): Promise<Response> {
-  const body = await readCappedBody(c.env.incoming, c.req.raw, deps.maxBodyBytes); // 1
+  // app.request() in-process passes no env at all; under @hono/node-server it holds the IncomingMessage.
+  const env = c.env as Bindings['Bindings'] | undefined;
+  const body = await readCappedBody(env?.incoming, c.req.raw, deps.maxBodyBytes); // 1
   const envelope = unwrap(parseEnvelope(body.toString('utf8'))); // 2
   const payload = unwrap(verifyEnvelope(envelope, COMMAND_CONTEXT, (id) => deps.trustedKeys.get(id)?.key)); // 3, 4
   const command = unwrap(parseCommand(payload, kind)); // 5
