@@ -10,6 +10,7 @@ import { commandHelp, GLOBAL_FLAGS, globalHelp, groupHelp } from './help.js';
 import { HOST_COMMANDS } from './host.js';
 import { INIT_COMMANDS } from './init.js';
 import { PENDING_COMMANDS } from './pending.js';
+import { SYNC_COMMANDS } from './sync.js';
 import { TPM_COMMANDS } from './tpm.js';
 import { VM_COMMANDS } from './vm.js';
 
@@ -23,6 +24,7 @@ export const COMMANDS: readonly Command[] = [
   ...VM_COMMANDS,
   ...TPM_COMMANDS,
   ...FILE_COMMANDS,
+  ...SYNC_COMMANDS,
   ...PENDING_COMMANDS,
   ...DEMO_COMMANDS,
 ];

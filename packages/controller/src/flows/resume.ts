@@ -7,7 +7,10 @@ import { z } from 'zod';
 import type { Operation } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
 import { DESTROY_VM, destroyVm } from './destroy-vm.js';
+import { RECONCILE_HOST, resumeReconcile } from './reconcile.js';
 import { REMOVE_TPM, removeTpms, settleBinding } from './remove-tpm.js';
+import { RESTORE_VM, resumeRestore } from './restore.js';
+import { resumeSync, SYNC_VM } from './sync.js';
 
 export interface ResumeReport {
   /** Every running operation carried to its end (done or failed), in journal order. */
@@ -55,6 +58,9 @@ export async function resumeOperations(deps: FlowDeps): Promise<ResumeReport> {
 const RESUMERS: Readonly<Record<string, (deps: FlowDeps, operation: Operation) => Promise<Outcome>>> = {
   [REMOVE_TPM]: resumeRemoval,
   [DESTROY_VM]: resumeDestroy,
+  [SYNC_VM]: resumeSync,
+  [RESTORE_VM]: resumeRestore,
+  [RECONCILE_HOST]: resumeReconcile,
 };
 
 // `tpms`, when a removal records it, pins the very TPMs it meant; otherwise the TPM's age tells.

@@ -1,0 +1,252 @@
+// Sync: a VM's recorded files read back from their hosts (one `files.read` per host) into the controller's backups.
+import { createHash, randomUUID } from 'node:crypto';
+import { mapLimit, type FileType, type ReadResult } from '@hostfiles/shared';
+import { isAgentCallError } from '../agents/index.js';
+import type { Host, NewOperation, Operation, Vm, VmHostFile } from '../store/index.js';
+import { FlowError, type FlowDeps } from './deps.js';
+import { resolveVm } from './resolve.js';
+
+export const SYNC_VM = 'vm.sync';
+
+interface FileOnHost {
+  readonly hostUuid: string;
+  readonly hostName: string;
+  readonly type: FileType;
+  readonly path: string;
+}
+
+/** `missing`: the agent found no file there; `failed`: the host or the file could not be read (see `reason`). */
+export type SyncOutcome =
+  | { readonly status: 'read'; readonly sha256: string; readonly size: number }
+  | { readonly status: 'missing' | 'failed'; readonly reason: string };
+
+export type SyncedFile = FileOnHost & SyncOutcome;
+
+/** The backup of one type, as this sync left it. */
+export interface SyncBackup {
+  readonly type: FileType;
+  /** the file it was taken from */
+  readonly hostUuid: string;
+  readonly hostName: string;
+  readonly path: string;
+  readonly sha256: string;
+  readonly size: number;
+}
+
+export interface SyncReport {
+  readonly operationId: string;
+  readonly vmUuid: string;
+  readonly vmName: string;
+  readonly commands: number;
+  /** every recorded file of the VM, per host, with what the read gave */
+  readonly files: readonly SyncedFile[];
+  /** the backups updated, one per type the VM has a file of */
+  readonly backups: readonly SyncBackup[];
+  /** the types whose source file could not be read: their earlier backup, if any, is kept as it was */
+  readonly notUpdated: readonly SyncedFile[];
+}
+
+interface HostRead {
+  readonly row: VmHostFile;
+  readonly outcome: SyncedFile;
+  readonly content?: Buffer;
+}
+
+/**
+ * Reads every recorded file of the VM and updates each row's sha256, size and last sync. The backup of a type is
+ * taken from the VM's file on its current host, or, when it has none there, from its most recently written one;
+ * if that file cannot be read, the earlier backup is kept: a stale copy from another host never replaces it.
+ */
+export async function syncVm(deps: FlowDeps, vmRef: string, operationId: string = randomUUID()): Promise<SyncReport> {
+  const resolved = await resolveVm(deps.store, vmRef);
+  return deps.queue.run([resolved.uuid], async () => {
+    const vm = await deps.store.getVm(resolved.uuid);
+    if (vm === null) throw new FlowError('not_found', `no VM ${vmRef}`);
+    await startJournal(deps, {
+      id: operationId,
+      kind: SYNC_VM,
+      subject: vm.uuid,
+      step: 'read',
+      input: { vm: vm.uuid },
+    });
+    return failJournalOnError(deps, operationId, async () => {
+      const rows = await deps.store.listFilesByVm(vm.uuid);
+      const { reads, commands } = await readOnHosts(deps, rows);
+      return record(deps, operationId, vm, reads, commands);
+    });
+  });
+}
+
+/** One command per host, hosts reached with bounded concurrency; a host that fails fails only its own files. */
+async function readOnHosts(
+  deps: FlowDeps,
+  rows: readonly VmHostFile[],
+): Promise<{ reads: HostRead[]; commands: number }> {
+  const byHost = new Map<string, VmHostFile[]>();
+  for (const row of rows) byHost.set(row.hostUuid, [...(byHost.get(row.hostUuid) ?? []), row]);
+  let commands = 0;
+  let done = 0;
+  const perHost = await mapLimit([...byHost.entries()], deps.concurrency, async ([hostUuid, files]) => {
+    const host = await deps.store.getHost(hostUuid);
+    if (host !== null) commands++;
+    const reads =
+      host === null
+        ? files.map((row) => failed(row, hostUuid, 'the host is not in the inventory'))
+        : await readOnHost(deps, host, files);
+    done++;
+    deps.onProgress?.({ flow: SYNC_VM, done, total: byHost.size, host: host?.name ?? hostUuid });
+    return reads;
+  });
+  return { reads: perHost.flat(), commands };
+}
+
+async function readOnHost(deps: FlowDeps, host: Host, rows: readonly VmHostFile[]): Promise<HostRead[]> {
+  // At most one file per (VM, host, type): far below the 1000 files a command may carry.
+  const files = rows.map((row) => ({ type: row.type, path: row.path }));
+  let results: readonly ReadResult[];
+  try {
+    results = (await deps.agents.send(host, 'files.read', { files })).results;
+    await deps.store.setHostState(host.uuid, 'Connected', deps.now());
+  } catch (error) {
+    if (!isAgentCallError(error)) throw error;
+    if (error.failure === 'unreachable' || error.failure === 'timeout')
+      await deps.store.setHostState(host.uuid, 'Disconnected');
+    return rows.map((row) => failed(row, host.name, `${error.failure}: ${error.message}`));
+  }
+  return rows.map((row, i) => readOutcome(row, host.name, results[i]));
+}
+
+function readOutcome(row: VmHostFile, hostName: string, result: ReadResult | undefined): HostRead {
+  if (result === undefined || result.path !== row.path) return failed(row, hostName, 'no result for this file');
+  if (result.status === 'failed' || result.content === undefined) {
+    const reason = result.error === undefined ? 'no content' : `${result.error.code}: ${result.error.message}`;
+    if (result.error?.code === 'not_found') return missing(row, hostName, reason);
+    return failed(row, hostName, reason);
+  }
+  const content = Buffer.from(result.content, 'base64');
+  const sha256 = createHash('sha256').update(content).digest('hex');
+  if (sha256 !== result.sha256) return failed(row, hostName, 'the content does not match the sha256 the agent sent');
+  return { row, content, outcome: { ...at(row, hostName), status: 'read', sha256, size: content.byteLength } };
+}
+
+const at = (row: VmHostFile, hostName: string): FileOnHost => ({
+  hostUuid: row.hostUuid,
+  hostName,
+  type: row.type,
+  path: row.path,
+});
+const failed = (row: VmHostFile, hostName: string, reason: string): HostRead => ({
+  row,
+  outcome: { ...at(row, hostName), status: 'failed', reason },
+});
+const missing = (row: VmHostFile, hostName: string, reason: string): HostRead => ({
+  row,
+  outcome: { ...at(row, hostName), status: 'missing', reason },
+});
+
+/** Per type, the row whose file is the VM's state: the one on its current host, else the most recently written. */
+function sourceRows(vm: Vm, rows: readonly VmHostFile[]): Map<FileType, VmHostFile> {
+  const onHome = (row: VmHostFile): boolean => row.hostUuid === vm.hostUuid;
+  const sources = new Map<FileType, VmHostFile>();
+  for (const row of rows) {
+    const chosen = sources.get(row.type);
+    const better =
+      chosen === undefined || (onHome(row) === onHome(chosen) ? row.lastSyncAt > chosen.lastSyncAt : onHome(row));
+    if (better) sources.set(row.type, row);
+  }
+  return sources;
+}
+
+/** Rows and backups updated and the operation finished, in one transaction. */
+async function record(
+  deps: FlowDeps,
+  operationId: string,
+  vm: Vm,
+  reads: readonly HostRead[],
+  commands: number,
+): Promise<SyncReport> {
+  const now = deps.now();
+  const sources = new Set(
+    sourceRows(
+      vm,
+      reads.map((r) => r.row),
+    ).values(),
+  );
+  const notUpdated = reads.filter((r) => sources.has(r.row) && r.outcome.status !== 'read').map((r) => r.outcome);
+  return deps.store.transaction(async (tx) => {
+    const backups: SyncBackup[] = [];
+    for (const { row, outcome, content } of reads) {
+      if (outcome.status !== 'read' || content === undefined) continue;
+      await tx.upsertFile({ ...row, sha256: outcome.sha256, size: outcome.size, lastSyncAt: now });
+      if (!sources.has(row)) continue;
+      await tx.upsertBackup({ uuid: randomUUID(), vmUuid: vm.uuid, type: row.type, content, sha256: outcome.sha256 });
+      const { hostUuid, hostName, type, path, sha256, size } = outcome;
+      backups.push({ type, hostUuid, hostName, path, sha256, size });
+    }
+    const report: SyncReport = {
+      operationId,
+      vmUuid: vm.uuid,
+      vmName: vm.name,
+      commands,
+      files: reads.map((r) => r.outcome),
+      backups,
+      notUpdated,
+    };
+    await tx.finishOperation(operationId, 'done', report);
+    return report;
+  });
+}
+
+/** Repeats a sync the controller was killed in: it only reads hosts and overwrites rows and backups. */
+export async function resumeSync(deps: FlowDeps, operation: Operation): Promise<'done' | 'failed'> {
+  return repeatFlow(deps, operation, async (input) => {
+    const vm = typeof input['vm'] === 'string' ? input['vm'] : undefined;
+    if (vm === undefined || (await deps.store.getVm(vm)) === null) return 'the VM no longer exists';
+    await syncVm(deps, vm, operation.id);
+    return null;
+  });
+}
+
+// The journal steps the sync, restore and reconcile flows share.
+
+/** Starts the operation, unless it exists already (a resume repeats it under its own id). */
+export async function startJournal(deps: FlowDeps, operation: NewOperation): Promise<void> {
+  if ((await deps.store.getOperation(operation.id)) === null) await deps.store.startOperation(operation);
+}
+
+/** Runs `fn`; if it throws, the operation is finished 'failed' with the error (if still running), then rethrown. */
+export async function failJournalOnError<T>(deps: FlowDeps, operationId: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if ((await deps.store.getOperation(operationId))?.state === 'running') {
+      const message = error instanceof Error ? error.message : String(error);
+      await deps.store.finishOperation(operationId, 'failed', { error: message });
+    }
+    throw error;
+  }
+}
+
+/**
+ * A resumer for flows that are safe to repeat whole: `repeat` answers null when it repeated the flow, or why it
+ * could not (the operation is then finished 'failed' with that reason). A repeat that throws finished 'failed'.
+ */
+export async function repeatFlow(
+  deps: FlowDeps,
+  operation: Operation,
+  repeat: (input: Readonly<Record<string, unknown>>) => Promise<string | null>,
+): Promise<'done' | 'failed'> {
+  const input =
+    typeof operation.input === 'object' && operation.input !== null
+      ? (operation.input as Readonly<Record<string, unknown>>)
+      : {};
+  try {
+    const skipped = await repeat(input);
+    if (skipped === null) return 'done';
+    await deps.store.finishOperation(operation.id, 'failed', { error: skipped });
+    return 'failed';
+  } catch (error) {
+    if ((await deps.store.getOperation(operation.id))?.state === 'running') throw error;
+    return 'failed';
+  }
+}

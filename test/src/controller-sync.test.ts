@@ -1,0 +1,389 @@
+// Sync and restore with real agents and a real SQLite file: the exact bytes on disk go into the backups, and come
+// back byte-identical after the files are destroyed, also onto another host after the VM moved; the CLI commands.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  addHost,
+  addTpm,
+  addVm,
+  restoreVm,
+  resumeRestore,
+  resumeSync,
+  retryPendingDeletions,
+  syncVm,
+  writeFile,
+  RESTORE_VM,
+  SYNC_VM,
+  type Host,
+  type Operation,
+  type Vm,
+} from '@hostfiles/controller';
+import { signingKeyFromPem } from '@hostfiles/shared';
+import { binPath, removeSetup, setupAgent, startAgent } from './support/agent-process.js';
+import { startFleet, type Fleet } from './support/controller.js';
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+/** Rows in a fixed order, whatever the order of the random host uuids the store sorts by. */
+const sorted = (rows: readonly (readonly string[])[]): string[] => rows.map((row) => row.join(' ')).sort();
+
+interface Placed {
+  readonly vm: Vm;
+  readonly tpmPath: string;
+  readonly nvramPath: string;
+}
+
+async function withFleet(hosts: number, fn: (fleet: Fleet, hosts: Host[]) => Promise<void>): Promise<void> {
+  const fleet = await startFleet(hosts);
+  try {
+    const added: Host[] = [];
+    for (const [i, agent] of fleet.agents.entries())
+      added.push(await addHost(fleet.deps, { name: `host${i}`, url: agent.url }));
+    await fn(fleet, added);
+  } finally {
+    await fleet.close();
+  }
+}
+
+/** A UEFI VM with a TPM on host `home`, its TpmState and NvRam files written there through the agent. */
+async function placeVm(fleet: Fleet, name: string, home: number): Promise<Placed> {
+  const vm = await addVm(fleet.deps, { name, host: `host${home}`, bootMode: 'UEFI', secureBoot: true });
+  await addTpm(fleet.deps, name, 'kms-1');
+  const roots = fleet.agents[home]?.setup.roots;
+  assert.ok(roots);
+  const tpmPath = join(roots.TpmState, vm.uuid, 'tpm2', 'tpm2-00.permall');
+  const nvramPath = join(roots.NvRam, `${vm.uuid}_VARS.fd`);
+  await writeFile(fleet.deps, { vm: name, type: 'TpmState', path: tpmPath, content: randomBytes(3000) });
+  await writeFile(fleet.deps, { vm: name, type: 'NvRam', path: nvramPath, content: randomBytes(128 * 1024) });
+  return { vm, tpmPath, nvramPath };
+}
+
+test('sync puts the exact bytes on disk into the backups, taken from the current host, and updates the rows', async () => {
+  await withFleet(2, async (fleet) => {
+    const { vm, tpmPath, nvramPath } = await placeVm(fleet, 'vm1', 0);
+    // A stale copy where the VM lived before, written after the current one: the current host's still wins.
+    const staleTpm = join(fleet.agents[1]?.setup.roots.TpmState ?? '', vm.uuid, 'tpm2', 'tpm2-00.permall');
+    await writeFile(fleet.deps, {
+      vm: 'vm1',
+      host: 'host1',
+      type: 'TpmState',
+      path: staleTpm,
+      content: randomBytes(10),
+    });
+    // swtpm changes its state behind the controller's back: sync must read what is on disk now.
+    const liveTpm = randomBytes(4096);
+    writeFileSync(tpmPath, liveTpm);
+    const liveVars = readFileSync(nvramPath);
+
+    const report = await syncVm(fleet.deps, 'vm1');
+    assert.equal(report.commands, 2, 'one read per host');
+    assert.deepEqual(
+      sorted(report.files.map((f) => [f.hostName, f.type, f.path, f.status])),
+      sorted([
+        ['host0', 'NvRam', nvramPath, 'read'],
+        ['host0', 'TpmState', tpmPath, 'read'],
+        ['host1', 'TpmState', staleTpm, 'read'],
+      ]),
+    );
+    assert.deepEqual(report.notUpdated, []);
+    const backups = await fleet.store.listBackupsByVm(vm.uuid);
+    assert.deepEqual(
+      backups.map((b) => [
+        b.type,
+        Buffer.compare(Buffer.from(b.content), b.type === 'TpmState' ? liveTpm : liveVars),
+        b.sha256,
+      ]),
+      [
+        ['NvRam', 0, sha256(liveVars)],
+        ['TpmState', 0, sha256(liveTpm)],
+      ],
+    );
+    assert.deepEqual(
+      sorted(report.backups.map((b) => [b.type, b.hostName, b.path, String(b.size)])),
+      sorted([
+        ['NvRam', 'host0', nvramPath, String(liveVars.length)],
+        ['TpmState', 'host0', tpmPath, String(liveTpm.length)],
+      ]),
+    );
+    const row = (await fleet.store.listFilesByVm(vm.uuid, 'TpmState')).find((f) => f.path === tpmPath);
+    assert.deepEqual([row?.sha256, row?.size], [sha256(liveTpm), liveTpm.length], 'the row follows the disk');
+    const operation = await fleet.store.getOperation(report.operationId);
+    assert.deepEqual([operation?.kind, operation?.state], [SYNC_VM, 'done']);
+  });
+});
+
+test('a file missing on disk is reported, not backed up: its earlier backup is kept', async () => {
+  await withFleet(1, async (fleet) => {
+    const { vm, tpmPath, nvramPath } = await placeVm(fleet, 'vm1', 0);
+    await syncVm(fleet.deps, 'vm1');
+    const before = await fleet.store.listBackupsByVm(vm.uuid, 'NvRam');
+    unlinkSync(nvramPath);
+    writeFileSync(tpmPath, 'new tpm state');
+
+    const report = await syncVm(fleet.deps, 'vm1');
+    const nvram = report.files.find((f) => f.type === 'NvRam');
+    assert.equal(nvram?.status, 'missing');
+    assert.match(nvram.reason, /^not_found/);
+    assert.deepEqual(
+      report.notUpdated.map((f) => f.type),
+      ['NvRam'],
+    );
+    assert.deepEqual(
+      report.backups.map((b) => b.type),
+      ['TpmState'],
+    );
+    assert.deepEqual(await fleet.store.listBackupsByVm(vm.uuid, 'NvRam'), before, 'the NvRam backup is untouched');
+    const tpm = await fleet.store.listBackupsByVm(vm.uuid, 'TpmState');
+    assert.equal(Buffer.from(tpm[0]?.content ?? []).toString(), 'new tpm state');
+  });
+});
+
+test('restore writes the backups back byte-identical after the files were destroyed', async () => {
+  await withFleet(1, async (fleet) => {
+    const { vm, tpmPath, nvramPath } = await placeVm(fleet, 'vm1', 0);
+    await syncVm(fleet.deps, 'vm1');
+    const backups = await fleet.store.listBackupsByVm(vm.uuid);
+    rmSync(join(tpmPath, '..', '..'), { recursive: true });
+    unlinkSync(nvramPath);
+
+    const report = await restoreVm(fleet.deps, 'vm1');
+    assert.equal(report.hostName, 'host0');
+    assert.deepEqual(
+      report.files.map((f) => [f.type, f.path, f.status]),
+      [
+        ['NvRam', nvramPath, 'written'],
+        ['TpmState', tpmPath, 'written'],
+      ],
+    );
+    for (const backup of backups) {
+      const onDisk = readFileSync(backup.type === 'TpmState' ? tpmPath : nvramPath);
+      assert.equal(sha256(onDisk), backup.sha256, backup.type);
+      assert.equal(Buffer.compare(onDisk, Buffer.from(backup.content)), 0);
+    }
+    const operation = await fleet.store.getOperation(report.operationId);
+    assert.deepEqual([operation?.kind, operation?.state], [RESTORE_VM, 'done']);
+  });
+});
+
+test('restore onto the host a VM moved to: recorded there, a pending deletion at the path cancelled', async () => {
+  await withFleet(2, async (fleet, [, host1]) => {
+    assert.ok(host1);
+    const { vm } = await placeVm(fleet, 'vm1', 0);
+    await syncVm(fleet.deps, 'vm1');
+    const backups = await fleet.store.listBackupsByVm(vm.uuid);
+    await fleet.store.setVmHost(vm.uuid, host1.uuid);
+    const roots = fleet.agents[1]?.setup.roots;
+    assert.ok(roots);
+    const tpmPath = join(roots.TpmState, vm.uuid, 'tpm2', 'tpm2-00.permall');
+    const nvramPath = join(roots.NvRam, `${vm.uuid}_VARS.fd`);
+    // A stale deletion at the very path (an earlier VM's file there, say): the restore's write must cancel it.
+    await fleet.store.addPendingDeletions([
+      {
+        hostUuid: host1.uuid,
+        type: 'NvRam',
+        path: nvramPath,
+        vmUuid: vm.uuid,
+        tpmUuid: null,
+        nextAttemptAt: 0,
+        lastError: 'test',
+      },
+    ]);
+
+    // The test agents' roots differ per host, so the paths are given; by default the VM's paths are reused.
+    const report = await restoreVm(fleet.deps, 'vm1', { paths: { TpmState: tpmPath, NvRam: nvramPath } });
+    assert.equal(report.hostName, 'host1', "the VM's current host by default");
+    assert.deepEqual(
+      report.files.map((f) => f.status),
+      ['written', 'written'],
+    );
+    for (const backup of backups) {
+      const onDisk = readFileSync(backup.type === 'TpmState' ? tpmPath : nvramPath);
+      assert.equal(sha256(onDisk), backup.sha256, backup.type);
+    }
+    assert.deepEqual(await fleet.store.listPendingDeletions(), [], 'the write cancelled the deletion');
+    assert.equal((await retryPendingDeletions(fleet.deps, { all: true })).attempted, 0);
+    assert.ok(existsSync(nvramPath));
+    const onHost1 = (await fleet.store.listFilesByVm(vm.uuid)).filter((f) => f.hostUuid === host1.uuid);
+    assert.deepEqual(
+      onHost1.map((f) => [f.type, f.path, f.sha256]),
+      backups.map((b) => [b.type, b.type === 'TpmState' ? tpmPath : nvramPath, b.sha256]),
+    );
+
+    // Once recorded there, the paths are known: a later restore onto host1 needs none.
+    unlinkSync(tpmPath);
+    const again = await restoreVm(fleet.deps, 'vm1');
+    assert.deepEqual(
+      again.files.map((f) => [f.path, f.status]),
+      [
+        [nvramPath, 'written'],
+        [tpmPath, 'written'],
+      ],
+    );
+    assert.equal(sha256(readFileSync(tpmPath)), backups.find((b) => b.type === 'TpmState')?.sha256);
+  });
+});
+
+test('restore refusals: no backup, a path outside the host root, a path that is not the recorded one', async () => {
+  await withFleet(2, async (fleet, [host0, host1]) => {
+    assert.ok(host0 && host1);
+    const { vm, nvramPath } = await placeVm(fleet, 'vm1', 0);
+    await assert.rejects(restoreVm(fleet.deps, 'vm1'), /VM vm1 has no backup: sync it first/);
+    await syncVm(fleet.deps, 'vm1');
+    await assert.rejects(
+      restoreVm(fleet.deps, 'vm1', { paths: { NvRam: join(nvramPath, '..', 'other_VARS.fd') } }),
+      /restore it there/,
+    );
+    await assert.rejects(restoreVm(fleet.deps, 'vm1', { paths: { NvRam: 'relative/path' } }), /not an absolute/);
+    await assert.rejects(restoreVm(fleet.deps, 'nope'), /no VM nope/);
+
+    // host1 has its own roots: host0's paths are outside them, and the agent refuses the whole command.
+    const report = await restoreVm(fleet.deps, 'vm1', { host: 'host1' });
+    assert.match(report.error ?? '', /^refused: outside_root/);
+    assert.deepEqual(
+      report.files.map((f) => f.status),
+      ['failed', 'failed'],
+    );
+    assert.equal((await fleet.store.getOperation(report.operationId))?.state, 'failed');
+    assert.deepEqual(
+      (await fleet.store.listFilesByVm(vm.uuid)).map((f) => f.hostUuid),
+      [host0.uuid, host0.uuid],
+      'nothing recorded on host1',
+    );
+  });
+});
+
+test('a sync or restore the controller was killed in is repeated by its resumer under the same operation', async () => {
+  await withFleet(1, async (fleet, [host0]) => {
+    assert.ok(host0);
+    const { vm, tpmPath } = await placeVm(fleet, 'vm1', 0);
+    const start = async (id: string, kind: string, input: unknown): Promise<Operation> =>
+      fleet.store.startOperation({ id, kind, subject: vm.uuid, step: 'read', input });
+    const sync = await start(randomUUID(), SYNC_VM, { vm: vm.uuid });
+    assert.equal(await resumeSync(fleet.deps, sync), 'done');
+    assert.equal((await fleet.store.getOperation(sync.id))?.state, 'done');
+    assert.equal((await fleet.store.listBackupsByVm(vm.uuid)).length, 2);
+
+    const before = readFileSync(tpmPath);
+    unlinkSync(tpmPath);
+    const restore = await start(randomUUID(), RESTORE_VM, {
+      vm: vm.uuid,
+      host: host0.uuid,
+      paths: { TpmState: tpmPath },
+    });
+    assert.equal(await resumeRestore(fleet.deps, restore), 'done');
+    assert.equal(Buffer.compare(readFileSync(tpmPath), before), 0);
+    const done = await fleet.store.getOperation(restore.id);
+    assert.deepEqual(
+      [done?.state, (done?.report as { operationId?: string } | null)?.operationId],
+      ['done', restore.id],
+    );
+
+    const orphaned = await start(randomUUID(), SYNC_VM, { vm: randomUUID() });
+    assert.equal(await resumeSync(fleet.deps, orphaned), 'failed');
+    assert.deepEqual((await fleet.store.getOperation(orphaned.id))?.report, { error: 'the VM no longer exists' });
+  });
+});
+
+interface Run {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function hostfiles(args: readonly string[]): Promise<Run> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('HOSTFILES_')));
+  const child = spawn(process.execPath, [binPath('@hostfiles/controller'), ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (status) => {
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+test('CLI: sync, restore and reconcile --apply, as an operator runs them', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-cli-sync-'));
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const db = join(dir, 'hostfiles.db');
+  const cli = (...args: string[]): Promise<Run> => hostfiles(['--db', db, ...args]);
+  const ok = async (...args: string[]): Promise<string> => {
+    const run = await cli(...args);
+    assert.equal(run.status, 0, `${args.join(' ')}: ${run.stderr}`);
+    return run.stdout;
+  };
+  await ok('init');
+  const key = signingKeyFromPem(readFileSync(join(dir, 'hostfiles.key'), 'utf8'));
+  const agent = await startAgent(setupAgent({ controllerKey: key }));
+  t.after(async () => {
+    await agent.stop();
+    removeSetup(agent.setup);
+  });
+  await ok('host', 'add', 'h0', agent.url);
+  await ok('vm', 'add', 'a', '--host', 'h0', '--uefi');
+  await ok('tpm', 'add', 'a');
+  const tpmPath = join(agent.setup.roots.TpmState, 'a', 'tpm2-00.permall');
+  const varsPath = join(agent.setup.roots.NvRam, 'a_VARS.fd');
+  const from = join(dir, 'state');
+  writeFileSync(from, randomBytes(2048));
+  await ok('file', 'write', 'a', '--type', 'TpmState', '--path', tpmPath, '--from', from);
+  await ok('file', 'write', 'a', '--type', 'NvRam', '--path', varsPath, '--from', from);
+
+  // sync: the backups hold the bytes; a file gone from disk fails the sync of its type (exit 1, report printed)
+  const sync = JSON.parse(await ok('sync', 'a', '--json')) as { backups: { type: string; sha256: string }[] };
+  assert.deepEqual(
+    sync.backups.map((b) => [b.type, b.sha256]),
+    [
+      ['NvRam', sha256(readFileSync(from))],
+      ['TpmState', sha256(readFileSync(from))],
+    ],
+  );
+  assert.match(await ok('sync', 'a'), /backup TpmState: 2048 bytes from h0/);
+  unlinkSync(tpmPath);
+  const failedSync = await cli('sync', 'a');
+  assert.equal(failedSync.status, 1);
+  assert.match(failedSync.stdout, /h0\s+missing\s+TpmState/);
+  assert.match(failedSync.stderr, /^hostfiles: VM a: the TpmState backup was not updated/);
+
+  // restore: byte-identical; a path other than the recorded one is refused
+  const restore = JSON.parse(await ok('restore', 'a', '--json')) as { files: { type: string; status: string }[] };
+  assert.deepEqual(
+    restore.files.map((f) => [f.type, f.status]),
+    [
+      ['NvRam', 'written'],
+      ['TpmState', 'written'],
+    ],
+  );
+  assert.equal(Buffer.compare(readFileSync(tpmPath), readFileSync(from)), 0, 'byte-identical');
+  const refused = await cli('restore', 'a', '--tpm-path', join(agent.setup.roots.TpmState, 'b'));
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /^hostfiles: VM a's TpmState file on host h0 is /);
+
+  // reconcile: a file the controller never heard of is an orphan; --apply and retry delete it and nothing else
+  const stray = join(agent.setup.roots.NvRam, 'stray_VARS.fd');
+  writeFileSync(stray, 'stray');
+  const found = await ok('reconcile', 'h0');
+  assert.match(found, new RegExp(`${stray}\\s+NvRam\\s+5 `));
+  assert.match(found, /3 files on disk, 1 orphan, 0 missing/);
+  const applied = JSON.parse(await ok('reconcile', 'h0', '--apply', '--json')) as { scheduled: string[] };
+  assert.deepEqual(applied.scheduled, [stray]);
+  await ok('retry');
+  assert.equal(existsSync(stray), false);
+  assert.ok(existsSync(varsPath) && existsSync(tpmPath), 'recorded files untouched');
+  assert.match(await ok('reconcile', 'h0'), /no orphans/);
+  const unknown = await cli('reconcile', 'nosuchhost');
+  assert.equal(unknown.status, 1);
+  assert.match(unknown.stderr, /^hostfiles: no host nosuchhost/);
+});
