@@ -2,15 +2,28 @@
 // hostfiles: the controller's command line. The only module that touches process (argv, env, exit, stdio).
 import { createRequire } from 'node:module';
 import { failureOf, runCli } from './cli/index.js';
+import type { CliIo } from './cli/index.js';
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
-runCli(process.argv.slice(2), {
-  io: {
-    stdout: (text) => process.stdout.write(text),
-    stderr: (text) => process.stderr.write(text),
-    stderrIsTty: process.stderr.isTTY, // undefined when not a terminal, whatever the type says
+const io: CliIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  stderrIsTty: process.stderr.isTTY, // undefined when not a terminal, whatever the type says
+  // Only `serve` asks; once it has, a SIGTERM or SIGINT stops it cleanly, and the same signal again kills.
+  stopSignal: () => {
+    const stop = new AbortController();
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        stop.abort(signal);
+      });
+    }
+    return stop.signal;
   },
+};
+
+runCli(process.argv.slice(2), {
+  io,
   env: { db: process.env['HOSTFILES_DB'], key: process.env['HOSTFILES_KEY'] },
   version: VERSION,
   now: Date.now,

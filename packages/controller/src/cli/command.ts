@@ -15,6 +15,11 @@ export interface CliIo {
   readonly stderr: (text: string) => void;
   /** progress lines are drawn only on a terminal */
   readonly stderrIsTty: boolean;
+  /**
+   * For long-running commands (`serve`): aborted on SIGTERM/SIGINT. The handlers are installed only when a command
+   * asks, so every other command still dies on a signal as usual.
+   */
+  readonly stopSignal?: () => AbortSignal;
 }
 
 export interface CommandContext {

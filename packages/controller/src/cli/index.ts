@@ -10,6 +10,7 @@ import { commandHelp, GLOBAL_FLAGS, globalHelp, groupHelp } from './help.js';
 import { HOST_COMMANDS } from './host.js';
 import { INIT_COMMANDS } from './init.js';
 import { PENDING_COMMANDS } from './pending.js';
+import { SERVE_COMMANDS } from './serve.js';
 import { SYNC_COMMANDS } from './sync.js';
 import { TPM_COMMANDS } from './tpm.js';
 import { VM_COMMANDS } from './vm.js';
@@ -26,6 +27,7 @@ export const COMMANDS: readonly Command[] = [
   ...FILE_COMMANDS,
   ...SYNC_COMMANDS,
   ...PENDING_COMMANDS,
+  ...SERVE_COMMANDS,
   ...DEMO_COMMANDS,
 ];
 

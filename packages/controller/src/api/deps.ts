@@ -1,0 +1,22 @@
+// What the API app is handed, and what its routes get from it.
+import type { Logger } from '@hostfiles/shared';
+import type { FlowDeps } from '../flows/index.js';
+
+/** The API's log events. */
+export type ApiEvent = 'request' | 'request_failed' | 'internal_error';
+
+export interface ApiDeps {
+  readonly flows: FlowDeps;
+  /** the bearer token every route but GET /v1/health requires */
+  readonly token: string;
+  readonly logger?: Logger<ApiEvent>;
+  /** the largest request body, declared or read (default 8 MiB) */
+  readonly maxBodyBytes?: number;
+}
+
+export interface ApiContext {
+  readonly flows: FlowDeps;
+  readonly maxBodyBytes: number;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;

@@ -1,0 +1,21 @@
+// What deletes files on hosts (destroy, TPM removal) and the outbox they leave: each answers its full report.
+import type { Hono } from 'hono';
+import { destroyVm, removeTpms, retryPendingDeletions } from '../../flows/index.js';
+import { readBody } from '../body.js';
+import type { ApiContext } from '../deps.js';
+import { removeTpmsBody } from '../schemas.js';
+
+export function deletionRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext): void {
+  app.delete('/v1/vms/:vm', async (c) => c.json(await destroyVm(flows, c.req.param('vm'))));
+
+  app.post('/v1/tpms/remove', async (c) => {
+    const body = await readBody(c, removeTpmsBody, maxBodyBytes);
+    // The same VM named twice is one removal, as on the command line.
+    return c.json(await removeTpms(flows, [...new Set(body.vms)]));
+  });
+
+  app.get('/v1/pending', async (c) => c.json({ pending: await flows.store.listPendingDeletions() }));
+
+  // One pass over every pending deletion, due or not; no body.
+  app.post('/v1/retry', async (c) => c.json(await retryPendingDeletions(flows, { all: true })));
+}

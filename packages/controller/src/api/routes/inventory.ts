@@ -1,0 +1,64 @@
+// Hosts, VMs, TPMs and files: reads straight from the store, writes through the flows.
+import type { Hono } from 'hono';
+import { addHost, addTpm, addVm, resolveVm, writeFile } from '../../flows/index.js';
+import type { KeyBinding, StoreReads, Tpm, Vm } from '../../store/index.js';
+import { readBody } from '../body.js';
+import type { ApiContext } from '../deps.js';
+import { newHostBody, newTpmBody, newVmBody, writeFileBody } from '../schemas.js';
+
+export function inventoryRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext): void {
+  app.get('/v1/hosts', async (c) => c.json({ hosts: await flows.store.listHosts() }));
+
+  app.post('/v1/hosts', async (c) => {
+    const body = await readBody(c, newHostBody, maxBodyBytes);
+    return c.json(await addHost(flows, body), 201);
+  });
+
+  app.get('/v1/vms', async (c) => c.json({ vms: await listVmsWithTpm(flows.store) }));
+
+  app.post('/v1/vms', async (c) => {
+    const body = await readBody(c, newVmBody, maxBodyBytes);
+    return c.json(await addVm(flows, body), 201);
+  });
+
+  app.post('/v1/vms/:vm/tpm', async (c) => {
+    const body = await readBody(c, newTpmBody, maxBodyBytes);
+    return c.json(await addTpm(flows, c.req.param('vm'), body.keyProvider), 201);
+  });
+
+  app.get('/v1/vms/:vm/files', async (c) => {
+    const vm = await resolveVm(flows.store, c.req.param('vm'));
+    return c.json({ files: await flows.store.listFilesByVm(vm.uuid) });
+  });
+
+  app.post('/v1/files', async (c) => {
+    const { content, host, ...rest } = await readBody(c, writeFileBody, maxBodyBytes);
+    const file = await writeFile(flows, {
+      ...rest,
+      content: Buffer.from(content, 'base64'),
+      ...(host === undefined ? {} : { host }),
+    });
+    return c.json(file, 201);
+  });
+}
+
+interface VmWithTpm extends Vm {
+  readonly tpm: { readonly uuid: string; readonly createdAt: number; readonly binding: KeyBinding | null } | null;
+}
+
+/** Three reads whatever the number of VMs. */
+async function listVmsWithTpm(store: StoreReads): Promise<VmWithTpm[]> {
+  const vms = await store.listVms();
+  const tpms = new Map<string, Tpm>((await store.listTpmsByVms(vms.map((vm) => vm.uuid))).map((t) => [t.vmUuid, t]));
+  const bindings = new Map((await store.listKeyBindings()).map((b) => [b.tpmUuid, b]));
+  return vms.map((vm) => {
+    const tpm = tpms.get(vm.uuid);
+    return {
+      ...vm,
+      tpm:
+        tpm === undefined
+          ? null
+          : { uuid: tpm.uuid, createdAt: tpm.createdAt, binding: bindings.get(tpm.uuid) ?? null },
+    };
+  });
+}

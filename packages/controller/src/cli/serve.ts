@@ -1,0 +1,237 @@
+// `hostfiles serve`: the HTTP API for the cloud platform, the retry worker and health checks, until SIGTERM or SIGINT.
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { createLogger, type Logger } from '@hostfiles/shared';
+import type { Hono } from 'hono';
+import { createApiApp, type ApiEvent } from '../api/index.js';
+import { createRetryWorker, resumeOperations, type FlowDeps, type RetryWorker } from '../flows/index.js';
+import type { Command } from './command.js';
+import { CliError, UsageError } from './errors.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:7440';
+export const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
+/** How long a stop waits for in-flight requests before cutting their connections. */
+const DRAIN_TIMEOUT_MS = 30_000;
+const MIN_TOKEN_LENGTH = 16;
+
+export type ServeEvent =
+  ApiEvent | 'resumed' | 'resume_failed' | 'listening' | 'retry_pass' | 'retry_error' | 'stopping' | 'stopped';
+
+const HINT = 'see `hostfiles serve --help`';
+
+export const SERVE_COMMANDS: readonly Command[] = [
+  {
+    words: ['serve'],
+    args: [],
+    flags: [
+      { name: 'listen', value: 'HOST:PORT', help: `where the API listens (default: ${DEFAULT_LISTEN}; port 0: any)` },
+      {
+        name: 'token-file',
+        value: 'FILE',
+        required: true,
+        help: `the API's bearer token: one line, at least ${MIN_TOKEN_LENGTH} characters, the file mode 0600`,
+      },
+      {
+        name: 'health-interval-ms',
+        value: 'MS',
+        help: `how often every host is health-checked (default: ${DEFAULT_HEALTH_INTERVAL_MS})`,
+      },
+    ],
+    summary: 'run the HTTP API (bearer token) with the retry worker and health checks, until SIGTERM',
+    details: [
+      'At start, resumes every operation a stopped controller left unfinished, then health-checks the hosts,',
+      "drains a host's pending deletions as soon as it reconnects, and retries the others when due.",
+      'The API is under /v1 and described at /v1/openapi.json; every route but GET /v1/health needs',
+      '`Authorization: Bearer TOKEN`. The token is read from --token-file only (never argv or environment).',
+      'Logs are JSON lines on stdout; once listening: {"event":"listening","port":N,...}.',
+      'SIGTERM or SIGINT: stop accepting, finish the requests in flight, stop the worker, close the database, exit 0.',
+    ].join('\n'),
+    async run(ctx, input) {
+      // First: a signal that lands while resuming stops serve too, instead of killing it mid-flow.
+      const stop = ctx.io.stopSignal?.();
+      const address = parseListen(input.string('listen') ?? DEFAULT_LISTEN);
+      const healthIntervalMs = parseInterval(input.string('health-interval-ms'));
+      const token = loadToken(input.required('token-file'));
+      const deps = await ctx.flows();
+      const logger = createLogger<ServeEvent>({ write: ctx.io.stdout });
+
+      await resume(deps, logger);
+      if (stop?.aborted === true) {
+        logger.info('stopped', { signal: String(stop.reason) });
+        return;
+      }
+      const worker = startWorker(deps, healthIntervalMs, logger);
+      try {
+        await serveUntil(stop, createApiApp({ flows: deps, token, logger }), address, logger);
+      } finally {
+        await worker.stop();
+      }
+      // The runner closes the database once this returns.
+      logger.info('stopped', {});
+    },
+  },
+];
+
+async function resume(deps: FlowDeps, logger: Logger<ServeEvent>): Promise<void> {
+  const report = await resumeOperations(deps);
+  logger.info('resumed', {
+    resumed: report.resumed.length,
+    failed: report.failed.length,
+    unknown: report.unknown.length,
+    errors: report.errors.length,
+    detached: report.detached.length,
+  });
+  // Left running in the journal: the next start tries them again. Serving goes on meanwhile.
+  for (const error of report.errors) logger.warn('resume_failed', { operationId: error.id, message: error.message });
+}
+
+function startWorker(deps: FlowDeps, healthIntervalMs: number, logger: Logger<ServeEvent>): RetryWorker {
+  const worker = createRetryWorker(deps, {
+    healthIntervalMs,
+    onPass: (pass) => {
+      logger.info('retry_pass', {
+        attempted: pass.attempted,
+        confirmed: pass.confirmed,
+        stillPending: pass.stillPending,
+        detached: pass.detached.length,
+      });
+    },
+    onError: (error) => {
+      logger.warn('retry_error', { message: error instanceof Error ? error.message : String(error) });
+    },
+  });
+  worker.start();
+  return worker;
+}
+
+/** Listens, and once `stop` aborts: stops accepting and resolves when the requests in flight are answered. */
+async function serveUntil(
+  stop: AbortSignal | undefined,
+  app: Hono,
+  address: ListenAddress,
+  logger: Logger<ServeEvent>,
+): Promise<void> {
+  let stopping = false;
+  const { server, port } = await listen(
+    closingWhen(app, () => stopping),
+    address,
+  );
+  logger.info('listening', { host: address.host, port });
+  await aborted(stop);
+  stopping = true;
+  logger.info('stopping', { signal: String(stop?.reason) });
+  await close(server);
+}
+
+interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** HOST:PORT, [IPv6]:PORT */
+function parseListen(value: string): ListenAddress {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(value);
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  if (host === undefined || !(port <= 65_535)) {
+    throw new UsageError(`--listen is HOST:PORT (e.g. ${DEFAULT_LISTEN} or [::1]:7440), not ${value}`, HINT);
+  }
+  return { host, port };
+}
+
+function parseInterval(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_HEALTH_INTERVAL_MS;
+  const ms = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
+  if (!(ms >= 10 && ms <= 86_400_000)) {
+    throw new UsageError(`--health-interval-ms is a whole number from 10 to 86400000, not ${value}`, HINT);
+  }
+  return ms;
+}
+
+/** The bearer token: its file must be the owner's alone, checked on the very file read (no swap in between). */
+function loadToken(path: string): string {
+  let text: string;
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new CliError(`the token file ${path} is not a file`);
+    if ((stat.mode & 0o077) !== 0) {
+      throw new CliError(`the token file ${path} is open to group or others: chmod 600 it`);
+    }
+    text = readFileSync(fd, 'utf8');
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    if (code === 'ENOENT') throw new CliError(`no token file at ${path}`);
+    throw new CliError(`cannot read the token file ${path}: ${code}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  const token = text.trim();
+  if (token === '') throw new CliError(`the token file ${path} is empty`);
+  if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) {
+    throw new CliError(`the token file ${path} must hold one bearer token: letters, digits and -._~+/ only`);
+  }
+  if (token.length < MIN_TOKEN_LENGTH) {
+    throw new CliError(
+      `the token in ${path} is shorter than ${MIN_TOKEN_LENGTH} characters: make one with \`openssl rand -base64 32\``,
+    );
+  }
+  return token;
+}
+
+type Fetch = (request: Request, env: unknown) => Promise<Response>;
+
+/**
+ * The app's fetch; once `stopping`, every answer also closes its connection. A keep-alive client would otherwise
+ * hold the drain open until its socket timed out, as the answers in flight finish after close() looked for idle ones.
+ */
+function closingWhen(app: Hono, stopping: () => boolean): Fetch {
+  return async (request, env) => {
+    const response = await app.fetch(request, env);
+    if (!stopping()) return response;
+    const headers = new Headers(response.headers);
+    headers.set('connection', 'close');
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  };
+}
+
+function listen(fetch: Fetch, address: ListenAddress): Promise<{ server: ServerType; port: number }> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      reject(new CliError(`cannot listen on ${address.host}:${address.port}: ${error.code ?? error.message}`));
+    };
+    const server = serve({ fetch, hostname: address.host, port: address.port }, (info: AddressInfo) => {
+      server.off('error', onError);
+      resolve({ server, port: info.port });
+    });
+    server.once('error', onError);
+  });
+}
+
+/** Resolves when `signal` aborts; never without one (serve then runs until the process is killed). */
+function aborted(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted === true) resolve();
+    signal?.addEventListener('abort', () => {
+      resolve();
+    });
+  });
+}
+
+/** Stops accepting at once; resolves when the requests in flight are answered (or cut after DRAIN_TIMEOUT_MS). */
+function close(server: ServerType): Promise<void> {
+  return new Promise((resolve) => {
+    const cut = setTimeout(() => {
+      if ('closeAllConnections' in server) server.closeAllConnections();
+    }, DRAIN_TIMEOUT_MS);
+    server.close(() => {
+      clearTimeout(cut);
+      resolve();
+    });
+    // Keep-alive connections with no request in flight would hold close() open until they time out.
+    if ('closeIdleConnections' in server) server.closeIdleConnections();
+  });
+}
