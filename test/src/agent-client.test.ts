@@ -113,3 +113,29 @@ function listen(server: Server): Promise<Server> {
     }),
   );
 }
+
+test('a redirect is never followed: the signed command goes nowhere else', async (t) => {
+  let elsewhere = 0;
+  const trap = await listen(
+    createServer((_req, res) => {
+      elsewhere++;
+      res.end();
+    }),
+  );
+  const trapUrl = `http://127.0.0.1:${(trap.address() as AddressInfo).port}`;
+  const redirecting = await listen(
+    createServer((req, res) => {
+      req.resume();
+      res.writeHead(307, { location: `${trapUrl}/steal` }).end();
+    }),
+  );
+  t.after(() => {
+    trap.close();
+    redirecting.close();
+  });
+  const url = `http://127.0.0.1:${(redirecting.address() as AddressInfo).port}`;
+  const error = await rejection(client().send({ ...target, url }, 'files.list', { types: ['TpmState'] }));
+  assert.ok(isAgentCallError(error));
+  assert.deepEqual([error.failure, error.details.status], ['refused', 307]);
+  assert.equal(elsewhere, 0);
+});

@@ -1,7 +1,7 @@
 // The agent across restarts, kills and signals: replay memory, crash safety, draining.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { test } from 'node:test';
@@ -163,3 +163,39 @@ async function waitForLine(agent: AgentHandle, match: (line: string) => boolean,
     await once(stdout, 'data');
   }
 }
+
+test('an apply cut off before its answer (a crash) is refused when retried after restart; a read runs again', async (t) => {
+  const setup = setupAgent();
+  t.after(() => {
+    removeSetup(setup);
+  });
+  let agent = await startAgent(setup);
+  const client = await clientOf(agent);
+  assert.equal(await agent.stop(), 0);
+  const path = join(setup.roots.TpmState, 'vm', 'state');
+  const apply = commandPayload('files.apply', setup.hostUuid, { ops: [writeOp('TpmState', path, 'old')] });
+  const read = commandPayload('files.read', setup.hostUuid, { files: [{ type: 'TpmState', path }] });
+  const bodies = [apply, read].map((payload) => signedBody(setup.controllerKey, payload));
+  // What the journal holds when the agent died after recording these requests and before answering them.
+  const lines = [apply, read].map((payload) => {
+    const bytes = Buffer.from(JSON.stringify(payload));
+    return JSON.stringify({
+      r: payload['requestId'],
+      h: createHash('sha256').update(bytes).digest('hex'),
+      f: Date.now() + 600_000,
+    });
+  });
+  writeFileSync(join(setup.stateDir, 'replay.jsonl'), `${lines.join('\n')}\n`);
+  agent = await startAgent(setup);
+  t.after(() => agent.stop());
+  const refused = await post(agent.url, '/v1/files/apply', bodies[0] ?? '');
+  assert.equal(refused.status, 409);
+  assert.equal(errorCode(refused), 'replayed');
+  assert.equal(existsSync(path), false, 'the in-doubt apply was not run again');
+  const again = openAnswer(
+    await post(agent.url, '/v1/files/read', bodies[1] ?? ''),
+    'files.read',
+    client.agentPublicKey,
+  );
+  assert.equal(again.results[0]?.error?.code, 'not_found', 'a read is simply run again');
+});

@@ -5,6 +5,7 @@ import { err, isValidRoot, ok, trustedKeyFromBase64, type Result } from '@hostfi
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_CLOCK_SKEW_MS = 30_000;
+export const MAX_CLOCK_SKEW_MS = 600_000;
 
 const absolutePath = z.string().refine(isValidRoot, 'an absolute, normalized path other than /');
 const principal = z.union([z.int().nonnegative(), z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'a user or group name')]);
@@ -33,7 +34,7 @@ export const configSchema = z
       .min(1024)
       .max(256 * 1024 * 1024)
       .default(DEFAULT_MAX_BODY_BYTES),
-    clockSkewMs: z.int().min(0).max(600_000).default(DEFAULT_CLOCK_SKEW_MS),
+    clockSkewMs: z.int().min(0).max(MAX_CLOCK_SKEW_MS).default(DEFAULT_CLOCK_SKEW_MS),
     owner: principal.optional(),
     group: principal.optional(),
   })
@@ -46,6 +47,10 @@ export const configSchema = z
     for (const [name, root] of Object.entries(config.roots)) {
       if (nested(config.stateDir, root) || nested(root, config.stateDir)) {
         ctx.addIssue({ code: 'custom', path: ['stateDir'], message: `must not overlap the ${name} root` });
+      }
+      // Inside a root, a signed read would hand out the agent's private key and a write would replace it.
+      if (nested(config.keyFile, root)) {
+        ctx.addIssue({ code: 'custom', path: ['keyFile'], message: `must not be inside the ${name} root` });
       }
     }
   });

@@ -75,3 +75,16 @@ test('record refuses a known request: check and record must not be split by an a
   assert.throws(() => journal.record('r', 'h', 10), /already known/);
   await journal.close();
 });
+
+test('a compaction that runs inside the answer append keeps the answer', async (t) => {
+  const dir = withDir(t);
+  const journal = await openReplayJournal({ dir, now: () => 0, compactEvery: 2 });
+  await journal.record('r', 'h', 10); // line 1
+  await journal.complete('r', 'the answer'); // line 2: this append compacts
+  await journal.close();
+  const reopened = await openReplayJournal({ dir, now: () => 0 });
+  const retry = reopened.check('r', 'h');
+  assert.equal(retry.kind, 'retry');
+  assert.equal(await retry.answer, 'the answer');
+  await reopened.close();
+});

@@ -7,7 +7,7 @@ import { openSync, fsyncSync, closeSync, constants } from 'node:fs';
 export type JournalLookup =
   | { readonly kind: 'new' }
   | { readonly kind: 'replayed' }
-  /** Same bytes seen before: `answer` is the stored answer, or undefined when it must be made again. */
+  /** Same bytes seen before: `answer` is the stored answer, or undefined when none was stored (see signed.ts). */
   | { readonly kind: 'retry'; readonly answer: Promise<string | undefined> };
 
 export interface ReplayJournal {
@@ -40,6 +40,8 @@ const COMPACT_EVERY = 20_000;
 export interface JournalOptions {
   readonly dir: string;
   readonly now: () => number;
+  /** lines appended between two rewrites (default 20,000); tests make it small */
+  readonly compactEvery?: number;
 }
 
 export async function openReplayJournal(options: JournalOptions): Promise<ReplayJournal> {
@@ -52,18 +54,23 @@ export async function openReplayJournal(options: JournalOptions): Promise<Replay
   let tail: Promise<void> = Promise.resolve();
 
   const append = (line: Line): Promise<void> => {
-    tail = tail.then(async () => {
-      await handle.write(`${JSON.stringify(line)}\n`);
-      await handle.datasync();
-      if (++appended >= COMPACT_EVERY) {
-        appended = 0;
-        forgetExpired(entries, options.now());
-        await handle.close();
-        await rewrite(path, entries);
-        handle = await open(path, 'a', 0o600);
-      }
-    });
-    return tail;
+    // A failed append fails its own caller only: the chain goes on from it, or one full disk would wedge every
+    // later request until a restart.
+    const mine = tail
+      .catch(() => undefined)
+      .then(async () => {
+        await handle.write(`${JSON.stringify(line)}\n`);
+        await handle.datasync();
+        if (++appended >= (options.compactEvery ?? COMPACT_EVERY)) {
+          appended = 0;
+          forgetExpired(entries, options.now());
+          await handle.close();
+          await rewrite(path, entries);
+          handle = await open(path, 'a', 0o600);
+        }
+      });
+    tail = mine;
+    return mine;
   };
 
   return {
@@ -74,15 +81,22 @@ export async function openReplayJournal(options: JournalOptions): Promise<Replay
     },
     record(requestId, payloadHash, forgetAt) {
       if (entries.has(requestId)) throw new Error(`record() of a request already known: ${requestId}`);
-      entries.set(requestId, newEntry(payloadHash, forgetAt));
-      return append({ r: requestId, h: payloadHash, f: forgetAt });
+      const entry = newEntry(payloadHash, forgetAt);
+      entries.set(requestId, entry);
+      return append({ r: requestId, h: payloadHash, f: forgetAt }).catch((error: unknown) => {
+        // Not durable, so not applied: forget it, and let a retry that waits on it run anew.
+        entries.delete(requestId);
+        entry.settle(undefined);
+        throw error;
+      });
     },
     async complete(requestId, answer) {
       const entry = entries.get(requestId);
       if (entry === undefined) throw new Error(`complete() of a request never begun: ${requestId}`);
-      if (answer !== undefined) await append({ r: requestId, a: answer });
+      // In memory first: a compaction that runs inside the append below must already see the answer.
       entry.answer = Promise.resolve(answer);
       entry.settle(answer);
+      if (answer !== undefined) await append({ r: requestId, a: answer });
     },
     async close() {
       await tail;
@@ -121,7 +135,7 @@ async function load(path: string, now: number): Promise<Map<string, Entry>> {
       if (entry !== undefined) entries.set(line.r, newEntry(entry.hash, entry.forgetAt, line.a));
     }
   }
-  // A request begun but never answered before a restart is answered again by re-applying: its ops are idempotent.
+  // A request begun but never answered before a restart is in doubt: its waiters get `undefined` (see signed.ts).
   for (const entry of entries.values()) entry.settle(undefined);
   return entries;
 }

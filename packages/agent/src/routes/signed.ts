@@ -18,6 +18,7 @@ import {
 } from '@hostfiles/shared';
 import type { AppDeps } from '../deps.js';
 import { AgentError } from '../errors.js';
+import { MAX_CLOCK_SKEW_MS } from '../config.js';
 import { readCappedBody } from './body.js';
 
 /** A command that passed check 9, ready to run. */
@@ -60,9 +61,20 @@ export async function handleSigned<K extends CommandKind>(
   if (lookup.kind === 'retry') {
     const stored = await lookup.answer;
     deps.logger.info('request', { requestId: command.requestId, kind, retry: true, stored: stored !== undefined });
-    return stored === undefined ? json(c, await answer(deps, ready)) : json(c, stored);
+    if (stored !== undefined) return json(c, stored);
+    // No stored answer. A read or list stores none by design (file contents stay off disk): run it again.
+    // An apply without one was cut off (a crash, an error) and its outcome is unknown: running it again could
+    // put back a file that a later command replaced, so it is refused; the controller sends a new command.
+    if (ready.storeAnswer) {
+      throw new AgentError(
+        'replayed',
+        `request ${command.requestId} was cut off before it was answered: send a new command`,
+      );
+    }
+    return json(c, await answer(deps, ready));
   }
-  await deps.journal.record(command.requestId, hash, command.expiresAt + deps.clockSkewMs);
+  // Remembered past the widest skew a config may set, so a restart with a larger skew can't revive a command.
+  await deps.journal.record(command.requestId, hash, command.expiresAt + MAX_CLOCK_SKEW_MS);
   let text: string | undefined;
   try {
     const started = deps.now();

@@ -48,12 +48,16 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   if (options.timeoutMs <= 0) throw new RangeError('timeoutMs must be positive');
   if (!Number.isInteger(options.retries) || options.retries < 0)
     throw new RangeError('retries must be a whole number ≥ 0');
-  const http = ky.create({ retry: 0, throwHttpErrors: true, timeout: options.timeoutMs });
+  // No redirects: a 3xx must not carry a signed command (or file contents) to another address.
+  const http = ky.create({ retry: 0, throwHttpErrors: true, timeout: options.timeoutMs, redirect: 'manual' });
+  // ky's timeout ends when the headers arrive; this one also covers reading the body.
+  const deadline = (): AbortSignal => AbortSignal.timeout(options.timeoutMs);
 
   return {
     async info(url) {
       try {
-        const json: unknown = await http.get(`${url}/v1/info`).json();
+        const response = await http.get(`${url}/v1/info`, { signal: deadline() });
+        const json = JSON.parse(await readLimited(response, MAX_INFO_BYTES, url)) as unknown;
         const parsed = infoSchema.safeParse(json);
         if (!parsed.success)
           throw new AgentCallError('bad_answer', url, 'info', `${url}/v1/info is not an agent's info`);
@@ -69,7 +73,12 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       const url = `${target.url}${ENDPOINTS[kind]}`;
       for (let attempt = 1; ; attempt++) {
         try {
-          const answer = await http.post(url, { body: text, headers: { 'content-type': 'application/json' } }).text();
+          const response = await http.post(url, {
+            body: text,
+            headers: { 'content-type': 'application/json' },
+            signal: deadline(),
+          });
+          const answer = await readLimited(response, MAX_ANSWER_BYTES, target.uuid, kind);
           return openAnswer(answer, target, kind, command.requestId);
         } catch (error) {
           const failure = await toCallError(error, target.uuid, kind, attempt);
@@ -112,7 +121,7 @@ async function toCallError(
   attempts: number,
 ): Promise<AgentCallError> {
   if (error instanceof AgentCallError) return error;
-  if (isTimeoutError(error))
+  if (isTimeoutError(error) || (error instanceof DOMException && error.name === 'TimeoutError'))
     return new AgentCallError('timeout', host, kind, 'no answer in time', { attempts }, { cause: error });
   if (isHTTPError(error)) {
     const status = error.response.status;
@@ -140,6 +149,34 @@ async function toCallError(
   const reason =
     error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
   return new AgentCallError('unreachable', host, kind, reason, { attempts }, { cause: error });
+}
+
+/** A read answer carries file contents; nothing legitimate comes near this. */
+const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
+const MAX_INFO_BYTES = 64 * 1024;
+
+/** The body as text, refused past `limit` bytes: a hostile or broken agent can't exhaust the controller's memory. */
+async function readLimited(
+  response: Response,
+  limit: number,
+  host: string,
+  kind: CommandKind | 'info' = 'info',
+): Promise<string> {
+  const reader = (response.body as ReadableStream<Uint8Array> | null)?.getReader();
+  if (reader === undefined) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      throw new AgentCallError('bad_answer', host, kind, `the answer is over ${limit} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
 }
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -119,3 +119,9 @@ describe('isValidRoot', () => {
     }
   });
 });
+
+it('a path with a lone surrogate is refused: it would alias another name on disk', () => {
+  assert.equal(confinePath('/root/a\ud800b', '/root').ok, false);
+  assert.equal(confinePath('/root/\udc00', '/root').ok, false);
+  assert.equal(confinePath('/root/\ud83d\ude00', '/root').ok, true, 'a proper pair is fine');
+});

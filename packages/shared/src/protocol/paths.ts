@@ -2,6 +2,8 @@
 import { posix } from 'node:path';
 import { err, ok, type Result } from '../result.js';
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 /** The agent's temp files start with this; it removes them at start, so no request may name one. */
 export const TEMP_PREFIX = '.hostfiles-tmp-';
 
@@ -12,6 +14,8 @@ export const TEMP_PREFIX = '.hostfiles-tmp-';
  */
 export function confinePath(path: string, root: string): Result<readonly string[], string> {
   if (path.includes('\0')) return err('the path contains NUL');
+  // A lone surrogate is written to disk as U+FFFD: two different strings would name one file.
+  if (LONE_SURROGATE.test(path)) return err('the path is not well-formed Unicode');
   if (!path.startsWith('/')) return err('the path is not absolute');
   if (posix.normalize(path) !== path || path.endsWith('/')) return err('the path is not normalized');
   if (!path.startsWith(`${root}/`)) return err(`the path is not below the root ${root}`);
