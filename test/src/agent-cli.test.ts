@@ -104,3 +104,15 @@ test('a key file readable by others is refused', (t) => {
   assert.equal(result.status, 2);
   assert.match(result.stderr, /chmod 600/);
 });
+
+test('a key file inside a root is refused: a signed read would hand it out', (t) => {
+  const setup = setupAgent();
+  t.after(() => {
+    removeSetup(setup);
+  });
+  const config = JSON.parse(readFileSync(setup.configPath, 'utf8')) as Record<string, unknown>;
+  writeFileSync(setup.configPath, JSON.stringify({ ...config, keyFile: join(setup.roots.NvRam, 'agent.key') }));
+  const result = run('--config', setup.configPath);
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /keyFile: must not be inside the NvRam root/);
+});
