@@ -9,3 +9,4 @@ export * from './envelope/envelope.js';
 export * from './log.js';
 export * from './protocol/command.js';
 export * from './util/map-limit.js';
+export * from './util/read-capped.js';

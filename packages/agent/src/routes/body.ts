@@ -1,6 +1,7 @@
 // Reads a request body with a hard cap, without buffering more than the cap whatever the headers claim.
 // hono's bodyLimit costs ~6x CPU per request under @hono/node-server; this is a Content-Length check plus a counted read.
 import type { IncomingMessage } from 'node:http';
+import { readCapped } from '@hostfiles/shared';
 import { AgentError } from '../errors.js';
 
 export async function readCappedBody(
@@ -13,7 +14,9 @@ export async function readCappedBody(
     throw tooLarge(limit, declared);
   }
   // Under @hono/node-server read the node stream directly; in-process (app.request) read the web stream.
-  return incoming === undefined ? readWebStream(request.body, limit) : readNodeStream(incoming, limit);
+  return incoming === undefined
+    ? readCapped(request.body, limit, () => tooLarge(limit))
+    : readNodeStream(incoming, limit);
 }
 
 function readNodeStream(incoming: IncomingMessage, limit: number): Promise<Buffer> {
@@ -44,24 +47,6 @@ function readNodeStream(incoming: IncomingMessage, limit: number): Promise<Buffe
     };
     incoming.on('data', onData).on('end', onEnd).on('error', onError);
   });
-}
-
-async function readWebStream(body: ReadableStream<Uint8Array> | null, limit: number): Promise<Buffer> {
-  if (body === null) return Buffer.alloc(0);
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > limit) {
-      await reader.cancel();
-      throw tooLarge(limit);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, size);
 }
 
 function tooLarge(limit: number, declared?: string): AgentError {

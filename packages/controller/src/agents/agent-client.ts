@@ -10,6 +10,7 @@ import {
   infoSchema,
   parseAnswer,
   parseEnvelope,
+  readCapped,
   signEnvelope,
   trustedKeyFromBase64,
   verifyEnvelope,
@@ -162,21 +163,10 @@ async function readLimited(
   host: string,
   kind: CommandKind | 'info' = 'info',
 ): Promise<string> {
-  const reader = (response.body as ReadableStream<Uint8Array> | null)?.getReader();
-  if (reader === undefined) return '';
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      throw new AgentCallError('bad_answer', host, kind, `the answer is over ${limit} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, size).toString('utf8');
+  const body = response.body as ReadableStream<Uint8Array> | null;
+  const tooLarge = (): AgentCallError =>
+    new AgentCallError('bad_answer', host, kind, `the answer is over ${limit} bytes`);
+  return (await readCapped(body, limit, tooLarge)).toString('utf8');
 }
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

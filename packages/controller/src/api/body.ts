@@ -1,5 +1,5 @@
 // Request bodies: a size cap checked before reading and while reading, strict JSON, then a zod schema.
-import { parseStrictJson } from '@hostfiles/shared';
+import { parseStrictJson, readCapped } from '@hostfiles/shared';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { z } from 'zod';
 import { ApiError, type Problem } from './errors.js';
@@ -17,7 +17,7 @@ export function declaredSizeLimit(limit: number): MiddlewareHandler {
 
 /** Reads the body (at most `limit` bytes, whatever was declared), parses it and checks it against `schema`. */
 export async function readBody<S extends z.ZodType>(c: Context, schema: S, limit: number): Promise<z.infer<S>> {
-  const bytes = await readCapped(c.req.raw.body, limit);
+  const bytes = await readCapped(c.req.raw.body, limit, () => tooLarge(limit));
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -35,24 +35,6 @@ export async function readBody<S extends z.ZodType>(c: Context, schema: S, limit
     throw new ApiError('bad_request', 'the body is not valid', problems);
   }
   return parsed.data;
-}
-
-async function readCapped(body: ReadableStream<Uint8Array> | null, limit: number): Promise<Uint8Array> {
-  if (body === null) return new Uint8Array(0);
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      throw tooLarge(limit);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, size);
 }
 
 const tooLarge = (limit: number): ApiError => new ApiError('too_large', `the body is over the limit of ${limit} bytes`);
