@@ -11,9 +11,9 @@ import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { signingKeyFromPem, type SigningKey } from '@hostfiles/shared';
-import { binPath, removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
+import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
+import { cleanEnv, CLI, hostfiles } from './support/cli.js';
 
-const CLI = binPath('@hostfiles/controller');
 const TOKEN = randomBytes(24).toString('base64url');
 
 /** Every route the API must have: the brief's list, plus health and the document itself. */
@@ -32,31 +32,6 @@ const ROUTES = [
   'GET /v1/pending',
   'POST /v1/retry',
 ];
-
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** The caller's own HOSTFILES_* must not leak into what a test asserts. */
-const cleanEnv = (): NodeJS.ProcessEnv =>
-  Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('HOSTFILES_')));
-
-/** Runs the binary to its end without blocking this process (the agents' and the server's pipes keep draining). */
-function hostfiles(args: readonly string[]): Promise<Run> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (status) => {
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 
 type LogLine = Record<string, unknown> & { readonly event?: string };
 

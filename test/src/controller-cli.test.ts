@@ -1,44 +1,16 @@
 // The `hostfiles` command line as an operator meets it: the real binary, a real database file, real agents.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { signingKeyFromPem } from '@hostfiles/shared';
-import { binPath, removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
+import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
+import { hostfiles, type Run } from './support/cli.js';
 
-const CLI = binPath('@hostfiles/controller');
 const VERSION = (createRequire(import.meta.url)('@hostfiles/controller/package.json') as { version: string }).version;
 
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the binary without blocking this process (the agents' output pipes must keep draining). */
-function hostfiles(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
-  // The caller's own HOSTFILES_* must not leak into what a test asserts about defaults.
-  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('HOSTFILES_')));
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...base, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (status) => {
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
-
-/** A successful --json run: exit 0, nothing on stderr (no progress off a terminal), stdout one JSON value. */
 function json(run: Run): unknown {
   assert.equal(run.status, 0, run.stderr);
   assert.equal(run.stderr, '');

@@ -7,7 +7,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
-  addHost,
   addTpm,
   addVm,
   destroyVm,
@@ -18,7 +17,7 @@ import {
   type FlowDeps,
   type Vm,
 } from '@hostfiles/controller';
-import { startFleet, type Fleet } from './support/controller.js';
+import { withFleet, type Fleet } from './support/controller.js';
 import { crashAndRestart, CRASH_POINTS } from './support/crash-controller.js';
 
 interface Placed {
@@ -26,22 +25,6 @@ interface Placed {
   readonly tpmUuid: string | null;
   /** every file of the VM, on every host */
   readonly paths: string[];
-}
-
-interface Controller {
-  deps: FlowDeps;
-}
-
-async function withFleet(hosts: number, fn: (fleet: Fleet, ctl: Controller) => Promise<void>): Promise<void> {
-  const fleet = await startFleet(hosts);
-  const ctl: Controller = { deps: fleet.deps };
-  try {
-    for (const [i, agent] of fleet.agents.entries()) await addHost(fleet.deps, { name: `host${i}`, url: agent.url });
-    await fn(fleet, ctl);
-  } finally {
-    await ctl.deps.store.close();
-    await fleet.close();
-  }
 }
 
 /**

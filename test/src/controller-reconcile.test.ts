@@ -7,7 +7,6 @@ import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from '
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import {
-  addHost,
   addTpm,
   addVm,
   reconcileHost,
@@ -16,19 +15,9 @@ import {
   ORPHAN_VM_UUID,
   RECONCILE_HOST,
 } from '@hostfiles/controller';
-import { startFleet, type Fleet } from './support/controller.js';
+import { withFleet, type Fleet } from './support/controller.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
-
-async function withFleet(hosts: number, fn: (fleet: Fleet) => Promise<void>): Promise<void> {
-  const fleet = await startFleet(hosts);
-  try {
-    for (const [i, agent] of fleet.agents.entries()) await addHost(fleet.deps, { name: `host${i}`, url: agent.url });
-    await fn(fleet);
-  } finally {
-    await fleet.close();
-  }
-}
 
 function plant(path: string, content: Buffer): Buffer {
   mkdirSync(dirname(path), { recursive: true });

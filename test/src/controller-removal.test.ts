@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { addHost, addTpm, addVm, removeTpms, retryPendingDeletions, writeFile, type Vm } from '@hostfiles/controller';
-import { startFleet, type Fleet } from './support/controller.js';
+import { addTpm, addVm, removeTpms, retryPendingDeletions, writeFile, type Vm } from '@hostfiles/controller';
+import { withFleet, type Fleet } from './support/controller.js';
 
 interface Placed {
   readonly vm: Vm;
@@ -45,16 +45,6 @@ async function placeVm(
     await writeFile(fleet.deps, { vm: name, type: 'NvRam', path: nvramPath, content: Buffer.from(`vars ${name}`) });
   }
   return { vm, tpmPaths, nvramPath };
-}
-
-async function withFleet(hosts: number, fn: (fleet: Fleet) => Promise<void>): Promise<void> {
-  const fleet = await startFleet(hosts);
-  try {
-    for (const [i, agent] of fleet.agents.entries()) await addHost(fleet.deps, { name: `host${i}`, url: agent.url });
-    await fn(fleet);
-  } finally {
-    await fleet.close();
-  }
 }
 
 test('all hosts up: every TPM file gone, NVRAM kept only under secure boot, bindings detached, one command per host', async () => {

@@ -7,7 +7,6 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
-  addHost,
   addTpm,
   addVm,
   destroyVm,
@@ -19,7 +18,7 @@ import {
   type FlowDeps,
   type Vm,
 } from '@hostfiles/controller';
-import { startFleet, type Fleet } from './support/controller.js';
+import { withFleet, type Fleet } from './support/controller.js';
 import { crashAndRestart, CRASH_POINTS, type CrashPoint } from './support/crash-controller.js';
 
 interface Placed {
@@ -30,21 +29,6 @@ interface Placed {
 }
 
 /** The controller running now: the first one, then the one started again after a crash. */
-interface Controller {
-  deps: FlowDeps;
-}
-
-async function withFleet(hosts: number, fn: (fleet: Fleet, ctl: Controller) => Promise<void>): Promise<void> {
-  const fleet = await startFleet(hosts);
-  const ctl: Controller = { deps: fleet.deps };
-  try {
-    for (const [i, agent] of fleet.agents.entries()) await addHost(fleet.deps, { name: `host${i}`, url: agent.url });
-    await fn(fleet, ctl);
-  } finally {
-    await ctl.deps.store.close();
-    await fleet.close();
-  }
-}
 
 /** A VM with a TPM on host `home`, its TPM state also on `also` (where it lived before), NVRAM if UEFI. */
 async function placeVm(

@@ -1,7 +1,6 @@
 // Sync and restore with real agents and a real SQLite file: the exact bytes on disk go into the backups, and come
 // back byte-identical after the files are destroyed, also onto another host after the VM moved; the CLI commands.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,7 +23,8 @@ import {
   type Vm,
 } from '@hostfiles/controller';
 import { signingKeyFromPem } from '@hostfiles/shared';
-import { binPath, removeSetup, setupAgent, startAgent } from './support/agent-process.js';
+import { removeSetup, setupAgent, startAgent } from './support/agent-process.js';
+import { hostfiles, type Run } from './support/cli.js';
 import { startFleet, type Fleet } from './support/controller.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -287,30 +287,6 @@ test('a sync or restore the controller was killed in is repeated by its resumer 
     assert.deepEqual((await fleet.store.getOperation(orphaned.id))?.report, { error: 'the VM no longer exists' });
   });
 });
-
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function hostfiles(args: readonly string[]): Promise<Run> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('HOSTFILES_')));
-  const child = spawn(process.execPath, [binPath('@hostfiles/controller'), ...args], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (status) => {
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 
 test('CLI: sync, restore and reconcile --apply, as an operator runs them', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hostfiles-cli-sync-'));

@@ -2,7 +2,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAgentClient, createSqliteStore, createVmQueue, type FlowDeps, type Store } from '@hostfiles/controller';
+import {
+  addHost,
+  createAgentClient,
+  createSqliteStore,
+  createVmQueue,
+  type FlowDeps,
+  type Store,
+} from '@hostfiles/controller';
 import { generateSigningKey, type SigningKey } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle, type AgentSetup } from './agent-process.js';
 
@@ -71,4 +78,23 @@ export async function startFleet(
     },
   };
   return fleet;
+}
+
+/** The controller running now: the first one, then the one started again after a crash (see crash-controller). */
+export interface Controller {
+  deps: FlowDeps;
+}
+
+/** A fleet of `hosts` agents added as host0, host1, …; everything stopped and removed afterwards. */
+export async function withFleet(hosts: number, fn: (fleet: Fleet, ctl: Controller) => Promise<void>): Promise<void> {
+  const fleet = await startFleet(hosts);
+  const ctl: Controller = { deps: fleet.deps };
+  try {
+    for (const [i, agent] of fleet.agents.entries()) await addHost(fleet.deps, { name: `host${i}`, url: agent.url });
+    await fn(fleet, ctl);
+  } finally {
+    // A controller restarted after a crash has a store of its own.
+    if (ctl.deps.store !== fleet.store) await ctl.deps.store.close();
+    await fleet.close();
+  }
 }

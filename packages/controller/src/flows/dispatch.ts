@@ -92,6 +92,3 @@ async function markSeen(deps: FlowDeps, host: Host): Promise<void> {
 async function markDown(deps: FlowDeps, host: Host): Promise<void> {
   await deps.store.setHostState(host.uuid, 'Disconnected');
 }
-
-// Kept here too: it was first written in this file and other modules import it from here.
-export { mapLimit } from '@hostfiles/shared';
