@@ -1,5 +1,6 @@
 // The background half of `serve` (and of the demo): health checks mark hosts Connected/Disconnected, a host that
 // comes back is drained at once, and due deletions are retried whenever their backoff has passed.
+import { mapLimit } from '@hostfiles/shared';
 import type { FlowDeps } from './deps.js';
 import { checkHost } from './inventory.js';
 import { retryPendingDeletions, type RetryReport } from './retry.js';
@@ -24,7 +25,8 @@ export function createRetryWorker(deps: FlowDeps, options: RetryWorkerOptions): 
   let stopped = true;
 
   const tick = async (): Promise<void> => {
-    for (const host of await deps.store.listHosts()) {
+    // Hosts checked as many at once as flows reach: one down host's timeout must not hold up the others.
+    await mapLimit(await deps.store.listHosts(), deps.concurrency, async (host) => {
       const before = host.state;
       const after = await checkHost(deps, host).catch((error: unknown) => {
         options.onError?.(error);
@@ -33,7 +35,7 @@ export function createRetryWorker(deps: FlowDeps, options: RetryWorkerOptions): 
       if (before === 'Disconnected' && after === 'Connected') {
         options.onPass?.(await retryPendingDeletions(deps, { hostUuid: host.uuid, all: true }));
       }
-    }
+    });
     const report = await retryPendingDeletions(deps);
     if (report.attempted > 0) options.onPass?.(report);
   };
