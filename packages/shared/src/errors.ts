@@ -31,8 +31,23 @@ export const HTTP_STATUS: Readonly<Record<RequestErrorCode, 400 | 401 | 403 | 40
   internal: 500,
 };
 
-/** Codes one op of a batch can fail with; the batch itself still answers 200. */
-export const OP_ERROR_CODES = ['symlink', 'not_regular_file', 'not_found', 'io_error'] as const;
+/**
+ * Codes one op of a batch can fail with; the batch itself still answers 200.
+ * - `busy`: a lock is held on the target or a file below it (a running swtpm's `.lock`, a QEMU holding NVRAM open).
+ * - `exists`: the op required the target absent (`expect: 'absent'`) and something is there.
+ * - `changed`: the op required the target's digest (`expect: <sha256>`) and it differs.
+ * - `not_directory` / `not_regular_file`: the target is of the other kind than the op needs.
+ */
+export const OP_ERROR_CODES = [
+  'symlink',
+  'not_regular_file',
+  'not_directory',
+  'not_found',
+  'busy',
+  'exists',
+  'changed',
+  'io_error',
+] as const;
 export type OpErrorCode = (typeof OP_ERROR_CODES)[number];
 
 export interface ErrorBody {

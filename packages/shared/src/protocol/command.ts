@@ -1,6 +1,7 @@
 // Building commands the way the controller sends them (also used by the tests and the benchmark).
 import { createHash, randomUUID } from 'node:crypto';
-import type { Command, CommandKind, DeleteOp, FileType, WriteOp } from './schemas.js';
+import type { Command, CommandKind, DeleteOp, Expectation, FileType, WriteDirOp, WriteOp } from './schemas.js';
+import { encodeContent } from './state.js';
 
 export const DEFAULT_COMMAND_LIFETIME_MS = 60_000;
 
@@ -32,14 +33,48 @@ export function buildCommand<K extends CommandKind>(
   } as Extract<Command, { kind: K }>;
 }
 
-export function writeOp(type: FileType, path: string, content: Uint8Array): WriteOp {
+export interface WriteOptions {
+  /** gzip the content when that makes it smaller (the controller always does; tests choose) */
+  readonly compress?: boolean;
+  readonly expect?: Expectation;
+}
+
+export function writeOp(type: FileType, path: string, content: Uint8Array, options: WriteOptions = {}): WriteOp {
+  const sha256 = createHash('sha256').update(content).digest('hex');
+  const encoded = options.compress === true ? encodeContent(content, sha256) : undefined;
   return {
     op: 'write',
     type,
     path,
-    content: Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('base64'),
-    sha256: createHash('sha256').update(content).digest('hex'),
+    content: encoded?.content ?? Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('base64'),
+    ...(encoded?.encoding === undefined ? {} : { encoding: encoded.encoding }),
+    sha256,
+    ...(options.expect === undefined ? {} : { expect: options.expect }),
   };
 }
 
-export const deleteOp = (type: FileType, path: string): DeleteOp => ({ op: 'delete', type, path });
+/** A directory state: every entry's path relative to `path`; content gzipped when that makes it smaller. */
+export function writeDirOp(
+  type: FileType,
+  path: string,
+  entries: readonly { readonly path: string; readonly content: Uint8Array }[],
+  options: Omit<WriteOptions, 'compress'> = {},
+): WriteDirOp {
+  return {
+    op: 'writeDir',
+    type,
+    path,
+    entries: entries.map((entry) => {
+      const { content, encoding, sha256 } = encodeContent(entry.content);
+      return { path: entry.path, content, ...(encoding === undefined ? {} : { encoding }), sha256 };
+    }),
+    ...(options.expect === undefined ? {} : { expect: options.expect }),
+  };
+}
+
+export const deleteOp = (type: FileType, path: string, expect?: Expectation): DeleteOp => ({
+  op: 'delete',
+  type,
+  path,
+  ...(expect === undefined ? {} : { expect }),
+});

@@ -8,6 +8,12 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 export const TEMP_PREFIX = '.hostfiles-tmp-';
 
 /**
+ * The lock file a running swtpm holds (`<state dir>/tpm2/.lock`). It is never part of a state: reads, listings and
+ * digests skip it, no directory state may carry one, and a delete of the directory removes it with the rest.
+ */
+export const LOCK_NAME = '.lock';
+
+/**
  * A path is confined when it is absolute, already normalized (no `.`, `..`, `//`, trailing `/`),
  * free of NUL, and strictly below `root`. Returns the components below the root.
  * `root` must itself be absolute and normalized, and not `/`.
@@ -24,6 +30,22 @@ export function confinePath(path: string, root: string): Result<readonly string[
   if (components.some((c) => c === '' || c === '.' || c === '..')) return err('the path is not normalized');
   if (components.some((c) => c.startsWith(TEMP_PREFIX)))
     return err(`names starting ${TEMP_PREFIX} are the agent's temp files`);
+  return ok(components);
+}
+
+/**
+ * The path of an entry of a directory state, relative to the directory: normalized, not empty, no `.` or `..`, no
+ * temp names, no lock file. Returns its components.
+ */
+export function confineRelative(path: string): Result<readonly string[], string> {
+  if (path.includes('\0')) return err('the path contains NUL');
+  if (LONE_SURROGATE.test(path)) return err('the path is not well-formed Unicode');
+  if (path.startsWith('/')) return err('an entry path is relative to its directory');
+  const components = path.split('/');
+  if (components.some((c) => c === '' || c === '.' || c === '..')) return err('the path is not normalized');
+  if (components.some((c) => c.startsWith(TEMP_PREFIX)))
+    return err(`names starting ${TEMP_PREFIX} are the agent's temp files`);
+  if (components.includes(LOCK_NAME)) return err(`${LOCK_NAME} belongs to a running swtpm, never to a state`);
   return ok(components);
 }
 

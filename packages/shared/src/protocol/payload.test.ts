@@ -7,7 +7,7 @@ import { MAX_OPS, MAX_PATH_LENGTH, type CommandKind } from './schemas.js';
 
 const HOST = '6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b';
 const REQUEST = '0f8fad5b-d9cb-469f-a165-70867728950e';
-const KINDS = ['files.apply', 'files.read', 'files.list'] as const;
+const KINDS = ['files.apply', 'files.read', 'files.list', 'files.stat'] as const;
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 const bytesOf = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8');
@@ -34,6 +34,7 @@ const COMMANDS: Readonly<Record<CommandKind, Record<string, unknown>>> = {
     ],
   },
   'files.list': { kind: 'files.list', ...header, types: ['TpmState', 'NvRam'] },
+  'files.stat': { kind: 'files.stat', ...header, files: [{ type: 'TpmState', path: '/var/lib/swtpm/vm-1' }] },
 };
 
 const without = (value: Readonly<Record<string, unknown>>, field: string) =>

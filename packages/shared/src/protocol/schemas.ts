@@ -31,18 +31,50 @@ export const envelopeSchema = z.strictObject({
 });
 export type Envelope = z.infer<typeof envelopeSchema>;
 
+/**
+ * How `content` is encoded inside its base64: absent, the bytes themselves; `gzip`, RFC 1952 (NVRAM compresses
+ * ~100×: a 64 MiB AAVMF store travels as a few KiB). `sha256` is always of the decoded bytes.
+ */
+export const CONTENT_ENCODINGS = ['gzip'] as const;
+export type ContentEncoding = (typeof CONTENT_ENCODINGS)[number];
+const encoding = z.enum(CONTENT_ENCODINGS).optional();
+/** The most entries one directory state may carry (a vTPM state has two or three files). */
+export const MAX_ENTRIES = 1000;
+/**
+ * A precondition on the target of an op: `absent` (nothing may be there), or the sha256 the target must have now
+ * (a file's, or a directory's state digest). Unmet, the op fails with `exists` or `changed` and changes nothing.
+ */
+const expect = z.union([z.literal('absent'), sha256Hex]).optional();
+// Relative paths of entries are checked at check 9 (normalized, confined, no temp or lock names): here only the type.
+const relativePath = z.string().min(1).max(MAX_PATH_LENGTH);
+
 export const writeOpSchema = z.strictObject({
   op: z.literal('write'),
   type: fileType,
   path,
   content: base64,
+  encoding,
   sha256: sha256Hex,
+  expect,
 });
-export const deleteOpSchema = z.strictObject({ op: z.literal('delete'), type: fileType, path });
-export const applyOpSchema = z.discriminatedUnion('op', [writeOpSchema, deleteOpSchema]);
+/** One regular file of a directory state, at `path` relative to the directory. */
+export const entrySchema = z.strictObject({ path: relativePath, content: base64, encoding, sha256: sha256Hex });
+/** Replaces the directory at `path` with exactly these files, whole: a crash leaves the old state or the new one. */
+export const writeDirOpSchema = z.strictObject({
+  op: z.literal('writeDir'),
+  type: fileType,
+  path,
+  entries: z.array(entrySchema).min(1).max(MAX_ENTRIES),
+  expect,
+});
+export const deleteOpSchema = z.strictObject({ op: z.literal('delete'), type: fileType, path, expect });
+export const applyOpSchema = z.discriminatedUnion('op', [writeOpSchema, writeDirOpSchema, deleteOpSchema]);
 export type WriteOp = z.infer<typeof writeOpSchema>;
+export type WriteDirOp = z.infer<typeof writeDirOpSchema>;
+export type Entry = z.infer<typeof entrySchema>;
 export type DeleteOp = z.infer<typeof deleteOpSchema>;
 export type ApplyOp = z.infer<typeof applyOpSchema>;
+export type Expectation = NonNullable<WriteOp['expect']>;
 
 const commandHeader = {
   hostUuid: uuid,
@@ -62,19 +94,28 @@ export const readCommandSchema = z.strictObject({
   ...commandHeader,
   files: z.array(fileRefSchema).min(1).max(MAX_OPS),
 });
-export const listCommandSchema = z.strictObject({
-  kind: z.literal('files.list'),
+const types = z
+  .array(fileType)
+  .min(1)
+  .max(FILE_TYPES.length)
+  .refine((list) => new Set(list).size === list.length, 'each type once');
+export const listCommandSchema = z.strictObject({ kind: z.literal('files.list'), ...commandHeader, types });
+/** What is at these paths now (kind, digest, busy), without the contents: adopt, the removal's busy probe, reconcile. */
+export const statCommandSchema = z.strictObject({
+  kind: z.literal('files.stat'),
   ...commandHeader,
-  types: z
-    .array(fileType)
-    .min(1)
-    .max(FILE_TYPES.length)
-    .refine((types) => new Set(types).size === types.length, 'each type once'),
+  files: z.array(fileRefSchema).min(1).max(MAX_OPS),
 });
-export const commandSchema = z.discriminatedUnion('kind', [applyCommandSchema, readCommandSchema, listCommandSchema]);
+export const commandSchema = z.discriminatedUnion('kind', [
+  applyCommandSchema,
+  readCommandSchema,
+  listCommandSchema,
+  statCommandSchema,
+]);
 export type ApplyCommand = z.infer<typeof applyCommandSchema>;
 export type ReadCommand = z.infer<typeof readCommandSchema>;
 export type ListCommand = z.infer<typeof listCommandSchema>;
+export type StatCommand = z.infer<typeof statCommandSchema>;
 export type Command = z.infer<typeof commandSchema>;
 export type CommandKind = Command['kind'];
 export type FileRef = z.infer<typeof fileRefSchema>;
@@ -83,34 +124,80 @@ const opError = z.strictObject({ code: z.enum(OP_ERROR_CODES), message: z.string
 export type OpError = z.infer<typeof opError>;
 
 export const applyResultSchema = z.strictObject({
-  op: z.enum(['write', 'delete']),
+  op: z.enum(['write', 'writeDir', 'delete']),
   type: fileType,
   path,
   status: z.enum(['written', 'deleted', 'absent', 'failed']),
   error: opError.optional(),
 });
-export const readResultSchema = z.strictObject({
-  op: z.literal('read'),
-  type: fileType,
-  path,
-  status: z.enum(['read', 'failed']),
-  content: base64.optional(),
-  sha256: sha256Hex.optional(),
-  error: opError.optional(),
-});
-export const listEntrySchema = z.strictObject({
-  type: fileType,
-  path,
-  size: z.int().nonnegative(),
+
+/** What a state is: one regular file, or a directory of regular files (a vTPM's `<uuid>/` with `tpm2/…`). */
+export const STATE_KINDS = ['file', 'dir'] as const;
+export type StateKind = (typeof STATE_KINDS)[number];
+const size = z.int().nonnegative();
+
+/** One file of a directory read back: path relative to the directory, content as in writes. */
+export const readEntrySchema = z.strictObject({
+  path: relativePath,
+  content: base64,
+  encoding,
   sha256: sha256Hex,
-  mtime: time,
+  size,
 });
+export type ReadEntry = z.infer<typeof readEntrySchema>;
+const readHeader = { op: z.literal('read'), type: fileType, path };
+export const readResultSchema = z.union([
+  z.strictObject({
+    ...readHeader,
+    status: z.literal('read'),
+    kind: z.literal('file'),
+    content: base64,
+    encoding,
+    sha256: sha256Hex,
+    size,
+  }),
+  // sha256 and size of a directory: its state digest (see stateDigest) and the sum of its files' sizes.
+  z.strictObject({
+    ...readHeader,
+    status: z.literal('read'),
+    kind: z.literal('dir'),
+    sha256: sha256Hex,
+    size,
+    entries: z.array(readEntrySchema).max(MAX_ENTRIES),
+  }),
+  z.strictObject({ ...readHeader, status: z.literal('failed'), error: opError }),
+]);
+
+/** A state found on disk: facts without contents. `busy`: a lock is held on it or on a file below it. */
+const unitFacts = {
+  kind: z.enum(STATE_KINDS),
+  /** a file's size, or the sum of a directory's files */
+  size,
+  /** a file's sha256, or a directory's state digest */
+  sha256: sha256Hex,
+  /** the newest modification time of the file, or of any file below the directory */
+  mtime: time,
+  /** 1 for a file; the regular files below a directory (its lock excluded) */
+  files: size,
+  busy: z.boolean(),
+};
+/** `files.list` lists units: each file or directory directly below a root. */
+export const listEntrySchema = z.strictObject({ type: fileType, path, ...unitFacts });
+export const statResultSchema = z.union([
+  z.strictObject({ type: fileType, path, status: z.literal('present'), ...unitFacts }),
+  z.strictObject({ type: fileType, path, status: z.literal('absent') }),
+  z.strictObject({ type: fileType, path, status: z.literal('failed'), error: opError }),
+]);
 export type ApplyResult = z.infer<typeof applyResultSchema>;
 export type ReadResult = z.infer<typeof readResultSchema>;
 export type ListEntry = z.infer<typeof listEntrySchema>;
-export type ResultStatus = ApplyResult['status'] | ReadResult['status'];
+export type StatResult = z.infer<typeof statResultSchema>;
+export type UnitFacts = Omit<ListEntry, 'type' | 'path'>;
+export type ResultStatus = ApplyResult['status'] | ReadResult['status'] | StatResult['status'];
 
 const answerHeader = { requestId: uuid, hostUuid: uuid };
+/** The agent's roots, so the controller can find state by libvirt's layout (`<TpmState>/<domain uuid>`, …). */
+const roots = z.strictObject({ TpmState: path, NvRam: path });
 export const applyAnswerSchema = z.strictObject({
   ...answerHeader,
   kind: z.literal('files.apply'),
@@ -124,18 +211,28 @@ export const readAnswerSchema = z.strictObject({
 export const listAnswerSchema = z.strictObject({
   ...answerHeader,
   kind: z.literal('files.list'),
+  roots,
   results: z.array(listEntrySchema),
+});
+export const statAnswerSchema = z.strictObject({
+  ...answerHeader,
+  kind: z.literal('files.stat'),
+  roots,
+  results: z.array(statResultSchema),
 });
 export type ApplyAnswer = z.infer<typeof applyAnswerSchema>;
 export type ReadAnswer = z.infer<typeof readAnswerSchema>;
 export type ListAnswer = z.infer<typeof listAnswerSchema>;
-export type Answer = ApplyAnswer | ReadAnswer | ListAnswer;
+export type StatAnswer = z.infer<typeof statAnswerSchema>;
+export type Answer = ApplyAnswer | ReadAnswer | ListAnswer | StatAnswer;
 export type AnswerFor<K extends CommandKind> = Extract<Answer, { kind: K }>;
+export type Roots = z.infer<typeof roots>;
 
 export const ANSWER_SCHEMAS = {
   'files.apply': applyAnswerSchema,
   'files.read': readAnswerSchema,
   'files.list': listAnswerSchema,
+  'files.stat': statAnswerSchema,
 } as const;
 
 export const infoSchema = z.strictObject({
@@ -155,4 +252,5 @@ export const ENDPOINTS: Readonly<Record<CommandKind, string>> = {
   'files.apply': '/v1/files/apply',
   'files.read': '/v1/files/read',
   'files.list': '/v1/files/list',
+  'files.stat': '/v1/files/stat',
 };

@@ -1,0 +1,66 @@
+// What both ends compute the same way: a directory state's digest, and content encoded for the wire.
+import { createHash } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { err, ok, type Result } from '../result.js';
+import type { ContentEncoding } from './schemas.js';
+
+/**
+ * The digest of a directory state: SHA-256 over one line per regular file, `<sha256 hex>  <relative path>\n`, in
+ * the byte order of the paths' UTF-8 — what `sha256sum` prints for the files of the directory, sorted with LC_ALL=C:
+ *   cd DIR && find . -type f ! -name .lock -printf '%P\0' | LC_ALL=C sort -z | xargs -0r sha256sum | sha256sum
+ */
+export function stateDigest(files: readonly { readonly path: string; readonly sha256: string }[]): string {
+  const sorted = files
+    .map((f) => ({ key: Buffer.from(f.path, 'utf8'), line: `${f.sha256}  ${f.path}\n` }))
+    .sort((a, b) => Buffer.compare(a.key, b.key));
+  const hash = createHash('sha256');
+  for (const { line } of sorted) hash.update(line, 'utf8');
+  return hash.digest('hex');
+}
+
+export const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** Content at least this large travels gzipped; below it the header costs more than it saves. */
+export const GZIP_THRESHOLD_BYTES = 1024;
+
+export interface EncodedContent {
+  /** base64 */
+  readonly content: string;
+  readonly encoding?: ContentEncoding;
+  /** of the bytes themselves */
+  readonly sha256: string;
+  readonly size: number;
+}
+
+/** Bytes as a write or a read answer carries them: gzipped when that pays, base64, with the sha256 of the bytes. */
+export function encodeContent(bytes: Uint8Array, sha256 = sha256Of(bytes)): EncodedContent {
+  const size = bytes.byteLength;
+  if (size >= GZIP_THRESHOLD_BYTES) {
+    const gz = gzipSync(bytes, { level: 6 });
+    if (gz.byteLength < size) return { content: gz.toString('base64'), encoding: 'gzip', sha256, size };
+  }
+  return { content: Buffer.from(bytes.buffer, bytes.byteOffset, size).toString('base64'), sha256, size };
+}
+
+/**
+ * The bytes of wire content, never more than `maxBytes` once decoded (a gzip bomb is refused, not inflated), and
+ * checked against `sha256`. The error says which of the two failed.
+ */
+export function decodeContent(
+  content: string,
+  encoding: ContentEncoding | undefined,
+  sha256: string,
+  maxBytes: number,
+): Result<Buffer, 'too_large' | 'bad_content' | 'sha256_mismatch'> {
+  const raw = Buffer.from(content, 'base64');
+  let bytes: Buffer;
+  if (encoding === 'gzip') {
+    try {
+      bytes = gunzipSync(raw, { maxOutputLength: Math.max(1, maxBytes) });
+    } catch (error) {
+      return err(error instanceof RangeError ? 'too_large' : 'bad_content');
+    }
+  } else bytes = raw;
+  if (bytes.byteLength > maxBytes) return err('too_large');
+  return sha256Of(bytes) === sha256 ? ok(bytes) : err('sha256_mismatch');
+}
