@@ -40,19 +40,38 @@ export interface AgentClientOptions {
   readonly backoffMs?: number;
 }
 
+export interface SendOptions {
+  /**
+   * The bytes the command moves once decoded (a write's files, a read's expected files). Each attempt's timeout grows
+   * by the time they take at MIN_BYTES_PER_SECOND: a 64 MiB NVRAM store that travels as a few KiB of gzip still
+   * takes the agent seconds to inflate, hash, write and fsync.
+   */
+  readonly bytes?: number;
+}
+
 export interface AgentClient {
   info(url: string): Promise<AgentInfo>;
-  send<K extends CommandKind>(target: AgentTarget, kind: K, body: CommandBody<K>): Promise<AnswerFor<K>>;
+  send<K extends CommandKind>(
+    target: AgentTarget,
+    kind: K,
+    body: CommandBody<K>,
+    options?: SendOptions,
+  ): Promise<AnswerFor<K>>;
 }
+
+/** The slowest transfer, write or read an attempt is given time for, beyond its fixed timeout. */
+export const MIN_BYTES_PER_SECOND = 4 * 1024 * 1024;
 
 export function createAgentClient(options: AgentClientOptions): AgentClient {
   if (options.timeoutMs <= 0) throw new RangeError('timeoutMs must be positive');
   if (!Number.isInteger(options.retries) || options.retries < 0)
     throw new RangeError('retries must be a whole number ≥ 0');
   // No redirects: a 3xx must not carry a signed command (or file contents) to another address.
-  const http = ky.create({ retry: 0, throwHttpErrors: true, timeout: options.timeoutMs, redirect: 'manual' });
-  // ky's timeout ends when the headers arrive; this one also covers reading the body.
-  const deadline = (): AbortSignal => AbortSignal.timeout(options.timeoutMs);
+  // ky's own timeout is off: it ends when the headers arrive, and cannot grow with the size of the work.
+  const http = ky.create({ retry: 0, throwHttpErrors: true, timeout: false, redirect: 'manual' });
+  // Covers the whole attempt, reading the answer's body included.
+  const deadline = (bytes = 0): AbortSignal =>
+    AbortSignal.timeout(options.timeoutMs + Math.ceil((bytes * 1000) / MIN_BYTES_PER_SECOND));
 
   return {
     async info(url) {
@@ -68,16 +87,17 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       }
     },
 
-    async send(target, kind, body) {
+    async send(target, kind, body, sendOptions = {}) {
       const command = buildCommand(kind, target.uuid, body, { now: options.now() });
       const text = JSON.stringify(signEnvelope(COMMAND_CONTEXT, command, options.key));
       const url = `${target.url}${ENDPOINTS[kind]}`;
+      const bytes = Math.max(text.length, sendOptions.bytes ?? 0);
       for (let attempt = 1; ; attempt++) {
         try {
           const response = await http.post(url, {
             body: text,
             headers: { 'content-type': 'application/json' },
-            signal: deadline(),
+            signal: deadline(bytes),
           });
           const answer = await readLimited(response, MAX_ANSWER_BYTES, target.uuid, kind);
           return openAnswer(answer, target, kind, command.requestId);

@@ -8,6 +8,7 @@ export const API_ERROR_CODES = [
   'bad_request',
   'not_found',
   'conflict',
+  'busy',
   'host_key_changed',
   'too_large',
   'agent_unreachable',
@@ -24,6 +25,7 @@ export const API_ERROR_STATUS: Readonly<Record<ApiErrorCode, ApiErrorStatus>> = 
   bad_request: 400,
   not_found: 404,
   conflict: 409,
+  busy: 409,
   host_key_changed: 409,
   too_large: 413,
   agent_unreachable: 502,
@@ -57,6 +59,8 @@ const FLOW_CODES: Readonly<Record<FlowError['code'], ApiErrorCode>> = {
   not_found: 'not_found',
   bad_input: 'bad_request',
   conflict: 'conflict',
+  busy: 'busy',
+  unavailable: 'agent_unreachable',
   host_key_changed: 'host_key_changed',
 };
 

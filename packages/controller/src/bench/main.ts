@@ -140,6 +140,7 @@ async function flowRound(
             hostUuid: host.uuid,
             type: f.type,
             path: f.path,
+            kind: 'file',
             sha256: '0'.repeat(64),
             size: CONTENT.length,
             lastSyncAt: Date.now(),

@@ -1,10 +1,10 @@
 // `hostfiles file write|list`.
-import { readFileSync } from 'node:fs';
 import { FILE_TYPES, type FileType } from '@hostfiles/shared';
 import { writeFile } from '../flows/index.js';
 import type { VmHostFile } from '../store/index.js';
 import type { Command } from './command.js';
-import { CliError, UsageError } from './errors.js';
+import { UsageError } from './errors.js';
+import { readLocalState } from './local-state.js';
 import { findVm, loadNames } from './lookup.js';
 import { formatTime, table } from './output.js';
 
@@ -22,31 +22,47 @@ export const FILE_COMMANDS: readonly Command[] = [
         required: true,
         help: "the absolute path on the host, below the agent's root of TYPE",
       },
-      { name: 'from', value: 'LOCALFILE', required: true, help: 'the local file whose content is written' },
+      {
+        name: 'from',
+        value: 'LOCAL',
+        required: true,
+        help: 'a local file, or a local directory (a TPM state: its files, without .lock) written whole',
+      },
       { name: 'host', value: 'HOST', help: "the host to write on (default: the VM's current host)" },
+      { name: 'force', help: 'write over state hostfiles does not know at a path the VM does not hold yet' },
     ],
-    summary: "write a VM's TPM state or NVRAM file onto a host through its agent, and record it",
-    details: 'A pending deletion at the same host and path is cancelled in the same transaction.',
+    summary: "write a VM's TPM state (a directory) or NVRAM file onto a host through its agent, and record it",
+    details: [
+      'Checked before anything is sent: a path that is, is inside or contains another VM\'s state is refused; a',
+      'path the VM does not hold yet must be empty on the host unless --force (adopt state libvirt made instead).',
+      "A directory replaces the whole state at PATH at once: a crash leaves the old state or the new one. The VM's",
+      'earlier path of that type on that host is deleted through the outbox when the new one is recorded; a',
+      'pending deletion at PATH is cancelled. A state in use by a running swtpm or QEMU is refused (busy).',
+    ].join('\n'),
     async run(ctx, input) {
       const [vm = ''] = input.args;
       const type = input.required('type');
       if (!isFileType(type))
         throw new UsageError(`--type is ${FILE_TYPES.join(' or ')}, not ${type}`, 'see `hostfiles file write --help`');
       const path = input.required('path');
-      const from = input.required('from');
+      const state = readLocalState(input.required('from'));
       const host = input.string('host');
-      let content: Buffer;
-      try {
-        content = readFileSync(from);
-      } catch (error) {
-        throw new CliError(`cannot read ${from}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-      }
       const deps = await ctx.flows();
-      const file = await writeFile(deps, { vm, type, path, content, ...(host === undefined ? {} : { host }) });
+      const file = await writeFile(deps, {
+        vm,
+        type,
+        path,
+        state,
+        force: input.bool('force'),
+        ...(host === undefined ? {} : { host }),
+      });
       const names = await loadNames(deps.store);
-      ctx.print(
-        { ...file, vmName: names.vm(file.vmUuid), hostName: names.host(file.hostUuid) },
-        () => `wrote ${file.type} ${file.path} on ${names.host(file.hostUuid)} (${file.size} bytes, ${file.sha256})`,
+      ctx.print({ ...file, vmName: names.vm(file.vmUuid), hostName: names.host(file.hostUuid) }, () =>
+        [
+          `wrote ${file.type} ${file.kind === 'dir' ? 'directory ' : ''}${file.path} on ${names.host(file.hostUuid)} ` +
+            `(${file.size} bytes, ${file.sha256})`,
+          ...(file.replaced === undefined ? [] : [`its earlier state ${file.replaced} is pending deletion`]),
+        ].join('\n'),
       );
     },
   },
@@ -72,11 +88,12 @@ export const FILE_COMMANDS: readonly Command[] = [
           files.length === 0
             ? 'no files'
             : table(
-                ['VM', 'HOST', 'TYPE', 'PATH', 'SIZE', 'SHA256', 'LAST SYNC'],
+                ['VM', 'HOST', 'TYPE', 'KIND', 'PATH', 'SIZE', 'SHA256', 'LAST SYNC'],
                 files.map((f) => [
                   names.vm(f.vmUuid),
                   names.host(f.hostUuid),
                   f.type,
+                  f.kind,
                   f.path,
                   String(f.size),
                   f.sha256.slice(0, 16),

@@ -8,10 +8,10 @@ function fileRows(hosts: readonly HostReport[]): string[][] {
   return hosts.flatMap((host) =>
     host.files.map((file) => [
       host.hostName,
-      file.status === 'unconfirmed' ? 'pending' : file.status,
+      file.status === 'unconfirmed' ? 'pending' : file.status === 'changed' ? 'dropped' : file.status,
       file.type,
       file.path,
-      file.status === 'unconfirmed' ? file.reason : '',
+      'reason' in file ? file.reason : '',
     ]),
   );
 }
@@ -49,7 +49,8 @@ export function formatRetry(report: RetryReport): string {
   if (report.attempted === 0) return 'retry: nothing pending';
   const rows = fileRows(report.hosts);
   const summary =
-    `retry: ${report.attempted} attempted, ${report.confirmed} gone, ${report.stillPending} still pending; ` +
+    `retry: ${report.attempted} attempted, ${report.confirmed} gone, ${report.stillPending} still pending` +
+    `${report.dropped > 0 ? `, ${report.dropped} dropped (other state there now)` : ''}; ` +
     `${plural(report.detached.length, 'key binding')} detached`;
   return [table(FILE_HEADERS, rows), '', summary].join('\n');
 }

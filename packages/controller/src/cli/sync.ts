@@ -1,16 +1,17 @@
 // `hostfiles sync`, `hostfiles restore` and `hostfiles reconcile`: backups in, backups out, and disk against database.
 import type { FileType } from '@hostfiles/shared';
 import {
-  ORPHAN_VM_UUID,
+  adoptVm,
   reconcileHost,
   restoreVm,
   syncVm,
+  type AdoptReport,
   type ReconcileReport,
   type RestoreReport,
   type SyncReport,
 } from '../flows/index.js';
 import { firstArg, type Command } from './command.js';
-import { CliError } from './errors.js';
+import { CliError, UsageError } from './errors.js';
 import { loadNames, type Names } from './lookup.js';
 import { formatTime, plural, table } from './output.js';
 
@@ -48,6 +49,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
       { name: 'host', value: 'HOST', help: "the host to write on (default: the VM's current host)" },
       { name: 'tpm-path', value: 'ABS', help: 'where the TpmState backup goes on that host' },
       { name: 'nvram-path', value: 'ABS', help: 'where the NvRam backup goes on that host' },
+      { name: 'force', help: 'write over state hostfiles does not know at a path the VM does not hold there yet' },
     ],
     summary: "write a VM's backups onto a host (e.g. after it moved) and record them",
     details: [
@@ -65,7 +67,11 @@ export const SYNC_COMMANDS: readonly Command[] = [
         if (path !== undefined) paths[type] = path;
       }
       const deps = await ctx.flows();
-      const report = await restoreVm(deps, firstArg(input), { paths, ...(host === undefined ? {} : { host }) });
+      const report = await restoreVm(deps, firstArg(input), {
+        paths,
+        force: input.bool('force'),
+        ...(host === undefined ? {} : { host }),
+      });
       ctx.print(report, () => formatRestore(report));
       const failed = report.files.filter((f) => f.status === 'failed').length;
       if (failed > 0) throw new CliError(`VM ${report.vmName}: ${plural(failed, 'file')} not restored`);
@@ -74,20 +80,67 @@ export const SYNC_COMMANDS: readonly Command[] = [
   {
     words: ['reconcile'],
     args: [{ name: 'HOST', arity: 'one' }],
-    flags: [{ name: 'apply', help: 'put every orphan in the outbox: the retry deletes it like any pending deletion' }],
-    summary: "list a host's roots and compare with the database: orphan files on disk, recorded files missing",
+    flags: [
+      { name: 'apply', help: "put hostfiles' own orphans in the outbox: the retry deletes them like any pending deletion" },
+      { name: 'include-unknown', help: 'with --apply: unknown state too (never state in use)' },
+    ],
+    summary: "list a host's states and compare with the database: orphans, unknown state, missing and modified states",
     details: [
-      'An orphan is a file under a root that no file row and no pending deletion accounts for; a missing file',
-      'is a row whose file is not on disk. Finding either is not a failure: exit 0. With --apply, the orphans',
-      `become pending deletions (VM ${ORPHAN_VM_UUID}, no TPM), deleted by \`hostfiles retry\` or \`serve\`.`,
+      'A state is each file or directory directly below a root (a vTPM: <root>/<uuid>/). One that no row and no',
+      'pending deletion accounts for is an orphan if hostfiles wrote it or took charge of it, and unknown',
+      'otherwise (libvirt made it: `hostfiles adopt` registers it). State in use by a running swtpm or QEMU is',
+      'listed as busy and never touched, and lock files are never listed. Missing: a recorded state not on disk;',
+      'modified: on disk with another digest than recorded (the VM ran since its last sync). Finding any is not a',
+      'failure: exit 0. With --apply, the orphans (and with --include-unknown the unknown state) become pending',
+      `deletions, conditional on the digest seen: state that changes before the retry is left alone.`,
     ].join('\n'),
     async run(ctx, input) {
+      if (input.bool('include-unknown') && !input.bool('apply'))
+        throw new UsageError('--include-unknown goes with --apply', 'see `hostfiles reconcile --help`');
       const deps = await ctx.flows();
-      const report = await reconcileHost(deps, firstArg(input), { apply: input.bool('apply') });
+      const report = await reconcileHost(deps, firstArg(input), {
+        apply: input.bool('apply'),
+        includeUnknown: input.bool('include-unknown'),
+      });
       const names = await loadNames(deps.store);
       ctx.print({ ...report, missing: report.missing.map((m) => ({ ...m, vmName: names.vm(m.vmUuid) })) }, () =>
         formatReconcile(report, names),
       );
+    },
+  },
+  {
+    words: ['adopt'],
+    args: [{ name: 'VM', arity: 'one' }],
+    flags: [
+      { name: 'host', value: 'HOST', help: "the host the state is on (default: the VM's current host)" },
+      { name: 'tpm-path', value: 'ABS', help: "the VM's TPM state directory (default: <TpmState root>/<vm uuid>)" },
+      { name: 'nvram-path', value: 'ABS', help: "the VM's NVRAM file (default, UEFI only: <NvRam root>/<name>_VARS.fd)" },
+      { name: 'backup', help: 'sync the VM right after, so its backups hold what was adopted' },
+    ],
+    summary: 'register state that is already on a host (libvirt made it) without copying it',
+    details: [
+      "The agent says what is at the paths (libvirt's layout below its roots unless given); each state found is",
+      'recorded with its digest. Nothing on the host changes; a running VM can be adopted. A path that is',
+      "another VM's state, or a VM's state of that type recorded elsewhere on the host, is refused. Exit 1 when",
+      'nothing is found.',
+    ].join('\n'),
+    async run(ctx, input) {
+      const host = input.string('host');
+      const paths: Partial<Record<FileType, string>> = {};
+      for (const { flag, type } of PATH_FLAGS) {
+        const path = input.string(flag);
+        if (path !== undefined) paths[type] = path;
+      }
+      const deps = await ctx.flows();
+      const report = await adoptVm(deps, firstArg(input), {
+        paths,
+        backup: input.bool('backup'),
+        ...(host === undefined ? {} : { host }),
+      });
+      ctx.print(report, () => formatAdopt(report));
+      if (report.backup !== null && report.backup.notUpdated.length > 0) {
+        throw new CliError(`VM ${report.vmName}: adopted, but the backup was not updated (see the report)`);
+      }
     },
   },
 ];
@@ -116,7 +169,7 @@ function formatRestore(report: RestoreReport): string {
     report.files.map((f) =>
       f.status === 'written'
         ? ['written', f.type, f.path, String(f.size), f.sha256.slice(0, 16)]
-        : ['failed', f.type, f.path, String(f.size), f.reason],
+        : [f.status, f.type, f.path, String(f.size), f.reason],
     ),
   );
   const written = report.files.filter((f) => f.status === 'written').length;
@@ -127,29 +180,60 @@ function formatRestore(report: RestoreReport): string {
   ].join('\n');
 }
 
+function formatAdopt(report: AdoptReport): string {
+  const rows = report.states.map((s) =>
+    s.status === 'adopted'
+      ? ['adopted', s.type, s.kind, s.path, String(s.size), s.sha256.slice(0, 16), s.busy ? 'in use' : '']
+      : ['absent', s.type, '', s.path, '', '', ''],
+  );
+  const lines = [
+    table(['OUTCOME', 'TYPE', 'KIND', 'PATH', 'SIZE', 'SHA256', ''], rows),
+    '',
+    `adopted ${report.states.filter((s) => s.status === 'adopted').length} state(s) of VM ${report.vmName} on ${report.hostName}`,
+  ];
+  if (report.backup !== null) lines.push(formatSync(report.backup));
+  return lines.join('\n');
+}
+
 function formatReconcile(report: ReconcileReport, names: Names): string {
-  const orphans =
-    report.orphans.length === 0
-      ? 'no orphans'
+  const states = (title: string, list: ReconcileReport['orphans'], none: string): string =>
+    list.length === 0
+      ? none
       : table(
-          ['ORPHAN', 'TYPE', 'SIZE', 'SHA256', 'MODIFIED'],
-          report.orphans.map((o) => [o.path, o.type, String(o.size), o.sha256.slice(0, 16), formatTime(o.mtime)]),
+          [title, 'TYPE', 'KIND', 'SIZE', 'SHA256', 'MODIFIED'],
+          list.map((o) => [o.path, o.type, o.kind, String(o.size), o.sha256.slice(0, 16), formatTime(o.mtime)]),
         );
-  const missing =
-    report.missing.length === 0
-      ? 'no missing files'
+  const recorded = (title: string, list: ReconcileReport['missing'], none: string): string =>
+    list.length === 0
+      ? none
       : table(
-          ['MISSING', 'TYPE', 'VM', 'SIZE', 'SHA256 (RECORDED)'],
-          report.missing.map((m) => [m.path, m.type, names.vm(m.vmUuid), String(m.size), m.sha256.slice(0, 16)]),
+          [title, 'TYPE', 'VM', 'SIZE', 'SHA256 (RECORDED)'],
+          list.map((m) => [m.path, m.type, names.vm(m.vmUuid), String(m.size), m.sha256.slice(0, 16)]),
         );
   const summary =
-    `reconcile of ${report.hostName}: ${plural(report.listed, 'file')} on disk, ${plural(report.orphans.length, 'orphan')}, ` +
-    `${report.missing.length} missing, ${report.pending} already pending deletion`;
+    `reconcile of ${report.hostName}: ${plural(report.listed, 'state')} on disk, ` +
+    `${plural(report.orphans.length, 'orphan')}, ${report.unknown.length} unknown, ${report.busy.length} in use, ` +
+    `${report.missing.length} missing, ${report.modified.length} modified, ${report.pending} already pending deletion`;
   const next =
     report.scheduled.length > 0
-      ? [`${plural(report.scheduled.length, 'orphan')} scheduled for deletion: \`hostfiles retry\` deletes them now`]
+      ? [`${plural(report.scheduled.length, 'state')} scheduled for deletion: \`hostfiles retry\` deletes them now`]
       : report.orphans.length > 0
         ? ['`hostfiles reconcile HOST --apply` schedules the orphans for deletion']
         : [];
-  return [orphans, '', missing, '', summary, ...next].join('\n');
+  const hint = report.unknown.length > 0 ? ['unknown state is never deleted unless --apply --include-unknown; `hostfiles adopt VM` registers a VM\'s'] : [];
+  return [
+    states('ORPHAN', report.orphans, 'no orphans'),
+    '',
+    states('UNKNOWN', report.unknown, 'no unknown state'),
+    '',
+    states('IN USE', report.busy, 'nothing unrecorded in use'),
+    '',
+    recorded('MISSING', report.missing, 'no missing state'),
+    '',
+    recorded('MODIFIED', report.modified, 'no modified state'),
+    '',
+    summary,
+    ...next,
+    ...hint,
+  ].join('\n');
 }

@@ -1,5 +1,5 @@
-// `hostfiles vm add|list`.
-import { addVm, destroyVm, type NewVmInput } from '../flows/index.js';
+// `hostfiles vm add|move|destroy|list`.
+import { addVm, destroyVm, moveVm, type NewVmInput } from '../flows/index.js';
 import { isStoreError, type KeyBinding, type Store, type Vm } from '../store/index.js';
 import { firstArg, type Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
@@ -12,6 +12,7 @@ export const VM_COMMANDS: readonly Command[] = [
     args: [{ name: 'NAME', arity: 'one' }],
     flags: [
       { name: 'host', value: 'HOST', required: true, help: 'the host the VM lives on (name or uuid)' },
+      { name: 'uuid', value: 'UUID', help: "libvirt's domain uuid (`virsh domuuid`); default: a new random one" },
       { name: 'uefi', help: 'the VM boots UEFI (default: legacy BIOS)' },
       { name: 'secure-boot', help: 'secure boot is on (needs --uefi); its NVRAM is then never deleted with a TPM' },
     ],
@@ -22,13 +23,23 @@ export const VM_COMMANDS: readonly Command[] = [
       const uefi = input.bool('uefi');
       const secureBoot = input.bool('secure-boot');
       if (secureBoot && !uefi) throw new UsageError('--secure-boot needs --uefi', 'see `hostfiles vm add --help`');
-      const spec: NewVmInput = { name, host, bootMode: uefi ? 'UEFI' : 'Legacy', secureBoot };
+      const uuid = input.string('uuid')?.toLowerCase();
+      const spec: NewVmInput = {
+        name,
+        host,
+        bootMode: uefi ? 'UEFI' : 'Legacy',
+        secureBoot,
+        ...(uuid === undefined ? {} : { uuid }),
+      };
       const deps = await ctx.flows();
       let vm: Vm;
       try {
         vm = await addVm(deps, spec);
       } catch (error) {
-        if (isStoreError(error, 'conflict')) throw new CliError(`a VM named ${name} exists already`, { cause: error });
+        if (isStoreError(error, 'conflict'))
+          throw new CliError(`a VM named ${name}${uuid === undefined ? '' : ` or with uuid ${uuid}`} exists already`, {
+            cause: error,
+          });
         throw error;
       }
       ctx.print(
@@ -38,12 +49,32 @@ export const VM_COMMANDS: readonly Command[] = [
     },
   },
   {
+    words: ['vm', 'move'],
+    args: [{ name: 'VM', arity: 'one' }],
+    flags: [{ name: 'host', value: 'HOST', required: true, help: 'the host the VM lives on now' }],
+    summary: 'record that a VM now lives on another host (libvirt moved it); nothing on any host changes',
+    details: [
+      "sync then reads the VM's state from its new host. Its state on the old host stays recorded (and is deleted",
+      'with its TPM, or by `vm destroy`); `restore VM` writes its backups onto the new host if libvirt did not',
+      'carry the state there.',
+    ].join('\n'),
+    async run(ctx, input) {
+      const report = await moveVm(await ctx.flows(), firstArg(input), input.required('host'));
+      ctx.print(report, () =>
+        [
+          `VM ${report.vmName} now lives on ${report.to.hostName}${report.from === null ? '' : ` (was ${report.from.hostName})`}`,
+          ...report.elsewhere.map((f) => `  still recorded on ${f.hostUuid}: ${f.type} ${f.path}`),
+        ].join('\n'),
+      );
+    },
+  },
+  {
     words: ['vm', 'destroy'],
     args: [{ name: 'VM', arity: 'one' }],
-    flags: [],
+    flags: [{ name: 'force', help: 'go ahead although the VM runs: deletions of states in use wait until released' }],
     summary: 'delete all files of a VM (both types, every host), then its rows; unconfirmed files wait in the outbox',
     async run(ctx, input) {
-      const report = await destroyVm(await ctx.flows(), firstArg(input));
+      const report = await destroyVm(await ctx.flows(), firstArg(input), undefined, { force: input.bool('force') });
       ctx.print(report, () =>
         [
           `destroyed VM ${report.vmName} (${report.vmUuid}): ${report.commands} commands sent`,

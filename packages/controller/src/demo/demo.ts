@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { generateSigningKey } from '@hostfiles/shared';
 import { createAgentClient } from '../agents/index.js';
 import {
+  dirState,
+  fileState,
   addHost,
   addTpm,
   addVm,
@@ -126,18 +128,18 @@ async function provision(
     for (const index of places) {
       const agent = agents[index];
       if (agent === undefined) continue;
-      const path = join(agent.roots.TpmState, vm.uuid, 'tpm2', 'tpm2-00.permall');
+      // libvirt's layout: <TpmState root>/<domain uuid>/tpm2/tpm2-00.permall, written whole as one directory.
       await writeFile(deps, {
         vm: spec.name,
         host: agent.name,
         type: 'TpmState',
-        path,
-        content: Buffer.from(`swtpm state of ${spec.name}`),
+        path: join(agent.roots.TpmState, vm.uuid),
+        state: dirState([{ path: 'tpm2/tpm2-00.permall', content: Buffer.from(`swtpm state of ${spec.name}`) }]),
       });
     }
     if (spec.uefi) {
-      const path = join(home.roots.NvRam, `${vm.uuid}_VARS.fd`);
-      await writeFile(deps, { vm: spec.name, type: 'NvRam', path, content: Buffer.alloc(128 * 1024, 0xff) });
+      const path = join(home.roots.NvRam, `${spec.name}_VARS.fd`);
+      await writeFile(deps, { vm: spec.name, type: 'NvRam', path, state: fileState(Buffer.alloc(128 * 1024, 0xff)) });
     }
     const where = places.map((i) => agents[i]?.name).join(' and ');
     print(
@@ -159,7 +161,7 @@ async function verify(
   for (const spec of VMS) {
     const uuid = uuids.get(spec.name) ?? '';
     const tpmLeft = agents.filter((a) => existsSync(join(a.roots.TpmState, uuid))).map((a) => a.name);
-    const nvramOn = agents.filter((a) => existsSync(join(a.roots.NvRam, `${uuid}_VARS.fd`))).map((a) => a.name);
+    const nvramOn = agents.filter((a) => existsSync(join(a.roots.NvRam, `${spec.name}_VARS.fd`))).map((a) => a.name);
     const wantNvram = spec.uefi && spec.secureBoot ? [agents[spec.home]?.name ?? ''] : [];
     const good = tpmLeft.length === 0 && nvramOn.join() === wantNvram.join() && (await store.getTpmByVm(uuid)) === null;
     ok &&= good;

@@ -25,10 +25,17 @@ export interface ProgressEvent {
   readonly host?: string;
 }
 
+/**
+ * `busy`: a running swtpm or QEMU holds the state (stop the VM, or force where offered). `unavailable`: a host did
+ * not answer in a way that says what happened.
+ */
+export const FLOW_ERROR_CODES = ['not_found', 'bad_input', 'conflict', 'busy', 'unavailable', 'host_key_changed'] as const;
+export type FlowErrorCode = (typeof FLOW_ERROR_CODES)[number];
+
 export class FlowError extends Error {
   override readonly name = 'FlowError';
   constructor(
-    readonly code: 'not_found' | 'bad_input' | 'conflict' | 'host_key_changed',
+    readonly code: FlowErrorCode,
     message: string,
     options?: ErrorOptions,
   ) {

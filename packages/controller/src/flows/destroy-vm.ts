@@ -5,7 +5,8 @@ import { randomUUID } from 'node:crypto';
 import type { BackupFile, Tpm, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { deleteOnHosts, type HostReport } from './dispatch.js';
-import { outcomesOf, unconfirmed, type PendingFile } from './outbox.js';
+import { forgetDeleted, isConfirmed, outcomesOf, unconfirmed, type PendingFile } from './outbox.js';
+import { refuseBusy } from './probe.js';
 import { settleBinding } from './remove-tpm.js';
 import { resolveVm } from './resolve.js';
 
@@ -37,13 +38,17 @@ export async function destroyVm(
   deps: FlowDeps,
   vmRef: string,
   operationId: string = randomUUID(),
+  options: { readonly force?: boolean } = {},
 ): Promise<DestroyReport> {
   const resolved = await resolveVm(deps.store, vmRef);
   return deps.queue.run([resolved.uuid], async () => {
     // Re-read in the queue: a flow that held it before us may have destroyed the VM.
     const vm = await deps.store.getVm(resolved.uuid);
     if (vm === null) throw new FlowError('not_found', `no VM ${vmRef}`);
-    if ((await deps.store.getOperation(operationId)) === null) {
+    const resumed = (await deps.store.getOperation(operationId)) !== null;
+    if (!resumed) {
+      // A running VM is not destroyed unless forced: its swtpm or QEMU holds the state.
+      await refuseBusy(deps, await deps.store.listFilesByVm(vm.uuid), options.force === true, () => vm.name);
       await deps.store.startOperation({
         id: operationId,
         kind: DESTROY_VM,
@@ -80,8 +85,13 @@ async function purge(
     outcomesOf(hosts),
     deps.now() + deps.retryBaseMs,
   );
+  const outcome = outcomesOf(hosts);
   return deps.store.transaction(async (tx) => {
     await tx.deleteFiles(files.map((f) => f.uuid));
+    await forgetDeleted(
+      tx,
+      files.filter((f) => isConfirmed(outcome(f.hostUuid, f.path))),
+    );
     await tx.deleteBackups(backups.map((b) => b.uuid));
     await tx.addPendingDeletions(rows);
     let tpmReport: DestroyReport['tpm'] = null;

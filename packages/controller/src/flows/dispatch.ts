@@ -1,6 +1,6 @@
 // Step 3 of every removal: one signed command per host, hosts reached with bounded concurrency, best-effort.
 // A host that is down, slow, or answers an error never stops the others; each file ends confirmed or not.
-import { mapLimit, MAX_OPS, type ApplyOp, type FileType } from '@hostfiles/shared';
+import { deleteOp, mapLimit, MAX_OPS, type ApplyOp, type ApplyResult, type FileType } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import type { Host } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
@@ -9,10 +9,19 @@ export interface HostFile {
   readonly hostUuid: string;
   readonly type: FileType;
   readonly path: string;
+  /** delete only while the path holds this digest (a guard, an orphan as reconcile saw it) */
+  readonly expect?: string;
 }
 
+/**
+ * `deleted`/`absent`: gone. `changed`: a conditional deletion found other state there, which is not ours to delete
+ * (nothing was deleted). `unconfirmed`: anything else (down, busy, refused): still to do.
+ */
 export type DeleteOutcome =
-  { readonly status: 'deleted' | 'absent' } | { readonly status: 'unconfirmed'; readonly reason: string };
+  | { readonly status: 'deleted' | 'absent' }
+  | { readonly status: 'changed' | 'unconfirmed'; readonly reason: string };
+
+export type FileOutcome = Pick<HostFile, 'hostUuid' | 'type' | 'path'> & DeleteOutcome;
 
 export interface HostReport {
   readonly hostUuid: string;
@@ -20,7 +29,7 @@ export interface HostReport {
   readonly commands: number;
   /** why the host could not be reached or refused, if it did */
   readonly error?: string;
-  readonly files: readonly (HostFile & DeleteOutcome)[];
+  readonly files: readonly FileOutcome[];
 }
 
 /** Deletes the files, grouped per host; answers one report per host, files in the order given. */
@@ -49,40 +58,44 @@ async function deleteOnHost(
     hostName: host?.name ?? hostUuid,
     commands: 0,
     error: reason,
-    files: files.map((file) => ({ ...file, status: 'unconfirmed', reason })),
+    files: files.map((file) => ({ ...where(file), status: 'unconfirmed', reason })),
   });
   if (host === null) return unconfirmed('the host is not in the inventory');
-  const results: (HostFile & DeleteOutcome)[] = [];
+  const results: FileOutcome[] = [];
   let commands = 0;
   // More than MAX_OPS files on one host take more than one command; deletes carry no content, so size is no issue.
   for (let start = 0; start < files.length; start += MAX_OPS) {
     const chunk = files.slice(start, start + MAX_OPS);
-    const ops: ApplyOp[] = chunk.map((file) => ({ op: 'delete', type: file.type, path: file.path }));
+    const ops: ApplyOp[] = chunk.map((file) => deleteOp(file.type, file.path, file.expect));
     commands++;
     try {
       const answer = await deps.agents.send(host, 'files.apply', { ops });
       await markSeen(deps, host);
-      chunk.forEach((file, i) => {
-        const result = answer.results[i];
-        results.push(
-          result?.status === 'deleted' || result?.status === 'absent'
-            ? { ...file, status: result.status }
-            : {
-                ...file,
-                status: 'unconfirmed',
-                reason: result?.error ? `${result.error.code}: ${result.error.message}` : 'no result',
-              },
-        );
-      });
+      chunk.forEach((file, i) => results.push({ ...where(file), ...outcomeOf(file, answer.results[i]) }));
     } catch (error) {
       if (!isAgentCallError(error)) throw error;
       if (error.failure === 'unreachable' || error.failure === 'timeout') await markDown(deps, host);
       const reason = `${error.failure}: ${error.message}`;
-      for (const file of files.slice(start)) results.push({ ...file, status: 'unconfirmed', reason });
+      for (const file of files.slice(start)) results.push({ ...where(file), status: 'unconfirmed', reason });
       return { hostUuid, hostName: host.name, commands, error: reason, files: results };
     }
   }
   return { hostUuid, hostName: host.name, commands, files: results };
+}
+
+const where = ({ hostUuid, type, path }: HostFile): Pick<HostFile, 'hostUuid' | 'type' | 'path'> => ({
+  hostUuid,
+  type,
+  path,
+});
+
+function outcomeOf(file: HostFile, result: ApplyResult | undefined): DeleteOutcome {
+  if (result === undefined || result.path !== file.path) return { status: 'unconfirmed', reason: 'no result' };
+  if (result.status === 'deleted' || result.status === 'absent') return { status: result.status };
+  const reason = result.error ? `${result.error.code}: ${result.error.message}` : 'not deleted';
+  return file.expect !== undefined && result.error?.code === 'changed'
+    ? { status: 'changed', reason }
+    : { status: 'unconfirmed', reason };
 }
 
 async function markSeen(deps: FlowDeps, host: Host): Promise<void> {

@@ -1,17 +1,37 @@
-export { FlowError, isFlowError, type FlowDeps, type ProgressEvent } from './deps.js';
+export {
+  FLOW_ERROR_CODES,
+  FlowError,
+  isFlowError,
+  type FlowDeps,
+  type FlowErrorCode,
+  type ProgressEvent,
+} from './deps.js';
 export { createVmQueue, type VmQueue } from './vm-queue.js';
-export { deleteOnHosts, type HostReport } from './dispatch.js';
+export { deleteOnHosts, type HostReport, type FileOutcome } from './dispatch.js';
 export {
   addHost,
   addTpm,
   addVm,
   checkHost,
+  moveVm,
   resolveHost,
   writeFile,
+  type MoveReport,
   type NewVmInput,
   type WriteFileInput,
 } from './inventory.js';
-export { removeTpms, REMOVE_TPM, type RemovalReport, type VmRemoval, type PendingFile } from './remove-tpm.js';
+export {
+  removeTpms,
+  REMOVE_TPM,
+  type RemovalReport,
+  type RemoveOptions,
+  type VmRemoval,
+  type PendingFile,
+} from './remove-tpm.js';
+export { adoptVm, libvirtPaths, type AdoptOptions, type AdoptReport, type AdoptedState } from './adopt.js';
+export { GUARD_DELAY_MS, type PlacedFile, type PlaceOutcome } from './place.js';
+export { dirState, fileState, MAX_STATE_BYTES, type State } from './state.js';
+export { busyStates, type BusyState } from './probe.js';
 export { retryPendingDeletions, backoff, type RetryReport } from './retry.js';
 export { resolveVm, needsNvram } from './resolve.js';
 export { createRetryWorker, type RetryWorker, type RetryWorkerOptions } from './retry-worker.js';
@@ -33,7 +53,6 @@ export {
   type RestoreOptions,
   type RestoreReport,
   type RestoredFile,
-  type RestoreOutcome,
 } from './restore.js';
 export {
   reconcileHost,
@@ -43,4 +62,5 @@ export {
   type ReconcileOptions,
   type ReconcileReport,
   type MissingFile,
+  type ModifiedFile,
 } from './reconcile.js';

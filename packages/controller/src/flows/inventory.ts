@@ -1,10 +1,11 @@
-// Adding hosts, VMs and TPMs, and writing a VM's file onto its host.
-import { createHash, randomUUID } from 'node:crypto';
-import { isValidRoot, writeOp, type FileType } from '@hostfiles/shared';
-import type { BootMode, Host, TpmWithBinding, Vm, VmHostFile } from '../store/index.js';
+// Adding hosts, VMs and TPMs, moving a VM, and writing a VM's state onto a host.
+import { randomUUID } from 'node:crypto';
+import type { FileType } from '@hostfiles/shared';
+import type { BootMode, Host, TpmWithBinding, Vm } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
-import { settleBinding } from './remove-tpm.js';
+import { hostKey, placeOnHost, planPlacements, type PlacedFile } from './place.js';
 import { resolveVm } from './resolve.js';
+import type { State } from './state.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -62,17 +63,54 @@ export interface NewVmInput {
   readonly host: string;
   readonly bootMode: BootMode;
   readonly secureBoot: boolean;
+  /** libvirt's domain uuid (lowercase); a new random one when absent */
+  readonly uuid?: string;
 }
 
 export async function addVm(deps: FlowDeps, input: NewVmInput): Promise<Vm> {
   const host = await resolveHost(deps, input.host);
   if (input.bootMode === 'Legacy' && input.secureBoot) throw new FlowError('bad_input', 'secure boot needs UEFI');
+  const uuid = input.uuid ?? randomUUID();
+  if (!UUID.test(uuid)) throw new FlowError('bad_input', `${uuid} is not a uuid in lowercase hex (libvirt's domain uuid)`);
   return deps.store.addVm({
-    uuid: randomUUID(),
+    uuid,
     name: input.name,
     hostUuid: host.uuid,
     bootMode: input.bootMode,
     secureBoot: input.secureBoot,
+  });
+}
+
+export interface MoveReport {
+  readonly vmUuid: string;
+  readonly vmName: string;
+  readonly from: { readonly hostUuid: string; readonly hostName: string } | null;
+  readonly to: { readonly hostUuid: string; readonly hostName: string };
+  /** the VM's states still recorded on other hosts than the new one: they stay until removed */
+  readonly elsewhere: readonly { readonly hostUuid: string; readonly type: FileType; readonly path: string }[];
+}
+
+/**
+ * Records that the VM now lives on `host` (libvirt moved or migrated it). Nothing on any host changes: the old host's
+ * state stays recorded (and is deleted with the VM's TPM, or when removed); `sync` now reads from the new host.
+ */
+export async function moveVm(deps: FlowDeps, vmRef: string, hostRef: string): Promise<MoveReport> {
+  const resolved = await resolveVm(deps.store, vmRef);
+  const host = await resolveHost(deps, hostRef);
+  return deps.queue.run([resolved.uuid], async () => {
+    const vm = await resolveVm(deps.store, resolved.uuid);
+    const from = vm.hostUuid === null ? null : await deps.store.getHost(vm.hostUuid);
+    await deps.store.setVmHost(vm.uuid, host.uuid);
+    const files = await deps.store.listFilesByVm(vm.uuid);
+    return {
+      vmUuid: vm.uuid,
+      vmName: vm.name,
+      from: from === null ? null : { hostUuid: from.uuid, hostName: from.name },
+      to: { hostUuid: host.uuid, hostName: host.name },
+      elsewhere: files
+        .filter((f) => f.hostUuid !== host.uuid)
+        .map(({ hostUuid, type, path }) => ({ hostUuid, type, path })),
+    };
   });
 }
 
@@ -89,49 +127,58 @@ export interface WriteFileInput {
   readonly vm: string;
   readonly type: FileType;
   readonly path: string;
-  readonly content: Uint8Array;
+  /** a file's bytes, or a directory's files (a vTPM state: `tpm2/tpm2-00.permall`, …) */
+  readonly state: State;
   /** defaults to the VM's current host */
   readonly host?: string;
+  /** write over state hostfiles does not know at that path (without it, such a path is refused) */
+  readonly force?: boolean;
 }
 
-/** Writes a file onto a host through its agent, then records it; a pending deletion at that path is cancelled. */
-export async function writeFile(deps: FlowDeps, input: WriteFileInput): Promise<VmHostFile> {
-  const vm = await resolveVm(deps.store, input.vm);
-  const hostRef = input.host ?? vm.hostUuid;
-  if (hostRef === null) throw new FlowError('bad_input', `VM ${vm.name} is on no host: name one`);
+/**
+ * Writes a VM's state onto a host through its agent and records it. Checked before anything is sent: a path that is
+ * another VM's (or inside or around it) is refused; a path the VM does not hold must be empty unless forced. The
+ * VM's earlier path of that type on that host is deleted through the outbox, in the transaction that records the new
+ * one. A pending deletion at the path is cancelled. Throws unless the state was written.
+ */
+export async function writeFile(deps: FlowDeps, input: WriteFileInput): Promise<PlacedFile> {
+  const resolved = await resolveVm(deps.store, input.vm);
+  const hostRef = input.host ?? resolved.hostUuid;
+  if (hostRef === null) throw new FlowError('bad_input', `VM ${resolved.name} is on no host: name one`);
   const host = await resolveHost(deps, hostRef);
-  // The agent confines it to its root; this only refuses what no root could hold.
-  if (!isValidRoot(input.path)) {
-    throw new FlowError('bad_input', `${input.path} is not an absolute, normalized path`);
-  }
-  return deps.queue.run([vm.uuid], async () => {
-    const answer = await deps.agents.send(host, 'files.apply', {
-      ops: [writeOp(input.type, input.path, input.content)],
-    });
-    const result = answer.results[0];
-    if (result?.status !== 'written') {
-      throw new FlowError(
-        'conflict',
-        `the agent did not write ${input.path}: ${result?.error?.code ?? 'no result'} ${result?.error?.message ?? ''}`,
-      );
-    }
-    const { file, cancelled } = await deps.store.upsertFile({
-      uuid: randomUUID(),
-      vmUuid: vm.uuid,
-      hostUuid: host.uuid,
-      type: input.type,
-      path: input.path,
-      sha256: createHash('sha256').update(input.content).digest('hex'),
-      size: input.content.byteLength,
-      lastSyncAt: deps.now(),
-    });
-    // The new file replaced the old TPM's state at this path: that TPM may have nothing left pending.
-    const oldTpm = cancelled?.tpmUuid ?? null;
-    if (oldTpm !== null) {
-      await deps.store.transaction(async (tx) => {
-        if ((await tx.getKeyBinding(oldTpm)) !== null) await settleBinding(tx, oldTpm);
-      });
-    }
+  return deps.queue.run([resolved.uuid, hostKey(host.uuid)], async () => {
+    const vm = await resolveVm(deps.store, resolved.uuid);
+    const planned = await planPlacements(
+      deps,
+      host,
+      [{ vm, type: input.type, path: input.path, state: input.state }],
+      input.force === true,
+    );
+    const { files } = await placeOnHost(deps, host, planned);
+    const [file] = files;
+    if (file === undefined) throw new Error('bug: a placement without an outcome');
+    if (file.status !== 'written') throw placeError(file, host);
     return file;
   });
+}
+
+/** The error a state not written is reported with. */
+export function placeError(file: PlacedFile & { readonly status: 'failed' | 'unknown' }, host: Host): FlowError {
+  const where = `${file.path} on host ${host.name}`;
+  switch (file.code) {
+    case 'busy':
+      return new FlowError('busy', `${where} is in use (a running swtpm or QEMU holds its lock): stop the VM first`);
+    case 'exists':
+      return new FlowError(
+        'conflict',
+        `${where} holds state hostfiles does not know: adopt it (hostfiles adopt), or write over it with --force`,
+      );
+    default:
+      return file.status === 'unknown'
+        ? new FlowError(
+            'unavailable',
+            `${where}: the outcome is unknown (${file.reason}); if it landed unrecorded, its guard deletion removes it`,
+          )
+        : new FlowError('conflict', `the agent did not write ${where}: ${file.reason}`);
+  }
 }

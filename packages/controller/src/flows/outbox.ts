@@ -1,6 +1,6 @@
 // What a dispatch left unconfirmed, turned into outbox rows: shared by removal, destroy and the retry pass.
 import type { FileType } from '@hostfiles/shared';
-import type { NewPendingDeletion, VmHostFile } from '../store/index.js';
+import type { NewPendingDeletion, StoreTx, VmHostFile } from '../store/index.js';
 import type { DeleteOutcome, HostReport } from './dispatch.js';
 
 export interface PendingFile {
@@ -23,7 +23,23 @@ export const isConfirmed = (outcome: DeleteOutcome | undefined): boolean =>
   outcome?.status === 'deleted' || outcome?.status === 'absent';
 
 export const reasonOf = (outcome: DeleteOutcome | undefined): string =>
-  outcome?.status === 'unconfirmed' ? outcome.reason : 'not sent';
+  outcome !== undefined && 'reason' in outcome ? outcome.reason : 'not sent';
+
+/** Forgets the paths whose deletion was confirmed on the host, unless a state is recorded there again. */
+export async function forgetDeleted(
+  tx: StoreTx,
+  deleted: readonly { readonly hostUuid: string; readonly path: string }[],
+): Promise<void> {
+  const byHost = new Map<string, string[]>();
+  for (const { hostUuid, path } of deleted) byHost.set(hostUuid, [...(byHost.get(hostUuid) ?? []), path]);
+  for (const [hostUuid, paths] of byHost) {
+    const recorded = new Set((await tx.listFilesByHost(hostUuid)).map((f) => f.path));
+    await tx.removeOwnedPaths(
+      hostUuid,
+      paths.filter((path) => !recorded.has(path)),
+    );
+  }
+}
 
 export interface OutboxEntry {
   readonly files: readonly VmHostFile[];

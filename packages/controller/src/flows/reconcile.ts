@@ -1,27 +1,31 @@
-// Reconcile: a host's roots, listed through its agent, compared with the database. Orphans are files on disk that
-// no row and no pending deletion accounts for; missing files are rows whose file is not on disk. `apply` puts the
-// orphans in the outbox, so the retry pass (or worker) deletes them like any other unconfirmed deletion.
-import { posix } from 'node:path';
+// Reconcile: a host's roots, listed through its agent as states (each file or directory directly below a root),
+// compared with the database. State no row and no pending deletion accounts for is an orphan when hostfiles wrote
+// it or took charge of it (owned paths), and unknown otherwise (libvirt's, an operator's); a state in use (busy) is
+// never touched. Missing: rows whose state is not on disk. `apply` puts the orphans (and, asked, the unknown) in the
+// outbox, conditional on the digest listed, so the retry pass deletes exactly what was seen.
 import { randomUUID } from 'node:crypto';
-import { FILE_TYPES, type FileType, type ListEntry } from '@hostfiles/shared';
+import { FILE_TYPES, MAX_OPS, type FileType, type ListEntry, type Roots, type StatResult } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
-import type { Host, Operation, PendingDeletion, StoreReads, VmHostFile } from '../store/index.js';
+import type { Host, Operation, OwnedPath, PendingDeletion, StoreReads, VmHostFile } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
 import { resolveHost } from './inventory.js';
+import { hostKey } from './place.js';
 import { failJournalOnError, repeatFlow, startJournal } from './sync.js';
 
 export const RECONCILE_HOST = 'host.reconcile';
 
 /**
- * The `vmUuid` of the outbox rows `apply` makes for orphans: the nil UUID, which no VM has (VMs get random v4
- * UUIDs). pending_deletions.vm_uuid is NOT NULL without a foreign key; it is what the retry pass serializes on, and
- * no flow of a real VM waits on this one. `tpmUuid` is null: an orphan holds no key binding back.
+ * The `vmUuid` of the outbox rows `apply` makes for unknown state: the nil UUID, which no VM has. Orphans carry the
+ * VM that hostfiles last wrote them for, so their deletion is serialized with that VM's flows.
+ * pending_deletions.vm_uuid is NOT NULL without a foreign key; `tpmUuid` is null: no key binding waits on these.
  */
 export const ORPHAN_VM_UUID = '00000000-0000-0000-0000-000000000000';
 
 export interface ReconcileOptions {
   /** put every orphan in the outbox */
   readonly apply?: boolean;
+  /** with `apply`: unknown state too (never a busy one) */
+  readonly includeUnknown?: boolean;
 }
 
 export interface MissingFile {
@@ -33,29 +37,54 @@ export interface MissingFile {
   readonly size: number;
 }
 
+/** A recorded state whose digest on disk is not the recorded one (the VM ran since its last sync). */
+export interface ModifiedFile extends MissingFile {
+  readonly onDisk: string;
+}
+
 export interface ReconcileReport {
   readonly operationId: string;
   readonly hostUuid: string;
   readonly hostName: string;
-  /** regular files under the host's roots */
+  /** the agent's roots */
+  readonly roots: Roots;
+  /** states (files and directories directly below the roots) on the host */
   readonly listed: number;
-  /** on disk, in no row and no pending deletion */
+  /** on disk, in no row and no pending deletion, at a path hostfiles wrote or took charge of: its own leftovers */
   readonly orphans: readonly ListEntry[];
+  /**
+   * on disk, in no row and no pending deletion, never hostfiles' (libvirt's, an operator's): kept unless
+   * `includeUnknown`; a directory named like a VM hostfiles knows is a candidate for `adopt`
+   */
+  readonly unknown: readonly ListEntry[];
+  /** unrecorded state in use by a running swtpm or QEMU: never scheduled */
+  readonly busy: readonly ListEntry[];
   /** in a row, not on disk */
   readonly missing: readonly MissingFile[];
+  /** in a row, on disk with another digest */
+  readonly modified: readonly ModifiedFile[];
   /** on disk, already waiting in the outbox */
   readonly pending: number;
-  /** with `apply`: the orphans put in the outbox (all of them, unless a write recorded one meanwhile) */
+  /** with `apply`: the paths put in the outbox */
   readonly scheduled: readonly string[];
 }
 
 interface Compared {
   readonly orphans: ListEntry[];
+  readonly unknown: ListEntry[];
+  readonly busy: ListEntry[];
   readonly missing: MissingFile[];
+  readonly modified: ModifiedFile[];
   readonly pending: number;
+  /** for each orphan, the VM it was written for */
+  readonly owners: ReadonlyMap<string, string>;
 }
 
-/** Lists the host's roots and compares; with `apply`, schedules the orphans' deletion in the same transaction. */
+/**
+ * Lists the host's roots (and stats recorded paths deeper than a listed state) and compares; with `apply`,
+ * schedules the orphans' deletion (and the unknown state's, if asked) in the same transaction as the comparison.
+ * Every scheduled deletion is conditional on the digest seen here: state that changes meanwhile is left alone.
+ */
 export async function reconcileHost(
   deps: FlowDeps,
   hostRef: string,
@@ -64,53 +93,59 @@ export async function reconcileHost(
 ): Promise<ReconcileReport> {
   const host = await resolveHost(deps, hostRef);
   const apply = options.apply === true;
+  const includeUnknown = apply && options.includeUnknown === true;
   await startJournal(deps, {
     id: operationId,
     kind: RECONCILE_HOST,
     subject: host.uuid,
     step: 'list',
-    input: { host: host.uuid, apply },
+    input: { host: host.uuid, apply, includeUnknown },
   });
-  return failJournalOnError(deps, operationId, async () => {
-    const listed = await listHost(deps, host);
-    return deps.store.transaction(async (tx) => {
-      // Compared inside the transaction: a row written since the listing is seen, and its file is no orphan.
-      const compared = await compare(tx, host, listed);
-      const scheduled = apply ? compared.orphans.map((o) => o.path) : [];
-      await tx.addPendingDeletions(
-        apply
-          ? compared.orphans.map((orphan) => ({
-              hostUuid: host.uuid,
-              type: orphan.type,
-              path: orphan.path,
-              vmUuid: ORPHAN_VM_UUID,
-              tpmUuid: null,
-              // After the first backoff, not at once: a write whose file landed but whose row is not recorded yet
-              // cancels this deletion when it records the row (upsertFile), before any retry could send it.
-              nextAttemptAt: deps.now() + deps.retryBaseMs,
-              lastError: 'orphan: found by reconcile, in no row and no pending deletion',
-            }))
-          : [],
-      );
-      const report: ReconcileReport = {
-        operationId,
-        hostUuid: host.uuid,
-        hostName: host.name,
-        listed: listed.length,
-        ...compared,
-        scheduled,
-      };
-      await tx.finishOperation(operationId, 'done', report);
-      return report;
-    });
-  });
+  return failJournalOnError(deps, operationId, () =>
+    deps.queue.run([hostKey(host.uuid)], async () => {
+      const { roots, units } = await listHost(deps, host);
+      const deep = await statDeepRows(deps, host, units);
+      return deps.store.transaction(async (tx) => {
+        // Compared inside the transaction: a row written since the listing is seen, and its state is no orphan.
+        const compared = await compare(tx, host, units, deep);
+        const doomed = [...compared.orphans, ...(includeUnknown ? compared.unknown : [])];
+        const scheduled = apply ? doomed : [];
+        await tx.addPendingDeletions(
+          scheduled.map((unit) => ({
+            hostUuid: host.uuid,
+            type: unit.type,
+            path: unit.path,
+            vmUuid: compared.owners.get(unit.path) ?? ORPHAN_VM_UUID,
+            tpmUuid: null,
+            nextAttemptAt: deps.now() + deps.retryBaseMs,
+            lastError: compared.owners.has(unit.path)
+              ? "orphan: hostfiles' own state, in no row and no pending deletion"
+              : 'unknown state: scheduled by reconcile --include-unknown',
+            expectSha256: unit.sha256,
+          })),
+        );
+        const { owners: _, ...found } = compared;
+        const report: ReconcileReport = {
+          operationId,
+          hostUuid: host.uuid,
+          hostName: host.name,
+          roots,
+          listed: units.length,
+          ...found,
+          scheduled: scheduled.map((u) => u.path),
+        };
+        await tx.finishOperation(operationId, 'done', report);
+        return report;
+      });
+    }),
+  );
 }
 
-async function listHost(deps: FlowDeps, host: Host): Promise<readonly ListEntry[]> {
+async function listHost(deps: FlowDeps, host: Host): Promise<{ roots: Roots; units: readonly ListEntry[] }> {
   try {
     const answer = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] });
     await deps.store.setHostState(host.uuid, 'Connected', deps.now());
-    return answer.results;
+    return { roots: answer.roots, units: answer.results };
   } catch (error) {
     if (isAgentCallError(error) && (error.failure === 'unreachable' || error.failure === 'timeout'))
       await deps.store.setHostState(host.uuid, 'Disconnected');
@@ -118,38 +153,84 @@ async function listHost(deps: FlowDeps, host: Host): Promise<readonly ListEntry[
   }
 }
 
-async function compare(store: StoreReads, host: Host, listed: readonly ListEntry[]): Promise<Compared> {
-  const rows: readonly VmHostFile[] = await store.listFilesByHost(host.uuid);
-  const outbox: readonly PendingDeletion[] = await store.listPendingDeletions({ hostUuid: host.uuid });
-  const recorded = new Set(rows.map((r) => r.path));
-  const waiting = new Set(outbox.map((p) => p.path));
-  // A recorded or pending path may be a directory (a delete removes a whole tree): what lies below it is accounted for.
-  const orphans = listed.filter((file) => !coveredBy(file.path, recorded) && !coveredBy(file.path, waiting));
-  const pending = listed.filter((file) => !coveredBy(file.path, recorded) && coveredBy(file.path, waiting)).length;
-  const onDisk = new Set(listed.flatMap((file) => [file.path, ...ancestors(file.path)]));
-  const missing = rows
-    .filter((row) => !onDisk.has(row.path))
-    .map(({ vmUuid, type, path, sha256, size }) => ({ vmUuid, type, path, sha256, size }));
-  return { orphans, missing, pending };
+/** Recorded paths below a listed state (a file inside a state directory) are stat'ed: the listing stops at states. */
+async function statDeepRows(
+  deps: FlowDeps,
+  host: Host,
+  units: readonly ListEntry[],
+): Promise<ReadonlyMap<string, StatResult>> {
+  const rows = await deps.store.listFilesByHost(host.uuid);
+  const exact = new Set(units.map((u) => u.path));
+  const deep = rows.filter((row) => !exact.has(row.path) && units.some((u) => row.path.startsWith(`${u.path}/`)));
+  const found = new Map<string, StatResult>();
+  for (let start = 0; start < deep.length; start += MAX_OPS) {
+    const files = deep.slice(start, start + MAX_OPS).map(({ type, path }) => ({ type, path }));
+    const answer = await deps.agents.send(host, 'files.stat', { files });
+    for (const result of answer.results) found.set(result.path, result);
+  }
+  return found;
 }
 
-/** The path itself or one of its parent directories is in the set. */
-const coveredBy = (path: string, paths: ReadonlySet<string>): boolean =>
-  paths.has(path) || ancestors(path).some((dir) => paths.has(dir));
+async function compare(
+  store: StoreReads,
+  host: Host,
+  units: readonly ListEntry[],
+  deep: ReadonlyMap<string, StatResult>,
+): Promise<Compared> {
+  const rows: readonly VmHostFile[] = await store.listFilesByHost(host.uuid);
+  const outbox: readonly PendingDeletion[] = await store.listPendingDeletions({ hostUuid: host.uuid });
+  const owned: readonly OwnedPath[] = await store.listOwnedPaths(host.uuid);
+  const within = (path: string, unit: string): boolean => path === unit || path.startsWith(`${unit}/`);
+  const compared: Compared = {
+    orphans: [],
+    unknown: [],
+    busy: [],
+    missing: [],
+    modified: [],
+    pending: 0,
+    owners: new Map(),
+  };
+  const byPath = new Map(units.map((u) => [u.path, u]));
+  for (const unit of units) {
+    if (rows.some((r) => within(r.path, unit.path))) continue;
+    if (outbox.some((p) => within(p.path, unit.path))) {
+      (compared as { pending: number }).pending += 1;
+      continue;
+    }
+    if (unit.busy) {
+      compared.busy.push(unit);
+      continue;
+    }
+    const owner = owned.find((o) => within(o.path, unit.path));
+    if (owner === undefined) compared.unknown.push(unit);
+    else {
+      compared.orphans.push(unit);
+      (compared.owners as Map<string, string>).set(unit.path, owner.vmUuid);
+    }
+  }
+  for (const row of rows) {
+    const onDisk = digestOnDisk(byPath.get(row.path) ?? deep.get(row.path));
+    const record = { vmUuid: row.vmUuid, type: row.type, path: row.path, sha256: row.sha256, size: row.size };
+    if (onDisk === null) compared.missing.push(record);
+    else if (onDisk !== row.sha256) compared.modified.push({ ...record, onDisk });
+  }
+  return compared;
+}
 
-function ancestors(path: string): string[] {
-  const dirs: string[] = [];
-  for (let dir = posix.dirname(path); dir !== '/' && dir !== '.'; dir = posix.dirname(dir)) dirs.push(dir);
-  return dirs;
+/** The digest of what the host has at a path; null when it has nothing there (or could not say). */
+function digestOnDisk(seen: ListEntry | StatResult | undefined): string | null {
+  if (seen === undefined) return null;
+  if (!('status' in seen)) return seen.sha256;
+  return seen.status === 'present' ? seen.sha256 : null;
 }
 
 /** Repeats a reconcile the controller was killed in: its listing and scheduling commit together, or not at all. */
 export async function resumeReconcile(deps: FlowDeps, operation: Operation): Promise<'done' | 'failed'> {
   return repeatFlow(deps, operation, async (input) => {
-    const { host, apply } = input;
+    const { host, apply, includeUnknown } = input;
     if (typeof host !== 'string') return 'the input cannot be read';
     if ((await deps.store.getHost(host)) === null) return 'the host is no longer in the inventory';
-    await reconcileHost(deps, host, { apply: apply === true }, operation.id);
+    await reconcileHost(deps, host, { apply: apply === true, includeUnknown: includeUnknown === true }, operation.id);
     return null;
   });
 }

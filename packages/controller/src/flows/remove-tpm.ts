@@ -4,7 +4,8 @@ import { randomUUID } from 'node:crypto';
 import type { BackupFile, StoreTx, Tpm, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { deleteOnHosts, type HostReport } from './dispatch.js';
-import { outcomesOf, unconfirmed, type PendingFile } from './outbox.js';
+import { forgetDeleted, isConfirmed, outcomesOf, unconfirmed, type PendingFile } from './outbox.js';
+import { refuseBusy } from './probe.js';
 import { needsNvram, resolveVms } from './resolve.js';
 
 export const REMOVE_TPM = 'tpm.remove';
@@ -36,10 +37,16 @@ interface Collected {
 }
 
 /** Removes the TPMs of the named VMs in one flow: N VMs on H hosts cost at most H commands (≤ 1000 files each). */
+export interface RemoveOptions {
+  /** go ahead although a VM's swtpm runs: its state's deletion waits in the outbox until swtpm stops */
+  readonly force?: boolean;
+}
+
 export async function removeTpms(
   deps: FlowDeps,
   vmRefs: readonly string[],
   operationId: string = randomUUID(),
+  options: RemoveOptions = {},
 ): Promise<RemovalReport> {
   if (vmRefs.length === 0) throw new FlowError('bad_input', 'name at least one VM');
   // One VM named twice (by name and by uuid) is removed once.
@@ -55,6 +62,15 @@ export async function removeTpms(
       );
       const collected = await collect(deps, current);
       const existing = await deps.store.getOperation(operationId);
+      // Up front, before anything is journaled or sent: a running VM's TPM is not removed unless forced. A resumed
+      // removal already began, so it carries on (the agents still refuse to delete a state whose lock is held).
+      const names = new Map(current.map((vm) => [vm.uuid, vm.name]));
+      await refuseBusy(
+        deps,
+        collected.flatMap((c) => c.files),
+        options.force === true || existing !== null,
+        (uuid) => names.get(uuid) ?? uuid,
+      );
       if (existing === null) {
         await deps.store.startOperation({
           id: operationId,
@@ -119,8 +135,14 @@ async function purge(
     outcomesOf(hosts),
     deps.now() + deps.retryBaseMs,
   );
+  const outcome = outcomesOf(hosts);
   return deps.store.transaction(async (tx) => {
-    await tx.deleteFiles(collected.flatMap((c) => c.files.map((f) => f.uuid)));
+    const files = collected.flatMap((c) => c.files);
+    await tx.deleteFiles(files.map((f) => f.uuid));
+    await forgetDeleted(
+      tx,
+      files.filter((f) => isConfirmed(outcome(f.hostUuid, f.path))),
+    );
     await tx.deleteBackups(collected.flatMap((c) => c.backups.map((b) => b.uuid)));
     const stored = await tx.addPendingDeletions(rows);
     // The binding is detached only once none of the TPM's state files remain on any host (step 5).

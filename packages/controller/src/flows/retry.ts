@@ -3,12 +3,15 @@
 import type { PendingDeletion } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
 import { deleteOnHosts, type HostReport } from './dispatch.js';
-import { isConfirmed, outcomesOf, reasonOf } from './outbox.js';
+import { forgetDeleted, isConfirmed, outcomesOf, reasonOf } from './outbox.js';
+import { hostKey } from './place.js';
 import { settleBinding } from './remove-tpm.js';
 
 export interface RetryReport {
   readonly attempted: number;
   readonly confirmed: number;
+  /** conditional deletions dropped: the path no longer held what they were to delete */
+  readonly dropped: number;
   readonly stillPending: number;
   readonly detached: readonly string[];
   readonly hosts: readonly HostReport[];
@@ -26,16 +29,24 @@ export async function retryPendingDeletions(deps: FlowDeps, options: RetryOption
   const rows = options.all
     ? await deps.store.listPendingDeletions(filter)
     : await deps.store.listDueDeletions(deps.now(), filter);
-  if (rows.length === 0) return { attempted: 0, confirmed: 0, stillPending: 0, detached: [], hosts: [] };
-  // Serialized with every flow on these VMs: a write that lands meanwhile cancels its row before we send.
-  return deps.queue.run(
-    rows.map((row) => row.vmUuid),
-    async () => {
-      const current = await stillPending(deps, rows);
-      const hosts = await deleteOnHosts(deps, current, 'retry');
-      return settle(deps, current, hosts);
-    },
-  );
+  if (rows.length === 0) return { attempted: 0, confirmed: 0, dropped: 0, stillPending: 0, detached: [], hosts: [] };
+  // Serialized with every flow on these VMs and writes on these hosts: a write that lands meanwhile cancels its row
+  // before we send.
+  const keys = [...rows.map((row) => row.vmUuid), ...new Set(rows.map((row) => hostKey(row.hostUuid)))];
+  return deps.queue.run(keys, async () => {
+    const current = await stillPending(deps, rows);
+    const hosts = await deleteOnHosts(
+      deps,
+      current.map(({ hostUuid, type, path, expectSha256 }) => ({
+        hostUuid,
+        type,
+        path,
+        ...(expectSha256 === null ? {} : { expect: expectSha256 }),
+      })),
+      'retry',
+    );
+    return settle(deps, current, hosts);
+  });
 }
 
 /** Rows cancelled (by a write) or confirmed (by another pass) while we waited for the queue are not sent. */
@@ -53,18 +64,27 @@ async function settle(
   const now = deps.now();
   return deps.store.transaction(async (tx) => {
     const confirmed: number[] = [];
+    const dropped: number[] = [];
     const tpms = new Set<string>();
     for (const row of rows) {
       const result = outcome(row.hostUuid, row.path);
       if (isConfirmed(result)) {
         confirmed.push(row.id);
         if (row.tpmUuid !== null) tpms.add(row.tpmUuid);
+      } else if (result?.status === 'changed') {
+        // Other state is there now (libvirt's, a newer write's): it was never this deletion's to remove.
+        dropped.push(row.id);
       } else {
         const lastError = reasonOf(result);
         await tx.markDeletionFailed(row.id, { nextAttemptAt: now + backoff(deps, row.attempts + 1), lastError });
       }
     }
-    await tx.deletePendingDeletions(confirmed);
+    await tx.deletePendingDeletions([...confirmed, ...dropped]);
+    const done = new Set([...confirmed, ...dropped]);
+    await forgetDeleted(
+      tx,
+      rows.filter((row) => done.has(row.id)),
+    );
     const detached: string[] = [];
     for (const tpm of tpms) {
       if ((await tx.getKeyBinding(tpm)) !== null && (await settleBinding(tx, tpm)) === 'detached') detached.push(tpm);
@@ -72,7 +92,8 @@ async function settle(
     return {
       attempted: rows.length,
       confirmed: confirmed.length,
-      stillPending: rows.length - confirmed.length,
+      dropped: dropped.length,
+      stillPending: rows.length - confirmed.length - dropped.length,
       detached,
       hosts,
     };

@@ -1,10 +1,11 @@
 // Sync: a VM's recorded files read back from their hosts (one `files.read` per host) into the controller's backups.
-import { createHash, randomUUID } from 'node:crypto';
-import { mapLimit, type FileType, type ReadResult } from '@hostfiles/shared';
+import { randomUUID } from 'node:crypto';
+import { mapLimit, type FileType, type ReadResult, type StateKind } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import type { Host, NewOperation, Operation, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { resolveVm } from './resolve.js';
+import { stateFromRead, type State } from './state.js';
 
 export const SYNC_VM = 'vm.sync';
 
@@ -17,7 +18,7 @@ interface FileOnHost {
 
 /** `missing`: the agent found no file there; `failed`: the host or the file could not be read (see `reason`). */
 export type SyncOutcome =
-  | { readonly status: 'read'; readonly sha256: string; readonly size: number }
+  | { readonly status: 'read'; readonly kind: StateKind; readonly sha256: string; readonly size: number }
   | { readonly status: 'missing' | 'failed'; readonly reason: string };
 
 export type SyncedFile = FileOnHost & SyncOutcome;
@@ -29,6 +30,7 @@ export interface SyncBackup {
   readonly hostUuid: string;
   readonly hostName: string;
   readonly path: string;
+  readonly kind: StateKind;
   readonly sha256: string;
   readonly size: number;
 }
@@ -49,7 +51,7 @@ export interface SyncReport {
 interface HostRead {
   readonly row: VmHostFile;
   readonly outcome: SyncedFile;
-  readonly content?: Buffer;
+  readonly state?: State;
 }
 
 /**
@@ -103,9 +105,10 @@ async function readOnHosts(
 async function readOnHost(deps: FlowDeps, host: Host, rows: readonly VmHostFile[]): Promise<HostRead[]> {
   // At most one file per (VM, host, type): far below the 1000 files a command may carry.
   const files = rows.map((row) => ({ type: row.type, path: row.path }));
+  const bytes = rows.reduce((n, row) => n + row.size, 0);
   let results: readonly ReadResult[];
   try {
-    results = (await deps.agents.send(host, 'files.read', { files })).results;
+    results = (await deps.agents.send(host, 'files.read', { files }, { bytes })).results;
     await deps.store.setHostState(host.uuid, 'Connected', deps.now());
   } catch (error) {
     if (!isAgentCallError(error)) throw error;
@@ -118,15 +121,14 @@ async function readOnHost(deps: FlowDeps, host: Host, rows: readonly VmHostFile[
 
 function readOutcome(row: VmHostFile, hostName: string, result: ReadResult | undefined): HostRead {
   if (result === undefined || result.path !== row.path) return failed(row, hostName, 'no result for this file');
-  if (result.status === 'failed' || result.content === undefined) {
-    const reason = result.error === undefined ? 'no content' : `${result.error.code}: ${result.error.message}`;
-    if (result.error?.code === 'not_found') return missing(row, hostName, reason);
-    return failed(row, hostName, reason);
+  if (result.status === 'failed') {
+    const reason = `${result.error.code}: ${result.error.message}`;
+    return result.error.code === 'not_found' ? missing(row, hostName, reason) : failed(row, hostName, reason);
   }
-  const content = Buffer.from(result.content, 'base64');
-  const sha256 = createHash('sha256').update(content).digest('hex');
-  if (sha256 !== result.sha256) return failed(row, hostName, 'the content does not match the sha256 the agent sent');
-  return { row, content, outcome: { ...at(row, hostName), status: 'read', sha256, size: content.byteLength } };
+  const state = stateFromRead(result);
+  if (typeof state === 'string') return failed(row, hostName, `the agent's answer does not check: ${state}`);
+  const { kind, sha256, size } = state;
+  return { row, state, outcome: { ...at(row, hostName), status: 'read', kind, sha256, size } };
 }
 
 const at = (row: VmHostFile, hostName: string): FileOnHost => ({
@@ -175,13 +177,14 @@ async function record(
   const notUpdated = reads.filter((r) => sources.has(r.row) && r.outcome.status !== 'read').map((r) => r.outcome);
   return deps.store.transaction(async (tx) => {
     const backups: SyncBackup[] = [];
-    for (const { row, outcome, content } of reads) {
-      if (outcome.status !== 'read' || content === undefined) continue;
-      await tx.upsertFile({ ...row, sha256: outcome.sha256, size: outcome.size, lastSyncAt: now });
+    for (const { row, outcome, state } of reads) {
+      if (outcome.status !== 'read' || state === undefined) continue;
+      const { kind, sha256, size, entries } = state;
+      await tx.upsertFile({ ...row, kind, sha256, size, lastSyncAt: now });
       if (!sources.has(row)) continue;
-      await tx.upsertBackup({ uuid: randomUUID(), vmUuid: vm.uuid, type: row.type, content, sha256: outcome.sha256 });
-      const { hostUuid, hostName, type, path, sha256, size } = outcome;
-      backups.push({ type, hostUuid, hostName, path, sha256, size });
+      await tx.upsertBackup({ uuid: randomUUID(), vmUuid: vm.uuid, type: row.type, kind, sha256, size, entries });
+      const { hostUuid, hostName, type, path } = outcome;
+      backups.push({ type, hostUuid, hostName, path, kind, sha256, size });
     }
     const report: SyncReport = {
       operationId,

@@ -12,6 +12,7 @@ export function deletionReads({ sql }: Context) {
         host: { column: 'host_uuid', value: filter.hostUuid },
         vm: { column: 'vm_uuid', value: filter.vmUuid },
         tpm: { column: 'tpm_uuid', value: filter.tpmUuid },
+        path: { column: 'path', value: filter.path },
       });
       return (await sql.all<PendingRow>(`${PENDING} ${where.clause} ORDER BY host_uuid, path`, where.params)).map(
         toPending,
@@ -61,14 +62,17 @@ export function deletionWrites({ sql, now }: Context) {
         // Unqualified columns in DO UPDATE are the existing row's; `excluded` is the one being inserted.
         const [result] = await sql.all<PendingRow>(
           `INSERT INTO pending_deletions
-             (host_uuid, type, path, vm_uuid, tpm_uuid, attempts, next_attempt_at, last_error, created_at)
-           VALUES ($hostUuid, $type, $path, $vmUuid, $tpmUuid, 0, $nextAttemptAt, $lastError, $createdAt)
+             (host_uuid, type, path, vm_uuid, tpm_uuid, attempts, next_attempt_at, last_error, expect_sha256, created_at)
+           VALUES ($hostUuid, $type, $path, $vmUuid, $tpmUuid, 0, $nextAttemptAt, $lastError, $expectSha256, $createdAt)
            ON CONFLICT (host_uuid, path) DO UPDATE SET
              type = excluded.type,
              vm_uuid = excluded.vm_uuid,
              tpm_uuid = coalesce(excluded.tpm_uuid, tpm_uuid),
              next_attempt_at = min(next_attempt_at, excluded.next_attempt_at),
-             last_error = coalesce(excluded.last_error, last_error)
+             last_error = coalesce(excluded.last_error, last_error),
+             -- a deletion of whatever is there outranks a conditional one; two conditions: the newer one
+             expect_sha256 = CASE WHEN expect_sha256 IS NULL OR excluded.expect_sha256 IS NULL THEN NULL
+                                  ELSE excluded.expect_sha256 END
            RETURNING ${PENDING_COLUMNS}`,
           {
             hostUuid: row.hostUuid,
@@ -78,6 +82,7 @@ export function deletionWrites({ sql, now }: Context) {
             tpmUuid: row.tpmUuid,
             nextAttemptAt: row.nextAttemptAt,
             lastError: row.lastError,
+            expectSha256: row.expectSha256 ?? null,
             createdAt,
           },
         );

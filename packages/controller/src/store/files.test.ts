@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isStoreError } from './errors.js';
-import { addHost, addVm, fileRow, manualClock, openTempStore, pendingRow, sha } from './test-support.js';
+import { addHost, addVm, fileBackup, fileRow, manualClock, openTempStore, pendingRow, sha } from './test-support.js';
 import type { Store, StoreTx } from './types.js';
 
 describe('files', () => {
@@ -46,7 +46,10 @@ describe('files', () => {
     await assert.rejects(
       store.transaction(async (tx) => {
         const { cancelled } = await tx.upsertFile(fileRow(vm, host, 'TpmState', '/tpm/vm1'));
-        assert.equal(cancelled?.id, stale?.id);
+        assert.deepEqual(
+          cancelled.map((c) => c.id),
+          [stale?.id],
+        );
         assert.deepEqual(
           (await tx.listPendingDeletions()).map((p) => p.path),
           ['/tpm/other'],
@@ -62,7 +65,7 @@ describe('files', () => {
     assert.deepEqual(await store.listFilesByVm(vm), []);
 
     const { cancelled } = await store.upsertFile(fileRow(vm, host, 'TpmState', '/tpm/vm1'));
-    assert.deepEqual(cancelled, stale);
+    assert.deepEqual(cancelled, [stale]);
     assert.deepEqual(
       (await store.listPendingDeletions()).map((p) => p.path),
       ['/tpm/other'],
@@ -86,34 +89,51 @@ describe('files', () => {
     assert.equal((await attempt).length, 1);
   });
 
-  it('upserts one backup per (vm, type), with its content', async (t) => {
+  it('upserts one backup per (vm, type), with exactly its entries', async (t) => {
     const clock = manualClock(100);
     const { store } = await openTempStore(t, { now: clock.now });
     const vm = await addVm(store, 'vm1', null);
-    const first = await store.upsertBackup({
-      uuid: 'b1',
-      vmUuid: vm,
-      type: 'TpmState',
-      content: Uint8Array.of(1),
-      sha256: sha('1'),
-    });
+    const first = await store.upsertBackup(fileBackup('b1', vm, 'TpmState', Uint8Array.of(1), '1'));
     clock.set(200);
+    const entry = (path: string, bytes: number[], digit: string) => ({
+      path,
+      content: Buffer.from(bytes),
+      encoding: 'identity' as const,
+      sha256: sha(digit),
+      size: bytes.length,
+    });
     const second = await store.upsertBackup({
       uuid: 'b2',
       vmUuid: vm,
       type: 'TpmState',
-      content: Uint8Array.of(2, 2),
+      kind: 'dir',
       sha256: sha('2'),
+      size: 3,
+      entries: [entry('tpm2/tpm2-00.volatilestate', [3], '4'), entry('tpm2/tpm2-00.permall', [2, 2], '3')],
     });
     assert.equal(first.updatedAt, 100);
+    assert.deepEqual(second, {
+      uuid: 'b1',
+      vmUuid: vm,
+      type: 'TpmState',
+      kind: 'dir',
+      sha256: sha('2'),
+      size: 3,
+      updatedAt: 200,
+    });
     assert.deepEqual(
-      { ...second, content: [...second.content] },
-      { uuid: 'b1', vmUuid: vm, type: 'TpmState', content: [2, 2], sha256: sha('2'), updatedAt: 200 },
+      (await store.listBackupEntries('b1')).map((e) => ({ ...e, content: [...e.content] })),
+      [
+        { ...entry('tpm2/tpm2-00.permall', [], '3'), content: [2, 2], size: 2 },
+        { ...entry('tpm2/tpm2-00.volatilestate', [], '4'), content: [3], size: 1 },
+      ],
+      'the first entry is gone, the two new ones are there, by path',
     );
     assert.equal((await store.listBackupsByVm(vm)).length, 1);
     assert.equal((await store.listBackupsByVm(vm, 'NvRam')).length, 0);
     assert.equal(await store.deleteBackups(['b1']), 1);
     assert.deepEqual(await store.listBackupsByVm(vm), []);
+    assert.deepEqual(await store.listBackupEntries('b1'), [], 'its entries went with it');
   });
 });
 
@@ -126,13 +146,7 @@ async function seedRemoval(store: Store) {
   const state1 = await store.upsertFile(fileRow(vm, h1, 'TpmState', '/tpm/vm1'));
   const state2 = await store.upsertFile(fileRow(vm, h2, 'TpmState', '/tpm/vm1'));
   const nvram = await store.upsertFile(fileRow(vm, h1, 'NvRam', '/nvram/vm1.fd'));
-  const backup = await store.upsertBackup({
-    uuid: 'b1',
-    vmUuid: vm,
-    type: 'TpmState',
-    content: Uint8Array.of(7),
-    sha256: sha('7'),
-  });
+  const backup = await store.upsertBackup(fileBackup('b1', vm, 'TpmState', Uint8Array.of(7), '7'));
   return { h1, h2, vm, state1: state1.file, state2: state2.file, nvram: nvram.file, backup };
 }
 

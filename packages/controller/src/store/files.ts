@@ -1,8 +1,18 @@
-// The files of VMs on hosts, and the controller-side backups of them.
+// The states of VMs on hosts, the controller-side backups of them, and the paths hostfiles is answerable for.
 import { StoreError } from './errors.js';
 import { PENDING_COLUMNS, toPending, type PendingRow } from './pending-row.js';
 import { deleteWhereIn, selectWhereIn, type Context } from './support.js';
-import type { BackupFile, FileType, StoreReads, StoreWrites, VmHostFile } from './types.js';
+import type {
+  BackupEntry,
+  BackupFile,
+  ContentStorage,
+  FileType,
+  OwnedPath,
+  StateKind,
+  StoreReads,
+  StoreWrites,
+  VmHostFile,
+} from './types.js';
 
 interface FileRow {
   uuid: string;
@@ -10,11 +20,12 @@ interface FileRow {
   host_uuid: string;
   type: FileType;
   path: string;
+  kind: StateKind;
   sha256: string;
   size: number;
   last_sync_at: number;
 }
-const FILE_COLUMNS = 'uuid, vm_uuid, host_uuid, type, path, sha256, size, last_sync_at';
+const FILE_COLUMNS = 'uuid, vm_uuid, host_uuid, type, path, kind, sha256, size, last_sync_at';
 const FILE = `SELECT ${FILE_COLUMNS} FROM vm_host_files`;
 const toFile = (r: FileRow): VmHostFile => ({
   uuid: r.uuid,
@@ -22,6 +33,7 @@ const toFile = (r: FileRow): VmHostFile => ({
   hostUuid: r.host_uuid,
   type: r.type,
   path: r.path,
+  kind: r.kind,
   sha256: r.sha256,
   size: r.size,
   lastSyncAt: r.last_sync_at,
@@ -31,20 +43,38 @@ interface BackupRow {
   uuid: string;
   vm_uuid: string;
   type: FileType;
-  content: Buffer;
+  kind: StateKind;
   sha256: string;
+  size: number;
   updated_at: number;
 }
-const BACKUP_COLUMNS = 'uuid, vm_uuid, type, content, sha256, updated_at';
+const BACKUP_COLUMNS = 'uuid, vm_uuid, type, kind, sha256, size, updated_at';
 const BACKUP = `SELECT ${BACKUP_COLUMNS} FROM vm_host_backup_files`;
 const toBackup = (r: BackupRow): BackupFile => ({
   uuid: r.uuid,
   vmUuid: r.vm_uuid,
   type: r.type,
-  content: r.content,
+  kind: r.kind,
   sha256: r.sha256,
+  size: r.size,
   updatedAt: r.updated_at,
 });
+
+interface EntryRow {
+  path: string;
+  content: Buffer;
+  encoding: ContentStorage;
+  sha256: string;
+  size: number;
+}
+
+interface OwnedRow {
+  host_uuid: string;
+  path: string;
+  type: FileType;
+  vm_uuid: string;
+  created_at: number;
+}
 
 const typeFilter = (type: FileType | undefined): string => (type === undefined ? '' : 'AND type = $type');
 
@@ -53,10 +83,7 @@ export function fileReads({ sql }: Context) {
     listFilesByVm: async (vmUuid, type) => {
       const rows = await sql.all<FileRow>(
         `${FILE} WHERE vm_uuid = $vmUuid ${typeFilter(type)} ORDER BY host_uuid, type`,
-        {
-          vmUuid,
-          ...(type === undefined ? {} : { type }),
-        },
+        { vmUuid, ...(type === undefined ? {} : { type }) },
       );
       return rows.map(toFile);
     },
@@ -73,6 +100,27 @@ export function fileReads({ sql }: Context) {
       });
       return rows.map(toBackup);
     },
+    listBackupEntries: async (backupUuid) =>
+      sql.all<EntryRow>(
+        `SELECT path, content, encoding, sha256, size FROM vm_host_backup_entries
+         WHERE backup_uuid = $backupUuid ORDER BY path`,
+        { backupUuid },
+      ),
+    listOwnedPaths: async (hostUuid) =>
+      (
+        await sql.all<OwnedRow>(
+          'SELECT host_uuid, path, type, vm_uuid, created_at FROM owned_paths WHERE host_uuid = $hostUuid ORDER BY path',
+          { hostUuid },
+        )
+      ).map(
+        (r): OwnedPath => ({
+          hostUuid: r.host_uuid,
+          path: r.path,
+          type: r.type,
+          vmUuid: r.vm_uuid,
+          createdAt: r.created_at,
+        }),
+      ),
   } satisfies Partial<StoreReads>;
 }
 
@@ -85,14 +133,25 @@ export function fileWrites({ sql, now }: Context) {
     });
     return row === undefined ? null : toFile(row);
   };
+  const addOwnedPaths: StoreWrites['addOwnedPaths'] = async (rows) => {
+    const createdAt = now();
+    for (const { hostUuid, path, type, vmUuid } of rows) {
+      await sql.run(
+        `INSERT INTO owned_paths (host_uuid, path, type, vm_uuid, created_at)
+         VALUES ($hostUuid, $path, $type, $vmUuid, $createdAt) ON CONFLICT (host_uuid, path) DO NOTHING`,
+        { hostUuid, path, type, vmUuid, createdAt },
+      );
+    }
+  };
   return {
     upsertFile: async (file) => {
       const previous = await fileOf(file.vmUuid, file.hostUuid, file.type);
       const [stored] = await sql.all<FileRow>(
-        `INSERT INTO vm_host_files (uuid, vm_uuid, host_uuid, type, path, sha256, size, last_sync_at)
-         VALUES ($uuid, $vmUuid, $hostUuid, $type, $path, $sha256, $size, $lastSyncAt)
+        `INSERT INTO vm_host_files (uuid, vm_uuid, host_uuid, type, path, kind, sha256, size, last_sync_at)
+         VALUES ($uuid, $vmUuid, $hostUuid, $type, $path, $kind, $sha256, $size, $lastSyncAt)
          ON CONFLICT (vm_uuid, host_uuid, type) DO UPDATE SET
-           path = excluded.path, sha256 = excluded.sha256, size = excluded.size, last_sync_at = excluded.last_sync_at
+           path = excluded.path, kind = excluded.kind, sha256 = excluded.sha256, size = excluded.size,
+           last_sync_at = excluded.last_sync_at
          RETURNING ${FILE_COLUMNS}`,
         {
           uuid: file.uuid,
@@ -100,33 +159,65 @@ export function fileWrites({ sql, now }: Context) {
           hostUuid: file.hostUuid,
           type: file.type,
           path: file.path,
+          kind: file.kind,
           sha256: file.sha256,
           size: file.size,
           lastSyncAt: file.lastSyncAt,
         },
       );
       if (stored === undefined) throw new StoreError('io', `file row of VM ${file.vmUuid} was not stored`);
-      // After the upsert, so a refused upsert leaves the pending deletion in place. Same transaction as the upsert:
-      // a retry that read the deletion before can no longer confirm it, and nothing will delete the new file.
-      const [cancelled] = await sql.all<PendingRow>(
-        `DELETE FROM pending_deletions WHERE host_uuid = $hostUuid AND path = $path RETURNING ${PENDING_COLUMNS}`,
+      // After the upsert, so a refused upsert leaves the pending deletions in place. Same transaction as the upsert:
+      // a retry that read a deletion before can no longer confirm it, and nothing will delete the new state. Those
+      // below the path go too: the state written there replaced whatever they were to delete.
+      const cancelled = await sql.all<PendingRow>(
+        `DELETE FROM pending_deletions
+         WHERE host_uuid = $hostUuid AND (path = $path OR substr(path, 1, length($path) + 1) = $path || '/')
+         RETURNING ${PENDING_COLUMNS}`,
         { hostUuid: file.hostUuid, path: file.path },
       );
-      return { file: toFile(stored), previous, cancelled: cancelled === undefined ? null : toPending(cancelled) };
+      await addOwnedPaths([file]);
+      return { file: toFile(stored), previous, cancelled: cancelled.map(toPending) };
     },
     deleteFiles: (uuids) => deleteWhereIn(sql, 'vm_host_files', 'uuid', uuids),
-    upsertBackup: async ({ uuid, vmUuid, type, content, sha256 }) => {
+    upsertBackup: async ({ uuid, vmUuid, type, kind, sha256, size, entries }) => {
       const [row] = await sql.all<BackupRow>(
-        `INSERT INTO vm_host_backup_files (uuid, vm_uuid, type, content, sha256, updated_at)
-         VALUES ($uuid, $vmUuid, $type, $content, $sha256, $updatedAt)
+        `INSERT INTO vm_host_backup_files (uuid, vm_uuid, type, kind, sha256, size, updated_at)
+         VALUES ($uuid, $vmUuid, $type, $kind, $sha256, $size, $updatedAt)
          ON CONFLICT (vm_uuid, type) DO UPDATE SET
-           content = excluded.content, sha256 = excluded.sha256, updated_at = excluded.updated_at
+           kind = excluded.kind, sha256 = excluded.sha256, size = excluded.size, updated_at = excluded.updated_at
          RETURNING ${BACKUP_COLUMNS}`,
-        { uuid, vmUuid, type, content, sha256, updatedAt: now() },
+        { uuid, vmUuid, type, kind, sha256, size, updatedAt: now() },
       );
       if (row === undefined) throw new StoreError('io', `backup of VM ${vmUuid} was not stored`);
+      await sql.run('DELETE FROM vm_host_backup_entries WHERE backup_uuid = $uuid', { uuid: row.uuid });
+      for (const entry of entries) await insertEntry(sql, row.uuid, entry);
       return toBackup(row);
     },
     deleteBackups: (uuids) => deleteWhereIn(sql, 'vm_host_backup_files', 'uuid', uuids),
+    addOwnedPaths,
+    removeOwnedPaths: async (hostUuid, paths) => {
+      let removed = 0;
+      for (const path of paths) {
+        removed += (
+          await sql.run('DELETE FROM owned_paths WHERE host_uuid = $hostUuid AND path = $path', { hostUuid, path })
+        ).changes;
+      }
+      return removed;
+    },
   } satisfies Partial<StoreWrites>;
+}
+
+async function insertEntry(sql: Context['sql'], backupUuid: string, entry: BackupEntry): Promise<void> {
+  await sql.run(
+    `INSERT INTO vm_host_backup_entries (backup_uuid, path, content, encoding, sha256, size)
+     VALUES ($backupUuid, $path, $content, $encoding, $sha256, $size)`,
+    {
+      backupUuid,
+      path: entry.path,
+      content: entry.content,
+      encoding: entry.encoding,
+      sha256: entry.sha256,
+      size: entry.size,
+    },
+  );
 }

@@ -45,14 +45,63 @@ describe('migrations', () => {
       'hosts',
       'key_bindings',
       'operations',
+      'owned_paths',
       'pending_deletions',
       'schema_migrations',
       'tpms',
+      'vm_host_backup_entries',
       'vm_host_backup_files',
       'vm_host_files',
       'vms',
     ]);
-    assert.deepEqual(await versions(path), [{ version: 1, name: 'initial', applied_at: 42 }]);
+    assert.deepEqual(await versions(path), [
+      { version: 1, name: 'initial', applied_at: 42 },
+      { version: 2, name: 'real-hosts', applied_at: 42 },
+    ]);
+  });
+
+  it('brings a version-1 database to version 2 with its data: files, backups as entries, owned paths', async (t) => {
+    const path = join(await tempDir(t), 'v1.db');
+    const connection = await connect(t, path);
+    assert.equal(await migrate(connection, MIGRATIONS.slice(0, 1), () => 1), 1);
+    const sha = (c: string): string => c.repeat(64);
+    await connection.transaction(async (sql) => {
+      await sql.exec(`INSERT INTO hosts VALUES ('h1', 'h1', 'http://h1', 'pk', '0011223344556677', 'Connected', NULL, 1);
+        INSERT INTO vms VALUES ('vm1', 'vm1', 'h1', 'UEFI', 0, 1);
+        INSERT INTO vm_host_files VALUES ('f1', 'vm1', 'h1', 'NvRam', '/nvram/vm1_VARS.fd', '${sha('a')}', 3, 5);
+        INSERT INTO vm_host_backup_files VALUES ('b1', 'vm1', 'NvRam', X'010203', '${sha('a')}', 6);
+        INSERT INTO pending_deletions (host_uuid, type, path, vm_uuid, tpm_uuid, next_attempt_at, created_at)
+          VALUES ('h1', 'TpmState', '/tpm/old', 'vm0', NULL, 0, 7);`);
+    });
+    assert.equal(await migrate(connection, MIGRATIONS, () => 2), 2);
+    await connection.close();
+    const store = await createSqliteStore(path);
+    t.after(() => store.close());
+    const [file] = await store.listFilesByVm('vm1');
+    assert.equal(file?.kind, 'file', 'an existing row is a file state');
+    const [backup] = await store.listBackupsByVm('vm1');
+    assert.deepEqual(backup, {
+      uuid: 'b1',
+      vmUuid: 'vm1',
+      type: 'NvRam',
+      kind: 'file',
+      sha256: sha('a'),
+      size: 3,
+      updatedAt: 6,
+    });
+    assert.deepEqual(
+      (await store.listBackupEntries('b1')).map((e) => ({ ...e, content: [...e.content] })),
+      [{ path: '', content: [1, 2, 3], encoding: 'identity', sha256: sha('a'), size: 3 }],
+    );
+    assert.deepEqual(
+      (await store.listOwnedPaths('h1')).map((o) => [o.path, o.vmUuid]),
+      [
+        ['/nvram/vm1_VARS.fd', 'vm1'],
+        ['/tpm/old', 'vm0'],
+      ],
+      'rows and pending deletions are hostfiles\' own',
+    );
+    assert.equal((await store.listPendingDeletions())[0]?.expectSha256, null);
   });
 
   it('reopens cleanly: nothing applied twice, data kept', async (t) => {
@@ -62,7 +111,10 @@ describe('migrations', () => {
     const again = await createSqliteStore(path, { now: () => 99 });
     t.after(() => again.close());
     assert.equal((await again.getHostByName('kept'))?.uuid, 'host-kept');
-    assert.deepEqual(await versions(path), [{ version: 1, name: 'initial', applied_at: 42 }]);
+    assert.deepEqual(
+      (await versions(path)).map((v) => (v as { applied_at: number }).applied_at),
+      [42, 42],
+    );
   });
 
   it('refuses a database whose schema is newer than the code, with a clear error', async (t) => {
@@ -71,19 +123,19 @@ describe('migrations', () => {
     await rawAll(path, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)");
     await assert.rejects(
       createSqliteStore(path),
-      (error) => isStoreError(error, 'schema_too_new') && /version 99.*knows \(1\)/.test(error.message),
+      (error) => isStoreError(error, 'schema_too_new') && /version 99.*knows \(2\)/.test(error.message),
     );
   });
 
   it('applies only the missing ones, in order, on an older database', async (t) => {
     const path = join(await tempDir(t), 'old.db');
     const connection = await connect(t, path);
-    const second = { version: 2, name: 'second', sql: 'CREATE TABLE second (x INTEGER) STRICT;' };
-    assert.equal(await migrate(connection, MIGRATIONS, () => 1), 1);
-    assert.equal(await migrate(connection, [...MIGRATIONS, second], () => 2), 2);
+    const next = { version: 3, name: 'next', sql: 'CREATE TABLE second (x INTEGER) STRICT;' };
+    assert.equal(await migrate(connection, MIGRATIONS.slice(0, 1), () => 1), 1);
+    assert.equal(await migrate(connection, [...MIGRATIONS, next], () => 2), 3);
     assert.deepEqual(
       (await versions(path)).map((row) => (row as { version: number }).version),
-      [1, 2],
+      [1, 2, 3],
     );
     assert.ok((await tables(path)).includes('second'));
   });
@@ -92,7 +144,7 @@ describe('migrations', () => {
     const path = join(await tempDir(t), 'failing.db');
     const connection = await connect(t, path);
     const broken = {
-      version: 2,
+      version: 3,
       name: 'broken',
       sql: 'CREATE TABLE half (x INTEGER) STRICT; INSERT INTO nowhere VALUES (1);',
     };
@@ -102,7 +154,7 @@ describe('migrations', () => {
     );
     assert.deepEqual(
       (await versions(path)).map((row) => (row as { version: number }).version),
-      [1],
+      [1, 2],
     );
     assert.ok(!(await tables(path)).includes('half'));
   });
@@ -110,10 +162,10 @@ describe('migrations', () => {
   it('refuses a list of migrations with a gap before touching the database', async (t) => {
     const path = join(await tempDir(t), 'gap.db');
     const connection = await connect(t, path);
-    const gap = { version: 3, name: 'gap', sql: 'SELECT 1;' };
+    const gap = { version: 4, name: 'gap', sql: 'SELECT 1;' };
     await assert.rejects(
       migrate(connection, [...MIGRATIONS, gap], () => 1),
-      /has version 3, expected 2/,
+      /has version 4, expected 3/,
     );
     assert.deepEqual(await tables(path), []);
   });

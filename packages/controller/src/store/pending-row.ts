@@ -11,11 +11,12 @@ export interface PendingRow {
   attempts: number;
   next_attempt_at: number;
   last_error: string | null;
+  expect_sha256: string | null;
   created_at: number;
 }
 
 export const PENDING_COLUMNS =
-  'id, host_uuid, type, path, vm_uuid, tpm_uuid, attempts, next_attempt_at, last_error, created_at';
+  'id, host_uuid, type, path, vm_uuid, tpm_uuid, attempts, next_attempt_at, last_error, expect_sha256, created_at';
 
 export const toPending = (r: PendingRow): PendingDeletion => ({
   id: r.id,
@@ -27,5 +28,6 @@ export const toPending = (r: PendingRow): PendingDeletion => ({
   attempts: r.attempts,
   nextAttemptAt: r.next_attempt_at,
   lastError: r.last_error,
+  expectSha256: r.expect_sha256,
   createdAt: r.created_at,
 });

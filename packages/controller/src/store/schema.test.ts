@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sqlite3 from 'sqlite3';
 import { isStoreError, type StoreErrorCode } from './errors.js';
-import { addHost, addVm, fileRow, openTempStore, pendingRow, sha } from './test-support.js';
+import { addHost, addVm, fileBackup, fileRow, openTempStore, pendingRow, sha } from './test-support.js';
 
 const pending = () => pendingRow('host-h1', '/tpm/old', 0);
 import type { HostState, Store } from './types.js';
@@ -57,15 +57,10 @@ describe('schema', () => {
   it('deletes backups with their VM (CASCADE), and nothing else goes silently', async (t) => {
     const { store, path } = await openTempStore(t);
     const { host, vm } = await inventory(store);
-    await store.upsertBackup({
-      uuid: 'b1',
-      vmUuid: vm,
-      type: 'NvRam',
-      content: Uint8Array.of(1, 2, 3),
-      sha256: sha('b'),
-    });
+    await store.upsertBackup(fileBackup('b1', vm, 'NvRam', Uint8Array.of(1, 2, 3), 'b'));
     await store.removeVm(vm);
     assert.deepEqual(await raw(path, 'SELECT COUNT(*) AS n FROM vm_host_backup_files'), [{ n: 0 }]);
+    assert.deepEqual(await raw(path, 'SELECT COUNT(*) AS n FROM vm_host_backup_entries'), [{ n: 0 }]);
     await store.removeHost(host);
     assert.equal(await store.getHost(host), null);
   });

@@ -63,6 +63,7 @@ export const fileRow = (vmUuid: string, hostUuid: string, type: FileType, path: 
   hostUuid,
   type,
   path,
+  kind: 'file',
   sha256: sha(digit),
   size: 3,
   lastSyncAt: 1,
@@ -81,4 +82,17 @@ export const pendingRow = (
   tpmUuid,
   nextAttemptAt,
   lastError: null,
+});
+
+/** A backup of one file state whose content is stored as given (identity). */
+export const fileBackup = (uuid: string, vmUuid: string, type: FileType, content: Uint8Array, digit: string) => ({
+  uuid,
+  vmUuid,
+  type,
+  kind: 'file' as const,
+  sha256: sha(digit),
+  size: content.byteLength,
+  entries: [
+    { path: '', content: Buffer.from(content), encoding: 'identity' as const, sha256: sha(digit), size: content.byteLength },
+  ],
 });

@@ -2,9 +2,9 @@
 // Records use camelCase and times in integer milliseconds since the Unix epoch.
 // Bookkeeping stamps (createdAt, updatedAt) come from the store's clock; times that mean something to a flow
 // (lastSeenAt, lastSyncAt, nextAttemptAt, "now" of a due query) are the flow's arguments.
-import type { FileType } from '@hostfiles/shared';
+import type { FileType, StateKind } from '@hostfiles/shared';
 
-export type { FileType };
+export type { FileType, StateKind };
 
 export const HOST_STATES = ['Connected', 'Disconnected'] as const;
 export type HostState = (typeof HOST_STATES)[number];
@@ -65,15 +65,20 @@ export interface TpmWithBinding {
   readonly binding: KeyBinding;
 }
 
-/** A file of a VM on one host: at most one per (vm, host, type) and one per (host, path). */
+/**
+ * The state of a VM on one host: a file (NVRAM) or a directory (a vTPM's `<root>/<uuid>/`). At most one per
+ * (vm, host, type) and one per (host, path).
+ */
 export interface VmHostFile {
   readonly uuid: string;
   readonly vmUuid: string;
   readonly hostUuid: string;
   readonly type: FileType;
   readonly path: string;
-  /** Lowercase hex. */
+  readonly kind: StateKind;
+  /** Lowercase hex: a file's sha256, or a directory's state digest. */
   readonly sha256: string;
+  /** a file's size, or the sum of a directory's files */
   readonly size: number;
   readonly lastSyncAt: number;
 }
@@ -83,20 +88,49 @@ export interface UpsertFileResult {
   readonly file: VmHostFile;
   /** The row for the same (vm, host, type) before this upsert; if its path differs, that old file is now orphaned. */
   readonly previous: VmHostFile | null;
-  /** The pending deletion at the same (host, path) that this upsert cancelled, in the same transaction. */
-  readonly cancelled: PendingDeletion | null;
+  /**
+   * The pending deletions this upsert cancelled, in the same transaction: the one at the same (host, path), and any
+   * below it (the state written there replaced them).
+   */
+  readonly cancelled: readonly PendingDeletion[];
 }
 
-/** A controller-side copy of a VM's file: no host, no path. */
+export const CONTENT_STORAGE = ['identity', 'gzip'] as const;
+export type ContentStorage = (typeof CONTENT_STORAGE)[number];
+
+/** One file of a backed-up state, stored as it travels: `content` is the bytes, or their gzip. */
+export interface BackupEntry {
+  /** relative to the state directory; '' for a file state */
+  readonly path: string;
+  readonly content: Buffer;
+  readonly encoding: ContentStorage;
+  /** of the bytes themselves */
+  readonly sha256: string;
+  readonly size: number;
+}
+
+/** A controller-side copy of a VM's state of one type: no host, no path. Its entries are read on their own. */
 export interface BackupFile {
   readonly uuid: string;
   readonly vmUuid: string;
   readonly type: FileType;
-  readonly content: Uint8Array;
+  readonly kind: StateKind;
+  /** a file's sha256, or a directory's state digest */
   readonly sha256: string;
+  readonly size: number;
   readonly updatedAt: number;
 }
-export type NewBackupFile = Omit<BackupFile, 'updatedAt'>;
+export type NewBackupFile = Omit<BackupFile, 'updatedAt'> & { readonly entries: readonly BackupEntry[] };
+
+/** A (host, path) hostfiles has put state at or taken charge of, until its deletion is confirmed. */
+export interface OwnedPath {
+  readonly hostUuid: string;
+  readonly path: string;
+  readonly type: FileType;
+  readonly vmUuid: string;
+  readonly createdAt: number;
+}
+export type NewOwnedPath = Omit<OwnedPath, 'createdAt'>;
 
 /** A host-side deletion not yet confirmed: the outbox the retry worker drains. */
 export interface PendingDeletion {
@@ -111,14 +145,22 @@ export interface PendingDeletion {
   readonly attempts: number;
   readonly nextAttemptAt: number;
   readonly lastError: string | null;
+  /**
+   * Delete only while the path holds this digest (a write whose outcome is unknown, an orphan as reconcile saw it);
+   * null: delete whatever is there.
+   */
+  readonly expectSha256: string | null;
   readonly createdAt: number;
 }
-export type NewPendingDeletion = Omit<PendingDeletion, 'id' | 'attempts' | 'createdAt'>;
+export type NewPendingDeletion = Omit<PendingDeletion, 'id' | 'attempts' | 'createdAt' | 'expectSha256'> & {
+  readonly expectSha256?: string | null;
+};
 
 export interface PendingDeletionFilter {
   readonly hostUuid?: string;
   readonly vmUuid?: string;
   readonly tpmUuid?: string;
+  readonly path?: string;
 }
 
 export interface DueDeletionOptions {
@@ -160,8 +202,12 @@ export interface StoreReads {
   listFilesByVm(vmUuid: string, type?: FileType): Promise<VmHostFile[]>;
   listFilesByVms(vmUuids: readonly string[]): Promise<VmHostFile[]>;
   listFilesByHost(hostUuid: string): Promise<VmHostFile[]>;
+  /** Backups without their content (a removal of a thousand VMs reads no blob). */
   listBackupsByVm(vmUuid: string, type?: FileType): Promise<BackupFile[]>;
   listBackupsByVms(vmUuids: readonly string[]): Promise<BackupFile[]>;
+  /** The files of one backup, content included, by path. */
+  listBackupEntries(backupUuid: string): Promise<BackupEntry[]>;
+  listOwnedPaths(hostUuid: string): Promise<OwnedPath[]>;
   listPendingDeletions(filter?: PendingDeletionFilter): Promise<PendingDeletion[]>;
   /** Rows with nextAttemptAt ≤ now, ordered by host, then nextAttemptAt. */
   listDueDeletions(now: number, options?: DueDeletionOptions): Promise<PendingDeletion[]>;
@@ -196,11 +242,18 @@ export interface StoreWrites {
   setKeyBindingsState(tpmUuids: readonly string[], state: KeyBindingState): Promise<number>;
   deleteKeyBindings(tpmUuids: readonly string[]): Promise<number>;
   deleteKeyBinding(tpmUuid: string): Promise<void>;
-  /** Inserts or updates the row of (vm, host, type), and deletes any pending deletion at (host, path). */
+  /**
+   * Inserts or updates the row of (vm, host, type), deletes the pending deletions at (host, path) and below it, and
+   * takes charge of the path (owned paths).
+   */
   upsertFile(file: VmHostFile): Promise<UpsertFileResult>;
   deleteFiles(uuids: readonly string[]): Promise<number>;
-  /** Inserts or updates the backup of (vm, type); an update keeps the row's uuid. */
+  /** Inserts or updates the backup of (vm, type) with exactly these entries; an update keeps the row's uuid. */
   upsertBackup(backup: NewBackupFile): Promise<BackupFile>;
+  /** Idempotent: a path already owned keeps its first record. */
+  addOwnedPaths(rows: readonly NewOwnedPath[]): Promise<void>;
+  /** Forgets these paths of the host (their deletion was confirmed); answers how many went. */
+  removeOwnedPaths(hostUuid: string, paths: readonly string[]): Promise<number>;
   deleteBackups(uuids: readonly string[]): Promise<number>;
   /**
    * Inserts the rows; one already pending at the same (host, path) is kept (attempts, id) and refreshed: type and

@@ -100,11 +100,14 @@ const types = z
   .max(FILE_TYPES.length)
   .refine((list) => new Set(list).size === list.length, 'each type once');
 export const listCommandSchema = z.strictObject({ kind: z.literal('files.list'), ...commandHeader, types });
-/** What is at these paths now (kind, digest, busy), without the contents: adopt, the removal's busy probe, reconcile. */
+/**
+ * What is at these paths now (kind, digest, busy), without the contents: adopt, the removal's busy probe, reconcile.
+ * A stat of no path answers only the roots.
+ */
 export const statCommandSchema = z.strictObject({
   kind: z.literal('files.stat'),
   ...commandHeader,
-  files: z.array(fileRefSchema).min(1).max(MAX_OPS),
+  files: z.array(fileRefSchema).max(MAX_OPS),
 });
 export const commandSchema = z.discriminatedUnion('kind', [
   applyCommandSchema,

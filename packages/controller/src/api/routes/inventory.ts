@@ -1,6 +1,6 @@
 // Hosts, VMs, TPMs and files: reads straight from the store, writes through the flows.
 import type { Hono } from 'hono';
-import { addHost, addTpm, addVm, resolveVm, writeFile } from '../../flows/index.js';
+import { addHost, addTpm, addVm, dirState, fileState, resolveVm, writeFile } from '../../flows/index.js';
 import type { KeyBinding, StoreReads, Tpm, Vm } from '../../store/index.js';
 import { readBody } from '../body.js';
 import type { ApiContext } from '../deps.js';
@@ -32,10 +32,15 @@ export function inventoryRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext):
   });
 
   app.post('/v1/files', async (c) => {
-    const { content, host, ...rest } = await readBody(c, writeFileBody, maxBodyBytes);
+    const { content, entries, host, force, ...rest } = await readBody(c, writeFileBody, maxBodyBytes);
+    const state =
+      entries === undefined
+        ? fileState(Buffer.from(content ?? '', 'base64'))
+        : dirState(entries.map((e) => ({ path: e.path, content: Buffer.from(e.content, 'base64') })));
     const file = await writeFile(flows, {
       ...rest,
-      content: Buffer.from(content, 'base64'),
+      state,
+      force: force === true,
       ...(host === undefined ? {} : { host }),
     });
     return c.json(file, 201);

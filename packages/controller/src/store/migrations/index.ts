@@ -1,6 +1,7 @@
 // Every migration, in order; a new one is appended here and never edited once released.
 import { MIGRATION_001 } from './001-initial.js';
+import { MIGRATION_002 } from './002-real-hosts.js';
 import type { Migration } from './migration.js';
 
 export type { Migration };
-export const MIGRATIONS: readonly Migration[] = [MIGRATION_001];
+export const MIGRATIONS: readonly Migration[] = [MIGRATION_001, MIGRATION_002];

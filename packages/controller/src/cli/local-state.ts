@@ -1,0 +1,42 @@
+// A state read from the operator's disk for `file write --from`: a file, or a directory (a copy of a vTPM's
+// `<uuid>/` with `tpm2/tpm2-00.permall`, …). A directory's lock file and links are never part of a state.
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { confineRelative, LOCK_NAME, MAX_ENTRIES } from '@hostfiles/shared';
+import { dirState, fileState, MAX_STATE_BYTES, type State } from '../flows/index.js';
+import { CliError } from './errors.js';
+
+export function readLocalState(path: string): State {
+  let isDir: boolean;
+  try {
+    const stats = lstatSync(path);
+    if (!stats.isFile() && !stats.isDirectory()) throw new CliError(`${path} is neither a file nor a directory`);
+    if (stats.size > MAX_STATE_BYTES) throw new CliError(`${path} is over ${MAX_STATE_BYTES} bytes`);
+    isDir = stats.isDirectory();
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  if (!isDir) return fileState(readFileSync(path));
+  const files: { path: string; content: Buffer }[] = [];
+  let total = 0;
+  const walk = (dir: string, prefix: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const relative = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
+      if (entry.name === LOCK_NAME) continue;
+      if (entry.isDirectory()) walk(join(dir, entry.name), relative);
+      else if (entry.isFile()) {
+        const confined = confineRelative(relative);
+        if (!confined.ok) throw new CliError(`${join(dir, entry.name)}: ${confined.error}`);
+        const content = readFileSync(join(dir, entry.name));
+        total += content.byteLength;
+        if (total > MAX_STATE_BYTES) throw new CliError(`${path} holds over ${MAX_STATE_BYTES} bytes`);
+        files.push({ path: relative, content });
+      } else throw new CliError(`${join(dir, entry.name)} is not a regular file or directory: a state holds none`);
+    }
+  };
+  walk(path, '');
+  if (files.length === 0) throw new CliError(`${path} holds no file: an empty state is not written`);
+  if (files.length > MAX_ENTRIES) throw new CliError(`${path} holds over ${MAX_ENTRIES} files`);
+  return dirState(files);
+}

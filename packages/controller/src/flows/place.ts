@@ -1,0 +1,239 @@
+// Putting states onto a host (file write, restore): checked against the database before anything is sent, guarded
+// so that a write whose outcome is unknown never leaves an untracked state, and recorded with the old path's
+// deletion in the same transaction. One command per host.
+import { randomUUID } from 'node:crypto';
+import { posix } from 'node:path';
+import { isValidRoot, type ApplyResult, type Expectation, type FileType, type StateKind } from '@hostfiles/shared';
+import { isAgentCallError, type AgentCallError } from '../agents/index.js';
+import type { Host, NewPendingDeletion, StoreTx, Vm, VmHostFile } from '../store/index.js';
+import { FlowError, type FlowDeps } from './deps.js';
+import { settleBinding } from './remove-tpm.js';
+import { placeOp, type State } from './state.js';
+
+export interface Placement {
+  readonly vm: Vm;
+  readonly type: FileType;
+  readonly path: string;
+  readonly state: State;
+}
+
+/**
+ * `written`: on disk and recorded. `failed`: the agent answered that it did not write (nothing changed there).
+ * `unknown`: no trustworthy answer (down, timed out, cut off): the write may have landed; a new path's guard
+ * deletion then removes exactly those bytes unless a later write records the path.
+ */
+export type PlaceOutcome =
+  | { readonly status: 'written' }
+  | { readonly status: 'failed' | 'unknown'; readonly code: string; readonly reason: string };
+
+export type PlacedFile = {
+  readonly vmUuid: string;
+  readonly hostUuid: string;
+  readonly type: FileType;
+  readonly path: string;
+  readonly kind: StateKind;
+  readonly sha256: string;
+  readonly size: number;
+  /** the VM's earlier path of this type on this host, now pending deletion (written only) */
+  readonly replaced?: string;
+} & PlaceOutcome;
+
+interface Planned extends Placement {
+  /** the VM's row of this type on this host, if any */
+  readonly own: VmHostFile | null;
+  readonly expect?: Expectation;
+  /** the own row's path, when it lies elsewhere: deleted through the outbox once the new state is recorded */
+  readonly moveFrom?: string;
+}
+
+/** How long a guard waits before it may run: past the command's life and the agents' clock skew. */
+export const GUARD_DELAY_MS = 120_000;
+
+/** The queue key of a host: writes, deletions by path and reconcile on one host run one at a time. */
+export const hostKey = (hostUuid: string): string => `host:${hostUuid}`;
+
+const below = (path: string, dir: string): boolean => path.startsWith(`${dir}/`);
+const overlaps = (a: string, b: string): boolean => a === b || below(a, b) || below(b, a);
+
+/**
+ * Checks every placement against what the database holds on the host; throws FlowError before anything is sent.
+ * Without `force`, a path the VM does not already hold must be empty on the host (`expect: 'absent'`): state
+ * hostfiles does not know (libvirt's own) is never written over unless the operator says so.
+ */
+export async function planPlacements(
+  deps: FlowDeps,
+  host: Host,
+  placements: readonly Placement[],
+  force: boolean,
+): Promise<Planned[]> {
+  const rows = await deps.store.listFilesByHost(host.uuid);
+  const pending = await deps.store.listPendingDeletions({ hostUuid: host.uuid });
+  return placements.map((placement, index) => {
+    const { vm, type, path } = placement;
+    if (!isValidRoot(path)) throw new FlowError('bad_input', `${path} is not an absolute, normalized path`);
+    const clash = placements.find((other, i) => i !== index && overlaps(other.path, path));
+    if (clash !== undefined) throw new FlowError('bad_input', `${path} and ${clash.path} overlap on host ${host.name}`);
+    let own: VmHostFile | null = null;
+    for (const row of rows) {
+      if (row.vmUuid === vm.uuid && row.type === type) own = row;
+      else if (overlaps(row.path, path)) throw new FlowError('conflict', heldBy(row, path, host));
+    }
+    if (own !== null && below(path, own.path)) {
+      throw new FlowError(
+        'conflict',
+        `${path} is inside VM ${vm.name}'s ${type} state ${own.path} on host ${host.name}: write the whole state there`,
+      );
+    }
+    const doomed = pending.find((p) => below(path, p.path));
+    if (doomed !== undefined) {
+      throw new FlowError(
+        'conflict',
+        `${path} is inside ${doomed.path}, pending deletion on host ${host.name}: let it finish (hostfiles retry) first`,
+      );
+    }
+    const exact = own?.path === path;
+    // An own row below the new path is replaced by the write itself: deleting it afterwards would cut into the new state.
+    const moveFrom = own !== null && !exact && !below(own.path, path) ? own.path : undefined;
+    return {
+      ...placement,
+      own,
+      ...(exact || force ? {} : { expect: 'absent' as const }),
+      ...(moveFrom === undefined ? {} : { moveFrom }),
+    };
+  });
+}
+
+function heldBy(row: VmHostFile, path: string, host: Host): string {
+  const relation = row.path === path ? 'is' : below(path, row.path) ? 'is inside' : 'contains';
+  return `${path} on host ${host.name} ${relation} the ${row.type} state of VM ${row.vmUuid} (${row.path}): refused before anything was sent`;
+}
+
+/** Arms a guard for each placement at a path the VM does not hold yet; answers the ids it created. */
+async function armGuards(deps: FlowDeps, host: Host, planned: readonly Planned[]): Promise<Map<Planned, number>> {
+  const fresh = planned.filter((p) => p.own?.path !== p.path);
+  const guards = new Map<Planned, number>();
+  if (fresh.length === 0) return guards;
+  await deps.store.transaction(async (tx) => {
+    await tx.addOwnedPaths(fresh.map((p) => ({ hostUuid: host.uuid, path: p.path, type: p.type, vmUuid: p.vm.uuid })));
+    for (const p of fresh) {
+      // A deletion already pending there stays as it is: it removes whatever the write leaves, recorded or not.
+      if ((await tx.listPendingDeletions({ hostUuid: host.uuid, path: p.path })).length > 0) continue;
+      const [row] = await tx.addPendingDeletions([guardRow(deps, host, p)]);
+      if (row !== undefined) guards.set(p, row.id);
+    }
+  });
+  return guards;
+}
+
+const guardRow = (deps: FlowDeps, host: Host, p: Planned): NewPendingDeletion => ({
+  hostUuid: host.uuid,
+  type: p.type,
+  path: p.path,
+  vmUuid: p.vm.uuid,
+  tpmUuid: null,
+  nextAttemptAt: deps.now() + Math.max(GUARD_DELAY_MS, deps.retryBaseMs),
+  lastError: 'guard: a write was sent here; if its bytes landed unrecorded, they alone are deleted',
+  expectSha256: p.state.sha256,
+});
+
+/** Places the states on the host in one command and records what was written. */
+export async function placeOnHost(
+  deps: FlowDeps,
+  host: Host,
+  planned: readonly Planned[],
+): Promise<{ files: PlacedFile[]; error?: string }> {
+  const guards = await armGuards(deps, host, planned);
+  const ops = planned.map((p) => placeOp(p.type, p.path, p.state, p.expect));
+  const bytes = planned.reduce((n, p) => n + p.state.size, 0);
+  let results: readonly (ApplyResult | undefined)[];
+  let callError: AgentCallError | undefined;
+  try {
+    results = (await deps.agents.send(host, 'files.apply', { ops }, { bytes })).results;
+    await deps.store.setHostState(host.uuid, 'Connected', deps.now());
+  } catch (error) {
+    if (!isAgentCallError(error)) throw error;
+    callError = error;
+    results = [];
+    if (error.failure === 'unreachable' || error.failure === 'timeout')
+      await deps.store.setHostState(host.uuid, 'Disconnected');
+  }
+  const outcomes = planned.map((p, i) => outcomeOf(p, results[i], callError));
+  const files = await deps.store.transaction((tx) => record(deps, tx, host, planned, outcomes, guards));
+  return { files, ...(callError === undefined ? {} : { error: `${callError.failure}: ${callError.message}` }) };
+}
+
+function outcomeOf(p: Planned, result: ApplyResult | undefined, error: AgentCallError | undefined): PlaceOutcome {
+  if (error !== undefined) {
+    // A refusal applies nothing, but for a command cut off mid-apply (replayed) or an agent's internal error.
+    const definite =
+      error.failure === 'refused' &&
+      (error.details.status ?? 500) < 500 &&
+      error.details.agentCode !== 'replayed';
+    return {
+      status: definite ? 'failed' : 'unknown',
+      code: error.details.agentCode ?? error.failure,
+      reason: `${error.failure}: ${error.message}`,
+    };
+  }
+  if (result === undefined || result.path !== p.path) return { status: 'unknown', code: 'no_result', reason: 'no result' };
+  if (result.status === 'written') return { status: 'written' };
+  const code = result.error?.code ?? 'failed';
+  return { status: 'failed', code, reason: `${code}: ${result.error?.message ?? 'not written'}` };
+}
+
+async function record(
+  deps: FlowDeps,
+  tx: StoreTx,
+  host: Host,
+  planned: readonly Planned[],
+  outcomes: readonly PlaceOutcome[],
+  guards: ReadonlyMap<Planned, number>,
+): Promise<PlacedFile[]> {
+  const now = deps.now();
+  const files: PlacedFile[] = [];
+  for (const [i, p] of planned.entries()) {
+    const outcome = outcomes[i] ?? { status: 'unknown', code: 'no_result', reason: 'no result' };
+    const base = { vmUuid: p.vm.uuid, hostUuid: host.uuid, type: p.type, path: p.path, kind: p.state.kind, sha256: p.state.sha256, size: p.state.size };
+    if (outcome.status === 'written') {
+      await recordWritten(deps, tx, host, p, now);
+      files.push({ ...base, ...outcome, ...(p.moveFrom === undefined ? {} : { replaced: p.moveFrom }) });
+      continue;
+    }
+    // Nothing landed: our own guard has nothing to guard. An unknown outcome keeps it.
+    const guard = guards.get(p);
+    if (outcome.status === 'failed' && guard !== undefined) await tx.deletePendingDeletions([guard]);
+    files.push({ ...base, ...outcome });
+  }
+  return files;
+}
+
+async function recordWritten(deps: FlowDeps, tx: StoreTx, host: Host, p: Planned, now: number): Promise<void> {
+  const { cancelled } = await tx.upsertFile({
+    uuid: p.own?.uuid ?? randomUUID(),
+    vmUuid: p.vm.uuid,
+    hostUuid: host.uuid,
+    type: p.type,
+    path: p.path,
+    kind: p.state.kind,
+    sha256: p.state.sha256,
+    size: p.state.size,
+    lastSyncAt: now,
+  });
+  if (p.moveFrom !== undefined) {
+    await tx.addPendingDeletions([
+      {
+        hostUuid: host.uuid,
+        type: p.type,
+        path: p.moveFrom,
+        vmUuid: p.vm.uuid,
+        tpmUuid: null,
+        nextAttemptAt: now + deps.retryBaseMs,
+        lastError: `replaced: VM ${p.vm.name}'s ${p.type} state moved to ${posix.normalize(p.path)}`,
+      },
+    ]);
+  }
+  // The new state replaced a removed TPM's state there: that TPM may have nothing left pending.
+  for (const tpm of new Set(cancelled.map((c) => c.tpmUuid).filter((t): t is string => t !== null))) {
+    if ((await tx.getKeyBinding(tpm)) !== null) await settleBinding(tx, tpm);
+  }
+}
