@@ -2,11 +2,12 @@
 // row gone; with a host down, the outbox holds its files until it returns; a controller killed at any step of the
 // destruction finishes it after restart.
 import assert from 'node:assert/strict';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
+  fileState,
   addTpm,
   addVm,
   destroyVm,
@@ -17,7 +18,7 @@ import {
   type FlowDeps,
   type Vm,
 } from '@hostfiles/controller';
-import { withFleet, type Fleet } from './support/controller.js';
+import { newFileBackup, withFleet, type Fleet } from './support/controller.js';
 import { crashAndRestart, CRASH_POINTS } from './support/crash-controller.js';
 
 interface Placed {
@@ -45,17 +46,21 @@ async function placeVm(
     tpmUuid = (await addTpm(deps, name, 'kms-1')).tpm.uuid;
     for (const h of options.also === undefined ? [home] : [options.also, home]) {
       const path = join(fleet.agents[h]?.setup.roots.TpmState ?? '', vm.uuid, 'tpm2-00.permall');
-      await writeFile(deps, { vm: name, host: `host${h}`, type: 'TpmState', path, content: Buffer.from(name) });
+      await writeFile(deps, {
+        vm: name,
+        host: `host${h}`,
+        type: 'TpmState',
+        path,
+        state: fileState(Buffer.from(name)),
+      });
       paths.push(path);
     }
   }
   const nvram = join(fleet.agents[home]?.setup.roots.NvRam ?? '', `${vm.uuid}_VARS.fd`);
-  await writeFile(deps, { vm: name, type: 'NvRam', path: nvram, content: Buffer.from(`vars ${name}`) });
+  await writeFile(deps, { vm: name, type: 'NvRam', path: nvram, state: fileState(Buffer.from(`vars ${name}`)) });
   paths.push(nvram);
   for (const type of ['TpmState', 'NvRam'] as const) {
-    const content = Buffer.from(`backup ${type} ${name}`);
-    const sha256 = createHash('sha256').update(content).digest('hex');
-    await deps.store.upsertBackup({ uuid: randomUUID(), vmUuid: vm.uuid, type, content, sha256 });
+    await deps.store.upsertBackup(newFileBackup(vm.uuid, type, Buffer.from(`backup ${type} ${name}`)));
   }
   return { vm, tpmUuid, paths };
 }

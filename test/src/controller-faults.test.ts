@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
 import {
+  fileState,
   addHost,
   addTpm,
   addVm,
@@ -22,7 +23,7 @@ import {
   type Vm,
 } from '@hostfiles/controller';
 import { generateSigningKey } from '@hostfiles/shared';
-import { startFleet, type Fleet } from './support/controller.js';
+import { backupBytes, startFleet, type Fleet } from './support/controller.js';
 
 /** The agent client's timeout per attempt in these tests; the real agents answer in a few ms. */
 const TIMEOUT_MS = 500;
@@ -107,6 +108,7 @@ async function recordOn(fleet: Fleet, vm: Vm, host: Host, type: FileType): Promi
     hostUuid: host.uuid,
     type,
     path,
+    kind: 'file',
     sha256: '0'.repeat(64),
     size: 0,
     lastSyncAt: 0,
@@ -119,7 +121,13 @@ async function writeOn(fleet: Fleet, vm: Vm, i: number, type: FileType): Promise
   const roots = fleet.agents[i]?.setup.roots;
   assert.ok(roots);
   const path = join(roots[type], vm.uuid, type);
-  await writeFile(fleet.deps, { vm: vm.name, host: `host${i}`, type, path, content: Buffer.from(`${type} on ${i}`) });
+  await writeFile(fleet.deps, {
+    vm: vm.name,
+    host: `host${i}`,
+    type,
+    path,
+    state: fileState(Buffer.from(`${type} on ${i}`)),
+  });
   return path;
 }
 
@@ -218,7 +226,7 @@ test(
       );
       const backups = await fleet.store.listBackupsByVm(vm.uuid);
       assert.deepEqual(
-        backups.map((b) => Buffer.from(b.content).toString()),
+        (await Promise.all(backups.map((b) => backupBytes(fleet.store, b)))).map((bytes) => bytes.toString()),
         ['NvRam on 0', 'TpmState on 0'],
       );
     });

@@ -3,7 +3,16 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { addHost, addTpm, addVm, checkHost, isFlowError, removeTpms, writeFile } from '@hostfiles/controller';
+import {
+  addHost,
+  addTpm,
+  addVm,
+  checkHost,
+  fileState,
+  isFlowError,
+  removeTpms,
+  writeFile,
+} from '@hostfiles/controller';
 import { startFleet } from './support/controller.js';
 
 test('an agent that comes back with a new key: health check refuses it, removals never trust its answers', async () => {
@@ -16,7 +25,7 @@ test('an agent that comes back with a new key: health check refuses it, removals
     await addVm(fleet.deps, { name: 'vm', host: 'h0', bootMode: 'Legacy', secureBoot: false });
     await addTpm(fleet.deps, 'vm', 'kms');
     const path = join(agent.setup.roots.TpmState, 'vm', 'state');
-    await writeFile(fleet.deps, { vm: 'vm', type: 'TpmState', path, content: Buffer.from('s') });
+    await writeFile(fleet.deps, { vm: 'vm', type: 'TpmState', path, state: fileState(Buffer.from('s')) });
 
     // The host is reinstalled (or impersonated): same address and uuid, a new agent key.
     await fleet.stop(0);

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from '
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import {
+  fileState,
   addTpm,
   addVm,
   reconcileHost,
@@ -39,11 +40,11 @@ test('orphans and missing files are found; apply and a retry delete the orphans 
     const tpmPath = join(r0.TpmState, vm.uuid, 'tpm2', 'tpm2-00.permall');
     const varsPath = join(r0.NvRam, `${vm.uuid}_VARS.fd`);
     const tpm = randomBytes(1000);
-    await writeFile(fleet.deps, { vm: 'vm1', type: 'TpmState', path: tpmPath, content: tpm });
-    await writeFile(fleet.deps, { vm: 'vm1', type: 'NvRam', path: varsPath, content: randomBytes(500) });
+    await writeFile(fleet.deps, { vm: 'vm1', type: 'TpmState', path: tpmPath, state: fileState(tpm) });
+    await writeFile(fleet.deps, { vm: 'vm1', type: 'NvRam', path: varsPath, state: fileState(randomBytes(500)) });
     // The same layout on host1, where the VM also has a file: a reconcile of host0 never touches it.
     const otherPath = join(r1.TpmState, vm.uuid, 'tpm2', 'tpm2-00.permall');
-    await writeFile(fleet.deps, { vm: 'vm1', host: 'host1', type: 'TpmState', path: otherPath, content: tpm });
+    await writeFile(fleet.deps, { vm: 'vm1', host: 'host1', type: 'TpmState', path: otherPath, state: fileState(tpm) });
 
     const strayTpm = join(r0.TpmState, 'gone-vm', 'tpm2', 'tpm2-00.permall');
     const strayVars = join(r0.NvRam, 'gone-vm_VARS.fd');
@@ -138,7 +139,7 @@ test("a write landing on an orphan's path cancels its deletion: the retry never 
     const report = await reconcileHost(fleet.deps, 'host0', { apply: true });
     assert.deepEqual(report.scheduled, [path]);
 
-    await writeFile(fleet.deps, { vm: 'late', type: 'NvRam', path, content: Buffer.from('provisioned') });
+    await writeFile(fleet.deps, { vm: 'late', type: 'NvRam', path, state: fileState(Buffer.from('provisioned')) });
     assert.deepEqual(await fleet.store.listPendingDeletions(), []);
     assert.equal((await retryPendingDeletions(fleet.deps, { all: true })).attempted, 0);
     assert.equal(readFileSync(path, 'utf8'), 'provisioned');

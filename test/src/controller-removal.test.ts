@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { addTpm, addVm, removeTpms, retryPendingDeletions, writeFile, type Vm } from '@hostfiles/controller';
+import { addTpm, addVm, fileState, removeTpms, retryPendingDeletions, writeFile, type Vm } from '@hostfiles/controller';
 import { withFleet, type Fleet } from './support/controller.js';
 
 interface Placed {
@@ -35,14 +35,19 @@ async function placeVm(
       host: `host${h}`,
       type: 'TpmState',
       path,
-      content: Buffer.from(`tpm ${name} on ${h}`),
+      state: fileState(Buffer.from(`tpm ${name} on ${h}`)),
     });
     tpmPaths.push(path);
   }
   let nvramPath: string | undefined;
   if (options.uefi) {
     nvramPath = join(fleet.agents[home]?.setup.roots.NvRam ?? '', `${vm.uuid}_VARS.fd`);
-    await writeFile(fleet.deps, { vm: name, type: 'NvRam', path: nvramPath, content: Buffer.from(`vars ${name}`) });
+    await writeFile(fleet.deps, {
+      vm: name,
+      type: 'NvRam',
+      path: nvramPath,
+      state: fileState(Buffer.from(`vars ${name}`)),
+    });
   }
   return { vm, tpmPaths, nvramPath };
 }
@@ -127,7 +132,7 @@ test('a new write to a path with a pending deletion cancels it: the retry never 
     assert.equal(report.pending.length, 1);
     await fleet.restart(0);
     await addTpm(fleet.deps, 'again', 'kms-2');
-    await writeFile(fleet.deps, { vm: 'again', type: 'TpmState', path, content: Buffer.from('new state') });
+    await writeFile(fleet.deps, { vm: 'again', type: 'TpmState', path, state: fileState(Buffer.from('new state')) });
     assert.deepEqual(await fleet.store.listPendingDeletions(), [], 'the write cancelled the deletion');
     const pass = await retryPendingDeletions(fleet.deps, { all: true });
     assert.equal(pass.attempted, 0);

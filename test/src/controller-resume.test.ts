@@ -7,6 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
+  fileState,
   addTpm,
   addVm,
   destroyVm,
@@ -48,13 +49,19 @@ async function placeVm(
   const tpmPaths: string[] = [];
   for (const h of options.also === undefined ? [home] : [options.also, home]) {
     const path = join(fleet.agents[h]?.setup.roots.TpmState ?? '', vm.uuid, 'tpm2-00.permall');
-    await writeFile(deps, { vm: name, host: `host${h}`, type: 'TpmState', path, content: Buffer.from(`tpm ${name}`) });
+    await writeFile(deps, {
+      vm: name,
+      host: `host${h}`,
+      type: 'TpmState',
+      path,
+      state: fileState(Buffer.from(`tpm ${name}`)),
+    });
     tpmPaths.push(path);
   }
   let nvramPath: string | undefined;
   if (options.uefi) {
     nvramPath = join(fleet.agents[home]?.setup.roots.NvRam ?? '', `${vm.uuid}_VARS.fd`);
-    await writeFile(deps, { vm: name, type: 'NvRam', path: nvramPath, content: Buffer.from(`vars ${name}`) });
+    await writeFile(deps, { vm: name, type: 'NvRam', path: nvramPath, state: fileState(Buffer.from(`vars ${name}`)) });
   }
   return { vm, tpmUuid: tpm.uuid, tpmPaths, nvramPath };
 }
@@ -230,7 +237,7 @@ test('a removal whose VMs all changed meanwhile ends failed, and a TPM added sin
     await removeTpms(ctl.deps, ['renewed']);
     const { tpm } = await addTpm(ctl.deps, 'renewed', 'kms-2');
     const path = renewed.tpmPaths[0] ?? '';
-    await writeFile(ctl.deps, { vm: 'renewed', type: 'TpmState', path, content: Buffer.from('new state') });
+    await writeFile(ctl.deps, { vm: 'renewed', type: 'TpmState', path, state: fileState(Buffer.from('new state')) });
 
     const resume = await resumeOperations(ctl.deps);
     assert.deepEqual(resume.errors, []);
@@ -273,11 +280,15 @@ test('a binding left detaching with nothing pending is detached at resume; one s
       hostUuid: row.hostUuid,
       type: 'TpmState',
       path: row.path,
+      kind: 'file',
       sha256: '0'.repeat(64),
       size: 0,
       lastSyncAt: Date.now(),
     });
-    assert.equal(cancelled?.id, row.id);
+    assert.deepEqual(
+      cancelled.map((c) => c.id),
+      [row.id],
+    );
 
     const resume = await resumeOperations(ctl.deps);
     assert.deepEqual(resume.detached, [a.tpmUuid]);

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
+  fileState,
   addHost,
   addTpm,
   addVm,
@@ -25,7 +26,7 @@ import {
 import { signingKeyFromPem } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent } from './support/agent-process.js';
 import { hostfiles, type Run } from './support/cli.js';
-import { startFleet, type Fleet } from './support/controller.js';
+import { backupBytes, startFleet, type Fleet } from './support/controller.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 /** Rows in a fixed order, whatever the order of the random host uuids the store sorts by. */
@@ -57,8 +58,8 @@ async function placeVm(fleet: Fleet, name: string, home: number): Promise<Placed
   assert.ok(roots);
   const tpmPath = join(roots.TpmState, vm.uuid, 'tpm2', 'tpm2-00.permall');
   const nvramPath = join(roots.NvRam, `${vm.uuid}_VARS.fd`);
-  await writeFile(fleet.deps, { vm: name, type: 'TpmState', path: tpmPath, content: randomBytes(3000) });
-  await writeFile(fleet.deps, { vm: name, type: 'NvRam', path: nvramPath, content: randomBytes(128 * 1024) });
+  await writeFile(fleet.deps, { vm: name, type: 'TpmState', path: tpmPath, state: fileState(randomBytes(3000)) });
+  await writeFile(fleet.deps, { vm: name, type: 'NvRam', path: nvramPath, state: fileState(randomBytes(128 * 1024)) });
   return { vm, tpmPath, nvramPath };
 }
 
@@ -72,7 +73,7 @@ test('sync puts the exact bytes on disk into the backups, taken from the current
       host: 'host1',
       type: 'TpmState',
       path: staleTpm,
-      content: randomBytes(10),
+      state: fileState(randomBytes(10)),
     });
     // swtpm changes its state behind the controller's back: sync must read what is on disk now.
     const liveTpm = randomBytes(4096);
@@ -92,11 +93,13 @@ test('sync puts the exact bytes on disk into the backups, taken from the current
     assert.deepEqual(report.notUpdated, []);
     const backups = await fleet.store.listBackupsByVm(vm.uuid);
     assert.deepEqual(
-      backups.map((b) => [
-        b.type,
-        Buffer.compare(Buffer.from(b.content), b.type === 'TpmState' ? liveTpm : liveVars),
-        b.sha256,
-      ]),
+      await Promise.all(
+        backups.map(async (b) => [
+          b.type,
+          Buffer.compare(await backupBytes(fleet.store, b), b.type === 'TpmState' ? liveTpm : liveVars),
+          b.sha256,
+        ]),
+      ),
       [
         ['NvRam', 0, sha256(liveVars)],
         ['TpmState', 0, sha256(liveTpm)],
@@ -138,7 +141,8 @@ test('a file missing on disk is reported, not backed up: its earlier backup is k
     );
     assert.deepEqual(await fleet.store.listBackupsByVm(vm.uuid, 'NvRam'), before, 'the NvRam backup is untouched');
     const tpm = await fleet.store.listBackupsByVm(vm.uuid, 'TpmState');
-    assert.equal(Buffer.from(tpm[0]?.content ?? []).toString(), 'new tpm state');
+    assert.ok(tpm[0] !== undefined);
+    assert.equal((await backupBytes(fleet.store, tpm[0])).toString(), 'new tpm state');
   });
 });
 
@@ -162,7 +166,7 @@ test('restore writes the backups back byte-identical after the files were destro
     for (const backup of backups) {
       const onDisk = readFileSync(backup.type === 'TpmState' ? tpmPath : nvramPath);
       assert.equal(sha256(onDisk), backup.sha256, backup.type);
-      assert.equal(Buffer.compare(onDisk, Buffer.from(backup.content)), 0);
+      assert.equal(Buffer.compare(onDisk, await backupBytes(fleet.store, backup)), 0);
     }
     const operation = await fleet.store.getOperation(report.operationId);
     assert.deepEqual([operation?.kind, operation?.state], [RESTORE_VM, 'done']);

@@ -1,13 +1,19 @@
 // A controller's flows wired to a real SQLite file and real agents, as the CLI and API wire them.
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import {
   addHost,
   createAgentClient,
   createSqliteStore,
   createVmQueue,
+  fileState,
+  type BackupFile,
+  type FileType,
   type FlowDeps,
+  type NewBackupFile,
   type Store,
 } from '@hostfiles/controller';
 import { generateSigningKey, type SigningKey } from '@hostfiles/shared';
@@ -97,4 +103,25 @@ export async function withFleet(hosts: number, fn: (fleet: Fleet, ctl: Controlle
     if (ctl.deps.store !== fleet.store) await ctl.deps.store.close();
     await fleet.close();
   }
+}
+
+/** The files of a backup, decoded, by path ('' for a file state). */
+export async function backupFiles(store: Store, backup: BackupFile): Promise<Map<string, Buffer>> {
+  const entries = await store.listBackupEntries(backup.uuid);
+  return new Map(
+    entries.map((e) => [e.path, e.encoding === 'gzip' ? gunzipSync(e.content) : Buffer.from(e.content)] as const),
+  );
+}
+
+/** The bytes of a file state's backup. */
+export async function backupBytes(store: Store, backup: BackupFile): Promise<Buffer> {
+  const bytes = (await backupFiles(store, backup)).get('');
+  if (bytes === undefined) throw new Error(`backup ${backup.uuid} is not a file state`);
+  return bytes;
+}
+
+/** A backup of a file state, stored as it would travel. */
+export function newFileBackup(vmUuid: string, type: FileType, content: Buffer): NewBackupFile {
+  const state = fileState(content);
+  return { uuid: randomUUID(), vmUuid, type, ...state };
 }

@@ -33,7 +33,7 @@ export const FILE_COMMANDS: readonly Command[] = [
     ],
     summary: "write a VM's TPM state (a directory) or NVRAM file onto a host through its agent, and record it",
     details: [
-      'Checked before anything is sent: a path that is, is inside or contains another VM\'s state is refused; a',
+      "Checked before anything is sent: a path that is, is inside or contains another VM's state is refused; a",
       'path the VM does not hold yet must be empty on the host unless --force (adopt state libvirt made instead).',
       "A directory replaces the whole state at PATH at once: a crash leaves the old state or the new one. The VM's",
       'earlier path of that type on that host is deleted through the outbox when the new one is recorded; a',

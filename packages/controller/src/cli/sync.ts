@@ -81,7 +81,10 @@ export const SYNC_COMMANDS: readonly Command[] = [
     words: ['reconcile'],
     args: [{ name: 'HOST', arity: 'one' }],
     flags: [
-      { name: 'apply', help: "put hostfiles' own orphans in the outbox: the retry deletes them like any pending deletion" },
+      {
+        name: 'apply',
+        help: "put hostfiles' own orphans in the outbox: the retry deletes them like any pending deletion",
+      },
       { name: 'include-unknown', help: 'with --apply: unknown state too (never state in use)' },
     ],
     summary: "list a host's states and compare with the database: orphans, unknown state, missing and modified states",
@@ -114,7 +117,11 @@ export const SYNC_COMMANDS: readonly Command[] = [
     flags: [
       { name: 'host', value: 'HOST', help: "the host the state is on (default: the VM's current host)" },
       { name: 'tpm-path', value: 'ABS', help: "the VM's TPM state directory (default: <TpmState root>/<vm uuid>)" },
-      { name: 'nvram-path', value: 'ABS', help: "the VM's NVRAM file (default, UEFI only: <NvRam root>/<name>_VARS.fd)" },
+      {
+        name: 'nvram-path',
+        value: 'ABS',
+        help: "the VM's NVRAM file (default, UEFI only: <NvRam root>/<name>_VARS.fd)",
+      },
       { name: 'backup', help: 'sync the VM right after, so its backups hold what was adopted' },
     ],
     summary: 'register state that is already on a host (libvirt made it) without copying it',
@@ -220,7 +227,10 @@ function formatReconcile(report: ReconcileReport, names: Names): string {
       : report.orphans.length > 0
         ? ['`hostfiles reconcile HOST --apply` schedules the orphans for deletion']
         : [];
-  const hint = report.unknown.length > 0 ? ['unknown state is never deleted unless --apply --include-unknown; `hostfiles adopt VM` registers a VM\'s'] : [];
+  const hint =
+    report.unknown.length > 0
+      ? ["unknown state is never deleted unless --apply --include-unknown; `hostfiles adopt VM` registers a VM's"]
+      : [];
   return [
     states('ORPHAN', report.orphans, 'no orphans'),
     '',

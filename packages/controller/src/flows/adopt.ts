@@ -153,7 +153,10 @@ function refuseClash(vm: Vm, host: Host, type: FileType, path: string, rows: rea
         );
       }
     } else if (near(row.path, path)) {
-      throw new FlowError('conflict', `${path} on host ${host.name} overlaps VM ${row.vmUuid}'s ${row.type} state ${row.path}`);
+      throw new FlowError(
+        'conflict',
+        `${path} on host ${host.name} overlaps VM ${row.vmUuid}'s ${row.type} state ${row.path}`,
+      );
     }
   }
 }

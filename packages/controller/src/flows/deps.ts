@@ -29,7 +29,14 @@ export interface ProgressEvent {
  * `busy`: a running swtpm or QEMU holds the state (stop the VM, or force where offered). `unavailable`: a host did
  * not answer in a way that says what happened.
  */
-export const FLOW_ERROR_CODES = ['not_found', 'bad_input', 'conflict', 'busy', 'unavailable', 'host_key_changed'] as const;
+export const FLOW_ERROR_CODES = [
+  'not_found',
+  'bad_input',
+  'conflict',
+  'busy',
+  'unavailable',
+  'host_key_changed',
+] as const;
 export type FlowErrorCode = (typeof FLOW_ERROR_CODES)[number];
 
 export class FlowError extends Error {

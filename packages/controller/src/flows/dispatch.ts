@@ -18,8 +18,7 @@ export interface HostFile {
  * (nothing was deleted). `unconfirmed`: anything else (down, busy, refused): still to do.
  */
 export type DeleteOutcome =
-  | { readonly status: 'deleted' | 'absent' }
-  | { readonly status: 'changed' | 'unconfirmed'; readonly reason: string };
+  { readonly status: 'deleted' | 'absent' } | { readonly status: 'changed' | 'unconfirmed'; readonly reason: string };
 
 export type FileOutcome = Pick<HostFile, 'hostUuid' | 'type' | 'path'> & DeleteOutcome;
 

@@ -71,7 +71,8 @@ export async function addVm(deps: FlowDeps, input: NewVmInput): Promise<Vm> {
   const host = await resolveHost(deps, input.host);
   if (input.bootMode === 'Legacy' && input.secureBoot) throw new FlowError('bad_input', 'secure boot needs UEFI');
   const uuid = input.uuid ?? randomUUID();
-  if (!UUID.test(uuid)) throw new FlowError('bad_input', `${uuid} is not a uuid in lowercase hex (libvirt's domain uuid)`);
+  if (!UUID.test(uuid))
+    throw new FlowError('bad_input', `${uuid} is not a uuid in lowercase hex (libvirt's domain uuid)`);
   return deps.store.addVm({
     uuid,
     name: input.name,

@@ -166,16 +166,15 @@ function outcomeOf(p: Planned, result: ApplyResult | undefined, error: AgentCall
   if (error !== undefined) {
     // A refusal applies nothing, but for a command cut off mid-apply (replayed) or an agent's internal error.
     const definite =
-      error.failure === 'refused' &&
-      (error.details.status ?? 500) < 500 &&
-      error.details.agentCode !== 'replayed';
+      error.failure === 'refused' && (error.details.status ?? 500) < 500 && error.details.agentCode !== 'replayed';
     return {
       status: definite ? 'failed' : 'unknown',
       code: error.details.agentCode ?? error.failure,
       reason: `${error.failure}: ${error.message}`,
     };
   }
-  if (result === undefined || result.path !== p.path) return { status: 'unknown', code: 'no_result', reason: 'no result' };
+  if (result === undefined || result.path !== p.path)
+    return { status: 'unknown', code: 'no_result', reason: 'no result' };
   if (result.status === 'written') return { status: 'written' };
   const code = result.error?.code ?? 'failed';
   return { status: 'failed', code, reason: `${code}: ${result.error?.message ?? 'not written'}` };
@@ -193,7 +192,15 @@ async function record(
   const files: PlacedFile[] = [];
   for (const [i, p] of planned.entries()) {
     const outcome = outcomes[i] ?? { status: 'unknown', code: 'no_result', reason: 'no result' };
-    const base = { vmUuid: p.vm.uuid, hostUuid: host.uuid, type: p.type, path: p.path, kind: p.state.kind, sha256: p.state.sha256, size: p.state.size };
+    const base = {
+      vmUuid: p.vm.uuid,
+      hostUuid: host.uuid,
+      type: p.type,
+      path: p.path,
+      kind: p.state.kind,
+      sha256: p.state.sha256,
+      size: p.state.size,
+    };
     if (outcome.status === 'written') {
       await recordWritten(deps, tx, host, p, now);
       files.push({ ...base, ...outcome, ...(p.moveFrom === undefined ? {} : { replaced: p.moveFrom }) });

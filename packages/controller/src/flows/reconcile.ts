@@ -69,13 +69,10 @@ export interface ReconcileReport {
   readonly scheduled: readonly string[];
 }
 
+type Found = Pick<ReconcileReport, 'orphans' | 'unknown' | 'busy' | 'missing' | 'modified' | 'pending'>;
+
 interface Compared {
-  readonly orphans: ListEntry[];
-  readonly unknown: ListEntry[];
-  readonly busy: ListEntry[];
-  readonly missing: MissingFile[];
-  readonly modified: ModifiedFile[];
-  readonly pending: number;
+  readonly found: Found;
   /** for each orphan, the VM it was written for */
   readonly owners: ReadonlyMap<string, string>;
 }
@@ -107,24 +104,23 @@ export async function reconcileHost(
       const deep = await statDeepRows(deps, host, units);
       return deps.store.transaction(async (tx) => {
         // Compared inside the transaction: a row written since the listing is seen, and its state is no orphan.
-        const compared = await compare(tx, host, units, deep);
-        const doomed = [...compared.orphans, ...(includeUnknown ? compared.unknown : [])];
+        const { found, owners } = await compare(tx, host, units, deep);
+        const doomed = [...found.orphans, ...(includeUnknown ? found.unknown : [])];
         const scheduled = apply ? doomed : [];
         await tx.addPendingDeletions(
           scheduled.map((unit) => ({
             hostUuid: host.uuid,
             type: unit.type,
             path: unit.path,
-            vmUuid: compared.owners.get(unit.path) ?? ORPHAN_VM_UUID,
+            vmUuid: owners.get(unit.path) ?? ORPHAN_VM_UUID,
             tpmUuid: null,
             nextAttemptAt: deps.now() + deps.retryBaseMs,
-            lastError: compared.owners.has(unit.path)
+            lastError: owners.has(unit.path)
               ? "orphan: hostfiles' own state, in no row and no pending deletion"
               : 'unknown state: scheduled by reconcile --include-unknown',
             expectSha256: unit.sha256,
           })),
         );
-        const { owners: _, ...found } = compared;
         const report: ReconcileReport = {
           operationId,
           hostUuid: host.uuid,
@@ -181,40 +177,34 @@ async function compare(
   const outbox: readonly PendingDeletion[] = await store.listPendingDeletions({ hostUuid: host.uuid });
   const owned: readonly OwnedPath[] = await store.listOwnedPaths(host.uuid);
   const within = (path: string, unit: string): boolean => path === unit || path.startsWith(`${unit}/`);
-  const compared: Compared = {
-    orphans: [],
-    unknown: [],
-    busy: [],
-    missing: [],
-    modified: [],
-    pending: 0,
-    owners: new Map(),
-  };
-  const byPath = new Map(units.map((u) => [u.path, u]));
+  const orphans: ListEntry[] = [];
+  const unknown: ListEntry[] = [];
+  const busy: ListEntry[] = [];
+  const owners = new Map<string, string>();
+  let pending = 0;
   for (const unit of units) {
     if (rows.some((r) => within(r.path, unit.path))) continue;
-    if (outbox.some((p) => within(p.path, unit.path))) {
-      (compared as { pending: number }).pending += 1;
-      continue;
-    }
-    if (unit.busy) {
-      compared.busy.push(unit);
-      continue;
-    }
-    const owner = owned.find((o) => within(o.path, unit.path));
-    if (owner === undefined) compared.unknown.push(unit);
+    if (outbox.some((p) => within(p.path, unit.path))) pending += 1;
+    else if (unit.busy) busy.push(unit);
     else {
-      compared.orphans.push(unit);
-      (compared.owners as Map<string, string>).set(unit.path, owner.vmUuid);
+      const owner = owned.find((o) => within(o.path, unit.path));
+      if (owner === undefined) unknown.push(unit);
+      else {
+        orphans.push(unit);
+        owners.set(unit.path, owner.vmUuid);
+      }
     }
   }
+  const missing: MissingFile[] = [];
+  const modified: ModifiedFile[] = [];
+  const byPath = new Map(units.map((u) => [u.path, u]));
   for (const row of rows) {
     const onDisk = digestOnDisk(byPath.get(row.path) ?? deep.get(row.path));
     const record = { vmUuid: row.vmUuid, type: row.type, path: row.path, sha256: row.sha256, size: row.size };
-    if (onDisk === null) compared.missing.push(record);
-    else if (onDisk !== row.sha256) compared.modified.push({ ...record, onDisk });
+    if (onDisk === null) missing.push(record);
+    else if (onDisk !== row.sha256) modified.push({ ...record, onDisk });
   }
-  return compared;
+  return { found: { orphans, unknown, busy, missing, modified, pending }, owners };
 }
 
 /** The digest of what the host has at a path; null when it has nothing there (or could not say). */

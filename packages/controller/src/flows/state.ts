@@ -63,7 +63,13 @@ const wire = (entry: BackupEntry) => ({
 export function placeOp(type: FileType, path: string, state: State, expect?: Expectation): ApplyOp {
   const condition = expect === undefined ? {} : { expect };
   if (state.kind === 'dir') {
-    return { op: 'writeDir', type, path, entries: state.entries.map((e) => ({ path: e.path, ...wire(e) })), ...condition };
+    return {
+      op: 'writeDir',
+      type,
+      path,
+      entries: state.entries.map((e) => ({ path: e.path, ...wire(e) })),
+      ...condition,
+    };
   }
   const [entry] = state.entries;
   if (entry === undefined || state.entries.length !== 1) throw new RangeError('a file state has exactly one entry');
@@ -87,7 +93,13 @@ export function stateFromRead(result: Extract<ReadResult, { status: 'read' }>): 
     if (decoded.value.byteLength !== entry.size) return `${entry.path || 'the file'}: the size does not match`;
     budget -= entry.size;
     const content = Buffer.from(entry.content, 'base64');
-    entries.push({ path: entry.path, content, encoding: entry.encoding ?? 'identity', sha256: entry.sha256, size: entry.size });
+    entries.push({
+      path: entry.path,
+      content,
+      encoding: entry.encoding ?? 'identity',
+      sha256: entry.sha256,
+      size: entry.size,
+    });
   }
   const size = entries.reduce((n, e) => n + e.size, 0);
   const sha256 = result.kind === 'file' ? result.sha256 : stateDigest(entries);

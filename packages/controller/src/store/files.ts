@@ -112,15 +112,13 @@ export function fileReads({ sql }: Context) {
           'SELECT host_uuid, path, type, vm_uuid, created_at FROM owned_paths WHERE host_uuid = $hostUuid ORDER BY path',
           { hostUuid },
         )
-      ).map(
-        (r): OwnedPath => ({
-          hostUuid: r.host_uuid,
-          path: r.path,
-          type: r.type,
-          vmUuid: r.vm_uuid,
-          createdAt: r.created_at,
-        }),
-      ),
+      ).map((r): OwnedPath => ({
+        hostUuid: r.host_uuid,
+        path: r.path,
+        type: r.type,
+        vmUuid: r.vm_uuid,
+        createdAt: r.created_at,
+      })),
   } satisfies Partial<StoreReads>;
 }
 

@@ -99,7 +99,7 @@ describe('migrations', () => {
         ['/nvram/vm1_VARS.fd', 'vm1'],
         ['/tpm/old', 'vm0'],
       ],
-      'rows and pending deletions are hostfiles\' own',
+      "rows and pending deletions are hostfiles' own",
     );
     assert.equal((await store.listPendingDeletions())[0]?.expectSha256, null);
   });

@@ -93,6 +93,12 @@ export const fileBackup = (uuid: string, vmUuid: string, type: FileType, content
   sha256: sha(digit),
   size: content.byteLength,
   entries: [
-    { path: '', content: Buffer.from(content), encoding: 'identity' as const, sha256: sha(digit), size: content.byteLength },
+    {
+      path: '',
+      content: Buffer.from(content),
+      encoding: 'identity' as const,
+      sha256: sha(digit),
+      size: content.byteLength,
+    },
   ],
 });
