@@ -2,34 +2,12 @@
 // bodies, and the mapping of every kind of error. test/src/controller-api.test.ts drives the real `serve`.
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { createLogger, generateSigningKey } from '@hostfiles/shared';
-import { createAgentClient } from '../agents/index.js';
-import { createVmQueue, type FlowDeps } from '../flows/index.js';
-import { addHost, openTempStore } from '../store/test-support.js';
-import { createApiApp } from './app.js';
-import type { ApiEvent } from './deps.js';
+import { addHost } from '../store/test-support.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
+import { AUTH, createTestApi, TOKEN } from './test-support.js';
 
-const TOKEN = 'test-token-0123456789abcdef';
-const AUTH = { authorization: `Bearer ${TOKEN}` };
-
-async function setup(t: TestContext, maxBodyBytes?: number) {
-  const { store } = await openTempStore(t);
-  const flows: FlowDeps = {
-    store,
-    agents: createAgentClient({ key: generateSigningKey(), timeoutMs: 2000, retries: 0, now: Date.now, backoffMs: 0 }),
-    queue: createVmQueue(),
-    now: Date.now,
-    random: () => 0.5,
-    concurrency: 4,
-    retryBaseMs: 0,
-    retryMaxMs: 0,
-  };
-  const lines: Record<string, unknown>[] = [];
-  const logger = createLogger<ApiEvent>({ write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
-  const app = createApiApp({ flows, token: TOKEN, logger, ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }) });
-  return { app, store, lines };
-}
+const setup = async (t: TestContext, maxBodyBytes?: number) =>
+  createTestApi(t, maxBodyBytes === undefined ? {} : { maxBodyBytes });
 
 interface ErrorBody {
   readonly error: { readonly code: string; readonly message: string; readonly problems?: { path: string }[] };

@@ -5,10 +5,11 @@ import { Hono } from 'hono';
 import { bearerAuth } from './auth.js';
 import { declaredSizeLimit } from './body.js';
 import { DEFAULT_MAX_BODY_BYTES, type ApiDeps, type ApiEvent } from './deps.js';
-import { ApiError, toApiError } from './errors.js';
+import { ApiError, toApiError, type ErrorBody } from './errors.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
 import { deletionRoutes } from './routes/deletions.js';
 import { inventoryRoutes } from './routes/inventory.js';
+import { stateRoutes } from './routes/states.js';
 
 export function createApiApp(deps: ApiDeps): Hono {
   const logger = deps.logger ?? silentLogger<ApiEvent>();
@@ -27,6 +28,7 @@ export function createApiApp(deps: ApiDeps): Hono {
   app.get('/v1/openapi.json', (c) => c.json(OPENAPI_DOCUMENT));
   inventoryRoutes(app, { flows: deps.flows, maxBodyBytes });
   deletionRoutes(app, { flows: deps.flows, maxBodyBytes });
+  stateRoutes(app, { flows: deps.flows, maxBodyBytes });
 
   app.notFound((c) => {
     throw new ApiError('not_found', `no route ${c.req.method} ${c.req.path}`);
@@ -44,7 +46,8 @@ export function createApiApp(deps: ApiDeps): Hono {
         error: cause?.name ?? typeof error.cause,
         message: cause?.message ?? String(error.cause),
       });
-      return c.json({ error: { code: error.code, message: `internal error (${errorId})` } }, error.status);
+      const body: ErrorBody = { error: { code: error.code, message: `internal error (${errorId})` } };
+      return c.json(body, error.status);
     }
     if (error.status >= 500) {
       logger.warn('request_failed', {
@@ -57,7 +60,8 @@ export function createApiApp(deps: ApiDeps): Hono {
     // An oversized body is not read to its end: close the connection rather than drain it for keep-alive.
     if (error.code === 'too_large') c.header('connection', 'close');
     const problems = error.problems === undefined ? {} : { problems: error.problems };
-    return c.json({ error: { code: error.code, message: error.message, ...problems } }, error.status);
+    const body: ErrorBody = { error: { code: error.code, message: error.message, ...problems } };
+    return c.json(body, error.status);
   });
   return app;
 }

@@ -1,4 +1,5 @@
 // The API's one error: a closed set of codes with a complete status table, and the mapping of every other error.
+import type { RequestErrorCode } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import { isFlowError, type FlowError } from '../flows/index.js';
 import { isStoreError, type StoreErrorCode } from '../store/index.js';
@@ -39,6 +40,11 @@ export interface Problem {
   readonly message: string;
 }
 
+/** Every error answer's body. */
+export interface ErrorBody {
+  readonly error: { readonly code: ApiErrorCode; readonly message: string; readonly problems?: readonly Problem[] };
+}
+
 export class ApiError extends Error {
   override readonly name = 'ApiError';
   readonly status: ApiErrorStatus;
@@ -73,6 +79,15 @@ const STORE_CODES: Readonly<Record<StoreErrorCode, ApiErrorCode>> = {
   schema_too_new: 'internal',
 };
 
+/**
+ * The agents' refusals that are the API caller's error, not the agent's or the controller's: a path outside the
+ * agent's roots. Every other refusal (a key the agent does not trust, a replay) stays `agent_refused`.
+ */
+const CALLERS_AGENT_CODES: readonly string[] = ['outside_root'] satisfies readonly RequestErrorCode[];
+
+export const isCallersAgentCode = (code: string | undefined): boolean =>
+  code !== undefined && CALLERS_AGENT_CODES.includes(code);
+
 /** Any error as an ApiError; an 'internal' one carries a generic message, the original only as `cause`. */
 export function toApiError(error: unknown): ApiError {
   if (isApiError(error)) return error;
@@ -81,6 +96,11 @@ export function toApiError(error: unknown): ApiError {
     return new ApiError(STORE_CODES[error.code], storeMessage(error.code), undefined, { cause: error });
   }
   if (isAgentCallError(error)) {
+    if (error.failure === 'refused' && isCallersAgentCode(error.details.agentCode)) {
+      return new ApiError('bad_request', `host ${error.host} refused the request: ${error.message}`, undefined, {
+        cause: error,
+      });
+    }
     const down = error.failure === 'unreachable' || error.failure === 'timeout';
     return new ApiError(
       down ? 'agent_unreachable' : 'agent_refused',

@@ -1,4 +1,5 @@
-// The request bodies, strict (unknown fields refused). openapi.ts derives its request schemas from these.
+// The request bodies and queries, strict (unknown fields refused). The OpenAPI document derives its request schemas
+// from these.
 import { FILE_TYPES, MAX_ENTRIES, MAX_PATH_LENGTH } from '@hostfiles/shared';
 import { z } from 'zod';
 import { BOOT_MODES } from '../store/index.js';
@@ -6,6 +7,11 @@ import { BOOT_MODES } from '../store/index.js';
 const name = z.string().min(1).max(200);
 /** A VM or host as the CLI names it: its name or its uuid. */
 const ref = z.string().min(1).max(200);
+const path = z.string().min(1).max(MAX_PATH_LENGTH);
+/** libvirt's domain uuid as `virsh domuuid` prints it: any version, lowercase hex. */
+const domainUuid = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'a uuid in lowercase hex');
 
 export const newHostBody = z.strictObject({
   name,
@@ -17,15 +23,60 @@ export const newVmBody = z.strictObject({
   host: ref,
   bootMode: z.enum(BOOT_MODES),
   secureBoot: z.boolean(),
+  /** libvirt's domain uuid; a new random one when absent */
+  uuid: domainUuid.optional(),
 });
 
 export const newTpmBody = z.strictObject({
   keyProvider: z.string().min(1).max(200),
 });
 
+export const moveVmBody = z.strictObject({
+  /** the host the VM lives on now */
+  host: ref,
+});
+
+/** Where each type of state is on the host; a type left out takes libvirt's layout (adopt) or the known path. */
+const statePaths = z.strictObject({
+  TpmState: path.optional(),
+  NvRam: path.optional(),
+});
+
+export const adoptVmBody = z.strictObject({
+  /** the host the state is on; default: the VM's current host */
+  host: ref.optional(),
+  /** default: `<TpmState root>/<vm uuid>` and, for UEFI, `<NvRam root>/<vm name>_VARS.fd` */
+  paths: statePaths.optional(),
+  /** sync the VM right after, so its backups hold what was adopted */
+  backup: z.boolean().optional(),
+});
+
+export const restoreVmBody = z.strictObject({
+  /** the host to write on; default: the VM's current host */
+  host: ref.optional(),
+  /** where each backup goes; default: the VM's recorded path on that host, else its latest path on any host */
+  paths: statePaths.optional(),
+  /** write over state hostfiles does not know at a path the VM does not hold there yet */
+  force: z.boolean().optional(),
+});
+
+export const reconcileBody = z
+  .strictObject({
+    /** put hostfiles' own orphans in the outbox */
+    apply: z.boolean().optional(),
+    /** with `apply`: unknown state too (never state in use) */
+    includeUnknown: z.boolean().optional(),
+  })
+  .refine((body) => body.includeUnknown !== true || body.apply === true, {
+    message: 'includeUnknown goes with apply',
+    path: ['includeUnknown'],
+  });
+
 /** One call may name many VMs: their files are grouped per host, one command per host. */
 export const removeTpmsBody = z.strictObject({
   vms: z.array(ref).min(1).max(10_000),
+  /** go ahead although a VM's swtpm runs: the deletion of its state waits in the outbox until it stops */
+  force: z.boolean().optional(),
 });
 
 /** A state to write: `content` for a file, or `entries` for a directory (a vTPM state), never both. */
@@ -33,12 +84,12 @@ export const writeFileBody = z
   .strictObject({
     vm: ref,
     type: z.enum(FILE_TYPES),
-    path: z.string().min(1).max(MAX_PATH_LENGTH),
+    path,
     /** a file's bytes: standard base64, padded */
     content: z.base64().optional(),
     /** a directory's files, each at a path relative to it, the whole state */
     entries: z
-      .array(z.strictObject({ path: z.string().min(1).max(MAX_PATH_LENGTH), content: z.base64() }))
+      .array(z.strictObject({ path, content: z.base64() }))
       .min(1)
       .max(MAX_ENTRIES)
       .optional(),
@@ -50,3 +101,8 @@ export const writeFileBody = z
   .refine((body) => (body.content === undefined) !== (body.entries === undefined), {
     message: 'give content (a file) or entries (a directory), one of the two',
   });
+
+/** `DELETE /v1/vms/{vm}?force=true`: destroy a running VM all the same. */
+export const destroyVmQuery = z.strictObject({
+  force: z.enum(['true', 'false']).optional(),
+});

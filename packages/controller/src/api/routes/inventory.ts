@@ -1,10 +1,10 @@
 // Hosts, VMs, TPMs and files: reads straight from the store, writes through the flows.
 import type { Hono } from 'hono';
-import { addHost, addTpm, addVm, dirState, fileState, resolveVm, writeFile } from '../../flows/index.js';
+import { addHost, addTpm, addVm, dirState, fileState, moveVm, resolveVm, writeFile } from '../../flows/index.js';
 import type { KeyBinding, StoreReads, Tpm, Vm } from '../../store/index.js';
 import { readBody } from '../body.js';
 import type { ApiContext } from '../deps.js';
-import { newHostBody, newTpmBody, newVmBody, writeFileBody } from '../schemas.js';
+import { moveVmBody, newHostBody, newTpmBody, newVmBody, writeFileBody } from '../schemas.js';
 
 export function inventoryRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext): void {
   app.get('/v1/hosts', async (c) => c.json({ hosts: await flows.store.listHosts() }));
@@ -21,6 +21,11 @@ export function inventoryRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext):
     return c.json(await addVm(flows, body), 201);
   });
 
+  app.post('/v1/vms/:vm/move', async (c) => {
+    const body = await readBody(c, moveVmBody, maxBodyBytes);
+    return c.json(await moveVm(flows, c.req.param('vm'), body.host));
+  });
+
   app.post('/v1/vms/:vm/tpm', async (c) => {
     const body = await readBody(c, newTpmBody, maxBodyBytes);
     return c.json(await addTpm(flows, c.req.param('vm'), body.keyProvider), 201);
@@ -32,22 +37,17 @@ export function inventoryRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext):
   });
 
   app.post('/v1/files', async (c) => {
-    const { content, entries, host, force, ...rest } = await readBody(c, writeFileBody, maxBodyBytes);
+    const { content, entries, force, ...rest } = await readBody(c, writeFileBody, maxBodyBytes);
     const state =
       entries === undefined
         ? fileState(Buffer.from(content ?? '', 'base64'))
         : dirState(entries.map((e) => ({ path: e.path, content: Buffer.from(e.content, 'base64') })));
-    const file = await writeFile(flows, {
-      ...rest,
-      state,
-      force: force === true,
-      ...(host === undefined ? {} : { host }),
-    });
-    return c.json(file, 201);
+    return c.json(await writeFile(flows, { ...rest, state, force: force === true }), 201);
   });
 }
 
-interface VmWithTpm extends Vm {
+/** A VM as GET /v1/vms lists it: with its TPM, if any, and the TPM's key binding. */
+export interface VmWithTpm extends Vm {
   readonly tpm: { readonly uuid: string; readonly createdAt: number; readonly binding: KeyBinding | null } | null;
 }
 

@@ -1,0 +1,144 @@
+// The records the API answers (hosts, VMs, TPMs, files, backups, the outbox) and its error body, as closed schemas.
+import { z } from 'zod';
+import {
+  BOOT_MODES,
+  HOST_STATES,
+  KEY_BINDING_STATES,
+  type BackupFile,
+  type Host,
+  type KeyBinding,
+  type PendingDeletion,
+  type Tpm,
+  type TpmWithBinding,
+  type Vm,
+  type VmHostFile,
+} from '../../store/index.js';
+import { API_ERROR_CODES, type ErrorBody } from '../errors.js';
+import type { VmWithTpm } from '../routes/inventory.js';
+import { component, count, fileType, meta, of, path, sha256, size, stateKind, time, uuid, uuidWith } from './shape.js';
+
+export const errorBody = component(
+  'Error',
+  of<ErrorBody>()(
+    z.strictObject({
+      error: z.strictObject({
+        code: z.enum(API_ERROR_CODES),
+        message: z.string(),
+        /** only for a body that is not valid: each problem, at a dotted path ('' for the whole body) */
+        problems: z.array(z.strictObject({ path: z.string(), message: z.string() })).optional(),
+      }),
+    }),
+  ),
+);
+
+export const host = component(
+  'Host',
+  of<Host>()(
+    z.strictObject({
+      uuid,
+      name: z.string(),
+      url: z.string(),
+      publicKey: meta(z.string(), { description: "the agent's pinned Ed25519 public key, base64" }),
+      keyId: z.string(),
+      state: z.enum(HOST_STATES),
+      lastSeenAt: time.nullable(),
+      createdAt: time,
+    }),
+  ),
+);
+
+const vmFields = {
+  uuid,
+  name: z.string(),
+  hostUuid: meta(uuid.nullable(), { description: 'the host the VM lives on now; null when it is placed nowhere' }),
+  bootMode: z.enum(BOOT_MODES),
+  secureBoot: z.boolean(),
+  createdAt: time,
+};
+export const vm = component('Vm', of<Vm>()(z.strictObject(vmFields)));
+
+export const tpm = component('Tpm', of<Tpm>()(z.strictObject({ uuid, vmUuid: uuid, createdAt: time })));
+
+export const keyBinding = component(
+  'KeyBinding',
+  of<KeyBinding>()(
+    z.strictObject({
+      tpmUuid: uuid,
+      vmUuid: uuid,
+      keyProvider: z.string(),
+      state: z.enum(KEY_BINDING_STATES),
+      createdAt: time,
+    }),
+  ),
+);
+
+// One closed object, not `allOf` of the closed Vm and more: under `additionalProperties: false` nothing could match.
+export const vmWithTpm = component(
+  'VmWithTpm',
+  of<VmWithTpm>()(
+    z.strictObject({
+      ...vmFields,
+      tpm: z.strictObject({ uuid, createdAt: time, binding: keyBinding.nullable() }).nullable(),
+    }),
+  ),
+  'a VM with its TPM (null without one) and the TPM key binding',
+);
+
+export const tpmWithBinding = component(
+  'TpmWithBinding',
+  of<TpmWithBinding>()(z.strictObject({ tpm, binding: keyBinding })),
+);
+
+export const vmHostFile = component(
+  'VmHostFile',
+  of<VmHostFile>()(
+    z.strictObject({
+      uuid,
+      vmUuid: uuid,
+      hostUuid: uuid,
+      type: fileType,
+      path,
+      kind: stateKind,
+      sha256,
+      size,
+      lastSyncAt: time,
+    }),
+  ),
+  "a VM's state recorded on a host: a file (NVRAM) or a directory (a vTPM state)",
+);
+
+export const backupFile = component(
+  'BackupFile',
+  of<BackupFile>()(
+    z.strictObject({ uuid, vmUuid: uuid, type: fileType, kind: stateKind, sha256, size, updatedAt: time }),
+  ),
+  "the controller's copy of a VM's state of one type (metadata only)",
+);
+
+export const pendingDeletion = component(
+  'PendingDeletion',
+  of<PendingDeletion>()(
+    z.strictObject({
+      id: count,
+      hostUuid: uuid,
+      type: fileType,
+      path,
+      vmUuid: uuidWith('the nil uuid for unknown state that reconcile scheduled'),
+      tpmUuid: uuid.nullable(),
+      attempts: count,
+      nextAttemptAt: time,
+      lastError: z.string().nullable(),
+      expectSha256: meta(sha256.nullable(), {
+        description: 'delete only while the path holds this digest; null: whatever is there',
+      }),
+      createdAt: time,
+    }),
+  ),
+);
+
+export const hostList = component('HostList', z.strictObject({ hosts: z.array(host) }));
+export const vmList = component('VmList', z.strictObject({ vms: z.array(vmWithTpm) }));
+export const fileList = component('FileList', z.strictObject({ files: z.array(vmHostFile) }));
+export const backupList = component('BackupList', z.strictObject({ backups: z.array(backupFile) }));
+export const pendingList = component('PendingList', z.strictObject({ pending: z.array(pendingDeletion) }));
+export const health = component('Health', z.strictObject({ status: z.literal('ok') }));
