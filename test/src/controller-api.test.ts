@@ -1,8 +1,8 @@
 // The HTTP API as the cloud platform meets it: the real `hostfiles serve` binary, a real database file, real agents.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -31,6 +31,12 @@ const ROUTES = [
   'POST /v1/files',
   'GET /v1/pending',
   'POST /v1/retry',
+  'POST /v1/vms/{vm}/move',
+  'POST /v1/vms/{vm}/adopt',
+  'POST /v1/vms/{vm}/sync',
+  'POST /v1/vms/{vm}/restore',
+  'GET /v1/vms/{vm}/backups',
+  'POST /v1/hosts/{host}/reconcile',
 ];
 
 type LogLine = Record<string, unknown> & { readonly event?: string };
@@ -344,6 +350,64 @@ test('a host down: the removal reports the file pending; when the host returns t
   assert.equal(pass?.['detached'], 1, 'the pass that confirmed the file detached the key binding');
   const hosts = await api<{ hosts: { name: string; state: string }[] }>('GET', '/v1/hosts');
   assert.equal(hosts.body.hosts.find((h) => h.name === 'h1')?.state, 'Connected');
+});
+
+test("libvirt's state adopted and backed up, the VM moved, its backups restored on the new host, a host reconciled", async () => {
+  const [a0, a1] = agents as [AgentHandle, AgentHandle];
+  const uuid = randomUUID();
+  const vm = { name: 'c', host: 'h0', bootMode: 'UEFI', secureBoot: false, uuid };
+  const added = await api<{ uuid: string }>('POST', '/v1/vms', vm);
+  assert.equal(added.status, 201, JSON.stringify(added.body));
+  assert.equal(added.body.uuid, uuid, "libvirt's domain uuid, kept");
+  mkdirSync(join(a0.setup.roots.TpmState, uuid, 'tpm2'), { recursive: true });
+  writeFileSync(join(a0.setup.roots.TpmState, uuid, 'tpm2', 'tpm2-00.permall'), 'permall of c');
+  writeFileSync(join(a0.setup.roots.NvRam, 'c_VARS.fd'), 'vars of c');
+
+  // A path outside the agent's roots: the caller's error (400), not the agent's (502).
+  const outside = join(a0.setup.outside, 'c_VARS.fd');
+  assertError(await api('POST', '/v1/vms/c/adopt', { paths: { NvRam: outside } }), 400, 'bad_request');
+  const adopted = await api<{ states: { status: string }[]; backup: { backups: unknown[] } | null }>(
+    'POST',
+    '/v1/vms/c/adopt',
+    { backup: true },
+  );
+  assert.equal(adopted.status, 200, JSON.stringify(adopted.body));
+  assert.deepEqual(
+    adopted.body.states.map((state) => state.status),
+    ['adopted', 'adopted'],
+  );
+  assert.equal(adopted.body.backup?.backups.length, 2);
+  const backups = await api<{ backups: { type: string }[] }>('GET', '/v1/vms/c/backups');
+  assert.deepEqual(backups.body.backups.map((b) => b.type).sort(), ['NvRam', 'TpmState']);
+  const synced = await api<{ notUpdated: unknown[] }>('POST', '/v1/vms/c/sync');
+  assert.deepEqual([synced.status, synced.body.notUpdated], [200, []]);
+
+  const moved = await api<{ to: { hostName: string } }>('POST', '/v1/vms/c/move', { host: 'h1' });
+  assert.deepEqual([moved.status, moved.body.to.hostName], [200, 'h1']);
+  const paths = { TpmState: join(a1.setup.roots.TpmState, uuid), NvRam: join(a1.setup.roots.NvRam, 'c_VARS.fd') };
+  const restored = await api<{ files: { status: string }[] }>('POST', '/v1/vms/c/restore', { paths });
+  assert.equal(restored.status, 200, JSON.stringify(restored.body));
+  assert.deepEqual(
+    restored.body.files.map((f) => f.status),
+    ['written', 'written'],
+  );
+  assert.equal(readFileSync(join(paths.TpmState, 'tpm2', 'tpm2-00.permall'), 'utf8'), 'permall of c');
+  assert.equal(readFileSync(paths.NvRam, 'utf8'), 'vars of c');
+
+  const reconciled = await api<{
+    missing: unknown[];
+    modified: unknown[];
+    orphans: { path: string }[];
+    unknown: { path: string }[];
+  }>('POST', '/v1/hosts/h0/reconcile');
+  assert.equal(reconciled.status, 200, JSON.stringify(reconciled.body));
+  assert.deepEqual([reconciled.body.missing, reconciled.body.modified], [[], []], "c's state on h0 is as recorded");
+  const stray = [...reconciled.body.orphans, ...reconciled.body.unknown].map((unit) => unit.path);
+  assert.ok(!stray.some((path) => path.includes(uuid) || path.endsWith('c_VARS.fd')), 'recorded: no orphan');
+  const destroyed = await api<{ hosts: unknown[]; pending: unknown[] }>('DELETE', '/v1/vms/c?force=true');
+  assert.equal(destroyed.status, 200, JSON.stringify(destroyed.body));
+  assert.deepEqual([destroyed.body.hosts.length, destroyed.body.pending], [2, []]);
+  assert.equal(existsSync(paths.NvRam), false);
 });
 
 test('bad bodies answer 400 with every problem, unknown VMs 404, an oversized body 413 before it is read', async () => {
