@@ -57,8 +57,9 @@ const overlaps = (a: string, b: string): boolean => a === b || below(a, b) || be
 
 /**
  * Checks every placement against what the database holds on the host; throws FlowError before anything is sent.
- * Without `force`, a path the VM does not already hold must be empty on the host (`expect: 'absent'`): state
- * hostfiles does not know (libvirt's own) is never written over unless the operator says so.
+ * Without `force`, a path the VM does not already hold (nor one pending deletion) must be empty on the host
+ * (`expect: 'absent'`): state hostfiles does not know (libvirt's own) is never written over unless the operator
+ * says so.
  */
 export async function planPlacements(
   deps: FlowDeps,
@@ -94,10 +95,12 @@ export async function planPlacements(
     const exact = own?.path === path;
     // An own row below the new path is replaced by the write itself: deleting it afterwards would cut into the new state.
     const moveFrom = own !== null && !exact && !below(own.path, path) ? own.path : undefined;
+    // What is at a path pending deletion was hostfiles' to delete anyway: writing over it needs no empty target.
+    const condemned = pending.some((p) => p.path === path);
     return {
       ...placement,
       own,
-      ...(exact || force ? {} : { expect: 'absent' as const }),
+      ...(exact || force || condemned ? {} : { expect: 'absent' as const }),
       ...(moveFrom === undefined ? {} : { moveFrom }),
     };
   });
