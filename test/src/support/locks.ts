@@ -11,11 +11,11 @@ export async function holdLock(path: string): Promise<HeldLock> {
   const child = spawn('flock', ['--exclusive', path, '-c', 'echo locked; exec sleep infinity'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve(); }));
   await new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', () => resolve());
+    createInterface({ input: child.stdout }).once('line', () => { resolve(); });
     child.once('error', reject);
-    void exited.then(() => reject(new Error(`flock ${path} exited before holding the lock`)));
+    void exited.then(() => { reject(new Error(`flock ${path} exited before holding the lock`)); });
   });
   return {
     async release() {
