@@ -94,17 +94,25 @@ function run(args: readonly string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [WORKER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.once('exit', (code) => { code === 0 ? resolve(out) : reject(new Error(`worker ${args[0] ?? ''} exited ${String(code)}`)); },
-    );
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    child.once('exit', (code) => {
+      if (code === 0) resolve(out);
+      else reject(new Error(`worker ${args[0] ?? ''} exited ${String(code)}`));
+    });
   });
 }
 
 async function startWorker(args: readonly string[]): Promise<{ pid: number; url: string; stop: () => void }> {
   const child = spawn(process.execPath, [WORKER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.once('data', (chunk: Buffer) => { resolve(chunk.toString().trim()); });
-    child.once('exit', () => { reject(new Error('the bare server exited')); });
+    child.stdout.once('data', (chunk: Buffer) => {
+      resolve(chunk.toString().trim());
+    });
+    child.once('exit', () => {
+      reject(new Error('the bare server exited'));
+    });
   });
   const pid = child.pid;
   if (pid === undefined) throw new Error('no pid');
