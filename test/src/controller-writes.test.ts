@@ -15,6 +15,7 @@ import {
   dirState,
   fileState,
   isFlowError,
+  reconcileHost,
   removeTpms,
   retryPendingDeletions,
   writeFile,
@@ -122,6 +123,12 @@ test('state hostfiles does not know is not written over unless forced', async ()
     assert.equal(readFileSync(libvirts, 'utf8'), 'made by swtpm_setup');
     assert.deepEqual(await fleet.store.listPendingDeletions(), [], 'the refused write left no guard');
     assert.deepEqual(await fleet.store.listFilesByVm(vm.uuid), []);
+    const seen = await reconcileHost(fleet.deps, 'host0', { apply: true });
+    assert.deepEqual(
+      [seen.unknown.map((u) => u.path), seen.orphans, seen.scheduled],
+      [[path], [], []],
+      "still libvirt's, never hostfiles' leftover",
+    );
     const forced = await writeFile(fleet.deps, {
       vm: 'vm',
       type: 'TpmState',
