@@ -1,12 +1,14 @@
-// Reconcile with real agents and a real SQLite file: a file planted on disk is an orphan, a recorded file deleted
-// from disk is missing, a file already pending deletion is neither; `apply` and a retry pass delete the orphans and
-// nothing else; a write landing on an orphan's path cancels its deletion.
+// Reconcile with real agents and a real SQLite file: each file or directory below a root is one state; state
+// hostfiles never knew is unknown and kept, its own leftovers are orphans; state in use is never touched; a recorded
+// state gone from disk is missing, one changed is modified; `apply` and a retry delete the orphans (and, asked, the
+// unknown) exactly as listed; a write landing on an orphan's path cancels its deletion.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import {
+  dirState,
   fileState,
   addTpm,
   addVm,
@@ -16,7 +18,9 @@ import {
   ORPHAN_VM_UUID,
   RECONCILE_HOST,
 } from '@hostfiles/controller';
+import { stateDigest } from '@hostfiles/shared';
 import { withFleet, type Fleet } from './support/controller.js';
+import { holdLock } from './support/locks.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
@@ -32,28 +36,41 @@ function roots(fleet: Fleet, i: number): { readonly TpmState: string; readonly N
   return setup.roots;
 }
 
-test('orphans and missing files are found; apply and a retry delete the orphans and nothing else', async () => {
+test('unknown state is kept, orphans deleted, missing and modified states found; busy state never touched', async () => {
   await withFleet(2, async (fleet) => {
     const [r0, r1] = [roots(fleet, 0), roots(fleet, 1)];
+    const host0 = (await fleet.store.getHostByName('host0'))?.uuid ?? '';
     const vm = await addVm(fleet.deps, { name: 'vm1', host: 'host0', bootMode: 'UEFI', secureBoot: true });
     await addTpm(fleet.deps, 'vm1', 'kms-1');
-    const tpmPath = join(r0.TpmState, vm.uuid, 'tpm2', 'tpm2-00.permall');
-    const varsPath = join(r0.NvRam, `${vm.uuid}_VARS.fd`);
+    const tpmDir = join(r0.TpmState, vm.uuid);
+    const varsPath = join(r0.NvRam, 'vm1_VARS.fd');
     const tpm = randomBytes(1000);
-    await writeFile(fleet.deps, { vm: 'vm1', type: 'TpmState', path: tpmPath, state: fileState(tpm) });
+    const state = dirState([{ path: 'tpm2/tpm2-00.permall', content: tpm }]);
+    await writeFile(fleet.deps, { vm: 'vm1', type: 'TpmState', path: tpmDir, state });
     await writeFile(fleet.deps, { vm: 'vm1', type: 'NvRam', path: varsPath, state: fileState(randomBytes(500)) });
-    // The same layout on host1, where the VM also has a file: a reconcile of host0 never touches it.
-    const otherPath = join(r1.TpmState, vm.uuid, 'tpm2', 'tpm2-00.permall');
-    await writeFile(fleet.deps, { vm: 'vm1', host: 'host1', type: 'TpmState', path: otherPath, state: fileState(tpm) });
+    // The same layout on host1, where the VM also has its state: a reconcile of host0 never touches it.
+    const otherDir = join(r1.TpmState, vm.uuid);
+    await writeFile(fleet.deps, { vm: 'vm1', host: 'host1', type: 'TpmState', path: otherDir, state });
 
-    const strayTpm = join(r0.TpmState, 'gone-vm', 'tpm2', 'tpm2-00.permall');
-    const strayVars = join(r0.NvRam, 'gone-vm_VARS.fd');
-    const planted = [plant(strayTpm, randomBytes(700)), plant(strayVars, randomBytes(300))];
-    const hostOnly = plant(join(r1.NvRam, 'host1-only_VARS.fd'), Buffer.from('not host0'));
+    // libvirt's: a vTPM hostfiles never knew, and an NVRAM file. Unknown, kept unless asked.
+    const libvirtDir = join(r0.TpmState, '6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b');
+    const libvirtTpm = plant(join(libvirtDir, 'tpm2', 'tpm2-00.permall'), randomBytes(700));
+    plant(join(libvirtDir, 'tpm2', '.lock'), Buffer.alloc(0));
+    const libvirtVars = join(r0.NvRam, 'other_VARS.fd');
+    plant(libvirtVars, randomBytes(300));
+    // hostfiles' own leftover: a path it wrote (owned), in no row and no pending deletion.
+    const leftover = join(r0.TpmState, 'leftover');
+    plant(join(leftover, 'tpm2', 'tpm2-00.permall'), Buffer.from('ours once'));
+    await fleet.store.addOwnedPaths([{ hostUuid: host0, path: leftover, type: 'TpmState', vmUuid: vm.uuid }]);
+    // A running vTPM hostfiles does not know: listed as in use, never scheduled, its lock never listed.
+    const runningDir = join(r0.TpmState, 'running');
+    plant(join(runningDir, 'tpm2', 'tpm2-00.permall'), Buffer.from('live'));
+    const runningLock = join(runningDir, 'tpm2', '.lock');
+    plant(runningLock, Buffer.alloc(0));
+    const lock = await holdLock(runningLock);
     // A file already in the outbox is accounted for: neither orphan nor rescheduled.
     const waiting = join(r0.NvRam, 'waiting_VARS.fd');
     plant(waiting, Buffer.from('waiting'));
-    const host0 = (await fleet.store.getHostByName('host0'))?.uuid ?? '';
     const [waitingRow] = await fleet.store.addPendingDeletions([
       {
         hostUuid: host0,
@@ -66,76 +83,100 @@ test('orphans and missing files are found; apply and a retry delete the orphans 
       },
     ]);
     unlinkSync(varsPath);
+    plant(join(tpmDir, 'tpm2', 'tpm2-00.volatilestate'), Buffer.from('the VM ran since'));
+    try {
+      const report = await reconcileHost(fleet.deps, 'host0');
+      assert.equal(report.hostName, 'host0');
+      assert.deepEqual(report.roots, r0);
+      assert.equal(report.listed, 6, "vm1's state, libvirt's two, the leftover, the running one, the waiting one");
+      assert.deepEqual(
+        report.unknown.map((o) => `${o.type} ${o.kind} ${o.path}`).sort(),
+        [`TpmState dir ${libvirtDir}`, `NvRam file ${libvirtVars}`].sort(),
+      );
+      assert.equal(
+        report.unknown.find((u) => u.path === libvirtDir)?.sha256,
+        stateDigest([{ path: 'tpm2/tpm2-00.permall', sha256: sha256(libvirtTpm) }]),
+        'a directory is one state, its digest over its files but the lock',
+      );
+      assert.deepEqual(
+        report.orphans.map((o) => o.path),
+        [leftover],
+      );
+      assert.deepEqual(
+        report.busy.map((o) => [o.path, o.busy]),
+        [[runningDir, true]],
+      );
+      assert.ok(
+        [...report.orphans, ...report.unknown, ...report.busy].every((u) => !u.path.endsWith('.lock')),
+        'no lock file is ever a state',
+      );
+      assert.deepEqual(
+        report.missing.map((m) => [m.vmUuid, m.type, m.path, m.size]),
+        [[vm.uuid, 'NvRam', varsPath, 500]],
+      );
+      assert.deepEqual(
+        report.modified.map((m) => m.path),
+        [tpmDir],
+      );
+      assert.equal(report.pending, 1);
+      assert.deepEqual(report.scheduled, []);
+      assert.deepEqual(
+        (await fleet.store.listPendingDeletions()).map((p) => p.id),
+        [waitingRow?.id],
+        'without apply, nothing is scheduled',
+      );
+      const operation = await fleet.store.getOperation(report.operationId);
+      assert.deepEqual([operation?.kind, operation?.state], [RECONCILE_HOST, 'done']);
 
-    const report = await reconcileHost(fleet.deps, 'host0');
-    assert.equal(report.hostName, 'host0');
-    assert.equal(report.listed, 4, 'the TPM state, two planted files and the waiting one');
-    assert.deepEqual(
-      report.orphans.map((o) => [o.type, o.path, o.size, o.sha256]),
-      [
-        ['TpmState', strayTpm, 700, sha256(planted[0] ?? Buffer.alloc(0))],
-        ['NvRam', strayVars, 300, sha256(planted[1] ?? Buffer.alloc(0))],
-      ],
-    );
-    assert.deepEqual(
-      report.missing.map((m) => [m.vmUuid, m.type, m.path, m.size]),
-      [[vm.uuid, 'NvRam', varsPath, 500]],
-    );
-    assert.equal(report.pending, 1);
-    assert.deepEqual(report.scheduled, []);
-    assert.deepEqual(
-      (await fleet.store.listPendingDeletions()).map((p) => p.id),
-      [waitingRow?.id],
-      'without apply, nothing is scheduled',
-    );
-    const operation = await fleet.store.getOperation(report.operationId);
-    assert.deepEqual([operation?.kind, operation?.state], [RECONCILE_HOST, 'done']);
+      const applied = await reconcileHost(fleet.deps, 'host0', { apply: true });
+      assert.deepEqual(applied.scheduled, [leftover], "only hostfiles' own leftover");
+      const orphanRow = (await fleet.store.listPendingDeletions()).find((p) => p.path === leftover);
+      assert.deepEqual(
+        [orphanRow?.vmUuid, orphanRow?.tpmUuid, orphanRow?.expectSha256],
+        [vm.uuid, null, applied.orphans[0]?.sha256],
+        'conditional on the digest seen, serialized with the VM it was written for',
+      );
+      const pass = await retryPendingDeletions(fleet.deps, { all: true });
+      assert.deepEqual([pass.attempted, pass.confirmed, pass.stillPending], [2, 2, 0]);
+      assert.equal(existsSync(leftover), false);
+      assert.equal(existsSync(libvirtDir), true, 'unknown state is kept');
+      assert.equal(existsSync(libvirtVars), true);
 
-    const applied = await reconcileHost(fleet.deps, 'host0', { apply: true });
-    assert.deepEqual(applied.scheduled, [strayTpm, strayVars]);
-    const pending = await fleet.store.listPendingDeletions();
-    assert.deepEqual(
-      pending
-        .filter((p) => p.path !== waiting)
-        .map((p) => [p.hostUuid, p.path, p.vmUuid, p.tpmUuid])
-        .sort(),
-      [
-        [host0, strayTpm, ORPHAN_VM_UUID, null],
-        [host0, strayVars, ORPHAN_VM_UUID, null],
-      ].sort(),
-    );
-    assert.deepEqual(
-      pending.filter((p) => p.path === waiting).map((p) => [p.id, p.vmUuid]),
-      [[waitingRow?.id, vm.uuid]],
-      'the row already pending is left as it was',
-    );
-
-    const pass = await retryPendingDeletions(fleet.deps, { all: true });
-    assert.deepEqual([pass.attempted, pass.confirmed, pass.stillPending], [3, 3, 0]);
-    assert.equal(existsSync(strayTpm), false);
-    assert.equal(existsSync(dirname(dirname(strayTpm))), false, 'empty parents pruned by the agent');
-    assert.equal(existsSync(strayVars), false);
-    assert.equal(Buffer.compare(readFileSync(tpmPath), tpm), 0, 'the recorded file is untouched');
-    assert.equal(Buffer.compare(readFileSync(otherPath), tpm), 0, "host1's file is untouched");
-    assert.equal(Buffer.compare(readFileSync(join(r1.NvRam, 'host1-only_VARS.fd')), hostOnly), 0);
-
-    const after = await reconcileHost(fleet.deps, 'host0');
-    assert.deepEqual([after.listed, after.orphans, after.pending], [1, [], 0]);
-    assert.deepEqual(
-      after.missing.map((m) => m.path),
-      [varsPath],
-      'still missing: reconcile reports it, it does not forget the row',
-    );
+      const all = await reconcileHost(fleet.deps, 'host0', { apply: true, includeUnknown: true });
+      assert.deepEqual(
+        [...all.scheduled].sort(),
+        [libvirtDir, libvirtVars].sort(),
+        'asked: the unknown too, never the running one',
+      );
+      assert.equal(
+        (await fleet.store.listPendingDeletions()).find((p) => p.path === libvirtDir)?.vmUuid,
+        ORPHAN_VM_UUID,
+      );
+      // libvirt's NVRAM changes before the retry: the deletion was of what reconcile saw, so it is dropped.
+      writeFileSync(libvirtVars, 'changed since');
+      const second = await retryPendingDeletions(fleet.deps, { all: true });
+      assert.deepEqual([second.confirmed, second.dropped, second.stillPending], [1, 1, 0]);
+      assert.equal(existsSync(libvirtDir), false, 'the whole directory, its lock file included');
+      assert.equal(readFileSync(libvirtVars, 'utf8'), 'changed since');
+      assert.equal(readFileSync(join(runningDir, 'tpm2', 'tpm2-00.permall'), 'utf8'), 'live');
+      assert.ok(existsSync(runningLock), "a running swtpm's lock is never touched");
+      assert.equal(Buffer.compare(readFileSync(join(tpmDir, 'tpm2', 'tpm2-00.permall')), tpm), 0);
+      assert.equal(Buffer.compare(readFileSync(join(otherDir, 'tpm2', 'tpm2-00.permall')), tpm), 0);
+    } finally {
+      await lock.release();
+    }
   });
 });
 
-test("a write landing on an orphan's path cancels its deletion: the retry never deletes the new file", async () => {
+test("a write landing on an orphan's path cancels its deletion: the retry never deletes the new state", async () => {
   await withFleet(1, async (fleet) => {
     const r0 = roots(fleet, 0);
-    await addVm(fleet.deps, { name: 'late', host: 'host0', bootMode: 'UEFI', secureBoot: true });
-    // As if a write reached the disk and the controller died before recording it.
+    const host0 = (await fleet.store.getHostByName('host0'))?.uuid ?? '';
+    const vm = await addVm(fleet.deps, { name: 'late', host: 'host0', bootMode: 'UEFI', secureBoot: true });
+    // As if hostfiles wrote it and lost the row.
     const path = join(r0.NvRam, 'late_VARS.fd');
     plant(path, Buffer.from('half provisioned'));
+    await fleet.store.addOwnedPaths([{ hostUuid: host0, path, type: 'NvRam', vmUuid: vm.uuid }]);
     const report = await reconcileHost(fleet.deps, 'host0', { apply: true });
     assert.deepEqual(report.scheduled, [path]);
 

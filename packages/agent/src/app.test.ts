@@ -43,6 +43,7 @@ test('in-process: a signed write is applied, an oversized streamed body is refus
     logger: silentLogger<AgentEvent>(),
     now: Date.now,
     maxBodyBytes: 4096,
+    maxContentBytes: 1024 * 1024,
     clockSkewMs: 30_000,
   });
   const path = join(roots.TpmState, 'vm', 'state');

@@ -2,7 +2,8 @@
 import { Hono } from 'hono';
 import type { AppDeps } from './deps.js';
 import { isAgentError } from './errors.js';
-import { prepareApply, prepareList, prepareRead } from './routes/files.js';
+import { prepareApply } from './routes/files.js';
+import { prepareList, prepareRead, prepareStat } from './routes/reads.js';
 import { handleSigned, type Bindings } from './routes/signed.js';
 
 export function createApp(deps: AppDeps): Hono<Bindings> {
@@ -21,6 +22,7 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
   app.post('/v1/files/apply', (c) => handleSigned(c, 'files.apply', deps, (command) => prepareApply(deps, command)));
   app.post('/v1/files/read', (c) => handleSigned(c, 'files.read', deps, (command) => prepareRead(deps, command)));
   app.post('/v1/files/list', (c) => handleSigned(c, 'files.list', deps, (command) => prepareList(deps, command)));
+  app.post('/v1/files/stat', (c) => handleSigned(c, 'files.stat', deps, (command) => prepareStat(deps, command)));
 
   app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
   app.onError((error, c) => {

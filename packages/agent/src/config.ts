@@ -4,11 +4,32 @@ import { z } from 'zod';
 import { err, isValidRoot, ok, trustedKeyFromBase64, type Result } from '@hostfiles/shared';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_CONTENT_BYTES = 128 * 1024 * 1024;
 export const DEFAULT_CLOCK_SKEW_MS = 30_000;
 export const MAX_CLOCK_SKEW_MS = 600_000;
 
 const absolutePath = z.string().refine(isValidRoot, 'an absolute, normalized path other than /');
 const principal = z.union([z.int().nonnegative(), z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'a user or group name')]);
+const mode = z.string().regex(/^0[0-7]{3}$/, 'an octal mode such as "0600"');
+
+/** Per root, as libvirt lays it out (see RootOwnership); every field optional, with the defaults of the design. */
+const rootOwnership = z.strictObject({
+  owner: principal.optional(),
+  group: principal.optional(),
+  fileMode: mode.optional(),
+  dirMode: mode.optional(),
+  topDirMode: mode.optional(),
+});
+export type RootOwnershipConfig = z.infer<typeof rootOwnership>;
+
+const isTrustedKey = (key: string): boolean => {
+  try {
+    trustedKeyFromBase64(key);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 export const configSchema = z
   .strictObject({
@@ -16,16 +37,7 @@ export const configSchema = z
     listen: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: z.int().min(0).max(65535) }),
     roots: z.strictObject({ TpmState: absolutePath, NvRam: absolutePath }),
     trustedKeys: z
-      .array(
-        z.string().refine((key) => {
-          try {
-            trustedKeyFromBase64(key);
-            return true;
-          } catch {
-            return false;
-          }
-        }, 'base64 of a 32-byte Ed25519 public key'),
-      )
+      .array(z.string().refine(isTrustedKey, 'base64 of a 32-byte Ed25519 public key'))
       .min(1, 'at least one trusted controller key'),
     keyFile: absolutePath,
     stateDir: absolutePath,
@@ -34,9 +46,13 @@ export const configSchema = z
       .min(1024)
       .max(256 * 1024 * 1024)
       .default(DEFAULT_MAX_BODY_BYTES),
+    maxContentBytes: z
+      .int()
+      .min(1024)
+      .max(1024 * 1024 * 1024)
+      .default(DEFAULT_MAX_CONTENT_BYTES),
     clockSkewMs: z.int().min(0).max(MAX_CLOCK_SKEW_MS).default(DEFAULT_CLOCK_SKEW_MS),
-    owner: principal.optional(),
-    group: principal.optional(),
+    ownership: z.strictObject({ TpmState: rootOwnership.optional(), NvRam: rootOwnership.optional() }).default({}),
   })
   .superRefine((config, ctx) => {
     const { TpmState, NvRam } = config.roots;
@@ -57,6 +73,12 @@ export const configSchema = z
 
 export type AgentConfig = z.infer<typeof configSchema>;
 
+/** Top-level keys of earlier versions, refused with what replaced them rather than as unknown. */
+const REPLACED: Readonly<Record<string, string>> = {
+  owner: 'replaced by ownership.TpmState.owner and ownership.NvRam.owner (one owner made NVRAM tss:tss)',
+  group: 'replaced by ownership.TpmState.group and ownership.NvRam.group (one group made NVRAM tss:tss)',
+};
+
 /** Reads and validates a config file; the error lists every problem, one a line. */
 export function loadConfig(path: string): Result<AgentConfig, string[]> {
   let text: string;
@@ -71,11 +93,24 @@ export function loadConfig(path: string): Result<AgentConfig, string[]> {
   } catch (error) {
     return err([`${path} is not JSON: ${(error as Error).message}`]);
   }
-  const parsed = configSchema.safeParse(json);
-  if (!parsed.success) {
-    return err(parsed.error.issues.map((issue) => `${issue.path.join('.') || '(config)'}: ${issue.message}`));
+  return parseConfig(json);
+}
+
+export function parseConfig(json: unknown): Result<AgentConfig, string[]> {
+  const problems: string[] = [];
+  let input = json;
+  if (typeof json === 'object' && json !== null && !Array.isArray(json)) {
+    for (const [key, replacement] of Object.entries(REPLACED)) {
+      if (key in json) problems.push(`${key}: ${replacement}`);
+    }
+    // Reported above with what replaced them: left out so they are not also reported as unknown keys.
+    input = Object.fromEntries(Object.entries(json).filter(([key]) => !(key in REPLACED)));
   }
-  return ok(parsed.data);
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    problems.push(...parsed.error.issues.map((issue) => `${issue.path.join('.') || '(config)'}: ${issue.message}`));
+  }
+  return parsed.success && problems.length === 0 ? ok(parsed.data) : err(problems);
 }
 
 /** A complete example, printed by `hostfiles-agent print-config-example`. */
@@ -88,19 +123,13 @@ export function exampleConfig(): AgentConfig {
     keyFile: '/var/lib/hostfiles-agent/agent.key',
     stateDir: '/var/lib/hostfiles-agent',
     maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+    maxContentBytes: DEFAULT_MAX_CONTENT_BYTES,
     clockSkewMs: DEFAULT_CLOCK_SKEW_MS,
-    owner: 'tss',
-    group: 'tss',
+    ownership: {
+      // swtpm's user on Debian and Ubuntu (`swtpm` on Fedora); `<uuid>/` stays root's, 0711, as libvirt makes it.
+      TpmState: { owner: 'tss', group: 'tss', fileMode: '0600', dirMode: '0700', topDirMode: '0711' },
+      // QEMU's user (`qemu` on Fedora).
+      NvRam: { owner: 'libvirt-qemu', group: 'libvirt-qemu', fileMode: '0600', dirMode: '0700', topDirMode: '0700' },
+    },
   };
-}
-
-/** Resolves a user or group name through /etc/passwd or /etc/group (Node has no getpwnam). */
-export function resolvePrincipal(value: string | number | undefined, database: 'passwd' | 'group'): number | undefined {
-  if (value === undefined || typeof value === 'number') return value;
-  const lines = readFileSync(`/etc/${database}`, 'utf8').split('\n');
-  for (const line of lines) {
-    const fields = line.split(':');
-    if (fields[0] === value && fields[2] !== undefined) return Number(fields[2]);
-  }
-  throw new RangeError(`no ${database === 'passwd' ? 'user' : 'group'} named ${value} in /etc/${database}`);
 }

@@ -12,6 +12,7 @@ export const AGENT_EVENTS = [
   'draining',
   'stopped',
   'temp_files_removed',
+  'state_recovered',
   'key_generated',
 ] as const;
 export type AgentEvent = (typeof AGENT_EVENTS)[number];
@@ -28,5 +29,7 @@ export interface AppDeps {
   readonly logger: Logger<AgentEvent>;
   readonly now: () => number;
   readonly maxBodyBytes: number;
+  /** The most decoded content bytes one command may carry in total (check 9, 413 too_large). */
+  readonly maxContentBytes: number;
   readonly clockSkewMs: number;
 }

@@ -1,21 +1,16 @@
 #!/usr/bin/env node
 // hostfiles-agent: the only module that touches process (argv, signals, exit) or listens.
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import {
-  createLogger,
-  generateSigningKey,
-  signingKeyFromPem,
-  trustedKeyFromBase64,
-  type SigningKey,
-} from '@hostfiles/shared';
+import { createLogger, generateSigningKey, trustedKeyFromBase64, type SigningKey } from '@hostfiles/shared';
 import { createApp } from './app.js';
-import { exampleConfig, loadConfig, resolvePrincipal, type AgentConfig } from './config.js';
+import { exampleConfig, type AgentConfig } from './config.js';
 import type { AgentEvent } from './deps.js';
 import { createFileStore } from './files/index.js';
 import { openReplayJournal } from './journal/replay-journal.js';
+import { preflight } from './preflight.js';
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 /** How long SIGTERM waits for in-flight requests before giving up. */
@@ -28,6 +23,16 @@ const USAGE = `Usage:
   hostfiles-agent print-config-example
                                       print a complete example config (replace trustedKeys and hostUuid)
   hostfiles-agent --version | --help
+
+Config: ownership per root gives written files owner:group and fileMode, directories made directly below a
+root (<uuid>/) the agent's own owner and topDirMode, deeper ones (tpm2/) owner:group and dirMode. Owners and
+groups are names (looked up with getent) or numeric ids; modes are octal strings. Defaults: fileMode "0600",
+dirMode "0700", topDirMode "0711" for TpmState and "0700" for NvRam. maxContentBytes caps the decoded content
+of one command (default 128 MiB). Every config problem is reported at once, before anything is made.
+
+At start, before listening, interrupted directory replaces are finished or rolled back (each state ends old or
+new, whole) and leftover temp files are removed. A state is busy while a lock is held on it or a file below it
+(a running swtpm's .lock, a QEMU's NVRAM), as /proc/locks shows: writes and deletes of it answer busy.
 
 Logs are JSON lines on stdout. SIGTERM drains in-flight requests and exits 0.
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.`;
@@ -77,62 +82,39 @@ function keygen(out: string | undefined): void {
   );
 }
 
-function loadOrCreateKey(config: AgentConfig, onCreate: (key: SigningKey) => void): SigningKey {
-  let pem: string;
-  try {
-    pem = readFileSync(config.keyFile, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    const key = generateSigningKey();
-    writeFileSync(config.keyFile, key.pem, { mode: 0o600, flag: 'wx' });
-    onCreate(key);
-    return key;
-  }
-  if ((statSync(config.keyFile).mode & 0o077) !== 0) {
-    throw new UsageError(`${config.keyFile} is readable by others than its owner: chmod 600 it`);
-  }
-  try {
-    return signingKeyFromPem(pem);
-  } catch (error) {
-    throw new UsageError(`${config.keyFile} is not an Ed25519 private key in PEM: ${(error as Error).message}`);
-  }
-}
-
-function requireDirectory(path: string, what: string): void {
-  let isDir = false;
-  try {
-    isDir = statSync(path).isDirectory();
-  } catch (error) {
-    throw new UsageError(
-      `the ${what} ${path} cannot be used: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
-    );
-  }
-  if (!isDir) throw new UsageError(`the ${what} ${path} is not a directory`);
+function loadOrCreateKey(
+  config: AgentConfig,
+  existing: SigningKey | undefined,
+  onCreate: (key: SigningKey) => void,
+): SigningKey {
+  if (existing !== undefined) return existing;
+  const key = generateSigningKey();
+  writeFileSync(config.keyFile, key.pem, { mode: 0o600, flag: 'wx' });
+  onCreate(key);
+  return key;
 }
 
 async function run(configPath: string): Promise<void> {
   if (configPath === '') throw new UsageError('--config needs a file');
-  const loaded = loadConfig(configPath);
-  if (!loaded.ok) throw new UsageError(`invalid config:\n  ${loaded.error.join('\n  ')}`);
-  const config = loaded.value;
+  // Every problem at once, and nothing made (state directory, key) before the config is known to be good.
+  const checked = preflight(configPath);
+  if (!checked.ok) throw new UsageError(`invalid config:\n  ${checked.error.join('\n  ')}`);
+  const { config, ownership } = checked.value;
   const logger = createLogger<AgentEvent>({
     write: (line) => process.stdout.write(line),
     fields: { hostUuid: config.hostUuid },
   });
-  requireDirectory(config.roots.TpmState, 'TpmState root');
-  requireDirectory(config.roots.NvRam, 'NvRam root');
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  const signer = loadOrCreateKey(config, (key) => {
+  const signer = loadOrCreateKey(config, checked.value.signer, (key) => {
     logger.info('key_generated', { keyFile: config.keyFile, keyId: key.keyId });
   });
-  const uid = resolvePrincipal(config.owner, 'passwd');
-  const gid = resolvePrincipal(config.group, 'group');
-  const files = createFileStore({
-    roots: config.roots,
-    owner: { ...(uid === undefined ? {} : { uid }), ...(gid === undefined ? {} : { gid }) },
-  });
-  const removed = await files.removeTempFiles();
-  if (removed > 0) logger.warn('temp_files_removed', { count: removed });
+  const files = createFileStore({ roots: config.roots, ownership });
+  // Before listening: every interrupted replace ends as exactly its old or its new state.
+  const recovered = await files.recover();
+  if (recovered.completed + recovered.restored > 0) {
+    logger.warn('state_recovered', { completed: recovered.completed, restored: recovered.restored });
+  }
+  if (recovered.removed > 0) logger.warn('temp_files_removed', { count: recovered.removed });
   const journal = await openReplayJournal({ dir: config.stateDir, now: Date.now });
   const trustedKeys = new Map(config.trustedKeys.map((key) => trustedKeyFromBase64(key)).map((k) => [k.keyId, k]));
   const app = createApp({
@@ -147,6 +129,7 @@ async function run(configPath: string): Promise<void> {
     logger,
     now: Date.now,
     maxBodyBytes: config.maxBodyBytes,
+    maxContentBytes: config.maxContentBytes,
     clockSkewMs: config.clockSkewMs,
   });
   const server = serve(

@@ -1,31 +1,65 @@
-// The agent's file store: every op confined to one of two roots, no symlink ever followed below a root.
+// The agent's file store: every op confined to one of two roots, no symlink ever followed below a root, and
+// every op on one unit (the first component below a root) run one at a time.
 import { FILE_TYPES, isValidRoot, type FileType } from '@hostfiles/shared';
-import { listFiles, removeTempFilesUnder } from './list-files.js';
-import { readFile } from './read-file.js';
+import { createKeyedLock } from './keyed-lock.js';
+import { readProcLocks, type ReadLockedInodes } from './locks.js';
+import type { OpContext } from './op-context.js';
+import { AGENT_OWNERSHIP } from './ownership.js';
+import { readState } from './read-state.js';
+import { recoverRoot } from './recover.js';
 import { removeFile } from './remove-file.js';
-import type { FileOwner, FileRoots, FileStore } from './types.js';
+import type { FileRoots, FileStore, Ownerships, RecoveryReport } from './types.js';
+import { listUnits, statUnit } from './units.js';
+import { writeDir } from './write-dir.js';
 import { writeFile } from './write-file.js';
 
-export function createFileStore(options: { roots: FileRoots; owner?: FileOwner }): FileStore {
-  const { roots, owner } = options;
+export interface FileStoreOptions {
+  readonly roots: FileRoots;
+  /** Per root; the agent's own owner with 0600 files and 0700 directories when left out. */
+  readonly ownership?: Partial<Ownerships>;
+  /** Where locks are read from; /proc/locks unless a test wraps it. */
+  readonly readLocks?: ReadLockedInodes;
+}
+
+export function createFileStore(options: FileStoreOptions): FileStore {
+  const { roots } = options;
   for (const root of [roots.TpmState, roots.NvRam]) {
     if (!isValidRoot(root)) throw new RangeError(`invalid root: ${JSON.stringify(root)}`);
   }
+  const readLocks = options.readLocks ?? readProcLocks;
   const rootOf = (type: FileType): string => {
     if (!(FILE_TYPES as readonly string[]).includes(type))
       throw new RangeError(`unknown file type: ${JSON.stringify(type)}`);
     return roots[type];
   };
+  const ctxOf = (type: FileType): OpContext => ({
+    ownership: options.ownership?.[type] ?? AGENT_OWNERSHIP,
+    readLocks,
+  });
+  const lock = createKeyedLock();
+  // Two commands can never stage onto one target at once, and readers never see a state halfway swapped.
+  const onUnit = <T>(type: FileType, components: readonly string[], run: () => Promise<T>): Promise<T> =>
+    lock(`${rootOf(type)}\0${checked(components)[0] ?? ''}`, run);
   // `async`: a programmer error rejects like every other outcome of these methods, never throws synchronously.
   return {
-    write: async (type, components, content) => await writeFile(rootOf(type), checked(components), content, owner),
-    remove: async (type, components) => await removeFile(rootOf(type), checked(components)),
-    read: async (type, components) => await readFile(rootOf(type), checked(components)),
-    list: async (type) => await listFiles(type, rootOf(type)),
-    removeTempFiles: async () =>
-      (await removeTempFilesUnder(roots.TpmState)) + (await removeTempFilesUnder(roots.NvRam)),
+    write: async (type, components, content, expect) =>
+      onUnit(type, components, () => writeFile(rootOf(type), components, content, expect, ctxOf(type))),
+    writeDir: async (type, components, entries, expect) =>
+      onUnit(type, components, () => writeDir(rootOf(type), components, entries, expect, ctxOf(type))),
+    remove: async (type, components, expect) =>
+      onUnit(type, components, () => removeFile(rootOf(type), components, expect, ctxOf(type))),
+    read: async (type, components) => onUnit(type, components, () => readState(rootOf(type), components)),
+    stat: async (type, components) => onUnit(type, components, () => statUnit(rootOf(type), components, readLocks)),
+    list: async (type) => listUnits(type, rootOf(type), readLocks, (name, describe) => onUnit(type, [name], describe)),
+    recover: async () => sum(await recoverRoot(roots.TpmState, readLocks), await recoverRoot(roots.NvRam, readLocks)),
   };
 }
+
+const sum = (a: RecoveryReport, b: RecoveryReport): RecoveryReport => ({
+  completed: a.completed + b.completed,
+  restored: a.restored + b.restored,
+  removed: a.removed + b.removed,
+});
 
 /** The caller confined the path already; a component that could escape here is a bug, not a request. */
 function checked(components: readonly string[]): readonly string[] {

@@ -1,5 +1,17 @@
 // All file-system work of the agent.
-export { createFileStore } from './file-store.js';
+export { createFileStore, type FileStoreOptions } from './file-store.js';
 export { FileStoreError, isFileStoreError } from './file-store-error.js';
+export { readProcLocks, type ReadLockedInodes } from './locks.js';
+export { DEFAULT_DIR_MODE, DEFAULT_FILE_MODE } from './ownership.js';
 export { TEMP_PREFIX } from './temp-name.js';
-export type { FileOwner, FileRoots, FileStore, OpFailure } from './types.js';
+export type {
+  FileRoots,
+  FileStore,
+  OpFailure,
+  Ownerships,
+  ReadState,
+  RecoveryReport,
+  RootOwnership,
+  StateEntry,
+  StatState,
+} from './types.js';

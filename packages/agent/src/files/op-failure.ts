@@ -1,6 +1,6 @@
 // The `failed` answers of one op.
 import type { OpErrorCode } from '@hostfiles/shared';
-import { errnoOrThrow } from './fd-path.js';
+import { errnoOf } from './fd-path.js';
 import type { OpFailure } from './types.js';
 
 // Frozen: answers like SYMLINK_FAILURE are shared by every op that returns them.
@@ -8,13 +8,25 @@ export const failed = (code: OpErrorCode, message: string): OpFailure =>
   Object.freeze({ status: 'failed', error: Object.freeze({ code, message }) });
 
 export const SYMLINK_FAILURE = failed('symlink', 'a path component is a symbolic link');
+export const BUSY_FAILURE = failed('busy', 'a lock is held on the target or a file below it (a running swtpm or QEMU)');
+export const HARD_LINKED_FAILURE = failed(
+  'not_regular_file',
+  'the file has other hard links: its content may live outside the roots',
+);
+
+/** An error of our own making that an op answers as `io_error` with its message (never file contents). */
+export class OpIoError extends Error {
+  override readonly name = 'OpIoError';
+}
 
 /**
  * Any other file-system error of an op: only the errno code and syscall, never file contents.
- * Non-fs errors are bugs and are rethrown.
+ * Other errors are bugs and are rethrown.
  */
 export function ioFailure(error: unknown): OpFailure {
-  const code = errnoOrThrow(error);
+  if (error instanceof OpIoError) return failed('io_error', error.message);
+  const code = errnoOf(error);
+  if (code === undefined) throw error;
   const syscall =
     error instanceof Error && 'syscall' in error && typeof error.syscall === 'string' ? error.syscall : 'fs';
   return failed('io_error', `${code} (${syscall})`);

@@ -1,29 +1,39 @@
 // delete: a file or a whole directory tree, then the empty parents up to (never including) the root.
-import { lstat, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { rmdir, type FileHandle } from 'node:fs/promises';
+import type { Expectation } from '@hostfiles/shared';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
-import { failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
-import { removeDirTree } from './remove-tree.js';
-import type { OpFailure } from './types.js';
+import { discard, putBack, removeTree, renameAt } from './moves.js';
+import type { OpContext } from './op-context.js';
+import { BUSY_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
+import { unmetPreconditions } from './preconditions.js';
+import { recoverName } from './recover.js';
+import { inspect, isBusy } from './target.js';
+import { randomTempName, roleName } from './temp-name.js';
+import type { RemoveAnswer } from './types.js';
 import { walkDirs } from './walk.js';
-
-export type RemoveAnswer = { status: 'deleted' | 'absent' } | OpFailure;
 
 // Frozen: shared by every op that returns them.
 const DELETED = Object.freeze({ status: 'deleted' } as const);
 const ABSENT = Object.freeze({ status: 'absent' } as const);
-const CHANGED = failed('io_error', 'ENOTDIR (the target changed during the delete)');
 
-export async function removeFile(root: string, components: readonly string[]): Promise<RemoveAnswer> {
+export async function removeFile(
+  root: string,
+  components: readonly string[],
+  expect: Expectation | undefined,
+  ctx: OpContext,
+): Promise<RemoveAnswer> {
   const held: FileHandle[] = [];
   try {
     const end = await walkDirs(root, components.slice(0, -1), held);
     if (end === 'symlink') return SYMLINK_FAILURE;
     // A missing parent (or a file where a parent should be) means the target is absent. Pruning still
     // runs: it finishes the work of an earlier delete that was interrupted before it pruned.
-    const answer = end === 'ok' ? await removeTarget(held, nth(components, components.length - 1)) : ABSENT;
+    const dir = nth(held, held.length - 1);
+    const name = nth(components, components.length - 1);
+    const answer = end === 'ok' ? await removeTarget(dir, name, expect, ctx) : ABSENT;
     if (answer.status === 'failed') return answer;
     const deepest = await pruneEmptyDirs(held, components);
-    // On journaling file systems one fsync commits the unlink and the rmdirs before it alike.
+    // On journaling file systems one fsync commits the removal and the rmdirs before it alike.
     if (answer.status === 'deleted') await deepest.sync();
     return answer;
   } catch (error) {
@@ -33,26 +43,40 @@ export async function removeFile(root: string, components: readonly string[]): P
   }
 }
 
-async function removeTarget(held: readonly FileHandle[], name: string): Promise<RemoveAnswer> {
-  const dir = nth(held, held.length - 1);
-  let isDir: boolean;
+/**
+ * Moves the target aside (it leaves its path in one rename), checks busy once more on what moved, then removes
+ * it. The busy check before the rename is the last look; a lock taken in the microseconds between it and the
+ * rename is caught on the moved tree (inodes and their locks move with it), which then goes back.
+ */
+async function removeTarget(
+  dir: FileHandle,
+  name: string,
+  expect: Expectation | undefined,
+  ctx: OpContext,
+): Promise<RemoveAnswer> {
+  // Leftovers of a replace of this name whose rollback failed while the agent kept running.
+  await recoverName(dir, name, ctx.readLocks);
+  const target = await inspect(dir, name);
+  if (target.kind === 'absent') return ABSENT;
+  if (target.kind === 'symlink') return SYMLINK_FAILURE;
+  const unmet = await unmetPreconditions(ctx.readLocks, expect, dir, name, target);
+  if (unmet !== undefined) return unmet;
+  // `del.<name>` lets a listing see which unit is on its way out; a crash leaves a temp that startup removes.
+  const aside = roleName('del', name) ?? randomTempName();
+  await discard(dir, aside);
   try {
-    const stats = await lstat(at(dir, name));
-    if (stats.isSymbolicLink()) return SYMLINK_FAILURE;
-    isDir = stats.isDirectory();
-  } catch (error) {
-    if (errnoOrThrow(error) === 'ENOENT') return ABSENT;
-    throw error;
-  }
-  if (isDir) return (await removeDirTree(dir, name)) ? DELETED : CHANGED;
-  try {
-    // unlink never follows: a symlink swapped in since lstat is removed itself, nothing outside.
-    await unlink(at(dir, name));
-    return DELETED;
+    await renameAt(dir, name, aside);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return ABSENT;
     throw error;
   }
+  const moved = await inspect(dir, aside);
+  if (await isBusy(ctx.readLocks, dir, aside, moved)) {
+    await putBack(dir, aside, name, moved.kind === 'dir');
+    return BUSY_FAILURE;
+  }
+  await removeTree(dir, aside);
+  return DELETED;
 }
 
 /**

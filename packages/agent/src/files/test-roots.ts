@@ -1,10 +1,13 @@
 // Test helper: two fresh roots and an "outside" directory in one temp dir, removed after the test.
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
-import { createFileStore } from './file-store.js';
-import type { FileOwner, FileRoots, FileStore } from './types.js';
+import { createFileStore, type FileStoreOptions } from './file-store.js';
+import type { FileRoots, FileStore } from './types.js';
 
 export interface TestRoots {
   readonly roots: FileRoots;
@@ -13,7 +16,7 @@ export interface TestRoots {
   readonly store: FileStore;
 }
 
-export function useTestRoots(t: TestContext, owner?: FileOwner): TestRoots {
+export function useTestRoots(t: TestContext, options: Omit<FileStoreOptions, 'roots'> = {}): TestRoots {
   const base = mkdtempSync(join(tmpdir(), 'hostfiles-files-'));
   t.after(() => {
     rmSync(base, { recursive: true, force: true });
@@ -21,7 +24,7 @@ export function useTestRoots(t: TestContext, owner?: FileOwner): TestRoots {
   const roots = { TpmState: join(base, 'tpm'), NvRam: join(base, 'nvram') };
   const outside = join(base, 'outside');
   for (const dir of [roots.TpmState, roots.NvRam, outside]) mkdirSync(dir);
-  const store = createFileStore(owner === undefined ? { roots } : { roots, owner });
+  const store = createFileStore({ ...options, roots });
   return { roots, outside, store };
 }
 
@@ -34,4 +37,28 @@ export function treeOf(dir: string, prefix = ''): string[] {
     if (entry.isDirectory()) paths.push(...treeOf(join(dir, entry.name), `${path}/`));
   }
   return paths.sort();
+}
+
+/** Whether util-linux flock(1) is here; tests that need it skip, saying so, when it is not. */
+export const flockAvailable = (): boolean => spawnSync('flock', ['--version']).error === undefined;
+
+/**
+ * Holds a real flock(2) on `path` through flock(1) until released (or the test ends); resolves once the lock is
+ * held: flock runs the command, which prints, only after it has the lock.
+ */
+export async function holdFlock(t: TestContext, path: string): Promise<{ release: () => Promise<void> }> {
+  const child = spawn('flock', ['--exclusive', path, 'sh', '-c', 'echo locked; exec cat'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = once(child, 'exit');
+  const lines = createInterface({ input: child.stdout });
+  const [line] = (await once(lines, 'line')) as [string];
+  if (line !== 'locked') throw new Error(`flock said ${line}`);
+  const release = async (): Promise<void> => {
+    if (child.exitCode !== null) return;
+    child.stdin.end();
+    await exited;
+  };
+  t.after(release);
+  return { release };
 }

@@ -1,5 +1,5 @@
 // The public shapes of the agent's file store.
-import type { FileType, ListEntry, OpErrorCode } from '@hostfiles/shared';
+import type { Expectation, FileType, ListEntry, OpErrorCode, ReadEntry, UnitFacts } from '@hostfiles/shared';
 
 /** Absolute, normalized, existing directories; trusted configuration. */
 export interface FileRoots {
@@ -7,23 +7,80 @@ export interface FileRoots {
   readonly NvRam: string;
 }
 
-/** Owner given to written files and created directories, when set (swtpm runs as `tss` or `swtpm`). */
-export interface FileOwner {
+/**
+ * How one root's files and directories are laid out, as libvirt does it: files get uid:gid and fileMode; a
+ * directory made directly below the root (`<uuid>/`) keeps the agent's own owner with topDirMode; deeper
+ * directories (`tpm2/`) get uid:gid and dirMode. An unset uid or gid is left as the agent's.
+ */
+export interface RootOwnership {
   readonly uid?: number;
   readonly gid?: number;
+  readonly fileMode: number;
+  readonly dirMode: number;
+  readonly topDirMode: number;
 }
+
+export type Ownerships = Readonly<Record<FileType, RootOwnership>>;
 
 export type OpFailure = {
   readonly status: 'failed';
   readonly error: { readonly code: OpErrorCode; readonly message: string };
 };
 
+/** One file of a directory state to write: its components below the directory, and its bytes. */
+export interface StateEntry {
+  readonly components: readonly string[];
+  readonly content: Buffer;
+}
+
+export type WriteAnswer = { readonly status: 'written' } | OpFailure;
+export type RemoveAnswer = { readonly status: 'deleted' | 'absent' } | OpFailure;
+
+/** Content as the wire carries it: base64, gzipped when that is smaller; sha256 and size of the bytes. */
+export interface EncodedFile {
+  readonly content: string;
+  readonly encoding?: 'gzip';
+  readonly sha256: string;
+  readonly size: number;
+}
+
+export type ReadState =
+  | ({ readonly status: 'read'; readonly kind: 'file' } & EncodedFile)
+  | {
+      readonly status: 'read';
+      readonly kind: 'dir';
+      readonly sha256: string;
+      readonly size: number;
+      readonly entries: ReadEntry[];
+    }
+  | OpFailure;
+
+export type StatState = ({ readonly status: 'present' } & UnitFacts) | { readonly status: 'absent' } | OpFailure;
+
+/** What startup recovery did: interrupted replaces finished or rolled back, leftovers removed. */
+export interface RecoveryReport {
+  /** a committed new state renamed into place */
+  readonly completed: number;
+  /** an old state put back (its replace had not committed, or the target was busy) */
+  readonly restored: number;
+  /** temp files and trees removed (staging, old states already replaced, deletes cut off) */
+  readonly removed: number;
+}
+
 export interface FileStore {
-  write(type: FileType, components: readonly string[], content: Buffer): Promise<{ status: 'written' } | OpFailure>;
-  remove(type: FileType, components: readonly string[]): Promise<{ status: 'deleted' | 'absent' } | OpFailure>;
-  read(type: FileType, components: readonly string[]): Promise<{ status: 'read'; content: Buffer } | OpFailure>;
-  /** Every regular file under that root; never follows links; skips temp files. */
+  write(type: FileType, components: readonly string[], content: Buffer, expect?: Expectation): Promise<WriteAnswer>;
+  /** Replaces the directory at `components` with exactly `entries`, atomically. */
+  writeDir(
+    type: FileType,
+    components: readonly string[],
+    entries: readonly StateEntry[],
+    expect?: Expectation,
+  ): Promise<WriteAnswer>;
+  remove(type: FileType, components: readonly string[], expect?: Expectation): Promise<RemoveAnswer>;
+  read(type: FileType, components: readonly string[]): Promise<ReadState>;
+  stat(type: FileType, components: readonly string[]): Promise<StatState>;
+  /** One unit per file or directory directly below that root; never follows links; skips temp names. */
   list(type: FileType): Promise<ListEntry[]>;
-  /** At startup: deletes leftover temp files of interrupted writes under both roots; returns how many. */
-  removeTempFiles(): Promise<number>;
+  /** At startup, before serving: finishes or rolls back interrupted replaces, removes every other temp entry. */
+  recover(): Promise<RecoveryReport>;
 }

@@ -1,14 +1,15 @@
 // Opens a root and the directories below it one by one, never following a symlink.
 import { lstat, mkdir, open, type FileHandle } from 'node:fs/promises';
 import { at, CHILD_DIR_FLAGS, errnoOrThrow, ROOT_DIR_FLAGS } from './fd-path.js';
-import type { FileOwner } from './types.js';
+import { ownDir } from './ownership.js';
+import type { RootOwnership } from './types.js';
 
 /** How far a walk got: `ok` means every directory asked for is held. */
 export type WalkEnd = 'ok' | 'missing' | 'symlink' | 'not_dir';
 
-/** For writes: missing directories are made (0700, owner set) and the dirs that gained entries are noted. */
+/** For writes: missing directories are made (owner and mode per root) and the dirs that gained entries noted. */
 export interface MakeDirs {
-  readonly owner: FileOwner | undefined;
+  readonly ownership: RootOwnership;
   /** Directories in which a directory was made: their entries must be fsynced too. */
   readonly grown: FileHandle[];
 }
@@ -25,8 +26,8 @@ export async function walkDirs(
 ): Promise<WalkEnd> {
   let dir = await open(root, ROOT_DIR_FLAGS);
   held.push(dir);
-  for (const name of names) {
-    const child = await openChildDir(dir, name, make);
+  for (const [depth, name] of names.entries()) {
+    const child = await openChildDir(dir, name, make === undefined ? undefined : { ...make, depth });
     if (typeof child === 'string') return child;
     held.push(child);
     dir = child;
@@ -34,11 +35,13 @@ export async function walkDirs(
   return 'ok';
 }
 
+type MakeAt = MakeDirs & { readonly depth: number };
+
 /** Opens `name` below `dir` as a directory, no-follow; a string says why it could not. */
 export async function openChildDir(
   dir: FileHandle,
   name: string,
-  make?: MakeDirs,
+  make?: MakeAt,
   retried = false,
 ): Promise<FileHandle | Exclude<WalkEnd, 'ok'>> {
   try {
@@ -57,11 +60,7 @@ export async function openChildDir(
   }
 }
 
-async function makeChildDir(
-  dir: FileHandle,
-  name: string,
-  make: MakeDirs,
-): Promise<FileHandle | Exclude<WalkEnd, 'ok'>> {
+async function makeChildDir(dir: FileHandle, name: string, make: MakeAt): Promise<FileHandle | Exclude<WalkEnd, 'ok'>> {
   let made = true;
   try {
     await mkdir(at(dir, name), 0o700);
@@ -73,14 +72,9 @@ async function makeChildDir(
   const child = await openChildDir(dir, name);
   if (typeof child === 'string' || !made) return child;
   make.grown.push(dir);
-  // fchown through the held fd: a chown by name would follow a symlink swapped in since mkdir.
-  if (make.owner !== undefined) await chownHandle(child, make.owner);
+  // Through the held fd: a chown by name would follow a symlink swapped in since mkdir.
+  await ownDir(child, make.depth, make.ownership);
   return child;
-}
-
-export async function chownHandle(handle: FileHandle, owner: FileOwner): Promise<void> {
-  if (owner.uid === undefined && owner.gid === undefined) return;
-  await handle.chown(owner.uid ?? -1, owner.gid ?? -1);
 }
 
 /** What `name` below `dir` is now, after an open as a directory failed with ENOTDIR. */

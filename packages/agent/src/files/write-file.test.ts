@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { TEMP_PREFIX } from './temp-name.js';
-import { treeOf, useTestRoots } from './test-roots.js';
+import { flockAvailable, holdFlock, treeOf, useTestRoots } from './test-roots.js';
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 test('write creates missing parents 0700 and the file 0600, and leaves no temp file', async (t) => {
   const { roots, store } = useTestRoots(t);
@@ -71,22 +74,63 @@ test('write over a directory or below a file answers not_regular_file and leaves
   assert.ok(!treeOf(roots.TpmState).some((p) => p.includes(TEMP_PREFIX)));
 });
 
-test('owner is set on written files and on the directories made for them', async (t) => {
+test("ownership per root: files owner:group fileMode; dirs below the root the agent's own with topDirMode; deeper owner:group dirMode", async (t) => {
   if (process.getuid?.() !== 0) {
     t.skip('chown needs root');
     return;
   }
-  const { roots, store } = useTestRoots(t, { uid: 4242, gid: 4343 });
-  mkdirSync(join(roots.TpmState, 'existing'));
+  const tpm = { uid: 4242, gid: 4343, fileMode: 0o640, dirMode: 0o750, topDirMode: 0o711 };
+  const { roots, store } = useTestRoots(t, { ownership: { TpmState: tpm } });
+  mkdirSync(join(roots.TpmState, 'existing'), { mode: 0o755 });
   assert.equal((await store.write('TpmState', ['existing', 'made', 'f'], Buffer.from('x'))).status, 'written');
-  for (const [path, uid, gid] of [
-    ['existing/made/f', 4242, 4343],
-    ['existing/made', 4242, 4343],
-    ['existing', 0, 0],
+  assert.equal((await store.write('TpmState', ['top', 'deeper', 'f'], Buffer.from('x'))).status, 'written');
+  assert.equal((await store.write('NvRam', ['vm', 'VARS.fd'], Buffer.from('x'))).status, 'written');
+  for (const [root, path, uid, gid, mode] of [
+    [roots.TpmState, 'existing', 0, 0, 0o755],
+    [roots.TpmState, 'existing/made', 4242, 4343, 0o750],
+    [roots.TpmState, 'existing/made/f', 4242, 4343, 0o640],
+    [roots.TpmState, 'top', 0, 0, 0o711],
+    [roots.TpmState, 'top/deeper', 4242, 4343, 0o750],
+    [roots.NvRam, 'vm', 0, 0, 0o700],
+    [roots.NvRam, 'vm/VARS.fd', 0, 0, 0o600],
   ] as const) {
-    const stats = lstatSync(join(roots.TpmState, path));
-    assert.deepEqual([stats.uid, stats.gid], [uid, gid], path);
+    const stats = lstatSync(join(root, path));
+    assert.deepEqual([stats.uid, stats.gid, stats.mode & 0o777], [uid, gid, mode], path);
   }
+});
+
+test('expect: absent refuses an existing file (exists); a sha256 must match the current file (changed)', async (t) => {
+  const { roots, store } = useTestRoots(t);
+  const file = join(roots.NvRam, 'vm_VARS.fd');
+  const codeOf = (a: { status: string; error?: { code: string } }): string => a.error?.code ?? a.status;
+  assert.equal(codeOf(await store.write('NvRam', ['vm_VARS.fd'], Buffer.from('one'), sha256('one'))), 'changed');
+  assert.equal(existsSync(file), false, 'an absent target with a digest expected is not written');
+  assert.equal(codeOf(await store.write('NvRam', ['vm_VARS.fd'], Buffer.from('one'), 'absent')), 'written');
+  assert.equal(codeOf(await store.write('NvRam', ['vm_VARS.fd'], Buffer.from('two'), 'absent')), 'exists');
+  assert.equal(codeOf(await store.write('NvRam', ['vm_VARS.fd'], Buffer.from('two'), sha256('other'))), 'changed');
+  assert.equal(readFileSync(file, 'utf8'), 'one');
+  assert.equal(codeOf(await store.write('NvRam', ['vm_VARS.fd'], Buffer.from('two'), sha256('one'))), 'written');
+  assert.equal(readFileSync(file, 'utf8'), 'two');
+  assert.deepEqual(treeOf(roots.NvRam), ['vm_VARS.fd'], 'no temp file left by the refusals');
+});
+
+test('a write over a file someone holds a lock on answers busy and changes nothing', async (t) => {
+  if (!flockAvailable()) {
+    t.skip('util-linux flock(1) is not installed');
+    return;
+  }
+  const { roots, store } = useTestRoots(t);
+  const file = join(roots.NvRam, 'vm_VARS.fd');
+  await store.write('NvRam', ['vm_VARS.fd'], Buffer.from('held'));
+  const inode = statSync(file).ino;
+  const lock = await holdFlock(t, file);
+  const answer = await store.write('NvRam', ['vm_VARS.fd'], Buffer.from('new'));
+  assert.equal(answer.status === 'failed' && answer.error.code, 'busy');
+  assert.equal(readFileSync(file, 'utf8'), 'held');
+  assert.equal(statSync(file).ino, inode);
+  assert.deepEqual(treeOf(roots.NvRam), ['vm_VARS.fd']);
+  await lock.release();
+  assert.equal((await store.write('NvRam', ['vm_VARS.fd'], Buffer.from('new'))).status, 'written');
 });
 
 test('a target name too long for a temp name with it is still written', async (t) => {

@@ -1,16 +1,19 @@
 // write: a temp file beside the target, fsynced, renamed over it, the directory fsynced.
-import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { at, closeAll, errnoOf, errnoOrThrow, nth, TEMP_FILE_FLAGS } from './fd-path.js';
-import { failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
+import { rename, unlink, type FileHandle } from 'node:fs/promises';
+import type { Expectation } from '@hostfiles/shared';
+import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
+import type { OpContext } from './op-context.js';
+import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
+import { unmetExpectation } from './preconditions.js';
+import { inspect, isBusy, type Target } from './target.js';
 import { tempNameFor } from './temp-name.js';
-import type { FileOwner, OpFailure } from './types.js';
-import { chownHandle, walkDirs, type MakeDirs } from './walk.js';
+import type { OpFailure, WriteAnswer } from './types.js';
+import { walkDirs, type MakeDirs } from './walk.js';
+import { writeNewFile } from './write-content.js';
 
-export type WriteAnswer = { status: 'written' } | OpFailure;
-
+const WRITTEN = Object.freeze({ status: 'written' } as const);
 const NOT_A_DIRECTORY = failed('not_regular_file', 'a parent path component is not a directory');
 const NOT_A_FILE = failed('not_regular_file', 'the target is not a regular file');
-
 const VANISHED = failed('io_error', 'ENOENT (a directory vanished while being made)');
 const ATTEMPTS = 2;
 
@@ -18,13 +21,14 @@ export async function writeFile(
   root: string,
   components: readonly string[],
   content: Buffer,
-  owner: FileOwner | undefined,
+  expect: Expectation | undefined,
+  ctx: OpContext,
 ): Promise<WriteAnswer> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await writeOnce(root, components, content, owner);
+      return await writeOnce(root, components, content, expect, ctx);
     } catch (error) {
-      // ENOENT: a concurrent delete pruned a directory this walk had just opened. Walk again, once.
+      // ENOENT: a directory this walk had just opened was removed under it. Walk again, once.
       if (attempt < ATTEMPTS && errnoOf(error) === 'ENOENT') continue;
       return ioFailure(error);
     }
@@ -36,17 +40,22 @@ async function writeOnce(
   root: string,
   components: readonly string[],
   content: Buffer,
-  owner: FileOwner | undefined,
+  expect: Expectation | undefined,
+  ctx: OpContext,
 ): Promise<WriteAnswer> {
   const held: FileHandle[] = [];
   try {
-    const make: MakeDirs = { owner, grown: [] };
+    const make: MakeDirs = { ownership: ctx.ownership, grown: [] };
     const end = await walkDirs(root, components.slice(0, -1), held, make);
     if (end === 'symlink') return SYMLINK_FAILURE;
     if (end === 'missing') return VANISHED;
     if (end === 'not_dir') return NOT_A_DIRECTORY;
     const dir = nth(held, held.length - 1);
-    const answer = await replaceFile(dir, nth(components, components.length - 1), content, owner);
+    const name = nth(components, components.length - 1);
+    const target = await inspect(dir, name);
+    const unmet = conflictOf(target) ?? (await unmetExpectation(expect, dir, name, target));
+    if (unmet !== undefined) return unmet;
+    const answer = await replaceFile(dir, name, content, ctx);
     if (answer.status === 'written') await syncDirs([dir, ...make.grown]);
     return answer;
   } finally {
@@ -54,60 +63,37 @@ async function writeOnce(
   }
 }
 
-async function replaceFile(
-  dir: FileHandle,
-  name: string,
-  content: Buffer,
-  owner: FileOwner | undefined,
-): Promise<WriteAnswer> {
+async function replaceFile(dir: FileHandle, name: string, content: Buffer, ctx: OpContext): Promise<WriteAnswer> {
   const temp = tempNameFor(name);
   try {
-    await writeTemp(dir, temp, content, owner);
-    const conflict = await targetConflict(dir, name);
-    if (conflict !== undefined) {
-      await discard(dir, temp);
-      return conflict;
+    await writeNewFile(dir, temp, content, ctx.ownership);
+    // The last look before the rename. A file can't be moved aside and put back here (the rename replaces it),
+    // so a lock taken in the microseconds between this look and the rename is not seen: the window that stays.
+    const target = await inspect(dir, name);
+    const refusal = conflictOf(target) ?? ((await isBusy(ctx.readLocks, dir, name, target)) ? BUSY_FAILURE : undefined);
+    if (refusal !== undefined) {
+      await discardTemp(dir, temp);
+      return refusal;
     }
     // rename never follows its final component: a symlink swapped in now is replaced, not written through.
     await rename(at(dir, temp), at(dir, name));
-    return { status: 'written' };
+    return WRITTEN;
   } catch (error) {
-    await discard(dir, temp);
+    await discardTemp(dir, temp);
     // The target became a directory between the check and the rename.
     if (errnoOf(error) === 'EISDIR') return NOT_A_FILE;
     throw error;
   }
 }
 
-async function writeTemp(dir: FileHandle, temp: string, content: Buffer, owner: FileOwner | undefined): Promise<void> {
-  const file = await open(at(dir, temp), TEMP_FILE_FLAGS, 0o600);
-  try {
-    let offset = 0;
-    while (offset < content.length) {
-      const { bytesWritten } = await file.write(content, offset, content.length - offset, offset);
-      offset += bytesWritten;
-    }
-    if (owner !== undefined) await chownHandle(file, owner);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
+/** Why the existing target must not be replaced by a file, if it must not. */
+function conflictOf(target: Target): OpFailure | undefined {
+  if (target.kind === 'symlink') return SYMLINK_FAILURE;
+  return target.kind === 'dir' || target.kind === 'other' ? NOT_A_FILE : undefined;
 }
 
-/** Why the existing target must not be replaced, if it must not. */
-async function targetConflict(dir: FileHandle, name: string): Promise<OpFailure | undefined> {
-  try {
-    const stats = await lstat(at(dir, name));
-    if (stats.isSymbolicLink()) return SYMLINK_FAILURE;
-    return stats.isFile() ? undefined : NOT_A_FILE;
-  } catch (error) {
-    if (errnoOrThrow(error) === 'ENOENT') return undefined;
-    throw error;
-  }
-}
-
-/** Best effort: a temp file that cannot be removed now is removed by `removeTempFiles` at the next start. */
-async function discard(dir: FileHandle, temp: string): Promise<void> {
+/** Best effort: a temp file that cannot be removed now is removed by recovery at the next start. */
+async function discardTemp(dir: FileHandle, temp: string): Promise<void> {
   await unlink(at(dir, temp)).catch((error: unknown) => errnoOrThrow(error));
 }
 

@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { deleteOp, writeOp } from '@hostfiles/shared';
+import type { FileType } from '@hostfiles/shared';
 import { independent } from './files.js';
 
-const w = (path: string) => writeOp('TpmState', path, Buffer.from('x'));
-const d = (path: string) => deleteOp('TpmState', path);
+const unit = (path: string, type: FileType = 'TpmState') => ({ type, components: path.split('/') });
 
-test('ops in separate directories, all of one kind, may run at once', () => {
-  assert.equal(independent([d('/r/vm1/state'), d('/r/vm2/state'), d('/r/vm3/state')]), true);
-  assert.equal(independent([w('/r/vm1/state'), w('/r/vm2/state')]), true);
+test('ops on distinct units may run at once, whatever their kinds and depths', () => {
+  assert.equal(independent([unit('vm1'), unit('vm2'), unit('vm3')]), true, 'states directly below one root');
+  assert.equal(independent([unit('vm1/tpm2/x'), unit('vm2'), unit('vm1', 'NvRam')]), true);
 });
 
-test('anything that could see another op runs in order', () => {
-  assert.equal(independent([d('/r/vm1/state'), w('/r/vm2/state')]), false, 'mixed kinds');
-  assert.equal(independent([w('/r/vm1/a'), w('/r/vm1/b')]), false, 'one directory');
-  assert.equal(independent([w('/r/vm1/a'), w('/r/vm1/a')]), false, 'one path twice');
-  assert.equal(independent([d('/r/vm1'), d('/r/vm1/x/state')]), false, 'a tree and a path inside it');
+test('two ops on one unit run in order', () => {
+  assert.equal(independent([unit('vm1'), unit('vm1')]), false, 'one path twice');
+  assert.equal(independent([unit('vm1'), unit('vm1/tpm2/state')]), false, 'a tree and a path inside it');
+  assert.equal(independent([unit('vm1/a'), unit('vm1/b')]), false, 'two paths in one unit');
 });

@@ -1,5 +1,4 @@
-// Check 9 and the execution of each signed command kind.
-import { createHash } from 'node:crypto';
+// Check 9 of files.apply and the execution of its ops.
 import {
   confinePath,
   err,
@@ -10,42 +9,38 @@ import {
   type ApplyOp,
   type ApplyResult,
   type FileType,
-  type ListCommand,
-  type ReadCommand,
-  type ReadResult,
-  type Result,
   type ProtocolError,
+  type Result,
 } from '@hostfiles/shared';
 import type { AppDeps } from '../deps.js';
+import { checkEntries, decodeWithin, type ContentBudget } from './content.js';
 import type { Prepared } from './signed.js';
 
-interface Target {
+export interface Target {
   readonly type: FileType;
   readonly path: string;
   readonly components: readonly string[];
 }
 
-function confine(deps: AppDeps, type: FileType, path: string, index: number): Result<Target, ProtocolError> {
+export function confine(deps: AppDeps, type: FileType, path: string, index: number): Result<Target, ProtocolError> {
   const confined = confinePath(path, deps.roots[type]);
   if (!confined.ok) return err(protocolError('outside_root', `item ${index}: ${confined.error}`));
   return ok({ type, path, components: confined.value });
 }
 
+type Step = () => Promise<ApplyResult>;
+
 export function prepareApply(deps: AppDeps, command: ApplyCommand): Result<Prepared, ProtocolError> {
-  const steps: (() => Promise<ApplyResult>)[] = [];
+  const budget: ContentBudget = { limit: deps.maxContentBytes, left: deps.maxContentBytes };
+  const steps: Step[] = [];
+  const targets: Target[] = [];
   for (const [index, op] of command.ops.entries()) {
     const target = confine(deps, op.type, op.path, index);
     if (!target.ok) return target;
-    const { type, path, components } = target.value;
-    if (op.op === 'write') {
-      const content = Buffer.from(op.content, 'base64');
-      if (createHash('sha256').update(content).digest('hex') !== op.sha256) {
-        return err(protocolError('bad_request', `item ${index}: sha256 does not match the content`));
-      }
-      steps.push(async () => ({ op: 'write', type, path, ...(await deps.files.write(type, components, content)) }));
-    } else {
-      steps.push(async () => ({ op: 'delete', type, path, ...(await deps.files.remove(type, components)) }));
-    }
+    const step = prepareOp(deps, op, target.value, budget, `item ${index}`);
+    if (!step.ok) return step;
+    steps.push(step.value);
+    targets.push(target.value);
   }
   const log = deps.logger.child({ requestId: command.requestId });
   return ok({
@@ -53,7 +48,7 @@ export function prepareApply(deps: AppDeps, command: ApplyCommand): Result<Prepa
     execute: async () => {
       // Ops that can't see each other run a few at once, which overlaps their fsyncs; otherwise strictly in order.
       // Results are in op order either way.
-      const limit = independent(command.ops) ? PARALLEL_OPS : 1;
+      const limit = independent(targets) ? PARALLEL_OPS : 1;
       const results = await mapLimit(steps, limit, async (step): Promise<ApplyResult> => {
         const result = await step();
         log.info('op', {
@@ -70,63 +65,48 @@ export function prepareApply(deps: AppDeps, command: ApplyCommand): Result<Prepa
   });
 }
 
+function prepareOp(
+  deps: AppDeps,
+  op: ApplyOp,
+  { type, path, components }: Target,
+  budget: ContentBudget,
+  where: string,
+): Result<Step, ProtocolError> {
+  switch (op.op) {
+    case 'write': {
+      const content = decodeWithin(op, budget, where);
+      if (!content.ok) return content;
+      return ok(async () => ({
+        op: 'write',
+        type,
+        path,
+        ...(await deps.files.write(type, components, content.value, op.expect)),
+      }));
+    }
+    case 'writeDir': {
+      const entries = checkEntries(op.entries, budget, where);
+      if (!entries.ok) return entries;
+      return ok(async () => ({
+        op: 'writeDir',
+        type,
+        path,
+        ...(await deps.files.writeDir(type, components, entries.value, op.expect)),
+      }));
+    }
+    case 'delete':
+      return ok(async () => ({ op: 'delete', type, path, ...(await deps.files.remove(type, components, op.expect)) }));
+  }
+}
+
 /** How many ops of one batch run at once when their paths are independent. */
 const PARALLEL_OPS = 8;
 
 /**
- * Ops can run at once when they are all of one kind (a delete's pruning never races a write's mkdir), no path
- * equals or lies below another, and no two share a directory (no two prune or fill the same one).
+ * Ops can run at once when no two touch one unit (a root and the first component below it): units share no
+ * directory but their root, which ops never make, prune or replace, so nothing one op does can be seen by
+ * another. Ops on one unit are serialized by the store anyway; running them in order keeps the op order.
  */
-export function independent(ops: readonly ApplyOp[]): boolean {
-  if (ops.some((op) => op.op !== ops[0]?.op)) return false;
-  const parents = new Set(ops.map((op) => op.path.slice(0, op.path.lastIndexOf('/'))));
-  if (parents.size !== ops.length) return false;
-  const sorted = ops.map((op) => op.path).sort();
-  for (let i = 1; i < sorted.length; i++) {
-    const previous = sorted[i - 1] ?? '';
-    const current = sorted[i] ?? '';
-    if (current.startsWith(`${previous}/`)) return false;
-  }
-  return true;
-}
-
-export function prepareRead(deps: AppDeps, command: ReadCommand): Result<Prepared, ProtocolError> {
-  const targets: Target[] = [];
-  for (const [index, file] of command.files.entries()) {
-    const target = confine(deps, file.type, file.path, index);
-    if (!target.ok) return target;
-    targets.push(target.value);
-  }
-  return ok({
-    storeAnswer: false,
-    execute: async () => {
-      const results: ReadResult[] = [];
-      for (const { type, path, components } of targets) {
-        const read = await deps.files.read(type, components);
-        results.push(
-          read.status === 'read'
-            ? {
-                op: 'read',
-                type,
-                path,
-                status: 'read',
-                content: read.content.toString('base64'),
-                sha256: createHash('sha256').update(read.content).digest('hex'),
-              }
-            : { op: 'read', type, path, ...read },
-        );
-      }
-      return { requestId: command.requestId, hostUuid: deps.hostUuid, kind: 'files.read', results };
-    },
-  });
-}
-
-export function prepareList(deps: AppDeps, command: ListCommand): Result<Prepared, ProtocolError> {
-  return ok({
-    storeAnswer: false,
-    execute: async () => {
-      const lists = await Promise.all(command.types.map((type) => deps.files.list(type)));
-      return { requestId: command.requestId, hostUuid: deps.hostUuid, kind: 'files.list', results: lists.flat() };
-    },
-  });
+export function independent(targets: readonly Pick<Target, 'type' | 'components'>[]): boolean {
+  const units = new Set(targets.map((t) => `${t.type}\0${t.components[0] ?? ''}`));
+  return units.size === targets.length;
 }

@@ -57,8 +57,9 @@ const overlaps = (a: string, b: string): boolean => a === b || below(a, b) || be
 
 /**
  * Checks every placement against what the database holds on the host; throws FlowError before anything is sent.
- * Without `force`, a path the VM does not already hold must be empty on the host (`expect: 'absent'`): state
- * hostfiles does not know (libvirt's own) is never written over unless the operator says so.
+ * Without `force`, a path the VM does not already hold (nor one pending deletion) must be empty on the host
+ * (`expect: 'absent'`): state hostfiles does not know (libvirt's own) is never written over unless the operator
+ * says so.
  */
 export async function planPlacements(
   deps: FlowDeps,
@@ -94,10 +95,12 @@ export async function planPlacements(
     const exact = own?.path === path;
     // An own row below the new path is replaced by the write itself: deleting it afterwards would cut into the new state.
     const moveFrom = own !== null && !exact && !below(own.path, path) ? own.path : undefined;
+    // What is at a path pending deletion was hostfiles' to delete anyway: writing over it needs no empty target.
+    const condemned = pending.some((p) => p.path === path);
     return {
       ...placement,
       own,
-      ...(exact || force ? {} : { expect: 'absent' as const }),
+      ...(exact || force || condemned ? {} : { expect: 'absent' as const }),
       ...(moveFrom === undefined ? {} : { moveFrom }),
     };
   });
@@ -108,18 +111,31 @@ function heldBy(row: VmHostFile, path: string, host: Host): string {
   return `${path} on host ${host.name} ${relation} the ${row.type} state of VM ${row.vmUuid} (${row.path}): refused before anything was sent`;
 }
 
-/** Arms a guard for each placement at a path the VM does not hold yet; answers the ids it created. */
-async function armGuards(deps: FlowDeps, host: Host, planned: readonly Planned[]): Promise<Map<Planned, number>> {
+/** What `armGuards` made, for `record` to undo where nothing landed. */
+interface Guards {
+  /** the guard deletion created for a placement */
+  readonly ids: Map<Planned, number>;
+  /** the placements whose path this write took charge of (it was nobody's before) */
+  readonly claimed: Set<Planned>;
+}
+
+/**
+ * For each placement at a path the VM does not hold yet: takes charge of the path (owned paths) and arms a guard
+ * deletion of exactly the bytes being sent, in one transaction, before anything is sent.
+ */
+async function armGuards(deps: FlowDeps, host: Host, planned: readonly Planned[]): Promise<Guards> {
   const fresh = planned.filter((p) => p.own?.path !== p.path);
-  const guards = new Map<Planned, number>();
+  const guards: Guards = { ids: new Map(), claimed: new Set() };
   if (fresh.length === 0) return guards;
   await deps.store.transaction(async (tx) => {
-    await tx.addOwnedPaths(fresh.map((p) => ({ hostUuid: host.uuid, path: p.path, type: p.type, vmUuid: p.vm.uuid })));
+    const owned = new Set((await tx.listOwnedPaths(host.uuid)).map((o) => o.path));
     for (const p of fresh) {
+      if (!owned.has(p.path)) guards.claimed.add(p);
+      await tx.addOwnedPaths([{ hostUuid: host.uuid, path: p.path, type: p.type, vmUuid: p.vm.uuid }]);
       // A deletion already pending there stays as it is: it removes whatever the write leaves, recorded or not.
       if ((await tx.listPendingDeletions({ hostUuid: host.uuid, path: p.path })).length > 0) continue;
       const [row] = await tx.addPendingDeletions([guardRow(deps, host, p)]);
-      if (row !== undefined) guards.set(p, row.id);
+      if (row !== undefined) guards.ids.set(p, row.id);
     }
   });
   return guards;
@@ -186,7 +202,7 @@ async function record(
   host: Host,
   planned: readonly Planned[],
   outcomes: readonly PlaceOutcome[],
-  guards: ReadonlyMap<Planned, number>,
+  guards: Guards,
 ): Promise<PlacedFile[]> {
   const now = deps.now();
   const files: PlacedFile[] = [];
@@ -206,9 +222,14 @@ async function record(
       files.push({ ...base, ...outcome, ...(p.moveFrom === undefined ? {} : { replaced: p.moveFrom }) });
       continue;
     }
-    // Nothing landed: our own guard has nothing to guard. An unknown outcome keeps it.
-    const guard = guards.get(p);
-    if (outcome.status === 'failed' && guard !== undefined) await tx.deletePendingDeletions([guard]);
+    // Nothing landed: our own guard has nothing to guard, and a path we took charge of is not ours (what is there,
+    // e.g. libvirt's state that made the write fail, must never count as hostfiles' leftover). An unknown outcome
+    // keeps both: the guard settles them.
+    if (outcome.status === 'failed') {
+      const guard = guards.ids.get(p);
+      if (guard !== undefined) await tx.deletePendingDeletions([guard]);
+      if (guards.claimed.has(p)) await tx.removeOwnedPaths(host.uuid, [p.path]);
+    }
     files.push({ ...base, ...outcome });
   }
   return files;

@@ -13,6 +13,8 @@ export interface LocalAgent {
   readonly roots: { readonly TpmState: string; readonly NvRam: string };
   url: string;
   readonly running: () => boolean;
+  /** the agent process's pid while it runs (the benchmark reads its memory) */
+  readonly pid: () => number | undefined;
   /** SIGTERM, and wait for the exit */
   stop(): Promise<void>;
   /** start again on the same port, roots, key and journal */
@@ -70,6 +72,7 @@ export async function startLocalAgent(dir: string, name: string, controllerPubli
     roots,
     url: `http://127.0.0.1:${port}`,
     running: () => child !== undefined && child.exitCode === null && child.signalCode === null,
+    pid: () => (agent.running() ? child?.pid : undefined),
     async stop() {
       const proc = child;
       if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;

@@ -1,7 +1,7 @@
 // Check 9's path rule: absolute, normalized, no NUL, strictly below the root of its type.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { confinePath, isValidRoot } from './paths.js';
+import { confinePath, confineRelative, isValidRoot, LOCK_NAME, TEMP_PREFIX } from './paths.js';
 
 const ROOT = '/root';
 const OTHER_ROOT = '/var/lib/nvram';
@@ -124,4 +124,33 @@ it('a path with a lone surrogate is refused: it would alias another name on disk
   assert.equal(confinePath('/root/a\ud800b', '/root').ok, false);
   assert.equal(confinePath('/root/\udc00', '/root').ok, false);
   assert.equal(confinePath('/root/\ud83d\ude00', '/root').ok, true, 'a proper pair is fine');
+});
+
+describe('confineRelative', () => {
+  const refusedRelative = (path: string, message: RegExp): void => {
+    const result = confineRelative(path);
+    if (result.ok) assert.fail(`expected ${JSON.stringify(path)} to be refused`);
+    assert.match(result.error, message);
+  };
+
+  it('accepts a normalized relative path and returns its components', () => {
+    assert.deepStrictEqual(confineRelative('tpm2/tpm2-00.permall'), { ok: true, value: ['tpm2', 'tpm2-00.permall'] });
+    assert.deepStrictEqual(confineRelative('a'), { ok: true, value: ['a'] });
+    assert.deepStrictEqual(confineRelative('.lockfile/..x'), { ok: true, value: ['.lockfile', '..x'] });
+  });
+
+  it('refuses absolute, empty, `.`, `..`, doubled or trailing slashes, NUL and lone surrogates', () => {
+    refusedRelative('/tpm2/x', /relative/);
+    for (const path of ['', '.', '..', 'a/../b', 'a/./b', 'a//b', 'a/', './a']) refusedRelative(path, /normalized/);
+    refusedRelative('a\0b', /NUL/);
+    refusedRelative('a\ud800', /Unicode/);
+  });
+
+  it('refuses temp names and the lock file at any depth', () => {
+    refusedRelative(`${TEMP_PREFIX}x`, /temp/);
+    refusedRelative(`tpm2/${TEMP_PREFIX}new.x`, /temp/);
+    refusedRelative(LOCK_NAME, /swtpm/);
+    refusedRelative(`tpm2/${LOCK_NAME}`, /swtpm/);
+    refusedRelative(`${LOCK_NAME}/x`, /swtpm/);
+  });
 });

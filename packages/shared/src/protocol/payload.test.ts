@@ -22,9 +22,17 @@ const writeOp = {
   sha256: sha256(content),
 };
 const deleteOp = { op: 'delete', type: 'NvRam', path: '/var/lib/nvram/vm-1' };
+const permall = Buffer.alloc(4096, 7);
+const writeDirOp = {
+  op: 'writeDir',
+  type: 'TpmState',
+  path: '/var/lib/swtpm/6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b',
+  entries: [{ path: 'tpm2/tpm2-00.permall', content: permall.toString('base64'), sha256: sha256(permall) }],
+  expect: 'absent',
+};
 
 const COMMANDS: Readonly<Record<CommandKind, Record<string, unknown>>> = {
-  'files.apply': { kind: 'files.apply', ...header, ops: [writeOp, deleteOp] },
+  'files.apply': { kind: 'files.apply', ...header, ops: [writeOp, writeDirOp, deleteOp] },
   'files.read': {
     kind: 'files.read',
     ...header,
@@ -65,6 +73,7 @@ describe('parseCommand', () => {
 
     it('accepts each op alone, either file type, and empty content', () => {
       accepted('files.apply', apply({ ops: [writeOp] }));
+      accepted('files.apply', apply({ ops: [writeDirOp] }));
       accepted('files.apply', apply({ ops: [deleteOp] }));
       accepted(
         'files.apply',
@@ -91,6 +100,23 @@ describe('parseCommand', () => {
         ...COMMANDS['files.read'],
         files: Array.from({ length: 1000 }, () => ({ type: 'NvRam', path: '/x/y' })),
       });
+    });
+
+    it('accepts gzip content and expectations: absent or a sha256, on every op', () => {
+      const digest = sha256(content);
+      accepted('files.apply', apply({ ops: [{ ...writeOp, encoding: 'gzip', expect: digest }] }));
+      accepted(
+        'files.apply',
+        apply({
+          ops: [
+            { ...deleteOp, expect: 'absent' },
+            { ...deleteOp, expect: digest },
+          ],
+        }),
+      );
+      accepted('files.apply', apply({ ops: [{ ...writeDirOp, expect: digest }] }));
+      const entry = writeDirOp.entries[0];
+      accepted('files.apply', apply({ ops: [{ ...writeDirOp, entries: [{ ...entry, encoding: 'gzip' }] }] }));
     });
 
     it('accepts a path of the longest length', () => {
@@ -194,6 +220,19 @@ describe('parseCommand', () => {
       refused('files.apply', apply({ ops: [{ ...deleteOp, op: 'rename' }] }));
       refused('files.apply', apply({ ops: [{ ...deleteOp, type: 'Disk' }] }));
       refused('files.read', { ...COMMANDS['files.read'], files: [{ type: 'nvram', path: '/x' }] });
+    });
+
+    it('refuses a bad expectation, an unknown encoding, and a writeDir without entries or with 1001', () => {
+      for (const expect of ['present', 'ABSENT', sha256(content).toUpperCase(), '', null]) {
+        refused('files.apply', apply({ ops: [{ ...deleteOp, expect }] }));
+        refused('files.apply', apply({ ops: [{ ...writeOp, expect }] }));
+      }
+      refused('files.apply', apply({ ops: [{ ...writeOp, encoding: 'zstd' }] }));
+      refused('files.apply', apply({ ops: [{ ...writeDirOp, entries: [] }] }));
+      const entry = writeDirOp.entries[0];
+      refused('files.apply', apply({ ops: [{ ...writeDirOp, entries: Array.from({ length: 1001 }, () => entry) }] }));
+      refused('files.apply', apply({ ops: [{ ...writeDirOp, entries: [{ ...entry, mode: 384 }] }] }));
+      refused('files.apply', apply({ ops: [{ ...writeDirOp, content: '' }] }));
     });
 
     it('refuses missing op fields', () => {
@@ -313,6 +352,13 @@ describe('parseAnswer', () => {
       kind: 'files.apply',
       results: [
         { op: 'write', type: 'TpmState', path: writeOp.path, status: 'written' },
+        {
+          op: 'writeDir',
+          type: 'TpmState',
+          path: writeDirOp.path,
+          status: 'failed',
+          error: { code: 'busy', message: '' },
+        },
         { op: 'delete', type: 'NvRam', path: deleteOp.path, status: 'absent' },
         { op: 'delete', type: 'NvRam', path: '/x/y', status: 'failed', error: { code: 'symlink', message: 'a link' } },
       ],
@@ -324,11 +370,23 @@ describe('parseAnswer', () => {
       results: [
         {
           op: 'read',
-          type: 'TpmState',
+          type: 'NvRam',
           path: writeOp.path,
           status: 'read',
+          kind: 'file',
           content: writeOp.content,
           sha256: writeOp.sha256,
+          size: content.length,
+        },
+        {
+          op: 'read',
+          type: 'TpmState',
+          path: writeDirOp.path,
+          status: 'read',
+          kind: 'dir',
+          sha256: '1'.repeat(64),
+          size: 4096,
+          entries: [{ ...writeDirOp.entries[0], encoding: 'gzip', size: 4096 }],
         },
         { op: 'read', type: 'NvRam', path: '/x/y', status: 'failed', error: { code: 'not_found', message: 'absent' } },
       ],
@@ -337,7 +395,50 @@ describe('parseAnswer', () => {
       requestId: REQUEST,
       hostUuid: HOST,
       kind: 'files.list',
-      results: [{ type: 'NvRam', path: '/x/y', size: 15, sha256: writeOp.sha256, mtime: 1764000000000 }],
+      roots: { TpmState: '/var/lib/swtpm', NvRam: '/var/lib/nvram' },
+      results: [
+        {
+          type: 'NvRam',
+          path: '/var/lib/nvram/vm_VARS.fd',
+          kind: 'file',
+          size: 15,
+          sha256: writeOp.sha256,
+          mtime: 1764000000000,
+          files: 1,
+          busy: false,
+        },
+        {
+          type: 'TpmState',
+          path: writeDirOp.path,
+          kind: 'dir',
+          size: 4096,
+          sha256: '2'.repeat(64),
+          mtime: 1764000000000,
+          files: 1,
+          busy: true,
+        },
+      ],
+    },
+    'files.stat': {
+      requestId: REQUEST,
+      hostUuid: HOST,
+      kind: 'files.stat',
+      roots: { TpmState: '/var/lib/swtpm', NvRam: '/var/lib/nvram' },
+      results: [
+        {
+          type: 'TpmState',
+          path: writeDirOp.path,
+          status: 'present',
+          kind: 'dir',
+          size: 4096,
+          sha256: '2'.repeat(64),
+          mtime: 1764000000000,
+          files: 1,
+          busy: false,
+        },
+        { type: 'NvRam', path: '/x/y', status: 'absent' },
+        { type: 'NvRam', path: '/x/z', status: 'failed', error: { code: 'symlink', message: 'a link' } },
+      ],
     },
   } as const;
 
@@ -370,5 +471,18 @@ describe('parseAnswer', () => {
     assert.equal(result({ status: 'done' }).ok, false);
     assert.equal(result({ status: 'failed', error: { code: 'eperm', message: '' } }).ok, false);
     assert.equal(result({ status: 'failed', error: { code: 'io_error', message: 'disk' } }).ok, true);
+  });
+
+  it('refuses a listing or stat without its roots, and a read or unit without its kind', () => {
+    for (const kind of ['files.list', 'files.stat'] as const) {
+      assert.equal(parseAnswer(bytesOf(without(answers[kind], 'roots')), kind).ok, false, kind);
+      const extraRoot = { ...answers[kind], roots: { ...answers[kind].roots, Disk: '/x' } };
+      assert.equal(parseAnswer(bytesOf(extraRoot), kind).ok, false, kind);
+    }
+    const read = answers['files.read'];
+    const file = without(read.results[0], 'kind');
+    assert.equal(parseAnswer(bytesOf({ ...read, results: [file] }), 'files.read').ok, false);
+    const unit = { ...answers['files.list'].results[0], kind: 'link' };
+    assert.equal(parseAnswer(bytesOf({ ...answers['files.list'], results: [unit] }), 'files.list').ok, false);
   });
 });

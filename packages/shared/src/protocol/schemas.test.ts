@@ -49,7 +49,12 @@ describe('ENDPOINTS', () => {
   it('names the paths of the design', () => {
     assert.deepStrictEqual(
       { ...ENDPOINTS },
-      { 'files.apply': '/v1/files/apply', 'files.read': '/v1/files/read', 'files.list': '/v1/files/list' },
+      {
+        'files.apply': '/v1/files/apply',
+        'files.read': '/v1/files/read',
+        'files.list': '/v1/files/list',
+        'files.stat': '/v1/files/stat',
+      },
     );
   });
 });

@@ -1,0 +1,87 @@
+// A file as a read answer carries it: gzipped while streaming when that is smaller, base64, sha256 of the bytes.
+import { createHash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { GZIP_THRESHOLD_BYTES } from '@hostfiles/shared';
+import { OpIoError } from './op-failure.js';
+import { chunksOf } from './stream-file.js';
+import type { EncodedFile } from './types.js';
+
+/** Files this small are also kept raw while gzipping, so an incompressible one is not read twice. */
+const KEEP_RAW_BYTES = 1024 * 1024;
+/**
+ * The most encoded bytes one file may take in an answer: its base64 must fit in a JavaScript string (V8 caps
+ * those at 2^29 characters) beside the rest of the answer.
+ */
+export const MAX_ENCODED_BYTES = 256 * 1024 * 1024;
+
+export async function encodeFile(file: FileHandle, sizeNow: number): Promise<EncodedFile> {
+  const pass = await gzipPass(file, sizeNow <= KEEP_RAW_BYTES);
+  if (pass.size >= GZIP_THRESHOLD_BYTES && pass.gzip.length < pass.size) {
+    return { content: pass.gzip.toString('base64'), encoding: 'gzip', sha256: pass.sha256, size: pass.size };
+  }
+  if (pass.raw !== undefined) return rawEncoding(pass.raw, pass.sha256);
+  // Incompressible and large: its bytes are no more than its gzip, so holding them costs what the gzip did.
+  const raw = await readRaw(file, MAX_ENCODED_BYTES);
+  if (sha256Of(raw) !== pass.sha256) throw new OpIoError('EAGAIN (the file changed while it was read)');
+  return rawEncoding(raw, pass.sha256);
+}
+
+interface GzipPass {
+  readonly gzip: Buffer;
+  readonly sha256: string;
+  readonly size: number;
+  readonly raw?: Buffer;
+}
+
+async function gzipPass(file: FileHandle, keepRaw: boolean): Promise<GzipPass> {
+  const hash = createHash('sha256');
+  const rawChunks: Buffer[] = [];
+  let size = 0;
+  async function* source(): AsyncGenerator<Buffer> {
+    for await (const chunk of chunksOf(file)) {
+      hash.update(chunk);
+      size += chunk.length;
+      if (keepRaw && size <= KEEP_RAW_BYTES) rawChunks.push(chunk);
+      yield chunk;
+    }
+  }
+  const out: Buffer[] = [];
+  let outBytes = 0;
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      outBytes += chunk.length;
+      out.push(chunk);
+      callback(outBytes > MAX_ENCODED_BYTES ? new OpIoError('EFBIG (too large for one answer)') : null);
+    },
+  });
+  await pipeline(Readable.from(source()), createGzip({ level: 6 }), sink);
+  const raw = keepRaw && size <= KEEP_RAW_BYTES ? Buffer.concat(rawChunks, size) : undefined;
+  return {
+    gzip: Buffer.concat(out, outBytes),
+    sha256: hash.digest('hex'),
+    size,
+    ...(raw === undefined ? {} : { raw }),
+  };
+}
+
+async function readRaw(file: FileHandle, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of chunksOf(file)) {
+    size += chunk.length;
+    if (size > limit) throw new OpIoError('EFBIG (too large for one answer)');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+const sha256Of = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
+const rawEncoding = (raw: Buffer, sha256: string): EncodedFile => ({
+  content: raw.toString('base64'),
+  sha256,
+  size: raw.length,
+});

@@ -1,0 +1,35 @@
+// Busy: is a lock held on a state? Read from /proc/locks, since a lock can't be probed without taking it.
+import { readFile } from 'node:fs/promises';
+
+/** swtpm holds a POSIX (fcntl) lock on `tpm2/.lock`; QEMU holds OFD locks on NVRAM; flock(1) takes FLOCK. */
+const LOCK_KINDS = new Set(['POSIX', 'FLOCK', 'OFDLCK']);
+
+/** Reads the inode numbers that hold locks now, as decimal strings. Throws when /proc/locks can't be read. */
+export type ReadLockedInodes = () => Promise<ReadonlySet<string>>;
+
+export const readProcLocks: ReadLockedInodes = async () => parseProcLocks(await readFile('/proc/locks', 'utf8'));
+
+/**
+ * The inodes in `/proc/locks` text (proc_locks(5)): `1: POSIX  ADVISORY  WRITE 3779 fe:00:1474578 0 EOF`.
+ * Lines `1: -> POSIX …` are waiters blocked on a lock listed above them: skipped. Only the inode number is kept,
+ * not the device: a lock on another file system's inode of the same number then counts too, which can only refuse
+ * an op, never let one through; and on stacked file systems the device /proc/locks shows need not be stat's.
+ */
+export function parseProcLocks(text: string): Set<string> {
+  const inodes = new Set<string>();
+  for (const line of text.split('\n')) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[1] === '->' || !LOCK_KINDS.has(fields[1] ?? '')) continue;
+    const inode = /^[0-9a-f]+:[0-9a-f]+:(\d+)$/.exec(fields[5] ?? '')?.[1];
+    if (inode !== undefined) inodes.add(inode.replace(/^0+(?=\d)/, ''));
+  }
+  return inodes;
+}
+
+/** Whether any of `inodes` (bigint st_ino of files and directories of a target) is locked now. */
+export async function anyLocked(read: ReadLockedInodes, inodes: Iterable<bigint>): Promise<boolean> {
+  const locked = await read();
+  if (locked.size === 0) return false;
+  for (const inode of inodes) if (locked.has(inode.toString())) return true;
+  return false;
+}

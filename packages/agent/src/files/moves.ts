@@ -1,0 +1,56 @@
+// The renames of a replace or a delete, relative to a held directory.
+import { link, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { at, errnoOrThrow } from './fd-path.js';
+import { removeDirTree } from './remove-tree.js';
+import { inspect } from './target.js';
+import { randomTempName } from './temp-name.js';
+
+export async function renameAt(dir: FileHandle, from: string, to: string): Promise<void> {
+  await rename(at(dir, from), at(dir, to));
+}
+
+/**
+ * Puts `from` back at `to` without replacing whatever appeared at `to` meanwhile (that fails instead). A file is
+ * linked then unlinked, since rename(2) would silently replace a file made in between (a fresh NVRAM a QEMU may
+ * already hold); a directory is renamed, which fails over a non-empty one (an empty one holds no state).
+ */
+export async function putBack(dir: FileHandle, from: string, to: string, isDir: boolean): Promise<void> {
+  if (isDir) {
+    await renameAt(dir, from, to);
+    return;
+  }
+  await link(at(dir, from), at(dir, to));
+  await unlink(at(dir, from));
+}
+
+/**
+ * Removes the temp entry `name` (a file or a tree) if it is there; true when it was. A tree is first renamed to
+ * a fresh random name and that rename made durable: a crash halfway through removing it leaves a random temp
+ * name, never a partial state under a name recovery would rename into place.
+ */
+export async function discard(dir: FileHandle, name: string): Promise<boolean> {
+  const target = await inspect(dir, name);
+  if (target.kind === 'absent') return false;
+  if (target.kind !== 'dir') {
+    await unlinkIfThere(dir, name);
+    return true;
+  }
+  const doomed = randomTempName();
+  await renameAt(dir, name, doomed);
+  await dir.sync();
+  await removeTree(dir, doomed);
+  return true;
+}
+
+/** Removes a tree or a file whose name nobody else uses (a random temp name). */
+export async function removeTree(dir: FileHandle, name: string): Promise<void> {
+  if (!(await removeDirTree(dir, name))) await unlinkIfThere(dir, name);
+}
+
+async function unlinkIfThere(dir: FileHandle, name: string): Promise<void> {
+  try {
+    await unlink(at(dir, name));
+  } catch (error) {
+    if (errnoOrThrow(error) !== 'ENOENT') throw error;
+  }
+}

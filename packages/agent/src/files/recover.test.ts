@@ -1,0 +1,83 @@
+// Every interrupted replace, built by hand as a crash leaves it, is settled to exactly the old or the new state.
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { TEMP_PREFIX } from './temp-name.js';
+import { flockAvailable, holdFlock, treeOf, useTestRoots } from './test-roots.js';
+
+const NEW = `${TEMP_PREFIX}new.`;
+const OLD = `${TEMP_PREFIX}old.`;
+
+/** A state directory whose one file says which version it is. */
+function putState(path: string, version: string): void {
+  mkdirSync(join(path, 'tpm2'), { recursive: true });
+  writeFileSync(join(path, 'tpm2', 'tpm2-00.permall'), version);
+}
+const versionAt = (path: string): string => readFileSync(join(path, 'tpm2', 'tpm2-00.permall'), 'utf8');
+
+test('recovery settles each interrupted replace and removes every other temp entry', async (t) => {
+  const { roots, outside, store } = useTestRoots(t);
+  const r = roots.TpmState;
+  putState(join(r, `${NEW}a`), 'new'); // committed, target was absent
+  putState(join(r, 'b'), 'old'); // committed, the swap had not begun
+  putState(join(r, `${NEW}b`), 'new');
+  putState(join(r, `${OLD}c`), 'old'); // the old moved aside, the new not yet in
+  putState(join(r, `${NEW}c`), 'new');
+  putState(join(r, `${OLD}d`), 'old'); // a rollback cut off: the old goes back
+  putState(join(r, 'e'), 'new'); // swapped; the old not yet removed
+  putState(join(r, `${OLD}e`), 'old');
+  putState(join(r, 'f'), 'current'); // someone else's state stands there: it is kept
+  putState(join(r, `${NEW}f`), 'new');
+  putState(join(r, `${OLD}f`), 'old');
+  putState(join(r, 'g', `${NEW}deep`), 'new'); // deeper than a unit
+  putState(join(r, `${TEMP_PREFIX}0123456789abcdef`), 'staging'); // not committed: dropped
+  writeFileSync(join(r, 'g', `${TEMP_PREFIX}0123-file`), 'torn');
+  putState(join(r, `${TEMP_PREFIX}del.h`), 'deleting'); // a delete cut off: it completes
+  writeFileSync(join(outside, 'keep'), 'outside');
+  symlinkSync(outside, join(r, `${NEW}link`)); // not a directory of ours: removed as a link
+  writeFileSync(join(roots.NvRam, `${TEMP_PREFIX}0123-x_VARS.fd`), 'torn');
+
+  const report = await store.recover();
+  assert.deepEqual(
+    treeOf(r).filter((p) => !p.includes('/')),
+    ['a', 'b', 'c', 'd', 'e', 'f', 'g'],
+  );
+  assert.deepEqual(
+    ['a', 'b', 'c', 'd', 'e', 'f', 'g/deep'].map((name) => versionAt(join(r, name))),
+    ['new', 'new', 'new', 'old', 'new', 'current', 'new'],
+  );
+  assert.deepEqual(treeOf(join(r, 'g')), ['deep', 'deep/tpm2', 'deep/tpm2/tpm2-00.permall']);
+  assert.deepEqual(treeOf(roots.NvRam), []);
+  assert.deepEqual(treeOf(outside), ['keep']);
+  assert.deepEqual(report, { completed: 4, restored: 1, removed: 10 });
+  assert.deepEqual(await store.recover(), { completed: 0, restored: 0, removed: 0 }, 'nothing left to do');
+});
+
+test('recovery never takes a state from under a lock: a busy target keeps its state, a busy old one goes back', async (t) => {
+  if (!flockAvailable()) {
+    t.skip('util-linux flock(1) is not installed');
+    return;
+  }
+  const { roots, store } = useTestRoots(t);
+  const r = roots.TpmState;
+  putState(join(r, 'a'), 'running'); // committed new, but a swtpm holds the target
+  writeFileSync(join(r, 'a', 'tpm2', '.lock'), '');
+  putState(join(r, `${NEW}a`), 'new');
+  putState(join(r, `${OLD}b`), 'running'); // the old moved aside while a swtpm held it
+  writeFileSync(join(r, `${OLD}b`, 'tpm2', '.lock'), '');
+  putState(join(r, `${NEW}b`), 'new');
+  await holdFlock(t, join(r, 'a', 'tpm2', '.lock'));
+  await holdFlock(t, join(r, `${OLD}b`, 'tpm2', '.lock'));
+
+  const report = await store.recover();
+  assert.deepEqual(
+    ['a', 'b'].map((name) => versionAt(join(r, name))),
+    ['running', 'running'],
+  );
+  assert.deepEqual(
+    treeOf(r).filter((p) => !p.includes('/')),
+    ['a', 'b'],
+  );
+  assert.deepEqual(report, { completed: 0, restored: 1, removed: 2 });
+});

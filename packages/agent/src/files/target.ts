@@ -1,0 +1,120 @@
+// What is at a target now: its kind, its digest, whether it is busy, and its facts for list and stat.
+import type { BigIntStats } from 'node:fs';
+import { lstat, type FileHandle } from 'node:fs/promises';
+import { stateDigest, type UnitFacts } from '@hostfiles/shared';
+import { at, errnoOrThrow } from './fd-path.js';
+import { anyLocked, type ReadLockedInodes } from './locks.js';
+import { hashFile } from './stream-file.js';
+import { openFound, walkState } from './state-walk.js';
+import { openChildDir } from './walk.js';
+
+export type Target =
+  | { readonly kind: 'absent' }
+  | { readonly kind: 'symlink' }
+  /** a FIFO, socket or device */
+  | { readonly kind: 'other' }
+  | { readonly kind: 'file' | 'dir'; readonly stats: BigIntStats };
+
+/** lstat of `name` below the held `dir`: never follows a link. */
+export async function inspect(dir: FileHandle, name: string): Promise<Target> {
+  let stats: BigIntStats;
+  try {
+    stats = await lstat(at(dir, name), { bigint: true });
+  } catch (error) {
+    if (errnoOrThrow(error) === 'ENOENT') return { kind: 'absent' };
+    throw error;
+  }
+  if (stats.isSymbolicLink()) return { kind: 'symlink' };
+  if (stats.isFile()) return { kind: 'file', stats };
+  return stats.isDirectory() ? { kind: 'dir', stats } : { kind: 'other' };
+}
+
+/**
+ * A file with other hard links is never read, hashed or counted: its content may live outside the roots (a name
+ * planted in a state directory by its owner), and a digest of it would tell something of that content.
+ */
+export const hasOtherLinks = (stats: BigIntStats): boolean => stats.nlink > 1n;
+
+/** Every inode of the target (for a directory: itself and everything below it, the lock included). */
+export async function inodesOf(dir: FileHandle, name: string, target: Target): Promise<bigint[]> {
+  if (target.kind !== 'file' && target.kind !== 'dir') return [];
+  const inodes = [target.stats.ino];
+  if (target.kind === 'dir') await walkTree(dir, name, { inode: (ino) => inodes.push(ino) });
+  return inodes;
+}
+
+export async function isBusy(read: ReadLockedInodes, dir: FileHandle, name: string, target: Target): Promise<boolean> {
+  return anyLocked(read, await inodesOf(dir, name, target));
+}
+
+/** Facts of a file or directory unit; undefined when it vanished, was swapped, or is a hard-linked file. */
+export async function factsOf(
+  read: ReadLockedInodes,
+  dir: FileHandle,
+  name: string,
+  target: Target,
+): Promise<UnitFacts | undefined> {
+  if (target.kind === 'file') return fileFacts(read, dir, name, target.stats);
+  if (target.kind !== 'dir') return undefined;
+  const inodes = [target.stats.ino];
+  const files: { path: string; sha256: string }[] = [];
+  let size = 0;
+  let mtime = Number(target.stats.mtimeMs);
+  let newest: number | undefined;
+  await walkTree(dir, name, {
+    inode: (ino) => inodes.push(ino),
+    file: async (found) => {
+      if (hasOtherLinks(found.stats)) return;
+      const hashed = await hashFound(found);
+      if (hashed === undefined) return;
+      files.push({ path: found.path, sha256: hashed.sha256 });
+      size += hashed.size;
+      newest = Math.max(newest ?? 0, Number(found.stats.mtimeMs));
+    },
+  });
+  // The newest file's time; a directory without files has only its own.
+  if (newest !== undefined) mtime = newest;
+  const busy = await anyLocked(read, inodes);
+  return { kind: 'dir', size, sha256: stateDigest(files), mtime: Math.floor(mtime), files: files.length, busy };
+}
+
+/** A file's sha256 or a directory's state digest; undefined when there is none to compare (see hasOtherLinks). */
+export async function digestOf(dir: FileHandle, name: string, target: Target): Promise<string | undefined> {
+  const facts = await factsOf(() => Promise.resolve(new Set<string>()), dir, name, target);
+  return facts?.sha256;
+}
+
+async function fileFacts(
+  read: ReadLockedInodes,
+  dir: FileHandle,
+  name: string,
+  stats: BigIntStats,
+): Promise<UnitFacts | undefined> {
+  if (hasOtherLinks(stats)) return undefined;
+  const hashed = await hashFound({ dir, name, stats });
+  if (hashed === undefined) return undefined;
+  const busy = await anyLocked(read, [stats.ino]);
+  return { kind: 'file', ...hashed, mtime: Math.floor(Number(stats.mtimeMs)), files: 1, busy };
+}
+
+async function hashFound(
+  found: Parameters<typeof openFound>[0],
+): Promise<{ sha256: string; size: number } | undefined> {
+  const file = await openFound(found);
+  if (file === undefined) return undefined;
+  try {
+    return await hashFile(file);
+  } finally {
+    await file.close();
+  }
+}
+
+async function walkTree(dir: FileHandle, name: string, visitor: Parameters<typeof walkState>[1]): Promise<void> {
+  const child = await openChildDir(dir, name);
+  if (typeof child === 'string') return;
+  try {
+    await walkState(child, visitor);
+  } finally {
+    await child.close();
+  }
+}

@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { linkSync, mkdirSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { stateDigest } from '@hostfiles/shared';
+import { TEMP_PREFIX } from './temp-name.js';
+import { flockAvailable, holdFlock, useTestRoots } from './test-roots.js';
+
+const sha = (bytes: Buffer | string): string => createHash('sha256').update(bytes).digest('hex');
+const PIPELINE = "find . -type f ! -name .lock -printf '%P\\0' | LC_ALL=C sort -z | xargs -0r sha256sum | sha256sum";
+
+/** A vTPM state directory as swtpm leaves it: `tpm2/` with state files and the lock. */
+function makeState(dir: string, seed: string): Record<string, Buffer> {
+  const files = {
+    'tpm2/tpm2-00.permall': Buffer.from(`${seed}-permall`.repeat(200)),
+    'tpm2/tpm2-00.volatilestate': Buffer.from(`${seed}-volatile`),
+  };
+  mkdirSync(join(dir, 'tpm2'), { recursive: true });
+  for (const [path, bytes] of Object.entries(files)) writeFileSync(join(dir, path), bytes);
+  writeFileSync(join(dir, 'tpm2', '.lock'), '');
+  return files;
+}
+
+test('list answers one unit per entry below the root: files and state directories, sorted, digests as documented', async (t) => {
+  const { roots, outside, store } = useTestRoots(t);
+  const files = makeState(join(roots.TpmState, 'b-uuid'), 'b');
+  makeState(join(roots.TpmState, 'a-uuid'), 'a');
+  writeFileSync(join(roots.TpmState, 'c-file'), 'plain');
+  utimesSync(join(roots.TpmState, 'b-uuid', 'tpm2', 'tpm2-00.permall'), 1_700_000_000, 1_700_000_000);
+  utimesSync(join(roots.TpmState, 'b-uuid', 'tpm2', 'tpm2-00.volatilestate'), 1_700_000_100, 1_700_000_100);
+  writeFileSync(join(outside, 'secret'), 'outside');
+  symlinkSync(outside, join(roots.TpmState, 'link-dir'));
+  symlinkSync(join(outside, 'secret'), join(roots.TpmState, 'link-file'));
+  execFileSync('mkfifo', [join(roots.TpmState, 'fifo')]);
+  writeFileSync(join(roots.TpmState, `${TEMP_PREFIX}0123-x`), 'partial');
+  mkdirSync(join(roots.TpmState, `${TEMP_PREFIX}4567`));
+  linkSync(join(outside, 'secret'), join(roots.TpmState, 'hard-linked'));
+
+  const units = await store.list('TpmState');
+  assert.deepEqual(
+    units.map((u) => u.path),
+    ['a-uuid', 'b-uuid', 'c-file'].map((name) => join(roots.TpmState, name)),
+  );
+  const b = units[1];
+  const expected = execFileSync('bash', ['-c', PIPELINE], { cwd: join(roots.TpmState, 'b-uuid'), encoding: 'utf8' });
+  assert.deepEqual(b, {
+    type: 'TpmState',
+    path: join(roots.TpmState, 'b-uuid'),
+    kind: 'dir',
+    size: Object.values(files).reduce((sum, bytes) => sum + bytes.length, 0),
+    sha256: stateDigest(Object.entries(files).map(([path, bytes]) => ({ path, sha256: sha(bytes) }))),
+    mtime: 1_700_000_100_000,
+    files: 2,
+    busy: false,
+  });
+  assert.equal(b.sha256, expected.split(' ')[0], 'the sha256sum pipeline of stateDigest');
+  const file = join(roots.TpmState, 'c-file');
+  assert.deepEqual(units[2], {
+    type: 'TpmState',
+    path: file,
+    kind: 'file',
+    size: 5,
+    sha256: sha('plain'),
+    mtime: Math.floor(statSync(file).mtimeMs),
+    files: 1,
+    busy: false,
+  });
+  assert.deepEqual(await store.list('NvRam'), []);
+});
+
+test('a unit is busy while a lock is held on it or on any file below it, the lock file included', async (t) => {
+  if (!flockAvailable()) {
+    t.skip('util-linux flock(1) is not installed');
+    return;
+  }
+  const { roots, store } = useTestRoots(t);
+  makeState(join(roots.TpmState, 'uuid'), 'x');
+  writeFileSync(join(roots.NvRam, 'vm_VARS.fd'), 'vars');
+  const busyOf = async (): Promise<boolean[]> =>
+    [...(await store.list('TpmState')), ...(await store.list('NvRam'))].map((u) => u.busy);
+  assert.deepEqual(await busyOf(), [false, false]);
+  const lock = await holdFlock(t, join(roots.TpmState, 'uuid', 'tpm2', '.lock'));
+  const vars = await holdFlock(t, join(roots.NvRam, 'vm_VARS.fd'));
+  assert.deepEqual(await busyOf(), [true, true]);
+  const stat = await store.stat('TpmState', ['uuid']);
+  assert.ok(stat.status === 'present' && stat.busy && stat.files === 2, 'the lock is no file of the state');
+  await lock.release();
+  await vars.release();
+  assert.deepEqual(await busyOf(), [false, false]);
+});
+
+test('stat answers present with the facts list gives, absent, or failed for a link or a hard-linked file', async (t) => {
+  const { roots, outside, store } = useTestRoots(t);
+  makeState(join(roots.TpmState, 'uuid'), 's');
+  writeFileSync(join(outside, 'secret'), 'x');
+  symlinkSync(outside, join(roots.TpmState, 'link'));
+  linkSync(join(outside, 'secret'), join(roots.TpmState, 'hard'));
+  const [listed] = await store.list('TpmState');
+  assert.ok(listed);
+  const facts = Object.fromEntries(Object.entries(listed).filter(([key]) => key !== 'type' && key !== 'path'));
+  assert.deepEqual(await store.stat('TpmState', ['uuid']), { status: 'present', ...facts });
+  assert.deepEqual(await store.stat('TpmState', ['missing']), { status: 'absent' });
+  assert.deepEqual(await store.stat('TpmState', ['uuid', 'tpm2', 'none', 'deeper']), { status: 'absent' });
+  const link = await store.stat('TpmState', ['link']);
+  assert.equal(link.status === 'failed' && link.error.code, 'symlink');
+  const below = await store.stat('TpmState', ['link', 'secret']);
+  assert.equal(below.status === 'failed' && below.error.code, 'symlink');
+  const hard = await store.stat('TpmState', ['hard']);
+  assert.equal(hard.status === 'failed' && hard.error.code, 'not_regular_file');
+  const file = await store.stat('TpmState', ['uuid', 'tpm2', 'tpm2-00.volatilestate']);
+  assert.ok(file.status === 'present' && file.kind === 'file' && file.files === 1);
+});
+
+test('a file over 2 GiB is hashed by streaming: it does not break a listing', async (t) => {
+  const { roots, store } = useTestRoots(t);
+  const path = join(roots.NvRam, 'huge_VARS.fd');
+  writeFileSync(path, '');
+  truncateSync(path, 2 ** 31 + 1); // sparse: no disk used
+  const [unit] = await store.list('NvRam');
+  assert.equal(unit?.size, 2 ** 31 + 1);
+  assert.match(unit.sha256, /^[0-9a-f]{64}$/);
+});
+
+test('a directory without files has the digest of nothing and its own mtime', async (t) => {
+  const { roots, store } = useTestRoots(t);
+  mkdirSync(join(roots.TpmState, 'empty', 'tpm2'), { recursive: true });
+  const stat = await store.stat('TpmState', ['empty']);
+  assert.ok(stat.status === 'present');
+  assert.equal(stat.sha256, sha(''));
+  assert.equal(stat.files, 0);
+  assert.equal(stat.mtime, Math.floor(statSync(join(roots.TpmState, 'empty')).mtimeMs));
+});

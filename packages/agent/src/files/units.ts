@@ -1,0 +1,90 @@
+// list and stat: facts of units (a file or a directory state) without their contents.
+import { open, readdir, type FileHandle } from 'node:fs/promises';
+import type { FileType, ListEntry } from '@hostfiles/shared';
+import { closeAll, errnoOrThrow, nth, ROOT_DIR_FLAGS, self } from './fd-path.js';
+import { FileStoreError } from './file-store-error.js';
+import type { ReadLockedInodes } from './locks.js';
+import { failed, HARD_LINKED_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
+import { factsOf, hasOtherLinks, inspect } from './target.js';
+import { isTempName, parseRoleName } from './temp-name.js';
+import type { StatState } from './types.js';
+import { walkDirs } from './walk.js';
+
+const ABSENT = Object.freeze({ status: 'absent' } as const);
+const NOT_A_FILE = failed('not_regular_file', 'the target is not a regular file or a directory');
+
+/** Runs `describe` for one unit while no op changes it (the store's unit lock). */
+export type UnitGuard = <T>(name: string, describe: () => Promise<T>) => Promise<T>;
+
+export async function statUnit(
+  root: string,
+  components: readonly string[],
+  readLocks: ReadLockedInodes,
+): Promise<StatState> {
+  const held: FileHandle[] = [];
+  try {
+    const end = await walkDirs(root, components.slice(0, -1), held);
+    if (end === 'symlink') return SYMLINK_FAILURE;
+    if (end !== 'ok') return ABSENT;
+    const dir = nth(held, held.length - 1);
+    const name = nth(components, components.length - 1);
+    const target = await inspect(dir, name);
+    if (target.kind === 'absent') return ABSENT;
+    if (target.kind === 'symlink') return SYMLINK_FAILURE;
+    if (target.kind === 'other') return NOT_A_FILE;
+    if (target.kind === 'file' && hasOtherLinks(target.stats)) return HARD_LINKED_FAILURE;
+    const facts = await factsOf(readLocks, dir, name, target);
+    // Vanished or swapped between the look and the hashing.
+    return facts === undefined ? ABSENT : { status: 'present', ...facts };
+  } catch (error) {
+    return ioFailure(error);
+  } finally {
+    await closeAll(held);
+  }
+}
+
+/**
+ * One entry per file or directory directly below the root, sorted by path. Symlinks, FIFOs, sockets, temp names
+ * and hard-linked files are skipped. A unit in the middle of a replace or a delete is away from its name for a
+ * moment (as `new.`, `old.` or `del.<name>`): those names are read as their unit, which is then described under
+ * its lock, so a listing never misses a state that is only being replaced.
+ */
+export async function listUnits(
+  type: FileType,
+  root: string,
+  readLocks: ReadLockedInodes,
+  guard: UnitGuard,
+): Promise<ListEntry[]> {
+  const results: ListEntry[] = [];
+  try {
+    const dir = await open(root, ROOT_DIR_FLAGS);
+    try {
+      for (const name of unitNames(await readdir(self(dir)))) {
+        const facts = await guard(name, async () => {
+          const target = await inspect(dir, name);
+          return factsOf(readLocks, dir, name, target);
+        });
+        if (facts !== undefined) results.push({ type, path: `${root}/${name}`, ...facts });
+      }
+    } finally {
+      await dir.close();
+    }
+  } catch (error) {
+    const code = errnoOrThrow(error);
+    throw new FileStoreError(`cannot list ${root}: ${code}`, { code, cause: error });
+  }
+  return results;
+}
+
+function unitNames(entries: readonly string[]): string[] {
+  const names = new Set<string>();
+  for (const entry of entries) {
+    if (!isTempName(entry)) names.add(entry);
+    else {
+      const target = parseRoleName(entry)?.target;
+      if (target !== undefined) names.add(target);
+    }
+  }
+  // The order of paths below one root is the order of these names: `${root}/` is common to all.
+  return [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}

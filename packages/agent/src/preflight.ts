@@ -1,0 +1,79 @@
+// Everything checked before the agent makes anything: config, users, roots, key file, /proc/locks.
+import { readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { err, ok, signingKeyFromPem, type Result, type SigningKey } from '@hostfiles/shared';
+import { loadConfig, type AgentConfig } from './config.js';
+import type { Ownerships } from './files/index.js';
+import { resolveOwnerships } from './ownership-config.js';
+import type { LookUp } from './principals.js';
+
+export interface Preflight {
+  readonly config: AgentConfig;
+  readonly ownership: Ownerships;
+  /** The agent's key when its file exists; undefined when it is to be made at first start. */
+  readonly signer: SigningKey | undefined;
+}
+
+export interface PreflightOptions {
+  readonly lookUp?: LookUp;
+  /** Where busy is read from: an agent that can't see locks would replace a running swtpm's state. */
+  readonly locksPath?: string;
+}
+
+/** Every problem found, all together; nothing is created or changed. */
+export function preflight(configPath: string, options: PreflightOptions = {}): Result<Preflight, string[]> {
+  const loaded = loadConfig(configPath);
+  if (!loaded.ok) return loaded;
+  const config = loaded.value;
+  const ownership = resolveOwnerships(config.ownership, options.lookUp);
+  const key = checkKeyFile(config);
+  const problems = [
+    ...(ownership.ok ? [] : ownership.error),
+    ...directoryProblem(config.roots.TpmState, 'TpmState root'),
+    ...directoryProblem(config.roots.NvRam, 'NvRam root'),
+    ...(key.ok ? [] : [key.error]),
+    ...locksProblem(options.locksPath ?? '/proc/locks'),
+  ];
+  if (!ownership.ok || !key.ok || problems.length > 0) return err(problems);
+  return ok({ config, ownership: ownership.value, signer: key.value });
+}
+
+function directoryProblem(path: string, what: string): string[] {
+  try {
+    return statSync(path).isDirectory() ? [] : [`the ${what} ${path} is not a directory`];
+  } catch (error) {
+    return [`the ${what} ${path} cannot be used: ${(error as NodeJS.ErrnoException).code ?? String(error)}`];
+  }
+}
+
+function checkKeyFile(config: AgentConfig): Result<SigningKey | undefined, string> {
+  let pem: string;
+  try {
+    pem = readFileSync(config.keyFile, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') return err(`the key file ${config.keyFile} cannot be read: ${code ?? String(error)}`);
+    // Made at first start, in the state directory (made first) or an existing one.
+    const parent = dirname(config.keyFile);
+    if (parent === config.stateDir || directoryProblem(parent, 'key file directory').length === 0) return ok(undefined);
+    return err(`keyFile: the directory ${parent} does not exist`);
+  }
+  if ((statSync(config.keyFile).mode & 0o077) !== 0) {
+    return err(`${config.keyFile} is readable by others than its owner: chmod 600 it`);
+  }
+  try {
+    return ok(signingKeyFromPem(pem));
+  } catch (error) {
+    return err(`${config.keyFile} is not an Ed25519 private key in PEM: ${(error as Error).message}`);
+  }
+}
+
+function locksProblem(path: string): string[] {
+  try {
+    readFileSync(path, 'utf8');
+    return [];
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    return [`${path} cannot be read (${code}): the agent needs it to see that a swtpm or QEMU holds a state`];
+  }
+}

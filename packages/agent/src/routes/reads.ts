@@ -1,0 +1,108 @@
+// Check 9 of files.read, files.list and files.stat (paths only) and their execution.
+import {
+  ok,
+  type ListCommand,
+  type ProtocolError,
+  type ReadCommand,
+  type ReadResult,
+  type Result,
+  type StatCommand,
+  type StatResult,
+} from '@hostfiles/shared';
+import type { AppDeps } from '../deps.js';
+import { confine, type Target } from './files.js';
+import type { Prepared } from './signed.js';
+
+/**
+ * The most base64 one read answer carries: its JSON must fit in one JavaScript string (V8 caps those at 2^29
+ * characters). Files past it answer `io_error`, to be read in another command.
+ */
+export const MAX_READ_CONTENT_CHARS = 384 * 1024 * 1024;
+
+function confineAll(deps: AppDeps, files: ReadCommand['files']): Result<Target[], ProtocolError> {
+  const targets: Target[] = [];
+  for (const [index, file] of files.entries()) {
+    const target = confine(deps, file.type, file.path, index);
+    if (!target.ok) return target;
+    targets.push(target.value);
+  }
+  return ok(targets);
+}
+
+export function prepareRead(deps: AppDeps, command: ReadCommand): Result<Prepared, ProtocolError> {
+  const targets = confineAll(deps, command.files);
+  if (!targets.ok) return targets;
+  return ok({
+    storeAnswer: false,
+    execute: async () => {
+      const results: ReadResult[] = [];
+      let chars = 0;
+      for (const { type, path, components } of targets.value) {
+        const read = await deps.files.read(type, components);
+        const size = contentChars(read);
+        if (chars + size > MAX_READ_CONTENT_CHARS) {
+          results.push({ op: 'read', type, path, status: 'failed', error: ANSWER_FULL });
+          continue;
+        }
+        chars += size;
+        results.push({ op: 'read', type, path, ...read });
+      }
+      return { requestId: command.requestId, hostUuid: deps.hostUuid, kind: 'files.read', results };
+    },
+  });
+}
+
+const ANSWER_FULL = {
+  code: 'io_error',
+  message: 'EFBIG (the answer is full: read this one in another command)',
+} as const;
+
+function contentChars(read: Awaited<ReturnType<AppDeps['files']['read']>>): number {
+  if (read.status !== 'read') return 0;
+  if (read.kind === 'file') return read.content.length;
+  return read.entries.reduce((sum, entry) => sum + entry.content.length, 0);
+}
+
+export function prepareList(deps: AppDeps, command: ListCommand): Result<Prepared, ProtocolError> {
+  return ok({
+    storeAnswer: false,
+    execute: async () => {
+      const lists = await Promise.all(command.types.map((type) => deps.files.list(type)));
+      const results = lists.flat().sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      return {
+        requestId: command.requestId,
+        hostUuid: deps.hostUuid,
+        kind: 'files.list',
+        roots: rootsOf(deps),
+        results,
+      };
+    },
+  });
+}
+
+export function prepareStat(deps: AppDeps, command: StatCommand): Result<Prepared, ProtocolError> {
+  const targets = confineAll(deps, command.files);
+  if (!targets.ok) return targets;
+  return ok({
+    storeAnswer: false,
+    execute: async () => {
+      const results: StatResult[] = [];
+      for (const { type, path, components } of targets.value) {
+        results.push({ type, path, ...(await deps.files.stat(type, components)) });
+      }
+      return {
+        requestId: command.requestId,
+        hostUuid: deps.hostUuid,
+        kind: 'files.stat',
+        roots: rootsOf(deps),
+        results,
+      };
+    },
+  });
+}
+
+/** Exactly the two roots, whatever else the object handed in holds. */
+const rootsOf = (deps: AppDeps): { TpmState: string; NvRam: string } => ({
+  TpmState: deps.roots.TpmState,
+  NvRam: deps.roots.NvRam,
+});

@@ -1,0 +1,279 @@
+// Writes checked before they land, with real agents and a real SQLite file: another VM's path is refused before
+// anything is sent; a VM's new path puts its old one in the outbox in the same transaction; state hostfiles does not
+// know is not written over unless forced; a write whose answer is lost leaves a guard that deletes exactly its bytes;
+// a state in use (its lock held) is never written or deleted.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import {
+  addHost,
+  addTpm,
+  addVm,
+  dirState,
+  fileState,
+  isFlowError,
+  reconcileHost,
+  removeTpms,
+  retryPendingDeletions,
+  writeFile,
+} from '@hostfiles/controller';
+import { sha256Of } from '@hostfiles/shared';
+import { withFleet, type Fleet } from './support/controller.js';
+import { holdLock } from './support/locks.js';
+
+const roots = (fleet: Fleet, i: number): { readonly TpmState: string; readonly NvRam: string } => {
+  const setup = fleet.agents[i]?.setup;
+  assert.ok(setup);
+  return setup.roots;
+};
+
+/** The paths the agent logged an applied op for. */
+const opsOn = (fleet: Fleet, i: number, path: string): number =>
+  (fleet.agents[i]?.lines ?? []).filter((line) => {
+    const event = JSON.parse(line) as { event?: string; path?: string };
+    return event.event === 'op' && event.path === path;
+  }).length;
+
+const tpmState = (text: string) => dirState([{ path: 'tpm2/tpm2-00.permall', content: Buffer.from(text) }]);
+
+test("a write at another VM's path is refused before anything is sent: that VM's state is untouched", async () => {
+  await withFleet(1, async (fleet) => {
+    const r = roots(fleet, 0);
+    const a = await addVm(fleet.deps, { name: 'a', host: 'host0', bootMode: 'UEFI', secureBoot: false });
+    await addVm(fleet.deps, { name: 'b', host: 'host0', bootMode: 'UEFI', secureBoot: false });
+    const aState = join(r.TpmState, a.uuid);
+    await writeFile(fleet.deps, { vm: 'a', type: 'TpmState', path: aState, state: tpmState('state of a') });
+    const before = opsOn(fleet, 0, aState);
+    for (const path of [aState, join(aState, 'tpm2'), join(aState, 'tpm2', 'tpm2-00.permall')]) {
+      await assert.rejects(
+        writeFile(fleet.deps, { vm: 'b', type: 'TpmState', path, state: tpmState('state of b') }),
+        (error) =>
+          isFlowError(error) && error.code === 'conflict' && /refused before anything was sent/.test(error.message),
+        path,
+      );
+    }
+    // The same through a path that contains a's: writing b's state around it would replace it.
+    await assert.rejects(
+      writeFile(fleet.deps, { vm: 'b', type: 'TpmState', path: r.TpmState, state: tpmState('x') }),
+      (error) => isFlowError(error),
+    );
+    assert.equal(opsOn(fleet, 0, aState), before, 'no op reached the agent');
+    assert.equal(readFileSync(join(aState, 'tpm2', 'tpm2-00.permall'), 'utf8'), 'state of a');
+    assert.deepEqual(
+      (await fleet.store.listFilesByHost((await fleet.store.getHostByName('host0'))?.uuid ?? '')).map((f) => f.vmUuid),
+      [a.uuid],
+    );
+  });
+});
+
+test("a VM's state written at a new path puts the old one in the outbox with the record: nothing is left behind", async () => {
+  await withFleet(1, async (fleet) => {
+    const r = roots(fleet, 0);
+    const vm = await addVm(fleet.deps, { name: 'vm', host: 'host0', bootMode: 'Legacy', secureBoot: false });
+    await addTpm(fleet.deps, 'vm', 'kms');
+    const first = join(r.TpmState, 'old-layout');
+    const second = join(r.TpmState, vm.uuid);
+    await writeFile(fleet.deps, { vm: 'vm', type: 'TpmState', path: first, state: tpmState('one') });
+    const moved = await writeFile(fleet.deps, { vm: 'vm', type: 'TpmState', path: second, state: tpmState('two') });
+    assert.equal(moved.replaced, first);
+    assert.deepEqual(
+      (await fleet.store.listFilesByVm(vm.uuid)).map((f) => [f.path, f.kind, f.sha256]),
+      [[second, 'dir', tpmState('two').sha256]],
+    );
+    assert.deepEqual(
+      (await fleet.store.listPendingDeletions()).map((p) => [p.path, p.vmUuid, p.tpmUuid]),
+      [[first, vm.uuid, null]],
+      'the old path is in the outbox, not forgotten',
+    );
+    // A second file inside the VM's own state directory is refused: the state is written whole.
+    await assert.rejects(
+      writeFile(fleet.deps, {
+        vm: 'vm',
+        type: 'TpmState',
+        path: join(second, 'tpm2', 'tpm2-00.volatilestate'),
+        state: fileState(Buffer.from('v')),
+      }),
+      /inside VM vm's TpmState state/,
+    );
+    const report = await removeTpms(fleet.deps, ['vm']);
+    assert.deepEqual(report.pending, []);
+    assert.equal((await retryPendingDeletions(fleet.deps, { all: true })).confirmed, 1);
+    assert.equal(existsSync(first), false);
+    assert.equal(existsSync(second), false);
+    assert.deepEqual(await fleet.store.listPendingDeletions(), []);
+    assert.deepEqual(await fleet.store.listKeyBindings(), []);
+  });
+});
+
+test('state hostfiles does not know is not written over unless forced', async () => {
+  await withFleet(1, async (fleet) => {
+    const r = roots(fleet, 0);
+    const vm = await addVm(fleet.deps, { name: 'vm', host: 'host0', bootMode: 'UEFI', secureBoot: false });
+    const libvirts = join(r.TpmState, vm.uuid, 'tpm2', 'tpm2-00.permall');
+    mkdirSync(dirname(libvirts), { recursive: true });
+    writeFileSync(libvirts, 'made by swtpm_setup');
+    const path = join(r.TpmState, vm.uuid);
+    await assert.rejects(
+      writeFile(fleet.deps, { vm: 'vm', type: 'TpmState', path, state: tpmState('ours') }),
+      (error) => isFlowError(error) && error.code === 'conflict' && /adopt it/.test(error.message),
+    );
+    assert.equal(readFileSync(libvirts, 'utf8'), 'made by swtpm_setup');
+    assert.deepEqual(await fleet.store.listPendingDeletions(), [], 'the refused write left no guard');
+    assert.deepEqual(await fleet.store.listFilesByVm(vm.uuid), []);
+    const seen = await reconcileHost(fleet.deps, 'host0', { apply: true });
+    assert.deepEqual(
+      [seen.unknown.map((u) => u.path), seen.orphans, seen.scheduled],
+      [[path], [], []],
+      "still libvirt's, never hostfiles' leftover",
+    );
+    const forced = await writeFile(fleet.deps, {
+      vm: 'vm',
+      type: 'TpmState',
+      path,
+      state: tpmState('ours'),
+      force: true,
+    });
+    assert.equal(forced.status, 'written');
+    assert.equal(readFileSync(libvirts, 'utf8'), 'ours');
+  });
+});
+
+/** A proxy in front of an agent that passes everything but can lose the answers to writes (after they ran). */
+async function lossyProxy(
+  target: string,
+): Promise<{ url: string; lose: (on: boolean) => void; close(): Promise<void> }> {
+  let losing = false;
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      void (async () => {
+        const answer = await fetch(`${target}${req.url ?? '/'}`, {
+          method: req.method ?? 'GET',
+          headers: { 'content-type': 'application/json' },
+          ...(req.method === 'POST' ? { body: Buffer.concat(chunks) } : {}),
+        });
+        const body = Buffer.from(await answer.arrayBuffer());
+        if (losing && req.url === '/v1/files/apply') {
+          req.socket.destroy();
+          return;
+        }
+        res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' });
+        res.end(body);
+      })();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    lose: (on) => {
+      losing = on;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => { resolve(); });
+      }),
+  };
+}
+
+test('a write whose answer is lost leaves a guard: it deletes exactly those bytes, and nothing else', async () => {
+  await withFleet(1, async (fleet) => {
+    const agent = fleet.agents[0];
+    assert.ok(agent);
+    const proxy = await lossyProxy(agent.url);
+    try {
+      await fleet.store.removeHost((await fleet.store.getHostByName('host0'))?.uuid ?? '');
+      await addHost(fleet.deps, { name: 'lossy', url: proxy.url });
+      const r = roots(fleet, 0);
+      await addVm(fleet.deps, { name: 'a', host: 'lossy', bootMode: 'UEFI', secureBoot: false });
+      await addVm(fleet.deps, { name: 'b', host: 'lossy', bootMode: 'UEFI', secureBoot: false });
+      const aVars = join(r.NvRam, 'a_VARS.fd');
+      const bVars = join(r.NvRam, 'b_VARS.fd');
+      proxy.lose(true);
+      for (const [vm, path] of [
+        ['a', aVars],
+        ['b', bVars],
+      ] as const) {
+        await assert.rejects(
+          writeFile(fleet.deps, { vm, type: 'NvRam', path, state: fileState(Buffer.from(`vars of ${vm}`)) }),
+          (error) => isFlowError(error) && error.code === 'unavailable' && /outcome is unknown/.test(error.message),
+        );
+        assert.equal(readFileSync(path, 'utf8'), `vars of ${vm}`, 'the agent did write it');
+      }
+      proxy.lose(false);
+      assert.deepEqual(
+        (await fleet.store.listPendingDeletions()).map((p) => [p.path, p.expectSha256]),
+        [
+          [aVars, sha256Of(Buffer.from('vars of a'))],
+          [bVars, sha256Of(Buffer.from('vars of b'))],
+        ],
+        'neither is in a row, both are guarded',
+      );
+      // b's path now holds other state (someone else wrote there since): the guard leaves it alone.
+      writeFileSync(bVars, 'not ours');
+      const pass = await retryPendingDeletions(fleet.deps, { all: true });
+      assert.deepEqual([pass.confirmed, pass.dropped, pass.stillPending], [1, 1, 0]);
+      assert.equal(existsSync(aVars), false, 'the untracked bytes are gone');
+      assert.equal(readFileSync(bVars, 'utf8'), 'not ours');
+      assert.deepEqual(await fleet.store.listPendingDeletions(), []);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+test('a state in use is never written or deleted: busy; a removal is refused up front unless forced', async () => {
+  await withFleet(1, async (fleet) => {
+    const r = roots(fleet, 0);
+    const vm = await addVm(fleet.deps, { name: 'vm', host: 'host0', bootMode: 'UEFI', secureBoot: false });
+    await addTpm(fleet.deps, 'vm', 'kms');
+    const tpmDir = join(r.TpmState, vm.uuid);
+    const vars = join(r.NvRam, 'vm_VARS.fd');
+    await writeFile(fleet.deps, { vm: 'vm', type: 'TpmState', path: tpmDir, state: tpmState('running') });
+    await writeFile(fleet.deps, { vm: 'vm', type: 'NvRam', path: vars, state: fileState(Buffer.from('vars')) });
+    // A running swtpm holds <uuid>/tpm2/.lock; a running QEMU holds its NVRAM file.
+    const lockFile = join(tpmDir, 'tpm2', '.lock');
+    writeFileSync(lockFile, '');
+    const locks = [await holdLock(lockFile), await holdLock(vars)];
+    try {
+      await assert.rejects(
+        writeFile(fleet.deps, { vm: 'vm', type: 'TpmState', path: tpmDir, state: tpmState('overwritten') }),
+        (error) => isFlowError(error) && error.code === 'busy',
+      );
+      await assert.rejects(
+        writeFile(fleet.deps, { vm: 'vm', type: 'NvRam', path: vars, state: fileState(Buffer.from('x')) }),
+        (error) => isFlowError(error) && error.code === 'busy',
+      );
+      await assert.rejects(removeTpms(fleet.deps, ['vm']), (error) => isFlowError(error) && error.code === 'busy');
+      assert.ok(await fleet.store.getTpmByVm(vm.uuid), 'refused up front: the TPM is still there');
+      assert.deepEqual(await fleet.store.listUnfinishedOperations(), []);
+
+      const forced = await removeTpms(fleet.deps, ['vm'], undefined, { force: true });
+      assert.deepEqual(
+        forced.pending.map((p) => [p.path, p.reason.split(':')[0]]).sort(),
+        [
+          [tpmDir, 'busy'],
+          [vars, 'busy'],
+        ].sort(),
+      );
+      assert.equal(forced.vms[0]?.binding, 'detaching');
+      assert.equal(readFileSync(join(tpmDir, 'tpm2', 'tpm2-00.permall'), 'utf8'), 'running', 'untouched');
+      assert.ok(existsSync(lockFile), 'the lock file of a running swtpm stays');
+      assert.equal(readFileSync(vars, 'utf8'), 'vars');
+      const stillBusy = await retryPendingDeletions(fleet.deps, { all: true });
+      assert.deepEqual([stillBusy.confirmed, stillBusy.stillPending], [0, 2]);
+    } finally {
+      for (const lock of locks) await lock.release();
+    }
+    const pass = await retryPendingDeletions(fleet.deps, { all: true });
+    assert.deepEqual([pass.confirmed, pass.stillPending], [2, 0]);
+    assert.equal(existsSync(tpmDir), false, 'the directory went whole, its lock file included');
+    assert.equal(existsSync(vars), false);
+    assert.deepEqual(await fleet.store.listKeyBindings(), []);
+  });
+});
