@@ -5,9 +5,9 @@ import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
 import { discard, putBack, removeTree, renameAt } from './moves.js';
 import type { OpContext } from './op-context.js';
 import { BUSY_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
-import { unmetPreconditions } from './preconditions.js';
+import { unitBusy, unmetPreconditions, type BusyCheck } from './preconditions.js';
 import { recoverName } from './recover.js';
-import { inspect, isBusy } from './target.js';
+import { inspect } from './target.js';
 import { randomTempName, roleName } from './temp-name.js';
 import type { RemoveAnswer } from './types.js';
 import { walkDirs } from './walk.js';
@@ -30,7 +30,8 @@ export async function removeFile(
     // runs: it finishes the work of an earlier delete that was interrupted before it pruned.
     const dir = nth(held, held.length - 1);
     const name = nth(components, components.length - 1);
-    const answer = end === 'ok' ? await removeTarget(dir, name, expect, ctx) : ABSENT;
+    const busy = unitBusy(ctx.readLocks, held, components);
+    const answer = end === 'ok' ? await removeTarget(dir, name, expect, ctx, busy) : ABSENT;
     if (answer.status === 'failed') return answer;
     const deepest = await pruneEmptyDirs(held, components);
     // On journaling file systems one fsync commits the removal and the rmdirs before it alike.
@@ -53,13 +54,14 @@ async function removeTarget(
   name: string,
   expect: Expectation | undefined,
   ctx: OpContext,
+  busy: BusyCheck,
 ): Promise<RemoveAnswer> {
   // Leftovers of a replace of this name whose rollback failed while the agent kept running.
   await recoverName(dir, name, ctx.readLocks);
   const target = await inspect(dir, name);
   if (target.kind === 'absent') return ABSENT;
   if (target.kind === 'symlink') return SYMLINK_FAILURE;
-  const unmet = await unmetPreconditions(ctx.readLocks, expect, dir, name, target);
+  const unmet = await unmetPreconditions(expect, dir, name, target, busy);
   if (unmet !== undefined) return unmet;
   // `del.<name>` lets a listing see which unit is on its way out; a crash leaves a temp that startup removes.
   const aside = roleName('del', name) ?? randomTempName();
@@ -70,9 +72,8 @@ async function removeTarget(
     if (errnoOf(error) === 'ENOENT') return ABSENT;
     throw error;
   }
-  const moved = await inspect(dir, aside);
-  if (await isBusy(ctx.readLocks, dir, aside, moved)) {
-    await putBack(dir, aside, name, moved.kind === 'dir');
+  if (await busy(aside)) {
+    await putBack(dir, aside, name, target.kind === 'dir');
     return BUSY_FAILURE;
   }
   await removeTree(dir, aside);
