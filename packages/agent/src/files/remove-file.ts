@@ -1,5 +1,5 @@
 // delete: a file or a whole directory tree, then the empty parents up to (never including) the root.
-import { rmdir, type FileHandle } from 'node:fs/promises';
+import { rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import type { Expectation } from '@hostfiles/shared';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
 import { discard, putBack, removeTree, renameAt } from './moves.js';
@@ -65,9 +65,8 @@ async function removeTarget(
   if (unmet !== undefined) return unmet;
   // `del.<name>` lets a listing see which unit is on its way out; a crash leaves a temp that startup removes.
   const aside = roleName('del', name) ?? randomTempName();
-  await discard(dir, aside);
   try {
-    await renameAt(dir, name, aside);
+    await moveAside(dir, name, aside);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return ABSENT;
     throw error;
@@ -76,8 +75,32 @@ async function removeTarget(
     await putBack(dir, aside, name, target.kind === 'dir');
     return BUSY_FAILURE;
   }
-  await removeTree(dir, aside);
+  if (target.kind === 'dir') await removeTree(dir, aside);
+  else await unlinkOrGone(dir, aside);
   return DELETED;
+}
+
+/** A `del.<name>` left by an earlier delete is in the way only for a directory: it is removed, then tried again. */
+async function moveAside(dir: FileHandle, name: string, aside: string): Promise<void> {
+  try {
+    await renameAt(dir, name, aside);
+  } catch (error) {
+    const code = errnoOf(error);
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'EISDIR' && code !== 'ENOTDIR') throw error;
+    await discard(dir, aside);
+    await renameAt(dir, name, aside);
+  }
+}
+
+/** A file moved aside; swapped for a directory since (by someone else) it is removed as a tree. */
+async function unlinkOrGone(dir: FileHandle, name: string): Promise<void> {
+  try {
+    await unlink(at(dir, name));
+  } catch (error) {
+    const code = errnoOrThrow(error);
+    if (code === 'EISDIR') await removeTree(dir, name);
+    else if (code !== 'ENOENT') throw error;
+  }
 }
 
 /**
