@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { generateSigningKey, signEnvelope, COMMAND_CONTEXT, ANSWER_CONTEXT } from '@hostfiles/shared';
+import { generateSigningKey, signEnvelope, writeDirOp, COMMAND_CONTEXT, ANSWER_CONTEXT } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import {
   agentInfo,
@@ -220,6 +220,12 @@ describe('check 9: paths and content', () => {
       assert.equal(errorCode(await post(client.url, APPLY, signedBody(client.key, del))), 'outside_root');
       const read = commandPayload('files.read', client.hostUuid, { files: [{ type: 'TpmState', path }] });
       assert.equal(errorCode(await post(client.url, '/v1/files/read', signedBody(client.key, read))), 'outside_root');
+      const stat = commandPayload('files.stat', client.hostUuid, { files: [{ type: 'TpmState', path }] });
+      assert.equal(errorCode(await post(client.url, '/v1/files/stat', signedBody(client.key, stat))), 'outside_root');
+      const dir = commandPayload('files.apply', client.hostUuid, {
+        ops: [writeDirOp('TpmState', path, [{ path: 'f', content: Buffer.from('evil') }])],
+      });
+      assert.equal(errorCode(await post(client.url, APPLY, signedBody(client.key, dir))), 'outside_root');
     }
     assert.ok(existsSync(agent.setup.roots.NvRam), 'the other root is still there');
     assert.deepEqual(readdirSync(agent.setup.roots.NvRam), []);

@@ -1,13 +1,14 @@
 // The hostfiles-agent command line as an operator meets it.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { configSchema } from '@hostfiles/agent';
-import { keyIdOf, signingKeyFromPem } from '@hostfiles/shared';
-import { AGENT_BIN, removeSetup, setupAgent } from './support/agent-process.js';
+import { keyIdOf, signingKeyFromPem, writeDirOp } from '@hostfiles/shared';
+import { AGENT_BIN, removeSetup, setupAgent, startAgent } from './support/agent-process.js';
+import { agentInfo, send, writeOp } from './support/commands.js';
 
 const run = (...args: string[]): { status: number | null; stdout: string; stderr: string } => {
   const result = spawnSync(process.execPath, [AGENT_BIN, ...args], { encoding: 'utf8' });
@@ -50,6 +51,18 @@ test('print-config-example prints a complete config that validates once its key 
   const parsed = configSchema.safeParse(filled);
   assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
   for (const key of Object.keys(configSchema.shape)) assert.ok(key in example, `the example has ${key}`);
+  assert.deepEqual(parsed.data.ownership, {
+    TpmState: { owner: 'tss', group: 'tss', fileMode: '0600', dirMode: '0700', topDirMode: '0711' },
+    NvRam: { owner: 'libvirt-qemu', group: 'libvirt-qemu', fileMode: '0600', dirMode: '0700', topDirMode: '0700' },
+  });
+  assert.equal('owner' in example, false, 'no top-level owner: it made NVRAM tss:tss');
+});
+
+test('--help tells about ownership per root, maxContentBytes, recovery and busy', () => {
+  const help = run('--help').stdout;
+  for (const word of ['ownership', 'topDirMode', 'getent', 'maxContentBytes', 'busy', '/proc/locks']) {
+    assert.ok(help.includes(word), `--help mentions ${word}`);
+  }
 });
 
 test('a bad config: every problem reported, exit 2, nothing started', (t) => {
@@ -115,4 +128,92 @@ test('a key file inside a root is refused: a signed read would hand it out', (t)
   const result = run('--config', setup.configPath);
   assert.equal(result.status, 2);
   assert.match(result.stderr, /keyFile: must not be inside the NvRam root/);
+});
+
+test('an unknown owner: exit 2 with every problem at once, and neither the state directory nor the key is made', (t) => {
+  const setup = setupAgent({
+    config: {
+      ownership: { TpmState: { owner: 'no-such-swtpm-user' }, NvRam: { group: 'no-such-qemu-group' } },
+      roots: { TpmState: '/nonexistent-hostfiles-root', NvRam: join(tmpdir(), 'x') },
+    },
+  });
+  t.after(() => {
+    removeSetup(setup);
+  });
+  rmSync(setup.stateDir, { recursive: true, force: true });
+  const result = run('--config', setup.configPath);
+  assert.equal(result.status, 2);
+  for (const what of [
+    'ownership.TpmState.owner: no user named no-such-swtpm-user',
+    'ownership.NvRam.group: no group named no-such-qemu-group',
+    'TpmState root /nonexistent-hostfiles-root cannot be used: ENOENT',
+  ]) {
+    assert.ok(result.stderr.includes(what), `the error says ${what}: ${result.stderr}`);
+  }
+  assert.equal(existsSync(setup.stateDir), false, 'no state directory');
+  assert.equal(existsSync(join(setup.dir, 'agent.key')), false, 'no key');
+  assert.equal(result.stdout, '');
+});
+
+test('a legacy top-level owner and group are refused with what replaced them', (t) => {
+  const setup = setupAgent({ config: { owner: 'tss', group: 'tss' } });
+  t.after(() => {
+    removeSetup(setup);
+  });
+  const result = run('--config', setup.configPath);
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /owner: replaced by ownership\.TpmState\.owner and ownership\.NvRam\.owner/);
+  assert.match(result.stderr, /group: replaced by ownership\.TpmState\.group/);
+  assert.equal(existsSync(setup.stateDir), false);
+});
+
+test('ownership per root on disk: <uuid> root 0711, tpm2 tss 0700, files tss 0600; NVRAM nobody:nogroup 0600', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip('chown needs root');
+    return;
+  }
+  if (spawnSync('getent', ['passwd', 'tss']).status !== 0 || spawnSync('getent', ['group', 'nogroup']).status !== 0) {
+    t.skip('the tss user or the nogroup group is missing');
+    return;
+  }
+  const setup = setupAgent({
+    config: {
+      ownership: { TpmState: { owner: 'tss', group: 'tss' }, NvRam: { owner: 'nobody', group: 'nogroup' } },
+    },
+  });
+  const agent = await startAgent(setup);
+  t.after(async () => {
+    await agent.stop();
+    removeSetup(setup);
+  });
+  const client = {
+    url: agent.url,
+    hostUuid: setup.hostUuid,
+    key: setup.controllerKey,
+    agentPublicKey: (await agentInfo(agent.url)).publicKey,
+  };
+  const uuid = join(setup.roots.TpmState, '3f0f7bd4-1c55-4b4e-9d1a-6c2c1e0c9a11');
+  const nvram = join(setup.roots.NvRam, 'vm_VARS.fd');
+  const answer = await send(client, 'files.apply', {
+    ops: [
+      writeDirOp('TpmState', uuid, [{ path: 'tpm2/tpm2-00.permall', content: Buffer.from('state') }]),
+      writeOp('NvRam', nvram, 'vars'),
+    ],
+  });
+  assert.deepEqual(
+    answer.results.map((r) => r.status),
+    ['written', 'written'],
+  );
+  const id = (database: string, name: string): number =>
+    Number(spawnSync('getent', [database, name], { encoding: 'utf8' }).stdout.split(':')[2]);
+  const tss = { uid: id('passwd', 'tss'), gid: id('group', 'tss') };
+  for (const [path, uid, gid, mode] of [
+    [uuid, 0, 0, 0o711],
+    [join(uuid, 'tpm2'), tss.uid, tss.gid, 0o700],
+    [join(uuid, 'tpm2', 'tpm2-00.permall'), tss.uid, tss.gid, 0o600],
+    [nvram, id('passwd', 'nobody'), id('group', 'nogroup'), 0o600],
+  ] as const) {
+    const stats = statSync(path);
+    assert.deepEqual([stats.uid, stats.gid, stats.mode & 0o777], [uid, gid, mode], path);
+  }
 });

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, 
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { removeSetup, startAgent, type AgentHandle } from './support/agent-process.js';
+import { stateDigest, writeDirOp } from '@hostfiles/shared';
 import { agentInfo, deleteOp, send, writeOp, type AgentClient } from './support/commands.js';
 
 let agent: AgentHandle;
@@ -34,47 +35,84 @@ after(async () => {
 
 const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
 
-test('written files can be listed with size and sha256, read back, and deleted as a tree', async () => {
-  const files = { [join(tpmRoot, 'vm-a', 'tpm2-00.permall')]: 'tpm a', [join(nvRoot, 'vm-a_VARS.fd')]: 'nvram a' };
-  const ops = Object.entries(files).map(([path, text]) =>
-    writeOp(path.startsWith(tpmRoot) ? 'TpmState' : 'NvRam', path, text),
-  );
-  const written = await send(client, 'files.apply', { ops });
+test('a state directory and a file: listed as units, stated, read back whole, deleted as a tree', async () => {
+  const stateDir = join(tpmRoot, 'vm-a');
+  const nvram = join(nvRoot, 'vm-a_VARS.fd');
+  const files = { 'tpm2/tpm2-00.permall': 'tpm a', 'tpm2/tpm2-00.volatilestate': 'volatile a' };
+  const written = await send(client, 'files.apply', {
+    ops: [
+      writeDirOp(
+        'TpmState',
+        stateDir,
+        Object.entries(files).map(([path, text]) => ({ path, content: Buffer.from(text) })),
+      ),
+      writeOp('NvRam', nvram, 'nvram a'),
+    ],
+  });
   assert.deepEqual(
-    written.results.map((r) => r.status),
-    ['written', 'written'],
+    written.results.map((r) => [r.op, r.status]),
+    [
+      ['writeDir', 'written'],
+      ['write', 'written'],
+    ],
   );
+  const digest = stateDigest(Object.entries(files).map(([path, text]) => ({ path, sha256: sha(text) })));
 
   const listed = await send(client, 'files.list', { types: ['TpmState', 'NvRam'] });
-  for (const [path, text] of Object.entries(files)) {
-    const entry = listed.results.find((e) => e.path === path);
-    assert.ok(entry, `${path} is listed`);
-    assert.equal(entry.size, text.length);
-    assert.equal(entry.sha256, sha(text));
-  }
+  assert.deepEqual(listed.roots, agent.setup.roots);
+  assert.deepEqual(
+    listed.results.map((u) => [u.type, u.path, u.kind, u.size, u.sha256, u.files, u.busy]),
+    [
+      ['NvRam', nvram, 'file', 7, sha('nvram a'), 1, false],
+      ['TpmState', stateDir, 'dir', 15, digest, 2, false],
+    ],
+    'sorted by path: the nvram root sorts before the swtpm root here',
+  );
+  const stat = await send(client, 'files.stat', {
+    files: [
+      { type: 'TpmState', path: stateDir },
+      { type: 'TpmState', path: join(tpmRoot, 'vm-missing') },
+    ],
+  });
+  assert.deepEqual(stat.roots, agent.setup.roots);
+  assert.deepEqual(
+    stat.results.map((r) => [r.status, r.status === 'present' ? r.sha256 : undefined]),
+    [
+      ['present', digest],
+      ['absent', undefined],
+    ],
+  );
+
   const read = await send(client, 'files.read', {
     files: [
-      { type: 'TpmState', path: join(tpmRoot, 'vm-a', 'tpm2-00.permall') },
+      { type: 'TpmState', path: stateDir },
+      { type: 'NvRam', path: nvram },
       { type: 'TpmState', path: join(tpmRoot, 'vm-a', 'missing') },
     ],
   });
-  assert.equal(Buffer.from(read.results[0]?.content ?? '', 'base64').toString(), 'tpm a');
-  assert.equal(read.results[0]?.sha256, sha('tpm a'));
+  const [dir, file, missing] = read.results;
+  assert.ok(dir?.status === 'read' && dir.kind === 'dir');
+  assert.equal(dir.sha256, digest);
   assert.deepEqual(
-    read.results.map((r) => r.error?.code),
-    [undefined, 'not_found'],
+    dir.entries.map((e) => [e.path, Buffer.from(e.content, 'base64').toString(), e.sha256, e.size]),
+    Object.entries(files).map(([path, text]) => [path, text, sha(text), text.length]),
   );
+  assert.ok(file?.status === 'read' && file.kind === 'file');
+  assert.equal(Buffer.from(file.content, 'base64').toString(), 'nvram a');
+  assert.equal(file.sha256, sha('nvram a'));
+  assert.equal(missing?.status === 'failed' && missing.error.code, 'not_found');
 
-  mkdirSync(join(tpmRoot, 'vm-a', 'deeper', 'still'), { recursive: true });
-  symlinkSync(outside, join(tpmRoot, 'vm-a', 'deeper', 'link-out'));
+  mkdirSync(join(stateDir, 'deeper', 'still'), { recursive: true });
+  symlinkSync(outside, join(stateDir, 'deeper', 'link-out'));
   const removed = await send(client, 'files.apply', {
-    ops: [deleteOp('TpmState', join(tpmRoot, 'vm-a')), deleteOp('NvRam', join(nvRoot, 'gone'))],
+    ops: [deleteOp('TpmState', stateDir, digest), deleteOp('NvRam', nvram), deleteOp('NvRam', join(nvRoot, 'gone'))],
   });
   assert.deepEqual(
     removed.results.map((r) => r.status),
-    ['deleted', 'absent'],
+    ['deleted', 'deleted', 'absent'],
   );
-  assert.equal(existsSync(join(tpmRoot, 'vm-a')), false);
+  assert.deepEqual(readdirSync(tpmRoot), []);
+  assert.deepEqual(readdirSync(nvRoot), []);
   assert.ok(existsSync(join(outside, 'precious')), 'the link was removed as a link');
 });
 
@@ -104,10 +142,15 @@ test('a symlink as target or as a directory on the way: failed with code symlink
   const read = await send(client, 'files.read', {
     files: [{ type: 'TpmState', path: join(tpmRoot, 'vm-b', 'dir-link', 'precious') }],
   });
-  assert.deepEqual(
-    read.results.map((r) => [r.status, r.error?.code, r.content]),
-    [['failed', 'symlink', undefined]],
-  );
+  assert.deepEqual(read.results, [
+    {
+      op: 'read',
+      type: 'TpmState',
+      path: join(tpmRoot, 'vm-b', 'dir-link', 'precious'),
+      status: 'failed',
+      error: { code: 'symlink', message: 'a path component is a symbolic link' },
+    },
+  ]);
   rmSync(join(tpmRoot, 'target-link'));
   rmSync(join(tpmRoot, 'vm-b'), { recursive: true });
 });

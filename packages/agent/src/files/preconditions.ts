@@ -1,9 +1,10 @@
-// What must hold before an op changes its target: the op's `expect`, and no lock held on the target.
+// What must hold before an op changes its target: the op's `expect`, and no lock held on the target's unit.
 import type { FileHandle } from 'node:fs/promises';
 import type { Expectation } from '@hostfiles/shared';
+import { nth } from './fd-path.js';
 import type { ReadLockedInodes } from './locks.js';
 import { BUSY_FAILURE, failed } from './op-failure.js';
-import { digestOf, isBusy, type Target } from './target.js';
+import { digestOf, inspect, isBusy, type Target } from './target.js';
 import type { OpFailure } from './types.js';
 
 export async function unmetExpectation(
@@ -22,15 +23,37 @@ export async function unmetExpectation(
   return digest === expect ? undefined : failed('changed', 'the target is not the state the op expected');
 }
 
+/** Whether the target's unit is busy now; `aside`: the name the target was just moved to in its parent. */
+export type BusyCheck = (aside?: string) => Promise<boolean>;
+
+/**
+ * Busy looks at the whole unit the target is in (the first component below the root, with everything under it),
+ * not only at the target: a swtpm locks just `<uuid>/tpm2/.lock`, and a write to `<uuid>/tpm2/tpm2-00.permall`
+ * would change its state under it all the same. `held` is the root and the directories down to the target's
+ * parent, as walkDirs leaves them.
+ */
+export function unitBusy(
+  readLocks: ReadLockedInodes,
+  held: readonly FileHandle[],
+  components: readonly string[],
+): BusyCheck {
+  return async (aside) => {
+    const root = nth(held, 0);
+    // A unit moved aside has left its name: what moved is the unit now. Deeper, the moved tree is still in it.
+    const name = components.length === 1 && aside !== undefined ? aside : nth(components, 0);
+    return isBusy(readLocks, root, name, await inspect(root, name));
+  };
+}
+
 /** `expect`, then busy: both read the target as it is now, just before the step that would change it. */
 export async function unmetPreconditions(
-  readLocks: ReadLockedInodes,
   expect: Expectation | undefined,
   dir: FileHandle,
   name: string,
   target: Target,
+  busy: BusyCheck,
 ): Promise<OpFailure | undefined> {
   const unmet = await unmetExpectation(expect, dir, name, target);
   if (unmet !== undefined) return unmet;
-  return (await isBusy(readLocks, dir, name, target)) ? BUSY_FAILURE : undefined;
+  return (await busy()) ? BUSY_FAILURE : undefined;
 }

@@ -69,9 +69,13 @@ export async function recoverName(
   const newName = roleName('new', name);
   const oldName = roleName('old', name);
   if (newName === undefined || oldName === undefined) return;
-  const hasNew = (await inspect(dir, newName)).kind === 'dir';
+  const fresh = await inspect(dir, newName);
   const old = await inspect(dir, oldName);
+  // The common case before every op: nothing to settle, and two lstats to know it.
+  if (fresh.kind === 'absent' && old.kind === 'absent') return;
+  const hasNew = fresh.kind === 'dir';
   const target = await inspect(dir, name);
+  const before = counts.completed + counts.restored;
   if (hasNew && target.kind === 'absent') {
     if (old.kind === 'dir' && (await isBusy(readLocks, dir, oldName, old))) {
       await putBack(dir, oldName, name, true);
@@ -86,7 +90,8 @@ export async function recoverName(
     await putBack(dir, oldName, name, true);
     counts.restored += 1;
   }
-  await dir.sync();
+  // A rename made the state whole: durable before the leftovers go (and only then: this runs before every op).
+  if (counts.completed + counts.restored > before) await dir.sync();
   for (const leftover of [newName, oldName]) if (await discard(dir, leftover)) counts.removed += 1;
 }
 
@@ -103,6 +108,7 @@ async function finishSwap(
   // Taken by someone between the check and the rename: it goes back, the new state is dropped.
   if (await isBusy(readLocks, dir, oldName, old)) {
     await putBack(dir, oldName, name, true);
+    await dir.sync();
     return;
   }
   await renameAt(dir, newName, name);

@@ -1,13 +1,13 @@
 // delete: a file or a whole directory tree, then the empty parents up to (never including) the root.
-import { rmdir, type FileHandle } from 'node:fs/promises';
+import { rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import type { Expectation } from '@hostfiles/shared';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
 import { discard, putBack, removeTree, renameAt } from './moves.js';
 import type { OpContext } from './op-context.js';
 import { BUSY_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
-import { unmetPreconditions } from './preconditions.js';
+import { unitBusy, unmetPreconditions, type BusyCheck } from './preconditions.js';
 import { recoverName } from './recover.js';
-import { inspect, isBusy } from './target.js';
+import { inspect } from './target.js';
 import { randomTempName, roleName } from './temp-name.js';
 import type { RemoveAnswer } from './types.js';
 import { walkDirs } from './walk.js';
@@ -30,7 +30,8 @@ export async function removeFile(
     // runs: it finishes the work of an earlier delete that was interrupted before it pruned.
     const dir = nth(held, held.length - 1);
     const name = nth(components, components.length - 1);
-    const answer = end === 'ok' ? await removeTarget(dir, name, expect, ctx) : ABSENT;
+    const busy = unitBusy(ctx.readLocks, held, components);
+    const answer = end === 'ok' ? await removeTarget(dir, name, expect, ctx, busy) : ABSENT;
     if (answer.status === 'failed') return answer;
     const deepest = await pruneEmptyDirs(held, components);
     // On journaling file systems one fsync commits the removal and the rmdirs before it alike.
@@ -53,30 +54,53 @@ async function removeTarget(
   name: string,
   expect: Expectation | undefined,
   ctx: OpContext,
+  busy: BusyCheck,
 ): Promise<RemoveAnswer> {
   // Leftovers of a replace of this name whose rollback failed while the agent kept running.
   await recoverName(dir, name, ctx.readLocks);
   const target = await inspect(dir, name);
   if (target.kind === 'absent') return ABSENT;
   if (target.kind === 'symlink') return SYMLINK_FAILURE;
-  const unmet = await unmetPreconditions(ctx.readLocks, expect, dir, name, target);
+  const unmet = await unmetPreconditions(expect, dir, name, target, busy);
   if (unmet !== undefined) return unmet;
   // `del.<name>` lets a listing see which unit is on its way out; a crash leaves a temp that startup removes.
   const aside = roleName('del', name) ?? randomTempName();
-  await discard(dir, aside);
   try {
-    await renameAt(dir, name, aside);
+    await moveAside(dir, name, aside);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return ABSENT;
     throw error;
   }
-  const moved = await inspect(dir, aside);
-  if (await isBusy(ctx.readLocks, dir, aside, moved)) {
-    await putBack(dir, aside, name, moved.kind === 'dir');
+  if (await busy(aside)) {
+    await putBack(dir, aside, name, target.kind === 'dir');
     return BUSY_FAILURE;
   }
-  await removeTree(dir, aside);
+  if (target.kind === 'dir') await removeTree(dir, aside);
+  else await unlinkOrGone(dir, aside);
   return DELETED;
+}
+
+/** A `del.<name>` left by an earlier delete is in the way only for a directory: it is removed, then tried again. */
+async function moveAside(dir: FileHandle, name: string, aside: string): Promise<void> {
+  try {
+    await renameAt(dir, name, aside);
+  } catch (error) {
+    const code = errnoOf(error);
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'EISDIR' && code !== 'ENOTDIR') throw error;
+    await discard(dir, aside);
+    await renameAt(dir, name, aside);
+  }
+}
+
+/** A file moved aside; swapped for a directory since (by someone else) it is removed as a tree. */
+async function unlinkOrGone(dir: FileHandle, name: string): Promise<void> {
+  try {
+    await unlink(at(dir, name));
+  } catch (error) {
+    const code = errnoOrThrow(error);
+    if (code === 'EISDIR') await removeTree(dir, name);
+    else if (code !== 'ENOENT') throw error;
+  }
 }
 
 /**

@@ -44,7 +44,10 @@ export async function inodesOf(dir: FileHandle, name: string, target: Target): P
 }
 
 export async function isBusy(read: ReadLockedInodes, dir: FileHandle, name: string, target: Target): Promise<boolean> {
-  return anyLocked(read, await inodesOf(dir, name, target));
+  const locked = await read();
+  // No lock held anywhere (a host with no VM running): nothing to walk.
+  if (locked.size === 0) return false;
+  return anyLocked(() => Promise.resolve(locked), await inodesOf(dir, name, target));
 }
 
 /** Facts of a file or directory unit; undefined when it vanished, was swapped, or is a hard-linked file. */

@@ -6,10 +6,10 @@ import { closeAll, errnoOrThrow, nth } from './fd-path.js';
 import { discard, putBack, removeTree, renameAt } from './moves.js';
 import type { OpContext } from './op-context.js';
 import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
-import { unmetPreconditions } from './preconditions.js';
+import { unitBusy, unmetPreconditions, type BusyCheck } from './preconditions.js';
 import { recoverName } from './recover.js';
 import { stageState } from './stage-dir.js';
-import { inspect, isBusy, type Target } from './target.js';
+import { inspect, type Target } from './target.js';
 import { randomTempName, roleName } from './temp-name.js';
 import type { StateEntry, WriteAnswer } from './types.js';
 import { walkDirs, type MakeDirs } from './walk.js';
@@ -20,6 +20,7 @@ const NAME_TOO_LONG = failed('io_error', 'ENAMETOOLONG (no room for the temp nam
 
 interface Swap {
   readonly parent: FileHandle;
+  readonly busy: BusyCheck;
   readonly name: string;
   readonly newName: string;
   readonly oldName: string;
@@ -42,13 +43,14 @@ export async function writeDir(
     const end = await walkDirs(root, components.slice(0, -1), held, make);
     if (end === 'symlink') return SYMLINK_FAILURE;
     if (end !== 'ok') return NOT_A_DIRECTORY;
-    const swap = { parent: nth(held, held.length - 1), name, newName, oldName };
+    const parent = nth(held, held.length - 1);
+    const swap = { parent, busy: unitBusy(ctx.readLocks, held, components), name, newName, oldName };
     // Leftovers of a rollback that failed while the agent kept running: settled as a restart would.
     await recoverName(swap.parent, name, ctx.readLocks);
-    const unmet = await check(swap, expect, ctx);
+    const unmet = await check(swap, expect);
     if (unmet !== undefined) return unmet;
     await stage(swap, entries, ctx, components.length - 1);
-    const answer = await swapIn(swap, expect, ctx);
+    const answer = await swapIn(swap, expect);
     if (answer.status === 'written') await Promise.all([...new Set(make.grown)].map((dir) => dir.sync()));
     return answer;
   } catch (error) {
@@ -59,11 +61,11 @@ export async function writeDir(
 }
 
 /** The target's kind, then `expect` and busy; undefined when the replace may go on. */
-async function check(swap: Swap, expect: Expectation | undefined, ctx: OpContext): Promise<WriteAnswer | undefined> {
+async function check(swap: Swap, expect: Expectation | undefined): Promise<WriteAnswer | undefined> {
   const target = await inspect(swap.parent, swap.name);
   if (target.kind === 'symlink') return SYMLINK_FAILURE;
   if (target.kind === 'file' || target.kind === 'other') return NOT_A_DIRECTORY;
-  return unmetPreconditions(ctx.readLocks, expect, swap.parent, swap.name, target);
+  return unmetPreconditions(expect, swap.parent, swap.name, target, swap.busy);
 }
 
 /** Stages the new state and commits it: renamed to `new.<name>`, the rename made durable. */
@@ -81,11 +83,11 @@ async function stage(swap: Swap, entries: readonly StateEntry[], ctx: OpContext,
 }
 
 /** After the commit: check again, move the old state aside, re-check busy on it, move the new one in. */
-async function swapIn(swap: Swap, expect: Expectation | undefined, ctx: OpContext): Promise<WriteAnswer> {
+async function swapIn(swap: Swap, expect: Expectation | undefined): Promise<WriteAnswer> {
   const { parent, name, newName, oldName } = swap;
   let moved = false;
   try {
-    const unmet = await check(swap, expect, ctx);
+    const unmet = await check(swap, expect);
     if (unmet !== undefined) {
       await discard(parent, newName);
       return unmet;
@@ -96,7 +98,7 @@ async function swapIn(swap: Swap, expect: Expectation | undefined, ctx: OpContex
       // look and this rename) is caught on the moved tree below: its inodes and their locks move with it.
       await renameAt(parent, name, oldName);
       moved = true;
-      if (await isBusy(ctx.readLocks, parent, oldName, await inspect(parent, oldName))) {
+      if (await swap.busy(oldName)) {
         await putBack(parent, oldName, name, true);
         moved = false;
         await discard(parent, newName);

@@ -139,3 +139,26 @@ test('a target name too long for a temp name with it is still written', async (t
   assert.equal((await store.write('NvRam', ['vm', name], Buffer.from('x'))).status, 'written');
   assert.deepEqual(readdirSync(join(roots.NvRam, 'vm')), [name]);
 });
+
+test('a write or delete anywhere inside a state whose lock is held answers busy: busy is of the whole unit', async (t) => {
+  if (!flockAvailable()) {
+    t.skip('util-linux flock(1) is not installed');
+    return;
+  }
+  const { roots, store } = useTestRoots(t);
+  const tpm2 = join(roots.TpmState, 'uuid', 'tpm2');
+  await store.write('TpmState', ['uuid', 'tpm2', 'tpm2-00.permall'], Buffer.from('state'));
+  writeFileSync(join(tpm2, '.lock'), '');
+  await holdFlock(t, join(tpm2, '.lock'));
+  const codes = [
+    await store.write('TpmState', ['uuid', 'tpm2', 'tpm2-00.permall'], Buffer.from('other')),
+    await store.write('TpmState', ['uuid', 'new-file'], Buffer.from('other')),
+    await store.remove('TpmState', ['uuid', 'tpm2', 'tpm2-00.permall']),
+    await store.writeDir('TpmState', ['uuid', 'tpm2'], [{ components: ['f'], content: Buffer.from('x') }]),
+  ].map((a) => (a.status === 'failed' ? a.error.code : a.status));
+  assert.deepEqual(codes, ['busy', 'busy', 'busy', 'busy']);
+  assert.deepEqual(treeOf(join(roots.TpmState, 'uuid')), ['tpm2', 'tpm2/.lock', 'tpm2/tpm2-00.permall']);
+  assert.equal(readFileSync(join(tpm2, 'tpm2-00.permall'), 'utf8'), 'state');
+  // Another unit is not held by that lock.
+  assert.equal((await store.write('TpmState', ['other', 'f'], Buffer.from('x'))).status, 'written');
+});

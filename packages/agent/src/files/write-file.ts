@@ -4,8 +4,8 @@ import type { Expectation } from '@hostfiles/shared';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
 import type { OpContext } from './op-context.js';
 import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
-import { unmetExpectation } from './preconditions.js';
-import { inspect, isBusy, type Target } from './target.js';
+import { unitBusy, unmetExpectation, type BusyCheck } from './preconditions.js';
+import { inspect, type Target } from './target.js';
 import { tempNameFor } from './temp-name.js';
 import type { OpFailure, WriteAnswer } from './types.js';
 import { walkDirs, type MakeDirs } from './walk.js';
@@ -55,7 +55,7 @@ async function writeOnce(
     const target = await inspect(dir, name);
     const unmet = conflictOf(target) ?? (await unmetExpectation(expect, dir, name, target));
     if (unmet !== undefined) return unmet;
-    const answer = await replaceFile(dir, name, content, ctx);
+    const answer = await replaceFile(dir, name, content, ctx, unitBusy(ctx.readLocks, held, components));
     if (answer.status === 'written') await syncDirs([dir, ...make.grown]);
     return answer;
   } finally {
@@ -63,14 +63,20 @@ async function writeOnce(
   }
 }
 
-async function replaceFile(dir: FileHandle, name: string, content: Buffer, ctx: OpContext): Promise<WriteAnswer> {
+async function replaceFile(
+  dir: FileHandle,
+  name: string,
+  content: Buffer,
+  ctx: OpContext,
+  busy: BusyCheck,
+): Promise<WriteAnswer> {
   const temp = tempNameFor(name);
   try {
     await writeNewFile(dir, temp, content, ctx.ownership);
     // The last look before the rename. A file can't be moved aside and put back here (the rename replaces it),
     // so a lock taken in the microseconds between this look and the rename is not seen: the window that stays.
     const target = await inspect(dir, name);
-    const refusal = conflictOf(target) ?? ((await isBusy(ctx.readLocks, dir, name, target)) ? BUSY_FAILURE : undefined);
+    const refusal = conflictOf(target) ?? ((await busy()) ? BUSY_FAILURE : undefined);
     if (refusal !== undefined) {
       await discardTemp(dir, temp);
       return refusal;

@@ -1,0 +1,64 @@
+// Real UEFI variable stores through a real agent: OVMF's 540 KiB and AAVMF's 64 MiB, gzipped on the wire both
+// ways, back byte for byte.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { writeOp } from '@hostfiles/shared';
+import { removeSetup, startAgent, type AgentHandle } from './support/agent-process.js';
+import { agentInfo, send, signedBody, commandPayload, post, type AgentClient } from './support/commands.js';
+
+const STORES = [
+  { name: 'OVMF_VARS_4M.ms.fd', path: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd' },
+  { name: 'AAVMF_VARS.fd', path: '/usr/share/AAVMF/AAVMF_VARS.fd' },
+] as const;
+
+let agent: AgentHandle;
+let client: AgentClient;
+
+before(async () => {
+  agent = await startAgent();
+  client = {
+    url: agent.url,
+    hostUuid: agent.setup.hostUuid,
+    key: agent.setup.controllerKey,
+    agentPublicKey: (await agentInfo(agent.url)).publicKey,
+  };
+});
+after(async () => {
+  assert.equal(await agent.stop(), 0);
+  removeSetup(agent.setup);
+});
+
+const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
+for (const store of STORES) {
+  test(`${store.name}: written gzipped, read back gzipped, byte for byte`, async (t) => {
+    if (!existsSync(store.path)) {
+      t.skip(`${store.path} is not installed (packages ovmf and qemu-efi-aarch64)`);
+      return;
+    }
+    const bytes = readFileSync(store.path);
+    const target = join(agent.setup.roots.NvRam, `vm-${store.name.split('_')[0] ?? 'x'}_VARS.fd`);
+    const op = writeOp('NvRam', target, bytes, { compress: true, expect: 'absent' });
+    assert.equal(op.encoding, 'gzip');
+    const body = signedBody(client.key, commandPayload('files.apply', client.hostUuid, { ops: [op] }));
+    t.diagnostic(`${bytes.length} bytes travel as a ${body.length}-byte command`);
+    assert.ok(body.length < 4 * 1024 * 1024, 'within the default body limit');
+    const written = await post(client.url, '/v1/files/apply', body);
+    assert.equal(written.status, 200, written.text);
+    assert.ok(readFileSync(target).equals(bytes), 'on disk byte for byte');
+
+    const read = await send(client, 'files.read', { files: [{ type: 'NvRam', path: target }] });
+    const [file] = read.results;
+    assert.ok(file?.status === 'read' && file.kind === 'file');
+    assert.equal(file.encoding, 'gzip');
+    assert.equal(file.size, bytes.length);
+    assert.equal(file.sha256, sha(bytes));
+    assert.ok(gunzipSync(Buffer.from(file.content, 'base64')).equals(bytes), 'read back byte for byte');
+    const listed = await send(client, 'files.list', { types: ['NvRam'] });
+    assert.equal(listed.results.find((u) => u.path === target)?.sha256, sha(bytes));
+  });
+}
