@@ -118,7 +118,7 @@ async function planRestore(
       );
     }
     const state = await backupState(deps, backup);
-    const problem = checkState(state);
+    const problem = await checkState(state);
     if (problem !== null) {
       throw new FlowError('conflict', `the ${backup.type} backup of VM ${vm.name} is damaged: ${problem}`);
     }
