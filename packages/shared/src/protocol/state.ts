@@ -104,8 +104,12 @@ export async function verifyContent(
       }
       hash.update(chunk);
     });
-    inflate.once('end', () => resolve('ok'));
-    inflate.once('error', () => resolve('bad_content'));
+    inflate.once('end', () => {
+      resolve('ok');
+    });
+    inflate.once('error', () => {
+      resolve('bad_content');
+    });
     inflate.end(content);
   });
   if (outcome !== 'ok') return err(outcome);
