@@ -9,6 +9,7 @@ import { configSchema } from '@hostfiles/agent';
 import { keyIdOf, signingKeyFromPem, writeDirOp } from '@hostfiles/shared';
 import { AGENT_BIN, removeSetup, setupAgent, startAgent } from './support/agent-process.js';
 import { agentInfo, send, writeOp } from './support/commands.js';
+import { skipWithout } from './support/real-tools.js';
 
 const run = (...args: string[]): { status: number | null; stdout: string; stderr: string } => {
   const result = spawnSync(process.execPath, [AGENT_BIN, ...args], { encoding: 'utf8' });
@@ -168,14 +169,10 @@ test('a legacy top-level owner and group are refused with what replaced them', (
 });
 
 test('ownership per root on disk: <uuid> root 0711, tpm2 tss 0700, files tss 0600; NVRAM nobody:nogroup 0600', async (t) => {
-  if (process.getuid?.() !== 0) {
-    t.skip('chown needs root');
-    return;
-  }
-  if (spawnSync('getent', ['passwd', 'tss']).status !== 0 || spawnSync('getent', ['group', 'nogroup']).status !== 0) {
-    t.skip('the tss user or the nogroup group is missing');
-    return;
-  }
+  if (skipWithout(t, process.getuid?.() !== 0 ? 'chown needs root' : undefined)) return;
+  const missing =
+    spawnSync('getent', ['passwd', 'tss']).status !== 0 || spawnSync('getent', ['group', 'nogroup']).status !== 0;
+  if (skipWithout(t, missing ? 'the tss user or the nogroup group is missing' : undefined)) return;
   const setup = setupAgent({
     config: {
       ownership: { TpmState: { owner: 'tss', group: 'tss' }, NvRam: { owner: 'nobody', group: 'nogroup' } },

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { createAgentClient, isAgentCallError, type AgentTarget } from '@hostfiles/controller';
+import { attemptTimeoutMs, createAgentClient, isAgentCallError, type AgentTarget } from '@hostfiles/controller';
 import { generateSigningKey, writeOp } from '@hostfiles/shared';
 import { removeSetup, startAgent, type AgentHandle } from './support/agent-process.js';
 
@@ -138,4 +138,41 @@ test('a redirect is never followed: the signed command goes nowhere else', async
   assert.ok(isAgentCallError(error));
   assert.deepEqual([error.failure, error.details.status], ['refused', 307]);
   assert.equal(elsewhere, 0);
+});
+
+test("an attempt's deadline grows with the bytes it moves: a large state is not cut off at the fixed timeout", async (t) => {
+  assert.equal(attemptTimeoutMs(10_000, 0), 10_000);
+  assert.equal(attemptTimeoutMs(10_000, 64 * 1024 * 1024), 26_000, '64 MiB at 4 MiB/s: 16 s more');
+  // A host that takes 600 ms to answer (an agent inflating, hashing and fsyncing a large store), a 200 ms timeout.
+  const slow = await listen(
+    createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        setTimeout(() => {
+          void fetch(`${agent.url}${req.url ?? ''}`, { method: 'POST', body: Buffer.concat(chunks) })
+            .then(async (answer) => {
+              res.writeHead(answer.status, { 'content-type': 'application/json' }).end(await answer.text());
+            })
+            .catch(() => res.destroy());
+        }, 600);
+      });
+    }),
+  );
+  t.after(() => {
+    slow.closeAllConnections();
+    slow.close();
+  });
+  const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+  const fixed = await rejection(client(0, 200).send({ ...target, url }, 'files.list', { types: ['NvRam'] }));
+  assert.ok(isAgentCallError(fixed));
+  assert.equal(fixed.failure, 'timeout');
+  // The same call announcing 8 MiB of work gets 2 s more: it is answered.
+  const answer = await client(0, 200).send(
+    { ...target, url },
+    'files.list',
+    { types: ['NvRam'] },
+    { bytes: 8 * 1024 * 1024 },
+  );
+  assert.equal(answer.kind, 'files.list');
 });

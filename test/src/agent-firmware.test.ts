@@ -9,6 +9,7 @@ import { gunzipSync } from 'node:zlib';
 import { writeOp } from '@hostfiles/shared';
 import { removeSetup, startAgent, type AgentHandle } from './support/agent-process.js';
 import { agentInfo, send, signedBody, commandPayload, post, type AgentClient } from './support/commands.js';
+import { skipWithout } from './support/real-tools.js';
 
 const STORES = [
   { name: 'OVMF_VARS_4M.ms.fd', path: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd' },
@@ -36,10 +37,8 @@ const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest
 
 for (const store of STORES) {
   test(`${store.name}: written gzipped, read back gzipped, byte for byte`, async (t) => {
-    if (!existsSync(store.path)) {
-      t.skip(`${store.path} is not installed (packages ovmf and qemu-efi-aarch64)`);
-      return;
-    }
+    const missing = existsSync(store.path) ? undefined : `${store.path} is not installed (ovmf, qemu-efi-aarch64)`;
+    if (skipWithout(t, missing)) return;
     const bytes = readFileSync(store.path);
     const target = join(agent.setup.roots.NvRam, `vm-${store.name.split('_')[0] ?? 'x'}_VARS.fd`);
     const op = writeOp('NvRam', target, bytes, { compress: true, expect: 'absent' });

@@ -17,6 +17,7 @@ import {
   SWTPM_USER,
   type SwtpmHandle,
 } from './support/swtpm.js';
+import { skipWithout } from './support/real-tools.js';
 
 const unavailable = swtpmUnavailable();
 let agent: AgentHandle | undefined;
@@ -66,10 +67,7 @@ function snapshot(dir: string, prefix = ''): Record<string, string> {
 }
 
 test('while swtpm runs, writeDir, write and delete answer busy and leave the state and its lock as they were', async (t) => {
-  if (unavailable !== undefined) {
-    t.skip(unavailable);
-    return;
-  }
+  if (skipWithout(t, unavailable)) return;
   const state = join(root, randomUUID());
   await createTpmState(join(state, 'tpm2'));
   const swtpm = await swtpmOn(join(state, 'tpm2'));
@@ -118,10 +116,7 @@ test('while swtpm runs, writeDir, write and delete answer busy and leave the sta
 });
 
 test('a state read through the agent and written as another VM is the same vTPM: same EK, same NV data', async (t) => {
-  if (unavailable !== undefined) {
-    t.skip(unavailable);
-    return;
-  }
+  if (skipWithout(t, unavailable)) return;
   const source = join(root, randomUUID());
   await createTpmState(join(source, 'tpm2'));
   const first = await swtpmOn(join(source, 'tpm2'));

@@ -75,7 +75,7 @@ test('usage errors exit 2 with a hint; --help and --version tell the truth', asy
   fails(flagTypo, 2, /unknown option --uefy \(did you mean --uefi\?\)/);
   fails(wrongFlag, 2, /tpm add takes no option --uefi/);
   fails(noVm, 2, /tpm remove needs VM/);
-  fails(noFrom, 2, /file write needs --from LOCALFILE/);
+  fails(noFrom, 2, /file write needs --from LOCAL/);
 
   const help = await hostfiles(['--help']);
   assert.equal(help.status, 0);

@@ -150,8 +150,9 @@ test(
 
       // Hosts are reached at once: the silent one costs one client timeout, not an unbounded wait.
       assert.ok(elapsed < 6 * TIMEOUT_MS, `the removal took ${Math.round(elapsed)} ms`);
+      // One request each: the busy probe, whose failure leaves their files pending without a second wait.
       assert.deepEqual([broken.requests(), silent.requests()], [1, 1], 'each faulty host got its one command');
-      assert.equal(report.commands, 4);
+      assert.equal(report.commands, 2, 'deletion commands: the two healthy hosts');
       for (const path of healthy) assert.equal(existsSync(path), false, `${path} deleted`);
       const reasons = new Map(report.pending.map((p) => [p.path, p.reason]));
       assert.deepEqual([...reasons.keys()].sort(), [onBroken, onSilent].sort());

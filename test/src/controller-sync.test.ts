@@ -349,20 +349,26 @@ test('CLI: sync, restore and reconcile --apply, as an operator runs them', async
   assert.equal(Buffer.compare(readFileSync(tpmPath), readFileSync(from)), 0, 'byte-identical');
   const refused = await cli('restore', 'a', '--tpm-path', join(agent.setup.roots.TpmState, 'b'));
   assert.equal(refused.status, 1);
-  assert.match(refused.stderr, /^hostfiles: VM a's TpmState file on host h0 is /);
+  assert.match(refused.stderr, /^hostfiles: VM a's TpmState state on host h0 is /);
 
-  // reconcile: a file the controller never heard of is an orphan; --apply and retry delete it and nothing else
+  // reconcile: a file the controller never heard of is unknown: kept by --apply, deleted by --include-unknown only
   const stray = join(agent.setup.roots.NvRam, 'stray_VARS.fd');
   writeFileSync(stray, 'stray');
   const found = await ok('reconcile', 'h0');
-  assert.match(found, new RegExp(`${stray}\\s+NvRam\\s+5 `));
-  assert.match(found, /3 files on disk, 1 orphan, 0 missing/);
-  const applied = JSON.parse(await ok('reconcile', 'h0', '--apply', '--json')) as { scheduled: string[] };
+  assert.match(found, new RegExp(`${stray}\\s+NvRam\\s+file\\s+5 `));
+  assert.match(found, /3 states on disk, 0 orphans, 1 unknown, 0 in use, 0 missing/);
+  const kept = JSON.parse(await ok('reconcile', 'h0', '--apply', '--json')) as { scheduled: string[] };
+  assert.deepEqual(kept.scheduled, [], "not hostfiles' own: --apply alone leaves it");
+  const usage = await cli('reconcile', 'h0', '--include-unknown');
+  assert.equal(usage.status, 2, '--include-unknown goes with --apply');
+  const applied = JSON.parse(await ok('reconcile', 'h0', '--apply', '--include-unknown', '--json')) as {
+    scheduled: string[];
+  };
   assert.deepEqual(applied.scheduled, [stray]);
   await ok('retry');
   assert.equal(existsSync(stray), false);
   assert.ok(existsSync(varsPath) && existsSync(tpmPath), 'recorded files untouched');
-  assert.match(await ok('reconcile', 'h0'), /no orphans/);
+  assert.match(await ok('reconcile', 'h0'), /no orphans\n\nno unknown state/);
   const unknown = await cli('reconcile', 'nosuchhost');
   assert.equal(unknown.status, 1);
   assert.match(unknown.stderr, /^hostfiles: no host nosuchhost/);

@@ -176,7 +176,9 @@ async function lossyProxy(
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
-        server.close(() => { resolve(); });
+        server.close(() => {
+          resolve();
+        });
       }),
   };
 }
@@ -190,36 +192,46 @@ test('a write whose answer is lost leaves a guard: it deletes exactly those byte
       await fleet.store.removeHost((await fleet.store.getHostByName('host0'))?.uuid ?? '');
       await addHost(fleet.deps, { name: 'lossy', url: proxy.url });
       const r = roots(fleet, 0);
-      await addVm(fleet.deps, { name: 'a', host: 'lossy', bootMode: 'UEFI', secureBoot: false });
-      await addVm(fleet.deps, { name: 'b', host: 'lossy', bootMode: 'UEFI', secureBoot: false });
-      const aVars = join(r.NvRam, 'a_VARS.fd');
-      const bVars = join(r.NvRam, 'b_VARS.fd');
+      const names = ['a', 'b', 'c'] as const;
+      const vars = Object.fromEntries(names.map((vm) => [vm, join(r.NvRam, `${vm}_VARS.fd`)])) as Record<
+        (typeof names)[number],
+        string
+      >;
+      const content = (vm: string): Buffer => Buffer.from(`vars of ${vm}`);
       proxy.lose(true);
-      for (const [vm, path] of [
-        ['a', aVars],
-        ['b', bVars],
-      ] as const) {
+      for (const vm of names) {
+        await addVm(fleet.deps, { name: vm, host: 'lossy', bootMode: 'UEFI', secureBoot: false });
         await assert.rejects(
-          writeFile(fleet.deps, { vm, type: 'NvRam', path, state: fileState(Buffer.from(`vars of ${vm}`)) }),
+          writeFile(fleet.deps, { vm, type: 'NvRam', path: vars[vm], state: fileState(content(vm)) }),
           (error) => isFlowError(error) && error.code === 'unavailable' && /outcome is unknown/.test(error.message),
         );
-        assert.equal(readFileSync(path, 'utf8'), `vars of ${vm}`, 'the agent did write it');
+        assert.equal(readFileSync(vars[vm], 'utf8'), `vars of ${vm}`, 'the agent did write it');
       }
       proxy.lose(false);
       assert.deepEqual(
         (await fleet.store.listPendingDeletions()).map((p) => [p.path, p.expectSha256]),
-        [
-          [aVars, sha256Of(Buffer.from('vars of a'))],
-          [bVars, sha256Of(Buffer.from('vars of b'))],
-        ],
-        'neither is in a row, both are guarded',
+        names.map((vm) => [vars[vm], sha256Of(content(vm))]),
+        'none is in a row, each is guarded',
       );
-      // b's path now holds other state (someone else wrote there since): the guard leaves it alone.
-      writeFileSync(bVars, 'not ours');
+      // c: the operator writes it again. Its bytes are already there, exactly: the repeat lands and records it.
+      const again = await writeFile(fleet.deps, {
+        vm: 'c',
+        type: 'NvRam',
+        path: vars.c,
+        state: fileState(content('c')),
+      });
+      assert.equal(again.status, 'written');
+      // b's path now holds other state (someone else wrote there since): its guard leaves it alone.
+      writeFileSync(vars.b, 'not ours');
       const pass = await retryPendingDeletions(fleet.deps, { all: true });
       assert.deepEqual([pass.confirmed, pass.dropped, pass.stillPending], [1, 1, 0]);
-      assert.equal(existsSync(aVars), false, 'the untracked bytes are gone');
-      assert.equal(readFileSync(bVars, 'utf8'), 'not ours');
+      assert.equal(existsSync(vars.a), false, "a's untracked bytes are gone");
+      assert.equal(readFileSync(vars.b, 'utf8'), 'not ours');
+      assert.equal(readFileSync(vars.c, 'utf8'), 'vars of c', 'c is recorded and kept');
+      assert.deepEqual(
+        (await fleet.store.listFilesByHost((await fleet.store.getHostByName('lossy'))?.uuid ?? '')).map((f) => f.path),
+        [vars.c],
+      );
       assert.deepEqual(await fleet.store.listPendingDeletions(), []);
     } finally {
       await proxy.close();

@@ -32,13 +32,20 @@ export interface Fleet {
   close(): Promise<void>;
 }
 
-export async function startFleet(
-  hosts: number,
-  options: { timeoutMs?: number; retries?: number } = {},
-): Promise<Fleet> {
+export interface FleetOptions {
+  readonly timeoutMs?: number;
+  readonly retries?: number;
+  /** more agent config (e.g. `ownership`), the same for every agent */
+  readonly agentConfig?: Record<string, unknown>;
+}
+
+export async function startFleet(hosts: number, options: FleetOptions = {}): Promise<Fleet> {
   const dir = mkdtempSync(join(tmpdir(), 'hostfiles-fleet-'));
   const key = generateSigningKey();
-  const setups: AgentSetup[] = Array.from({ length: hosts }, () => setupAgent({ controllerKey: key }));
+  const config = options.agentConfig;
+  const setups: AgentSetup[] = Array.from({ length: hosts }, () =>
+    setupAgent({ controllerKey: key, ...(config === undefined ? {} : { config }) }),
+  );
   const agents = await Promise.all(setups.map((setup) => startAgent(setup)));
   const store = await createSqliteStore(join(dir, 'hostfiles.db'));
   const deps: FlowDeps = {
@@ -72,7 +79,7 @@ export async function startFleet(
       const setup = setupAgent({
         dir: old.setup.dir,
         controllerKey: key,
-        config: { listen: { host: '127.0.0.1', port: old.port }, hostUuid: old.setup.hostUuid },
+        config: { ...config, listen: { host: '127.0.0.1', port: old.port }, hostUuid: old.setup.hostUuid },
       });
       agents[i] = await startAgent(setup);
     },
@@ -92,8 +99,12 @@ export interface Controller {
 }
 
 /** A fleet of `hosts` agents added as host0, host1, …; everything stopped and removed afterwards. */
-export async function withFleet(hosts: number, fn: (fleet: Fleet, ctl: Controller) => Promise<void>): Promise<void> {
-  const fleet = await startFleet(hosts);
+export async function withFleet(
+  hosts: number,
+  fn: (fleet: Fleet, ctl: Controller) => Promise<void>,
+  options: FleetOptions = {},
+): Promise<void> {
+  const fleet = await startFleet(hosts, options);
   const ctl: Controller = { deps: fleet.deps };
   try {
     for (const [i, agent] of fleet.agents.entries()) await addHost(fleet.deps, { name: `host${i}`, url: agent.url });

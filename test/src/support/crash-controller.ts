@@ -104,9 +104,10 @@ function crashingStore(store: Store, point: CrashPoint): Store {
 function crashingAgents(agents: AgentClient, point: CrashPoint): AgentClient {
   return {
     info: (url) => agents.info(url),
-    async send(target, kind, body) {
-      const answer = await agents.send(target, kind, body);
-      if (point === 'mid-dispatch') die();
+    async send(target, kind, body, options) {
+      const answer = await agents.send(target, kind, body, options);
+      // The busy probe (files.stat) comes before the journal: only a deletion command is mid-dispatch.
+      if (point === 'mid-dispatch' && kind === 'files.apply') die();
       return answer;
     },
   };

@@ -8,18 +8,29 @@ export interface HeldLock {
 }
 
 export async function holdLock(path: string): Promise<HeldLock> {
+  // Its own process group: flock's child (the shell, then sleep) inherits the locked descriptor, and must die too.
   const child = spawn('flock', ['--exclusive', path, '-c', 'echo locked; exec sleep infinity'], {
     stdio: ['ignore', 'pipe', 'inherit'],
+    detached: true,
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve(); }));
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      resolve();
+    }),
+  );
   await new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', () => { resolve(); });
+    createInterface({ input: child.stdout }).once('line', () => {
+      resolve();
+    });
     child.once('error', reject);
-    void exited.then(() => { reject(new Error(`flock ${path} exited before holding the lock`)); });
+    void exited.then(() => {
+      reject(new Error(`flock ${path} exited before holding the lock`));
+    });
   });
   return {
     async release() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      const { pid } = child;
+      if (pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(-pid, 'SIGKILL');
       await exited;
     },
   };

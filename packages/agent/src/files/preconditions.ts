@@ -7,15 +7,23 @@ import { BUSY_FAILURE, failed } from './op-failure.js';
 import { digestOf, inspect, isBusy, type Target } from './target.js';
 import type { OpFailure } from './types.js';
 
+/**
+ * The op's `expect` against the target as it is now. `absent` is also met by a target that already holds exactly the
+ * state being written (`written()`, its digest): a repeat of a write that landed but whose answer was lost is a
+ * success, not a conflict.
+ */
 export async function unmetExpectation(
   expect: Expectation | undefined,
   dir: FileHandle,
   name: string,
   target: Target,
+  written?: () => string,
 ): Promise<OpFailure | undefined> {
   if (expect === undefined) return undefined;
   if (expect === 'absent') {
-    return target.kind === 'absent' ? undefined : failed('exists', 'the target exists and the op expected none');
+    if (target.kind === 'absent') return undefined;
+    if (written !== undefined && (await digestOf(dir, name, target)) === written()) return undefined;
+    return failed('exists', 'the target exists and the op expected none');
   }
   if (target.kind === 'absent') return failed('changed', 'the target is absent and the op expected a digest');
   const digest = await digestOf(dir, name, target);
@@ -52,8 +60,9 @@ export async function unmetPreconditions(
   name: string,
   target: Target,
   busy: BusyCheck,
+  written?: () => string,
 ): Promise<OpFailure | undefined> {
-  const unmet = await unmetExpectation(expect, dir, name, target);
+  const unmet = await unmetExpectation(expect, dir, name, target, written);
   if (unmet !== undefined) return unmet;
   return (await busy()) ? BUSY_FAILURE : undefined;
 }

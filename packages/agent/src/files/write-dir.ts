@@ -1,7 +1,7 @@
 // writeDir: a whole directory state replaced atomically. Staged beside the target, committed by one rename,
 // swapped in by two more; recover.ts finishes or undoes a swap a crash cut off.
 import type { FileHandle } from 'node:fs/promises';
-import type { Expectation } from '@hostfiles/shared';
+import { sha256Of, stateDigest, type Expectation } from '@hostfiles/shared';
 import { closeAll, errnoOrThrow, nth } from './fd-path.js';
 import { discard, putBack, removeTree, renameAt } from './moves.js';
 import type { OpContext } from './op-context.js';
@@ -21,6 +21,8 @@ const NAME_TOO_LONG = failed('io_error', 'ENAMETOOLONG (no room for the temp nam
 interface Swap {
   readonly parent: FileHandle;
   readonly busy: BusyCheck;
+  /** the digest of the state being written (computed once, when a precondition needs it) */
+  readonly written: () => string;
   readonly name: string;
   readonly newName: string;
   readonly oldName: string;
@@ -44,7 +46,10 @@ export async function writeDir(
     if (end === 'symlink') return SYMLINK_FAILURE;
     if (end !== 'ok') return NOT_A_DIRECTORY;
     const parent = nth(held, held.length - 1);
-    const swap = { parent, busy: unitBusy(ctx.readLocks, held, components), name, newName, oldName };
+    const written = once(() =>
+      stateDigest(entries.map((e) => ({ path: e.components.join('/'), sha256: sha256Of(e.content) }))),
+    );
+    const swap = { parent, busy: unitBusy(ctx.readLocks, held, components), written, name, newName, oldName };
     // Leftovers of a rollback that failed while the agent kept running: settled as a restart would.
     await recoverName(swap.parent, name, ctx.readLocks);
     const unmet = await check(swap, expect);
@@ -65,7 +70,12 @@ async function check(swap: Swap, expect: Expectation | undefined): Promise<Write
   const target = await inspect(swap.parent, swap.name);
   if (target.kind === 'symlink') return SYMLINK_FAILURE;
   if (target.kind === 'file' || target.kind === 'other') return NOT_A_DIRECTORY;
-  return unmetPreconditions(expect, swap.parent, swap.name, target, swap.busy);
+  return unmetPreconditions(expect, swap.parent, swap.name, target, swap.busy, swap.written);
+}
+
+function once(compute: () => string): () => string {
+  let value: string | undefined;
+  return () => (value ??= compute());
 }
 
 /** Stages the new state and commits it: renamed to `new.<name>`, the rename made durable. */

@@ -1,6 +1,6 @@
 // write: a temp file beside the target, fsynced, renamed over it, the directory fsynced.
 import { rename, unlink, type FileHandle } from 'node:fs/promises';
-import type { Expectation } from '@hostfiles/shared';
+import { sha256Of, type Expectation } from '@hostfiles/shared';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
 import type { OpContext } from './op-context.js';
 import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
@@ -53,7 +53,7 @@ async function writeOnce(
     const dir = nth(held, held.length - 1);
     const name = nth(components, components.length - 1);
     const target = await inspect(dir, name);
-    const unmet = conflictOf(target) ?? (await unmetExpectation(expect, dir, name, target));
+    const unmet = conflictOf(target) ?? (await unmetExpectation(expect, dir, name, target, () => sha256Of(content)));
     if (unmet !== undefined) return unmet;
     const answer = await replaceFile(dir, name, content, ctx, unitBusy(ctx.readLocks, held, components));
     if (answer.status === 'written') await syncDirs([dir, ...make.grown]);

@@ -19,11 +19,16 @@ export interface ContentBudget {
 }
 
 export function decodeWithin(
-  content: { readonly content: string; readonly encoding?: ContentEncoding | undefined; readonly sha256: string },
+  content: {
+    readonly content: string;
+    readonly encoding?: ContentEncoding | undefined;
+    readonly sha256: string;
+    readonly size?: number | undefined;
+  },
   budget: ContentBudget,
   where: string,
 ): Result<Buffer, ProtocolError> {
-  const decoded = decodeContent(content.content, content.encoding, content.sha256, budget.left);
+  const decoded = decodeContent(content.content, content.encoding, content.sha256, budget.left, content.size);
   if (!decoded.ok) {
     switch (decoded.error) {
       case 'too_large':
@@ -31,7 +36,7 @@ export function decodeWithin(
           protocolError('too_large', `${where}: the command carries more than ${budget.limit} bytes of content`),
         );
       case 'bad_content':
-        return err(protocolError('bad_request', `${where}: the content is not valid gzip`));
+        return err(protocolError('bad_request', `${where}: the content is not valid gzip of its size`));
       case 'sha256_mismatch':
         return err(protocolError('bad_request', `${where}: sha256 does not match the content`));
     }

@@ -62,6 +62,10 @@ export interface AgentClient {
 /** The slowest transfer, write or read an attempt is given time for, beyond its fixed timeout. */
 export const MIN_BYTES_PER_SECOND = 4 * 1024 * 1024;
 
+/** One attempt's deadline: the fixed timeout plus the time `bytes` take at MIN_BYTES_PER_SECOND. */
+export const attemptTimeoutMs = (timeoutMs: number, bytes: number): number =>
+  timeoutMs + Math.ceil((bytes * 1000) / MIN_BYTES_PER_SECOND);
+
 export function createAgentClient(options: AgentClientOptions): AgentClient {
   if (options.timeoutMs <= 0) throw new RangeError('timeoutMs must be positive');
   if (!Number.isInteger(options.retries) || options.retries < 0)
@@ -70,8 +74,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   // ky's own timeout is off: it ends when the headers arrive, and cannot grow with the size of the work.
   const http = ky.create({ retry: 0, throwHttpErrors: true, timeout: false, redirect: 'manual' });
   // Covers the whole attempt, reading the answer's body included.
-  const deadline = (bytes = 0): AbortSignal =>
-    AbortSignal.timeout(options.timeoutMs + Math.ceil((bytes * 1000) / MIN_BYTES_PER_SECOND));
+  const deadline = (bytes = 0): AbortSignal => AbortSignal.timeout(attemptTimeoutMs(options.timeoutMs, bytes));
 
   return {
     async info(url) {

@@ -1,2 +1,10 @@
-export { createAgentClient, type AgentClient, type AgentClientOptions, type AgentTarget } from './agent-client.js';
+export {
+  attemptTimeoutMs,
+  createAgentClient,
+  MIN_BYTES_PER_SECOND,
+  type AgentClient,
+  type AgentClientOptions,
+  type AgentTarget,
+  type SendOptions,
+} from './agent-client.js';
 export { AgentCallError, isAgentCallError, type AgentCallFailure } from './agent-error.js';

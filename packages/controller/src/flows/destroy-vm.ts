@@ -46,9 +46,10 @@ export async function destroyVm(
     const vm = await deps.store.getVm(resolved.uuid);
     if (vm === null) throw new FlowError('not_found', `no VM ${vmRef}`);
     const resumed = (await deps.store.getOperation(operationId)) !== null;
+    let down: ReadonlyMap<string, string> = new Map();
     if (!resumed) {
       // A running VM is not destroyed unless forced: its swtpm or QEMU holds the state.
-      await refuseBusy(deps, await deps.store.listFilesByVm(vm.uuid), options.force === true, () => vm.name);
+      down = await refuseBusy(deps, await deps.store.listFilesByVm(vm.uuid), options.force === true, () => vm.name);
       await deps.store.startOperation({
         id: operationId,
         kind: DESTROY_VM,
@@ -59,7 +60,7 @@ export async function destroyVm(
     }
     const collected = await collect(deps, vm);
     await deps.store.setOperationStep(operationId, 'dispatch');
-    const hosts = await deleteOnHosts(deps, collected.files, DESTROY_VM);
+    const hosts = await deleteOnHosts(deps, collected.files, DESTROY_VM, down);
     return purge(deps, operationId, collected, hosts);
   });
 }

@@ -31,14 +31,22 @@ export interface HostReport {
   readonly files: readonly FileOutcome[];
 }
 
-/** Deletes the files, grouped per host; answers one report per host, files in the order given. */
-export async function deleteOnHosts(deps: FlowDeps, files: readonly HostFile[], flow: string): Promise<HostReport[]> {
+/**
+ * Deletes the files, grouped per host; answers one report per host, files in the order given. A host in `down` (it
+ * just failed to answer, e.g. the busy probe) is not asked again: its files are unconfirmed with that reason.
+ */
+export async function deleteOnHosts(
+  deps: FlowDeps,
+  files: readonly HostFile[],
+  flow: string,
+  down: ReadonlyMap<string, string> = new Map(),
+): Promise<HostReport[]> {
   const byHost = new Map<string, HostFile[]>();
   for (const file of files) byHost.set(file.hostUuid, [...(byHost.get(file.hostUuid) ?? []), file]);
   const hosts = await Promise.all([...byHost.keys()].map((uuid) => deps.store.getHost(uuid)));
   let done = 0;
   const reports = await mapLimit([...byHost.entries()], deps.concurrency, async ([hostUuid, hostFiles], index) => {
-    const report = await deleteOnHost(deps, hosts[index] ?? null, hostUuid, hostFiles);
+    const report = await deleteOnHost(deps, hosts[index] ?? null, hostUuid, hostFiles, down.get(hostUuid));
     done++;
     deps.onProgress?.({ flow, done, total: byHost.size, host: report.hostName });
     return report;
@@ -51,6 +59,7 @@ async function deleteOnHost(
   host: Host | null,
   hostUuid: string,
   files: readonly HostFile[],
+  downBecause: string | undefined,
 ): Promise<HostReport> {
   const unconfirmed = (reason: string): HostReport => ({
     hostUuid,
@@ -60,6 +69,7 @@ async function deleteOnHost(
     files: files.map((file) => ({ ...where(file), status: 'unconfirmed', reason })),
   });
   if (host === null) return unconfirmed('the host is not in the inventory');
+  if (downBecause !== undefined) return unconfirmed(downBecause);
   const results: FileOutcome[] = [];
   let commands = 0;
   // More than MAX_OPS files on one host take more than one command; deletes carry no content, so size is no issue.

@@ -31,7 +31,7 @@ export {
 export { adoptVm, libvirtPaths, type AdoptOptions, type AdoptReport, type AdoptedState } from './adopt.js';
 export { GUARD_DELAY_MS, type PlacedFile, type PlaceOutcome } from './place.js';
 export { dirState, fileState, MAX_STATE_BYTES, type State } from './state.js';
-export { busyStates, type BusyState } from './probe.js';
+export { probeStates, type BusyState, type Probe } from './probe.js';
 export { retryPendingDeletions, backoff, type RetryReport } from './retry.js';
 export { resolveVm, needsNvram } from './resolve.js';
 export { createRetryWorker, type RetryWorker, type RetryWorkerOptions } from './retry-worker.js';

@@ -1,9 +1,9 @@
 // Before a removal or a destruction: is any of the states to delete in use (a running swtpm's lock, a QEMU holding
-// its NVRAM)? Asked with one `files.stat` per host; a host that cannot say is not in the way (its agent refuses a
-// busy delete anyway, and the deletion then waits in the outbox).
+// its NVRAM)? Asked with one `files.stat` per host, hosts at once. A host that cannot say is not in the way (its agent
+// refuses a busy delete anyway): its states are left pending without a second wait for it (see `Probe.down`).
 import { mapLimit, MAX_OPS } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
-import type { VmHostFile } from '../store/index.js';
+import type { Host, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
 
 export interface BusyState {
@@ -13,46 +13,69 @@ export interface BusyState {
   readonly path: string;
 }
 
-/** The states among `files` whose host says a lock is held on them. */
-export async function busyStates(deps: FlowDeps, files: readonly VmHostFile[]): Promise<BusyState[]> {
+export interface Probe {
+  readonly busy: readonly BusyState[];
+  /** hosts that did not answer the probe, and why: a dispatch leaves their states pending at once */
+  readonly down: ReadonlyMap<string, string>;
+}
+
+/** The states among `files` whose host says a lock is held on them, and the hosts that could not say. */
+export async function probeStates(deps: FlowDeps, files: readonly VmHostFile[]): Promise<Probe> {
   const byHost = new Map<string, VmHostFile[]>();
   for (const file of files) byHost.set(file.hostUuid, [...(byHost.get(file.hostUuid) ?? []), file]);
+  const down = new Map<string, string>();
   const perHost = await mapLimit([...byHost.entries()], deps.concurrency, async ([hostUuid, rows]) => {
     const host = await deps.store.getHost(hostUuid);
     if (host === null) return [];
     const busy: BusyState[] = [];
     for (let start = 0; start < rows.length; start += MAX_OPS) {
       const chunk = rows.slice(start, start + MAX_OPS);
-      try {
-        const answer = await deps.agents.send(host, 'files.stat', {
-          files: chunk.map(({ type, path }) => ({ type, path })),
-        });
-        chunk.forEach((row, i) => {
-          const result = answer.results[i];
-          if (result?.status === 'present' && result.path === row.path && result.busy) {
-            busy.push({ vmUuid: row.vmUuid, hostUuid, hostName: host.name, path: row.path });
-          }
-        });
-      } catch (error) {
-        if (!isAgentCallError(error)) throw error;
+      const answer = await statOn(deps, host, chunk);
+      if (typeof answer === 'string') {
+        down.set(hostUuid, answer);
         return busy;
       }
+      chunk.forEach((row, i) => {
+        const result = answer[i];
+        if (result?.status === 'present' && result.path === row.path && result.busy) {
+          busy.push({ vmUuid: row.vmUuid, hostUuid, hostName: host.name, path: row.path });
+        }
+      });
     }
     return busy;
   });
-  return perHost.flat();
+  return { busy: perHost.flat(), down };
 }
 
-/** Refuses (FlowError 'busy') when any of the states is in use, unless forced. */
+/** The stat results, or why the host could not answer (and the host marked as a dispatch would mark it). */
+async function statOn(deps: FlowDeps, host: Host, rows: readonly VmHostFile[]) {
+  try {
+    const answer = await deps.agents.send(host, 'files.stat', {
+      files: rows.map(({ type, path }) => ({ type, path })),
+    });
+    await deps.store.setHostState(host.uuid, 'Connected', deps.now());
+    return answer.results;
+  } catch (error) {
+    if (!isAgentCallError(error)) throw error;
+    if (error.failure === 'unreachable' || error.failure === 'timeout')
+      await deps.store.setHostState(host.uuid, 'Disconnected');
+    return `${error.failure}: ${error.message}`;
+  }
+}
+
+/**
+ * Refuses (FlowError 'busy') when any of the states is in use, unless forced; answers the hosts that could not be
+ * asked (none when forced: nothing was asked).
+ */
 export async function refuseBusy(
   deps: FlowDeps,
   files: readonly VmHostFile[],
   force: boolean,
   names: (vmUuid: string) => string,
-): Promise<void> {
-  if (force || files.length === 0) return;
-  const busy = await busyStates(deps, files);
-  if (busy.length === 0) return;
+): Promise<ReadonlyMap<string, string>> {
+  if (force || files.length === 0) return new Map();
+  const { busy, down } = await probeStates(deps, files);
+  if (busy.length === 0) return down;
   const list = busy.map((b) => `VM ${names(b.vmUuid)} on ${b.hostName} (${b.path})`).join(', ');
   throw new FlowError(
     'busy',

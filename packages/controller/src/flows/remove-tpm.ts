@@ -65,7 +65,7 @@ export async function removeTpms(
       // Up front, before anything is journaled or sent: a running VM's TPM is not removed unless forced. A resumed
       // removal already began, so it carries on (the agents still refuse to delete a state whose lock is held).
       const names = new Map(current.map((vm) => [vm.uuid, vm.name]));
-      await refuseBusy(
+      const down = await refuseBusy(
         deps,
         collected.flatMap((c) => c.files),
         options.force === true || existing !== null,
@@ -82,7 +82,7 @@ export async function removeTpms(
       }
       await deps.store.setOperationStep(operationId, 'dispatch');
       const files = collected.flatMap((c) => c.files);
-      const hosts = await deleteOnHosts(deps, files, REMOVE_TPM);
+      const hosts = await deleteOnHosts(deps, files, REMOVE_TPM, down);
       return purge(deps, operationId, collected, hosts);
     },
   );

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { isValidRoot, type FileType } from '@hostfiles/shared';
 import type { BackupFile, Host, Operation, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
+import { libvirtPaths } from './adopt.js';
 import { resolveHost } from './inventory.js';
 import { hostKey, placeOnHost, planPlacements, type PlacedFile, type Placement } from './place.js';
 import { resolveVm } from './resolve.js';
@@ -38,8 +39,9 @@ export interface RestoreReport {
 /**
  * Writes every backup of the VM (one per type, a whole state each) onto the host in one command, then records each
  * state written. The path of a type is, in order: the one given; the VM's state of that type already recorded on
- * that host; the path of its most recently synced state of that type on any other host (hosts share their roots'
- * layout); with none of those, the restore is refused before anything is sent. Refused too: a path another VM's
+ * that host; libvirt's layout below that host's agent roots (`<TpmState>/<uuid>` for a directory state,
+ * `<NvRam>/<name>_VARS.fd` for a file); the path of its most recently synced state of that type on any other host;
+ * with none of those, the restore is refused before anything is sent. Refused too: a path another VM's
  * state holds, a path other than the one the VM's state of that type has on that host, and (without `force`) a new
  * path where the host holds state hostfiles does not know.
  */
@@ -97,9 +99,10 @@ async function planRestore(
       throw new FlowError('bad_input', `VM ${vm.name} has no ${type} backup to restore`);
   }
   const files = await deps.store.listFilesByVm(vm.uuid);
+  const layout = await libvirtLayout(deps, vm, host, files, backups);
   const placements: Placement[] = [];
   for (const backup of backups) {
-    const path = given[backup.type] ?? knownPath(files, host, backup.type);
+    const path = given[backup.type] ?? knownPath(files, host, backup, layout);
     if (path === undefined) {
       throw new FlowError(
         'bad_input',
@@ -115,7 +118,7 @@ async function planRestore(
       );
     }
     const state = await backupState(deps, backup);
-    const problem = checkState(state);
+    const problem = await checkState(state);
     if (problem !== null) {
       throw new FlowError('conflict', `the ${backup.type} backup of VM ${vm.name} is damaged: ${problem}`);
     }
@@ -129,12 +132,43 @@ async function backupState(deps: FlowDeps, backup: BackupFile): Promise<State> {
   return { kind: backup.kind, sha256: backup.sha256, size: backup.size, entries };
 }
 
-/** The VM's row of that type on the host, else its most recently synced one elsewhere. */
-function knownPath(files: readonly VmHostFile[], host: Host, type: FileType): string | undefined {
-  const ofType = files.filter((f) => f.type === type);
+/** The kinds libvirt gives each type: a vTPM is a directory, NVRAM a file. */
+const LIBVIRT_KIND: Readonly<Record<FileType, BackupFile['kind']>> = { TpmState: 'dir', NvRam: 'file' };
+
+/**
+ * libvirt's paths on the host (below its agent's roots, asked only when a backup has no row there), for the backups
+ * whose kind fits that layout.
+ */
+async function libvirtLayout(
+  deps: FlowDeps,
+  vm: Vm,
+  host: Host,
+  files: readonly VmHostFile[],
+  backups: readonly BackupFile[],
+): Promise<Partial<Record<FileType, string>>> {
+  const fits = backups.filter(
+    (b) => b.kind === LIBVIRT_KIND[b.type] && !files.some((f) => f.hostUuid === host.uuid && f.type === b.type),
+  );
+  if (fits.length === 0) return {};
+  const { roots } = await deps.agents.send(host, 'files.stat', { files: [] });
+  const paths = libvirtPaths(vm, roots);
+  return Object.fromEntries(fits.map((b) => [b.type, paths[b.type]]));
+}
+
+/**
+ * The VM's row of that type on the host; else libvirt's layout below that host's roots (for a backup of the kind it
+ * lays out); else the VM's most recently synced path elsewhere (hosts sharing their roots' layout).
+ */
+function knownPath(
+  files: readonly VmHostFile[],
+  host: Host,
+  backup: BackupFile,
+  layout: Partial<Record<FileType, string>>,
+): string | undefined {
+  const ofType = files.filter((f) => f.type === backup.type);
   const here = ofType.find((f) => f.hostUuid === host.uuid);
   if (here !== undefined) return here.path;
-  return ofType.sort((a, b) => b.lastSyncAt - a.lastSyncAt)[0]?.path;
+  return layout[backup.type] ?? ofType.sort((a, b) => b.lastSyncAt - a.lastSyncAt)[0]?.path;
 }
 
 /** Repeats a restore the controller was killed in, to the same host and paths: writes of the same bytes. */

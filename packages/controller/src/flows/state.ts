@@ -1,8 +1,8 @@
 // A VM's state as the controller carries it: a file, or a directory of files, each stored as it travels (gzip when
 // that is smaller), so a 64 MiB NVRAM store is held, stored and sent as a few KiB and inflated only to be checked.
 import {
-  decodeContent,
   encodeContent,
+  verifyContent,
   stateDigest,
   type ApplyOp,
   type Expectation,
@@ -57,6 +57,7 @@ const wire = (entry: BackupEntry) => ({
   content: entry.content.toString('base64'),
   ...(entry.encoding === 'gzip' ? { encoding: 'gzip' as const } : {}),
   sha256: entry.sha256,
+  size: entry.size,
 });
 
 /** The op that puts `state` at `path`: a write for a file, a writeDir for a directory. */
@@ -77,46 +78,42 @@ export function placeOp(type: FileType, path: string, state: State, expect?: Exp
 }
 
 /**
- * The state a read answered, checked: every entry decodes (bounded) to its sha256, and the whole to the digest the
- * agent sent. Entries are kept as they came; the decoded bytes are dropped at once. A string says what is wrong.
+ * The state a read answered, checked: every entry inflates (as a stream, bounded) to its size and sha256, and the
+ * whole to the digest the agent sent; nothing is held decoded. Entries are kept as they came. A string says what is
+ * wrong.
  */
-export function stateFromRead(result: Extract<ReadResult, { status: 'read' }>): State | string {
+export async function stateFromRead(result: Extract<ReadResult, { status: 'read' }>): Promise<State | string> {
   const raw =
     result.kind === 'file'
       ? [{ path: '', content: result.content, encoding: result.encoding, sha256: result.sha256, size: result.size }]
       : result.entries;
-  const entries: BackupEntry[] = [];
-  let budget = MAX_STATE_BYTES;
-  for (const entry of raw) {
-    const decoded = decodeContent(entry.content, entry.encoding, entry.sha256, budget);
-    if (!decoded.ok) return `${entry.path === '' ? 'the file' : entry.path}: ${decoded.error.replace('_', ' ')}`;
-    if (decoded.value.byteLength !== entry.size) return `${entry.path || 'the file'}: the size does not match`;
-    budget -= entry.size;
-    const content = Buffer.from(entry.content, 'base64');
-    entries.push({
-      path: entry.path,
-      content,
-      encoding: entry.encoding ?? 'identity',
-      sha256: entry.sha256,
-      size: entry.size,
-    });
-  }
-  const size = entries.reduce((n, e) => n + e.size, 0);
-  const sha256 = result.kind === 'file' ? result.sha256 : stateDigest(entries);
-  if (sha256 !== result.sha256) return 'the files do not match the state digest the agent sent';
-  if (size !== result.size) return 'the size does not match';
-  return { kind: result.kind, sha256, size, entries };
+  const entries: BackupEntry[] = raw.map((entry) => ({
+    path: entry.path,
+    content: Buffer.from(entry.content, 'base64'),
+    encoding: entry.encoding ?? 'identity',
+    sha256: entry.sha256,
+    size: entry.size,
+  }));
+  const state: State = {
+    kind: result.kind,
+    sha256: result.sha256,
+    size: entries.reduce((n, e) => n + e.size, 0),
+    entries,
+  };
+  if (state.size !== result.size) return 'the size does not match';
+  return (await checkState(state)) ?? state;
 }
 
-/** Checks stored entries against their digests before they are sent anywhere; a string says what is wrong. */
-export function checkState(state: State): string | null {
+/** Checks entries against their digests and sizes (as a stream, bounded), and the state's digest; a string says what is wrong. */
+export async function checkState(state: State): Promise<string | null> {
   let budget = MAX_STATE_BYTES;
   for (const entry of state.entries) {
     const encoding = entry.encoding === 'gzip' ? 'gzip' : undefined;
-    const decoded = decodeContent(entry.content.toString('base64'), encoding, entry.sha256, budget);
-    if (!decoded.ok) return `${entry.path || 'the file'}: ${decoded.error.replace('_', ' ')}`;
-    budget -= decoded.value.byteLength;
+    const checked = await verifyContent(entry.content, encoding, entry.sha256, entry.size, budget);
+    if (!checked.ok) return `${entry.path || 'the file'}: ${checked.error.replace('_', ' ')}`;
+    budget -= entry.size;
   }
   const digest = state.kind === 'file' ? state.entries[0]?.sha256 : stateDigest(state.entries);
+  if (state.kind === 'file' && state.entries.length !== 1) return 'a file state has exactly one entry';
   return digest === state.sha256 ? null : 'the files do not match the state digest';
 }

@@ -116,16 +116,16 @@ async function readOnHost(deps: FlowDeps, host: Host, rows: readonly VmHostFile[
       await deps.store.setHostState(host.uuid, 'Disconnected');
     return rows.map((row) => failed(row, host.name, `${error.failure}: ${error.message}`));
   }
-  return rows.map((row, i) => readOutcome(row, host.name, results[i]));
+  return Promise.all(rows.map((row, i) => readOutcome(row, host.name, results[i])));
 }
 
-function readOutcome(row: VmHostFile, hostName: string, result: ReadResult | undefined): HostRead {
+async function readOutcome(row: VmHostFile, hostName: string, result: ReadResult | undefined): Promise<HostRead> {
   if (result === undefined || result.path !== row.path) return failed(row, hostName, 'no result for this file');
   if (result.status === 'failed') {
     const reason = `${result.error.code}: ${result.error.message}`;
     return result.error.code === 'not_found' ? missing(row, hostName, reason) : failed(row, hostName, reason);
   }
-  const state = stateFromRead(result);
+  const state = await stateFromRead(result);
   if (typeof state === 'string') return failed(row, hostName, `the agent's answer does not check: ${state}`);
   const { kind, sha256, size } = state;
   return { row, state, outcome: { ...at(row, hostName), status: 'read', kind, sha256, size } };

@@ -47,7 +47,7 @@ export function writeOp(type: FileType, path: string, content: Uint8Array, optio
     type,
     path,
     content: encoded?.content ?? Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('base64'),
-    ...(encoded?.encoding === undefined ? {} : { encoding: encoded.encoding }),
+    ...(encoded?.encoding === undefined ? {} : { encoding: encoded.encoding, size: encoded.size }),
     sha256,
     ...(options.expect === undefined ? {} : { expect: options.expect }),
   };
@@ -65,8 +65,8 @@ export function writeDirOp(
     type,
     path,
     entries: entries.map((entry) => {
-      const { content, encoding, sha256 } = encodeContent(entry.content);
-      return { path: entry.path, content, ...(encoding === undefined ? {} : { encoding }), sha256 };
+      const { content, encoding, sha256, size } = encodeContent(entry.content);
+      return { path: entry.path, content, ...(encoding === undefined ? {} : { encoding, size }), sha256 };
     }),
     ...(options.expect === undefined ? {} : { expect: options.expect }),
   };

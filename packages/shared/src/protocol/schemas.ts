@@ -48,6 +48,9 @@ const expect = z.union([z.literal('absent'), sha256Hex]).optional();
 // Relative paths of entries are checked at check 9 (normalized, confined, no temp or lock names): here only the type.
 const relativePath = z.string().min(1).max(MAX_PATH_LENGTH);
 
+/** The decoded bytes, when the sender knows them: the receiver inflates into one buffer of exactly that size. */
+const decodedSize = z.int().nonnegative().optional();
+
 export const writeOpSchema = z.strictObject({
   op: z.literal('write'),
   type: fileType,
@@ -55,10 +58,17 @@ export const writeOpSchema = z.strictObject({
   content: base64,
   encoding,
   sha256: sha256Hex,
+  size: decodedSize,
   expect,
 });
 /** One regular file of a directory state, at `path` relative to the directory. */
-export const entrySchema = z.strictObject({ path: relativePath, content: base64, encoding, sha256: sha256Hex });
+export const entrySchema = z.strictObject({
+  path: relativePath,
+  content: base64,
+  encoding,
+  sha256: sha256Hex,
+  size: decodedSize,
+});
 /** Replaces the directory at `path` with exactly these files, whole: a crash leaves the old state or the new one. */
 export const writeDirOpSchema = z.strictObject({
   op: z.literal('writeDir'),

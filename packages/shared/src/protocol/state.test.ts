@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { decodeContent, encodeContent, GZIP_THRESHOLD_BYTES, sha256Of, stateDigest } from './state.js';
+import { decodeContent, encodeContent, GZIP_THRESHOLD_BYTES, sha256Of, stateDigest, verifyContent } from './state.js';
 
 const PIPELINE = "find . -type f ! -name .lock -printf '%P\\0' | LC_ALL=C sort -z | xargs -0r sha256sum | sha256sum";
 
@@ -79,6 +79,57 @@ describe('encodeContent and decodeContent', () => {
     assert.deepEqual(decodeContent(raw.toString('base64'), undefined, '0'.repeat(64), 100), {
       ok: false,
       error: 'sha256_mismatch',
+    });
+  });
+});
+
+describe('decodeContent with a size, and verifyContent', () => {
+  const bytes = Buffer.alloc(256 * 1024, 0x5a);
+  const gz = gzipSync(bytes);
+  const sha = sha256Of(bytes);
+
+  it('decodes into exactly the announced size, and refuses a stream longer or shorter than it', () => {
+    const decoded = decodeContent(gz.toString('base64'), 'gzip', sha, 1024 * 1024, bytes.length);
+    assert.ok(decoded.ok && decoded.value.equals(bytes));
+    for (const size of [bytes.length - 1, bytes.length + 1]) {
+      assert.deepEqual(decodeContent(gz.toString('base64'), 'gzip', sha, 1024 * 1024, size), {
+        ok: false,
+        error: 'bad_content',
+      });
+    }
+    assert.deepEqual(decodeContent(gz.toString('base64'), 'gzip', sha, 1024, bytes.length), {
+      ok: false,
+      error: 'too_large',
+    });
+  });
+
+  it('verifies as a stream: size and sha256 must both hold, a bomb stops at the limit', async () => {
+    assert.deepEqual(await verifyContent(gz, 'gzip', sha, bytes.length, 1024 * 1024), {
+      ok: true,
+      value: bytes.length,
+    });
+    assert.deepEqual(await verifyContent(bytes, undefined, sha, bytes.length, 1024 * 1024), {
+      ok: true,
+      value: bytes.length,
+    });
+    assert.deepEqual(await verifyContent(gz, 'gzip', sha, bytes.length - 1, 1024 * 1024), {
+      ok: false,
+      error: 'bad_content',
+    });
+    assert.deepEqual(await verifyContent(gz, 'gzip', sha, bytes.length + 1, 1024 * 1024), {
+      ok: false,
+      error: 'bad_content',
+    });
+    assert.deepEqual(await verifyContent(gz, 'gzip', sha256Of(Buffer.from('x')), bytes.length, 1024 * 1024), {
+      ok: false,
+      error: 'sha256_mismatch',
+    });
+    assert.deepEqual(await verifyContent(gz, 'gzip', sha, bytes.length, 1024), { ok: false, error: 'too_large' });
+    const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+    assert.deepEqual(await verifyContent(bomb, 'gzip', sha, 1024, 4096), { ok: false, error: 'bad_content' });
+    assert.deepEqual(await verifyContent(Buffer.from('not gzip'), 'gzip', sha, 8, 4096), {
+      ok: false,
+      error: 'bad_content',
     });
   });
 });

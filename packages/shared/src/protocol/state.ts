@@ -1,6 +1,6 @@
 // What both ends compute the same way: a directory state's digest, and content encoded for the wire.
 import { createHash } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import { err, ok, type Result } from '../result.js';
 import type { ContentEncoding } from './schemas.js';
 
@@ -44,23 +44,75 @@ export function encodeContent(bytes: Uint8Array, sha256 = sha256Of(bytes)): Enco
 
 /**
  * The bytes of wire content, never more than `maxBytes` once decoded (a gzip bomb is refused, not inflated), and
- * checked against `sha256`. The error says which of the two failed.
+ * checked against `sha256` (and `size`, when given). With `size`, gzip inflates into one buffer of exactly that size;
+ * without, zlib's chunks are joined at the end, which briefly holds the output twice. The error says what failed.
  */
 export function decodeContent(
   content: string,
   encoding: ContentEncoding | undefined,
   sha256: string,
   maxBytes: number,
+  size?: number,
 ): Result<Buffer, 'too_large' | 'bad_content' | 'sha256_mismatch'> {
+  if (size !== undefined && size > maxBytes) return err('too_large');
   const raw = Buffer.from(content, 'base64');
   let bytes: Buffer;
   if (encoding === 'gzip') {
+    const limit = Math.max(1, size ?? maxBytes);
     try {
-      bytes = gunzipSync(raw, { maxOutputLength: Math.max(1, maxBytes) });
+      // One byte more than announced, so a stream longer than its size is caught, not cut.
+      bytes = gunzipSync(raw, {
+        maxOutputLength: limit,
+        ...(size === undefined ? {} : { chunkSize: Math.max(64, size + 1) }),
+      });
     } catch (error) {
-      return err(error instanceof RangeError ? 'too_large' : 'bad_content');
+      return err(error instanceof RangeError ? (size === undefined ? 'too_large' : 'bad_content') : 'bad_content');
     }
   } else bytes = raw;
   if (bytes.byteLength > maxBytes) return err('too_large');
+  if (size !== undefined && bytes.byteLength !== size) return err('bad_content');
   return sha256Of(bytes) === sha256 ? ok(bytes) : err('sha256_mismatch');
+}
+
+/**
+ * Checks wire content against its sha256 and size without holding it decoded: gzip is inflated as a stream and
+ * hashed chunk by chunk (memory stays at a chunk, whatever the size), never past `maxBytes`.
+ */
+export async function verifyContent(
+  content: Buffer,
+  encoding: ContentEncoding | undefined,
+  sha256: string,
+  size: number,
+  maxBytes: number,
+): Promise<Result<number, 'too_large' | 'bad_content' | 'sha256_mismatch'>> {
+  if (size > maxBytes) return err('too_large');
+  if (encoding !== 'gzip') {
+    if (content.byteLength !== size) return err('bad_content');
+    return sha256Of(content) === sha256 ? ok(size) : err('sha256_mismatch');
+  }
+  const hash = createHash('sha256');
+  let seen = 0;
+  const inflate = createGunzip();
+  const outcome = await new Promise<'ok' | 'bad_content'>((resolve) => {
+    inflate.on('data', (chunk: Buffer) => {
+      seen += chunk.byteLength;
+      // More than announced (and announced within the limit): not the content it claims, whatever follows.
+      if (seen > size) {
+        inflate.destroy();
+        resolve('bad_content');
+        return;
+      }
+      hash.update(chunk);
+    });
+    inflate.once('end', () => {
+      resolve('ok');
+    });
+    inflate.once('error', () => {
+      resolve('bad_content');
+    });
+    inflate.end(content);
+  });
+  if (outcome !== 'ok') return err(outcome);
+  if (seen !== size) return err('bad_content');
+  return hash.digest('hex') === sha256 ? ok(size) : err('sha256_mismatch');
 }
