@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Hono } from 'hono';
+import { fileState } from '../flows/index.js';
 import { startLocalAgent, type LocalAgent } from '../local/local-agents.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
 import { createContract, uncovered } from './contract-support.js';
@@ -105,6 +106,15 @@ test('without agents: inventory, errors of every kind, the outbox of a write who
   expectError(await call('POST', '/v1/vms/nope/sync'), 404, 'not_found');
   assert.match(expectError(await call('POST', '/v1/vms/a/restore'), 404, 'not_found').message, /no backup/);
   expectError(await call('POST', '/v1/vms/a/restore', { force: 'yes' }), 400, 'bad_request');
+  // A backup as a sync would have left it: restoring it asks h1 (down) where libvirt's layout is.
+  const vars = fileState(Buffer.from('vars of a'));
+  await store.upsertBackup({ uuid: randomUUID(), vmUuid: domain, type: 'NvRam', ...vars });
+  const { backups } = expectStatus(await call<{ backups: { sha256: string }[] }>('GET', '/v1/vms/a/backups'), 200);
+  assert.deepEqual(
+    backups.map((b) => b.sha256),
+    [vars.sha256],
+  );
+  expectError(await call('POST', '/v1/vms/a/restore'), 502, 'agent_unreachable');
 
   // Flows that need an answer from the agent: it is down.
   expectError(await call('POST', '/v1/vms/a/adopt'), 502, 'agent_unreachable');
@@ -240,12 +250,19 @@ test('with real agents: adopt, sync, move, restore, writes, busy state, reconcil
   // libvirt moved web to h1 without its state: restore it there.
   const moved = expectStatus(await call<{ elsewhere: unknown[] }>('POST', '/v1/vms/web/move', { host: 'h1' }), 200);
   assert.equal(moved.elsewhere.length, 2);
-  // By default the paths it had on h0, which are outside h1's roots: refused by the agent, a 400.
-  assert.match(expectError(await call('POST', '/v1/vms/web/restore'), 400, 'bad_request').message, /outside_root/);
+  // A path outside h1's roots: the agent refuses the command, and that is the caller's error.
+  const astray = { paths: { NvRam: join(dir, 'elsewhere', 'web_VARS.fd') } };
+  const refusedRestore = expectError(await call('POST', '/v1/vms/web/restore', astray), 400, 'bad_request');
+  assert.match(refusedRestore.message, /outside_root/);
+  // By default, libvirt's layout below h1's roots.
   const paths = { TpmState: join(a1.roots.TpmState, web), NvRam: join(a1.roots.NvRam, 'web_VARS.fd') };
   const restored = expectStatus(
-    await call<{ files: { status: string }[] }>('POST', '/v1/vms/web/restore', { paths }),
+    await call<{ files: { path: string; status: string }[] }>('POST', '/v1/vms/web/restore'),
     200,
+  );
+  assert.deepEqual(
+    restored.files.map((f) => f.path),
+    [paths.NvRam, paths.TpmState],
   );
   assert.deepEqual(
     restored.files.map((f) => f.status),

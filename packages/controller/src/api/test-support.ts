@@ -92,9 +92,12 @@ export function expectError(reply: Reply<unknown>, status: number, code: string)
 
 export const b64 = (text: string): string => Buffer.from(text).toString('base64');
 
-/** Holds a lock on `path` the way QEMU holds its NVRAM open (flock(1)), until released. */
+/**
+ * Holds a lock on `path` the way QEMU holds its NVRAM open (flock(1)), until released. `--no-fork`: the process
+ * killed is the one holding the lock, not a parent whose child would hold it on.
+ */
 export async function holdLock(path: string): Promise<{ release(): Promise<void> }> {
-  const child = spawn('flock', ['--exclusive', path, '-c', 'echo locked; exec sleep infinity'], {
+  const child = spawn('flock', ['--exclusive', '--no-fork', path, '-c', 'echo locked; exec sleep infinity'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<void>((resolve) => {

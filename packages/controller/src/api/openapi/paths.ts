@@ -176,7 +176,10 @@ export const PATHS = {
     post: operation({
       operationId: 'restoreVm',
       summary: "write a VM's backups onto a host (its current one by default) and record them",
-      description: 'Every backup goes in one command; each state written, failed, or of unknown outcome is reported.',
+      description:
+        "A type goes to the path given, else the VM's recorded path on that host, else libvirt's layout below the " +
+        "host's roots, else its latest path elsewhere. Every backup goes in one command; each state written, " +
+        'failed, or of unknown outcome is reported (200 whatever each outcome: read `files[].status`).',
       parameters: [VM],
       body: restoreVmBody,
       bodyOptional: true,
@@ -185,6 +188,7 @@ export const PATHS = {
         400: `${BAD_BODY}: no path known or given, a path not valid or outside the agent's roots`,
         404: 'no such VM or host, or the VM has no backup (not_found)',
         409: "a path is another VM's state, or not the VM's recorded one there, or the backup is damaged (conflict)",
+        502: "the host could not be asked where libvirt's layout is (agent_unreachable, agent_refused)",
       },
     }),
   },
