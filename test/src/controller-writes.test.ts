@@ -4,8 +4,6 @@
 // a state in use (its lock held) is never written or deleted.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -23,6 +21,7 @@ import {
 import { sha256Of } from '@hostfiles/shared';
 import { withFleet, type Fleet } from './support/controller.js';
 import { holdLock } from './support/locks.js';
+import { lossyProxy } from './support/lossy-proxy.js';
 
 const roots = (fleet: Fleet, i: number): { readonly TpmState: string; readonly NvRam: string } => {
   const setup = fleet.agents[i]?.setup;
@@ -73,21 +72,22 @@ test("a VM's state written at a new path puts the old one in the outbox with the
   await withFleet(1, async (fleet) => {
     const r = roots(fleet, 0);
     const vm = await addVm(fleet.deps, { name: 'vm', host: 'host0', bootMode: 'Legacy', secureBoot: false });
-    await addTpm(fleet.deps, 'vm', 'kms');
+    const { tpm } = await addTpm(fleet.deps, 'vm', 'kms');
     const first = join(r.TpmState, 'old-layout');
     const second = join(r.TpmState, vm.uuid);
     await writeFile(fleet.deps, { vm: 'vm', type: 'TpmState', path: first, state: tpmState('one') });
     const moved = await writeFile(fleet.deps, { vm: 'vm', type: 'TpmState', path: second, state: tpmState('two') });
-    assert.equal(moved.replaced, first);
+    assert.equal(moved.status === 'written' && moved.replaced, first);
     assert.deepEqual(
       (await fleet.store.listFilesByVm(vm.uuid)).map((f) => [f.path, f.kind, f.sha256]),
       [[second, 'dir', tpmState('two').sha256]],
     );
     assert.deepEqual(
       (await fleet.store.listPendingDeletions()).map((p) => [p.path, p.vmUuid, p.tpmUuid]),
-      [[first, vm.uuid, null]],
-      'the old path is in the outbox, not forgotten',
+      [[first, vm.uuid, tpm.uuid]],
+      'the old path is in the outbox, not forgotten, as state of the TPM',
     );
+    assert.equal((await fleet.store.getKeyBinding(tpm.uuid))?.state, 'attached', 'a live TPM keeps its binding');
     // A second file inside the VM's own state directory is refused: the state is written whole.
     await assert.rejects(
       writeFile(fleet.deps, {
@@ -100,6 +100,7 @@ test("a VM's state written at a new path puts the old one in the outbox with the
     );
     const report = await removeTpms(fleet.deps, ['vm']);
     assert.deepEqual(report.pending, []);
+    assert.equal(report.vms[0]?.binding, 'detaching', 'its earlier path is still pending: the binding waits for it');
     assert.equal((await retryPendingDeletions(fleet.deps, { all: true })).confirmed, 1);
     assert.equal(existsSync(first), false);
     assert.equal(existsSync(second), false);
@@ -140,48 +141,6 @@ test('state hostfiles does not know is not written over unless forced', async ()
     assert.equal(readFileSync(libvirts, 'utf8'), 'ours');
   });
 });
-
-/** A proxy in front of an agent that passes everything but can lose the answers to writes (after they ran). */
-async function lossyProxy(
-  target: string,
-): Promise<{ url: string; lose: (on: boolean) => void; close(): Promise<void> }> {
-  let losing = false;
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      void (async () => {
-        const answer = await fetch(`${target}${req.url ?? '/'}`, {
-          method: req.method ?? 'GET',
-          headers: { 'content-type': 'application/json' },
-          ...(req.method === 'POST' ? { body: Buffer.concat(chunks) } : {}),
-        });
-        const body = Buffer.from(await answer.arrayBuffer());
-        if (losing && req.url === '/v1/files/apply') {
-          req.socket.destroy();
-          return;
-        }
-        res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' });
-        res.end(body);
-      })();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    lose: (on) => {
-      losing = on;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => {
-          resolve();
-        });
-      }),
-  };
-}
 
 test('a write whose answer is lost leaves a guard: it deletes exactly those bytes, and nothing else', async () => {
   await withFleet(1, async (fleet) => {

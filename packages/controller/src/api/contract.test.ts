@@ -285,7 +285,8 @@ test('with real agents: adopt, sync, move, restore, writes, busy state, reconcil
   expectStatus(await call('POST', '/v1/files', { ...nvram, force: true }), 201);
   assert.equal(readFileSync(stray, 'utf8'), 'vars of db');
   const beyond = { ...nvram, path: join(dir, 'elsewhere', 'db_VARS.fd') };
-  assert.match(expectError(await call('POST', '/v1/files', beyond), 409, 'conflict').message, /outside_root/);
+  // Outside the agent's roots: the caller's error, as for adopt and restore.
+  assert.match(expectError(await call('POST', '/v1/files', beyond), 400, 'bad_request').message, /outside_root/);
 
   // web runs: its NVRAM is held open. Neither destroyed nor its TPM removed unless forced.
   const lock = await holdLock(paths.NvRam);

@@ -61,7 +61,9 @@ export const FILE_COMMANDS: readonly Command[] = [
         [
           `wrote ${file.type} ${file.kind === 'dir' ? 'directory ' : ''}${file.path} on ${names.host(file.hostUuid)} ` +
             `(${file.size} bytes, ${file.sha256})`,
-          ...(file.replaced === undefined ? [] : [`its earlier state ${file.replaced} is pending deletion`]),
+          ...(file.status !== 'written' || file.replaced === undefined
+            ? []
+            : [`its earlier state ${file.replaced} is pending deletion`]),
         ].join('\n'),
       );
     },

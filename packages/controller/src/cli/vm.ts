@@ -63,7 +63,7 @@ export const VM_COMMANDS: readonly Command[] = [
       ctx.print(report, () =>
         [
           `VM ${report.vmName} now lives on ${report.to.hostName}${report.from === null ? '' : ` (was ${report.from.hostName})`}`,
-          ...report.elsewhere.map((f) => `  still recorded on ${f.hostUuid}: ${f.type} ${f.path}`),
+          ...report.elsewhere.map((f) => `  still recorded on ${f.hostName}: ${f.type} ${f.path}`),
         ].join('\n'),
       );
     },

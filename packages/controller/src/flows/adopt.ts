@@ -111,6 +111,7 @@ async function record(deps: FlowDeps, vm: Vm, host: Host, found: readonly StatRe
   return deps.store.transaction(async (tx) => {
     const rows = await tx.listFilesByHost(host.uuid);
     const pending = await tx.listPendingDeletions({ hostUuid: host.uuid });
+    const tpmUuid = (await tx.getTpmByVm(vm.uuid))?.uuid ?? null;
     const states: AdoptedState[] = [];
     for (const result of found) {
       if (result.status !== 'present') {
@@ -122,7 +123,19 @@ async function record(deps: FlowDeps, vm: Vm, host: Host, found: readonly StatRe
       if (doomed !== undefined) {
         throw new FlowError('conflict', `${result.path} is inside ${doomed.path}, pending deletion on ${host.name}`);
       }
-      // A pending deletion at the path itself is cancelled: adopting it means keeping it.
+      // Recording the path cancels the deletions pending at and below it. Only the VM's own may go that way (its
+      // guard, its earlier path): another VM's, or a removed TPM's, was decided and is not undone by an adopt.
+      const within = (path: string): boolean => path === result.path || path.startsWith(`${result.path}/`);
+      const foreign = pending.find(
+        (p) => within(p.path) && (p.vmUuid !== vm.uuid || (p.tpmUuid !== null && p.tpmUuid !== tpmUuid)),
+      );
+      if (foreign !== undefined) {
+        throw new FlowError(
+          'conflict',
+          `${foreign.path} on host ${host.name} is pending deletion (${foreign.tpmUuid === null ? `VM ${foreign.vmUuid}` : `removed TPM ${foreign.tpmUuid}`}): ` +
+            'adopting it would undo that; let the deletion finish first (hostfiles retry)',
+        );
+      }
       await tx.upsertFile({
         uuid: randomUUID(),
         vmUuid: vm.uuid,

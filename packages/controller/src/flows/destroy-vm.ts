@@ -98,7 +98,9 @@ async function purge(
     let tpmReport: DestroyReport['tpm'] = null;
     if (tpm !== null) {
       await tx.removeTpm(tpm.uuid);
-      tpmReport = { tpmUuid: tpm.uuid, binding: await settleBinding(tx, tpm.uuid) };
+      // Its row is gone: settling answers detached or detaching, never attached.
+      const binding = await settleBinding(tx, tpm.uuid);
+      tpmReport = { tpmUuid: tpm.uuid, binding: binding === 'detached' ? 'detached' : 'detaching' };
     }
     // Refused by the schema if any TPM or file row of the VM were left: nothing on a host is forgotten.
     await tx.removeVm(vm.uuid);

@@ -88,7 +88,12 @@ export interface MoveReport {
   readonly from: { readonly hostUuid: string; readonly hostName: string } | null;
   readonly to: { readonly hostUuid: string; readonly hostName: string };
   /** the VM's states still recorded on other hosts than the new one: they stay until removed */
-  readonly elsewhere: readonly { readonly hostUuid: string; readonly type: FileType; readonly path: string }[];
+  readonly elsewhere: readonly {
+    readonly hostUuid: string;
+    readonly hostName: string;
+    readonly type: FileType;
+    readonly path: string;
+  }[];
 }
 
 /**
@@ -103,6 +108,7 @@ export async function moveVm(deps: FlowDeps, vmRef: string, hostRef: string): Pr
     const from = vm.hostUuid === null ? null : await deps.store.getHost(vm.hostUuid);
     await deps.store.setVmHost(vm.uuid, host.uuid);
     const files = await deps.store.listFilesByVm(vm.uuid);
+    const names = new Map((await deps.store.listHosts()).map((h) => [h.uuid, h.name]));
     return {
       vmUuid: vm.uuid,
       vmName: vm.name,
@@ -110,7 +116,7 @@ export async function moveVm(deps: FlowDeps, vmRef: string, hostRef: string): Pr
       to: { hostUuid: host.uuid, hostName: host.name },
       elsewhere: files
         .filter((f) => f.hostUuid !== host.uuid)
-        .map(({ hostUuid, type, path }) => ({ hostUuid, type, path })),
+        .map(({ hostUuid, type, path }) => ({ hostUuid, hostName: names.get(hostUuid) ?? hostUuid, type, path })),
     };
   });
 }
@@ -169,6 +175,17 @@ export function placeError(file: PlacedFile & { readonly status: 'failed' | 'unk
   switch (file.code) {
     case 'busy':
       return new FlowError('busy', `${where} is in use (a running swtpm or QEMU holds its lock): stop the VM first`);
+    case 'outside_root':
+    case 'bad_request':
+    case 'too_large':
+      // The agent refused what was asked (a path outside its roots, content over its limit): the caller's error.
+      return new FlowError('bad_input', `the agent refused ${where}: ${file.reason}`);
+    case 'changed':
+      return new FlowError(
+        'conflict',
+        `${where} holds other state than the deletion pending there was to remove, state hostfiles does not know: ` +
+          'adopt it (hostfiles adopt), or write over it with --force',
+      );
     case 'exists':
       return new FlowError(
         'conflict',

@@ -3,9 +3,18 @@
 // deletion in the same transaction. One command per host.
 import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
-import { isValidRoot, type ApplyResult, type Expectation, type FileType, type StateKind } from '@hostfiles/shared';
+import {
+  DEFAULT_COMMAND_LIFETIME_MS,
+  isValidRoot,
+  MAX_CLOCK_SKEW_MS,
+  type ApplyResult,
+  type Expectation,
+  type FileType,
+  type OpErrorCode,
+  type StateKind,
+} from '@hostfiles/shared';
 import { isAgentCallError, type AgentCallError } from '../agents/index.js';
-import type { Host, NewPendingDeletion, StoreTx, Vm, VmHostFile } from '../store/index.js';
+import type { Host, NewPendingDeletion, PendingDeletion, StoreTx, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { settleBinding } from './remove-tpm.js';
 import { placeOp, type State } from './state.js';
@@ -23,7 +32,11 @@ export interface Placement {
  * deletion then removes exactly those bytes unless a later write records the path.
  */
 export type PlaceOutcome =
-  | { readonly status: 'written' }
+  | {
+      readonly status: 'written';
+      /** the VM's earlier path of this type on this host, now pending deletion */
+      readonly replaced?: string;
+    }
   | { readonly status: 'failed' | 'unknown'; readonly code: string; readonly reason: string };
 
 export type PlacedFile = {
@@ -34,20 +47,23 @@ export type PlacedFile = {
   readonly kind: StateKind;
   readonly sha256: string;
   readonly size: number;
-  /** the VM's earlier path of this type on this host, now pending deletion (written only) */
-  readonly replaced?: string;
 } & PlaceOutcome;
 
 interface Planned extends Placement {
   /** the VM's row of this type on this host, if any */
   readonly own: VmHostFile | null;
+  /** the VM's TPM, for a TpmState placement: its guard holds the key binding back like any of its state */
+  readonly tpmUuid: string | null;
   readonly expect?: Expectation;
   /** the own row's path, when it lies elsewhere: deleted through the outbox once the new state is recorded */
   readonly moveFrom?: string;
 }
 
-/** How long a guard waits before it may run: past the command's life and the agents' clock skew. */
-export const GUARD_DELAY_MS = 120_000;
+/**
+ * How long a guard waits before it may run: past the latest moment any agent could still accept the command (its
+ * life plus the widest clock skew an agent may be configured with), so delayed bytes cannot land after it ran.
+ */
+export const GUARD_DELAY_MS = DEFAULT_COMMAND_LIFETIME_MS + MAX_CLOCK_SKEW_MS + 60_000;
 
 /** The queue key of a host: writes, deletions by path and reconcile on one host run one at a time. */
 export const hostKey = (hostUuid: string): string => `host:${hostUuid}`;
@@ -69,6 +85,9 @@ export async function planPlacements(
 ): Promise<Planned[]> {
   const rows = await deps.store.listFilesByHost(host.uuid);
   const pending = await deps.store.listPendingDeletions({ hostUuid: host.uuid });
+  const tpms = new Map(
+    (await deps.store.listTpmsByVms([...new Set(placements.map((p) => p.vm.uuid))])).map((t) => [t.vmUuid, t.uuid]),
+  );
   return placements.map((placement, index) => {
     const { vm, type, path } = placement;
     if (!isValidRoot(path)) throw new FlowError('bad_input', `${path} is not an absolute, normalized path`);
@@ -95,15 +114,31 @@ export async function planPlacements(
     const exact = own?.path === path;
     // An own row below the new path is replaced by the write itself: deleting it afterwards would cut into the new state.
     const moveFrom = own !== null && !exact && !below(own.path, path) ? own.path : undefined;
-    // What is at a path pending deletion was hostfiles' to delete anyway: writing over it needs no empty target.
-    const condemned = pending.some((p) => p.path === path);
     return {
       ...placement,
       own,
-      ...(exact || force || condemned ? {} : { expect: 'absent' as const }),
+      tpmUuid: placement.type === 'TpmState' ? (tpms.get(vm.uuid) ?? null) : null,
+      ...(exact || force
+        ? {}
+        : expectation(
+            pending.find((p) => p.path === path),
+            placement.state.sha256,
+          )),
       ...(moveFrom === undefined ? {} : { moveFrom }),
     };
   });
+}
+
+/**
+ * What must be at a path the VM does not hold before a write lands there. Nothing (`absent`, also met by exactly the
+ * state being written: a repeat of a write whose answer was lost). With a deletion pending there: an unconditional one
+ * condemned whatever is there, so anything may be written over; a conditional one (another write's guard, an orphan
+ * as reconcile listed it) condemned only its digest, so that is what must be there — anything else (libvirt's state
+ * that refused the earlier write) is never written over without force.
+ */
+function expectation(pending: PendingDeletion | undefined, writing: string): { expect?: Expectation } {
+  if (pending === undefined || pending.expectSha256 === writing) return { expect: 'absent' };
+  return pending.expectSha256 === null ? {} : { expect: pending.expectSha256 };
 }
 
 function heldBy(row: VmHostFile, path: string, host: Host): string {
@@ -146,7 +181,7 @@ const guardRow = (deps: FlowDeps, host: Host, p: Planned): NewPendingDeletion =>
   type: p.type,
   path: p.path,
   vmUuid: p.vm.uuid,
-  tpmUuid: null,
+  tpmUuid: p.tpmUuid,
   nextAttemptAt: deps.now() + Math.max(GUARD_DELAY_MS, deps.retryBaseMs),
   lastError: 'guard: a write was sent here; if its bytes landed unrecorded, they alone are deleted',
   expectSha256: p.state.sha256,
@@ -193,8 +228,20 @@ function outcomeOf(p: Planned, result: ApplyResult | undefined, error: AgentCall
     return { status: 'unknown', code: 'no_result', reason: 'no result' };
   if (result.status === 'written') return { status: 'written' };
   const code = result.error?.code ?? 'failed';
-  return { status: 'failed', code, reason: `${code}: ${result.error?.message ?? 'not written'}` };
+  // Only a refusal made before anything changed says nothing landed; an io_error may come after the rename.
+  const status = REFUSED_BEFORE_ANY_CHANGE.has(code) ? 'failed' : 'unknown';
+  return { status, code, reason: `${code}: ${result.error?.message ?? 'not written'}` };
 }
+
+const REFUSED_BEFORE_ANY_CHANGE: ReadonlySet<string> = new Set<OpErrorCode>([
+  'exists',
+  'changed',
+  'busy',
+  'symlink',
+  'not_directory',
+  'not_regular_file',
+  'not_found',
+]);
 
 async function record(
   deps: FlowDeps,
@@ -254,7 +301,8 @@ async function recordWritten(deps: FlowDeps, tx: StoreTx, host: Host, p: Planned
         type: p.type,
         path: p.moveFrom,
         vmUuid: p.vm.uuid,
-        tpmUuid: null,
+        // The TPM's state at its earlier path holds its key binding back like any of its state.
+        tpmUuid: p.tpmUuid,
         nextAttemptAt: now + deps.retryBaseMs,
         lastError: `replaced: VM ${p.vm.name}'s ${p.type} state moved to ${posix.normalize(p.path)}`,
       },

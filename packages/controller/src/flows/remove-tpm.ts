@@ -144,10 +144,11 @@ async function purge(
       files.filter((f) => isConfirmed(outcome(f.hostUuid, f.path))),
     );
     await tx.deleteBackups(collected.flatMap((c) => c.backups.map((b) => b.uuid)));
-    const stored = await tx.addPendingDeletions(rows);
-    // The binding is detached only once none of the TPM's state files remain on any host (step 5).
-    const held = new Set(stored.map((row) => row.tpmUuid));
+    await tx.addPendingDeletions(rows);
+    // The binding is detached only once none of the TPM's state remains on any host (step 5): what this removal
+    // left pending, and what was pending before (a guard of a write whose outcome is unknown, an earlier path).
     const tpmUuids = collected.map((c) => c.tpm.uuid);
+    const held = new Set(await tx.listTpmsWithPendingDeletions(tpmUuids));
     await tx.removeTpms(tpmUuids);
     await tx.setKeyBindingsState(
       tpmUuids.filter((uuid) => held.has(uuid)),
@@ -173,12 +174,18 @@ async function purge(
   });
 }
 
-/** Step 5: the binding is detached only once none of the TPM's state files remain on any host. */
-export async function settleBinding(tx: StoreTx, tpmUuid: string): Promise<'detached' | 'detaching'> {
+/**
+ * Step 5: the binding of a removed TPM is detached only once none of its state remains on any host. A TPM that still
+ * exists keeps its binding whatever is pending for it (a guard of its own write, its state's earlier path): only a
+ * removal ends it.
+ */
+export async function settleBinding(tx: StoreTx, tpmUuid: string): Promise<'detached' | 'detaching' | 'attached'> {
+  const binding = await tx.getKeyBinding(tpmUuid);
+  if (binding !== null && (await tx.getTpmByVm(binding.vmUuid))?.uuid === tpmUuid) return 'attached';
   if ((await tx.countPendingDeletionsForTpm(tpmUuid)) > 0) {
     await tx.setKeyBindingState(tpmUuid, 'detaching');
     return 'detaching';
   }
-  if ((await tx.getKeyBinding(tpmUuid)) !== null) await tx.deleteKeyBinding(tpmUuid);
+  if (binding !== null) await tx.deleteKeyBinding(tpmUuid);
   return 'detached';
 }

@@ -49,10 +49,13 @@ export async function retryPendingDeletions(deps: FlowDeps, options: RetryOption
   });
 }
 
-/** Rows cancelled (by a write) or confirmed (by another pass) while we waited for the queue are not sent. */
+/**
+ * The rows as they are now: those cancelled (by a write) or confirmed (by another pass) while we waited for the queue
+ * are not sent, and the others are sent as they stand (a merge may have made a conditional deletion unconditional).
+ */
 async function stillPending(deps: FlowDeps, rows: readonly PendingDeletion[]): Promise<PendingDeletion[]> {
-  const live = new Set((await deps.store.listPendingDeletions()).map((row) => row.id));
-  return rows.filter((row) => live.has(row.id));
+  const wanted = new Set(rows.map((row) => row.id));
+  return (await deps.store.listPendingDeletions()).filter((row) => wanted.has(row.id));
 }
 
 async function settle(

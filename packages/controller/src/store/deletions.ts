@@ -1,6 +1,6 @@
 // The outbox of host-side deletions not yet confirmed.
 import { PENDING_COLUMNS, toPending, type PendingRow } from './pending-row.js';
-import { deleteWhereIn, whereEquals, type Context } from './support.js';
+import { deleteWhereIn, selectWhereIn, whereEquals, type Context } from './support.js';
 import type { PendingDeletion, StoreReads, StoreWrites } from './types.js';
 
 const PENDING = `SELECT ${PENDING_COLUMNS} FROM pending_deletions`;
@@ -50,6 +50,16 @@ export function deletionReads({ sql }: Context) {
       );
       return row?.n ?? 0;
     },
+    listTpmsWithPendingDeletions: async (tpmUuids) =>
+      (
+        await selectWhereIn<{ tpm_uuid: string }>(
+          sql,
+          'SELECT DISTINCT tpm_uuid FROM pending_deletions',
+          'tpm_uuid',
+          tpmUuids,
+          'ORDER BY tpm_uuid',
+        )
+      ).map((row) => row.tpm_uuid),
   } satisfies Partial<StoreReads>;
 }
 

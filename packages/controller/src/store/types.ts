@@ -214,6 +214,8 @@ export interface StoreReads {
   /** The earliest nextAttemptAt (of one host, if given); null when nothing is pending. */
   nextDeletionDueAt(hostUuid?: string): Promise<number | null>;
   countPendingDeletionsForTpm(tpmUuid: string): Promise<number>;
+  /** Of these TPMs, those with any deletion pending (batched, for removals of many VMs). */
+  listTpmsWithPendingDeletions(tpmUuids: readonly string[]): Promise<string[]>;
   getOperation(id: string): Promise<Operation | null>;
   listUnfinishedOperations(): Promise<Operation[]>;
 }

@@ -9,6 +9,8 @@ export const MAX_OPS = 1000;
 export const MAX_PATH_LENGTH = 4096;
 /** The longest a command may be valid for: `expiresAt − issuedAt`. */
 export const MAX_COMMAND_LIFETIME_MS = 300_000;
+/** The widest clock skew an agent may be configured to tolerate: a command stays acceptable this long past expiry. */
+export const MAX_CLOCK_SKEW_MS = 600_000;
 
 const base64 = z.base64();
 // Exact byte counts: `.length(88)` alone would also take 65 or 66 bytes, and the last character before the

@@ -127,7 +127,7 @@ export const moveReport = component(
       vmName: z.string(),
       from: hostRef.nullable(),
       to: hostRef,
-      elsewhere: meta(z.array(z.strictObject(onHost)), {
+      elsewhere: meta(z.array(z.strictObject({ ...onHost, hostName: z.string() })), {
         description: "the VM's states still recorded on other hosts: they stay until removed",
       }),
     }),
@@ -152,7 +152,6 @@ export const placedFile = component(
       writtenFile,
       z.strictObject({
         ...placed,
-        replaced,
         status: meta(z.enum(['failed', 'unknown']), {
           description: 'failed: the agent did not write (nothing changed); unknown: no trustworthy answer',
         }),

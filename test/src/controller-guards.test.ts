@@ -1,0 +1,153 @@
+// The guards and the key binding, against a real agent and a scripted one: a conditional deletion never lifts the
+// "nothing there" check; an io_error is an unknown outcome, never "nothing landed"; a guard of a TPM's state holds
+// its key binding back through a removal; adopt never undoes another's deletion.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import {
+  addHost,
+  addTpm,
+  addVm,
+  adoptVm,
+  dirState,
+  fileState,
+  isFlowError,
+  removeTpms,
+  retryPendingDeletions,
+  writeFile,
+} from '@hostfiles/controller';
+import { sha256Of } from '@hostfiles/shared';
+import { withFleet, type Fleet } from './support/controller.js';
+import { holdLock } from './support/locks.js';
+import { lossyProxy } from './support/lossy-proxy.js';
+import { scriptedAgent } from './support/scripted-agent.js';
+
+const roots = (fleet: Fleet, i: number): { readonly TpmState: string; readonly NvRam: string } => {
+  const setup = fleet.agents[i]?.setup;
+  assert.ok(setup);
+  return setup.roots;
+};
+const hostUuid = async (fleet: Fleet, name: string): Promise<string> =>
+  (await fleet.store.getHostByName(name))?.uuid ?? '';
+
+test('a conditional deletion pending at a path does not lift the check that nothing unknown is there', async () => {
+  await withFleet(1, async (fleet) => {
+    const path = join(roots(fleet, 0).NvRam, 'vm_VARS.fd');
+    await addVm(fleet.deps, { name: 'vm', host: 'host0', bootMode: 'UEFI', secureBoot: false });
+    // A guard left by a write whose answer was lost, while libvirt's NVRAM is what is there (the write was refused).
+    writeFileSync(path, "libvirt's NVRAM");
+    const h0 = await hostUuid(fleet, 'host0');
+    await fleet.store.addPendingDeletions([
+      {
+        hostUuid: h0,
+        type: 'NvRam',
+        path,
+        vmUuid: 'x',
+        tpmUuid: null,
+        nextAttemptAt: 0,
+        lastError: 'guard',
+        expectSha256: sha256Of(Buffer.from('from backup')),
+      },
+    ]);
+    await assert.rejects(
+      writeFile(fleet.deps, { vm: 'vm', type: 'NvRam', path, state: fileState(Buffer.from('from backup')) }),
+      (error) => isFlowError(error) && error.code === 'conflict' && /does not know/.test(error.message),
+    );
+    assert.equal(readFileSync(path, 'utf8'), "libvirt's NVRAM");
+  });
+});
+
+test('an op that answers io_error may have changed the disk: unknown, its guard and owned path kept', async () => {
+  await withFleet(0, async (fleet) => {
+    const scripted = await scriptedAgent();
+    try {
+      await addHost(fleet.deps, { name: 'scripted', url: scripted.url });
+      await addVm(fleet.deps, { name: 'vm', host: 'scripted', bootMode: 'UEFI', secureBoot: false });
+      const state = fileState(Buffer.from('vars'));
+      scripted.answer(() => ({ status: 'failed', error: { code: 'io_error', message: 'EIO (fsync)' } }));
+      await assert.rejects(
+        writeFile(fleet.deps, { vm: 'vm', type: 'NvRam', path: '/r/nvram/a_VARS.fd', state }),
+        (error) => isFlowError(error) && error.code === 'unavailable',
+      );
+      assert.deepEqual(
+        (await fleet.store.listPendingDeletions()).map((p) => [p.path, p.expectSha256]),
+        [['/r/nvram/a_VARS.fd', state.sha256]],
+      );
+      assert.deepEqual(
+        (await fleet.store.listOwnedPaths(scripted.hostUuid)).map((o) => o.path),
+        ['/r/nvram/a_VARS.fd'],
+      );
+      // A refusal made before anything changed is "nothing landed": no guard, the path not taken.
+      scripted.answer(() => ({ status: 'failed', error: { code: 'exists', message: 'the target exists' } }));
+      await assert.rejects(
+        writeFile(fleet.deps, { vm: 'vm', type: 'NvRam', path: '/r/nvram/b_VARS.fd', state }),
+        (error) => isFlowError(error) && error.code === 'conflict',
+      );
+      assert.equal((await fleet.store.listPendingDeletions({ path: '/r/nvram/b_VARS.fd' })).length, 0);
+      assert.ok(!(await fleet.store.listOwnedPaths(scripted.hostUuid)).some((o) => o.path === '/r/nvram/b_VARS.fd'));
+    } finally {
+      await scripted.close();
+    }
+  });
+});
+
+test("a guard of a TPM's state holds its key binding back through a removal, until it ran", async () => {
+  await withFleet(1, async (fleet) => {
+    const agent = fleet.agents[0];
+    assert.ok(agent);
+    const proxy = await lossyProxy(agent.url);
+    try {
+      await fleet.store.removeHost(await hostUuid(fleet, 'host0'));
+      await addHost(fleet.deps, { name: 'lossy', url: proxy.url });
+      const vm = await addVm(fleet.deps, { name: 'vm', host: 'lossy', bootMode: 'Legacy', secureBoot: false });
+      const { tpm } = await addTpm(fleet.deps, 'vm', 'kms');
+      const dir = join(roots(fleet, 0).TpmState, vm.uuid);
+      proxy.lose(true);
+      const state = dirState([{ path: 'tpm2/tpm2-00.permall', content: Buffer.from('restored') }]);
+      await assert.rejects(writeFile(fleet.deps, { vm: 'vm', type: 'TpmState', path: dir, state }));
+      proxy.lose(false);
+      assert.ok(existsSync(dir), 'the state landed, unrecorded');
+      assert.deepEqual(
+        (await fleet.store.listPendingDeletions()).map((p) => p.tpmUuid),
+        [tpm.uuid],
+        'the guard is state of the TPM',
+      );
+      const removal = await removeTpms(fleet.deps, ['vm']);
+      assert.equal(removal.vms[0]?.binding, 'detaching', 'never detached while its state may be on a host');
+      const pass = await retryPendingDeletions(fleet.deps, { all: true });
+      assert.deepEqual([pass.confirmed, pass.detached], [1, [tpm.uuid]]);
+      assert.equal(existsSync(dir), false);
+      assert.deepEqual(await fleet.store.listKeyBindings(), []);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+test("adopt never undoes a deletion that was decided: a removed TPM's state stays pending", async () => {
+  await withFleet(1, async (fleet) => {
+    const r = roots(fleet, 0);
+    const vm = await addVm(fleet.deps, { name: 'vm', host: 'host0', bootMode: 'UEFI', secureBoot: false });
+    await addTpm(fleet.deps, 'vm', 'kms');
+    const dir = join(r.TpmState, vm.uuid);
+    const state = dirState([{ path: 'tpm2/tpm2-00.permall', content: Buffer.from('running') }]);
+    await writeFile(fleet.deps, { vm: 'vm', type: 'TpmState', path: dir, state });
+    const lockFile = join(dir, 'tpm2', '.lock');
+    mkdirSync(dirname(lockFile), { recursive: true });
+    writeFileSync(lockFile, '');
+    const lock = await holdLock(lockFile);
+    try {
+      const forced = await removeTpms(fleet.deps, ['vm'], undefined, { force: true });
+      assert.equal(forced.pending.length, 1, 'busy: pending');
+      await assert.rejects(
+        adoptVm(fleet.deps, 'vm', { paths: { TpmState: dir } }),
+        (error) => isFlowError(error) && error.code === 'conflict' && /removed TPM/.test(error.message),
+      );
+      assert.equal((await fleet.store.listPendingDeletions()).length, 1, 'still pending');
+      assert.deepEqual(await fleet.store.listFilesByVm(vm.uuid), []);
+    } finally {
+      await lock.release();
+    }
+  });
+});

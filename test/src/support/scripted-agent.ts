@@ -1,0 +1,65 @@
+// An agent that answers signed, well-formed, but scripted results: for the outcomes a real agent gives only when its
+// disk fails (an op answering io_error after it changed something), which a test cannot provoke on a real one.
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  ANSWER_CONTEXT,
+  generateSigningKey,
+  parseEnvelope,
+  signEnvelope,
+  type ApplyResult,
+  type Command,
+} from '@hostfiles/shared';
+
+export interface ScriptedAgent {
+  readonly url: string;
+  readonly hostUuid: string;
+  /** what each op of the next applies answers */
+  answer(result: (op: { type: string; path: string; op: string }) => Pick<ApplyResult, 'status' | 'error'>): void;
+  close(): Promise<void>;
+}
+
+export async function scriptedAgent(): Promise<ScriptedAgent> {
+  const key = generateSigningKey();
+  const hostUuid = randomUUID();
+  let script = (): Pick<ApplyResult, 'status' | 'error'> => ({ status: 'written' });
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      if (req.url === '/v1/info') {
+        const info = { hostUuid, version: '0', publicKey: key.publicKey, keyId: key.keyId, startedAt: 0 };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(info));
+        return;
+      }
+      const envelope = parseEnvelope(body);
+      if (!envelope.ok) throw new Error('not an envelope');
+      const command = JSON.parse(Buffer.from(envelope.value.payload, 'base64').toString('utf8')) as Command;
+      const results =
+        command.kind === 'files.apply'
+          ? command.ops.map((op) => ({ op: op.op, type: op.type, path: op.path, ...script() }))
+          : [];
+      const extra = command.kind === 'files.stat' ? { roots: { TpmState: '/r/tpm', NvRam: '/r/nvram' } } : {};
+      const answer = { requestId: command.requestId, hostUuid, kind: command.kind, ...extra, results };
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify(signEnvelope(ANSWER_CONTEXT, answer, key)));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hostUuid,
+    answer(result) {
+      script = result as () => Pick<ApplyResult, 'status' | 'error'>;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          resolve();
+        });
+      }),
+  };
+}
