@@ -156,3 +156,33 @@ test('adopt refuses what would clash, and says when nothing is there', async () 
     assert.deepEqual((await fleet.store.listFilesByVm(b.uuid)).length, 0, 'nothing recorded for b');
   });
 });
+
+test("adopt takes a VM's file row recorded inside its state directory up into the whole state (upgrade from 0.1)", async () => {
+  await withFleet(1, async (fleet) => {
+    const uuid = randomUUID();
+    const layout = libvirtLayout(fleet, 0, uuid, 'old');
+    await addVm(fleet.deps, { name: 'old', host: 'host0', bootMode: 'UEFI', secureBoot: true, uuid });
+    const host0 = (await fleet.store.getHostByName('host0'))?.uuid ?? '';
+    const deep = join(layout.dir, 'tpm2', 'tpm2-00.permall');
+    await fleet.store.upsertFile({
+      uuid: randomUUID(),
+      vmUuid: uuid,
+      hostUuid: host0,
+      type: 'TpmState',
+      path: deep,
+      kind: 'file',
+      sha256: sha256Of(layout.permall),
+      size: layout.permall.length,
+      lastSyncAt: 1,
+    });
+    await adoptVm(fleet.deps, 'old');
+    assert.deepEqual(
+      (await fleet.store.listFilesByVm(uuid)).map((f) => [f.type, f.kind, f.path]),
+      [
+        ['NvRam', 'file', layout.vars],
+        ['TpmState', 'dir', layout.dir],
+      ],
+    );
+    assert.deepEqual(await fleet.store.listPendingDeletions(), [], 'nothing of the state is to be deleted');
+  });
+});

@@ -159,7 +159,8 @@ function refuseClash(vm: Vm, host: Host, type: FileType, path: string, rows: rea
   const near = (a: string, b: string): boolean => a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
   for (const row of rows) {
     if (row.vmUuid === vm.uuid && row.type === type) {
-      if (row.path !== path) {
+      // A row inside the adopted state (0.1 recorded `<uuid>/tpm2/tpm2-00.permall` as a file) is taken up by it.
+      if (row.path !== path && !row.path.startsWith(`${path}/`)) {
         throw new FlowError(
           'conflict',
           `VM ${vm.name}'s ${type} state on host ${host.name} is recorded at ${row.path}, not ${path}`,
