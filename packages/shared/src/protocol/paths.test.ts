@@ -146,6 +146,11 @@ describe('confineRelative', () => {
     refusedRelative('a\ud800', /Unicode/);
   });
 
+  it('refuses a line feed or a carriage return anywhere: a state never needs one, and sha256sum escapes them', () => {
+    for (const path of ['a\nb', 'tpm2/x\n', '\nx', 'a\rb', 'tpm2/\rx']) refusedRelative(path, /line break/);
+    assert.deepStrictEqual(confineRelative('back\\slash'), { ok: true, value: ['back\\slash'] });
+  });
+
   it('refuses temp names and the lock file at any depth', () => {
     refusedRelative(`${TEMP_PREFIX}x`, /temp/);
     refusedRelative(`tpm2/${TEMP_PREFIX}new.x`, /temp/);
