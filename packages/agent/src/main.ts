@@ -8,7 +8,7 @@ import { createLogger, generateSigningKey, trustedKeyFromBase64, type SigningKey
 import { createApp } from './app.js';
 import { exampleConfig, type AgentConfig } from './config.js';
 import type { AgentEvent } from './deps.js';
-import { createFileStore } from './files/index.js';
+import { createFileStore, isFileStoreError, type FileStore, type Ownerships } from './files/index.js';
 import { openReplayJournal } from './journal/replay-journal.js';
 import { preflight } from './preflight.js';
 
@@ -29,6 +29,9 @@ root (<uuid>/) the agent's own owner and topDirMode, deeper ones (tpm2/) owner:g
 groups are names (looked up with getent) or numeric ids; modes are octal strings. Defaults: fileMode "0600",
 dirMode "0700", topDirMode "0711" for TpmState and "0700" for NvRam. maxContentBytes caps the decoded content
 of one command (default 128 MiB). Every config problem is reported at once, before anything is made.
+
+Each root is opened once at start and held for the agent's life: a root that is a symbolic link or has one on
+its path is refused (exit 2), and a root moved or swapped for a link later is never followed.
 
 At start, before listening, interrupted directory replaces are finished or rolled back (each state ends old or
 new, whole) and leftover temp files are removed. A state is busy while a lock is held on it or a file below it
@@ -94,12 +97,23 @@ function loadOrCreateKey(
   return key;
 }
 
+/** Holds the roots from now on; one that changed since preflight into something unusable is a config problem. */
+function openFileStore(config: AgentConfig, ownership: Ownerships): FileStore {
+  try {
+    return createFileStore({ roots: config.roots, ownership });
+  } catch (error) {
+    if (isFileStoreError(error)) throw new UsageError(`invalid config:\n  a root cannot be used: ${error.message}`);
+    throw error;
+  }
+}
+
 async function run(configPath: string): Promise<void> {
   if (configPath === '') throw new UsageError('--config needs a file');
   // Every problem at once, and nothing made (state directory, key) before the config is known to be good.
   const checked = preflight(configPath);
   if (!checked.ok) throw new UsageError(`invalid config:\n  ${checked.error.join('\n  ')}`);
   const { config, ownership } = checked.value;
+  const files = openFileStore(config, ownership);
   const logger = createLogger<AgentEvent>({
     write: (line) => process.stdout.write(line),
     fields: { hostUuid: config.hostUuid },
@@ -108,7 +122,6 @@ async function run(configPath: string): Promise<void> {
   const signer = loadOrCreateKey(config, checked.value.signer, (key) => {
     logger.info('key_generated', { keyFile: config.keyFile, keyId: key.keyId });
   });
-  const files = createFileStore({ roots: config.roots, ownership });
   // Before listening: every interrupted replace ends as exactly its old or its new state.
   const recovered = await files.recover();
   if (recovered.completed + recovered.restored > 0) {

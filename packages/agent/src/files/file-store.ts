@@ -1,5 +1,7 @@
 // The agent's file store: every op confined to one of two roots, no symlink ever followed below a root, and
-// every op on one unit (the first component below a root) run one at a time.
+// every op on one unit (the first component below a root) run one at a time. Each root is opened once, here, and
+// held: a root swapped for a link later leads nowhere (see root-dir.ts).
+import { closeSync } from 'node:fs';
 import { FILE_TYPES, isValidRoot, type FileType } from '@hostfiles/shared';
 import { createKeyedLock } from './keyed-lock.js';
 import { readProcLocks, type ReadLockedInodes } from './locks.js';
@@ -8,6 +10,7 @@ import { AGENT_OWNERSHIP } from './ownership.js';
 import { readState } from './read-state.js';
 import { recoverRoot } from './recover.js';
 import { removeFile } from './remove-file.js';
+import { openRootDir, type RootDir } from './root-dir.js';
 import type { FileRoots, FileStore, Ownerships, RecoveryReport } from './types.js';
 import { listUnits, statUnit } from './units.js';
 import { writeDir } from './write-dir.js';
@@ -21,13 +24,25 @@ export interface FileStoreOptions {
   readonly readLocks?: ReadLockedInodes;
 }
 
+/**
+ * Opens both roots (throws a FileStoreError when one is missing, not a directory, or has a symbolic link on its
+ * path) and holds them for the life of the process.
+ */
 export function createFileStore(options: FileStoreOptions): FileStore {
-  const { roots } = options;
-  for (const root of [roots.TpmState, roots.NvRam]) {
+  for (const root of [options.roots.TpmState, options.roots.NvRam]) {
     if (!isValidRoot(root)) throw new RangeError(`invalid root: ${JSON.stringify(root)}`);
   }
+  const tpmState = openRootDir(options.roots.TpmState);
+  let nvRam: RootDir;
+  try {
+    nvRam = openRootDir(options.roots.NvRam);
+  } catch (error) {
+    closeSync(tpmState.fd);
+    throw error;
+  }
+  const roots: Readonly<Record<FileType, RootDir>> = { TpmState: tpmState, NvRam: nvRam };
   const readLocks = options.readLocks ?? readProcLocks;
-  const rootOf = (type: FileType): string => {
+  const rootOf = (type: FileType): RootDir => {
     if (!(FILE_TYPES as readonly string[]).includes(type))
       throw new RangeError(`unknown file type: ${JSON.stringify(type)}`);
     return roots[type];
@@ -39,7 +54,7 @@ export function createFileStore(options: FileStoreOptions): FileStore {
   const lock = createKeyedLock();
   // Two commands can never stage onto one target at once, and readers never see a state halfway swapped.
   const onUnit = <T>(type: FileType, components: readonly string[], run: () => Promise<T>): Promise<T> =>
-    lock(`${rootOf(type)}\0${checked(components)[0] ?? ''}`, run);
+    lock(`${rootOf(type).path}\0${checked(components)[0] ?? ''}`, run);
   // `async`: a programmer error rejects like every other outcome of these methods, never throws synchronously.
   return {
     write: async (type, components, content, expect) =>

@@ -4,6 +4,7 @@ import { MAX_ENTRIES, stateDigest, type ReadEntry } from '@hostfiles/shared';
 import { at, closeAll, errnoOrThrow, nth, READ_FILE_FLAGS } from './fd-path.js';
 import { encodeFile } from './encode-file.js';
 import { failed, HARD_LINKED_FAILURE, ioFailure, OpIoError, SYMLINK_FAILURE } from './op-failure.js';
+import type { RootDir } from './root-dir.js';
 import { openFound, walkState } from './state-walk.js';
 import { hasOtherLinks, inspect } from './target.js';
 import type { ReadState } from './types.js';
@@ -12,7 +13,7 @@ import { openChildDir, walkDirs } from './walk.js';
 const NOT_FOUND = failed('not_found', 'no such file or directory');
 const NOT_A_FILE = failed('not_regular_file', 'the target is not a regular file or a directory');
 
-export async function readState(root: string, components: readonly string[]): Promise<ReadState> {
+export async function readState(root: RootDir, components: readonly string[]): Promise<ReadState> {
   const held: FileHandle[] = [];
   try {
     const end = await walkDirs(root, components.slice(0, -1), held);

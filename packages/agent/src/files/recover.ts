@@ -1,9 +1,10 @@
 // Startup recovery: every interrupted directory replace ends holding exactly its old state or its new one.
-import { open, readdir, type FileHandle } from 'node:fs/promises';
-import { errnoOrThrow, ROOT_DIR_FLAGS, self } from './fd-path.js';
+import { readdir, type FileHandle } from 'node:fs/promises';
+import { errnoOrThrow, self } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
 import type { ReadLockedInodes } from './locks.js';
 import { discard, putBack, renameAt } from './moves.js';
+import { openRoot, type RootDir } from './root-dir.js';
 import { inspect, isBusy } from './target.js';
 import { isTempName, parseRoleName, roleName } from './temp-name.js';
 import type { RecoveryReport } from './types.js';
@@ -12,10 +13,10 @@ import { openChildDir } from './walk.js';
 type Counts = { completed: number; restored: number; removed: number };
 
 /** Recovers every directory below `root` (no links followed), then removes every other temp entry. */
-export async function recoverRoot(root: string, readLocks: ReadLockedInodes): Promise<RecoveryReport> {
+export async function recoverRoot(root: RootDir, readLocks: ReadLockedInodes): Promise<RecoveryReport> {
   const counts: Counts = { completed: 0, restored: 0, removed: 0 };
   try {
-    const dir = await open(root, ROOT_DIR_FLAGS);
+    const dir = await openRoot(root);
     try {
       await recoverDir(dir, readLocks, counts);
     } finally {
@@ -23,7 +24,7 @@ export async function recoverRoot(root: string, readLocks: ReadLockedInodes): Pr
     }
   } catch (error) {
     const code = errnoOrThrow(error);
-    throw new FileStoreError(`cannot recover ${root}: ${code}`, { code, cause: error });
+    throw new FileStoreError(`cannot recover ${root.path}: ${code}`, { code, cause: error });
   }
   return counts;
 }

@@ -7,6 +7,7 @@ import type { OpContext } from './op-context.js';
 import { BUSY_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy, unmetPreconditions, type BusyCheck } from './preconditions.js';
 import { recoverName } from './recover.js';
+import type { RootDir } from './root-dir.js';
 import { inspect } from './target.js';
 import { randomTempName, roleName } from './temp-name.js';
 import type { RemoveAnswer } from './types.js';
@@ -17,7 +18,7 @@ const DELETED = Object.freeze({ status: 'deleted' } as const);
 const ABSENT = Object.freeze({ status: 'absent' } as const);
 
 export async function removeFile(
-  root: string,
+  root: RootDir,
   components: readonly string[],
   expect: Expectation | undefined,
   ctx: OpContext,

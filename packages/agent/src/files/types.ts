@@ -1,7 +1,7 @@
 // The public shapes of the agent's file store.
 import type { Expectation, FileType, ListEntry, OpErrorCode, ReadEntry, UnitFacts } from '@hostfiles/shared';
 
-/** Absolute, normalized, existing directories; trusted configuration. */
+/** Absolute, normalized, existing directories with no symbolic link on their paths; trusted configuration. */
 export interface FileRoots {
   readonly TpmState: string;
   readonly NvRam: string;

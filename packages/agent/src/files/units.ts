@@ -1,10 +1,11 @@
 // list and stat: facts of units (a file or a directory state) without their contents.
-import { open, readdir, type FileHandle } from 'node:fs/promises';
+import { readdir, type FileHandle } from 'node:fs/promises';
 import type { FileType, ListEntry } from '@hostfiles/shared';
-import { closeAll, errnoOrThrow, nth, ROOT_DIR_FLAGS, self } from './fd-path.js';
+import { closeAll, errnoOrThrow, nth, self } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
 import type { ReadLockedInodes } from './locks.js';
 import { failed, HARD_LINKED_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
+import { openRoot, type RootDir } from './root-dir.js';
 import { factsOf, hasOtherLinks, inspect } from './target.js';
 import { isTempName, parseRoleName } from './temp-name.js';
 import type { StatState } from './types.js';
@@ -17,7 +18,7 @@ const NOT_A_FILE = failed('not_regular_file', 'the target is not a regular file 
 export type UnitGuard = <T>(name: string, describe: () => Promise<T>) => Promise<T>;
 
 export async function statUnit(
-  root: string,
+  root: RootDir,
   components: readonly string[],
   readLocks: ReadLockedInodes,
 ): Promise<StatState> {
@@ -51,27 +52,27 @@ export async function statUnit(
  */
 export async function listUnits(
   type: FileType,
-  root: string,
+  root: RootDir,
   readLocks: ReadLockedInodes,
   guard: UnitGuard,
 ): Promise<ListEntry[]> {
   const results: ListEntry[] = [];
   try {
-    const dir = await open(root, ROOT_DIR_FLAGS);
+    const dir = await openRoot(root);
     try {
       for (const name of unitNames(await readdir(self(dir)))) {
         const facts = await guard(name, async () => {
           const target = await inspect(dir, name);
           return factsOf(readLocks, dir, name, target);
         });
-        if (facts !== undefined) results.push({ type, path: `${root}/${name}`, ...facts });
+        if (facts !== undefined) results.push({ type, path: `${root.path}/${name}`, ...facts });
       }
     } finally {
       await dir.close();
     }
   } catch (error) {
     const code = errnoOrThrow(error);
-    throw new FileStoreError(`cannot list ${root}: ${code}`, { code, cause: error });
+    throw new FileStoreError(`cannot list ${root.path}: ${code}`, { code, cause: error });
   }
   return results;
 }

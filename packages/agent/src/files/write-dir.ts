@@ -8,6 +8,7 @@ import type { OpContext } from './op-context.js';
 import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy, unmetPreconditions, type BusyCheck } from './preconditions.js';
 import { recoverName } from './recover.js';
+import type { RootDir } from './root-dir.js';
 import { stageState } from './stage-dir.js';
 import { inspect, type Target } from './target.js';
 import { randomTempName, roleName } from './temp-name.js';
@@ -29,7 +30,7 @@ interface Swap {
 }
 
 export async function writeDir(
-  root: string,
+  root: RootDir,
   components: readonly string[],
   entries: readonly StateEntry[],
   expect: Expectation | undefined,

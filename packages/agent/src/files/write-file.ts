@@ -5,6 +5,7 @@ import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
 import type { OpContext } from './op-context.js';
 import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy, unmetExpectation, type BusyCheck } from './preconditions.js';
+import type { RootDir } from './root-dir.js';
 import { inspect, type Target } from './target.js';
 import { tempNameFor } from './temp-name.js';
 import type { OpFailure, WriteAnswer } from './types.js';
@@ -18,7 +19,7 @@ const VANISHED = failed('io_error', 'ENOENT (a directory vanished while being ma
 const ATTEMPTS = 2;
 
 export async function writeFile(
-  root: string,
+  root: RootDir,
   components: readonly string[],
   content: Buffer,
   expect: Expectation | undefined,
@@ -37,7 +38,7 @@ export async function writeFile(
 
 /** Throws file-system errors other than the expected answers; the caller maps them. */
 async function writeOnce(
-  root: string,
+  root: RootDir,
   components: readonly string[],
   content: Buffer,
   expect: Expectation | undefined,
