@@ -4,7 +4,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import { createLogger, generateSigningKey, trustedKeyFromBase64, type SigningKey } from '@hostfiles/shared';
+import {
+  createLogger,
+  generateSigningKey,
+  trustedKeyFromBase64,
+  type Logger,
+  type SigningKey,
+} from '@hostfiles/shared';
 import { createApp } from './app.js';
 import { exampleConfig, type AgentConfig } from './config.js';
 import type { AgentEvent } from './deps.js';
@@ -34,7 +40,9 @@ Each root is opened once at start and held for the agent's life: a root that is 
 its path is refused (exit 2), and a root moved or swapped for a link later is never followed.
 
 At start, before listening, interrupted directory replaces are finished or rolled back (each state ends old or
-new, whole) and leftover temp files are removed. A state is busy while a lock is held on it or a file below it
+new, whole) and leftover temp files are removed. A tree that may be the only copy of a state (a state was made at
+its name meanwhile) or that someone holds a lock in is never removed: it is moved to .hostfiles-quarantine.<what>.…
+in its root, logged (quarantined), listed as a unit, and left for an operator to read or delete. A state is busy while a lock is held on it or a file below it
 (a running swtpm's .lock, a QEMU's NVRAM), as /proc/locks shows: writes and deletes of it answer busy.
 
 Logs are JSON lines on stdout. SIGTERM drains in-flight requests and exits 0.
@@ -98,9 +106,9 @@ function loadOrCreateKey(
 }
 
 /** Holds the roots from now on; one that changed since preflight into something unusable is a config problem. */
-function openFileStore(config: AgentConfig, ownership: Ownerships): FileStore {
+function openFileStore(config: AgentConfig, ownership: Ownerships, logger: Logger<AgentEvent>): FileStore {
   try {
-    return createFileStore({ roots: config.roots, ownership });
+    return createFileStore({ roots: config.roots, ownership, logger });
   } catch (error) {
     if (isFileStoreError(error)) throw new UsageError(`invalid config:\n  a root cannot be used: ${error.message}`);
     throw error;
@@ -113,11 +121,11 @@ async function run(configPath: string): Promise<void> {
   const checked = preflight(configPath);
   if (!checked.ok) throw new UsageError(`invalid config:\n  ${checked.error.join('\n  ')}`);
   const { config, ownership } = checked.value;
-  const files = openFileStore(config, ownership);
   const logger = createLogger<AgentEvent>({
     write: (line) => process.stdout.write(line),
     fields: { hostUuid: config.hostUuid },
   });
+  const files = openFileStore(config, ownership, logger);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const signer = loadOrCreateKey(config, checked.value.signer, (key) => {
     logger.info('key_generated', { keyFile: config.keyFile, keyId: key.keyId });
@@ -128,6 +136,8 @@ async function run(configPath: string): Promise<void> {
     logger.warn('state_recovered', { completed: recovered.completed, restored: recovered.restored });
   }
   if (recovered.removed > 0) logger.warn('temp_files_removed', { count: recovered.removed });
+  // Each also has its own `quarantined` line, with its path.
+  if (recovered.quarantined > 0) logger.warn('state_recovered', { quarantined: recovered.quarantined });
   const journal = await openReplayJournal({ dir: config.stateDir, now: Date.now });
   const trustedKeys = new Map(config.trustedKeys.map((key) => trustedKeyFromBase64(key)).map((k) => [k.keyId, k]));
   const app = createApp({

@@ -2,7 +2,7 @@
 // every op on one unit (the first component below a root) run one at a time. Each root is opened once, here, and
 // held: a root swapped for a link later leads nowhere (see root-dir.ts).
 import { closeSync } from 'node:fs';
-import { FILE_TYPES, isValidRoot, type FileType } from '@hostfiles/shared';
+import { FILE_TYPES, isValidRoot, silentLogger, type FileType, type Logger } from '@hostfiles/shared';
 import { createKeyedLock } from './keyed-lock.js';
 import { readProcLocks, type ReadLockedInodes } from './locks.js';
 import type { OpContext } from './op-context.js';
@@ -11,7 +11,7 @@ import { readState } from './read-state.js';
 import { recoverRoot } from './recover.js';
 import { removeFile } from './remove-file.js';
 import { openRootDir, type RootDir } from './root-dir.js';
-import type { FileRoots, FileStore, Ownerships, RecoveryReport } from './types.js';
+import type { FileRoots, FileStore, Ownerships, RecoveryReport, StoreEvent } from './types.js';
 import { listUnits, statUnit } from './units.js';
 import { writeDir } from './write-dir.js';
 import { writeFile } from './write-file.js';
@@ -22,6 +22,10 @@ export interface FileStoreOptions {
   readonly ownership?: Partial<Ownerships>;
   /** Where locks are read from; /proc/locks unless a test wraps it. */
   readonly readLocks?: ReadLockedInodes;
+  /** Where the store says what it kept or could not do (quarantines, …); silent when left out. */
+  readonly logger?: Logger<StoreEvent>;
+  /** The clock of quarantine names; Date.now when left out. */
+  readonly now?: () => number;
 }
 
 /**
@@ -47,9 +51,13 @@ export function createFileStore(options: FileStoreOptions): FileStore {
       throw new RangeError(`unknown file type: ${JSON.stringify(type)}`);
     return roots[type];
   };
+  const logger = options.logger ?? silentLogger<StoreEvent>();
+  const now = options.now ?? Date.now;
   const ctxOf = (type: FileType): OpContext => ({
     ownership: options.ownership?.[type] ?? AGENT_OWNERSHIP,
     readLocks,
+    logger,
+    now,
   });
   const lock = createKeyedLock();
   // Two commands can never stage onto one target at once, and readers never see a state halfway swapped.
@@ -66,7 +74,10 @@ export function createFileStore(options: FileStoreOptions): FileStore {
     read: async (type, components) => onUnit(type, components, () => readState(rootOf(type), components)),
     stat: async (type, components) => onUnit(type, components, () => statUnit(rootOf(type), components, readLocks)),
     list: async (type) => listUnits(type, rootOf(type), readLocks, (name, describe) => onUnit(type, [name], describe)),
-    recover: async () => sum(await recoverRoot(roots.TpmState, readLocks), await recoverRoot(roots.NvRam, readLocks)),
+    recover: async () => {
+      const env = { readLocks, logger, now };
+      return sum(await recoverRoot(roots.TpmState, env), await recoverRoot(roots.NvRam, env));
+    },
   };
 }
 
@@ -74,6 +85,7 @@ const sum = (a: RecoveryReport, b: RecoveryReport): RecoveryReport => ({
   completed: a.completed + b.completed,
   restored: a.restored + b.restored,
   removed: a.removed + b.removed,
+  quarantined: a.quarantined + b.quarantined,
 });
 
 /** The caller confined the path already; a component that could escape here is a bug, not a request. */

@@ -5,6 +5,7 @@ export { readProcLocks, type ReadLockedInodes } from './locks.js';
 export { DEFAULT_DIR_MODE, DEFAULT_FILE_MODE } from './ownership.js';
 export { rootDirProblem } from './root-dir.js';
 export { TEMP_PREFIX } from './temp-name.js';
+export { STORE_EVENTS } from './types.js';
 export type {
   FileRoots,
   FileStore,
@@ -15,4 +16,5 @@ export type {
   RootOwnership,
   StateEntry,
   StatState,
+  StoreEvent,
 } from './types.js';

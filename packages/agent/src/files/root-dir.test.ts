@@ -44,7 +44,7 @@ test('a root swapped for a symlink after start: list, stat, read, write, writeDi
   const state = [{ components: ['tpm2', 'tpm2-00.permall'], content: Buffer.from('replaced') }];
   assert.equal(codeOf(await store.writeDir('TpmState', ['vm'], state)), 'written');
   assert.equal(codeOf(await store.remove('NvRam', ['vm_VARS.fd'])), 'deleted');
-  assert.deepEqual(await store.recover(), { completed: 0, restored: 0, removed: 0 });
+  assert.deepEqual(await store.recover(), { completed: 0, restored: 0, removed: 0, quarantined: 0 });
 
   assert.deepEqual(treeOf(outside), before, 'nothing outside was touched');
   assert.equal(readFileSync(join(outside, 'victim'), 'utf8'), 'outside the roots');

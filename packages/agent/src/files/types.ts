@@ -57,7 +57,11 @@ export type ReadState =
 
 export type StatState = ({ readonly status: 'present' } & UnitFacts) | { readonly status: 'absent' } | OpFailure;
 
-/** What startup recovery did: interrupted replaces finished or rolled back, leftovers removed. */
+/** The events the store logs (warn lines): the agent's closed set includes them. */
+export const STORE_EVENTS = ['quarantined'] as const;
+export type StoreEvent = (typeof STORE_EVENTS)[number];
+
+/** What startup recovery did: interrupted replaces finished or rolled back, leftovers removed or quarantined. */
 export interface RecoveryReport {
   /** a committed new state renamed into place */
   readonly completed: number;
@@ -65,6 +69,8 @@ export interface RecoveryReport {
   readonly restored: number;
   /** temp files and trees removed (staging, old states already replaced, deletes cut off) */
   readonly removed: number;
+  /** trees kept under a quarantine name: undecidable (a state was made at the name meanwhile) or busy */
+  readonly quarantined: number;
 }
 
 export interface FileStore {

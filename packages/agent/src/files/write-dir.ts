@@ -3,8 +3,8 @@
 import type { FileHandle } from 'node:fs/promises';
 import { sha256Of, stateDigest, type Expectation } from '@hostfiles/shared';
 import { closeAll, errnoOrThrow, nth } from './fd-path.js';
-import { discard, putBack, removeTree, renameAt } from './moves.js';
-import type { OpContext } from './op-context.js';
+import { discard, moveNoReplace, removeTree, renameAt } from './moves.js';
+import { parentPath, settleEnvOf, type OpContext } from './op-context.js';
 import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy, unmetPreconditions, type BusyCheck } from './preconditions.js';
 import { recoverName } from './recover.js';
@@ -52,7 +52,7 @@ export async function writeDir(
     );
     const swap = { parent, busy: unitBusy(ctx.readLocks, held, components), written, name, newName, oldName };
     // Leftovers of a rollback that failed while the agent kept running: settled as a restart would.
-    await recoverName(swap.parent, name, ctx.readLocks);
+    await recoverName(settleEnvOf(ctx, root, nth(held, 0)), swap.parent, parentPath(components), name);
     const unmet = await check(swap, expect);
     if (unmet !== undefined) return unmet;
     await stage(swap, entries, ctx, components.length - 1);
@@ -110,7 +110,7 @@ async function swapIn(swap: Swap, expect: Expectation | undefined): Promise<Writ
       await renameAt(parent, name, oldName);
       moved = true;
       if (await swap.busy(oldName)) {
-        await putBack(parent, oldName, name, true);
+        await moveNoReplace(parent, oldName, name, true);
         moved = false;
         await discard(parent, newName);
         return BUSY_FAILURE;
@@ -133,6 +133,6 @@ async function swapIn(swap: Swap, expect: Expectation | undefined): Promise<Writ
 
 /** A step after the commit failed: put the old state back and drop the new one, so the answer is what the disk shows. */
 async function rollBack(swap: Swap, moved: boolean): Promise<void> {
-  if (moved) await putBack(swap.parent, swap.oldName, swap.name, true);
+  if (moved) await moveNoReplace(swap.parent, swap.oldName, swap.name, true);
   await discard(swap.parent, swap.newName);
 }
