@@ -11,7 +11,7 @@ import { readState } from './read-state.js';
 import { recoverRoot } from './recover.js';
 import { removeFile } from './remove-file.js';
 import { openRootDir, type RootDir } from './root-dir.js';
-import type { FileRoots, FileStore, Ownerships, RecoveryReport, StoreEvent } from './types.js';
+import type { FileRoots, FileStore, Ownerships, RecoveryReport, StoreEvent, StoreHooks } from './types.js';
 import { listUnits, statUnit } from './units.js';
 import { writeDir } from './write-dir.js';
 import { writeFile } from './write-file.js';
@@ -26,6 +26,8 @@ export interface FileStoreOptions {
   readonly logger?: Logger<StoreEvent>;
   /** The clock of quarantine names; Date.now when left out. */
   readonly now?: () => number;
+  /** Tests only: see StoreHooks. */
+  readonly hooks?: StoreHooks;
 }
 
 /**
@@ -58,6 +60,7 @@ export function createFileStore(options: FileStoreOptions): FileStore {
     readLocks,
     logger,
     now,
+    hooks: options.hooks ?? {},
   });
   const lock = createKeyedLock();
   // Two commands can never stage onto one target at once, and readers never see a state halfway swapped.

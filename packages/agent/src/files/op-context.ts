@@ -4,13 +4,14 @@ import type { Logger } from '@hostfiles/shared';
 import type { ReadLockedInodes } from './locks.js';
 import type { RootDir } from './root-dir.js';
 import type { SettleEnv } from './settle.js';
-import type { RootOwnership, StoreEvent } from './types.js';
+import type { RootOwnership, StoreEvent, StoreHooks } from './types.js';
 
 export interface OpContext {
   readonly ownership: RootOwnership;
   readonly readLocks: ReadLockedInodes;
   readonly logger: Logger<StoreEvent>;
   readonly now: () => number;
+  readonly hooks: StoreHooks;
 }
 
 /** What settling leftovers of `name` needs, from an op that holds the root (`held[0]`, as walkDirs leaves it). */

@@ -1,4 +1,5 @@
 // The public shapes of the agent's file store.
+import type { FileHandle } from 'node:fs/promises';
 import type { Expectation, FileType, ListEntry, OpErrorCode, ReadEntry, UnitFacts } from '@hostfiles/shared';
 
 /** Absolute, normalized, existing directories with no symbolic link on their paths; trusted configuration. */
@@ -56,6 +57,16 @@ export type ReadState =
   | OpFailure;
 
 export type StatState = ({ readonly status: 'present' } & UnitFacts) | { readonly status: 'absent' } | OpFailure;
+
+/** Seams for tests only (main.ts never sets them), to reach the moments between the steps of a write. */
+export interface StoreHooks {
+  /** A writeDir staged its state; its last check before the commit comes next. */
+  readonly staged?: () => Promise<void>;
+  /** A writeDir committed its state (`new.<name>`); the check after the commit comes next. */
+  readonly committed?: () => Promise<void>;
+  /** Instead of the fsync of a directory a write renamed something in (a test makes it fail). */
+  readonly syncDir?: (dir: FileHandle) => Promise<void>;
+}
 
 /** The events the store logs (warn lines): the agent's closed set includes them. */
 export const STORE_EVENTS = ['quarantined'] as const;
