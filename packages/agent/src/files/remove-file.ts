@@ -3,7 +3,7 @@ import { rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import type { Expectation } from '@hostfiles/shared';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
 import { moveNoReplace, removeTree } from './moves.js';
-import { parentPath, settleEnvOf, type OpContext } from './op-context.js';
+import { parentPath, settleEnvOf, syncAfterChange, type OpContext } from './op-context.js';
 import { BUSY_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy, unmetPreconditions, type BusyCheck } from './preconditions.js';
 import { recoverName } from './recover.js';
@@ -39,7 +39,7 @@ export async function removeFile(
     if (answer.status === 'failed') return answer;
     const deepest = await pruneEmptyDirs(held, components);
     // On journaling file systems one fsync commits the removal and the rmdirs before it alike.
-    if (answer.status === 'deleted') await deepest.sync();
+    if (answer.status === 'deleted') await syncAfterChange(ctx, `${root.path}/${components.join('/')}`, [deepest]);
     return answer;
   } catch (error) {
     return ioFailure(error);

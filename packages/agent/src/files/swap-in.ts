@@ -33,7 +33,10 @@ export async function check(swap: Swap, expect: Expectation | undefined): Promis
   return unmetPreconditions(expect, swap.parent, swap.name, target, swap.busy, swap.written);
 }
 
-/** After the commit: check again, move the old state aside, re-check busy on it, move the new one in. */
+/**
+ * After the commit: check again, move the old state aside, re-check busy on it, move the new one in. Answers written
+ * once the new state is at its name; the parent's fsync is the caller's (syncAfterChange).
+ */
 export async function swapIn(swap: Swap, expect: Expectation | undefined): Promise<WriteAnswer> {
   const { parent, name, newName, oldName } = swap;
   let moved = false;
@@ -59,15 +62,14 @@ export async function swapIn(swap: Swap, expect: Expectation | undefined): Promi
     }
     await moveNoReplace(parent, newName, name, true);
     moved = false;
-    await swap.syncDir(parent);
   } catch (error) {
     // The first error is the answer. A rollback that fails too leaves names recoverName settles before the next
     // op on this target, or the next start does.
     await rollBack(swap, moved).catch((rollbackError: unknown) => errnoOrThrow(rollbackError));
     throw error;
   }
-  // The new state is in place whatever happens to the old one: an old tree left here is removed by recoverName
-  // before the next op on this target, or at the next start.
+  // The new state is in place whatever happens next: the caller makes it durable (a failure there is logged, the
+  // answer stays written), and an old tree left here is removed before the next op on this target, or at start.
   await discard(parent, oldName).catch((cleanup: unknown) => errnoOrThrow(cleanup));
   return WRITTEN;
 }
@@ -82,7 +84,7 @@ async function rollBack(swap: Swap, moved: boolean): Promise<void> {
  * Drops a committed state that must not go in. The one rename that matters comes first: under a random temp name it
  * is staging again, which recovery removes and never installs. Removing it is best effort after that.
  */
-async function retire(swap: Swap): Promise<void> {
+export async function retire(swap: Swap): Promise<void> {
   const { parent, newName } = swap;
   if ((await inspect(parent, newName)).kind === 'absent') return;
   const doomed = randomTempName();

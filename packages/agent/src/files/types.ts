@@ -69,7 +69,7 @@ export interface StoreHooks {
 }
 
 /** The events the store logs (warn lines): the agent's closed set includes them. */
-export const STORE_EVENTS = ['quarantined'] as const;
+export const STORE_EVENTS = ['quarantined', 'fsync_failed'] as const;
 export type StoreEvent = (typeof STORE_EVENTS)[number];
 
 /** What startup recovery did: interrupted replaces finished or rolled back, leftovers removed or quarantined. */

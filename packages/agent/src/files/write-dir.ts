@@ -4,13 +4,13 @@ import type { FileHandle } from 'node:fs/promises';
 import { sha256Of, stateDigest, type Expectation } from '@hostfiles/shared';
 import { closeAll, errnoOrThrow, nth } from './fd-path.js';
 import { moveNoReplace, removeTree } from './moves.js';
-import { parentPath, settleEnvOf, type OpContext } from './op-context.js';
+import { parentPath, settleEnvOf, syncAfterChange, syncDirOf, type OpContext } from './op-context.js';
 import { failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy } from './preconditions.js';
 import { recoverName } from './recover.js';
 import type { RootDir } from './root-dir.js';
 import { stageState } from './stage-dir.js';
-import { check, NOT_A_DIRECTORY, swapIn, type Swap } from './swap-in.js';
+import { check, NOT_A_DIRECTORY, retire, swapIn, type Swap } from './swap-in.js';
 import { randomTempName, roleName } from './temp-name.js';
 import type { StateEntry, WriteAnswer } from './types.js';
 import { walkDirs, type MakeDirs } from './walk.js';
@@ -38,9 +38,8 @@ export async function writeDir(
     const written = once(() =>
       stateDigest(entries.map((e) => ({ path: e.components.join('/'), sha256: sha256Of(e.content) }))),
     );
-    const syncDir = (dir: FileHandle): Promise<void> => ctx.hooks.syncDir?.(dir) ?? dir.sync();
     const busy = unitBusy(ctx.readLocks, held, components);
-    const swap: Swap = { parent, busy, written, name, newName, oldName, syncDir };
+    const swap: Swap = { parent, busy, written, name, newName, oldName, syncDir: syncDirOf(ctx) };
     // Leftovers of a rollback that failed while the agent kept running: settled as a restart would.
     await recoverName(settleEnvOf(ctx, root, nth(held, 0)), swap.parent, parentPath(components), name);
     const unmet = await check(swap, expect);
@@ -48,7 +47,8 @@ export async function writeDir(
     const refused = await stageAndCommit(swap, entries, expect, ctx, components.length - 1);
     if (refused !== undefined) return refused;
     const answer = await swapIn(swap, expect);
-    if (answer.status === 'written') await Promise.all([...new Set(make.grown)].map((dir) => dir.sync()));
+    const path = `${root.path}/${components.join('/')}`;
+    if (answer.status === 'written') await syncAfterChange(ctx, path, [parent, ...make.grown]);
     return answer;
   } catch (error) {
     return ioFailure(error);
@@ -89,7 +89,13 @@ async function stageAndCommit(
     return unmet;
   }
   await moveNoReplace(swap.parent, staging, swap.newName, true);
-  await swap.syncDir(swap.parent);
+  try {
+    await swap.syncDir(swap.parent);
+  } catch (error) {
+    // Not known durable, so not committed: the answer is this failure, and recovery must not install it later.
+    await retire(swap).catch((cleanup: unknown) => errnoOrThrow(cleanup));
+    throw error;
+  }
   await ctx.hooks.committed?.();
   return undefined;
 }

@@ -2,7 +2,7 @@
 import { rename, unlink, type FileHandle } from 'node:fs/promises';
 import { sha256Of, type Expectation } from '@hostfiles/shared';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
-import type { OpContext } from './op-context.js';
+import { syncAfterChange, type OpContext } from './op-context.js';
 import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy, unmetExpectation, type BusyCheck } from './preconditions.js';
 import type { RootDir } from './root-dir.js';
@@ -57,7 +57,9 @@ async function writeOnce(
     const unmet = conflictOf(target) ?? (await unmetExpectation(expect, dir, name, target, () => sha256Of(content)));
     if (unmet !== undefined) return unmet;
     const answer = await replaceFile(dir, name, content, ctx, unitBusy(ctx.readLocks, held, components));
-    if (answer.status === 'written') await syncDirs([dir, ...make.grown]);
+    // In parallel: a journaling file system commits them together, so new parents cost little more.
+    if (answer.status === 'written')
+      await syncAfterChange(ctx, `${root.path}/${components.join('/')}`, [dir, ...make.grown]);
     return answer;
   } finally {
     await closeAll(held);
@@ -102,10 +104,4 @@ function conflictOf(target: Target): OpFailure | undefined {
 /** Best effort: a temp file that cannot be removed now is removed by recovery at the next start. */
 async function discardTemp(dir: FileHandle, temp: string): Promise<void> {
   await unlink(at(dir, temp)).catch((error: unknown) => errnoOrThrow(error));
-}
-
-/** The renamed entry, and the entries of directories made on the way, must survive a crash. */
-async function syncDirs(dirs: readonly FileHandle[]): Promise<void> {
-  // In parallel: a journaling file system commits them together, so new parents cost little more.
-  await Promise.all([...new Set(dirs)].map((dir) => dir.sync()));
 }
