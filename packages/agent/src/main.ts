@@ -42,7 +42,9 @@ its path is refused (exit 2), and a root moved or swapped for a link later is ne
 At start, before listening, interrupted directory replaces are finished or rolled back (each state ends old or
 new, whole) and leftover temp files are removed. A tree that may be the only copy of a state (a state was made at
 its name meanwhile) or that someone holds a lock in is never removed: it is moved to .hostfiles-quarantine.<what>.…
-in its root, logged (quarantined), listed as a unit, and left for an operator to read or delete. A state is busy while a lock is held on it or a file below it
+in its root, logged (quarantined), listed as a unit, and left for an operator to read or delete. A unit deeper
+than 16 levels or with more than 10000 entries answers io_error to stat and read, is left out of listings (logged
+unit_unlisted) and of recovery (logged recovery_failed), and can still be deleted. A state is busy while a lock is held on it or a file below it
 (a running swtpm's .lock, a QEMU's NVRAM), as /proc/locks shows: writes and deletes of it answer busy.
 
 Logs are JSON lines on stdout. SIGTERM drains in-flight requests and exits 0.

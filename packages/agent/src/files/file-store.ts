@@ -74,9 +74,11 @@ export function createFileStore(options: FileStoreOptions): FileStore {
       onUnit(type, components, () => writeDir(rootOf(type), components, entries, expect, ctxOf(type))),
     remove: async (type, components, expect) =>
       onUnit(type, components, () => removeFile(rootOf(type), components, expect, ctxOf(type))),
-    read: async (type, components) => onUnit(type, components, () => readState(rootOf(type), components)),
+    read: async (type, components, maxContentChars = Infinity) =>
+      onUnit(type, components, () => readState(rootOf(type), components, maxContentChars)),
     stat: async (type, components) => onUnit(type, components, () => statUnit(rootOf(type), components, readLocks)),
-    list: async (type) => listUnits(type, rootOf(type), readLocks, (name, describe) => onUnit(type, [name], describe)),
+    list: async (type) =>
+      listUnits(type, rootOf(type), { readLocks, logger }, (name, describe) => onUnit(type, [name], describe)),
     recover: async () => {
       const env = { readLocks, logger, now };
       return sum(await recoverRoot(roots.TpmState, env), await recoverRoot(roots.NvRam, env));

@@ -1,4 +1,5 @@
 // All file-system work of the agent.
+export { ANSWER_FULL_MESSAGE } from './encode-file.js';
 export { createFileStore, type FileStoreOptions } from './file-store.js';
 export { FileStoreError, isFileStoreError } from './file-store-error.js';
 export { readProcLocks, type ReadLockedInodes } from './locks.js';

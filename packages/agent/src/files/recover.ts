@@ -4,20 +4,32 @@ import { readdir, type FileHandle } from 'node:fs/promises';
 import { errnoOrThrow, self } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
 import { moveNoReplace } from './moves.js';
+import { ioFailure, OpIoError } from './op-failure.js';
 import { openRoot, type RootDir } from './root-dir.js';
 import { noCounts, QUARANTINE_PREFIX, quarantine, settleLeftover, type Counts, type SettleEnv } from './settle.js';
 import { inspect, isBusy } from './target.js';
 import { isTempName, parseRoleName, roleName } from './temp-name.js';
+import { listEntries, STATE_WALK, type Budget } from './tree-walk.js';
 import type { RecoveryReport } from './types.js';
 import { openChildDir } from './walk.js';
 
-/** Recovers every directory below `root` (no links followed), then settles every other temp entry. */
+/** Runs one step of recovery: below the root, each unit's failure is logged and skipped, never fatal to the start. */
+type Guard = (path: string, run: () => Promise<void>) => Promise<void>;
+
+/**
+ * Recovers every directory below `root` (no links followed), then settles every other temp entry. Each unit (an
+ * entry of the root) is recovered on its own: a tree past the walk limits (STATE_WALK: a state is a few levels and
+ * files) or an I/O error is logged (`recovery_failed`) and the unit left as it is; recoverName settles its replace
+ * before the next op on it anyway.
+ */
 export async function recoverRoot(root: RootDir, env: Omit<SettleEnv, 'root' | 'rootPath'>): Promise<RecoveryReport> {
   const counts = noCounts();
   try {
     const dir = await openRoot(root);
     try {
-      await recoverDir({ ...env, root: dir, rootPath: root.path }, dir, '', counts);
+      const full: SettleEnv = { ...env, root: dir, rootPath: root.path };
+      const entries = (await readdir(self(dir))).map((name) => ({ name }));
+      await recoverDir({ env: full, counts, guard: isolated(full), depth: 0 }, dir, '', entries);
     } finally {
       await dir.close();
     }
@@ -28,32 +40,78 @@ export async function recoverRoot(root: RootDir, env: Omit<SettleEnv, 'root' | '
   return counts;
 }
 
-async function recoverDir(env: SettleEnv, dir: FileHandle, where: string, counts: Counts): Promise<void> {
+const isolated =
+  (env: SettleEnv): Guard =>
+  async (path, run) => {
+    try {
+      await run();
+    } catch (error) {
+      env.logger.warn('recovery_failed', { path: `${env.rootPath}/${path}`, message: ioFailure(error).error.message });
+    }
+  };
+
+const direct: Guard = (_path, run) => run();
+
+interface Walk {
+  readonly env: SettleEnv;
+  readonly counts: Counts;
+  readonly guard: Guard;
+  /** levels below the root of the directory being recovered */
+  readonly depth: number;
+  /** the entries the unit being recovered may still list */
+  readonly budget?: Budget;
+}
+
+async function recoverDir(
+  walk: Walk,
+  dir: FileHandle,
+  where: string,
+  listed: readonly { name: string }[],
+): Promise<void> {
+  const { env, counts, guard } = walk;
   const targets = new Set<string>();
-  for (const entry of await readdir(self(dir))) {
-    const parsed = parseRoleName(entry);
+  for (const { name } of listed) {
+    const parsed = parseRoleName(name);
     if (parsed !== undefined && parsed.role !== 'del') targets.add(parsed.target);
   }
-  for (const target of targets) await recoverName(env, dir, where, target, counts);
-  for (const entry of await readdir(self(dir))) {
-    if (isTempName(entry)) {
+  for (const target of targets) {
+    await guard(`${where}${target}`, () => recoverName(env, dir, where, target, counts));
+  }
+  const entries = targets.size === 0 ? listed : await relist(walk, dir);
+  for (const { name } of entries) {
+    if (isTempName(name)) {
       // A delete cut off (`del.<name>`) completes unless someone holds what it moved aside; the rest is staging.
-      const parsed = parseRoleName(entry);
-      await settleLeftover(env, dir, where, entry, parsed?.role === 'del' ? parsed.target : undefined, counts);
-      continue;
-    }
-    // Kept as they are for an operator: nothing in them is ours to settle.
-    if (entry.startsWith(QUARANTINE_PREFIX)) continue;
-    const child = await openChildDir(dir, entry);
-    // Not a directory (or a link): nothing below it to recover.
-    if (typeof child === 'string') continue;
-    try {
-      await recoverDir(env, child, `${where}${entry}/`, counts);
-    } finally {
-      await child.close();
+      const parsed = parseRoleName(name);
+      const from = parsed?.role === 'del' ? parsed.target : undefined;
+      await guard(`${where}${name}`, () => settleLeftover(env, dir, where, name, from, counts));
+    } else if (!name.startsWith(QUARANTINE_PREFIX)) {
+      // Quarantines are kept as they are for an operator: nothing in them is ours to settle.
+      await guard(`${where}${name}`, () => recoverChild(walk, dir, where, name));
     }
   }
 }
+
+/** Below the root, one budget per unit: a unit's tree is bounded like every other walk of a state. */
+async function recoverChild(walk: Walk, dir: FileHandle, where: string, name: string): Promise<void> {
+  const child = await openChildDir(dir, name);
+  // Not a directory (or a link): nothing below it to recover.
+  if (typeof child === 'string') return;
+  try {
+    if (walk.depth + 1 >= STATE_WALK.maxDepth) throw new OpIoError(`E2BIG (deeper than ${STATE_WALK.maxDepth} levels)`);
+    const below: Walk = {
+      ...walk,
+      guard: direct,
+      depth: walk.depth + 1,
+      budget: walk.budget ?? { left: STATE_WALK.maxEntries, max: STATE_WALK.maxEntries },
+    };
+    await recoverDir(below, child, `${where}${name}/`, await relist(below, child));
+  } finally {
+    await child.close();
+  }
+}
+
+const relist = async (walk: Walk, dir: FileHandle): Promise<readonly { name: string }[]> =>
+  walk.budget === undefined ? (await readdir(self(dir))).map((name) => ({ name })) : listEntries(dir, walk.budget);
 
 /**
  * Settles the replace of `name` below `dir` (`where`: its path below the root; the commit point is the staging tree

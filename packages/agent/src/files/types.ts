@@ -69,7 +69,7 @@ export interface StoreHooks {
 }
 
 /** The events the store logs (warn lines): the agent's closed set includes them. */
-export const STORE_EVENTS = ['quarantined', 'fsync_failed'] as const;
+export const STORE_EVENTS = ['quarantined', 'fsync_failed', 'unit_unlisted', 'recovery_failed'] as const;
 export type StoreEvent = (typeof STORE_EVENTS)[number];
 
 /** What startup recovery did: interrupted replaces finished or rolled back, leftovers removed or quarantined. */
@@ -94,7 +94,11 @@ export interface FileStore {
     expect?: Expectation,
   ): Promise<WriteAnswer>;
   remove(type: FileType, components: readonly string[], expect?: Expectation): Promise<RemoveAnswer>;
-  read(type: FileType, components: readonly string[]): Promise<ReadState>;
+  /**
+   * `maxContentChars`: the base64 the answer still has room for; a read that would carry more stops as soon as it
+   * knows and answers io_error (EFBIG), instead of encoding everything first.
+   */
+  read(type: FileType, components: readonly string[], maxContentChars?: number): Promise<ReadState>;
   stat(type: FileType, components: readonly string[]): Promise<StatState>;
   /** One unit per file or directory directly below that root; never follows links; skips temp names. */
   list(type: FileType): Promise<ListEntry[]>;
