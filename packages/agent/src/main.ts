@@ -14,7 +14,13 @@ import {
 import { createApp } from './app.js';
 import { exampleConfig, type AgentConfig } from './config.js';
 import type { AgentEvent } from './deps.js';
-import { createFileStore, isFileStoreError, type FileStore, type Ownerships } from './files/index.js';
+import {
+  createFileStore,
+  isFileStoreError,
+  type FileStore,
+  type Ownerships,
+  type RecoveryReport,
+} from './files/index.js';
 import { openReplayJournal } from './journal/replay-journal.js';
 import { preflight } from './preflight.js';
 
@@ -117,6 +123,15 @@ function openFileStore(config: AgentConfig, ownership: Ownerships, logger: Logge
   }
 }
 
+function logRecovery(logger: Logger<AgentEvent>, recovered: RecoveryReport): void {
+  if (recovered.completed + recovered.restored > 0) {
+    logger.warn('state_recovered', { completed: recovered.completed, restored: recovered.restored });
+  }
+  if (recovered.removed > 0) logger.warn('temp_files_removed', { count: recovered.removed });
+  // Each also has its own `quarantined` line, with its path.
+  if (recovered.quarantined > 0) logger.warn('state_recovered', { quarantined: recovered.quarantined });
+}
+
 async function run(configPath: string): Promise<void> {
   if (configPath === '') throw new UsageError('--config needs a file');
   // Every problem at once, and nothing made (state directory, key) before the config is known to be good.
@@ -133,13 +148,7 @@ async function run(configPath: string): Promise<void> {
     logger.info('key_generated', { keyFile: config.keyFile, keyId: key.keyId });
   });
   // Before listening: every interrupted replace ends as exactly its old or its new state.
-  const recovered = await files.recover();
-  if (recovered.completed + recovered.restored > 0) {
-    logger.warn('state_recovered', { completed: recovered.completed, restored: recovered.restored });
-  }
-  if (recovered.removed > 0) logger.warn('temp_files_removed', { count: recovered.removed });
-  // Each also has its own `quarantined` line, with its path.
-  if (recovered.quarantined > 0) logger.warn('state_recovered', { quarantined: recovered.quarantined });
+  logRecovery(logger, await files.recover());
   const journal = await openReplayJournal({ dir: config.stateDir, now: Date.now });
   const trustedKeys = new Map(config.trustedKeys.map((key) => trustedKeyFromBase64(key)).map((k) => [k.keyId, k]));
   const app = createApp({
