@@ -86,8 +86,8 @@ async function removeTarget(
 /**
  * Moves the target to `del.<name>` (so a listing sees which unit is on its way out; a crash leaves a temp that
  * startup settles) and returns that name. Never over anything: a `del.<name>` an earlier delete left is settled
- * first (removed, or quarantined if someone holds it), and should one appear again the target goes to a random
- * temp name instead.
+ * (removed, or quarantined if someone holds it) and the move tried again; should one still be in the way, the
+ * target goes to a random temp name instead.
  */
 async function moveAside(
   env: SettleEnv,
@@ -98,18 +98,25 @@ async function moveAside(
 ): Promise<string> {
   const aside = roleName('del', name);
   if (aside !== undefined) {
+    if (await movedTo(dir, name, aside, isDir)) return aside;
     await settleLeftover(env, dir, where, aside, name, noCounts());
-    try {
-      await moveNoReplace(dir, name, aside, isDir);
-      return aside;
-    } catch (error) {
-      const code = errnoOf(error);
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'EISDIR' && code !== 'ENOTDIR') throw error;
-    }
+    if (await movedTo(dir, name, aside, isDir)) return aside;
   }
   const random = randomTempName();
   await moveNoReplace(dir, name, random, isDir);
   return random;
+}
+
+/** moveNoReplace; false when something is in the way at `to`. */
+async function movedTo(dir: FileHandle, from: string, to: string, isDir: boolean): Promise<boolean> {
+  try {
+    await moveNoReplace(dir, from, to, isDir);
+    return true;
+  } catch (error) {
+    const code = errnoOf(error);
+    if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EISDIR' || code === 'ENOTDIR') return false;
+    throw error;
+  }
 }
 
 /** A file moved aside; swapped for a directory since (by someone else) it is removed as a tree. */
