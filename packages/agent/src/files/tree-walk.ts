@@ -3,6 +3,7 @@
 // the file system allows.
 import { opendirSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { setImmediate } from 'node:timers/promises';
 import { at, CHILD_DIR_FLAGS, closeAll, nth, self } from './fd-path.js';
 import { OpIoError } from './op-failure.js';
 import { openChildDir } from './walk.js';
@@ -75,7 +76,9 @@ interface Frame {
  */
 export async function walkTree(top: FileHandle, visitor: TreeVisitor, limits: WalkLimits): Promise<void> {
   const budget: Budget = { left: limits.maxEntries, max: limits.maxEntries };
-  const stack: Frame[] = [{ handle: top, entries: listEntries(top, budget), next: 0, prefix: '', name: '', depth: 0 }];
+  const stack: Frame[] = [
+    { handle: top, entries: await listEntries(top, budget), next: 0, prefix: '', name: '', depth: 0 },
+  ];
   try {
     while (stack.length > 0) {
       const frame = nth(stack, stack.length - 1);
@@ -113,7 +116,7 @@ async function enter(
   }
   let entries: readonly Listed[];
   try {
-    entries = listEntries(child, budget);
+    entries = await listEntries(child, budget);
   } catch (error) {
     await child.close();
     throw error;
@@ -165,9 +168,10 @@ function heldOf(frame: Frame): FileHandle {
  * The entries of a held directory, read in batches of 128: a huge directory stops the walk as soon as it is too big.
  * Read synchronously on purpose, as /proc/locks is (locks.ts): a directory of a state is a few entries from the
  * dentry cache, one getdents(2) of microseconds, where opendir, read, read and close through libuv's thread pool
- * cost four trips each (a delete looked at its unit twice and ran ~25% slower that way).
+ * cost four trips each (a delete looked at its unit twice and ran ~25% slower that way). A huge directory yields
+ * to the event loop every YIELD_EVERY entries, so other requests go on while it is read.
  */
-export function listEntries(dir: FileHandle, budget: Budget): Listed[] {
+export async function listEntries(dir: FileHandle, budget: Budget): Promise<Listed[]> {
   const entries: Listed[] = [];
   const listing = opendirSync(self(dir), { bufferSize: 128 });
   try {
@@ -175,9 +179,12 @@ export function listEntries(dir: FileHandle, budget: Budget): Listed[] {
       budget.left -= 1;
       if (budget.left < 0) throw new OpIoError(`E2BIG (more than ${budget.max} entries)`);
       entries.push({ name: dirent.name, isDir: dirent.isDirectory() });
+      if (entries.length % YIELD_EVERY === 0) await setImmediate();
     }
   } finally {
     listing.closeSync();
   }
   return entries;
 }
+
+const YIELD_EVERY = 1024;

@@ -100,8 +100,14 @@ export interface FileStore {
    */
   read(type: FileType, components: readonly string[], maxContentChars?: number): Promise<ReadState>;
   stat(type: FileType, components: readonly string[]): Promise<StatState>;
-  /** One unit per file or directory directly below that root; never follows links; skips temp names. */
+  /**
+   * One unit per file or directory directly below that root; never follows links; skips temp names. A unit that
+   * can't be described (past the walk limits, an I/O error) is left out and logged (`unit_unlisted`).
+   */
   list(type: FileType): Promise<ListEntry[]>;
-  /** At startup, before serving: finishes or rolls back interrupted replaces, removes every other temp entry. */
+  /**
+   * At startup, before serving: finishes or rolls back interrupted replaces, removes every other temp entry, and
+   * quarantines what it can't decide about or finds busy. A unit it can't recover is logged and skipped.
+   */
   recover(): Promise<RecoveryReport>;
 }
