@@ -122,13 +122,14 @@ async function enter(
     throw error;
   }
   const parent = nth(stack, stack.length - 1);
-  if (stack.length > HELD_LEVELS) {
+  // On the stack first: from here on, the walk's `finally` closes it whatever happens.
+  stack.push({ handle: child, entries, next: 0, prefix: `${entry.path}/`, name: entry.name, depth: entry.depth + 1 });
+  if (stack.length > HELD_LEVELS + 1) {
     const stats = await entry.dir.stat({ bigint: true });
     parent.id = { dev: stats.dev, ino: stats.ino };
-    parent.handle = undefined;
     await entry.dir.close();
+    parent.handle = undefined;
   }
-  stack.push({ handle: child, entries, next: 0, prefix: `${entry.path}/`, name: entry.name, depth: entry.depth + 1 });
 }
 
 /** Pops the current frame; its parent is held again (through `..`, checked to be the same directory). */
