@@ -68,6 +68,13 @@ describe('confinePath', () => {
     refused('\0/root/a', ROOT, /NUL/);
   });
 
+  it("refuses the agent's temp names, and allows its quarantines (an operator deletes them by request)", () => {
+    refused(`/root/${TEMP_PREFIX}new.vm`, ROOT, /temp/);
+    refused(`/root/vm/${TEMP_PREFIX}0123`, ROOT, /temp/);
+    const quarantine = '.hostfiles-quarantine.old.vm.1764000000000.0a1b2c3d';
+    assert.deepStrictEqual(confinePath(`/root/${quarantine}`, ROOT), { ok: true, value: [quarantine] });
+  });
+
   it('refuses the root itself', () => {
     refused('/root', ROOT, /not below the root/);
     refused('/root/', ROOT, /not normalized/);
