@@ -231,6 +231,22 @@ describe('check 9: paths and content', () => {
     assert.deepEqual(readdirSync(agent.setup.roots.NvRam), []);
   });
 
+  test('an entry path with a line break is refused with outside_root: a state never needs one', async () => {
+    for (const entryPath of ['tpm2/a\nb', 'tpm2/a\rb']) {
+      const payload = commandPayload('files.apply', client.hostUuid, {
+        ops: [
+          writeOp('TpmState', tpm('nl-good'), 'g'),
+          writeDirOp('TpmState', tpm('nl'), [{ path: entryPath, content: Buffer.from('x') }]),
+        ],
+      });
+      const reply = await post(client.url, APPLY, signedBody(client.key, payload));
+      assert.equal(reply.status, 403, JSON.stringify(entryPath));
+      assert.equal(errorCode(reply), 'outside_root');
+      assertNothingApplied('nl-good');
+      assertNothingApplied('nl');
+    }
+  });
+
   test('a sha256 that does not match the content: bad_request', async () => {
     const op = { ...writeOp('TpmState', tpm('sha'), 'content'), sha256: '0'.repeat(64) };
     const payload = commandPayload('files.apply', client.hostUuid, {

@@ -1,6 +1,6 @@
 // What the app needs, handed in by main.ts (or a test): no module reads process state.
 import type { Logger, SigningKey, TrustedKey } from '@hostfiles/shared';
-import type { FileRoots, FileStore } from './files/index.js';
+import { STORE_EVENTS, type FileRoots, type FileStore } from './files/index.js';
 import type { ReplayJournal } from './journal/replay-journal.js';
 
 export const AGENT_EVENTS = [
@@ -14,6 +14,7 @@ export const AGENT_EVENTS = [
   'temp_files_removed',
   'state_recovered',
   'key_generated',
+  ...STORE_EVENTS,
 ] as const;
 export type AgentEvent = (typeof AGENT_EVENTS)[number];
 

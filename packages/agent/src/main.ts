@@ -4,11 +4,23 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import { createLogger, generateSigningKey, trustedKeyFromBase64, type SigningKey } from '@hostfiles/shared';
+import {
+  createLogger,
+  generateSigningKey,
+  trustedKeyFromBase64,
+  type Logger,
+  type SigningKey,
+} from '@hostfiles/shared';
 import { createApp } from './app.js';
 import { exampleConfig, type AgentConfig } from './config.js';
 import type { AgentEvent } from './deps.js';
-import { createFileStore } from './files/index.js';
+import {
+  createFileStore,
+  isFileStoreError,
+  type FileStore,
+  type Ownerships,
+  type RecoveryReport,
+} from './files/index.js';
 import { openReplayJournal } from './journal/replay-journal.js';
 import { preflight } from './preflight.js';
 
@@ -30,8 +42,15 @@ groups are names (looked up with getent) or numeric ids; modes are octal strings
 dirMode "0700", topDirMode "0711" for TpmState and "0700" for NvRam. maxContentBytes caps the decoded content
 of one command (default 128 MiB). Every config problem is reported at once, before anything is made.
 
+Each root is opened once at start and held for the agent's life: a root that is a symbolic link or has one on
+its path is refused (exit 2), and a root moved or swapped for a link later is never followed.
+
 At start, before listening, interrupted directory replaces are finished or rolled back (each state ends old or
-new, whole) and leftover temp files are removed. A state is busy while a lock is held on it or a file below it
+new, whole) and leftover temp files are removed. A tree that may be the only copy of a state (a state was made at
+its name meanwhile) or that someone holds a lock in is never removed: it is moved to .hostfiles-quarantine.<what>.…
+in its root, logged (quarantined), listed as a unit, and left for an operator to read or delete. A unit deeper
+than 16 levels or with more than 10000 entries answers io_error to stat and read, is left out of listings (logged
+unit_unlisted) and of recovery (logged recovery_failed), and can still be deleted. A state is busy while a lock is held on it or a file below it
 (a running swtpm's .lock, a QEMU's NVRAM), as /proc/locks shows: writes and deletes of it answer busy.
 
 Logs are JSON lines on stdout. SIGTERM drains in-flight requests and exits 0.
@@ -94,6 +113,25 @@ function loadOrCreateKey(
   return key;
 }
 
+/** Holds the roots from now on; one that changed since preflight into something unusable is a config problem. */
+function openFileStore(config: AgentConfig, ownership: Ownerships, logger: Logger<AgentEvent>): FileStore {
+  try {
+    return createFileStore({ roots: config.roots, ownership, logger });
+  } catch (error) {
+    if (isFileStoreError(error)) throw new UsageError(`invalid config:\n  a root cannot be used: ${error.message}`);
+    throw error;
+  }
+}
+
+function logRecovery(logger: Logger<AgentEvent>, recovered: RecoveryReport): void {
+  if (recovered.completed + recovered.restored > 0) {
+    logger.warn('state_recovered', { completed: recovered.completed, restored: recovered.restored });
+  }
+  if (recovered.removed > 0) logger.warn('temp_files_removed', { count: recovered.removed });
+  // Each also has its own `quarantined` line, with its path.
+  if (recovered.quarantined > 0) logger.warn('state_recovered', { quarantined: recovered.quarantined });
+}
+
 async function run(configPath: string): Promise<void> {
   if (configPath === '') throw new UsageError('--config needs a file');
   // Every problem at once, and nothing made (state directory, key) before the config is known to be good.
@@ -104,17 +142,13 @@ async function run(configPath: string): Promise<void> {
     write: (line) => process.stdout.write(line),
     fields: { hostUuid: config.hostUuid },
   });
+  const files = openFileStore(config, ownership, logger);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const signer = loadOrCreateKey(config, checked.value.signer, (key) => {
     logger.info('key_generated', { keyFile: config.keyFile, keyId: key.keyId });
   });
-  const files = createFileStore({ roots: config.roots, ownership });
   // Before listening: every interrupted replace ends as exactly its old or its new state.
-  const recovered = await files.recover();
-  if (recovered.completed + recovered.restored > 0) {
-    logger.warn('state_recovered', { completed: recovered.completed, restored: recovered.restored });
-  }
-  if (recovered.removed > 0) logger.warn('temp_files_removed', { count: recovered.removed });
+  logRecovery(logger, await files.recover());
   const journal = await openReplayJournal({ dir: config.stateDir, now: Date.now });
   const trustedKeys = new Map(config.trustedKeys.map((key) => trustedKeyFromBase64(key)).map((k) => [k.keyId, k]));
   const app = createApp({

@@ -3,7 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { err, ok, signingKeyFromPem, type Result, type SigningKey } from '@hostfiles/shared';
 import { loadConfig, type AgentConfig } from './config.js';
-import type { Ownerships } from './files/index.js';
+import { rootDirProblem, type Ownerships } from './files/index.js';
 import { resolveOwnerships } from './ownership-config.js';
 import type { LookUp } from './principals.js';
 
@@ -29,13 +29,22 @@ export function preflight(configPath: string, options: PreflightOptions = {}): R
   const key = checkKeyFile(config);
   const problems = [
     ...(ownership.ok ? [] : ownership.error),
-    ...directoryProblem(config.roots.TpmState, 'TpmState root'),
-    ...directoryProblem(config.roots.NvRam, 'NvRam root'),
+    ...rootProblem(config.roots.TpmState, 'TpmState root'),
+    ...rootProblem(config.roots.NvRam, 'NvRam root'),
     ...(key.ok ? [] : [key.error]),
     ...locksProblem(options.locksPath ?? '/proc/locks'),
   ];
   if (!ownership.ok || !key.ok || problems.length > 0) return err(problems);
   return ok({ config, ownership: ownership.value, signer: key.value });
+}
+
+/**
+ * A root is opened once at start and held (a root swapped for a link later leads nowhere): it must be a directory
+ * with no symbolic link on its path, since a link there could lead the agent anywhere at its next start.
+ */
+function rootProblem(path: string, what: string): string[] {
+  const problem = rootDirProblem(path);
+  return problem === undefined ? [] : [`the ${what} ${path} cannot be used: ${problem}`];
 }
 
 function directoryProblem(path: string, what: string): string[] {

@@ -16,15 +16,27 @@ const KEEP_RAW_BYTES = 1024 * 1024;
  * those at 2^29 characters) beside the rest of the answer.
  */
 export const MAX_ENCODED_BYTES = 256 * 1024 * 1024;
+const TOO_BIG = 'EFBIG (too large for one answer)';
+/** A read that fits no more in this answer, though it may in another. */
+export const ANSWER_FULL_MESSAGE = 'EFBIG (the answer is full: read this one in another command)';
 
-export async function encodeFile(file: FileHandle, sizeNow: number): Promise<EncodedFile> {
-  const pass = await gzipPass(file, sizeNow <= KEEP_RAW_BYTES);
+/**
+ * `roomBytes`: the encoded bytes the answer still has room for. Encoding stops with EFBIG as soon as the file needs
+ * more than that, or than MAX_ENCODED_BYTES.
+ */
+export async function encodeFile(file: FileHandle, sizeNow: number, roomBytes = Infinity): Promise<EncodedFile> {
+  const limit = Math.min(roomBytes, MAX_ENCODED_BYTES);
+  const tooBig = roomBytes < MAX_ENCODED_BYTES ? ANSWER_FULL_MESSAGE : TOO_BIG;
+  const pass = await gzipPass(file, sizeNow <= KEEP_RAW_BYTES, limit, tooBig);
   if (pass.size >= GZIP_THRESHOLD_BYTES && pass.gzip.length < pass.size) {
     return { content: pass.gzip.toString('base64'), encoding: 'gzip', sha256: pass.sha256, size: pass.size };
   }
-  if (pass.raw !== undefined) return rawEncoding(pass.raw, pass.sha256);
+  if (pass.raw !== undefined) {
+    if (pass.raw.length > limit) throw new OpIoError(tooBig);
+    return rawEncoding(pass.raw, pass.sha256);
+  }
   // Incompressible and large: its bytes are no more than its gzip, so holding them costs what the gzip did.
-  const raw = await readRaw(file, MAX_ENCODED_BYTES);
+  const raw = await readRaw(file, limit, tooBig);
   if (sha256Of(raw) !== pass.sha256) throw new OpIoError('EAGAIN (the file changed while it was read)');
   return rawEncoding(raw, pass.sha256);
 }
@@ -36,7 +48,7 @@ interface GzipPass {
   readonly raw?: Buffer;
 }
 
-async function gzipPass(file: FileHandle, keepRaw: boolean): Promise<GzipPass> {
+async function gzipPass(file: FileHandle, keepRaw: boolean, limit: number, tooBig: string): Promise<GzipPass> {
   const hash = createHash('sha256');
   const rawChunks: Buffer[] = [];
   let size = 0;
@@ -54,7 +66,7 @@ async function gzipPass(file: FileHandle, keepRaw: boolean): Promise<GzipPass> {
     write(chunk: Buffer, _encoding, callback) {
       outBytes += chunk.length;
       out.push(chunk);
-      callback(outBytes > MAX_ENCODED_BYTES ? new OpIoError('EFBIG (too large for one answer)') : null);
+      callback(outBytes > limit ? new OpIoError(tooBig) : null);
     },
   });
   await pipeline(Readable.from(source()), createGzip({ level: 6 }), sink);
@@ -67,12 +79,12 @@ async function gzipPass(file: FileHandle, keepRaw: boolean): Promise<GzipPass> {
   };
 }
 
-async function readRaw(file: FileHandle, limit: number): Promise<Buffer> {
+async function readRaw(file: FileHandle, limit: number, tooBig: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of chunksOf(file)) {
     size += chunk.length;
-    if (size > limit) throw new OpIoError('EFBIG (too large for one answer)');
+    if (size > limit) throw new OpIoError(tooBig);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, size);

@@ -4,7 +4,10 @@ import type { FileHandle } from 'node:fs/promises';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
 
-/** A trusted root is opened plainly: it is configuration, not request data. */
+/**
+ * `/` and a held root through `/proc/self/fd/N`: that magic link must be followed (it is the held directory itself);
+ * the components of a root are opened with CHILD_DIR_FLAGS (see root-dir.ts).
+ */
 export const ROOT_DIR_FLAGS = O_RDONLY | O_DIRECTORY;
 /** Every directory below a root: a symlink in its place fails instead of being followed. */
 export const CHILD_DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;

@@ -1,6 +1,8 @@
 // The agent's file store: every op confined to one of two roots, no symlink ever followed below a root, and
-// every op on one unit (the first component below a root) run one at a time.
-import { FILE_TYPES, isValidRoot, type FileType } from '@hostfiles/shared';
+// every op on one unit (the first component below a root) run one at a time. Each root is opened once, here, and
+// held: a root swapped for a link later leads nowhere (see root-dir.ts).
+import { closeSync } from 'node:fs';
+import { FILE_TYPES, isValidRoot, silentLogger, type FileType, type Logger } from '@hostfiles/shared';
 import { createKeyedLock } from './keyed-lock.js';
 import { readProcLocks, type ReadLockedInodes } from './locks.js';
 import type { OpContext } from './op-context.js';
@@ -8,7 +10,8 @@ import { AGENT_OWNERSHIP } from './ownership.js';
 import { readState } from './read-state.js';
 import { recoverRoot } from './recover.js';
 import { removeFile } from './remove-file.js';
-import type { FileRoots, FileStore, Ownerships, RecoveryReport } from './types.js';
+import { openRootDir, type RootDir } from './root-dir.js';
+import type { FileRoots, FileStore, Ownerships, RecoveryReport, StoreEvent, StoreHooks } from './types.js';
 import { listUnits, statUnit } from './units.js';
 import { writeDir } from './write-dir.js';
 import { writeFile } from './write-file.js';
@@ -19,27 +22,50 @@ export interface FileStoreOptions {
   readonly ownership?: Partial<Ownerships>;
   /** Where locks are read from; /proc/locks unless a test wraps it. */
   readonly readLocks?: ReadLockedInodes;
+  /** Where the store says what it kept or could not do (quarantines, …); silent when left out. */
+  readonly logger?: Logger<StoreEvent>;
+  /** The clock of quarantine names; Date.now when left out. */
+  readonly now?: () => number;
+  /** Tests only: see StoreHooks. */
+  readonly hooks?: StoreHooks;
 }
 
+/**
+ * Opens both roots (throws a FileStoreError when one is missing, not a directory, or has a symbolic link on its
+ * path) and holds them for the life of the process.
+ */
 export function createFileStore(options: FileStoreOptions): FileStore {
-  const { roots } = options;
-  for (const root of [roots.TpmState, roots.NvRam]) {
+  for (const root of [options.roots.TpmState, options.roots.NvRam]) {
     if (!isValidRoot(root)) throw new RangeError(`invalid root: ${JSON.stringify(root)}`);
   }
+  const tpmState = openRootDir(options.roots.TpmState);
+  let nvRam: RootDir;
+  try {
+    nvRam = openRootDir(options.roots.NvRam);
+  } catch (error) {
+    closeSync(tpmState.fd);
+    throw error;
+  }
+  const roots: Readonly<Record<FileType, RootDir>> = { TpmState: tpmState, NvRam: nvRam };
   const readLocks = options.readLocks ?? readProcLocks;
-  const rootOf = (type: FileType): string => {
+  const rootOf = (type: FileType): RootDir => {
     if (!(FILE_TYPES as readonly string[]).includes(type))
       throw new RangeError(`unknown file type: ${JSON.stringify(type)}`);
     return roots[type];
   };
+  const logger = options.logger ?? silentLogger<StoreEvent>();
+  const now = options.now ?? Date.now;
   const ctxOf = (type: FileType): OpContext => ({
     ownership: options.ownership?.[type] ?? AGENT_OWNERSHIP,
     readLocks,
+    logger,
+    now,
+    hooks: options.hooks ?? {},
   });
   const lock = createKeyedLock();
   // Two commands can never stage onto one target at once, and readers never see a state halfway swapped.
   const onUnit = <T>(type: FileType, components: readonly string[], run: () => Promise<T>): Promise<T> =>
-    lock(`${rootOf(type)}\0${checked(components)[0] ?? ''}`, run);
+    lock(`${rootOf(type).path}\0${checked(components)[0] ?? ''}`, run);
   // `async`: a programmer error rejects like every other outcome of these methods, never throws synchronously.
   return {
     write: async (type, components, content, expect) =>
@@ -48,10 +74,15 @@ export function createFileStore(options: FileStoreOptions): FileStore {
       onUnit(type, components, () => writeDir(rootOf(type), components, entries, expect, ctxOf(type))),
     remove: async (type, components, expect) =>
       onUnit(type, components, () => removeFile(rootOf(type), components, expect, ctxOf(type))),
-    read: async (type, components) => onUnit(type, components, () => readState(rootOf(type), components)),
+    read: async (type, components, maxContentChars = Infinity) =>
+      onUnit(type, components, () => readState(rootOf(type), components, maxContentChars)),
     stat: async (type, components) => onUnit(type, components, () => statUnit(rootOf(type), components, readLocks)),
-    list: async (type) => listUnits(type, rootOf(type), readLocks, (name, describe) => onUnit(type, [name], describe)),
-    recover: async () => sum(await recoverRoot(roots.TpmState, readLocks), await recoverRoot(roots.NvRam, readLocks)),
+    list: async (type) =>
+      listUnits(type, rootOf(type), { readLocks, logger }, (name, describe) => onUnit(type, [name], describe)),
+    recover: async () => {
+      const env = { readLocks, logger, now };
+      return sum(await recoverRoot(roots.TpmState, env), await recoverRoot(roots.NvRam, env));
+    },
   };
 }
 
@@ -59,6 +90,7 @@ const sum = (a: RecoveryReport, b: RecoveryReport): RecoveryReport => ({
   completed: a.completed + b.completed,
   restored: a.restored + b.restored,
   removed: a.removed + b.removed,
+  quarantined: a.quarantined + b.quarantined,
 });
 
 /** The caller confined the path already; a component that could escape here is a bug, not a request. */

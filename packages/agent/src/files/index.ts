@@ -1,9 +1,12 @@
 // All file-system work of the agent.
+export { ANSWER_FULL_MESSAGE } from './encode-file.js';
 export { createFileStore, type FileStoreOptions } from './file-store.js';
 export { FileStoreError, isFileStoreError } from './file-store-error.js';
 export { readProcLocks, type ReadLockedInodes } from './locks.js';
 export { DEFAULT_DIR_MODE, DEFAULT_FILE_MODE } from './ownership.js';
+export { rootDirProblem } from './root-dir.js';
 export { TEMP_PREFIX } from './temp-name.js';
+export { STORE_EVENTS } from './types.js';
 export type {
   FileRoots,
   FileStore,
@@ -14,4 +17,5 @@ export type {
   RootOwnership,
   StateEntry,
   StatState,
+  StoreEvent,
 } from './types.js';

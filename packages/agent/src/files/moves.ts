@@ -10,11 +10,11 @@ export async function renameAt(dir: FileHandle, from: string, to: string): Promi
 }
 
 /**
- * Puts `from` back at `to` without replacing whatever appeared at `to` meanwhile (that fails instead). A file is
- * linked then unlinked, since rename(2) would silently replace a file made in between (a fresh NVRAM a QEMU may
- * already hold); a directory is renamed, which fails over a non-empty one (an empty one holds no state).
+ * Moves `from` to `to` without replacing whatever is at `to` (that fails instead): a state put back, a target moved
+ * aside. A file is linked then unlinked, since rename(2) would silently replace a file made in between (a fresh NVRAM
+ * a QEMU may already hold); a directory is renamed, which fails over a non-empty one (an empty one holds no state).
  */
-export async function putBack(dir: FileHandle, from: string, to: string, isDir: boolean): Promise<void> {
+export async function moveNoReplace(dir: FileHandle, from: string, to: string, isDir: boolean): Promise<void> {
   if (isDir) {
     await renameAt(dir, from, to);
     return;

@@ -46,10 +46,13 @@ export function unitBusy(
   components: readonly string[],
 ): BusyCheck {
   return async (aside) => {
+    // Read first: with no lock held anywhere (no VM running) there is nothing to look at, not even the unit.
+    const locked = await readLocks();
+    if (locked.size === 0) return false;
     const root = nth(held, 0);
     // A unit moved aside has left its name: what moved is the unit now. Deeper, the moved tree is still in it.
     const name = components.length === 1 && aside !== undefined ? aside : nth(components, 0);
-    return isBusy(readLocks, root, name, await inspect(root, name));
+    return isBusy(() => Promise.resolve(locked), root, name, await inspect(root, name));
   };
 }
 

@@ -4,6 +4,7 @@ import { MAX_ENTRIES, stateDigest, type ReadEntry } from '@hostfiles/shared';
 import { at, closeAll, errnoOrThrow, nth, READ_FILE_FLAGS } from './fd-path.js';
 import { encodeFile } from './encode-file.js';
 import { failed, HARD_LINKED_FAILURE, ioFailure, OpIoError, SYMLINK_FAILURE } from './op-failure.js';
+import type { RootDir } from './root-dir.js';
 import { openFound, walkState } from './state-walk.js';
 import { hasOtherLinks, inspect } from './target.js';
 import type { ReadState } from './types.js';
@@ -12,7 +13,12 @@ import { openChildDir, walkDirs } from './walk.js';
 const NOT_FOUND = failed('not_found', 'no such file or directory');
 const NOT_A_FILE = failed('not_regular_file', 'the target is not a regular file or a directory');
 
-export async function readState(root: string, components: readonly string[]): Promise<ReadState> {
+/** `maxContentChars`: the base64 the answer has room for (see FileStore.read). */
+export async function readState(
+  root: RootDir,
+  components: readonly string[],
+  maxContentChars: number,
+): Promise<ReadState> {
   const held: FileHandle[] = [];
   try {
     const end = await walkDirs(root, components.slice(0, -1), held);
@@ -30,9 +36,9 @@ export async function readState(root: string, components: readonly string[]): Pr
       case 'other':
         return NOT_A_FILE;
       case 'file':
-        return await readFile(dir, name);
+        return await readFile(dir, name, maxContentChars);
       case 'dir':
-        return await readDir(dir, name);
+        return await readDir(dir, name, maxContentChars);
     }
   } catch (error) {
     return ioFailure(error);
@@ -41,7 +47,7 @@ export async function readState(root: string, components: readonly string[]): Pr
   }
 }
 
-async function readFile(dir: FileHandle, name: string): Promise<ReadState> {
+async function readFile(dir: FileHandle, name: string, maxContentChars: number): Promise<ReadState> {
   let file: FileHandle;
   try {
     file = await open(at(dir, name), READ_FILE_FLAGS);
@@ -58,18 +64,25 @@ async function readFile(dir: FileHandle, name: string): Promise<ReadState> {
     const stats = await file.stat();
     if (!stats.isFile()) return NOT_A_FILE;
     if (stats.nlink > 1) return HARD_LINKED_FAILURE;
-    return { status: 'read', kind: 'file', ...(await encodeFile(file, stats.size)) };
+    return { status: 'read', kind: 'file', ...(await encodeFile(file, stats.size, bytesFor(maxContentChars))) };
   } finally {
     await file.close();
   }
 }
 
-/** Every regular file below, never the lock nor temp names; a hard-linked file fails the whole read. */
-async function readDir(parent: FileHandle, name: string): Promise<ReadState> {
+/** The most bytes whose base64 fits in `chars`. */
+const bytesFor = (chars: number): number => (chars === Infinity ? Infinity : Math.floor(chars / 4) * 3);
+
+/**
+ * Every regular file below, never the lock nor temp names; a hard-linked file fails the whole read. Stops as soon as
+ * the files read so far fill `maxContentChars`, a walk limit is passed (STATE_WALK) or there are too many files.
+ */
+async function readDir(parent: FileHandle, name: string, maxContentChars: number): Promise<ReadState> {
   const dir = await openChildDir(parent, name);
   if (dir === 'symlink') return SYMLINK_FAILURE;
   if (typeof dir === 'string') return NOT_FOUND;
   const entries: ReadEntry[] = [];
+  let chars = 0;
   let linked: string | undefined;
   try {
     await walkState(dir, {
@@ -81,7 +94,9 @@ async function readDir(parent: FileHandle, name: string): Promise<ReadState> {
         // Removed since the listing: not part of the state any more.
         if (file === undefined) return;
         try {
-          entries.push({ path: found.path, ...(await encodeFile(file, Number(found.stats.size))) });
+          const encoded = await encodeFile(file, Number(found.stats.size), bytesFor(maxContentChars - chars));
+          chars += encoded.content.length;
+          entries.push({ path: found.path, ...encoded });
         } finally {
           await file.close();
         }

@@ -8,6 +8,7 @@ import { flockAvailable, holdFlock, treeOf, useTestRoots } from './test-roots.js
 
 const NEW = `${TEMP_PREFIX}new.`;
 const OLD = `${TEMP_PREFIX}old.`;
+const QUARANTINE = '.hostfiles-quarantine.';
 
 /** A state directory whose one file says which version it is. */
 function putState(path: string, version: string): void {
@@ -27,7 +28,7 @@ test('recovery settles each interrupted replace and removes every other temp ent
   putState(join(r, `${OLD}d`), 'old'); // a rollback cut off: the old goes back
   putState(join(r, 'e'), 'new'); // swapped; the old not yet removed
   putState(join(r, `${OLD}e`), 'old');
-  putState(join(r, 'f'), 'current'); // someone else's state stands there: it is kept
+  putState(join(r, 'f'), 'current'); // someone else's state stands there: it is kept, old and new quarantined
   putState(join(r, `${NEW}f`), 'new');
   putState(join(r, `${OLD}f`), 'old');
   putState(join(r, 'g', `${NEW}deep`), 'new'); // deeper than a unit
@@ -39,10 +40,12 @@ test('recovery settles each interrupted replace and removes every other temp ent
   writeFileSync(join(roots.NvRam, `${TEMP_PREFIX}0123-x_VARS.fd`), 'torn');
 
   const report = await store.recover();
+  const quarantined = treeOf(r).filter((p) => !p.includes('/') && p.startsWith(QUARANTINE));
   assert.deepEqual(
-    treeOf(r).filter((p) => !p.includes('/')),
+    treeOf(r).filter((p) => !p.includes('/') && !p.startsWith(QUARANTINE)),
     ['a', 'b', 'c', 'd', 'e', 'f', 'g'],
   );
+  assert.deepEqual(quarantined.map((name) => versionAt(join(r, name))).sort(), ['new', 'old'], "f's old and new, kept");
   assert.deepEqual(
     ['a', 'b', 'c', 'd', 'e', 'f', 'g/deep'].map((name) => versionAt(join(r, name))),
     ['new', 'new', 'new', 'old', 'new', 'current', 'new'],
@@ -50,8 +53,12 @@ test('recovery settles each interrupted replace and removes every other temp ent
   assert.deepEqual(treeOf(join(r, 'g')), ['deep', 'deep/tpm2', 'deep/tpm2/tpm2-00.permall']);
   assert.deepEqual(treeOf(roots.NvRam), []);
   assert.deepEqual(treeOf(outside), ['keep']);
-  assert.deepEqual(report, { completed: 4, restored: 1, removed: 10 });
-  assert.deepEqual(await store.recover(), { completed: 0, restored: 0, removed: 0 }, 'nothing left to do');
+  assert.deepEqual(report, { completed: 4, restored: 1, removed: 8, quarantined: 2 });
+  assert.deepEqual(
+    await store.recover(),
+    { completed: 0, restored: 0, removed: 0, quarantined: 0 },
+    'nothing left to do',
+  );
 });
 
 test('recovery never takes a state from under a lock: a busy target keeps its state, a busy old one goes back', async (t) => {
@@ -79,5 +86,5 @@ test('recovery never takes a state from under a lock: a busy target keeps its st
     treeOf(r).filter((p) => !p.includes('/')),
     ['a', 'b'],
   );
-  assert.deepEqual(report, { completed: 0, restored: 1, removed: 2 });
+  assert.deepEqual(report, { completed: 0, restored: 1, removed: 2, quarantined: 0 });
 });

@@ -1,70 +1,137 @@
-// Startup recovery: every interrupted directory replace ends holding exactly its old state or its new one.
-import { open, readdir, type FileHandle } from 'node:fs/promises';
-import { errnoOrThrow, ROOT_DIR_FLAGS, self } from './fd-path.js';
+// Startup recovery: every interrupted directory replace ends holding exactly its old state or its new one, and no
+// tree that may be the only copy of a state, or that someone holds, is ever removed.
+import { readdir, type FileHandle } from 'node:fs/promises';
+import { errnoOrThrow, self } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
-import type { ReadLockedInodes } from './locks.js';
-import { discard, putBack, renameAt } from './moves.js';
+import { moveNoReplace } from './moves.js';
+import { ioFailure, OpIoError } from './op-failure.js';
+import { openRoot, type RootDir } from './root-dir.js';
+import { noCounts, QUARANTINE_PREFIX, quarantine, settleLeftover, type Counts, type SettleEnv } from './settle.js';
 import { inspect, isBusy } from './target.js';
 import { isTempName, parseRoleName, roleName } from './temp-name.js';
+import { listEntries, STATE_WALK, type Budget } from './tree-walk.js';
 import type { RecoveryReport } from './types.js';
 import { openChildDir } from './walk.js';
 
-type Counts = { completed: number; restored: number; removed: number };
+/** Runs one step of recovery: below the root, each unit's failure is logged and skipped, never fatal to the start. */
+type Guard = (path: string, run: () => Promise<void>) => Promise<void>;
 
-/** Recovers every directory below `root` (no links followed), then removes every other temp entry. */
-export async function recoverRoot(root: string, readLocks: ReadLockedInodes): Promise<RecoveryReport> {
-  const counts: Counts = { completed: 0, restored: 0, removed: 0 };
+/**
+ * Recovers every directory below `root` (no links followed), then settles every other temp entry. Each unit (an
+ * entry of the root) is recovered on its own: a tree past the walk limits (STATE_WALK: a state is a few levels and
+ * files) or an I/O error is logged (`recovery_failed`) and the unit left as it is; recoverName settles its replace
+ * before the next op on it anyway.
+ */
+export async function recoverRoot(root: RootDir, env: Omit<SettleEnv, 'root' | 'rootPath'>): Promise<RecoveryReport> {
+  const counts = noCounts();
   try {
-    const dir = await open(root, ROOT_DIR_FLAGS);
+    const dir = await openRoot(root);
     try {
-      await recoverDir(dir, readLocks, counts);
+      const full: SettleEnv = { ...env, root: dir, rootPath: root.path };
+      const entries = (await readdir(self(dir))).map((name) => ({ name }));
+      await recoverDir({ env: full, counts, guard: isolated(full), depth: 0 }, dir, '', entries);
     } finally {
       await dir.close();
     }
   } catch (error) {
     const code = errnoOrThrow(error);
-    throw new FileStoreError(`cannot recover ${root}: ${code}`, { code, cause: error });
+    throw new FileStoreError(`cannot recover ${root.path}: ${code}`, { code, cause: error });
   }
   return counts;
 }
 
-async function recoverDir(dir: FileHandle, readLocks: ReadLockedInodes, counts: Counts): Promise<void> {
+const isolated =
+  (env: SettleEnv): Guard =>
+  async (path, run) => {
+    try {
+      await run();
+    } catch (error) {
+      env.logger.warn('recovery_failed', { path: `${env.rootPath}/${path}`, message: ioFailure(error).error.message });
+    }
+  };
+
+const direct: Guard = (_path, run) => run();
+
+interface Walk {
+  readonly env: SettleEnv;
+  readonly counts: Counts;
+  readonly guard: Guard;
+  /** levels below the root of the directory being recovered */
+  readonly depth: number;
+  /** the entries the unit being recovered may still list */
+  readonly budget?: Budget;
+}
+
+async function recoverDir(
+  walk: Walk,
+  dir: FileHandle,
+  where: string,
+  listed: readonly { name: string }[],
+): Promise<void> {
+  const { env, counts, guard } = walk;
   const targets = new Set<string>();
-  for (const entry of await readdir(self(dir))) {
-    const parsed = parseRoleName(entry);
+  for (const { name } of listed) {
+    const parsed = parseRoleName(name);
     if (parsed !== undefined && parsed.role !== 'del') targets.add(parsed.target);
   }
-  for (const target of targets) await recoverName(dir, target, readLocks, counts);
-  for (const entry of await readdir(self(dir))) {
-    if (isTempName(entry)) {
-      if (await discard(dir, entry)) counts.removed += 1;
-      continue;
-    }
-    const child = await openChildDir(dir, entry);
-    // Not a directory (or a link): nothing below it to recover.
-    if (typeof child === 'string') continue;
-    try {
-      await recoverDir(child, readLocks, counts);
-    } finally {
-      await child.close();
+  for (const target of targets) {
+    await guard(`${where}${target}`, () => recoverName(env, dir, where, target, counts));
+  }
+  const entries = targets.size === 0 ? listed : await relist(walk, dir);
+  for (const { name } of entries) {
+    if (isTempName(name)) {
+      // A delete cut off (`del.<name>`) completes unless someone holds what it moved aside; the rest is staging.
+      const parsed = parseRoleName(name);
+      const from = parsed?.role === 'del' ? parsed.target : undefined;
+      await guard(`${where}${name}`, () => settleLeftover(env, dir, where, name, from, counts));
+    } else if (!name.startsWith(QUARANTINE_PREFIX)) {
+      // Quarantines are kept as they are for an operator: nothing in them is ours to settle.
+      await guard(`${where}${name}`, () => recoverChild(walk, dir, where, name));
     }
   }
 }
 
+/** Below the root, one budget per unit: a unit's tree is bounded like every other walk of a state. */
+async function recoverChild(walk: Walk, dir: FileHandle, where: string, name: string): Promise<void> {
+  const child = await openChildDir(dir, name);
+  // Not a directory (or a link): nothing below it to recover.
+  if (typeof child === 'string') return;
+  try {
+    if (walk.depth + 1 >= STATE_WALK.maxDepth) throw new OpIoError(`E2BIG (deeper than ${STATE_WALK.maxDepth} levels)`);
+    const below: Walk = {
+      ...walk,
+      guard: direct,
+      depth: walk.depth + 1,
+      budget: walk.budget ?? { left: STATE_WALK.maxEntries, max: STATE_WALK.maxEntries },
+    };
+    await recoverDir(below, child, `${where}${name}/`, await relist(below, child));
+  } finally {
+    await child.close();
+  }
+}
+
+const relist = async (walk: Walk, dir: FileHandle): Promise<readonly { name: string }[]> =>
+  walk.budget === undefined ? (await readdir(self(dir))).map((name) => ({ name })) : listEntries(dir, walk.budget);
+
 /**
- * Settles the replace of `name` below `dir` (the commit point is the staging tree renamed to `new.<name>`):
+ * Settles the replace of `name` below `dir` (`where`: its path below the root; the commit point is the staging tree
+ * renamed to `new.<name>`):
  * - new, no target: the new state goes into place (the old is put back instead only when someone holds it);
  * - new and target, no old: the swap is finished, unless the target is busy (then the new one is dropped);
  * - old, no target, no new: the old state is put back;
- * - otherwise the target is already whole: what is left is removed.
+ * - new, old and a target: someone made a state at the name after the old one left it (libvirt makes a fresh TPM
+ *   for a VM whose state is missing). The old may be the only copy of a state, the new is committed: neither can
+ *   win, so both are quarantined;
+ * - otherwise the target is whole: what is left is removed, or quarantined if someone holds it (settleLeftover).
  * Each step is one rename, so a crash in here is recovered the same way at the next start. Used at startup, and
  * before each op on `name` to clear what a failed rollback left while the agent kept running.
  */
 export async function recoverName(
+  env: SettleEnv,
   dir: FileHandle,
+  where: string,
   name: string,
-  readLocks: ReadLockedInodes,
-  counts: Counts = { completed: 0, restored: 0, removed: 0 },
+  counts: Counts = noCounts(),
 ): Promise<void> {
   const newName = roleName('new', name);
   const oldName = roleName('old', name);
@@ -75,42 +142,46 @@ export async function recoverName(
   if (fresh.kind === 'absent' && old.kind === 'absent') return;
   const hasNew = fresh.kind === 'dir';
   const target = await inspect(dir, name);
+  if (hasNew && old.kind === 'dir' && target.kind !== 'absent') {
+    await quarantine(env, dir, where, oldName, counts);
+    await quarantine(env, dir, where, newName, counts);
+    return;
+  }
   const before = counts.completed + counts.restored;
   if (hasNew && target.kind === 'absent') {
-    if (old.kind === 'dir' && (await isBusy(readLocks, dir, oldName, old))) {
-      await putBack(dir, oldName, name, true);
+    if (old.kind === 'dir' && (await isBusy(env.readLocks, dir, oldName, old))) {
+      await moveNoReplace(dir, oldName, name, true);
       counts.restored += 1;
     } else {
-      await renameAt(dir, newName, name);
+      await moveNoReplace(dir, newName, name, true);
       counts.completed += 1;
     }
   } else if (hasNew && target.kind === 'dir' && old.kind === 'absent') {
-    if (!(await isBusy(readLocks, dir, name, target))) await finishSwap(dir, name, newName, oldName, readLocks, counts);
+    if (!(await isBusy(env.readLocks, dir, name, target)))
+      await finishSwap(env, dir, { name, newName, oldName }, counts);
   } else if (!hasNew && old.kind === 'dir' && target.kind === 'absent') {
-    await putBack(dir, oldName, name, true);
+    await moveNoReplace(dir, oldName, name, true);
     counts.restored += 1;
   }
   // A rename made the state whole: durable before the leftovers go (and only then: this runs before every op).
   if (counts.completed + counts.restored > before) await dir.sync();
-  for (const leftover of [newName, oldName]) if (await discard(dir, leftover)) counts.removed += 1;
+  for (const leftover of [newName, oldName]) await settleLeftover(env, dir, where, leftover, name, counts);
 }
 
 async function finishSwap(
+  env: SettleEnv,
   dir: FileHandle,
-  name: string,
-  newName: string,
-  oldName: string,
-  readLocks: ReadLockedInodes,
+  { name, newName, oldName }: { name: string; newName: string; oldName: string },
   counts: Counts,
 ): Promise<void> {
-  await renameAt(dir, name, oldName);
+  await moveNoReplace(dir, name, oldName, true);
   const old = await inspect(dir, oldName);
   // Taken by someone between the check and the rename: it goes back, the new state is dropped.
-  if (await isBusy(readLocks, dir, oldName, old)) {
-    await putBack(dir, oldName, name, true);
+  if (await isBusy(env.readLocks, dir, oldName, old)) {
+    await moveNoReplace(dir, oldName, name, true);
     await dir.sync();
     return;
   }
-  await renameAt(dir, newName, name);
+  await moveNoReplace(dir, newName, name, true);
   counts.completed += 1;
 }

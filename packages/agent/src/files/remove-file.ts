@@ -2,11 +2,13 @@
 import { rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import type { Expectation } from '@hostfiles/shared';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
-import { discard, putBack, removeTree, renameAt } from './moves.js';
-import type { OpContext } from './op-context.js';
+import { moveNoReplace, removeTree } from './moves.js';
+import { parentPath, settleEnvOf, syncAfterChange, type OpContext } from './op-context.js';
 import { BUSY_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy, unmetPreconditions, type BusyCheck } from './preconditions.js';
 import { recoverName } from './recover.js';
+import { noCounts, settleLeftover, type SettleEnv } from './settle.js';
+import type { RootDir } from './root-dir.js';
 import { inspect } from './target.js';
 import { randomTempName, roleName } from './temp-name.js';
 import type { RemoveAnswer } from './types.js';
@@ -17,7 +19,7 @@ const DELETED = Object.freeze({ status: 'deleted' } as const);
 const ABSENT = Object.freeze({ status: 'absent' } as const);
 
 export async function removeFile(
-  root: string,
+  root: RootDir,
   components: readonly string[],
   expect: Expectation | undefined,
   ctx: OpContext,
@@ -31,11 +33,13 @@ export async function removeFile(
     const dir = nth(held, held.length - 1);
     const name = nth(components, components.length - 1);
     const busy = unitBusy(ctx.readLocks, held, components);
-    const answer = end === 'ok' ? await removeTarget(dir, name, expect, ctx, busy) : ABSENT;
+    const env = settleEnvOf(ctx, root, nth(held, 0));
+    const settle = { env, where: parentPath(components) };
+    const answer = end === 'ok' ? await removeTarget(dir, name, expect, settle, busy) : ABSENT;
     if (answer.status === 'failed') return answer;
     const deepest = await pruneEmptyDirs(held, components);
     // On journaling file systems one fsync commits the removal and the rmdirs before it alike.
-    if (answer.status === 'deleted') await deepest.sync();
+    if (answer.status === 'deleted') await syncAfterChange(ctx, `${root.path}/${components.join('/')}`, [deepest]);
     return answer;
   } catch (error) {
     return ioFailure(error);
@@ -53,26 +57,25 @@ async function removeTarget(
   dir: FileHandle,
   name: string,
   expect: Expectation | undefined,
-  ctx: OpContext,
+  { env, where }: { env: SettleEnv; where: string },
   busy: BusyCheck,
 ): Promise<RemoveAnswer> {
   // Leftovers of a replace of this name whose rollback failed while the agent kept running.
-  await recoverName(dir, name, ctx.readLocks);
+  await recoverName(env, dir, where, name);
   const target = await inspect(dir, name);
   if (target.kind === 'absent') return ABSENT;
   if (target.kind === 'symlink') return SYMLINK_FAILURE;
   const unmet = await unmetPreconditions(expect, dir, name, target, busy);
   if (unmet !== undefined) return unmet;
-  // `del.<name>` lets a listing see which unit is on its way out; a crash leaves a temp that startup removes.
-  const aside = roleName('del', name) ?? randomTempName();
+  let aside: string;
   try {
-    await moveAside(dir, name, aside);
+    aside = await moveAside(env, dir, where, name, target.kind === 'dir');
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return ABSENT;
     throw error;
   }
   if (await busy(aside)) {
-    await putBack(dir, aside, name, target.kind === 'dir');
+    await moveNoReplace(dir, aside, name, target.kind === 'dir');
     return BUSY_FAILURE;
   }
   if (target.kind === 'dir') await removeTree(dir, aside);
@@ -80,15 +83,39 @@ async function removeTarget(
   return DELETED;
 }
 
-/** A `del.<name>` left by an earlier delete is in the way only for a directory: it is removed, then tried again. */
-async function moveAside(dir: FileHandle, name: string, aside: string): Promise<void> {
+/**
+ * Moves the target to `del.<name>` (so a listing sees which unit is on its way out; a crash leaves a temp that
+ * startup settles) and returns that name. Never over anything: a `del.<name>` an earlier delete left is settled
+ * (removed, or quarantined if someone holds it) and the move tried again; should one still be in the way, the
+ * target goes to a random temp name instead.
+ */
+async function moveAside(
+  env: SettleEnv,
+  dir: FileHandle,
+  where: string,
+  name: string,
+  isDir: boolean,
+): Promise<string> {
+  const aside = roleName('del', name);
+  if (aside !== undefined) {
+    if (await movedTo(dir, name, aside, isDir)) return aside;
+    await settleLeftover(env, dir, where, aside, name, noCounts());
+    if (await movedTo(dir, name, aside, isDir)) return aside;
+  }
+  const random = randomTempName();
+  await moveNoReplace(dir, name, random, isDir);
+  return random;
+}
+
+/** moveNoReplace; false when something is in the way at `to`. */
+async function movedTo(dir: FileHandle, from: string, to: string, isDir: boolean): Promise<boolean> {
   try {
-    await renameAt(dir, name, aside);
+    await moveNoReplace(dir, from, to, isDir);
+    return true;
   } catch (error) {
     const code = errnoOf(error);
-    if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'EISDIR' && code !== 'ENOTDIR') throw error;
-    await discard(dir, aside);
-    await renameAt(dir, name, aside);
+    if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EISDIR' || code === 'ENOTDIR') return false;
+    throw error;
   }
 }
 

@@ -1,6 +1,8 @@
-// Removes a directory and everything below it through no-follow directory fds: links are removed, never followed.
-import { readdir, rmdir, unlink, type FileHandle } from 'node:fs/promises';
-import { at, errnoOf, self } from './fd-path.js';
+// Removes a directory and everything below it through no-follow directory fds: links are removed, never followed,
+// and a tree of any depth or width goes with a bounded number of open directories (tree-walk.ts).
+import { rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { at, errnoOf } from './fd-path.js';
+import { FULL_WALK, walkTree } from './tree-walk.js';
 import { openChildDir } from './walk.js';
 
 /**
@@ -11,7 +13,21 @@ export async function removeDirTree(parent: FileHandle, name: string): Promise<b
   const dir = await openChildDir(parent, name);
   if (typeof dir === 'string') return false;
   try {
-    await emptyDir(dir);
+    await walkTree(
+      dir,
+      {
+        // A directory is walked into, and removed once empty (leave); anything else is unlinked now.
+        entry: async ({ dir: holder, name: entry, isDir }) => isDir || !(await removeEntry(holder, entry, true)),
+        // Walked into but swapped for a link or a file since the listing: removed as it is now.
+        notDir: async ({ dir: holder, name: entry }) => {
+          await removeEntry(holder, entry, false);
+        },
+        leave: async (holder, entry) => {
+          await rmdirIfThere(holder, entry);
+        },
+      },
+      FULL_WALK,
+    );
   } finally {
     await dir.close();
   }
@@ -19,30 +35,28 @@ export async function removeDirTree(parent: FileHandle, name: string): Promise<b
   return true;
 }
 
-async function emptyDir(dir: FileHandle): Promise<void> {
-  // Listing /proc/self/fd/N lists the held directory itself, whatever its path has become.
-  const entries = await readdir(self(dir), { withFileTypes: true });
-  for (const entry of entries) {
-    if (entry.isDirectory()) await removeEntryTree(dir, entry.name);
-    else await removeEntry(dir, entry.name);
-  }
-}
-
-/** A sub-directory; if it was swapped for a link or a file since the listing, that is removed instead. */
-async function removeEntryTree(dir: FileHandle, name: string): Promise<void> {
-  if (!(await removeDirTree(dir, name))) await removeEntry(dir, name, false);
-}
-
-/** unlink never follows: a link is removed as a link. */
-async function removeEntry(dir: FileHandle, name: string, mayDescend = true): Promise<void> {
+/**
+ * unlink never follows: a link is removed as a link. False when the entry is a directory after all (swapped since
+ * the listing, or a file system without d_type) and may be walked into; only once: an entry flipping between link
+ * and directory under us is an attack, answered by an error, not a loop.
+ */
+async function removeEntry(dir: FileHandle, name: string, mayDescend: boolean): Promise<boolean> {
   try {
     await unlink(at(dir, name));
   } catch (error) {
     const code = errnoOf(error);
     // Vanished since the listing: nothing left to remove.
-    if (code === 'ENOENT') return;
-    // Swapped for a directory since the listing, or a file system without d_type. Only once: an entry
-    // flipping between link and directory under us is an attack, answered by an error, not a loop.
-    if (code !== 'EISDIR' || !mayDescend || !(await removeDirTree(dir, name))) throw error;
+    if (code === 'ENOENT') return true;
+    if (code === 'EISDIR' && mayDescend) return false;
+    throw error;
+  }
+  return true;
+}
+
+async function rmdirIfThere(dir: FileHandle, name: string): Promise<void> {
+  try {
+    await rmdir(at(dir, name));
+  } catch (error) {
+    if (errnoOf(error) !== 'ENOENT') throw error;
   }
 }

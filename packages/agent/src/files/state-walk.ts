@@ -1,10 +1,11 @@
 // Walks a directory state through no-follow directory fds: every inode (for busy), and the files of the state.
-import { lstat, open, readdir, type FileHandle } from 'node:fs/promises';
+// Bounded: a tree past its walk's limits is an op failure (io_error), never the agent's.
+import { lstat, open, type FileHandle } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { LOCK_NAME } from '@hostfiles/shared';
-import { at, errnoOrThrow, READ_FILE_FLAGS, self } from './fd-path.js';
+import { at, errnoOrThrow, READ_FILE_FLAGS } from './fd-path.js';
 import { isTempName } from './temp-name.js';
-import { openChildDir } from './walk.js';
+import { STATE_WALK, walkTree, type WalkLimits } from './tree-walk.js';
 
 /** A regular file of a state, as lstat saw it during the walk. */
 export interface FoundFile {
@@ -17,7 +18,7 @@ export interface FoundFile {
 
 export interface StateVisitor {
   /** Every entry below (lock, temp names and links included): a lock on any of them makes the state busy. */
-  readonly inode?: (ino: bigint) => void;
+  readonly inode?: (ino: bigint) => 'stop' | undefined;
   /** Each regular file of the state: not the lock, nothing named or below a temp name. */
   readonly file?: (file: FoundFile) => Promise<void>;
 }
@@ -28,45 +29,42 @@ export interface StateVisitor {
  */
 const outsideState = (name: string): boolean => name === LOCK_NAME || isTempName(name);
 
-export async function walkState(dir: FileHandle, visitor: StateVisitor, prefix = '', inState = true): Promise<void> {
-  const entries = await readdir(self(dir));
-  for (const name of entries) {
-    let stats: BigIntStats;
-    try {
-      stats = await lstat(at(dir, name), { bigint: true });
-    } catch (error) {
-      // Removed since the listing: nothing left to see.
-      if (errnoOrThrow(error) === 'ENOENT') continue;
-      throw error;
-    }
-    visitor.inode?.(stats.ino);
-    const path = `${prefix}${name}`;
-    const keep = inState && !outsideState(name);
-    if (stats.isFile()) {
-      if (keep) await visitor.file?.({ dir, name, path, stats });
-    } else if (stats.isDirectory()) {
-      await walkChild(dir, name, visitor, `${path}/`, keep);
-    }
-    // Symlinks, FIFOs, sockets and devices are not files of a state; links are never followed.
-  }
+/**
+ * Every entry below `dir` (held by the caller), within `limits` (an OpIoError past them): inodes to `inode`, the
+ * files of the state to `file`. Never more than a few directories open at once, however deep the tree.
+ */
+export async function walkState(
+  dir: FileHandle,
+  visitor: StateVisitor,
+  limits: WalkLimits = STATE_WALK,
+): Promise<void> {
+  await walkTree(
+    dir,
+    {
+      entry: async ({ dir: parent, name, path }) => {
+        let stats: BigIntStats;
+        try {
+          stats = await lstat(at(parent, name), { bigint: true });
+        } catch (error) {
+          // Removed since the listing: nothing left to see.
+          if (errnoOrThrow(error) === 'ENOENT') return false;
+          throw error;
+        }
+        if (visitor.inode?.(stats.ino) === 'stop') return 'stop';
+        if (stats.isFile()) {
+          if (inState(path)) await visitor.file?.({ dir: parent, name, path, stats });
+          return false;
+        }
+        // Symlinks, FIFOs, sockets and devices are not files of a state; links are never followed.
+        return stats.isDirectory();
+      },
+    },
+    limits,
+  );
 }
 
-async function walkChild(
-  dir: FileHandle,
-  name: string,
-  visitor: StateVisitor,
-  prefix: string,
-  inState: boolean,
-): Promise<void> {
-  const child = await openChildDir(dir, name);
-  // Removed or swapped for a link since the listing: nothing of the state below it.
-  if (typeof child === 'string') return;
-  try {
-    await walkState(child, visitor, prefix, inState);
-  } finally {
-    await child.close();
-  }
-}
+/** Nothing named or below a lock or temp name is part of the state. */
+const inState = (path: string): boolean => !path.split('/').some(outsideState);
 
 /**
  * Opens a found file no-follow and checks it is still the inode the walk saw; undefined when it was removed or

@@ -5,7 +5,8 @@ import { stateDigest, type UnitFacts } from '@hostfiles/shared';
 import { at, errnoOrThrow } from './fd-path.js';
 import { anyLocked, type ReadLockedInodes } from './locks.js';
 import { hashFile } from './stream-file.js';
-import { openFound, walkState } from './state-walk.js';
+import { openFound, walkState, type StateVisitor } from './state-walk.js';
+import { BUSY_WALK, STATE_WALK } from './tree-walk.js';
 import { openChildDir } from './walk.js';
 
 export type Target =
@@ -35,19 +36,30 @@ export async function inspect(dir: FileHandle, name: string): Promise<Target> {
  */
 export const hasOtherLinks = (stats: BigIntStats): boolean => stats.nlink > 1n;
 
-/** Every inode of the target (for a directory: itself and everything below it, the lock included). */
-export async function inodesOf(dir: FileHandle, name: string, target: Target): Promise<bigint[]> {
-  if (target.kind !== 'file' && target.kind !== 'dir') return [];
-  const inodes = [target.stats.ino];
-  if (target.kind === 'dir') await walkTree(dir, name, { inode: (ino) => inodes.push(ino) });
-  return inodes;
-}
-
+/**
+ * Whether a lock is held on the target or on anything below it (its lock file included). Looks at every entry, at
+ * any depth (a lock deep in a tree still makes it busy), and stops at the first locked one.
+ */
 export async function isBusy(read: ReadLockedInodes, dir: FileHandle, name: string, target: Target): Promise<boolean> {
+  if (target.kind !== 'file' && target.kind !== 'dir') return false;
   const locked = await read();
   // No lock held anywhere (a host with no VM running): nothing to walk.
   if (locked.size === 0) return false;
-  return anyLocked(() => Promise.resolve(locked), await inodesOf(dir, name, target));
+  if (locked.has(target.stats.ino.toString())) return true;
+  if (target.kind === 'file') return false;
+  let busy = false;
+  await walkBelow(
+    dir,
+    name,
+    {
+      inode: (ino) => {
+        busy = locked.has(ino.toString());
+        return busy ? 'stop' : undefined;
+      },
+    },
+    BUSY_WALK,
+  );
+  return busy;
 }
 
 /** Facts of a file or directory unit; undefined when it vanished, was swapped, or is a hard-linked file. */
@@ -64,8 +76,11 @@ export async function factsOf(
   let size = 0;
   let mtime = Number(target.stats.mtimeMs);
   let newest: number | undefined;
-  await walkTree(dir, name, {
-    inode: (ino) => inodes.push(ino),
+  await walkBelow(dir, name, {
+    inode: (ino) => {
+      inodes.push(ino);
+      return undefined;
+    },
     file: async (found) => {
       if (hasOtherLinks(found.stats)) return;
       const hashed = await hashFound(found);
@@ -112,11 +127,11 @@ async function hashFound(
   }
 }
 
-async function walkTree(dir: FileHandle, name: string, visitor: Parameters<typeof walkState>[1]): Promise<void> {
+async function walkBelow(dir: FileHandle, name: string, visitor: StateVisitor, limits = STATE_WALK): Promise<void> {
   const child = await openChildDir(dir, name);
   if (typeof child === 'string') return;
   try {
-    await walkState(child, visitor);
+    await walkState(child, visitor, limits);
   } finally {
     await child.close();
   }

@@ -1,7 +1,8 @@
 // The public shapes of the agent's file store.
+import type { FileHandle } from 'node:fs/promises';
 import type { Expectation, FileType, ListEntry, OpErrorCode, ReadEntry, UnitFacts } from '@hostfiles/shared';
 
-/** Absolute, normalized, existing directories; trusted configuration. */
+/** Absolute, normalized, existing directories with no symbolic link on their paths; trusted configuration. */
 export interface FileRoots {
   readonly TpmState: string;
   readonly NvRam: string;
@@ -57,7 +58,21 @@ export type ReadState =
 
 export type StatState = ({ readonly status: 'present' } & UnitFacts) | { readonly status: 'absent' } | OpFailure;
 
-/** What startup recovery did: interrupted replaces finished or rolled back, leftovers removed. */
+/** Seams for tests only (main.ts never sets them), to reach the moments between the steps of a write. */
+export interface StoreHooks {
+  /** A writeDir staged its state; its last check before the commit comes next. */
+  readonly staged?: () => Promise<void>;
+  /** A writeDir committed its state (`new.<name>`); the check after the commit comes next. */
+  readonly committed?: () => Promise<void>;
+  /** Instead of the fsync of a directory a write renamed something in (a test makes it fail). */
+  readonly syncDir?: (dir: FileHandle) => Promise<void>;
+}
+
+/** The events the store logs (warn lines): the agent's closed set includes them. */
+export const STORE_EVENTS = ['quarantined', 'fsync_failed', 'unit_unlisted', 'recovery_failed'] as const;
+export type StoreEvent = (typeof STORE_EVENTS)[number];
+
+/** What startup recovery did: interrupted replaces finished or rolled back, leftovers removed or quarantined. */
 export interface RecoveryReport {
   /** a committed new state renamed into place */
   readonly completed: number;
@@ -65,6 +80,8 @@ export interface RecoveryReport {
   readonly restored: number;
   /** temp files and trees removed (staging, old states already replaced, deletes cut off) */
   readonly removed: number;
+  /** trees kept under a quarantine name: undecidable (a state was made at the name meanwhile) or busy */
+  readonly quarantined: number;
 }
 
 export interface FileStore {
@@ -77,10 +94,20 @@ export interface FileStore {
     expect?: Expectation,
   ): Promise<WriteAnswer>;
   remove(type: FileType, components: readonly string[], expect?: Expectation): Promise<RemoveAnswer>;
-  read(type: FileType, components: readonly string[]): Promise<ReadState>;
+  /**
+   * `maxContentChars`: the base64 the answer still has room for; a read that would carry more stops as soon as it
+   * knows and answers io_error (EFBIG), instead of encoding everything first.
+   */
+  read(type: FileType, components: readonly string[], maxContentChars?: number): Promise<ReadState>;
   stat(type: FileType, components: readonly string[]): Promise<StatState>;
-  /** One unit per file or directory directly below that root; never follows links; skips temp names. */
+  /**
+   * One unit per file or directory directly below that root; never follows links; skips temp names. A unit that
+   * can't be described (past the walk limits, an I/O error) is left out and logged (`unit_unlisted`).
+   */
   list(type: FileType): Promise<ListEntry[]>;
-  /** At startup, before serving: finishes or rolls back interrupted replaces, removes every other temp entry. */
+  /**
+   * At startup, before serving: finishes or rolls back interrupted replaces, removes every other temp entry, and
+   * quarantines what it can't decide about or finds busy. A unit it can't recover is logged and skipped.
+   */
   recover(): Promise<RecoveryReport>;
 }

@@ -1,13 +1,14 @@
 // list and stat: facts of units (a file or a directory state) without their contents.
-import { open, readdir, type FileHandle } from 'node:fs/promises';
-import type { FileType, ListEntry } from '@hostfiles/shared';
-import { closeAll, errnoOrThrow, nth, ROOT_DIR_FLAGS, self } from './fd-path.js';
+import { readdir, type FileHandle } from 'node:fs/promises';
+import type { FileType, ListEntry, Logger } from '@hostfiles/shared';
+import { closeAll, errnoOrThrow, nth, self } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
 import type { ReadLockedInodes } from './locks.js';
 import { failed, HARD_LINKED_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
+import { openRoot, type RootDir } from './root-dir.js';
 import { factsOf, hasOtherLinks, inspect } from './target.js';
 import { isTempName, parseRoleName } from './temp-name.js';
-import type { StatState } from './types.js';
+import type { StatState, StoreEvent } from './types.js';
 import { walkDirs } from './walk.js';
 
 const ABSENT = Object.freeze({ status: 'absent' } as const);
@@ -17,7 +18,7 @@ const NOT_A_FILE = failed('not_regular_file', 'the target is not a regular file 
 export type UnitGuard = <T>(name: string, describe: () => Promise<T>) => Promise<T>;
 
 export async function statUnit(
-  root: string,
+  root: RootDir,
   components: readonly string[],
   readLocks: ReadLockedInodes,
 ): Promise<StatState> {
@@ -48,30 +49,36 @@ export async function statUnit(
  * and hard-linked files are skipped. A unit in the middle of a replace or a delete is away from its name for a
  * moment (as `new.`, `old.` or `del.<name>`): those names are read as their unit, which is then described under
  * its lock, so a listing never misses a state that is only being replaced.
+ * A unit that can't be described (past the walk's limits, an I/O error) is left out and logged (`unit_unlisted`): a
+ * listing has no failed entry, and one unit must not fail the listing of all the others. stat answers its error.
  */
 export async function listUnits(
   type: FileType,
-  root: string,
-  readLocks: ReadLockedInodes,
+  root: RootDir,
+  { readLocks, logger }: { readonly readLocks: ReadLockedInodes; readonly logger: Logger<StoreEvent> },
   guard: UnitGuard,
 ): Promise<ListEntry[]> {
   const results: ListEntry[] = [];
   try {
-    const dir = await open(root, ROOT_DIR_FLAGS);
+    const dir = await openRoot(root);
     try {
       for (const name of unitNames(await readdir(self(dir)))) {
-        const facts = await guard(name, async () => {
-          const target = await inspect(dir, name);
-          return factsOf(readLocks, dir, name, target);
-        });
-        if (facts !== undefined) results.push({ type, path: `${root}/${name}`, ...facts });
+        const path = `${root.path}/${name}`;
+        let facts;
+        try {
+          facts = await guard(name, async () => factsOf(readLocks, dir, name, await inspect(dir, name)));
+        } catch (error) {
+          logger.warn('unit_unlisted', { type, path, message: ioFailure(error).error.message });
+          continue;
+        }
+        if (facts !== undefined) results.push({ type, path, ...facts });
       }
     } finally {
       await dir.close();
     }
   } catch (error) {
     const code = errnoOrThrow(error);
-    throw new FileStoreError(`cannot list ${root}: ${code}`, { code, cause: error });
+    throw new FileStoreError(`cannot list ${root.path}: ${code}`, { code, cause: error });
   }
   return results;
 }

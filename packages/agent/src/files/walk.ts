@@ -1,7 +1,8 @@
-// Opens a root and the directories below it one by one, never following a symlink.
+// Opens a held root and the directories below it one by one, never following a symlink.
 import { lstat, mkdir, open, type FileHandle } from 'node:fs/promises';
-import { at, CHILD_DIR_FLAGS, errnoOrThrow, ROOT_DIR_FLAGS } from './fd-path.js';
+import { at, CHILD_DIR_FLAGS, errnoOrThrow } from './fd-path.js';
 import { ownDir } from './ownership.js';
+import { openRoot, type RootDir } from './root-dir.js';
 import type { RootOwnership } from './types.js';
 
 /** How far a walk got: `ok` means every directory asked for is held. */
@@ -19,12 +20,12 @@ export interface MakeDirs {
  * `held` belongs to the caller, who closes it whatever happens (also when this throws).
  */
 export async function walkDirs(
-  root: string,
+  root: RootDir,
   names: readonly string[],
   held: FileHandle[],
   make?: MakeDirs,
 ): Promise<WalkEnd> {
-  let dir = await open(root, ROOT_DIR_FLAGS);
+  let dir = await openRoot(root);
   held.push(dir);
   for (const [depth, name] of names.entries()) {
     const child = await openChildDir(dir, name, make === undefined ? undefined : { ...make, depth });

@@ -118,10 +118,10 @@ test('a lock taken between the last check and the move aside puts the old state 
   }
   const box = { root: '', calls: 0 };
   const { roots, store } = useTestRoots(t, {
-    // Looks 1 and 2 are before and after the commit; look 3 comes right after the move aside.
+    // Look 1 is before staging, 2 and 3 right before and after the commit; look 4 comes right after the move aside.
     readLocks: async () => {
       box.calls += 1;
-      if (box.calls === 3) await holdFlock(t, join(box.root, `${TEMP_PREFIX}old.uuid`, 'tpm2', '.lock'));
+      if (box.calls === 4) await holdFlock(t, join(box.root, `${TEMP_PREFIX}old.uuid`, 'tpm2', '.lock'));
       return readProcLocks();
     },
   });
@@ -131,7 +131,7 @@ test('a lock taken between the last check and the move aside puts the old state 
   const inode = statSync(join(roots.TpmState, 'uuid')).ino;
   box.calls = 0;
   assert.equal(codeOf(await store.writeDir('TpmState', ['uuid'], state(V2))), 'busy');
-  assert.equal(box.calls, 3);
+  assert.equal(box.calls, 4);
   assert.deepEqual(readdirSync(roots.TpmState), ['uuid']);
   assert.equal(statSync(join(roots.TpmState, 'uuid')).ino, inode, 'the very tree is back');
   assert.deepEqual(contentOf(join(roots.TpmState, 'uuid')), { ...V1, 'tpm2/.lock': '' });

@@ -2,9 +2,10 @@
 import { rename, unlink, type FileHandle } from 'node:fs/promises';
 import { sha256Of, type Expectation } from '@hostfiles/shared';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
-import type { OpContext } from './op-context.js';
+import { syncAfterChange, type OpContext } from './op-context.js';
 import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy, unmetExpectation, type BusyCheck } from './preconditions.js';
+import type { RootDir } from './root-dir.js';
 import { inspect, type Target } from './target.js';
 import { tempNameFor } from './temp-name.js';
 import type { OpFailure, WriteAnswer } from './types.js';
@@ -18,7 +19,7 @@ const VANISHED = failed('io_error', 'ENOENT (a directory vanished while being ma
 const ATTEMPTS = 2;
 
 export async function writeFile(
-  root: string,
+  root: RootDir,
   components: readonly string[],
   content: Buffer,
   expect: Expectation | undefined,
@@ -37,7 +38,7 @@ export async function writeFile(
 
 /** Throws file-system errors other than the expected answers; the caller maps them. */
 async function writeOnce(
-  root: string,
+  root: RootDir,
   components: readonly string[],
   content: Buffer,
   expect: Expectation | undefined,
@@ -56,7 +57,9 @@ async function writeOnce(
     const unmet = conflictOf(target) ?? (await unmetExpectation(expect, dir, name, target, () => sha256Of(content)));
     if (unmet !== undefined) return unmet;
     const answer = await replaceFile(dir, name, content, ctx, unitBusy(ctx.readLocks, held, components));
-    if (answer.status === 'written') await syncDirs([dir, ...make.grown]);
+    // In parallel: a journaling file system commits them together, so new parents cost little more.
+    if (answer.status === 'written')
+      await syncAfterChange(ctx, `${root.path}/${components.join('/')}`, [dir, ...make.grown]);
     return answer;
   } finally {
     await closeAll(held);
@@ -101,10 +104,4 @@ function conflictOf(target: Target): OpFailure | undefined {
 /** Best effort: a temp file that cannot be removed now is removed by recovery at the next start. */
 async function discardTemp(dir: FileHandle, temp: string): Promise<void> {
   await unlink(at(dir, temp)).catch((error: unknown) => errnoOrThrow(error));
-}
-
-/** The renamed entry, and the entries of directories made on the way, must survive a crash. */
-async function syncDirs(dirs: readonly FileHandle[]): Promise<void> {
-  // In parallel: a journaling file system commits them together, so new parents cost little more.
-  await Promise.all([...new Set(dirs)].map((dir) => dir.sync()));
 }

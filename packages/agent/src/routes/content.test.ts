@@ -31,6 +31,7 @@ test('entries: confined, each once, no file also a parent; decoded within the bu
   assert.match(refusal([entry('a/../b')]), /^outside_root/);
   assert.match(refusal([entry('tpm2/.lock')]), /^outside_root/);
   assert.match(refusal([entry('.hostfiles-tmp-x')]), /^outside_root/);
+  assert.match(refusal([entry('tpm2/a\nb')]), /^outside_root: item 3 entry 0: .*line break/);
   assert.match(refusal([entry('a'), entry('a')]), /^bad_request: item 3 entry 1: a is listed twice/);
   assert.match(refusal([entry('tpm2/a'), entry('tpm2')]), /^bad_request: item 3: tpm2 is both a file and a directory/);
   assert.match(refusal([entry('a', 'x'.repeat(10)), entry('b', 'y'.repeat(10))], 15), /^too_large/);

@@ -10,6 +10,7 @@ import {
   type StatResult,
 } from '@hostfiles/shared';
 import type { AppDeps } from '../deps.js';
+import { ANSWER_FULL_MESSAGE } from '../files/index.js';
 import { confine, type Target } from './files.js';
 import type { Prepared } from './signed.js';
 
@@ -38,7 +39,8 @@ export function prepareRead(deps: AppDeps, command: ReadCommand): Result<Prepare
       const results: ReadResult[] = [];
       let chars = 0;
       for (const { type, path, components } of targets.value) {
-        const read = await deps.files.read(type, components);
+        // What is left of the answer: a read that would not fit stops as soon as it knows, and says so.
+        const read = await deps.files.read(type, components, MAX_READ_CONTENT_CHARS - chars);
         const size = contentChars(read);
         if (chars + size > MAX_READ_CONTENT_CHARS) {
           results.push({ op: 'read', type, path, status: 'failed', error: ANSWER_FULL });
@@ -52,10 +54,7 @@ export function prepareRead(deps: AppDeps, command: ReadCommand): Result<Prepare
   });
 }
 
-const ANSWER_FULL = {
-  code: 'io_error',
-  message: 'EFBIG (the answer is full: read this one in another command)',
-} as const;
+const ANSWER_FULL = { code: 'io_error', message: ANSWER_FULL_MESSAGE } as const;
 
 function contentChars(read: Awaited<ReturnType<AppDeps['files']['read']>>): number {
   if (read.status !== 'read') return 0;

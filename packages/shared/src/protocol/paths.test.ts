@@ -68,6 +68,13 @@ describe('confinePath', () => {
     refused('\0/root/a', ROOT, /NUL/);
   });
 
+  it("refuses the agent's temp names, and allows its quarantines (an operator deletes them by request)", () => {
+    refused(`/root/${TEMP_PREFIX}new.vm`, ROOT, /temp/);
+    refused(`/root/vm/${TEMP_PREFIX}0123`, ROOT, /temp/);
+    const quarantine = '.hostfiles-quarantine.old.vm.1764000000000.0a1b2c3d';
+    assert.deepStrictEqual(confinePath(`/root/${quarantine}`, ROOT), { ok: true, value: [quarantine] });
+  });
+
   it('refuses the root itself', () => {
     refused('/root', ROOT, /not below the root/);
     refused('/root/', ROOT, /not normalized/);
@@ -144,6 +151,11 @@ describe('confineRelative', () => {
     for (const path of ['', '.', '..', 'a/../b', 'a/./b', 'a//b', 'a/', './a']) refusedRelative(path, /normalized/);
     refusedRelative('a\0b', /NUL/);
     refusedRelative('a\ud800', /Unicode/);
+  });
+
+  it('refuses a line feed or a carriage return anywhere: a state never needs one, and sha256sum escapes them', () => {
+    for (const path of ['a\nb', 'tpm2/x\n', '\nx', 'a\rb', 'tpm2/\rx']) refusedRelative(path, /line break/);
+    assert.deepStrictEqual(confineRelative('back\\slash'), { ok: true, value: ['back\\slash'] });
   });
 
   it('refuses temp names and the lock file at any depth', () => {

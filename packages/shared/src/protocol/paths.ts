@@ -35,11 +35,13 @@ export function confinePath(path: string, root: string): Result<readonly string[
 
 /**
  * The path of an entry of a directory state, relative to the directory: normalized, not empty, no `.` or `..`, no
- * temp names, no lock file. Returns its components.
+ * temp names, no lock file, no line break (a state never needs one, and `sha256sum` prints such names escaped, in a
+ * way that differs between coreutils versions for `\r`). Returns its components.
  */
 export function confineRelative(path: string): Result<readonly string[], string> {
   if (path.includes('\0')) return err('the path contains NUL');
   if (LONE_SURROGATE.test(path)) return err('the path is not well-formed Unicode');
+  if (/[\n\r]/.test(path)) return err('the path contains a line break');
   if (path.startsWith('/')) return err('an entry path is relative to its directory');
   const components = path.split('/');
   if (components.some((c) => c === '' || c === '.' || c === '..')) return err('the path is not normalized');

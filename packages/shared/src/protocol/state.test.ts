@@ -36,6 +36,38 @@ describe('stateDigest', () => {
     assert.equal(stateDigest([...entries].reverse()), expected);
   });
 
+  it('equals the pipeline for names sha256sum escapes: a backslash, a line feed, a carriage return', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'hostfiles-digest-'));
+    t.after(() => {
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const files: Record<string, Buffer> = {
+      'back\\slash': Buffer.from('1'),
+      'line\nfeed': Buffer.from('2'),
+      'carriage\rreturn': Buffer.from('3'),
+      'd\\ir/x\ny\\z': Buffer.from('4'),
+      plain: Buffer.from('5'),
+    };
+    for (const [path, bytes] of Object.entries(files)) {
+      mkdirSync(dirname(join(dir, path)), { recursive: true });
+      writeFileSync(join(dir, path), bytes);
+    }
+    const expected = execFileSync('bash', ['-c', PIPELINE], { cwd: dir, encoding: 'utf8' }).split(' ')[0];
+    const entries = Object.entries(files).map(([path, bytes]) => ({ path, sha256: sha256Of(bytes) }));
+    assert.equal(stateDigest(entries), expected);
+    assert.equal(stateDigest([...entries].reverse()), expected);
+  });
+
+  it('no file name can forge the line of another file', () => {
+    const [a, b] = ['a'.repeat(64), 'b'.repeat(64)];
+    const two = [
+      { path: 'x', sha256: a },
+      { path: 'y', sha256: b },
+    ];
+    assert.notEqual(stateDigest([{ path: `x\n${b}  y`, sha256: a }]), stateDigest(two));
+    assert.notEqual(stateDigest([{ path: 'x\\ny', sha256: a }]), stateDigest([{ path: 'x\ny', sha256: a }]));
+  });
+
   it('of no files is the sha256 of nothing', () => {
     assert.equal(stateDigest([]), sha256Of(new Uint8Array(0)));
   });

@@ -8,14 +8,29 @@ import type { ContentEncoding } from './schemas.js';
  * The digest of a directory state: SHA-256 over one line per regular file, `<sha256 hex>  <relative path>\n`, in
  * the byte order of the paths' UTF-8 — what `sha256sum` prints for the files of the directory, sorted with LC_ALL=C:
  *   cd DIR && find . -type f ! -name .lock -printf '%P\0' | LC_ALL=C sort -z | xargs -0r sha256sum | sha256sum
+ * A name with a backslash, a line feed or a carriage return is printed escaped, as GNU coreutils does it (see
+ * checksumLine), so no name can forge a line of another file.
  */
 export function stateDigest(files: readonly { readonly path: string; readonly sha256: string }[]): string {
   const sorted = files
-    .map((f) => ({ key: Buffer.from(f.path, 'utf8'), line: `${f.sha256}  ${f.path}\n` }))
+    .map((f) => ({ key: Buffer.from(f.path, 'utf8'), line: checksumLine(f.sha256, f.path) }))
     .sort((a, b) => Buffer.compare(a.key, b.key));
   const hash = createHash('sha256');
   for (const { line } of sorted) hash.update(line, 'utf8');
   return hash.digest('hex');
+}
+
+const NEEDS_ESCAPE = /[\\\n\r]/;
+const ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r' };
+
+/**
+ * One line of `sha256sum` output, byte for byte as GNU coreutils (9.0 and later) prints it: a name holding `\`, `\n`
+ * or `\r` starts its line with `\` and has those written `\\`, `\n` and `\r`. (Coreutils before 9.0 leave `\r`
+ * as it is: for a name with a carriage return, their pipeline prints another digest.)
+ */
+function checksumLine(sha256: string, path: string): string {
+  if (!NEEDS_ESCAPE.test(path)) return `${sha256}  ${path}\n`;
+  return `\\${sha256}  ${path.replace(/[\\\n\r]/g, (c) => ESCAPES[c] ?? c)}\n`;
 }
 
 export const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');

@@ -1,0 +1,110 @@
+// Trees a state's owner can make without bound (a deep chain, a huge directory) are a failure of that unit alone: the
+// store starts, lists and serves every other unit, and the unit can still be deleted.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { createLogger } from '@hostfiles/shared';
+import { flockAvailable, holdFlock, useTestRoots, type TestRoots } from './test-roots.js';
+import type { StoreEvent } from './types.js';
+
+const codeOf = (a: { status: string; error?: { code: string } }): string => a.error?.code ?? a.status;
+const messageOf = (a: { status: string; error?: { message: string } }): string => a.error?.message ?? '';
+const openFds = (): number => readdirSync('/proc/self/fd').length;
+
+/** A lock held on an inode no test file has: busy checks walk every tree, as on a host with VMs running. */
+const someLockHeld = (): Promise<ReadonlySet<string>> => Promise.resolve(new Set(['1']));
+
+interface Logged {
+  readonly event: string;
+  readonly path?: string;
+  readonly message?: string;
+}
+
+function useLimitRoots(t: TestContext): TestRoots & { readonly logged: Logged[] } {
+  const logged: Logged[] = [];
+  const logger = createLogger<StoreEvent>({ write: (line) => logged.push(JSON.parse(line) as Logged) });
+  return { ...useTestRoots(t, { logger, readLocks: someLockHeld }), logged };
+}
+
+/** `<root>/deep/tpm2/d/d/…` (`levels` d's) and `<root>/wide/tpm2/` with `files` files, beside a normal state. */
+function makeTrees(root: string, levels: number, files: number): void {
+  mkdirSync(join(root, 'ok', 'tpm2'), { recursive: true });
+  writeFileSync(join(root, 'ok', 'tpm2', 'tpm2-00.permall'), 'fine');
+  const chain = join(root, 'deep', 'tpm2', ...Array.from({ length: levels }, () => 'd'));
+  mkdirSync(chain, { recursive: true });
+  writeFileSync(join(chain, 'bottom'), 'x');
+  mkdirSync(join(root, 'wide', 'tpm2'), { recursive: true });
+  for (let i = 0; i < files; i++) writeFileSync(join(root, 'wide', 'tpm2', `f${i}`), '');
+}
+
+test('a 200-deep chain and a 20,000-entry directory: recovery goes on, other units are listed, both can be deleted', async (t) => {
+  const { roots, store, logged } = useLimitRoots(t);
+  const r = roots.TpmState;
+  makeTrees(r, 200, 20_000);
+  const fds = openFds();
+
+  assert.deepEqual(await store.recover(), { completed: 0, restored: 0, removed: 0, quarantined: 0 });
+  const failed = logged.filter((l) => l.event === 'recovery_failed');
+  assert.deepEqual(
+    failed.map((l) => [l.path, l.message]),
+    [
+      [join(r, 'deep'), 'E2BIG (deeper than 16 levels)'],
+      [join(r, 'wide'), 'E2BIG (more than 10000 entries)'],
+    ].sort(),
+  );
+  assert.deepEqual(
+    (await store.list('TpmState')).map((u) => u.path),
+    [join(r, 'ok')],
+    'the other unit is listed',
+  );
+  assert.deepEqual(
+    logged.filter((l) => l.event === 'unit_unlisted').map((l) => l.path),
+    [join(r, 'deep'), join(r, 'wide')],
+  );
+  const deep = await store.stat('TpmState', ['deep']);
+  assert.equal(codeOf(deep), 'io_error');
+  assert.match(messageOf(deep), /deeper than 16 levels/);
+  const wide = await store.stat('TpmState', ['wide']);
+  assert.equal(codeOf(wide), 'io_error');
+  assert.match(messageOf(wide), /more than 10000 entries/);
+  assert.match(messageOf(await store.read('TpmState', ['deep'])), /deeper than 16 levels/);
+  assert.equal((await store.stat('TpmState', ['ok'])).status, 'present');
+
+  assert.deepEqual(await store.remove('TpmState', ['deep']), { status: 'deleted' });
+  assert.deepEqual(await store.remove('TpmState', ['wide']), { status: 'deleted' });
+  assert.deepEqual(readdirSync(r), ['ok']);
+  assert.equal(openFds(), fds, 'no descriptor left open');
+});
+
+test('busy is seen at any depth: a lock at the bottom of a 300-deep chain refuses its delete', async (t) => {
+  if (!flockAvailable()) {
+    t.skip('util-linux flock(1) is not installed');
+    return;
+  }
+  const { roots, store } = useTestRoots(t);
+  const chain = join(roots.TpmState, 'vm', ...Array.from({ length: 300 }, () => 'd'));
+  mkdirSync(chain, { recursive: true });
+  writeFileSync(join(chain, '.lock'), '');
+  const lock = await holdFlock(t, join(chain, '.lock'));
+  assert.equal(codeOf(await store.remove('TpmState', ['vm'])), 'busy');
+  assert.ok(existsSync(join(chain, '.lock')));
+  await lock.release();
+  assert.deepEqual(await store.remove('TpmState', ['vm']), { status: 'deleted' });
+  assert.deepEqual(readdirSync(roots.TpmState), []);
+});
+
+test('a read stops as soon as the answer is full, with a clear error', async (t) => {
+  const { roots, store } = useTestRoots(t);
+  const dir = join(roots.TpmState, 'vm');
+  mkdirSync(dir);
+  for (const name of ['a', 'b', 'c']) writeFileSync(join(dir, name), randomBytes(3 * 1024 * 1024));
+  const full = await store.read('TpmState', ['vm'], 5_000_000);
+  assert.equal(codeOf(full), 'io_error');
+  assert.match(messageOf(full), /the answer is full/);
+  const file = await store.read('TpmState', ['vm', 'a'], 1_000_000);
+  assert.match(messageOf(file), /the answer is full/);
+  const read = await store.read('TpmState', ['vm'], 13_000_000);
+  assert.ok(read.status === 'read' && read.kind === 'dir' && read.entries.length === 3);
+});

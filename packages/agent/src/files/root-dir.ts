@@ -1,0 +1,77 @@
+// The roots: opened once, from `/` one component at a time without following a link, and held for the agent's life.
+import { closeSync, lstatSync, openSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { CHILD_DIR_FLAGS, errnoOrThrow, ROOT_DIR_FLAGS } from './fd-path.js';
+import { FileStoreError } from './file-store-error.js';
+
+/**
+ * A root as configured (`path`, what answers show) and the directory it named when the store was made (`fd`). The
+ * parent of a root may belong to someone else (`/var/lib/libvirt/qemu` is the qemu user's on RHEL), who can move the
+ * root away and put a link to anywhere in its place: every op starts from `fd`, never from `path`.
+ */
+export interface RootDir {
+  readonly path: string;
+  readonly fd: number;
+}
+
+/**
+ * Opens `path` (absolute, normalized) from `/`, each component no-follow as a directory: a symbolic link anywhere
+ * on it is refused, not followed. Throws a FileStoreError saying which component is wrong. The fd is never closed:
+ * the store holds it for the life of the process.
+ */
+export function openRootDir(path: string): RootDir {
+  let fd = openSync('/', ROOT_DIR_FLAGS);
+  let reached = '';
+  try {
+    for (const name of path.split('/').filter((c) => c !== '')) {
+      reached = `${reached}/${name}`;
+      const next = openComponent(fd, reached, name);
+      closeSync(fd);
+      fd = next;
+    }
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  return { path, fd };
+}
+
+function openComponent(parent: number, reached: string, name: string): number {
+  try {
+    return openSync(`/proc/self/fd/${parent}/${name}`, CHILD_DIR_FLAGS);
+  } catch (error) {
+    const code = errnoOrThrow(error);
+    throw new FileStoreError(whyNot(reached, code), { code, cause: error });
+  }
+}
+
+/** O_DIRECTORY|O_NOFOLLOW answers ENOTDIR (or ELOOP) for a link: lstat tells a link from a file. */
+function whyNot(reached: string, code: string): string {
+  if (code !== 'ENOTDIR' && code !== 'ELOOP') return code;
+  let isLink = code === 'ELOOP';
+  try {
+    isLink = lstatSync(reached).isSymbolicLink();
+  } catch (error) {
+    errnoOrThrow(error);
+  }
+  return isLink
+    ? `${reached} is a symbolic link (configure the directory it leads to)`
+    : `${reached} is not a directory`;
+}
+
+/** Why `path` can't be a root, for preflight: nothing is kept open. */
+export function rootDirProblem(path: string): string | undefined {
+  try {
+    closeSync(openRootDir(path).fd);
+    return undefined;
+  } catch (error) {
+    if (error instanceof FileStoreError) return error.message;
+    throw error;
+  }
+}
+
+/**
+ * A fresh handle on the held root, closed by the caller. `/proc/self/fd/N` resolves to the directory `N` holds,
+ * wherever it is now and whatever its configured path names now.
+ */
+export const openRoot = (root: RootDir): Promise<FileHandle> => open(`/proc/self/fd/${root.fd}`, ROOT_DIR_FLAGS);
