@@ -198,3 +198,22 @@ test('a host that cannot be listed fails the reconcile, journaled as failed; an 
     assert.deepEqual(await fleet.store.listUnfinishedOperations(), [], 'the operation was finished, failed');
   });
 });
+
+test("a tree the agent's crash recovery set aside is reported apart and never scheduled", async () => {
+  await withFleet(1, async (fleet) => {
+    const r0 = roots(fleet, 0);
+    const aside = join(
+      r0.TpmState,
+      '.hostfiles-quarantine.old.6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b.1764000000000.ab12',
+    );
+    plant(join(aside, 'tpm2', 'tpm2-00.permall'), Buffer.from('maybe the only copy'));
+    const report = await reconcileHost(fleet.deps, 'host0', { apply: true, includeUnknown: true });
+    assert.deepEqual(
+      report.quarantined.map((u) => u.path),
+      [aside],
+    );
+    assert.deepEqual([report.unknown, report.scheduled], [[], []]);
+    assert.deepEqual(await fleet.store.listPendingDeletions(), []);
+    assert.ok(existsSync(aside));
+  });
+});

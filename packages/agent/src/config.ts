@@ -1,12 +1,11 @@
 // The agent's configuration file: JSON, validated at once, every problem reported.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { err, isValidRoot, ok, trustedKeyFromBase64, type Result } from '@hostfiles/shared';
+import { err, isValidRoot, ok, trustedKeyFromBase64, type Result, MAX_CLOCK_SKEW_MS } from '@hostfiles/shared';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_CONTENT_BYTES = 128 * 1024 * 1024;
 export const DEFAULT_CLOCK_SKEW_MS = 30_000;
-export const MAX_CLOCK_SKEW_MS = 600_000;
 
 const absolutePath = z.string().refine(isValidRoot, 'an absolute, normalized path other than /');
 const principal = z.union([z.int().nonnegative(), z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'a user or group name')]);

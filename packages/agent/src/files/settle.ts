@@ -8,13 +8,14 @@ import { discard, moveNoReplace } from './moves.js';
 import { inspect, isBusy } from './target.js';
 import { TEMP_PREFIX } from './temp-name.js';
 import type { StoreEvent } from './types.js';
+import { QUARANTINE_PREFIX } from '@hostfiles/shared';
 
 /**
  * Trees recovery can't decide about (the only copy of a state, maybe) or finds busy, moved out of the way of every
  * op. Not a temp name: startup keeps them, a listing shows each as a unit (reconcile reports it as unknown state),
  * and a request may name one, so an operator can read or delete it through hostfiles.
  */
-export const QUARANTINE_PREFIX = '.hostfiles-quarantine.';
+export { QUARANTINE_PREFIX };
 
 const NAME_MAX_BYTES = 255;
 

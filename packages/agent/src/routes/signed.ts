@@ -5,6 +5,7 @@ import type { Context } from 'hono';
 import {
   ANSWER_CONTEXT,
   COMMAND_CONTEXT,
+  MAX_CLOCK_SKEW_MS,
   MAX_COMMAND_LIFETIME_MS,
   parseCommand,
   parseEnvelope,
@@ -18,7 +19,6 @@ import {
 } from '@hostfiles/shared';
 import type { AppDeps } from '../deps.js';
 import { AgentError } from '../errors.js';
-import { MAX_CLOCK_SKEW_MS } from '../config.js';
 import { readCappedBody } from './body.js';
 
 /** A command that passed check 9, ready to run. */

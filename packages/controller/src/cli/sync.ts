@@ -238,6 +238,16 @@ function formatReconcile(report: ReconcileReport, names: Names): string {
     '',
     states('IN USE', report.busy, 'nothing unrecorded in use'),
     '',
+    ...(report.quarantined.length === 0
+      ? []
+      : [
+          states(
+            'QUARANTINED (the agent set these aside after a crash: look at them on the host)',
+            report.quarantined,
+            '',
+          ),
+          '',
+        ]),
     recorded('MISSING', report.missing, 'no missing state'),
     '',
     recorded('MODIFIED', report.modified, 'no modified state'),

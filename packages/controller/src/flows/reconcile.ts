@@ -4,7 +4,16 @@
 // never touched. Missing: rows whose state is not on disk. `apply` puts the orphans (and, asked, the unknown) in the
 // outbox, conditional on the digest listed, so the retry pass deletes exactly what was seen.
 import { randomUUID } from 'node:crypto';
-import { FILE_TYPES, MAX_OPS, type FileType, type ListEntry, type Roots, type StatResult } from '@hostfiles/shared';
+import { posix } from 'node:path';
+import {
+  FILE_TYPES,
+  MAX_OPS,
+  QUARANTINE_PREFIX,
+  type FileType,
+  type ListEntry,
+  type Roots,
+  type StatResult,
+} from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import type { Host, Operation, OwnedPath, PendingDeletion, StoreReads, VmHostFile } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
@@ -59,6 +68,8 @@ export interface ReconcileReport {
   readonly unknown: readonly ListEntry[];
   /** unrecorded state in use by a running swtpm or QEMU: never scheduled */
   readonly busy: readonly ListEntry[];
+  /** trees the agent's crash recovery set aside (possibly the only copy of a state): never scheduled, for an operator */
+  readonly quarantined: readonly ListEntry[];
   /** in a row, not on disk */
   readonly missing: readonly MissingFile[];
   /** in a row, on disk with another digest */
@@ -69,7 +80,7 @@ export interface ReconcileReport {
   readonly scheduled: readonly string[];
 }
 
-type Found = Pick<ReconcileReport, 'orphans' | 'unknown' | 'busy' | 'missing' | 'modified' | 'pending'>;
+type Found = Pick<ReconcileReport, 'orphans' | 'unknown' | 'busy' | 'quarantined' | 'missing' | 'modified' | 'pending'>;
 
 interface Compared {
   readonly found: Found;
@@ -180,12 +191,14 @@ async function compare(
   const orphans: ListEntry[] = [];
   const unknown: ListEntry[] = [];
   const busy: ListEntry[] = [];
+  const quarantined: ListEntry[] = [];
   const owners = new Map<string, string>();
   let pending = 0;
   for (const unit of units) {
     if (rows.some((r) => within(r.path, unit.path))) continue;
     if (outbox.some((p) => within(p.path, unit.path))) pending += 1;
     else if (unit.busy) busy.push(unit);
+    else if (posix.basename(unit.path).startsWith(QUARANTINE_PREFIX)) quarantined.push(unit);
     else {
       const owner = owned.find((o) => within(o.path, unit.path));
       if (owner === undefined) unknown.push(unit);
@@ -204,7 +217,7 @@ async function compare(
     if (onDisk === null) missing.push(record);
     else if (onDisk !== row.sha256) modified.push({ ...record, onDisk });
   }
-  return { found: { orphans, unknown, busy, missing, modified, pending }, owners };
+  return { found: { orphans, unknown, busy, quarantined, missing, modified, pending }, owners };
 }
 
 /** The digest of what the host has at a path; null when it has nothing there (or could not say). */

@@ -14,6 +14,13 @@ export const TEMP_PREFIX = '.hostfiles-tmp-';
 export const LOCK_NAME = '.lock';
 
 /**
+ * Trees the agent's crash recovery could not decide between (a committed state, the one it replaced, and a third
+ * made at the same name while the agent was down) are kept under this prefix, directly below the root: listed as
+ * states, never removed by the agent, for an operator to look at. Requests may name them (to delete one).
+ */
+export const QUARANTINE_PREFIX = '.hostfiles-quarantine.';
+
+/**
  * A path is confined when it is absolute, already normalized (no `.`, `..`, `//`, trailing `/`),
  * free of NUL, and strictly below `root`. Returns the components below the root.
  * `root` must itself be absolute and normalized, and not `/`.

@@ -267,6 +267,9 @@ export const reconcileReport = component(
       orphans: meta(z.array(listEntry), { description: "hostfiles' own leftovers" }),
       unknown: meta(z.array(listEntry), { description: "never hostfiles' (libvirt's, an operator's)" }),
       busy: meta(z.array(listEntry), { description: 'unrecorded state in use: never scheduled' }),
+      quarantined: meta(z.array(listEntry), {
+        description: "trees the agent's crash recovery set aside (possibly a state's only copy): never scheduled",
+      }),
       missing: z.array(missingFile),
       modified: z.array(modifiedFile),
       pending: countWith('states on disk already waiting in the outbox'),
