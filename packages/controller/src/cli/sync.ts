@@ -10,7 +10,7 @@ import {
   type RestoreReport,
   type SyncReport,
 } from '../flows/index.js';
-import { firstArg, type Command } from './command.js';
+import { firstArg, type Command, type CommandInput } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { loadNames, type Names } from './lookup.js';
 import { formatTime, plural, table } from './output.js';
@@ -19,6 +19,16 @@ const PATH_FLAGS: readonly { readonly flag: string; readonly type: FileType }[] 
   { flag: 'tpm-path', type: 'TpmState' },
   { flag: 'nvram-path', type: 'NvRam' },
 ];
+
+/** The paths given per type with --tpm-path and --nvram-path. */
+function pathFlags(input: CommandInput): Partial<Record<FileType, string>> {
+  const paths: Partial<Record<FileType, string>> = {};
+  for (const { flag, type } of PATH_FLAGS) {
+    const path = input.string(flag);
+    if (path !== undefined) paths[type] = path;
+  }
+  return paths;
+}
 
 export const SYNC_COMMANDS: readonly Command[] = [
   {
@@ -53,19 +63,15 @@ export const SYNC_COMMANDS: readonly Command[] = [
     ],
     summary: "write a VM's backups onto a host (e.g. after it moved) and record them",
     details: [
-      'Every backup of the VM (one per type) goes in one command. Without a --…-path, a type goes to the path',
-      "of the VM's file of that type on that host, else to the path of its most recently written one on any",
-      "host (hosts share their roots' layout); with neither, give the path. A path another file holds, or",
-      "other than the VM's recorded file of that type on that host, is refused. A pending deletion at a path",
-      'written is cancelled. A file not written is reported and the exit code is 1.',
+      'Every backup of the VM (one per type, a whole state each) goes in one command. Without a --…-path, a type',
+      "goes to the VM's recorded state of that type on that host, else to libvirt's layout below the host's roots",
+      '(<TpmState root>/<vm uuid>, <NvRam root>/<name>_VARS.fd), else to its most recently synced path on any host;',
+      "with none, give the path. A path another VM's state holds, or other than the VM's recorded state of that",
+      'type on that host, is refused. A pending deletion at a path written is cancelled.',
     ].join('\n'),
     async run(ctx, input) {
       const host = input.string('host');
-      const paths: Partial<Record<FileType, string>> = {};
-      for (const { flag, type } of PATH_FLAGS) {
-        const path = input.string(flag);
-        if (path !== undefined) paths[type] = path;
-      }
+      const paths = pathFlags(input);
       const deps = await ctx.flows();
       const report = await restoreVm(deps, firstArg(input), {
         paths,
@@ -73,8 +79,8 @@ export const SYNC_COMMANDS: readonly Command[] = [
         ...(host === undefined ? {} : { host }),
       });
       ctx.print(report, () => formatRestore(report));
-      const failed = report.files.filter((f) => f.status === 'failed').length;
-      if (failed > 0) throw new CliError(`VM ${report.vmName}: ${plural(failed, 'file')} not restored`);
+      const failed = report.files.filter((f) => f.status !== 'written').length;
+      if (failed > 0) throw new CliError(`VM ${report.vmName}: ${plural(failed, 'state')} not restored`);
     },
   },
   {
@@ -133,11 +139,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
     ].join('\n'),
     async run(ctx, input) {
       const host = input.string('host');
-      const paths: Partial<Record<FileType, string>> = {};
-      for (const { flag, type } of PATH_FLAGS) {
-        const path = input.string(flag);
-        if (path !== undefined) paths[type] = path;
-      }
+      const paths = pathFlags(input);
       const deps = await ctx.flows();
       const report = await adoptVm(deps, firstArg(input), {
         paths,
