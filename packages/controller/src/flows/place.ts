@@ -73,9 +73,8 @@ const overlaps = (a: string, b: string): boolean => a === b || below(a, b) || be
 
 /**
  * Checks every placement against what the database holds on the host; throws FlowError before anything is sent.
- * Without `force`, a path the VM does not already hold (nor one pending deletion) must be empty on the host
- * (`expect: 'absent'`): state hostfiles does not know (libvirt's own) is never written over unless the operator
- * says so.
+ * Without `force`, a path the VM does not already hold is written only over what `expectation` allows: state
+ * hostfiles does not know (libvirt's own) is never written over unless the operator says so.
  */
 export async function planPlacements(
   deps: FlowDeps,
