@@ -3,8 +3,8 @@
 // from there; clashes are refused before anything is recorded.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   addTpm,
@@ -18,19 +18,7 @@ import {
   syncVm,
 } from '@hostfiles/controller';
 import { sha256Of, stateDigest } from '@hostfiles/shared';
-import { backupFiles, withFleet, type Fleet } from './support/controller.js';
-
-const roots = (fleet: Fleet, i: number): { readonly TpmState: string; readonly NvRam: string } => {
-  const setup = fleet.agents[i]?.setup;
-  assert.ok(setup);
-  return setup.roots;
-};
-
-function plant(path: string, content: Buffer): Buffer {
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, content);
-  return content;
-}
+import { backupFiles, withFleet, type Fleet, roots, plant } from './support/controller.js';
 
 /** What libvirt leaves for a UEFI VM with a vTPM that ran once. */
 function libvirtLayout(fleet: Fleet, i: number, uuid: string, name: string) {

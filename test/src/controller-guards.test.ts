@@ -18,16 +18,11 @@ import {
   writeFile,
 } from '@hostfiles/controller';
 import { sha256Of } from '@hostfiles/shared';
-import { withFleet, type Fleet } from './support/controller.js';
+import { withFleet, type Fleet, roots } from './support/controller.js';
 import { holdLock } from './support/locks.js';
 import { lossyProxy } from './support/lossy-proxy.js';
 import { scriptedAgent } from './support/scripted-agent.js';
 
-const roots = (fleet: Fleet, i: number): { readonly TpmState: string; readonly NvRam: string } => {
-  const setup = fleet.agents[i]?.setup;
-  assert.ok(setup);
-  return setup.roots;
-};
 const hostUuid = async (fleet: Fleet, name: string): Promise<string> =>
   (await fleet.store.getHostByName(name))?.uuid ?? '';
 

@@ -4,8 +4,8 @@
 // unknown) exactly as listed; a write landing on an orphan's path cancels its deletion.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   dirState,
@@ -19,22 +19,10 @@ import {
   RECONCILE_HOST,
 } from '@hostfiles/controller';
 import { stateDigest } from '@hostfiles/shared';
-import { withFleet, type Fleet } from './support/controller.js';
+import { plant, roots, withFleet } from './support/controller.js';
 import { holdLock } from './support/locks.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
-
-function plant(path: string, content: Buffer): Buffer {
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, content);
-  return content;
-}
-
-function roots(fleet: Fleet, i: number): { readonly TpmState: string; readonly NvRam: string } {
-  const setup = fleet.agents[i]?.setup;
-  assert.ok(setup);
-  return setup.roots;
-}
 
 test('unknown state is kept, orphans deleted, missing and modified states found; busy state never touched', async () => {
   await withFleet(2, async (fleet) => {

@@ -35,7 +35,7 @@ import {
 
 const NV_INDEX = 0x1500016;
 
-const roots = (fleet: Fleet, i: number): { readonly TpmState: string; readonly NvRam: string } => {
+const rootsFor = (fleet: Fleet, i: number): { readonly TpmState: string; readonly NvRam: string } => {
   const setup = fleet.agents[i]?.setup;
   assert.ok(setup);
   // swtpm runs as its own user: the way down to the states must be traversable, as /var/lib/libvirt/swtpm is.
@@ -61,7 +61,7 @@ test('a real vTPM adopted, backed up, moved and restored is the same TPM; a runn
   await withFleet(
     2,
     async (fleet) => {
-      const [r0, r1] = [roots(fleet, 0), roots(fleet, 1)];
+      const [r0, r1] = [rootsFor(fleet, 0), rootsFor(fleet, 1)];
       const uuid = randomUUID();
       await addVm(fleet.deps, { name: 'vtpm', host: 'host0', bootMode: 'UEFI', secureBoot: false, uuid });
       await addTpm(fleet.deps, 'vtpm', 'kms');

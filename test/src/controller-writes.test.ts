@@ -19,15 +19,9 @@ import {
   writeFile,
 } from '@hostfiles/controller';
 import { sha256Of } from '@hostfiles/shared';
-import { withFleet, type Fleet } from './support/controller.js';
+import { withFleet, type Fleet, roots } from './support/controller.js';
 import { holdLock } from './support/locks.js';
 import { lossyProxy } from './support/lossy-proxy.js';
-
-const roots = (fleet: Fleet, i: number): { readonly TpmState: string; readonly NvRam: string } => {
-  const setup = fleet.agents[i]?.setup;
-  assert.ok(setup);
-  return setup.roots;
-};
 
 /** The paths the agent logged an applied op for. */
 const opsOn = (fleet: Fleet, i: number, path: string): number =>

@@ -1,8 +1,8 @@
 // A controller's flows wired to a real SQLite file and real agents, as the CLI and API wire them.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import {
   addHost,
@@ -135,4 +135,18 @@ export async function backupBytes(store: Store, backup: BackupFile): Promise<Buf
 export function newFileBackup(vmUuid: string, type: FileType, content: Buffer): NewBackupFile {
   const state = fileState(content);
   return { uuid: randomUUID(), vmUuid, type, ...state };
+}
+
+/** The roots of agent `i` of the fleet. */
+export function roots(fleet: Fleet, i: number): { readonly TpmState: string; readonly NvRam: string } {
+  const setup = fleet.agents[i]?.setup;
+  if (setup === undefined) throw new RangeError(`no agent ${i}`);
+  return setup.roots;
+}
+
+/** Puts `content` at `path` behind the agent's back (as libvirt or an operator would), making its directories. */
+export function plant(path: string, content: Buffer): Buffer {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, content);
+  return content;
 }
