@@ -114,6 +114,48 @@ function listen(server: Server): Promise<Server> {
   );
 }
 
+test("an agent's error body is read to a small cap only: an endless 500 answer is refused, not buffered", async (t) => {
+  let sent = 0;
+  let hungUp: (bytes: number) => void = () => undefined;
+  const closed = new Promise<number>((resolve) => (hungUp = resolve));
+  const endless = await listen(
+    createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        const chunk = Buffer.alloc(64 * 1024, 0x20);
+        // Writes for as long as the client reads: the client must be the one that stops.
+        const pump = (): void => {
+          while (!res.destroyed && sent < 1024 * 1024 * 1024) {
+            sent += chunk.length;
+            if (!res.write(chunk)) {
+              res.once('drain', pump);
+              return;
+            }
+          }
+        };
+        res.on('close', () => {
+          hungUp(sent);
+        });
+        pump();
+      });
+    }),
+  );
+  t.after(() => {
+    endless.closeAllConnections();
+    endless.close();
+  });
+  const url = `http://127.0.0.1:${(endless.address() as AddressInfo).port}`;
+  // A deadline far beyond what reading a few MiB takes: only the cap can end this call early.
+  const error = await rejection(client(0, 60_000).send({ ...target, url }, 'files.list', { types: ['NvRam'] }));
+  assert.ok(isAgentCallError(error));
+  assert.deepEqual([error.failure, error.details.status, error.details.agentCode], ['refused', 500, undefined]);
+  assert.equal(error.message, 'HTTP 500');
+  // What the server got out before the client hung up: the cap plus what socket buffers hold, far from 1 GiB.
+  const bytes = await closed;
+  assert.ok(bytes < 32 * 1024 * 1024, `the server wrote ${String(bytes)} bytes before the client hung up`);
+});
+
 test('a redirect is never followed: the signed command goes nowhere else', async (t) => {
   let elsewhere = 0;
   const trap = await listen(

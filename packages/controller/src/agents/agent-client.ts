@@ -152,13 +152,15 @@ async function toCallError(
     let agentCode: string | undefined;
     let message = `HTTP ${status}`;
     try {
-      const body = errorBodySchema.safeParse(await error.response.json());
+      // Capped like every answer: a hostile or broken agent's endless error body must not fill the controller.
+      const text = await readLimited(error.response, MAX_ERROR_BYTES, host, kind);
+      const body = errorBodySchema.safeParse(JSON.parse(text));
       if (body.success) {
         agentCode = body.data.error.code;
-        message = `${agentCode}: ${body.data.error.message}`;
+        message = `${agentCode}: ${clip(body.data.error.message)}`;
       }
     } catch {
-      // Not JSON: the status alone says it.
+      // Not JSON, or over the cap: the status alone says it.
       agentCode = undefined;
     }
     return new AgentCallError(
@@ -178,6 +180,13 @@ async function toCallError(
 /** A read answer carries file contents; nothing legitimate comes near this. */
 const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
 const MAX_INFO_BYTES = 64 * 1024;
+/** An agent's refusal is a code and a sentence; past this the body is dropped unread and the status stands alone. */
+const MAX_ERROR_BYTES = 16 * 1024;
+/** What of an agent's error message reaches logs and reports. */
+const MAX_MESSAGE_CHARS = 512;
+
+const clip = (text: string): string =>
+  text.length <= MAX_MESSAGE_CHARS ? text : `${text.slice(0, MAX_MESSAGE_CHARS)}… (${text.length} chars)`;
 
 /** The body as text, refused past `limit` bytes: a hostile or broken agent can't exhaust the controller's memory. */
 async function readLimited(
