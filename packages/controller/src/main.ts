@@ -6,9 +6,19 @@ import type { CliIo } from './cli/index.js';
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
+// A reader that went away (`hostfiles demo | head`) is not a failure of the command: its output is dropped from then
+// on and the command runs to its end, cleaning up what it started, instead of dying on EPIPE with agents left running.
+const readerGone = { stdout: false, stderr: false };
+for (const name of ['stdout', 'stderr'] as const) {
+  process[name].on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    readerGone[name] = true;
+  });
+}
+
 const io: CliIo = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
+  stdout: (text) => readerGone.stdout || process.stdout.write(text),
+  stderr: (text) => readerGone.stderr || process.stderr.write(text),
   stderrIsTty: process.stderr.isTTY, // undefined when not a terminal, whatever the type says
   // Only `serve` asks; once it has, a SIGTERM or SIGINT stops it cleanly, and the same signal again kills.
   stopSignal: () => {
@@ -30,6 +40,6 @@ runCli(process.argv.slice(2), {
   random: Math.random,
 }).catch((error: unknown) => {
   const failure = failureOf(error);
-  process.stderr.write(failure.text);
+  if (!readerGone.stderr) process.stderr.write(failure.text);
   process.exitCode = failure.exitCode;
 });

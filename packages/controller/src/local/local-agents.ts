@@ -30,6 +30,20 @@ function agentBin(): string {
   return join(dirname(manifestPath), bin);
 }
 
+/** Agents started by this process: killed when it exits, however it exits, so none is ever left running. */
+const live = new Set<ChildProcess>();
+let reaperInstalled = false;
+
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (reaperInstalled) return;
+  reaperInstalled = true;
+  process.once('exit', () => {
+    for (const proc of live) proc.kill('SIGKILL');
+  });
+}
+
 export async function startLocalAgent(dir: string, name: string, controllerPublicKey: string): Promise<LocalAgent> {
   const home = join(dir, name);
   const roots = { TpmState: join(home, 'swtpm'), NvRam: join(home, 'nvram') };
@@ -54,6 +68,7 @@ export async function startLocalAgent(dir: string, name: string, controllerPubli
   const launch = async (): Promise<void> => {
     const proc = spawn(process.execPath, [bin, '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'] });
     child = proc;
+    track(proc);
     port = await new Promise<number>((resolve, reject) => {
       createInterface({ input: proc.stdout }).on('line', (line) => {
         const event = JSON.parse(line) as { event?: string; port?: number };
