@@ -141,6 +141,9 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
     ],
   );
   fails(await cli('host', 'add', 'h0', a1.url), 1, /a host named h0 exists already/);
+  // Bad input is exit 2 wherever it is found, in the arguments or by the flow that reads them.
+  fails(await cli('host', 'add', 'h8', 'kvm-01:7441'), 2, /kvm-01:7441 is not a URL|an agent URL is http or https/);
+  fails(await cli('host', 'add', 'h8', 'not a url'), 2, /not a URL/);
 
   // VMs and TPMs: a (UEFI, no secure boot) on h0, b (legacy) on h1, c without a TPM
   assert.equal((await cli('vm', 'add', 'a', '--host', 'h0', '--uefi')).status, 0);

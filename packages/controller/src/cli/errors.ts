@@ -29,7 +29,9 @@ export interface Failure {
 export function failureOf(error: unknown): Failure {
   const line = (message: string): string => `hostfiles: ${message}\n`;
   if (error instanceof UsageError) return { exitCode: 2, text: `${line(error.message)}hostfiles: ${error.hint}\n` };
-  if (error instanceof CliError || isFlowError(error)) return { exitCode: 1, text: line(error.message) };
+  // Bad input the flows find (a malformed URL, a path that is not absolute) is bad input like a usage error: exit 2.
+  if (isFlowError(error)) return { exitCode: error.code === 'bad_input' ? 2 : 1, text: line(error.message) };
+  if (error instanceof CliError) return { exitCode: 1, text: line(error.message) };
   if (isStoreError(error)) return { exitCode: 1, text: line(`database: ${error.message}`) };
   if (isAgentCallError(error)) {
     return { exitCode: 1, text: line(`agent ${error.host}: ${error.failure}: ${error.message}`) };
