@@ -25,6 +25,19 @@ test('--help tells the commands and exits 0; an unknown command exits 2', () => 
   assert.match(bad.stderr, /unknown command frobnicate/);
 });
 
+test('keygen --help tells its usage and makes no key; an unknown argument exits 2 and makes none', () => {
+  const help = run('keygen', '--help');
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /^Usage: hostfiles-agent keygen \[--out FILE\]/);
+  assert.doesNotMatch(help.stdout + help.stderr, /PRIVATE KEY|"publicKey"/);
+  for (const args of [['--outt', 'x'], ['x'], ['--out', 'a', '--force']]) {
+    const bad = run('keygen', ...args);
+    assert.equal(bad.status, 2, args.join(' '));
+    assert.match(bad.stderr, /keygen takes no argument/);
+    assert.doesNotMatch(bad.stdout + bad.stderr, /PRIVATE KEY|"publicKey"/);
+  }
+});
+
 test('keygen writes a 0600 PEM, prints its public key, and never overwrites a key', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hostfiles-keygen-'));
   t.after(() => {

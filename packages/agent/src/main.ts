@@ -74,6 +74,12 @@ async function main(argv: readonly string[]): Promise<void> {
       process.stdout.write(`${JSON.stringify(exampleConfig(), null, 2)}\n`);
       return;
     case 'keygen':
+      // Help asked for is help given: never a key made and printed by mistake.
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(`${KEYGEN_USAGE}\n`);
+        return;
+      }
+      onlyOptions(rest, ['--out'], 'keygen');
       keygen(option(rest, '--out'));
       return;
     case '--config':
@@ -81,6 +87,19 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     default:
       throw new UsageError(`unknown command ${command}`);
+  }
+}
+
+const KEYGEN_USAGE = `Usage: hostfiles-agent keygen [--out FILE]
+  Makes an Ed25519 key. With --out, writes its PKCS#8 PEM to FILE (mode 0600; an existing FILE is never
+  overwritten) and prints {publicKey, keyId, keyFile} as JSON on stdout. Without --out, the PEM goes to stdout
+  and the JSON to stderr. Exit 2 on any other argument.`;
+
+/** Every argument is one of `names`, each followed by its value; anything else is a usage error. */
+function onlyOptions(args: readonly string[], names: readonly string[], command: string): void {
+  for (let i = 0; i < args.length; i += 2) {
+    const arg = args[i] ?? '';
+    if (!names.includes(arg)) throw new UsageError(`${command} takes no argument ${arg.slice(0, 64)}`);
   }
 }
 
