@@ -12,7 +12,9 @@ import {
   adoptVm,
   dirState,
   fileState,
+  GUARD_DELAY_MS,
   isFlowError,
+  reconcileHost,
   removeTpms,
   retryPendingDeletions,
   writeFile,
@@ -20,7 +22,7 @@ import {
 import { sha256Of } from '@hostfiles/shared';
 import { withFleet, type Fleet, roots } from './support/controller.js';
 import { holdLock } from './support/locks.js';
-import { lossyProxy } from './support/lossy-proxy.js';
+import { capturingProxy, lossyProxy } from './support/lossy-proxy.js';
 import { scriptedAgent } from './support/scripted-agent.js';
 
 const hostUuid = async (fleet: Fleet, name: string): Promise<string> =>
@@ -143,6 +145,52 @@ test("adopt never undoes a deletion that was decided: a removed TPM's state stay
       assert.deepEqual(await fleet.store.listFilesByVm(vm.uuid), []);
     } finally {
       await lock.release();
+    }
+  });
+});
+
+test('a write whose every attempt was dropped, its bytes delivered later: never an untracked file', async () => {
+  await withFleet(1, async (fleet) => {
+    const agent = fleet.agents[0];
+    assert.ok(agent);
+    const proxy = await capturingProxy(agent.url);
+    try {
+      await fleet.store.removeHost(await hostUuid(fleet, 'host0'));
+      await addHost(fleet.deps, { name: 'far', url: proxy.url });
+      await addVm(fleet.deps, { name: 'vm', host: 'far', bootMode: 'UEFI', secureBoot: false });
+      const path = join(roots(fleet, 0).NvRam, 'vm_VARS.fd');
+      const state = fileState(Buffer.from('vars'));
+      await assert.rejects(
+        writeFile(fleet.deps, { vm: 'vm', type: 'NvRam', path, state }),
+        (error) => isFlowError(error) && error.code === 'unavailable',
+      );
+      assert.ok(proxy.captured() > 0, 'every attempt was captured on the way');
+      assert.equal(existsSync(path), false);
+      // Remembered before anything lands: a guard with the very bytes sent, due only once no agent can accept them.
+      const [guard] = await fleet.store.listPendingDeletions();
+      assert.deepEqual([guard?.path, guard?.expectSha256], [path, state.sha256]);
+      assert.ok((guard?.nextAttemptAt ?? 0) >= Date.now() + GUARD_DELAY_MS - 60_000);
+      // The captured command arrives while it is still valid: the agent applies it.
+      assert.ok((await proxy.deliver()).includes(200));
+      assert.equal(readFileSync(path, 'utf8'), 'vars', 'the delayed bytes landed');
+      // Not untracked meanwhile: reconcile names the path as hostfiles' own, pending its guard, never as unknown.
+      const report = await reconcileHost(fleet.deps, 'far');
+      assert.deepEqual(
+        [report.pending, report.unknown.length, report.orphans.length],
+        [1, 0, 0],
+        'the landed state is pending its guard, never unknown',
+      );
+      proxy.heal();
+      // Nothing runs before it is due; once due, the guard removes exactly those bytes: known absent.
+      assert.equal((await retryPendingDeletions(fleet.deps)).attempted, 0);
+      const later = { ...fleet.deps, now: () => Date.now() + GUARD_DELAY_MS + 1000 };
+      const pass = await retryPendingDeletions(later);
+      assert.equal(pass.confirmed, 1);
+      assert.equal(existsSync(path), false);
+      assert.deepEqual(await fleet.store.listPendingDeletions(), []);
+      assert.deepEqual(await fleet.store.listOwnedPaths(await hostUuid(fleet, 'far')), []);
+    } finally {
+      await proxy.close();
     }
   });
 });

@@ -44,3 +44,68 @@ export async function lossyProxy(
       }),
   };
 }
+
+/**
+ * A network that drops every files.apply on the way (the controller's attempts all fail) but keeps the bytes, and
+ * delivers them to the agent later, when told: the delayed delivery of a captured command.
+ */
+export async function capturingProxy(target: string): Promise<{
+  url: string;
+  /** the captured bodies so far */
+  captured: () => number;
+  /** sends every captured body to the agent now; their statuses */
+  deliver: () => Promise<number[]>;
+  /** from now on, applies pass through too */
+  heal: () => void;
+  close(): Promise<void>;
+}> {
+  const held: Buffer[] = [];
+  let capturing = true;
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      if (capturing && req.url === '/v1/files/apply') {
+        held.push(Buffer.concat(chunks));
+        req.socket.destroy();
+        return;
+      }
+      void fetch(`${target}${req.url ?? '/'}`, {
+        method: req.method ?? 'GET',
+        headers: { 'content-type': 'application/json' },
+        ...(req.method === 'POST' ? { body: Buffer.concat(chunks) } : {}),
+      }).then(async (answer) => {
+        res.writeHead(answer.status, { 'content-type': 'application/json' }).end(await answer.text());
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    captured: () => held.length,
+    heal: () => {
+      capturing = false;
+    },
+    deliver: async () => {
+      const statuses: number[] = [];
+      for (const body of held.splice(0)) {
+        const answer = await fetch(`${target}/v1/files/apply`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
+        await answer.arrayBuffer();
+        statuses.push(answer.status);
+      }
+      return statuses;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          resolve();
+        });
+      }),
+  };
+}
