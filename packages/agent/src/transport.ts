@@ -52,18 +52,23 @@ export function refuseUntrustedClients(
   });
 }
 
-/** At most one `client_refused` line a second, with how many were left out before it: anyone can knock. */
-function rateLimited(logger: Logger<AgentEvent>, now: () => number): (fields: LogFields) => void {
-  let last = -Infinity;
-  let suppressed = 0;
+/**
+ * At most one `client_refused` line a second per reason, with how many were left out before it: anyone can knock,
+ * and must not flush the journal of applied ops by knocking.
+ */
+function rateLimited(
+  logger: Logger<AgentEvent>,
+  now: () => number,
+): (fields: LogFields & { readonly reason: string }) => void {
+  const reasons = new Map<string, { last: number; suppressed: number }>();
   return (fields) => {
     const at = now();
-    if (at - last < 1000) {
-      suppressed++;
+    const seen = reasons.get(fields.reason);
+    if (seen !== undefined && at - seen.last < 1000) {
+      seen.suppressed++;
       return;
     }
-    logger.warn('client_refused', { ...fields, suppressed });
-    last = at;
-    suppressed = 0;
+    logger.warn('client_refused', { ...fields, suppressed: seen?.suppressed ?? 0 });
+    reasons.set(fields.reason, { last: at, suppressed: 0 });
   };
 }

@@ -46,10 +46,24 @@ describe('parseExpectedKey', () => {
 
 describe('isLoopbackHost', () => {
   it('knows 127.0.0.0/8, ::1 and localhost, and nothing else', () => {
-    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1', 'LOCALHOST']) {
+    const loopback = ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1', 'LOCALHOST'];
+    // A URL writes an IPv4-mapped address in hex.
+    loopback.push(new URL('http://[::ffff:127.0.0.1]:1').hostname, '0:0:0:0:0:0:0:1');
+    for (const host of loopback) {
       assert.equal(isLoopbackHost(host), true, host);
     }
-    for (const host of ['10.0.0.11', '0.0.0.0', '::', '[::]', 'kvm-01', '128.0.0.1', '127.0.0.1.example.com', '']) {
+    const network = [
+      '10.0.0.11',
+      '0.0.0.0',
+      '::',
+      '[::]',
+      'kvm-01',
+      '128.0.0.1',
+      '127.0.0.1.example.com',
+      '',
+      '::ffff:a00:1',
+    ];
+    for (const host of network) {
       assert.equal(isLoopbackHost(host), false, host);
     }
   });
