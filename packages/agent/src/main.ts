@@ -64,8 +64,8 @@ unit_unlisted) and of recovery (logged recovery_failed), and can still be delete
 Transport (listen): HTTPS, TLS 1.3 only, with a self-signed certificate derived from the agent's own key (the same
 bytes at every start: no certificate file). Mutual TLS by default (clientAuth "required"): a client must present the
 certificate of one of trustedKeys (the controller makes it from its own key), or its connection is closed right after
-the handshake, before any HTTP is read (logged client_refused, at most once a second). clientAuth "none" leaves
-that to the signatures. tls: false serves plain HTTP: only on a loopback address (127.0.0.0/8, ::1, localhost)
+the handshake, before any HTTP is read (logged client_refused, at most once a second per reason). clientAuth "none"
+leaves that to the signatures. tls: false serves plain HTTP: only on a loopback address (127.0.0.0/8, ::1, localhost)
 unless allowPlainHttp: true.
 
 Logs are JSON lines on stdout. SIGTERM drains in-flight requests and exits 0.
