@@ -1,11 +1,12 @@
 // Every row of the agent's check table, against a real agent process: the refusal, its code, and nothing applied.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateSigningKey, signEnvelope, writeDirOp, COMMAND_CONTEXT, ANSWER_CONTEXT } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
+import { agentRequestOptions } from './support/tls.js';
 import {
   agentInfo,
   commandPayload,
@@ -310,7 +311,11 @@ function rawPost(
   return new Promise((resolve, reject) => {
     const req = request(
       `${client.url}${path}`,
-      { method: 'POST', headers: { 'content-type': 'application/json', ...headers } },
+      {
+        ...agentRequestOptions(client.url),
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+      },
       (res) => {
         let text = '';
         res.on('data', (chunk: Buffer) => (text += chunk.toString()));

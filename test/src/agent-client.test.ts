@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import { attemptTimeoutMs, createAgentClient, isAgentCallError, type AgentTarget } from '@hostfiles/controller';
 import { generateSigningKey, writeOp } from '@hostfiles/shared';
 import { removeSetup, startAgent, type AgentHandle } from './support/agent-process.js';
+import { fetchAgent } from './support/tls.js';
 
 let agent: AgentHandle;
 let target: AgentTarget;
@@ -18,8 +19,8 @@ before(async () => {
     timeoutMs: 2000,
     retries: 0,
     now: Date.now,
-  }).info(agent.url);
-  target = { uuid: info.hostUuid, url: agent.url, publicKey: info.publicKey };
+  }).info(agent);
+  target = { uuid: info.hostUuid, url: agent.url, publicKey: info.publicKey, certificate: agent.certificate };
 });
 after(async () => {
   await agent.stop();
@@ -69,7 +70,9 @@ test('a host that is down: unreachable after every attempt', async () => {
   const closed = await listen(createServer());
   const url = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
   await new Promise((resolve) => closed.close(resolve));
-  const error = await rejection(client(2).send({ ...target, url }, 'files.list', { types: ['NvRam'] }));
+  const error = await rejection(
+    client(2).send({ ...target, url, certificate: null }, 'files.list', { types: ['NvRam'] }),
+  );
   assert.ok(isAgentCallError(error));
   assert.deepEqual([error.failure, error.details.attempts], ['unreachable', 3]);
 });
@@ -96,7 +99,9 @@ test('timeouts and 5xx are retried with the very same signed bytes', async (t) =
     flaky.close();
   });
   const url = `http://127.0.0.1:${(flaky.address() as AddressInfo).port}`;
-  const error = await rejection(client(2, 300).send({ ...target, url }, 'files.list', { types: ['TpmState'] }));
+  const error = await rejection(
+    client(2, 300).send({ ...target, url, certificate: null }, 'files.list', { types: ['TpmState'] }),
+  );
   assert.ok(isAgentCallError(error));
   assert.deepEqual([error.failure, error.details.status, error.details.attempts], ['refused', 503, 3]);
   assert.equal(bodies.length, 3);
@@ -176,7 +181,9 @@ test('a redirect is never followed: the signed command goes nowhere else', async
     redirecting.close();
   });
   const url = `http://127.0.0.1:${(redirecting.address() as AddressInfo).port}`;
-  const error = await rejection(client().send({ ...target, url }, 'files.list', { types: ['TpmState'] }));
+  const error = await rejection(
+    client().send({ ...target, url, certificate: null }, 'files.list', { types: ['TpmState'] }),
+  );
   assert.ok(isAgentCallError(error));
   assert.deepEqual([error.failure, error.details.status], ['refused', 307]);
   assert.equal(elsewhere, 0);
@@ -192,7 +199,7 @@ test("an attempt's deadline grows with the bytes it moves: a large state is not 
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
       req.on('end', () => {
         setTimeout(() => {
-          void fetch(`${agent.url}${req.url ?? ''}`, { method: 'POST', body: Buffer.concat(chunks) })
+          void fetchAgent(`${agent.url}${req.url ?? ''}`, { method: 'POST', body: Buffer.concat(chunks) })
             .then(async (answer) => {
               res.writeHead(answer.status, { 'content-type': 'application/json' }).end(await answer.text());
             })
@@ -206,12 +213,14 @@ test("an attempt's deadline grows with the bytes it moves: a large state is not 
     slow.close();
   });
   const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
-  const fixed = await rejection(client(0, 200).send({ ...target, url }, 'files.list', { types: ['NvRam'] }));
+  const fixed = await rejection(
+    client(0, 200).send({ ...target, url, certificate: null }, 'files.list', { types: ['NvRam'] }),
+  );
   assert.ok(isAgentCallError(fixed));
   assert.equal(fixed.failure, 'timeout');
   // The same call announcing 8 MiB of work gets 2 s more: it is answered.
   const answer = await client(0, 200).send(
-    { ...target, url },
+    { ...target, url, certificate: null },
     'files.list',
     { types: ['NvRam'] },
     { bytes: 8 * 1024 * 1024 },

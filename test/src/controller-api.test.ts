@@ -13,6 +13,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { signingKeyFromPem, type SigningKey } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import { cleanEnv, CLI, hostfiles } from './support/cli.js';
+import { fetchAgent } from './support/tls.js';
 
 const TOKEN = randomBytes(24).toString('base64url');
 
@@ -228,11 +229,15 @@ interface RemovalReport {
 
 test('hosts, a VM, its TPM and files through the API; removing the TPM deletes its files from the disk', async () => {
   const [a0, a1] = agents as [AgentHandle, AgentHandle];
-  const h0 = await api<{ uuid: string; state: string }>('POST', '/v1/hosts', { name: 'h0', url: a0.url });
+  const h0 = await api<{ uuid: string; state: string }>('POST', '/v1/hosts', {
+    name: 'h0',
+    url: a0.url,
+    expectKey: a0.publicKey,
+  });
   assert.equal(h0.status, 201);
   assert.deepEqual([h0.body.uuid, h0.body.state], [a0.setup.hostUuid, 'Connected'], "the agent's uuid, pinned");
-  assert.equal((await api('POST', '/v1/hosts', { name: 'h1', url: a1.url })).status, 201);
-  assertError(await api('POST', '/v1/hosts', { name: 'h0', url: a1.url }), 409, 'conflict');
+  assert.equal((await api('POST', '/v1/hosts', { name: 'h1', url: a1.url, expectKey: a1.publicKey })).status, 201);
+  assertError(await api('POST', '/v1/hosts', { name: 'h0', url: a1.url, expectKey: a1.publicKey }), 409, 'conflict');
 
   const vm = await api<{ name: string; bootMode: string }>('POST', '/v1/vms', {
     name: 'a',
@@ -492,7 +497,7 @@ test('SIGTERM: stop accepting, finish the request in flight, stop the worker, cl
   const gated: Server = createServer((req, res) => {
     arrived();
     void gate
-      .then(() => fetch(`${a2.url}${req.url ?? ''}`))
+      .then(() => fetchAgent(`${a2.url}${req.url ?? ''}`))
       .then(async (upstream) => {
         res.writeHead(upstream.status, { 'content-type': 'application/json' });
         res.end(await upstream.text());
@@ -505,7 +510,11 @@ test('SIGTERM: stop accepting, finish the request in flight, stop the worker, cl
   });
   const gateUrl = `http://127.0.0.1:${(gated.address() as AddressInfo).port}`;
 
-  const inFlight = api<{ uuid: string }>('POST', '/v1/hosts', { name: 'late', url: gateUrl });
+  const inFlight = api<{ uuid: string }>('POST', '/v1/hosts', {
+    name: 'late',
+    url: gateUrl,
+    expectKey: a2.publicKey,
+  });
   await arrival;
   running.child.kill('SIGTERM');
   await running.waitFor('stopping');

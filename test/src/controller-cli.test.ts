@@ -131,7 +131,9 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
   const cli = (...args: string[]): Promise<Run> => hostfiles(['--db', db, ...args]);
 
   // Hosts
-  for (const [i, agent] of agents.entries()) assert.equal((await cli('host', 'add', `h${i}`, agent.url)).status, 0);
+  for (const [i, agent] of agents.entries()) {
+    assert.equal((await cli('host', 'add', `h${i}`, agent.url, '--expect-key', agent.publicKey)).status, 0);
+  }
   const hosts = json(await cli('host', 'list', '--json')) as { name: string; uuid: string; state: string }[];
   assert.deepEqual(
     hosts.map((h) => [h.name, h.uuid, h.state]),
@@ -140,10 +142,15 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
       ['h1', a1.setup.hostUuid, 'Connected'],
     ],
   );
-  fails(await cli('host', 'add', 'h0', a1.url), 1, /a host named h0 exists already/);
+  fails(await cli('host', 'add', 'h0', a1.url, '--expect-key', a1.publicKey), 1, /a host named h0 exists already/);
   // Bad input is exit 2 wherever it is found, in the arguments or by the flow that reads them.
-  fails(await cli('host', 'add', 'h8', 'kvm-01:7441'), 2, /kvm-01:7441 is not a URL|an agent URL is http or https/);
-  fails(await cli('host', 'add', 'h8', 'not a url'), 2, /not a URL/);
+  for (const url of ['kvm-01:7441', 'not a url']) {
+    fails(
+      await cli('host', 'add', 'h8', url, '--expect-key', a1.publicKey),
+      2,
+      /is not a URL|an agent URL is http or https/,
+    );
+  }
 
   // VMs and TPMs: a (UEFI, no secure boot) on h0, b (legacy) on h1, c without a TPM
   assert.equal((await cli('vm', 'add', 'a', '--host', 'h0', '--uefi')).status, 0);
@@ -211,7 +218,7 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
       ['h1', 'Disconnected'],
     ],
   );
-  fails(await cli('host', 'add', 'h9', a1.url), 1, /cannot reach the agent at/);
+  fails(await cli('host', 'add', 'h9', a1.url, '--expect-key', a1.publicKey), 1, /cannot reach the agent at/);
 
   // The removal: a's files gone, b's pending with its reason, exit 0
   const removal = await cli('tpm', 'remove', 'a', 'b');

@@ -61,6 +61,7 @@ async function fakeHost(fleet: Fleet, name: string, behaviour: 'error' | 'silent
     url: `http://127.0.0.1:${port}`,
     publicKey: key.publicKey,
     keyId: key.keyId,
+    certificate: null,
     state: 'Connected',
     lastSeenAt: Date.now(),
   });
@@ -89,7 +90,9 @@ async function withFaultyFleet(fn: (faulty: Faulty) => Promise<void>): Promise<v
   const fleet = await startFleet(2, { timeoutMs: TIMEOUT_MS, retries: 0 });
   const fakes: FakeHost[] = [];
   try {
-    for (const [i, agent] of fleet.agents.entries()) await addHost(fleet.deps, { name: `host${i}`, url: agent.url });
+    for (const [i, agent] of fleet.agents.entries()) {
+      await addHost(fleet.deps, { name: `host${i}`, url: agent.url, expectKey: agent.publicKey });
+    }
     fakes.push(await fakeHost(fleet, 'broken', 'error'), await fakeHost(fleet, 'silent', 'silent'));
     const [broken, silent] = fakes as [FakeHost, FakeHost];
     await fn({ fleet, broken, silent });

@@ -59,7 +59,7 @@ test('an op that answers io_error may have changed the disk: unknown, its guard 
   await withFleet(0, async (fleet) => {
     const scripted = await scriptedAgent();
     try {
-      await addHost(fleet.deps, { name: 'scripted', url: scripted.url });
+      await addHost(fleet.deps, { name: 'scripted', url: scripted.url, expectKey: scripted.publicKey });
       await addVm(fleet.deps, { name: 'vm', host: 'scripted', bootMode: 'UEFI', secureBoot: false });
       const state = fileState(Buffer.from('vars'));
       scripted.answer(() => ({ status: 'failed', error: { code: 'io_error', message: 'EIO (fsync)' } }));
@@ -96,7 +96,7 @@ test("a guard of a TPM's state holds its key binding back through a removal, unt
     const proxy = await lossyProxy(agent.url);
     try {
       await fleet.store.removeHost(await hostUuid(fleet, 'host0'));
-      await addHost(fleet.deps, { name: 'lossy', url: proxy.url });
+      await addHost(fleet.deps, { name: 'lossy', url: proxy.url, expectKey: agent.publicKey });
       const vm = await addVm(fleet.deps, { name: 'vm', host: 'lossy', bootMode: 'Legacy', secureBoot: false });
       const { tpm } = await addTpm(fleet.deps, 'vm', 'kms');
       const dir = join(roots(fleet, 0).TpmState, vm.uuid);

@@ -43,7 +43,7 @@ async function withFleet(hosts: number, fn: (fleet: Fleet, hosts: Host[]) => Pro
   try {
     const added: Host[] = [];
     for (const [i, agent] of fleet.agents.entries())
-      added.push(await addHost(fleet.deps, { name: `host${i}`, url: agent.url }));
+      added.push(await addHost(fleet.deps, { name: `host${i}`, url: agent.url, expectKey: agent.publicKey }));
     await fn(fleet, added);
   } finally {
     await fleet.close();
@@ -311,7 +311,7 @@ test('CLI: sync, restore and reconcile --apply, as an operator runs them', async
     await agent.stop();
     removeSetup(agent.setup);
   });
-  await ok('host', 'add', 'h0', agent.url);
+  await ok('host', 'add', 'h0', agent.url, '--expect-key', agent.publicKey);
   await ok('vm', 'add', 'a', '--host', 'h0', '--uefi');
   await ok('tpm', 'add', 'a');
   const tpmPath = join(agent.setup.roots.TpmState, 'a', 'tpm2-00.permall');

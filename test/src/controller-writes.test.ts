@@ -143,7 +143,7 @@ test('a write whose answer is lost leaves a guard: it deletes exactly those byte
     const proxy = await lossyProxy(agent.url);
     try {
       await fleet.store.removeHost((await fleet.store.getHostByName('host0'))?.uuid ?? '');
-      await addHost(fleet.deps, { name: 'lossy', url: proxy.url });
+      await addHost(fleet.deps, { name: 'lossy', url: proxy.url, expectKey: agent.publicKey });
       const r = roots(fleet, 0);
       const names = ['a', 'b', 'c'] as const;
       const vars = Object.fromEntries(names.map((vm) => [vm, join(r.NvRam, `${vm}_VARS.fd`)])) as Record<

@@ -76,3 +76,30 @@ test('resolvePrincipal through the real getent: root is 0, a missing user is sai
     error: 'no user named no-such-user-hf on this host',
   });
 });
+
+test('listen: TLS with client certificates by default; plain HTTP only on loopback unless allowed', () => {
+  const defaults = parseConfig({ ...valid, listen: { host: '0.0.0.0', port: 7441 } });
+  assert.ok(defaults.ok);
+  assert.deepEqual(defaults.value.listen, {
+    host: '0.0.0.0',
+    port: 7441,
+    tls: true,
+    clientAuth: 'required',
+    allowPlainHttp: false,
+  });
+  const plain = parseConfig({ ...valid, listen: { host: '10.0.0.11', port: 7441, tls: false }, maxBodyBytes: 1 });
+  assert.ok(!plain.ok);
+  assert.deepEqual(
+    plain.error.map((line) => line.split(':')[0]),
+    ['maxBodyBytes', 'listen.tls'],
+    'reported beside every other problem',
+  );
+  assert.match(plain.error[1] ?? '', /plain HTTP on 10\.0\.0\.11 would carry commands and file contents in clear/);
+  for (const host of ['127.0.0.1', '::1', 'localhost']) {
+    assert.ok(parseConfig({ ...valid, listen: { host, port: 0, tls: false } }).ok, host);
+  }
+  assert.ok(parseConfig({ ...valid, listen: { host: '0.0.0.0', port: 0, tls: false, allowPlainHttp: true } }).ok);
+  const unknown = parseConfig({ ...valid, listen: { host: '::', port: 0, clientAuth: 'optional' } });
+  assert.ok(!unknown.ok);
+  assert.match(unknown.error.join('\n'), /^listen\.clientAuth:/m);
+});

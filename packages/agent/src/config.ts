@@ -1,7 +1,15 @@
 // The agent's configuration file: JSON, validated at once, every problem reported.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { err, isValidRoot, ok, trustedKeyFromBase64, type Result, MAX_CLOCK_SKEW_MS } from '@hostfiles/shared';
+import {
+  err,
+  isLoopbackHost,
+  isValidRoot,
+  ok,
+  trustedKeyFromBase64,
+  type Result,
+  MAX_CLOCK_SKEW_MS,
+} from '@hostfiles/shared';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_CONTENT_BYTES = 128 * 1024 * 1024;
@@ -21,6 +29,22 @@ const rootOwnership = z.strictObject({
 });
 export type RootOwnershipConfig = z.infer<typeof rootOwnership>;
 
+export const CLIENT_AUTH_MODES = ['required', 'none'] as const;
+export type ClientAuth = (typeof CLIENT_AUTH_MODES)[number];
+
+/**
+ * Where and how the agent listens. TLS (with its own key's certificate) unless `tls: false`; with TLS, clients must
+ * present the certificate of a trusted controller key unless `clientAuth: 'none'`. Plain HTTP carries commands and
+ * file contents in clear: only on a loopback address, unless `allowPlainHttp` says the operator means it.
+ */
+const listenSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.int().min(0).max(65535),
+  tls: z.boolean().default(true),
+  clientAuth: z.enum(CLIENT_AUTH_MODES).default('required'),
+  allowPlainHttp: z.boolean().default(false),
+});
+
 const isTrustedKey = (key: string): boolean => {
   try {
     trustedKeyFromBase64(key);
@@ -33,7 +57,7 @@ const isTrustedKey = (key: string): boolean => {
 export const configSchema = z
   .strictObject({
     hostUuid: z.uuid().regex(/^[0-9a-f-]+$/, 'lowercase hex, as commands carry it'),
-    listen: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: z.int().min(0).max(65535) }),
+    listen: listenSchema,
     roots: z.strictObject({ TpmState: absolutePath, NvRam: absolutePath }),
     trustedKeys: z
       .array(z.string().refine(isTrustedKey, 'base64 of a 32-byte Ed25519 public key'))
@@ -54,6 +78,16 @@ export const configSchema = z
     ownership: z.strictObject({ TpmState: rootOwnership.optional(), NvRam: rootOwnership.optional() }).default({}),
   })
   .superRefine((config, ctx) => {
+    const { listen } = config;
+    if (!listen.tls && !listen.allowPlainHttp && !isLoopbackHost(listen.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['listen', 'tls'],
+        message:
+          `plain HTTP on ${listen.host} would carry commands and file contents in clear: keep tls on, listen on a ` +
+          'loopback address, or set listen.allowPlainHttp',
+      });
+    }
     const { TpmState, NvRam } = config.roots;
     const nested = (a: string, b: string): boolean => a === b || a.startsWith(`${b}/`);
     if (nested(TpmState, NvRam) || nested(NvRam, TpmState)) {
@@ -116,7 +150,7 @@ export function parseConfig(json: unknown): Result<AgentConfig, string[]> {
 export function exampleConfig(): AgentConfig {
   return {
     hostUuid: '3f0f7bd4-1c55-4b4e-9d1a-6c2c1e0c9a11',
-    listen: { host: '0.0.0.0', port: 7441 },
+    listen: { host: '0.0.0.0', port: 7441, tls: true, clientAuth: 'required', allowPlainHttp: false },
     roots: { TpmState: '/var/lib/libvirt/swtpm', NvRam: '/var/lib/libvirt/qemu/nvram' },
     trustedKeys: ['<base64 public key printed by `hostfiles init`>'],
     keyFile: '/var/lib/hostfiles-agent/agent.key',

@@ -14,6 +14,7 @@ export const AGENT_EVENTS = [
   'temp_files_removed',
   'state_recovered',
   'key_generated',
+  'client_refused',
   ...STORE_EVENTS,
 ] as const;
 export type AgentEvent = (typeof AGENT_EVENTS)[number];

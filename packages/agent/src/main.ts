@@ -1,18 +1,22 @@
 #!/usr/bin/env node
 // hostfiles-agent: the only module that touches process (argv, signals, exit) or listens.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
+import type { Server as TlsServer } from 'node:tls';
+import { serve, type ServerType } from '@hono/node-server';
 import {
   createLogger,
   generateSigningKey,
+  keyFingerprint,
   trustedKeyFromBase64,
   type Logger,
   type SigningKey,
+  type TrustedKey,
 } from '@hostfiles/shared';
 import { createApp } from './app.js';
-import { exampleConfig, type AgentConfig } from './config.js';
+import { exampleConfig, loadConfig, type AgentConfig } from './config.js';
 import type { AgentEvent } from './deps.js';
 import {
   createFileStore,
@@ -22,7 +26,8 @@ import {
   type RecoveryReport,
 } from './files/index.js';
 import { openReplayJournal } from './journal/replay-journal.js';
-import { preflight } from './preflight.js';
+import { checkKeyFile, preflight } from './preflight.js';
+import { refuseUntrustedClients, tlsServerOptions } from './transport.js';
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 /** How long SIGTERM waits for in-flight requests before giving up. */
@@ -31,7 +36,10 @@ const DRAIN_TIMEOUT_MS = 30_000;
 const USAGE = `Usage:
   hostfiles-agent --config FILE       run the agent (JSON config; see print-config-example)
   hostfiles-agent keygen [--out FILE] make an Ed25519 key: PEM to FILE (mode 0600, never overwritten)
-                                      or to stdout; prints the public key and keyId as JSON
+                                      or to stdout; prints the public key, keyId and fingerprint as JSON
+  hostfiles-agent info --config FILE  print this agent's hostUuid, publicKey, keyId and fingerprint as JSON:
+                                      what the controller's \`host add --expect-key\` takes (publicKey or
+                                      fingerprint), read here on the host, not over the network
   hostfiles-agent print-config-example
                                       print a complete example config (replace trustedKeys and hostUuid)
   hostfiles-agent --version | --help
@@ -52,6 +60,13 @@ in its root, logged (quarantined), listed as a unit, and left for an operator to
 than 16 levels or with more than 10000 entries answers io_error to stat and read, is left out of listings (logged
 unit_unlisted) and of recovery (logged recovery_failed), and can still be deleted. A state is busy while a lock is held on it or a file below it
 (a running swtpm's .lock, a QEMU's NVRAM), as /proc/locks shows: writes and deletes of it answer busy.
+
+Transport (listen): HTTPS, TLS 1.3 only, with a self-signed certificate derived from the agent's own key (the same
+bytes at every start: no certificate file). Mutual TLS by default (clientAuth "required"): a client must present the
+certificate of one of trustedKeys (the controller makes it from its own key), or its connection is closed right after
+the handshake, before any HTTP is read (logged client_refused, at most once a second per reason). clientAuth "none"
+leaves that to the signatures. tls: false serves plain HTTP: only on a loopback address (127.0.0.0/8, ::1, localhost)
+unless allowPlainHttp: true.
 
 Logs are JSON lines on stdout. SIGTERM drains in-flight requests and exits 0.
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.`;
@@ -81,6 +96,9 @@ async function main(argv: readonly string[]): Promise<void> {
       }
       onlyOptions(rest, ['--out'], 'keygen');
       keygen(option(rest, '--out'));
+      return;
+    case 'info':
+      info(option(rest, '--config') ?? '');
       return;
     case '--config':
       await run(option(argv, '--config') ?? '');
@@ -116,8 +134,30 @@ function keygen(out: string | undefined): void {
   if (out === undefined) process.stdout.write(key.pem);
   else writeFileSync(out, key.pem, { mode: 0o600, flag: 'wx' });
   (out === undefined ? process.stderr : process.stdout).write(
-    `${JSON.stringify({ publicKey: key.publicKey, keyId: key.keyId, ...(out === undefined ? {} : { keyFile: out }) })}\n`,
+    `${JSON.stringify({ ...identity(key), ...(out === undefined ? {} : { keyFile: out }) })}\n`,
   );
+}
+
+const identity = (key: SigningKey): { publicKey: string; keyId: string; fingerprint: string } => ({
+  publicKey: key.publicKey,
+  keyId: key.keyId,
+  fingerprint: keyFingerprint(key.publicKey),
+});
+
+/** What the operator hands the controller's `host add --expect-key`, read on the host itself. */
+function info(configPath: string): void {
+  if (configPath === '') throw new UsageError('info needs --config FILE');
+  const loaded = loadConfig(configPath);
+  if (!loaded.ok) throw new UsageError(`invalid config:\n  ${loaded.error.join('\n  ')}`);
+  const config = loaded.value;
+  const key = checkKeyFile(config);
+  if (!key.ok) throw new UsageError(key.error);
+  if (key.value === undefined) {
+    throw new Error(
+      `no key at ${config.keyFile} yet: the agent makes it at its first start (or \`hostfiles-agent keygen --out ${config.keyFile}\`)`,
+    );
+  }
+  process.stdout.write(`${JSON.stringify({ hostUuid: config.hostUuid, ...identity(key.value) }, null, 2)}\n`);
 }
 
 function loadOrCreateKey(
@@ -149,6 +189,42 @@ function logRecovery(logger: Logger<AgentEvent>, recovered: RecoveryReport): voi
   if (recovered.removed > 0) logger.warn('temp_files_removed', { count: recovered.removed });
   // Each also has its own `quarantined` line, with its path.
   if (recovered.quarantined > 0) logger.warn('state_recovered', { quarantined: recovered.quarantined });
+}
+
+/** HTTPS (mutual TLS unless the config says otherwise), or plain HTTP where the config allows it. */
+function listen(
+  app: { readonly fetch: Parameters<typeof serve>[0]['fetch'] },
+  config: AgentConfig,
+  signer: SigningKey,
+  trustedKeys: ReadonlyMap<string, TrustedKey>,
+  logger: Logger<AgentEvent>,
+): ServerType {
+  const { host, port, tls, clientAuth } = config.listen;
+  const onListening = (info: AddressInfo): void => {
+    logger.info('listening', {
+      host: info.address,
+      port: info.port,
+      tls,
+      clientAuth: tls ? clientAuth : 'none',
+      keyId: signer.keyId,
+      fingerprint: keyFingerprint(signer.publicKey),
+      version: VERSION,
+    });
+  };
+  if (!tls) return serve({ fetch: app.fetch, hostname: host, port }, onListening);
+  const server = serve(
+    {
+      fetch: app.fetch,
+      hostname: host,
+      port,
+      createServer: createHttpsServer,
+      serverOptions: tlsServerOptions(signer, clientAuth),
+    },
+    onListening,
+  );
+  // Before the first connection: serve() has only asked to listen.
+  if (clientAuth === 'required') refuseUntrustedClients(server as TlsServer, trustedKeys, logger, Date.now);
+  return server;
 }
 
 async function run(configPath: string): Promise<void> {
@@ -185,12 +261,7 @@ async function run(configPath: string): Promise<void> {
     maxContentBytes: config.maxContentBytes,
     clockSkewMs: config.clockSkewMs,
   });
-  const server = serve(
-    { fetch: app.fetch, hostname: config.listen.host, port: config.listen.port },
-    (info: AddressInfo) => {
-      logger.info('listening', { host: info.address, port: info.port, keyId: signer.keyId, version: VERSION });
-    },
-  );
+  const server = listen(app, config, signer, trustedKeys, logger);
   server.on('error', (error: Error) => {
     process.stderr.write(`hostfiles-agent: cannot listen: ${error.message}\n`);
     process.exit(1);

@@ -55,7 +55,8 @@ function directoryProblem(path: string, what: string): string[] {
   }
 }
 
-function checkKeyFile(config: AgentConfig): Result<SigningKey | undefined, string> {
+/** The agent's key when its file exists (undefined when it is made at first start); refused when unusable. */
+export function checkKeyFile(config: AgentConfig): Result<SigningKey | undefined, string> {
   let pem: string;
   try {
     pem = readFileSync(config.keyFile, 'utf8');

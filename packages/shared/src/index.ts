@@ -11,3 +11,6 @@ export * from './protocol/command.js';
 export * from './util/map-limit.js';
 export * from './util/read-capped.js';
 export * from './protocol/state.js';
+export * from './transport/certificate.js';
+export * from './transport/fingerprint.js';
+export * from './transport/loopback.js';

@@ -1,12 +1,13 @@
 // Starts real agent processes (the built bin) on 127.0.0.1 port 0 over temp roots, and talks to them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { generateSigningKey, type SigningKey } from '@hostfiles/shared';
+import { certificateFor, generateSigningKey, signingKeyFromPem, type SigningKey } from '@hostfiles/shared';
+import { trustAgent } from './tls.js';
 
 const require = createRequire(import.meta.url);
 
@@ -29,11 +30,19 @@ export interface AgentSetup {
   readonly controllerKey: SigningKey;
   /** a directory beside the roots that no test op may ever touch */
   readonly outside: string;
+  readonly keyFile: string;
+  /** HTTPS (the default), or plain HTTP when the config says `listen.tls: false` */
+  readonly tls: boolean;
 }
 
 export interface AgentHandle {
   readonly setup: AgentSetup;
+  /** https://127.0.0.1:PORT (or http:// for a plain-HTTP agent) */
   readonly url: string;
+  /** the agent's key, read from its key file as an operator reads it on the host (`hostfiles-agent info`) */
+  readonly publicKey: string;
+  /** the certificate it presents (derived from its key); null for plain HTTP */
+  readonly certificate: string | null;
   readonly port: number;
   readonly process: ChildProcess;
   readonly lines: string[];
@@ -68,7 +77,8 @@ export function setupAgent(options: SetupOptions = {}): AgentSetup {
     ...options.config,
   };
   writeFileSync(configPath, JSON.stringify(config, null, 2));
-  return { dir, hostUuid, configPath, roots, stateDir, controllerKey, outside };
+  const tls = (config.listen as { tls?: unknown }).tls !== false;
+  return { dir, hostUuid, configPath, roots, stateDir, controllerKey, outside, keyFile: config.keyFile, tls };
 }
 
 /** Starts the agent bin and resolves once it logged `listening`. */
@@ -97,9 +107,16 @@ export async function startAgent(setup: AgentSetup = setupAgent()): Promise<Agen
       reject(new Error(`agent exited (${String(code)}) before listening: ${stderr}`));
     });
   });
+  // Made by the agent at its first start, or earlier by the test.
+  const agentKey = signingKeyFromPem(readFileSync(setup.keyFile, 'utf8'));
+  const url = `${setup.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const certificate = setup.tls ? certificateFor(agentKey) : null;
+  if (certificate !== null) trustAgent(url, certificate, setup.controllerKey);
   return {
     setup,
-    url: `http://127.0.0.1:${port}`,
+    url,
+    publicKey: agentKey.publicKey,
+    certificate,
     port,
     process: child,
     lines,

@@ -17,6 +17,7 @@ import {
   type SigningKey,
   verifyEnvelope,
 } from '@hostfiles/shared';
+import { fetchAgent } from './tls.js';
 
 export interface CommandOptions {
   readonly requestId?: string;
@@ -60,7 +61,7 @@ export async function post(
   body: string | Buffer,
   headers: Record<string, string> = {},
 ): Promise<Reply> {
-  const response = await fetch(`${url}${path}`, {
+  const response = await fetchAgent(`${url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body,
@@ -115,6 +116,6 @@ export async function send<K extends CommandKind>(
 }
 
 export async function agentInfo(url: string): Promise<{ publicKey: string; keyId: string; hostUuid: string }> {
-  const response = await fetch(`${url}/v1/info`);
+  const response = await fetchAgent(`${url}/v1/info`);
   return (await response.json()) as { publicKey: string; keyId: string; hostUuid: string };
 }

@@ -79,11 +79,16 @@ export async function startFleet(hosts: number, options: FleetOptions = {}): Pro
       const setup = setupAgent({
         dir: old.setup.dir,
         controllerKey: key,
-        config: { ...config, listen: { host: '127.0.0.1', port: old.port }, hostUuid: old.setup.hostUuid },
+        config: {
+          ...config,
+          listen: { ...(config?.['listen'] as object | undefined), host: '127.0.0.1', port: old.port },
+          hostUuid: old.setup.hostUuid,
+        },
       });
       agents[i] = await startAgent(setup);
     },
     async close() {
+      await deps.agents.close();
       await Promise.all(agents.map((agent) => agent.stop()));
       await store.close();
       for (const agent of agents) removeSetup(agent.setup);
@@ -107,7 +112,9 @@ export async function withFleet(
   const fleet = await startFleet(hosts, options);
   const ctl: Controller = { deps: fleet.deps };
   try {
-    for (const [i, agent] of fleet.agents.entries()) await addHost(fleet.deps, { name: `host${i}`, url: agent.url });
+    for (const [i, agent] of fleet.agents.entries()) {
+      await addHost(fleet.deps, { name: `host${i}`, url: agent.url, expectKey: agent.publicKey });
+    }
     await fn(fleet, ctl);
   } finally {
     // A controller restarted after a crash has a store of its own.

@@ -103,7 +103,9 @@ function crashingStore(store: Store, point: CrashPoint): Store {
 
 function crashingAgents(agents: AgentClient, point: CrashPoint): AgentClient {
   return {
-    info: (url) => agents.info(url),
+    info: (endpoint) => agents.info(endpoint),
+    certificate: (url) => agents.certificate(url),
+    close: () => agents.close(),
     async send(target, kind, body, options) {
       const answer = await agents.send(target, kind, body, options);
       // The busy probe (files.stat) comes before the journal: only a deletion command is mid-dispatch.
@@ -130,6 +132,7 @@ async function main(plan: CrashPlan): Promise<void> {
   };
   if (plan.flow === REMOVE_TPM) await removeTpms(deps, plan.vms, plan.operationId);
   else await destroyVm(deps, plan.vms[0] ?? '', plan.operationId);
+  await agents.close();
   await store.close();
   process.stdout.write(`the flow ended without reaching ${plan.point}\n`);
   process.exitCode = 3;

@@ -1,7 +1,9 @@
 // A proxy in front of a real agent for fault tests: it passes everything, and on demand loses the answers to
-// files.apply after the agent ran them (the outcome a controller cannot know).
+// files.apply after the agent ran them (the outcome a controller cannot know). It listens on loopback plain HTTP and
+// reaches the agent over its pinned TLS connection.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fetchAgent } from './tls.js';
 
 /** A proxy in front of an agent that passes everything but can lose the answers to writes (after they ran). */
 export async function lossyProxy(
@@ -13,7 +15,7 @@ export async function lossyProxy(
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       void (async () => {
-        const answer = await fetch(`${target}${req.url ?? '/'}`, {
+        const answer = await fetchAgent(`${target}${req.url ?? '/'}`, {
           method: req.method ?? 'GET',
           headers: { 'content-type': 'application/json' },
           ...(req.method === 'POST' ? { body: Buffer.concat(chunks) } : {}),

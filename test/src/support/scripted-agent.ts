@@ -13,8 +13,10 @@ import {
 } from '@hostfiles/shared';
 
 export interface ScriptedAgent {
+  /** plain HTTP on loopback */
   readonly url: string;
   readonly hostUuid: string;
+  readonly publicKey: string;
   /** what each op of the next applies answers */
   answer(result: (op: { type: string; path: string; op: string }) => Pick<ApplyResult, 'status' | 'error'>): void;
   close(): Promise<void>;
@@ -51,6 +53,7 @@ export async function scriptedAgent(): Promise<ScriptedAgent> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     hostUuid,
+    publicKey: key.publicKey,
     answer(result) {
       script = result as () => Pick<ApplyResult, 'status' | 'error'>;
     },

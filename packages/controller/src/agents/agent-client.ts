@@ -12,6 +12,7 @@ import {
   parseEnvelope,
   readCapped,
   signEnvelope,
+  tlsIdentity,
   trustedKeyFromBase64,
   verifyEnvelope,
   type AgentInfo,
@@ -20,11 +21,22 @@ import {
   type CommandKind,
   type SigningKey,
 } from '@hostfiles/shared';
+import type { Agent } from 'undici';
 import { AgentCallError } from './agent-error.js';
+import { createPinnedDispatcher, fetchCertificate, PIN_MISMATCH } from './pinned-tls.js';
 
-export interface AgentTarget {
-  readonly uuid: string;
+/** Where an agent is and how it is trusted on the wire. */
+export interface AgentEndpoint {
   readonly url: string;
+  /**
+   * The agent's pinned certificate (PEM): an https:// URL trusts it alone. Null: plain HTTP (or an https:// URL of a
+   * host added before TLS, checked against the system's CAs).
+   */
+  readonly certificate: string | null;
+}
+
+export interface AgentTarget extends AgentEndpoint {
+  readonly uuid: string;
   /** the agent's public key, pinned when the host was added */
   readonly publicKey: string;
 }
@@ -50,14 +62,21 @@ export interface SendOptions {
 }
 
 export interface AgentClient {
-  info(url: string): Promise<AgentInfo>;
+  /** The agent's /v1/info, over its pinned connection. */
+  info(endpoint: AgentEndpoint): Promise<AgentInfo>;
+  /** The certificate the agent at an https:// URL presents, unverified: what `host add` checks before pinning it. */
+  certificate(url: string): Promise<string>;
   send<K extends CommandKind>(
     target: AgentTarget,
     kind: K,
     body: CommandBody<K>,
     options?: SendOptions,
   ): Promise<AnswerFor<K>>;
+  /** Closes every connection kept open to agents. */
+  close(): Promise<void>;
 }
+
+type FetchDispatcher = NonNullable<RequestInit['dispatcher']>;
 
 /** The slowest transfer, write or read an attempt is given time for, beyond its fixed timeout. */
 export const MIN_BYTES_PER_SECOND = 4 * 1024 * 1024;
@@ -75,11 +94,28 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   const http = ky.create({ retry: 0, throwHttpErrors: true, timeout: false, redirect: 'manual' });
   // Covers the whole attempt, reading the answer's body included.
   const deadline = (bytes = 0): AbortSignal => AbortSignal.timeout(attemptTimeoutMs(options.timeoutMs, bytes));
+  const identity = tlsIdentity(options.key);
+  // One per pinned endpoint, kept for its connections; ky hands `dispatcher` on to fetch.
+  const dispatchers = new Map<string, Agent>();
+  const via = (endpoint: AgentEndpoint): { dispatcher?: FetchDispatcher } => {
+    if (endpoint.certificate === null) return {};
+    if (!endpoint.url.startsWith('https:'))
+      throw new RangeError(`a pinned certificate needs https://, not ${endpoint.url}`);
+    const key = `${endpoint.url}\n${endpoint.certificate}`;
+    let dispatcher = dispatchers.get(key);
+    if (dispatcher === undefined) {
+      dispatcher = createPinnedDispatcher(endpoint.certificate, identity);
+      dispatchers.set(key, dispatcher);
+    }
+    // undici's own Agent; Node's types name the same interface from undici-types.
+    return { dispatcher: dispatcher as unknown as FetchDispatcher };
+  };
 
   return {
-    async info(url) {
+    async info(endpoint) {
+      const { url } = endpoint;
       try {
-        const response = await http.get(`${url}/v1/info`, { signal: deadline() });
+        const response = await http.get(`${url}/v1/info`, { signal: deadline(), ...via(endpoint) });
         const json = JSON.parse(await readLimited(response, MAX_INFO_BYTES, url)) as unknown;
         const parsed = infoSchema.safeParse(json);
         if (!parsed.success)
@@ -88,6 +124,20 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       } catch (error) {
         throw await toCallError(error, url, 'info', 1);
       }
+    },
+
+    async certificate(url) {
+      try {
+        return await fetchCertificate(new URL(url), identity, options.timeoutMs);
+      } catch (error) {
+        throw await toCallError(error, url, 'info', 1);
+      }
+    },
+
+    async close() {
+      const open = [...dispatchers.values()];
+      dispatchers.clear();
+      await Promise.all(open.map((dispatcher) => dispatcher.close()));
     },
 
     async send(target, kind, body, sendOptions = {}) {
@@ -101,6 +151,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
             body: text,
             headers: { 'content-type': 'application/json' },
             signal: deadline(bytes),
+            ...via(target),
           });
           const answer = await readLimited(response, MAX_ANSWER_BYTES, target.uuid, kind);
           return openAnswer(answer, target, kind, command.requestId);
@@ -172,9 +223,35 @@ async function toCallError(
       { cause: error },
     );
   }
-  const reason =
-    error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  const pinFailure = pinFailureOf(cause);
+  if (pinFailure !== undefined) {
+    const message = `TLS: the peer is not the pinned agent (${pinFailure}): ${(cause as Error).message}`;
+    return new AgentCallError('unreachable', host, kind, message, { attempts, pinFailure }, { cause: error });
+  }
+  const reason = cause instanceof Error ? cause.message : String(cause);
   return new AgentCallError('unreachable', host, kind, reason, { attempts }, { cause: error });
+}
+
+/**
+ * The verification codes OpenSSL gives a certificate that does not chain to the pinned one (the only CA), and
+ * ours for one that does but holds another key.
+ */
+const PIN_FAILURES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  PIN_MISMATCH,
+]);
+
+function pinFailureOf(cause: unknown): string | undefined {
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && PIN_FAILURES.has(code) ? code : undefined;
 }
 
 /** A read answer carries file contents; nothing legitimate comes near this. */

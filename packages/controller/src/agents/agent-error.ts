@@ -2,7 +2,7 @@
 import type { CommandKind } from '@hostfiles/shared';
 
 export const AGENT_CALL_FAILURES = [
-  /** no connection, reset, DNS: the host may be down */
+  /** no connection, reset, DNS, or a peer that is not the pinned agent (details.pinFailure): nothing was delivered */
   'unreachable',
   /** no answer within the timeout */
   'timeout',
@@ -20,7 +20,13 @@ export class AgentCallError extends Error {
     readonly host: string,
     readonly kind: CommandKind | 'info',
     message: string,
-    readonly details: { readonly status?: number; readonly agentCode?: string; readonly attempts?: number } = {},
+    readonly details: {
+      readonly status?: number;
+      readonly agentCode?: string;
+      readonly attempts?: number;
+      /** the peer failed the TLS pin (its certificate is not the host's pinned one): the TLS error's code */
+      readonly pinFailure?: string;
+    } = {},
     options?: ErrorOptions,
   ) {
     super(message, options);

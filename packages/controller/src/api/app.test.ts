@@ -132,7 +132,11 @@ test('errors: flows 404/400/409, store conflicts 409 without SQL, agents 502, an
   assert.equal((await send('POST', '/v1/vms/a/tpm', { keyProvider: 'kms' })).status, 201);
   await expect(await send('POST', '/v1/vms/a/tpm', { keyProvider: 'kms' }), 409, 'conflict');
   // Port 1 on loopback: nothing listens, the connection is refused at once.
-  await expect(await send('POST', '/v1/hosts', { name: 'h1', url: 'http://127.0.0.1:1' }), 502, 'agent_unreachable');
+  await expect(
+    await send('POST', '/v1/hosts', { name: 'h1', url: 'http://127.0.0.1:1', trustOnFirstUse: true }),
+    502,
+    'agent_unreachable',
+  );
 
   await store.close();
   const broken = await send('GET', '/v1/hosts');

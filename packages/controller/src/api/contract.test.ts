@@ -47,7 +47,22 @@ test('without agents: inventory, errors of every kind, the outbox of a write who
   assert.deepEqual(expectStatus(await call('GET', '/v1/hosts'), 200), { hosts: [] });
   expectError(await call('POST', '/v1/hosts', { name: 'h' }), 400, 'bad_request');
   expectError(await call('POST', '/v1/hosts', { name: 'h', url: 'ftp://h' }), 400, 'bad_request');
-  expectError(await call('POST', '/v1/hosts', { name: 'h', url: DOWN }), 502, 'agent_unreachable');
+  expectError(await call('POST', '/v1/hosts', { name: 'h', url: DOWN }), 400, 'bad_request');
+  expectError(
+    await call('POST', '/v1/hosts', { name: 'h', url: DOWN, expectKey: '0123456789abcdef' }),
+    400,
+    'bad_request',
+  );
+  expectError(
+    await call('POST', '/v1/hosts', { name: 'h', url: 'http://10.0.0.1:7441', trustOnFirstUse: true }),
+    400,
+    'bad_request',
+  );
+  expectError(
+    await call('POST', '/v1/hosts', { name: 'h', url: DOWN, trustOnFirstUse: true }),
+    502,
+    'agent_unreachable',
+  );
   // Hosts whose agent is down: enough for every flow that needs no answer from one.
   for (const name of ['h0', 'h1']) {
     await store.addHost({
@@ -56,6 +71,7 @@ test('without agents: inventory, errors of every kind, the outbox of a write who
       url: DOWN,
       publicKey: b64('k'.repeat(32)),
       keyId: '0123456789abcdef',
+      certificate: null,
       state: 'Connected',
       lastSeenAt: null,
     });
@@ -198,14 +214,21 @@ test('with real agents: adopt, sync, move, restore, writes, busy state, reconcil
   agents.push(...(await Promise.all(['h0', 'h1'].map((name) => startLocalAgent(dir, name, key.publicKey)))));
   const [a0, a1] = agents as [LocalAgent, LocalAgent];
 
+  const mismatch = { name: 'h0', url: a0.url, expectKey: a1.publicKey };
+  expectError(await call('POST', '/v1/hosts', mismatch), 409, 'host_key_mismatch');
   for (const agent of agents) {
     const host = expectStatus(
-      await call<{ uuid: string }>('POST', '/v1/hosts', { name: agent.name, url: agent.url }),
+      await call<{ uuid: string; certificate: string }>('POST', '/v1/hosts', {
+        name: agent.name,
+        url: agent.url,
+        expectKey: agent.publicKey,
+      }),
       201,
     );
     assert.equal(host.uuid, agent.hostUuid, "the agent's uuid, pinned");
+    assert.match(host.certificate, /^-----BEGIN CERTIFICATE-----/, 'and its certificate');
   }
-  expectError(await call('POST', '/v1/hosts', { name: 'h0', url: a1.url }), 409, 'conflict');
+  expectError(await call('POST', '/v1/hosts', { name: 'h0', url: a1.url, expectKey: a1.publicKey }), 409, 'conflict');
 
   // libvirt made web's state on h0: a vTPM directory and an NVRAM file, where its layout puts them.
   const web = randomUUID();

@@ -11,6 +11,7 @@ export const API_ERROR_CODES = [
   'conflict',
   'busy',
   'host_key_changed',
+  'host_key_mismatch',
   'too_large',
   'agent_unreachable',
   'agent_refused',
@@ -28,6 +29,7 @@ export const API_ERROR_STATUS: Readonly<Record<ApiErrorCode, ApiErrorStatus>> = 
   conflict: 409,
   busy: 409,
   host_key_changed: 409,
+  host_key_mismatch: 409,
   too_large: 413,
   agent_unreachable: 502,
   agent_refused: 502,
@@ -68,6 +70,7 @@ const FLOW_CODES: Readonly<Record<FlowError['code'], ApiErrorCode>> = {
   busy: 'busy',
   unavailable: 'agent_unreachable',
   host_key_changed: 'host_key_changed',
+  host_key_mismatch: 'host_key_mismatch',
 };
 
 // 'io' and 'schema_too_new' are the controller's own trouble: they stay internal.

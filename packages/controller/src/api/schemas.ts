@@ -15,7 +15,14 @@ const domainUuid = z
 
 export const newHostBody = z.strictObject({
   name,
+  /** https:// (agents serve TLS by default); http:// only on loopback unless allowPlainHttp */
   url: z.string().min(1).max(2048),
+  /** the agent's base64 public key or its sha256:<64 hex> fingerprint, as `hostfiles-agent info` prints it */
+  expectKey: z.string().min(1).max(200).optional(),
+  /** pin whatever key the agent presents (needed when expectKey is absent) */
+  trustOnFirstUse: z.boolean().optional(),
+  /** http:// to an address that is not loopback */
+  allowPlainHttp: z.boolean().optional(),
 });
 
 export const newVmBody = z.strictObject({

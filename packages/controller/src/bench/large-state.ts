@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   const bare = await startWorker(['serve', join(dir, 'bare')]);
   try {
     const db = join(dir, 'hostfiles.db');
-    await setup(db, key, agent.url);
+    await setup(db, key, agent);
     const nvram = join(agent.roots.NvRam, 'arm_VARS.fd');
     const ours: Record<Step, Sample[]> = { write: [], sync: [], restore: [] };
     const base: Record<'upload' | 'download', Sample[]> = { upload: [], download: [] };
@@ -65,7 +65,11 @@ async function main(): Promise<void> {
   }
 }
 
-async function setup(db: string, key: ReturnType<typeof generateSigningKey>, url: string): Promise<void> {
+async function setup(
+  db: string,
+  key: ReturnType<typeof generateSigningKey>,
+  agent: { readonly url: string; readonly publicKey: string },
+): Promise<void> {
   const store = await createSqliteStore(db);
   const deps = {
     store,
@@ -77,8 +81,9 @@ async function setup(db: string, key: ReturnType<typeof generateSigningKey>, url
     retryBaseMs: 5000,
     retryMaxMs: 600_000,
   };
-  await addHost(deps, { name: 'host-0', url });
+  await addHost(deps, { name: 'host-0', url: agent.url, expectKey: agent.publicKey });
   await addVm(deps, { name: 'arm', host: 'host-0', bootMode: 'UEFI', secureBoot: true });
+  await deps.agents.close();
   await store.close();
 }
 

@@ -65,6 +65,7 @@ async function flow([step, db, keyFile, source, target]: readonly string[]): Pro
       if (report.files.some((f) => f.status !== 'written')) throw new Error('restore failed');
     }
   } finally {
+    await deps.agents.close();
     await store.close();
   }
 }

@@ -98,7 +98,7 @@ async function flowRound(
     retryMaxMs: 600_000,
   };
   try {
-    for (const agent of agents) await addHost(deps, { name: agent.name, url: agent.url });
+    for (const agent of agents) await addHost(deps, { name: agent.name, url: agent.url, expectKey: agent.publicKey });
     const names: string[] = [];
     const perHost = new Map<number, { vm: string; vmUuid: string; type: 'TpmState' | 'NvRam'; path: string }[]>();
     for (let i = 0; i < VMS; i++) {
@@ -155,6 +155,7 @@ async function flowRound(
     if (report.pending.length > 0) throw new Error(`${report.pending.length} deletions unconfirmed`);
     return { ms, commands: report.commands, paths };
   } finally {
+    await deps.agents.close();
     await store.close();
   }
 }

@@ -1,6 +1,6 @@
 // What a running command is handed: the output, and the database, key and agents opened only when it asks.
 import { statSync } from 'node:fs';
-import { createAgentClient } from '../agents/index.js';
+import { createAgentClient, type AgentClient } from '../agents/index.js';
 import { FLOW_SETTINGS, type ControllerPaths } from '../config.js';
 import { createVmQueue, type FlowDeps } from '../flows/index.js';
 import { createSqliteStore, isStoreError, type Store } from '../store/index.js';
@@ -20,7 +20,7 @@ export interface ContextOptions {
 
 export interface OpenedContext {
   readonly ctx: CommandContext;
-  /** clears the progress line and closes the database if it was opened; always awaited by the runner */
+  /** clears the progress line, closes agent connections and the database if opened; always awaited by the runner */
   readonly close: () => Promise<void>;
 }
 
@@ -28,6 +28,7 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
   const { io, paths } = options;
   let store: Promise<Store> | undefined;
   let deps: Promise<FlowDeps> | undefined;
+  let agents: AgentClient | undefined;
   const progress = io.stderrIsTty ? createProgress(io.stderr) : undefined;
 
   const ctx: CommandContext = {
@@ -46,7 +47,7 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
   async function openFlows(): Promise<FlowDeps> {
     // The key first: a bad key file is refused before the database is even opened.
     const key = loadControllerKey(paths.key);
-    const agents = createAgentClient({
+    agents = createAgentClient({
       key,
       timeoutMs: FLOW_SETTINGS.agentTimeoutMs,
       retries: FLOW_SETTINGS.agentRetries,
@@ -69,6 +70,7 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
     ctx,
     close: async () => {
       progress?.finish();
+      await agents?.close();
       if (store === undefined) return;
       // A store that failed to open has nothing to close; its error was already thrown to the command.
       const opened = await store.catch(() => undefined);

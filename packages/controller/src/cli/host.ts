@@ -1,22 +1,61 @@
 // `hostfiles host add|list|remove|check`.
-import { mapLimit } from '@hostfiles/shared';
+import { keyFingerprint, mapLimit, parseExpectedKey } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
-import { addHost, checkHost, isFlowError, type FlowDeps } from '../flows/index.js';
+import { addHost, checkHost, isFlowError, setHostUrl, type FlowDeps } from '../flows/index.js';
 import { isStoreError, type Host } from '../store/index.js';
 import { firstArg, type Command } from './command.js';
-import { CliError } from './errors.js';
+import { CliError, UsageError } from './errors.js';
 import { findHost } from './lookup.js';
 import { formatTime, table } from './output.js';
 
+const transport = (host: Host): string =>
+  host.certificate !== null ? 'tls pinned' : host.url.startsWith('https:') ? 'tls (system CAs)' : 'plain http';
 const hostRow = (host: Host): string[] => [
   host.name,
   host.state,
   host.url,
+  transport(host),
   host.uuid,
   host.keyId,
   formatTime(host.lastSeenAt),
 ];
-const HOST_HEADERS = ['NAME', 'STATE', 'URL', 'UUID', 'AGENT KEY', 'LAST SEEN'];
+const HOST_HEADERS = ['NAME', 'STATE', 'URL', 'TRANSPORT', 'UUID', 'AGENT KEY', 'LAST SEEN'];
+
+const pinned = (host: Host): string =>
+  `agent key ${keyFingerprint(host.publicKey)} pinned` +
+  (host.certificate !== null ? ', with its TLS certificate' : ', over plain HTTP (no TLS)');
+
+const HOST_ADD_HINT = 'see `hostfiles host add --help`';
+
+/** Which key to pin is the operator's to say: an expected key, or trust on first use asked for by name. */
+function checkTrust(expectKey: string | undefined, trustOnFirstUse: boolean): void {
+  if (expectKey !== undefined && trustOnFirstUse) {
+    throw new UsageError('--expect-key and --trust-on-first-use exclude each other', HOST_ADD_HINT);
+  }
+  if (expectKey === undefined && !trustOnFirstUse) {
+    throw new UsageError(
+      "host add needs --expect-key KEY (the agent's public key or sha256:… fingerprint: run `hostfiles-agent info " +
+        '--config FILE` on the host), or --trust-on-first-use to pin whatever key answers',
+      HOST_ADD_HINT,
+    );
+  }
+  if (expectKey !== undefined) {
+    const parsed = parseExpectedKey(expectKey);
+    if (!parsed.ok) throw new UsageError(`--expect-key: ${parsed.error}`, HOST_ADD_HINT);
+  }
+}
+
+function warnFirstUse(stderr: (text: string) => void, host: Host): void {
+  const fingerprint = keyFingerprint(host.publicKey);
+  stderr(
+    [
+      `hostfiles: WARNING: host ${host.name}: its agent's key was trusted on first use, checked against nothing.`,
+      `hostfiles: WARNING: pinned ${fingerprint}`,
+      `hostfiles: WARNING: on ${host.name}, \`hostfiles-agent info --config FILE\` must print this fingerprint; if it`,
+      `hostfiles: WARNING: does not, something else answered for the agent: \`hostfiles host remove ${host.name}\` now.`,
+    ].join('\n') + '\n',
+  );
+}
 
 export const HOST_COMMANDS: readonly Command[] = [
   {
@@ -25,15 +64,40 @@ export const HOST_COMMANDS: readonly Command[] = [
       { name: 'NAME', arity: 'one' },
       { name: 'URL', arity: 'one' },
     ],
-    flags: [],
-    summary: "add a host: fetch its agent's /v1/info and pin the agent's key and host uuid",
-    details: "URL is the agent's base URL, e.g. http://kvm-01:7441. The agent must answer now.",
+    flags: [
+      {
+        name: 'expect-key',
+        value: 'KEY',
+        help: "the agent's public key (base64) or sha256:… fingerprint, as `hostfiles-agent info` prints it on the host",
+      },
+      { name: 'trust-on-first-use', help: 'pin whatever key the agent presents, checked against nothing (loudly)' },
+      { name: 'allow-plain-http', help: 'allow an http:// URL that is not loopback (state and commands in clear)' },
+    ],
+    summary: "add a host: pin its agent's key, host uuid and TLS certificate",
+    details: [
+      "URL is the agent's base URL, e.g. https://kvm-01:7441. The agent must answer now, and trust this controller's",
+      'key (its trustedKeys): it closes TLS connections from any other.',
+      '--expect-key KEY: the key read on the host (`hostfiles-agent info --config FILE`). The certificate the agent',
+      'presents, the key its /v1/info names and KEY must be one key, or the host is refused and nothing is stored.',
+      'A 16-hex keyId is refused: too short to pin a key.',
+      '--trust-on-first-use instead pins whatever the agent presents, and prints the fingerprint to check on the host.',
+      'http:// is for loopback agents; to another address only with --allow-plain-http.',
+    ].join('\n'),
     async run(ctx, input) {
       const [name = '', url = ''] = input.args;
+      const expectKey = input.string('expect-key');
+      const trustOnFirstUse = input.bool('trust-on-first-use');
+      checkTrust(expectKey, trustOnFirstUse);
       const deps = await ctx.flows();
       let host: Host;
       try {
-        host = await addHost(deps, { name, url });
+        host = await addHost(deps, {
+          name,
+          url,
+          ...(expectKey === undefined ? {} : { expectKey }),
+          trustOnFirstUse,
+          allowPlainHttp: input.bool('allow-plain-http'),
+        });
       } catch (error) {
         if (isAgentCallError(error)) {
           throw new CliError(`cannot reach the agent at ${url}: ${error.failure}: ${error.message}`, { cause: error });
@@ -41,7 +105,29 @@ export const HOST_COMMANDS: readonly Command[] = [
         if (isStoreError(error, 'conflict')) throw await hostConflict(deps, name, error);
         throw error;
       }
-      ctx.print(host, () => `added host ${host.name} (${host.uuid}) at ${host.url}; agent key ${host.keyId} pinned`);
+      if (trustOnFirstUse) warnFirstUse(ctx.io.stderr, host);
+      ctx.print(host, () => `added host ${host.name} (${host.uuid}) at ${host.url}; ${pinned(host)}`);
+    },
+  },
+  {
+    words: ['host', 'set-url'],
+    args: [
+      { name: 'NAME', arity: 'one' },
+      { name: 'URL', arity: 'one' },
+    ],
+    flags: [
+      { name: 'allow-plain-http', help: 'allow an http:// URL that is not loopback (state and commands in clear)' },
+    ],
+    summary: "point a host at another URL (e.g. https:// once its agent serves TLS), pinning the agent's certificate",
+    details: [
+      'The agent at URL must hold the key and host uuid pinned for the host: its certificate is then pinned.',
+      'Hosts added before TLS have an http:// URL and no certificate: this moves them to https://.',
+    ].join('\n'),
+    async run(ctx, input) {
+      const [name = '', url = ''] = input.args;
+      const deps = await ctx.flows();
+      const host = await setHostUrl(deps, name, { url, allowPlainHttp: input.bool('allow-plain-http') });
+      ctx.print(host, () => `host ${host.name} is now at ${host.url}; ${pinned(host)}`);
     },
   },
   {

@@ -1,8 +1,10 @@
 // `hostfiles serve`: the HTTP API for the cloud platform, the retry worker and health checks, until SIGTERM or SIGINT.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { createLogger, type Logger } from '@hostfiles/shared';
+import { createLogger, isLoopbackHost, type Logger, type TlsIdentity } from '@hostfiles/shared';
 import type { Hono } from 'hono';
 import { createApiApp, type ApiEvent } from '../api/index.js';
 import { createRetryWorker, resumeOperations, type FlowDeps, type RetryWorker } from '../flows/index.js';
@@ -32,6 +34,12 @@ export const SERVE_COMMANDS: readonly Command[] = [
         required: true,
         help: `the API's bearer token: one line, at least ${MIN_TOKEN_LENGTH} characters, the file mode 0600`,
       },
+      { name: 'tls-cert', value: 'FILE', help: 'serve HTTPS with this certificate (PEM; with --tls-key)' },
+      { name: 'tls-key', value: 'FILE', help: 'the private key of --tls-cert (PEM, the file mode 0600)' },
+      {
+        name: 'allow-plain-http',
+        help: 'serve plain HTTP on an address that is not loopback (the bearer token would cross in clear)',
+      },
       {
         name: 'health-interval-ms',
         value: 'MS',
@@ -44,6 +52,8 @@ export const SERVE_COMMANDS: readonly Command[] = [
       "drains a host's pending deletions as soon as it reconnects, and retries the others when due.",
       'The API is under /v1 and described at /v1/openapi.json; every route but GET /v1/health needs',
       '`Authorization: Bearer TOKEN`. The token is read from --token-file only (never argv or environment).',
+      'HTTPS with --tls-cert and --tls-key (TLS 1.2 or later). Plain HTTP only on a loopback address, unless',
+      '--allow-plain-http: the bearer token and VM state would cross the network in clear.',
       'Logs are JSON lines on stdout; once listening: {"event":"listening","port":N,...}.',
       'SIGTERM or SIGINT: stop accepting, finish the requests in flight, stop the worker, close the database, exit 0.',
     ].join('\n'),
@@ -52,6 +62,14 @@ export const SERVE_COMMANDS: readonly Command[] = [
       const stop = ctx.io.stopSignal?.();
       const address = parseListen(input.string('listen') ?? DEFAULT_LISTEN);
       const healthIntervalMs = parseInterval(input.string('health-interval-ms'));
+      const tls = loadTls(input.string('tls-cert'), input.string('tls-key'));
+      if (tls === undefined && !isLoopbackHost(address.host) && !input.bool('allow-plain-http')) {
+        throw new UsageError(
+          `plain HTTP on ${address.host} would send the bearer token and VM state in clear: give --tls-cert and ` +
+            '--tls-key, listen on a loopback address, or --allow-plain-http',
+          HINT,
+        );
+      }
       const token = loadToken(input.required('token-file'));
       const deps = await ctx.flows();
       const logger = createLogger<ServeEvent>({ write: ctx.io.stdout });
@@ -63,7 +81,7 @@ export const SERVE_COMMANDS: readonly Command[] = [
       }
       const worker = startWorker(deps, healthIntervalMs, logger);
       try {
-        await serveUntil(stop, createApiApp({ flows: deps, token, logger }), address, logger);
+        await serveUntil(stop, createApiApp({ flows: deps, token, logger }), { ...address, tls }, logger);
       } finally {
         await worker.stop();
       }
@@ -117,7 +135,7 @@ async function serveUntil(
     closingWhen(app, () => stopping),
     address,
   );
-  logger.info('listening', { host: address.host, port });
+  logger.info('listening', { host: address.host, port, tls: address.tls !== undefined });
   await aborted(stop);
   stopping = true;
   logger.info('stopping', { signal: String(stop?.reason) });
@@ -127,6 +145,8 @@ async function serveUntil(
 interface ListenAddress {
   readonly host: string;
   readonly port: number;
+  /** HTTPS with this certificate and key; plain HTTP without */
+  readonly tls?: TlsIdentity | undefined;
 }
 
 /** HOST:PORT, [IPv6]:PORT */
@@ -149,26 +169,55 @@ function parseInterval(value: string | undefined): number {
   return ms;
 }
 
-/** The bearer token: its file must be the owner's alone, checked on the very file read (no swap in between). */
-function loadToken(path: string): string {
-  let text: string;
+/** The API's certificate and key, both or neither; the key file must be the owner's alone, as the token's. */
+function loadTls(certPath: string | undefined, keyPath: string | undefined): TlsIdentity | undefined {
+  if (certPath === undefined && keyPath === undefined) return undefined;
+  if (certPath === undefined || keyPath === undefined)
+    throw new UsageError('--tls-cert and --tls-key go together', HINT);
+  const cert = readOwnFile(certPath, 'TLS certificate', false);
+  const key = readOwnFile(keyPath, 'TLS key', true);
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(cert);
+  } catch {
+    throw new CliError(`${certPath} is not a PEM certificate`);
+  }
+  try {
+    if (!certificate.checkPrivateKey(createPrivateKey(key))) {
+      throw new CliError(`the key in ${keyPath} is not the key of the certificate in ${certPath}`);
+    }
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`${keyPath} is not a PEM private key`);
+  }
+  return { cert, key };
+}
+
+/** A file's text, read from the descriptor that was checked (no swap in between); `secret`: the owner's alone. */
+function readOwnFile(path: string, what: string, secret: boolean): string {
   let fd: number | undefined;
   try {
     fd = openSync(path, 'r');
     const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new CliError(`the token file ${path} is not a file`);
-    if ((stat.mode & 0o077) !== 0) {
-      throw new CliError(`the token file ${path} is open to group or others: chmod 600 it`);
+    if (!stat.isFile()) throw new CliError(`the ${what} file ${path} is not a file`);
+    if (secret && (stat.mode & 0o077) !== 0) {
+      throw new CliError(`the ${what} file ${path} is open to group or others: chmod 600 it`);
     }
-    text = readFileSync(fd, 'utf8');
+    return readFileSync(fd, 'utf8');
   } catch (error) {
     if (error instanceof CliError) throw error;
     const code = (error as NodeJS.ErrnoException).code ?? String(error);
-    if (code === 'ENOENT') throw new CliError(`no token file at ${path}`);
-    throw new CliError(`cannot read the token file ${path}: ${code}`);
+    throw new CliError(
+      code === 'ENOENT' ? `no ${what} file at ${path}` : `cannot read the ${what} file ${path}: ${code}`,
+    );
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/** The bearer token: its file must be the owner's alone, checked on the very file read (no swap in between). */
+function loadToken(path: string): string {
+  const text = readOwnFile(path, 'token', true);
   const token = text.trim();
   if (token === '') throw new CliError(`the token file ${path} is empty`);
   if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) {
@@ -203,10 +252,24 @@ function listen(fetch: Fetch, address: ListenAddress): Promise<{ server: ServerT
     const onError = (error: NodeJS.ErrnoException): void => {
       reject(new CliError(`cannot listen on ${address.host}:${address.port}: ${error.code ?? error.message}`));
     };
-    const server = serve({ fetch, hostname: address.host, port: address.port }, (info: AddressInfo) => {
+    const onListening = (info: AddressInfo): void => {
       server.off('error', onError);
       resolve({ server, port: info.port });
-    });
+    };
+    const { host: hostname, port, tls } = address;
+    const server =
+      tls === undefined
+        ? serve({ fetch, hostname, port }, onListening)
+        : serve(
+            {
+              fetch,
+              hostname,
+              port,
+              createServer: createHttpsServer,
+              serverOptions: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' },
+            },
+            onListening,
+          );
     server.once('error', onError);
   });
 }

@@ -46,6 +46,7 @@ export async function runDemo(print: (line: string) => void): Promise<DemoResult
   const dir = mkdtempSync(join(tmpdir(), 'hostfiles-demo-'));
   const key = generateSigningKey();
   const agents: LocalAgent[] = [];
+  const client = createAgentClient({ key, timeoutMs: 2000, retries: 1, now: Date.now, backoffMs: 100 });
   let store: Store | undefined;
   try {
     print(`demo directory ${dir}; controller key ${key.keyId}`);
@@ -53,7 +54,7 @@ export async function runDemo(print: (line: string) => void): Promise<DemoResult
     store = await createSqliteStore(join(dir, 'hostfiles.db'));
     const deps: FlowDeps = {
       store,
-      agents: createAgentClient({ key, timeoutMs: 2000, retries: 1, now: Date.now, backoffMs: 100 }),
+      agents: client,
       queue: createVmQueue(),
       now: Date.now,
       random: Math.random,
@@ -62,8 +63,8 @@ export async function runDemo(print: (line: string) => void): Promise<DemoResult
       retryMaxMs: 2000,
     };
     for (const agent of agents) {
-      const host = await addHost(deps, { name: agent.name, url: agent.url });
-      print(`host ${host.name} added at ${host.url}, agent key ${host.keyId} pinned`);
+      const host = await addHost(deps, { name: agent.name, url: agent.url, expectKey: agent.publicKey });
+      print(`host ${host.name} added at ${host.url}, agent key ${host.keyId} and its TLS certificate pinned`);
     }
     const uuids = await provision(deps, agents, print);
 
@@ -100,6 +101,7 @@ export async function runDemo(print: (line: string) => void): Promise<DemoResult
     await worker.stop();
     return { ok: await verify(deps.store, agents, uuids, print) };
   } finally {
+    await client.close();
     await store?.close();
     await Promise.all(agents.map((agent) => agent.stop()));
     rmSync(dir, { recursive: true, force: true });

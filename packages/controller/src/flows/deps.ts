@@ -27,7 +27,8 @@ export interface ProgressEvent {
 
 /**
  * `busy`: a running swtpm or QEMU holds the state (stop the VM, or force where offered). `unavailable`: a host did
- * not answer in a way that says what happened.
+ * not answer in a way that says what happened. `host_key_changed`: a pinned host answers with another key or TLS
+ * certificate. `host_key_mismatch`: an agent being pinned does not hold the key expected.
  */
 export const FLOW_ERROR_CODES = [
   'not_found',
@@ -36,6 +37,7 @@ export const FLOW_ERROR_CODES = [
   'busy',
   'unavailable',
   'host_key_changed',
+  'host_key_mismatch',
 ] as const;
 export type FlowErrorCode = (typeof FLOW_ERROR_CODES)[number];
 

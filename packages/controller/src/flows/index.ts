@@ -8,11 +8,10 @@ export {
 } from './deps.js';
 export { createVmQueue, type VmQueue } from './vm-queue.js';
 export { deleteOnHosts, type HostReport, type FileOutcome } from './dispatch.js';
+export { addHost, checkHost, setHostUrl, type NewHostInput } from './hosts.js';
 export {
-  addHost,
   addTpm,
   addVm,
-  checkHost,
   moveVm,
   resolveHost,
   writeFile,

@@ -15,49 +15,6 @@ export async function resolveHost(deps: FlowDeps, ref: string): Promise<Host> {
   return host;
 }
 
-/** Fetches the agent's info and pins its key and host uuid. */
-export async function addHost(deps: FlowDeps, input: { readonly name: string; readonly url: string }): Promise<Host> {
-  let url: URL;
-  try {
-    url = new URL(input.url);
-  } catch {
-    throw new FlowError('bad_input', `${input.url} is not a URL`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw new FlowError('bad_input', 'an agent URL is http or https');
-  const base = url.origin;
-  const info = await deps.agents.info(base);
-  return deps.store.addHost({
-    uuid: info.hostUuid,
-    name: input.name,
-    url: base,
-    publicKey: info.publicKey,
-    keyId: info.keyId,
-    state: 'Connected',
-    lastSeenAt: deps.now(),
-  });
-}
-
-/** A health check: Connected when the agent answers with the pinned key and uuid; a changed key is refused loudly. */
-export async function checkHost(deps: FlowDeps, host: Host): Promise<Host['state']> {
-  let state: Host['state'] = 'Disconnected';
-  try {
-    const info = await deps.agents.info(host.url);
-    if (info.publicKey !== host.publicKey || info.hostUuid !== host.uuid) {
-      await deps.store.setHostState(host.uuid, 'Disconnected');
-      throw new FlowError(
-        'host_key_changed',
-        `host ${host.name} answers with another key or uuid than the one pinned: refusing it`,
-      );
-    }
-    state = 'Connected';
-  } catch (error) {
-    if (error instanceof FlowError) throw error;
-  }
-  await deps.store.setHostState(host.uuid, state, state === 'Connected' ? deps.now() : undefined);
-  return state;
-}
-
 export interface NewVmInput {
   readonly name: string;
   readonly host: string;

@@ -2,7 +2,7 @@
 // comes back is drained at once, and due deletions are retried whenever their backoff has passed.
 import { mapLimit } from '@hostfiles/shared';
 import type { FlowDeps } from './deps.js';
-import { checkHost } from './inventory.js';
+import { checkHost } from './hosts.js';
 import { retryPendingDeletions, type RetryReport } from './retry.js';
 
 export interface RetryWorkerOptions {

@@ -1,4 +1,5 @@
-// Real agent processes on loopback over temporary roots, for the demo and the benchmark.
+// Real agent processes on loopback over temporary roots, for the demo and the benchmark: HTTPS with mutual TLS, as
+// agents run by default.
 // The controller never imports the agent: it runs the agent's built bin as a separate program.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -6,11 +7,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { generateSigningKey } from '@hostfiles/shared';
 
 export interface LocalAgent {
   readonly name: string;
   readonly hostUuid: string;
   readonly roots: { readonly TpmState: string; readonly NvRam: string };
+  /** the agent's key (base64), known here as an operator reads it on the host: what `host add` expects */
+  readonly publicKey: string;
   url: string;
   readonly running: () => boolean;
   /** the agent process's pid while it runs (the benchmark reads its memory) */
@@ -50,6 +54,9 @@ export async function startLocalAgent(dir: string, name: string, controllerPubli
   for (const root of Object.values(roots)) mkdirSync(root, { recursive: true });
   const hostUuid = randomUUID();
   const configPath = join(home, 'agent.json');
+  // Made here rather than at the agent's first start, so that its key is known without asking the agent.
+  const agentKey = generateSigningKey();
+  writeFileSync(join(home, 'agent.key'), agentKey.pem, { mode: 0o600, flag: 'wx' });
   const write = (port: number): void => {
     const config = {
       hostUuid,
@@ -85,7 +92,8 @@ export async function startLocalAgent(dir: string, name: string, controllerPubli
     name,
     hostUuid,
     roots,
-    url: `http://127.0.0.1:${port}`,
+    publicKey: agentKey.publicKey,
+    url: `https://127.0.0.1:${port}`,
     running: () => child !== undefined && child.exitCode === null && child.signalCode === null,
     pid: () => (agent.running() ? child?.pid : undefined),
     async stop() {

@@ -17,6 +17,7 @@ describe('inventory', () => {
       url: 'http://h1:7300',
       publicKey: 'pk',
       keyId: '0011223344556677',
+      certificate: null,
       state: 'Connected',
       lastSeenAt: null,
       createdAt: 5,
@@ -33,6 +34,13 @@ describe('inventory', () => {
     await store.setHostState(h1, 'Disconnected');
     assert.equal((await store.getHost(h1))?.lastSeenAt, 77);
     await assert.rejects(store.setHostState('nope', 'Connected'), notFound);
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    await store.setHostEndpoint(h1, 'https://h1:7441', pem);
+    assert.deepEqual(
+      [(await store.getHost(h1))?.url, (await store.getHost(h1))?.certificate, (await store.getHost(h1))?.publicKey],
+      ['https://h1:7441', pem, 'pk'],
+    );
+    await assert.rejects(store.setHostEndpoint('nope', 'https://x', null), notFound);
     await store.removeHost(h2);
     await assert.rejects(store.removeHost(h2), notFound);
   });

@@ -19,17 +19,19 @@ interface HostRow {
   url: string;
   public_key: string;
   key_id: string;
+  certificate: string | null;
   state: HostState;
   last_seen_at: number | null;
   created_at: number;
 }
-const HOST = 'SELECT uuid, name, url, public_key, key_id, state, last_seen_at, created_at FROM hosts';
+const HOST = 'SELECT uuid, name, url, public_key, key_id, certificate, state, last_seen_at, created_at FROM hosts';
 const toHost = (r: HostRow): Host => ({
   uuid: r.uuid,
   name: r.name,
   url: r.url,
   publicKey: r.public_key,
   keyId: r.key_id,
+  certificate: r.certificate,
   state: r.state,
   lastSeenAt: r.last_seen_at,
   createdAt: r.created_at,
@@ -118,11 +120,11 @@ export function inventoryReads({ sql }: Context) {
 export function inventoryWrites({ sql, now }: Context) {
   const reads = inventoryReads({ sql, now });
   return {
-    addHost: async ({ uuid, name, url, publicKey, keyId, state, lastSeenAt }) => {
-      const host: Host = { uuid, name, url, publicKey, keyId, state, lastSeenAt, createdAt: now() };
+    addHost: async ({ uuid, name, url, publicKey, keyId, certificate, state, lastSeenAt }) => {
+      const host: Host = { uuid, name, url, publicKey, keyId, certificate, state, lastSeenAt, createdAt: now() };
       await sql.run(
-        `INSERT INTO hosts (uuid, name, url, public_key, key_id, state, last_seen_at, created_at)
-         VALUES ($uuid, $name, $url, $publicKey, $keyId, $state, $lastSeenAt, $createdAt)`,
+        `INSERT INTO hosts (uuid, name, url, public_key, key_id, certificate, state, last_seen_at, created_at)
+         VALUES ($uuid, $name, $url, $publicKey, $keyId, $certificate, $state, $lastSeenAt, $createdAt)`,
         { ...host },
       );
       return host;
@@ -139,6 +141,14 @@ export function inventoryWrites({ sql, now }: Context) {
         },
       );
       return before.state;
+    },
+    setHostEndpoint: async (uuid, url, certificate) => {
+      const { changes } = await sql.run('UPDATE hosts SET url = $url, certificate = $certificate WHERE uuid = $uuid', {
+        uuid,
+        url,
+        certificate,
+      });
+      expectOne(changes, `host ${uuid}`);
     },
     removeHost: async (uuid) => {
       expectOne((await sql.run('DELETE FROM hosts WHERE uuid = $uuid', { uuid })).changes, `host ${uuid}`);

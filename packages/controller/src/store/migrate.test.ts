@@ -57,6 +57,7 @@ describe('migrations', () => {
     assert.deepEqual(await versions(path), [
       { version: 1, name: 'initial', applied_at: 42 },
       { version: 2, name: 'real-hosts', applied_at: 42 },
+      { version: 3, name: 'pinned-certificates', applied_at: 42 },
     ]);
   });
 
@@ -73,7 +74,7 @@ describe('migrations', () => {
         INSERT INTO pending_deletions (host_uuid, type, path, vm_uuid, tpm_uuid, next_attempt_at, created_at)
           VALUES ('h1', 'TpmState', '/tpm/old', 'vm0', NULL, 0, 7);`);
     });
-    assert.equal(await migrate(connection, MIGRATIONS, () => 2), 2);
+    assert.equal(await migrate(connection, MIGRATIONS, () => 2), MIGRATIONS.length);
     await connection.close();
     const store = await createSqliteStore(path);
     t.after(() => store.close());
@@ -104,6 +105,32 @@ describe('migrations', () => {
     assert.equal((await store.listPendingDeletions())[0]?.expectSha256, null);
   });
 
+  it('brings a version-2 database to version 3: its hosts keep their pin, with no certificate (plain HTTP)', async (t) => {
+    const path = join(await tempDir(t), 'v2.db');
+    const connection = await connect(t, path);
+    assert.equal(await migrate(connection, MIGRATIONS.slice(0, 2), () => 1), 2);
+    await connection.transaction(async (sql) => {
+      await sql.exec(
+        `INSERT INTO hosts VALUES ('h1', 'h1', 'http://h1:7441', 'pk', '0011223344556677', 'Connected', 5, 1);`,
+      );
+    });
+    assert.equal(await migrate(connection, MIGRATIONS, () => 2), 3);
+    await connection.close();
+    const store = await createSqliteStore(path);
+    t.after(() => store.close());
+    assert.deepEqual(await store.getHost('h1'), {
+      uuid: 'h1',
+      name: 'h1',
+      url: 'http://h1:7441',
+      publicKey: 'pk',
+      keyId: '0011223344556677',
+      certificate: null,
+      state: 'Connected',
+      lastSeenAt: 5,
+      createdAt: 1,
+    });
+  });
+
   it('reopens cleanly: nothing applied twice, data kept', async (t) => {
     const { store, path } = await openTempStore(t, { now: () => 42 });
     await addHost(store, 'kept');
@@ -113,7 +140,7 @@ describe('migrations', () => {
     assert.equal((await again.getHostByName('kept'))?.uuid, 'host-kept');
     assert.deepEqual(
       (await versions(path)).map((v) => (v as { applied_at: number }).applied_at),
-      [42, 42],
+      [42, 42, 42],
     );
   });
 
@@ -123,19 +150,19 @@ describe('migrations', () => {
     await rawAll(path, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)");
     await assert.rejects(
       createSqliteStore(path),
-      (error) => isStoreError(error, 'schema_too_new') && /version 99.*knows \(2\)/.test(error.message),
+      (error) => isStoreError(error, 'schema_too_new') && /version 99.*knows \(3\)/.test(error.message),
     );
   });
 
   it('applies only the missing ones, in order, on an older database', async (t) => {
     const path = join(await tempDir(t), 'old.db');
     const connection = await connect(t, path);
-    const next = { version: 3, name: 'next', sql: 'CREATE TABLE second (x INTEGER) STRICT;' };
+    const next = { version: 4, name: 'next', sql: 'CREATE TABLE second (x INTEGER) STRICT;' };
     assert.equal(await migrate(connection, MIGRATIONS.slice(0, 1), () => 1), 1);
-    assert.equal(await migrate(connection, [...MIGRATIONS, next], () => 2), 3);
+    assert.equal(await migrate(connection, [...MIGRATIONS, next], () => 2), 4);
     assert.deepEqual(
       (await versions(path)).map((row) => (row as { version: number }).version),
-      [1, 2, 3],
+      [1, 2, 3, 4],
     );
     assert.ok((await tables(path)).includes('second'));
   });
@@ -144,7 +171,7 @@ describe('migrations', () => {
     const path = join(await tempDir(t), 'failing.db');
     const connection = await connect(t, path);
     const broken = {
-      version: 3,
+      version: 4,
       name: 'broken',
       sql: 'CREATE TABLE half (x INTEGER) STRICT; INSERT INTO nowhere VALUES (1);',
     };
@@ -154,7 +181,7 @@ describe('migrations', () => {
     );
     assert.deepEqual(
       (await versions(path)).map((row) => (row as { version: number }).version),
-      [1, 2],
+      [1, 2, 3],
     );
     assert.ok(!(await tables(path)).includes('half'));
   });
@@ -162,10 +189,10 @@ describe('migrations', () => {
   it('refuses a list of migrations with a gap before touching the database', async (t) => {
     const path = join(await tempDir(t), 'gap.db');
     const connection = await connect(t, path);
-    const gap = { version: 4, name: 'gap', sql: 'SELECT 1;' };
+    const gap = { version: 5, name: 'gap', sql: 'SELECT 1;' };
     await assert.rejects(
       migrate(connection, [...MIGRATIONS, gap], () => 1),
-      /has version 4, expected 3/,
+      /has version 5, expected 4/,
     );
     assert.deepEqual(await tables(path), []);
   });

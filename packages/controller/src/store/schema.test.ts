@@ -76,11 +76,26 @@ describe('schema', () => {
         url: 'u',
         publicKey: 'p',
         keyId: 'k',
+        certificate: null,
         state: 'Up' as HostState,
         lastSeenAt: null,
       }),
       check,
     );
+    await assert.rejects(
+      store.addHost({
+        uuid: 'x',
+        name: 'x',
+        url: 'u',
+        publicKey: 'p',
+        keyId: 'k',
+        certificate: 'not a PEM certificate',
+        state: 'Connected',
+        lastSeenAt: null,
+      }),
+      check,
+    );
+    await assert.rejects(store.setHostEndpoint(host, 'https://h1', '-----BEGIN PRIVATE KEY-----\n'), check);
     await assert.rejects(
       store.addVm({ uuid: 'v', name: 'v', hostUuid: null, bootMode: 'BIOS' as 'UEFI', secureBoot: false }),
       check,

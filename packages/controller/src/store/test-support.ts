@@ -40,6 +40,7 @@ export async function addHost(store: Pick<StoreWrites, 'addHost'>, name: string)
     url: `http://${name}:7300`,
     publicKey: 'pk',
     keyId: '0011223344556677',
+    certificate: null,
     state: 'Connected',
     lastSeenAt: null,
   });

@@ -49,6 +49,7 @@ describe('transactions', () => {
         url: 'u',
         publicKey: 'p',
         keyId: 'k',
+        certificate: null,
         state: 'Connected',
         lastSeenAt: 1,
       });

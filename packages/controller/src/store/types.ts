@@ -22,6 +22,11 @@ export interface Host {
   /** The agent's pinned Ed25519 public key, base64 of 32 bytes. */
   readonly publicKey: string;
   readonly keyId: string;
+  /**
+   * The agent's pinned TLS certificate (PEM): the only one its https:// URL is trusted with. Null for plain HTTP (and
+   * for an https:// URL of a host added before TLS, checked against the system's CAs as then).
+   */
+  readonly certificate: string | null;
   readonly state: HostState;
   readonly lastSeenAt: number | null;
   readonly createdAt: number;
@@ -228,6 +233,8 @@ export interface StoreWrites {
   addHost(host: NewHost): Promise<Host>;
   /** Sets the state, and lastSeenAt when `seenAt` is given; answers the previous state (to notice a host coming back). */
   setHostState(uuid: string, state: HostState, seenAt?: number): Promise<HostState>;
+  /** Points the host at another URL with its pinned certificate (the agent's key and uuid stay pinned). */
+  setHostEndpoint(uuid: string, url: string, certificate: string | null): Promise<void>;
   /** Refused ('constraint') while a VM, a file row or a pending deletion still names the host. */
   removeHost(uuid: string): Promise<void>;
   addVm(vm: NewVm): Promise<Vm>;

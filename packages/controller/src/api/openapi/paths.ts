@@ -57,10 +57,21 @@ export const PATHS = {
     }),
     post: operation({
       operationId: 'addHost',
-      summary: "add a host: fetch its agent's /v1/info and pin the agent's key and host uuid",
+      summary: "add a host: pin its agent's key, host uuid and TLS certificate",
+      description:
+        "The agent's key must be the one expected (`expectKey`: its public key or sha256 fingerprint, read on the host " +
+        'with `hostfiles-agent info`), or `trustOnFirstUse` must say to pin whatever it presents. Over https the ' +
+        "certificate's key, the key /v1/info names and the expected key must be one key, and the certificate the one " +
+        'the agent derives from it. http:// is refused for an address that is not loopback unless `allowPlainHttp`.',
       body: newHostBody,
       ok: { status: 201, description: 'the host added', schema: ref(records.host) },
-      errors: { 400: BAD_BODY, 409: 'a host of that name or uuid exists already (conflict)', 502: AGENT },
+      errors: {
+        400: BAD_BODY,
+        409:
+          'a host of that name or uuid exists already (conflict), or the agent does not hold the expected key ' +
+          '(host_key_mismatch): nothing stored',
+        502: AGENT,
+      },
     }),
   },
   '/v1/hosts/{host}/reconcile': {

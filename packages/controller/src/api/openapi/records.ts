@@ -40,6 +40,11 @@ export const host = component(
       url: z.string(),
       publicKey: meta(z.string(), { description: "the agent's pinned Ed25519 public key, base64" }),
       keyId: z.string(),
+      certificate: meta(z.string().nullable(), {
+        description:
+          "the agent's pinned TLS certificate (PEM), derived from its key: the only one its https URL is trusted with; " +
+          'null for plain HTTP',
+      }),
       state: z.enum(HOST_STATES),
       lastSeenAt: time.nullable(),
       createdAt: time,

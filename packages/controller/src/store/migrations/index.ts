@@ -1,7 +1,8 @@
 // Every migration, in order; a new one is appended here and never edited once released.
 import { MIGRATION_001 } from './001-initial.js';
 import { MIGRATION_002 } from './002-real-hosts.js';
+import { MIGRATION_003 } from './003-pinned-certificates.js';
 import type { Migration } from './migration.js';
 
 export type { Migration };
-export const MIGRATIONS: readonly Migration[] = [MIGRATION_001, MIGRATION_002];
+export const MIGRATIONS: readonly Migration[] = [MIGRATION_001, MIGRATION_002, MIGRATION_003];

@@ -1,0 +1,175 @@
+// Adding a host (its agent's key pinned, and its TLS certificate), moving it to another URL, health checks.
+import { X509Certificate } from 'node:crypto';
+import {
+  certificatePublicKey,
+  checkCertificate,
+  isExpectedKey,
+  isLoopbackHost,
+  keyFingerprint,
+  parseExpectedKey,
+  type AgentInfo,
+  type ExpectedKey,
+} from '@hostfiles/shared';
+import { isAgentCallError } from '../agents/index.js';
+import type { Host } from '../store/index.js';
+import { FlowError, type FlowDeps } from './deps.js';
+import { resolveHost } from './inventory.js';
+
+export interface NewHostInput {
+  readonly name: string;
+  /** the agent's base URL: https:// (agents serve TLS by default), or http:// on loopback */
+  readonly url: string;
+  /** the agent's base64 public key or its sha256:… fingerprint, read on the host (`hostfiles-agent info`) */
+  readonly expectKey?: string;
+  /** pin whatever key the agent presents, with nothing to check it against */
+  readonly trustOnFirstUse?: boolean;
+  /** http:// to an address that is not loopback */
+  readonly allowPlainHttp?: boolean;
+}
+
+/**
+ * Pins the agent's key, host uuid and TLS certificate. The key is the one the operator expects (or, only when asked,
+ * whatever the agent presents): its certificate's key, the key /v1/info names and the expected key must be one key,
+ * and the certificate exactly the one the agent derives from it. Anything else is refused and nothing is stored.
+ */
+export async function addHost(deps: FlowDeps, input: NewHostInput): Promise<Host> {
+  const url = agentUrl(input.url, input.allowPlainHttp === true);
+  const expected = expectation(input);
+  const { info, certificate } = await identify(deps, url, expected);
+  return deps.store.addHost({
+    uuid: info.hostUuid,
+    name: input.name,
+    url: url.origin,
+    publicKey: info.publicKey,
+    keyId: info.keyId,
+    certificate,
+    state: 'Connected',
+    lastSeenAt: deps.now(),
+  });
+}
+
+/**
+ * Points a host at another URL — an agent upgraded to TLS (http:// → https://), a new address — after checking the
+ * agent there holds the host's pinned key and uuid, and pinning its certificate.
+ */
+export async function setHostUrl(
+  deps: FlowDeps,
+  ref: string,
+  input: { readonly url: string; readonly allowPlainHttp?: boolean },
+): Promise<Host> {
+  const host = await resolveHost(deps, ref);
+  const url = agentUrl(input.url, input.allowPlainHttp === true);
+  const { info, certificate } = await identify(deps, url, { fingerprint: keyFingerprint(host.publicKey) });
+  if (info.hostUuid !== host.uuid) {
+    throw new FlowError('host_key_mismatch', `the agent at ${url.origin} is host ${info.hostUuid}, not ${host.uuid}`);
+  }
+  await deps.store.setHostEndpoint(host.uuid, url.origin, certificate);
+  return { ...host, url: url.origin, certificate };
+}
+
+/** A health check: Connected when the agent answers with the pinned key and uuid; a changed key is refused loudly. */
+export async function checkHost(deps: FlowDeps, host: Host): Promise<Host['state']> {
+  let state: Host['state'] = 'Disconnected';
+  const refuse = async (why: string): Promise<never> => {
+    await deps.store.setHostState(host.uuid, 'Disconnected');
+    throw new FlowError('host_key_changed', `host ${host.name} ${why}: refusing it`);
+  };
+  try {
+    const info = await deps.agents.info(host);
+    if (info.publicKey !== host.publicKey || info.hostUuid !== host.uuid) {
+      await refuse('answers with another key or uuid than the one pinned');
+    }
+    state = 'Connected';
+  } catch (error) {
+    if (error instanceof FlowError) throw error;
+    const pinFailure = isAgentCallError(error) ? error.details.pinFailure : undefined;
+    if (pinFailure !== undefined) await refuse(`presents another TLS certificate than the one pinned (${pinFailure})`);
+  }
+  await deps.store.setHostState(host.uuid, state, state === 'Connected' ? deps.now() : undefined);
+  return state;
+}
+
+function agentUrl(text: string, allowPlainHttp: boolean): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new FlowError('bad_input', `${text} is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new FlowError('bad_input', 'an agent URL is https (or http on loopback)');
+  }
+  if (url.protocol === 'http:' && !allowPlainHttp && !isLoopbackHost(url.hostname)) {
+    throw new FlowError(
+      'bad_input',
+      `plain HTTP to ${url.hostname} would carry state and commands in clear: use https:// (agents serve TLS by ` +
+        'default), or allow plain HTTP explicitly (--allow-plain-http; allowPlainHttp in the API)',
+    );
+  }
+  return url;
+}
+
+function expectation(input: NewHostInput): ExpectedKey | undefined {
+  if (input.expectKey !== undefined) {
+    if (input.trustOnFirstUse === true) {
+      throw new FlowError('bad_input', 'an expected key and trust on first use exclude each other');
+    }
+    const parsed = parseExpectedKey(input.expectKey);
+    if (!parsed.ok) throw new FlowError('bad_input', parsed.error);
+    return parsed.value;
+  }
+  if (input.trustOnFirstUse === true) return undefined;
+  throw new FlowError(
+    'bad_input',
+    'say which key the agent must have: its public key or sha256:… fingerprint, as `hostfiles-agent info` prints it ' +
+      'on the host (--expect-key; expectKey in the API), or trust on first use explicitly (--trust-on-first-use; ' +
+      'trustOnFirstUse in the API)',
+  );
+}
+
+/**
+ * The agent's info and certificate, checked: over https, the certificate's key is the expected one before any HTTP is
+ * sent, /v1/info then travels over a connection pinned to that certificate, and names the same key.
+ */
+async function identify(
+  deps: FlowDeps,
+  url: URL,
+  expected: ExpectedKey | undefined,
+): Promise<{ info: AgentInfo; certificate: string | null }> {
+  const mismatch = (what: string, key: string, other: string): FlowError =>
+    new FlowError(
+      'host_key_mismatch',
+      `the agent at ${url.origin} ${what} ${keyFingerprint(key)}, not ${other}: refusing it, nothing stored`,
+    );
+  if (url.protocol === 'http:') {
+    const info = await deps.agents.info({ url: url.origin, certificate: null });
+    if (expected !== undefined && !isExpectedKey(expected, info.publicKey)) {
+      throw mismatch('answers with key', info.publicKey, `the expected ${expected.fingerprint}`);
+    }
+    return { info, certificate: null };
+  }
+  const certificate = await deps.agents.certificate(url.origin);
+  const certificateKey = certificatePublicKey(new X509Certificate(certificate));
+  if (certificateKey === undefined) {
+    throw new FlowError(
+      'host_key_mismatch',
+      `the agent at ${url.origin} presents a certificate without an Ed25519 key`,
+    );
+  }
+  if (expected !== undefined && !isExpectedKey(expected, certificateKey)) {
+    throw mismatch('presents a TLS certificate for key', certificateKey, `the expected ${expected.fingerprint}`);
+  }
+  const info = await deps.agents.info({ url: url.origin, certificate });
+  if (info.publicKey !== certificateKey) {
+    throw mismatch(
+      'answers /v1/info with key',
+      info.publicKey,
+      `its TLS certificate's ${keyFingerprint(certificateKey)}`,
+    );
+  }
+  const checked = checkCertificate(certificate, info.publicKey);
+  if (!checked.ok) {
+    throw new FlowError('host_key_mismatch', `the agent at ${url.origin} presents a certificate that ${checked.error}`);
+  }
+  return { info, certificate };
+}
