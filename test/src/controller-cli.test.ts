@@ -148,7 +148,7 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
     fails(
       await cli('host', 'add', 'h8', url, '--expect-key', a1.publicKey),
       2,
-      /is not a URL|an agent URL is http or https/,
+      /is not a URL|an agent URL is https/,
     );
   }
 

@@ -156,7 +156,7 @@ test('a write whose every attempt was dropped, its bytes delivered later: never 
     const proxy = await capturingProxy(agent.url);
     try {
       await fleet.store.removeHost(await hostUuid(fleet, 'host0'));
-      await addHost(fleet.deps, { name: 'far', url: proxy.url });
+      await addHost(fleet.deps, { name: 'far', url: proxy.url, expectKey: agent.publicKey });
       await addVm(fleet.deps, { name: 'vm', host: 'far', bootMode: 'UEFI', secureBoot: false });
       const path = join(roots(fleet, 0).NvRam, 'vm_VARS.fd');
       const state = fileState(Buffer.from('vars'));

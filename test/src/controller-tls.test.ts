@@ -151,12 +151,12 @@ test('a man in the middle after host add cannot present the pinned certificate: 
 test('plain HTTP: refused to an address that is not loopback unless allowed; fine on loopback', async (t) => {
   const { cli, agent } = await operator(t, { listen: { host: '127.0.0.1', port: 0, tls: false } });
   const refused = await cli('host', 'add', 'h0', 'http://10.0.0.11:7441', '--expect-key', agent.publicKey);
-  assert.equal(refused.status, 1);
+  assert.equal(refused.status, 2, 'bad input');
   assert.match(refused.stderr, /plain HTTP to 10\.0\.0\.11 would carry state and commands in clear/);
   // 0.0.0.0 is not a loopback address, though Linux delivers a connection to it locally.
   const wildcard = `http://0.0.0.0:${agent.port}`;
   const unasked = await cli('host', 'add', 'h0', wildcard, '--expect-key', agent.publicKey);
-  assert.equal(unasked.status, 1);
+  assert.equal(unasked.status, 2, 'bad input');
   assert.match(unasked.stderr, /plain HTTP to 0\.0\.0\.0/);
   assert.deepEqual(await hostList(cli), []);
   const allowed = await cli('host', 'add', 'h0', wildcard, '--expect-key', agent.publicKey, '--allow-plain-http');

@@ -72,7 +72,7 @@ export async function capturingProxy(target: string): Promise<{
         req.socket.destroy();
         return;
       }
-      void fetch(`${target}${req.url ?? '/'}`, {
+      void fetchAgent(`${target}${req.url ?? '/'}`, {
         method: req.method ?? 'GET',
         headers: { 'content-type': 'application/json' },
         ...(req.method === 'POST' ? { body: Buffer.concat(chunks) } : {}),
@@ -92,7 +92,7 @@ export async function capturingProxy(target: string): Promise<{
     deliver: async () => {
       const statuses: number[] = [];
       for (const body of held.splice(0)) {
-        const answer = await fetch(`${target}/v1/files/apply`, {
+        const answer = await fetchAgent(`${target}/v1/files/apply`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body,
