@@ -10,4 +10,5 @@ export * from './log.js';
 export * from './protocol/command.js';
 export * from './util/map-limit.js';
 export * from './util/read-capped.js';
+export * from './util/echo.js';
 export * from './protocol/state.js';

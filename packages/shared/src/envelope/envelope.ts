@@ -2,9 +2,10 @@
 import { sign, verify, type KeyObject } from 'node:crypto';
 import { protocolError, type ProtocolError } from '../errors.js';
 import { err, ok, type Result } from '../result.js';
-import { parseStrictJson } from '../protocol/strict-json.js';
-import { envelopeSchema, type Envelope } from '../protocol/schemas.js';
+import type { Envelope } from '../protocol/schemas.js';
+import { truncate } from '../util/echo.js';
 import type { SigningKey } from './keys.js';
+import { scanEnvelope } from './scan-envelope.js';
 
 export const COMMAND_CONTEXT = 'hostfiles/v1/command\n';
 export const ANSWER_CONTEXT = 'hostfiles/v1/answer\n';
@@ -30,13 +31,13 @@ export function signEnvelope(context: SignatureContext, payload: unknown, key: S
   };
 }
 
-/** Parses a raw request or answer body into an envelope: strict JSON, the envelope's exact shape. */
+/**
+ * Parses a raw request or answer body into an envelope: strict JSON, the envelope's exact shape, refused at the first
+ * member that does not belong (see scan-envelope.ts) rather than after building whatever the body holds.
+ */
 export function parseEnvelope(body: string): Result<Envelope, ProtocolError> {
-  const json = parseStrictJson(body);
-  if (!json.ok) return err(protocolError('bad_request', json.error));
-  const parsed = envelopeSchema.safeParse(json.value);
-  if (!parsed.success) return err(protocolError('bad_request', `not an envelope: ${summarize(parsed.error.issues)}`));
-  return ok(parsed.data);
+  const scanned = scanEnvelope(body);
+  return scanned.ok ? scanned : err(protocolError('bad_request', `not an envelope: ${scanned.error}`));
 }
 
 export type KeyLookup = (keyId: string) => KeyObject | undefined;
@@ -51,7 +52,9 @@ export function verifyEnvelope(
   lookup: KeyLookup,
 ): Result<Buffer, ProtocolError> {
   const key = lookup(envelope.keyId);
-  if (key === undefined) return err(protocolError('unknown_key', `no trusted key has keyId ${envelope.keyId}`));
+  if (key === undefined) {
+    return err(protocolError('unknown_key', `no trusted key has keyId ${truncate(envelope.keyId)}`));
+  }
   const payload = Buffer.from(envelope.payload, 'base64');
   const signature = Buffer.from(envelope.signature, 'base64');
   let valid = false;
@@ -62,11 +65,4 @@ export function verifyEnvelope(
     return err(protocolError('bad_signature', `the signature does not verify (${String(error)})`));
   }
   return valid ? ok(payload) : err(protocolError('bad_signature', 'the signature does not verify'));
-}
-
-export function summarize(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
-  return issues
-    .slice(0, 5)
-    .map((issue) => `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}`)
-    .join('; ');
 }
