@@ -22,6 +22,8 @@ import {
   type RecoveryReport,
 } from './files/index.js';
 import { openReplayJournal } from './journal/replay-journal.js';
+import { createBodyBudget } from './limits/body-budget.js';
+import { dropReporter, limitServer, resolveLimits, serverOptions } from './limits/server-limits.js';
 import { preflight } from './preflight.js';
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -40,7 +42,8 @@ Config: ownership per root gives written files owner:group and fileMode, directo
 root (<uuid>/) the agent's own owner and topDirMode, deeper ones (tpm2/) owner:group and dirMode. Owners and
 groups are names (looked up with getent) or numeric ids; modes are octal strings. Defaults: fileMode "0600",
 dirMode "0700", topDirMode "0711" for TpmState and "0700" for NvRam. maxContentBytes caps the decoded content
-of one command (default 128 MiB). Every config problem is reported at once, before anything is made.
+of one command (default 128 MiB). limits bounds connections, header and request times and the request-body bytes
+held at once (see DESIGN.md, "Limits"). Every config problem is reported at once, before anything is made.
 
 Each root is opened once at start and held for the agent's life: a root that is a symbolic link or has one on
 its path is refused (exit 2), and a root moved or swapped for a link later is never followed.
@@ -151,6 +154,7 @@ async function run(configPath: string): Promise<void> {
   logRecovery(logger, await files.recover());
   const journal = await openReplayJournal({ dir: config.stateDir, now: Date.now });
   const trustedKeys = new Map(config.trustedKeys.map((key) => trustedKeyFromBase64(key)).map((k) => [k.keyId, k]));
+  const limits = resolveLimits(config.maxBodyBytes, config.limits);
   const app = createApp({
     hostUuid: config.hostUuid,
     version: VERSION,
@@ -163,15 +167,25 @@ async function run(configPath: string): Promise<void> {
     logger,
     now: Date.now,
     maxBodyBytes: config.maxBodyBytes,
+    bodyBudget: createBodyBudget(limits.bodyBytesInFlight),
     maxContentBytes: config.maxContentBytes,
     clockSkewMs: config.clockSkewMs,
   });
   const server = serve(
-    { fetch: app.fetch, hostname: config.listen.host, port: config.listen.port },
+    {
+      fetch: app.fetch,
+      hostname: config.listen.host,
+      port: config.listen.port,
+      serverOptions: serverOptions(limits),
+    },
     (info: AddressInfo) => {
       logger.info('listening', { host: info.address, port: info.port, keyId: signer.keyId, version: VERSION });
     },
   );
+  const onDrop = dropReporter((dropped) => {
+    logger.warn('connections_dropped', { dropped, maxConnections: limits.maxConnections });
+  }, Date.now);
+  limitServer(server, limits, onDrop);
   server.on('error', (error: Error) => {
     process.stderr.write(`hostfiles-agent: cannot listen: ${error.message}\n`);
     process.exit(1);

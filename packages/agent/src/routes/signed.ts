@@ -42,7 +42,23 @@ export async function handleSigned<K extends CommandKind>(
 ): Promise<Response> {
   // app.request() in-process passes no env at all; under @hono/node-server it holds the IncomingMessage.
   const env = c.env as Bindings['Bindings'] | undefined;
-  const body = await readCappedBody(env?.incoming, c.req.raw, deps.maxBodyBytes); // 1
+  // The body's bytes count against the agent's budget until the request is done with them, whatever its outcome.
+  const claim = deps.bodyBudget.open();
+  try {
+    const body = await readCappedBody(env?.incoming, c.req.raw, deps.maxBodyBytes, claim); // 1
+    return await checkAndRun(c, kind, deps, prepare, body);
+  } finally {
+    claim.release();
+  }
+}
+
+async function checkAndRun<K extends CommandKind>(
+  c: Context<Bindings>,
+  kind: K,
+  deps: AppDeps,
+  prepare: Prepare<K>,
+  body: Buffer,
+): Promise<Response> {
   const envelope = unwrap(parseEnvelope(body.toString('utf8'))); // 2
   const payload = unwrap(verifyEnvelope(envelope, COMMAND_CONTEXT, (id) => deps.trustedKeys.get(id)?.key)); // 3, 4
   const command = unwrap(parseCommand(payload, kind)); // 5

@@ -1,0 +1,54 @@
+// The budget of body bytes in flight: its two tiers, and claims that give back exactly what they took, once.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createBodyBudget, minimumBudget, SMALL_BODY_BYTES } from './body-budget.js';
+
+const MIB = 1024 * 1024;
+
+describe('body budget', () => {
+  it('lets large bodies fill 3/4 of it and small ones the rest', () => {
+    const budget = createBodyBudget(8 * MIB);
+    const large = [budget.open(), budget.open(), budget.open()];
+    for (const claim of large) assert.equal(claim.take(2 * MIB), true);
+    assert.equal(budget.open().take(SMALL_BODY_BYTES + 1), false, 'a fourth large body would pass 6 MiB');
+    const small = Array.from({ length: 32 }, () => budget.open());
+    for (const claim of small) assert.equal(claim.take(SMALL_BODY_BYTES), true);
+    assert.equal(budget.inFlight(), 8 * MIB);
+    assert.equal(budget.open().take(1), false, 'full');
+    for (const claim of [...large, ...small]) claim.release();
+    assert.equal(budget.inFlight(), 0);
+  });
+
+  it('counts a body that grows past the small size as large from then on', () => {
+    const budget = createBodyBudget(4 * MIB);
+    const big = budget.open();
+    assert.equal(big.take(3 * MIB), true);
+    const growing = budget.open();
+    assert.equal(growing.take(SMALL_BODY_BYTES), true);
+    assert.equal(growing.take(SMALL_BODY_BYTES), false, 'now large, and large bodies hold 3 MiB already');
+    assert.equal(growing.held, SMALL_BODY_BYTES, 'a refused take takes nothing');
+    big.release();
+    growing.release();
+    assert.equal(budget.inFlight(), 0);
+  });
+
+  it('gives back once, however often released', () => {
+    const budget = createBodyBudget(MIB);
+    const a = budget.open();
+    const b = budget.open();
+    a.take(1000);
+    b.take(500);
+    a.release();
+    a.release();
+    assert.equal(budget.inFlight(), 500);
+    assert.throws(() => a.take(1));
+    b.release();
+    assert.equal(budget.inFlight(), 0);
+  });
+
+  it('fits a maximum body in its minimum', () => {
+    const budget = createBodyBudget(minimumBudget(4 * MIB));
+    assert.equal(budget.open().take(4 * MIB), true);
+    assert.throws(() => createBodyBudget(0), RangeError);
+  });
+});
