@@ -44,7 +44,7 @@ test('in-process: a signed write is applied, an oversized streamed body is refus
     logger: silentLogger<AgentEvent>(),
     now: Date.now,
     maxBodyBytes: 4096,
-    bodyBudget: createBodyBudget(64 * 1024),
+    bodyBudget: createBodyBudget({ limit: 64 * 1024, largeBytesPerSecond: 1024 * 1024, now: Date.now }),
     maxContentBytes: 1024 * 1024,
     clockSkewMs: 30_000,
   });

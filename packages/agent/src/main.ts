@@ -167,7 +167,11 @@ async function run(configPath: string): Promise<void> {
     logger,
     now: Date.now,
     maxBodyBytes: config.maxBodyBytes,
-    bodyBudget: createBodyBudget(limits.bodyBytesInFlight),
+    bodyBudget: createBodyBudget({
+      limit: limits.bodyBytesInFlight,
+      largeBytesPerSecond: limits.largeBodyBytesPerSecond,
+      now: Date.now,
+    }),
     maxContentBytes: config.maxContentBytes,
     clockSkewMs: config.clockSkewMs,
   });

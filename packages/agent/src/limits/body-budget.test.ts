@@ -1,9 +1,11 @@
 // The budget of body bytes in flight: its two tiers, and claims that give back exactly what they took, once.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createBodyBudget, minimumBudget, SMALL_BODY_BYTES } from './body-budget.js';
+import { createBodyBudget as create, minimumBudget, SMALL_BODY_BYTES } from './body-budget.js';
 
 const MIB = 1024 * 1024;
+const createBodyBudget = (limit: number, largeBytesPerSecond = 64 * MIB, now = () => 0) =>
+  create({ limit, largeBytesPerSecond, now });
 
 describe('body budget', () => {
   it('lets large bodies fill 3/4 of it and small ones the rest', () => {
@@ -50,5 +52,25 @@ describe('body budget', () => {
     const budget = createBodyBudget(minimumBudget(4 * MIB));
     assert.equal(budget.open().take(4 * MIB), true);
     assert.throws(() => createBodyBudget(0), RangeError);
+    assert.throws(() => createBodyBudget(MIB, 0), RangeError);
+  });
+
+  it('paces large bodies, all together, to their rate, and never small ones', () => {
+    let time = 0;
+    const budget = createBodyBudget(64 * MIB, 4 * MIB, () => time);
+    const small = budget.open();
+    small.take(SMALL_BODY_BYTES);
+    const [a, b] = [budget.open(), budget.open()];
+    a.take(4 * MIB);
+    b.take(4 * MIB);
+    assert.equal(a.pace(2 * MIB), 0, "a second's worth comes at once");
+    assert.equal(b.pace(2 * MIB), 0);
+    assert.equal(a.pace(MIB), 250, 'then each waits for the debt of both');
+    assert.equal(b.pace(MIB), 500);
+    assert.equal(small.pace(10 * MIB), 0, 'small bodies are never held back');
+    time += 500;
+    assert.equal(a.pace(0), 0, 'the debt paid back');
+    time += 10_000;
+    assert.equal(b.pace(5 * MIB), 250, 'no more than a second saved up');
   });
 });

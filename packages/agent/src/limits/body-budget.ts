@@ -1,5 +1,7 @@
 // One budget of request-body bytes held at once, across all connections: what bounds the agent's memory whatever
 // unauthenticated senders do. A request takes its share before its body is read and gives it back when it is done.
+// Large bodies are also paced: together they are read no faster than a set rate, so senders of large bodies, who need
+// no key to send them, cannot take all of the agent's time (verifying 4 MiB costs ~10 ms) or flood it with garbage.
 
 /** Bodies this small (reads, lists, stats, a TPM state's write) may use the whole budget; larger ones only 3/4 of it. */
 export const SMALL_BODY_BYTES = 64 * 1024;
@@ -17,6 +19,8 @@ export interface BodyClaim {
   readonly held: number;
   /** takes `bytes` more, or answers false (taking nothing) when that would pass the budget */
   take(bytes: number): boolean;
+  /** `bytes` more were read: how long (ms) to wait before reading on; always 0 for a small body */
+  pace(bytes: number): number;
   /** gives back all it holds; later calls do nothing */
   release(): void;
 }
@@ -24,8 +28,18 @@ export interface BodyClaim {
 /** The least budget a maximum-size body fits in: large bodies may fill only 3/4 of it. */
 export const minimumBudget = (maxBodyBytes: number): number => Math.ceil((maxBodyBytes * 4) / 3);
 
-export function createBodyBudget(limit: number): BodyBudget {
+export interface BodyBudgetOptions {
+  /** bytes held at once, all requests together */
+  readonly limit: number;
+  /** bytes of large bodies read per second, all requests together (a second's worth may come at once) */
+  readonly largeBytesPerSecond: number;
+  readonly now: () => number;
+}
+
+export function createBodyBudget({ limit, largeBytesPerSecond, now }: BodyBudgetOptions): BodyBudget {
   if (!Number.isInteger(limit) || limit <= 0) throw new RangeError('the body budget must be a positive whole number');
+  if (!(largeBytesPerSecond > 0)) throw new RangeError('the large-body rate must be positive');
+  const pace = createPace(largeBytesPerSecond, now);
   // A quarter is kept for small bodies: senders of large slow bodies, who need no key to send them, can fill the
   // rest but cannot keep out the controller's everyday commands.
   const largeLimit = limit - Math.floor(limit / 4);
@@ -48,6 +62,7 @@ export function createBodyBudget(limit: number): BodyBudget {
           held += bytes;
           return true;
         },
+        pace: (bytes) => (held > SMALL_BODY_BYTES ? pace(bytes) : 0),
         release() {
           if (!open) return;
           open = false;
@@ -56,5 +71,20 @@ export function createBodyBudget(limit: number): BodyBudget {
         },
       };
     },
+  };
+}
+
+/**
+ * A token bucket that may go into debt: each read takes its bytes, and waits until the debt of all reads is paid
+ * back at `bytesPerSecond`. Many paused readers then resume at about the same time and share the rate.
+ */
+function createPace(bytesPerSecond: number, now: () => number): (bytes: number) => number {
+  let available = bytesPerSecond;
+  let at = now();
+  return (bytes) => {
+    const time = now();
+    available = Math.min(bytesPerSecond, available + ((time - at) * bytesPerSecond) / 1000) - bytes;
+    at = time;
+    return available >= 0 ? 0 : Math.ceil((-available * 1000) / bytesPerSecond);
   };
 }

@@ -5,10 +5,16 @@ import { z } from 'zod';
 import { minimumBudget } from './body-budget.js';
 
 const MIB = 1024 * 1024;
-export const DEFAULT_BODY_BYTES_IN_FLIGHT = 64 * MIB;
+/**
+ * 32 MiB: the agent's memory is ~80 MB at rest, plus the bodies it holds, plus up to ~100 MB of read buffers that
+ * the garbage collector has not yet freed when bodies arrive at full speed; 32 MiB keeps that under 256 MB.
+ */
+export const DEFAULT_BODY_BYTES_IN_FLIGHT = 32 * MIB;
 export const DEFAULT_MAX_CONNECTIONS = 256;
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/** 64 MiB/s: ~25% of a core's time for verifying; a 4 MiB body in 62 ms when nothing else is large. */
+export const DEFAULT_LARGE_BODY_BYTES_PER_SECOND = 64 * MIB;
 /**
  * The slowest body the default request timeout gives time for: a 4 MiB body at 64 KiB/s takes 64 s, and the whole
  * request (headers included) may take the headers timeout more. The controller itself sends at ≥ 4 MiB/s.
@@ -17,12 +23,14 @@ export const MIN_BODY_BYTES_PER_SECOND = 64 * 1024;
 
 export const limitsSchema = z
   .strictObject({
-    /** default: 64 MiB, or 4/3 of maxBodyBytes when that is more */
+    /** default: 32 MiB, or room for two maximum-size bodies when that is more */
     bodyBytesInFlight: z
       .int()
       .min(64 * 1024)
       .max(4096 * MIB)
       .optional(),
+    /** how fast bodies over 64 KiB are read, all together */
+    largeBodyBytesPerSecond: z.int().min(MIB).optional(),
     maxConnections: z.int().min(1).max(65_536).optional(),
     headersTimeoutMs: z.int().min(1).max(600_000).optional(),
     /** default: the headers timeout plus maxBodyBytes at MIN_BODY_BYTES_PER_SECOND */
@@ -34,6 +42,7 @@ export type LimitsConfig = z.infer<typeof limitsSchema>;
 
 export interface ServerLimits {
   readonly bodyBytesInFlight: number;
+  readonly largeBodyBytesPerSecond: number;
   readonly maxConnections: number;
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
@@ -44,7 +53,9 @@ export interface ServerLimits {
 export function resolveLimits(maxBodyBytes: number, limits: LimitsConfig): ServerLimits {
   const headersTimeoutMs = limits.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
   return {
-    bodyBytesInFlight: limits.bodyBytesInFlight ?? Math.max(DEFAULT_BODY_BYTES_IN_FLIGHT, minimumBudget(maxBodyBytes)),
+    bodyBytesInFlight:
+      limits.bodyBytesInFlight ?? Math.max(DEFAULT_BODY_BYTES_IN_FLIGHT, minimumBudget(2 * maxBodyBytes)),
+    largeBodyBytesPerSecond: limits.largeBodyBytesPerSecond ?? DEFAULT_LARGE_BODY_BYTES_PER_SECOND,
     maxConnections: limits.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     headersTimeoutMs,
     requestTimeoutMs:

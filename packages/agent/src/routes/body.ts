@@ -2,6 +2,7 @@
 // the cap whatever the headers claim. hono's bodyLimit costs ~6x CPU per request under @hono/node-server; this is a
 // Content-Length check plus a counted read.
 import type { IncomingMessage } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import { AgentError } from '../errors.js';
 import type { BodyClaim } from '../limits/body-budget.js';
 
@@ -26,6 +27,8 @@ export async function readCappedBody(
 interface Sink {
   /** the error that ends the read, if this chunk is one too many */
   push(chunk: Uint8Array): AgentError | undefined;
+  /** how long to wait before reading on (large bodies are paced) */
+  pace(bytes: number): number;
   body(): Buffer;
 }
 
@@ -57,6 +60,7 @@ function createSink(limit: number, claim: BodyClaim, declared: number | undefine
       size = needed;
       return undefined;
     },
+    pace: (bytes) => claim.pace(bytes),
     body: () => (size === capacity ? buffer : buffer.subarray(0, size)),
   };
 }
@@ -71,20 +75,29 @@ function readNodeStream(incoming: IncomingMessage, sink: Sink): Promise<Buffer> 
     };
     const onData = (chunk: Buffer): void => {
       const error = sink.push(chunk);
-      if (error !== undefined) fail(error);
+      if (error !== undefined) {
+        fail(error);
+        return;
+      }
+      // Paused, the socket is not read: the sender waits, and the bytes wait in the kernel, not here.
+      const wait = sink.pace(chunk.length);
+      if (wait === 0) return;
+      incoming.pause();
+      setTimeout(() => incoming.resume(), wait).unref();
     };
     const onEnd = (): void => {
       cleanup();
       resolve(sink.body());
     };
     // A connection that dies mid-body (the client gone, a request timeout) ends the read, so its budget comes back.
-    const onClose = (): void => {
-      fail(new AgentError('bad_request', 'the connection closed before the whole body arrived'));
+    // It is the sender's doing, refused like any bad request, never an internal error.
+    const onClose = (cause?: Error): void => {
+      fail(new AgentError('bad_request', 'the connection closed before the whole body arrived', { cause }));
     };
     const cleanup = (): void => {
-      incoming.off('data', onData).off('end', onEnd).off('error', fail).off('close', onClose);
+      incoming.off('data', onData).off('end', onEnd).off('error', onClose).off('close', onClose);
     };
-    incoming.on('data', onData).on('end', onEnd).on('error', fail).on('close', onClose);
+    incoming.on('data', onData).on('end', onEnd).on('error', onClose).on('close', onClose);
     if (incoming.destroyed) onClose();
   });
 }
@@ -100,6 +113,8 @@ async function readWebStream(body: ReadableStream<Uint8Array> | null, sink: Sink
       await reader.cancel();
       throw error;
     }
+    const wait = sink.pace(value.byteLength);
+    if (wait > 0) await delay(wait);
   }
 }
 

@@ -55,11 +55,16 @@ export function verifyEnvelope(
   if (key === undefined) {
     return err(protocolError('unknown_key', `no trusted key has keyId ${truncate(envelope.keyId)}`));
   }
-  const payload = Buffer.from(envelope.payload, 'base64');
+  // The payload is decoded straight after the context, into the one buffer verify() reads: no second copy of it.
+  const prefix = CONTEXT_BYTES[context];
+  const signed = Buffer.allocUnsafe(prefix.length + Buffer.byteLength(envelope.payload, 'base64'));
+  prefix.copy(signed);
+  const end = prefix.length + signed.write(envelope.payload, prefix.length, 'base64');
+  const payload = signed.subarray(prefix.length, end);
   const signature = Buffer.from(envelope.signature, 'base64');
   let valid = false;
   try {
-    valid = verify(null, signedBytes(context, payload), key, signature);
+    valid = verify(null, signed.subarray(0, end), key, signature);
   } catch (error) {
     // OpenSSL throws on malformed signatures instead of answering false: both are "does not verify".
     return err(protocolError('bad_signature', `the signature does not verify (${String(error)})`));

@@ -124,6 +124,28 @@ describe('scanEnvelope against the general parser', () => {
     assert.ok(refused > 1000, `most mangled bodies are refused (${refused})`);
   });
 
+  it('gives the same verdict on bytes read as latin1 (as the agent reads them) as the general parser on UTF-8', () => {
+    const random = seeded(13);
+    const foreign = [[0xc3, 0xa9], [0xff], [0xef, 0xbb, 0xbf], [0xe2, 0x80, 0xa8], [0x80], [0xf0, 0x9f, 0x98, 0x80]];
+    let accepted = 0;
+    for (const body of validBodies(random, 200)) {
+      for (let i = 0; i < 5; i++) {
+        const bytes = Buffer.from(i === 0 ? body : mangle(random, body), 'utf8');
+        const at = Math.floor(random() * (bytes.length + 1));
+        const insert = Buffer.from(foreign[Math.floor(random() * foreign.length)] ?? []);
+        const text = i < 2 ? bytes : Buffer.concat([bytes.subarray(0, at), insert, bytes.subarray(at)]);
+        const before = oldParse(text.toString('utf8'));
+        const now = scanEnvelope(text.toString('latin1'));
+        assert.equal(now.ok, before !== undefined, `verdicts differ on ${text.toString('hex').slice(0, 200)}`);
+        if (now.ok) {
+          assert.deepStrictEqual(now.value, before);
+          accepted++;
+        }
+      }
+    }
+    assert.ok(accepted >= 200, `the valid bodies are accepted (${accepted})`);
+  });
+
   it('accepts exactly what the controller sends', () => {
     for (const key of keys) {
       const envelope = signEnvelope(COMMAND_CONTEXT, { kind: 'files.list', types: ['TpmState'] }, key);
