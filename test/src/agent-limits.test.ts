@@ -81,48 +81,7 @@ describe('with a budget of body bytes in flight', () => {
     removeSetup(agent.setup);
   });
 
-  test('a body past the budget is refused 503 overloaded unread; small commands and health still pass; all comes back', async () => {
-    const held = await Promise.all([1, 2, 3].map(() => holding(agent, MAX_BODY, Buffer.from('{"keyId":"'))));
-    await eventually(async () => (await inFlight(agent)) === 3 * MAX_BODY, 'three bodies held');
-
-    // Headers only: the answer comes without a byte of the body being sent.
-    const refused = await holding(agent, MAX_BODY, Buffer.alloc(0));
-    const answer = parseResponse(await within(refused.closed, 5000, 'a 503 and the connection closed'));
-    assert.equal(answer.status, 503);
-    assert.equal((JSON.parse(answer.body) as { error: { code: string } }).error.code, 'overloaded');
-    assert.equal(answer.headers.get('retry-after'), '1');
-    assert.equal(answer.headers.get('connection'), 'close');
-
-    // Without Content-Length the body is counted as it arrives, and refused once it would pass the budget: up to
-    // 64 KiB it is small, and fits; at 80 KiB it is large, and large bodies already hold all they may.
-    const chunked = await holding(agent, undefined, Buffer.alloc(16 * KIB, 0x20));
-    for (let i = 0; i < 4; i++) chunked.socket.write(chunk(Buffer.alloc(16 * KIB, 0x20)));
-    const cut = parseResponse(await within(chunked.closed, 5000, 'a chunked body refused'));
-    assert.equal(cut.status, 503);
-
-    // A quarter of the budget stays for small bodies: the controller's everyday commands get through.
-    await signedWrite(client, agent, 'during');
-    assert.equal(await inFlight(agent), 3 * MAX_BODY, 'refused and finished requests hold nothing');
-
-    for (const connection of held) connection.socket.destroy();
-    await eventually(async () => (await inFlight(agent)) === 0, 'the budget given back');
-    await signedWrite(client, agent, 'after');
-  });
-
-  test('connections cut mid-body, reset or half-closed, give back what they held', async () => {
-    const held = await Promise.all(
-      Array.from({ length: 24 }, (_, i) => holding(agent, i % 2 === 0 ? 8 * KIB : undefined, Buffer.alloc(KIB, 0x20))),
-    );
-    // A declared body takes its size; one sent chunked takes 16 KiB to start with.
-    await eventually(async () => (await inFlight(agent)) === 12 * 8 * KIB + 12 * 16 * KIB, 'the bodies held', 10_000);
-    for (const [i, connection] of held.entries()) {
-      if (i % 3 === 0) connection.socket.resetAndDestroy();
-      else if (i % 3 === 1) connection.socket.end();
-      else connection.socket.destroy();
-    }
-    await eventually(async () => (await inFlight(agent)) === 0, 'the budget given back');
-  });
-
+  // First: refusals of unsigned requests are logged at most 20 a second, and these read their log lines.
   test('a body of many short keys is refused at the first, briefly, in the answer and in the log', async () => {
     const manyKeys = `{${Array.from({ length: 22_000 }, (_, i) => `"k${i}":1`).join(',')}}`;
     assert.ok(manyKeys.length > 200 * KIB && manyKeys.length < MAX_BODY);
@@ -170,6 +129,48 @@ describe('with a budget of body bytes in flight', () => {
       const line = await refusedLine(agent, from);
       assert.ok(line.length < KIB, `${what}: a log line of ${line.length} bytes`);
     }
+  });
+
+  test('a body past the budget is refused 503 overloaded unread; small commands and health still pass; all comes back', async () => {
+    const held = await Promise.all([1, 2, 3].map(() => holding(agent, MAX_BODY, Buffer.from('{"keyId":"'))));
+    await eventually(async () => (await inFlight(agent)) === 3 * MAX_BODY, 'three bodies held');
+
+    // Headers only: the answer comes without a byte of the body being sent.
+    const refused = await holding(agent, MAX_BODY, Buffer.alloc(0));
+    const answer = parseResponse(await within(refused.closed, 5000, 'a 503 and the connection closed'));
+    assert.equal(answer.status, 503);
+    assert.equal((JSON.parse(answer.body) as { error: { code: string } }).error.code, 'overloaded');
+    assert.equal(answer.headers.get('retry-after'), '1');
+    assert.equal(answer.headers.get('connection'), 'close');
+
+    // Without Content-Length the body is counted as it arrives, and refused once it would pass the budget: up to
+    // 64 KiB it is small, and fits; at 80 KiB it is large, and large bodies already hold all they may.
+    const chunked = await holding(agent, undefined, Buffer.alloc(16 * KIB, 0x20));
+    for (let i = 0; i < 4; i++) chunked.socket.write(chunk(Buffer.alloc(16 * KIB, 0x20)));
+    const cut = parseResponse(await within(chunked.closed, 5000, 'a chunked body refused'));
+    assert.equal(cut.status, 503);
+
+    // A quarter of the budget stays for small bodies: the controller's everyday commands get through.
+    await signedWrite(client, agent, 'during');
+    assert.equal(await inFlight(agent), 3 * MAX_BODY, 'refused and finished requests hold nothing');
+
+    for (const connection of held) connection.socket.destroy();
+    await eventually(async () => (await inFlight(agent)) === 0, 'the budget given back');
+    await signedWrite(client, agent, 'after');
+  });
+
+  test('connections cut mid-body, reset or half-closed, give back what they held', async () => {
+    const held = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => holding(agent, i % 2 === 0 ? 8 * KIB : undefined, Buffer.alloc(KIB, 0x20))),
+    );
+    // A declared body takes its size; one sent chunked takes 16 KiB to start with.
+    await eventually(async () => (await inFlight(agent)) === 12 * 8 * KIB + 12 * 16 * KIB, 'the bodies held', 10_000);
+    for (const [i, connection] of held.entries()) {
+      if (i % 3 === 0) connection.socket.resetAndDestroy();
+      else if (i % 3 === 1) connection.socket.end();
+      else connection.socket.destroy();
+    }
+    await eventually(async () => (await inFlight(agent)) === 0, 'the budget given back');
   });
 });
 

@@ -3,15 +3,19 @@ import { Hono } from 'hono';
 import { truncate } from '@hostfiles/shared';
 import type { AppDeps } from './deps.js';
 import { isAgentError } from './errors.js';
+import { createLogLimit } from './limits/log-limit.js';
 import { prepareApply } from './routes/files.js';
 import { prepareList, prepareRead, prepareStat } from './routes/reads.js';
 import { handleSigned, type Bindings } from './routes/signed.js';
 
 /** The longest error message an answer or a log line carries. */
 const MAX_MESSAGE_CHARS = 300;
+/** Refusals before a signature verified are logged at most this often (each second); the rest are counted. */
+const UNVERIFIED_REFUSALS_PER_SECOND = 20;
 
 export function createApp(deps: AppDeps): Hono<Bindings> {
   const app = new Hono<Bindings>();
+  const unverifiedRefusals = createLogLimit(UNVERIFIED_REFUSALS_PER_SECOND, deps.now);
 
   // Bytes in flight say how loaded the agent is, nothing about what it holds: safe to tell anyone who asks.
   app.get('/v1/health', (c) => c.json({ status: 'ok', bodyBytesInFlight: deps.bodyBudget.inFlight() }));
@@ -40,7 +44,12 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
     const path = truncate(c.req.path);
     if (isAgentError(error)) {
       const message = truncate(error.message, MAX_MESSAGE_CHARS);
-      deps.logger.warn('refused', { path, code: error.code, status: error.status, message });
+      // A trusted controller's refused command is always logged; anyone else's at a bounded rate.
+      const skipped = c.get('verified') ? 0 : unverifiedRefusals.admit();
+      if (skipped !== undefined) {
+        const fields = { path, code: error.code, status: error.status, message };
+        deps.logger.warn('refused', skipped > 0 ? { ...fields, skipped } : fields);
+      }
       // A body refused unread is not drained for keep-alive: the connection closes.
       if (error.code === 'too_large' || error.code === 'overloaded') c.header('connection', 'close');
       if (error.code === 'overloaded') c.header('retry-after', '1');

@@ -32,7 +32,8 @@ export type Prepare<K extends CommandKind> = (
   command: Extract<Command, { kind: K }>,
 ) => Result<Prepared, ProtocolError>;
 
-export type Bindings = { Bindings: { incoming?: IncomingMessage } };
+/** `verified`: the command's signature verified, so what follows is a trusted controller's doing. */
+export type Bindings = { Bindings: { incoming?: IncomingMessage }; Variables: { verified: boolean } };
 
 export async function handleSigned<K extends CommandKind>(
   c: Context<Bindings>,
@@ -63,6 +64,7 @@ async function checkAndRun<K extends CommandKind>(
   // (scan-envelope.test.ts checks it on bodies that are not ASCII).
   const envelope = unwrap(parseEnvelope(body.toString('latin1'))); // 2
   const payload = unwrap(verifyEnvelope(envelope, COMMAND_CONTEXT, (id) => deps.trustedKeys.get(id)?.key)); // 3, 4
+  c.set('verified', true);
   const command = unwrap(parseCommand(payload, kind)); // 5
   if (command.hostUuid !== deps.hostUuid) {
     throw new AgentError('wrong_host', `the command is for host ${command.hostUuid}, this is ${deps.hostUuid}`); // 6
