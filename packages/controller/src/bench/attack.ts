@@ -3,10 +3,11 @@
 // only) (b) keep 1,000 connections sending max-size bodies slowly, and (c) flood max-size hostile envelopes (many
 // short keys; the trusted keyId with a signature that cannot verify) from several senders. Per phase: the agent's peak
 // RSS (VmHWM, reset as the phase starts) and the writes' p50/p99 beside the quiet phase's, measured in the same run.
+// The attackers run at the lowest CPU priority (nice 19), standing in for machines of their own.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { generateSigningKey, writeOp, type SigningKey } from '@hostfiles/shared';
@@ -111,6 +112,9 @@ async function startAttacker(args: readonly string[]): Promise<Attacker> {
   const child = spawn(process.execPath, [WORKER, ...args, String(PHASE_MS * 3)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // Lowest CPU priority: on a small machine the attackers stand in for senders elsewhere, so what is measured is what
+  // they cost the agent, not what their own work takes from the agent's and the controller's share of the cores.
+  if (child.pid !== undefined) setPriority(child.pid, 19);
   let out = '';
   const started = new Promise<void>((resolve) => {
     child.stdout.on('data', (chunk: Buffer) => {
