@@ -6,7 +6,7 @@ import { isAgentError } from './errors.js';
 import { createLogLimit } from './limits/log-limit.js';
 import { prepareApply } from './routes/files.js';
 import { prepareList, prepareRead, prepareStat } from './routes/reads.js';
-import { handleSigned, type Bindings } from './routes/signed.js';
+import { createSignedHandler, type Bindings } from './routes/signed.js';
 
 /** The longest error message an answer or a log line carries. */
 const MAX_MESSAGE_CHARS = 300;
@@ -28,10 +28,11 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
       startedAt: deps.startedAt,
     }),
   );
-  app.post('/v1/files/apply', (c) => handleSigned(c, 'files.apply', deps, (command) => prepareApply(deps, command)));
-  app.post('/v1/files/read', (c) => handleSigned(c, 'files.read', deps, (command) => prepareRead(deps, command)));
-  app.post('/v1/files/list', (c) => handleSigned(c, 'files.list', deps, (command) => prepareList(deps, command)));
-  app.post('/v1/files/stat', (c) => handleSigned(c, 'files.stat', deps, (command) => prepareStat(deps, command)));
+  const signed = createSignedHandler(deps);
+  app.post('/v1/files/apply', (c) => signed(c, 'files.apply', (command) => prepareApply(deps, command)));
+  app.post('/v1/files/read', (c) => signed(c, 'files.read', (command) => prepareRead(deps, command)));
+  app.post('/v1/files/list', (c) => signed(c, 'files.list', (command) => prepareList(deps, command)));
+  app.post('/v1/files/stat', (c) => signed(c, 'files.stat', (command) => prepareStat(deps, command)));
 
   app.notFound((c) =>
     c.json(

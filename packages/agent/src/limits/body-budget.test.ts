@@ -73,4 +73,25 @@ describe('body budget', () => {
     time += 10_000;
     assert.equal(b.pace(5 * MIB), 250, 'no more than a second saved up');
   });
+
+  it('hands a large body buffer given back to the next body it fits, and keeps a quarter at most', () => {
+    const budget = createBodyBudget(16 * MIB);
+    const first = budget.open();
+    const big = first.buffer(MIB);
+    first.buffer(1024); // small: from Node's own pool, never kept here
+    first.release();
+    const second = budget.open();
+    assert.equal(second.buffer(MIB).buffer, big.buffer, 'the same memory, again');
+    assert.notEqual(second.buffer(MIB).buffer, big.buffer, 'handed out once at a time');
+    const third = budget.open();
+    const tooBig = [third.buffer(3 * MIB), third.buffer(3 * MIB)];
+    second.release();
+    third.release();
+    const fourth = budget.open();
+    const reused = [fourth.buffer(3 * MIB), fourth.buffer(3 * MIB)].filter((b) =>
+      tooBig.some((t) => t.buffer === b.buffer),
+    );
+    assert.equal(reused.length, 0, 'the pool keeps at most 4 MiB (two 1 MiB buffers were given back first)');
+    assert.equal(fourth.buffer(MIB / 2).buffer.byteLength, MIB, 'one up to twice the size fits');
+  });
 });

@@ -21,6 +21,11 @@ export interface BodyClaim {
   take(bytes: number): boolean;
   /** `bytes` more were read: how long (ms) to wait before reading on; always 0 for a small body */
   pace(bytes: number): number;
+  /**
+   * A buffer of `bytes` for the body (its bytes are not cleared): one given back by an earlier request when one fits.
+   * It is the claim's until release, and nothing may keep a reference to it past that.
+   */
+  buffer(bytes: number): Buffer;
   /** gives back all it holds; later calls do nothing */
   release(): void;
 }
@@ -40,6 +45,7 @@ export function createBodyBudget({ limit, largeBytesPerSecond, now }: BodyBudget
   if (!Number.isInteger(limit) || limit <= 0) throw new RangeError('the body budget must be a positive whole number');
   if (!(largeBytesPerSecond > 0)) throw new RangeError('the large-body rate must be positive');
   const pace = createPace(largeBytesPerSecond, now);
+  const pool = createPool(Math.floor(limit / 4));
   // A quarter is kept for small bodies: senders of large slow bodies, who need no key to send them, can fill the
   // rest but cannot keep out the controller's everyday commands.
   const largeLimit = limit - Math.floor(limit / 4);
@@ -50,6 +56,7 @@ export function createBodyBudget({ limit, largeBytesPerSecond, now }: BodyBudget
     open() {
       let held = 0;
       let open = true;
+      const buffers: Buffer[] = [];
       return {
         get held() {
           return held;
@@ -63,11 +70,17 @@ export function createBodyBudget({ limit, largeBytesPerSecond, now }: BodyBudget
           return true;
         },
         pace: (bytes) => (held > SMALL_BODY_BYTES ? pace(bytes) : 0),
+        buffer(bytes) {
+          const buffer = pool.get(bytes);
+          buffers.push(buffer);
+          return buffer;
+        },
         release() {
           if (!open) return;
           open = false;
           inFlight -= held;
           held = 0;
+          for (const buffer of buffers.splice(0)) pool.put(buffer);
         },
       };
     },
@@ -86,5 +99,30 @@ function createPace(bytesPerSecond: number, now: () => number): (bytes: number) 
     available = Math.min(bytesPerSecond, available + ((time - at) * bytesPerSecond) / 1000) - bytes;
     at = time;
     return available >= 0 ? 0 : Math.ceil((-available * 1000) / bytesPerSecond);
+  };
+}
+
+/** Buffers of this size or more are kept for the next body: a flood of large bodies then leaves no garbage behind. */
+const POOLED_BYTES = SMALL_BODY_BYTES;
+
+/** Body buffers given back, up to `maxBytes` of them, handed out again to bodies they fit (at most twice the size). */
+function createPool(maxBytes: number): { get(bytes: number): Buffer; put(buffer: Buffer): void } {
+  const free: Buffer[] = [];
+  let freeBytes = 0;
+  return {
+    get(bytes) {
+      const index = bytes < POOLED_BYTES ? -1 : free.findIndex((b) => b.length >= bytes && b.length <= 2 * bytes);
+      const [found] = index === -1 ? [] : free.splice(index, 1);
+      if (found === undefined) return Buffer.allocUnsafe(bytes);
+      freeBytes -= found.length;
+      return found.subarray(0, bytes);
+    },
+    put(buffer) {
+      // A view handed out by get() gives back the whole buffer it was cut from.
+      const whole = Buffer.from(buffer.buffer, buffer.byteOffset, buffer.buffer.byteLength - buffer.byteOffset);
+      if (whole.length < POOLED_BYTES || freeBytes + whole.length > maxBytes) return;
+      free.push(whole);
+      freeBytes += whole.length;
+    },
   };
 }

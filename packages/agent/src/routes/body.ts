@@ -35,12 +35,13 @@ interface Sink {
 /**
  * Chunks are copied into one buffer as they arrive, never kept: a sender trickling a byte at a time would otherwise
  * hold a Buffer object per byte, many times what the budget counts. The buffer is the declared size, taken from the
- * budget before anything is read; without a declared size it grows, each growth taken from the budget first.
+ * budget before anything is read; without a declared size it grows, each growth taken from the budget first. It
+ * comes from the claim, which may hand out one an earlier body gave back, and takes it back when the request ends.
  */
 function createSink(limit: number, claim: BodyClaim, declared: number | undefined): Sink {
   let capacity = declared ?? Math.min(limit, FIRST_CAPACITY);
   if (!claim.take(capacity)) throw overloaded();
-  let buffer = Buffer.allocUnsafe(capacity);
+  let buffer = claim.buffer(capacity);
   let size = 0;
   return {
     push(chunk) {
@@ -51,7 +52,7 @@ function createSink(limit: number, claim: BodyClaim, declared: number | undefine
         if (declared !== undefined) return new AgentError('bad_request', 'the body is longer than its Content-Length');
         const grown = Math.min(limit, Math.max(needed, capacity * 2));
         if (!claim.take(grown - capacity)) return overloaded();
-        const next = Buffer.allocUnsafe(grown);
+        const next = claim.buffer(grown);
         buffer.copy(next, 0, 0, size);
         buffer = next;
         capacity = grown;

@@ -42,14 +42,20 @@ export function parseEnvelope(body: string): Result<Envelope, ProtocolError> {
 
 export type KeyLookup = (keyId: string) => KeyObject | undefined;
 
+/** Gives a buffer of at least `bytes` that verifyEnvelope may use until it returns (and the next call uses again). */
+export type Scratch = (bytes: number) => Buffer;
+
 /**
  * Verifies an envelope and returns the payload bytes, which nobody may parse before this succeeds.
- * node:crypto refuses non-canonical signatures (S ≥ L), which tweetnacl would accept.
+ * node:crypto refuses non-canonical signatures (S ≥ L), which tweetnacl would accept. With `scratch`, an envelope that
+ * does not verify leaves no buffer behind (the agent's defence against floods of them); a payload that verifies is
+ * copied out of it.
  */
 export function verifyEnvelope(
   envelope: Envelope,
   context: SignatureContext,
   lookup: KeyLookup,
+  scratch?: Scratch,
 ): Result<Buffer, ProtocolError> {
   const key = lookup(envelope.keyId);
   if (key === undefined) {
@@ -57,10 +63,10 @@ export function verifyEnvelope(
   }
   // The payload is decoded straight after the context, into the one buffer verify() reads: no second copy of it.
   const prefix = CONTEXT_BYTES[context];
-  const signed = Buffer.allocUnsafe(prefix.length + Buffer.byteLength(envelope.payload, 'base64'));
+  const size = prefix.length + Buffer.byteLength(envelope.payload, 'base64');
+  const signed = scratch === undefined ? Buffer.allocUnsafe(size) : scratch(size);
   prefix.copy(signed);
   const end = prefix.length + signed.write(envelope.payload, prefix.length, 'base64');
-  const payload = signed.subarray(prefix.length, end);
   const signature = Buffer.from(envelope.signature, 'base64');
   let valid = false;
   try {
@@ -69,5 +75,7 @@ export function verifyEnvelope(
     // OpenSSL throws on malformed signatures instead of answering false: both are "does not verify".
     return err(protocolError('bad_signature', `the signature does not verify (${String(error)})`));
   }
-  return valid ? ok(payload) : err(protocolError('bad_signature', 'the signature does not verify'));
+  if (!valid) return err(protocolError('bad_signature', 'the signature does not verify'));
+  const payload = signed.subarray(prefix.length, end);
+  return ok(scratch === undefined ? payload : Buffer.from(payload));
 }
