@@ -10,7 +10,7 @@ const valid = { ...exampleConfig(), trustedKeys: [Buffer.alloc(32, 1).toString('
 test('defaults: 32 MiB in flight, 256 connections, 10 s for headers, the request time following maxBodyBytes', () => {
   assert.deepEqual(resolveLimits(4 * MIB, {}), {
     bodyBytesInFlight: 32 * MIB,
-    largeBodyBytesPerSecond: 64 * MIB,
+    largeBodyBytesPerSecond: 32 * MIB,
     maxConnections: 256,
     headersTimeoutMs: 10_000,
     requestTimeoutMs: 74_000,
