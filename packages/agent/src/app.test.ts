@@ -18,6 +18,7 @@ import { createApp } from './app.js';
 import type { AgentEvent } from './deps.js';
 import { createFileStore } from './files/index.js';
 import { openReplayJournal } from './journal/replay-journal.js';
+import { createBodyBudget } from './limits/body-budget.js';
 
 test('in-process: a signed write is applied, an oversized streamed body is refused with 413', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hostfiles-app-'));
@@ -43,6 +44,7 @@ test('in-process: a signed write is applied, an oversized streamed body is refus
     logger: silentLogger<AgentEvent>(),
     now: Date.now,
     maxBodyBytes: 4096,
+    bodyBudget: createBodyBudget({ limit: 64 * 1024, largeBytesPerSecond: 1024 * 1024, now: Date.now }),
     maxContentBytes: 1024 * 1024,
     clockSkewMs: 30_000,
   });

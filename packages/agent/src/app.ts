@@ -1,15 +1,24 @@
 // createApp(deps) → Hono. It never listens: main.ts (or a test) serves it.
 import { Hono } from 'hono';
+import { truncate } from '@hostfiles/shared';
 import type { AppDeps } from './deps.js';
 import { isAgentError } from './errors.js';
+import { createLogLimit } from './limits/log-limit.js';
 import { prepareApply } from './routes/files.js';
 import { prepareList, prepareRead, prepareStat } from './routes/reads.js';
-import { handleSigned, type Bindings } from './routes/signed.js';
+import { createSignedHandler, type Bindings } from './routes/signed.js';
+
+/** The longest error message an answer or a log line carries. */
+const MAX_MESSAGE_CHARS = 300;
+/** Refusals before a signature verified are logged at most this often (each second); the rest are counted. */
+const UNVERIFIED_REFUSALS_PER_SECOND = 20;
 
 export function createApp(deps: AppDeps): Hono<Bindings> {
   const app = new Hono<Bindings>();
+  const unverifiedRefusals = createLogLimit(UNVERIFIED_REFUSALS_PER_SECOND, deps.now);
 
-  app.get('/v1/health', (c) => c.json({ status: 'ok' }));
+  // Bytes in flight say how loaded the agent is, nothing about what it holds: safe to tell anyone who asks.
+  app.get('/v1/health', (c) => c.json({ status: 'ok', bodyBytesInFlight: deps.bodyBudget.inFlight() }));
   app.get('/v1/info', (c) =>
     c.json({
       hostUuid: deps.hostUuid,
@@ -19,20 +28,36 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
       startedAt: deps.startedAt,
     }),
   );
-  app.post('/v1/files/apply', (c) => handleSigned(c, 'files.apply', deps, (command) => prepareApply(deps, command)));
-  app.post('/v1/files/read', (c) => handleSigned(c, 'files.read', deps, (command) => prepareRead(deps, command)));
-  app.post('/v1/files/list', (c) => handleSigned(c, 'files.list', deps, (command) => prepareList(deps, command)));
-  app.post('/v1/files/stat', (c) => handleSigned(c, 'files.stat', deps, (command) => prepareStat(deps, command)));
+  const signed = createSignedHandler(deps);
+  app.post('/v1/files/apply', (c) => signed(c, 'files.apply', (command) => prepareApply(deps, command)));
+  app.post('/v1/files/read', (c) => signed(c, 'files.read', (command) => prepareRead(deps, command)));
+  app.post('/v1/files/list', (c) => signed(c, 'files.list', (command) => prepareList(deps, command)));
+  app.post('/v1/files/stat', (c) => signed(c, 'files.stat', (command) => prepareStat(deps, command)));
 
-  app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+  app.notFound((c) =>
+    c.json(
+      { error: { code: 'not_found', message: `no route ${truncate(c.req.method)} ${truncate(c.req.path)}` } },
+      404,
+    ),
+  );
   app.onError((error, c) => {
+    // Messages repeat input only as short prefixes; the cap here keeps every refusal and log line small regardless.
+    const path = truncate(c.req.path);
     if (isAgentError(error)) {
-      deps.logger.warn('refused', { path: c.req.path, code: error.code, status: error.status, message: error.message });
-      // An oversized body is not read to its end: close the connection rather than drain it for keep-alive.
-      if (error.code === 'too_large') c.header('connection', 'close');
-      return c.json({ error: { code: error.code, message: error.message } }, error.status);
+      const message = truncate(error.message, MAX_MESSAGE_CHARS);
+      // A trusted controller's refused command is always logged; anyone else's at a bounded rate.
+      const skipped = c.get('verified') ? 0 : unverifiedRefusals.admit();
+      if (skipped !== undefined) {
+        const fields = { path, code: error.code, status: error.status, message };
+        deps.logger.warn('refused', skipped > 0 ? { ...fields, skipped } : fields);
+      }
+      // A body refused unread is not drained for keep-alive: the connection closes.
+      if (error.code === 'too_large' || error.code === 'overloaded') c.header('connection', 'close');
+      if (error.code === 'overloaded') c.header('retry-after', '1');
+      return c.json({ error: { code: error.code, message } }, error.status);
     }
-    deps.logger.error('internal_error', { path: c.req.path, error: error.name, message: error.message });
+    const message = truncate(error.message, MAX_MESSAGE_CHARS);
+    deps.logger.error('internal_error', { path, error: truncate(error.name), message });
     return c.json({ error: { code: 'internal', message: 'internal error' } }, 500);
   });
   return app;

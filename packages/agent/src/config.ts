@@ -10,6 +10,7 @@ import {
   type Result,
   MAX_CLOCK_SKEW_MS,
 } from '@hostfiles/shared';
+import { limitProblems, limitsSchema, resolveLimits } from './limits/server-limits.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_CONTENT_BYTES = 128 * 1024 * 1024;
@@ -76,6 +77,7 @@ export const configSchema = z
       .default(DEFAULT_MAX_CONTENT_BYTES),
     clockSkewMs: z.int().min(0).max(MAX_CLOCK_SKEW_MS).default(DEFAULT_CLOCK_SKEW_MS),
     ownership: z.strictObject({ TpmState: rootOwnership.optional(), NvRam: rootOwnership.optional() }).default({}),
+    limits: limitsSchema,
   })
   .superRefine((config, ctx) => {
     const { listen } = config;
@@ -88,6 +90,8 @@ export const configSchema = z
           'loopback address, or set listen.allowPlainHttp',
       });
     }
+    for (const problem of limitProblems(config.maxBodyBytes, config.limits))
+      ctx.addIssue({ code: 'custom', ...problem });
     const { TpmState, NvRam } = config.roots;
     const nested = (a: string, b: string): boolean => a === b || a.startsWith(`${b}/`);
     if (nested(TpmState, NvRam) || nested(NvRam, TpmState)) {
@@ -158,6 +162,7 @@ export function exampleConfig(): AgentConfig {
     maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
     maxContentBytes: DEFAULT_MAX_CONTENT_BYTES,
     clockSkewMs: DEFAULT_CLOCK_SKEW_MS,
+    limits: resolveLimits(DEFAULT_MAX_BODY_BYTES, {}),
     ownership: {
       // swtpm's user on Debian and Ubuntu (`swtpm` on Fedora); `<uuid>/` stays root's, 0711, as libvirt makes it.
       TpmState: { owner: 'tss', group: 'tss', fileMode: '0600', dirMode: '0700', topDirMode: '0711' },

@@ -2,6 +2,7 @@
 import type { Logger, SigningKey, TrustedKey } from '@hostfiles/shared';
 import { STORE_EVENTS, type FileRoots, type FileStore } from './files/index.js';
 import type { ReplayJournal } from './journal/replay-journal.js';
+import type { BodyBudget } from './limits/body-budget.js';
 
 export const AGENT_EVENTS = [
   'listening',
@@ -15,6 +16,7 @@ export const AGENT_EVENTS = [
   'state_recovered',
   'key_generated',
   'client_refused',
+  'connections_dropped',
   ...STORE_EVENTS,
 ] as const;
 export type AgentEvent = (typeof AGENT_EVENTS)[number];
@@ -31,6 +33,8 @@ export interface AppDeps {
   readonly logger: Logger<AgentEvent>;
   readonly now: () => number;
   readonly maxBodyBytes: number;
+  /** request-body bytes in flight across all connections (check 1, 503 overloaded past it) */
+  readonly bodyBudget: BodyBudget;
   /** The most decoded content bytes one command may carry in total (check 9, 413 too_large). */
   readonly maxContentBytes: number;
   readonly clockSkewMs: number;

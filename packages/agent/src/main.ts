@@ -26,6 +26,8 @@ import {
   type RecoveryReport,
 } from './files/index.js';
 import { openReplayJournal } from './journal/replay-journal.js';
+import { createBodyBudget } from './limits/body-budget.js';
+import { dropReporter, limitServer, resolveLimits, serverOptions, type ServerLimits } from './limits/server-limits.js';
 import { checkKeyFile, preflight } from './preflight.js';
 import { refuseUntrustedClients, tlsServerOptions } from './transport.js';
 
@@ -48,7 +50,8 @@ Config: ownership per root gives written files owner:group and fileMode, directo
 root (<uuid>/) the agent's own owner and topDirMode, deeper ones (tpm2/) owner:group and dirMode. Owners and
 groups are names (looked up with getent) or numeric ids; modes are octal strings. Defaults: fileMode "0600",
 dirMode "0700", topDirMode "0711" for TpmState and "0700" for NvRam. maxContentBytes caps the decoded content
-of one command (default 128 MiB). Every config problem is reported at once, before anything is made.
+of one command (default 128 MiB). limits bounds connections, header and request times and the request-body bytes
+held at once (see DESIGN.md, "Limits"). Every config problem is reported at once, before anything is made.
 
 Each root is opened once at start and held for the agent's life: a root that is a symbolic link or has one on
 its path is refused (exit 2), and a root moved or swapped for a link later is never followed.
@@ -195,6 +198,7 @@ function logRecovery(logger: Logger<AgentEvent>, recovered: RecoveryReport): voi
 function listen(
   app: { readonly fetch: Parameters<typeof serve>[0]['fetch'] },
   config: AgentConfig,
+  limits: ServerLimits,
   signer: SigningKey,
   trustedKeys: ReadonlyMap<string, TrustedKey>,
   logger: Logger<AgentEvent>,
@@ -211,19 +215,35 @@ function listen(
       version: VERSION,
     });
   };
-  if (!tls) return serve({ fetch: app.fetch, hostname: host, port }, onListening);
-  const server = serve(
-    {
-      fetch: app.fetch,
-      hostname: host,
-      port,
-      createServer: createHttpsServer,
-      serverOptions: tlsServerOptions(signer, clientAuth),
-    },
-    onListening,
-  );
+  const common = {
+    fetch: app.fetch,
+    hostname: host,
+    port,
+    // A body left unread is refused with Connection: close, and Node discards the rest by itself: hono's own
+    // draining would keep every such request's objects alive another 500 ms (~60 MB more under a flood of them).
+    autoCleanupIncoming: false,
+  };
+  const server = tls
+    ? serve(
+        {
+          ...common,
+          createServer: createHttpsServer,
+          // headersTimeout does not cover the handshake: a peer that never finishes one is dropped as soon.
+          serverOptions: {
+            ...serverOptions(limits),
+            ...tlsServerOptions(signer, clientAuth),
+            handshakeTimeout: limits.headersTimeoutMs,
+          },
+        },
+        onListening,
+      )
+    : serve({ ...common, serverOptions: serverOptions(limits) }, onListening);
   // Before the first connection: serve() has only asked to listen.
-  if (clientAuth === 'required') refuseUntrustedClients(server as TlsServer, trustedKeys, logger, Date.now);
+  if (tls && clientAuth === 'required') refuseUntrustedClients(server as TlsServer, trustedKeys, logger, Date.now);
+  const onDrop = dropReporter((dropped) => {
+    logger.warn('connections_dropped', { dropped, maxConnections: limits.maxConnections });
+  }, Date.now);
+  limitServer(server as Parameters<typeof limitServer>[0], limits, onDrop);
   return server;
 }
 
@@ -246,6 +266,7 @@ async function run(configPath: string): Promise<void> {
   logRecovery(logger, await files.recover());
   const journal = await openReplayJournal({ dir: config.stateDir, now: Date.now });
   const trustedKeys = new Map(config.trustedKeys.map((key) => trustedKeyFromBase64(key)).map((k) => [k.keyId, k]));
+  const limits = resolveLimits(config.maxBodyBytes, config.limits);
   const app = createApp({
     hostUuid: config.hostUuid,
     version: VERSION,
@@ -258,10 +279,15 @@ async function run(configPath: string): Promise<void> {
     logger,
     now: Date.now,
     maxBodyBytes: config.maxBodyBytes,
+    bodyBudget: createBodyBudget({
+      limit: limits.bodyBytesInFlight,
+      largeBytesPerSecond: limits.largeBodyBytesPerSecond,
+      now: Date.now,
+    }),
     maxContentBytes: config.maxContentBytes,
     clockSkewMs: config.clockSkewMs,
   });
-  const server = listen(app, config, signer, trustedKeys, logger);
+  const server = listen(app, config, limits, signer, trustedKeys, logger);
   server.on('error', (error: Error) => {
     process.stderr.write(`hostfiles-agent: cannot listen: ${error.message}\n`);
     process.exit(1);

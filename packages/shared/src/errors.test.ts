@@ -28,6 +28,7 @@ describe('error codes', () => {
         outside_root: 403,
         not_found: 404,
         unavailable: 503,
+        overloaded: 503,
         internal: 500,
       },
     );

@@ -12,6 +12,8 @@ export const REQUEST_ERROR_CODES = [
   'outside_root',
   'not_found',
   'unavailable',
+  /** the agent holds as many request bodies as it takes at once (its budget of bytes in flight): try again soon */
+  'overloaded',
   'internal',
 ] as const;
 export type RequestErrorCode = (typeof REQUEST_ERROR_CODES)[number];
@@ -28,6 +30,7 @@ export const HTTP_STATUS: Readonly<Record<RequestErrorCode, 400 | 401 | 403 | 40
   outside_root: 403,
   not_found: 404,
   unavailable: 503,
+  overloaded: 503,
   internal: 500,
 };
 

@@ -9,6 +9,7 @@ import {
   type Entry,
   type ProtocolError,
   type Result,
+  truncate,
 } from '@hostfiles/shared';
 import type { StateEntry } from '../files/index.js';
 
@@ -60,7 +61,8 @@ export function checkEntries(
     const at = `${where} entry ${index}`;
     const components = confineRelative(entry.path);
     if (!components.ok) return err(protocolError('outside_root', `${at}: ${components.error}`));
-    if (paths.has(entry.path)) return err(protocolError('bad_request', `${at}: ${entry.path} is listed twice`));
+    if (paths.has(entry.path))
+      return err(protocolError('bad_request', `${at}: ${truncate(entry.path)} is listed twice`));
     paths.add(entry.path);
     const content = decodeWithin(entry, budget, at);
     if (!content.ok) return content;
@@ -70,7 +72,9 @@ export function checkEntries(
     for (let i = 1; i < components.length; i++) {
       const parent = components.slice(0, i).join('/');
       if (paths.has(parent)) {
-        return err(protocolError('bad_request', `${where}: ${parent} is both a file and a directory of the state`));
+        return err(
+          protocolError('bad_request', `${where}: ${truncate(parent)} is both a file and a directory of the state`),
+        );
       }
     }
   }

@@ -1,5 +1,5 @@
 // The checks every signed endpoint makes, in DESIGN.md's order; the first failure answers and nothing is applied.
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
 import {
@@ -16,6 +16,7 @@ import {
   type CommandKind,
   type ProtocolError,
   type Result,
+  type Scratch,
 } from '@hostfiles/shared';
 import type { AppDeps } from '../deps.js';
 import { AgentError } from '../errors.js';
@@ -32,19 +33,51 @@ export type Prepare<K extends CommandKind> = (
   command: Extract<Command, { kind: K }>,
 ) => Result<Prepared, ProtocolError>;
 
-export type Bindings = { Bindings: { incoming?: IncomingMessage } };
+/** `verified`: the command's signature verified, so what follows is a trusted controller's doing. */
+export type Bindings = { Bindings: { incoming?: IncomingMessage }; Variables: { verified: boolean } };
 
-export async function handleSigned<K extends CommandKind>(
+/** What every signed endpoint runs: `handle(c, kind, prepare)`. */
+export type SignedHandler = <K extends CommandKind>(
   c: Context<Bindings>,
   kind: K,
-  deps: AppDeps,
   prepare: Prepare<K>,
+) => Promise<Response>;
+
+export function createSignedHandler(deps: AppDeps): SignedHandler {
+  // One buffer for decoding payloads to verify them, used again by every request (verification is synchronous):
+  // a flood of envelopes that do not verify leaves no garbage behind.
+  let scratch = Buffer.alloc(0);
+  const take: Scratch = (bytes) => {
+    if (scratch.length < bytes) scratch = Buffer.allocUnsafe(bytes);
+    return scratch.subarray(0, bytes);
+  };
+  return async (c, kind, prepare) => {
+    // app.request() in-process passes no env at all; under @hono/node-server it holds the IncomingMessage.
+    const env = c.env as Bindings['Bindings'] | undefined;
+    // The body's bytes count against the agent's budget until the request is done with them, whatever its outcome.
+    const claim = deps.bodyBudget.open();
+    try {
+      const body = await readCappedBody(env?.incoming, c.req.raw, deps.maxBodyBytes, claim); // 1
+      return await checkAndRun(c, kind, { ...deps, scratch: take }, prepare, body);
+    } finally {
+      claim.release();
+    }
+  };
+}
+
+async function checkAndRun<K extends CommandKind>(
+  c: Context<Bindings>,
+  kind: K,
+  deps: AppDeps & { readonly scratch: Scratch },
+  prepare: Prepare<K>,
+  body: Buffer,
 ): Promise<Response> {
-  // app.request() in-process passes no env at all; under @hono/node-server it holds the IncomingMessage.
-  const env = c.env as Bindings['Bindings'] | undefined;
-  const body = await readCappedBody(env?.incoming, c.req.raw, deps.maxBodyBytes); // 1
-  const envelope = unwrap(parseEnvelope(body.toString('utf8'))); // 2
-  const payload = unwrap(verifyEnvelope(envelope, COMMAND_CONTEXT, (id) => deps.trustedKeys.get(id)?.key)); // 3, 4
+  // latin1, not utf8: a plain copy (no decoding), and an envelope is ASCII throughout, so the verdict is the same
+  // (scan-envelope.test.ts checks it on bodies that are not ASCII).
+  const envelope = unwrap(parseEnvelope(body.toString('latin1'))); // 2
+  const trusted = (id: string): KeyObject | undefined => deps.trustedKeys.get(id)?.key;
+  const payload = unwrap(verifyEnvelope(envelope, COMMAND_CONTEXT, trusted, deps.scratch)); // 3, 4
+  c.set('verified', true);
   const command = unwrap(parseCommand(payload, kind)); // 5
   if (command.hostUuid !== deps.hostUuid) {
     throw new AgentError('wrong_host', `the command is for host ${command.hostUuid}, this is ${deps.hostUuid}`); // 6
@@ -53,7 +86,10 @@ export async function handleSigned<K extends CommandKind>(
   // Check 9 is computed before 8 but answered after it, so a journal record is only made for a command that runs.
   const prepared = prepare(command);
   const hash = createHash('sha256').update(payload).digest('hex');
-  const lookup = deps.journal.check(command.requestId, hash); // 8
+  // The parser's strings are slices of the payload's text, and the journal keeps requestIds for minutes: a slice
+  // would keep the whole command (file contents included) alive with it. A copy of its 36 ASCII characters does not.
+  const requestId = Buffer.from(command.requestId, 'latin1').toString('latin1');
+  const lookup = deps.journal.check(requestId, hash); // 8
   if (lookup.kind === 'replayed') {
     throw new AgentError('replayed', `requestId ${command.requestId} was seen with other payload bytes`);
   }
@@ -74,7 +110,7 @@ export async function handleSigned<K extends CommandKind>(
     return json(c, await answer(deps, ready));
   }
   // Remembered past the widest skew a config may set, so a restart with a larger skew can't revive a command.
-  await deps.journal.record(command.requestId, hash, command.expiresAt + MAX_CLOCK_SKEW_MS);
+  await deps.journal.record(requestId, hash, command.expiresAt + MAX_CLOCK_SKEW_MS);
   let text: string | undefined;
   try {
     const started = deps.now();
@@ -83,7 +119,7 @@ export async function handleSigned<K extends CommandKind>(
     return json(c, text);
   } finally {
     // Settles waiting retries even when the run failed; they then run it again.
-    await deps.journal.complete(command.requestId, ready.storeAnswer ? text : undefined);
+    await deps.journal.complete(requestId, ready.storeAnswer ? text : undefined);
   }
 }
 

@@ -25,7 +25,7 @@ export interface LocalAgent {
   start(): Promise<void>;
 }
 
-function agentBin(): string {
+export function agentBin(): string {
   const require = createRequire(import.meta.url);
   const manifestPath = require.resolve('@hostfiles/agent/package.json');
   const manifest = require(manifestPath) as { bin: Record<string, string> };

@@ -371,3 +371,28 @@ describe('parseEnvelope', () => {
     expectError(parseEnvelope(body({ keyId: 1234567890123456 })), 'bad_request');
   });
 });
+
+describe('verifyEnvelope with a scratch buffer', () => {
+  it('decodes into the scratch, and hands out a copy of a payload that verifies', () => {
+    const key = testKey();
+    const scratch = Buffer.alloc(4096);
+    const calls: number[] = [];
+    const take = (bytes: number): Buffer => {
+      calls.push(bytes);
+      return scratch;
+    };
+    const good = signEnvelope(COMMAND_CONTEXT, COMMAND_PAYLOAD, key.signing);
+    const result = verifyEnvelope(good, COMMAND_CONTEXT, lookupOf(key), take);
+    assert.ok(result.ok);
+    assert.deepStrictEqual(JSON.parse(result.value.toString()), COMMAND_PAYLOAD);
+    assert.notEqual(result.value.buffer, scratch.buffer, 'a copy, not a view of the scratch');
+    const other = signEnvelope(COMMAND_CONTEXT, { other: true }, key.signing);
+    expectError(
+      verifyEnvelope({ ...good, signature: other.signature }, COMMAND_CONTEXT, lookupOf(key), take),
+      'bad_signature',
+    );
+    assert.deepStrictEqual(JSON.parse(result.value.toString()), COMMAND_PAYLOAD, 'untouched by the next call');
+    assert.equal(calls.length, 2);
+    assert.equal(calls[0], COMMAND_CONTEXT.length + Buffer.from(good.payload, 'base64').length);
+  });
+});

@@ -2,9 +2,10 @@
 import { sign, verify, type KeyObject } from 'node:crypto';
 import { protocolError, type ProtocolError } from '../errors.js';
 import { err, ok, type Result } from '../result.js';
-import { parseStrictJson } from '../protocol/strict-json.js';
-import { envelopeSchema, type Envelope } from '../protocol/schemas.js';
+import type { Envelope } from '../protocol/schemas.js';
+import { truncate } from '../util/echo.js';
 import type { SigningKey } from './keys.js';
+import { scanEnvelope } from './scan-envelope.js';
 
 export const COMMAND_CONTEXT = 'hostfiles/v1/command\n';
 export const ANSWER_CONTEXT = 'hostfiles/v1/answer\n';
@@ -30,43 +31,51 @@ export function signEnvelope(context: SignatureContext, payload: unknown, key: S
   };
 }
 
-/** Parses a raw request or answer body into an envelope: strict JSON, the envelope's exact shape. */
+/**
+ * Parses a raw request or answer body into an envelope: strict JSON, the envelope's exact shape, refused at the first
+ * member that does not belong (see scan-envelope.ts) rather than after building whatever the body holds.
+ */
 export function parseEnvelope(body: string): Result<Envelope, ProtocolError> {
-  const json = parseStrictJson(body);
-  if (!json.ok) return err(protocolError('bad_request', json.error));
-  const parsed = envelopeSchema.safeParse(json.value);
-  if (!parsed.success) return err(protocolError('bad_request', `not an envelope: ${summarize(parsed.error.issues)}`));
-  return ok(parsed.data);
+  const scanned = scanEnvelope(body);
+  return scanned.ok ? scanned : err(protocolError('bad_request', `not an envelope: ${scanned.error}`));
 }
 
 export type KeyLookup = (keyId: string) => KeyObject | undefined;
 
+/** Gives a buffer of at least `bytes` that verifyEnvelope may use until it returns (and the next call uses again). */
+export type Scratch = (bytes: number) => Buffer;
+
 /**
  * Verifies an envelope and returns the payload bytes, which nobody may parse before this succeeds.
- * node:crypto refuses non-canonical signatures (S ≥ L), which tweetnacl would accept.
+ * node:crypto refuses non-canonical signatures (S ≥ L), which tweetnacl would accept. With `scratch`, an envelope that
+ * does not verify leaves no buffer behind (the agent's defence against floods of them); a payload that verifies is
+ * copied out of it.
  */
 export function verifyEnvelope(
   envelope: Envelope,
   context: SignatureContext,
   lookup: KeyLookup,
+  scratch?: Scratch,
 ): Result<Buffer, ProtocolError> {
   const key = lookup(envelope.keyId);
-  if (key === undefined) return err(protocolError('unknown_key', `no trusted key has keyId ${envelope.keyId}`));
-  const payload = Buffer.from(envelope.payload, 'base64');
+  if (key === undefined) {
+    return err(protocolError('unknown_key', `no trusted key has keyId ${truncate(envelope.keyId)}`));
+  }
+  // The payload is decoded straight after the context, into the one buffer verify() reads: no second copy of it.
+  const prefix = CONTEXT_BYTES[context];
+  const size = prefix.length + Buffer.byteLength(envelope.payload, 'base64');
+  const signed = scratch === undefined ? Buffer.allocUnsafe(size) : scratch(size);
+  prefix.copy(signed);
+  const end = prefix.length + signed.write(envelope.payload, prefix.length, 'base64');
   const signature = Buffer.from(envelope.signature, 'base64');
   let valid = false;
   try {
-    valid = verify(null, signedBytes(context, payload), key, signature);
+    valid = verify(null, signed.subarray(0, end), key, signature);
   } catch (error) {
     // OpenSSL throws on malformed signatures instead of answering false: both are "does not verify".
     return err(protocolError('bad_signature', `the signature does not verify (${String(error)})`));
   }
-  return valid ? ok(payload) : err(protocolError('bad_signature', 'the signature does not verify'));
-}
-
-export function summarize(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
-  return issues
-    .slice(0, 5)
-    .map((issue) => `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}`)
-    .join('; ');
+  if (!valid) return err(protocolError('bad_signature', 'the signature does not verify'));
+  const payload = signed.subarray(prefix.length, end);
+  return ok(scratch === undefined ? payload : Buffer.from(payload));
 }

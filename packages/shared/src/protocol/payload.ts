@@ -2,7 +2,7 @@
 import type { z } from 'zod';
 import { protocolError, type ProtocolError } from '../errors.js';
 import { err, ok, type Result } from '../result.js';
-import { summarize } from '../envelope/envelope.js';
+import { summarize } from '../util/echo.js';
 import { parseStrictJson } from './strict-json.js';
 import { ANSWER_SCHEMAS, commandSchema, type AnswerFor, type Command, type CommandKind } from './schemas.js';
 

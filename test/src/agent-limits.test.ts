@@ -1,0 +1,223 @@
+// What an unauthenticated sender can make the agent hold, against real agent processes: the budget of body bytes in
+// flight (503 overloaded past it, given back however a request ends), the connection limit, the header and request
+// timeouts, the cheap envelope pre-parse, and refusals and log lines that repeat only a short prefix of input.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
+import {
+  agentInfo,
+  commandPayload,
+  errorCode,
+  post,
+  send,
+  signedBody,
+  writeOp,
+  type AgentClient,
+} from './support/commands.js';
+import {
+  chunk,
+  eventually,
+  health,
+  openRaw,
+  parseResponse,
+  postHead,
+  within,
+  type RawConnection,
+} from './support/raw-http.js';
+
+const KIB = 1024;
+const APPLY = '/v1/files/apply';
+const MAX_BODY = 256 * KIB;
+/** Large bodies may fill 3/4 of it: three bodies of MAX_BODY. */
+const BUDGET = 1024 * KIB;
+
+async function clientOf(agent: AgentHandle): Promise<AgentClient> {
+  const info = await agentInfo(agent.url);
+  return {
+    url: agent.url,
+    hostUuid: agent.setup.hostUuid,
+    key: agent.setup.controllerKey,
+    agentPublicKey: info.publicKey,
+  };
+}
+
+const inFlight = async (agent: AgentHandle): Promise<number> => (await health(agent.port)).bodyBytesInFlight ?? -1;
+
+/** A connection that sent the head of a POST and `sent` bytes of its body, and holds. */
+async function holding(agent: AgentHandle, declared: number | undefined, sent: Buffer): Promise<RawConnection> {
+  const connection = await openRaw(agent.port);
+  connection.socket.write(postHead(APPLY, declared));
+  if (sent.length > 0) connection.socket.write(declared === undefined ? chunk(sent) : sent);
+  return connection;
+}
+
+/** Writes one small file through the agent with a signed command, and checks it was written. */
+async function signedWrite(client: AgentClient, agent: AgentHandle, name: string): Promise<void> {
+  const path = join(agent.setup.roots.TpmState, name);
+  const answer = await send(client, 'files.apply', { ops: [writeOp('TpmState', path, 'state')] });
+  assert.equal(answer.results[0]?.status, 'written');
+}
+
+/** The agent's log lines after the first `from`, once one of them is a `refused` line. */
+async function refusedLine(agent: AgentHandle, from: number): Promise<string> {
+  let line: string | undefined;
+  await eventually(() => {
+    line = agent.lines.slice(from).find((l) => l.includes('"event":"refused"'));
+    return line !== undefined;
+  }, 'a refused line in the log');
+  return line ?? '';
+}
+
+describe('with a budget of body bytes in flight', () => {
+  let agent: AgentHandle;
+  let client: AgentClient;
+  before(async () => {
+    agent = await startAgent(setupAgent({ config: { maxBodyBytes: MAX_BODY, limits: { bodyBytesInFlight: BUDGET } } }));
+    client = await clientOf(agent);
+  });
+  after(async () => {
+    assert.equal(await agent.stop(), 0);
+    removeSetup(agent.setup);
+  });
+
+  // First: refusals of unsigned requests are logged at most 20 a second, and these read their log lines.
+  test('a body of many short keys is refused at the first, briefly, in the answer and in the log', async () => {
+    const manyKeys = `{${Array.from({ length: 22_000 }, (_, i) => `"k${i}":1`).join(',')}}`;
+    assert.ok(manyKeys.length > 200 * KIB && manyKeys.length < MAX_BODY);
+    const from = agent.lines.length;
+    const reply = await post(agent.url, APPLY, manyKeys);
+    assert.equal(reply.status, 400);
+    assert.equal(errorCode(reply), 'bad_request');
+    assert.ok(reply.text.length < KIB, `answer of ${reply.text.length} bytes`);
+    assert.match(reply.text, /unknown key \\"k0\\"/);
+    const line = await refusedLine(agent, from);
+    assert.ok(line.length < KIB, `log line of ${line.length} bytes`);
+  });
+
+  test('unknown keys, keyIds, requestIds and paths are echoed only as a short, marked prefix', async () => {
+    const long = 'x'.repeat(100 * KIB);
+    const tpm = (name: string): string => join(agent.setup.roots.TpmState, name);
+    const command = (body: Record<string, unknown>, extra: Record<string, unknown> = {}): string =>
+      signedBody(client.key, { ...commandPayload('files.apply', client.hostUuid, body), ...extra });
+    const entry = {
+      path: 'p'.repeat(4000),
+      content: Buffer.from('x').toString('base64'),
+      sha256: '2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881',
+    };
+    const cases: [string, string, string][] = [
+      ['an unknown envelope key', APPLY, `{"${long}":"x"}`],
+      ['a long keyId', APPLY, JSON.stringify({ keyId: long, payload: 'AAAA', signature: 'x' })],
+      ['an unknown command key', APPLY, command({ ops: [writeOp('TpmState', tpm('a'), 'x')] }, { [long]: 1 })],
+      ['a long requestId', APPLY, command({ ops: [writeOp('TpmState', tpm('a'), 'x')] }, { requestId: long })],
+      [
+        'a long entry path, twice',
+        APPLY,
+        command({ ops: [{ op: 'writeDir', type: 'TpmState', path: tpm('d'), entries: [entry, entry] }] }),
+      ],
+      ['a long URL path', `/v1/${'y'.repeat(8 * KIB)}`, '{}'],
+    ];
+    for (const [what, path, body] of cases) {
+      const from = agent.lines.length;
+      const reply = await post(agent.url, path, body);
+      assert.ok(reply.status >= 400 && reply.status < 500, `${what}: ${reply.status}`);
+      assert.ok(reply.text.length < KIB, `${what}: an answer of ${reply.text.length} bytes`);
+      assert.doesNotMatch(reply.text, /x{65}|y{65}|p{65}/, what);
+      if (/unknown|path/.test(what)) assert.match(reply.text, /…/, `${what}: marked as cut`);
+      // A route that does not exist is answered without a log line; every refusal has one.
+      if (reply.status === 404) continue;
+      const line = await refusedLine(agent, from);
+      assert.ok(line.length < KIB, `${what}: a log line of ${line.length} bytes`);
+    }
+  });
+
+  test('a body past the budget is refused 503 overloaded unread; small commands and health still pass; all comes back', async () => {
+    const held = await Promise.all([1, 2, 3].map(() => holding(agent, MAX_BODY, Buffer.from('{"keyId":"'))));
+    await eventually(async () => (await inFlight(agent)) === 3 * MAX_BODY, 'three bodies held');
+
+    // Headers only: the answer comes without a byte of the body being sent.
+    const refused = await holding(agent, MAX_BODY, Buffer.alloc(0));
+    const answer = parseResponse(await within(refused.closed, 5000, 'a 503 and the connection closed'));
+    assert.equal(answer.status, 503);
+    assert.equal((JSON.parse(answer.body) as { error: { code: string } }).error.code, 'overloaded');
+    assert.equal(answer.headers.get('retry-after'), '1');
+    assert.equal(answer.headers.get('connection'), 'close');
+
+    // Without Content-Length the body is counted as it arrives, and refused once it would pass the budget: up to
+    // 64 KiB it is small, and fits; at 80 KiB it is large, and large bodies already hold all they may.
+    const chunked = await holding(agent, undefined, Buffer.alloc(16 * KIB, 0x20));
+    for (let i = 0; i < 4; i++) chunked.socket.write(chunk(Buffer.alloc(16 * KIB, 0x20)));
+    const cut = parseResponse(await within(chunked.closed, 5000, 'a chunked body refused'));
+    assert.equal(cut.status, 503);
+
+    // A quarter of the budget stays for small bodies: the controller's everyday commands get through.
+    await signedWrite(client, agent, 'during');
+    assert.equal(await inFlight(agent), 3 * MAX_BODY, 'refused and finished requests hold nothing');
+
+    for (const connection of held) connection.socket.destroy();
+    await eventually(async () => (await inFlight(agent)) === 0, 'the budget given back');
+    await signedWrite(client, agent, 'after');
+  });
+
+  test('connections cut mid-body, reset or half-closed, give back what they held', async () => {
+    const held = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => holding(agent, i % 2 === 0 ? 8 * KIB : undefined, Buffer.alloc(KIB, 0x20))),
+    );
+    // A declared body takes its size; one sent chunked takes 16 KiB to start with.
+    await eventually(async () => (await inFlight(agent)) === 12 * 8 * KIB + 12 * 16 * KIB, 'the bodies held', 10_000);
+    for (const [i, connection] of held.entries()) {
+      if (i % 3 === 0) connection.socket.resetAndDestroy();
+      else if (i % 3 === 1) connection.socket.end();
+      else connection.socket.destroy();
+    }
+    await eventually(async () => (await inFlight(agent)) === 0, 'the budget given back');
+  });
+});
+
+describe('with a connection limit and short timeouts', () => {
+  let agent: AgentHandle;
+  before(async () => {
+    const limits = { maxConnections: 4, headersTimeoutMs: 300, requestTimeoutMs: 1000 };
+    agent = await startAgent(setupAgent({ config: { maxBodyBytes: MAX_BODY, limits } }));
+  });
+  after(async () => {
+    assert.equal(await agent.stop(), 0);
+    removeSetup(agent.setup);
+  });
+
+  test('a connection past the limit is closed unanswered, and a freed place is taken again', async () => {
+    const kept: RawConnection[] = [];
+    for (let i = 0; i < 4; i++) {
+      const connection = await openRaw(agent.port);
+      connection.socket.write('GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      await eventually(() => connection.received().includes('"status":"ok"'), 'a kept-alive answer');
+      kept.push(connection);
+    }
+    const fifth = await openRaw(agent.port);
+    fifth.socket.write('GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    assert.equal(await within(fifth.closed, 5000, 'the fifth connection closed'), '', 'no answer past the limit');
+    await eventually(() => agent.lines.some((l) => l.includes('"event":"connections_dropped"')), 'a dropped line');
+
+    kept.pop()?.socket.destroy();
+    await eventually(
+      async () =>
+        await health(agent.port).then(
+          () => true,
+          () => false,
+        ),
+      'a place free again',
+    );
+    for (const connection of kept) connection.socket.destroy();
+  });
+
+  test('headers that never end, and a body that never ends, are dropped at their timeouts and hold nothing', async () => {
+    const slowHeaders = await openRaw(agent.port);
+    slowHeaders.socket.write('POST /v1/files/apply HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+    await within(slowHeaders.closed, 5000, 'slow headers dropped');
+
+    const slowBody = await holding(agent, 64 * KIB, Buffer.from('{"keyId":'));
+    await eventually(async () => (await inFlight(agent)) === 64 * KIB, 'the body held');
+    await within(slowBody.closed, 5000, 'a slow body dropped');
+    await eventually(async () => (await inFlight(agent)) === 0, 'the budget given back');
+  });
+});
