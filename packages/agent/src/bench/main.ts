@@ -21,6 +21,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { generateSigningKey, type GeneratedKey } from '@hostfiles/shared';
+import { cpuSecondsOf } from './cpu.js';
 import { median, runLoad, type LoadResult } from './load.js';
 import { transportKit, TRANSPORTS, type Transport } from './transport.js';
 import { measureVerify } from './verify-rate.js';
@@ -58,6 +59,13 @@ interface Figures {
   readonly rate: number;
   /** per request, ms */
   readonly p50: number;
+  /** the server's CPU time per op, ms, all samples together */
+  readonly cpuPerOp: number;
+}
+
+interface Sample extends LoadResult {
+  /** the server's CPU seconds during the sample */
+  readonly cpu: number;
 }
 
 interface Row {
@@ -144,7 +152,7 @@ async function startBench(transport: Transport, dir: string, key: GeneratedKey):
 
 /** One scenario: SAMPLES rounds of (writes, then deletes of what was written), both sides each, alternating first. */
 async function measure(bench: Bench, scenario: Scenario): Promise<Row[]> {
-  const results: Record<OpKind, Record<Side, LoadResult[]>> = {
+  const results: Record<OpKind, Record<Side, Sample[]>> = {
     write: { agent: [], baseline: [] },
     delete: { agent: [], baseline: [] },
   };
@@ -156,7 +164,10 @@ async function measure(bench: Bench, scenario: Scenario): Promise<Row[]> {
         for (const side of order) {
           const batches = batchesOf(bench.roots[side], `s${sample}`, scenario.requests, scenario.batch);
           const requests = requestsOf(bench, side, op, batches);
-          results[op][side].push(await runLoad(client, bench.servers[side].url, requests, scenario.clients));
+          const pid = bench.servers[side].child.pid ?? NaN;
+          const cpuBefore = cpuSecondsOf(pid);
+          const load = await runLoad(client, bench.servers[side].url, requests, scenario.clients);
+          results[op][side].push({ ...load, cpu: cpuSecondsOf(pid) - cpuBefore });
           expectUnits(bench.roots[side], op === 'write' ? scenario.requests * scenario.batch : 0);
         }
       }
@@ -169,6 +180,7 @@ async function measure(bench: Bench, scenario: Scenario): Promise<Row[]> {
     const figures = (side: Side): Figures => ({
       rate: median(results[op][side].map((r) => ops / r.seconds)),
       p50: median(results[op][side].map((r) => median(r.latencies))),
+      cpuPerOp: (1000 * results[op][side].reduce((sum, r) => sum + r.cpu, 0)) / (ops * SAMPLES),
     });
     const agent = figures('agent');
     const baseline = figures('baseline');
@@ -198,9 +210,10 @@ function printRow(row: Row): void {
   const high = Math.max(...row.pairs);
   console.log(
     `${row.transport.padEnd(6)} ${String(batch).padStart(5)} ${String(clients).padStart(7)}  ${row.op.padEnd(6)} ` +
-      `${fixed(row.agent.rate, 7)} ${unit} ${fixed(row.agent.p50, 7, 1)} ms ` +
-      `${fixed(row.baseline.rate, 9)} ${unit} ${fixed(row.baseline.p50, 7, 1)} ms ` +
-      `${fixed(row.ratio, 8, 2)}×  (${low.toFixed(2)}–${high.toFixed(2)})`,
+      `${fixed(row.agent.rate, 6)} ${unit} ${fixed(row.agent.p50, 6, 1)} ms ` +
+      `${fixed(row.baseline.rate, 6)} ${unit} ${fixed(row.baseline.p50, 6, 1)} ms ` +
+      `${fixed(row.ratio, 6, 2)}× (${low.toFixed(2)}–${high.toFixed(2)}) ` +
+      `${fixed(row.agent.cpuPerOp, 7, 2)} ${fixed(row.baseline.cpuPerOp, 6, 2)} ms`,
   );
 }
 
@@ -211,7 +224,7 @@ async function main(): Promise<void> {
     `agent benchmark: ${SAMPLES} interleaved samples per cell, 10 KiB files, one state directory per op; medians\n`,
   );
   console.log(
-    'trans  batch clients  op       agent rate    p50 (req)  baseline rate    p50 (req)  agent/baseline time (pairs)',
+    'trans  batch clients  op     agent: rate    p50/req  baseline: rate  p50/req  agent/baseline time  CPU/op: agent baseline',
   );
   for (const transport of TRANSPORTS) {
     const dir = mkdtempSync(join(tmpdir(), 'hostfiles-bench-'));
