@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -86,5 +87,148 @@ test('a compaction that runs inside the answer append keeps the answer', async (
   const retry = reopened.check('r', 'h');
   assert.equal(retry.kind, 'retry');
   assert.equal(await retry.answer, 'the answer');
+  await reopened.close();
+});
+
+interface HeldCall {
+  /** lets the fdatasync run, and its caller go on once it has */
+  release(): void;
+  fail(error: Error): void;
+}
+
+/** The journal's fdatasync held by the test: each call waits until the test releases or fails it. */
+function heldSync(): {
+  sync: (handle: FileHandle) => Promise<void>;
+  /** the n-th call (from 1), once it is made */
+  call: (n: number) => Promise<HeldCall>;
+  count: () => number;
+} {
+  const calls: HeldCall[] = [];
+  let made = (): void => undefined;
+  return {
+    sync: (handle) =>
+      new Promise<void>((resolve, reject) => {
+        calls.push({
+          release: () => {
+            handle.datasync().then(resolve, reject);
+          },
+          fail: reject,
+        });
+        made();
+      }),
+    call: async (n) => {
+      for (let call = calls[n - 1]; ; call = calls[n - 1]) {
+        if (call !== undefined) return call;
+        await new Promise<void>((resolve) => {
+          made = resolve;
+        });
+      }
+    },
+    count: () => calls.length,
+  };
+}
+
+/** Whether a promise has settled once every callback pending in this turn of the event loop has run. */
+async function settled(promise: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  const mark = (): void => {
+    done = true;
+  };
+  promise.then(mark, mark);
+  await new Promise((resolve) => setImmediate(resolve));
+  return done;
+}
+
+const eio = (): Error => Object.assign(new Error('EIO: i/o error, fdatasync'), { errno: -5, code: 'EIO' });
+
+test('group commit: records that arrive while a sync is in flight share the next one; each waits for its own', async (t) => {
+  const dir = withDir(t);
+  const held = heldSync();
+  const journal = await openReplayJournal({ dir, now: () => 0, sync: held.sync });
+  const first = journal.record('r0', 'h', 10);
+  const sync1 = await held.call(1);
+  const later = ['r1', 'r2', 'r3', 'r4'].map((id) => journal.record(id, 'h', 10));
+  assert.equal(await settled(first), false, 'a record is not durable before its sync');
+  sync1.release();
+  await first;
+  const sync2 = await held.call(2);
+  for (const record of later) assert.equal(await settled(record), false, 'each waits for the sync covering it');
+  sync2.release();
+  await Promise.all(later);
+  // Answers of some requests and the record of a new one, arriving together: one sync again.
+  const together = [journal.complete('r0', 'a0'), journal.complete('r1', 'a1'), journal.record('r5', 'h', 10)];
+  (await held.call(3)).release();
+  await Promise.all(together);
+  assert.equal(held.count(), 3, 'eight lines, three fdatasyncs');
+  await journal.close();
+
+  const reopened = await openReplayJournal({ dir, now: () => 0 });
+  for (const id of ['r2', 'r3', 'r4', 'r5']) assert.equal(reopened.check(id, 'other').kind, 'replayed');
+  const retry = reopened.check('r1', 'h');
+  assert.equal(retry.kind === 'retry' ? await retry.answer : 'not a retry', 'a1');
+  await reopened.close();
+});
+
+test('group commit: a failed sync rejects exactly the records it covered and forgets them; the next group goes on', async (t) => {
+  const dir = withDir(t);
+  const held = heldSync();
+  const journal = await openReplayJournal({ dir, now: () => 0, sync: held.sync });
+  const covered = [journal.record('a', 'h', 10), journal.record('b', 'h', 10)];
+  const sync1 = await held.call(1);
+  const next = journal.record('c', 'h', 10);
+  sync1.fail(eio());
+  for (const record of covered) await assert.rejects(record, /EIO/);
+  assert.equal(journal.check('a', 'other').kind, 'new', 'not durable, so never run: forgotten');
+  assert.equal(journal.check('b', 'other').kind, 'new');
+  assert.equal(await settled(next), false, 'the record queued behind it waits for a sync of its own');
+  (await held.call(2)).release();
+  await next;
+  assert.equal(journal.check('c', 'other').kind, 'replayed');
+  const retried = journal.record('a', 'h', 10); // a retry of a forgotten request records it anew
+  (await held.call(3)).release();
+  await retried;
+  await journal.close();
+
+  const reopened = await openReplayJournal({ dir, now: () => 0 });
+  for (const id of ['a', 'c']) assert.equal(reopened.check(id, 'other').kind, 'replayed');
+  // b's line was written though its sync failed: after a restart it is in doubt (an apply is refused), never new.
+  const doubt = reopened.check('b', 'h');
+  assert.equal(doubt.kind === 'retry' ? await doubt.answer : 'not a retry', undefined);
+  await reopened.close();
+});
+
+test('group commit: after a failed group the next one starts on a line of its own', async (t) => {
+  const dir = withDir(t);
+  const held = heldSync();
+  const journal = await openReplayJournal({ dir, now: () => 0, sync: held.sync });
+  const cut = journal.record('a', 'h', 10);
+  const sync1 = await held.call(1);
+  appendFileSync(join(dir, 'replay.jsonl'), '{"r":"x","h":"h'); // what a write cut short by a full disk leaves
+  sync1.fail(eio());
+  await assert.rejects(cut, /EIO/);
+  const next = journal.record('b', 'h', 10);
+  (await held.call(2)).release();
+  await next;
+  await journal.close();
+  const reopened = await openReplayJournal({ dir, now: () => 0 });
+  assert.equal(reopened.check('b', 'other').kind, 'replayed', 'not glued to the torn line, so not lost');
+  await reopened.close();
+});
+
+test('group commit: compactions between groups keep every record and answer', async (t) => {
+  const dir = withDir(t);
+  const journal = await openReplayJournal({ dir, now: () => 0, compactEvery: 3 });
+  const ids = Array.from({ length: 10 }, (_, i) => `r${i}`);
+  await Promise.all(ids.map((id) => journal.record(id, 'h', 10)));
+  const answers = ids.map((id) => journal.complete(id, `answer ${id}`));
+  const late = journal.record('late', 'h', 10); // queued while the group before it compacts
+  await Promise.all([...answers, late]);
+  await journal.close();
+  const reopened = await openReplayJournal({ dir, now: () => 0 });
+  for (const id of ids) {
+    const retry = reopened.check(id, 'h');
+    assert.equal(retry.kind === 'retry' ? await retry.answer : 'not a retry', `answer ${id}`);
+  }
+  assert.equal(reopened.check('late', 'other').kind, 'replayed');
   await reopened.close();
 });

@@ -3,6 +3,7 @@
 import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openSync, fsyncSync, closeSync, constants } from 'node:fs';
+import { createGroupCommit } from './group-commit.js';
 
 export type JournalLookup =
   | { readonly kind: 'new' }
@@ -16,10 +17,14 @@ export interface ReplayJournal {
   /**
    * Records a request `check` called new. The in-memory record is made before this returns, so a caller that
    * calls `check` then `record` with no await between them can't let two concurrent requests both be new.
-   * The promise settles once the record is durable.
+   * The promise settles once the record is durable: after the fdatasync of the group it was written in, which it
+   * shares with the lines of the other requests that arrived meanwhile (group commit).
    */
   record(requestId: string, payloadHash: string, forgetAt: number): Promise<void>;
-  /** Stores the answer of a begun request (`undefined`: don't store it, e.g. file contents of a read). */
+  /**
+   * Stores the answer of a begun request (`undefined`: don't store it, e.g. file contents of a read); settles once
+   * it is durable, as `record` does. The caller answers only then (DESIGN.md, the replay journal).
+   */
   complete(requestId: string, answer: string | undefined): Promise<void>;
   close(): Promise<void>;
 }
@@ -42,36 +47,38 @@ export interface JournalOptions {
   readonly now: () => number;
   /** lines appended between two rewrites (default 20,000); tests make it small */
   readonly compactEvery?: number;
+  /** Tests only: the fdatasync of the journal file (to count, hold or fail it). */
+  readonly sync?: (handle: FileHandle) => Promise<void>;
 }
 
 export async function openReplayJournal(options: JournalOptions): Promise<ReplayJournal> {
   const path = join(options.dir, FILE);
   const entries = await load(path, options.now());
   await rewrite(path, entries);
-  let handle: FileHandle = await open(path, 'a', 0o600);
+  // Undefined from a compaction's close until the next group opens the file again: the rewritten one, or the old one
+  // when the rewrite failed, so a failed compaction never leaves the journal without a file to append to.
+  let handle: FileHandle | undefined = await open(path, 'a', 0o600);
+  const opened = async (): Promise<FileHandle> => (handle ??= await open(path, 'a', 0o600));
+  const sync = options.sync ?? ((h: FileHandle) => h.datasync());
   let appended = 0;
-  // Appends are chained so lines never interleave and compaction never races an append.
-  let tail: Promise<void> = Promise.resolve();
-
-  const append = (line: Line): Promise<void> => {
-    // A failed append fails its own caller only: the chain goes on from it, or one full disk would wedge every
-    // later request until a restart.
-    const mine = tail
-      .catch(() => undefined)
-      .then(async () => {
-        await handle.write(`${JSON.stringify(line)}\n`);
-        await handle.datasync();
-        if (++appended >= (options.compactEvery ?? COMPACT_EVERY)) {
-          appended = 0;
-          forgetExpired(entries, options.now());
-          await handle.close();
-          await rewrite(path, entries);
-          handle = await open(path, 'a', 0o600);
-        }
-      });
-    tail = mine;
-    return mine;
-  };
+  // Lines are appended in groups, one write and one fdatasync each (group-commit.ts): never interleaved, and a
+  // compaction runs between two groups, never during one. A failed group fails its own callers only, or one full
+  // disk would wedge every later request until a restart.
+  const writer = createGroupCommit({
+    write: async (text) => (await opened()).appendFile(text),
+    sync: async () => sync(await opened()),
+    afterSync: async (lines) => {
+      appended += lines;
+      if (appended < (options.compactEvery ?? COMPACT_EVERY)) return;
+      appended = 0;
+      forgetExpired(entries, options.now());
+      const closing = await opened();
+      handle = undefined;
+      await closing.close();
+      await rewrite(path, entries);
+    },
+  });
+  const append = (line: Line): Promise<void> => writer.append(JSON.stringify(line));
 
   return {
     check(requestId, payloadHash) {
@@ -99,8 +106,9 @@ export async function openReplayJournal(options: JournalOptions): Promise<Replay
       if (answer !== undefined) await append({ r: requestId, a: answer });
     },
     async close() {
-      await tail;
-      await handle.close();
+      await writer.drain();
+      await handle?.close();
+      handle = undefined;
     },
   };
 }

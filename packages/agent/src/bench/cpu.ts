@@ -1,0 +1,17 @@
+// CPU time a server process has used: the on-CPU nanoseconds of each of its threads (the event loop, libuv's
+// thread pool where file-system calls run, V8's helpers), from /proc. Less swayed than wall time by other load on
+// the machine, so it tells where the agent's cost is even when the throughput figures are noisy.
+import { readdirSync, readFileSync } from 'node:fs';
+
+export function cpuSecondsOf(pid: number): number {
+  let nanoseconds = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      nanoseconds += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+    } catch (error) {
+      // A thread that ended between the listing and the read: its time is lost, a few ms at most.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+  return nanoseconds / 1e9;
+}
