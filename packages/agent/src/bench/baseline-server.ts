@@ -135,7 +135,7 @@ function handler(config: BaselineConfig, key: KeyObject) {
 function main(configPath: string): void {
   const config = JSON.parse(readFileSync(configPath, 'utf8')) as BaselineConfig;
   const key = trustedKeyFromBase64(config.publicKey).key;
-  const server = transportKit(config.transport).createServer(handler(config, key));
+  const server = transportKit(config.transport).createServer(handler(config, key), config.identities);
   server.listen(0, '127.0.0.1', () => {
     const address = server.address();
     if (address !== null && typeof address === 'object') {

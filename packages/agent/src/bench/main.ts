@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { generateSigningKey, type GeneratedKey } from '@hostfiles/shared';
 import { cpuSecondsOf } from './cpu.js';
 import { median, runLoad, type LoadResult } from './load.js';
-import { transportKit, TRANSPORTS, type Transport } from './transport.js';
+import { transportKit, TRANSPORTS, type Identities, type Transport } from './transport.js';
 import { measureVerify } from './verify-rate.js';
 import {
   agentRequests,
@@ -86,6 +86,7 @@ interface Server {
 
 interface Bench {
   readonly transport: Transport;
+  readonly identities: Identities;
   readonly dir: string;
   readonly key: GeneratedKey;
   readonly hostUuid: string;
@@ -116,20 +117,23 @@ async function startBench(transport: Transport, dir: string, key: GeneratedKey):
   const nvram = join(dir, 'agent', 'nvram');
   for (const path of [roots.agent, roots.baseline, nvram]) mkdirSync(path, { recursive: true });
   const agentConfig = join(dir, 'agent.json');
+  // The agent's key made here, so the clients can pin its certificate (the agent uses an existing key file).
+  const agentKey = generateSigningKey();
+  writeFileSync(join(dir, 'agent.key'), agentKey.pem, { mode: 0o600 });
+  const identities: Identities = { serverKeyPem: agentKey.pem, clientKeyPem: key.pem };
   writeFileSync(
     agentConfig,
     JSON.stringify({
       hostUuid,
-      listen: { host: '127.0.0.1', port: 0 },
+      listen: { host: '127.0.0.1', port: 0, ...transportKit(transport).agentListen },
       roots: { TpmState: roots.agent, NvRam: nvram },
       trustedKeys: [key.publicKey],
       keyFile: join(dir, 'agent.key'),
       stateDir: join(dir, 'state'),
-      ...transportKit(transport).agentConfig,
     }),
   );
   const baselineConfig = join(dir, 'baseline.json');
-  const baseline: BaselineConfig = { root: roots.baseline, publicKey: key.publicKey, transport };
+  const baseline: BaselineConfig = { root: roots.baseline, publicKey: key.publicKey, transport, identities };
   writeFileSync(baselineConfig, JSON.stringify(baseline));
   const url = (port: number, path: string): string => `${transportKit(transport).scheme}://127.0.0.1:${port}${path}`;
   const agent = await spawnServer([join(HERE, '..', 'main.js'), '--config', agentConfig]);
@@ -139,6 +143,7 @@ async function startBench(transport: Transport, dir: string, key: GeneratedKey):
   });
   return {
     transport,
+    identities,
     dir,
     key,
     hostUuid,
@@ -156,7 +161,7 @@ async function measure(bench: Bench, scenario: Scenario): Promise<Row[]> {
     write: { agent: [], baseline: [] },
     delete: { agent: [], baseline: [] },
   };
-  const client = transportKit(bench.transport).createClient(scenario.clients);
+  const client = transportKit(bench.transport).createClient(scenario.clients, bench.identities);
   try {
     for (let sample = 0; sample < SAMPLES; sample++) {
       const order: Side[] = sample % 2 === 0 ? ['agent', 'baseline'] : ['baseline', 'agent'];

@@ -1,16 +1,25 @@
 // The bench's one transport switch: the agent and the baseline are served the same way, and reached by the same
 // client code.
 import { Agent, createServer, request, type RequestListener, type Server } from 'node:http';
+import { Agent as HttpsAgent, createServer as createHttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { rawFromPublicKey, signingKeyFromPem, tlsIdentity, trustedKeyFromBase64 } from '@hostfiles/shared';
 
 /**
- * `http`: plain HTTP on loopback. `https` (mutual TLS, the agent's certificate bound to its Ed25519 key) joins this
- * union, and KITS, once the agent serves it: its agent config keys, the baseline's `node:https` server with the same
- * certificate and client-certificate requirement, and an `https.Agent` holding the client certificate and the
- * pinned server certificate as `ca`.
+ * `http`: plain HTTP on loopback. `https`: mutual TLS as the agent serves it by default (TLS 1.3, the server's
+ * certificate derived from its Ed25519 key and pinned by the client as its only CA, the client's certificate derived
+ * from the controller's key and checked against the trusted keys at each handshake) — on both sides.
  */
-export type Transport = 'http';
+export type Transport = 'http' | 'https';
 
-export const TRANSPORTS: readonly Transport[] = ['http'];
+export const TRANSPORTS: readonly Transport[] = ['http', 'https'];
+
+/** The keys both sides of a TLS transport need, as PKCS#8 PEM: the server's (the agent's key) and the client's. */
+export interface Identities {
+  readonly serverKeyPem: string;
+  readonly clientKeyPem: string;
+}
 
 export interface Client {
   /** POSTs `body`; resolves once the whole 200 answer is read, rejects on any other status. */
@@ -21,26 +30,64 @@ export interface Client {
 /** Everything that differs between transports; a table, so a transport missing from it is a type error. */
 export interface TransportKit {
   readonly scheme: string;
-  /** What the agent's config file needs, beside `listen`, to serve this transport. */
-  readonly agentConfig: Readonly<Record<string, unknown>>;
+  /** What the agent's `listen` needs, beside host and port, to serve this transport. */
+  readonly agentListen: Readonly<Record<string, unknown>>;
   /** The baseline's server; it listens where the caller says. */
-  createServer(listener: RequestListener): Server;
+  createServer(listener: RequestListener, ids: Identities): Server;
   /** A keep-alive client with up to `connections` sockets: one per concurrent caller, reused across requests. */
-  createClient(connections: number): Client;
+  createClient(connections: number, ids: Identities): Client;
 }
 
 const KITS: Readonly<Record<Transport, TransportKit>> = {
   http: {
     scheme: 'http',
-    agentConfig: {},
+    agentListen: { tls: false },
     createServer: (listener) => createServer({ keepAlive: true }, listener),
     createClient: (connections) => clientOver(new Agent({ keepAlive: true, maxSockets: connections })),
+  },
+  https: {
+    scheme: 'https',
+    agentListen: { tls: true, clientAuth: 'required' },
+    createServer: (listener, ids) => {
+      const server = createHttpsServer(
+        {
+          ...tlsIdentity(signingKeyFromPem(ids.serverKeyPem)),
+          minVersion: 'TLSv1.3',
+          requestCert: true,
+          rejectUnauthorized: false,
+          keepAlive: true,
+        },
+        listener,
+      );
+      // As the agent: a client whose certificate is not for the trusted key is dropped before any HTTP.
+      const trusted = trustedKeyFromBase64(signingKeyFromPem(ids.clientKeyPem).publicKey).publicKey;
+      server.on('secureConnection', (socket: TLSSocket) => {
+        const peer = socket.getPeerX509Certificate();
+        const raw = peer === undefined ? '' : rawFromPublicKey(new X509Certificate(peer.raw).publicKey).toString('base64');
+        if (raw !== trusted) socket.destroy();
+      });
+      return server;
+    },
+    createClient: (connections, ids) => {
+      const server = tlsIdentity(signingKeyFromPem(ids.serverKeyPem));
+      return clientOver(
+        new HttpsAgent({
+          keepAlive: true,
+          maxSockets: connections,
+          ...tlsIdentity(signingKeyFromPem(ids.clientKeyPem)),
+          ca: server.cert,
+          minVersion: 'TLSv1.3',
+          // The pinned certificate is the only CA; agents are reached by address, not by name.
+          checkServerIdentity: () => undefined,
+        }),
+      );
+    },
   },
 };
 
 export const transportKit = (transport: Transport): TransportKit => KITS[transport];
 
-function clientOver(agent: Agent): Client {
+function clientOver(agent: Agent | HttpsAgent): Client {
   return {
     post: (url, body, headers = {}) =>
       new Promise((resolve, reject) => {

@@ -11,7 +11,7 @@ import {
   type SigningKey,
 } from '@hostfiles/shared';
 import { sign } from 'node:crypto';
-import type { Transport } from './transport.js';
+import type { Identities, Transport } from './transport.js';
 
 export type OpKind = 'write' | 'delete';
 
@@ -24,6 +24,8 @@ export interface BaselineConfig {
   /** base64 of the controller's 32-byte Ed25519 public key, as in the agent's trustedKeys */
   readonly publicKey: string;
   readonly transport: Transport;
+  /** for a TLS transport: the keys of both sides */
+  readonly identities: Identities;
 }
 
 /** The baseline's request header: base64 of the Ed25519 signature over COMMAND_CONTEXT and the body bytes. */
