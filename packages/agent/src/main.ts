@@ -243,7 +243,7 @@ function listen(
   const onDrop = dropReporter((dropped) => {
     logger.warn('connections_dropped', { dropped, maxConnections: limits.maxConnections });
   }, Date.now);
-  limitServer(server as Parameters<typeof limitServer>[0], limits, onDrop);
+  limitServer(server, limits, onDrop);
   return server;
 }
 
