@@ -26,6 +26,12 @@ import {
   type RawConnection,
 } from './support/raw-http.js';
 
+/**
+ * Plain HTTP on loopback: these limits guard what a sender without a key can make the agent hold, and under the default
+ * mutual TLS such a sender never gets past the handshake; plain HTTP is the case where they are all that stands.
+ */
+const PLAIN = { listen: { host: '127.0.0.1', port: 0, tls: false } };
+
 const KIB = 1024;
 const APPLY = '/v1/files/apply';
 const MAX_BODY = 256 * KIB;
@@ -73,7 +79,7 @@ describe('with a budget of body bytes in flight', () => {
   let agent: AgentHandle;
   let client: AgentClient;
   before(async () => {
-    agent = await startAgent(setupAgent({ config: { maxBodyBytes: MAX_BODY, limits: { bodyBytesInFlight: BUDGET } } }));
+    agent = await startAgent(setupAgent({ config: { ...PLAIN, maxBodyBytes: MAX_BODY, limits: { bodyBytesInFlight: BUDGET } } }));
     client = await clientOf(agent);
   });
   after(async () => {
@@ -178,7 +184,7 @@ describe('with a connection limit and short timeouts', () => {
   let agent: AgentHandle;
   before(async () => {
     const limits = { maxConnections: 4, headersTimeoutMs: 300, requestTimeoutMs: 1000 };
-    agent = await startAgent(setupAgent({ config: { maxBodyBytes: MAX_BODY, limits } }));
+    agent = await startAgent(setupAgent({ config: { ...PLAIN, maxBodyBytes: MAX_BODY, limits } }));
   });
   after(async () => {
     assert.equal(await agent.stop(), 0);
