@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { stateDigest, TEMP_PREFIX, writeDirOp, type WriteDirOp } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
-import { agentInfo, send, type AgentClient } from './support/commands.js';
+import { clientOf, send } from './support/commands.js';
 
 const ROUNDS = 24;
 const UNITS = ['a', 'b', 'c', 'd'].map((n) => `${n}0f0f7bd4-1c55-4b4e-9d1a-6c2c1e0c9a1`);
@@ -95,15 +95,6 @@ async function killSomewhereIn(
   agent.process.kill('SIGKILL');
 }
 
-async function clientOf(agent: AgentHandle): Promise<AgentClient> {
-  const info = await agentInfo(agent.url);
-  return {
-    url: agent.url,
-    hostUuid: agent.setup.hostUuid,
-    key: agent.setup.controllerKey,
-    agentPublicKey: info.publicKey,
-  };
-}
 
 test(`SIGKILL at random points of ${ROUNDS} rounds of state replaces: each state old or new, whole; no temp left`, async (t) => {
   const setup = setupAgent();

@@ -9,6 +9,7 @@ import { TEMP_PREFIX } from '@hostfiles/agent';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import {
   agentInfo,
+  clientOf,
   commandPayload,
   errorCode,
   openAnswer,
@@ -16,18 +17,8 @@ import {
   send,
   signedBody,
   writeOp,
-  type AgentClient,
 } from './support/commands.js';
 
-async function clientOf(agent: AgentHandle): Promise<AgentClient> {
-  const info = await agentInfo(agent.url);
-  return {
-    url: agent.url,
-    hostUuid: agent.setup.hostUuid,
-    key: agent.setup.controllerKey,
-    agentPublicKey: info.publicKey,
-  };
-}
 
 function allFiles(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })

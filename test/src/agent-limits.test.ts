@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import {
-  agentInfo,
+  clientOf,
   commandPayload,
   errorCode,
   post,
@@ -38,15 +38,6 @@ const MAX_BODY = 256 * KIB;
 /** Large bodies may fill 3/4 of it: three bodies of MAX_BODY. */
 const BUDGET = 1024 * KIB;
 
-async function clientOf(agent: AgentHandle): Promise<AgentClient> {
-  const info = await agentInfo(agent.url);
-  return {
-    url: agent.url,
-    hostUuid: agent.setup.hostUuid,
-    key: agent.setup.controllerKey,
-    agentPublicKey: info.publicKey,
-  };
-}
 
 const inFlight = async (agent: AgentHandle): Promise<number> => (await health(agent.port)).bodyBytesInFlight ?? -1;
 

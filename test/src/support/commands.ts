@@ -1,4 +1,5 @@
 // Builds signed commands the way a controller does, and sends them.
+import type { AgentHandle } from './agent-process.js';
 import {
   ANSWER_CONTEXT,
   buildCommand,
@@ -98,6 +99,17 @@ export interface AgentClient {
   readonly hostUuid: string;
   readonly key: SigningKey;
   readonly agentPublicKey: string;
+}
+
+/** A client for a running agent: its own setup's controller key, the agent's key as it answers /v1/info now. */
+export async function clientOf(agent: AgentHandle): Promise<AgentClient> {
+  const info = await agentInfo(agent.url);
+  return {
+    url: agent.url,
+    hostUuid: agent.setup.hostUuid,
+    key: agent.setup.controllerKey,
+    agentPublicKey: info.publicKey,
+  };
 }
 
 /** Signs and sends one command, returns the verified answer. */
