@@ -4,7 +4,9 @@
 //   slow  <url> <connections> <bodyBytes> <ms>       connections that announce a max-size body and send it slowly
 //   flood <url> <senders> <bodyBytes> <keyId> <ms>   senders posting hostile envelopes of max size back to back
 import { Agent, request } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { setTimeout as delay } from 'node:timers/promises';
 
 /** slow: a piece of body this size every TRICKLE_MS on each connection (16 KiB/s: a 4 MiB body takes 4 minutes) */
@@ -45,7 +47,11 @@ async function slow(target: URL, connections: number, bodyBytes: number, deadlin
   const once = (): Promise<void> =>
     new Promise((resolve) => {
       stats.opened++;
-      const socket = connect(Number(target.port), target.hostname);
+      // Over TLS the attacker has no trusted key: it offers no certificate, as any stranger would.
+      const tls = target.protocol === 'https:';
+      const socket = tls
+        ? tlsConnect({ host: target.hostname, port: Number(target.port), rejectUnauthorized: false })
+        : connect(Number(target.port), target.hostname);
       let received = '';
       let sent = 0;
       let connected = false;
@@ -56,7 +62,7 @@ async function slow(target: URL, connections: number, bodyBytes: number, deadlin
           sent += PIECE_BYTES;
         }
       }, TRICKLE_MS);
-      socket.on('connect', () => {
+      socket.on(tls ? 'secureConnect' : 'connect', () => {
         connected = true;
         socket.write(head);
         if (++started === connections) process.stdout.write('started\n');
@@ -91,12 +97,16 @@ async function flood(
   deadline: number,
 ): Promise<object> {
   const bodies = [manyShortKeys(bodyBytes), badSignature(bodyBytes, keyId)];
-  const agent = new Agent({ keepAlive: true, maxSockets: senders });
+  const tls = target.protocol === 'https:';
+  const agent = tls
+    ? new HttpsAgent({ keepAlive: true, maxSockets: senders, rejectUnauthorized: false })
+    : new Agent({ keepAlive: true, maxSockets: senders });
+  const send = tls ? httpsRequest : request;
   const statuses: Record<string, number> = {};
   let sent = 0;
   const post = (body: Buffer): Promise<number> =>
     new Promise((resolve) => {
-      const req = request(
+      const req = send(
         target,
         {
           method: 'POST',

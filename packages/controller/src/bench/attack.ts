@@ -10,8 +10,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { generateSigningKey, writeOp, type SigningKey } from '@hostfiles/shared';
-import { createAgentClient, type AgentClient, type AgentTarget } from '../agents/index.js';
+import type { Dispatcher } from 'undici';
+import { certificateFor, generateSigningKey, tlsIdentity, writeOp, type SigningKey } from '@hostfiles/shared';
+import { createAgentClient, createPinnedDispatcher, type AgentClient, type AgentTarget } from '../agents/index.js';
 import { FLOW_SETTINGS } from '../config.js';
 import { agentBin } from '../local/local-agents.js';
 import { peakRssKiB, resetPeak } from './memory.js';
@@ -25,10 +26,15 @@ const WRITE_BYTES = 10 * 1024;
 const STATES = 100;
 const WORKER = new URL('./attack-worker.js', import.meta.url).pathname;
 const RSS_TARGET_MIB = 256;
+/** `http`: plain HTTP, the worst case; `https`: mutual TLS, as an agent serves by default. */
+type Transport = 'http' | 'https';
+const TRANSPORTS = (process.env['BENCH_ATTACK_TRANSPORTS'] ?? 'http,https').split(',') as Transport[];
 const P99_TARGET = 3;
 
 interface Agent {
   readonly url: string;
+  /** the agent's certificate, pinned by the controller; null on plain HTTP */
+  readonly certificate: string | null;
   readonly pid: number;
   readonly hostUuid: string;
   readonly tpmRoot: string;
@@ -38,15 +44,14 @@ interface Agent {
 }
 
 /**
- * The agent under attack, as a host runs it: plain HTTP on loopback, every limit at its default. The one place its
- * config is made: a TLS variant adds its certificate (and the controller's, for mutual TLS) here.
+ * The agent under attack, as a host runs it, every limit at its default: plain HTTP on loopback (the worst case: all
+ * that stands before a sender without a key is the limits), or mutual TLS as it serves by default (such a sender is
+ * dropped at the handshake, which still costs the agent its CPU). The one place its config is made.
  */
-function agentConfig(home: string, controllerKey: SigningKey): Record<string, unknown> {
+function agentConfig(home: string, controllerKey: SigningKey, transport: Transport): Record<string, unknown> {
   return {
     hostUuid: randomUUID(),
-    // Plain HTTP on loopback, the worst case: with TLS and its default mutual authentication an unauthenticated
-    // peer is dropped at the handshake and never reaches the body limits measured here.
-    listen: { host: '127.0.0.1', port: 0, tls: false },
+    listen: { host: '127.0.0.1', port: 0, tls: transport === 'https' },
     roots: { TpmState: join(home, 'swtpm'), NvRam: join(home, 'nvram') },
     trustedKeys: [controllerKey.publicKey],
     keyFile: join(home, 'agent.key'),
@@ -55,10 +60,13 @@ function agentConfig(home: string, controllerKey: SigningKey): Record<string, un
   };
 }
 
-async function startAgent(home: string, controllerKey: SigningKey): Promise<Agent> {
-  const config = agentConfig(home, controllerKey);
+async function startAgent(home: string, controllerKey: SigningKey, transport: Transport): Promise<Agent> {
+  const config = agentConfig(home, controllerKey, transport);
   const roots = config['roots'] as { TpmState: string; NvRam: string };
   for (const root of Object.values(roots)) mkdirSync(root, { recursive: true });
+  // The agent's key made here, so the controller can pin its certificate (the agent uses an existing key file).
+  const agentKey = generateSigningKey();
+  writeFileSync(config['keyFile'] as string, agentKey.pem, { mode: 0o600 });
   const configPath = join(home, 'agent.json');
   writeFileSync(configPath, JSON.stringify(config));
   const child = spawn(process.execPath, [agentBin(), '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -84,7 +92,8 @@ async function startAgent(home: string, controllerKey: SigningKey): Promise<Agen
   });
   if (child.pid === undefined) throw new Error('the agent has no pid');
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${transport}://127.0.0.1:${port}`,
+    certificate: transport === 'https' ? certificateFor(agentKey) : null,
     pid: child.pid,
     hostUuid: config['hostUuid'] as string,
     tpmRoot: roots.TpmState,
@@ -174,19 +183,21 @@ async function writeFor(
   return { ms, failed };
 }
 
-async function bodyBytesInFlight(url: string): Promise<number> {
-  const response = await fetch(`${url}/v1/health`);
+async function bodyBytesInFlight(url: string, dispatcher: Dispatcher | undefined): Promise<number> {
+  // Node's fetch takes undici's dispatcher (the pinned, client-certified connection); its types do not say so.
+  const init = { dispatcher } as unknown as RequestInit;
+  const response = await fetch(`${url}/v1/health`, init);
   return ((await response.json()) as { bodyBytesInFlight?: number }).bodyBytesInFlight ?? 0;
 }
 
 async function runPhase(
   phase: string,
-  context: { agent: Agent; client: AgentClient; target: AgentTarget },
+  context: { agent: Agent; client: AgentClient; target: AgentTarget; health: Dispatcher | undefined },
   attack?: readonly string[],
 ): Promise<Row> {
-  const { agent, client, target } = context;
+  const { agent, client, target, health } = context;
   // Each phase starts from an agent holding nothing: what the last attacker left has to be given back first.
-  for (let i = 0; (await bodyBytesInFlight(agent.url)) > 0; i++) {
+  for (let i = 0; (await bodyBytesInFlight(agent.url, health)) > 0; i++) {
     if (i > 500) throw new Error('the agent still holds body bytes from the last phase');
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -235,27 +246,29 @@ function report(rows: readonly Row[]): void {
 }
 
 async function main(): Promise<void> {
+  for (const transport of TRANSPORTS) await attackOver(transport);
+}
+
+async function attackOver(transport: Transport): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'hostfiles-abench-'));
   const key = generateSigningKey();
-  const agent = await startAgent(join(dir, 'agent'), key);
+  const agent = await startAgent(join(dir, 'agent'), key, transport);
+  const health = agent.certificate === null ? undefined : createPinnedDispatcher(agent.certificate, tlsIdentity(key));
+  const client = createAgentClient({
+    key,
+    timeoutMs: FLOW_SETTINGS.agentTimeoutMs,
+    retries: FLOW_SETTINGS.agentRetries,
+    now: Date.now,
+  });
   try {
-    const client = createAgentClient({
-      key,
-      timeoutMs: FLOW_SETTINGS.agentTimeoutMs,
-      retries: FLOW_SETTINGS.agentRetries,
-      now: Date.now,
-    });
-    const info = await client.info({ url: agent.url, certificate: null });
-    const target: AgentTarget = {
-      uuid: agent.hostUuid,
-      url: agent.url,
-      certificate: null,
-      publicKey: info.publicKey,
-    };
-    const context = { agent, client, target };
+    const endpoint = { url: agent.url, certificate: agent.certificate };
+    const info = await client.info(endpoint);
+    const target: AgentTarget = { uuid: agent.hostUuid, ...endpoint, publicKey: info.publicKey };
+    const context = { agent, client, target, health };
     console.log(
-      `attack benchmark: ${WRITE_BYTES / 1024} KiB writes back to back through the controller's agent client, ` +
-        `${PHASE_MS / 1000} s a phase; agent on plain HTTP (loopback), maxBodyBytes ${MAX_BODY_BYTES / 1024 / 1024} MiB, ` +
+      `\nattack benchmark, ${transport === 'https' ? 'mutual TLS (the default)' : 'plain HTTP (the worst case)'}: ` +
+        `${WRITE_BYTES / 1024} KiB writes back to back through the controller's agent client, ` +
+        `${PHASE_MS / 1000} s a phase; loopback, maxBodyBytes ${MAX_BODY_BYTES / 1024 / 1024} MiB, ` +
         `every limit at its default\n`,
     );
     // Warm up (JIT, the state directories) before anything is measured.
@@ -283,6 +296,8 @@ async function main(): Promise<void> {
     ];
     report(rows);
   } finally {
+    await client.close();
+    await health?.close();
     await agent.stop();
     rmSync(dir, { recursive: true, force: true });
   }
