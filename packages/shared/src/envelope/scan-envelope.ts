@@ -4,6 +4,7 @@
 // three strings, so a hostile body costs at most one pass over its bytes, never a general parse of what it holds.
 // It accepts exactly what parseStrictJson followed by envelopeSchema accepts (envelope.test.ts checks both agree).
 import { err, ok, type Result } from '../result.js';
+import { JsonCursor } from '../protocol/json-cursor.js';
 import type { Envelope } from '../protocol/schemas.js';
 import { ECHO_MAX_CHARS, truncate } from '../util/echo.js';
 
@@ -15,7 +16,6 @@ const MAX_KEY_CHARS = 64;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
-const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
 
 // The formats of envelopeSchema, checked without zod: its base64 check (a charset regex, then atob of the whole
 // value) is several times slower on a 4 MiB payload, and this is the part an unauthenticated sender pays for.
@@ -46,9 +46,10 @@ function checkFormats(fields: Record<Field, string>): Envelope {
   return { keyId, payload, signature };
 }
 
-class Scanner {
-  private pos = 0;
-  constructor(private readonly text: string) {}
+class Scanner extends JsonCursor {
+  protected error(message: string, at: number): Error {
+    return new ScanError(`${message} at ${String(at)}`);
+  }
 
   members(): Record<Field, string> {
     const found: Partial<Record<Field, string>> = {};
@@ -112,13 +113,7 @@ class Scanner {
   /** A string value of any length: found with indexOf, decoded by JSON.parse only when it holds an escape. */
   private value(): string {
     const start = this.pos;
-    let end = this.text.indexOf('"', start + 1);
-    while (end !== -1) {
-      let backslashes = 0;
-      while (this.text.charCodeAt(end - 1 - backslashes) === BACKSLASH) backslashes++;
-      if (backslashes % 2 === 0) break;
-      end = this.text.indexOf('"', end + 1);
-    }
+    const end = this.closingQuote(start);
     if (end === -1) this.fail('unterminated string');
     this.pos = end + 1;
     return this.decode(start, end);
@@ -136,18 +131,5 @@ class Scanner {
     } catch {
       return this.fail('bad string escape', start - this.pos);
     }
-  }
-
-  private expect(code: number, what: string): void {
-    if (this.text.charCodeAt(this.pos) !== code) this.fail(`expected ${what}`);
-    this.pos++;
-  }
-
-  private skip(): void {
-    while (WHITESPACE.has(this.text.charCodeAt(this.pos))) this.pos++;
-  }
-
-  private fail(message: string, offset = 0): never {
-    throw new ScanError(`${message} at ${String(this.pos + offset)}`);
   }
 }

@@ -1,12 +1,12 @@
 // A JSON parser that refuses duplicate keys, which JSON.parse silently resolves to the last one.
 // Two parsers that disagree on a duplicate key are how signed payloads get reinterpreted.
 import { err, ok, type Result } from '../result.js';
+import { JsonCursor } from './json-cursor.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 class StrictJsonError extends Error {}
 
-const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const MAX_DEPTH = 64;
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
@@ -24,9 +24,10 @@ export function parseStrictJson(text: string): Result<unknown, string> {
   }
 }
 
-class Parser {
-  private pos = 0;
-  constructor(private readonly text: string) {}
+class Parser extends JsonCursor {
+  protected error(message: string, at: number): Error {
+    return new StrictJsonError(`invalid JSON at ${String(at)}: ${message}`);
+  }
 
   end(): void {
     this.skip();
@@ -91,19 +92,11 @@ class Parser {
   private string(): string {
     const start = this.pos;
     // Fast path: jump to the closing quote; only strings with escapes go through JSON.parse.
-    let end = this.text.indexOf('"', start + 1);
-    let escaped = false;
-    while (end !== -1) {
-      let backslashes = 0;
-      while (this.text.charCodeAt(end - 1 - backslashes) === 0x5c) backslashes++;
-      if (backslashes % 2 === 0) break;
-      escaped = true;
-      end = this.text.indexOf('"', end + 1);
-    }
+    const end = this.closingQuote(start);
     if (end === -1) this.fail('unterminated string');
     this.pos = end + 1;
     const raw = this.text.slice(start + 1, end);
-    if (!escaped && raw.indexOf('\\') === -1) {
+    if (raw.indexOf('\\') === -1) {
       if (CONTROL.test(raw)) this.fail('control character in string');
       return raw;
     }
@@ -125,18 +118,5 @@ class Parser {
   private literal<T extends Json>(length: number, value: T): T {
     this.pos += length;
     return value;
-  }
-
-  private expect(code: number, what: string): void {
-    if (this.text.charCodeAt(this.pos) !== code) this.fail(`expected ${what}`);
-    this.pos++;
-  }
-
-  private skip(): void {
-    while (WHITESPACE.has(this.text.charCodeAt(this.pos))) this.pos++;
-  }
-
-  private fail(message: string, offset = 0): never {
-    throw new StrictJsonError(`invalid JSON at ${String(this.pos + offset)}: ${message}`);
   }
 }

@@ -1,0 +1,40 @@
+// The reading position both JSON readers share: the strict parser (every value) and the envelope's pre-parse
+// (three strings). Each says how its errors read; the moves over the text are the same.
+const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
+const BACKSLASH = 0x5c;
+
+export abstract class JsonCursor {
+  protected pos = 0;
+  constructor(protected readonly text: string) {}
+
+  /** The error a reader throws for `message` at offset `at` of the text. */
+  protected abstract error(message: string, at: number): Error;
+
+  protected fail(message: string, offset = 0): never {
+    throw this.error(message, this.pos + offset);
+  }
+
+  protected expect(code: number, what: string): void {
+    if (this.text.charCodeAt(this.pos) !== code) this.fail(`expected ${what}`);
+    this.pos++;
+  }
+
+  protected skip(): void {
+    while (WHITESPACE.has(this.text.charCodeAt(this.pos))) this.pos++;
+  }
+
+  /**
+   * The closing quote of the string whose opening quote is at `start`, found with indexOf (a quote preceded by an odd
+   * number of backslashes is escaped); -1 when there is none.
+   */
+  protected closingQuote(start: number): number {
+    let end = this.text.indexOf('"', start + 1);
+    while (end !== -1) {
+      let backslashes = 0;
+      while (this.text.charCodeAt(end - 1 - backslashes) === BACKSLASH) backslashes++;
+      if (backslashes % 2 === 0) return end;
+      end = this.text.indexOf('"', end + 1);
+    }
+    return -1;
+  }
+}
