@@ -69,32 +69,18 @@ describe('schema', () => {
     const { store } = await openTempStore(t);
     const { host, vm } = await inventory(store);
     const check = refused('constraint', /CHECK/);
-    await assert.rejects(
-      store.addHost({
-        uuid: 'x',
-        name: 'x',
-        url: 'u',
-        publicKey: 'p',
-        keyId: 'k',
-        certificate: null,
-        state: 'Up' as HostState,
-        lastSeenAt: null,
-      }),
-      check,
-    );
-    await assert.rejects(
-      store.addHost({
-        uuid: 'x',
-        name: 'x',
-        url: 'u',
-        publicKey: 'p',
-        keyId: 'k',
-        certificate: 'not a PEM certificate',
-        state: 'Connected',
-        lastSeenAt: null,
-      }),
-      check,
-    );
+    const hostRow = {
+      uuid: 'x',
+      name: 'x',
+      url: 'u',
+      publicKey: 'p',
+      keyId: 'k',
+      certificate: null,
+      state: 'Connected' as HostState,
+      lastSeenAt: null,
+    };
+    await assert.rejects(store.addHost({ ...hostRow, state: 'Up' as HostState }), check);
+    await assert.rejects(store.addHost({ ...hostRow, certificate: 'not a PEM certificate' }), check);
     await assert.rejects(store.setHostEndpoint(host, 'https://h1', '-----BEGIN PRIVATE KEY-----\n'), check);
     await assert.rejects(
       store.addVm({ uuid: 'v', name: 'v', hostUuid: null, bootMode: 'BIOS' as 'UEFI', secureBoot: false }),
