@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { generateSigningKey, type GeneratedKey } from '@hostfiles/shared';
 import { cpuSecondsOf } from './cpu.js';
 import { median, runLoad, type LoadResult } from './load.js';
-import { transportKit, TRANSPORTS, type Identities, type Transport } from './transport.js';
+import { transportKit, type Identities, type Transport } from './transport.js';
 import { measureVerify } from './verify-rate.js';
 import {
   agentRequests,
@@ -37,6 +37,8 @@ import {
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SAMPLES = Number(process.env['BENCH_SAMPLES'] ?? 7);
 const TARGET = 1.3;
+/** `BENCH_TRANSPORTS=https` measures one transport; `BENCH_NODE_ARGS='--cpu-prof'` profiles both servers. */
+const TRANSPORTS = (process.env['BENCH_TRANSPORTS'] ?? 'http,https').split(',') as Transport[];
 
 interface Scenario {
   readonly batch: number;
@@ -96,7 +98,8 @@ interface Bench {
 
 /** Starts a server process and waits for the line saying which port it listens on. */
 async function spawnServer(args: string[]): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter((arg) => arg !== '');
+  const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
