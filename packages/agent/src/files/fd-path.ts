@@ -1,6 +1,6 @@
 // Paths relative to a held directory fd, the stand-in for the openat family that Node lacks.
 import { constants } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import type { DirHandle } from './dir-handle.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
 
@@ -19,10 +19,10 @@ export const TEMP_FILE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
  * `name` inside the directory held by `dir`. The kernel resolves `/proc/self/fd/N` to that very
  * directory whatever its path has become, so only `name` itself is looked up by name.
  */
-export const at = (dir: FileHandle, name: string): string => `/proc/self/fd/${dir.fd}/${name}`;
+export const at = (dir: DirHandle, name: string): string => `/proc/self/fd/${dir.fd}/${name}`;
 
 /** The listing path of a held directory. */
-export const self = (dir: FileHandle): string => `/proc/self/fd/${dir.fd}`;
+export const self = (dir: DirHandle): string => `/proc/self/fd/${dir.fd}`;
 
 /** The errno code of a system error; undefined for anything else (Node's ERR_* codes included). */
 export function errnoOf(error: unknown): string | undefined {
@@ -38,7 +38,7 @@ export function errnoOrThrow(error: unknown): string {
 }
 
 /** Closes every handle, deepest first, even when one close fails. */
-export async function closeAll(handles: readonly FileHandle[]): Promise<void> {
+export async function closeAll(handles: readonly DirHandle[]): Promise<void> {
   const results = await Promise.allSettled([...handles].reverse().map((h) => h.close()));
   const failed = results.find((r) => r.status === 'rejected');
   // Closing a read-only directory fd fails only for a bad fd, which is a bug here.

@@ -2,10 +2,10 @@
 // one that fails before the commit leaves nothing that recovery could install later.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createLogger } from '@hostfiles/shared';
+import type { DirHandle } from './dir-handle.js';
 import { useTestRoots, type TestRoots } from './test-roots.js';
 import type { StateEntry, StoreEvent } from './types.js';
 
@@ -33,7 +33,7 @@ function useFailingSync(t: TestContext): TestRoots & { failing: { on: boolean };
         failing.on = true;
         return Promise.resolve();
       },
-      syncDir: async (dir: FileHandle) => {
+      syncDir: async (dir: DirHandle) => {
         if (failing.on) throw eio();
         await dir.sync();
       },

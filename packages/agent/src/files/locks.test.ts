@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseProcLocks } from './locks.js';
+import { parseProcLocks, readProcLocks, sameLocks } from './locks.js';
+import { flockAvailable, holdFlock } from './test-roots.js';
 
 test('parseProcLocks keeps POSIX, FLOCK and OFDLCK inodes and skips waiters and leases', () => {
   const text = [
@@ -15,4 +19,32 @@ test('parseProcLocks keeps POSIX, FLOCK and OFDLCK inodes and skips waiters and 
   ].join('\n');
   assert.deepEqual([...parseProcLocks(text)].sort(), ['28457', '7864448', '7864554', '8713209']);
   assert.equal(parseProcLocks('').size, 0);
+});
+
+test('readProcLocks reads afresh through its kept fd: a lock taken since the last read is seen, and a released one gone', async (t) => {
+  if (!flockAvailable()) {
+    t.skip('util-linux flock(1) is not installed');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-locks-'));
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const path = join(dir, '.lock');
+  writeFileSync(path, '');
+  const inode = String(statSync(path).ino);
+  assert.equal((await readProcLocks()).has(inode), false);
+  const lock = await holdFlock(t, path);
+  assert.equal((await readProcLocks()).has(inode), true, 'taken after the fd was opened and read once');
+  await lock.release();
+  assert.equal((await readProcLocks()).has(inode), false);
+});
+
+test('sameLocks: the same inodes, whatever the set object; any inode more, less or other is a change', () => {
+  const before = new Set(['1', '2']);
+  assert.equal(sameLocks(before, before), true);
+  assert.equal(sameLocks(new Set(['2', '1']), before), true);
+  assert.equal(sameLocks(new Set(['1', '2', '3']), before), false);
+  assert.equal(sameLocks(new Set(['1']), before), false);
+  assert.equal(sameLocks(new Set(['1', '3']), before), false);
 });

@@ -1,11 +1,12 @@
 // The renames of a replace or a delete, relative to a held directory.
-import { link, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { link, rename, unlink } from 'node:fs/promises';
+import type { DirHandle } from './dir-handle.js';
 import { at, errnoOrThrow } from './fd-path.js';
 import { removeDirTree } from './remove-tree.js';
 import { inspect } from './target.js';
 import { randomTempName } from './temp-name.js';
 
-export async function renameAt(dir: FileHandle, from: string, to: string): Promise<void> {
+export async function renameAt(dir: DirHandle, from: string, to: string): Promise<void> {
   await rename(at(dir, from), at(dir, to));
 }
 
@@ -14,7 +15,7 @@ export async function renameAt(dir: FileHandle, from: string, to: string): Promi
  * aside. A file is linked then unlinked, since rename(2) would silently replace a file made in between (a fresh NVRAM
  * a QEMU may already hold); a directory is renamed, which fails over a non-empty one (an empty one holds no state).
  */
-export async function moveNoReplace(dir: FileHandle, from: string, to: string, isDir: boolean): Promise<void> {
+export async function moveNoReplace(dir: DirHandle, from: string, to: string, isDir: boolean): Promise<void> {
   if (isDir) {
     await renameAt(dir, from, to);
     return;
@@ -28,8 +29,8 @@ export async function moveNoReplace(dir: FileHandle, from: string, to: string, i
  * a fresh random name and that rename made durable: a crash halfway through removing it leaves a random temp
  * name, never a partial state under a name recovery would rename into place.
  */
-export async function discard(dir: FileHandle, name: string): Promise<boolean> {
-  const target = await inspect(dir, name);
+export async function discard(dir: DirHandle, name: string): Promise<boolean> {
+  const target = inspect(dir, name);
   if (target.kind === 'absent') return false;
   if (target.kind !== 'dir') {
     await unlinkIfThere(dir, name);
@@ -43,11 +44,11 @@ export async function discard(dir: FileHandle, name: string): Promise<boolean> {
 }
 
 /** Removes a tree or a file whose name nobody else uses (a random temp name). */
-export async function removeTree(dir: FileHandle, name: string): Promise<void> {
+export async function removeTree(dir: DirHandle, name: string): Promise<void> {
   if (!(await removeDirTree(dir, name))) await unlinkIfThere(dir, name);
 }
 
-async function unlinkIfThere(dir: FileHandle, name: string): Promise<void> {
+async function unlinkIfThere(dir: DirHandle, name: string): Promise<void> {
   try {
     await unlink(at(dir, name));
   } catch (error) {

@@ -1,6 +1,6 @@
 // What every changing op of one root needs besides its path.
-import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from '@hostfiles/shared';
+import type { DirHandle } from './dir-handle.js';
 import { errnoOrThrow } from './fd-path.js';
 import type { ReadLockedInodes } from './locks.js';
 import type { RootDir } from './root-dir.js';
@@ -16,7 +16,7 @@ export interface OpContext {
 }
 
 /** What settling leftovers of `name` needs, from an op that holds the root (`held[0]`, as walkDirs leaves it). */
-export const settleEnvOf = (ctx: OpContext, root: RootDir, heldRoot: FileHandle): SettleEnv => ({
+export const settleEnvOf = (ctx: OpContext, root: RootDir, heldRoot: DirHandle): SettleEnv => ({
   root: heldRoot,
   rootPath: root.path,
   readLocks: ctx.readLocks,
@@ -27,7 +27,7 @@ export const settleEnvOf = (ctx: OpContext, root: RootDir, heldRoot: FileHandle)
 /** The fsync of a directory through the test seam when one is set. */
 export const syncDirOf =
   (ctx: OpContext) =>
-  (dir: FileHandle): Promise<void> =>
+  (dir: DirHandle): Promise<void> =>
     ctx.hooks.syncDir?.(dir) ?? dir.sync();
 
 /**
@@ -35,7 +35,7 @@ export const syncDirOf =
  * so a failing fsync must not make the answer a failure the disk contradicts. It is logged (`fsync_failed`, with
  * the errno); only a crash before the file system writes it back could still undo the change.
  */
-export async function syncAfterChange(ctx: OpContext, path: string, dirs: readonly FileHandle[]): Promise<void> {
+export async function syncAfterChange(ctx: OpContext, path: string, dirs: readonly DirHandle[]): Promise<void> {
   const sync = syncDirOf(ctx);
   const results = await Promise.allSettled([...new Set(dirs)].map((dir) => sync(dir)));
   const failed = results.find((r) => r.status === 'rejected');

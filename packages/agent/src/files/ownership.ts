@@ -1,5 +1,6 @@
 // Owner and mode of what the store makes, per root (see RootOwnership).
 import type { FileHandle } from 'node:fs/promises';
+import type { DirHandle } from './dir-handle.js';
 import type { RootOwnership } from './types.js';
 
 export const DEFAULT_FILE_MODE = 0o600;
@@ -22,7 +23,7 @@ export async function ownFile(file: FileHandle, ownership: RootOwnership): Promi
  * A directory the store made, `depth` components below the root (0: directly below it). Explicit chmod: mkdir's
  * mode passes through the umask (systemd's UMask=0077 would turn 0711 into 0700).
  */
-export async function ownDir(dir: FileHandle, depth: number, ownership: RootOwnership): Promise<void> {
+export async function ownDir(dir: DirHandle, depth: number, ownership: RootOwnership): Promise<void> {
   if (depth === 0) {
     await dir.chmod(ownership.topDirMode);
     return;
@@ -31,7 +32,7 @@ export async function ownDir(dir: FileHandle, depth: number, ownership: RootOwne
   await dir.chmod(ownership.dirMode);
 }
 
-async function chownHandle(handle: FileHandle, ownership: RootOwnership): Promise<void> {
+async function chownHandle(handle: DirHandle, ownership: RootOwnership): Promise<void> {
   if (ownership.uid === undefined && ownership.gid === undefined) return;
   await handle.chown(ownership.uid ?? -1, ownership.gid ?? -1);
 }

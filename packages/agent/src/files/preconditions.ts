@@ -1,8 +1,8 @@
 // What must hold before an op changes its target: the op's `expect`, and no lock held on the target's unit.
-import type { FileHandle } from 'node:fs/promises';
 import type { Expectation } from '@hostfiles/shared';
+import type { DirHandle } from './dir-handle.js';
 import { nth } from './fd-path.js';
-import type { ReadLockedInodes } from './locks.js';
+import { sameLocks, type ReadLockedInodes } from './locks.js';
 import { BUSY_FAILURE, failed } from './op-failure.js';
 import { digestOf, inspect, isBusy, type Target } from './target.js';
 import type { OpFailure } from './types.js';
@@ -14,7 +14,7 @@ import type { OpFailure } from './types.js';
  */
 export async function unmetExpectation(
   expect: Expectation | undefined,
-  dir: FileHandle,
+  dir: DirHandle,
   name: string,
   target: Target,
   written?: () => string,
@@ -31,7 +31,10 @@ export async function unmetExpectation(
   return digest === expect ? undefined : failed('changed', 'the target is not the state the op expected');
 }
 
-/** Whether the target's unit is busy now; `aside`: the name the target was just moved to in its parent. */
+/**
+ * Whether the target's unit is busy now; `aside`: the name the target was just moved to in its parent. A check made
+ * again (after the move aside) walks the unit only when the locks changed since the last look found it free.
+ */
 export type BusyCheck = (aside?: string) => Promise<boolean>;
 
 /**
@@ -42,24 +45,28 @@ export type BusyCheck = (aside?: string) => Promise<boolean>;
  */
 export function unitBusy(
   readLocks: ReadLockedInodes,
-  held: readonly FileHandle[],
+  held: readonly DirHandle[],
   components: readonly string[],
 ): BusyCheck {
+  let freeOf: ReadonlySet<string> | undefined;
   return async (aside) => {
     // Read first: with no lock held anywhere (no VM running) there is nothing to look at, not even the unit.
     const locked = await readLocks();
     if (locked.size === 0) return false;
+    if (freeOf !== undefined && sameLocks(locked, freeOf)) return false;
     const root = nth(held, 0);
     // A unit moved aside has left its name: what moved is the unit now. Deeper, the moved tree is still in it.
     const name = components.length === 1 && aside !== undefined ? aside : nth(components, 0);
-    return isBusy(() => Promise.resolve(locked), root, name, await inspect(root, name));
+    const busy = await isBusy(() => Promise.resolve(locked), root, name, inspect(root, name));
+    if (!busy) freeOf = locked;
+    return busy;
   };
 }
 
 /** `expect`, then busy: both read the target as it is now, just before the step that would change it. */
 export async function unmetPreconditions(
   expect: Expectation | undefined,
-  dir: FileHandle,
+  dir: DirHandle,
   name: string,
   target: Target,
   busy: BusyCheck,

@@ -1,6 +1,7 @@
 // read: a regular file, or every file of a directory state, opened no-follow below no-follow directories.
 import { open, type FileHandle } from 'node:fs/promises';
 import { MAX_ENTRIES, stateDigest, type ReadEntry } from '@hostfiles/shared';
+import type { DirHandle } from './dir-handle.js';
 import { at, closeAll, errnoOrThrow, nth, READ_FILE_FLAGS } from './fd-path.js';
 import { encodeFile } from './encode-file.js';
 import { failed, HARD_LINKED_FAILURE, ioFailure, OpIoError, SYMLINK_FAILURE } from './op-failure.js';
@@ -19,7 +20,7 @@ export async function readState(
   components: readonly string[],
   maxContentChars: number,
 ): Promise<ReadState> {
-  const held: FileHandle[] = [];
+  const held: DirHandle[] = [];
   try {
     const end = await walkDirs(root, components.slice(0, -1), held);
     if (end === 'symlink') return SYMLINK_FAILURE;
@@ -27,7 +28,7 @@ export async function readState(
     if (end !== 'ok') return NOT_FOUND;
     const dir = nth(held, held.length - 1);
     const name = nth(components, components.length - 1);
-    const target = await inspect(dir, name);
+    const target = inspect(dir, name);
     switch (target.kind) {
       case 'absent':
         return NOT_FOUND;
@@ -47,7 +48,7 @@ export async function readState(
   }
 }
 
-async function readFile(dir: FileHandle, name: string, maxContentChars: number): Promise<ReadState> {
+async function readFile(dir: DirHandle, name: string, maxContentChars: number): Promise<ReadState> {
   let file: FileHandle;
   try {
     file = await open(at(dir, name), READ_FILE_FLAGS);
@@ -77,7 +78,7 @@ const bytesFor = (chars: number): number => (chars === Infinity ? Infinity : Mat
  * Every regular file below, never the lock nor temp names; a hard-linked file fails the whole read. Stops as soon as
  * the files read so far fill `maxContentChars`, a walk limit is passed (STATE_WALK) or there are too many files.
  */
-async function readDir(parent: FileHandle, name: string, maxContentChars: number): Promise<ReadState> {
+async function readDir(parent: DirHandle, name: string, maxContentChars: number): Promise<ReadState> {
   const dir = await openChildDir(parent, name);
   if (dir === 'symlink') return SYMLINK_FAILURE;
   if (typeof dir === 'string') return NOT_FOUND;

@@ -1,6 +1,7 @@
 // Startup recovery: every interrupted directory replace ends holding exactly its old state or its new one, and no
 // tree that may be the only copy of a state, or that someone holds, is ever removed.
-import { readdir, type FileHandle } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
+import type { DirHandle } from './dir-handle.js';
 import { errnoOrThrow, self } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
 import { moveNoReplace } from './moves.js';
@@ -25,7 +26,7 @@ type Guard = (path: string, run: () => Promise<void>) => Promise<void>;
 export async function recoverRoot(root: RootDir, env: Omit<SettleEnv, 'root' | 'rootPath'>): Promise<RecoveryReport> {
   const counts = noCounts();
   try {
-    const dir = await openRoot(root);
+    const dir = openRoot(root);
     try {
       const full: SettleEnv = { ...env, root: dir, rootPath: root.path };
       const entries = (await readdir(self(dir))).map((name) => ({ name }));
@@ -64,7 +65,7 @@ interface Walk {
 
 async function recoverDir(
   walk: Walk,
-  dir: FileHandle,
+  dir: DirHandle,
   where: string,
   listed: readonly { name: string }[],
 ): Promise<void> {
@@ -92,7 +93,7 @@ async function recoverDir(
 }
 
 /** Below the root, one budget per unit: a unit's tree is bounded like every other walk of a state. */
-async function recoverChild(walk: Walk, dir: FileHandle, where: string, name: string): Promise<void> {
+async function recoverChild(walk: Walk, dir: DirHandle, where: string, name: string): Promise<void> {
   const child = await openChildDir(dir, name);
   // Not a directory (or a link): nothing below it to recover.
   if (typeof child === 'string') return;
@@ -110,7 +111,7 @@ async function recoverChild(walk: Walk, dir: FileHandle, where: string, name: st
   }
 }
 
-const relist = async (walk: Walk, dir: FileHandle): Promise<readonly { name: string }[]> =>
+const relist = async (walk: Walk, dir: DirHandle): Promise<readonly { name: string }[]> =>
   walk.budget === undefined ? (await readdir(self(dir))).map((name) => ({ name })) : listEntries(dir, walk.budget);
 
 /**
@@ -128,7 +129,7 @@ const relist = async (walk: Walk, dir: FileHandle): Promise<readonly { name: str
  */
 export async function recoverName(
   env: SettleEnv,
-  dir: FileHandle,
+  dir: DirHandle,
   where: string,
   name: string,
   counts: Counts = noCounts(),
@@ -136,12 +137,12 @@ export async function recoverName(
   const newName = roleName('new', name);
   const oldName = roleName('old', name);
   if (newName === undefined || oldName === undefined) return;
-  const fresh = await inspect(dir, newName);
-  const old = await inspect(dir, oldName);
+  const fresh = inspect(dir, newName);
+  const old = inspect(dir, oldName);
   // The common case before every op: nothing to settle, and two lstats to know it.
   if (fresh.kind === 'absent' && old.kind === 'absent') return;
   const hasNew = fresh.kind === 'dir';
-  const target = await inspect(dir, name);
+  const target = inspect(dir, name);
   if (hasNew && old.kind === 'dir' && target.kind !== 'absent') {
     await quarantine(env, dir, where, oldName, counts);
     await quarantine(env, dir, where, newName, counts);
@@ -170,12 +171,12 @@ export async function recoverName(
 
 async function finishSwap(
   env: SettleEnv,
-  dir: FileHandle,
+  dir: DirHandle,
   { name, newName, oldName }: { name: string; newName: string; oldName: string },
   counts: Counts,
 ): Promise<void> {
   await moveNoReplace(dir, name, oldName, true);
-  const old = await inspect(dir, oldName);
+  const old = inspect(dir, oldName);
   // Taken by someone between the check and the rename: it goes back, the new state is dropped.
   if (await isBusy(env.readLocks, dir, oldName, old)) {
     await moveNoReplace(dir, oldName, name, true);

@@ -1,6 +1,7 @@
 // delete: a file or a whole directory tree, then the empty parents up to (never including) the root.
-import { rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { rmdir, unlink } from 'node:fs/promises';
 import type { Expectation } from '@hostfiles/shared';
+import type { DirHandle } from './dir-handle.js';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
 import { moveNoReplace, removeTree } from './moves.js';
 import { parentPath, settleEnvOf, syncAfterChange, type OpContext } from './op-context.js';
@@ -24,7 +25,7 @@ export async function removeFile(
   expect: Expectation | undefined,
   ctx: OpContext,
 ): Promise<RemoveAnswer> {
-  const held: FileHandle[] = [];
+  const held: DirHandle[] = [];
   try {
     const end = await walkDirs(root, components.slice(0, -1), held);
     if (end === 'symlink') return SYMLINK_FAILURE;
@@ -54,7 +55,7 @@ export async function removeFile(
  * rename is caught on the moved tree (inodes and their locks move with it), which then goes back.
  */
 async function removeTarget(
-  dir: FileHandle,
+  dir: DirHandle,
   name: string,
   expect: Expectation | undefined,
   { env, where }: { env: SettleEnv; where: string },
@@ -62,7 +63,7 @@ async function removeTarget(
 ): Promise<RemoveAnswer> {
   // Leftovers of a replace of this name whose rollback failed while the agent kept running.
   await recoverName(env, dir, where, name);
-  const target = await inspect(dir, name);
+  const target = inspect(dir, name);
   if (target.kind === 'absent') return ABSENT;
   if (target.kind === 'symlink') return SYMLINK_FAILURE;
   const unmet = await unmetPreconditions(expect, dir, name, target, busy);
@@ -91,7 +92,7 @@ async function removeTarget(
  */
 async function moveAside(
   env: SettleEnv,
-  dir: FileHandle,
+  dir: DirHandle,
   where: string,
   name: string,
   isDir: boolean,
@@ -108,7 +109,7 @@ async function moveAside(
 }
 
 /** moveNoReplace; false when something is in the way at `to`. */
-async function movedTo(dir: FileHandle, from: string, to: string, isDir: boolean): Promise<boolean> {
+async function movedTo(dir: DirHandle, from: string, to: string, isDir: boolean): Promise<boolean> {
   try {
     await moveNoReplace(dir, from, to, isDir);
     return true;
@@ -120,7 +121,7 @@ async function movedTo(dir: FileHandle, from: string, to: string, isDir: boolean
 }
 
 /** A file moved aside; swapped for a directory since (by someone else) it is removed as a tree. */
-async function unlinkOrGone(dir: FileHandle, name: string): Promise<void> {
+async function unlinkOrGone(dir: DirHandle, name: string): Promise<void> {
   try {
     await unlink(at(dir, name));
   } catch (error) {
@@ -135,7 +136,7 @@ async function unlinkOrGone(dir: FileHandle, name: string): Promise<void> {
  * is not empty. Returns the deepest directory still standing. Best effort: a directory left here
  * is pruned by the next delete below it.
  */
-async function pruneEmptyDirs(held: readonly FileHandle[], components: readonly string[]): Promise<FileHandle> {
+async function pruneEmptyDirs(held: readonly DirHandle[], components: readonly string[]): Promise<DirHandle> {
   for (let i = held.length - 1; i >= 1; i--) {
     try {
       await rmdir(at(nth(held, i - 1), nth(components, i - 1)));

@@ -1,6 +1,7 @@
 // Removes a directory and everything below it through no-follow directory fds: links are removed, never followed,
 // and a tree of any depth or width goes with a bounded number of open directories (tree-walk.ts).
-import { rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { rmdir, unlink } from 'node:fs/promises';
+import type { DirHandle } from './dir-handle.js';
 import { at, errnoOf } from './fd-path.js';
 import { FULL_WALK, walkTree } from './tree-walk.js';
 import { openChildDir } from './walk.js';
@@ -9,7 +10,7 @@ import { openChildDir } from './walk.js';
  * Removes the directory `name` below `parent`; false when `name` is no longer a directory
  * (swapped since the caller looked), in which case nothing was removed.
  */
-export async function removeDirTree(parent: FileHandle, name: string): Promise<boolean> {
+export async function removeDirTree(parent: DirHandle, name: string): Promise<boolean> {
   const dir = await openChildDir(parent, name);
   if (typeof dir === 'string') return false;
   try {
@@ -40,7 +41,7 @@ export async function removeDirTree(parent: FileHandle, name: string): Promise<b
  * the listing, or a file system without d_type) and may be walked into; only once: an entry flipping between link
  * and directory under us is an attack, answered by an error, not a loop.
  */
-async function removeEntry(dir: FileHandle, name: string, mayDescend: boolean): Promise<boolean> {
+async function removeEntry(dir: DirHandle, name: string, mayDescend: boolean): Promise<boolean> {
   try {
     await unlink(at(dir, name));
   } catch (error) {
@@ -53,7 +54,7 @@ async function removeEntry(dir: FileHandle, name: string, mayDescend: boolean): 
   return true;
 }
 
-async function rmdirIfThere(dir: FileHandle, name: string): Promise<void> {
+async function rmdirIfThere(dir: DirHandle, name: string): Promise<void> {
   try {
     await rmdir(at(dir, name));
   } catch (error) {

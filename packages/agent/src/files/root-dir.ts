@@ -1,6 +1,6 @@
 // The roots: opened once, from `/` one component at a time without following a link, and held for the agent's life.
 import { closeSync, lstatSync, openSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { openDir, type DirHandle } from './dir-handle.js';
 import { CHILD_DIR_FLAGS, errnoOrThrow, ROOT_DIR_FLAGS } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
 
@@ -74,4 +74,4 @@ export function rootDirProblem(path: string): string | undefined {
  * A fresh handle on the held root, closed by the caller. `/proc/self/fd/N` resolves to the directory `N` holds,
  * wherever it is now and whatever its configured path names now.
  */
-export const openRoot = (root: RootDir): Promise<FileHandle> => open(`/proc/self/fd/${root.fd}`, ROOT_DIR_FLAGS);
+export const openRoot = (root: RootDir): DirHandle => openDir(`/proc/self/fd/${root.fd}`, ROOT_DIR_FLAGS);

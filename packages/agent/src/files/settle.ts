@@ -1,7 +1,8 @@
 // Leftovers of interrupted replaces and deletes: removed when nobody holds them, kept when someone might need them.
 import { randomBytes } from 'node:crypto';
-import { rename, type FileHandle } from 'node:fs/promises';
+import { rename } from 'node:fs/promises';
 import type { Logger } from '@hostfiles/shared';
+import type { DirHandle } from './dir-handle.js';
 import { at, errnoOf } from './fd-path.js';
 import type { ReadLockedInodes } from './locks.js';
 import { discard, moveNoReplace } from './moves.js';
@@ -21,7 +22,7 @@ const NAME_MAX_BYTES = 255;
 
 /** What settling needs: the held root (quarantines go there), its configured path (for the log), locks, a clock. */
 export interface SettleEnv {
-  readonly root: FileHandle;
+  readonly root: DirHandle;
   readonly rootPath: string;
   readonly readLocks: ReadLockedInodes;
   readonly logger: Logger<StoreEvent>;
@@ -54,7 +55,7 @@ export function quarantineName(entry: string, now: number): string {
  */
 export async function quarantine(
   env: SettleEnv,
-  dir: FileHandle,
+  dir: DirHandle,
   where: string,
   entry: string,
   counts: Counts,
@@ -81,16 +82,16 @@ export async function quarantine(
  */
 export async function settleLeftover(
   env: SettleEnv,
-  dir: FileHandle,
+  dir: DirHandle,
   where: string,
   entry: string,
   name: string | undefined,
   counts: Counts,
 ): Promise<void> {
-  const found = await inspect(dir, entry);
+  const found = inspect(dir, entry);
   if (found.kind === 'absent') return;
   if ((found.kind === 'file' || found.kind === 'dir') && (await isBusy(env.readLocks, dir, entry, found))) {
-    if (name !== undefined && (await inspect(dir, name)).kind === 'absent') {
+    if (name !== undefined && (inspect(dir, name)).kind === 'absent') {
       await moveNoReplace(dir, entry, name, found.kind === 'dir');
       await dir.sync();
       counts.restored += 1;

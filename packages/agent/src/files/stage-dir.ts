@@ -1,12 +1,13 @@
 // Builds a directory state under a temp name beside its target, complete and durable before it is committed.
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { openDir, type DirHandle } from './dir-handle.js';
 import { at, CHILD_DIR_FLAGS, closeAll, nth } from './fd-path.js';
 import { ownDir } from './ownership.js';
 import type { RootOwnership, StateEntry } from './types.js';
 import { writeNewFile } from './write-content.js';
 
 interface Made {
-  readonly handle: FileHandle;
+  readonly handle: DirHandle;
   /** components below the root, for ownDir (0: directly below it) */
   readonly depth: number;
 }
@@ -17,7 +18,7 @@ interface Made {
  * The caller removes `staging` when this throws.
  */
 export async function stageState(
-  parent: FileHandle,
+  parent: DirHandle,
   staging: string,
   entries: readonly StateEntry[],
   ownership: RootOwnership,
@@ -44,7 +45,7 @@ export async function stageState(
 }
 
 /** The staging directory below which `components` lead, made (with its parents) when missing. */
-async function dirFor(dirs: Map<string, Made>, top: Made, components: readonly string[]): Promise<FileHandle> {
+async function dirFor(dirs: Map<string, Made>, top: Made, components: readonly string[]): Promise<DirHandle> {
   let key = '';
   let dir = top;
   for (const name of components) {
@@ -60,7 +61,7 @@ async function dirFor(dirs: Map<string, Made>, top: Made, components: readonly s
 }
 
 /** A fresh directory (mkdir fails if anything is there) held no-follow; modes are set by ownDir later. */
-async function makeDir(parent: FileHandle, name: string): Promise<FileHandle> {
+async function makeDir(parent: DirHandle, name: string): Promise<DirHandle> {
   await mkdir(at(parent, name), 0o700);
-  return open(at(parent, name), CHILD_DIR_FLAGS);
+  return openDir(at(parent, name), CHILD_DIR_FLAGS);
 }

@@ -1,15 +1,16 @@
 // Walks a directory state through no-follow directory fds: every inode (for busy), and the files of the state.
 // Bounded: a tree past its walk's limits is an op failure (io_error), never the agent's.
-import { lstat, open, type FileHandle } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { lstatSync, type BigIntStats } from 'node:fs';
 import { LOCK_NAME } from '@hostfiles/shared';
+import type { DirHandle } from './dir-handle.js';
 import { at, errnoOrThrow, READ_FILE_FLAGS } from './fd-path.js';
 import { isTempName } from './temp-name.js';
 import { STATE_WALK, walkTree, type WalkLimits } from './tree-walk.js';
 
 /** A regular file of a state, as lstat saw it during the walk. */
 export interface FoundFile {
-  readonly dir: FileHandle;
+  readonly dir: DirHandle;
   readonly name: string;
   /** relative to the walked directory, `/`-separated */
   readonly path: string;
@@ -34,7 +35,7 @@ const outsideState = (name: string): boolean => name === LOCK_NAME || isTempName
  * files of the state to `file`. Never more than a few directories open at once, however deep the tree.
  */
 export async function walkState(
-  dir: FileHandle,
+  dir: DirHandle,
   visitor: StateVisitor,
   limits: WalkLimits = STATE_WALK,
 ): Promise<void> {
@@ -44,7 +45,7 @@ export async function walkState(
       entry: async ({ dir: parent, name, path }) => {
         let stats: BigIntStats;
         try {
-          stats = await lstat(at(parent, name), { bigint: true });
+          stats = lstatSync(at(parent, name), { bigint: true });
         } catch (error) {
           // Removed since the listing: nothing left to see.
           if (errnoOrThrow(error) === 'ENOENT') return false;

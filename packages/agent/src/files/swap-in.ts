@@ -1,7 +1,7 @@
 // The steps of a writeDir after its commit point: check again, swap the old state out and the new one in, or drop
 // the new one so that recovery can never install it.
-import type { FileHandle } from 'node:fs/promises';
 import type { Expectation } from '@hostfiles/shared';
+import type { DirHandle } from './dir-handle.js';
 import { errnoOrThrow } from './fd-path.js';
 import { discard, moveNoReplace, removeTree } from './moves.js';
 import { BUSY_FAILURE, failed, SYMLINK_FAILURE } from './op-failure.js';
@@ -14,7 +14,7 @@ const WRITTEN = Object.freeze({ status: 'written' } as const);
 export const NOT_A_DIRECTORY = failed('not_directory', 'the target or a parent path component is not a directory');
 
 export interface Swap {
-  readonly parent: FileHandle;
+  readonly parent: DirHandle;
   readonly busy: BusyCheck;
   /** the digest of the state being written (computed once, when a precondition needs it) */
   readonly written: () => string;
@@ -22,12 +22,12 @@ export interface Swap {
   readonly newName: string;
   readonly oldName: string;
   /** fsync of `parent` (a test may make it fail) */
-  readonly syncDir: (dir: FileHandle) => Promise<void>;
+  readonly syncDir: (dir: DirHandle) => Promise<void>;
 }
 
 /** The target's kind, then `expect` and busy; undefined when the replace may go on. */
 export async function check(swap: Swap, expect: Expectation | undefined): Promise<WriteAnswer | undefined> {
-  const target = await inspect(swap.parent, swap.name);
+  const target = inspect(swap.parent, swap.name);
   if (target.kind === 'symlink') return SYMLINK_FAILURE;
   if (target.kind === 'file' || target.kind === 'other') return NOT_A_DIRECTORY;
   return unmetPreconditions(expect, swap.parent, swap.name, target, swap.busy, swap.written);
@@ -47,7 +47,7 @@ export async function swapIn(swap: Swap, expect: Expectation | undefined): Promi
       await retire(swap);
       return unmet;
     }
-    const target = await inspect(parent, name);
+    const target = inspect(parent, name);
     if (target.kind === 'dir') {
       // The check just before was the last look; the lock it missed (taken in the microseconds between that
       // look and this rename) is caught on the moved tree below: its inodes and their locks move with it.
@@ -86,7 +86,7 @@ async function rollBack(swap: Swap, moved: boolean): Promise<void> {
  */
 export async function retire(swap: Swap): Promise<void> {
   const { parent, newName } = swap;
-  if ((await inspect(parent, newName)).kind === 'absent') return;
+  if ((inspect(parent, newName)).kind === 'absent') return;
   const doomed = randomTempName();
   await moveNoReplace(parent, newName, doomed, true);
   try {

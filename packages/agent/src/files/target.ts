@@ -1,7 +1,7 @@
 // What is at a target now: its kind, its digest, whether it is busy, and its facts for list and stat.
-import type { BigIntStats } from 'node:fs';
-import { lstat, type FileHandle } from 'node:fs/promises';
+import { lstatSync, type BigIntStats } from 'node:fs';
 import { stateDigest, type UnitFacts } from '@hostfiles/shared';
+import type { DirHandle } from './dir-handle.js';
 import { at, errnoOrThrow } from './fd-path.js';
 import { anyLocked, type ReadLockedInodes } from './locks.js';
 import { hashFile } from './stream-file.js';
@@ -17,10 +17,10 @@ export type Target =
   | { readonly kind: 'file' | 'dir'; readonly stats: BigIntStats };
 
 /** lstat of `name` below the held `dir`: never follows a link. */
-export async function inspect(dir: FileHandle, name: string): Promise<Target> {
+export function inspect(dir: DirHandle, name: string): Target {
   let stats: BigIntStats;
   try {
-    stats = await lstat(at(dir, name), { bigint: true });
+    stats = lstatSync(at(dir, name), { bigint: true });
   } catch (error) {
     if (errnoOrThrow(error) === 'ENOENT') return { kind: 'absent' };
     throw error;
@@ -40,7 +40,7 @@ export const hasOtherLinks = (stats: BigIntStats): boolean => stats.nlink > 1n;
  * Whether a lock is held on the target or on anything below it (its lock file included). Looks at every entry, at
  * any depth (a lock deep in a tree still makes it busy), and stops at the first locked one.
  */
-export async function isBusy(read: ReadLockedInodes, dir: FileHandle, name: string, target: Target): Promise<boolean> {
+export async function isBusy(read: ReadLockedInodes, dir: DirHandle, name: string, target: Target): Promise<boolean> {
   if (target.kind !== 'file' && target.kind !== 'dir') return false;
   const locked = await read();
   // No lock held anywhere (a host with no VM running): nothing to walk.
@@ -65,7 +65,7 @@ export async function isBusy(read: ReadLockedInodes, dir: FileHandle, name: stri
 /** Facts of a file or directory unit; undefined when it vanished, was swapped, or is a hard-linked file. */
 export async function factsOf(
   read: ReadLockedInodes,
-  dir: FileHandle,
+  dir: DirHandle,
   name: string,
   target: Target,
 ): Promise<UnitFacts | undefined> {
@@ -97,14 +97,14 @@ export async function factsOf(
 }
 
 /** A file's sha256 or a directory's state digest; undefined when there is none to compare (see hasOtherLinks). */
-export async function digestOf(dir: FileHandle, name: string, target: Target): Promise<string | undefined> {
+export async function digestOf(dir: DirHandle, name: string, target: Target): Promise<string | undefined> {
   const facts = await factsOf(() => Promise.resolve(new Set<string>()), dir, name, target);
   return facts?.sha256;
 }
 
 async function fileFacts(
   read: ReadLockedInodes,
-  dir: FileHandle,
+  dir: DirHandle,
   name: string,
   stats: BigIntStats,
 ): Promise<UnitFacts | undefined> {
@@ -127,7 +127,7 @@ async function hashFound(
   }
 }
 
-async function walkBelow(dir: FileHandle, name: string, visitor: StateVisitor, limits = STATE_WALK): Promise<void> {
+async function walkBelow(dir: DirHandle, name: string, visitor: StateVisitor, limits = STATE_WALK): Promise<void> {
   const child = await openChildDir(dir, name);
   if (typeof child === 'string') return;
   try {

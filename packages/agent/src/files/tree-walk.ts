@@ -2,8 +2,8 @@
 // the tree is: below a state, the tree belongs to its owner (swtpm owns tpm2/), who can make it as deep and wide as
 // the file system allows.
 import { opendirSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import { setImmediate } from 'node:timers/promises';
+import { openDir, type DirHandle } from './dir-handle.js';
 import { at, CHILD_DIR_FLAGS, closeAll, nth, self } from './fd-path.js';
 import { OpIoError } from './op-failure.js';
 import { openChildDir } from './walk.js';
@@ -26,7 +26,7 @@ const HELD_LEVELS = 16;
 
 export interface WalkEntry {
   /** the directory holding the entry, held during the visit */
-  readonly dir: FileHandle;
+  readonly dir: DirHandle;
   readonly name: string;
   /** relative to the top, `/`-separated */
   readonly path: string;
@@ -42,7 +42,7 @@ export interface TreeVisitor {
   /** An entry walked into turned out not to be a directory (swapped for a link or a file since the listing). */
   notDir?(entry: WalkEntry): Promise<void>;
   /** A directory walked into has had all its entries visited: `parent` is held, `name` its name there. */
-  leave?(parent: FileHandle, name: string): Promise<void>;
+  leave?(parent: DirHandle, name: string): Promise<void>;
 }
 
 /** What is left of a walk's entries: shared by all the directories of one walk. */
@@ -58,7 +58,7 @@ interface Listed {
 
 interface Frame {
   /** undefined while a deeper frame is current and this one is beyond HELD_LEVELS */
-  handle: FileHandle | undefined;
+  handle: DirHandle | undefined;
   /** identity of the directory, recorded when its handle is let go */
   id?: { readonly dev: bigint; readonly ino: bigint };
   readonly entries: readonly Listed[];
@@ -74,7 +74,7 @@ interface Frame {
  * Walks everything below `top` (held by the caller, who closes it). Past `limits` it throws an OpIoError: the op
  * answers io_error with its message (`E2BIG (deeper than 16 levels)`), the agent goes on.
  */
-export async function walkTree(top: FileHandle, visitor: TreeVisitor, limits: WalkLimits): Promise<void> {
+export async function walkTree(top: DirHandle, visitor: TreeVisitor, limits: WalkLimits): Promise<void> {
   const budget: Budget = { left: limits.maxEntries, max: limits.maxEntries };
   const stack: Frame[] = [
     { handle: top, entries: await listEntries(top, budget), next: 0, prefix: '', name: '', depth: 0 },
@@ -150,8 +150,8 @@ async function leaveFrame(stack: Frame[], visitor: TreeVisitor): Promise<void> {
  * The parent of `child` through `..`, refused unless it is the directory the walk left: a directory moved elsewhere
  * meanwhile (its owner may move it into any directory it can write) must not lead the walk out of the tree.
  */
-async function reopenParent(child: FileHandle, parent: Frame): Promise<FileHandle> {
-  const up = await open(at(child, '..'), CHILD_DIR_FLAGS);
+async function reopenParent(child: DirHandle, parent: Frame): Promise<DirHandle> {
+  const up = openDir(at(child, '..'), CHILD_DIR_FLAGS);
   const stats = await up.stat({ bigint: true });
   if (parent.id === undefined || stats.dev !== parent.id.dev || stats.ino !== parent.id.ino) {
     await up.close();
@@ -160,7 +160,7 @@ async function reopenParent(child: FileHandle, parent: Frame): Promise<FileHandl
   return up;
 }
 
-function heldOf(frame: Frame): FileHandle {
+function heldOf(frame: Frame): DirHandle {
   if (frame.handle === undefined) throw new Error('a walk frame used while let go');
   return frame.handle;
 }
@@ -172,7 +172,7 @@ function heldOf(frame: Frame): FileHandle {
  * cost four trips each (a delete looked at its unit twice and ran ~25% slower that way). A huge directory yields
  * to the event loop every YIELD_EVERY entries, so other requests go on while it is read.
  */
-export async function listEntries(dir: FileHandle, budget: Budget): Promise<Listed[]> {
+export async function listEntries(dir: DirHandle, budget: Budget): Promise<Listed[]> {
   const entries: Listed[] = [];
   const listing = opendirSync(self(dir), { bufferSize: 128 });
   try {

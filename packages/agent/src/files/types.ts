@@ -1,6 +1,6 @@
 // The public shapes of the agent's file store.
-import type { FileHandle } from 'node:fs/promises';
 import type { Expectation, FileType, ListEntry, OpErrorCode, ReadEntry, UnitFacts } from '@hostfiles/shared';
+import type { DirHandle } from './dir-handle.js';
 
 /** Absolute, normalized, existing directories with no symbolic link on their paths; trusted configuration. */
 export interface FileRoots {
@@ -65,7 +65,7 @@ export interface StoreHooks {
   /** A writeDir committed its state (`new.<name>`); the check after the commit comes next. */
   readonly committed?: () => Promise<void>;
   /** Instead of the fsync of a directory a write renamed something in (a test makes it fail). */
-  readonly syncDir?: (dir: FileHandle) => Promise<void>;
+  readonly syncDir?: (dir: DirHandle) => Promise<void>;
 }
 
 /** The events the store logs (warn lines): the agent's closed set includes them. */

@@ -1,6 +1,7 @@
 // list and stat: facts of units (a file or a directory state) without their contents.
-import { readdir, type FileHandle } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import type { FileType, ListEntry, Logger } from '@hostfiles/shared';
+import type { DirHandle } from './dir-handle.js';
 import { closeAll, errnoOrThrow, nth, self } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
 import type { ReadLockedInodes } from './locks.js';
@@ -22,14 +23,14 @@ export async function statUnit(
   components: readonly string[],
   readLocks: ReadLockedInodes,
 ): Promise<StatState> {
-  const held: FileHandle[] = [];
+  const held: DirHandle[] = [];
   try {
     const end = await walkDirs(root, components.slice(0, -1), held);
     if (end === 'symlink') return SYMLINK_FAILURE;
     if (end !== 'ok') return ABSENT;
     const dir = nth(held, held.length - 1);
     const name = nth(components, components.length - 1);
-    const target = await inspect(dir, name);
+    const target = inspect(dir, name);
     if (target.kind === 'absent') return ABSENT;
     if (target.kind === 'symlink') return SYMLINK_FAILURE;
     if (target.kind === 'other') return NOT_A_FILE;
@@ -60,13 +61,13 @@ export async function listUnits(
 ): Promise<ListEntry[]> {
   const results: ListEntry[] = [];
   try {
-    const dir = await openRoot(root);
+    const dir = openRoot(root);
     try {
       for (const name of unitNames(await readdir(self(dir)))) {
         const path = `${root.path}/${name}`;
         let facts;
         try {
-          facts = await guard(name, async () => factsOf(readLocks, dir, name, await inspect(dir, name)));
+          facts = await guard(name, async () => factsOf(readLocks, dir, name, inspect(dir, name)));
         } catch (error) {
           logger.warn('unit_unlisted', { type, path, message: ioFailure(error).error.message });
           continue;

@@ -1,5 +1,7 @@
 // Opens a held root and the directories below it one by one, never following a symlink.
-import { lstat, mkdir, open, type FileHandle } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { openDir, type DirHandle } from './dir-handle.js';
 import { at, CHILD_DIR_FLAGS, errnoOrThrow } from './fd-path.js';
 import { ownDir } from './ownership.js';
 import { openRoot, type RootDir } from './root-dir.js';
@@ -12,7 +14,7 @@ export type WalkEnd = 'ok' | 'missing' | 'symlink' | 'not_dir';
 export interface MakeDirs {
   readonly ownership: RootOwnership;
   /** Directories in which a directory was made: their entries must be fsynced too. */
-  readonly grown: FileHandle[];
+  readonly grown: DirHandle[];
 }
 
 /**
@@ -22,10 +24,10 @@ export interface MakeDirs {
 export async function walkDirs(
   root: RootDir,
   names: readonly string[],
-  held: FileHandle[],
+  held: DirHandle[],
   make?: MakeDirs,
 ): Promise<WalkEnd> {
-  let dir = await openRoot(root);
+  let dir = openRoot(root);
   held.push(dir);
   for (const [depth, name] of names.entries()) {
     const child = await openChildDir(dir, name, make === undefined ? undefined : { ...make, depth });
@@ -40,20 +42,20 @@ type MakeAt = MakeDirs & { readonly depth: number };
 
 /** Opens `name` below `dir` as a directory, no-follow; a string says why it could not. */
 export async function openChildDir(
-  dir: FileHandle,
+  dir: DirHandle,
   name: string,
   make?: MakeAt,
   retried = false,
-): Promise<FileHandle | Exclude<WalkEnd, 'ok'>> {
+): Promise<DirHandle | Exclude<WalkEnd, 'ok'>> {
   try {
-    return await open(at(dir, name), CHILD_DIR_FLAGS);
+    return openDir(at(dir, name), CHILD_DIR_FLAGS);
   } catch (error) {
     const code = errnoOrThrow(error);
     if (code === 'ELOOP') return 'symlink';
     if (code === 'ENOENT') return make === undefined ? 'missing' : makeChildDir(dir, name, make);
     if (code !== 'ENOTDIR') throw error;
     // O_DIRECTORY|O_NOFOLLOW answers ENOTDIR, not ELOOP, for a symlink: only lstat tells them apart.
-    const kind = await kindOf(dir, name);
+    const kind = kindOf(dir, name);
     if (kind !== 'dir') return kind;
     // Swapped back to a directory since the open: look once more; one that keeps flipping is an error.
     if (retried) throw error;
@@ -61,7 +63,7 @@ export async function openChildDir(
   }
 }
 
-async function makeChildDir(dir: FileHandle, name: string, make: MakeAt): Promise<FileHandle | Exclude<WalkEnd, 'ok'>> {
+async function makeChildDir(dir: DirHandle, name: string, make: MakeAt): Promise<DirHandle | Exclude<WalkEnd, 'ok'>> {
   let made = true;
   try {
     await mkdir(at(dir, name), 0o700);
@@ -79,10 +81,10 @@ async function makeChildDir(dir: FileHandle, name: string, make: MakeAt): Promis
 }
 
 /** What `name` below `dir` is now, after an open as a directory failed with ENOTDIR. */
-async function kindOf(dir: FileHandle, name: string): Promise<Exclude<WalkEnd, 'ok'> | 'dir'> {
+function kindOf(dir: DirHandle, name: string): Exclude<WalkEnd, 'ok'> | 'dir' {
   let stats;
   try {
-    stats = await lstat(at(dir, name));
+    stats = lstatSync(at(dir, name));
   } catch (error) {
     if (errnoOrThrow(error) === 'ENOENT') return 'missing';
     throw error;

@@ -1,11 +1,12 @@
 // Writes bytes into a new file below a held directory: exclusive, no-follow, owned, fsynced.
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import type { DirHandle } from './dir-handle.js';
 import { at, TEMP_FILE_FLAGS } from './fd-path.js';
 import { ownFile } from './ownership.js';
 import type { RootOwnership } from './types.js';
 
 export async function writeNewFile(
-  dir: FileHandle,
+  dir: DirHandle,
   name: string,
   content: Buffer,
   ownership: RootOwnership,

@@ -1,7 +1,7 @@
 // writeDir: a whole directory state replaced atomically. Staged beside the target, committed by one rename,
 // swapped in by two more (swap-in.ts); recover.ts finishes or undoes a swap a crash cut off.
-import type { FileHandle } from 'node:fs/promises';
 import { sha256Of, stateDigest, type Expectation } from '@hostfiles/shared';
+import type { DirHandle } from './dir-handle.js';
 import { closeAll, errnoOrThrow, nth } from './fd-path.js';
 import { moveNoReplace, removeTree } from './moves.js';
 import { parentPath, settleEnvOf, syncAfterChange, syncDirOf, type OpContext } from './op-context.js';
@@ -28,7 +28,7 @@ export async function writeDir(
   const newName = roleName('new', name);
   const oldName = roleName('old', name);
   if (newName === undefined || oldName === undefined) return NAME_TOO_LONG;
-  const held: FileHandle[] = [];
+  const held: DirHandle[] = [];
   try {
     const make: MakeDirs = { ownership: ctx.ownership, grown: [] };
     const end = await walkDirs(root, components.slice(0, -1), held, make);
@@ -101,6 +101,6 @@ async function stageAndCommit(
 }
 
 /** Best effort: whatever stays is removed at the next start. A bug (not an fs error) still throws. */
-async function dropStaging(parent: FileHandle, staging: string): Promise<void> {
+async function dropStaging(parent: DirHandle, staging: string): Promise<void> {
   await removeTree(parent, staging).catch((cleanup: unknown) => errnoOrThrow(cleanup));
 }

@@ -1,6 +1,7 @@
 // write: a temp file beside the target, fsynced, renamed over it, the directory fsynced.
-import { rename, unlink, type FileHandle } from 'node:fs/promises';
+import { rename, unlink } from 'node:fs/promises';
 import { sha256Of, type Expectation } from '@hostfiles/shared';
+import type { DirHandle } from './dir-handle.js';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
 import { syncAfterChange, type OpContext } from './op-context.js';
 import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
@@ -44,7 +45,7 @@ async function writeOnce(
   expect: Expectation | undefined,
   ctx: OpContext,
 ): Promise<WriteAnswer> {
-  const held: FileHandle[] = [];
+  const held: DirHandle[] = [];
   try {
     const make: MakeDirs = { ownership: ctx.ownership, grown: [] };
     const end = await walkDirs(root, components.slice(0, -1), held, make);
@@ -53,7 +54,7 @@ async function writeOnce(
     if (end === 'not_dir') return NOT_A_DIRECTORY;
     const dir = nth(held, held.length - 1);
     const name = nth(components, components.length - 1);
-    const target = await inspect(dir, name);
+    const target = inspect(dir, name);
     const unmet = conflictOf(target) ?? (await unmetExpectation(expect, dir, name, target, () => sha256Of(content)));
     if (unmet !== undefined) return unmet;
     const answer = await replaceFile(dir, name, content, ctx, unitBusy(ctx.readLocks, held, components));
@@ -67,7 +68,7 @@ async function writeOnce(
 }
 
 async function replaceFile(
-  dir: FileHandle,
+  dir: DirHandle,
   name: string,
   content: Buffer,
   ctx: OpContext,
@@ -78,7 +79,7 @@ async function replaceFile(
     await writeNewFile(dir, temp, content, ctx.ownership);
     // The last look before the rename. A file can't be moved aside and put back here (the rename replaces it),
     // so a lock taken in the microseconds between this look and the rename is not seen: the window that stays.
-    const target = await inspect(dir, name);
+    const target = inspect(dir, name);
     const refusal = conflictOf(target) ?? ((await busy()) ? BUSY_FAILURE : undefined);
     if (refusal !== undefined) {
       await discardTemp(dir, temp);
@@ -102,6 +103,10 @@ function conflictOf(target: Target): OpFailure | undefined {
 }
 
 /** Best effort: a temp file that cannot be removed now is removed by recovery at the next start. */
-async function discardTemp(dir: FileHandle, temp: string): Promise<void> {
-  await unlink(at(dir, temp)).catch((error: unknown) => errnoOrThrow(error));
+async function discardTemp(dir: DirHandle, temp: string): Promise<void> {
+  try {
+    await unlink(at(dir, temp));
+  } catch (error) {
+    errnoOrThrow(error);
+  }
 }
