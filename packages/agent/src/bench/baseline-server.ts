@@ -95,17 +95,30 @@ async function pruneEmptyDirs(root: string, dir: string): Promise<string> {
   return root;
 }
 
-/** As the agent's `independent`: no two ops on one unit. */
-function independent(root: string, ops: readonly PlainOp[]): boolean {
-  const units = new Set(ops.map((op) => relative(root, op.path).split('/')[0]));
-  return units.size === ops.length;
+/** The root `path` is below; a path below none is refused, as the agent refuses it. */
+function rootOf(roots: readonly string[], path: string): string {
+  const root = roots.find((r) => path.startsWith(`${r}/`));
+  if (root === undefined) throw new Error(`${path} is below no root`);
+  return root;
 }
 
-async function apply(root: string, ops: readonly PlainOp[]): Promise<string[]> {
-  const limit = independent(root, ops) ? PARALLEL_OPS : 1;
-  return mapLimit(ops, limit, (op) =>
-    op.op === 'write' ? write(root, op.path, Buffer.from(op.content ?? '', 'base64')) : remove(root, op.path),
-  );
+/** A root and the first component below it: what the agent serializes ops on. */
+function unitOf(roots: readonly string[], path: string): string {
+  const root = rootOf(roots, path);
+  return join(root, relative(root, path).split('/')[0] ?? '');
+}
+
+/** As the agent's `independent`: no two ops on one unit. */
+function independent(roots: readonly string[], ops: readonly PlainOp[]): boolean {
+  return new Set(ops.map((op) => unitOf(roots, op.path))).size === ops.length;
+}
+
+async function apply(roots: readonly string[], ops: readonly PlainOp[]): Promise<string[]> {
+  const limit = independent(roots, ops) ? PARALLEL_OPS : 1;
+  return mapLimit(ops, limit, (op) => {
+    const root = rootOf(roots, op.path);
+    return op.op === 'write' ? write(root, op.path, Buffer.from(op.content ?? '', 'base64')) : remove(root, op.path);
+  });
 }
 
 function handler(config: BaselineConfig, key: KeyObject) {
@@ -120,7 +133,7 @@ function handler(config: BaselineConfig, key: KeyObject) {
         return;
       }
       const { ops } = JSON.parse(body.toString('utf8')) as { ops: PlainOp[] };
-      apply(config.root, ops).then(
+      apply(config.roots, ops).then(
         (results) => {
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ results }));
         },

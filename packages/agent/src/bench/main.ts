@@ -136,7 +136,7 @@ async function startBench(transport: Transport, dir: string, key: GeneratedKey):
     }),
   );
   const baselineConfig = join(dir, 'baseline.json');
-  const baseline: BaselineConfig = { root: roots.baseline, publicKey: key.publicKey, transport, identities };
+  const baseline: BaselineConfig = { roots: [roots.baseline], publicKey: key.publicKey, transport, identities };
   writeFileSync(baselineConfig, JSON.stringify(baseline));
   const url = (port: number, path: string): string => `${transportKit(transport).scheme}://127.0.0.1:${port}${path}`;
   const agent = await spawnServer([join(HERE, '..', 'main.js'), '--config', agentConfig]);

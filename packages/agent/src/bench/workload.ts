@@ -20,7 +20,8 @@ export const CONTENT = Buffer.alloc(10 * 1024, 0x5a);
 const CONTENT_BASE64 = CONTENT.toString('base64');
 
 export interface BaselineConfig {
-  readonly root: string;
+  /** Where its ops may go, as an agent's roots: each op's path is below one of them. */
+  readonly roots: readonly string[];
   /** base64 of the controller's 32-byte Ed25519 public key, as in the agent's trustedKeys */
   readonly publicKey: string;
   readonly transport: Transport;
