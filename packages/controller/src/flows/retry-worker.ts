@@ -5,9 +5,24 @@ import type { FlowDeps } from './deps.js';
 import { checkHost } from './hosts.js';
 import { retryPendingDeletions, type RetryReport } from './retry.js';
 
+/** Where the worker's wake-ups are armed: the real timers, or a test's virtual ones (with `deps.now` to match). */
+export interface Timers {
+  setTimeout(run: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const REAL_TIMERS: Timers = {
+  setTimeout: (run, ms) => setTimeout(run, ms),
+  clearTimeout: (handle) => {
+    clearTimeout(handle as NodeJS.Timeout);
+  },
+};
+
 export interface RetryWorkerOptions {
   /** how often every host is health-checked */
   readonly healthIntervalMs: number;
+  /** default: the real timers */
+  readonly timers?: Timers;
   readonly onPass?: (report: RetryReport) => void;
   readonly onError?: (error: unknown) => void;
 }
@@ -20,9 +35,12 @@ export interface RetryWorker {
 }
 
 export function createRetryWorker(deps: FlowDeps, options: RetryWorkerOptions): RetryWorker {
-  let timer: NodeJS.Timeout | undefined;
+  const timers = options.timers ?? REAL_TIMERS;
+  let timer: unknown;
   let running: Promise<void> | undefined;
   let stopped = true;
+  // Read through a call after an await: the type checker would take a plain read there for the value before it.
+  const isStopped = (): boolean => stopped;
 
   const tick = async (): Promise<void> => {
     // Hosts checked as many at once as flows reach: one down host's timeout must not hold up the others.
@@ -43,9 +61,12 @@ export function createRetryWorker(deps: FlowDeps, options: RetryWorkerOptions): 
   const schedule = async (): Promise<void> => {
     if (stopped) return;
     const due = await deps.store.nextDeletionDueAt();
+    // Stopped while the database answered: arming now would outlive stop() (and wake on a closed store).
+    if (isStopped()) return;
     const wait =
       due === null ? options.healthIntervalMs : Math.min(options.healthIntervalMs, Math.max(0, due - deps.now()));
-    timer = setTimeout(() => {
+    timer = timers.setTimeout(() => {
+      timer = undefined;
       running = tick()
         .catch((error: unknown) => options.onError?.(error))
         .then(schedule);
@@ -61,7 +82,8 @@ export function createRetryWorker(deps: FlowDeps, options: RetryWorkerOptions): 
     },
     async stop() {
       stopped = true;
-      if (timer !== undefined) clearTimeout(timer);
+      if (timer !== undefined) timers.clearTimeout(timer);
+      timer = undefined;
       await running;
     },
   };

@@ -1,0 +1,141 @@
+// Check 7 (the command's times) on virtual time: the agent's clock is a number the test sets, so each edge of the
+// skew and lifetime bounds is tried from both sides, to the millisecond, and a command is seen to expire as time
+// passes — nothing here depends on how long the test takes.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import {
+  buildCommand,
+  COMMAND_CONTEXT,
+  generateSigningKey,
+  MAX_COMMAND_LIFETIME_MS,
+  signEnvelope,
+  silentLogger,
+  trustedKeyFromBase64,
+  writeOp,
+  type GeneratedKey,
+} from '@hostfiles/shared';
+import { createApp } from './app.js';
+import type { AgentEvent } from './deps.js';
+import { createFileStore } from './files/index.js';
+import { openReplayJournal } from './journal/replay-journal.js';
+import { createBodyBudget } from './limits/body-budget.js';
+
+const SKEW_MS = 30_000;
+const START = 1_800_000_000_000;
+
+interface Clocked {
+  /** the agent's clock: set it, and the app, its journal and its budget read it */
+  readonly clock: { now: number };
+  /** POSTs a files.apply with these times (the same bytes again for a requestId sent before); its outcome */
+  send(times: { issuedAt: number; expiresAt: number }, requestId?: string): Promise<Outcome>;
+}
+
+interface Outcome {
+  readonly status: number;
+  readonly code?: string;
+  readonly message?: string;
+}
+
+async function clockedAgent(t: TestContext): Promise<Clocked> {
+  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-times-'));
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const roots = { TpmState: join(dir, 'swtpm'), NvRam: join(dir, 'nvram') };
+  for (const root of Object.values(roots)) mkdirSync(root);
+  const clock = { now: START };
+  const now = (): number => clock.now;
+  const controller: GeneratedKey = generateSigningKey();
+  const trusted = trustedKeyFromBase64(controller.publicKey);
+  mkdirSync(join(dir, 'state'));
+  const journal = await openReplayJournal({ dir: join(dir, 'state'), now });
+  t.after(() => journal.close());
+  const hostUuid = randomUUID();
+  const app = createApp({
+    hostUuid,
+    version: 'test',
+    startedAt: START,
+    roots,
+    trustedKeys: new Map([[trusted.keyId, trusted]]),
+    signer: generateSigningKey(),
+    journal,
+    files: createFileStore({ roots }),
+    logger: silentLogger<AgentEvent>(),
+    now,
+    maxBodyBytes: 64 * 1024,
+    bodyBudget: createBodyBudget({ limit: 1024 * 1024, largeBytesPerSecond: 1024 * 1024, now }),
+    maxContentBytes: 1024 * 1024,
+    clockSkewMs: SKEW_MS,
+  });
+  // One body per requestId: sending a requestId again sends the very bytes again (a retry), as a controller does.
+  const bodies = new Map<string, string>();
+  const bodyOf = (times: { issuedAt: number; expiresAt: number }, requestId: string): string => {
+    const path = join(roots.TpmState, `vm-${bodies.size}`, 'state');
+    const command = {
+      ...buildCommand(
+        'files.apply',
+        hostUuid,
+        { ops: [writeOp('TpmState', path, Buffer.from('s'))] },
+        {
+          now: times.issuedAt,
+          requestId,
+        },
+      ),
+      ...times,
+    };
+    const body = bodies.get(requestId) ?? JSON.stringify(signEnvelope(COMMAND_CONTEXT, command, controller));
+    bodies.set(requestId, body);
+    return body;
+  };
+  return {
+    clock,
+    async send(times, requestId = randomUUID()) {
+      const reply = await app.request('/v1/files/apply', { method: 'POST', body: bodyOf(times, requestId) });
+      if (reply.status === 200) return { status: 200 };
+      const { error } = (await reply.json()) as { error: { code: string; message: string } };
+      return { status: reply.status, code: error.code, message: error.message };
+    },
+  };
+}
+
+const ok = { status: 200 };
+const refused = (message: RegExp) => (outcome: Outcome) => {
+  assert.equal(outcome.status, 401);
+  assert.equal(outcome.code, 'expired');
+  assert.match(outcome.message ?? '', message);
+};
+
+test('check 7 at each edge: issued up to the skew ahead, expired up to the skew behind, lifetimes 1 ms to the maximum', async (t) => {
+  const agent = await clockedAgent(t);
+  const now = START;
+  // Issued in the future: the skew is allowed, a millisecond more is not.
+  assert.deepEqual(await agent.send({ issuedAt: now + SKEW_MS, expiresAt: now + SKEW_MS + 60_000 }), ok);
+  refused(/issued in the future/)(await agent.send({ issuedAt: now + SKEW_MS + 1, expiresAt: now + SKEW_MS + 60_001 }));
+  // Expired: an expiry the skew behind the clock is over; a millisecond later is still good.
+  refused(/has expired/)(await agent.send({ issuedAt: now - SKEW_MS - 60_000, expiresAt: now - SKEW_MS }));
+  assert.deepEqual(await agent.send({ issuedAt: now - SKEW_MS - 60_000, expiresAt: now - SKEW_MS + 1 }), ok);
+  // Lifetime: the maximum is allowed, a millisecond more is not, and none at all is not.
+  assert.deepEqual(await agent.send({ issuedAt: now, expiresAt: now + MAX_COMMAND_LIFETIME_MS }), ok);
+  refused(/valid for 1 to/)(await agent.send({ issuedAt: now, expiresAt: now + MAX_COMMAND_LIFETIME_MS + 1 }));
+  refused(/valid for 1 to/)(await agent.send({ issuedAt: now, expiresAt: now }));
+  assert.deepEqual(await agent.send({ issuedAt: now, expiresAt: now + 1 }), ok);
+});
+
+test('as the clock moves: a command refused as early becomes good, and a retry of one applied expires with it', async (t) => {
+  const agent = await clockedAgent(t);
+  const times = { issuedAt: START + SKEW_MS + 1_000, expiresAt: START + SKEW_MS + 61_000 };
+  refused(/issued in the future/)(await agent.send(times, 'b6c8c1a4-3c1f-4a55-9b8e-4d5b3f0d2e01'));
+  agent.clock.now = START + 1_000;
+  // The same times, now within the skew.
+  const requestId = 'b6c8c1a4-3c1f-4a55-9b8e-4d5b3f0d2e02';
+  assert.deepEqual(await agent.send(times, requestId), ok);
+  // Its retry within the window is answered from the journal; once expired past the skew, check 7 refuses it first.
+  agent.clock.now = times.expiresAt + SKEW_MS - 1;
+  assert.deepEqual(await agent.send(times, requestId), ok);
+  agent.clock.now = times.expiresAt + SKEW_MS;
+  refused(/has expired/)(await agent.send(times, requestId));
+});
