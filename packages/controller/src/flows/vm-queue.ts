@@ -5,12 +5,21 @@ export interface VmQueue {
   run<T>(vmUuids: readonly string[], fn: () => Promise<T>): Promise<T>;
 }
 
-export function createVmQueue(): VmQueue {
+export interface VmQueueOptions {
+  /**
+   * Called at the claim, synchronously, with the keys of a run that must wait for an earlier one: what tells a flow
+   * queued behind another from a flow that is merely slow (tests order concurrent flows by it, without sleeping).
+   */
+  readonly onWait?: (keys: readonly string[]) => void;
+}
+
+export function createVmQueue(options: VmQueueOptions = {}): VmQueue {
   const tails = new Map<string, Promise<void>>();
   return {
     async run(vmUuids, fn) {
       const unique = [...new Set(vmUuids)];
       const before = unique.map((uuid) => tails.get(uuid) ?? Promise.resolve());
+      if (unique.some((uuid) => tails.has(uuid))) options.onWait?.(unique);
       let release: () => void = () => undefined;
       const mine = new Promise<void>((resolve) => {
         release = resolve;
