@@ -6,7 +6,7 @@ import { isValidRoot, type FileType, type Roots, type StateKind, type StatResult
 import type { Host, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { resolveHost } from './inventory.js';
-import { hostKey } from './place.js';
+import { vmKey, wholeHost } from './lock-keys.js';
 import { resolveVm } from './resolve.js';
 import { syncVm, type SyncReport } from './sync.js';
 
@@ -57,7 +57,8 @@ export async function adoptVm(deps: FlowDeps, vmRef: string, options: AdoptOptio
   const hostRef = options.host ?? resolved.hostUuid;
   if (hostRef === null) throw new FlowError('bad_input', `VM ${resolved.name} is on no host: name one`);
   const host = await resolveHost(deps, hostRef);
-  const report = await deps.queue.run([resolved.uuid, hostKey(host.uuid)], async () => {
+  // The whole host: libvirt's paths lie below the agent's roots, known only once it is asked.
+  const report = await deps.queue.run([vmKey(resolved.uuid), wholeHost(host.uuid)], async () => {
     const vm = await resolveVm(deps.store, resolved.uuid);
     const paths = await pathsToAdopt(deps, vm, host, options.paths ?? {});
     const found = await statOn(deps, host, paths);

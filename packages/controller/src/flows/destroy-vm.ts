@@ -9,6 +9,7 @@ import { forgetDeleted, isConfirmed, outcomesOf, unconfirmed, type PendingFile }
 import { refuseBusy } from './probe.js';
 import { settleBinding } from './remove-tpm.js';
 import { resolveVm } from './resolve.js';
+import { planOnVms, runPlanned } from './run-planned.js';
 
 export const DESTROY_VM = 'vm.destroy';
 
@@ -41,36 +42,37 @@ export async function destroyVm(
   options: { readonly force?: boolean } = {},
 ): Promise<DestroyReport> {
   const resolved = await resolveVm(deps.store, vmRef);
-  return deps.queue.run([resolved.uuid], async () => {
-    // Re-read in the queue: a flow that held it before us may have destroyed the VM.
-    const vm = await deps.store.getVm(resolved.uuid);
-    if (vm === null) throw new FlowError('not_found', `no VM ${vmRef}`);
-    const resumed = (await deps.store.getOperation(operationId)) !== null;
-    let down: ReadonlyMap<string, string> = new Map();
-    if (!resumed) {
-      // A running VM is not destroyed unless forced: its swtpm or QEMU holds the state.
-      down = await refuseBusy(deps, await deps.store.listFilesByVm(vm.uuid), options.force === true, () => vm.name);
-      await deps.store.startOperation({
-        id: operationId,
-        kind: DESTROY_VM,
-        subject: vm.uuid,
-        step: 'collect',
-        input: { vm: vm.uuid },
-      });
-    }
-    const collected = await collect(deps, vm);
-    await deps.store.setOperationStep(operationId, 'dispatch');
-    const hosts = await deleteOnHosts(deps, collected.files, DESTROY_VM, down);
-    return purge(deps, operationId, collected, hosts);
-  });
+  return runPlanned(
+    deps,
+    () => planOnVms(deps, [resolved.uuid]),
+    // The VM's states, read again under its keys: nothing changes them now.
+    async (files) => {
+      // Re-read in the queue: a flow that held it before us may have destroyed the VM.
+      const vm = await deps.store.getVm(resolved.uuid);
+      if (vm === null) throw new FlowError('not_found', `no VM ${vmRef}`);
+      const resumed = (await deps.store.getOperation(operationId)) !== null;
+      let down: ReadonlyMap<string, string> = new Map();
+      if (!resumed) {
+        // A running VM is not destroyed unless forced: its swtpm or QEMU holds the state.
+        down = await refuseBusy(deps, files, options.force === true, () => vm.name);
+        await deps.store.startOperation({
+          id: operationId,
+          kind: DESTROY_VM,
+          subject: vm.uuid,
+          step: 'collect',
+          input: { vm: vm.uuid },
+        });
+      }
+      const collected = await collect(deps, vm, files);
+      await deps.store.setOperationStep(operationId, 'dispatch');
+      const hosts = await deleteOnHosts(deps, collected.files, DESTROY_VM, down);
+      return purge(deps, operationId, collected, hosts);
+    },
+  );
 }
 
-async function collect(deps: FlowDeps, vm: Vm): Promise<Collected> {
-  const [tpm, files, backups] = await Promise.all([
-    deps.store.getTpmByVm(vm.uuid),
-    deps.store.listFilesByVm(vm.uuid),
-    deps.store.listBackupsByVm(vm.uuid),
-  ]);
+async function collect(deps: FlowDeps, vm: Vm, files: readonly VmHostFile[]): Promise<Collected> {
+  const [tpm, backups] = await Promise.all([deps.store.getTpmByVm(vm.uuid), deps.store.listBackupsByVm(vm.uuid)]);
   return { vm, tpm, files, backups };
 }
 

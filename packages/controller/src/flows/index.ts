@@ -6,7 +6,7 @@ export {
   type FlowErrorCode,
   type ProgressEvent,
 } from './deps.js';
-export { createVmQueue, type VmQueue } from './vm-queue.js';
+export { createVmQueue, type LockKey, type LockMode, type VmQueue, type VmQueueOptions } from './vm-queue.js';
 export { deleteOnHosts, type HostReport, type FileOutcome } from './dispatch.js';
 export { addHost, checkHost, setHostUrl, type NewHostInput } from './hosts.js';
 export {

@@ -3,8 +3,10 @@ import { randomUUID } from 'node:crypto';
 import type { FileType } from '@hostfiles/shared';
 import type { BootMode, Host, TpmWithBinding, Vm } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
-import { hostKey, placeOnHost, planPlacements, type PlacedFile } from './place.js';
+import { keysOfStates, stateKeys, vmKey } from './lock-keys.js';
+import { placeOnHost, planPlacements, type PlacedFile } from './place.js';
 import { resolveVm } from './resolve.js';
+import { runPlanned, type Plan } from './run-planned.js';
 import type { State } from './state.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -60,7 +62,7 @@ export interface MoveReport {
 export async function moveVm(deps: FlowDeps, vmRef: string, hostRef: string): Promise<MoveReport> {
   const resolved = await resolveVm(deps.store, vmRef);
   const host = await resolveHost(deps, hostRef);
-  return deps.queue.run([resolved.uuid], async () => {
+  return deps.queue.run([vmKey(resolved.uuid)], async () => {
     const vm = await resolveVm(deps.store, resolved.uuid);
     const from = vm.hostUuid === null ? null : await deps.store.getHost(vm.hostUuid);
     await deps.store.setVmHost(vm.uuid, host.uuid);
@@ -80,7 +82,7 @@ export async function moveVm(deps: FlowDeps, vmRef: string, hostRef: string): Pr
 
 export async function addTpm(deps: FlowDeps, vmRef: string, keyProvider: string): Promise<TpmWithBinding> {
   const vm = await resolveVm(deps.store, vmRef);
-  return deps.queue.run([vm.uuid], async () => {
+  return deps.queue.run([vmKey(vm.uuid)], async () => {
     if ((await deps.store.getTpmByVm(vm.uuid)) !== null)
       throw new FlowError('conflict', `VM ${vm.name} has a TPM already`);
     return deps.store.addTpm({ uuid: randomUUID(), vmUuid: vm.uuid, keyProvider });
@@ -110,20 +112,33 @@ export async function writeFile(deps: FlowDeps, input: WriteFileInput): Promise<
   const hostRef = input.host ?? resolved.hostUuid;
   if (hostRef === null) throw new FlowError('bad_input', `VM ${resolved.name} is on no host: name one`);
   const host = await resolveHost(deps, hostRef);
-  return deps.queue.run([resolved.uuid, hostKey(host.uuid)], async () => {
-    const vm = await resolveVm(deps.store, resolved.uuid);
-    const planned = await planPlacements(
-      deps,
-      host,
-      [{ vm, type: input.type, path: input.path, state: input.state }],
-      input.force === true,
-    );
-    const { files } = await placeOnHost(deps, host, planned);
-    const [file] = files;
-    if (file === undefined) throw new Error('bug: a placement without an outcome');
-    if (file.status !== 'written') throw placeError(file, host);
-    return file;
-  });
+  return runPlanned(
+    deps,
+    () => writeKeys(deps, resolved.uuid, host, input),
+    async () => {
+      const vm = await resolveVm(deps.store, resolved.uuid);
+      const planned = await planPlacements(
+        deps,
+        host,
+        [{ vm, type: input.type, path: input.path, state: input.state }],
+        input.force === true,
+      );
+      const { files } = await placeOnHost(deps, host, planned);
+      const [file] = files;
+      if (file === undefined) throw new Error('bug: a placement without an outcome');
+      if (file.status !== 'written') throw placeError(file, host);
+      return file;
+    },
+  );
+}
+
+/**
+ * A write holds the VM, the path it writes, and the VM's state of that type on that host where it lies elsewhere:
+ * the write puts that one in the outbox when it records the new one.
+ */
+async function writeKeys(deps: FlowDeps, vmUuid: string, host: Host, input: WriteFileInput): Promise<Plan<null>> {
+  const own = (await deps.store.listFilesByVm(vmUuid)).filter((f) => f.hostUuid === host.uuid && f.type === input.type);
+  return { keys: [vmKey(vmUuid), ...stateKeys(host.uuid, input.type, input.path), ...keysOfStates(own)], value: null };
 }
 
 /** The error a state not written is reported with. */

@@ -65,9 +65,6 @@ interface Planned extends Placement {
  */
 export const GUARD_DELAY_MS = DEFAULT_COMMAND_LIFETIME_MS + MAX_CLOCK_SKEW_MS + 60_000;
 
-/** The queue key of a host: writes, deletions by path and reconcile on one host run one at a time. */
-export const hostKey = (hostUuid: string): string => `host:${hostUuid}`;
-
 const below = (path: string, dir: string): boolean => path.startsWith(`${dir}/`);
 const overlaps = (a: string, b: string): boolean => a === b || below(a, b) || below(b, a);
 

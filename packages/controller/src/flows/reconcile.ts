@@ -18,7 +18,7 @@ import { isAgentCallError } from '../agents/index.js';
 import type { Host, Operation, OwnedPath, PendingDeletion, StoreReads, VmHostFile } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
 import { resolveHost } from './inventory.js';
-import { hostKey } from './place.js';
+import { wholeHost } from './lock-keys.js';
 import { failJournalOnError, repeatFlow, startJournal } from './sync.js';
 
 export const RECONCILE_HOST = 'host.reconcile';
@@ -110,7 +110,9 @@ export async function reconcileHost(
     input: { host: host.uuid, apply, includeUnknown },
   });
   return failJournalOnError(deps, operationId, () =>
-    deps.queue.run([hostKey(host.uuid)], async () => {
+    // The whole host: the listing is what names the paths, and no flow on any of them may run between it and the
+    // comparison (a state deleted meanwhile would be scheduled as unknown, one written meanwhile as an orphan).
+    deps.queue.run([wholeHost(host.uuid)], async () => {
       const { roots, units } = await listHost(deps, host);
       const deep = await statDeepRows(deps, host, units);
       return deps.store.transaction(async (tx) => {

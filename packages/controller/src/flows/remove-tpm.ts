@@ -7,6 +7,7 @@ import { deleteOnHosts, type HostReport } from './dispatch.js';
 import { forgetDeleted, isConfirmed, outcomesOf, unconfirmed, type PendingFile } from './outbox.js';
 import { refuseBusy } from './probe.js';
 import { needsNvram, resolveVms } from './resolve.js';
+import { planOnVms, runPlanned } from './run-planned.js';
 
 export const REMOVE_TPM = 'tpm.remove';
 export type { PendingFile };
@@ -51,16 +52,16 @@ export async function removeTpms(
   if (vmRefs.length === 0) throw new FlowError('bad_input', 'name at least one VM');
   // One VM named twice (by name and by uuid) is removed once.
   const vms = [...new Map((await resolveVms(deps.store, vmRefs)).map((vm) => [vm.uuid, vm])).values()];
-  return deps.queue.run(
-    vms.map((vm) => vm.uuid),
-    async () => {
+  const uuids = vms.map((vm) => vm.uuid);
+  return runPlanned(
+    deps,
+    () => planOnVms(deps, uuids),
+    // Every state of these VMs, read again under their keys: nothing changes them now.
+    async (states) => {
       // Read again inside the queue (a flow that held it may have changed them), and collect before journaling:
       // a refused removal leaves no operation behind for a resume to carry out.
-      const current = await resolveVms(
-        deps.store,
-        vms.map((vm) => vm.uuid),
-      );
-      const collected = await collect(deps, current);
+      const current = await resolveVms(deps.store, uuids);
+      const collected = await collect(deps, current, states);
       const existing = await deps.store.getOperation(operationId);
       // Up front, before anything is journaled or sent: a running VM's TPM is not removed unless forced. A resumed
       // removal already began, so it carries on (the agents still refuse to delete a state whose lock is held).
@@ -89,11 +90,11 @@ export async function removeTpms(
 }
 
 /** Step 1. Every VM must have a TPM: a removal that names a VM without one is refused before anything is done. */
-async function collect(deps: FlowDeps, vms: readonly Vm[]): Promise<Collected[]> {
+async function collect(deps: FlowDeps, vms: readonly Vm[], states: readonly VmHostFile[]): Promise<Collected[]> {
   const uuids = vms.map((vm) => vm.uuid);
-  // Three batched reads whatever the number of VMs.
+  // Batched reads whatever the number of VMs.
   const tpms = new Map((await deps.store.listTpmsByVms(uuids)).map((tpm) => [tpm.vmUuid, tpm]));
-  const files = groupBy(await deps.store.listFilesByVms(uuids), (f) => f.vmUuid);
+  const files = groupBy(states, (f) => f.vmUuid);
   const backups = groupBy(await deps.store.listBackupsByVms(uuids), (b) => b.vmUuid);
   return vms.map((vm) => {
     const tpm = tpms.get(vm.uuid);

@@ -6,7 +6,8 @@ import type { BackupFile, Host, Operation, Vm, VmHostFile } from '../store/index
 import { FlowError, type FlowDeps } from './deps.js';
 import { libvirtPaths } from './adopt.js';
 import { resolveHost } from './inventory.js';
-import { hostKey, placeOnHost, planPlacements, type PlacedFile, type Placement } from './place.js';
+import { vmKey, wholeHost } from './lock-keys.js';
+import { placeOnHost, planPlacements, type PlacedFile, type Placement } from './place.js';
 import { resolveVm } from './resolve.js';
 import { checkState, type State } from './state.js';
 import { failJournalOnError, repeatFlow, startJournal } from './sync.js';
@@ -55,7 +56,8 @@ export async function restoreVm(
   const hostRef = options.host ?? resolved.hostUuid;
   if (hostRef === null) throw new FlowError('bad_input', `VM ${resolved.name} is on no host: name one`);
   const host = await resolveHost(deps, hostRef);
-  return deps.queue.run([resolved.uuid, hostKey(host.uuid)], async () => {
+  // The whole host: a restore's paths may be libvirt's layout below the agent's roots, known only once it is asked.
+  return deps.queue.run([vmKey(resolved.uuid), wholeHost(host.uuid)], async () => {
     const vm = await deps.store.getVm(resolved.uuid);
     if (vm === null) throw new FlowError('not_found', `no VM ${vmRef}`);
     const placements = await planRestore(deps, vm, host, options.paths ?? {});

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Operation } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
 import { DESTROY_VM, destroyVm } from './destroy-vm.js';
+import { vmKey } from './lock-keys.js';
 import { RECONCILE_HOST, resumeReconcile } from './reconcile.js';
 import { REMOVE_TPM, removeTpms, settleBinding } from './remove-tpm.js';
 import { RESTORE_VM, resumeRestore } from './restore.js';
@@ -156,7 +157,7 @@ export async function settleDetachingBindings(deps: FlowDeps): Promise<string[]>
   const detached: string[] = [];
   for (const binding of await deps.store.listKeyBindings({ state: 'detaching' })) {
     // Serialized with the VM's flows: a write landing now may be cancelling one of this TPM's deletions.
-    const outcome = await deps.queue.run([binding.vmUuid], () =>
+    const outcome = await deps.queue.run([vmKey(binding.vmUuid)], () =>
       deps.store.transaction(async (tx) => {
         if ((await tx.getKeyBinding(binding.tpmUuid))?.state !== 'detaching') return 'kept';
         if ((await tx.getTpmByVm(binding.vmUuid))?.uuid === binding.tpmUuid) return 'kept';

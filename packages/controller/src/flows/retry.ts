@@ -3,9 +3,10 @@
 import type { PendingDeletion } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
 import { deleteOnHosts, type HostReport } from './dispatch.js';
+import { keysOfStates, vmKey } from './lock-keys.js';
 import { forgetDeleted, isConfirmed, outcomesOf, reasonOf } from './outbox.js';
-import { hostKey } from './place.js';
 import { settleBinding } from './remove-tpm.js';
+import { runPlanned, type Plan } from './run-planned.js';
 
 export interface RetryReport {
   readonly attempted: number;
@@ -30,23 +31,33 @@ export async function retryPendingDeletions(deps: FlowDeps, options: RetryOption
     ? await deps.store.listPendingDeletions(filter)
     : await deps.store.listDueDeletions(deps.now(), filter);
   if (rows.length === 0) return { attempted: 0, confirmed: 0, dropped: 0, stillPending: 0, detached: [], hosts: [] };
-  // Serialized with every flow on these VMs and writes on these hosts: a write that lands meanwhile cancels its row
-  // before we send.
-  const keys = [...rows.map((row) => row.vmUuid), ...new Set(rows.map((row) => hostKey(row.hostUuid)))];
-  return deps.queue.run(keys, async () => {
-    const current = await stillPending(deps, rows);
-    const hosts = await deleteOnHosts(
-      deps,
-      current.map(({ hostUuid, type, path, expectSha256 }) => ({
-        hostUuid,
-        type,
-        path,
-        ...(expectSha256 === null ? {} : { expect: expectSha256 }),
-      })),
-      'retry',
-    );
-    return settle(deps, current, hosts);
-  });
+  return runPlanned(
+    deps,
+    () => retryKeys(deps, rows),
+    async (current) => {
+      const hosts = await deleteOnHosts(
+        deps,
+        current.map(({ hostUuid, type, path, expectSha256 }) => ({
+          hostUuid,
+          type,
+          path,
+          ...(expectSha256 === null ? {} : { expect: expectSha256 }),
+        })),
+        'retry',
+      );
+      return settle(deps, current, hosts);
+    },
+  );
+}
+
+/**
+ * Serialized with every flow on the rows' VMs and on their paths: a write that lands at one of them meanwhile cancels
+ * its row before we send, and none lands while we delete. Keyed by the rows as they are now, not as first listed: a
+ * merge may have handed a row to another VM.
+ */
+async function retryKeys(deps: FlowDeps, rows: readonly PendingDeletion[]): Promise<Plan<PendingDeletion[]>> {
+  const current = await stillPending(deps, rows);
+  return { keys: [...current.map((row) => vmKey(row.vmUuid)), ...keysOfStates(current)], value: current };
 }
 
 /**

@@ -5,6 +5,7 @@ import { isAgentCallError } from '../agents/index.js';
 import type { Host, NewOperation, Operation, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { resolveVm } from './resolve.js';
+import { planOnVms, runPlanned } from './run-planned.js';
 import { stateFromRead, type State } from './state.js';
 
 export const SYNC_VM = 'vm.sync';
@@ -61,22 +62,25 @@ interface HostRead {
  */
 export async function syncVm(deps: FlowDeps, vmRef: string, operationId: string = randomUUID()): Promise<SyncReport> {
   const resolved = await resolveVm(deps.store, vmRef);
-  return deps.queue.run([resolved.uuid], async () => {
-    const vm = await deps.store.getVm(resolved.uuid);
-    if (vm === null) throw new FlowError('not_found', `no VM ${vmRef}`);
-    await startJournal(deps, {
-      id: operationId,
-      kind: SYNC_VM,
-      subject: vm.uuid,
-      step: 'read',
-      input: { vm: vm.uuid },
-    });
-    return failJournalOnError(deps, operationId, async () => {
-      const rows = await deps.store.listFilesByVm(vm.uuid);
-      const { reads, commands } = await readOnHosts(deps, rows);
-      return record(deps, operationId, vm, reads, commands);
-    });
-  });
+  return runPlanned(
+    deps,
+    () => planOnVms(deps, [resolved.uuid]),
+    async (rows) => {
+      const vm = await deps.store.getVm(resolved.uuid);
+      if (vm === null) throw new FlowError('not_found', `no VM ${vmRef}`);
+      await startJournal(deps, {
+        id: operationId,
+        kind: SYNC_VM,
+        subject: vm.uuid,
+        step: 'read',
+        input: { vm: vm.uuid },
+      });
+      return failJournalOnError(deps, operationId, async () => {
+        const { reads, commands } = await readOnHosts(deps, rows);
+        return record(deps, operationId, vm, reads, commands);
+      });
+    },
+  );
 }
 
 /** One command per host, hosts reached with bounded concurrency; a host that fails fails only its own files. */
