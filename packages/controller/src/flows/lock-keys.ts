@@ -1,9 +1,9 @@
 // The keys flows are serialized on (vm-queue.ts). Each is a plain string derived from what the flow touches and from
 // nothing else — no process, no time, no counter — so two controllers name the same thing the same way. That is what
-// lets the PostgreSQL store carry this lock table across processes: a key becomes a session advisory lock on a hash
-// of the string (`pg_advisory_lock` / `pg_advisory_lock_shared` on `hashtextextended(key, 0)`, or a row of a lock
-// table), held for the flow's life and taken in sorted key order, which is what stands in for the in-process claim
-// of all keys at once. A hash collision only serializes two flows more than needed, never less.
+// lets the PostgreSQL store carry this lock table across processes: a key becomes a lease row (key, mode, holder,
+// expiry, fencing number) held for the flow's life and taken in sorted key order, which is what stands in for the
+// in-process claim of all keys at once. Not a session advisory lock: a flow spans many transactions, and a session
+// lock wanders with a pooled connection (docs/DESIGN.md, "Serialization: VMs, paths, hosts").
 //
 //   vm:<vm uuid>                          exclusive: every flow on the VM (its rows, backups, TPM, key binding)
 //   host:<host uuid>                      shared by every flow on a state of the host; exclusive for a flow that
