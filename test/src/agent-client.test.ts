@@ -289,7 +289,10 @@ test("a genuine answer to an earlier command is refused: an answer is bound to i
   const error = await rejection(client().send(relayed, 'files.list', { types: ['NvRam'] }));
   assert.ok(isAgentCallError(error));
   assert.equal(error.failure, 'bad_answer');
-  assert.match(error.message, new RegExp(`^the agent's answer is for request ${answered.requestId}, not [0-9a-f-]{36}$`));
+  assert.match(
+    error.message,
+    new RegExp(`^the agent's answer is for request ${answered.requestId}, not [0-9a-f-]{36}$`),
+  );
 });
 
 test('an answer signed by the pinned key for another host is refused: an answer is bound to its host', async (t) => {
