@@ -96,7 +96,8 @@ describe('pending deletions', () => {
     assert.equal(await store.countPendingDeletionsForTpm('tpm1'), 2);
     assert.deepEqual(
       (await store.listPendingDeletions({ tpmUuid: 'tpm1' })).map((p) => p.hostUuid),
-      [one.uuid, two.uuid],
+      [one.uuid, two.uuid].sort(),
+      'by host',
     );
 
     await two.agent.stop();
