@@ -1,4 +1,5 @@
-// Every row of the agent's check table, against a real agent process: the refusal, its code, and nothing applied.
+// Every row of the agent's check table, against a real agent process: the refusal, its code, the message only that
+// check gives (so the test fails if another check answered in its place), and nothing applied.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -12,20 +13,23 @@ import {
   commandPayload,
   deleteOp,
   errorCode,
+  errorMessage,
   openAnswer,
   post,
   signedBody,
   writeOp,
   type AgentClient,
   type CommandOptions,
+  type Reply,
 } from './support/commands.js';
 
 const APPLY = '/v1/files/apply';
+const MAX_BODY_BYTES = 64 * 1024;
 let agent: AgentHandle;
 let client: AgentClient;
 
 before(async () => {
-  agent = await startAgent(setupAgent({ config: { maxBodyBytes: 64 * 1024 } }));
+  agent = await startAgent(setupAgent({ config: { maxBodyBytes: MAX_BODY_BYTES } }));
   const info = await agentInfo(agent.url);
   client = {
     url: agent.url,
@@ -47,18 +51,57 @@ function markPayload(name: string, options: CommandOptions = {}): Record<string,
   return commandPayload('files.apply', client.hostUuid, { ops: [writeOp('TpmState', tpm(name), 'mark')] }, options);
 }
 
+/** The refusal of one check: its status and code, and a message that names what that check found. */
+function assertRefused(
+  reply: { status: number; code: string | undefined; message: string | undefined },
+  status: number,
+  code: string,
+  message: string | RegExp,
+): void {
+  assert.deepEqual([reply.status, reply.code], [status, code], reply.message);
+  if (typeof message === 'string') assert.equal(reply.message, message);
+  else assert.match(reply.message ?? '', message);
+}
+
+const refusal = (reply: Reply): { status: number; code: string | undefined; message: string | undefined } => ({
+  status: reply.status,
+  code: errorCode(reply),
+  message: errorMessage(reply),
+});
+
 function assertNothingApplied(name: string): void {
   assert.equal(existsSync(tpm(name)), false, `${name} must not have been written`);
   assert.deepEqual(readdirSync(agent.setup.outside), [], 'nothing may appear outside the roots');
 }
 
 describe('check 1: body size', () => {
+  test('a valid command over the limit by its size alone: too_large; the same bytes at exactly the limit run', async () => {
+    const body = signedBody(client.key, markPayload('cap'));
+    // Whitespace after the envelope's JSON: the same envelope, the same command, only longer.
+    const padded = (size: number): string => body + ' '.repeat(size - body.length);
+    const over = await post(client.url, APPLY, padded(MAX_BODY_BYTES + 1));
+    assertRefused(
+      refusal(over),
+      413,
+      'too_large',
+      `the declared body (${MAX_BODY_BYTES + 1} bytes) is over the limit of ${MAX_BODY_BYTES} bytes`,
+    );
+    assertNothingApplied('cap');
+    const at = await post(client.url, APPLY, padded(MAX_BODY_BYTES));
+    assert.equal(openAnswer(at, 'files.apply', client.agentPublicKey).results[0]?.status, 'written');
+  });
+
   test('a declared Content-Length over the limit is refused before reading', async () => {
     const reply = await post(client.url, APPLY, 'x', { 'content-length': '1' });
-    assert.equal(reply.status, 400); // a truthful small body passes check 1 and fails as a bad envelope
+    // A truthful small body passes check 1 and fails check 2.
+    assertRefused(refusal(reply), 400, 'bad_request', "not an envelope: expected '{' at 0");
     const big = await rawPost(APPLY, { 'content-length': String(10 * 1024 * 1024) }, Buffer.alloc(16));
-    assert.equal(big.status, 413);
-    assert.equal(big.code, 'too_large');
+    assertRefused(
+      big,
+      413,
+      'too_large',
+      `the declared body (${10 * 1024 * 1024} bytes) is over the limit of ${MAX_BODY_BYTES} bytes`,
+    );
   });
 
   test('a chunked body without Content-Length is cut off at the limit', async () => {
@@ -67,8 +110,7 @@ describe('check 1: body size', () => {
       ops: [writeOp('TpmState', tpm('big'), Buffer.alloc(100 * 1024, 7))],
     });
     const reply = await rawPost(APPLY, { 'transfer-encoding': 'chunked' }, Buffer.from(body));
-    assert.equal(reply.status, 413);
-    assert.equal(reply.code, 'too_large');
+    assertRefused(reply, 413, 'too_large', `the body is over the limit of ${MAX_BODY_BYTES} bytes`);
     assertNothingApplied('big');
   });
 });
@@ -76,17 +118,18 @@ describe('check 1: body size', () => {
 describe('check 2: envelope shape', () => {
   test('not JSON, a duplicate key, an unknown field, a missing field: bad_request', async () => {
     const good = JSON.parse(signedBody(client.key, markPayload('env'))) as Record<string, string>;
-    const bodies = [
-      'not json',
-      `{"keyId":"${good['keyId'] ?? ''}","keyId":"${good['keyId'] ?? ''}","payload":"${good['payload'] ?? ''}","signature":"${good['signature'] ?? ''}"}`,
-      JSON.stringify({ ...good, extra: 1 }),
-      JSON.stringify({ keyId: good['keyId'], payload: good['payload'] }),
-      JSON.stringify({ ...good, signature: 'not base64!' }),
+    const bodies: [string, RegExp][] = [
+      ['not json', /^not an envelope: expected '\{' at 0$/],
+      [
+        `{"keyId":"${good['keyId'] ?? ''}","keyId":"${good['keyId'] ?? ''}","payload":"${good['payload'] ?? ''}","signature":"${good['signature'] ?? ''}"}`,
+        /^not an envelope: duplicate key "keyId" at \d+$/,
+      ],
+      [JSON.stringify({ ...good, extra: 1 }), /^not an envelope: unknown key "extra" at \d+$/],
+      [JSON.stringify({ keyId: good['keyId'], payload: good['payload'] }), /^not an envelope: missing signature$/],
+      [JSON.stringify({ ...good, signature: 'not base64!' }), /^not an envelope: signature: base64 of 64 bytes$/],
     ];
-    for (const body of bodies) {
-      const reply = await post(client.url, APPLY, body);
-      assert.equal(reply.status, 400, body.slice(0, 60));
-      assert.equal(errorCode(reply), 'bad_request');
+    for (const [body, message] of bodies) {
+      assertRefused(refusal(await post(client.url, APPLY, body)), 400, 'bad_request', message);
     }
     assertNothingApplied('env');
   });
@@ -94,9 +137,9 @@ describe('check 2: envelope shape', () => {
 
 describe('checks 3 and 4: key and signature', () => {
   test('a key the agent does not trust: unknown_key', async () => {
-    const reply = await post(client.url, APPLY, signedBody(generateSigningKey(), markPayload('k')));
-    assert.equal(reply.status, 401);
-    assert.equal(errorCode(reply), 'unknown_key');
+    const stranger = generateSigningKey();
+    const reply = await post(client.url, APPLY, signedBody(stranger, markPayload('k')));
+    assertRefused(refusal(reply), 401, 'unknown_key', `no trusted key has keyId ${stranger.keyId}`);
     assertNothingApplied('k');
   });
 
@@ -110,8 +153,7 @@ describe('checks 3 and 4: key and signature', () => {
       answerSigned, // right key, wrong context
     ]) {
       const reply = await post(client.url, APPLY, JSON.stringify(body));
-      assert.equal(reply.status, 401);
-      assert.equal(errorCode(reply), 'bad_signature');
+      assertRefused(refusal(reply), 401, 'bad_signature', 'the signature does not verify');
     }
     assertNothingApplied('s');
     assertNothingApplied('s2');
@@ -121,17 +163,22 @@ describe('checks 3 and 4: key and signature', () => {
 
 describe('check 5: the command', () => {
   test('an invalid command, an unknown field, or another kind: bad_request', async () => {
-    const payloads = [
-      { ...markPayload('c1'), extra: true },
-      { ...markPayload('c2'), ops: [{ ...writeOp('TpmState', tpm('c2'), 'x'), mode: 777 }] },
-      { ...markPayload('c3'), issuedAt: 1.5 },
-      commandPayload('files.list', client.hostUuid, { types: ['TpmState'] }),
-      { ...markPayload('c4'), ops: [] },
+    const payloads: [Record<string, unknown>, string | RegExp][] = [
+      [{ ...markPayload('c1'), extra: true }, 'bad command: (root): unknown key "extra"'],
+      [
+        { ...markPayload('c2'), ops: [{ ...writeOp('TpmState', tpm('c2'), 'x'), mode: 777 }] },
+        'bad command: ops.0: unknown key "mode"',
+      ],
+      [{ ...markPayload('c3'), issuedAt: 1.5 }, /^bad command: issuedAt: .*expected int/],
+      [
+        commandPayload('files.list', client.hostUuid, { types: ['TpmState'] }),
+        'a files.list command sent to the files.apply endpoint',
+      ],
+      [{ ...markPayload('c4'), ops: [] }, /^bad command: ops: .*>=1 items/],
     ];
-    for (const payload of payloads) {
+    for (const [payload, message] of payloads) {
       const reply = await post(client.url, APPLY, signedBody(client.key, payload));
-      assert.equal(reply.status, 400, JSON.stringify(payload).slice(0, 80));
-      assert.equal(errorCode(reply), 'bad_request');
+      assertRefused(refusal(reply), 400, 'bad_request', message);
     }
     for (const name of ['c1', 'c2', 'c3', 'c4']) assertNothingApplied(name);
   });
@@ -139,8 +186,7 @@ describe('check 5: the command', () => {
   test('a payload with a duplicate key is refused even though it is signed', async () => {
     const text = JSON.stringify(markPayload('dup')).replace('{', '{"hostUuid":"00000000-0000-4000-8000-000000000000",');
     const reply = await post(client.url, APPLY, signedBody(client.key, Buffer.from(text)));
-    assert.equal(reply.status, 400);
-    assert.equal(errorCode(reply), 'bad_request');
+    assertRefused(refusal(reply), 400, 'bad_request', /^the command is not JSON: .*duplicate key "hostUuid"/);
     assertNothingApplied('dup');
   });
 });
@@ -150,23 +196,26 @@ test('check 6: a command for another host: wrong_host', async () => {
     ops: [writeOp('TpmState', tpm('h'), 'x')],
   });
   const reply = await post(client.url, APPLY, signedBody(client.key, payload));
-  assert.equal(reply.status, 403);
-  assert.equal(errorCode(reply), 'wrong_host');
+  assertRefused(
+    refusal(reply),
+    403,
+    'wrong_host',
+    `the command is for host 7d0c3b1e-5b8a-4c39-9d2f-1f6f0e2a4b11, this is ${client.hostUuid}`,
+  );
   assertNothingApplied('h');
 });
 
 test('check 7: issued in the future, expired, or valid too long: expired', async () => {
   const now = Date.now();
-  const cases = [
-    { issuedAt: now + 120_000, expiresAt: now + 180_000 },
-    { issuedAt: now - 200_000, expiresAt: now - 100_000 },
-    { issuedAt: now, expiresAt: now + 300_001 },
-    { issuedAt: now, expiresAt: now },
+  const cases: [CommandOptions, string][] = [
+    [{ issuedAt: now + 120_000, expiresAt: now + 180_000 }, 'the command was issued in the future'],
+    [{ issuedAt: now - 200_000, expiresAt: now - 100_000 }, 'the command has expired'],
+    [{ issuedAt: now, expiresAt: now + 300_001 }, 'a command is valid for 1 to 300000 ms, not 300001'],
+    [{ issuedAt: now, expiresAt: now }, 'a command is valid for 1 to 300000 ms, not 0'],
   ];
-  for (const [index, times] of cases.entries()) {
+  for (const [index, [times, message]] of cases.entries()) {
     const reply = await post(client.url, APPLY, signedBody(client.key, markPayload(`t${index}`, times)));
-    assert.equal(reply.status, 401, JSON.stringify(times));
-    assert.equal(errorCode(reply), 'expired');
+    assertRefused(refusal(reply), 401, 'expired', message);
     assertNothingApplied(`t${index}`);
   }
 });
@@ -179,8 +228,12 @@ test('check 8: the same requestId with other bytes is replayed; the same bytes a
   assert.equal(answer.results[0]?.status, 'written');
   const other = { ...first, ops: [writeOp('TpmState', tpm('r2'), 'other')] };
   const replayed = await post(client.url, APPLY, signedBody(client.key, other));
-  assert.equal(replayed.status, 409);
-  assert.equal(errorCode(replayed), 'replayed');
+  assertRefused(
+    refusal(replayed),
+    409,
+    'replayed',
+    `requestId ${String(first['requestId'])} was seen with other payload bytes`,
+  );
   assertNothingApplied('r2');
   // A retry answers the stored answer byte for byte and applies nothing again.
   const overwrite = commandPayload('files.apply', client.hostUuid, { ops: [writeOp('TpmState', tpm('r1'), 'newer')] });
@@ -193,40 +246,44 @@ test('check 8: the same requestId with other bytes is replayed; the same bytes a
 
 describe('check 9: paths and content', () => {
   const root = (): string => agent.setup.roots.TpmState;
-  const bad = (): string[] => [
-    `${root()}/../outside/x`,
-    `${root()}/a/../../outside/x`,
-    `${root()}/./a`,
-    `${root()}//a`,
-    `${root()}/a/`,
-    `${root()}/a\0b`,
-    'relative/path',
-    root(),
-    `${root()}x/a`,
-    nvram('in-the-other-root'),
-    `${root()}/vm/.hostfiles-tmp-state-0123`,
-    join(agent.setup.outside, 'x'),
+  const NOT_NORMALIZED = 'the path is not normalized';
+  const notBelow = (): string => `the path is not below the root ${root()}`;
+  /** Each bad path, and what check 9 says of it. */
+  const bad = (): [string, string][] => [
+    [`${root()}/../outside/x`, NOT_NORMALIZED],
+    [`${root()}/a/../../outside/x`, NOT_NORMALIZED],
+    [`${root()}/./a`, NOT_NORMALIZED],
+    [`${root()}//a`, NOT_NORMALIZED],
+    [`${root()}/a/`, NOT_NORMALIZED],
+    [`${root()}/a\0b`, 'the path contains NUL'],
+    ['relative/path', 'the path is not absolute'],
+    [root(), notBelow()],
+    [`${root()}x/a`, notBelow()],
+    [nvram('in-the-other-root'), notBelow()],
+    [`${root()}/vm/.hostfiles-tmp-state-0123`, "names starting .hostfiles-tmp- are the agent's temp files"],
+    [join(agent.setup.outside, 'x'), notBelow()],
   ];
 
   test('every bad path is refused with outside_root, and the good op beside it is not applied', async () => {
-    for (const path of bad()) {
+    for (const [path, why] of bad()) {
       const payload = commandPayload('files.apply', client.hostUuid, {
         ops: [writeOp('TpmState', tpm('good'), 'g'), writeOp('TpmState', path, 'evil')],
       });
       const reply = await post(client.url, APPLY, signedBody(client.key, payload));
-      assert.equal(reply.status, 403, JSON.stringify(path));
-      assert.equal(errorCode(reply), 'outside_root');
+      assertRefused(refusal(reply), 403, 'outside_root', `item 1: ${why}`);
       assertNothingApplied('good');
-      const del = commandPayload('files.apply', client.hostUuid, { ops: [deleteOp('TpmState', path)] });
-      assert.equal(errorCode(await post(client.url, APPLY, signedBody(client.key, del))), 'outside_root');
-      const read = commandPayload('files.read', client.hostUuid, { files: [{ type: 'TpmState', path }] });
-      assert.equal(errorCode(await post(client.url, '/v1/files/read', signedBody(client.key, read))), 'outside_root');
-      const stat = commandPayload('files.stat', client.hostUuid, { files: [{ type: 'TpmState', path }] });
-      assert.equal(errorCode(await post(client.url, '/v1/files/stat', signedBody(client.key, stat))), 'outside_root');
+      const refusedAs = async (endpoint: string, refused: Record<string, unknown>): Promise<void> => {
+        const answer = await post(client.url, endpoint, signedBody(client.key, refused));
+        assertRefused(refusal(answer), 403, 'outside_root', `item 0: ${why}`);
+      };
+      await refusedAs(APPLY, commandPayload('files.apply', client.hostUuid, { ops: [deleteOp('TpmState', path)] }));
+      const files = [{ type: 'TpmState', path }];
+      await refusedAs('/v1/files/read', commandPayload('files.read', client.hostUuid, { files }));
+      await refusedAs('/v1/files/stat', commandPayload('files.stat', client.hostUuid, { files }));
       const dir = commandPayload('files.apply', client.hostUuid, {
         ops: [writeDirOp('TpmState', path, [{ path: 'f', content: Buffer.from('evil') }])],
       });
-      assert.equal(errorCode(await post(client.url, APPLY, signedBody(client.key, dir))), 'outside_root');
+      await refusedAs(APPLY, dir);
     }
     assert.ok(existsSync(agent.setup.roots.NvRam), 'the other root is still there');
     assert.deepEqual(readdirSync(agent.setup.roots.NvRam), []);
@@ -241,8 +298,7 @@ describe('check 9: paths and content', () => {
         ],
       });
       const reply = await post(client.url, APPLY, signedBody(client.key, payload));
-      assert.equal(reply.status, 403, JSON.stringify(entryPath));
-      assert.equal(errorCode(reply), 'outside_root');
+      assertRefused(refusal(reply), 403, 'outside_root', 'item 1 entry 0: the path contains a line break');
       assertNothingApplied('nl-good');
       assertNothingApplied('nl');
     }
@@ -254,8 +310,7 @@ describe('check 9: paths and content', () => {
       ops: [writeOp('TpmState', tpm('sha-ok'), 'ok'), op],
     });
     const reply = await post(client.url, APPLY, signedBody(client.key, payload));
-    assert.equal(reply.status, 400);
-    assert.equal(errorCode(reply), 'bad_request');
+    assertRefused(refusal(reply), 400, 'bad_request', 'item 1: sha256 does not match the content');
     assertNothingApplied('sha');
     assertNothingApplied('sha-ok');
   });
@@ -268,7 +323,12 @@ describe('check 9: paths and content', () => {
       { ops: [writeOp('TpmState', '/etc/x', 'x')] },
       { requestId },
     );
-    assert.equal(errorCode(await post(client.url, APPLY, signedBody(client.key, badPayload))), 'outside_root');
+    assertRefused(
+      refusal(await post(client.url, APPLY, signedBody(client.key, badPayload))),
+      403,
+      'outside_root',
+      `item 0: the path is not below the root ${agent.setup.roots.TpmState}`,
+    );
     const goodPayload = commandPayload(
       'files.apply',
       client.hostUuid,
@@ -288,18 +348,21 @@ test('the order of the checks: the first failure answers', async () => {
   // Unknown key beats a bad command; wrong host beats expiry; replay beats a bad path.
   const stranger = generateSigningKey();
   const invalid = { ...markPayload('o1'), extra: 1 };
-  assert.equal(errorCode(await post(client.url, APPLY, signedBody(stranger, invalid))), 'unknown_key');
+  const first401 = await post(client.url, APPLY, signedBody(stranger, invalid));
+  assertRefused(refusal(first401), 401, 'unknown_key', `no trusted key has keyId ${stranger.keyId}`);
   const old = commandPayload(
     'files.apply',
     '7d0c3b1e-5b8a-4c39-9d2f-1f6f0e2a4b11',
     { ops: [writeOp('TpmState', tpm('o2'), 'x')] },
     { issuedAt: 1, expiresAt: 2 },
   );
-  assert.equal(errorCode(await post(client.url, APPLY, signedBody(client.key, old))), 'wrong_host');
+  const wrongHost = await post(client.url, APPLY, signedBody(client.key, old));
+  assertRefused(refusal(wrongHost), 403, 'wrong_host', /^the command is for host 7d0c3b1e-/);
   const first = markPayload('o3');
   openAnswer(await post(client.url, APPLY, signedBody(client.key, first)), 'files.apply', client.agentPublicKey);
   const replayOutside = { ...first, ops: [writeOp('TpmState', '/etc/passwd', 'x')] };
-  assert.equal(errorCode(await post(client.url, APPLY, signedBody(client.key, replayOutside))), 'replayed');
+  const replayed = await post(client.url, APPLY, signedBody(client.key, replayOutside));
+  assertRefused(refusal(replayed), 409, 'replayed', /^requestId [0-9a-f-]+ was seen with other payload bytes$/);
 });
 
 /** A request whose headers the test controls fully (fetch would fix Content-Length itself). */
@@ -307,7 +370,7 @@ function rawPost(
   path: string,
   headers: Record<string, string>,
   body: Buffer,
-): Promise<{ status: number; code: string | undefined }> {
+): Promise<{ status: number; code: string | undefined; message: string | undefined }> {
   return new Promise((resolve, reject) => {
     const req = request(
       `${client.url}${path}`,
@@ -320,13 +383,13 @@ function rawPost(
         let text = '';
         res.on('data', (chunk: Buffer) => (text += chunk.toString()));
         res.on('end', () => {
-          let code: string | undefined;
+          let error: { code?: string; message?: string } | undefined;
           try {
-            code = (JSON.parse(text) as { error?: { code?: string } }).error?.code;
+            error = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
           } catch {
-            code = undefined;
+            error = undefined;
           }
-          resolve({ status: res.statusCode ?? 0, code });
+          resolve({ status: res.statusCode ?? 0, code: error?.code, message: error?.message });
         });
       },
     );

@@ -1,7 +1,17 @@
 // The hostfiles-agent command line as an operator meets it.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -142,6 +152,41 @@ test('a key file inside a root is refused: a signed read would hand it out', (t)
   const result = run('--config', setup.configPath);
   assert.equal(result.status, 2);
   assert.match(result.stderr, /keyFile: must not be inside the NvRam root/);
+});
+
+test('a state directory inside a root, or reached through a link into one, is refused: exit 2, no journal made', (t) => {
+  const setup = setupAgent();
+  t.after(() => {
+    removeSetup(setup);
+  });
+  const config = JSON.parse(readFileSync(setup.configPath, 'utf8')) as Record<string, unknown>;
+  const inRoot = join(setup.roots.TpmState, 'agent');
+  mkdirSync(inRoot);
+  writeFileSync(setup.configPath, JSON.stringify({ ...config, stateDir: inRoot }));
+  const written = run('--config', setup.configPath);
+  assert.equal(written.status, 2, written.stderr);
+  assert.match(written.stderr, /stateDir: must not overlap the TpmState root/);
+
+  const linked = join(setup.dir, 'state-link');
+  symlinkSync(inRoot, linked);
+  writeFileSync(setup.configPath, JSON.stringify({ ...config, stateDir: linked }));
+  // Bounded only so that an agent which wrongly starts fails this test instead of hanging it.
+  const result = spawnSync(process.execPath, [AGENT_BIN, '--config', setup.configPath], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    killSignal: 'SIGKILL',
+  });
+  assert.equal(result.status, 2, result.stderr);
+  assert.ok(
+    result.stderr.includes(
+      `stateDir: ${linked} is ${inRoot} once its links are followed, which overlaps the TpmState root ` +
+        `${setup.roots.TpmState}: a signed delete could remove the replay journal`,
+    ),
+    result.stderr,
+  );
+  assert.deepEqual(readdirSync(inRoot), [], 'no replay journal in the root');
+  assert.equal(existsSync(setup.keyFile), false, 'no key made');
+  assert.equal(result.stdout, '');
 });
 
 test('an unknown owner: exit 2 with every problem at once, and neither the state directory nor the key is made', (t) => {

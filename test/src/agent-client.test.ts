@@ -1,11 +1,20 @@
 // The controller's agent client against real agents and against servers that misbehave on purpose.
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import { attemptTimeoutMs, createAgentClient, isAgentCallError, type AgentTarget } from '@hostfiles/controller';
-import { generateSigningKey, writeOp } from '@hostfiles/shared';
+import {
+  ANSWER_CONTEXT,
+  generateSigningKey,
+  signEnvelope,
+  signingKeyFromPem,
+  writeOp,
+  type SigningKey,
+} from '@hostfiles/shared';
 import { removeSetup, startAgent, type AgentHandle } from './support/agent-process.js';
 import { fetchAgent } from './support/tls.js';
 
@@ -228,4 +237,120 @@ test("an attempt's deadline grows with the bytes it moves: a large state is not 
     { bytes: 8 * 1024 * 1024 },
   );
   assert.equal(answer.kind, 'files.list');
+});
+
+/**
+ * A relay in front of the real agent: each command goes to the agent, and `respond` answers the client with what it
+ * makes of the agent's answer (a 200's text).
+ */
+async function rewritingRelay(t: TestContext, respond: (answer: string, res: ServerResponse) => void): Promise<string> {
+  const relay = await listen(
+    createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        void fetchAgent(`${agent.url}${req.url ?? ''}`, { method: 'POST', body: Buffer.concat(chunks) })
+          .then(async (answer) => {
+            assert.equal(answer.status, 200);
+            respond(await answer.text(), res);
+          })
+          .catch(() => res.destroy());
+      });
+    }),
+  );
+  t.after(() => {
+    relay.closeAllConnections();
+    relay.close();
+  });
+  return `http://127.0.0.1:${(relay.address() as AddressInfo).port}`;
+}
+
+const JSON_TYPE = { 'content-type': 'application/json' };
+
+/** The agent's own key, read from its key file: what signs an answer the client must trust but for its content. */
+const agentKey = (): SigningKey => signingKeyFromPem(readFileSync(agent.setup.keyFile, 'utf8'));
+
+/** The agent's answer with its payload changed, signed again with the agent's own (the pinned) key. */
+function resigned(answer: string, change: (payload: Record<string, unknown>) => Record<string, unknown>): string {
+  const { payload } = JSON.parse(answer) as { payload: string };
+  const parsed = JSON.parse(Buffer.from(payload, 'base64').toString('utf8')) as Record<string, unknown>;
+  return JSON.stringify(signEnvelope(ANSWER_CONTEXT, change(parsed), agentKey()));
+}
+
+test("a genuine answer to an earlier command is refused: an answer is bound to its command's requestId", async (t) => {
+  let first: string | undefined;
+  // Answers every command with the first answer it relayed: signed by the pinned key, for another request.
+  const url = await rewritingRelay(t, (answer, res) => {
+    first ??= answer;
+    res.writeHead(200, JSON_TYPE).end(first);
+  });
+  const relayed = { ...target, url, certificate: null };
+  const answered = await client().send(relayed, 'files.list', { types: ['NvRam'] });
+  const error = await rejection(client().send(relayed, 'files.list', { types: ['NvRam'] }));
+  assert.ok(isAgentCallError(error));
+  assert.equal(error.failure, 'bad_answer');
+  assert.match(
+    error.message,
+    new RegExp(`^the agent's answer is for request ${answered.requestId}, not [0-9a-f-]{36}$`),
+  );
+});
+
+test('an answer signed by the pinned key for another host is refused: an answer is bound to its host', async (t) => {
+  const otherHost = randomUUID();
+  let change = (payload: Record<string, unknown>): Record<string, unknown> => payload;
+  const url = await rewritingRelay(t, (answer, res) => {
+    res.writeHead(200, JSON_TYPE).end(resigned(answer, change));
+  });
+  const relayed = { ...target, url, certificate: null };
+  // Signed again as it was: accepted, so what refuses it next is the host it names and nothing else.
+  assert.equal((await client().send(relayed, 'files.list', { types: ['NvRam'] })).hostUuid, target.uuid);
+  change = (payload) => ({ ...payload, hostUuid: otherHost });
+  const error = await rejection(client().send(relayed, 'files.list', { types: ['NvRam'] }));
+  assert.ok(isAgentCallError(error));
+  assert.equal(error.failure, 'bad_answer');
+  assert.equal(error.message, `the agent's answer comes from host ${otherHost}, not ${target.uuid}`);
+});
+
+test('a 200 answer is read to its cap (256 MiB): a valid answer padded past it is refused, not read to its end', async (t) => {
+  const cap = 256 * 1024 * 1024;
+  let padding = 64;
+  let hungUp: (bytes: number) => void = () => undefined;
+  let closed = new Promise<number>((resolve) => (hungUp = resolve));
+  // The agent's answer, then `padding` spaces: whitespace after the envelope leaves it the same valid answer.
+  const url = await rewritingRelay(t, (answer, res) => {
+    const total = answer.length + padding;
+    let sent = answer.length;
+    const chunk = Buffer.alloc(1024 * 1024, 0x20);
+    res.on('close', () => {
+      hungUp(sent);
+    });
+    res.writeHead(200, JSON_TYPE).write(answer);
+    // Writes for as long as the client reads: the client must be the one that stops.
+    const pump = (): void => {
+      while (!res.destroyed && sent < total) {
+        const part = chunk.subarray(0, Math.min(chunk.length, total - sent));
+        sent += part.length;
+        if (!res.write(part)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      if (!res.destroyed) res.end();
+    };
+    pump();
+  });
+  const relayed = { ...target, url, certificate: null };
+  // A deadline far beyond what reading 256 MiB takes: only the cap can end this call early.
+  const padded = await client(0, 120_000).send(relayed, 'files.list', { types: ['NvRam'] });
+  assert.equal(padded.hostUuid, target.uuid, 'a little padding: still the answer');
+  await closed;
+
+  padding = cap + 64 * 1024 * 1024;
+  closed = new Promise<number>((resolve) => (hungUp = resolve));
+  const error = await rejection(client(0, 120_000).send(relayed, 'files.list', { types: ['NvRam'] }));
+  assert.ok(isAgentCallError(error));
+  assert.equal(error.failure, 'bad_answer');
+  assert.equal(error.message, `the answer is over ${cap} bytes`);
+  const sent = await closed;
+  assert.ok(sent < cap + 64 * 1024 * 1024, `the client hung up after ${sent} bytes, before the end`);
 });

@@ -1,11 +1,24 @@
 // The removal of TPMs (DESIGN.md) with real agents and a real SQLite file: hosts up, a host down, the outbox
-// drained when it returns, NVRAM rules, key bindings, at most one command per host, a stale deletion cancelled.
+// drained when it returns, NVRAM rules, key bindings, at most one command per host (of ≤ 1,000 ops each), a stale
+// deletion cancelled.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { addTpm, addVm, fileState, removeTpms, retryPendingDeletions, writeFile, type Vm } from '@hostfiles/controller';
-import { withFleet, type Fleet } from './support/controller.js';
+import {
+  addHost,
+  addTpm,
+  addVm,
+  fileState,
+  removeTpms,
+  retryPendingDeletions,
+  writeFile,
+  type Vm,
+} from '@hostfiles/controller';
+import { MAX_OPS } from '@hostfiles/shared';
+import { plant, roots, withFleet, type Fleet } from './support/controller.js';
+import { lossyProxy } from './support/lossy-proxy.js';
 
 interface Placed {
   readonly vm: Vm;
@@ -153,4 +166,107 @@ test('a VM without a TPM, or an unknown VM, is refused before anything is touche
     assert.equal(existsSync(vm.tpmPaths[0] ?? ''), true);
     assert.notEqual(await fleet.store.getTpmByVm(vm.vm.uuid), null);
   });
+});
+
+/** Past the 1,000 ops one command may carry, by one. */
+const MANY = MAX_OPS + 1;
+/** A stat or delete of 1,000 states on a loaded machine can take seconds: no attempt may time out here. */
+const PATIENT = { timeoutMs: 60_000 };
+
+/** Host0 added again as `counted`, behind a proxy that tells each command it passed (the agent's own view). */
+async function countedHost(fleet: Fleet): Promise<{ uuid: string; proxy: Awaited<ReturnType<typeof lossyProxy>> }> {
+  const agent = fleet.agents[0];
+  const host0 = await fleet.store.getHostByName('host0');
+  assert.ok(agent !== undefined && host0 !== null);
+  const proxy = await lossyProxy(agent.url);
+  await fleet.store.removeHost(host0.uuid);
+  const host = await addHost(fleet.deps, { name: 'counted', url: proxy.url, expectKey: agent.publicKey });
+  return { uuid: host.uuid, proxy };
+}
+
+/** `count` Legacy VMs with a TPM whose state is on agent 0's disk and recorded on `hostUuid`: one transaction. */
+async function manyVms(fleet: Fleet, hostUuid: string, count: number): Promise<string[]> {
+  const names = Array.from({ length: count }, (_, i) => `many-${i}`);
+  await fleet.store.transaction(async (tx) => {
+    for (const name of names) {
+      const uuid = randomUUID();
+      await tx.addVm({ uuid, name, hostUuid, bootMode: 'Legacy', secureBoot: false });
+      await tx.addTpm({ uuid: randomUUID(), vmUuid: uuid, keyProvider: 'kms-1' });
+      const path = join(roots(fleet, 0).TpmState, uuid);
+      plant(join(path, 'tpm2', 'tpm2-00.permall'), Buffer.from(name));
+      const row = { uuid: randomUUID(), vmUuid: uuid, hostUuid, type: 'TpmState' as const, path, kind: 'dir' as const };
+      await tx.upsertFile({ ...row, sha256: '0'.repeat(64), size: name.length, lastSyncAt: 0 });
+    }
+  });
+  return names;
+}
+
+test('1,001 states on one host: the busy probe and the deletes each take two commands, of 1,000 and 1', async () => {
+  await withFleet(
+    1,
+    async (fleet) => {
+      const { proxy } = await countedHost(fleet);
+      try {
+        const names = await manyVms(fleet, (await fleet.store.getHostByName('counted'))?.uuid ?? '', MANY);
+        const report = await removeTpms(fleet.deps, names);
+        assert.deepEqual(
+          proxy.commands(),
+          [
+            { kind: 'files.stat', items: MAX_OPS },
+            { kind: 'files.stat', items: 1 },
+            { kind: 'files.apply', items: MAX_OPS },
+            { kind: 'files.apply', items: 1 },
+          ],
+          'what the agent was sent',
+        );
+        assert.equal(report.commands, 2);
+        assert.equal(report.hosts[0]?.files.filter((f) => f.status === 'deleted').length, MANY);
+        assert.deepEqual(readdirSync(roots(fleet, 0).TpmState), [], 'every state gone from the disk');
+        assert.deepEqual(report.pending, []);
+        assert.deepEqual(await fleet.store.listKeyBindings(), []);
+      } finally {
+        await proxy.close();
+      }
+    },
+    PATIENT,
+  );
+});
+
+test('1,001 deletions pending on one host: the retry pass sends them in two commands, of 1,000 and 1', async () => {
+  await withFleet(
+    1,
+    async (fleet) => {
+      const { uuid, proxy } = await countedHost(fleet);
+      try {
+        const paths = Array.from({ length: MANY }, (_, i) => join(roots(fleet, 0).NvRam, `vm-${i}_VARS.fd`));
+        for (const path of paths) plant(path, Buffer.from('vars'));
+        const vmUuid = randomUUID(); // a VM long gone: outbox rows outlive their VMs
+        await fleet.store.addPendingDeletions(
+          paths.map((path) => ({
+            hostUuid: uuid,
+            type: 'NvRam',
+            path,
+            vmUuid,
+            tpmUuid: null,
+            nextAttemptAt: 0,
+            lastError: null,
+          })),
+        );
+        const pass = await retryPendingDeletions(fleet.deps);
+        assert.deepEqual(proxy.commands(), [
+          { kind: 'files.apply', items: MAX_OPS },
+          { kind: 'files.apply', items: 1 },
+        ]);
+        assert.deepEqual(
+          [pass.attempted, pass.confirmed, pass.stillPending, pass.hosts[0]?.commands],
+          [MANY, MANY, 0, 2],
+        );
+        assert.deepEqual(readdirSync(roots(fleet, 0).NvRam), []);
+        assert.deepEqual(await fleet.store.listPendingDeletions(), []);
+      } finally {
+        await proxy.close();
+      }
+    },
+    PATIENT,
+  );
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { MAX_CLOCK_SKEW_MS } from '@hostfiles/shared';
 import { exampleConfig, parseConfig } from './config.js';
 import { resolveOwnerships } from './ownership-config.js';
 import { lookUpWithGetent, resolvePrincipal, type LookUp } from './principals.js';
@@ -102,4 +103,62 @@ test('listen: TLS with client certificates by default; plain HTTP only on loopba
   const unknown = parseConfig({ ...valid, listen: { host: '::', port: 0, clientAuth: 'optional' } });
   assert.ok(!unknown.ok);
   assert.match(unknown.error.join('\n'), /^listen\.clientAuth:/m);
+});
+
+/** Every problem parseConfig finds in `valid` changed so; [] when it is accepted. */
+function problemsWith(change: Record<string, unknown>): string[] {
+  const parsed = parseConfig({ ...valid, ...change });
+  return parsed.ok ? [] : parsed.error;
+}
+
+test('roots: neither may be or contain the other; a sibling whose name starts the same is fine', () => {
+  for (const roots of [
+    { TpmState: '/srv/a', NvRam: '/srv/a' },
+    { TpmState: '/srv/a', NvRam: '/srv/a/nvram' },
+    { TpmState: '/srv/a/swtpm', NvRam: '/srv/a' },
+  ]) {
+    assert.deepEqual(
+      problemsWith({ roots }),
+      ['roots: the two roots must not contain each other'],
+      JSON.stringify(roots),
+    );
+  }
+  assert.deepEqual(problemsWith({ roots: { TpmState: '/srv/a', NvRam: '/srv/ab' } }), []);
+});
+
+test('stateDir: never a root, inside one or containing one (a signed delete could remove the replay journal)', () => {
+  const { TpmState } = valid.roots; // /var/lib/libvirt/swtpm; NvRam is /var/lib/libvirt/qemu/nvram
+  const overlapsTpm = ['stateDir: must not overlap the TpmState root'];
+  assert.deepEqual(problemsWith({ stateDir: TpmState }), overlapsTpm);
+  assert.deepEqual(problemsWith({ stateDir: `${TpmState}/hostfiles` }), overlapsTpm);
+  assert.deepEqual(problemsWith({ stateDir: '/var/lib/libvirt' }), [
+    ...overlapsTpm,
+    'stateDir: must not overlap the NvRam root',
+  ]);
+  assert.deepEqual(problemsWith({ stateDir: `${TpmState}-agent` }), [], 'a sibling, not inside');
+  assert.deepEqual(problemsWith({ keyFile: `${valid.roots.NvRam}/agent.key` }), [
+    'keyFile: must not be inside the NvRam root',
+  ]);
+});
+
+test('hostUuid: lowercase only, as commands carry it (an uppercase one would refuse every command as wrong_host)', () => {
+  assert.deepEqual(problemsWith({ hostUuid: valid.hostUuid.toUpperCase() }), [
+    'hostUuid: lowercase hex, as commands carry it',
+  ]);
+  assert.equal(problemsWith({ hostUuid: 'not-a-uuid' })[0]?.split(':')[0], 'hostUuid');
+});
+
+test('maxBodyBytes 1 KiB..256 MiB and clockSkewMs 0..600 s (the journal remembers a requestId that much longer), whole numbers', () => {
+  // limits left to their defaults, which follow maxBodyBytes (the example's are resolved for 4 MiB).
+  const field = (name: string, value: number): string[] =>
+    problemsWith({ [name]: value, limits: {} }).map((p) => p.split(':')[0] ?? '');
+  for (const value of [1024, 256 * 1024 * 1024]) assert.deepEqual(field('maxBodyBytes', value), [], String(value));
+  for (const value of [1023, 256 * 1024 * 1024 + 1, 4096.5, -1]) {
+    assert.deepEqual(field('maxBodyBytes', value), ['maxBodyBytes'], String(value));
+  }
+  for (const value of [0, MAX_CLOCK_SKEW_MS]) assert.deepEqual(field('clockSkewMs', value), [], String(value));
+  for (const value of [-1, MAX_CLOCK_SKEW_MS + 1, 1.5]) {
+    assert.deepEqual(field('clockSkewMs', value), ['clockSkewMs'], String(value));
+  }
+  assert.equal(MAX_CLOCK_SKEW_MS, 600_000);
 });

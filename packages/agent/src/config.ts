@@ -11,6 +11,7 @@ import {
   MAX_CLOCK_SKEW_MS,
 } from '@hostfiles/shared';
 import { limitProblems, limitsSchema, resolveLimits } from './limits/server-limits.js';
+import { overlaps, within } from './path-overlap.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_CONTENT_BYTES = 128 * 1024 * 1024;
@@ -92,17 +93,18 @@ export const configSchema = z
     }
     for (const problem of limitProblems(config.maxBodyBytes, config.limits))
       ctx.addIssue({ code: 'custom', ...problem });
-    const { TpmState, NvRam } = config.roots;
-    const nested = (a: string, b: string): boolean => a === b || a.startsWith(`${b}/`);
-    if (nested(TpmState, NvRam) || nested(NvRam, TpmState)) {
+    // Each op is confined to the root of its type: nested roots would let a TpmState op reach NVRAM, or the reverse.
+    if (overlaps(config.roots.TpmState, config.roots.NvRam)) {
       ctx.addIssue({ code: 'custom', path: ['roots'], message: 'the two roots must not contain each other' });
     }
     for (const [name, root] of Object.entries(config.roots)) {
-      if (nested(config.stateDir, root) || nested(root, config.stateDir)) {
+      // The replay journal inside a root: a signed delete could remove it, and a replayed command then run again.
+      // Containing a root is refused too: the agent's own directory and the states it serves are kept apart.
+      if (overlaps(config.stateDir, root)) {
         ctx.addIssue({ code: 'custom', path: ['stateDir'], message: `must not overlap the ${name} root` });
       }
       // Inside a root, a signed read would hand out the agent's private key and a write would replace it.
-      if (nested(config.keyFile, root)) {
+      if (within(config.keyFile, root)) {
         ctx.addIssue({ code: 'custom', path: ['keyFile'], message: `must not be inside the ${name} root` });
       }
     }

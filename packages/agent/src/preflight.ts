@@ -5,6 +5,7 @@ import { err, ok, signingKeyFromPem, type Result, type SigningKey } from '@hostf
 import { loadConfig, type AgentConfig } from './config.js';
 import { rootDirProblem, type Ownerships } from './files/index.js';
 import { resolveOwnerships } from './ownership-config.js';
+import { realOverlapProblems } from './path-overlap.js';
 import type { LookUp } from './principals.js';
 
 export interface Preflight {
@@ -31,6 +32,7 @@ export function preflight(configPath: string, options: PreflightOptions = {}): R
     ...(ownership.ok ? [] : ownership.error),
     ...rootProblem(config.roots.TpmState, 'TpmState root'),
     ...rootProblem(config.roots.NvRam, 'NvRam root'),
+    ...realOverlapProblems(config),
     ...(key.ok ? [] : [key.error]),
     ...locksProblem(options.locksPath ?? '/proc/locks'),
   ];

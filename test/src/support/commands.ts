@@ -81,6 +81,10 @@ export function errorCode(reply: Reply): string | undefined {
   return (reply.json as { error?: { code?: string } } | undefined)?.error?.code;
 }
 
+export function errorMessage(reply: Reply): string | undefined {
+  return (reply.json as { error?: { message?: string } } | undefined)?.error?.message;
+}
+
 /** Verifies a 200 answer against the agent's public key and parses it. */
 export function openAnswer<K extends CommandKind>(reply: Reply, kind: K, agentPublicKey: string): AnswerFor<K> {
   if (reply.status !== 200) throw new Error(`expected 200, got ${reply.status}: ${reply.text}`);

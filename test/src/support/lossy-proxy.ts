@@ -1,19 +1,32 @@
-// A proxy in front of a real agent for fault tests: it passes everything, and on demand loses the answers to
-// files.apply after the agent ran them (the outcome a controller cannot know). It listens on loopback plain HTTP and
-// reaches the agent over its pinned TLS connection.
+// A proxy in front of a real agent for fault tests: it passes everything, tells what each command it passed asked
+// for, and on demand loses the answers to files.apply after the agent ran them (the outcome a controller cannot
+// know). It listens on loopback plain HTTP and reaches the agent over its pinned TLS connection.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parseEnvelope } from '@hostfiles/shared';
 import { fetchAgent } from './tls.js';
 
+/** A command the proxy passed: its kind, and how many ops (apply) or files (read, stat) it carried. */
+export interface PassedCommand {
+  readonly kind: string;
+  readonly items: number;
+}
+
 /** A proxy in front of an agent that passes everything but can lose the answers to writes (after they ran). */
-export async function lossyProxy(
-  target: string,
-): Promise<{ url: string; lose: (on: boolean) => void; close(): Promise<void> }> {
+export async function lossyProxy(target: string): Promise<{
+  url: string;
+  lose: (on: boolean) => void;
+  /** every signed command passed so far, in the order they arrived */
+  commands: () => readonly PassedCommand[];
+  close(): Promise<void>;
+}> {
   let losing = false;
+  const passed: PassedCommand[] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
+      if (req.method === 'POST') passed.push(commandOf(Buffer.concat(chunks)));
       void (async () => {
         const answer = await fetchAgent(`${target}${req.url ?? '/'}`, {
           method: req.method ?? 'GET',
@@ -37,6 +50,7 @@ export async function lossyProxy(
     lose: (on) => {
       losing = on;
     },
+    commands: () => [...passed],
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -45,6 +59,17 @@ export async function lossyProxy(
         });
       }),
   };
+}
+
+function commandOf(body: Buffer): PassedCommand {
+  const envelope = parseEnvelope(body.toString('utf8'));
+  if (!envelope.ok) return { kind: 'not an envelope', items: 0 };
+  const command = JSON.parse(Buffer.from(envelope.value.payload, 'base64').toString('utf8')) as {
+    kind: string;
+    ops?: unknown[];
+    files?: unknown[];
+  };
+  return { kind: command.kind, items: (command.ops ?? command.files ?? []).length };
 }
 
 /**

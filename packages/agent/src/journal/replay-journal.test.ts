@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +70,36 @@ test('a torn last line (a crash mid-append) is skipped, the lines before it kept
   await reopened.close();
 });
 
+const journalFile = (dir: string): string => join(dir, 'replay.jsonl');
+const recordLine = (id: string, forgetAt: number): string => JSON.stringify({ r: id, h: 'h', f: forgetAt });
+const answerLine = (id: string, answer: string): string => JSON.stringify({ r: id, a: answer });
+const lineCount = (text: string): number => text.split('\n').length - 1;
+
+test('compaction: after compactEvery lines the file holds exactly the live entries, and appends go on after them', async (t) => {
+  const dir = withDir(t);
+  let now = 0;
+  const journal = await openReplayJournal({ dir, now: () => now, compactEvery: 6 });
+  for (const id of ['old1', 'old2']) {
+    await journal.record(id, 'h', 10);
+    await journal.complete(id, `answer ${id}`);
+  }
+  now = 10; // old1 and old2 expire: the next compaction forgets them
+  await journal.record('live', 'h', 100); // line 5: under the threshold, nothing rewritten yet
+  const before = readFileSync(journalFile(dir), 'utf8');
+  assert.equal(lineCount(before), 5, 'appended, not compacted, before the threshold');
+  assert.equal(journal.check('old1', 'other').kind, 'replayed', 'still in memory until a compaction');
+
+  await journal.complete('live', 'answer live'); // line 6: compacts
+  const after = readFileSync(journalFile(dir), 'utf8');
+  assert.equal(after, `${recordLine('live', 100)}\n${answerLine('live', 'answer live')}\n`);
+  assert.ok(statSync(journalFile(dir)).size < Buffer.byteLength(before), 'the file shrank');
+  assert.equal(journal.check('old1', 'other').kind, 'new', 'forgotten in memory too');
+
+  await journal.record('next', 'h', 100); // the count starts again: appended to the compacted file
+  assert.equal(readFileSync(journalFile(dir), 'utf8'), `${after}${recordLine('next', 100)}\n`);
+  await journal.close();
+});
+
 test('record refuses a known request: check and record must not be split by an await', async (t) => {
   const journal = await openReplayJournal({ dir: withDir(t), now: () => 0 });
   await journal.record('r', 'h', 10);
@@ -79,11 +109,16 @@ test('record refuses a known request: check and record must not be split by an a
 
 test('a compaction that runs inside the answer append keeps the answer', async (t) => {
   const dir = withDir(t);
-  const journal = await openReplayJournal({ dir, now: () => 0, compactEvery: 2 });
-  await journal.record('r', 'h', 10); // line 1
-  await journal.complete('r', 'the answer'); // line 2: this append compacts
+  let now = 0;
+  const journal = await openReplayJournal({ dir, now: () => now, compactEvery: 3 });
+  await journal.record('gone', 'h', 5); // line 1: expired by the time the compaction runs
+  now = 5;
+  await journal.record('r', 'h', 10); // line 2
+  await journal.complete('r', 'the answer'); // line 3: this append compacts
+  // The expired line gone is what shows the compaction ran; the answer line kept is what this test is for.
+  assert.equal(readFileSync(journalFile(dir), 'utf8'), `${recordLine('r', 10)}\n${answerLine('r', 'the answer')}\n`);
   await journal.close();
-  const reopened = await openReplayJournal({ dir, now: () => 0 });
+  const reopened = await openReplayJournal({ dir, now: () => now });
   const retry = reopened.check('r', 'h');
   assert.equal(retry.kind, 'retry');
   assert.equal(await retry.answer, 'the answer');
@@ -231,4 +266,41 @@ test('group commit: compactions between groups keep every record and answer', as
   }
   assert.equal(reopened.check('late', 'other').kind, 'replayed');
   await reopened.close();
+});
+
+test('a failed record rolls back: forgotten, a retry waiting on it released without an answer, its id free again', async (t) => {
+  const dir = withDir(t);
+  const held = heldSync();
+  const journal = await openReplayJournal({ dir, now: () => 0, sync: held.sync });
+  const recorded = journal.record('a', 'h', 10);
+  const waiting = journal.check('a', 'h'); // a retry of the same bytes that arrived while the record was syncing
+  assert.equal(waiting.kind, 'retry');
+  (await held.call(1)).fail(eio());
+  await assert.rejects(recorded, /EIO/);
+  const answer = waiting.answer;
+  assert.equal(await settled(answer), true, 'the waiting retry is not left hanging');
+  assert.equal(await answer, undefined, 'no answer: the request never ran');
+  assert.equal(journal.check('a', 'h').kind, 'new', 'the in-memory record is gone');
+  const again = journal.record('a', 'h', 10);
+  (await held.call(2)).release();
+  await again;
+  await journal.close();
+});
+
+test('a failed compaction leaves the journal appending to the file it had, every line kept', async (t) => {
+  const dir = withDir(t);
+  const journal = await openReplayJournal({ dir, now: () => 0, compactEvery: 2 });
+  const temp = `${journalFile(dir)}.tmp`;
+  mkdirSync(temp); // the rewrite's temp file cannot be made: the compaction fails with EISDIR
+  await journal.record('a', 'h', 10); // line 1
+  // Line 2 is durable, but its group's compaction failed, so its caller hears the failure.
+  await assert.rejects(journal.complete('a', 'answer a'), /EISDIR/);
+  await journal.record('b', 'h', 10); // appended to the same file, reopened
+  const kept = `${recordLine('a', 10)}\n${answerLine('a', 'answer a')}\n`;
+  // After any failed group the next starts on a line of its own (group-commit.ts): the empty line is that.
+  assert.equal(readFileSync(journalFile(dir), 'utf8'), `${kept}\n${recordLine('b', 10)}\n`);
+  rmdirSync(temp);
+  await journal.record('c', 'h', 10); // the next compaction succeeds, nothing expired: every entry, rewritten
+  assert.equal(readFileSync(journalFile(dir), 'utf8'), `${kept}${recordLine('b', 10)}\n${recordLine('c', 10)}\n`);
+  await journal.close();
 });

@@ -1,7 +1,12 @@
-// The outbox: what is due, backoff after a failed attempt, merging a repeated deletion, confirming the last one.
+// The outbox: what is due, backoff after a failed attempt, merging a repeated deletion, and the retry pass's settle.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { addHost, manualClock, openTempStore, pendingRow } from './test-support.js';
+import { retryPendingDeletions } from '../flows/index.js';
+import { flowHosts, RETRY_BASE_MS } from './flow-support.js';
+import { addHost, manualClock, openTempStore, pendingRow, sha } from './test-support.js';
 
 describe('pending deletions', () => {
   it('lists what is due (nextAttemptAt ≤ now), by host, earliest first, and backs off a failed attempt', async (t) => {
@@ -61,18 +66,29 @@ describe('pending deletions', () => {
     assert.equal(later?.nextAttemptAt, 700);
   });
 
-  it('counts what a removed TPM still waits for, so the last confirmation can detach its binding', async (t) => {
-    const { store } = await openTempStore(t);
-    const h1 = await addHost(store, 'h1');
-    const h2 = await addHost(store, 'h2');
-    const vm = 'vm-1';
-    await store.addVm({ uuid: vm, name: 'vm1', hostUuid: h1, bootMode: 'UEFI', secureBoot: false });
+  // The settle is the retry pass's own transaction (retryPendingDeletions), run here against real agents.
+  it('counts what a removed TPM still waits for; the retry pass settles it: backoff, drop, then detach', async (t) => {
+    const clock = manualClock();
+    const { store } = await openTempStore(t, { now: clock.now });
+    const { deps, hosts } = await flowHosts(t, store, ['h1', 'h2'], clock.now);
+    const [one, two] = hosts;
+    assert.ok(one !== undefined && two !== undefined);
+    const vm = randomUUID();
+    await store.addVm({ uuid: vm, name: 'vm1', hostUuid: one.uuid, bootMode: 'UEFI', secureBoot: false });
     await store.addTpm({ uuid: 'tpm1', vmUuid: vm, keyProvider: 'kms' });
-    const rows = await store.addPendingDeletions([
-      pendingRow(h1, '/tpm/1', 0, 'tpm1'),
-      pendingRow(h2, '/tpm/1', 0, 'tpm1'),
-      pendingRow(h2, '/nvram/1', 0),
+    const state1 = join(one.agent.roots.TpmState, 'vm1');
+    const state2 = join(two.agent.roots.TpmState, 'vm1');
+    // A guard: delete only while the path holds these bytes. Something else is there now: never this guard's.
+    const guarded = join(two.agent.roots.NvRam, 'vm1_VARS.fd');
+    writeFileSync(guarded, 'firmware written since');
+    mkdirSync(state1);
+    writeFileSync(join(state1, 'permall'), 'seeds');
+    const [first, second] = await store.addPendingDeletions([
+      pendingRow(one.uuid, state1, 0, 'tpm1'),
+      pendingRow(two.uuid, state2, 0, 'tpm1'),
+      { ...pendingRow(two.uuid, guarded, 0), type: 'NvRam', expectSha256: sha('e') },
     ]);
+    assert.ok(first !== undefined && second !== undefined);
     await store.transaction(async (tx) => {
       await tx.removeTpm('tpm1');
       await tx.setKeyBindingState('tpm1', 'detaching');
@@ -80,22 +96,39 @@ describe('pending deletions', () => {
     assert.equal(await store.countPendingDeletionsForTpm('tpm1'), 2);
     assert.deepEqual(
       (await store.listPendingDeletions({ tpmUuid: 'tpm1' })).map((p) => p.hostUuid),
-      [h1, h2],
+      [one.uuid, two.uuid].sort(),
+      'by host',
     );
-    // What the retry worker does when its confirmations come back, one transaction each.
-    const confirm = (id: number) =>
-      store.transaction(async (tx) => {
-        await tx.deletePendingDeletions([id]);
-        if ((await tx.countPendingDeletionsForTpm('tpm1')) === 0) await tx.deleteKeyBinding('tpm1');
-      });
-    await confirm(rows[0]?.id ?? -1);
-    assert.equal((await store.getKeyBinding('tpm1'))?.state, 'detaching');
-    await confirm(rows[1]?.id ?? -1);
-    assert.equal(await store.getKeyBinding('tpm1'), null);
+
+    await two.agent.stop();
+    const partial = await retryPendingDeletions(deps);
     assert.deepEqual(
-      (await store.listKeyBindings()).map((b) => b.tpmUuid),
-      [],
+      [partial.attempted, partial.confirmed, partial.dropped, partial.stillPending, partial.detached],
+      [3, 1, 0, 2, []],
     );
-    assert.equal((await store.listPendingDeletions()).length, 1);
+    assert.equal(existsSync(state1), false, "h1's agent deleted it");
+    assert.equal((await store.getKeyBinding('tpm1'))?.state, 'detaching', 'h2 still holds the binding back');
+    const left = await store.listPendingDeletions({ hostUuid: two.uuid });
+    assert.deepEqual(
+      left.map((p) => [p.path, p.attempts, p.nextAttemptAt, p.lastError?.split(':')[0]]),
+      [
+        [guarded, 1, clock.now() + (RETRY_BASE_MS * 3) / 4, 'unreachable'],
+        [state2, 1, clock.now() + (RETRY_BASE_MS * 3) / 4, 'unreachable'],
+      ],
+      'backed off: base · 2⁰, half of it fixed and half jitter (0.5)',
+    );
+    assert.deepEqual(await store.listPendingDeletions({ hostUuid: one.uuid }), []);
+
+    await two.agent.start();
+    clock.set(clock.now() + RETRY_BASE_MS);
+    const rest = await retryPendingDeletions(deps);
+    assert.deepEqual(
+      [rest.attempted, rest.confirmed, rest.dropped, rest.stillPending, rest.detached],
+      [2, 1, 1, 0, ['tpm1']],
+    );
+    assert.equal(await store.getKeyBinding('tpm1'), null, 'the last confirmation detached it');
+    assert.deepEqual(await store.listKeyBindings(), []);
+    assert.deepEqual(await store.listPendingDeletions(), []);
+    assert.equal(existsSync(guarded), true, 'the guard found other bytes: dropped, the file left alone');
   });
 });

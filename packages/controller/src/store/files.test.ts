@@ -1,9 +1,14 @@
-// File rows, the write that cancels a pending deletion, and the TPM-removal purge as one transaction.
+// File rows, the write that cancels a pending deletion, and the TPM-removal purge (the flow's) as one transaction.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it, type TestContext } from 'node:test';
+import { removeTpms } from '../flows/index.js';
 import { isStoreError } from './errors.js';
+import { failingAtFinish, flowHosts, RETRY_BASE_MS, type AgentHost } from './flow-support.js';
 import { addHost, addVm, fileBackup, fileRow, manualClock, openTempStore, pendingRow, sha } from './test-support.js';
-import type { Store, StoreTx } from './types.js';
+import type { Store } from './types.js';
 
 describe('files', () => {
   it('upserts one row per (vm, host, type), keeping its uuid, and reports the previous one', async (t) => {
@@ -137,61 +142,66 @@ describe('files', () => {
   });
 });
 
-/** A VM with a TPM, its state and NVRAM on two hosts, and backups of both. */
-async function seedRemoval(store: Store) {
-  const h1 = await addHost(store, 'h1');
-  const h2 = await addHost(store, 'h2');
-  const vm = await addVm(store, 'vm1', h1);
+/**
+ * A VM with secure boot and a TPM: its TPM state on two real agents (on h1's disk too), its NVRAM on h1, and a
+ * backup of its TPM state. h2's agent is stopped: its deletion can't be confirmed.
+ */
+async function seedRemoval(t: TestContext, store: Store) {
+  const clock = manualClock();
+  const { deps, hosts } = await flowHosts(t, store, ['h1', 'h2'], clock.now);
+  const [h1, h2] = hosts.map((host) => host.uuid);
+  assert.ok(h1 !== undefined && h2 !== undefined && hosts[1] !== undefined);
+  // A real uuid (flows resolve one by its form); secure boot: NVRAM is never touched.
+  const vm = randomUUID();
+  await store.addVm({ uuid: vm, name: 'vm1', hostUuid: h1, bootMode: 'UEFI', secureBoot: true });
   await store.addTpm({ uuid: 'tpm1', vmUuid: vm, keyProvider: 'kms' });
-  const state1 = await store.upsertFile(fileRow(vm, h1, 'TpmState', '/tpm/vm1'));
-  const state2 = await store.upsertFile(fileRow(vm, h2, 'TpmState', '/tpm/vm1'));
-  const nvram = await store.upsertFile(fileRow(vm, h1, 'NvRam', '/nvram/vm1.fd'));
+  const onDisk = join(rootOf(hosts, 0, 'TpmState'), 'vm1');
+  mkdirSync(join(onDisk, 'tpm2'), { recursive: true });
+  writeFileSync(join(onDisk, 'tpm2', 'tpm2-00.permall'), 'seeds');
+  const stateRow = (host: string, path: string) => ({ ...fileRow(vm, host, 'TpmState', path), kind: 'dir' as const });
+  const state1 = await store.upsertFile(stateRow(h1, onDisk));
+  const state2 = await store.upsertFile(stateRow(h2, join(rootOf(hosts, 1, 'TpmState'), 'vm1')));
+  const nvram = await store.upsertFile(fileRow(vm, h1, 'NvRam', join(rootOf(hosts, 0, 'NvRam'), 'vm1_VARS.fd')));
   const backup = await store.upsertBackup(fileBackup('b1', vm, 'TpmState', Uint8Array.of(7), '7'));
-  return { h1, h2, vm, state1: state1.file, state2: state2.file, nvram: nvram.file, backup };
+  await hosts[1].agent.stop();
+  return { deps, h1, h2, vm, onDisk, state1: state1.file, state2: state2.file, nvram: nvram.file, backup };
 }
 
-type Seed = Awaited<ReturnType<typeof seedRemoval>>;
-
-/** The purge of DESIGN.md step 4: h1's file was deleted, h2's is unconfirmed. `fail` breaks it after the outbox insert. */
-async function purge(tx: StoreTx, seed: Seed, fail: boolean): Promise<void> {
-  await tx.deleteFiles([seed.state1.uuid, seed.state2.uuid]);
-  await tx.deleteBackups([seed.backup.uuid]);
-  await tx.removeTpm('tpm1');
-  await tx.addPendingDeletions([{ ...pendingRow(seed.h2, seed.state2.path, 500, 'tpm1'), vmUuid: seed.vm }]);
-  if (fail) await tx.addPendingDeletions([pendingRow('host-gone', '/tpm/x', 500, 'tpm1')]);
-  const remaining = await tx.countPendingDeletionsForTpm('tpm1');
-  if (remaining > 0) await tx.setKeyBindingState('tpm1', 'detaching');
-  else await tx.deleteKeyBinding('tpm1');
+function rootOf(hosts: readonly AgentHost[], index: number, type: 'TpmState' | 'NvRam'): string {
+  const host = hosts[index];
+  assert.ok(host !== undefined);
+  return host.agent.roots[type];
 }
 
-async function snapshot(store: Store, vm: string) {
+async function snapshot(store: Store, seed: { vm: string; h1: string; h2: string }) {
   return {
-    tpm: await store.getTpmByVm(vm),
-    files: await store.listFilesByVm(vm),
-    backups: (await store.listBackupsByVm(vm)).map((b) => b.uuid),
+    tpm: await store.getTpmByVm(seed.vm),
+    files: await store.listFilesByVm(seed.vm),
+    backups: (await store.listBackupsByVm(seed.vm)).map((b) => b.uuid),
     pending: await store.listPendingDeletions(),
     binding: await store.getKeyBinding('tpm1'),
+    owned: [...(await store.listOwnedPaths(seed.h1)), ...(await store.listOwnedPaths(seed.h2))].map((o) => o.path),
   };
 }
 
+// The purge is removeTpms' own transaction (DESIGN.md, removal steps 5 and 6), run here through the flow itself.
 describe('the TPM-removal purge', () => {
-  it('changes nothing when it fails midway', async (t) => {
+  it('rolls back whole when its transaction fails after its last write: no row, backup or binding changed', async (t) => {
     const { store } = await openTempStore(t);
-    const seed = await seedRemoval(store);
-    const before = await snapshot(store, seed.vm);
-    await assert.rejects(
-      store.transaction((tx) => purge(tx, seed, true)),
-      (error) => isStoreError(error, 'constraint'),
-    );
-    assert.deepEqual(await snapshot(store, seed.vm), before);
+    const seed = await seedRemoval(t, store);
+    const before = await snapshot(store, seed);
     assert.equal(before.binding?.state, 'attached');
+    assert.equal(before.owned.length, 3, 'both TPM state paths and the NVRAM path are owned');
+    await assert.rejects(removeTpms({ ...seed.deps, store: failingAtFinish(store) }, ['vm1']), /injected/);
+    assert.deepEqual(await snapshot(store, seed), before);
   });
 
-  it('applies whole: rows gone, the unconfirmed file pending, the binding detaching; NVRAM untouched', async (t) => {
+  it('applies whole: rows gone, the unconfirmed state pending, the binding detaching; NVRAM untouched', async (t) => {
     const { store } = await openTempStore(t);
-    const seed = await seedRemoval(store);
-    await store.transaction((tx) => purge(tx, seed, false));
-    const after = await snapshot(store, seed.vm);
+    const seed = await seedRemoval(t, store);
+    const report = await removeTpms(seed.deps, ['vm1']);
+    assert.equal(existsSync(seed.onDisk), false, "h1's agent deleted the state");
+    const after = await snapshot(store, seed);
     assert.equal(after.tpm, null);
     assert.deepEqual(
       after.files.map((f) => f.uuid),
@@ -199,9 +209,23 @@ describe('the TPM-removal purge', () => {
     );
     assert.deepEqual(after.backups, []);
     assert.deepEqual(
-      after.pending.map((p) => [p.hostUuid, p.path, p.tpmUuid, p.vmUuid]),
-      [[seed.h2, '/tpm/vm1', 'tpm1', seed.vm]],
+      after.pending.map((p) => [p.hostUuid, p.path, p.tpmUuid, p.vmUuid, p.nextAttemptAt]),
+      [[seed.h2, seed.state2.path, 'tpm1', seed.vm, seed.deps.now() + RETRY_BASE_MS]],
     );
     assert.equal(after.binding?.state, 'detaching');
+    assert.deepEqual(
+      after.owned.sort(),
+      [seed.nvram.path, seed.state2.path].sort(),
+      "the confirmed path is given back; the pending one and the NVRAM's stay owned",
+    );
+    assert.deepEqual(
+      report.vms.map((v) => [v.tpmUuid, v.nvram, v.binding]),
+      [['tpm1', 'kept: secure boot', 'detaching']],
+    );
+    assert.deepEqual(
+      report.pending.map((p) => p.path),
+      [seed.state2.path],
+    );
+    assert.equal((await store.getOperation(report.operationId))?.state, 'done');
   });
 });

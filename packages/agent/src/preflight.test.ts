@@ -1,0 +1,109 @@
+// Preflight over real directories: the state directory and the key file are kept out of the roots on real paths too,
+// whatever symbolic links lead there.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { exampleConfig } from './config.js';
+import { realPathOf } from './path-overlap.js';
+import { preflight } from './preflight.js';
+
+interface Host {
+  /** the temp directory, by its real path */
+  readonly dir: string;
+  readonly roots: { readonly TpmState: string; readonly NvRam: string };
+  /** preflight's problems with this stateDir and keyFile; [] when it passes */
+  readonly problems: (paths: { stateDir: string; keyFile?: string }) => string[];
+}
+
+/** Two real roots in a fresh directory, and a config over them written for each check. */
+function host(t: TestContext): Host {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hostfiles-preflight-')));
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const roots = { TpmState: join(dir, 'swtpm'), NvRam: join(dir, 'nvram') };
+  for (const root of Object.values(roots)) mkdirSync(root);
+  const configPath = join(dir, 'agent.json');
+  return {
+    dir,
+    roots,
+    problems: ({ stateDir, keyFile = join(dir, 'agent.key') }) => {
+      const config = {
+        ...exampleConfig(),
+        trustedKeys: [Buffer.alloc(32, 1).toString('base64')],
+        roots,
+        stateDir,
+        keyFile,
+        ownership: {},
+      };
+      writeFileSync(configPath, JSON.stringify(config));
+      const checked = preflight(configPath);
+      return checked.ok ? [] : checked.error;
+    },
+  };
+}
+
+const overlapping = (stateDir: string, real: string, name: string, root: string): string =>
+  `stateDir: ${stateDir} is ${real} once its links are followed, which overlaps the ${name} root ${root}: ` +
+  'a signed delete could remove the replay journal';
+
+test('a state directory beside the roots, through a link or not, passes', (t) => {
+  const { dir, problems } = host(t);
+  assert.deepEqual(problems({ stateDir: join(dir, 'state') }), [], 'not made yet');
+  mkdirSync(join(dir, 'elsewhere'));
+  symlinkSync(join(dir, 'elsewhere'), join(dir, 'state-link'));
+  assert.deepEqual(problems({ stateDir: join(dir, 'state-link') }), []);
+});
+
+test('a state directory that is a link into a root is refused', (t) => {
+  const { dir, roots, problems } = host(t);
+  mkdirSync(join(roots.TpmState, 'agent'));
+  symlinkSync(join(roots.TpmState, 'agent'), join(dir, 'state'));
+  assert.deepEqual(problems({ stateDir: join(dir, 'state') }), [
+    overlapping(join(dir, 'state'), join(roots.TpmState, 'agent'), 'TpmState', roots.TpmState),
+  ]);
+});
+
+test('a state directory not made yet, below a link into a root, or a link whose target is not made yet: refused', (t) => {
+  const { dir, roots, problems } = host(t);
+  symlinkSync(roots.NvRam, join(dir, 'lib'));
+  const below = join(dir, 'lib', 'hostfiles-agent');
+  assert.deepEqual(problems({ stateDir: below }), [
+    overlapping(below, join(roots.NvRam, 'hostfiles-agent'), 'NvRam', roots.NvRam),
+  ]);
+  // mkdir -p would make the target through the link: the journal would land in the root all the same.
+  symlinkSync(join(roots.TpmState, 'later'), join(dir, 'dangling'));
+  assert.deepEqual(problems({ stateDir: join(dir, 'dangling') }), [
+    overlapping(join(dir, 'dangling'), join(roots.TpmState, 'later'), 'TpmState', roots.TpmState),
+  ]);
+});
+
+test('a state directory that is a link to a directory holding both roots is refused for each', (t) => {
+  const { dir, roots, problems } = host(t);
+  symlinkSync(dir, join(dir, 'all'));
+  const stateDir = join(dir, 'all');
+  assert.deepEqual(problems({ stateDir }), [
+    overlapping(stateDir, dir, 'TpmState', roots.TpmState),
+    overlapping(stateDir, dir, 'NvRam', roots.NvRam),
+  ]);
+});
+
+test('a key file in a directory that is a link into a root is refused: a signed read would hand it out', (t) => {
+  const { dir, roots, problems } = host(t);
+  symlinkSync(roots.NvRam, join(dir, 'keys'));
+  const keyFile = join(dir, 'keys', 'agent.key');
+  assert.deepEqual(problems({ stateDir: join(dir, 'state'), keyFile }), [
+    `keyFile: ${keyFile} is ${join(roots.NvRam, 'agent.key')} once its links are followed, inside the NvRam root ` +
+      `${roots.NvRam}: a signed read would hand out the agent's key`,
+  ]);
+});
+
+test('realPathOf: links followed, missing components kept, a loop of links gives up', (t) => {
+  const { dir } = host(t);
+  assert.equal(realPathOf(join(dir, 'a', 'b')), join(dir, 'a', 'b'));
+  symlinkSync(join(dir, 'loop-b'), join(dir, 'loop-a'));
+  symlinkSync(join(dir, 'loop-a'), join(dir, 'loop-b'));
+  assert.equal(realPathOf(join(dir, 'loop-a', 'x')), undefined);
+});
