@@ -90,13 +90,7 @@ async function removeTarget(
  * (removed, or quarantined if someone holds it) and the move tried again; should one still be in the way, the
  * target goes to a random temp name instead.
  */
-async function moveAside(
-  env: SettleEnv,
-  dir: DirHandle,
-  where: string,
-  name: string,
-  isDir: boolean,
-): Promise<string> {
+async function moveAside(env: SettleEnv, dir: DirHandle, where: string, name: string, isDir: boolean): Promise<string> {
   const aside = roleName('del', name);
   if (aside !== undefined) {
     if (await movedTo(dir, name, aside, isDir)) return aside;

@@ -91,7 +91,7 @@ export async function settleLeftover(
   const found = inspect(dir, entry);
   if (found.kind === 'absent') return;
   if ((found.kind === 'file' || found.kind === 'dir') && (await isBusy(env.readLocks, dir, entry, found))) {
-    if (name !== undefined && (inspect(dir, name)).kind === 'absent') {
+    if (name !== undefined && inspect(dir, name).kind === 'absent') {
       await moveNoReplace(dir, entry, name, found.kind === 'dir');
       await dir.sync();
       counts.restored += 1;

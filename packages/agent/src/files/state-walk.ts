@@ -34,11 +34,7 @@ const outsideState = (name: string): boolean => name === LOCK_NAME || isTempName
  * Every entry below `dir` (held by the caller), within `limits` (an OpIoError past them): inodes to `inode`, the
  * files of the state to `file`. Never more than a few directories open at once, however deep the tree.
  */
-export async function walkState(
-  dir: DirHandle,
-  visitor: StateVisitor,
-  limits: WalkLimits = STATE_WALK,
-): Promise<void> {
+export async function walkState(dir: DirHandle, visitor: StateVisitor, limits: WalkLimits = STATE_WALK): Promise<void> {
   await walkTree(
     dir,
     {

@@ -86,7 +86,7 @@ async function rollBack(swap: Swap, moved: boolean): Promise<void> {
  */
 export async function retire(swap: Swap): Promise<void> {
   const { parent, newName } = swap;
-  if ((inspect(parent, newName)).kind === 'absent') return;
+  if (inspect(parent, newName).kind === 'absent') return;
   const doomed = randomTempName();
   await moveNoReplace(parent, newName, doomed, true);
   try {
