@@ -267,7 +267,7 @@ function spyTx(tx: StoreTx, called: Set<string>): StoreTx {
       const value: unknown = Reflect.get(target, name, receiver);
       if (typeof value !== 'function' || typeof name !== 'string') return value;
       return (...args: unknown[]): unknown => {
-        if (!/^(get|list)/.test(name)) called.add(name);
+        if (!/^(get|list|count)/.test(name)) called.add(name);
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };
     },
