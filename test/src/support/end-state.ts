@@ -33,9 +33,9 @@ export async function assertEndState(fleet: Fleet, deps: FlowDeps, options: EndS
     const host = await deps.store.getHostByName(`host${i}`);
     assert.ok(host !== null, `host${i} is in the inventory`);
     const rows = await deps.store.listFilesByHost(host.uuid);
-    const onDisk = [...filesBelow(agent.setup.roots.TpmState), ...filesBelow(agent.setup.roots.NvRam)].filter(
-      (path) => !foreign.has(path),
-    );
+    const onDisk = [...filesBelow(agent.setup.roots.TpmState), ...filesBelow(agent.setup.roots.NvRam)]
+      .filter((path) => !foreign.has(path))
+      .sort();
     assert.deepEqual(onDisk, rows.map((row) => row.path).sort(), `host${i}: the files on disk are the recorded ones`);
     for (const row of rows) {
       assert.equal(row.kind, 'file', `${row.path}: these scenes record file states only`);
