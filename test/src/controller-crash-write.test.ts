@@ -9,8 +9,10 @@ import { test } from 'node:test';
 import {
   addVm,
   fileState,
+  reconcileHost,
   resumeOperations,
   retryPendingDeletions,
+  syncVm,
   writeFile,
   type FlowDeps,
 } from '@hostfiles/controller';
@@ -127,6 +129,48 @@ test('a write that landed unrecorded, repeated after restart, is recorded: its g
     const pass = await retryPendingDeletions(ctl.deps, { all: true });
     assert.deepEqual([pass.confirmed, pass.stillPending], [1, 0]);
     assert.equal(readFileSync(s.to, 'utf8'), NEW.toString());
+    await assertEndState(fleet, ctl.deps);
+  });
+});
+
+test('a write over the VM’s own path killed after it landed: the row keeps the old digest, reconcile reports it modified, a sync records it', async () => {
+  await withFleet(1, async (fleet, ctl) => {
+    const s = await placeScene(fleet);
+    const plan = {
+      flow: WRITE,
+      point: 'landed',
+      vm: 'w',
+      host: 'host0',
+      type: 'NvRam',
+      path: s.from,
+      content: NEW.toString('base64'),
+    } as const;
+    const crashed = await crashAt(fleet, ctl.deps, plan);
+    ctl.deps = crashed.deps;
+    // The VM's own path takes no guard: the write went out at once, and landed.
+    assert.deepEqual(crashed.trace, ['files.apply host0', 'kill landed']);
+    assert.equal(readFileSync(s.from, 'utf8'), NEW.toString());
+    assert.deepEqual(
+      (await ctl.deps.store.listFilesByVm(s.vmUuid)).map((r) => [r.path, r.sha256]),
+      [[s.from, fileState(OLD).sha256]],
+      'not recorded: the row holds the old digest',
+    );
+    assert.deepEqual(await ctl.deps.store.listPendingDeletions(), []);
+
+    const resume = await resumeOperations(ctl.deps);
+    assert.deepEqual([resume.resumed, resume.errors], [[], []]);
+    assert.equal((await retryPendingDeletions(ctl.deps, { all: true })).attempted, 0);
+    // Nothing untracked: the path is the VM's, holding other bytes than recorded, as after a run of the VM.
+    const seen = await reconcileHost(ctl.deps, 'host0');
+    assert.deepEqual(
+      [seen.modified.map((m) => [m.path, m.onDisk]), seen.orphans, seen.unknown, seen.missing],
+      [[[s.from, fileState(NEW).sha256]], [], [], []],
+    );
+    const synced = await syncVm(ctl.deps, 'w');
+    assert.deepEqual(
+      synced.backups.map((b) => [b.path, b.sha256]),
+      [[s.from, fileState(NEW).sha256]],
+    );
     await assertEndState(fleet, ctl.deps);
   });
 });
