@@ -120,3 +120,31 @@ for (const point of RESTORE_CRASH_POINTS) {
     });
   });
 }
+
+test('a restore resumed while its host is down ends failed, and the resume report says so; its recorded states stay', async () => {
+  await withFleet(2, async (fleet, ctl) => {
+    const s = await placeScene(fleet);
+    const operationId = randomUUID();
+    const plan = { flow: RESTORE_VM, point: 'recorded', vm: 'v', host: 'host1', paths: s.paths, operationId } as const;
+    ctl.deps = (await crashAt(fleet, ctl.deps, plan)).deps;
+    await fleet.stop(1);
+
+    // The repeat reaches no host: the write's outcome is unknown, so the restore is finished 'failed'.
+    const resume = await resumeOperations(ctl.deps);
+    assert.deepEqual([resume.resumed, resume.failed, resume.errors], [[operationId], [operationId], []]);
+    const operation = await ctl.deps.store.getOperation(operationId);
+    assert.equal(operation?.state, 'failed');
+    const report = operation.report as RestoreReport;
+    assert.deepEqual(
+      report.files.map((f) => f.status),
+      ['unknown', 'unknown'],
+    );
+
+    await fleet.restart(1);
+    assert.deepEqual((await resumeOperations(ctl.deps)).resumed, [], 'a failed operation is not repeated');
+    assert.equal((await retryPendingDeletions(ctl.deps, { all: true })).attempted, 0);
+    // What the dead controller wrote and recorded is still there, as recorded.
+    for (const type of TYPES) assert.equal(readFileSync(s.paths[type], 'utf8'), s.bytes[type]);
+    await assertEndState(fleet, ctl.deps);
+  });
+});
