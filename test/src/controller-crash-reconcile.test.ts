@@ -13,6 +13,7 @@ import {
   resumeOperations,
   retryPendingDeletions,
   writeFile,
+  ORPHAN_VM_UUID,
   RECONCILE_HOST,
   type FlowDeps,
   type ReconcileReport,
@@ -96,3 +97,36 @@ for (const point of RECONCILE_CRASH_POINTS) {
     });
   });
 }
+
+test('SIGKILL mid-schedule of reconcile --apply --include-unknown: resume schedules both, the retry deletes both', async () => {
+  await withFleet(1, async (fleet, ctl) => {
+    const s = await placeScene(fleet);
+    const operationId = randomUUID();
+    const plan = {
+      flow: RECONCILE_HOST,
+      point: 'mid-schedule',
+      host: 'host0',
+      includeUnknown: true,
+      operationId,
+    } as const;
+    const crashed = await crashAt(fleet, ctl.deps, plan);
+    ctl.deps = crashed.deps;
+    await assertKilledAt('mid-schedule', ctl.deps, s, operationId, crashed.trace);
+
+    const resume = await resumeOperations(ctl.deps);
+    assert.deepEqual([resume.resumed, resume.failed, resume.errors], [[operationId], [], []]);
+    const report = (await ctl.deps.store.getOperation(operationId))?.report as ReconcileReport;
+    assert.deepEqual([...report.scheduled].sort(), [s.orphan, s.unknown].sort());
+    // The unknown state belongs to no VM hostfiles knows: its row carries the nil VM.
+    assert.deepEqual(
+      (await ctl.deps.store.listPendingDeletions()).map((p) => [p.path, p.vmUuid === ORPHAN_VM_UUID]).sort(),
+      [
+        [s.orphan, false],
+        [s.unknown, true],
+      ].sort(),
+    );
+    const pass = await retryPendingDeletions(ctl.deps, { all: true });
+    assert.deepEqual([pass.confirmed, pass.stillPending], [2, 0]);
+    await assertEndState(fleet, ctl.deps);
+  });
+});
