@@ -19,7 +19,7 @@ import {
   type Vm,
 } from '@hostfiles/controller';
 import { newFileBackup, withFleet, type Fleet } from './support/controller.js';
-import { crashAndRestart, CRASH_POINTS } from './support/crash-controller.js';
+import { crashAndRestart, crashAt, CRASH_POINTS, type CrashPoint } from './support/crash-controller.js';
 
 interface Placed {
   readonly vm: Vm;
@@ -162,22 +162,78 @@ test('an unknown VM is refused', async () => {
   });
 });
 
+const PURGE =
+  'commit deleteFiles,removeOwnedPaths,deleteBackups,addPendingDeletions,removeTpm,deleteKeyBinding,removeVm,finishOperation';
+
+/**
+ * Where the kill landed: the dead controller's trace (after its busy probe), the journal row, the hosts' disks and the
+ * rows it left. `doomed.paths`: TPM state on host0, then TPM state and NVRAM on host1.
+ */
+async function assertKilledAt(
+  point: CrashPoint,
+  deps: FlowDeps,
+  doomed: Placed,
+  operationId: string,
+  trace: readonly string[],
+): Promise<void> {
+  const start = trace.indexOf('start vm.destroy collect');
+  assert.deepEqual(
+    trace.slice(0, start).sort(),
+    ['files.stat host0', 'files.stat host1'],
+    'the busy probe, before the journal',
+  );
+  const applied = trace.filter((line) => line.startsWith('files.apply'));
+  const reached = { 'after-collect': 0, 'mid-dispatch': 1, 'before-purge': 2, 'mid-purge': 2, 'after-purge': 2 }[point];
+  assert.deepEqual(trace.slice(start), [
+    'start vm.destroy collect',
+    ...(point === 'after-collect' ? [] : ['step dispatch']),
+    ...applied,
+    ...(point === 'after-purge' ? [PURGE] : []),
+    `kill ${point}`,
+  ]);
+  assert.equal(applied.length, reached, `hosts that answered: ${applied.join(', ')}`);
+  // host0 holds one of the VM's files, host1 the other two.
+  const onHost = { 'files.apply host0': [0], 'files.apply host1': [1, 2] } as Record<string, number[]>;
+  const deleted = applied.flatMap((line) => onHost[line] ?? []).sort();
+  const gone = doomed.paths.flatMap((path, i) => (existsSync(path) ? [] : [i]));
+  assert.deepEqual(gone, deleted, 'the files of exactly the hosts that answered are gone');
+  const operation = await deps.store.getOperation(operationId);
+  if (point === 'after-purge') {
+    assert.equal(operation?.state, 'done');
+    assert.equal(await deps.store.getVm(doomed.vm.uuid), null, 'the purge committed');
+    assert.deepEqual(await deps.store.listPendingDeletions(), [], 'every file confirmed: nothing pending');
+    return;
+  }
+  assert.deepEqual(
+    [operation?.state, operation?.step],
+    ['running', point === 'after-collect' ? 'collect' : 'dispatch'],
+  );
+  assert.equal((await deps.store.getTpmByVm(doomed.vm.uuid))?.uuid, doomed.tpmUuid, 'nothing purged');
+  assert.equal((await deps.store.listFilesByVm(doomed.vm.uuid)).length, 3);
+  assert.equal((await deps.store.listBackupsByVm(doomed.vm.uuid)).length, 2);
+  assert.equal((await deps.store.getKeyBinding(doomed.tpmUuid ?? ''))?.state, 'attached');
+  assert.deepEqual(await deps.store.listPendingDeletions(), [], 'nothing in the outbox yet');
+}
+
 for (const point of CRASH_POINTS) {
   test(`SIGKILL ${point} of a destruction, then restart: resume finishes it`, async () => {
     await withFleet(2, async (fleet, ctl) => {
       const doomed = await placeVm(fleet, 'doomed', 1, { tpm: true, secureBoot: false, also: 0 });
       const beside = await placeVm(fleet, 'beside', 0, { tpm: true, secureBoot: true });
       const operationId = randomUUID();
-      ctl.deps = await crashAndRestart(fleet, ctl.deps, { point, flow: DESTROY_VM, vms: ['doomed'], operationId });
+      const plan = { point, flow: DESTROY_VM, vms: ['doomed'], operationId } as const;
+      const crashed = await crashAt(fleet, ctl.deps, plan);
+      ctl.deps = crashed.deps;
+      await assertKilledAt(point, ctl.deps, doomed, operationId, crashed.trace);
       const purged = point === 'after-purge';
-      assert.equal((await ctl.deps.store.getVm(doomed.vm.uuid)) === null, purged);
-      assert.equal((await ctl.deps.store.getOperation(operationId))?.state, purged ? 'done' : 'running');
 
       const resume = await resumeOperations(ctl.deps);
       assert.deepEqual(resume.errors, []);
       assert.deepEqual(resume.resumed, purged ? [] : [operationId]);
+      assert.deepEqual((await resumeOperations(ctl.deps)).resumed, [], 'nothing left to resume');
       assert.equal((await ctl.deps.store.getOperation(operationId))?.state, 'done');
-      await retryPendingDeletions(ctl.deps, { all: true });
+      const pass = await retryPendingDeletions(ctl.deps, { all: true });
+      assert.equal(pass.attempted, 0, 'every file confirmed by the dead controller or by resume');
       await assertGone(ctl.deps, doomed);
       await assertIntact(ctl.deps, beside);
       assert.equal(readFileSync(beside.paths.at(-1) ?? '', 'utf8'), 'vars beside');

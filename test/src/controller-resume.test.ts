@@ -20,7 +20,7 @@ import {
   type Vm,
 } from '@hostfiles/controller';
 import { withFleet, type Fleet } from './support/controller.js';
-import { crashAndRestart, CRASH_POINTS, type CrashPoint } from './support/crash-controller.js';
+import { crashAndRestart, crashAt, CRASH_POINTS, type CrashPoint } from './support/crash-controller.js';
 
 interface Placed {
   readonly vm: Vm;
@@ -157,6 +157,15 @@ async function assertGuarantees(deps: FlowDeps, s: Scene, untouched: ReadonlyMap
   assert.deepEqual(await deps.store.listUnfinishedOperations(), []);
 }
 
+/** How many of the two hosts up had answered the removal's deletions when the kill landed. */
+const HOSTS_ANSWERED: Readonly<Record<CrashPoint, number>> = {
+  'after-collect': 0,
+  'mid-dispatch': 1,
+  'before-purge': 2,
+  'mid-purge': 2,
+  'after-purge': 2,
+};
+
 for (const point of CRASH_POINTS) {
   test(`SIGKILL ${point} of a removal, then restart: resume and a retry pass keep every guarantee`, async () => {
     await withFleet(3, async (fleet, ctl) => {
@@ -166,7 +175,12 @@ for (const point of CRASH_POINTS) {
       await fleet.stop(2);
       const operationId = randomUUID();
       const vms = ['plain', 'secure', 'legacy'];
-      ctl.deps = await crashAndRestart(fleet, ctl.deps, { point, flow: REMOVE_TPM, vms, operationId });
+      const crashed = await crashAt(fleet, ctl.deps, { point, flow: REMOVE_TPM, vms, operationId });
+      ctl.deps = crashed.deps;
+      // The dead controller's trace: which of the two hosts up answered its deletions before the kill.
+      const answered = crashed.trace.filter((line) => /^files\.apply host[01]$/.test(line)).length;
+      assert.equal(answered, HOSTS_ANSWERED[point], crashed.trace.join('; '));
+      assert.equal(crashed.trace.at(-1), `kill ${point}`);
       await assertKilledAt(point, ctl.deps, s, operationId);
 
       // Restarted with host2 still down: the removal completes, host2's file waits in the outbox.

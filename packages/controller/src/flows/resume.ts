@@ -16,7 +16,10 @@ import { resumeSync, SYNC_VM } from './sync.js';
 export interface ResumeReport {
   /** Every running operation carried to its end (done or failed), in journal order. */
   readonly resumed: string[];
-  /** Of those, the ones finished 'failed' because what they named was gone; their report says what and why. */
+  /**
+   * Of those, the ones finished 'failed': what they named was gone, or their repeat did not succeed (a restore whose
+   * host was down); their report says what and why.
+   */
   readonly failed: string[];
   /** Operations of a kind no resumer here knows: left running for a controller that does. */
   readonly unknown: string[];

@@ -237,6 +237,7 @@ export async function failJournalOnError<T>(deps: FlowDeps, operationId: string,
 /**
  * A resumer for flows that are safe to repeat whole: `repeat` answers null when it repeated the flow, or why it
  * could not (the operation is then finished 'failed' with that reason). A repeat that throws finished 'failed'.
+ * Answers how the operation ended, as the journal says.
  */
 export async function repeatFlow(
   deps: FlowDeps,
@@ -249,7 +250,8 @@ export async function repeatFlow(
       : {};
   try {
     const skipped = await repeat(input);
-    if (skipped === null) return 'done';
+    // The repeat finished the operation itself: done, or failed (a restore whose writes did not all land).
+    if (skipped === null) return (await deps.store.getOperation(operation.id))?.state === 'failed' ? 'failed' : 'done';
     await deps.store.finishOperation(operation.id, 'failed', { error: skipped });
     return 'failed';
   } catch (error) {

@@ -1,0 +1,176 @@
+// A controller killed by SIGKILL at each step of a file write that moves a VM's NVRAM to a new path: the kill is
+// located by the dead controller's trace, the disk and the database; after restart, resume and a retry pass, the host
+// holds exactly what the database records (the guard removes bytes that landed unrecorded). A write that landed
+// unrecorded and is repeated after restart is recorded, not refused.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  addVm,
+  fileState,
+  reconcileHost,
+  resumeOperations,
+  retryPendingDeletions,
+  syncVm,
+  writeFile,
+  type FlowDeps,
+} from '@hostfiles/controller';
+import { roots, withFleet, type Fleet } from './support/controller.js';
+import { crashAt, WRITE, WRITE_CRASH_POINTS, type WriteCrashPoint } from './support/crash-controller.js';
+import { assertEndState } from './support/end-state.js';
+
+const OLD = Buffer.from('vars old');
+const NEW = Buffer.from('vars new');
+
+interface Scene {
+  readonly vmUuid: string;
+  readonly hostUuid: string;
+  /** the VM's recorded NVRAM */
+  readonly from: string;
+  /** where the killed write puts it */
+  readonly to: string;
+}
+
+async function placeScene(fleet: Fleet): Promise<Scene> {
+  const vm = await addVm(fleet.deps, { name: 'w', host: 'host0', bootMode: 'UEFI', secureBoot: true });
+  const from = join(roots(fleet, 0).NvRam, 'w_VARS.fd');
+  await writeFile(fleet.deps, { vm: 'w', type: 'NvRam', path: from, state: fileState(OLD) });
+  const hostUuid = (await fleet.store.getHostByName('host0'))?.uuid ?? '';
+  return { vmUuid: vm.uuid, hostUuid, from, to: join(roots(fleet, 0).NvRam, 'w-moved_VARS.fd') };
+}
+
+const GUARDS = 'commit addOwnedPaths,addPendingDeletions';
+
+/** Where the kill landed: the dead controller's trace, the host's disk, the rows it left. */
+async function assertKilledAt(point: WriteCrashPoint, deps: FlowDeps, s: Scene, trace: readonly string[]) {
+  const expected = {
+    guarded: [GUARDS],
+    landed: [GUARDS, 'files.apply host0'],
+    'mid-record': [GUARDS, 'files.apply host0'],
+    recorded: [GUARDS, 'files.apply host0', 'commit upsertFile,addPendingDeletions'],
+  }[point];
+  assert.deepEqual(trace, [...expected, `kill ${point}`]);
+  assert.equal(readFileSync(s.from, 'utf8'), OLD.toString(), 'the old path untouched');
+  if (point === 'guarded') assert.equal(existsSync(s.to), false, 'nothing sent');
+  else assert.equal(readFileSync(s.to, 'utf8'), NEW.toString(), 'the write landed');
+  const rows = (await deps.store.listFilesByVm(s.vmUuid)).map((r) => [r.path, r.sha256]);
+  const pending = (await deps.store.listPendingDeletions()).map((p) => [p.path, p.expectSha256]);
+  const owned = (await deps.store.listOwnedPaths(s.hostUuid)).map((o) => o.path).sort();
+  assert.deepEqual(owned, [s.from, s.to].sort(), 'the guard took charge of the new path');
+  if (point === 'recorded') {
+    assert.deepEqual(rows, [[s.to, fileState(NEW).sha256]], 'the row re-pointed');
+    assert.deepEqual(pending, [[s.from, null]], 'the old path pending deletion, the guard cancelled');
+  } else {
+    assert.deepEqual(rows, [[s.from, fileState(OLD).sha256]], 'nothing recorded');
+    assert.deepEqual(pending, [[s.to, fileState(NEW).sha256]], 'the guard of exactly the bytes sent');
+  }
+}
+
+for (const point of WRITE_CRASH_POINTS) {
+  test(`SIGKILL ${point} of a file write, then restart: resume and a retry pass leave the host as recorded`, async () => {
+    await withFleet(1, async (fleet, ctl) => {
+      const s = await placeScene(fleet);
+      const plan = {
+        flow: WRITE,
+        point,
+        vm: 'w',
+        host: 'host0',
+        type: 'NvRam',
+        path: s.to,
+        content: NEW.toString('base64'),
+      } as const;
+      const crashed = await crashAt(fleet, ctl.deps, plan);
+      ctl.deps = crashed.deps;
+      await assertKilledAt(point, ctl.deps, s, crashed.trace);
+
+      // A write is not journaled: its guard (or, once recorded, the old path's deletion) is what finishes it.
+      const resume = await resumeOperations(ctl.deps);
+      assert.deepEqual([resume.resumed, resume.failed, resume.unknown, resume.errors], [[], [], [], []]);
+      const pass = await retryPendingDeletions(ctl.deps, { all: true });
+      assert.deepEqual([pass.attempted, pass.confirmed, pass.stillPending], [1, 1, 0]);
+      const outcome = pass.hosts.flatMap((h) => h.files.map((f) => [f.path, f.status]));
+      if (point === 'recorded') assert.deepEqual(outcome, [[s.from, 'deleted']]);
+      else assert.deepEqual(outcome, [[s.to, point === 'guarded' ? 'absent' : 'deleted']]);
+
+      const kept = point === 'recorded' ? s.to : s.from;
+      assert.deepEqual(
+        (await ctl.deps.store.listFilesByVm(s.vmUuid)).map((r) => r.path),
+        [kept],
+      );
+      assert.equal(readFileSync(kept, 'utf8'), (point === 'recorded' ? NEW : OLD).toString());
+      await assertEndState(fleet, ctl.deps);
+    });
+  });
+}
+
+test('a write that landed unrecorded, repeated after restart, is recorded: its guard cancelled, the old path deleted', async () => {
+  await withFleet(1, async (fleet, ctl) => {
+    const s = await placeScene(fleet);
+    const plan = {
+      flow: WRITE,
+      point: 'landed',
+      vm: 'w',
+      host: 'host0',
+      type: 'NvRam',
+      path: s.to,
+      content: NEW.toString('base64'),
+    } as const;
+    ctl.deps = (await crashAt(fleet, ctl.deps, plan)).deps;
+
+    // The bytes already there are exactly the ones written: `expect: absent` is met, nothing is refused.
+    const written = await writeFile(ctl.deps, { vm: 'w', type: 'NvRam', path: s.to, state: fileState(NEW) });
+    assert.deepEqual([written.status, written.status === 'written' ? written.replaced : null], ['written', s.from]);
+    assert.deepEqual(
+      (await ctl.deps.store.listPendingDeletions()).map((p) => [p.path, p.expectSha256]),
+      [[s.from, null]],
+      'the guard cancelled by the row, the old path pending',
+    );
+    const pass = await retryPendingDeletions(ctl.deps, { all: true });
+    assert.deepEqual([pass.confirmed, pass.stillPending], [1, 0]);
+    assert.equal(readFileSync(s.to, 'utf8'), NEW.toString());
+    await assertEndState(fleet, ctl.deps);
+  });
+});
+
+test('a write over the VM’s own path killed after it landed: the row keeps the old digest, reconcile reports it modified, a sync records it', async () => {
+  await withFleet(1, async (fleet, ctl) => {
+    const s = await placeScene(fleet);
+    const plan = {
+      flow: WRITE,
+      point: 'landed',
+      vm: 'w',
+      host: 'host0',
+      type: 'NvRam',
+      path: s.from,
+      content: NEW.toString('base64'),
+    } as const;
+    const crashed = await crashAt(fleet, ctl.deps, plan);
+    ctl.deps = crashed.deps;
+    // The VM's own path takes no guard: the write went out at once, and landed.
+    assert.deepEqual(crashed.trace, ['files.apply host0', 'kill landed']);
+    assert.equal(readFileSync(s.from, 'utf8'), NEW.toString());
+    assert.deepEqual(
+      (await ctl.deps.store.listFilesByVm(s.vmUuid)).map((r) => [r.path, r.sha256]),
+      [[s.from, fileState(OLD).sha256]],
+      'not recorded: the row holds the old digest',
+    );
+    assert.deepEqual(await ctl.deps.store.listPendingDeletions(), []);
+
+    const resume = await resumeOperations(ctl.deps);
+    assert.deepEqual([resume.resumed, resume.errors], [[], []]);
+    assert.equal((await retryPendingDeletions(ctl.deps, { all: true })).attempted, 0);
+    // Nothing untracked: the path is the VM's, holding other bytes than recorded, as after a run of the VM.
+    const seen = await reconcileHost(ctl.deps, 'host0');
+    assert.deepEqual(
+      [seen.modified.map((m) => [m.path, m.onDisk]), seen.orphans, seen.unknown, seen.missing],
+      [[[s.from, fileState(NEW).sha256]], [], [], []],
+    );
+    const synced = await syncVm(ctl.deps, 'w');
+    assert.deepEqual(
+      synced.backups.map((b) => [b.path, b.sha256]),
+      [[s.from, fileState(NEW).sha256]],
+    );
+    await assertEndState(fleet, ctl.deps);
+  });
+});
