@@ -104,18 +104,22 @@ for (const point of WRITE_CRASH_POINTS) {
   });
 }
 
+/** A plan that kills the write of NEW to `path` (host0's NVRAM of VM w) right after the agent applied it. */
+const landedAt = (path: string) =>
+  ({
+    flow: WRITE,
+    point: 'landed',
+    vm: 'w',
+    host: 'host0',
+    type: 'NvRam',
+    path,
+    content: NEW.toString('base64'),
+  }) as const;
+
 test('a write that landed unrecorded, repeated after restart, is recorded: its guard cancelled, the old path deleted', async () => {
   await withFleet(1, async (fleet, ctl) => {
     const s = await placeScene(fleet);
-    const plan = {
-      flow: WRITE,
-      point: 'landed',
-      vm: 'w',
-      host: 'host0',
-      type: 'NvRam',
-      path: s.to,
-      content: NEW.toString('base64'),
-    } as const;
+    const plan = landedAt(s.to);
     ctl.deps = (await crashAt(fleet, ctl.deps, plan)).deps;
 
     // The bytes already there are exactly the ones written: `expect: absent` is met, nothing is refused.
@@ -136,15 +140,7 @@ test('a write that landed unrecorded, repeated after restart, is recorded: its g
 test('a write over the VM’s own path killed after it landed: the row keeps the old digest, reconcile reports it modified, a sync records it', async () => {
   await withFleet(1, async (fleet, ctl) => {
     const s = await placeScene(fleet);
-    const plan = {
-      flow: WRITE,
-      point: 'landed',
-      vm: 'w',
-      host: 'host0',
-      type: 'NvRam',
-      path: s.from,
-      content: NEW.toString('base64'),
-    } as const;
+    const plan = landedAt(s.from);
     const crashed = await crashAt(fleet, ctl.deps, plan);
     ctl.deps = crashed.deps;
     // The VM's own path takes no guard: the write went out at once, and landed.

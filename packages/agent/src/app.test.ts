@@ -1,53 +1,13 @@
 // The app in-process (app.request, a web-stream body) as well as behind node:http (the test/ suites).
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import {
-  buildCommand,
-  COMMAND_CONTEXT,
-  generateSigningKey,
-  signEnvelope,
-  silentLogger,
-  trustedKeyFromBase64,
-  writeOp,
-} from '@hostfiles/shared';
-import { createApp } from './app.js';
-import type { AgentEvent } from './deps.js';
-import { createFileStore } from './files/index.js';
-import { openReplayJournal } from './journal/replay-journal.js';
-import { createBodyBudget } from './limits/body-budget.js';
+import { buildCommand, COMMAND_CONTEXT, signEnvelope, writeOp } from '@hostfiles/shared';
+import { testApp } from './test-app.js';
 
 test('in-process: a signed write is applied, an oversized streamed body is refused with 413', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-app-'));
-  t.after(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const roots = { TpmState: join(dir, 'swtpm'), NvRam: join(dir, 'nvram') };
-  for (const root of Object.values(roots)) mkdirSync(root);
-  const controller = generateSigningKey();
-  const trusted = trustedKeyFromBase64(controller.publicKey);
-  const journal = await openReplayJournal({ dir, now: Date.now });
-  t.after(() => journal.close());
-  const hostUuid = randomUUID();
-  const app = createApp({
-    hostUuid,
-    version: 'test',
-    startedAt: 0,
-    roots,
-    trustedKeys: new Map([[trusted.keyId, trusted]]),
-    signer: generateSigningKey(),
-    journal,
-    files: createFileStore({ roots }),
-    logger: silentLogger<AgentEvent>(),
-    now: Date.now,
-    maxBodyBytes: 4096,
-    bodyBudget: createBodyBudget({ limit: 64 * 1024, largeBytesPerSecond: 1024 * 1024, now: Date.now }),
-    maxContentBytes: 1024 * 1024,
-    clockSkewMs: 30_000,
-  });
+  const { app, roots, hostUuid, controller } = await testApp(t, { maxBodyBytes: 4096 });
   const path = join(roots.TpmState, 'vm', 'state');
   const command = buildCommand(
     'files.apply',

@@ -3,26 +3,10 @@
 // passes — nothing here depends on how long the test takes.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import {
-  buildCommand,
-  COMMAND_CONTEXT,
-  generateSigningKey,
-  MAX_COMMAND_LIFETIME_MS,
-  signEnvelope,
-  silentLogger,
-  trustedKeyFromBase64,
-  writeOp,
-  type GeneratedKey,
-} from '@hostfiles/shared';
-import { createApp } from './app.js';
-import type { AgentEvent } from './deps.js';
-import { createFileStore } from './files/index.js';
-import { openReplayJournal } from './journal/replay-journal.js';
-import { createBodyBudget } from './limits/body-budget.js';
+import { buildCommand, COMMAND_CONTEXT, MAX_COMMAND_LIFETIME_MS, signEnvelope, writeOp } from '@hostfiles/shared';
+import { testApp } from './test-app.js';
 
 const SKEW_MS = 30_000;
 const START = 1_800_000_000_000;
@@ -41,36 +25,8 @@ interface Outcome {
 }
 
 async function clockedAgent(t: TestContext): Promise<Clocked> {
-  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-times-'));
-  t.after(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const roots = { TpmState: join(dir, 'swtpm'), NvRam: join(dir, 'nvram') };
-  for (const root of Object.values(roots)) mkdirSync(root);
   const clock = { now: START };
-  const now = (): number => clock.now;
-  const controller: GeneratedKey = generateSigningKey();
-  const trusted = trustedKeyFromBase64(controller.publicKey);
-  mkdirSync(join(dir, 'state'));
-  const journal = await openReplayJournal({ dir: join(dir, 'state'), now });
-  t.after(() => journal.close());
-  const hostUuid = randomUUID();
-  const app = createApp({
-    hostUuid,
-    version: 'test',
-    startedAt: START,
-    roots,
-    trustedKeys: new Map([[trusted.keyId, trusted]]),
-    signer: generateSigningKey(),
-    journal,
-    files: createFileStore({ roots }),
-    logger: silentLogger<AgentEvent>(),
-    now,
-    maxBodyBytes: 64 * 1024,
-    bodyBudget: createBodyBudget({ limit: 1024 * 1024, largeBytesPerSecond: 1024 * 1024, now }),
-    maxContentBytes: 1024 * 1024,
-    clockSkewMs: SKEW_MS,
-  });
+  const { app, roots, hostUuid, controller } = await testApp(t, { now: () => clock.now, clockSkewMs: SKEW_MS });
   // One body per requestId: sending a requestId again sends the very bytes again (a retry), as a controller does.
   const bodies = new Map<string, string>();
   const bodyOf = (times: { issuedAt: number; expiresAt: number }, requestId: string): string => {

@@ -1,0 +1,60 @@
+// Tests only: the agent's app in-process (app.request) over temp roots, a fresh journal and a controller key it trusts.
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { generateSigningKey, silentLogger, trustedKeyFromBase64, type GeneratedKey } from '@hostfiles/shared';
+import { createApp } from './app.js';
+import type { AgentEvent } from './deps.js';
+import { createFileStore } from './files/index.js';
+import { openReplayJournal } from './journal/replay-journal.js';
+import { createBodyBudget } from './limits/body-budget.js';
+
+export interface TestApp {
+  readonly app: ReturnType<typeof createApp>;
+  readonly roots: { readonly TpmState: string; readonly NvRam: string };
+  readonly hostUuid: string;
+  /** the key the app trusts: what signs its commands */
+  readonly controller: GeneratedKey;
+}
+
+export interface TestAppOptions {
+  /** the agent's clock (its app, journal and body budget); default Date.now */
+  readonly now?: () => number;
+  readonly maxBodyBytes?: number;
+  readonly clockSkewMs?: number;
+}
+
+/** Everything is removed after the test. */
+export async function testApp(t: TestContext, options: TestAppOptions = {}): Promise<TestApp> {
+  const now = options.now ?? Date.now;
+  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-app-'));
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const roots = { TpmState: join(dir, 'swtpm'), NvRam: join(dir, 'nvram') };
+  for (const root of Object.values(roots)) mkdirSync(root);
+  const controller = generateSigningKey();
+  const trusted = trustedKeyFromBase64(controller.publicKey);
+  const journal = await openReplayJournal({ dir, now });
+  t.after(() => journal.close());
+  const hostUuid = randomUUID();
+  const app = createApp({
+    hostUuid,
+    version: 'test',
+    startedAt: now(),
+    roots,
+    trustedKeys: new Map([[trusted.keyId, trusted]]),
+    signer: generateSigningKey(),
+    journal,
+    files: createFileStore({ roots }),
+    logger: silentLogger<AgentEvent>(),
+    now,
+    maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,
+    bodyBudget: createBodyBudget({ limit: 1024 * 1024, largeBytesPerSecond: 1024 * 1024, now }),
+    maxContentBytes: 1024 * 1024,
+    clockSkewMs: options.clockSkewMs ?? 30_000,
+  });
+  return { app, roots, hostUuid, controller };
+}
