@@ -37,7 +37,8 @@ const APPLY = '/v1/files/apply';
 const MAX_BODY = 256 * KIB;
 /** Large bodies may fill 3/4 of it: three bodies of MAX_BODY. */
 const BUDGET = 1024 * KIB;
-
+/** These tests poll the agent's health over a new connection every 10 ms: no rate of new connections holds them. */
+const ANY_RATE = { newConnectionsPerSecond: 1_000_000, newConnectionsBurst: 1_000_000 };
 
 const inFlight = async (agent: AgentHandle): Promise<number> => (await health(agent.port)).bodyBytesInFlight ?? -1;
 
@@ -70,7 +71,9 @@ describe('with a budget of body bytes in flight', () => {
   let agent: AgentHandle;
   let client: AgentClient;
   before(async () => {
-    agent = await startAgent(setupAgent({ config: { ...PLAIN, maxBodyBytes: MAX_BODY, limits: { bodyBytesInFlight: BUDGET } } }));
+    agent = await startAgent(
+      setupAgent({ config: { ...PLAIN, maxBodyBytes: MAX_BODY, limits: { bodyBytesInFlight: BUDGET, ...ANY_RATE } } }),
+    );
     client = await clientOf(agent);
   });
   after(async () => {
@@ -174,7 +177,7 @@ describe('with a budget of body bytes in flight', () => {
 describe('with a connection limit and short timeouts', () => {
   let agent: AgentHandle;
   before(async () => {
-    const limits = { maxConnections: 4, headersTimeoutMs: 300, requestTimeoutMs: 1000 };
+    const limits = { maxConnections: 4, headersTimeoutMs: 300, requestTimeoutMs: 1000, ...ANY_RATE };
     agent = await startAgent(setupAgent({ config: { ...PLAIN, maxBodyBytes: MAX_BODY, limits } }));
   });
   after(async () => {
@@ -216,5 +219,36 @@ describe('with a connection limit and short timeouts', () => {
     await eventually(async () => (await inFlight(agent)) === 64 * KIB, 'the body held');
     await within(slowBody.closed, 5000, 'a slow body dropped');
     await eventually(async () => (await inFlight(agent)) === 0, 'the budget given back');
+  });
+});
+
+describe('with a rate of new connections per address', () => {
+  let agent: AgentHandle;
+  before(async () => {
+    // Three at once, then one in 1,000 s: nothing refills during the test.
+    const limits = { newConnectionsPerSecond: 0.001, newConnectionsBurst: 3 };
+    agent = await startAgent(setupAgent({ config: { ...PLAIN, limits } }));
+  });
+  after(async () => {
+    assert.equal(await agent.stop(), 0);
+    removeSetup(agent.setup);
+  });
+
+  /** A health request on a new connection from `from`; its answer, '' when it was closed unanswered. */
+  const askFrom = async (from: string): Promise<string> => {
+    const connection = await openRaw(agent.port, from);
+    connection.socket.write('GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    return within(connection.closed, 5000, `an answer or a close for ${from}`);
+  };
+
+  test('past its burst an address’s new connections are closed unanswered; another address is not held back', async () => {
+    for (let i = 0; i < 3; i++) assert.equal(parseResponse(await askFrom('127.0.0.2')).status, 200);
+    assert.equal(await askFrom('127.0.0.2'), '', 'the fourth connection of 127.0.0.2: closed, nothing read or sent');
+    assert.equal(await askFrom('127.0.0.2'), '');
+    assert.equal(parseResponse(await askFrom('127.0.0.3')).status, 200, 'a bucket of its own');
+    await eventually(
+      () => agent.lines.some((l) => l.includes('"event":"connections_rate_limited"')),
+      'a rate-limited line',
+    );
   });
 });

@@ -17,6 +17,7 @@ export const AGENT_EVENTS = [
   'key_generated',
   'client_refused',
   'connections_dropped',
+  'connections_rate_limited',
   ...STORE_EVENTS,
 ] as const;
 export type AgentEvent = (typeof AGENT_EVENTS)[number];

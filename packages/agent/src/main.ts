@@ -26,6 +26,7 @@ import {
   type RecoveryReport,
 } from './files/index.js';
 import { openReplayJournal } from './journal/replay-journal.js';
+import { createAddressRate, limitNewConnections } from './limits/address-rate.js';
 import { createBodyBudget } from './limits/body-budget.js';
 import { dropReporter, limitServer, resolveLimits, serverOptions, type ServerLimits } from './limits/server-limits.js';
 import { checkKeyFile, preflight } from './preflight.js';
@@ -244,6 +245,15 @@ function listen(
     logger.warn('connections_dropped', { dropped, maxConnections: limits.maxConnections });
   }, Date.now);
   limitServer(server, limits, onDrop);
+  const rate = createAddressRate({
+    perSecond: limits.newConnectionsPerSecond,
+    burst: limits.newConnectionsBurst,
+    now: Date.now,
+  });
+  const onRateLimited = dropReporter((refused) => {
+    logger.warn('connections_rate_limited', { refused, perSecond: limits.newConnectionsPerSecond });
+  }, Date.now);
+  limitNewConnections(server, rate, onRateLimited);
   return server;
 }
 

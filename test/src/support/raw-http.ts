@@ -11,9 +11,9 @@ export interface RawConnection {
   received(): string;
 }
 
-/** A connection to 127.0.0.1:`port`, once connected. */
-export async function openRaw(port: number): Promise<RawConnection> {
-  const socket = connect(port, '127.0.0.1');
+/** A connection to 127.0.0.1:`port` (from `localAddress`, another loopback address, when given), once connected. */
+export async function openRaw(port: number, localAddress?: string): Promise<RawConnection> {
+  const socket = connect({ port, host: '127.0.0.1', ...(localAddress === undefined ? {} : { localAddress }) });
   const chunks: Buffer[] = [];
   socket.on('data', (chunk: Buffer) => chunks.push(chunk));
   const closed = new Promise<string>((resolve) => {

@@ -11,6 +11,13 @@ const MIB = 1024 * 1024;
  */
 export const DEFAULT_BODY_BYTES_IN_FLIGHT = 32 * MIB;
 export const DEFAULT_MAX_CONNECTIONS = 256;
+/**
+ * New connections one address may open: 20 a second, 64 at once. A controller keeps its connections alive (it opens
+ * a few a minute); an address opening thousands a second only to make the agent handshake or answer 503 is cut off
+ * at the accept, which costs the agent next to nothing.
+ */
+export const DEFAULT_NEW_CONNECTIONS_PER_SECOND = 20;
+export const DEFAULT_NEW_CONNECTIONS_BURST = 64;
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /** 32 MiB/s: ~15% of a core for checking them; a 4 MiB body in 125 ms when nothing else is large. */
@@ -32,6 +39,9 @@ export const limitsSchema = z
     /** how fast bodies over 64 KiB are read, all together */
     largeBodyBytesPerSecond: z.int().min(MIB).optional(),
     maxConnections: z.int().min(1).max(65_536).optional(),
+    /** per remote address (an IPv6 one by its /64) */
+    newConnectionsPerSecond: z.number().min(0.001).max(1_000_000).optional(),
+    newConnectionsBurst: z.int().min(1).max(1_000_000).optional(),
     headersTimeoutMs: z.int().min(1).max(600_000).optional(),
     /** default: the headers timeout plus maxBodyBytes at MIN_BODY_BYTES_PER_SECOND */
     requestTimeoutMs: z.int().min(1).max(3_600_000).optional(),
@@ -44,6 +54,8 @@ export interface ServerLimits {
   readonly bodyBytesInFlight: number;
   readonly largeBodyBytesPerSecond: number;
   readonly maxConnections: number;
+  readonly newConnectionsPerSecond: number;
+  readonly newConnectionsBurst: number;
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
@@ -57,6 +69,8 @@ export function resolveLimits(maxBodyBytes: number, limits: LimitsConfig): Serve
       limits.bodyBytesInFlight ?? Math.max(DEFAULT_BODY_BYTES_IN_FLIGHT, minimumBudget(2 * maxBodyBytes)),
     largeBodyBytesPerSecond: limits.largeBodyBytesPerSecond ?? DEFAULT_LARGE_BODY_BYTES_PER_SECOND,
     maxConnections: limits.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    newConnectionsPerSecond: limits.newConnectionsPerSecond ?? DEFAULT_NEW_CONNECTIONS_PER_SECOND,
+    newConnectionsBurst: limits.newConnectionsBurst ?? DEFAULT_NEW_CONNECTIONS_BURST,
     headersTimeoutMs,
     requestTimeoutMs:
       limits.requestTimeoutMs ?? headersTimeoutMs + Math.ceil((maxBodyBytes * 1000) / MIN_BODY_BYTES_PER_SECOND),

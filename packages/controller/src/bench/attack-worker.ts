@@ -17,6 +17,12 @@ const RECONNECT_MS = 100;
 /** slow: the most connections one run opens in all */
 const MAX_OPENED = 50_000;
 
+/**
+ * The attackers' own loopback address, as an attacker on a network has its own: the agent's limits per address
+ * (new connections a second) then tell them apart from the controller, which comes from 127.0.0.1.
+ */
+const FROM = '127.0.0.2';
+
 let stopping = false;
 process.once('SIGTERM', () => {
   stopping = true;
@@ -39,19 +45,28 @@ const over = (deadline: number): boolean => stopping || Date.now() >= deadline;
 
 async function slow(target: URL, connections: number, bodyBytes: number, deadline: number): Promise<object> {
   const stats = { opened: 0, answered503: 0, answeredOther: 0, closedUnanswered: 0 };
-  let started = 0;
   const piece = Buffer.alloc(PIECE_BYTES, 0x41);
   const head =
     `POST /v1/files/apply HTTP/1.1\r\nHost: ${target.host}\r\nContent-Type: application/json\r\n` +
     `Content-Length: ${bodyBytes}\r\n\r\n{"payload":"`;
-  const once = (): Promise<void> =>
+  // Under way once every connection has been tried: connected, or refused by the agent's limits at once.
+  let tried = 0;
+  const triedOne = (): void => {
+    if (++tried === connections) process.stdout.write('started\n');
+  };
+  const once = (first: boolean): Promise<void> =>
     new Promise((resolve) => {
+      let settled = !first;
+      const settle = (): void => {
+        if (settled) return;
+        settled = true;
+        triedOne();
+      };
       stats.opened++;
       // Over TLS the attacker has no trusted key: it offers no certificate, as any stranger would.
       const tls = target.protocol === 'https:';
-      const socket = tls
-        ? tlsConnect({ host: target.hostname, port: Number(target.port), rejectUnauthorized: false })
-        : connect(Number(target.port), target.hostname);
+      const raw = { port: Number(target.port), host: target.hostname, localAddress: FROM };
+      const socket = tls ? tlsConnect({ socket: connect(raw), rejectUnauthorized: false }) : connect(raw);
       let received = '';
       let sent = 0;
       let connected = false;
@@ -65,13 +80,14 @@ async function slow(target: URL, connections: number, bodyBytes: number, deadlin
       socket.on(tls ? 'secureConnect' : 'connect', () => {
         connected = true;
         socket.write(head);
-        if (++started === connections) process.stdout.write('started\n');
+        settle();
       });
       socket.on('data', (chunk: Buffer) => {
         received += chunk.toString('latin1');
       });
       socket.on('error', () => undefined);
       socket.on('close', () => {
+        settle();
         clearInterval(timer);
         if (received.startsWith('HTTP/1.1 503')) stats.answered503++;
         else if (received !== '') stats.answeredOther++;
@@ -80,8 +96,8 @@ async function slow(target: URL, connections: number, bodyBytes: number, deadlin
       });
     });
   const loop = async (): Promise<void> => {
-    while (!over(deadline) && stats.opened < MAX_OPENED) {
-      await once();
+    for (let first = true; !over(deadline) && stats.opened < MAX_OPENED; first = false) {
+      await once(first);
       if (!over(deadline)) await delay(RECONNECT_MS);
     }
   };
@@ -112,6 +128,7 @@ async function flood(
           method: 'POST',
           path: '/v1/files/apply',
           agent,
+          localAddress: FROM,
           headers: { 'content-type': 'application/json', 'content-length': body.length },
         },
         (res) => {
