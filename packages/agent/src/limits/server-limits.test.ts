@@ -7,11 +7,13 @@ import { dropReporter, resolveLimits, serverOptions } from './server-limits.js';
 const MIB = 1024 * 1024;
 const valid = { ...exampleConfig(), trustedKeys: [Buffer.alloc(32, 1).toString('base64')] };
 
-test('defaults: 32 MiB in flight, 256 connections, 10 s for headers, the request time following maxBodyBytes', () => {
+test('defaults: 32 MiB in flight, 256 connections, 20 new a second per address, 10 s for headers, the request time following maxBodyBytes', () => {
   assert.deepEqual(resolveLimits(4 * MIB, {}), {
     bodyBytesInFlight: 32 * MIB,
     largeBodyBytesPerSecond: 32 * MIB,
     maxConnections: 256,
+    newConnectionsPerSecond: 20,
+    newConnectionsBurst: 64,
     headersTimeoutMs: 10_000,
     requestTimeoutMs: 74_000,
     keepAliveTimeoutMs: 5_000,
