@@ -1,6 +1,6 @@
 // `hostfiles demo` and `hostfiles resume`.
 import { runDemo } from '../demo/demo.js';
-import { resumeOperations } from '../flows/index.js';
+import { resumeOperations, type ResumeReport } from '../flows/index.js';
 import type { Command } from './command.js';
 import { CliError } from './errors.js';
 
@@ -26,16 +26,22 @@ export const DEMO_COMMANDS: readonly Command[] = [
     summary: 'resume or safely repeat every operation a stopped controller left unfinished',
     async run(ctx) {
       const report = await resumeOperations(await ctx.flows());
-      ctx.print(report, () =>
-        [
-          `resumed: ${report.resumed.length}`,
-          `ended as failed: ${report.failed.length}`,
-          `unknown kinds left running: ${report.unknown.length}`,
-          `errors: ${report.errors.length}`,
-          `key bindings detached: ${report.detached.length}`,
-        ].join('\n'),
-      );
+      ctx.print(report, () => resumeText(report));
       if (report.errors.length > 0) throw new CliError(`${report.errors.length} operations could not be resumed`);
     },
   },
 ];
+
+/** The text of `hostfiles resume`: each count, and under the failed and the errors which operations and why. */
+export function resumeText(report: ResumeReport): string {
+  return [
+    `resumed: ${report.resumed.length}`,
+    `ended as failed: ${report.failed.length}`,
+    ...report.failed.map((id) => `  ${id}`),
+    `unknown kinds left running: ${report.unknown.length}`,
+    ...report.unknown.map((id) => `  ${id}`),
+    `errors: ${report.errors.length}`,
+    ...report.errors.map((error) => `  ${error.id}: ${error.message}`),
+    `key bindings detached: ${report.detached.length}`,
+  ].join('\n');
+}
