@@ -30,6 +30,7 @@ import { createPinnedDispatcher } from '../agents/pinned-tls.js';
 import { addHost, addTpm, addVm, createVmQueue, removeTpms, type FlowDeps } from '../flows/index.js';
 import { agentBin, startLocalAgent, type LocalAgent } from '../local/local-agents.js';
 import { createSqliteStore } from '../store/index.js';
+import { groupBy } from '../flows/group-by.js';
 
 const HOSTS = Number(process.env['BENCH_HOSTS'] ?? 20);
 const SCALES = (process.env['BENCH_VMS'] ?? '200,1000,10000').split(',').map(Number);
@@ -244,23 +245,26 @@ async function baselineRound(
   bare: readonly BareHost[],
   key: SigningKey,
 ): Promise<number> {
-  const perHost = new Map<number, string[]>();
+  const mirrored: { host: number; path: string }[] = [];
   for (const { host, path } of deleted) {
     const agent = agents[host];
     const target = bare[host];
     if (agent === undefined || target === undefined) throw new Error(`no host ${host}`);
     const type = path.startsWith(`${agent.roots.NvRam}/`) ? 'NvRam' : 'TpmState';
-    const mirrored = join(target.roots[type], relative(agent.roots[type], path));
-    mkdirSync(dirname(mirrored), { recursive: true });
-    writeFileSync(mirrored, CONTENT);
-    perHost.set(host, [...(perHost.get(host) ?? []), mirrored]);
+    const copy = join(target.roots[type], relative(agent.roots[type], path));
+    mkdirSync(dirname(copy), { recursive: true });
+    writeFileSync(copy, CONTENT);
+    mirrored.push({ host, path: copy });
   }
+  const perHost = [...groupBy(mirrored, (m) => m.host)].map(
+    ([host, files]) => [host, files.map((f) => f.path)] as const,
+  );
   const identity = tlsIdentity(key);
   const dispatchers = bare.map((host) => createPinnedDispatcher(host.certificate, identity));
   try {
     const start = process.hrtime.bigint();
     await Promise.all(
-      [...perHost].map(async ([host, paths]) => {
+      perHost.map(async ([host, paths]) => {
         const target = bare[host];
         const dispatcher = dispatchers[host];
         if (target === undefined || dispatcher === undefined) return;

@@ -4,6 +4,7 @@ import { deleteOp, mapLimit, MAX_OPS, type ApplyOp, type ApplyResult, type FileT
 import { isAgentCallError } from '../agents/index.js';
 import type { Host } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
+import { groupBy } from './group-by.js';
 
 export interface HostFile {
   readonly hostUuid: string;
@@ -41,8 +42,7 @@ export async function deleteOnHosts(
   flow: string,
   down: ReadonlyMap<string, string> = new Map(),
 ): Promise<HostReport[]> {
-  const byHost = new Map<string, HostFile[]>();
-  for (const file of files) byHost.set(file.hostUuid, [...(byHost.get(file.hostUuid) ?? []), file]);
+  const byHost = groupBy(files, (file) => file.hostUuid);
   const hosts = await Promise.all([...byHost.keys()].map((uuid) => deps.store.getHost(uuid)));
   let done = 0;
   const reports = await mapLimit([...byHost.entries()], deps.concurrency, async ([hostUuid, hostFiles], index) => {

@@ -2,6 +2,7 @@
 import type { FileType } from '@hostfiles/shared';
 import type { NewPendingDeletion, StoreTx, VmHostFile } from '../store/index.js';
 import type { DeleteOutcome, HostReport } from './dispatch.js';
+import { groupBy } from './group-by.js';
 
 export interface PendingFile {
   readonly hostUuid: string;
@@ -30,9 +31,8 @@ export async function forgetDeleted(
   tx: StoreTx,
   deleted: readonly { readonly hostUuid: string; readonly path: string }[],
 ): Promise<void> {
-  const byHost = new Map<string, string[]>();
-  for (const { hostUuid, path } of deleted) byHost.set(hostUuid, [...(byHost.get(hostUuid) ?? []), path]);
-  for (const [hostUuid, paths] of byHost) {
+  for (const [hostUuid, files] of groupBy(deleted, (d) => d.hostUuid)) {
+    const paths = files.map((f) => f.path);
     const recorded = new Set((await tx.listFilesByHost(hostUuid)).map((f) => f.path));
     await tx.removeOwnedPaths(
       hostUuid,

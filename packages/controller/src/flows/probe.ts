@@ -5,6 +5,7 @@ import { mapLimit, MAX_OPS } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import type { Host, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
+import { groupBy } from './group-by.js';
 
 export interface BusyState {
   readonly vmUuid: string;
@@ -21,8 +22,7 @@ export interface Probe {
 
 /** The states among `files` whose host says a lock is held on them, and the hosts that could not say. */
 export async function probeStates(deps: FlowDeps, files: readonly VmHostFile[]): Promise<Probe> {
-  const byHost = new Map<string, VmHostFile[]>();
-  for (const file of files) byHost.set(file.hostUuid, [...(byHost.get(file.hostUuid) ?? []), file]);
+  const byHost = groupBy(files, (file) => file.hostUuid);
   const down = new Map<string, string>();
   const perHost = await mapLimit([...byHost.entries()], deps.concurrency, async ([hostUuid, rows]) => {
     const host = await deps.store.getHost(hostUuid);

@@ -8,6 +8,7 @@ import { forgetDeleted, isConfirmed, outcomesOf, unconfirmed, type PendingFile }
 import { refuseBusy } from './probe.js';
 import { needsNvram, resolveVms } from './resolve.js';
 import { planOnVms, runPlanned } from './run-planned.js';
+import { groupBy } from './group-by.js';
 
 export const REMOVE_TPM = 'tpm.remove';
 export type { PendingFile };
@@ -112,16 +113,6 @@ async function collect(deps: FlowDeps, vms: readonly Vm[], states: readonly VmHo
       nvram,
     };
   });
-}
-
-function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const item of items) {
-    const group = groups.get(key(item));
-    if (group === undefined) groups.set(key(item), [item]);
-    else group.push(item);
-  }
-  return groups;
 }
 
 /** Steps 4 and 5, in one transaction: rows purged, every unconfirmed file in the outbox, bindings settled. */

@@ -7,6 +7,7 @@ import { FlowError, type FlowDeps } from './deps.js';
 import { resolveVm } from './resolve.js';
 import { planOnVms, runPlanned } from './run-planned.js';
 import { stateFromRead, type State } from './state.js';
+import { groupBy } from './group-by.js';
 
 export const SYNC_VM = 'vm.sync';
 
@@ -88,8 +89,7 @@ async function readOnHosts(
   deps: FlowDeps,
   rows: readonly VmHostFile[],
 ): Promise<{ reads: HostRead[]; commands: number }> {
-  const byHost = new Map<string, VmHostFile[]>();
-  for (const row of rows) byHost.set(row.hostUuid, [...(byHost.get(row.hostUuid) ?? []), row]);
+  const byHost = groupBy(rows, (row) => row.hostUuid);
   let commands = 0;
   let done = 0;
   const perHost = await mapLimit([...byHost.entries()], deps.concurrency, async ([hostUuid, files]) => {
