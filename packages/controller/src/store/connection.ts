@@ -106,6 +106,34 @@ function scope(sql: Sql): { readonly sql: Sql; end(): void } {
   };
 }
 
+/**
+ * A transaction's statements, refused once one of them failed: the transaction is then over, on either engine.
+ * PostgreSQL aborts a transaction at its first error (and its COMMIT then rolls back without a word); SQLite would
+ * let it go on and commit the rest. So neither does: later statements are refused, and `failure()` tells the
+ * transaction to roll back and fail even when the callback caught the error and returned.
+ */
+export function abortingOnError(sql: Sql): { readonly sql: Sql; failure(): StoreError | undefined } {
+  let failed: StoreError | undefined;
+  const watch = <T>(start: () => Promise<T>): Promise<T> => {
+    if (failed !== undefined) return Promise.reject(failed);
+    return start().catch((error: unknown) => {
+      failed ??= new StoreError('io', 'the transaction failed at an earlier statement; it rolls back', {
+        cause: error,
+      });
+      throw error;
+    });
+  };
+  return {
+    sql: {
+      run: (text, params) => watch(() => sql.run(text, params)),
+      get: (text, params) => watch(() => sql.get(text, params)),
+      all: (text, params) => watch(() => sql.all(text, params)),
+      exec: (text) => watch(() => sql.exec(text)),
+    },
+    failure: () => failed,
+  };
+}
+
 async function rollback(sql: Sql, cause: unknown): Promise<void> {
   try {
     await sql.exec('ROLLBACK');
@@ -195,11 +223,14 @@ export async function openConnection(path: string, options: ConnectionOptions): 
   const transaction = <T>(fn: (sql: Sql) => Promise<T>): Promise<T> =>
     exclusive(async (sql) => {
       await sql.exec('BEGIN IMMEDIATE');
-      const tx = scope(sql);
+      const watched = abortingOnError(sql);
+      const tx = scope(watched.sql);
       let value: T;
       try {
         value = await fn(tx.sql);
         tx.end();
+        const failure = watched.failure();
+        if (failure) throw failure;
         await sql.exec('COMMIT');
       } catch (error) {
         tx.end();

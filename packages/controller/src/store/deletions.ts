@@ -69,19 +69,21 @@ export function deletionWrites({ sql, now }: Context) {
       const stored: PendingDeletion[] = [];
       const createdAt = now();
       for (const row of rows) {
-        // Unqualified columns in DO UPDATE are the existing row's; `excluded` is the one being inserted.
+        // `p.` is the existing row, `excluded` the one being inserted (qualified: PostgreSQL requires it, and
+        // neither engine then has to guess). No min(a, b): SQLite's scalar form is PostgreSQL's least().
         const [result] = await sql.all<PendingRow>(
-          `INSERT INTO pending_deletions
+          `INSERT INTO pending_deletions AS p
              (host_uuid, type, path, vm_uuid, tpm_uuid, attempts, next_attempt_at, last_error, expect_sha256, created_at)
            VALUES ($hostUuid, $type, $path, $vmUuid, $tpmUuid, 0, $nextAttemptAt, $lastError, $expectSha256, $createdAt)
            ON CONFLICT (host_uuid, path) DO UPDATE SET
              type = excluded.type,
              vm_uuid = excluded.vm_uuid,
-             tpm_uuid = coalesce(excluded.tpm_uuid, tpm_uuid),
-             next_attempt_at = min(next_attempt_at, excluded.next_attempt_at),
-             last_error = coalesce(excluded.last_error, last_error),
+             tpm_uuid = coalesce(excluded.tpm_uuid, p.tpm_uuid),
+             next_attempt_at = CASE WHEN excluded.next_attempt_at < p.next_attempt_at THEN excluded.next_attempt_at
+                                    ELSE p.next_attempt_at END,
+             last_error = coalesce(excluded.last_error, p.last_error),
              -- a deletion of whatever is there outranks a conditional one; two conditions: the newer one
-             expect_sha256 = CASE WHEN expect_sha256 IS NULL OR excluded.expect_sha256 IS NULL THEN NULL
+             expect_sha256 = CASE WHEN p.expect_sha256 IS NULL OR excluded.expect_sha256 IS NULL THEN NULL
                                   ELSE excluded.expect_sha256 END
            RETURNING ${PENDING_COLUMNS}`,
           {

@@ -35,3 +35,31 @@ export function toStoreError(error: unknown, context: string): StoreError {
   }
   return new StoreError('io', `${context}: ${message}`, { cause: error });
 }
+
+/** PostgreSQL's integrity SQLSTATEs, named as SQLite names them, so a refusal reads the same on either engine. */
+const PG_CONSTRAINTS: Readonly<Record<string, readonly [StoreErrorCode, string]>> = {
+  '23505': ['conflict', 'UNIQUE constraint failed'],
+  '23503': ['constraint', 'FOREIGN KEY constraint failed'],
+  '23514': ['constraint', 'CHECK constraint failed'],
+  '23502': ['constraint', 'NOT NULL constraint failed'],
+  '23P01': ['constraint', 'EXCLUDE constraint failed'],
+};
+
+/**
+ * Maps an error of the `pg` driver to a StoreError: an integrity violation (SQLSTATE class 23) to 'conflict' or
+ * 'constraint', with the constraint's name; anything else (a lost connection, a timeout, a server restart) to 'io'.
+ */
+export function toPgStoreError(error: unknown, context: string): StoreError {
+  if (error instanceof StoreError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const code = driverCode(error);
+  const known = typeof code === 'string' ? PG_CONSTRAINTS[code] : undefined;
+  if (known) {
+    const constraint =
+      typeof error === 'object' && error !== null && 'constraint' in error && typeof error.constraint === 'string'
+        ? ` (${error.constraint})`
+        : '';
+    return new StoreError(known[0], `${context}: ${known[1]}${constraint}: ${message}`, { cause: error });
+  }
+  return new StoreError('io', `${context}: ${message}`, { cause: error });
+}

@@ -7,140 +7,157 @@ import { describe, it, type TestContext } from 'node:test';
 import { removeTpms } from '../flows/index.js';
 import { isStoreError } from './errors.js';
 import { failingAtFinish, flowHosts, RETRY_BASE_MS, type AgentHost } from './flow-support.js';
-import { addHost, addVm, fileBackup, fileRow, manualClock, openTempStore, pendingRow, sha } from './test-support.js';
+import {
+  addHost,
+  addVm,
+  fileBackup,
+  fileRow,
+  manualClock,
+  ENGINES,
+  onEngine,
+  openStore,
+  pendingRow,
+  sha,
+} from './test-support.js';
 import type { Store } from './types.js';
 
-describe('files', () => {
-  it('upserts one row per (vm, host, type), keeping its uuid, and reports the previous one', async (t) => {
-    const { store } = await openTempStore(t);
-    const host = await addHost(store, 'h1');
-    const vm = await addVm(store, 'vm1', host);
-    const first = await store.upsertFile(fileRow(vm, host, 'TpmState', '/tpm/a'));
-    assert.equal(first.previous, null);
-    const moved = await store.upsertFile({ ...fileRow(vm, host, 'TpmState', '/tpm/b', 'b'), uuid: 'ignored' });
-    assert.equal(moved.file.uuid, first.file.uuid);
-    assert.equal(moved.file.path, '/tpm/b');
-    assert.equal(moved.previous?.path, '/tpm/a');
-    await store.upsertFile(fileRow(vm, host, 'NvRam', '/nvram/vm1.fd'));
-    assert.deepEqual(
-      (await store.listFilesByVm(vm)).map((f) => [f.type, f.path]),
-      [
-        ['NvRam', '/nvram/vm1.fd'],
-        ['TpmState', '/tpm/b'],
-      ],
-    );
-    assert.deepEqual(
-      (await store.listFilesByVm(vm, 'NvRam')).map((f) => f.path),
-      ['/nvram/vm1.fd'],
-    );
-    assert.equal(await store.deleteFiles([first.file.uuid, 'absent']), 1);
-    assert.deepEqual(
-      (await store.listFilesByHost(host)).map((f) => f.path),
-      ['/nvram/vm1.fd'],
-    );
-  });
-
-  it('cancels the pending deletion at the same (host, path) in the upsert’s own transaction', async (t) => {
-    const { store } = await openTempStore(t);
-    const host = await addHost(store, 'h1');
-    const vm = await addVm(store, 'vm1', host);
-    const [stale] = await store.addPendingDeletions([pendingRow(host, '/tpm/vm1', 0, 'old-tpm')]);
-    await store.addPendingDeletions([pendingRow(host, '/tpm/other', 0)]);
-
-    // Rolled back with its transaction: the deletion is still pending, and no row was written.
-    await assert.rejects(
-      store.transaction(async (tx) => {
-        const { cancelled } = await tx.upsertFile(fileRow(vm, host, 'TpmState', '/tpm/vm1'));
-        assert.deepEqual(
-          cancelled.map((c) => c.id),
-          [stale?.id],
-        );
-        assert.deepEqual(
-          (await tx.listPendingDeletions()).map((p) => p.path),
-          ['/tpm/other'],
-        );
-        throw new Error('abort');
-      }),
-      /abort/,
-    );
-    assert.deepEqual(
-      (await store.listPendingDeletions()).map((p) => p.path),
-      ['/tpm/other', '/tpm/vm1'],
-    );
-    assert.deepEqual(await store.listFilesByVm(vm), []);
-
-    const { cancelled } = await store.upsertFile(fileRow(vm, host, 'TpmState', '/tpm/vm1'));
-    assert.deepEqual(cancelled, [stale]);
-    assert.deepEqual(
-      (await store.listPendingDeletions()).map((p) => p.path),
-      ['/tpm/other'],
-    );
-    assert.equal(await store.countPendingDeletionsForTpm('old-tpm'), 0);
-  });
-
-  it('leaves the pending deletion in place when the upsert itself is refused', async (t) => {
-    const { store } = await openTempStore(t);
-    const host = await addHost(store, 'h1');
-    const vm1 = await addVm(store, 'vm1', host);
-    const vm2 = await addVm(store, 'vm2', host);
-    await store.upsertFile(fileRow(vm1, host, 'TpmState', '/tpm/shared'));
-    await store.addPendingDeletions([pendingRow(host, '/tpm/shared', 0)]);
-    const attempt = store.transaction(async (tx) => {
-      await assert.rejects(tx.upsertFile(fileRow(vm2, host, 'TpmState', '/tpm/shared')), (e) =>
-        isStoreError(e, 'conflict'),
+for (const engine of ENGINES)
+  describe(`files (${engine})`, onEngine(engine), () => {
+    it('upserts one row per (vm, host, type), keeping its uuid, and reports the previous one', async (t) => {
+      const store = await openStore(t, engine);
+      const host = await addHost(store, 'h1');
+      const vm = await addVm(store, 'vm1', host);
+      const first = await store.upsertFile(fileRow(vm, host, 'TpmState', '/tpm/a'));
+      assert.equal(first.previous, null);
+      const moved = await store.upsertFile({ ...fileRow(vm, host, 'TpmState', '/tpm/b', 'b'), uuid: 'ignored' });
+      assert.equal(moved.file.uuid, first.file.uuid);
+      assert.equal(moved.file.path, '/tpm/b');
+      assert.equal(moved.previous?.path, '/tpm/a');
+      await store.upsertFile(fileRow(vm, host, 'NvRam', '/nvram/vm1.fd'));
+      assert.deepEqual(
+        (await store.listFilesByVm(vm)).map((f) => [f.type, f.path]),
+        [
+          ['NvRam', '/nvram/vm1.fd'],
+          ['TpmState', '/tpm/b'],
+        ],
       );
-      return tx.listPendingDeletions();
+      assert.deepEqual(
+        (await store.listFilesByVm(vm, 'NvRam')).map((f) => f.path),
+        ['/nvram/vm1.fd'],
+      );
+      assert.equal(await store.deleteFiles([first.file.uuid, 'absent']), 1);
+      assert.deepEqual(
+        (await store.listFilesByHost(host)).map((f) => f.path),
+        ['/nvram/vm1.fd'],
+      );
     });
-    assert.equal((await attempt).length, 1);
-  });
 
-  it('upserts one backup per (vm, type), with exactly its entries', async (t) => {
-    const clock = manualClock(100);
-    const { store } = await openTempStore(t, { now: clock.now });
-    const vm = await addVm(store, 'vm1', null);
-    const first = await store.upsertBackup(fileBackup('b1', vm, 'TpmState', Uint8Array.of(1), '1'));
-    clock.set(200);
-    const entry = (path: string, bytes: number[], digit: string) => ({
-      path,
-      content: Buffer.from(bytes),
-      encoding: 'identity' as const,
-      sha256: sha(digit),
-      size: bytes.length,
+    it('cancels the pending deletion at the same (host, path) in the upsert’s own transaction', async (t) => {
+      const store = await openStore(t, engine);
+      const host = await addHost(store, 'h1');
+      const vm = await addVm(store, 'vm1', host);
+      const [stale] = await store.addPendingDeletions([pendingRow(host, '/tpm/vm1', 0, 'old-tpm')]);
+      await store.addPendingDeletions([pendingRow(host, '/tpm/other', 0)]);
+
+      // Rolled back with its transaction: the deletion is still pending, and no row was written.
+      await assert.rejects(
+        store.transaction(async (tx) => {
+          const { cancelled } = await tx.upsertFile(fileRow(vm, host, 'TpmState', '/tpm/vm1'));
+          assert.deepEqual(
+            cancelled.map((c) => c.id),
+            [stale?.id],
+          );
+          assert.deepEqual(
+            (await tx.listPendingDeletions()).map((p) => p.path),
+            ['/tpm/other'],
+          );
+          throw new Error('abort');
+        }),
+        /abort/,
+      );
+      assert.deepEqual(
+        (await store.listPendingDeletions()).map((p) => p.path),
+        ['/tpm/other', '/tpm/vm1'],
+      );
+      assert.deepEqual(await store.listFilesByVm(vm), []);
+
+      const { cancelled } = await store.upsertFile(fileRow(vm, host, 'TpmState', '/tpm/vm1'));
+      assert.deepEqual(cancelled, [stale]);
+      assert.deepEqual(
+        (await store.listPendingDeletions()).map((p) => p.path),
+        ['/tpm/other'],
+      );
+      assert.equal(await store.countPendingDeletionsForTpm('old-tpm'), 0);
     });
-    const second = await store.upsertBackup({
-      uuid: 'b2',
-      vmUuid: vm,
-      type: 'TpmState',
-      kind: 'dir',
-      sha256: sha('2'),
-      size: 3,
-      entries: [entry('tpm2/tpm2-00.volatilestate', [3], '4'), entry('tpm2/tpm2-00.permall', [2, 2], '3')],
+
+    it('leaves the pending deletion in place when the upsert itself is refused', async (t) => {
+      const store = await openStore(t, engine);
+      const host = await addHost(store, 'h1');
+      const vm1 = await addVm(store, 'vm1', host);
+      const vm2 = await addVm(store, 'vm2', host);
+      await store.upsertFile(fileRow(vm1, host, 'TpmState', '/tpm/shared'));
+      await store.addPendingDeletions([pendingRow(host, '/tpm/shared', 0)]);
+      let later: unknown;
+      const attempt = store.transaction(async (tx) => {
+        await assert.rejects(tx.upsertFile(fileRow(vm2, host, 'TpmState', '/tpm/shared')), (e) =>
+          isStoreError(e, 'conflict'),
+        );
+        // The refusal ended the transaction, on either engine: nothing after it runs, nothing of it commits.
+        later = await tx.listPendingDeletions().catch((error: unknown) => error);
+      });
+      // …and it fails even though the callback caught the refusal and returned.
+      await assert.rejects(attempt, (e) => isStoreError(e, 'io') && /failed at an earlier statement/.test(e.message));
+      assert.ok(isStoreError(later, 'io') && /failed at an earlier statement/.test(later.message));
+      assert.equal((await store.listPendingDeletions()).length, 1);
     });
-    assert.equal(first.updatedAt, 100);
-    assert.deepEqual(second, {
-      uuid: 'b1',
-      vmUuid: vm,
-      type: 'TpmState',
-      kind: 'dir',
-      sha256: sha('2'),
-      size: 3,
-      updatedAt: 200,
+
+    it('upserts one backup per (vm, type), with exactly its entries', async (t) => {
+      const clock = manualClock(100);
+      const store = await openStore(t, engine, { now: clock.now });
+      const vm = await addVm(store, 'vm1', null);
+      const first = await store.upsertBackup(fileBackup('b1', vm, 'TpmState', Uint8Array.of(1), '1'));
+      clock.set(200);
+      const entry = (path: string, bytes: number[], digit: string) => ({
+        path,
+        content: Buffer.from(bytes),
+        encoding: 'identity' as const,
+        sha256: sha(digit),
+        size: bytes.length,
+      });
+      const second = await store.upsertBackup({
+        uuid: 'b2',
+        vmUuid: vm,
+        type: 'TpmState',
+        kind: 'dir',
+        sha256: sha('2'),
+        size: 3,
+        entries: [entry('tpm2/tpm2-00.volatilestate', [3], '4'), entry('tpm2/tpm2-00.permall', [2, 2], '3')],
+      });
+      assert.equal(first.updatedAt, 100);
+      assert.deepEqual(second, {
+        uuid: 'b1',
+        vmUuid: vm,
+        type: 'TpmState',
+        kind: 'dir',
+        sha256: sha('2'),
+        size: 3,
+        updatedAt: 200,
+      });
+      assert.deepEqual(
+        (await store.listBackupEntries('b1')).map((e) => ({ ...e, content: [...e.content] })),
+        [
+          { ...entry('tpm2/tpm2-00.permall', [], '3'), content: [2, 2], size: 2 },
+          { ...entry('tpm2/tpm2-00.volatilestate', [], '4'), content: [3], size: 1 },
+        ],
+        'the first entry is gone, the two new ones are there, by path',
+      );
+      assert.equal((await store.listBackupsByVm(vm)).length, 1);
+      assert.equal((await store.listBackupsByVm(vm, 'NvRam')).length, 0);
+      assert.equal(await store.deleteBackups(['b1']), 1);
+      assert.deepEqual(await store.listBackupsByVm(vm), []);
+      assert.deepEqual(await store.listBackupEntries('b1'), [], 'its entries went with it');
     });
-    assert.deepEqual(
-      (await store.listBackupEntries('b1')).map((e) => ({ ...e, content: [...e.content] })),
-      [
-        { ...entry('tpm2/tpm2-00.permall', [], '3'), content: [2, 2], size: 2 },
-        { ...entry('tpm2/tpm2-00.volatilestate', [], '4'), content: [3], size: 1 },
-      ],
-      'the first entry is gone, the two new ones are there, by path',
-    );
-    assert.equal((await store.listBackupsByVm(vm)).length, 1);
-    assert.equal((await store.listBackupsByVm(vm, 'NvRam')).length, 0);
-    assert.equal(await store.deleteBackups(['b1']), 1);
-    assert.deepEqual(await store.listBackupsByVm(vm), []);
-    assert.deepEqual(await store.listBackupEntries('b1'), [], 'its entries went with it');
   });
-});
 
 /**
  * A VM with secure boot and a TPM: its TPM state on two real agents (on h1's disk too), its NVRAM on h1, and a
@@ -185,47 +202,48 @@ async function snapshot(store: Store, seed: { vm: string; h1: string; h2: string
 }
 
 // The purge is removeTpms' own transaction (DESIGN.md, removal steps 5 and 6), run here through the flow itself.
-describe('the TPM-removal purge', () => {
-  it('rolls back whole when its transaction fails after its last write: no row, backup or binding changed', async (t) => {
-    const { store } = await openTempStore(t);
-    const seed = await seedRemoval(t, store);
-    const before = await snapshot(store, seed);
-    assert.equal(before.binding?.state, 'attached');
-    assert.equal(before.owned.length, 3, 'both TPM state paths and the NVRAM path are owned');
-    await assert.rejects(removeTpms({ ...seed.deps, store: failingAtFinish(store) }, ['vm1']), /injected/);
-    assert.deepEqual(await snapshot(store, seed), before);
-  });
+for (const engine of ENGINES)
+  describe(`the TPM-removal purge (${engine})`, onEngine(engine), () => {
+    it('rolls back whole when its transaction fails after its last write: no row, backup or binding changed', async (t) => {
+      const store = await openStore(t, engine);
+      const seed = await seedRemoval(t, store);
+      const before = await snapshot(store, seed);
+      assert.equal(before.binding?.state, 'attached');
+      assert.equal(before.owned.length, 3, 'both TPM state paths and the NVRAM path are owned');
+      await assert.rejects(removeTpms({ ...seed.deps, store: failingAtFinish(store) }, ['vm1']), /injected/);
+      assert.deepEqual(await snapshot(store, seed), before);
+    });
 
-  it('applies whole: rows gone, the unconfirmed state pending, the binding detaching; NVRAM untouched', async (t) => {
-    const { store } = await openTempStore(t);
-    const seed = await seedRemoval(t, store);
-    const report = await removeTpms(seed.deps, ['vm1']);
-    assert.equal(existsSync(seed.onDisk), false, "h1's agent deleted the state");
-    const after = await snapshot(store, seed);
-    assert.equal(after.tpm, null);
-    assert.deepEqual(
-      after.files.map((f) => f.uuid),
-      [seed.nvram.uuid],
-    );
-    assert.deepEqual(after.backups, []);
-    assert.deepEqual(
-      after.pending.map((p) => [p.hostUuid, p.path, p.tpmUuid, p.vmUuid, p.nextAttemptAt]),
-      [[seed.h2, seed.state2.path, 'tpm1', seed.vm, seed.deps.now() + RETRY_BASE_MS]],
-    );
-    assert.equal(after.binding?.state, 'detaching');
-    assert.deepEqual(
-      after.owned.sort(),
-      [seed.nvram.path, seed.state2.path].sort(),
-      "the confirmed path is given back; the pending one and the NVRAM's stay owned",
-    );
-    assert.deepEqual(
-      report.vms.map((v) => [v.tpmUuid, v.nvram, v.binding]),
-      [['tpm1', 'kept: secure boot', 'detaching']],
-    );
-    assert.deepEqual(
-      report.pending.map((p) => p.path),
-      [seed.state2.path],
-    );
-    assert.equal((await store.getOperation(report.operationId))?.state, 'done');
+    it('applies whole: rows gone, the unconfirmed state pending, the binding detaching; NVRAM untouched', async (t) => {
+      const store = await openStore(t, engine);
+      const seed = await seedRemoval(t, store);
+      const report = await removeTpms(seed.deps, ['vm1']);
+      assert.equal(existsSync(seed.onDisk), false, "h1's agent deleted the state");
+      const after = await snapshot(store, seed);
+      assert.equal(after.tpm, null);
+      assert.deepEqual(
+        after.files.map((f) => f.uuid),
+        [seed.nvram.uuid],
+      );
+      assert.deepEqual(after.backups, []);
+      assert.deepEqual(
+        after.pending.map((p) => [p.hostUuid, p.path, p.tpmUuid, p.vmUuid, p.nextAttemptAt]),
+        [[seed.h2, seed.state2.path, 'tpm1', seed.vm, seed.deps.now() + RETRY_BASE_MS]],
+      );
+      assert.equal(after.binding?.state, 'detaching');
+      assert.deepEqual(
+        after.owned.sort(),
+        [seed.nvram.path, seed.state2.path].sort(),
+        "the confirmed path is given back; the pending one and the NVRAM's stay owned",
+      );
+      assert.deepEqual(
+        report.vms.map((v) => [v.tpmUuid, v.nvram, v.binding]),
+        [['tpm1', 'kept: secure boot', 'detaching']],
+      );
+      assert.deepEqual(
+        report.pending.map((p) => p.path),
+        [seed.state2.path],
+      );
+      assert.equal((await store.getOperation(report.operationId))?.state, 'done');
+    });
   });
-});

@@ -2,3 +2,4 @@
 export { STORE_ERROR_CODES, StoreError, isStoreError, type StoreErrorCode } from './errors.js';
 export { createSqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 export * from './types.js';
+export { createPgStore, type PgStoreOptions } from './pg-store.js';

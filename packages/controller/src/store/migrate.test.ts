@@ -1,14 +1,17 @@
 // Migrations apply once, in order, each whole; a database newer than the code is refused.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
+import pg from 'pg';
 import sqlite3 from 'sqlite3';
 import { openConnection, type Connection } from './connection.js';
 import { isStoreError } from './errors.js';
 import { migrate } from './migrate.js';
 import { MIGRATIONS } from './migrations/index.js';
+import { PG_MIGRATIONS } from './migrations/pg/index.js';
+import { createPgStore } from './pg-store.js';
 import { createSqliteStore } from './sqlite-store.js';
-import { addHost, openTempStore, tempDir } from './test-support.js';
+import { addHost, onEngine, openTempStore, PG_TEST_URL, tempDir, tempSchema } from './test-support.js';
 
 /** Runs one statement on its own connection, outside the store, and closes it. */
 function rawAll(path: string, sql: string): Promise<unknown[]> {
@@ -197,3 +200,45 @@ describe('migrations', () => {
     assert.deepEqual(await tables(path), []);
   });
 });
+
+describe('migrations (postgres)', onEngine('postgres'), () => {
+  const open = (schema: string, now = () => 42) => createPgStore(PG_TEST_URL, { schema, now });
+
+  it('brings a fresh schema to the newest version, even from two controllers opening it at once', async (t) => {
+    const schema = await tempSchema(t);
+    const [a, b] = await Promise.all([open(schema), open(schema)]);
+    t.after(() => Promise.all([a.close(), b.close()]));
+    await addHost(a, 'seen-by-both');
+    assert.equal((await b.getHostByName('seen-by-both'))?.uuid, 'host-seen-by-both');
+    const { raw } = await rawPg(t, schema);
+    assert.deepEqual(
+      await raw('SELECT version, name, applied_at::int AS applied_at FROM schema_migrations ORDER BY version'),
+      PG_MIGRATIONS.map((m) => ({ version: m.version, name: m.name, applied_at: 42 })),
+    );
+  });
+
+  it('refuses a schema newer than the code, with a clear error', async (t) => {
+    const schema = await tempSchema(t);
+    await (await open(schema)).close();
+    const { raw } = await rawPg(t, schema);
+    await raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)");
+    await assert.rejects(
+      open(schema),
+      (error) =>
+        isStoreError(error, 'schema_too_new') &&
+        new RegExp(`version 99.*knows \\(${PG_MIGRATIONS.length}\\)`).test(error.message),
+    );
+  });
+
+  it('refuses a schema name that is not a plain identifier before connecting', async () => {
+    await assert.rejects(open('x; DROP TABLE hosts'), /schema must match/);
+  });
+});
+
+/** Statements on the schema, past the store. */
+async function rawPg(t: TestContext, schema: string): Promise<{ raw: (sql: string) => Promise<unknown[]> }> {
+  const client = new pg.Client({ connectionString: PG_TEST_URL, options: `-c search_path=${schema}` });
+  await client.connect();
+  t.after(() => client.end());
+  return { raw: async (sql) => (await client.query(sql)).rows as unknown[] };
+}

@@ -3,12 +3,21 @@ import type { Connection } from './connection.js';
 import { StoreError } from './errors.js';
 import type { Migration } from './migrations/index.js';
 
-const CREATE_TABLE = `
+/** The bookkeeping table, as each engine writes it. */
+export const MIGRATIONS_TABLE = {
+  sqlite: `
 CREATE TABLE IF NOT EXISTS schema_migrations (
   version    INTEGER NOT NULL PRIMARY KEY,
   name       TEXT    NOT NULL,
   applied_at INTEGER NOT NULL
-) STRICT`;
+) STRICT`,
+  postgres: `
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version    integer NOT NULL PRIMARY KEY,
+  name       text    NOT NULL,
+  applied_at bigint  NOT NULL
+)`,
+} as const;
 
 /** Versions must be 1, 2, 3…: a gap or a duplicate is a bug in the code, found before touching any database. */
 function checkSequence(migrations: readonly Migration[]): void {
@@ -24,11 +33,12 @@ export async function migrate(
   connection: Connection,
   migrations: readonly Migration[],
   now: () => number,
+  table: string = MIGRATIONS_TABLE.sqlite,
 ): Promise<number> {
   checkSequence(migrations);
   const known = migrations.length;
   const current = await connection.transaction(async (sql) => {
-    await sql.exec(CREATE_TABLE);
+    await sql.exec(table);
     const row = await sql.get<{ version: number | null }>('SELECT MAX(version) AS version FROM schema_migrations');
     return row?.version ?? 0;
   });

@@ -1,0 +1,6 @@
+// Every PostgreSQL migration, in order; its own sequence, beside SQLite's. A new one is appended here and never
+// edited once released; a change of schema is written for both engines.
+import type { Migration } from '../migration.js';
+import { PG_MIGRATION_001 } from './001-initial.js';
+
+export const PG_MIGRATIONS: readonly Migration[] = [PG_MIGRATION_001];

@@ -1,0 +1,276 @@
+// The PostgreSQL side of the store's Connection: a pool of `pg` clients behind the same Sql the SQLite store's
+// table groups use, so each query is written once. What differs is here:
+// - placeholders: the table groups write `$name` (or `?`); PostgreSQL wants `$1…`, translated once per text;
+// - types: bigint (times in ms, sizes, ids, COUNT) comes back as a number, json as its text (the table groups parse);
+// - write transactions are serialized across every process on the database, as SQLite's BEGIN IMMEDIATE does, by a
+//   transaction-level advisory lock taken first in each one. It is released by COMMIT or ROLLBACK, whatever
+//   connection the transaction ran on, so it is safe behind a transaction-mode pooler (a session-level lock is not:
+//   it would stay with a pooled server connection). Every flow's reasoning about its transactions holds unchanged.
+//   Reads outside a transaction are not queued: each statement sees what was committed when it started.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import pg from 'pg';
+import {
+  abortingOnError,
+  type Connection,
+  type RunResult,
+  type Sql,
+  type SqlParams,
+  type SqlValue,
+} from './connection.js';
+import { StoreError, toPgStoreError } from './errors.js';
+
+export interface PgConnectionOptions {
+  /** postgres://user@host:port/database */
+  readonly url: string;
+  /** The schema the tables live in (created if missing); `public` by default. */
+  readonly schema?: string | undefined;
+  /** At most this many server connections; 8 by default. */
+  readonly poolSize?: number | undefined;
+  /** How long to wait for a connection before failing with 'io'; 10 s by default. */
+  readonly connectTimeoutMs?: number | undefined;
+  readonly onTrace?: ((sql: string) => void) | undefined;
+}
+
+/** The advisory lock's first key: "host" in ASCII; the second is the schema's hash, so schemas do not contend. */
+const WRITE_LOCK_CLASS = 0x686f7374;
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+const noop = (): void => undefined;
+const summarize = (text: string): string => text.replace(/\s+/g, ' ').trim().slice(0, 60);
+
+interface Translated {
+  readonly text: string;
+  /** The parameter names in `$1…` order; null when the text uses `?` (positional). */
+  readonly names: readonly string[] | null;
+}
+
+const translations = new Map<string, Translated>();
+
+/**
+ * `$name` and `?` placeholders to `$1…`, outside quoted literals and comments. The same name reused is the same
+ * parameter. A text may use one style or the other, not both.
+ */
+export function translate(text: string): Translated {
+  const known = translations.get(text);
+  if (known) return known;
+  let out = '';
+  const names: string[] = [];
+  let positional = 0;
+  let i = 0;
+  while (i < text.length) {
+    const c = text.charAt(i);
+    if (c === "'" || c === '"') {
+      const end = text.indexOf(c, i + 1);
+      if (end < 0) throw new Error(`store: unterminated quote in ${summarize(text)}`);
+      out += text.slice(i, end + 1);
+      i = end + 1;
+    } else if (c === '-' && text.charAt(i + 1) === '-') {
+      const end = text.indexOf('\n', i);
+      const stop = end < 0 ? text.length : end;
+      out += text.slice(i, stop);
+      i = stop;
+    } else if (c === '$' && /[A-Za-z_]/.test(text.charAt(i + 1))) {
+      const match = /^[A-Za-z_][A-Za-z0-9_]*/.exec(text.slice(i + 1));
+      const name = match?.[0] ?? '';
+      let index = names.indexOf(name);
+      if (index < 0) index = names.push(name) - 1;
+      out += `$${index + 1}`;
+      i += 1 + name.length;
+    } else if (c === '?') {
+      positional += 1;
+      out += `$${positional}`;
+      i += 1;
+    } else {
+      out += c;
+      i += 1;
+    }
+  }
+  if (names.length > 0 && positional > 0) throw new Error(`store: mixed placeholders in ${summarize(text)}`);
+  const translated = { text: out, names: positional > 0 || names.length === 0 ? null : names };
+  if (translations.size < 4096) translations.set(text, translated);
+  return translated;
+}
+
+const value = (v: SqlValue): unknown =>
+  v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v;
+
+function bind(translated: Translated, params: SqlParams | undefined): unknown[] {
+  if (params === undefined) return [];
+  if (Array.isArray(params)) return params.map((v: SqlValue) => value(v));
+  const named = params as Readonly<Record<string, SqlValue>>;
+  return (translated.names ?? []).map((name) => {
+    const v = named[name];
+    if (v === undefined) throw new Error(`store: no value for $${name}`);
+    return value(v);
+  });
+}
+
+/** bigint as a number: times in ms, sizes and ids stay far below 2^53. */
+function parseBigint(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw new StoreError('io', `integer ${text} is beyond what the controller handles`);
+  return n;
+}
+
+const INT8 = 20;
+const JSON_OID = 114;
+const typeParsers = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (oid === INT8) return parseBigint;
+    if (oid === JSON_OID) return (text: string) => text;
+    return format === 'binary' ? pg.types.getTypeParser(oid, 'binary') : pg.types.getTypeParser(oid, 'text');
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+type Queryable = Pick<pg.PoolClient, 'query'>;
+
+function clientSql(client: Queryable, onTrace: (sql: string) => void): Sql {
+  const query = async (text: string, params?: SqlParams): Promise<pg.QueryResult> => {
+    const translated = translate(text);
+    onTrace(text);
+    try {
+      return await client.query({ text: translated.text, values: bind(translated, params) });
+    } catch (error) {
+      throw toPgStoreError(error, summarize(text));
+    }
+  };
+  return {
+    run: async (text, params): Promise<RunResult> => ({
+      changes: (await query(text, params)).rowCount ?? 0,
+      lastId: 0,
+    }),
+    get: async <T>(text: string, params?: SqlParams) => (await query(text, params)).rows[0] as T | undefined,
+    all: async <T>(text: string, params?: SqlParams) => (await query(text, params)).rows as T[],
+    exec: async (text) => {
+      onTrace(text);
+      try {
+        await client.query(text);
+      } catch (error) {
+        throw toPgStoreError(error, summarize(text));
+      }
+    },
+  };
+}
+
+/** As the SQLite connection's: a view of `sql` refused once its job or transaction is over. */
+function scope(sql: Sql): { readonly sql: Sql; end(): void } {
+  let open = true;
+  const guard = <T>(start: () => Promise<T>): Promise<T> =>
+    open ? start() : Promise.reject(new Error('store: statement issued after its transaction or job ended'));
+  return {
+    sql: {
+      run: (text, params) => guard(() => sql.run(text, params)),
+      get: (text, params) => guard(() => sql.get(text, params)),
+      all: (text, params) => guard(() => sql.all(text, params)),
+      exec: (text) => guard(() => sql.exec(text)),
+    },
+    end: () => {
+      open = false;
+    },
+  };
+}
+
+export interface PgConnection extends Connection {
+  /** The schema the connection's statements run in. */
+  readonly schema: string;
+}
+
+export async function openPgConnection(options: PgConnectionOptions): Promise<PgConnection> {
+  const schema = options.schema ?? 'public';
+  if (!SCHEMA_NAME.test(schema)) throw new RangeError(`schema must match ${SCHEMA_NAME.source}, got ${schema}`);
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSize ?? 8,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+    idleTimeoutMillis: 30_000,
+    options: `-c search_path=${schema}`,
+    types: typeParsers,
+    application_name: 'hostfiles',
+  });
+  // An idle connection the server dropped (a restart, a pooler's timeout) is removed by the pool and reopened on
+  // demand; without a listener, its error would end the process.
+  pool.on('error', noop);
+  const onTrace = options.onTrace ?? noop;
+  const running = new AsyncLocalStorage<{ active: boolean }>();
+  let closed = false;
+
+  const withClient = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
+    if (running.getStore()?.active === true) {
+      throw new Error(
+        'store: called inside one of its own transactions, which would wait forever; use the tx argument',
+      );
+    }
+    if (closed) throw new StoreError('io', 'store is closed');
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (error) {
+      throw toPgStoreError(error, 'cannot connect to PostgreSQL');
+    }
+    let broken: Error | undefined;
+    const onError = (error: Error): void => {
+      broken = error;
+    };
+    client.on('error', onError);
+    const current = { active: true };
+    try {
+      return await running.run(current, () => work(client));
+    } catch (error) {
+      // A statement that failed because the connection did is not worth keeping in the pool.
+      if (error instanceof StoreError && error.code === 'io') broken ??= error;
+      throw error;
+    } finally {
+      current.active = false;
+      client.off('error', onError);
+      client.release(broken);
+    }
+  };
+
+  const exclusive = <T>(job: (sql: Sql) => Promise<T>): Promise<T> =>
+    withClient(async (client) => {
+      const view = scope(clientSql(client, onTrace));
+      try {
+        return await job(view.sql);
+      } finally {
+        view.end();
+      }
+    });
+
+  const transaction = <T>(fn: (sql: Sql) => Promise<T>): Promise<T> =>
+    withClient(async (client) => {
+      const sql = clientSql(client, onTrace);
+      await sql.exec('BEGIN');
+      const watched = abortingOnError(sql);
+      const tx = scope(watched.sql);
+      let value: T;
+      try {
+        await sql.run('SELECT pg_advisory_xact_lock($class, hashtext($schema)) AS locked', {
+          class: WRITE_LOCK_CLASS,
+          schema,
+        });
+        value = await fn(tx.sql);
+        tx.end();
+        const failure = watched.failure();
+        if (failure) throw failure;
+        await sql.exec('COMMIT');
+      } catch (error) {
+        tx.end();
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackError) {
+          // The connection is gone: the server rolled back with it. The pool drops the client (release(broken)).
+          throw new StoreError('io', 'rollback failed', { cause: new AggregateError([error, rollbackError]) });
+        }
+        throw error;
+      }
+      return value;
+    });
+
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    await pool.end();
+  };
+
+  return { schema, exclusive, transaction, close };
+}
