@@ -21,11 +21,38 @@ export interface ControllerPaths {
 const given = (value: string | undefined): string | undefined =>
   value === undefined || value === '' ? undefined : value;
 
-/** The flag, else the environment, else the default; the key's default sits beside the database. */
+/**
+ * The flag, else the environment, else the default. The key's default sits beside a SQLite file; a PostgreSQL
+ * database has no "beside", so there the key is named (--key or HOSTFILES_KEY) or read from the working directory.
+ */
 export function resolvePaths(flags: ControllerEnv, env: ControllerEnv): ControllerPaths {
   const db = given(flags.db) ?? given(env.db) ?? DEFAULT_DB_PATH;
-  const key = given(flags.key) ?? given(env.key) ?? join(dirname(db), DEFAULT_KEY_NAME);
+  const beside = isPostgresUrl(db) ? DEFAULT_KEY_NAME : join(dirname(db), DEFAULT_KEY_NAME);
+  const key = given(flags.key) ?? given(env.key) ?? beside;
   return { db, key };
+}
+
+/** A database named by a postgres:// (or postgresql://) URL rather than a SQLite file's path. */
+export const isPostgresUrl = (db: string): boolean => /^postgres(ql)?:\/\//i.test(db);
+
+/** The URL without its `schema` parameter (ours, not libpq's), and that schema. */
+export function splitPostgresUrl(db: string): { readonly url: string; readonly schema: string | undefined } {
+  const parsed = new URL(db);
+  const schema = parsed.searchParams.get('schema') ?? undefined;
+  parsed.searchParams.delete('schema');
+  return { url: parsed.toString(), schema };
+}
+
+/** The database as it may be printed: a URL's password replaced. */
+export function redactUrl(db: string): string {
+  if (!isPostgresUrl(db)) return db;
+  try {
+    const parsed = new URL(db);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://(unparsable URL)';
+  }
 }
 
 /** How the CLI's flows run: many hosts at once, patient agent calls, a retry backoff from 5 s up to 10 min. */

@@ -3,7 +3,8 @@ import { statSync } from 'node:fs';
 import { createAgentClient, type AgentClient } from '../agents/index.js';
 import { FLOW_SETTINGS, type ControllerPaths } from '../config.js';
 import { createVmQueue, type FlowDeps } from '../flows/index.js';
-import { createSqliteStore, isStoreError, type Store } from '../store/index.js';
+import { isPostgresUrl, redactUrl, splitPostgresUrl } from '../config.js';
+import { createPgStore, createSqliteStore, isStoreError, type Store } from '../store/index.js';
 import type { CliIo, CommandContext } from './command.js';
 import { CliError } from './errors.js';
 import { loadControllerKey } from './key-file.js';
@@ -80,26 +81,35 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
 }
 
 /** Opens and migrates the database; a missing file is refused (only `init` creates one). */
-export async function openExistingStore(path: string): Promise<Store> {
+export async function openExistingStore(db: string): Promise<Store> {
+  if (isPostgresUrl(db)) return openStore(db);
   let isFile: boolean;
   try {
-    isFile = statSync(path).isFile();
+    isFile = statSync(db).isFile();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new CliError(`no database at ${path}: run \`hostfiles init\` first, or name the database with --db`);
+      throw new CliError(`no database at ${db}: run \`hostfiles init\` first, or name the database with --db`);
     }
-    throw new CliError(`cannot use the database ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    throw new CliError(`cannot use the database ${db}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
-  if (!isFile) throw new CliError(`the database ${path} is not a file`);
-  return openStore(path);
+  if (!isFile) throw new CliError(`the database ${db} is not a file`);
+  return openStore(db);
 }
 
-/** Opens (creating if need be) and migrates the database, with the path in any error. */
-export async function openStore(path: string): Promise<Store> {
+/**
+ * Opens (creating if need be) and migrates the database: a SQLite file, or a PostgreSQL URL (its tables in the
+ * URL's `schema` parameter, `public` by default). Errors name the database, never with its password.
+ */
+export async function openStore(db: string): Promise<Store> {
   try {
-    return await createSqliteStore(path);
+    if (!isPostgresUrl(db)) return await createSqliteStore(db);
+    const { url, schema } = splitPostgresUrl(db);
+    return await createPgStore(url, { schema });
   } catch (error) {
-    if (isStoreError(error)) throw new CliError(`cannot open the database ${path}: ${error.message}`, { cause: error });
+    const named = redactUrl(db);
+    if (isStoreError(error))
+      throw new CliError(`cannot open the database ${named}: ${error.message}`, { cause: error });
+    if (error instanceof RangeError) throw new CliError(`cannot open the database ${named}: ${error.message}`);
     throw error;
   }
 }

@@ -4,11 +4,15 @@ import type { Command } from './command.js';
 import { columns } from './output.js';
 
 export const GLOBAL_FLAGS: readonly FlagSpec[] = [
-  { name: 'db', value: 'FILE', help: 'the database (default: $HOSTFILES_DB, else ./hostfiles.db)' },
+  {
+    name: 'db',
+    value: 'FILE|URL',
+    help: 'the database: a SQLite file, or postgres://user@host/db[?schema=S] (default: $HOSTFILES_DB, else ./hostfiles.db)',
+  },
   {
     name: 'key',
     value: 'FILE',
-    help: "the controller's Ed25519 key, PKCS#8 PEM, mode 0600 (default: $HOSTFILES_KEY, else hostfiles.key beside the database)",
+    help: "the controller's Ed25519 key, PKCS#8 PEM, mode 0600 (default: $HOSTFILES_KEY, else hostfiles.key beside a SQLite database, or in the working directory)",
   },
   { name: 'json', help: 'print the result as JSON on stdout (nothing else goes to stdout)' },
   { name: 'help', help: "this help, or a command's: hostfiles COMMAND --help (also -h, hostfiles help COMMAND)" },
@@ -59,7 +63,7 @@ function commandLines(commands: readonly Command[]): string {
 
 export function globalHelp(commands: readonly Command[]): string {
   return [
-    'Usage: hostfiles [--db FILE] [--key FILE] [--json] COMMAND [ARGS]',
+    'Usage: hostfiles [--db FILE|URL] [--key FILE] [--json] COMMAND [ARGS]',
     '',
     "Keeps the vTPM state and NVRAM files of VMs true to this controller's database across KVM hosts.",
     '',

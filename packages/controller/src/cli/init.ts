@@ -1,5 +1,6 @@
 // `hostfiles init`: the database (migrations applied) and the controller key, and what agents must trust.
 import { writeFileSync } from 'node:fs';
+import { isPostgresUrl, redactUrl } from '../config.js';
 import type { Command } from './command.js';
 import { openStore } from './context.js';
 import { CliError } from './errors.js';
@@ -19,15 +20,26 @@ export const INIT_COMMANDS: readonly Command[] = [
     ].join('\n'),
     async run(ctx) {
       const { db, key: keyFile } = ctx.paths;
-      const databaseCreated = createPrivateFile(db);
+      // A PostgreSQL database is the server's to create; its schema and tables are made here.
+      const databaseCreated = isPostgresUrl(db) ? false : createPrivateFile(db);
       const store = await openStore(db);
       await store.close();
       const { key, created: keyCreated } = ensureControllerKey(keyFile);
-      const result = { database: db, databaseCreated, keyFile, keyCreated, publicKey: key.publicKey, keyId: key.keyId };
+      const result = {
+        database: redactUrl(db),
+        databaseCreated,
+        keyFile,
+        keyCreated,
+        publicKey: key.publicKey,
+        keyId: key.keyId,
+      };
       ctx.print(result, () =>
         [
           columns([
-            ['database', `${db} (${databaseCreated ? 'created' : 'exists, schema up to date'})`],
+            [
+              'database',
+              `${redactUrl(db)} (${databaseCreated ? 'created' : isPostgresUrl(db) ? 'schema up to date' : 'exists, schema up to date'})`,
+            ],
             ['key', `${keyFile} (${keyCreated ? 'created, mode 0600' : 'exists, kept'})`],
             ['keyId', key.keyId],
             ['publicKey', key.publicKey],

@@ -12,7 +12,7 @@ export interface PgStoreOptions {
   /** The clock of bookkeeping stamps (createdAt, updatedAt, applied_at); Date.now by default. */
   readonly now?: () => number;
   /** The schema of the tables, created at open if missing; `public` by default. */
-  readonly schema?: string;
+  readonly schema?: string | undefined;
   /** At most this many server connections; 8 by default. */
   readonly poolSize?: number;
   /** How long to wait for a server connection before failing with 'io'; 10 s by default. */
