@@ -1,18 +1,17 @@
 // The HTTP API as the cloud platform meets it: the real `hostfiles serve` binary, a real database file, real agents.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { signingKeyFromPem, type SigningKey } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
-import { cleanEnv, CLI, hostfiles } from './support/cli.js';
+import { hostfiles } from './support/cli.js';
+import { startServe, type Served } from './support/serve.js';
 import { fetchAgent } from './support/tls.js';
 
 const TOKEN = randomBytes(24).toString('base64url');
@@ -39,56 +38,6 @@ const ROUTES = [
   'GET /v1/vms/{vm}/backups',
   'POST /v1/hosts/{host}/reconcile',
 ];
-
-type LogLine = Record<string, unknown> & { readonly event?: string };
-
-interface Served {
-  readonly url: string;
-  readonly child: ChildProcess;
-  /** stdout, one parsed JSON line each */
-  readonly lines: LogLine[];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
-  /** the first line (seen or to come) with that event and matching `when` */
-  waitFor(event: string, when?: (line: LogLine) => boolean): Promise<LogLine>;
-}
-
-/** Starts `hostfiles serve` and resolves once it logged `listening`. */
-async function startServe(args: readonly string[]): Promise<Served> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], {
-    env: cleanEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const lines: LogLine[] = [];
-  const waiters: { event: string; when: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
-    child.once('close', (code, signal) => {
-      resolve({ code, signal, stderr });
-    });
-  });
-  createInterface({ input: child.stdout }).on('line', (text) => {
-    const line = JSON.parse(text) as LogLine;
-    lines.push(line);
-    for (const waiter of waiters.filter((w) => w.event === line.event && w.when(line))) {
-      waiters.splice(waiters.indexOf(waiter), 1);
-      waiter.resolve(line);
-    }
-  });
-  const waitFor = (event: string, when: (line: LogLine) => boolean = () => true): Promise<LogLine> => {
-    const seen = lines.find((line) => line.event === event && when(line));
-    if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      waiters.push({ event, when, resolve });
-      void exited.then(({ code }) => {
-        reject(new Error(`serve exited (${String(code)}) before logging ${event}: ${stderr}`));
-      });
-    });
-  };
-  const listening = await waitFor('listening');
-  assert.equal(typeof listening['port'], 'number');
-  return { url: `http://127.0.0.1:${String(listening['port'])}`, child, lines, exited, waitFor };
-}
 
 interface Reply<T = unknown> {
   readonly status: number;

@@ -62,4 +62,21 @@ export const FLOW_SETTINGS = {
   retryMaxMs: 600_000,
   agentTimeoutMs: 10_000,
   agentRetries: 2,
+  /** A controller not heard from for this long is dead to the others (docs/DESIGN.md, "Several controllers"). */
+  leaseMs: 15_000,
+  /**
+   * How long a dead controller's leases still count: its signed commands live 60 s, and an agent takes them up to its
+   * clockSkewMs (30 s by default) late; plus 2 s of clock difference between hosts.
+   */
+  leaseGraceMs: 92_000,
 } as const;
+
+/** Agents' default clockSkewMs: how late after its expiry an agent still takes a command. */
+export const AGENT_CLOCK_SKEW_MS = 30_000;
+
+/**
+ * The lifetime of the commands a controller signs, so that they are dead once its leases stop counting: the grace
+ * less what an agent and the clocks add, between 1 s and the protocol's default of 60 s.
+ */
+export const commandLifetimeFor = (graceMs: number): number =>
+  Math.min(60_000, Math.max(1_000, graceMs - AGENT_CLOCK_SKEW_MS - 2_000));

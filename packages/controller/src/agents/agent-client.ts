@@ -50,6 +50,8 @@ export interface AgentClientOptions {
   readonly now: () => number;
   /** waits between attempts; tests pass 0 */
   readonly backoffMs?: number;
+  /** how long a signed command stays valid (the protocol's default, 60 s, when absent) */
+  readonly commandLifetimeMs?: number;
 }
 
 export interface SendOptions {
@@ -141,7 +143,10 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     },
 
     async send(target, kind, body, sendOptions = {}) {
-      const command = buildCommand(kind, target.uuid, body, { now: options.now() });
+      const command = buildCommand(kind, target.uuid, body, {
+        now: options.now(),
+        ...(options.commandLifetimeMs === undefined ? {} : { lifetimeMs: options.commandLifetimeMs }),
+      });
       const text = JSON.stringify(signEnvelope(COMMAND_CONTEXT, command, options.key));
       const url = `${target.url}${ENDPOINTS[kind]}`;
       const bytes = Math.max(text.length, sendOptions.bytes ?? 0);

@@ -1,6 +1,6 @@
 // What a command is: its words, arguments and flags (for parsing and for --help) and what it runs.
 import type { ControllerPaths } from '../config.js';
-import type { FlowDeps } from '../flows/index.js';
+import type { FlowDeps, LeaseSettings } from '../flows/index.js';
 import type { Store } from '../store/index.js';
 import type { FlagSpec } from './args.js';
 
@@ -29,7 +29,11 @@ export interface CommandContext {
   /** The existing database, migrated; a missing one is refused, never created. Closed by the runner. */
   store(): Promise<Store>;
   /** The store, the controller key and an agent client: what a flow needs. */
-  flows(): Promise<FlowDeps>;
+  /**
+   * The flows' deps: the database, key and agents, and this process registered as a controller of the database (its
+   * flows hold their keys as leases there, beside any other controller). `lease`: serve's settings, else defaults.
+   */
+  flows(lease?: LeaseSettings): Promise<FlowDeps>;
   /** `value` as JSON with --json, else the text `human` makes. Only this writes results to stdout. */
   print(value: unknown, human: () => string): void;
 }

@@ -1,8 +1,17 @@
 // What a running command is handed: the output, and the database, key and agents opened only when it asks.
 import { statSync } from 'node:fs';
 import { createAgentClient, type AgentClient } from '../agents/index.js';
-import { FLOW_SETTINGS, type ControllerPaths } from '../config.js';
-import { createVmQueue, type FlowDeps } from '../flows/index.js';
+import { commandLifetimeFor, FLOW_SETTINGS, type ControllerPaths } from '../config.js';
+import {
+  createLeasedQueue,
+  createVmQueue,
+  registerController,
+  type ControllerRegistration,
+  type FlowDeps,
+  type LeaseSettings,
+} from '../flows/index.js';
+
+const DEFAULT_LEASE: LeaseSettings = { leaseMs: FLOW_SETTINGS.leaseMs, graceMs: FLOW_SETTINGS.leaseGraceMs };
 import { isPostgresUrl, redactUrl, splitPostgresUrl } from '../config.js';
 import { createPgStore, createSqliteStore, isStoreError, type Store } from '../store/index.js';
 import type { CliIo, CommandContext } from './command.js';
@@ -30,6 +39,7 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
   let store: Promise<Store> | undefined;
   let deps: Promise<FlowDeps> | undefined;
   let agents: AgentClient | undefined;
+  let registration: ControllerRegistration | undefined;
   const progress = io.stderrIsTty ? createProgress(io.stderr) : undefined;
 
   const ctx: CommandContext = {
@@ -38,14 +48,14 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
     paths,
     store: () => (store ??= openExistingStore(paths.db)),
     // One FlowDeps per run: its VmQueue must be the only one serializing this process's flows.
-    flows: () => (deps ??= openFlows()),
+    flows: (lease = DEFAULT_LEASE) => (deps ??= openFlows(lease)),
     print(value, human) {
       progress?.finish();
       io.stdout(options.json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
     },
   };
 
-  async function openFlows(): Promise<FlowDeps> {
+  async function openFlows(lease: LeaseSettings): Promise<FlowDeps> {
     // The key first: a bad key file is refused before the database is even opened.
     const key = loadControllerKey(paths.key);
     agents = createAgentClient({
@@ -53,16 +63,20 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
       timeoutMs: FLOW_SETTINGS.agentTimeoutMs,
       retries: FLOW_SETTINGS.agentRetries,
       now: options.now,
+      commandLifetimeMs: commandLifetimeFor(lease.graceMs),
     });
+    const opened = await ctx.store();
+    registration = await registerController(opened, { now: options.now, settings: lease });
     return {
-      store: await ctx.store(),
+      store: opened,
       agents,
-      queue: createVmQueue(),
+      queue: createLeasedQueue(createVmQueue(), opened, registration, { now: options.now }),
       now: options.now,
       random: options.random,
       concurrency: FLOW_SETTINGS.concurrency,
       retryBaseMs: FLOW_SETTINGS.retryBaseMs,
       retryMaxMs: FLOW_SETTINGS.retryMaxMs,
+      controller: registration,
       ...(progress === undefined ? {} : { onProgress: progress.onProgress }),
     };
   }
@@ -72,6 +86,8 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
     close: async () => {
       progress?.finish();
       await agents?.close();
+      // Retired before the database closes: its leases go at once instead of when they expire.
+      await registration?.retire().catch(() => undefined);
       if (store === undefined) return;
       // A store that failed to open has nothing to close; its error was already thrown to the command.
       const opened = await store.catch(() => undefined);

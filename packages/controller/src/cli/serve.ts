@@ -7,7 +7,15 @@ import { serve, type ServerType } from '@hono/node-server';
 import { createLogger, isLoopbackHost, type Logger, type TlsIdentity } from '@hostfiles/shared';
 import type { Hono } from 'hono';
 import { createApiApp, type ApiEvent } from '../api/index.js';
-import { createRetryWorker, resumeOperations, type FlowDeps, type RetryWorker } from '../flows/index.js';
+import { FLOW_SETTINGS } from '../config.js';
+import {
+  createFleetShare,
+  createRetryWorker,
+  resumeOperations,
+  type FlowDeps,
+  type ResumeReport,
+  type RetryWorker,
+} from '../flows/index.js';
 import type { Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
 
@@ -18,7 +26,15 @@ const DRAIN_TIMEOUT_MS = 30_000;
 const MIN_TOKEN_LENGTH = 16;
 
 export type ServeEvent =
-  ApiEvent | 'resumed' | 'resume_failed' | 'listening' | 'retry_pass' | 'retry_error' | 'stopping' | 'stopped';
+  | ApiEvent
+  | 'resumed'
+  | 'resume_failed'
+  | 'listening'
+  | 'retry_pass'
+  | 'retry_error'
+  | 'controller_lost'
+  | 'stopping'
+  | 'stopped';
 
 const HINT = 'see `hostfiles serve --help`';
 
@@ -41,6 +57,16 @@ export const SERVE_COMMANDS: readonly Command[] = [
         help: 'serve plain HTTP on an address that is not loopback (the bearer token would cross in clear)',
       },
       {
+        name: 'lease-ms',
+        value: 'MS',
+        help: `beside other controllers: this one is dead to them when not renewed for MS (default: ${FLOW_SETTINGS.leaseMs})`,
+      },
+      {
+        name: 'lease-grace-ms',
+        value: 'MS',
+        help: `how long a dead controller's leases and operations stay its own; its commands live this less 32 s (default: ${FLOW_SETTINGS.leaseGraceMs})`,
+      },
+      {
         name: 'health-interval-ms',
         value: 'MS',
         help: `how often every host is health-checked (default: ${DEFAULT_HEALTH_INTERVAL_MS})`,
@@ -56,6 +82,9 @@ export const SERVE_COMMANDS: readonly Command[] = [
       '--allow-plain-http: the bearer token and VM state would cross the network in clear.',
       'Logs are JSON lines on stdout; once listening: {"event":"listening","port":N,...}.',
       'SIGTERM or SIGINT: stop accepting, finish the requests in flight, stop the worker, close the database, exit 0.',
+      'Several serve processes may share one database (PostgreSQL, or SQLite on one machine): flows hold their keys',
+      'as leases there, each process checks and drains its share of the hosts, and resumes the operations of a',
+      'process that died once its lease and grace are over. A process whose own lease expired exits 1.',
     ].join('\n'),
     async run(ctx, input) {
       // First: a signal that lands while resuming stops serve too, instead of killing it mid-flow.
@@ -71,8 +100,27 @@ export const SERVE_COMMANDS: readonly Command[] = [
         );
       }
       const token = loadToken(input.required('token-file'));
-      const deps = await ctx.flows();
+      const lease = {
+        leaseMs: parseMs(input.string('lease-ms'), 'lease-ms', FLOW_SETTINGS.leaseMs),
+        graceMs: parseMs(input.string('lease-grace-ms'), 'lease-grace-ms', FLOW_SETTINGS.leaseGraceMs),
+      };
+      const deps = await ctx.flows(lease);
       const logger = createLogger<ServeEvent>({ write: ctx.io.stdout });
+      let lostReason: string | undefined;
+      const stopOrLost = new AbortController();
+      stop?.addEventListener(
+        'abort',
+        () => {
+          stopOrLost.abort(stop.reason);
+        },
+        { once: true },
+      );
+      if (stop?.aborted === true) stopOrLost.abort(stop.reason);
+      void deps.controller?.lost?.then((reason) => {
+        lostReason = reason;
+        logger.error('controller_lost', { controllerId: deps.controller?.id, reason });
+        stopOrLost.abort('lease lost');
+      });
 
       await resume(deps, logger);
       if (stop?.aborted === true) {
@@ -81,18 +129,22 @@ export const SERVE_COMMANDS: readonly Command[] = [
       }
       const worker = startWorker(deps, healthIntervalMs, logger);
       try {
-        await serveUntil(stop, createApiApp({ flows: deps, token, logger }), { ...address, tls }, logger);
+        await serveUntil(stopOrLost.signal, createApiApp({ flows: deps, token, logger }), { ...address, tls }, logger);
       } finally {
         await worker.stop();
       }
       // The runner closes the database once this returns.
       logger.info('stopped', {});
+      if (lostReason !== undefined) throw new CliError(`this controller's lease was lost: ${lostReason}`);
     },
   },
 ];
 
 async function resume(deps: FlowDeps, logger: Logger<ServeEvent>): Promise<void> {
-  const report = await resumeOperations(deps);
+  logResumed(await resumeOperations(deps), logger);
+}
+
+function logResumed(report: ResumeReport, logger: Logger<ServeEvent>): void {
   logger.info('resumed', {
     resumed: report.resumed.length,
     failed: report.failed.length,
@@ -105,8 +157,19 @@ async function resume(deps: FlowDeps, logger: Logger<ServeEvent>): Promise<void>
 }
 
 function startWorker(deps: FlowDeps, healthIntervalMs: number, logger: Logger<ServeEvent>): RetryWorker {
+  const controller = deps.controller;
   const worker = createRetryWorker(deps, {
     healthIntervalMs,
+    // Beside other controllers: this one's share of the hosts, and the operations of any that died.
+    ...(controller === undefined
+      ? {}
+      : {
+          share: createFleetShare(deps.store, controller, deps.now),
+          beforeRound: async () => {
+            const report = await resumeOperations(deps);
+            if (report.resumed.length + report.errors.length > 0) logResumed(report, logger);
+          },
+        }),
     onPass: (pass) => {
       logger.info('retry_pass', {
         attempted: pass.attempted,
@@ -158,6 +221,15 @@ function parseListen(value: string): ListenAddress {
     throw new UsageError(`--listen is HOST:PORT (e.g. ${DEFAULT_LISTEN} or [::1]:7440), not ${value}`, HINT);
   }
   return { host, port };
+}
+
+function parseMs(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const ms = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
+  if (!(ms >= 100 && ms <= 86_400_000)) {
+    throw new UsageError(`--${flag} is a whole number from 100 to 86400000, not ${value}`, HINT);
+  }
+  return ms;
 }
 
 function parseInterval(value: string | undefined): number {

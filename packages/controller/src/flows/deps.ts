@@ -1,6 +1,7 @@
 // What every flow is handed: no flow reads process state, the clock, or randomness on its own.
 import type { AgentClient } from '../agents/index.js';
 import type { Store } from '../store/index.js';
+import type { LeaseSettings } from './controller-lease.js';
 import type { VmQueue } from './vm-queue.js';
 
 export interface FlowDeps {
@@ -16,6 +17,16 @@ export interface FlowDeps {
   readonly retryBaseMs: number;
   readonly retryMaxMs: number;
   readonly onProgress?: (event: ProgressEvent) => void;
+  /**
+   * This process as a controller registered in the database (controller-lease.ts), when it is one: then `resume`
+   * takes only the operations of dead controllers, and the worker only its share of the hosts.
+   */
+  readonly controller?: {
+    readonly id: string;
+    readonly settings: LeaseSettings;
+    /** resolves, with the reason, when the registration is lost: the process must stop */
+    readonly lost?: Promise<string>;
+  };
 }
 
 export interface ProgressEvent {

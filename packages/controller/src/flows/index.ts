@@ -63,3 +63,11 @@ export {
   type MissingFile,
   type ModifiedFile,
 } from './reconcile.js';
+export {
+  CLOCK_MARGIN_MS,
+  createLeasedQueue,
+  registerController,
+  type ControllerRegistration,
+  type LeaseSettings,
+} from './controller-lease.js';
+export { createFleetShare } from './fleet-share.js';

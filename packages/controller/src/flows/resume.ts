@@ -40,7 +40,12 @@ type Outcome = 'done' | 'failed';
 /** Call once at start, before any other flow runs: it repeats what a killed controller left unfinished. */
 export async function resumeOperations(deps: FlowDeps): Promise<ResumeReport> {
   const report: ResumeReport = { resumed: [], failed: [], unknown: [], errors: [], detached: [] };
-  for (const operation of await deps.store.listUnfinishedOperations()) {
+  // Beside other live controllers, only the operations of dead ones, each claimed by exactly one of us.
+  const unfinished =
+    deps.controller === undefined
+      ? await deps.store.listUnfinishedOperations()
+      : await deps.store.claimOrphanOperations(deps.controller.id, deps.now(), deps.controller.settings.graceMs);
+  for (const operation of unfinished) {
     const resume = RESUMERS[operation.kind];
     if (resume === undefined) {
       report.unknown.push(operation.id);

@@ -25,6 +25,13 @@ export interface RetryWorkerOptions {
   readonly timers?: Timers;
   readonly onPass?: (report: RetryReport) => void;
   readonly onError?: (error: unknown) => void;
+  /**
+   * The hosts this worker checks and drains, asked at each round: its share when several controllers share the fleet
+   * (serve's fleet-share.ts). Every host when absent.
+   */
+  readonly share?: () => Promise<ReadonlySet<string>>;
+  /** Called at each round, before the hosts: serve resumes the operations of dead controllers there. */
+  readonly beforeRound?: () => Promise<void>;
 }
 
 export interface RetryWorker {
@@ -43,8 +50,11 @@ export function createRetryWorker(deps: FlowDeps, options: RetryWorkerOptions): 
   const isStopped = (): boolean => stopped;
 
   const tick = async (): Promise<void> => {
+    await options.beforeRound?.();
+    const share = await options.share?.();
+    const hosts = (await deps.store.listHosts()).filter((host) => share === undefined || share.has(host.uuid));
     // Hosts checked as many at once as flows reach: one down host's timeout must not hold up the others.
-    await mapLimit(await deps.store.listHosts(), deps.concurrency, async (host) => {
+    await mapLimit(hosts, deps.concurrency, async (host) => {
       const before = host.state;
       const after = await checkHost(deps, host).catch((error: unknown) => {
         options.onError?.(error);
@@ -54,7 +64,7 @@ export function createRetryWorker(deps: FlowDeps, options: RetryWorkerOptions): 
         options.onPass?.(await retryPendingDeletions(deps, { hostUuid: host.uuid, all: true }));
       }
     });
-    const report = await retryPendingDeletions(deps);
+    const report = await retryPendingDeletions(deps, share === undefined ? {} : { hostUuids: share });
     if (report.attempted > 0) options.onPass?.(report);
   };
 

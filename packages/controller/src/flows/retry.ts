@@ -23,13 +23,17 @@ export interface RetryOptions {
   readonly hostUuid?: string;
   /** every pending row, due or not (the operator's `retry`) */
   readonly all?: boolean;
+  /** only the rows of these hosts: this controller's share of the fleet, when several share it */
+  readonly hostUuids?: ReadonlySet<string>;
 }
 
 export async function retryPendingDeletions(deps: FlowDeps, options: RetryOptions = {}): Promise<RetryReport> {
   const filter = options.hostUuid === undefined ? {} : { hostUuid: options.hostUuid };
-  const rows = options.all
+  const listed = options.all
     ? await deps.store.listPendingDeletions(filter)
     : await deps.store.listDueDeletions(deps.now(), filter);
+  const share = options.hostUuids;
+  const rows = share === undefined ? listed : listed.filter((row) => share.has(row.hostUuid));
   if (rows.length === 0) return { attempted: 0, confirmed: 0, dropped: 0, stillPending: 0, detached: [], hosts: [] };
   return runPlanned(
     deps,

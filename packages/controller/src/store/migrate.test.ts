@@ -45,8 +45,10 @@ describe('migrations', () => {
   it('creates every table at first open and records each version once', async (t) => {
     const { path } = await openTempStore(t, { now: () => 42 });
     assert.deepEqual(await tables(path), [
+      'controllers',
       'hosts',
       'key_bindings',
+      'leases',
       'operations',
       'owned_paths',
       'pending_deletions',
@@ -61,6 +63,7 @@ describe('migrations', () => {
       { version: 1, name: 'initial', applied_at: 42 },
       { version: 2, name: 'real-hosts', applied_at: 42 },
       { version: 3, name: 'pinned-certificates', applied_at: 42 },
+      { version: 4, name: 'controllers', applied_at: 42 },
     ]);
   });
 
@@ -117,7 +120,7 @@ describe('migrations', () => {
         `INSERT INTO hosts VALUES ('h1', 'h1', 'http://h1:7441', 'pk', '0011223344556677', 'Connected', 5, 1);`,
       );
     });
-    assert.equal(await migrate(connection, MIGRATIONS, () => 2), 3);
+    assert.equal(await migrate(connection, MIGRATIONS.slice(0, 3), () => 2), 3);
     await connection.close();
     const store = await createSqliteStore(path);
     t.after(() => store.close());
@@ -143,7 +146,7 @@ describe('migrations', () => {
     assert.equal((await again.getHostByName('kept'))?.uuid, 'host-kept');
     assert.deepEqual(
       (await versions(path)).map((v) => (v as { applied_at: number }).applied_at),
-      [42, 42, 42],
+      MIGRATIONS.map(() => 42),
     );
   });
 
@@ -153,19 +156,21 @@ describe('migrations', () => {
     await rawAll(path, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)");
     await assert.rejects(
       createSqliteStore(path),
-      (error) => isStoreError(error, 'schema_too_new') && /version 99.*knows \(3\)/.test(error.message),
+      (error) =>
+        isStoreError(error, 'schema_too_new') &&
+        new RegExp(`version 99.*knows \\(${MIGRATIONS.length}\\)`).test(error.message),
     );
   });
 
   it('applies only the missing ones, in order, on an older database', async (t) => {
     const path = join(await tempDir(t), 'old.db');
     const connection = await connect(t, path);
-    const next = { version: 4, name: 'next', sql: 'CREATE TABLE second (x INTEGER) STRICT;' };
+    const next = { version: MIGRATIONS.length + 1, name: 'next', sql: 'CREATE TABLE second (x INTEGER) STRICT;' };
     assert.equal(await migrate(connection, MIGRATIONS.slice(0, 1), () => 1), 1);
-    assert.equal(await migrate(connection, [...MIGRATIONS, next], () => 2), 4);
+    assert.equal(await migrate(connection, [...MIGRATIONS, next], () => 2), MIGRATIONS.length + 1);
     assert.deepEqual(
       (await versions(path)).map((row) => (row as { version: number }).version),
-      [1, 2, 3, 4],
+      [...MIGRATIONS, next].map((m) => m.version),
     );
     assert.ok((await tables(path)).includes('second'));
   });
@@ -174,7 +179,7 @@ describe('migrations', () => {
     const path = join(await tempDir(t), 'failing.db');
     const connection = await connect(t, path);
     const broken = {
-      version: 4,
+      version: MIGRATIONS.length + 1,
       name: 'broken',
       sql: 'CREATE TABLE half (x INTEGER) STRICT; INSERT INTO nowhere VALUES (1);',
     };
@@ -184,7 +189,7 @@ describe('migrations', () => {
     );
     assert.deepEqual(
       (await versions(path)).map((row) => (row as { version: number }).version),
-      [1, 2, 3],
+      MIGRATIONS.map((m) => m.version),
     );
     assert.ok(!(await tables(path)).includes('half'));
   });
@@ -192,10 +197,10 @@ describe('migrations', () => {
   it('refuses a list of migrations with a gap before touching the database', async (t) => {
     const path = join(await tempDir(t), 'gap.db');
     const connection = await connect(t, path);
-    const gap = { version: 5, name: 'gap', sql: 'SELECT 1;' };
+    const gap = { version: MIGRATIONS.length + 2, name: 'gap', sql: 'SELECT 1;' };
     await assert.rejects(
       migrate(connection, [...MIGRATIONS, gap], () => 1),
-      /has version 5, expected 4/,
+      new RegExp(`has version ${MIGRATIONS.length + 2}, expected ${MIGRATIONS.length + 1}`),
     );
     assert.deepEqual(await tables(path), []);
   });
@@ -205,7 +210,7 @@ describe('migrations (postgres)', onEngine('postgres'), () => {
   const open = (schema: string, now = () => 42) => createPgStore(PG_TEST_URL, { schema, now });
 
   it('brings a fresh schema to the newest version, even from two controllers opening it at once', async (t) => {
-    const schema = await tempSchema(t);
+    const schema = tempSchema(t);
     const [a, b] = await Promise.all([open(schema), open(schema)]);
     t.after(() => Promise.all([a.close(), b.close()]));
     await addHost(a, 'seen-by-both');
@@ -218,7 +223,7 @@ describe('migrations (postgres)', onEngine('postgres'), () => {
   });
 
   it('refuses a schema newer than the code, with a clear error', async (t) => {
-    const schema = await tempSchema(t);
+    const schema = tempSchema(t);
     await (await open(schema)).close();
     const { raw } = await rawPg(t, schema);
     await raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)");
@@ -242,3 +247,26 @@ async function rawPg(t: TestContext, schema: string): Promise<{ raw: (sql: strin
   t.after(() => client.end());
   return { raw: async (sql) => (await client.query(sql)).rows as unknown[] };
 }
+
+describe('migration 4 (controllers)', () => {
+  it('keeps running operations of a version-3 database as orphans any controller may resume', async (t) => {
+    const path = join(await tempDir(t), 'v3.db');
+    const connection = await connect(t, path);
+    assert.equal(await migrate(connection, MIGRATIONS.slice(0, 3), () => 1), 3);
+    await connection.transaction(async (sql) => {
+      await sql.exec(
+        `INSERT INTO operations VALUES ('op1', 'tpm.remove', 's', 'collect', 'running', '{}', NULL, 1, 1);`,
+      );
+    });
+    assert.equal(await migrate(connection, MIGRATIONS, () => 2), 4);
+    await connection.close();
+    const store = await createSqliteStore(path);
+    t.after(() => store.close());
+    await store.registerController({ id: 'c1', host: 'h', pid: 1, startedAt: 1, expiresAt: 1000 });
+    assert.deepEqual(
+      (await store.claimOrphanOperations('c1', 10, 0)).map((o) => o.id),
+      ['op1'],
+      'an operation of no controller is an orphan',
+    );
+  });
+});

@@ -38,7 +38,7 @@ export function operationReads({ sql }: Context) {
   } satisfies Partial<StoreReads>;
 }
 
-export function operationWrites({ sql, now }: Context) {
+export function operationWrites({ sql, now, owner }: Context) {
   /** Runs an UPDATE aimed at one running operation; tells a missing one from a finished one. */
   const updateRunning = async (id: string, set: string, params: Record<string, string | number | null>) => {
     const { changes } = await sql.run(
@@ -69,9 +69,17 @@ export function operationWrites({ sql, now }: Context) {
         updatedAt: at,
       };
       await sql.run(
-        `INSERT INTO operations (id, kind, subject, step, state, input, report, created_at, updated_at)
-         VALUES ($id, $kind, $subject, $step, 'running', $input, NULL, $at, $at)`,
-        { id, kind, subject, step, input: toJson(input, `input of operation ${id}`), at },
+        `INSERT INTO operations (id, kind, subject, step, state, input, report, created_at, updated_at, controller_id)
+         VALUES ($id, $kind, $subject, $step, 'running', $input, NULL, $at, $at, $controller)`,
+        {
+          id,
+          kind,
+          subject,
+          step,
+          input: toJson(input, `input of operation ${id}`),
+          at,
+          controller: owner?.() ?? null,
+        },
       );
       return operation;
     },

@@ -114,11 +114,12 @@ function parseBigint(text: string): number {
 
 const INT8 = 20;
 const JSON_OID = 114;
+const builtin = pg.types.getTypeParser as (oid: number, format: 'text' | 'binary') => (value: string) => unknown;
 const typeParsers = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+  getTypeParser: ((oid: number, format: 'text' | 'binary' = 'text') => {
     if (oid === INT8) return parseBigint;
     if (oid === JSON_OID) return (text: string) => text;
-    return format === 'binary' ? pg.types.getTypeParser(oid, 'binary') : pg.types.getTypeParser(oid, 'text');
+    return builtin(oid, format);
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
 
@@ -175,7 +176,7 @@ export interface PgConnection extends Connection {
   readonly schema: string;
 }
 
-export async function openPgConnection(options: PgConnectionOptions): Promise<PgConnection> {
+export function openPgConnection(options: PgConnectionOptions): PgConnection {
   const schema = options.schema ?? 'public';
   if (!SCHEMA_NAME.test(schema)) throw new RangeError(`schema must match ${SCHEMA_NAME.source}, got ${schema}`);
   const pool = new pg.Pool({

@@ -23,7 +23,7 @@ export interface PgStoreOptions {
 
 export async function createPgStore(url: string, options: PgStoreOptions = {}): Promise<Store> {
   const now = options.now ?? Date.now;
-  const connection = await openPgConnection({
+  const connection = openPgConnection({
     url,
     schema: options.schema,
     poolSize: options.poolSize,

@@ -1,6 +1,7 @@
 // The Store's methods over a Connection of either engine: the table groups (inventory, files, deletions,
 // operations) are written once, in SQL both SQLite and PostgreSQL run.
 import type { Connection, Sql } from './connection.js';
+import { controllerReads, controllerWrites } from './controllers.js';
 import { deletionReads, deletionWrites } from './deletions.js';
 import { fileReads, fileWrites } from './files.js';
 import { inventoryReads, inventoryWrites } from './inventory.js';
@@ -32,27 +33,55 @@ const NO_SQL: Sql = {
 
 /** The Store's methods over a connection of either engine: the table groups are written once for both. */
 export function storeOver(connection: Connection, now: () => number): Store {
+  let acting: string | null = null;
+  const owner = (): string | null => acting;
   const readsOf = (sql: Sql): StoreReads => {
-    const context: Context = { sql, now };
-    return { ...inventoryReads(context), ...fileReads(context), ...deletionReads(context), ...operationReads(context) };
+    const context: Context = { sql, now, owner };
+    return {
+      ...inventoryReads(context),
+      ...fileReads(context),
+      ...deletionReads(context),
+      ...operationReads(context),
+      ...controllerReads(context),
+    };
   };
   const writesOf = (sql: Sql): StoreWrites => {
-    const context: Context = { sql, now };
+    const context: Context = { sql, now, owner };
     return {
       ...inventoryWrites(context),
       ...fileWrites(context),
       ...deletionWrites(context),
       ...operationWrites(context),
+      ...controllerWrites(context),
     };
   };
   const txOf = (sql: Sql): StoreTx => ({ ...readsOf(sql), ...writesOf(sql) });
+  /** The fence, first in a write transaction of a controller: under the write lock, so no takeover slips between. */
+  const fenced = async (sql: Sql): Promise<void> => {
+    if (acting !== null) await controllerWrites({ sql, now }).checkFence(acting, now());
+  };
 
   return {
-    // A read alone needs no BEGIN (it is its own snapshot) but still waits its turn in the queue.
+    // A read alone needs no transaction (it is its own snapshot); on SQLite it still waits its turn in the queue.
     ...redirect(readsOf(NO_SQL), (name, args) => connection.exclusive((sql) => invoke(readsOf(sql), name, args))),
-    // A write alone is a transaction of its own: upsertFile and addTpm are several statements.
-    ...redirect(writesOf(NO_SQL), (name, args) => connection.transaction((sql) => invoke(writesOf(sql), name, args))),
-    transaction: (fn) => connection.transaction((sql) => fn(txOf(sql))),
+    // A write alone is a transaction of its own: upsertFile and addTpm are several statements. A controller's own
+    // lifecycle (register, renew, retire) is not fenced: it is what the fence reads.
+    ...redirect(writesOf(NO_SQL), (name, args) =>
+      connection.transaction(async (sql) => {
+        if (!UNFENCED.has(name)) await fenced(sql);
+        return invoke(writesOf(sql), name, args);
+      }),
+    ),
+    transaction: (fn) =>
+      connection.transaction(async (sql) => {
+        await fenced(sql);
+        return fn(txOf(sql));
+      }),
+    actAs: (id) => {
+      acting = id;
+    },
     close: () => connection.close(),
   };
 }
+
+const UNFENCED = new Set(['registerController', 'renewController', 'retireController']);

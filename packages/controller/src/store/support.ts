@@ -6,6 +6,8 @@ import { StoreError } from './errors.js';
 export interface Context {
   readonly sql: Sql;
   readonly now: () => number;
+  /** The controller this store acts for (Store.actAs), or null. */
+  readonly owner?: () => string | null;
 }
 
 /** Keeps an IN (…) list well under SQLite's limit on bound parameters, whatever the batch size. */

@@ -61,7 +61,7 @@ export const onEngine = (engine: Engine): { skip: string | false } => ({
 });
 
 /** A schema of its own on the test PostgreSQL, dropped after the test; answers its name. */
-export async function tempSchema(t: TestContext): Promise<string> {
+export function tempSchema(t: TestContext): string {
   const schema = `hf_test_${randomBytes(6).toString('hex')}`;
   t.after(async () => {
     const client = new pg.Client({ connectionString: PG_TEST_URL });
@@ -97,7 +97,7 @@ export async function openStoreWithRaw(
     const { store, path } = await openTempStore(t, options);
     return { store, raw: (sql, params = []) => rawSqlite(path, sql, params) };
   }
-  const schema = await tempSchema(t);
+  const schema = tempSchema(t);
   const store = await createPgStore(PG_TEST_URL, { ...options, schema });
   t.after(() => store.close());
   const raw: RawQuery = async (sql, params = []) => {

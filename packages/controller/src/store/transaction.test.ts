@@ -201,7 +201,7 @@ describe('transactions (postgres)', onEngine('postgres'), () => {
     'serializes the write transactions of two stores (two controllers) on one database',
     { timeout: HANG_MS },
     async (t) => {
-      const schema = await tempSchema(t);
+      const schema = tempSchema(t);
       const first = await createPgStore(PG_TEST_URL, { schema });
       t.after(() => first.close());
       const second = await createPgStore(PG_TEST_URL, { schema });

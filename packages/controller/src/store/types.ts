@@ -189,6 +189,23 @@ export interface Operation {
 }
 export type NewOperation = Pick<Operation, 'id' | 'kind' | 'subject' | 'step' | 'input'>;
 
+/** A running controller process, as the others see it. */
+export interface LiveController {
+  /** random per process start, never reused: the fencing token of everything the process writes */
+  readonly id: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly startedAt: number;
+  readonly expiresAt: number;
+}
+export type NewController = LiveController;
+
+/** A lock key a flow holds across processes (flows/lock-keys.ts). */
+export interface LeaseKey {
+  readonly key: string;
+  readonly mode: 'shared' | 'exclusive';
+}
+
 /**
  * Reads. Lists are ordered deterministically. `get…` answers null when there is no such row.
  */
@@ -223,6 +240,10 @@ export interface StoreReads {
   listTpmsWithPendingDeletions(tpmUuids: readonly string[]): Promise<string[]>;
   getOperation(id: string): Promise<Operation | null>;
   listUnfinishedOperations(): Promise<Operation[]>;
+  /** The controllers alive at `now` (or within `graceMs` after their expiry), by id. */
+  listLiveControllers(now: number, graceMs?: number): Promise<LiveController[]>;
+  /** Which controller holds each of these keys. */
+  listLeaseHolders(keys: readonly string[]): Promise<{ key: string; controllerId: string }[]>;
 }
 
 /**
@@ -280,6 +301,28 @@ export interface StoreWrites {
   setOperationStep(id: string, step: string, report?: unknown): Promise<void>;
   /** Only a running operation; 'conflict' if it already finished. */
   finishOperation(id: string, state: 'done' | 'failed', report: unknown): Promise<void>;
+  /** A controller process starts: alive until `expiresAt` unless renewed. */
+  registerController(controller: NewController): Promise<void>;
+  /** Pushes its expiry; false once it has expired or was retired: it is dead for good, its process must stop. */
+  renewController(id: string, now: number, expiresAt: number): Promise<boolean>;
+  /** A clean stop: the controller and its leases go; its running operations become orphans. */
+  retireController(id: string): Promise<void>;
+  /**
+   * Every key for `holder` (one flow of `controllerId`), or none (false) while another live controller holds one in
+   * a conflicting mode. Leases of controllers dead for longer than `graceMs` are dropped first.
+   */
+  tryAcquireLeases(
+    holder: string,
+    controllerId: string,
+    keys: readonly LeaseKey[],
+    now: number,
+    graceMs: number,
+  ): Promise<boolean>;
+  releaseLeases(holder: string): Promise<number>;
+  /** The running operations of controllers dead for longer than `graceMs` (or of none), now `controllerId`'s. */
+  claimOrphanOperations(controllerId: string, now: number, graceMs: number): Promise<Operation[]>;
+  /** Refuses ('conflict') unless the controller is alive at `now`. */
+  checkFence(controllerId: string, now: number): Promise<void>;
 }
 
 /** What a transaction's callback gets: every read and write, all inside one BEGIN IMMEDIATE … COMMIT. */
@@ -294,6 +337,12 @@ export interface StoreTx extends StoreReads, StoreWrites {}
 export interface Store extends StoreReads, StoreWrites {
   /** Runs `fn` in BEGIN IMMEDIATE … COMMIT, or ROLLBACK when it throws (the error is rethrown). */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /**
+   * From now on, this store acts for controller `id` (registered): operations it starts name it, and every write
+   * transaction first checks that it is still alive (its fence), so a controller the others took for dead writes
+   * nothing more. null: no controller (a single process: tests, the demo).
+   */
+  actAs(id: string | null): void;
   /** Waits for the queued work, then closes the database; later calls fail with 'io'. */
   close(): Promise<void>;
 }

@@ -2,5 +2,6 @@
 // edited once released; a change of schema is written for both engines.
 import type { Migration } from '../migration.js';
 import { PG_MIGRATION_001 } from './001-initial.js';
+import { PG_MIGRATION_002 } from './002-controllers.js';
 
-export const PG_MIGRATIONS: readonly Migration[] = [PG_MIGRATION_001];
+export const PG_MIGRATIONS: readonly Migration[] = [PG_MIGRATION_001, PG_MIGRATION_002];
