@@ -189,6 +189,14 @@ export interface Operation {
 }
 export type NewOperation = Pick<Operation, 'id' | 'kind' | 'subject' | 'step' | 'input'>;
 
+/** Which operations `listOperations` answers: those of a state and kind, when given; at most `limit`, newest first. */
+export interface OperationFilter {
+  readonly state?: OperationState;
+  readonly kind?: string;
+  /** a whole number from 1 (a RangeError otherwise) */
+  readonly limit: number;
+}
+
 /**
  * Reads. Lists are ordered deterministically. `get…` answers null when there is no such row.
  */
@@ -223,6 +231,8 @@ export interface StoreReads {
   listTpmsWithPendingDeletions(tpmUuids: readonly string[]): Promise<string[]>;
   getOperation(id: string): Promise<Operation | null>;
   listUnfinishedOperations(): Promise<Operation[]>;
+  /** Newest first: by createdAt, then id, both descending. */
+  listOperations(filter: OperationFilter): Promise<Operation[]>;
 }
 
 /**
