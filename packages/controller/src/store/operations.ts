@@ -37,7 +37,8 @@ export function operationReads({ sql }: Context) {
       (await sql.all<OperationRow>(`${OPERATION} WHERE state = 'running' ORDER BY created_at, id`)).map(toOperation),
     // Plain SQL any engine runs (the PostgreSQL store reuses it): equality filters, ORDER BY, LIMIT.
     listOperations: async ({ state, kind, limit }) => {
-      if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a whole number from 1: ${limit}`);
+      if (!Number.isSafeInteger(limit) || limit < 1)
+        throw new RangeError(`limit must be a whole number from 1: ${limit}`);
       const where = whereEquals({ state: { column: 'state', value: state }, kind: { column: 'kind', value: kind } });
       const rows = await sql.all<OperationRow>(
         `${OPERATION} ${where.clause} ORDER BY created_at DESC, id DESC LIMIT $limit`,
