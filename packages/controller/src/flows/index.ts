@@ -15,9 +15,12 @@ export {
   moveVm,
   resolveHost,
   writeFile,
+  WRITE_FILE,
   type MoveReport,
   type NewVmInput,
   type WriteFileInput,
+  type WriteReport,
+  type WrittenFile,
 } from './inventory.js';
 export {
   removeTpms,
@@ -27,7 +30,7 @@ export {
   type VmRemoval,
   type PendingFile,
 } from './remove-tpm.js';
-export { adoptVm, libvirtPaths, type AdoptOptions, type AdoptReport, type AdoptedState } from './adopt.js';
+export { adoptVm, ADOPT_VM, libvirtPaths, type AdoptOptions, type AdoptReport, type AdoptedState } from './adopt.js';
 export { GUARD_DELAY_MS, type PlacedFile, type PlaceOutcome } from './place.js';
 export { dirState, fileState, MAX_STATE_BYTES, type State } from './state.js';
 export { probeStates, type BusyState, type Probe } from './probe.js';

@@ -230,7 +230,7 @@ export const PATHS = {
         "new path where the host holds state hostfiles does not know. The VM's earlier path of that type is deleted " +
         'through the outbox; a pending deletion at the path is cancelled.',
       body: writeFileBody,
-      ok: { status: 201, description: 'the state as written and recorded', schema: ref(reports.writtenFile) },
+      ok: { status: 201, description: 'the state as written and recorded', schema: ref(reports.writeFileReport) },
       errors: {
         400: BAD_BODY,
         404: 'no such VM or host (not_found)',
