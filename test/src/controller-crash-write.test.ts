@@ -138,7 +138,7 @@ test('a write that landed unrecorded, repeated after restart, is recorded: its g
 
     // The bytes already there are exactly the ones written: `expect: absent` is met, nothing is refused.
     const written = await writeFile(ctl.deps, { vm: 'w', type: 'NvRam', path: s.to, state: fileState(NEW) });
-    assert.deepEqual([written.status, written.status === 'written' ? written.replaced : null], ['written', s.from]);
+    assert.deepEqual([written.status, written.replaced], ['written', s.from]);
     assert.deepEqual(
       (await ctl.deps.store.listPendingDeletions()).map((p) => [p.path, p.expectSha256]),
       [[s.from, null]],

@@ -9,6 +9,7 @@ import { ApiError, toApiError, type ErrorBody } from './errors.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
 import { deletionRoutes } from './routes/deletions.js';
 import { inventoryRoutes } from './routes/inventory.js';
+import { operationRoutes } from './routes/operations.js';
 import { stateRoutes } from './routes/states.js';
 
 export function createApiApp(deps: ApiDeps): Hono {
@@ -29,6 +30,7 @@ export function createApiApp(deps: ApiDeps): Hono {
   inventoryRoutes(app, { flows: deps.flows, maxBodyBytes });
   deletionRoutes(app, { flows: deps.flows, maxBodyBytes });
   stateRoutes(app, { flows: deps.flows, maxBodyBytes });
+  operationRoutes(app, { flows: deps.flows, maxBodyBytes });
 
   app.notFound((c) => {
     throw new ApiError('not_found', `no route ${c.req.method} ${c.req.path}`);

@@ -168,6 +168,38 @@ test('without agents: inventory, errors of every kind, the outbox of a write who
   const retried = expectStatus(await call<{ attempted: number; stillPending: number }>('POST', '/v1/retry'), 200);
   assert.deepEqual([retried.attempted, retried.stillPending], [1, 1]);
 
+  // The journal: the write whose outcome is unknown ended failed, saying why, as did the reconcile of a host down.
+  type Ops = { operations: { id: string; kind: string; state: string; report: { error?: string } | null }[] };
+  const all = expectStatus(await call<Ops>('GET', '/v1/operations'), 200).operations;
+  assert.deepEqual(
+    all.map((o) => [o.kind, o.state]),
+    [
+      ['file.write', 'failed'],
+      ['host.reconcile', 'failed'],
+      ['vm.sync', 'done'],
+    ],
+    'newest first',
+  );
+  const failedWrites = expectStatus(
+    await call<Ops>('GET', '/v1/operations?state=failed&kind=file.write&limit=1'),
+    200,
+  ).operations;
+  assert.deepEqual(
+    failedWrites.map((o) => o.id),
+    [all[0]?.id],
+  );
+  assert.match(failedWrites[0]?.report?.error ?? '', /unreachable/);
+  assert.deepEqual(expectStatus(await call<Ops>('GET', '/v1/operations?limit=1&state=running'), 200).operations, []);
+  for (const query of ['limit=0', 'limit=1001', 'limit=x', 'state=stuck', 'kinds=x', 'limit=1&limit=2']) {
+    expectError(await call('GET', `/v1/operations?${query}`), 400, 'bad_request');
+  }
+  const one = expectStatus(
+    await call<{ id: string; input: { path?: string } }>('GET', `/v1/operations/${all[0]?.id ?? ''}`),
+    200,
+  );
+  assert.deepEqual([one.id, one.input.path], [all[0]?.id, nvram]);
+  expectError(await call('GET', `/v1/operations/${randomUUID()}`), 404, 'not_found');
+
   const removal = expectStatus(
     await call<{ vms: { binding: string }[] }>('POST', '/v1/tpms/remove', { vms: ['a'] }),
     200,

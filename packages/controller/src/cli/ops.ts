@@ -1,12 +1,13 @@
 // `hostfiles ops list|show`: the journal of flows, as an operator reads it.
+import { DEFAULT_OPERATIONS_LIMIT, MAX_OPERATIONS_LIMIT } from '../api/schemas.js';
 import { OPERATION_STATES, type Operation, type OperationState } from '../store/index.js';
 import { firstArg, type Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { formatTime, table } from './output.js';
 
-export const DEFAULT_OPS_LIMIT = 50;
-/** The most `ops list` (and GET /v1/operations) answers at once. */
-export const MAX_OPS_LIMIT = 1000;
+// The API's bounds: the command line lists no more at once than GET /v1/operations.
+const DEFAULT_OPS_LIMIT = DEFAULT_OPERATIONS_LIMIT;
+const MAX_OPS_LIMIT = MAX_OPERATIONS_LIMIT;
 
 const isState = (value: string): value is OperationState => (OPERATION_STATES as readonly string[]).includes(value);
 
