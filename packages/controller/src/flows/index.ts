@@ -8,7 +8,7 @@ export {
 } from './deps.js';
 export { createVmQueue, type LockKey, type LockMode, type VmQueue, type VmQueueOptions } from './vm-queue.js';
 export { deleteOnHosts, type HostReport, type FileOutcome } from './dispatch.js';
-export { addHost, checkHost, setHostUrl, type NewHostInput } from './hosts.js';
+export { addHost, checkHost, setHostUrl, type HostHealth, type NewHostInput } from './hosts.js';
 export {
   addTpm,
   addVm,
@@ -36,7 +36,13 @@ export { dirState, fileState, MAX_STATE_BYTES, type State } from './state.js';
 export { probeStates, type BusyState, type Probe } from './probe.js';
 export { retryPendingDeletions, backoff, type RetryReport } from './retry.js';
 export { resolveVm, needsNvram } from './resolve.js';
-export { createRetryWorker, type RetryWorker, type RetryWorkerOptions, type Timers } from './retry-worker.js';
+export {
+  createRetryWorker,
+  type HostTransition,
+  type RetryWorker,
+  type RetryWorkerOptions,
+  type Timers,
+} from './retry-worker.js';
 export { destroyVm, DESTROY_VM, type DestroyReport } from './destroy-vm.js';
 export { resumeOperations, settleDetachingBindings, type ResumeReport, type SkippedVm } from './resume.js';
 export {
