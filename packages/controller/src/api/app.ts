@@ -21,7 +21,13 @@ export function createApiApp(deps: ApiDeps): Hono {
   app.use('*', async (c, next) => {
     const started = Date.now();
     await next();
-    logger.info('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: Date.now() - started });
+    logger.info('request', {
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      ms: Date.now() - started,
+      operationId: c.get('operationId'),
+    });
   });
   app.get('/v1/health', (c) => c.json({ status: 'ok' }));
   // Before anything reads a body: an unauthenticated caller learns nothing, not even the size limit.

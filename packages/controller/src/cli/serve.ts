@@ -7,8 +7,15 @@ import { serve, type ServerType } from '@hono/node-server';
 import { createLogger, isLoopbackHost, type Logger, type TlsIdentity } from '@hostfiles/shared';
 import type { Hono } from 'hono';
 import { createApiApp, type ApiEvent } from '../api/index.js';
-import { createRetryWorker, resumeOperations, type FlowDeps, type RetryWorker } from '../flows/index.js';
+import {
+  createRetryWorker,
+  resumeOperations,
+  type FlowDeps,
+  type HostTransition,
+  type RetryWorker,
+} from '../flows/index.js';
 import type { Command } from './command.js';
+import { reportError } from './ops.js';
 import { CliError, UsageError } from './errors.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7440';
@@ -18,7 +25,18 @@ const DRAIN_TIMEOUT_MS = 30_000;
 const MIN_TOKEN_LENGTH = 16;
 
 export type ServeEvent =
-  ApiEvent | 'resumed' | 'resume_failed' | 'listening' | 'retry_pass' | 'retry_error' | 'stopping' | 'stopped';
+  | ApiEvent
+  | 'resumed'
+  | 'operation_resumed'
+  | 'operation_left_running'
+  | 'resume_failed'
+  | 'listening'
+  | 'host_connected'
+  | 'host_disconnected'
+  | 'retry_pass'
+  | 'retry_error'
+  | 'stopping'
+  | 'stopped';
 
 const HINT = 'see `hostfiles serve --help`';
 
@@ -71,8 +89,9 @@ export const SERVE_COMMANDS: readonly Command[] = [
         );
       }
       const token = loadToken(input.required('token-file'));
-      const deps = await ctx.flows();
       const logger = createLogger<ServeEvent>({ write: ctx.io.stdout });
+      // Every flow serve runs (resume, the worker, the API's) tells each host transition once: logged.
+      const deps: FlowDeps = { ...(await ctx.flows()), onHostState: logHostState(logger) };
 
       await resume(deps, logger);
       if (stop?.aborted === true) {
@@ -91,6 +110,13 @@ export const SERVE_COMMANDS: readonly Command[] = [
   },
 ];
 
+function logHostState(logger: Logger<ServeEvent>): (change: HostTransition) => void {
+  return ({ hostName, hostUuid, from, to, reason }) => {
+    if (to === 'Connected') logger.info('host_connected', { host: hostName, hostUuid, from });
+    else logger.warn('host_disconnected', { host: hostName, hostUuid, from, reason });
+  };
+}
+
 async function resume(deps: FlowDeps, logger: Logger<ServeEvent>): Promise<void> {
   const report = await resumeOperations(deps);
   logger.info('resumed', {
@@ -100,6 +126,22 @@ async function resume(deps: FlowDeps, logger: Logger<ServeEvent>): Promise<void>
     errors: report.errors.length,
     detached: report.detached.length,
   });
+  // Each operation by id, with how it ended and why, so no count above stands without them.
+  const failed = new Set(report.failed);
+  for (const id of report.resumed) {
+    const operation = await deps.store.getOperation(id);
+    const fields = { operationId: id, kind: operation?.kind, state: operation?.state };
+    if (failed.has(id)) logger.warn('operation_resumed', { ...fields, error: reportError(operation?.report) });
+    else logger.info('operation_resumed', fields);
+  }
+  for (const id of report.unknown) {
+    const operation = await deps.store.getOperation(id);
+    logger.warn('operation_left_running', {
+      operationId: id,
+      kind: operation?.kind,
+      message: 'no resumer here knows its kind: left for a controller that does',
+    });
+  }
   // Left running in the journal: the next start tries them again. Serving goes on meanwhile.
   for (const error of report.errors) logger.warn('resume_failed', { operationId: error.id, message: error.message });
 }

@@ -5,6 +5,7 @@ import { posix } from 'node:path';
 import { isValidRoot, type FileType, type Roots, type StateKind, type StatResult } from '@hostfiles/shared';
 import type { Host, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
+import { markHost } from './host-state.js';
 import { resolveHost } from './inventory.js';
 import { vmKey, wholeHost } from './lock-keys.js';
 import { resolveVm } from './resolve.js';
@@ -103,7 +104,7 @@ async function statOn(
   paths: readonly { type: FileType; path: string }[],
 ): Promise<StatResult[]> {
   const answer = await deps.agents.send(host, 'files.stat', { files: paths.map(({ type, path }) => ({ type, path })) });
-  await deps.store.setHostState(host.uuid, 'Connected', deps.now());
+  await markHost(deps, host, 'Connected');
   return paths.map((p, i) => {
     const result = answer.results[i];
     if (result === undefined || result.path !== p.path) throw new FlowError('unavailable', 'the agent gave no answer');

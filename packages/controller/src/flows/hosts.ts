@@ -13,6 +13,7 @@ import {
 import { isAgentCallError } from '../agents/index.js';
 import type { Host } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
+import { markHost } from './host-state.js';
 import { resolveHost } from './inventory.js';
 
 export interface NewHostInput {
@@ -78,8 +79,9 @@ export interface HostHealth {
 export async function checkHost(deps: FlowDeps, host: Host): Promise<HostHealth> {
   let health: HostHealth;
   const refuse = async (why: string): Promise<never> => {
-    await deps.store.setHostState(host.uuid, 'Disconnected');
-    throw new FlowError('host_key_changed', `host ${host.name} ${why}: refusing it`);
+    const message = `host ${host.name} ${why}: refusing it`;
+    await markHost(deps, host, 'Disconnected', message);
+    throw new FlowError('host_key_changed', message);
   };
   try {
     const info = await deps.agents.info(host);
@@ -98,7 +100,7 @@ export async function checkHost(deps: FlowDeps, host: Host): Promise<HostHealth>
         : String(error);
     health = { state: 'Disconnected', reason };
   }
-  await deps.store.setHostState(host.uuid, health.state, health.state === 'Connected' ? deps.now() : undefined);
+  await markHost(deps, host, health.state, health.reason);
   return health;
 }
 

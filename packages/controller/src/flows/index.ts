@@ -4,6 +4,7 @@ export {
   isFlowError,
   type FlowDeps,
   type FlowErrorCode,
+  type HostTransition,
   type ProgressEvent,
 } from './deps.js';
 export { createVmQueue, type LockKey, type LockMode, type VmQueue, type VmQueueOptions } from './vm-queue.js';
@@ -36,13 +37,7 @@ export { dirState, fileState, MAX_STATE_BYTES, type State } from './state.js';
 export { probeStates, type BusyState, type Probe } from './probe.js';
 export { retryPendingDeletions, backoff, type RetryReport } from './retry.js';
 export { resolveVm, needsNvram } from './resolve.js';
-export {
-  createRetryWorker,
-  type HostTransition,
-  type RetryWorker,
-  type RetryWorkerOptions,
-  type Timers,
-} from './retry-worker.js';
+export { createRetryWorker, type RetryWorker, type RetryWorkerOptions, type Timers } from './retry-worker.js';
 export { destroyVm, DESTROY_VM, type DestroyReport } from './destroy-vm.js';
 export { resumeOperations, settleDetachingBindings, type ResumeReport, type SkippedVm } from './resume.js';
 export {

@@ -24,6 +24,7 @@ import type {
   VmHostFile,
 } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
+import { markHost, markUnreachable } from './host-state.js';
 import { settleBinding } from './remove-tpm.js';
 import { placeOp, type State } from './state.js';
 
@@ -229,13 +230,12 @@ export async function placeOnHost(
   let callError: AgentCallError | undefined;
   try {
     results = (await deps.agents.send(host, 'files.apply', { ops }, { bytes })).results;
-    await deps.store.setHostState(host.uuid, 'Connected', deps.now());
+    await markHost(deps, host, 'Connected');
   } catch (error) {
     if (!isAgentCallError(error)) throw error;
     callError = error;
     results = [];
-    if (error.failure === 'unreachable' || error.failure === 'timeout')
-      await deps.store.setHostState(host.uuid, 'Disconnected');
+    await markUnreachable(deps, host, error);
   }
   const outcomes = planned.map((p, i) => outcomeOf(p, results[i], callError));
   const error = callError === undefined ? undefined : `${callError.failure}: ${callError.message}`;

@@ -1,9 +1,8 @@
 // The background half of `serve` (and of the demo): health checks mark hosts Connected/Disconnected, a host that
 // comes back is drained at once, and due deletions are retried whenever their backoff has passed.
 import { mapLimit } from '@hostfiles/shared';
-import type { HostState } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
-import { checkHost, type HostHealth } from './hosts.js';
+import { checkHost } from './hosts.js';
 import { retryPendingDeletions, type RetryReport } from './retry.js';
 
 /** Where the worker's wake-ups are armed: the real timers, or a test's virtual ones (with `deps.now` to match). */
@@ -26,17 +25,6 @@ export interface RetryWorkerOptions {
   readonly timers?: Timers;
   readonly onPass?: (report: RetryReport) => void;
   readonly onError?: (error: unknown) => void;
-  /** once per transition a health check sees: Connected → Disconnected (with why) and back */
-  readonly onHostState?: (change: HostTransition) => void;
-}
-
-export interface HostTransition {
-  readonly hostUuid: string;
-  readonly hostName: string;
-  readonly from: HostState;
-  readonly to: HostState;
-  /** why it is Disconnected (the call's failure, or the refusal of a changed key) */
-  readonly reason?: string;
 }
 
 export interface RetryWorker {
@@ -51,7 +39,6 @@ export function createRetryWorker(deps: FlowDeps, options: RetryWorkerOptions): 
   let timer: unknown;
   let running: Promise<void> | undefined;
   let stopped = true;
-  const lastSeen = new Map<string, HostState>();
   // Read through a call after an await: the type checker would take a plain read there for the value before it.
   const isStopped = (): boolean => stopped;
 
@@ -59,23 +46,11 @@ export function createRetryWorker(deps: FlowDeps, options: RetryWorkerOptions): 
     // Hosts checked as many at once as flows reach: one down host's timeout must not hold up the others.
     await mapLimit(await deps.store.listHosts(), deps.concurrency, async (host) => {
       const before = host.state;
-      const health = await checkHost(deps, host).catch((error: unknown): HostHealth => {
+      // A transition is told through deps.onHostState by the check itself (flows/host-state.ts).
+      const { state: after } = await checkHost(deps, host).catch((error: unknown) => {
         options.onError?.(error);
-        return { state: 'Disconnected', reason: error instanceof Error ? error.message : String(error) };
+        return { state: 'Disconnected' as const };
       });
-      const after = health.state;
-      // What the checks last saw, else the database's: a flow that marked the host meanwhile is no transition seen.
-      const seen = lastSeen.get(host.uuid) ?? before;
-      lastSeen.set(host.uuid, after);
-      if (seen !== after) {
-        options.onHostState?.({
-          hostUuid: host.uuid,
-          hostName: host.name,
-          from: seen,
-          to: after,
-          ...(health.reason === undefined ? {} : { reason: health.reason }),
-        });
-      }
       if (before === 'Disconnected' && after === 'Connected') {
         options.onPass?.(await retryPendingDeletions(deps, { hostUuid: host.uuid, all: true }));
       }
