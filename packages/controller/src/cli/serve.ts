@@ -6,37 +6,19 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { createLogger, isLoopbackHost, type Logger, type TlsIdentity } from '@hostfiles/shared';
 import type { Hono } from 'hono';
-import { createApiApp, type ApiEvent } from '../api/index.js';
-import {
-  createRetryWorker,
-  resumeOperations,
-  type FlowDeps,
-  type HostTransition,
-  type RetryWorker,
-} from '../flows/index.js';
+import { createApiApp } from '../api/index.js';
+import type { FlowDeps } from '../flows/index.js';
 import type { Command } from './command.js';
-import { reportError } from './ops.js';
 import { CliError, UsageError } from './errors.js';
+import { logHostState, resume, startWorker, type ServeEvent } from './serve-log.js';
+
+export type { ServeEvent } from './serve-log.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7440';
 export const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
 /** How long a stop waits for in-flight requests before cutting their connections. */
 const DRAIN_TIMEOUT_MS = 30_000;
 const MIN_TOKEN_LENGTH = 16;
-
-export type ServeEvent =
-  | ApiEvent
-  | 'resumed'
-  | 'operation_resumed'
-  | 'operation_left_running'
-  | 'resume_failed'
-  | 'listening'
-  | 'host_connected'
-  | 'host_disconnected'
-  | 'retry_pass'
-  | 'retry_error'
-  | 'stopping'
-  | 'stopped';
 
 const HINT = 'see `hostfiles serve --help`';
 
@@ -109,61 +91,6 @@ export const SERVE_COMMANDS: readonly Command[] = [
     },
   },
 ];
-
-function logHostState(logger: Logger<ServeEvent>): (change: HostTransition) => void {
-  return ({ hostName, hostUuid, from, to, reason }) => {
-    if (to === 'Connected') logger.info('host_connected', { host: hostName, hostUuid, from });
-    else logger.warn('host_disconnected', { host: hostName, hostUuid, from, reason });
-  };
-}
-
-async function resume(deps: FlowDeps, logger: Logger<ServeEvent>): Promise<void> {
-  const report = await resumeOperations(deps);
-  logger.info('resumed', {
-    resumed: report.resumed.length,
-    failed: report.failed.length,
-    unknown: report.unknown.length,
-    errors: report.errors.length,
-    detached: report.detached.length,
-  });
-  // Each operation by id, with how it ended and why, so no count above stands without them.
-  const failed = new Set(report.failed);
-  for (const id of report.resumed) {
-    const operation = await deps.store.getOperation(id);
-    const fields = { operationId: id, kind: operation?.kind, state: operation?.state };
-    if (failed.has(id)) logger.warn('operation_resumed', { ...fields, error: reportError(operation?.report) });
-    else logger.info('operation_resumed', fields);
-  }
-  for (const id of report.unknown) {
-    const operation = await deps.store.getOperation(id);
-    logger.warn('operation_left_running', {
-      operationId: id,
-      kind: operation?.kind,
-      message: 'no resumer here knows its kind: left for a controller that does',
-    });
-  }
-  // Left running in the journal: the next start tries them again. Serving goes on meanwhile.
-  for (const error of report.errors) logger.warn('resume_failed', { operationId: error.id, message: error.message });
-}
-
-function startWorker(deps: FlowDeps, healthIntervalMs: number, logger: Logger<ServeEvent>): RetryWorker {
-  const worker = createRetryWorker(deps, {
-    healthIntervalMs,
-    onPass: (pass) => {
-      logger.info('retry_pass', {
-        attempted: pass.attempted,
-        confirmed: pass.confirmed,
-        stillPending: pass.stillPending,
-        detached: pass.detached.length,
-      });
-    },
-    onError: (error) => {
-      logger.warn('retry_error', { message: error instanceof Error ? error.message : String(error) });
-    },
-  });
-  worker.start();
-  return worker;
-}
 
 /** Listens, and once `stop` aborts: stops accepting and resolves when the requests in flight are answered. */
 async function serveUntil(
