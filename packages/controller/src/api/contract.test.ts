@@ -280,6 +280,7 @@ test('with real agents: adopt, sync, move, restore, writes, busy state, reconcil
   assert.match(refused.message, /outside_root/);
   const adopted = expectStatus(
     await call<{
+      operationId: string;
       states: { type: string; status: string; kind?: string }[];
       backup: { backups: unknown[] } | null;
     }>('POST', '/v1/vms/web/adopt', { backup: true }),
@@ -290,6 +291,12 @@ test('with real agents: adopt, sync, move, restore, writes, busy state, reconcil
     ['TpmState', 'adopted', 'dir'],
   ]);
   assert.equal(adopted.backup?.backups.length, 2);
+  // Journaled like every flow: started and finished in the transaction that recorded the states.
+  const adoptOp = expectStatus(
+    await call<{ kind: string; state: string }>('GET', `/v1/operations/${adopted.operationId}`),
+    200,
+  );
+  assert.deepEqual([adoptOp.kind, adoptOp.state], ['vm.adopt', 'done']);
   expectStatus(await call('POST', '/v1/vms', { ...vm, name: 'other', uuid: randomUUID() }), 201);
   const taken = { paths: { TpmState: join(a0.roots.TpmState, web) } };
   expectError(await call('POST', '/v1/vms/other/adopt', taken), 409, 'conflict');
