@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
+import { createSqliteStore, WRITE_FILE } from '@hostfiles/controller';
 import { signingKeyFromPem, type SigningKey } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import { hostfiles } from './support/cli.js';
@@ -36,6 +37,8 @@ const ROUTES = [
   'POST /v1/vms/{vm}/sync',
   'POST /v1/vms/{vm}/restore',
   'GET /v1/vms/{vm}/backups',
+  'GET /v1/operations',
+  'GET /v1/operations/{id}',
   'POST /v1/hosts/{host}/reconcile',
 ];
 
@@ -170,6 +173,7 @@ test('serve resumed the journal before listening; every route but health needs t
 });
 
 interface RemovalReport {
+  operationId: string;
   vms: { vmName: string; nvram: string; binding: string }[];
   hosts: { hostName: string; error?: string; files: { path: string; status: string }[] }[];
   commands: number;
@@ -263,6 +267,7 @@ test('a host down: the removal reports the file pending; when the host returns t
     assert.equal(written.status, 201, JSON.stringify(written.body));
   }
 
+  const logFrom = server?.lines.length ?? 0;
   await a1.stop();
   const removal = await api<RemovalReport>('POST', '/v1/tpms/remove', { vms: ['b'] });
   assert.equal(removal.status, 200, JSON.stringify(removal.body));
@@ -304,6 +309,60 @@ test('a host down: the removal reports the file pending; when the host returns t
   assert.equal(pass?.['detached'], 1, 'the pass that confirmed the file detached the key binding');
   const hosts = await api<{ hosts: { name: string; state: string }[] }>('GET', '/v1/hosts');
   assert.equal(hosts.body.hosts.find((h) => h.name === 'h1')?.state, 'Connected');
+
+  // serve's log: each transition of h1 once, whichever flow saw it (the removal saw it go, a health check come
+  // back), with its name, uuid and why it went; the removal's request line names its operation.
+  const lines = server?.lines.slice(logFrom) ?? [];
+  const transitions = lines.filter((l) => l.event === 'host_disconnected' || l.event === 'host_connected');
+  assert.deepEqual(
+    transitions.map((l) => [l.event, l['host'], l['hostUuid'], l['from']]),
+    [
+      ['host_disconnected', 'h1', a1.setup.hostUuid, 'Connected'],
+      ['host_connected', 'h1', a1.setup.hostUuid, 'Disconnected'],
+    ],
+  );
+  assert.match(String(transitions[0]?.['reason']), /^unreachable: /);
+  const removed = lines.find((l) => l.event === 'request' && l['path'] === '/v1/tpms/remove');
+  assert.equal(removed?.['operationId'], removal.body.operationId);
+  const ops = await api<{ operations: { id: string; kind: string }[] }>(
+    'GET',
+    '/v1/operations?kind=tpm.remove&limit=1',
+  );
+  assert.deepEqual(
+    ops.body.operations.map((o) => o.id),
+    [removal.body.operationId],
+  );
+});
+
+test('serve logs each operation it resumed at start by id, with how it ended and why', async (t) => {
+  const own = mkdtempSync(join(tmpdir(), 'hostfiles-api-resume-'));
+  t.after(() => {
+    rmSync(own, { recursive: true, force: true });
+  });
+  const ownDb = join(own, 'hostfiles.db');
+  const init = await hostfiles(['init', '--db', ownDb]);
+  assert.equal(init.status, 0, init.stderr);
+  // What a killed controller left: a write in flight, and an operation of a kind this controller does not know.
+  const store = await createSqliteStore(ownDb);
+  const write = randomUUID();
+  const alien = randomUUID();
+  const input = { vm: randomUUID(), host: randomUUID(), type: 'NvRam', path: '/x/vars.fd', sha256: 'a'.repeat(64) };
+  await store.startOperation({ id: write, kind: WRITE_FILE, subject: input.vm, step: 'write', input });
+  await store.startOperation({ id: alien, kind: 'vm.teleport', subject: 'x', step: 'start', input: {} });
+  await store.close();
+
+  const served = await startServe(['--db', ownDb, '--token-file', tokenFile, '--listen', '127.0.0.1:0']);
+  t.after(async () => {
+    served.child.kill('SIGTERM');
+    await served.exited;
+  });
+  const resumed = await served.waitFor('operation_resumed', (l) => l['operationId'] === write);
+  assert.deepEqual([resumed['level'], resumed['kind'], resumed['state']], ['warn', WRITE_FILE, 'failed']);
+  assert.match(String(resumed['error']), /the controller stopped before the write was recorded/);
+  const left = await served.waitFor('operation_left_running', (l) => l['operationId'] === alien);
+  assert.equal(left['kind'], 'vm.teleport');
+  const counts = await served.waitFor('resumed');
+  assert.deepEqual([counts['resumed'], counts['failed'], counts['unknown']], [1, 1, 1]);
 });
 
 test("libvirt's state adopted and backed up, the VM moved, its backups restored on the new host, a host reconciled", async () => {

@@ -145,11 +145,7 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
   fails(await cli('host', 'add', 'h0', a1.url, '--expect-key', a1.publicKey), 1, /a host named h0 exists already/);
   // Bad input is exit 2 wherever it is found, in the arguments or by the flow that reads them.
   for (const url of ['kvm-01:7441', 'not a url']) {
-    fails(
-      await cli('host', 'add', 'h8', url, '--expect-key', a1.publicKey),
-      2,
-      /is not a URL|an agent URL is https/,
-    );
+    fails(await cli('host', 'add', 'h8', url, '--expect-key', a1.publicKey), 2, /is not a URL|an agent URL is https/);
   }
 
   // VMs and TPMs: a (UEFI, no secure boot) on h0, b (legacy) on h1, c without a TPM
@@ -159,6 +155,18 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
   fails(await cli('vm', 'add', 'd', '--host', 'nosuchhost'), 1, /no host nosuchhost/);
   assert.equal((await cli('tpm', 'add', 'a')).status, 0);
   assert.equal((await cli('tpm', 'add', 'b', '--key-provider', 'kms-2')).status, 0);
+  // Each TPM's key binding, attached while the TPM exists.
+  type Binding = { vmName: string; keyProvider: string; state: string; tpmExists: boolean; pendingDeletions: number };
+  const bindingsOf = async (...flags: string[]) =>
+    (json(await cli('binding', 'list', '--json', ...flags)) as Binding[])
+      .map((b) => [b.vmName, b.keyProvider, b.state, b.tpmExists, b.pendingDeletions])
+      .sort();
+  assert.deepEqual(await bindingsOf(), [
+    ['a', 'default', 'attached', true, 0],
+    ['b', 'kms-2', 'attached', true, 0],
+  ]);
+  assert.deepEqual(await bindingsOf('--state', 'detaching'), []);
+  fails(await cli('binding', 'list', '--state', 'gone'), 2, /--state is attached or detaching, not gone/);
   const vms = json(await cli('vm', 'list', '--json')) as {
     name: string;
     tpm: { binding: { keyProvider: string } } | null;
@@ -202,6 +210,18 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
     ].sort(),
   );
   assert.equal((json(await cli('file', 'list', 'a', '--json')) as unknown[]).length, 2);
+  // Every write journaled, newest first, with what it wrote.
+  type Op = { id: string; kind: string; state: string; input: { path: string } };
+  const writeOps = json(await cli('ops', 'list', '--kind', 'file.write', '--json')) as Op[];
+  assert.deepEqual(
+    writeOps.map((o) => [o.kind, o.state, o.input.path]),
+    writes.map(([, , path]) => ['file.write', 'done', path]).reverse(),
+  );
+  assert.equal((json(await cli('ops', 'list', '--limit', '1', '--json')) as Op[])[0]?.id, writeOps[0]?.id);
+  assert.deepEqual(json(await cli('ops', 'list', '--state', 'running', '--json')), []);
+  fails(await cli('ops', 'list', '--state', 'stuck'), 2, /--state is running, done, failed, not stuck/);
+  fails(await cli('ops', 'list', '--limit', '0'), 2, /--limit is a whole number from 1 to 1000/);
+  fails(await cli('ops', 'show', 'nope'), 1, /no operation nope/);
 
   // Refused removals change nothing
   fails(await cli('tpm', 'remove', 'nosuchvm'), 1, /no VM nosuchvm/);
@@ -218,6 +238,12 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
       ['h1', 'Disconnected'],
     ],
   );
+  // ... and why: each count of the text is followed by the hosts it counts, with the reason.
+  const h1 = (json(await cli('host', 'check', '--json')) as { name: string; uuid: string; reason?: string }[])[1];
+  assert.match(h1?.reason ?? '', /^unreachable: /);
+  const checked = (await cli('host', 'check')).stdout;
+  assert.match(checked, /^h1\s+Disconnected\s+Disconnected\s+\S+\s+unreachable: /m);
+  assert.match(checked, new RegExp(`^1 connected, 1 disconnected\n {2}h1 \\(${h1?.uuid ?? ''}\\): unreachable: `, 'm'));
   fails(await cli('host', 'add', 'h9', a1.url, '--expect-key', a1.publicKey), 1, /cannot reach the agent at/);
 
   // The removal: a's files gone, b's pending with its reason, exit 0
@@ -229,6 +255,19 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
   assert.equal(existsSync(aTpm), false);
   assert.equal(existsSync(aVars), false, 'UEFI without secure boot: NVRAM goes with the TPM');
   assert.equal(readFileSync(bTpm, 'utf8'), 'tpm of b', 'the down host kept its file');
+  // b's binding outlives its TPM row while its state is pending deletion: listed, with what holds it.
+  assert.deepEqual(await bindingsOf(), [['b', 'kms-2', 'detaching', false, 1]]);
+  assert.match(
+    (await cli('binding', 'list', '--state', 'detaching')).stdout,
+    /\bb\s+kms-2\s+detaching\s+\S+\s+gone\s+1$/m,
+  );
+  const [removalOp] = json(await cli('ops', 'list', '--limit', '1', '--json')) as Op[];
+  assert.deepEqual([removalOp?.kind, removalOp?.state], ['tpm.remove', 'done']);
+  const shown = await cli('ops', 'show', removalOp?.id ?? '');
+  assert.equal(shown.status, 0, shown.stderr);
+  assert.match(shown.stdout, /^operation \S+\n {2}kind: {4}tpm\.remove\n/);
+  assert.match(shown.stdout, /\ninput:\n[\s\S]*\nreport:\n[\s\S]*unreachable/);
+  assert.deepEqual(json(await cli('ops', 'show', removalOp?.id ?? '', '--json')), removalOp);
 
   const pending = json(await cli('pending', 'list', '--json')) as {
     hostName: string;

@@ -14,6 +14,7 @@ import {
   retryPendingDeletions,
   syncVm,
   writeFile,
+  WRITE_FILE,
   type FlowDeps,
 } from '@hostfiles/controller';
 import { roots, withFleet, type Fleet } from './support/controller.js';
@@ -40,7 +41,8 @@ async function placeScene(fleet: Fleet): Promise<Scene> {
   return { vmUuid: vm.uuid, hostUuid, from, to: join(roots(fleet, 0).NvRam, 'w-moved_VARS.fd') };
 }
 
-const GUARDS = 'commit addOwnedPaths,addPendingDeletions';
+// The write is journaled in the transactions it commits anyway: started with the guards, finished with the record.
+const GUARDS = 'commit startOperation,addOwnedPaths,addPendingDeletions';
 
 /** Where the kill landed: the dead controller's trace, the host's disk, the rows it left. */
 async function assertKilledAt(point: WriteCrashPoint, deps: FlowDeps, s: Scene, trace: readonly string[]) {
@@ -48,7 +50,7 @@ async function assertKilledAt(point: WriteCrashPoint, deps: FlowDeps, s: Scene, 
     guarded: [GUARDS],
     landed: [GUARDS, 'files.apply host0'],
     'mid-record': [GUARDS, 'files.apply host0'],
-    recorded: [GUARDS, 'files.apply host0', 'commit upsertFile,addPendingDeletions'],
+    recorded: [GUARDS, 'files.apply host0', 'commit upsertFile,addPendingDeletions,finishOperation'],
   }[point];
   assert.deepEqual(trace, [...expected, `kill ${point}`]);
   assert.equal(readFileSync(s.from, 'utf8'), OLD.toString(), 'the old path untouched');
@@ -84,9 +86,21 @@ for (const point of WRITE_CRASH_POINTS) {
       ctl.deps = crashed.deps;
       await assertKilledAt(point, ctl.deps, s, crashed.trace);
 
-      // A write is not journaled: its guard (or, once recorded, the old path's deletion) is what finishes it.
+      // The write cannot be repeated (its content is not journaled): resume ends it failed, saying what settles it —
+      // its guard (or, once recorded, the old path's deletion, and the operation finished with the record).
+      const running = (await ctl.deps.store.listOperations({ kind: WRITE_FILE, state: 'running', limit: 10 })).map(
+        (o) => o.id,
+      );
+      assert.equal(running.length, point === 'recorded' ? 0 : 1, 'the write journaled until it is recorded');
       const resume = await resumeOperations(ctl.deps);
-      assert.deepEqual([resume.resumed, resume.failed, resume.unknown, resume.errors], [[], [], [], []]);
+      assert.deepEqual([resume.resumed, resume.failed, resume.unknown, resume.errors], [running, running, [], []]);
+      for (const id of running) {
+        const ended = await ctl.deps.store.getOperation(id);
+        assert.equal(ended?.state, 'failed');
+        assert.match(JSON.stringify(ended.report), /its guard deletes the bytes if they landed/);
+      }
+      const [last] = await ctl.deps.store.listOperations({ kind: WRITE_FILE, limit: 1 });
+      assert.equal(last?.state, point === 'recorded' ? 'done' : 'failed');
       const pass = await retryPendingDeletions(ctl.deps, { all: true });
       assert.deepEqual([pass.attempted, pass.confirmed, pass.stillPending], [1, 1, 0]);
       const outcome = pass.hosts.flatMap((h) => h.files.map((f) => [f.path, f.status]));
@@ -124,7 +138,7 @@ test('a write that landed unrecorded, repeated after restart, is recorded: its g
 
     // The bytes already there are exactly the ones written: `expect: absent` is met, nothing is refused.
     const written = await writeFile(ctl.deps, { vm: 'w', type: 'NvRam', path: s.to, state: fileState(NEW) });
-    assert.deepEqual([written.status, written.status === 'written' ? written.replaced : null], ['written', s.from]);
+    assert.deepEqual([written.status, written.replaced], ['written', s.from]);
     assert.deepEqual(
       (await ctl.deps.store.listPendingDeletions()).map((p) => [p.path, p.expectSha256]),
       [[s.from, null]],
@@ -133,6 +147,11 @@ test('a write that landed unrecorded, repeated after restart, is recorded: its g
     const pass = await retryPendingDeletions(ctl.deps, { all: true });
     assert.deepEqual([pass.confirmed, pass.stillPending], [1, 0]);
     assert.equal(readFileSync(s.to, 'utf8'), NEW.toString());
+    // The killed write's operation ends failed at the next resume: the repeat recorded what it sent.
+    const resume = await resumeOperations(ctl.deps);
+    assert.deepEqual([resume.resumed.length, resume.failed.length], [1, 1]);
+    const ended = await ctl.deps.store.getOperation(resume.failed[0] ?? '');
+    assert.match(JSON.stringify(ended?.report), /the same state was recorded there since/);
     await assertEndState(fleet, ctl.deps);
   });
 });
@@ -143,8 +162,8 @@ test('a write over the VM’s own path killed after it landed: the row keeps the
     const plan = landedAt(s.from);
     const crashed = await crashAt(fleet, ctl.deps, plan);
     ctl.deps = crashed.deps;
-    // The VM's own path takes no guard: the write went out at once, and landed.
-    assert.deepEqual(crashed.trace, ['files.apply host0', 'kill landed']);
+    // The VM's own path takes no guard: the journal's start is the one write before the command went out.
+    assert.deepEqual(crashed.trace, ['start file.write write', 'files.apply host0', 'kill landed']);
     assert.equal(readFileSync(s.from, 'utf8'), NEW.toString());
     assert.deepEqual(
       (await ctl.deps.store.listFilesByVm(s.vmUuid)).map((r) => [r.path, r.sha256]),
@@ -154,7 +173,10 @@ test('a write over the VM’s own path killed after it landed: the row keeps the
     assert.deepEqual(await ctl.deps.store.listPendingDeletions(), []);
 
     const resume = await resumeOperations(ctl.deps);
-    assert.deepEqual([resume.resumed, resume.errors], [[], []]);
+    assert.deepEqual([resume.resumed.length, resume.failed.length, resume.errors], [1, 1, []]);
+    const ended = await ctl.deps.store.getOperation(resume.failed[0] ?? '');
+    assert.deepEqual([ended?.kind, ended?.state], [WRITE_FILE, 'failed']);
+    assert.match(JSON.stringify(ended?.report), /reconcile reports it modified and a sync records it/);
     assert.equal((await retryPendingDeletions(ctl.deps, { all: true })).attempted, 0);
     // Nothing untracked: the path is the VM's, holding other bytes than recorded, as after a run of the VM.
     const seen = await reconcileHost(ctl.deps, 'host0');

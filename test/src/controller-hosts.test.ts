@@ -29,7 +29,7 @@ async function withTpmOnHost(fleet: Fleet): Promise<Host> {
   const agent = fleet.agents[0];
   if (agent === undefined) throw new Error('no agent');
   const host = await addHost(fleet.deps, { name: 'h0', url: agent.url, expectKey: agent.publicKey });
-  assert.equal(await checkHost(fleet.deps, host), 'Connected');
+  assert.deepEqual(await checkHost(fleet.deps, host), { state: 'Connected' });
   await addVm(fleet.deps, { name: 'vm', host: 'h0', bootMode: 'Legacy', secureBoot: false });
   await addTpm(fleet.deps, 'vm', 'kms');
   const path = join(agent.setup.roots.TpmState, 'vm', 'state');

@@ -191,7 +191,9 @@ test('host set-url moves a plain-HTTP host to https once its agent serves TLS, p
     fleet.agents[0] = upgraded;
     const stale = await fleet.store.getHostByName('h0');
     assert.ok(stale);
-    assert.equal(await checkHost(fleet.deps, stale), 'Disconnected', 'plain HTTP to a TLS agent gets nowhere');
+    const health = await checkHost(fleet.deps, stale);
+    assert.equal(health.state, 'Disconnected', 'plain HTTP to a TLS agent gets nowhere');
+    assert.ok((health.reason ?? '') !== '', 'and says why');
 
     const stranger = await startAgent(setupAgent({ controllerKey: fleet.key }));
     others.push(stranger);
@@ -204,7 +206,7 @@ test('host set-url moves a plain-HTTP host to https once its agent serves TLS, p
       [moved.url, moved.certificate],
       [upgraded.url, certificateFor(signingKeyFromPem(readFileSync(upgraded.setup.keyFile, 'utf8')))],
     );
-    assert.equal(await checkHost(fleet.deps, moved), 'Connected');
+    assert.deepEqual(await checkHost(fleet.deps, moved), { state: 'Connected' });
   } finally {
     for (const agent of others) {
       await agent.stop();

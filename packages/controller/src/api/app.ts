@@ -9,6 +9,7 @@ import { ApiError, toApiError, type ErrorBody } from './errors.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
 import { deletionRoutes } from './routes/deletions.js';
 import { inventoryRoutes } from './routes/inventory.js';
+import { operationRoutes } from './routes/operations.js';
 import { stateRoutes } from './routes/states.js';
 
 export function createApiApp(deps: ApiDeps): Hono {
@@ -20,7 +21,13 @@ export function createApiApp(deps: ApiDeps): Hono {
   app.use('*', async (c, next) => {
     const started = Date.now();
     await next();
-    logger.info('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: Date.now() - started });
+    logger.info('request', {
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      ms: Date.now() - started,
+      operationId: c.get('operationId'),
+    });
   });
   app.get('/v1/health', (c) => c.json({ status: 'ok' }));
   // Before anything reads a body: an unauthenticated caller learns nothing, not even the size limit.
@@ -29,6 +36,7 @@ export function createApiApp(deps: ApiDeps): Hono {
   inventoryRoutes(app, { flows: deps.flows, maxBodyBytes });
   deletionRoutes(app, { flows: deps.flows, maxBodyBytes });
   stateRoutes(app, { flows: deps.flows, maxBodyBytes });
+  operationRoutes(app, { flows: deps.flows, maxBodyBytes });
 
   app.notFound((c) => {
     throw new ApiError('not_found', `no route ${c.req.method} ${c.req.path}`);

@@ -168,6 +168,38 @@ test('without agents: inventory, errors of every kind, the outbox of a write who
   const retried = expectStatus(await call<{ attempted: number; stillPending: number }>('POST', '/v1/retry'), 200);
   assert.deepEqual([retried.attempted, retried.stillPending], [1, 1]);
 
+  // The journal: the write whose outcome is unknown ended failed, saying why, as did the reconcile of a host down.
+  type Ops = { operations: { id: string; kind: string; state: string; report: { error?: string } | null }[] };
+  const all = expectStatus(await call<Ops>('GET', '/v1/operations'), 200).operations;
+  assert.deepEqual(
+    all.map((o) => [o.kind, o.state]),
+    [
+      ['file.write', 'failed'],
+      ['host.reconcile', 'failed'],
+      ['vm.sync', 'done'],
+    ],
+    'newest first',
+  );
+  const failedWrites = expectStatus(
+    await call<Ops>('GET', '/v1/operations?state=failed&kind=file.write&limit=1'),
+    200,
+  ).operations;
+  assert.deepEqual(
+    failedWrites.map((o) => o.id),
+    [all[0]?.id],
+  );
+  assert.match(failedWrites[0]?.report?.error ?? '', /unreachable/);
+  assert.deepEqual(expectStatus(await call<Ops>('GET', '/v1/operations?limit=1&state=running'), 200).operations, []);
+  for (const query of ['limit=0', 'limit=1001', 'limit=x', 'state=stuck', 'kinds=x', 'limit=1&limit=2']) {
+    expectError(await call('GET', `/v1/operations?${query}`), 400, 'bad_request');
+  }
+  const one = expectStatus(
+    await call<{ id: string; input: { path?: string } }>('GET', `/v1/operations/${all[0]?.id ?? ''}`),
+    200,
+  );
+  assert.deepEqual([one.id, one.input.path], [all[0]?.id, nvram]);
+  expectError(await call('GET', `/v1/operations/${randomUUID()}`), 404, 'not_found');
+
   const removal = expectStatus(
     await call<{ vms: { binding: string }[] }>('POST', '/v1/tpms/remove', { vms: ['a'] }),
     200,
@@ -248,6 +280,7 @@ test('with real agents: adopt, sync, move, restore, writes, busy state, reconcil
   assert.match(refused.message, /outside_root/);
   const adopted = expectStatus(
     await call<{
+      operationId: string;
       states: { type: string; status: string; kind?: string }[];
       backup: { backups: unknown[] } | null;
     }>('POST', '/v1/vms/web/adopt', { backup: true }),
@@ -258,6 +291,12 @@ test('with real agents: adopt, sync, move, restore, writes, busy state, reconcil
     ['TpmState', 'adopted', 'dir'],
   ]);
   assert.equal(adopted.backup?.backups.length, 2);
+  // Journaled like every flow: started and finished in the transaction that recorded the states.
+  const adoptOp = expectStatus(
+    await call<{ kind: string; state: string }>('GET', `/v1/operations/${adopted.operationId}`),
+    200,
+  );
+  assert.deepEqual([adoptOp.kind, adoptOp.state], ['vm.adopt', 'done']);
   expectStatus(await call('POST', '/v1/vms', { ...vm, name: 'other', uuid: randomUUID() }), 201);
   const taken = { paths: { TpmState: join(a0.roots.TpmState, web) } };
   expectError(await call('POST', '/v1/vms/other/adopt', taken), 409, 'conflict');

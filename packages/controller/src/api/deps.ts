@@ -1,6 +1,20 @@
 // What the API app is handed, and what its routes get from it.
 import type { Logger } from '@hostfiles/shared';
+import type { Context } from 'hono';
 import type { FlowDeps } from '../flows/index.js';
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    /** the operation the request's flow journaled: its request log line names it */
+    operationId: string;
+  }
+}
+
+/** Notes the operation of a journaled flow's report for the request's log line; answers the report. */
+export function journaled<R extends { readonly operationId: string }>(c: Context, report: R): R {
+  c.set('operationId', report.operationId);
+  return report;
+}
 
 /** The API's log events. */
 export type ApiEvent = 'request' | 'request_failed' | 'internal_error';

@@ -2,7 +2,7 @@
 // from these.
 import { FILE_TYPES, MAX_ENTRIES, MAX_PATH_LENGTH } from '@hostfiles/shared';
 import { z } from 'zod';
-import { BOOT_MODES } from '../store/index.js';
+import { BOOT_MODES, OPERATION_STATES } from '../store/index.js';
 
 const name = z.string().min(1).max(200);
 /** A VM or host as the CLI names it: its name or its uuid. */
@@ -112,4 +112,21 @@ export const writeFileBody = z
 /** `DELETE /v1/vms/{vm}?force=true`: destroy a running VM all the same. */
 export const destroyVmQuery = z.strictObject({
   force: z.enum(['true', 'false']).optional(),
+});
+
+/** The most operations one answer lists; `GET /v1/operations` lists 50 unless asked. */
+export const MAX_OPERATIONS_LIMIT = 1000;
+export const DEFAULT_OPERATIONS_LIMIT = 50;
+
+/** `GET /v1/operations?state=failed&kind=file.write&limit=20`: the journal, newest first. */
+export const listOperationsQuery = z.strictObject({
+  state: z.enum(OPERATION_STATES).optional(),
+  kind: z.string().min(1).max(200).optional(),
+  limit: z
+    .string()
+    .regex(/^\d{1,4}$/, `a whole number from 1 to ${MAX_OPERATIONS_LIMIT}`)
+    .refine((value) => Number(value) >= 1 && Number(value) <= MAX_OPERATIONS_LIMIT, {
+      message: `a whole number from 1 to ${MAX_OPERATIONS_LIMIT}`,
+    })
+    .optional(),
 });

@@ -60,10 +60,8 @@ export const FILE_COMMANDS: readonly Command[] = [
       ctx.print({ ...file, vmName: names.vm(file.vmUuid), hostName: names.host(file.hostUuid) }, () =>
         [
           `wrote ${file.type} ${file.kind === 'dir' ? 'directory ' : ''}${file.path} on ${names.host(file.hostUuid)} ` +
-            `(${file.size} bytes, ${file.sha256})`,
-          ...(file.status !== 'written' || file.replaced === undefined
-            ? []
-            : [`its earlier state ${file.replaced} is pending deletion`]),
+            `(${file.size} bytes, ${file.sha256}); operation ${file.operationId}`,
+          ...(file.replaced === undefined ? [] : [`its earlier state ${file.replaced} is pending deletion`]),
         ].join('\n'),
       );
     },

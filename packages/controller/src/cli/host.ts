@@ -166,7 +166,8 @@ export const HOST_COMMANDS: readonly Command[] = [
     flags: [],
     summary: 'health-check every host and record it Connected or Disconnected',
     details: [
-      'Asks every agent for /v1/info. A host that does not answer is Disconnected (exit 0: that is a state).',
+      'Asks every agent for /v1/info. A host that does not answer is Disconnected (exit 0: that is a state), and',
+      'WHY says what the call met (unreachable, timeout, refused, ...).',
       'A host answering with another key or uuid than the one pinned is refused and marked Disconnected,',
       'and the command exits 1.',
     ].join('\n'),
@@ -176,10 +177,14 @@ export const HOST_COMMANDS: readonly Command[] = [
       ctx.print(checks, () =>
         checks.length === 0
           ? 'no hosts'
-          : table(
-              ['NAME', 'STATE', 'WAS', 'URL', 'ERROR'],
-              checks.map((c) => [c.name, c.state, c.previous, c.url, c.error ?? '']),
-            ),
+          : [
+              table(
+                ['NAME', 'STATE', 'WAS', 'URL', 'WHY'],
+                checks.map((c) => [c.name, c.state, c.previous, c.url, c.error ?? c.reason ?? '']),
+              ),
+              '',
+              summary(checks),
+            ].join('\n'),
       );
       const refused = checks.filter((c) => c.error !== undefined);
       if (refused.length > 0) {
@@ -195,6 +200,9 @@ interface HostCheck {
   readonly url: string;
   readonly previous: Host['state'];
   readonly state: Host['state'];
+  /** why it is Disconnected: what the call to its agent met */
+  readonly reason?: string;
+  /** why it was refused (its key or certificate changed) */
   readonly error?: string;
 }
 
@@ -204,7 +212,8 @@ async function checkAll(deps: FlowDeps, hosts: readonly Host[]): Promise<HostChe
     const base = { name: host.name, uuid: host.uuid, url: host.url, previous: host.state };
     let check: HostCheck;
     try {
-      check = { ...base, state: await checkHost(deps, host) };
+      const health = await checkHost(deps, host);
+      check = { ...base, ...health };
     } catch (error) {
       if (!isFlowError(error)) throw error;
       check = { ...base, state: 'Disconnected', error: error.message };
@@ -212,6 +221,14 @@ async function checkAll(deps: FlowDeps, hosts: readonly Host[]): Promise<HostChe
     deps.onProgress?.({ flow: 'host.check', done: ++done, total: hosts.length, host: host.name });
     return check;
   });
+}
+
+/** The counts, each followed by the hosts it counts and why, so no count stands without its reasons. */
+function summary(checks: readonly HostCheck[]): string {
+  const down = checks.filter((c) => c.state === 'Disconnected');
+  const lines = [`${checks.length - down.length} connected, ${down.length} disconnected`];
+  for (const c of down) lines.push(`  ${c.name} (${c.uuid}): ${c.error ?? c.reason ?? 'no reason recorded'}`);
+  return lines.join('\n');
 }
 
 async function hostConflict(deps: FlowDeps, name: string, cause: unknown): Promise<CliError> {

@@ -4,11 +4,13 @@ import { closest, parseArgv, type FlagSpec, type ParsedArgv } from './args.js';
 import type { CliIo, Command, CommandInput } from './command.js';
 import { createCommandContext } from './context.js';
 import { UsageError } from './errors.js';
+import { BINDING_COMMANDS } from './binding.js';
 import { DEMO_COMMANDS } from './demo.js';
 import { FILE_COMMANDS } from './file.js';
 import { commandHelp, GLOBAL_FLAGS, globalHelp, groupHelp } from './help.js';
 import { HOST_COMMANDS } from './host.js';
 import { INIT_COMMANDS } from './init.js';
+import { OPS_COMMANDS } from './ops.js';
 import { PENDING_COMMANDS } from './pending.js';
 import { SERVE_COMMANDS } from './serve.js';
 import { SYNC_COMMANDS } from './sync.js';
@@ -24,9 +26,11 @@ export const COMMANDS: readonly Command[] = [
   ...HOST_COMMANDS,
   ...VM_COMMANDS,
   ...TPM_COMMANDS,
+  ...BINDING_COMMANDS,
   ...FILE_COMMANDS,
   ...SYNC_COMMANDS,
   ...PENDING_COMMANDS,
+  ...OPS_COMMANDS,
   ...SERVE_COMMANDS,
   ...DEMO_COMMANDS,
 ];

@@ -6,35 +6,20 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { createLogger, isLoopbackHost, type Logger, type TlsIdentity } from '@hostfiles/shared';
 import type { Hono } from 'hono';
-import { createApiApp, type ApiEvent } from '../api/index.js';
+import { createApiApp } from '../api/index.js';
 import { FLOW_SETTINGS } from '../config.js';
-import {
-  createFleetShare,
-  createRetryWorker,
-  resumeOperations,
-  type FlowDeps,
-  type ResumeReport,
-  type RetryWorker,
-} from '../flows/index.js';
+import type { FlowDeps } from '../flows/index.js';
 import type { Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
+import { logHostState, resume, startWorker, type ServeEvent } from './serve-log.js';
+
+export type { ServeEvent } from './serve-log.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7440';
 export const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
 /** How long a stop waits for in-flight requests before cutting their connections. */
 const DRAIN_TIMEOUT_MS = 30_000;
 const MIN_TOKEN_LENGTH = 16;
-
-export type ServeEvent =
-  | ApiEvent
-  | 'resumed'
-  | 'resume_failed'
-  | 'listening'
-  | 'retry_pass'
-  | 'retry_error'
-  | 'controller_lost'
-  | 'stopping'
-  | 'stopped';
 
 const HINT = 'see `hostfiles serve --help`';
 
@@ -104,8 +89,9 @@ export const SERVE_COMMANDS: readonly Command[] = [
         leaseMs: parseMs(input.string('lease-ms'), 'lease-ms', FLOW_SETTINGS.leaseMs),
         graceMs: parseMs(input.string('lease-grace-ms'), 'lease-grace-ms', FLOW_SETTINGS.leaseGraceMs),
       };
-      const deps = await ctx.flows(lease);
       const logger = createLogger<ServeEvent>({ write: ctx.io.stdout });
+      // Every flow serve runs (resume, the worker, the API's) tells each host transition once: logged.
+      const deps: FlowDeps = { ...(await ctx.flows(lease)), onHostState: logHostState(logger) };
       let lostReason: string | undefined;
       const stopOrLost = new AbortController();
       stop?.addEventListener(
@@ -139,52 +125,6 @@ export const SERVE_COMMANDS: readonly Command[] = [
     },
   },
 ];
-
-async function resume(deps: FlowDeps, logger: Logger<ServeEvent>): Promise<void> {
-  logResumed(await resumeOperations(deps), logger);
-}
-
-function logResumed(report: ResumeReport, logger: Logger<ServeEvent>): void {
-  logger.info('resumed', {
-    resumed: report.resumed.length,
-    failed: report.failed.length,
-    unknown: report.unknown.length,
-    errors: report.errors.length,
-    detached: report.detached.length,
-  });
-  // Left running in the journal: the next start tries them again. Serving goes on meanwhile.
-  for (const error of report.errors) logger.warn('resume_failed', { operationId: error.id, message: error.message });
-}
-
-function startWorker(deps: FlowDeps, healthIntervalMs: number, logger: Logger<ServeEvent>): RetryWorker {
-  const controller = deps.controller;
-  const worker = createRetryWorker(deps, {
-    healthIntervalMs,
-    // Beside other controllers: this one's share of the hosts, and the operations of any that died.
-    ...(controller === undefined
-      ? {}
-      : {
-          share: createFleetShare(deps.store, controller, deps.now),
-          beforeRound: async () => {
-            const report = await resumeOperations(deps);
-            if (report.resumed.length + report.errors.length > 0) logResumed(report, logger);
-          },
-        }),
-    onPass: (pass) => {
-      logger.info('retry_pass', {
-        attempted: pass.attempted,
-        confirmed: pass.confirmed,
-        stillPending: pass.stillPending,
-        detached: pass.detached.length,
-      });
-    },
-    onError: (error) => {
-      logger.warn('retry_error', { message: error instanceof Error ? error.message : String(error) });
-    },
-  });
-  worker.start();
-  return worker;
-}
 
 /** Listens, and once `stop` aborts: stops accepting and resolves when the requests in flight are answered. */
 async function serveUntil(

@@ -198,7 +198,8 @@ function formatAdopt(report: AdoptReport): string {
   const lines = [
     table(['OUTCOME', 'TYPE', 'KIND', 'PATH', 'SIZE', 'SHA256', ''], rows),
     '',
-    `adopted ${report.states.filter((s) => s.status === 'adopted').length} state(s) of VM ${report.vmName} on ${report.hostName}`,
+    `adopted ${report.states.filter((s) => s.status === 'adopted').length} state(s) of VM ${report.vmName} on ` +
+      `${report.hostName}; operation ${report.operationId}`,
   ];
   if (report.backup !== null) lines.push(formatSync(report.backup));
   return lines.join('\n');

@@ -5,6 +5,7 @@ import { posix } from 'node:path';
 import { isValidRoot, type FileType, type Roots, type StateKind, type StatResult } from '@hostfiles/shared';
 import type { Host, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
+import { markHost } from './host-state.js';
 import { resolveHost } from './inventory.js';
 import { vmKey, wholeHost } from './lock-keys.js';
 import { resolveVm } from './resolve.js';
@@ -35,6 +36,8 @@ export type AdoptedState = {
 );
 
 export interface AdoptReport {
+  /** the operation that journaled the adoption (`vm.adopt`) */
+  readonly operationId: string;
   readonly vmUuid: string;
   readonly vmName: string;
   readonly hostUuid: string;
@@ -52,7 +55,10 @@ export function libvirtPaths(vm: Vm, roots: Roots): Partial<Record<FileType, str
   };
 }
 
+export const ADOPT_VM = 'vm.adopt';
+
 export async function adoptVm(deps: FlowDeps, vmRef: string, options: AdoptOptions = {}): Promise<AdoptReport> {
+  const operationId = randomUUID();
   const resolved = await resolveVm(deps.store, vmRef);
   const hostRef = options.host ?? resolved.hostUuid;
   if (hostRef === null) throw new FlowError('bad_input', `VM ${resolved.name} is on no host: name one`);
@@ -62,14 +68,15 @@ export async function adoptVm(deps: FlowDeps, vmRef: string, options: AdoptOptio
     const vm = await resolveVm(deps.store, resolved.uuid);
     const paths = await pathsToAdopt(deps, vm, host, options.paths ?? {});
     const found = await statOn(deps, host, paths);
-    const states = await record(deps, vm, host, found);
+    const base = { operationId, vmUuid: vm.uuid, vmName: vm.name, hostUuid: host.uuid, hostName: host.name };
+    const states = await record(deps, vm, host, found, base);
     if (!states.some((s) => s.status === 'adopted')) {
       throw new FlowError(
         'not_found',
         `no state of VM ${vm.name} on host ${host.name} at ${paths.map((p) => p.path).join(' or ')}`,
       );
     }
-    return { vmUuid: vm.uuid, vmName: vm.name, hostUuid: host.uuid, hostName: host.name, states };
+    return { ...base, states };
   });
   // After the queue: the sync queues on the VM itself.
   const backup = options.backup === true ? await syncVm(deps, report.vmUuid) : null;
@@ -97,7 +104,7 @@ async function statOn(
   paths: readonly { type: FileType; path: string }[],
 ): Promise<StatResult[]> {
   const answer = await deps.agents.send(host, 'files.stat', { files: paths.map(({ type, path }) => ({ type, path })) });
-  await deps.store.setHostState(host.uuid, 'Connected', deps.now());
+  await markHost(deps, host, 'Connected');
   return paths.map((p, i) => {
     const result = answer.results[i];
     if (result === undefined || result.path !== p.path) throw new FlowError('unavailable', 'the agent gave no answer');
@@ -108,7 +115,17 @@ async function statOn(
   });
 }
 
-async function record(deps: FlowDeps, vm: Vm, host: Host, found: readonly StatResult[]): Promise<AdoptedState[]> {
+/**
+ * Records every state found, in one transaction that also journals the adoption, started and finished there: nothing
+ * before it changed anything, so a controller stopped before it commits has nothing to resume.
+ */
+async function record(
+  deps: FlowDeps,
+  vm: Vm,
+  host: Host,
+  found: readonly StatResult[],
+  base: Omit<AdoptReport, 'states' | 'backup'>,
+): Promise<AdoptedState[]> {
   return deps.store.transaction(async (tx) => {
     const rows = await tx.listFilesByHost(host.uuid);
     const pending = await tx.listPendingDeletions({ hostUuid: host.uuid });
@@ -150,6 +167,12 @@ async function record(deps: FlowDeps, vm: Vm, host: Host, found: readonly StatRe
       });
       const { type, path, kind, sha256, size, busy } = result;
       states.push({ type, path, status: 'adopted', kind, sha256, size, busy });
+    }
+    if (states.some((s) => s.status === 'adopted')) {
+      const input = { vm: vm.uuid, host: host.uuid, paths: found.map((f) => ({ type: f.type, path: f.path })) };
+      const { operationId: id } = base;
+      await tx.startOperation({ id, kind: ADOPT_VM, subject: vm.uuid, step: 'record', input });
+      await tx.finishOperation(id, 'done', { ...base, states });
     }
     return states;
   });

@@ -1,6 +1,6 @@
 // What every flow is handed: no flow reads process state, the clock, or randomness on its own.
 import type { AgentClient } from '../agents/index.js';
-import type { Store } from '../store/index.js';
+import type { HostState, Store } from '../store/index.js';
 import type { LeaseSettings } from './controller-lease.js';
 import type { VmQueue } from './vm-queue.js';
 
@@ -27,6 +27,17 @@ export interface FlowDeps {
     /** resolves, with the reason, when the registration is lost: the process must stop */
     readonly lost?: Promise<string>;
   };
+  /** each change of a host's state, once, whichever flow saw it (serve logs them) */
+  readonly onHostState?: (change: HostTransition) => void;
+}
+
+export interface HostTransition {
+  readonly hostUuid: string;
+  readonly hostName: string;
+  readonly from: HostState;
+  readonly to: HostState;
+  /** going Disconnected: what the call met, or why the host was refused */
+  readonly reason?: string;
 }
 
 export interface ProgressEvent {

@@ -4,6 +4,7 @@ import { deleteOp, mapLimit, MAX_OPS, type ApplyOp, type ApplyResult, type FileT
 import { isAgentCallError } from '../agents/index.js';
 import type { Host } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
+import { markHost, markUnreachable } from './host-state.js';
 import { groupBy } from './group-by.js';
 
 export interface HostFile {
@@ -83,7 +84,7 @@ async function deleteOnHost(
       chunk.forEach((file, i) => results.push({ ...where(file), ...outcomeOf(file, answer.results[i]) }));
     } catch (error) {
       if (!isAgentCallError(error)) throw error;
-      if (error.failure === 'unreachable' || error.failure === 'timeout') await markDown(deps, host);
+      await markUnreachable(deps, host, error);
       const reason = `${error.failure}: ${error.message}`;
       for (const file of files.slice(start)) results.push({ ...where(file), status: 'unconfirmed', reason });
       return { hostUuid, hostName: host.name, commands, error: reason, files: results };
@@ -108,9 +109,5 @@ function outcomeOf(file: HostFile, result: ApplyResult | undefined): DeleteOutco
 }
 
 async function markSeen(deps: FlowDeps, host: Host): Promise<void> {
-  await deps.store.setHostState(host.uuid, 'Connected', deps.now());
-}
-
-async function markDown(deps: FlowDeps, host: Host): Promise<void> {
-  await deps.store.setHostState(host.uuid, 'Disconnected');
+  await markHost(deps, host, 'Connected');
 }

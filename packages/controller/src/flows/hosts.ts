@@ -13,6 +13,7 @@ import {
 import { isAgentCallError } from '../agents/index.js';
 import type { Host } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
+import { markHost } from './host-state.js';
 import { resolveHost } from './inventory.js';
 
 export interface NewHostInput {
@@ -67,26 +68,40 @@ export async function setHostUrl(
   return { ...host, url: url.origin, certificate };
 }
 
+/** What a health check found: the state recorded, and why a host is Disconnected. */
+export interface HostHealth {
+  readonly state: Host['state'];
+  /** Disconnected only: what the call to its agent met (unreachable, timeout, ...) */
+  readonly reason?: string;
+}
+
 /** A health check: Connected when the agent answers with the pinned key and uuid; a changed key is refused loudly. */
-export async function checkHost(deps: FlowDeps, host: Host): Promise<Host['state']> {
-  let state: Host['state'] = 'Disconnected';
+export async function checkHost(deps: FlowDeps, host: Host): Promise<HostHealth> {
+  let health: HostHealth;
   const refuse = async (why: string): Promise<never> => {
-    await deps.store.setHostState(host.uuid, 'Disconnected');
-    throw new FlowError('host_key_changed', `host ${host.name} ${why}: refusing it`);
+    const message = `host ${host.name} ${why}: refusing it`;
+    await markHost(deps, host, 'Disconnected', message);
+    throw new FlowError('host_key_changed', message);
   };
   try {
     const info = await deps.agents.info(host);
     if (info.publicKey !== host.publicKey || info.hostUuid !== host.uuid) {
       await refuse('answers with another key or uuid than the one pinned');
     }
-    state = 'Connected';
+    health = { state: 'Connected' };
   } catch (error) {
     if (error instanceof FlowError) throw error;
     const pinFailure = isAgentCallError(error) ? error.details.pinFailure : undefined;
     if (pinFailure !== undefined) await refuse(`presents another TLS certificate than the one pinned (${pinFailure})`);
+    const reason = isAgentCallError(error)
+      ? `${error.failure}: ${error.message}`
+      : error instanceof Error
+        ? error.message
+        : String(error);
+    health = { state: 'Disconnected', reason };
   }
-  await deps.store.setHostState(host.uuid, state, state === 'Connected' ? deps.now() : undefined);
-  return state;
+  await markHost(deps, host, health.state, health.reason);
+  return health;
 }
 
 function agentUrl(text: string, allowPlainHttp: boolean): URL {

@@ -4,20 +4,24 @@ export {
   isFlowError,
   type FlowDeps,
   type FlowErrorCode,
+  type HostTransition,
   type ProgressEvent,
 } from './deps.js';
 export { createVmQueue, type LockKey, type LockMode, type VmQueue, type VmQueueOptions } from './vm-queue.js';
 export { deleteOnHosts, type HostReport, type FileOutcome } from './dispatch.js';
-export { addHost, checkHost, setHostUrl, type NewHostInput } from './hosts.js';
+export { addHost, checkHost, setHostUrl, type HostHealth, type NewHostInput } from './hosts.js';
 export {
   addTpm,
   addVm,
   moveVm,
   resolveHost,
   writeFile,
+  WRITE_FILE,
   type MoveReport,
   type NewVmInput,
   type WriteFileInput,
+  type WriteReport,
+  type WrittenFile,
 } from './inventory.js';
 export {
   removeTpms,
@@ -27,7 +31,7 @@ export {
   type VmRemoval,
   type PendingFile,
 } from './remove-tpm.js';
-export { adoptVm, libvirtPaths, type AdoptOptions, type AdoptReport, type AdoptedState } from './adopt.js';
+export { adoptVm, ADOPT_VM, libvirtPaths, type AdoptOptions, type AdoptReport, type AdoptedState } from './adopt.js';
 export { GUARD_DELAY_MS, type PlacedFile, type PlaceOutcome } from './place.js';
 export { dirState, fileState, MAX_STATE_BYTES, type State } from './state.js';
 export { probeStates, type BusyState, type Probe } from './probe.js';

@@ -1,13 +1,16 @@
 // Adding hosts, VMs and TPMs, moving a VM, and writing a VM's state onto a host.
 import { randomUUID } from 'node:crypto';
 import type { FileType } from '@hostfiles/shared';
-import type { BootMode, Host, TpmWithBinding, Vm } from '../store/index.js';
+import type { BootMode, Host, Operation, TpmWithBinding, Vm } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { keysOfStates, stateKeys, vmKey } from './lock-keys.js';
-import { placeOnHost, planPlacements, type PlacedFile } from './place.js';
+import { placeOnHost, planPlacements, type PlacedFile, type PlaceJournal } from './place.js';
 import { resolveVm } from './resolve.js';
 import { runPlanned, type Plan } from './run-planned.js';
 import type { State } from './state.js';
+import { failJournalOnError } from './sync.js';
+
+export const WRITE_FILE = 'file.write';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -101,13 +104,31 @@ export interface WriteFileInput {
   readonly force?: boolean;
 }
 
+/** A state written and recorded, with the operation that journaled it. */
+export type WrittenFile = Extract<PlacedFile, { readonly status: 'written' }> & { readonly operationId: string };
+
+/** What the journal keeps of a write: never its content. */
+export interface WriteReport {
+  readonly operationId: string;
+  readonly vmName: string;
+  readonly hostName: string;
+  readonly file: PlacedFile;
+  /** why the host could not be reached or refused the command, if it did */
+  readonly error?: string;
+}
+
 /**
  * Writes a VM's state onto a host through its agent and records it. Checked before anything is sent: a path that is
  * another VM's (or inside or around it) is refused; a path the VM does not hold must be empty unless forced. The
  * VM's earlier path of that type on that host is deleted through the outbox, in the transaction that records the new
- * one. A pending deletion at the path is cancelled. Throws unless the state was written.
+ * one. A pending deletion at the path is cancelled. Journaled (`file.write`) once the checks passed, in the
+ * transactions the write commits anyway. Throws unless the state was written.
  */
-export async function writeFile(deps: FlowDeps, input: WriteFileInput): Promise<PlacedFile> {
+export async function writeFile(
+  deps: FlowDeps,
+  input: WriteFileInput,
+  operationId: string = randomUUID(),
+): Promise<WrittenFile> {
   const resolved = await resolveVm(deps.store, input.vm);
   const hostRef = input.host ?? resolved.hostUuid;
   if (hostRef === null) throw new FlowError('bad_input', `VM ${resolved.name} is on no host: name one`);
@@ -123,12 +144,75 @@ export async function writeFile(deps: FlowDeps, input: WriteFileInput): Promise<
         [{ vm, type: input.type, path: input.path, state: input.state }],
         input.force === true,
       );
-      const { files } = await placeOnHost(deps, host, planned);
+      const { files } = await failJournalOnError(deps, operationId, () =>
+        placeOnHost(deps, host, planned, writeJournal(operationId, vm, host, input)),
+      );
       const [file] = files;
       if (file === undefined) throw new Error('bug: a placement without an outcome');
       if (file.status !== 'written') throw placeError(file, host);
-      return file;
+      return { ...file, operationId };
     },
+  );
+}
+
+function writeJournal(operationId: string, vm: Vm, host: Host, input: WriteFileInput): PlaceJournal {
+  const { kind, sha256, size } = input.state;
+  return {
+    operation: {
+      id: operationId,
+      kind: WRITE_FILE,
+      subject: vm.uuid,
+      step: 'write',
+      input: {
+        vm: vm.uuid,
+        host: host.uuid,
+        type: input.type,
+        path: input.path,
+        kind,
+        sha256,
+        size,
+        force: input.force === true,
+      },
+    },
+    finish: (files, error) => {
+      const [file] = files;
+      if (file === undefined) throw new Error('bug: a placement without an outcome');
+      const report: WriteReport = {
+        operationId,
+        vmName: vm.name,
+        hostName: host.name,
+        file,
+        ...(error === undefined ? {} : { error }),
+      };
+      return { state: file.status === 'written' ? 'done' : 'failed', report };
+    },
+  };
+}
+
+/**
+ * A write the controller was killed in cannot be repeated (its content is not journaled): it ends 'failed', saying
+ * what settles it. A guard armed for a new path deletes exactly those bytes if they landed; over the VM's own path,
+ * what landed shows as modified (reconcile) and a sync records it.
+ */
+export async function resumeWrite(deps: FlowDeps, operation: Operation): Promise<'failed'> {
+  await deps.store.finishOperation(operation.id, 'failed', { error: await unfinishedWrite(deps, operation.input) });
+  return 'failed';
+}
+
+async function unfinishedWrite(deps: FlowDeps, input: unknown): Promise<string> {
+  const { host, path, sha256 } = (typeof input === 'object' && input !== null ? input : {}) as Readonly<
+    Record<string, unknown>
+  >;
+  const stopped = 'the controller stopped before the write was recorded';
+  if (typeof host !== 'string' || typeof path !== 'string') return `${stopped}; its input cannot be read`;
+  const row = (await deps.store.listFilesByHost(host)).find((f) => f.path === path);
+  if (row?.sha256 === sha256) return `${stopped}; the same state was recorded there since: nothing is left to settle`;
+  const pending = await deps.store.listPendingDeletions({ hostUuid: host, path });
+  if (pending.some((p) => p.expectSha256 === sha256))
+    return `${stopped}: its guard deletes the bytes if they landed; write again`;
+  return (
+    `${stopped}: if it landed over the VM's own state, reconcile reports it modified and a sync records it; ` +
+    'else write again'
   );
 }
 

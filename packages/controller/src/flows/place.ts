@@ -14,8 +14,17 @@ import {
   type StateKind,
 } from '@hostfiles/shared';
 import { isAgentCallError, type AgentCallError } from '../agents/index.js';
-import type { Host, NewPendingDeletion, PendingDeletion, StoreTx, Vm, VmHostFile } from '../store/index.js';
+import type {
+  Host,
+  NewOperation,
+  NewPendingDeletion,
+  PendingDeletion,
+  StoreTx,
+  Vm,
+  VmHostFile,
+} from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
+import { markHost, markUnreachable } from './host-state.js';
 import { settleBinding } from './remove-tpm.js';
 import { placeOp, type State } from './state.js';
 
@@ -142,6 +151,20 @@ function heldBy(row: VmHostFile, path: string, host: Host): string {
   return `${path} on host ${host.name} ${relation} the ${row.type} state of VM ${row.vmUuid} (${row.path}): refused before anything was sent`;
 }
 
+/**
+ * A placement journaled by `placeOnHost` itself (a file write): the operation starts in the guards' transaction (alone
+ * only when no path needs a guard) and finishes in the record transaction, so the journal costs no transaction of
+ * its own.
+ */
+export interface PlaceJournal {
+  readonly operation: NewOperation;
+  /** how the operation ends, from what was placed and why the host failed, if it did */
+  finish(
+    files: readonly PlacedFile[],
+    error: string | undefined,
+  ): { readonly state: 'done' | 'failed'; readonly report: unknown };
+}
+
 /** What `armGuards` made, for `record` to undo where nothing landed. */
 interface Guards {
   /** the guard deletion created for a placement */
@@ -154,11 +177,21 @@ interface Guards {
  * For each placement at a path the VM does not hold yet: takes charge of the path (owned paths) and arms a guard
  * deletion of exactly the bytes being sent, in one transaction, before anything is sent.
  */
-async function armGuards(deps: FlowDeps, host: Host, planned: readonly Planned[]): Promise<Guards> {
+async function armGuards(
+  deps: FlowDeps,
+  host: Host,
+  planned: readonly Planned[],
+  journal: PlaceJournal | undefined,
+): Promise<Guards> {
   const fresh = planned.filter((p) => p.own?.path !== p.path);
   const guards: Guards = { ids: new Map(), claimed: new Set() };
-  if (fresh.length === 0) return guards;
+  if (fresh.length === 0) {
+    // Nothing to guard: the journal's start is the one write before the command goes out.
+    if (journal !== undefined) await deps.store.startOperation(journal.operation);
+    return guards;
+  }
   await deps.store.transaction(async (tx) => {
+    if (journal !== undefined) await tx.startOperation(journal.operation);
     const owned = new Set((await tx.listOwnedPaths(host.uuid)).map((o) => o.path));
     for (const p of fresh) {
       if (!owned.has(p.path)) guards.claimed.add(p);
@@ -183,30 +216,38 @@ const guardRow = (deps: FlowDeps, host: Host, p: Planned): NewPendingDeletion =>
   expectSha256: p.state.sha256,
 });
 
-/** Places the states on the host in one command and records what was written. */
+/** Places the states on the host in one command and records what was written (and journals it, if asked). */
 export async function placeOnHost(
   deps: FlowDeps,
   host: Host,
   planned: readonly Planned[],
+  journal?: PlaceJournal,
 ): Promise<{ files: PlacedFile[]; error?: string }> {
-  const guards = await armGuards(deps, host, planned);
+  const guards = await armGuards(deps, host, planned, journal);
   const ops = planned.map((p) => placeOp(p.type, p.path, p.state, p.expect));
   const bytes = planned.reduce((n, p) => n + p.state.size, 0);
   let results: readonly (ApplyResult | undefined)[];
   let callError: AgentCallError | undefined;
   try {
     results = (await deps.agents.send(host, 'files.apply', { ops }, { bytes })).results;
-    await deps.store.setHostState(host.uuid, 'Connected', deps.now());
+    await markHost(deps, host, 'Connected');
   } catch (error) {
     if (!isAgentCallError(error)) throw error;
     callError = error;
     results = [];
-    if (error.failure === 'unreachable' || error.failure === 'timeout')
-      await deps.store.setHostState(host.uuid, 'Disconnected');
+    await markUnreachable(deps, host, error);
   }
   const outcomes = planned.map((p, i) => outcomeOf(p, results[i], callError));
-  const files = await deps.store.transaction((tx) => record(deps, tx, host, planned, outcomes, guards));
-  return { files, ...(callError === undefined ? {} : { error: `${callError.failure}: ${callError.message}` }) };
+  const error = callError === undefined ? undefined : `${callError.failure}: ${callError.message}`;
+  const files = await deps.store.transaction(async (tx) => {
+    const placed = await record(deps, tx, host, planned, outcomes, guards);
+    if (journal !== undefined) {
+      const { state, report } = journal.finish(placed, error);
+      await tx.finishOperation(journal.operation.id, state, report);
+    }
+    return placed;
+  });
+  return { files, ...(error === undefined ? {} : { error }) };
 }
 
 function outcomeOf(p: Planned, result: ApplyResult | undefined, error: AgentCallError | undefined): PlaceOutcome {

@@ -5,6 +5,7 @@ import { mapLimit, MAX_OPS } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import type { Host, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
+import { markHost, markUnreachable } from './host-state.js';
 import { groupBy } from './group-by.js';
 
 export interface BusyState {
@@ -53,12 +54,11 @@ async function statOn(deps: FlowDeps, host: Host, rows: readonly VmHostFile[]) {
     const answer = await deps.agents.send(host, 'files.stat', {
       files: rows.map(({ type, path }) => ({ type, path })),
     });
-    await deps.store.setHostState(host.uuid, 'Connected', deps.now());
+    await markHost(deps, host, 'Connected');
     return answer.results;
   } catch (error) {
     if (!isAgentCallError(error)) throw error;
-    if (error.failure === 'unreachable' || error.failure === 'timeout')
-      await deps.store.setHostState(host.uuid, 'Disconnected');
+    await markUnreachable(deps, host, error);
     return `${error.failure}: ${error.message}`;
   }
 }

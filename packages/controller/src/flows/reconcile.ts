@@ -17,6 +17,7 @@ import {
 import { isAgentCallError } from '../agents/index.js';
 import type { Host, Operation, OwnedPath, PendingDeletion, StoreReads, VmHostFile } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
+import { markHost, markUnreachable } from './host-state.js';
 import { resolveHost } from './inventory.js';
 import { wholeHost } from './lock-keys.js';
 import { failJournalOnError, repeatFlow, startJournal } from './sync.js';
@@ -153,11 +154,10 @@ export async function reconcileHost(
 async function listHost(deps: FlowDeps, host: Host): Promise<{ roots: Roots; units: readonly ListEntry[] }> {
   try {
     const answer = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] });
-    await deps.store.setHostState(host.uuid, 'Connected', deps.now());
+    await markHost(deps, host, 'Connected');
     return { roots: answer.roots, units: answer.results };
   } catch (error) {
-    if (isAgentCallError(error) && (error.failure === 'unreachable' || error.failure === 'timeout'))
-      await deps.store.setHostState(host.uuid, 'Disconnected');
+    if (isAgentCallError(error)) await markUnreachable(deps, host, error);
     throw error;
   }
 }

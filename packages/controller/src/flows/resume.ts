@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Operation } from '../store/index.js';
 import type { FlowDeps } from './deps.js';
 import { DESTROY_VM, destroyVm } from './destroy-vm.js';
+import { resumeWrite, WRITE_FILE } from './inventory.js';
 import { vmKey } from './lock-keys.js';
 import { RECONCILE_HOST, resumeReconcile } from './reconcile.js';
 import { REMOVE_TPM, removeTpms, settleBinding } from './remove-tpm.js';
@@ -70,6 +71,7 @@ const RESUMERS: Readonly<Record<string, (deps: FlowDeps, operation: Operation) =
   [SYNC_VM]: resumeSync,
   [RESTORE_VM]: resumeRestore,
   [RECONCILE_HOST]: resumeReconcile,
+  [WRITE_FILE]: resumeWrite,
 };
 
 // `tpms`, when a removal records it, pins the very TPMs it meant; otherwise the TPM's age tells.

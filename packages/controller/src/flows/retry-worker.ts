@@ -56,9 +56,10 @@ export function createRetryWorker(deps: FlowDeps, options: RetryWorkerOptions): 
     // Hosts checked as many at once as flows reach: one down host's timeout must not hold up the others.
     await mapLimit(hosts, deps.concurrency, async (host) => {
       const before = host.state;
-      const after = await checkHost(deps, host).catch((error: unknown) => {
+      // A transition is told through deps.onHostState by the check itself (flows/host-state.ts).
+      const { state: after } = await checkHost(deps, host).catch((error: unknown) => {
         options.onError?.(error);
-        return 'Disconnected' as const;
+        return { state: 'Disconnected' as const };
       });
       if (before === 'Disconnected' && after === 'Connected') {
         options.onPass?.(await retryPendingDeletions(deps, { hostUuid: host.uuid, all: true }));

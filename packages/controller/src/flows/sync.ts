@@ -4,6 +4,7 @@ import { mapLimit, type FileType, type ReadResult, type StateKind } from '@hostf
 import { isAgentCallError } from '../agents/index.js';
 import type { Host, NewOperation, Operation, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
+import { markHost, markUnreachable } from './host-state.js';
 import { resolveVm } from './resolve.js';
 import { planOnVms, runPlanned } from './run-planned.js';
 import { stateFromRead, type State } from './state.js';
@@ -113,11 +114,10 @@ async function readOnHost(deps: FlowDeps, host: Host, rows: readonly VmHostFile[
   let results: readonly ReadResult[];
   try {
     results = (await deps.agents.send(host, 'files.read', { files }, { bytes })).results;
-    await deps.store.setHostState(host.uuid, 'Connected', deps.now());
+    await markHost(deps, host, 'Connected');
   } catch (error) {
     if (!isAgentCallError(error)) throw error;
-    if (error.failure === 'unreachable' || error.failure === 'timeout')
-      await deps.store.setHostState(host.uuid, 'Disconnected');
+    await markUnreachable(deps, host, error);
     return rows.map((row) => failed(row, host.name, `${error.failure}: ${error.message}`));
   }
   return Promise.all(rows.map((row, i) => readOutcome(row, host.name, results[i])));

@@ -1,6 +1,6 @@
 // The journal of flows: one row per operation, its current step, and its report.
 import { StoreError } from './errors.js';
-import { fromJson, toJson, type Context } from './support.js';
+import { fromJson, toJson, whereEquals, type Context } from './support.js';
 import type { Operation, OperationState, StoreReads, StoreWrites } from './types.js';
 
 interface OperationRow {
@@ -35,6 +35,17 @@ export function operationReads({ sql }: Context) {
     },
     listUnfinishedOperations: async () =>
       (await sql.all<OperationRow>(`${OPERATION} WHERE state = 'running' ORDER BY created_at, id`)).map(toOperation),
+    // Plain SQL any engine runs (the PostgreSQL store reuses it): equality filters, ORDER BY, LIMIT.
+    listOperations: async ({ state, kind, limit }) => {
+      if (!Number.isSafeInteger(limit) || limit < 1)
+        throw new RangeError(`limit must be a whole number from 1: ${limit}`);
+      const where = whereEquals({ state: { column: 'state', value: state }, kind: { column: 'kind', value: kind } });
+      const rows = await sql.all<OperationRow>(
+        `${OPERATION} ${where.clause} ORDER BY created_at DESC, id DESC LIMIT $limit`,
+        { ...where.params, limit },
+      );
+      return rows.map(toOperation);
+    },
   } satisfies Partial<StoreReads>;
 }
 

@@ -206,6 +206,14 @@ export interface LeaseKey {
   readonly mode: 'shared' | 'exclusive';
 }
 
+/** Which operations `listOperations` answers: those of a state and kind, when given; at most `limit`, newest first. */
+export interface OperationFilter {
+  readonly state?: OperationState;
+  readonly kind?: string;
+  /** a whole number from 1 (a RangeError otherwise) */
+  readonly limit: number;
+}
+
 /**
  * Reads. Lists are ordered deterministically. `get…` answers null when there is no such row.
  */
@@ -244,6 +252,8 @@ export interface StoreReads {
   listLiveControllers(now: number, graceMs?: number): Promise<LiveController[]>;
   /** Which controller holds each of these keys. */
   listLeaseHolders(keys: readonly string[]): Promise<{ key: string; controllerId: string }[]>;
+  /** Newest first: by createdAt, then id, both descending. */
+  listOperations(filter: OperationFilter): Promise<Operation[]>;
 }
 
 /**

@@ -1,5 +1,8 @@
 // `paths`: every route, its parameters, its request body, and every answer it gives with the schema of each.
 import {
+  DEFAULT_OPERATIONS_LIMIT,
+  listOperationsQuery,
+  MAX_OPERATIONS_LIMIT,
   adoptVmBody,
   moveVmBody,
   newHostBody,
@@ -230,7 +233,7 @@ export const PATHS = {
         "new path where the host holds state hostfiles does not know. The VM's earlier path of that type is deleted " +
         'through the outbox; a pending deletion at the path is cancelled.',
       body: writeFileBody,
-      ok: { status: 201, description: 'the state as written and recorded', schema: ref(reports.writtenFile) },
+      ok: { status: 201, description: 'the state as written and recorded', schema: ref(reports.writeFileReport) },
       errors: {
         400: BAD_BODY,
         404: 'no such VM or host (not_found)',
@@ -244,6 +247,48 @@ export const PATHS = {
       operationId: 'listPending',
       summary: 'list the deletions not yet confirmed by their host',
       ok: { status: 200, description: 'the outbox', schema: ref(records.pendingList) },
+    }),
+  },
+  '/v1/operations': {
+    get: operation({
+      operationId: 'listOperations',
+      summary: 'list the journaled operations, newest first (by creation, then id)',
+      parameters: [
+        {
+          name: 'state',
+          in: 'query',
+          required: false,
+          description: 'only operations in this state',
+          schema: { type: 'string', enum: listOperationsQuery.shape.state.unwrap().options },
+        },
+        {
+          name: 'kind',
+          in: 'query',
+          required: false,
+          description: 'only operations of this kind (tpm.remove, vm.destroy, file.write, ...)',
+          schema: { type: 'string', minLength: 1, maxLength: 200 },
+        },
+        {
+          name: 'limit',
+          in: 'query',
+          required: false,
+          description: `at most this many (default ${DEFAULT_OPERATIONS_LIMIT})`,
+          schema: { type: 'integer', minimum: 1, maximum: MAX_OPERATIONS_LIMIT, default: DEFAULT_OPERATIONS_LIMIT },
+        },
+      ],
+      ok: { status: 200, description: 'the operations', schema: ref(records.operationList) },
+      errors: { 400: 'the query is not valid: an unknown state or parameter, a limit out of range (bad_request)' },
+    }),
+  },
+  '/v1/operations/{id}': {
+    get: operation({
+      operationId: 'getOperation',
+      summary: 'one journaled operation: its input, step, state and report',
+      parameters: [
+        { name: 'id', in: 'path', required: true, description: "the operation's id", schema: { type: 'string' } },
+      ],
+      ok: { status: 200, description: 'the operation', schema: ref(records.operation) },
+      errors: { 404: 'no such operation (not_found)' },
     }),
   },
   '/v1/retry': {

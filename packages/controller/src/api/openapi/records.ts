@@ -4,9 +4,11 @@ import {
   BOOT_MODES,
   HOST_STATES,
   KEY_BINDING_STATES,
+  OPERATION_STATES,
   type BackupFile,
   type Host,
   type KeyBinding,
+  type Operation,
   type PendingDeletion,
   type Tpm,
   type TpmWithBinding,
@@ -141,9 +143,37 @@ export const pendingDeletion = component(
   ),
 );
 
+export const operation = component(
+  'Operation',
+  of<Operation>()(
+    z.strictObject({
+      id: uuid,
+      kind: meta(z.string(), {
+        description: 'tpm.remove, vm.destroy, vm.sync, vm.restore, vm.adopt, host.reconcile, file.write',
+      }),
+      subject: meta(z.string(), { description: 'what it is about: a VM uuid (several, comma-separated), a host uuid' }),
+      step: z.string(),
+      state: meta(z.enum(OPERATION_STATES), {
+        description:
+          'running: in flight, or left by a stopped controller for resume; done; failed (the report says why)',
+      }),
+      input: meta(z.unknown(), { description: 'what the flow was asked: enough to repeat it (never file contents)' }),
+      report: meta(z.unknown(), { description: "the flow's report (its `error` says why it failed); null until one" }),
+      createdAt: time,
+      updatedAt: time,
+    }),
+  ),
+  'one journaled flow',
+);
+
 export const hostList = component('HostList', z.strictObject({ hosts: z.array(host) }));
 export const vmList = component('VmList', z.strictObject({ vms: z.array(vmWithTpm) }));
 export const fileList = component('FileList', z.strictObject({ files: z.array(vmHostFile) }));
 export const backupList = component('BackupList', z.strictObject({ backups: z.array(backupFile) }));
 export const pendingList = component('PendingList', z.strictObject({ pending: z.array(pendingDeletion) }));
+export const operationList = component(
+  'OperationList',
+  z.strictObject({ operations: z.array(operation) }),
+  'newest first',
+);
 export const health = component('Health', z.strictObject({ status: z.literal('ok') }));

@@ -20,8 +20,22 @@ import type {
   SyncedFile,
   SyncReport,
   VmRemoval,
+  WrittenFile,
 } from '../../flows/index.js';
-import { component, count, countWith, fileType, meta, of, path, sha256, size, stateKind, uuid } from './shape.js';
+import {
+  component,
+  count,
+  countWith,
+  fileType,
+  meta,
+  of,
+  path,
+  sha256,
+  size,
+  stateKind,
+  uuid,
+  uuidWith,
+} from './shape.js';
 
 const onHost = { hostUuid: uuid, type: fileType, path };
 const reason = z.string();
@@ -145,6 +159,18 @@ export const writtenFile = component(
   ),
   'a state written on the host and recorded',
 );
+export const writeFileReport = component(
+  'WriteFileReport',
+  of<WrittenFile>()(
+    z.strictObject({
+      ...placed,
+      replaced,
+      status: z.literal('written'),
+      operationId: uuidWith('the operation that journaled the write: `hostfiles ops show ID`, GET /v1/operations/{id}'),
+    }),
+  ),
+  'a state written on the host and recorded, with the operation that journaled it',
+);
 export const placedFile = component(
   'PlacedFile',
   of<PlacedFile>()(
@@ -216,6 +242,7 @@ export const adoptReport = component(
   'AdoptReport',
   of<AdoptReport>()(
     z.strictObject({
+      operationId: uuid,
       vmUuid: uuid,
       vmName: z.string(),
       hostUuid: uuid,

@@ -2,19 +2,23 @@
 import type { Hono } from 'hono';
 import { destroyVm, removeTpms, retryPendingDeletions } from '../../flows/index.js';
 import { readBody, readQuery } from '../body.js';
-import type { ApiContext } from '../deps.js';
+import { journaled, type ApiContext } from '../deps.js';
 import { destroyVmQuery, removeTpmsBody } from '../schemas.js';
 
 export function deletionRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext): void {
   app.delete('/v1/vms/:vm', async (c) => {
     const query = readQuery(c, destroyVmQuery);
-    return c.json(await destroyVm(flows, c.req.param('vm'), undefined, { force: query.force === 'true' }));
+    return c.json(
+      journaled(c, await destroyVm(flows, c.req.param('vm'), undefined, { force: query.force === 'true' })),
+    );
   });
 
   app.post('/v1/tpms/remove', async (c) => {
     const body = await readBody(c, removeTpmsBody, maxBodyBytes);
     // The same VM named twice is one removal, as on the command line.
-    return c.json(await removeTpms(flows, [...new Set(body.vms)], undefined, { force: body.force === true }));
+    return c.json(
+      journaled(c, await removeTpms(flows, [...new Set(body.vms)], undefined, { force: body.force === true })),
+    );
   });
 
   app.get('/v1/pending', async (c) => c.json({ pending: await flows.store.listPendingDeletions() }));

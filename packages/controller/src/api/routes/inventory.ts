@@ -3,7 +3,7 @@ import type { Hono } from 'hono';
 import { addHost, addTpm, addVm, dirState, fileState, moveVm, resolveVm, writeFile } from '../../flows/index.js';
 import type { KeyBinding, StoreReads, Tpm, Vm } from '../../store/index.js';
 import { readBody } from '../body.js';
-import type { ApiContext } from '../deps.js';
+import { journaled, type ApiContext } from '../deps.js';
 import { moveVmBody, newHostBody, newTpmBody, newVmBody, writeFileBody } from '../schemas.js';
 
 export function inventoryRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext): void {
@@ -42,7 +42,7 @@ export function inventoryRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext):
       entries === undefined
         ? fileState(Buffer.from(content ?? '', 'base64'))
         : dirState(entries.map((e) => ({ path: e.path, content: Buffer.from(e.content, 'base64') })));
-    return c.json(await writeFile(flows, { ...rest, state, force: force === true }), 201);
+    return c.json(journaled(c, await writeFile(flows, { ...rest, state, force: force === true })), 201);
   });
 }
 

@@ -3,22 +3,22 @@
 import type { Hono } from 'hono';
 import { adoptVm, reconcileHost, resolveVm, restoreVm, syncVm } from '../../flows/index.js';
 import { readBody } from '../body.js';
-import type { ApiContext } from '../deps.js';
+import { journaled, type ApiContext } from '../deps.js';
 import { ApiError, isCallersAgentCode } from '../errors.js';
 import { adoptVmBody, reconcileBody, restoreVmBody } from '../schemas.js';
 
 export function stateRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext): void {
   app.post('/v1/vms/:vm/adopt', async (c) => {
     const body = await readBody(c, adoptVmBody, maxBodyBytes, { optional: true });
-    return c.json(await adoptVm(flows, c.req.param('vm'), body));
+    return c.json(journaled(c, await adoptVm(flows, c.req.param('vm'), body)));
   });
 
   // No body: it reads what is recorded.
-  app.post('/v1/vms/:vm/sync', async (c) => c.json(await syncVm(flows, c.req.param('vm'))));
+  app.post('/v1/vms/:vm/sync', async (c) => c.json(journaled(c, await syncVm(flows, c.req.param('vm')))));
 
   app.post('/v1/vms/:vm/restore', async (c) => {
     const body = await readBody(c, restoreVmBody, maxBodyBytes, { optional: true });
-    const report = await restoreVm(flows, c.req.param('vm'), body);
+    const report = journaled(c, await restoreVm(flows, c.req.param('vm'), body));
     // The agent refused the command for a path the caller gave: nothing was written, and it is the caller's error.
     for (const file of report.files) {
       if (file.status === 'failed' && isCallersAgentCode(file.code))
@@ -34,6 +34,6 @@ export function stateRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext): voi
 
   app.post('/v1/hosts/:host/reconcile', async (c) => {
     const body = await readBody(c, reconcileBody, maxBodyBytes, { optional: true });
-    return c.json(await reconcileHost(flows, c.req.param('host'), body));
+    return c.json(journaled(c, await reconcileHost(flows, c.req.param('host'), body)));
   });
 }

@@ -1,0 +1,25 @@
+// The journal of flows: every operation, newest first, and one by id.
+import type { Hono } from 'hono';
+import { readQuery } from '../body.js';
+import type { ApiContext } from '../deps.js';
+import { ApiError } from '../errors.js';
+import { DEFAULT_OPERATIONS_LIMIT, listOperationsQuery } from '../schemas.js';
+
+export function operationRoutes(app: Hono, { flows }: ApiContext): void {
+  app.get('/v1/operations', async (c) => {
+    const { state, kind, limit } = readQuery(c, listOperationsQuery);
+    const operations = await flows.store.listOperations({
+      limit: limit === undefined ? DEFAULT_OPERATIONS_LIMIT : Number(limit),
+      ...(state === undefined ? {} : { state }),
+      ...(kind === undefined ? {} : { kind }),
+    });
+    return c.json({ operations });
+  });
+
+  app.get('/v1/operations/:id', async (c) => {
+    const id = c.req.param('id');
+    const operation = await flows.store.getOperation(id);
+    if (operation === null) throw new ApiError('not_found', `no operation ${id}`);
+    return c.json(operation);
+  });
+}

@@ -1,0 +1,121 @@
+// `hostfiles ops list|show`: the journal of flows, as an operator reads it.
+import { DEFAULT_OPERATIONS_LIMIT, MAX_OPERATIONS_LIMIT } from '../api/schemas.js';
+import { OPERATION_STATES, type Operation, type OperationState } from '../store/index.js';
+import { firstArg, type Command } from './command.js';
+import { CliError, UsageError } from './errors.js';
+import { formatTime, table } from './output.js';
+
+// The API's bounds: the command line lists no more at once than GET /v1/operations.
+const DEFAULT_OPS_LIMIT = DEFAULT_OPERATIONS_LIMIT;
+const MAX_OPS_LIMIT = MAX_OPERATIONS_LIMIT;
+
+const isState = (value: string): value is OperationState => (OPERATION_STATES as readonly string[]).includes(value);
+
+/** What an operation's report says went wrong, on one line, if it says. */
+export function reportError(report: unknown): string {
+  if (typeof report !== 'object' || report === null) return '';
+  const error = (report as Readonly<Record<string, unknown>>)['error'];
+  return typeof error === 'string' ? error : '';
+}
+
+function parseLimit(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_OPS_LIMIT;
+  const limit = /^\d{1,4}$/.test(value) ? Number(value) : NaN;
+  if (!(limit >= 1 && limit <= MAX_OPS_LIMIT)) {
+    throw new UsageError(`--limit is a whole number from 1 to ${MAX_OPS_LIMIT}, not ${value}`, HINT);
+  }
+  return limit;
+}
+
+const HINT = 'see `hostfiles ops list --help`';
+
+export const OPS_COMMANDS: readonly Command[] = [
+  {
+    words: ['ops', 'list'],
+    args: [],
+    flags: [
+      { name: 'state', value: 'STATE', help: `only operations in this state: ${OPERATION_STATES.join(', ')}` },
+      { name: 'kind', value: 'KIND', help: 'only operations of this kind (tpm.remove, vm.destroy, file.write, ...)' },
+      {
+        name: 'limit',
+        value: 'N',
+        help: `at most N, from 1 to ${MAX_OPS_LIMIT} (default: ${DEFAULT_OPS_LIMIT})`,
+      },
+    ],
+    summary: 'list the journaled operations, newest first: kind, subject, step, state, and why one failed',
+    details: [
+      'Every flow that changes state is journaled: tpm.remove, vm.destroy, vm.sync, vm.restore, vm.adopt,',
+      'host.reconcile, file.write. A running operation is in flight, or was left by a stopped controller: `hostfiles',
+      'resume` carries it on. `hostfiles ops show ID` prints one with its input and report.',
+    ].join('\n'),
+    async run(ctx, input) {
+      const state = input.string('state');
+      if (state !== undefined && !isState(state)) {
+        throw new UsageError(`--state is ${OPERATION_STATES.join(', ')}, not ${state}`, HINT);
+      }
+      const limit = parseLimit(input.string('limit'));
+      const kind = input.string('kind');
+      const store = await ctx.store();
+      const operations = await store.listOperations({
+        limit,
+        ...(state === undefined ? {} : { state }),
+        ...(kind === undefined ? {} : { kind }),
+      });
+      ctx.print(operations, () =>
+        operations.length === 0
+          ? 'no operations'
+          : table(
+              ['ID', 'KIND', 'STATE', 'STEP', 'SUBJECT', 'CREATED', 'UPDATED', 'ERROR'],
+              operations.map((o) => [
+                o.id,
+                o.kind,
+                o.state,
+                o.step,
+                o.subject,
+                formatTime(o.createdAt),
+                formatTime(o.updatedAt),
+                reportError(o.report),
+              ]),
+            ),
+      );
+    },
+  },
+  {
+    words: ['ops', 'show'],
+    args: [{ name: 'ID', arity: 'one' }],
+    flags: [],
+    summary: 'print one operation: its input, step, state and report',
+    async run(ctx, input) {
+      const id = firstArg(input);
+      const operation = await (await ctx.store()).getOperation(id);
+      if (operation === null) throw new CliError(`no operation ${id}`);
+      ctx.print(operation, () => formatOperation(operation));
+    },
+  },
+];
+
+function formatOperation(o: Operation): string {
+  const error = reportError(o.report);
+  return [
+    `operation ${o.id}`,
+    ...[
+      ['kind', o.kind],
+      ['subject', o.subject],
+      ['state', o.state],
+      ['step', o.step],
+      ['created', formatTime(o.createdAt)],
+      ['updated', formatTime(o.updatedAt)],
+      ...(error === '' ? [] : [['error', error]]),
+    ].map(([name = '', value = '']) => `  ${`${name}:`.padEnd(9)}${value}`),
+    'input:',
+    indent(JSON.stringify(o.input, null, 2)),
+    'report:',
+    indent(o.report === null ? 'none yet' : JSON.stringify(o.report, null, 2)),
+  ].join('\n');
+}
+
+const indent = (text: string): string =>
+  text
+    .split('\n')
+    .map((line) => `  ${line}`)
+    .join('\n');
