@@ -1,6 +1,7 @@
 // What the API app is handed, and what its routes get from it.
 import type { Logger } from '@hostfiles/shared';
 import type { FlowDeps } from '../flows/index.js';
+import type { FlowObserver } from './flow-routes.js';
 
 /** The API's log events. */
 export type ApiEvent = 'request' | 'request_failed' | 'internal_error';
@@ -12,6 +13,8 @@ export interface ApiDeps {
   readonly logger?: Logger<ApiEvent>;
   /** the largest request body, declared or read (default 8 MiB) */
   readonly maxBodyBytes?: number;
+  /** told of every flow a route ran, once it answered (serve's metrics); default: nobody */
+  readonly onFlow?: FlowObserver;
 }
 
 export interface ApiContext {

@@ -8,8 +8,11 @@ import { createLogger, isLoopbackHost, type Logger, type TlsIdentity } from '@ho
 import type { Hono } from 'hono';
 import { createApiApp, type ApiEvent } from '../api/index.js';
 import { createRetryWorker, resumeOperations, type FlowDeps, type RetryWorker } from '../flows/index.js';
+import { createServeMetrics, type ServeMetrics } from '../metrics/serve-metrics.js';
+import { timedAgentClient } from '../metrics/timed-agents.js';
 import type { Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
+import { checkMetricsAddress, closeMetrics, listenMetrics, type MetricsEvent } from './metrics-listener.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7440';
 export const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
@@ -18,7 +21,15 @@ const DRAIN_TIMEOUT_MS = 30_000;
 const MIN_TOKEN_LENGTH = 16;
 
 export type ServeEvent =
-  ApiEvent | 'resumed' | 'resume_failed' | 'listening' | 'retry_pass' | 'retry_error' | 'stopping' | 'stopped';
+  | ApiEvent
+  | MetricsEvent
+  | 'resumed'
+  | 'resume_failed'
+  | 'listening'
+  | 'retry_pass'
+  | 'retry_error'
+  | 'stopping'
+  | 'stopped';
 
 const HINT = 'see `hostfiles serve --help`';
 
@@ -41,6 +52,15 @@ export const SERVE_COMMANDS: readonly Command[] = [
         help: 'serve plain HTTP on an address that is not loopback (the bearer token would cross in clear)',
       },
       {
+        name: 'metrics-listen',
+        value: 'HOST:PORT',
+        help: 'serve Prometheus metrics at GET /metrics there, plain HTTP, apart from the API (default: off)',
+      },
+      {
+        name: 'metrics-allow-plain-http',
+        help: '--metrics-listen on an address that is not loopback (anyone reaching it reads the metrics)',
+      },
+      {
         name: 'health-interval-ms',
         value: 'MS',
         help: `how often every host is health-checked (default: ${DEFAULT_HEALTH_INTERVAL_MS})`,
@@ -54,13 +74,23 @@ export const SERVE_COMMANDS: readonly Command[] = [
       '`Authorization: Bearer TOKEN`. The token is read from --token-file only (never argv or environment).',
       'HTTPS with --tls-cert and --tls-key (TLS 1.2 or later). Plain HTTP only on a loopback address, unless',
       '--allow-plain-http: the bearer token and VM state would cross the network in clear.',
+      'Metrics with --metrics-listen (e.g. 127.0.0.1:9465): GET /metrics, no token, on their own listener, before',
+      'the API listens (logged metrics_listening with the port); a non-loopback address only with',
+      '--metrics-allow-plain-http. The names are in the README.',
       'Logs are JSON lines on stdout; once listening: {"event":"listening","port":N,...}.',
       'SIGTERM or SIGINT: stop accepting, finish the requests in flight, stop the worker, close the database, exit 0.',
     ].join('\n'),
     async run(ctx, input) {
       // First: a signal that lands while resuming stops serve too, instead of killing it mid-flow.
       const stop = ctx.io.stopSignal?.();
-      const address = parseListen(input.string('listen') ?? DEFAULT_LISTEN);
+      const address = parseListen(input.string('listen') ?? DEFAULT_LISTEN, 'listen');
+      const metricsListen = input.string('metrics-listen');
+      const metricsAddress = metricsListen === undefined ? undefined : parseListen(metricsListen, 'metrics-listen');
+      if (metricsAddress !== undefined) {
+        checkMetricsAddress(metricsAddress, input.bool('metrics-allow-plain-http'), HINT);
+      } else if (input.bool('metrics-allow-plain-http')) {
+        throw new UsageError('--metrics-allow-plain-http goes with --metrics-listen', HINT);
+      }
       const healthIntervalMs = parseInterval(input.string('health-interval-ms'));
       const tls = loadTls(input.string('tls-cert'), input.string('tls-key'));
       if (tls === undefined && !isLoopbackHost(address.host) && !input.bool('allow-plain-http')) {
@@ -71,21 +101,32 @@ export const SERVE_COMMANDS: readonly Command[] = [
         );
       }
       const token = loadToken(input.required('token-file'));
-      const deps = await ctx.flows();
+      const opened = await ctx.flows();
       const logger = createLogger<ServeEvent>({ write: ctx.io.stdout });
-
-      await resume(deps, logger);
-      if (stop?.aborted === true) {
-        logger.info('stopped', { signal: String(stop.reason) });
-        return;
-      }
-      const worker = startWorker(deps, healthIntervalMs, logger);
+      const metrics = metricsAddress === undefined ? undefined : createServeMetrics(opened);
+      const deps = metrics === undefined ? opened : { ...opened, agents: timedAgentClient(opened.agents, metrics) };
+      // Before resuming: a long resume is watched too.
+      const metricsServer =
+        metrics === undefined || metricsAddress === undefined
+          ? undefined
+          : await listenMetrics(metrics, metricsAddress, logger);
       try {
-        await serveUntil(stop, createApiApp({ flows: deps, token, logger }), { ...address, tls }, logger);
+        await resume(deps, logger);
+        if (stop?.aborted === true) {
+          logger.info('stopped', { signal: String(stop.reason) });
+          return;
+        }
+        const worker = startWorker(deps, healthIntervalMs, logger, metrics);
+        try {
+          const onFlow = metrics === undefined ? {} : { onFlow: metrics.flow.bind(metrics) };
+          await serveUntil(stop, createApiApp({ flows: deps, token, logger, ...onFlow }), { ...address, tls }, logger);
+        } finally {
+          await worker.stop();
+        }
       } finally {
-        await worker.stop();
+        // The runner closes the database once this returns: no scrape may reach it after.
+        if (metricsServer !== undefined) await closeMetrics(metricsServer);
       }
-      // The runner closes the database once this returns.
       logger.info('stopped', {});
     },
   },
@@ -104,10 +145,16 @@ async function resume(deps: FlowDeps, logger: Logger<ServeEvent>): Promise<void>
   for (const error of report.errors) logger.warn('resume_failed', { operationId: error.id, message: error.message });
 }
 
-function startWorker(deps: FlowDeps, healthIntervalMs: number, logger: Logger<ServeEvent>): RetryWorker {
+function startWorker(
+  deps: FlowDeps,
+  healthIntervalMs: number,
+  logger: Logger<ServeEvent>,
+  metrics: Pick<ServeMetrics, 'flow'> | undefined,
+): RetryWorker {
   const worker = createRetryWorker(deps, {
     healthIntervalMs,
     onPass: (pass) => {
+      metrics?.flow('retry', 'ok');
       logger.info('retry_pass', {
         attempted: pass.attempted,
         confirmed: pass.confirmed,
@@ -116,6 +163,8 @@ function startWorker(deps: FlowDeps, healthIntervalMs: number, logger: Logger<Se
       });
     },
     onError: (error) => {
+      // A round of the worker failed: its retry pass, or one host's health check.
+      metrics?.flow('retry', 'error');
       logger.warn('retry_error', { message: error instanceof Error ? error.message : String(error) });
     },
   });
@@ -150,12 +199,12 @@ interface ListenAddress {
 }
 
 /** HOST:PORT, [IPv6]:PORT */
-function parseListen(value: string): ListenAddress {
+function parseListen(value: string, flag: 'listen' | 'metrics-listen'): ListenAddress {
   const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(value);
   const host = match?.[1] ?? match?.[2];
   const port = Number(match?.[3]);
   if (host === undefined || !(port <= 65_535)) {
-    throw new UsageError(`--listen is HOST:PORT (e.g. ${DEFAULT_LISTEN} or [::1]:7440), not ${value}`, HINT);
+    throw new UsageError(`--${flag} is HOST:PORT (e.g. ${DEFAULT_LISTEN} or [::1]:7440), not ${value}`, HINT);
   }
   return { host, port };
 }

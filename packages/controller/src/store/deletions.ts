@@ -46,7 +46,7 @@ export function deletionReads({ sql }: Context) {
         'SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM pending_deletions',
         {},
       );
-      return { count: Number(row?.n ?? 0), oldestCreatedAt: row?.oldest ?? null };
+      return { count: row?.n ?? 0, oldestCreatedAt: row?.oldest ?? null };
     },
     countPendingDeletionsForTpm: async (tpmUuid) => {
       const row = await sql.get<{ n: number }>(
