@@ -83,7 +83,7 @@ async function scrapeUntil(what: string, check: (e: Exposition) => boolean): Pro
 const flows = (e: Exposition, kind: string, outcome: string): number =>
   valueOf(e, 'hostfiles_flows_total', { kind, outcome }) ?? 0;
 const calls = (e: Exposition, kind: string, outcome: string): number =>
-  valueOf(e, 'hostfiles_agent_call_duration_seconds_count', { kind, outcome }) ?? 0;
+  valueOf(e, 'hostfiles_controller_agent_call_duration_seconds_count', { kind, outcome }) ?? 0;
 const hosts = (e: Exposition, state: string): number | undefined => valueOf(e, 'hostfiles_hosts', { state });
 
 before(async () => {
@@ -125,7 +125,7 @@ test('serve refuses metrics on a non-loopback address unless told, and the flag 
 test('the families, with no host yet; the API has no /metrics and the metrics listener nothing else', async () => {
   const e = await scrapeMetrics(server.metricsPort);
   assert.deepEqual([...e.types].sort(), [
-    ['hostfiles_agent_call_duration_seconds', 'histogram'],
+    ['hostfiles_controller_agent_call_duration_seconds', 'histogram'],
     ['hostfiles_flows_total', 'counter'],
     ['hostfiles_hosts', 'gauge'],
     ['hostfiles_pending_deletion_oldest_age_seconds', 'gauge'],

@@ -83,7 +83,7 @@ export function createServeMetrics({ store, now }: ServeMetricsDeps): ServeMetri
     registers,
   });
   const calls = new Histogram({
-    name: 'hostfiles_agent_call_duration_seconds',
+    name: 'hostfiles_controller_agent_call_duration_seconds',
     help: 'Calls to agents, retries included, by command kind and outcome (ok, or how the call failed).',
     labelNames: ['kind', 'outcome'] as const,
     buckets: AGENT_CALL_BUCKETS,
