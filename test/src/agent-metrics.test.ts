@@ -17,7 +17,15 @@ import {
   writeOp,
   type AgentClient,
 } from './support/commands.js';
-import { family, labelValues, scrape, scrapeMetrics, valueOf, type Exposition } from './support/prometheus.js';
+import {
+  documentedNames,
+  family,
+  labelValues,
+  scrape,
+  scrapeMetrics,
+  valueOf,
+  type Exposition,
+} from './support/prometheus.js';
 import { fetchAgent } from './support/tls.js';
 
 let agent: AgentHandle;
@@ -76,6 +84,11 @@ test('the families: names, types and help; every op and refusal series there fro
     [...REQUEST_ERROR_CODES].sort(),
   );
   assert.equal(valueOf(e, 'hostfiles_agent_body_bytes_in_flight'), 0);
+  // What the docs name is what the agent serves (serve's names never begin hostfiles_agent_).
+  assert.deepEqual(
+    [...documentedNames()].filter((name) => name.startsWith('hostfiles_agent_')).sort(),
+    [...e.types.keys()].sort(),
+  );
 });
 
 test('a write and a delete through the agent: ops and request counts go up by exactly one each', async () => {

@@ -11,7 +11,15 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { signingKeyFromPem } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import { cleanEnv, CLI, hostfiles } from './support/cli.js';
-import { family, labelValues, scrape, scrapeMetrics, valueOf, type Exposition } from './support/prometheus.js';
+import {
+  documentedNames,
+  family,
+  labelValues,
+  scrape,
+  scrapeMetrics,
+  valueOf,
+  type Exposition,
+} from './support/prometheus.js';
 
 const TOKEN = randomBytes(24).toString('base64url');
 
@@ -131,6 +139,11 @@ test('the families, with no host yet; the API has no /metrics and the metrics li
     ['hostfiles_pending_deletion_oldest_age_seconds', 'gauge'],
     ['hostfiles_pending_deletions', 'gauge'],
   ]);
+  // What the docs name is what serve serves (the agent's own names begin hostfiles_agent_).
+  assert.deepEqual(
+    [...documentedNames()].filter((name) => !name.startsWith('hostfiles_agent_')).sort(),
+    [...e.types.keys()].sort(),
+  );
   assert.equal(valueOf(e, 'hostfiles_pending_deletions'), 0);
   assert.equal(valueOf(e, 'hostfiles_pending_deletion_oldest_age_seconds'), 0);
   assert.deepEqual([hosts(e, 'Connected'), hosts(e, 'Disconnected')], [0, 0]);

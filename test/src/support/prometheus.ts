@@ -1,5 +1,6 @@
 // Reads the Prometheus text exposition format (0.0.4) as a scraper does, strictly: a line it cannot read fails the
 // test, so a malformed exposition is caught here rather than by a Prometheus in production.
+import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
 
 export interface Sample {
@@ -133,4 +134,16 @@ export async function scrapeMetrics(port: number): Promise<Exposition> {
     throw new Error(`GET /metrics answered ${String(reply.contentType)}`);
   }
   return parseExposition(reply.text);
+}
+
+/** Every metric name the README's table, DESIGN.md and docs/alerts.yml name: what operators build dashboards on. */
+export function documentedNames(): Set<string> {
+  const root = new URL('../../../', import.meta.url);
+  const names = new Set<string>();
+  for (const doc of ['README.md', 'docs/DESIGN.md', 'docs/alerts.yml']) {
+    for (const match of readFileSync(new URL(doc, root), 'utf8').matchAll(/\bhostfiles_[a-z_]*[a-z](?![a-z_])/g)) {
+      names.add(match[0]);
+    }
+  }
+  return names;
 }
