@@ -4,6 +4,7 @@ import { truncate } from '@hostfiles/shared';
 import type { AppDeps } from './deps.js';
 import { isAgentError } from './errors.js';
 import { createLogLimit } from './limits/log-limit.js';
+import { NO_METRICS } from './metrics/agent-metrics.js';
 import { prepareApply } from './routes/files.js';
 import { prepareList, prepareRead, prepareStat } from './routes/reads.js';
 import { createSignedHandler, type Bindings } from './routes/signed.js';
@@ -16,6 +17,7 @@ const UNVERIFIED_REFUSALS_PER_SECOND = 20;
 export function createApp(deps: AppDeps): Hono<Bindings> {
   const app = new Hono<Bindings>();
   const unverifiedRefusals = createLogLimit(UNVERIFIED_REFUSALS_PER_SECOND, deps.now);
+  const metrics = deps.metrics ?? NO_METRICS;
 
   // Bytes in flight say how loaded the agent is, nothing about what it holds: safe to tell anyone who asks.
   app.get('/v1/health', (c) => c.json({ status: 'ok', bodyBytesInFlight: deps.bodyBudget.inFlight() }));
@@ -34,16 +36,18 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
   app.post('/v1/files/list', (c) => signed(c, 'files.list', (command) => prepareList(deps, command)));
   app.post('/v1/files/stat', (c) => signed(c, 'files.stat', (command) => prepareStat(deps, command)));
 
-  app.notFound((c) =>
-    c.json(
+  app.notFound((c) => {
+    metrics.refused('not_found');
+    return c.json(
       { error: { code: 'not_found', message: `no route ${truncate(c.req.method)} ${truncate(c.req.path)}` } },
       404,
-    ),
-  );
+    );
+  });
   app.onError((error, c) => {
     // Messages repeat input only as short prefixes; the cap here keeps every refusal and log line small regardless.
     const path = truncate(c.req.path);
     if (isAgentError(error)) {
+      metrics.refused(error.code);
       const message = truncate(error.message, MAX_MESSAGE_CHARS);
       // A trusted controller's refused command is always logged; anyone else's at a bounded rate.
       const skipped = c.get('verified') ? 0 : unverifiedRefusals.admit();
@@ -56,6 +60,7 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
       if (error.code === 'overloaded') c.header('retry-after', '1');
       return c.json({ error: { code: error.code, message } }, error.status);
     }
+    metrics.refused('internal');
     const message = truncate(error.message, MAX_MESSAGE_CHARS);
     deps.logger.error('internal_error', { path, error: truncate(error.name), message });
     return c.json({ error: { code: 'internal', message: 'internal error' } }, 500);

@@ -105,6 +105,23 @@ test('listen: TLS with client certificates by default; plain HTTP only on loopba
   assert.match(unknown.error.join('\n'), /^listen\.clientAuth:/m);
 });
 
+test('metrics: off unless configured; loopback 127.0.0.1:9464 by default; elsewhere only with allowPlainHttp', () => {
+  const off = parseConfig(Object.fromEntries(Object.entries(valid).filter(([key]) => key !== 'metrics')));
+  assert.ok(off.ok);
+  assert.equal(off.value.metrics, undefined);
+  const defaults = parseConfig({ ...valid, metrics: {} });
+  assert.ok(defaults.ok);
+  assert.deepEqual(defaults.value.metrics, { host: '127.0.0.1', port: 9464, allowPlainHttp: false });
+  const open = parseConfig({ ...valid, metrics: { host: '0.0.0.0', port: 9464 } });
+  assert.ok(!open.ok);
+  assert.match(open.error.join('\n'), /^metrics\.host: metrics on 0\.0\.0\.0 would be open to anyone/m);
+  assert.ok(parseConfig({ ...valid, metrics: { host: '10.0.0.11', port: 9464, allowPlainHttp: true } }).ok);
+  assert.ok(parseConfig({ ...valid, metrics: { host: '::1', port: 0 } }).ok);
+  const unknown = parseConfig({ ...valid, metrics: { port: 9464, path: '/x' } });
+  assert.ok(!unknown.ok);
+  assert.match(unknown.error.join('\n'), /^metrics:/m);
+});
+
 /** Every problem parseConfig finds in `valid` changed so; [] when it is accepted. */
 function problemsWith(change: Record<string, unknown>): string[] {
   const parsed = parseConfig({ ...valid, ...change });

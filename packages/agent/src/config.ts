@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import {
+  DEFAULT_METRICS_HOST,
   err,
   isLoopbackHost,
   isValidRoot,
@@ -47,6 +48,19 @@ const listenSchema = z.strictObject({
   allowPlainHttp: z.boolean().default(false),
 });
 
+export const DEFAULT_METRICS_PORT = 9464;
+
+/**
+ * Where Prometheus scrapes `GET /metrics`: a listener of its own, plain HTTP, apart from `listen` (whose clients must
+ * hold a controller key). Absent: no metrics. The metrics name no VM, host or path, but tell how busy the agent is
+ * and what it refuses: only on a loopback address unless `allowPlainHttp` says the operator means it.
+ */
+const metricsSchema = z.strictObject({
+  host: z.string().min(1).default(DEFAULT_METRICS_HOST),
+  port: z.int().min(0).max(65535).default(DEFAULT_METRICS_PORT),
+  allowPlainHttp: z.boolean().default(false),
+});
+
 const isTrustedKey = (key: string): boolean => {
   try {
     trustedKeyFromBase64(key);
@@ -79,9 +93,19 @@ export const configSchema = z
     clockSkewMs: z.int().min(0).max(MAX_CLOCK_SKEW_MS).default(DEFAULT_CLOCK_SKEW_MS),
     ownership: z.strictObject({ TpmState: rootOwnership.optional(), NvRam: rootOwnership.optional() }).default({}),
     limits: limitsSchema,
+    metrics: metricsSchema.optional(),
   })
   .superRefine((config, ctx) => {
-    const { listen } = config;
+    const { listen, metrics } = config;
+    if (metrics !== undefined && !metrics.allowPlainHttp && !isLoopbackHost(metrics.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['metrics', 'host'],
+        message:
+          `metrics on ${metrics.host} would be open to anyone who can reach it: scrape through a loopback address ` +
+          '(a local Prometheus or a proxy with TLS), or set metrics.allowPlainHttp',
+      });
+    }
     if (!listen.tls && !listen.allowPlainHttp && !isLoopbackHost(listen.host)) {
       ctx.addIssue({
         code: 'custom',
@@ -165,6 +189,7 @@ export function exampleConfig(): AgentConfig {
     maxContentBytes: DEFAULT_MAX_CONTENT_BYTES,
     clockSkewMs: DEFAULT_CLOCK_SKEW_MS,
     limits: resolveLimits(DEFAULT_MAX_BODY_BYTES, {}),
+    metrics: { host: DEFAULT_METRICS_HOST, port: DEFAULT_METRICS_PORT, allowPlainHttp: false },
     ownership: {
       // swtpm's user on Debian and Ubuntu (`swtpm` on Fedora); `<uuid>/` stays root's, 0711, as libvirt makes it.
       TpmState: { owner: 'tss', group: 'tss', fileMode: '0600', dirMode: '0700', topDirMode: '0711' },

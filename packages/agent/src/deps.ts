@@ -3,6 +3,7 @@ import type { Logger, SigningKey, TrustedKey } from '@hostfiles/shared';
 import { STORE_EVENTS, type FileRoots, type FileStore } from './files/index.js';
 import type { ReplayJournal } from './journal/replay-journal.js';
 import type { BodyBudget } from './limits/body-budget.js';
+import type { AgentMetrics } from './metrics/agent-metrics.js';
 
 export const AGENT_EVENTS = [
   'listening',
@@ -18,6 +19,8 @@ export const AGENT_EVENTS = [
   'client_refused',
   'connections_dropped',
   'connections_rate_limited',
+  'metrics_listening',
+  'metrics_failed',
   ...STORE_EVENTS,
 ] as const;
 export type AgentEvent = (typeof AGENT_EVENTS)[number];
@@ -39,4 +42,6 @@ export interface AppDeps {
   /** The most decoded content bytes one command may carry in total (check 9, 413 too_large). */
   readonly maxContentBytes: number;
   readonly clockSkewMs: number;
+  /** what requests and ops are counted into (default: nothing kept; main.ts hands one when metrics are on) */
+  readonly metrics?: AgentMetrics;
 }

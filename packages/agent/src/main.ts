@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // hostfiles-agent: the only module that touches process (argv, signals, exit) or listens.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -8,8 +9,10 @@ import type { Server as TlsServer } from 'node:tls';
 import { serve, type ServerType } from '@hono/node-server';
 import {
   createLogger,
+  createMetricsServer,
   generateSigningKey,
   keyFingerprint,
+  METRICS_PATH,
   trustedKeyFromBase64,
   type Logger,
   type SigningKey,
@@ -29,6 +32,7 @@ import { openReplayJournal } from './journal/replay-journal.js';
 import { createAddressRate, limitNewConnections } from './limits/address-rate.js';
 import { createBodyBudget } from './limits/body-budget.js';
 import { dropReporter, limitServer, resolveLimits, serverOptions, type ServerLimits } from './limits/server-limits.js';
+import { createAgentMetrics, type AgentRegistry } from './metrics/agent-metrics.js';
 import { checkKeyFile, preflight } from './preflight.js';
 import { refuseUntrustedClients, tlsServerOptions } from './transport.js';
 
@@ -71,6 +75,10 @@ certificate of one of trustedKeys (the controller makes it from its own key), or
 the handshake, before any HTTP is read (logged client_refused, at most once a second per reason). clientAuth "none"
 leaves that to the signatures. tls: false serves plain HTTP: only on a loopback address (127.0.0.0/8, ::1, localhost)
 unless allowPlainHttp: true.
+
+Metrics (metrics, absent: off): Prometheus text at GET /metrics on a listener of its own, plain HTTP, never on
+listen's. host defaults to 127.0.0.1 and port to 9464; a host other than loopback only with allowPlainHttp: true.
+Logged metrics_listening with the port once it listens, before listening.
 
 Logs are JSON lines on stdout. SIGTERM drains in-flight requests and exits 0.
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.`;
@@ -257,6 +265,30 @@ function listen(
   return server;
 }
 
+/** The metrics listener (plain HTTP, GET /metrics only); a failure to listen is a runtime failure, as the agent's. */
+function listenMetrics(
+  { registry }: AgentRegistry,
+  { host, port }: NonNullable<AgentConfig['metrics']>,
+  logger: Logger<AgentEvent>,
+): Promise<HttpServer> {
+  const server = createMetricsServer(
+    async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+    (error) => {
+      logger.warn('metrics_failed', { message: error instanceof Error ? error.message : String(error) });
+    },
+  );
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      reject(new Error(`cannot listen for metrics on ${host}:${port}: ${error.code ?? error.message}`));
+    });
+    server.listen(port, host, () => {
+      const info = server.address() as AddressInfo;
+      logger.info('metrics_listening', { host: info.address, port: info.port, path: METRICS_PATH });
+      resolve(server);
+    });
+  });
+}
+
 async function run(configPath: string): Promise<void> {
   if (configPath === '') throw new UsageError('--config needs a file');
   // Every problem at once, and nothing made (state directory, key) before the config is known to be good.
@@ -277,6 +309,15 @@ async function run(configPath: string): Promise<void> {
   const journal = await openReplayJournal({ dir: config.stateDir, now: Date.now });
   const trustedKeys = new Map(config.trustedKeys.map((key) => trustedKeyFromBase64(key)).map((k) => [k.keyId, k]));
   const limits = resolveLimits(config.maxBodyBytes, config.limits);
+  const bodyBudget = createBodyBudget({
+    limit: limits.bodyBytesInFlight,
+    largeBytesPerSecond: limits.largeBodyBytesPerSecond,
+    now: Date.now,
+  });
+  const metrics =
+    config.metrics === undefined
+      ? undefined
+      : createAgentMetrics({ bodyBytesInFlight: () => bodyBudget.inFlight(), journalBytes: () => journal.size() });
   const app = createApp({
     hostUuid: config.hostUuid,
     version: VERSION,
@@ -289,14 +330,16 @@ async function run(configPath: string): Promise<void> {
     logger,
     now: Date.now,
     maxBodyBytes: config.maxBodyBytes,
-    bodyBudget: createBodyBudget({
-      limit: limits.bodyBytesInFlight,
-      largeBytesPerSecond: limits.largeBodyBytesPerSecond,
-      now: Date.now,
-    }),
+    bodyBudget,
     maxContentBytes: config.maxContentBytes,
     clockSkewMs: config.clockSkewMs,
+    ...(metrics === undefined ? {} : { metrics: metrics.metrics }),
   });
+  // Before the agent's own listener: once `listening` is logged, the metrics are served too.
+  const metricsServer =
+    metrics === undefined || config.metrics === undefined
+      ? undefined
+      : await listenMetrics(metrics, config.metrics, logger);
   const server = listen(app, config, limits, signer, trustedKeys, logger);
   server.on('error', (error: Error) => {
     process.stderr.write(`hostfiles-agent: cannot listen: ${error.message}\n`);
@@ -305,6 +348,8 @@ async function run(configPath: string): Promise<void> {
   const stop = (signal: string): void => {
     logger.info('draining', { signal });
     setTimeout(() => process.exit(1), DRAIN_TIMEOUT_MS).unref();
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
     server.close(() => {
       journal.close().then(
         () => {

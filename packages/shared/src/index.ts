@@ -15,3 +15,4 @@ export * from './protocol/state.js';
 export * from './transport/certificate.js';
 export * from './transport/fingerprint.js';
 export * from './transport/loopback.js';
+export * from './transport/metrics-listener.js';

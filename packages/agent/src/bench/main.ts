@@ -103,8 +103,9 @@ async function spawnServer(args: string[]): Promise<{ child: ChildProcess; port:
   const port = await new Promise<number>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
-      const event = JSON.parse(line) as { port?: number };
-      if (typeof event.port === 'number') resolve(event.port);
+      const event = JSON.parse(line) as { event?: string; port?: number };
+      // The agent's metrics listener says its port first: not the one the clients load.
+      if (typeof event.port === 'number' && event.event !== 'metrics_listening') resolve(event.port);
     });
     child.once('exit', (code) => {
       reject(new Error(`server exited ${String(code)}`));
@@ -133,6 +134,8 @@ async function startBench(transport: Transport, dir: string, key: GeneratedKey):
       trustedKeys: [key.publicKey],
       keyFile: join(dir, 'agent.key'),
       stateDir: join(dir, 'state'),
+      // On, as a host scraped by Prometheus runs it: its counters are part of the cost measured.
+      metrics: { host: '127.0.0.1', port: 0 },
     }),
   );
   const baselineConfig = join(dir, 'baseline.json');

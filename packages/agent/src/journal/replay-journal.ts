@@ -1,6 +1,6 @@
 // Remembers every requestId with the SHA-256 of its payload bytes until the command expires, across restarts.
 // A repeat with the same bytes is a retry (answered from the journal); with other bytes, a replay (refused).
-import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openSync, fsyncSync, closeSync, constants } from 'node:fs';
 import { createGroupCommit } from './group-commit.js';
@@ -26,6 +26,8 @@ export interface ReplayJournal {
    * it is durable, as `record` does. The caller answers only then (DESIGN.md, the replay journal).
    */
   complete(requestId: string, answer: string | undefined): Promise<void>;
+  /** The journal file's size in bytes now (a metric: one stat, read when asked). */
+  size(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -105,6 +107,7 @@ export async function openReplayJournal(options: JournalOptions): Promise<Replay
       entry.settle(answer);
       if (answer !== undefined) await append({ r: requestId, a: answer });
     },
+    size: async () => (await stat(path)).size,
     async close() {
       await writer.drain();
       await handle?.close();

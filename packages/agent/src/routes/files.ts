@@ -13,6 +13,7 @@ import {
   type Result,
 } from '@hostfiles/shared';
 import type { AppDeps } from '../deps.js';
+import { NO_METRICS } from '../metrics/agent-metrics.js';
 import { checkEntries, decodeWithin, type ContentBudget } from './content.js';
 import type { Prepared } from './signed.js';
 
@@ -43,6 +44,7 @@ export function prepareApply(deps: AppDeps, command: ApplyCommand): Result<Prepa
     targets.push(target.value);
   }
   const log = deps.logger.child({ requestId: command.requestId });
+  const metrics = deps.metrics ?? NO_METRICS;
   return ok({
     storeAnswer: true,
     execute: async () => {
@@ -58,6 +60,7 @@ export function prepareApply(deps: AppDeps, command: ApplyCommand): Result<Prepa
           status: result.status,
           code: result.error?.code,
         });
+        metrics.op(result.op, result.error?.code ?? result.status);
         return result;
       });
       return { requestId: command.requestId, hostUuid: deps.hostUuid, kind: 'files.apply', results };

@@ -19,7 +19,8 @@ import {
   type Scratch,
 } from '@hostfiles/shared';
 import type { AppDeps } from '../deps.js';
-import { AgentError } from '../errors.js';
+import { AgentError, isAgentError } from '../errors.js';
+import { NO_METRICS, type RequestOutcome } from '../metrics/agent-metrics.js';
 import { readCappedBody } from './body.js';
 
 /** A command that passed check 9, ready to run. */
@@ -51,7 +52,11 @@ export function createSignedHandler(deps: AppDeps): SignedHandler {
     if (scratch.length < bytes) scratch = Buffer.allocUnsafe(bytes);
     return scratch.subarray(0, bytes);
   };
+  const metrics = deps.metrics ?? NO_METRICS;
   return async (c, kind, prepare) => {
+    // A monotonic clock, not deps.now: a duration must not jump with the wall clock.
+    const started = performance.now();
+    let outcome: RequestOutcome = 'ok';
     // app.request() in-process passes no env at all; under @hono/node-server it holds the IncomingMessage.
     const env = c.env as Bindings['Bindings'] | undefined;
     // The body's bytes count against the agent's budget until the request is done with them, whatever its outcome.
@@ -59,8 +64,12 @@ export function createSignedHandler(deps: AppDeps): SignedHandler {
     try {
       const body = await readCappedBody(env?.incoming, c.req.raw, deps.maxBodyBytes, claim); // 1
       return await checkAndRun(c, kind, { ...deps, scratch: take }, prepare, body);
+    } catch (error) {
+      outcome = isAgentError(error) ? 'refused' : 'error';
+      throw error;
     } finally {
       claim.release();
+      metrics.request(kind, outcome, (performance.now() - started) / 1000);
     }
   };
 }

@@ -6,6 +6,7 @@ import { bearerAuth } from './auth.js';
 import { declaredSizeLimit } from './body.js';
 import { DEFAULT_MAX_BODY_BYTES, type ApiDeps, type ApiEvent } from './deps.js';
 import { ApiError, toApiError, type ErrorBody } from './errors.js';
+import { countFlows } from './flow-routes.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
 import { deletionRoutes } from './routes/deletions.js';
 import { inventoryRoutes } from './routes/inventory.js';
@@ -32,6 +33,8 @@ export function createApiApp(deps: ApiDeps): Hono {
   app.get('/v1/health', (c) => c.json({ status: 'ok' }));
   // Before anything reads a body: an unauthenticated caller learns nothing, not even the size limit.
   app.use('/v1/*', bearerAuth(deps.token), declaredSizeLimit(maxBodyBytes));
+  // After authentication: only a caller holding the token runs a flow, and only flows are counted.
+  if (deps.onFlow !== undefined) app.use('/v1/*', countFlows(deps.onFlow));
   app.get('/v1/openapi.json', (c) => c.json(OPENAPI_DOCUMENT));
   inventoryRoutes(app, { flows: deps.flows, maxBodyBytes });
   deletionRoutes(app, { flows: deps.flows, maxBodyBytes });

@@ -2,6 +2,7 @@
 import type { Logger } from '@hostfiles/shared';
 import type { Context } from 'hono';
 import type { FlowDeps } from '../flows/index.js';
+import type { FlowObserver } from './flow-routes.js';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -26,6 +27,8 @@ export interface ApiDeps {
   readonly logger?: Logger<ApiEvent>;
   /** the largest request body, declared or read (default 8 MiB) */
   readonly maxBodyBytes?: number;
+  /** told of every flow a route ran, once it answered (serve's metrics); default: nobody */
+  readonly onFlow?: FlowObserver;
 }
 
 export interface ApiContext {

@@ -13,8 +13,9 @@ import { createVmQueue, type FlowDeps } from '../flows/index.js';
 import type { Store } from '../store/index.js';
 import { openTempStore } from '../store/test-support.js';
 import { createApiApp } from './app.js';
-import type { ApiEvent } from './deps.js';
 import type { Contract } from './contract-support.js';
+import type { ApiEvent } from './deps.js';
+import type { FlowObserver } from './flow-routes.js';
 
 export const TOKEN = 'test-token-0123456789abcdef';
 export const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -30,7 +31,7 @@ export interface TestApi {
 /** The app over a fresh database file; flows that reach agents sign with `key` (a new one unless given). */
 export async function createTestApi(
   t: TestContext,
-  options: { readonly maxBodyBytes?: number; readonly key?: SigningKey } = {},
+  options: { readonly maxBodyBytes?: number; readonly key?: SigningKey; readonly onFlow?: FlowObserver } = {},
 ): Promise<TestApi> {
   const { store } = await openTempStore(t);
   const key = options.key ?? generateSigningKey();
@@ -46,8 +47,14 @@ export async function createTestApi(
   };
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger<ApiEvent>({ write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
-  const { maxBodyBytes } = options;
-  const app = createApiApp({ flows, token: TOKEN, logger, ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }) });
+  const { maxBodyBytes, onFlow } = options;
+  const app = createApiApp({
+    flows,
+    token: TOKEN,
+    logger,
+    ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
+    ...(onFlow === undefined ? {} : { onFlow }),
+  });
   return { app, store, key, lines };
 }
 

@@ -11,10 +11,13 @@ import {
   type ResumeReport,
   type RetryWorker,
 } from '../flows/index.js';
+import type { ServeMetrics } from '../metrics/serve-metrics.js';
+import type { MetricsEvent } from './metrics-listener.js';
 import { reportError } from './ops.js';
 
 export type ServeEvent =
   | ApiEvent
+  | MetricsEvent
   | 'resumed'
   | 'operation_resumed'
   | 'operation_left_running'
@@ -69,7 +72,12 @@ async function logResumed(deps: FlowDeps, report: ResumeReport, logger: Logger<S
   for (const error of report.errors) logger.warn('resume_failed', { operationId: error.id, message: error.message });
 }
 
-export function startWorker(deps: FlowDeps, healthIntervalMs: number, logger: Logger<ServeEvent>): RetryWorker {
+export function startWorker(
+  deps: FlowDeps,
+  healthIntervalMs: number,
+  logger: Logger<ServeEvent>,
+  metrics: Pick<ServeMetrics, 'flow'> | undefined,
+): RetryWorker {
   const controller = deps.controller;
   const worker = createRetryWorker(deps, {
     healthIntervalMs,
@@ -86,6 +94,7 @@ export function startWorker(deps: FlowDeps, healthIntervalMs: number, logger: Lo
           },
         }),
     onPass: (pass) => {
+      metrics?.flow('retry', 'ok');
       logger.info('retry_pass', {
         attempted: pass.attempted,
         confirmed: pass.confirmed,
@@ -106,6 +115,8 @@ export function startWorker(deps: FlowDeps, healthIntervalMs: number, logger: Lo
       }
     },
     onError: (error) => {
+      // A round of the worker failed: its retry pass, or one host's health check.
+      metrics?.flow('retry', 'error');
       logger.warn('retry_error', { message: error instanceof Error ? error.message : String(error) });
     },
   });

@@ -9,8 +9,11 @@ import type { Hono } from 'hono';
 import { createApiApp } from '../api/index.js';
 import { FLOW_SETTINGS } from '../config.js';
 import type { FlowDeps } from '../flows/index.js';
+import { createServeMetrics } from '../metrics/serve-metrics.js';
+import { timedAgentClient } from '../metrics/timed-agents.js';
 import type { Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
+import { checkMetricsAddress, closeMetrics, listenMetrics } from './metrics-listener.js';
 import { logHostState, resume, startWorker, type ServeEvent } from './serve-log.js';
 
 export type { ServeEvent } from './serve-log.js';
@@ -52,6 +55,15 @@ export const SERVE_COMMANDS: readonly Command[] = [
         help: `how long a dead controller's leases and operations stay its own; its commands live this less 32 s (default: ${FLOW_SETTINGS.leaseGraceMs})`,
       },
       {
+        name: 'metrics-listen',
+        value: 'HOST:PORT',
+        help: 'serve Prometheus metrics at GET /metrics there, plain HTTP, apart from the API (default: off)',
+      },
+      {
+        name: 'metrics-allow-plain-http',
+        help: '--metrics-listen on an address that is not loopback (anyone reaching it reads the metrics)',
+      },
+      {
         name: 'health-interval-ms',
         value: 'MS',
         help: `how often every host is health-checked (default: ${DEFAULT_HEALTH_INTERVAL_MS})`,
@@ -65,6 +77,9 @@ export const SERVE_COMMANDS: readonly Command[] = [
       '`Authorization: Bearer TOKEN`. The token is read from --token-file only (never argv or environment).',
       'HTTPS with --tls-cert and --tls-key (TLS 1.2 or later). Plain HTTP only on a loopback address, unless',
       '--allow-plain-http: the bearer token and VM state would cross the network in clear.',
+      'Metrics with --metrics-listen (e.g. 127.0.0.1:9465): GET /metrics, no token, on their own listener, before',
+      'the API listens (logged metrics_listening with the port); a non-loopback address only with',
+      '--metrics-allow-plain-http. The names are in the README.',
       'Logs are JSON lines on stdout; once listening: {"event":"listening","port":N,...}.',
       'SIGTERM or SIGINT: stop accepting, finish the requests in flight, stop the worker, close the database, exit 0.',
       'Several serve processes may share one database (PostgreSQL, or SQLite on one machine): flows hold their keys',
@@ -74,7 +89,14 @@ export const SERVE_COMMANDS: readonly Command[] = [
     async run(ctx, input) {
       // First: a signal that lands while resuming stops serve too, instead of killing it mid-flow.
       const stop = ctx.io.stopSignal?.();
-      const address = parseListen(input.string('listen') ?? DEFAULT_LISTEN);
+      const address = parseListen(input.string('listen') ?? DEFAULT_LISTEN, 'listen');
+      const metricsListen = input.string('metrics-listen');
+      const metricsAddress = metricsListen === undefined ? undefined : parseListen(metricsListen, 'metrics-listen');
+      if (metricsAddress !== undefined) {
+        checkMetricsAddress(metricsAddress, input.bool('metrics-allow-plain-http'), HINT);
+      } else if (input.bool('metrics-allow-plain-http')) {
+        throw new UsageError('--metrics-allow-plain-http goes with --metrics-listen', HINT);
+      }
       const healthIntervalMs = parseInterval(input.string('health-interval-ms'));
       const tls = loadTls(input.string('tls-cert'), input.string('tls-key'));
       if (tls === undefined && !isLoopbackHost(address.host) && !input.bool('allow-plain-http')) {
@@ -91,7 +113,9 @@ export const SERVE_COMMANDS: readonly Command[] = [
       };
       const logger = createLogger<ServeEvent>({ write: ctx.io.stdout });
       // Every flow serve runs (resume, the worker, the API's) tells each host transition once: logged.
-      const deps: FlowDeps = { ...(await ctx.flows(lease)), onHostState: logHostState(logger) };
+      const opened: FlowDeps = { ...(await ctx.flows(lease)), onHostState: logHostState(logger) };
+      const metrics = metricsAddress === undefined ? undefined : createServeMetrics(opened);
+      const deps = metrics === undefined ? opened : { ...opened, agents: timedAgentClient(opened.agents, metrics) };
       let lostReason: string | undefined;
       const stopOrLost = new AbortController();
       stop?.addEventListener(
@@ -107,19 +131,33 @@ export const SERVE_COMMANDS: readonly Command[] = [
         logger.error('controller_lost', { controllerId: deps.controller?.id, reason });
         stopOrLost.abort('lease lost');
       });
-
-      await resume(deps, logger);
-      if (stop?.aborted === true) {
-        logger.info('stopped', { signal: String(stop.reason) });
-        return;
-      }
-      const worker = startWorker(deps, healthIntervalMs, logger);
+      // Before resuming: a long resume is watched too.
+      const metricsServer =
+        metrics === undefined || metricsAddress === undefined
+          ? undefined
+          : await listenMetrics(metrics, metricsAddress, logger);
       try {
-        await serveUntil(stopOrLost.signal, createApiApp({ flows: deps, token, logger }), { ...address, tls }, logger);
+        await resume(deps, logger);
+        if (stop?.aborted === true) {
+          logger.info('stopped', { signal: String(stop.reason) });
+          return;
+        }
+        const worker = startWorker(deps, healthIntervalMs, logger, metrics);
+        try {
+          const onFlow = metrics === undefined ? {} : { onFlow: metrics.flow.bind(metrics) };
+          await serveUntil(
+            stopOrLost.signal,
+            createApiApp({ flows: deps, token, logger, ...onFlow }),
+            { ...address, tls },
+            logger,
+          );
+        } finally {
+          await worker.stop();
+        }
       } finally {
-        await worker.stop();
+        // The runner closes the database once this returns: no scrape may reach it after.
+        if (metricsServer !== undefined) await closeMetrics(metricsServer);
       }
-      // The runner closes the database once this returns.
       logger.info('stopped', {});
       if (lostReason !== undefined) throw new CliError(`this controller's lease was lost: ${lostReason}`);
     },
@@ -153,12 +191,12 @@ interface ListenAddress {
 }
 
 /** HOST:PORT, [IPv6]:PORT */
-function parseListen(value: string): ListenAddress {
+function parseListen(value: string, flag: 'listen' | 'metrics-listen'): ListenAddress {
   const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(value);
   const host = match?.[1] ?? match?.[2];
   const port = Number(match?.[3]);
   if (host === undefined || !(port <= 65_535)) {
-    throw new UsageError(`--listen is HOST:PORT (e.g. ${DEFAULT_LISTEN} or [::1]:7440), not ${value}`, HINT);
+    throw new UsageError(`--${flag} is HOST:PORT (e.g. ${DEFAULT_LISTEN} or [::1]:7440), not ${value}`, HINT);
   }
   return { host, port };
 }

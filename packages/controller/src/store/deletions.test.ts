@@ -45,6 +45,20 @@ for (const engine of ENGINES)
       assert.deepEqual(await paths(10_000), ['/tpm/b', '/tpm/later']);
     });
 
+    it('deletionStats: how many are pending and when the oldest was made, in one aggregate', async (t) => {
+      const clock = manualClock(1000);
+      const store = await openStore(t, engine, { now: clock.now });
+      assert.deepEqual(await store.deletionStats(), { count: 0, oldestCreatedAt: null });
+      const h1 = await addHost(store, 'h1');
+      const [oldest] = await store.addPendingDeletions([pendingRow(h1, '/tpm/a', 5000)]);
+      clock.set(3000);
+      await store.addPendingDeletions([pendingRow(h1, '/tpm/b', 100), pendingRow(h1, '/tpm/c', 100)]);
+      assert.deepEqual(await store.deletionStats(), { count: 3, oldestCreatedAt: 1000 });
+      assert.ok(oldest);
+      await store.deletePendingDeletions([oldest.id]);
+      assert.deepEqual(await store.deletionStats(), { count: 2, oldestCreatedAt: 3000 });
+    });
+
     it('merges a deletion repeated at the same (host, path): one row, attempts kept, the earlier attempt', async (t) => {
       const clock = manualClock(10);
       const store = await openStore(t, engine, { now: clock.now });

@@ -41,6 +41,13 @@ export function deletionReads({ sql }: Context) {
       );
       return row?.at ?? null;
     },
+    deletionStats: async () => {
+      const row = await sql.get<{ n: number; oldest: number | null }>(
+        'SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM pending_deletions',
+        {},
+      );
+      return { count: row?.n ?? 0, oldestCreatedAt: row?.oldest ?? null };
+    },
     countPendingDeletionsForTpm: async (tpmUuid) => {
       const row = await sql.get<{ n: number }>(
         'SELECT COUNT(*) AS n FROM pending_deletions WHERE tpm_uuid = $tpmUuid',

@@ -243,6 +243,8 @@ export interface StoreReads {
   listDueDeletions(now: number, options?: DueDeletionOptions): Promise<PendingDeletion[]>;
   /** The earliest nextAttemptAt (of one host, if given); null when nothing is pending. */
   nextDeletionDueAt(hostUuid?: string): Promise<number | null>;
+  /** How many deletions are pending, and the createdAt of the oldest (null when none): one aggregate, for metrics. */
+  deletionStats(): Promise<{ count: number; oldestCreatedAt: number | null }>;
   countPendingDeletionsForTpm(tpmUuid: string): Promise<number>;
   /** Of these TPMs, those with any deletion pending (batched, for removals of many VMs). */
   listTpmsWithPendingDeletions(tpmUuids: readonly string[]): Promise<string[]>;
