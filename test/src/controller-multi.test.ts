@@ -48,16 +48,21 @@ interface Fleet {
   readonly tokenFile: string;
   readonly setups: AgentSetup[];
   readonly agents: AgentHandle[];
+  /** PostgreSQL only */
   readonly query: (sql: string, params?: unknown[]) => Promise<unknown[]>;
   serve(extra?: readonly string[]): Promise<Served>;
 }
 
-/** A schema, a controller key, `count` agents on fixed ports, and the hosts added. */
-async function fleet(t: TestContext, count: number): Promise<Fleet> {
-  const schema = await pgSchema(t);
-  const db = schema.db;
-  const query = (sql: string, params?: unknown[]): Promise<unknown[]> => schema.query(sql, params);
+/** A database (a PostgreSQL schema, or a SQLite file), a controller key, `count` agents on fixed ports, the hosts. */
+async function fleet(t: TestContext, count: number, engine: 'postgres' | 'sqlite' = 'postgres'): Promise<Fleet> {
   const dir = mkdtempSync(join(tmpdir(), 'hostfiles-multi-'));
+  let db = join(dir, 'hostfiles.db');
+  let query: Fleet['query'] = () => Promise.reject(new Error('query: PostgreSQL only'));
+  if (engine === 'postgres') {
+    const schema = await pgSchema(t);
+    db = schema.db;
+    query = (sql: string, params?: unknown[]): Promise<unknown[]> => schema.query(sql, params);
+  }
   const keyFile = join(dir, 'hostfiles.key');
   const init = await hostfiles(['init', '--db', db, '--key', keyFile]);
   assert.equal(init.status, 0, init.stderr);
@@ -121,7 +126,7 @@ async function call(
     },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  return { status: response.status, body: (await response.json()) };
+  return { status: response.status, body: await response.json() };
 }
 
 interface Seeded {
@@ -300,4 +305,68 @@ describe('several controllers on one PostgreSQL database', { skip: POSTGRES_SKIP
     t.diagnostic(`${orphaned} of 20 kills left a removal half done, finished by the survivor`);
     assert.ok(orphaned >= 5, `kills left removals half done for the survivor (${orphaned} of 20)`);
   });
+
+  it('reconnects after its database connections are dropped, and carries on', async (t) => {
+    const f = await fleet(t, 2);
+    const lease = ['--lease-ms', '2000', '--lease-grace-ms', '500'];
+    const [a, b] = [await f.serve(lease), await f.serve(lease)];
+    const first = await seed(a, f, 'x', 4);
+    // Every server connection of both controllers cut, as a PostgreSQL restart or a failover does.
+    const cut = (await f.query(
+      "SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity WHERE application_name = 'hostfiles'",
+    )) as { cut: boolean }[];
+    assert.ok(cut.length >= 2, `both controllers had connections (${cut.length})`);
+    const second = await seed(b, f, 'y', 4);
+    const removed = await Promise.all([
+      call(a, 'POST', '/v1/tpms/remove', { vms: first.map((vm) => vm.name) }),
+      call(b, 'POST', '/v1/tpms/remove', { vms: second.map((vm) => vm.name) }),
+    ]);
+    for (const reply of removed) assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    await assertSettled(f, [...first, ...second]);
+    // Neither lost its registration: both still serve.
+    assert.deepEqual(
+      [a, b].map((s) => s.lines.some((line) => line.event === 'controller_lost')),
+      [false, false],
+    );
+    assert.equal((await call(b, 'GET', '/v1/hosts')).status, 200);
+  });
 });
+
+for (const engine of ['sqlite', 'postgres'] as const)
+  describe(
+    `the CLI beside a running serve (${engine})`,
+    { skip: engine === 'postgres' ? (POSTGRES_SKIP ?? false) : false },
+    () => {
+      it('`resume` leaves alone the sync serve is running on a hung host: its read is sent once', async (t) => {
+        const f = await fleet(t, 1, engine);
+        const server = await f.serve();
+        const [vm] = await seed(server, f, 'vm', 1);
+        const agent = f.agents[0];
+        assert.ok(vm && agent);
+        const db = ['--db', f.db, '--key', join(f.dir, 'hostfiles.key')];
+        // The host hangs: the sync journals its operation, then waits on its read there.
+        agent.process.kill('SIGSTOP');
+        const mark = agent.lines.length;
+        const sync = call(server, 'POST', `/v1/vms/${vm.name}/sync`);
+        const running = await until('the sync to be journaled', async () => {
+          const listed = await hostfiles([...db, '--json', 'ops', 'list', '--state', 'running']);
+          assert.equal(listed.status, 0, listed.stderr);
+          const ops = JSON.parse(listed.stdout) as { id: string }[];
+          return ops.length > 0 ? ops : undefined;
+        });
+        // Before controllers registered, this resumed serve's sync and sent its read a second time.
+        const resumed = await hostfiles([...db, '--json', 'resume']);
+        assert.equal(resumed.status, 0, resumed.stderr);
+        assert.deepEqual((JSON.parse(resumed.stdout) as { resumed: unknown[] }).resumed, [], "serve's, not an orphan");
+        agent.process.kill('SIGCONT');
+        assert.equal((await sync).status, 200);
+        const reads = agent.lines
+          .slice(mark)
+          .filter((text) => text.includes('"files.read"') && !text.includes('"retry":true')).length;
+        assert.equal(reads, 1, 'the read went to the host once, from serve alone');
+        const shown = await hostfiles([...db, '--json', 'ops', 'show', running[0]?.id ?? '']);
+        assert.equal((JSON.parse(shown.stdout) as { state: string }).state, 'done');
+        t.diagnostic('resume took nothing of a live serve');
+      });
+    },
+  );
