@@ -95,7 +95,6 @@ async function killSomewhereIn(
   agent.process.kill('SIGKILL');
 }
 
-
 test(`SIGKILL at random points of ${ROUNDS} rounds of state replaces: each state old or new, whole; no temp left`, async (t) => {
   const setup = setupAgent();
   t.after(() => {

@@ -19,7 +19,6 @@ import {
   writeOp,
 } from './support/commands.js';
 
-
 function allFiles(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((entry) => !entry.isDirectory())

@@ -7,12 +7,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { createSqliteStore, WRITE_FILE } from '@hostfiles/controller';
 import { signingKeyFromPem, type SigningKey } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import { hostfiles } from './support/cli.js';
-import { startServe, type Served } from './support/serve.js';
+import { startServe, until, type Served } from './support/serve.js';
 import { fetchAgent } from './support/tls.js';
 
 const TOKEN = randomBytes(24).toString('base64url');
@@ -82,17 +81,6 @@ function assertError(reply: Reply, status: number, code: string): ErrorBody['err
   const { error } = reply.body as ErrorBody;
   assert.equal(error.code, code);
   return error;
-}
-
-/** Polls `probe` (each call a real round trip) until it answers a value; fails the test past the deadline. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(50);
-  }
 }
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');

@@ -20,33 +20,37 @@ function processesUnder(dir: string): number[] {
   return found;
 }
 
-test('`hostfiles demo | head -2`: the reader leaving ends no agent-leaking crash; the demo cleans up and exits 0', { timeout: 120_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-demo-pipe-'));
-  t.after(() => {
-    for (const pid of processesUnder(dir)) process.kill(pid, 'SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const child = spawn(process.execPath, [CLI, 'demo'], {
-    env: { ...cleanEnv(), TMPDIR: dir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  // Like `head -2`: read until the agents run, then close the pipe while the demo still writes.
-  let agentsSeen = 0;
-  let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-    if (!stdout.includes('host host-a added')) return;
-    agentsSeen = processesUnder(dir).length;
-    child.stdout.destroy();
-  });
-  // 'close' waits for every holder of the stderr pipe: an agent left running (they inherit it) never lets it come,
-  // and the test fails on its timeout.
-  const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  assert.equal(stderr, '', 'nothing on stderr (no EPIPE trace)');
-  assert.equal(status, 0);
-  assert.ok(agentsSeen > 0, 'the demo had agents running when the reader left');
-  assert.deepEqual(processesUnder(dir), [], 'no agent left running');
-  assert.deepEqual(readdirSync(dir), [], 'the demo removed its temporary directory');
-});
+test(
+  '`hostfiles demo | head -2`: the reader leaving ends no agent-leaking crash; the demo cleans up and exits 0',
+  { timeout: 120_000 },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'hostfiles-demo-pipe-'));
+    t.after(() => {
+      for (const pid of processesUnder(dir)) process.kill(pid, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const child = spawn(process.execPath, [CLI, 'demo'], {
+      env: { ...cleanEnv(), TMPDIR: dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    // Like `head -2`: read until the agents run, then close the pipe while the demo still writes.
+    let agentsSeen = 0;
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (!stdout.includes('host host-a added')) return;
+      agentsSeen = processesUnder(dir).length;
+      child.stdout.destroy();
+    });
+    // 'close' waits for every holder of the stderr pipe: an agent left running (they inherit it) never lets it come,
+    // and the test fails on its timeout.
+    const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    assert.equal(stderr, '', 'nothing on stderr (no EPIPE trace)');
+    assert.equal(status, 0);
+    assert.ok(agentsSeen > 0, 'the demo had agents running when the reader left');
+    assert.deepEqual(processesUnder(dir), [], 'no agent left running');
+    assert.deepEqual(readdirSync(dir), [], 'the demo removed its temporary directory');
+  },
+);

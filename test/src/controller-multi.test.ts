@@ -12,7 +12,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { removeSetup, setupAgent, startAgent, type AgentHandle, type AgentSetup } from './support/agent-process.js';
 import { hostfiles } from './support/cli.js';
 import { pgSchema, POSTGRES_SKIP } from './support/postgres.js';
-import { startServe, type Served } from './support/serve.js';
+import { startServe, until, type Served } from './support/serve.js';
 
 const TOKEN = randomBytes(24).toString('base64url');
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
@@ -29,17 +29,6 @@ async function freePort(): Promise<number> {
   });
   if (address === null || typeof address === 'string') throw new Error('no port');
   return address.port;
-}
-
-/** Polls `probe` (each call a real round trip) until it answers a value; fails past the deadline. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(50);
-  }
 }
 
 interface Fleet {

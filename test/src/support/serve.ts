@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
 import { cleanEnv, CLI } from './cli.js';
 
 export type LogLine = Record<string, unknown> & { readonly event?: string };
@@ -52,4 +53,15 @@ export async function startServe(args: readonly string[]): Promise<Served> {
   const listening = await waitFor('listening');
   assert.equal(typeof listening['port'], 'number');
   return { url: `http://127.0.0.1:${String(listening['port'])}`, child, lines, exited, waitFor };
+}
+
+/** Polls `probe` (each call a real round trip) until it answers a value; fails the test past the deadline. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(50);
+  }
 }

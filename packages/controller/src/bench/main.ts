@@ -1,5 +1,5 @@
 // pnpm bench (controller part): remove the TPMs of N VMs spread over 20 local agents in one call (N = 200, 1,000 and
-// 10,000), beside a fair baseline in the same run: the same deletions made by 20 bare servers (the agent package's
+// 10,000), on SQLite and on PostgreSQL (BENCH_ENGINES), beside a fair baseline in the same run: the same deletions made by 20 bare servers (the agent package's
 // bench/baseline-server.ts, one process per host as the agents are) with the same durability (moved aside, unlinked,
 // emptied parents removed, the deepest directory left fsynced), the same 8-at-a-time runs of a host's ops, one
 // request per host sent to all hosts at once over the same transport (mutual TLS, the server's certificate pinned,
@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
+import pg from 'pg';
 import { fetch, type Agent } from 'undici';
 import {
   certificateFor,
@@ -27,12 +28,24 @@ import {
 } from '@hostfiles/shared';
 import { createAgentClient } from '../agents/index.js';
 import { createPinnedDispatcher } from '../agents/pinned-tls.js';
-import { addHost, addTpm, addVm, createVmQueue, removeTpms, type FlowDeps } from '../flows/index.js';
+import { openStore } from '../cli/context.js';
+import {
+  addHost,
+  addTpm,
+  addVm,
+  createLeasedQueue,
+  createVmQueue,
+  registerController,
+  removeTpms,
+  type FlowDeps,
+} from '../flows/index.js';
 import { agentBin, startLocalAgent, type LocalAgent } from '../local/local-agents.js';
-import { createSqliteStore } from '../store/index.js';
 import { groupBy } from '../flows/group-by.js';
 
 const HOSTS = Number(process.env['BENCH_HOSTS'] ?? 20);
+/** The store engines the flow runs on; the baseline has none. PostgreSQL at $HOSTFILES_TEST_PG_URL, a schema per round. */
+const ENGINES = (process.env['BENCH_ENGINES'] ?? 'sqlite,postgres').split(',') as ('sqlite' | 'postgres')[];
+const PG_URL = process.env['HOSTFILES_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SCALES = (process.env['BENCH_VMS'] ?? '200,1000,10000').split(',').map(Number);
 /** Rounds per scale: 3, but one at 10,000 VMs (its setup alone takes a minute); BENCH_ROUNDS sets them all. */
 const roundsAt = (vms: number): number => Number(process.env['BENCH_ROUNDS'] ?? (vms > 2000 ? 1 : 3));
@@ -91,11 +104,22 @@ async function measureScale(
   agents: readonly LocalAgent[],
   bare: readonly BareHost[],
 ): Promise<void> {
+  for (const engine of ENGINES) await measureEngine(dir, vms, key, agents, bare, engine);
+}
+
+async function measureEngine(
+  dir: string,
+  vms: number,
+  key: SigningKey,
+  agents: readonly LocalAgent[],
+  bare: readonly BareHost[],
+  engine: 'sqlite' | 'postgres',
+): Promise<void> {
   const flowTimes: number[] = [];
   const baseTimes: number[] = [];
   let last: FlowResult | undefined;
   for (let round = 0; round < roundsAt(vms); round++) {
-    last = await flowRound(join(dir, `round-${round}`), vms, key, agents);
+    last = await flowRound(join(dir, `${engine}-round-${round}`), vms, key, agents, engine);
     flowTimes.push(last.ms);
     baseTimes.push(await baselineRound(last.deleted, agents, bare, key));
   }
@@ -104,8 +128,8 @@ async function measureScale(
   const base = median(baseTimes);
   const list = (times: readonly number[]): string => times.map((t) => t.toFixed(0)).join(', ');
   console.log(
-    `${vms} VMs: hostfiles removeTpms ${flow.toFixed(0)} ms for ${last.deleted.length} files, ${last.commands} ` +
-      `commands; baseline ${base.toFixed(0)} ms; ratio ${(flow / base).toFixed(2)}× ` +
+    `${vms} VMs on ${engine}: hostfiles removeTpms ${flow.toFixed(0)} ms for ${last.deleted.length} files, ` +
+      `${last.commands} commands; baseline ${base.toFixed(0)} ms; ratio ${(flow / base).toFixed(2)}× ` +
       `(rounds: flow ${list(flowTimes)} ms; baseline ${list(baseTimes)} ms)`,
   );
   const expected = HOSTS * Math.max(1, Math.ceil(last.deleted.length / HOSTS / DELETES_PER_COMMAND));
@@ -115,24 +139,34 @@ async function measureScale(
   );
 }
 
-/** A fresh database with `vms` VMs (TPM state on their host, NVRAM for a third of them); times removeTpms only. */
+/**
+ * A fresh database with `vms` VMs (TPM state on their host, NVRAM for a third of them); times removeTpms only. The
+ * controller runs as serve does: registered in the database, its flows' keys held as leases there.
+ */
 async function flowRound(
   dir: string,
   vms: number,
   key: SigningKey,
   agents: readonly LocalAgent[],
+  engine: 'sqlite' | 'postgres',
 ): Promise<FlowResult> {
   mkdirSync(dir, { recursive: true });
-  const store = await createSqliteStore(join(dir, 'hostfiles.db'));
+  const schema = `hf_cbench_${process.pid}_${Date.now()}`;
+  const store = await openStore(engine === 'sqlite' ? join(dir, 'hostfiles.db') : `${PG_URL}?schema=${schema}`);
+  const registration = await registerController(store, {
+    now: Date.now,
+    settings: { leaseMs: 60_000, graceMs: 92_000 },
+  });
   const deps: FlowDeps = {
     store,
     agents: createAgentClient({ key, timeoutMs: 60_000, retries: 0, now: Date.now }),
-    queue: createVmQueue(),
+    queue: createLeasedQueue(createVmQueue(), store, registration, { now: Date.now }),
     now: Date.now,
     random: Math.random,
     concurrency: 32,
     retryBaseMs: 5000,
     retryMaxMs: 600_000,
+    controller: registration,
   };
   try {
     for (const agent of agents) await addHost(deps, { name: agent.name, url: agent.url, expectKey: agent.publicKey });
@@ -150,7 +184,19 @@ async function flowRound(
     return { ms, commands: report.commands, deleted };
   } finally {
     await deps.agents.close();
+    await registration.retire();
     await store.close();
+    if (engine === 'postgres') await dropSchema(schema);
+  }
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  try {
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await admin.end();
   }
 }
 

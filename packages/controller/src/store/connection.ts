@@ -89,7 +89,7 @@ function driverSql(db: Database): Sql {
  * otherwise run outside it, in someone else's turn). A statement issued but not awaited before the end still runs
  * before COMMIT or ROLLBACK: the connection runs statements in the order they are issued (`serialize` below).
  */
-function scope(sql: Sql): { readonly sql: Sql; end(): void } {
+export function scope(sql: Sql): { readonly sql: Sql; end(): void } {
   let open = true;
   const guard = <T>(start: () => Promise<T>): Promise<T> =>
     open ? start() : Promise.reject(new Error('store: statement issued after its transaction or job ended'));

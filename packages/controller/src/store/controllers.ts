@@ -3,8 +3,9 @@
 // (BEGIN IMMEDIATE on SQLite, the advisory write lock on PostgreSQL): a check and the write it allows never interleave
 // with another controller's.
 import { StoreError } from './errors.js';
-import { fromJson, selectWhereIn, type Context } from './support.js';
-import type { LeaseKey, LiveController, NewController, Operation, OperationState } from './types.js';
+import { OPERATION_COLUMNS, toOperation, type OperationRow } from './operations.js';
+import { selectWhereIn, type Context } from './support.js';
+import type { LeaseKey, LiveController, NewController, Operation } from './types.js';
 
 interface ControllerRow {
   id: string;
@@ -17,18 +18,6 @@ interface ControllerRow {
 interface LeaseRow {
   key: string;
   mode: 'shared' | 'exclusive';
-}
-
-interface OperationRow {
-  id: string;
-  kind: string;
-  subject: string;
-  step: string;
-  state: OperationState;
-  input: string;
-  report: string | null;
-  created_at: number;
-  updated_at: number;
 }
 
 /** Rows per multi-row INSERT: 5 parameters each, well under either engine's limit. */
@@ -146,21 +135,11 @@ export function controllerWrites({ sql }: Context) {
       const rows = await sql.all<OperationRow>(
         `UPDATE operations SET controller_id = $me
          WHERE state = 'running' AND (controller_id IS NULL OR controller_id NOT IN (SELECT id FROM controllers))
-         RETURNING id, kind, subject, step, state, input, report, created_at, updated_at`,
+         RETURNING ${OPERATION_COLUMNS}`,
         { me: controllerId },
       );
       return rows
-        .map((r): Operation => ({
-          id: r.id,
-          kind: r.kind,
-          subject: r.subject,
-          step: r.step,
-          state: r.state,
-          input: fromJson(r.input),
-          report: fromJson(r.report),
-          createdAt: r.created_at,
-          updatedAt: r.updated_at,
-        }))
+        .map(toOperation)
         .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     },
     /** Refuses the transaction unless `controllerId` is alive at `now`: the fencing check of every write it makes. */

@@ -3,7 +3,7 @@ import { StoreError } from './errors.js';
 import { fromJson, toJson, whereEquals, type Context } from './support.js';
 import type { Operation, OperationState, StoreReads, StoreWrites } from './types.js';
 
-interface OperationRow {
+export interface OperationRow {
   id: string;
   kind: string;
   subject: string;
@@ -14,8 +14,9 @@ interface OperationRow {
   created_at: number;
   updated_at: number;
 }
-const OPERATION = 'SELECT id, kind, subject, step, state, input, report, created_at, updated_at FROM operations';
-const toOperation = (r: OperationRow): Operation => ({
+export const OPERATION_COLUMNS = 'id, kind, subject, step, state, input, report, created_at, updated_at';
+const OPERATION = `SELECT ${OPERATION_COLUMNS} FROM operations`;
+export const toOperation = (r: OperationRow): Operation => ({
   id: r.id,
   kind: r.kind,
   subject: r.subject,

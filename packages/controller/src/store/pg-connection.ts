@@ -11,6 +11,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import {
   abortingOnError,
+  scope,
   type Connection,
   type RunResult,
   type Sql,
@@ -149,24 +150,6 @@ function clientSql(client: Queryable, onTrace: (sql: string) => void): Sql {
       } catch (error) {
         throw toPgStoreError(error, summarize(text));
       }
-    },
-  };
-}
-
-/** As the SQLite connection's: a view of `sql` refused once its job or transaction is over. */
-function scope(sql: Sql): { readonly sql: Sql; end(): void } {
-  let open = true;
-  const guard = <T>(start: () => Promise<T>): Promise<T> =>
-    open ? start() : Promise.reject(new Error('store: statement issued after its transaction or job ended'));
-  return {
-    sql: {
-      run: (text, params) => guard(() => sql.run(text, params)),
-      get: (text, params) => guard(() => sql.get(text, params)),
-      all: (text, params) => guard(() => sql.all(text, params)),
-      exec: (text) => guard(() => sql.exec(text)),
-    },
-    end: () => {
-      open = false;
     },
   };
 }
