@@ -70,9 +70,11 @@ async function drain(
   const db = config.engine === 'sqlite' ? join(dir, 'hostfiles.db') : `${PG_URL}?schema=${schema}`;
   const admin = config.engine === 'postgres' ? new pg.Client({ connectionString: PG_URL }) : undefined;
   await admin?.connect();
+  const started: Worker[] = [];
   try {
     await seed(db, key, agents, run);
     const workers = await Promise.all(Array.from({ length: config.controllers }, () => startWorker(db, key.pem)));
+    started.push(...workers);
     const pgBefore = admin === undefined ? new Map<number, number>() : await backendCpu(admin);
     const start = process.hrtime.bigint();
     for (const worker of workers) worker.child.stdin?.write('go\n');
@@ -99,6 +101,8 @@ async function drain(
         `; passes ${done.map((d) => String(d['passes'])).join('/')}`,
     );
   } finally {
+    // A worker that failed leaves the others draining: stopped before their schema goes (DROP would wait on them).
+    for (const worker of started) worker.child.kill('SIGKILL');
     if (admin !== undefined) {
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await admin.end();

@@ -71,7 +71,9 @@ export const SERVE_COMMANDS: readonly Command[] = [
     ],
     summary: 'run the HTTP API (bearer token) with the retry worker and health checks, until SIGTERM',
     details: [
-      'At start, resumes every operation a stopped controller left unfinished, then health-checks the hosts,',
+      'At start and in every round, resumes the operations a stopped controller left unfinished (one that died or',
+      'was killed: once its --lease-ms and --lease-grace-ms are over, as its commands may still be in flight), then',
+      'health-checks the hosts,',
       "drains a host's pending deletions as soon as it reconnects, and retries the others when due.",
       'The API is under /v1 and described at /v1/openapi.json; every route but GET /v1/health needs',
       '`Authorization: Bearer TOKEN`. The token is read from --token-file only (never argv or environment).',

@@ -65,12 +65,17 @@ export function storeOver(connection: Connection, now: () => number): Store {
     // A read alone needs no transaction (it is its own snapshot); on SQLite it still waits its turn in the queue.
     ...redirect(readsOf(NO_SQL), (name, args) => connection.exclusive((sql) => invoke(readsOf(sql), name, args))),
     // A write alone is a transaction of its own: upsertFile and addTpm are several statements. A controller's own
-    // lifecycle (register, renew, retire) is not fenced: it is what the fence reads.
+    // lifecycle (register, renew, retire) is not fenced: it is what the fence reads. A renewal is one statement,
+    // outside the write lock: a heartbeat must never wait behind another controller's long transaction, or a busy
+    // fleet would expire its own live controllers. It is safe there: it succeeds only on a row not yet expired,
+    // while a takeover needs the row expired for a whole grace longer.
     ...redirect(writesOf(NO_SQL), (name, args) =>
-      connection.transaction(async (sql) => {
-        if (!UNFENCED.has(name)) await fenced(sql);
-        return invoke(writesOf(sql), name, args);
-      }),
+      name === 'renewController'
+        ? connection.exclusive((sql) => invoke(writesOf(sql), name, args))
+        : connection.transaction(async (sql) => {
+            if (!UNFENCED.has(name)) await fenced(sql);
+            return invoke(writesOf(sql), name, args);
+          }),
     ),
     transaction: (fn) =>
       connection.transaction(async (sql) => {
@@ -84,4 +89,4 @@ export function storeOver(connection: Connection, now: () => number): Store {
   };
 }
 
-const UNFENCED = new Set(['registerController', 'renewController', 'retireController']);
+const UNFENCED = new Set(['registerController', 'retireController']);
