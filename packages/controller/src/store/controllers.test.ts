@@ -108,30 +108,34 @@ for (const engine of ENGINES)
   });
 
 describe('heartbeats beside a long transaction (postgres)', onEngine('postgres'), () => {
-  it('renews a controller while another holds the write lock: a busy fleet never expires its live controllers', async (t) => {
-    const schema = tempSchema(t);
-    const busy = await createPgStore(PG_TEST_URL, { schema });
-    t.after(() => busy.close());
-    const beating = await createPgStore(PG_TEST_URL, { schema });
-    t.after(() => beating.close());
-    await register(beating, 'b', 1000);
-    let release = (): void => undefined;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let inside = (): void => undefined;
-    const entered = new Promise<void>((resolve) => (inside = resolve));
-    const holder = busy.transaction(async (tx) => {
-      await addHost(tx, 'h1');
-      inside();
-      await held;
-    });
-    await entered;
-    // The write lock is held for as long as the test wants; the renewal does not wait for it.
-    assert.equal(await beating.renewController('b', 500, 2000), true);
-    release();
-    await holder;
-    assert.deepEqual(
-      (await beating.listLiveControllers(1500)).map((c) => c.expiresAt),
-      [2000],
-    );
-  });
+  it(
+    'renews a controller while another holds the write lock: a busy fleet never expires its live controllers',
+    { timeout: 10_000 },
+    async (t) => {
+      const schema = tempSchema(t);
+      const busy = await createPgStore(PG_TEST_URL, { schema });
+      t.after(() => busy.close());
+      const beating = await createPgStore(PG_TEST_URL, { schema });
+      t.after(() => beating.close());
+      await register(beating, 'b', 1000);
+      let release = (): void => undefined;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let inside = (): void => undefined;
+      const entered = new Promise<void>((resolve) => (inside = resolve));
+      const holder = busy.transaction(async (tx) => {
+        await addHost(tx, 'h1');
+        inside();
+        await held;
+      });
+      await entered;
+      // The write lock is held for as long as the test wants; the renewal does not wait for it.
+      assert.equal(await beating.renewController('b', 500, 2000), true);
+      release();
+      await holder;
+      assert.deepEqual(
+        (await beating.listLiveControllers(1500)).map((c) => c.expiresAt),
+        [2000],
+      );
+    },
+  );
 });
