@@ -38,7 +38,11 @@ export interface SkippedVm {
 
 type Outcome = 'done' | 'failed';
 
-/** Call once at start, before any other flow runs: it repeats what a killed controller left unfinished. */
+/**
+ * Repeats what a killed controller left unfinished. Alone (no registration: the demo, tests), every running
+ * operation; as a registered controller (serve at start and in each round, CLI commands), only those of controllers
+ * dead past their grace, each claimed by exactly one controller.
+ */
 export async function resumeOperations(deps: FlowDeps): Promise<ResumeReport> {
   const report: ResumeReport = { resumed: [], failed: [], unknown: [], errors: [], detached: [] };
   // Beside other live controllers, only the operations of dead ones, each claimed by exactly one of us.
