@@ -11,7 +11,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { removeSetup, setupAgent, startAgent, type AgentHandle, type AgentSetup } from './support/agent-process.js';
 import { hostfiles } from './support/cli.js';
-import { pgSchema, POSTGRES_SKIP } from './support/postgres.js';
+import { pgSchema, POSTGRES_SKIP, within } from './support/postgres.js';
 import { startServe, until, type Served } from './support/serve.js';
 
 const TOKEN = randomBytes(24).toString('base64url');
@@ -47,10 +47,12 @@ async function fleet(t: TestContext, count: number, engine: 'postgres' | 'sqlite
   const dir = mkdtempSync(join(tmpdir(), 'hostfiles-multi-'));
   let db = join(dir, 'hostfiles.db');
   let query: Fleet['query'] = () => Promise.reject(new Error('query: PostgreSQL only'));
+  let drop = (): Promise<void> => Promise.resolve();
   if (engine === 'postgres') {
-    const schema = await pgSchema(t);
+    const schema = await pgSchema();
     db = schema.db;
     query = (sql: string, params?: unknown[]): Promise<unknown[]> => schema.query(sql, params);
+    drop = () => schema.drop();
   }
   const keyFile = join(dir, 'hostfiles.key');
   const init = await hostfiles(['init', '--db', db, '--key', keyFile]);
@@ -65,14 +67,17 @@ async function fleet(t: TestContext, count: number, engine: 'postgres' | 'sqlite
   const tokenFile = join(dir, 'api.token');
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
   const served: Served[] = [];
+  // One cleanup, in order and bounded: the controllers go first (they hold the schema), then the agents, then it.
   t.after(async () => {
     for (const s of served) if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
-    await Promise.all(served.map((s) => s.exited));
+    await within(10_000, Promise.all(served.map((s) => s.exited)));
     // A test that failed while an agent was stopped (SIGSTOP) must not leave it unable to take its SIGTERM.
     for (const agent of agents) agent.process.kill('SIGCONT');
-    await Promise.all(agents.map((agent) => agent.stop()));
+    await within(10_000, Promise.all(agents.map((agent) => agent.stop())));
+    for (const agent of agents) if (agent.process.exitCode === null) agent.process.kill('SIGKILL');
     for (const setup of setups) removeSetup(setup);
     rmSync(dir, { recursive: true, force: true });
+    await drop();
   });
   const serve = async (extra: readonly string[] = []): Promise<Served> => {
     const s = await startServe([
