@@ -11,6 +11,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { signingKeyFromPem } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import { cleanEnv, CLI, hostfiles } from './support/cli.js';
+import { apiCall } from './support/serve.js';
 import {
   documentedNames,
   family,
@@ -65,17 +66,7 @@ let tokenFile = '';
 let agent: AgentHandle;
 let server: Served;
 
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${TOKEN}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, body: await response.json() };
-}
+const api = (method: string, path: string, body?: unknown) => apiCall(server, TOKEN, method, path, body);
 
 /** Scrapes until `check` holds (each a real scrape, the health worker running meanwhile); fails past a deadline. */
 async function scrapeUntil(what: string, check: (e: Exposition) => boolean): Promise<Exposition> {

@@ -12,7 +12,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { removeSetup, setupAgent, startAgent, type AgentHandle, type AgentSetup } from './support/agent-process.js';
 import { hostfiles } from './support/cli.js';
 import { pgSchema, POSTGRES_SKIP, within } from './support/postgres.js';
-import { startServe, until, type Served } from './support/serve.js';
+import { apiCall, startServe, until, type Served } from './support/serve.js';
 
 const TOKEN = randomBytes(24).toString('base64url');
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
@@ -106,22 +106,8 @@ async function fleet(t: TestContext, count: number, engine: 'postgres' | 'sqlite
   return { db, dir, tokenFile, setups, agents, query, serve };
 }
 
-async function call(
-  server: Served,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: unknown }> {
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${TOKEN}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, body: await response.json() };
-}
+const call = (server: Served, method: string, path: string, body?: unknown) =>
+  apiCall(server, TOKEN, method, path, body);
 
 interface Seeded {
   readonly name: string;

@@ -65,3 +65,22 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
     await delay(50);
   }
 }
+
+/** One real API round trip to `server` with the bearer `token`; the body parsed as JSON. */
+export async function apiCall(
+  server: Pick<Served, 'url'>,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: unknown }> {
+  const response = await fetch(`${server.url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: response.status, body: (await response.json()) };
+}

@@ -134,6 +134,38 @@ export function abortingOnError(sql: Sql): { readonly sql: Sql; failure(): Store
   };
 }
 
+/**
+ * `fn` between `begin` and COMMIT, on either engine: its statements refused once it ended or once one failed (then
+ * it rolls back, even if `fn` caught the error), `prelude` run first inside the transaction (PostgreSQL's write lock).
+ */
+export async function inTransaction<T>(
+  sql: Sql,
+  how: {
+    readonly begin: string;
+    readonly prelude?: (sql: Sql) => Promise<void>;
+    readonly rollback: (cause: unknown) => Promise<void>;
+  },
+  fn: (sql: Sql) => Promise<T>,
+): Promise<T> {
+  await sql.exec(how.begin);
+  const watched = abortingOnError(sql);
+  const tx = scope(watched.sql);
+  let value: T;
+  try {
+    await how.prelude?.(sql);
+    value = await fn(tx.sql);
+    tx.end();
+    const failure = watched.failure();
+    if (failure) throw failure;
+    await sql.exec('COMMIT');
+  } catch (error) {
+    tx.end();
+    await how.rollback(error);
+    throw error;
+  }
+  return value;
+}
+
 async function rollback(sql: Sql, cause: unknown): Promise<void> {
   try {
     await sql.exec('ROLLBACK');
@@ -221,24 +253,7 @@ export async function openConnection(path: string, options: ConnectionOptions): 
   };
 
   const transaction = <T>(fn: (sql: Sql) => Promise<T>): Promise<T> =>
-    exclusive(async (sql) => {
-      await sql.exec('BEGIN IMMEDIATE');
-      const watched = abortingOnError(sql);
-      const tx = scope(watched.sql);
-      let value: T;
-      try {
-        value = await fn(tx.sql);
-        tx.end();
-        const failure = watched.failure();
-        if (failure) throw failure;
-        await sql.exec('COMMIT');
-      } catch (error) {
-        tx.end();
-        await rollback(sql, error);
-        throw error;
-      }
-      return value;
-    });
+    exclusive((sql) => inTransaction(sql, { begin: 'BEGIN IMMEDIATE', rollback: (cause) => rollback(sql, cause) }, fn));
 
   const close = (): Promise<void> => {
     closing ??= exclusive(() => closeDatabase(db));

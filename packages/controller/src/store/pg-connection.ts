@@ -10,7 +10,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import {
-  abortingOnError,
+  inTransaction,
   scope,
   type Connection,
   type RunResult,
@@ -221,34 +221,29 @@ export function openPgConnection(options: PgConnectionOptions): PgConnection {
     });
 
   const transaction = <T>(fn: (sql: Sql) => Promise<T>): Promise<T> =>
-    withClient(async (client) => {
-      const sql = clientSql(client, onTrace);
-      await sql.exec('BEGIN');
-      const watched = abortingOnError(sql);
-      const tx = scope(watched.sql);
-      let value: T;
-      try {
-        await sql.run('SELECT pg_advisory_xact_lock($class, hashtext($schema)) AS locked', {
-          class: WRITE_LOCK_CLASS,
-          schema,
-        });
-        value = await fn(tx.sql);
-        tx.end();
-        const failure = watched.failure();
-        if (failure) throw failure;
-        await sql.exec('COMMIT');
-      } catch (error) {
-        tx.end();
-        try {
-          await client.query('ROLLBACK');
-        } catch (rollbackError) {
-          // The connection is gone: the server rolled back with it. The pool drops the client (release(broken)).
-          throw new StoreError('io', 'rollback failed', { cause: new AggregateError([error, rollbackError]) });
-        }
-        throw error;
-      }
-      return value;
-    });
+    withClient((client) =>
+      inTransaction(
+        clientSql(client, onTrace),
+        {
+          begin: 'BEGIN',
+          prelude: async (sql) => {
+            await sql.run('SELECT pg_advisory_xact_lock($class, hashtext($schema)) AS locked', {
+              class: WRITE_LOCK_CLASS,
+              schema,
+            });
+          },
+          rollback: async (cause) => {
+            try {
+              await client.query('ROLLBACK');
+            } catch (rollbackError) {
+              // The connection is gone: the server rolled back with it. The pool drops the client (release(broken)).
+              throw new StoreError('io', 'rollback failed', { cause: new AggregateError([cause, rollbackError]) });
+            }
+          },
+        },
+        fn,
+      ),
+    );
 
   const close = async (): Promise<void> => {
     if (closed) return;
