@@ -247,7 +247,7 @@ describe('several controllers on one PostgreSQL database', { skip: POSTGRES_SKIP
         // deletion there, past its first steps; the kill lands then. (Had the deletion slipped through first, the
         // round is one more random point.)
         await until('h1 to answer the probe', () =>
-          Promise.resolve(hung.lines.slice(mark).some((text) => text.includes('"files.stat"')) ? true : undefined),
+          Promise.resolve(hung.lines.slice(mark).some((text) => text.includes('"files.busy"')) ? true : undefined),
         );
         hung.process.kill('SIGSTOP');
         await until('the removal to be journaled', async () =>
