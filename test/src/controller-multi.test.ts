@@ -293,7 +293,7 @@ describe('several controllers on one PostgreSQL database', { skip: POSTGRES_SKIP
     const first = await seed(a, f, 'x', 4);
     // Every server connection of both controllers cut, as a PostgreSQL restart or a failover does.
     const cut = (await f.query(
-      "SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity WHERE application_name = 'hostfiles'",
+      "SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity WHERE application_name = 'hostfiles:' || '$schema'",
     )) as { cut: boolean }[];
     assert.ok(cut.length >= 2, `both controllers had connections (${cut.length})`);
     const second = await seed(b, f, 'y', 4);
