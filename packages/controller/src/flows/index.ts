@@ -9,7 +9,16 @@ export {
 } from './deps.js';
 export { createVmQueue, type LockKey, type LockMode, type VmQueue, type VmQueueOptions } from './vm-queue.js';
 export { deleteOnHosts, type HostReport, type FileOutcome } from './dispatch.js';
-export { addHost, checkHost, setHostUrl, type HostHealth, type NewHostInput } from './hosts.js';
+export {
+  addHost,
+  checkHost,
+  repinHost,
+  REPIN_HOST,
+  setHostUrl,
+  type HostHealth,
+  type NewHostInput,
+  type RepinReport,
+} from './hosts.js';
 export {
   addTpm,
   addVm,
