@@ -193,26 +193,6 @@ export const HOST_COMMANDS: readonly Command[] = [
     },
   },
   {
-    words: ['host', 'remove'],
-    args: [{ name: 'NAME', arity: 'one' }],
-    flags: [],
-    summary: 'remove a host that no VM, file or pending deletion names any more',
-    async run(ctx, input) {
-      const store = await ctx.store();
-      const host = await findHost(store, firstArg(input));
-      try {
-        await store.removeHost(host.uuid);
-      } catch (error) {
-        if (!isStoreError(error, 'constraint')) throw error;
-        throw new CliError(
-          `host ${host.name} is still named by VMs, files or pending deletions: move or remove them first`,
-          { cause: error },
-        );
-      }
-      ctx.print({ removed: host }, () => `removed host ${host.name} (${host.uuid})`);
-    },
-  },
-  {
     words: ['host', 'check'],
     args: [],
     flags: [],
