@@ -156,8 +156,8 @@ export type ReconcilePlan = Omit<ReconcileReport, 'operationId'> & { readonly dr
 
 /**
  * `reconcile --apply --dry-run`: the comparison `reconcileHost` makes, and in `scheduled` what `apply` (with
- * `includeUnknown`, if asked) would put in the outbox; nothing is journaled or scheduled. The host is listed (reads
- * only: no deletion is sent) and its state recorded as a listing records it.
+ * `includeUnknown`, if asked) would put in the outbox. The host is listed (reads only: no deletion is sent); nothing
+ * is written to the database, not even the host's state.
  */
 export async function planReconcileHost(
   deps: FlowDeps,
@@ -165,7 +165,8 @@ export async function planReconcileHost(
   options: Pick<ReconcileOptions, 'includeUnknown'> = {},
 ): Promise<ReconcilePlan> {
   const host = await resolveHost(deps, hostRef);
-  const { roots, units } = await listHost(deps, host);
+  // Listed without recording the host seen: a dry run writes nothing, not even that.
+  const { roots, results: units } = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] });
   const deep = await statDeepRows(deps, host, units);
   const { found } = await compare(deps.store, host, units, deep);
   const doomed = [...found.orphans, ...(options.includeUnknown === true ? found.unknown : [])];
