@@ -48,7 +48,7 @@ function ok(run: Run): string {
   assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
   return run.stdout;
 }
-const json = <T>(run: Run): T => JSON.parse(ok(run)) as T;
+const json = (run: Run): unknown => JSON.parse(ok(run));
 
 function fails(run: Run, status: number, pattern: RegExp): void {
   assert.equal(run.status, status, `${run.stdout}${run.stderr}`);
@@ -119,13 +119,17 @@ test('host repin: a regenerated agent key is refused everywhere until re-pinned;
   assert.deepEqual(await snapshot(b.db), before, 'a refused repin stores nothing');
   fails(await b.cli('host', 'repin', 'h0'), 2, /host repin needs --expect-key KEY/);
 
-  const report = json<{ hostName: string; pinned: string; previous: string; operationId: string; tls: boolean }>(
-    await b.cli('host', 'repin', 'h0', '--expect-key', agent.publicKey, '--json'),
-  );
+  const report = json(await b.cli('host', 'repin', 'h0', '--expect-key', agent.publicKey, '--json')) as {
+    hostName: string;
+    pinned: string;
+    previous: string;
+    operationId: string;
+    tls: boolean;
+  };
   assert.equal(report.hostName, 'h0');
   assert.notEqual(report.pinned, report.previous);
   assert.equal(report.tls, true);
-  const hosts = json<{ publicKey: string; state: string; url: string }[]>(await b.cli('host', 'list', '--json'));
+  const hosts = json(await b.cli('host', 'list', '--json')) as { publicKey: string; state: string; url: string }[];
   assert.deepEqual(
     hosts.map((h) => [h.publicKey, h.state, h.url]),
     [[agent.publicKey, 'Connected', first.url]],
@@ -133,9 +137,11 @@ test('host repin: a regenerated agent key is refused everywhere until re-pinned;
   ok(await b.cli('host', 'check'));
   ok(await b.cli('file', 'write', 'a', '--type', 'TpmState', '--path', path, '--from', local));
   assert.equal(readFileSync(path, 'utf8'), 'tpm state', 'calls work again');
-  const ops = json<{ id: string; kind: string; state: string }[]>(
-    await b.cli('ops', 'list', '--kind', 'host.repin', '--json'),
-  );
+  const ops = json(await b.cli('ops', 'list', '--kind', 'host.repin', '--json')) as {
+    id: string;
+    kind: string;
+    state: string;
+  }[];
   assert.deepEqual(
     ops.map((o) => [o.id, o.state]),
     [[report.operationId, 'done']],
@@ -167,7 +173,7 @@ test('host drain lists what names a gone host; host remove refuses until each ki
     needs: string[];
   };
   const before = await snapshot(b.db);
-  const drain = json<Holdings>(await b.cli('host', 'drain', 'h0', '--json'));
+  const drain = json(await b.cli('host', 'drain', 'h0', '--json')) as Holdings;
   assert.deepEqual(
     drain.vms.map((v) => v.vmName),
     ['a', 'c'],
@@ -191,9 +197,9 @@ test('host drain lists what names a gone host; host remove refuses until each ki
   fails(await b.cli('host', 'remove', 'h0', '--forget-pending'), 1, /--forget-records settle/);
   assert.deepEqual(await snapshot(b.db), before, 'a refused removal changes nothing');
 
-  const removal = json<Holdings & { operationId: string; bindings: { binding: string }[] }>(
+  const removal = json(
     await b.cli('host', 'remove', 'h0', '--forget-records', '--forget-pending', '--json'),
-  );
+  ) as Holdings & { operationId: string; bindings: { binding: string }[] };
   assert.deepEqual(
     { ...removal, operationId: '', bindings: [] },
     { ...drain, operationId: '', bindings: [] },
@@ -204,8 +210,8 @@ test('host drain lists what names a gone host; host remove refuses until each ki
     ['detached'],
     "c's binding waited only on the forgotten deletion",
   );
-  assert.deepEqual(json<unknown[]>(await b.cli('host', 'list', '--json')), []);
-  const vms = json<{ name: string; hostUuid: string | null }[]>(await b.cli('vm', 'list', '--json'));
+  assert.deepEqual(json(await b.cli('host', 'list', '--json')), []);
+  const vms = json(await b.cli('vm', 'list', '--json')) as { name: string; hostUuid: string | null }[];
   assert.deepEqual(
     vms.map((vm) => [vm.name, vm.hostUuid]),
     [
@@ -213,11 +219,13 @@ test('host drain lists what names a gone host; host remove refuses until each ki
       ['c', null],
     ],
   );
-  assert.deepEqual(json<unknown[]>(await b.cli('pending', 'list', '--json')), []);
-  assert.deepEqual(json<unknown[]>(await b.cli('binding', 'list', '--state', 'detaching', '--json')), []);
-  const op = json<{ kind: string; state: string; report: { pending: unknown[] } }>(
-    await b.cli('ops', 'show', removal.operationId, '--json'),
-  );
+  assert.deepEqual(json(await b.cli('pending', 'list', '--json')), []);
+  assert.deepEqual(json(await b.cli('binding', 'list', '--state', 'detaching', '--json')), []);
+  const op = json(await b.cli('ops', 'show', removal.operationId, '--json')) as {
+    kind: string;
+    state: string;
+    report: { pending: unknown[] };
+  };
   assert.deepEqual([op.kind, op.state, op.report.pending.length], ['host.remove', 'done', 1]);
 });
 
@@ -243,7 +251,7 @@ test('--dry-run on vm destroy, tpm remove and reconcile --apply: the report, exi
   const before = await snapshot(b.db);
   const applied = requests(agent, 'files.apply');
   type Plan = { dryRun: boolean; commands: number; hosts: { files: { path: string; status: string }[] }[] };
-  const destroy = json<Plan & { vmName: string }>(await b.cli('vm', 'destroy', 'a', '--dry-run', '--json'));
+  const destroy = json(await b.cli('vm', 'destroy', 'a', '--dry-run', '--json')) as Plan & { vmName: string };
   assert.equal(destroy.dryRun, true);
   assert.equal(destroy.commands, 1);
   assert.deepEqual(
@@ -254,18 +262,20 @@ test('--dry-run on vm destroy, tpm remove and reconcile --apply: the report, exi
     ].sort(),
   );
   assert.match(ok(await b.cli('vm', 'destroy', 'a', '--dry-run')), /would send 1 command[\s\S]*nothing was changed/);
-  const removal = json<Plan & { vms: { vmName: string; nvram: string }[] }>(
-    await b.cli('tpm', 'remove', 'a', '--dry-run', '--json'),
-  );
+  const removal = json(await b.cli('tpm', 'remove', 'a', '--dry-run', '--json')) as Plan & {
+    vms: { vmName: string; nvram: string }[];
+  };
   assert.equal(removal.dryRun, true);
   assert.deepEqual(
     removal.vms.map((vm) => [vm.vmName, vm.nvram]),
     [['a', 'deleted']],
   );
   assert.equal(removal.hosts.flatMap((h) => h.files).length, 2);
-  const reconcile = json<{ dryRun: boolean; scheduled: string[]; unknown: { path: string }[] }>(
-    await b.cli('reconcile', 'h0', '--apply', '--include-unknown', '--dry-run', '--json'),
-  );
+  const reconcile = json(await b.cli('reconcile', 'h0', '--apply', '--include-unknown', '--dry-run', '--json')) as {
+    dryRun: boolean;
+    scheduled: string[];
+    unknown: { path: string }[];
+  };
   assert.equal(reconcile.dryRun, true);
   assert.deepEqual(reconcile.scheduled, [unknown]);
   fails(await b.cli('reconcile', 'h0', '--dry-run'), 2, /--dry-run goes with --apply/);
