@@ -83,6 +83,12 @@ export async function removeHost(
   return deps.queue.run([wholeHost(host.uuid), ...vms.map((vm) => vmKey(vm.uuid))], () =>
     deps.store.transaction(async (tx) => {
       const holdings = await hostHoldings(tx, host);
+      // A VM placed on the host since the keys were named is not held: settling it could race its own flow.
+      const held = new Set(vms.map((vm) => vm.uuid));
+      const unheld = holdings.vms.find((vm) => !held.has(vm.vmUuid));
+      if (unheld !== undefined) {
+        throw new FlowError('conflict', `VM ${unheld.vmName} was placed on host ${host.name} meanwhile: run it again`);
+      }
       const missing = holdings.needs.filter((need) =>
         need === 'forget-records' ? options.forgetRecords !== true : options.forgetPending !== true,
       );
