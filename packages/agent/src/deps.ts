@@ -21,6 +21,8 @@ export const AGENT_EVENTS = [
   'connections_rate_limited',
   'metrics_listening',
   'metrics_failed',
+  'reloaded',
+  'reload_failed',
   ...STORE_EVENTS,
 ] as const;
 export type AgentEvent = (typeof AGENT_EVENTS)[number];

@@ -34,6 +34,8 @@ import { createBodyBudget } from './limits/body-budget.js';
 import { dropReporter, limitServer, resolveLimits, serverOptions, type ServerLimits } from './limits/server-limits.js';
 import { createAgentMetrics, type AgentRegistry } from './metrics/agent-metrics.js';
 import { checkKeyFile, preflight } from './preflight.js';
+import { reloadConfig } from './reload.js';
+import { lockStateDir } from './state-lock.js';
 import { refuseUntrustedClients, tlsServerOptions } from './transport.js';
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -80,7 +82,13 @@ Metrics (metrics, absent: off): Prometheus text at GET /metrics on a listener of
 listen's. host defaults to 127.0.0.1 and port to 9464; a host other than loopback only with allowPlainHttp: true.
 Logged metrics_listening with the port once it listens, before listening.
 
-Logs are JSON lines on stdout. SIGTERM drains in-flight requests and exits 0.
+Logs are JSON lines on stdout. SIGTERM drains in-flight requests and exits 0. SIGHUP reads the config file again
+and applies trustedKeys (logged reloaded: the keyIds added and removed, and needsRestart: the keys changed in the
+file that only a restart applies: everything else); a config that does not validate changes nothing (logged
+reload_failed with every problem) and the agent serves on.
+
+One agent per stateDir: a second one started on it exits 2, naming the holder's pid. The lock is an abstract unix
+socket named from the stateDir's device and inode, released by the kernel however the holder ends (even SIGKILL).
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.`;
 
 class UsageError extends Error {}
@@ -289,6 +297,31 @@ function listenMetrics(
   });
 }
 
+/** SIGHUP: the trusted keys from the config file again; a bad file changes nothing and the agent serves on. */
+function reload(
+  configPath: string,
+  running: AgentConfig,
+  trustedKeys: Map<string, TrustedKey>,
+  logger: Logger<AgentEvent>,
+): void {
+  const outcome = reloadConfig(configPath, running, trustedKeys);
+  if (!outcome.ok) {
+    logger.error('reload_failed', {
+      configFile: configPath,
+      kept: 'the running config',
+      problems: outcome.problems.join('; '),
+    });
+    return;
+  }
+  logger.info('reloaded', {
+    configFile: configPath,
+    trustedKeys: outcome.trusted,
+    added: outcome.added.join(','),
+    removed: outcome.removed.join(','),
+    needsRestart: outcome.needsRestart.join(','),
+  });
+}
+
 async function run(configPath: string): Promise<void> {
   if (configPath === '') throw new UsageError('--config needs a file');
   // Every problem at once, and nothing made (state directory, key) before the config is known to be good.
@@ -301,6 +334,10 @@ async function run(configPath: string): Promise<void> {
   });
   const files = openFileStore(config, ownership, logger);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  // Before the key, recovery and the journal: a second agent on this stateDir would replay and recover under the
+  // first one's feet. Held until the process ends, however it ends.
+  const locked = await lockStateDir(config.stateDir, process.pid);
+  if (!locked.ok) throw new UsageError(locked.error);
   const signer = loadOrCreateKey(config, checked.value.signer, (key) => {
     logger.info('key_generated', { keyFile: config.keyFile, keyId: key.keyId });
   });
@@ -308,6 +345,10 @@ async function run(configPath: string): Promise<void> {
   logRecovery(logger, await files.recover());
   const journal = await openReplayJournal({ dir: config.stateDir, now: Date.now });
   const trustedKeys = new Map(config.trustedKeys.map((key) => trustedKeyFromBase64(key)).map((k) => [k.keyId, k]));
+  // From here on a SIGHUP reloads instead of killing: the keys are shared with the app and the TLS check.
+  process.on('SIGHUP', () => {
+    reload(configPath, config, trustedKeys, logger);
+  });
   const limits = resolveLimits(config.maxBodyBytes, config.limits);
   const bodyBudget = createBodyBudget({
     limit: limits.bodyBytesInFlight,

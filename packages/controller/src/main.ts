@@ -30,6 +30,9 @@ const io: CliIo = {
     }
     return stop.signal;
   },
+  onReload: (listener) => {
+    process.on('SIGHUP', listener);
+  },
 };
 
 runCli(process.argv.slice(2), {

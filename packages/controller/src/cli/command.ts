@@ -20,6 +20,11 @@ export interface CliIo {
    * asks, so every other command still dies on a signal as usual.
    */
   readonly stopSignal?: () => AbortSignal;
+  /**
+   * For `serve`: `listener` runs on each SIGHUP from now on. Installed only when a command asks, so any other command
+   * still ends on a hangup as usual.
+   */
+  readonly onReload?: (listener: () => void) => void;
 }
 
 export interface CommandContext {

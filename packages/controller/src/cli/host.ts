@@ -1,7 +1,15 @@
 // `hostfiles host add|list|remove|check`.
 import { keyFingerprint, mapLimit, parseExpectedKey } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
-import { addHost, checkHost, isFlowError, setHostUrl, type FlowDeps } from '../flows/index.js';
+import {
+  addHost,
+  checkHost,
+  isFlowError,
+  repinHost,
+  setHostUrl,
+  type FlowDeps,
+  type RepinReport,
+} from '../flows/index.js';
 import { isStoreError, type Host } from '../store/index.js';
 import { firstArg, type Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
@@ -25,25 +33,33 @@ const pinned = (host: Host): string =>
   `agent key ${keyFingerprint(host.publicKey)} pinned` +
   (host.certificate !== null ? ', with its TLS certificate' : ', over plain HTTP (no TLS)');
 
-const HOST_ADD_HINT = 'see `hostfiles host add --help`';
-
 /** Which key to pin is the operator's to say: an expected key, or trust on first use asked for by name. */
-function checkTrust(expectKey: string | undefined, trustOnFirstUse: boolean): void {
+function checkTrust(command: string, expectKey: string | undefined, trustOnFirstUse: boolean): void {
+  const hint = `see \`hostfiles ${command} --help\``;
   if (expectKey !== undefined && trustOnFirstUse) {
-    throw new UsageError('--expect-key and --trust-on-first-use exclude each other', HOST_ADD_HINT);
+    throw new UsageError('--expect-key and --trust-on-first-use exclude each other', hint);
   }
   if (expectKey === undefined && !trustOnFirstUse) {
     throw new UsageError(
-      "host add needs --expect-key KEY (the agent's public key or sha256:… fingerprint: run `hostfiles-agent info " +
+      `${command} needs --expect-key KEY (the agent's public key or sha256:… fingerprint: run \`hostfiles-agent info ` +
         '--config FILE` on the host), or --trust-on-first-use to pin whatever key answers',
-      HOST_ADD_HINT,
+      hint,
     );
   }
   if (expectKey !== undefined) {
     const parsed = parseExpectedKey(expectKey);
-    if (!parsed.ok) throw new UsageError(`--expect-key: ${parsed.error}`, HOST_ADD_HINT);
+    if (!parsed.ok) throw new UsageError(`--expect-key: ${parsed.error}`, hint);
   }
 }
+
+const TRUST_FLAGS = [
+  {
+    name: 'expect-key',
+    value: 'KEY',
+    help: "the agent's public key (base64) or sha256:… fingerprint, as `hostfiles-agent info` prints it on the host",
+  },
+  { name: 'trust-on-first-use', help: 'pin whatever key the agent presents, checked against nothing (loudly)' },
+];
 
 function warnFirstUse(stderr: (text: string) => void, host: Host): void {
   const fingerprint = keyFingerprint(host.publicKey);
@@ -65,12 +81,7 @@ export const HOST_COMMANDS: readonly Command[] = [
       { name: 'URL', arity: 'one' },
     ],
     flags: [
-      {
-        name: 'expect-key',
-        value: 'KEY',
-        help: "the agent's public key (base64) or sha256:… fingerprint, as `hostfiles-agent info` prints it on the host",
-      },
-      { name: 'trust-on-first-use', help: 'pin whatever key the agent presents, checked against nothing (loudly)' },
+      ...TRUST_FLAGS,
       { name: 'allow-plain-http', help: 'allow an http:// URL that is not loopback (state and commands in clear)' },
     ],
     summary: "add a host: pin its agent's key, host uuid and TLS certificate",
@@ -87,7 +98,7 @@ export const HOST_COMMANDS: readonly Command[] = [
       const [name = '', url = ''] = input.args;
       const expectKey = input.string('expect-key');
       const trustOnFirstUse = input.bool('trust-on-first-use');
-      checkTrust(expectKey, trustOnFirstUse);
+      checkTrust('host add', expectKey, trustOnFirstUse);
       const deps = await ctx.flows();
       let host: Host;
       try {
@@ -107,6 +118,47 @@ export const HOST_COMMANDS: readonly Command[] = [
       }
       if (trustOnFirstUse) warnFirstUse(ctx.io.stderr, host);
       ctx.print(host, () => `added host ${host.name} (${host.uuid}) at ${host.url}; ${pinned(host)}`);
+    },
+  },
+  {
+    words: ['host', 'repin'],
+    args: [{ name: 'HOST', arity: 'one' }],
+    flags: TRUST_FLAGS,
+    summary: "pin the key an agent holds now, after it was regenerated (its uuid and URL stay the host's)",
+    details: [
+      'An agent whose key was regenerated (a lost key file, a reinstall keeping its config) is refused by every call',
+      "(host_key_changed). This asks the agent at the host's URL for its certificate and /v1/info, checks them as",
+      '`host add` does against --expect-key KEY (read on the host: `hostfiles-agent info --config FILE`), checks it is',
+      'the same host (its hostUuid), then pins the new key and certificate and marks the host Connected. It is',
+      'journaled (host.repin, see `hostfiles ops list`).',
+      'Refused with host_key_mismatch (exit 1, nothing stored) when the agent holds another key than KEY, or answers',
+      'as another host. --trust-on-first-use pins whatever key answers, and prints the fingerprint to check.',
+    ].join('\n'),
+    async run(ctx, input) {
+      const ref = firstArg(input);
+      const expectKey = input.string('expect-key');
+      const trustOnFirstUse = input.bool('trust-on-first-use');
+      checkTrust('host repin', expectKey, trustOnFirstUse);
+      const deps = await ctx.flows();
+      let report: RepinReport;
+      try {
+        report = await repinHost(deps, ref, { ...(expectKey === undefined ? {} : { expectKey }), trustOnFirstUse });
+      } catch (error) {
+        if (isAgentCallError(error)) {
+          throw new CliError(`cannot reach the agent of ${ref}: ${error.failure}: ${error.message}`, { cause: error });
+        }
+        if (isFlowError(error) && error.code === 'host_key_mismatch') {
+          throw new CliError(`host_key_mismatch: ${error.message}`, { cause: error });
+        }
+        throw error;
+      }
+      if (trustOnFirstUse) warnFirstUse(ctx.io.stderr, await findHost(deps.store, report.hostUuid));
+      ctx.print(report, () =>
+        report.previous === report.pinned
+          ? `host ${report.hostName}: its agent still holds ${report.pinned}; pinned again (operation ${report.operationId})`
+          : `host ${report.hostName} (${report.hostUuid}) re-pinned: agent key ${report.pinned}` +
+            `${report.tls ? ', with its TLS certificate' : ''} (was ${report.previous}; operation ${report.operationId})`,
+      );
     },
   },
   {
@@ -138,26 +190,6 @@ export const HOST_COMMANDS: readonly Command[] = [
     async run(ctx) {
       const hosts = await (await ctx.store()).listHosts();
       ctx.print(hosts, () => (hosts.length === 0 ? 'no hosts' : table(HOST_HEADERS, hosts.map(hostRow))));
-    },
-  },
-  {
-    words: ['host', 'remove'],
-    args: [{ name: 'NAME', arity: 'one' }],
-    flags: [],
-    summary: 'remove a host that no VM, file or pending deletion names any more',
-    async run(ctx, input) {
-      const store = await ctx.store();
-      const host = await findHost(store, firstArg(input));
-      try {
-        await store.removeHost(host.uuid);
-      } catch (error) {
-        if (!isStoreError(error, 'constraint')) throw error;
-        throw new CliError(
-          `host ${host.name} is still named by VMs, files or pending deletions: move or remove them first`,
-          { cause: error },
-        );
-      }
-      ctx.print({ removed: host }, () => `removed host ${host.name} (${host.uuid})`);
     },
   },
   {

@@ -30,6 +30,8 @@ export type ServeEvent =
   | 'retry_error'
   | 'controller_lost'
   | 'stopping'
+  | 'reloaded'
+  | 'reload_failed'
   | 'stopped';
 
 export function logHostState(logger: Logger<ServeEvent>): (change: HostTransition) => void {

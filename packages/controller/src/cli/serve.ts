@@ -1,7 +1,5 @@
 // `hostfiles serve`: the HTTP API for the cloud platform, the retry worker and health checks, until SIGTERM or SIGINT.
-import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { createLogger, isLoopbackHost, type Logger, type TlsIdentity } from '@hostfiles/shared';
@@ -15,6 +13,8 @@ import type { Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { checkMetricsAddress, closeMetrics, listenMetrics } from './metrics-listener.js';
 import { logHostState, resume, startWorker, type ServeEvent } from './serve-log.js';
+import { loadTls, loadToken, MIN_TOKEN_LENGTH } from './serve-files.js';
+import { createReloader } from './serve-reload.js';
 
 export type { ServeEvent } from './serve-log.js';
 
@@ -22,7 +22,6 @@ export const DEFAULT_LISTEN = '127.0.0.1:7440';
 export const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
 /** How long a stop waits for in-flight requests before cutting their connections. */
 const DRAIN_TIMEOUT_MS = 30_000;
-const MIN_TOKEN_LENGTH = 16;
 
 const HINT = 'see `hostfiles serve --help`';
 
@@ -84,6 +83,9 @@ export const SERVE_COMMANDS: readonly Command[] = [
       '--metrics-allow-plain-http. The names are in the README.',
       'Logs are JSON lines on stdout; once listening: {"event":"listening","port":N,...}.',
       'SIGTERM or SIGINT: stop accepting, finish the requests in flight, stop the worker, close the database, exit 0.',
+      'SIGHUP: read --token-file (and --tls-cert, --tls-key) again and use them from the next request (connection',
+      'for TLS); logged reloaded. A file that no longer reads or checks changes nothing: logged reload_failed with',
+      'why, and serve goes on with what it had. Every other option is read once: restart serve to change it.',
       'Several serve processes may share one database (PostgreSQL, or SQLite on one machine): flows hold their keys',
       'as leases there, each process checks and drains its share of the hosts, and resumes the operations of a',
       'process that died once its lease and grace are over. A process whose own lease expired exits 1.',
@@ -108,12 +110,20 @@ export const SERVE_COMMANDS: readonly Command[] = [
           HINT,
         );
       }
-      const token = loadToken(input.required('token-file'));
+      const logger = createLogger<ServeEvent>({ write: ctx.io.stdout });
+      const reloader = createReloader(
+        { tokenFile: input.required('token-file'), tlsCert: input.string('tls-cert'), tlsKey: input.string('tls-key') },
+        loadToken(input.required('token-file')),
+        logger,
+      );
+      // From here on (until the process ends) a SIGHUP reloads instead of killing, even while resuming.
+      ctx.io.onReload?.(() => {
+        reloader.reload();
+      });
       const lease = {
         leaseMs: parseMs(input.string('lease-ms'), 'lease-ms', FLOW_SETTINGS.leaseMs),
         graceMs: parseMs(input.string('lease-grace-ms'), 'lease-grace-ms', FLOW_SETTINGS.leaseGraceMs),
       };
-      const logger = createLogger<ServeEvent>({ write: ctx.io.stdout });
       // Every flow serve runs (resume, the worker, the API's) tells each host transition once: logged.
       const opened: FlowDeps = { ...(await ctx.flows(lease)), onHostState: logHostState(logger) };
       const metrics = metricsAddress === undefined ? undefined : createServeMetrics(opened);
@@ -149,9 +159,12 @@ export const SERVE_COMMANDS: readonly Command[] = [
           const onFlow = metrics === undefined ? {} : { onFlow: metrics.flow.bind(metrics) };
           await serveUntil(
             stopOrLost.signal,
-            createApiApp({ flows: deps, token, logger, ...onFlow }),
+            createApiApp({ flows: deps, token: reloader.token, logger, ...onFlow }),
             { ...address, tls },
             logger,
+            (server) => {
+              reloader.attach(tls === undefined ? undefined : (server as HttpsServer));
+            },
           );
         } finally {
           await worker.stop();
@@ -172,12 +185,14 @@ async function serveUntil(
   app: Hono,
   address: ListenAddress,
   logger: Logger<ServeEvent>,
+  onListening: (server: ServerType) => void,
 ): Promise<void> {
   let stopping = false;
   const { server, port } = await listen(
     closingWhen(app, () => stopping),
     address,
   );
+  onListening(server);
   logger.info('listening', { host: address.host, port, tls: address.tls !== undefined });
   await aborted(stop);
   stopping = true;
@@ -219,68 +234,6 @@ function parseInterval(value: string | undefined): number {
     throw new UsageError(`--health-interval-ms is a whole number from 10 to 86400000, not ${value}`, HINT);
   }
   return ms;
-}
-
-/** The API's certificate and key, both or neither; the key file must be the owner's alone, as the token's. */
-function loadTls(certPath: string | undefined, keyPath: string | undefined): TlsIdentity | undefined {
-  if (certPath === undefined && keyPath === undefined) return undefined;
-  if (certPath === undefined || keyPath === undefined)
-    throw new UsageError('--tls-cert and --tls-key go together', HINT);
-  const cert = readOwnFile(certPath, 'TLS certificate', false);
-  const key = readOwnFile(keyPath, 'TLS key', true);
-  let certificate: X509Certificate;
-  try {
-    certificate = new X509Certificate(cert);
-  } catch {
-    throw new CliError(`${certPath} is not a PEM certificate`);
-  }
-  try {
-    if (!certificate.checkPrivateKey(createPrivateKey(key))) {
-      throw new CliError(`the key in ${keyPath} is not the key of the certificate in ${certPath}`);
-    }
-  } catch (error) {
-    if (error instanceof CliError) throw error;
-    throw new CliError(`${keyPath} is not a PEM private key`);
-  }
-  return { cert, key };
-}
-
-/** A file's text, read from the descriptor that was checked (no swap in between); `secret`: the owner's alone. */
-function readOwnFile(path: string, what: string, secret: boolean): string {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new CliError(`the ${what} file ${path} is not a file`);
-    if (secret && (stat.mode & 0o077) !== 0) {
-      throw new CliError(`the ${what} file ${path} is open to group or others: chmod 600 it`);
-    }
-    return readFileSync(fd, 'utf8');
-  } catch (error) {
-    if (error instanceof CliError) throw error;
-    const code = (error as NodeJS.ErrnoException).code ?? String(error);
-    throw new CliError(
-      code === 'ENOENT' ? `no ${what} file at ${path}` : `cannot read the ${what} file ${path}: ${code}`,
-    );
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-/** The bearer token: its file must be the owner's alone, checked on the very file read (no swap in between). */
-function loadToken(path: string): string {
-  const text = readOwnFile(path, 'token', true);
-  const token = text.trim();
-  if (token === '') throw new CliError(`the token file ${path} is empty`);
-  if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) {
-    throw new CliError(`the token file ${path} must hold one bearer token: letters, digits and -._~+/ only`);
-  }
-  if (token.length < MIN_TOKEN_LENGTH) {
-    throw new CliError(
-      `the token in ${path} is shorter than ${MIN_TOKEN_LENGTH} characters: make one with \`openssl rand -base64 32\``,
-    );
-  }
-  return token;
 }
 
 type Fetch = (request: Request, env: unknown) => Promise<Response>;
