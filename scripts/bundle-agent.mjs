@@ -2,7 +2,7 @@
 // `pnpm bundle`: the agent as one file a hypervisor runs with its distribution's Node, no node_modules and no
 // compiler: dist-bundle/ holds hostfiles-agent.cjs, its systemd unit and install.sh. Built from the compiled agent
 // (run `tsc -b` first), so what is bundled is what the tests run.
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -71,6 +71,7 @@ const stray = inputs.filter((input) => /sqlite3|[\\/]controller[\\/]/.test(input
 if (stray.length > 0) throw new Error(`the agent bundle must not hold controller code: ${stray.join(', ')}`);
 chmodSync(file, 0o755);
 copyFileSync(join(agent, 'systemd', 'hostfiles-agent.service'), join(out, 'hostfiles-agent.service'));
-copyFileSync(join(agent, 'systemd', 'install.sh'), join(out, 'install.sh'));
+const install = readFileSync(join(agent, 'systemd', 'install.sh'), 'utf8');
+writeFileSync(join(out, 'install.sh'), install.replace('@MIN_NODE@', minNode));
 chmodSync(join(out, 'install.sh'), 0o755);
 process.stdout.write(`${file}: ${statSync(file).size} bytes, ${inputs.length} modules, hostfiles-agent ${version}\n`);

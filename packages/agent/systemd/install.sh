@@ -29,7 +29,13 @@ if [ ! -x "$node" ]; then
   echo "install.sh: no Node at $node: \`apt-get install nodejs\` (Debian 12's 18.20 will do), or pass --node" >&2
   exit 2
 fi
-# The bundle refuses a Node older than it needs, with the version it needs (exit 2).
+# Checked here in syntax any Node parses: a Node too old to parse the bundle could not say what it needs.
+min_node=@MIN_NODE@
+if ! "$node" -e 'var h = process.versions.node.split(".").map(Number), n = process.argv[1].split(".").map(Number);
+  process.exit(h[0] !== n[0] ? (h[0] > n[0] ? 0 : 1) : h[1] !== n[1] ? (h[1] > n[1] ? 0 : 1) : h[2] >= n[2] ? 0 : 1)' "$min_node"; then
+  echo "install.sh: the agent needs Node $min_node or later, $node is $("$node" --version)" >&2
+  exit 2
+fi
 version=$("$node" "$bundle" --version) || exit 2
 
 lib=$prefix/lib/hostfiles

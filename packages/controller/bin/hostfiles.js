@@ -5,7 +5,9 @@ import { existsSync } from 'node:fs';
 
 const main = new URL('../dist/main.js', import.meta.url);
 if (!existsSync(main)) {
-  process.stderr.write(`hostfiles: not built: run \`npx --yes pnpm@10 build\` in ${new URL('../../..', main).pathname}\n`);
+  process.stderr.write(
+    `hostfiles: not built: run \`npx --yes pnpm@10 build\` in ${new URL('../../..', main).pathname}\n`,
+  );
   process.exit(1);
 }
 await import(main.href);
