@@ -2,7 +2,7 @@
 // that the agent starts there; existing roots and missing parents left alone, each outcome logged.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { AGENT_BIN, removeSetup, setupAgent, startAgent } from './support/agent-process.js';
@@ -75,6 +75,32 @@ test('a root whose parent is missing is not made (libvirt is not installed): log
   // Once libvirt made the parent, the next start makes the root.
   mkdirSync(join(setup.dir, 'libvirt', 'qemu'), { recursive: true });
   assert.equal(events(makeRoots(setup.configPath).stdout)[0]?.['event'], 'root_made');
+});
+
+test('a root below a symbolic link is not made, neither where the link leads', (t) => {
+  const setup = setupAgent();
+  t.after(() => {
+    removeSetup(setup);
+  });
+  const config = JSON.parse(readFileSync(setup.configPath, 'utf8')) as Record<string, unknown>;
+  const link = join(setup.dir, 'link');
+  symlinkSync(setup.outside, link);
+  const nvRam = join(link, 'nvram');
+  writeFileSync(setup.configPath, JSON.stringify({ ...config, roots: { ...setup.roots, NvRam: nvRam } }));
+
+  const run = makeRoots(setup.configPath);
+  assert.equal(run.status, 0, run.stderr);
+  assert.deepEqual(
+    events(run.stdout).map((e) => [e['event'], e['path'], e['reason']]),
+    [
+      [
+        'root_missing',
+        nvRam,
+        `its parent cannot be used: ${link} is a symbolic link (configure the directory it leads to)`,
+      ],
+    ],
+  );
+  assert.deepEqual(readdirSync(setup.outside), [], 'nothing made where the link leads');
 });
 
 test('make-roots refuses a bad config or argument with exit 2 and makes nothing', (t) => {

@@ -23,6 +23,7 @@ import type { AgentEvent } from './deps.js';
 import {
   createFileStore,
   isFileStoreError,
+  makeMissingRoots,
   type FileStore,
   type Ownerships,
   type RecoveryReport,
@@ -31,7 +32,6 @@ import { openReplayJournal } from './journal/replay-journal.js';
 import { createAddressRate, limitNewConnections } from './limits/address-rate.js';
 import { createBodyBudget } from './limits/body-budget.js';
 import { dropReporter, limitServer, resolveLimits, serverOptions, type ServerLimits } from './limits/server-limits.js';
-import { makeMissingRoots } from './make-roots.js';
 import { createAgentMetrics, type AgentRegistry } from './metrics/agent-metrics.js';
 import { resolveOwnerships } from './ownership-config.js';
 import { checkKeyFile, preflight } from './preflight.js';

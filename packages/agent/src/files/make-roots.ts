@@ -1,10 +1,13 @@
 // `hostfiles-agent make-roots`: a root libvirt has not made yet (no VM with a vTPM or UEFI on this host so far) is
 // made as libvirt makes it, so that the agent starts before the first such VM. The unit runs it before the agent,
 // outside its sandbox (the sandbox only lets the agent write roots that exist when it starts).
-import { chmodSync, chownSync, lstatSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fchmodSync, fchownSync, lstatSync, mkdirSync, openSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { FILE_TYPES, type FileType } from '@hostfiles/shared';
-import type { FileRoots, Ownerships } from './files/index.js';
+import { CHILD_DIR_FLAGS } from './fd-path.js';
+import { isFileStoreError } from './file-store-error.js';
+import { openRootDir } from './root-dir.js';
+import type { FileRoots, Ownerships } from './types.js';
 
 /**
  * libvirt's own modes: /var/lib/libvirt/swtpm is root's, 0711 (each swtpm reaches its `<uuid>/` through it, nobody
@@ -35,11 +38,29 @@ export function makeMissingRoots(roots: FileRoots, ownership: Ownerships): RootO
     const parent = dirname(path);
     if (!exists(parent)) return [{ type, path, made: false, reason: `its parent ${parent} does not exist` }];
     const mode = ROOT_MODES[type];
-    // Not recursive: a parent made meanwhile by someone else, or a link put in its place, fails with EEXIST.
-    mkdirSync(path, { mode });
-    chmodSync(path, mode); // mkdir's mode went through the umask
+    // The parent opened as a root is (no link anywhere on its path), and the root made below that descriptor: a link
+    // put on the path meanwhile leads nowhere, as for the agent's own ops.
+    let held;
+    try {
+      held = openRootDir(parent);
+    } catch (error) {
+      if (!isFileStoreError(error)) throw error;
+      return [{ type, path, made: false, reason: `its parent cannot be used: ${error.message}` }];
+    }
     const { uid, gid } = type === 'NvRam' ? ownership.NvRam : {};
-    if (uid !== undefined || gid !== undefined) chownSync(path, uid ?? -1, gid ?? -1);
+    try {
+      const at = `/proc/self/fd/${held.fd}/${basename(path)}`;
+      mkdirSync(at, { mode });
+      const made = openSync(at, CHILD_DIR_FLAGS);
+      try {
+        fchmodSync(made, mode); // mkdir's mode went through the umask
+        if (uid !== undefined || gid !== undefined) fchownSync(made, uid ?? -1, gid ?? -1);
+      } finally {
+        closeSync(made);
+      }
+    } finally {
+      closeSync(held.fd);
+    }
     return [
       {
         type,
