@@ -16,6 +16,8 @@ export const AGENT_EVENTS = [
   'temp_files_removed',
   'state_recovered',
   'key_generated',
+  'root_made',
+  'root_missing',
   'client_refused',
   'connections_dropped',
   'connections_rate_limited',

@@ -3,7 +3,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import { serve, type ServerType } from '@hono/node-server';
@@ -24,6 +23,7 @@ import type { AgentEvent } from './deps.js';
 import {
   createFileStore,
   isFileStoreError,
+  makeMissingRoots,
   type FileStore,
   type Ownerships,
   type RecoveryReport,
@@ -33,12 +33,13 @@ import { createAddressRate, limitNewConnections } from './limits/address-rate.js
 import { createBodyBudget } from './limits/body-budget.js';
 import { dropReporter, limitServer, resolveLimits, serverOptions, type ServerLimits } from './limits/server-limits.js';
 import { createAgentMetrics, type AgentRegistry } from './metrics/agent-metrics.js';
+import { resolveOwnerships } from './ownership-config.js';
 import { checkKeyFile, preflight } from './preflight.js';
 import { reloadConfig } from './reload.js';
 import { lockStateDir } from './state-lock.js';
 import { refuseUntrustedClients, tlsServerOptions } from './transport.js';
+import { VERSION } from './version.js';
 
-const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 /** How long SIGTERM waits for in-flight requests before giving up. */
 const DRAIN_TIMEOUT_MS = 30_000;
 
@@ -49,6 +50,11 @@ const USAGE = `Usage:
   hostfiles-agent info --config FILE  print this agent's hostUuid, publicKey, keyId and fingerprint as JSON:
                                       what the controller's \`host add --expect-key\` takes (publicKey or
                                       fingerprint), read here on the host, not over the network
+  hostfiles-agent make-roots --config FILE
+                                      make each missing root as libvirt makes it (TpmState root's 0711, NvRam
+                                      ownership.NvRam's owner:group 0755) when its parent exists; an existing
+                                      root is never touched. Logs root_made or root_missing; the unit runs it
+                                      before the agent
   hostfiles-agent print-config-example
                                       print a complete example config (replace trustedKeys and hostUuid)
   hostfiles-agent --version | --help
@@ -120,6 +126,10 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'info':
       info(option(rest, '--config') ?? '');
       return;
+    case 'make-roots':
+      onlyOptions(rest, ['--config'], 'make-roots');
+      makeRoots(option(rest, '--config') ?? '');
+      return;
     case '--config':
       await run(option(argv, '--config') ?? '');
       return;
@@ -178,6 +188,23 @@ function info(configPath: string): void {
     );
   }
   process.stdout.write(`${JSON.stringify({ hostUuid: config.hostUuid, ...identity(key.value) }, null, 2)}\n`);
+}
+
+/** Before the agent starts (the unit's ExecStartPre): missing roots made, so that a new host's agent can start. */
+function makeRoots(configPath: string): void {
+  if (configPath === '') throw new UsageError('make-roots needs --config FILE');
+  const loaded = loadConfig(configPath);
+  if (!loaded.ok) throw new UsageError(`invalid config:\n  ${loaded.error.join('\n  ')}`);
+  const ownership = resolveOwnerships(loaded.value.ownership);
+  if (!ownership.ok) throw new UsageError(`invalid config:\n  ${ownership.error.join('\n  ')}`);
+  const logger = createLogger<AgentEvent>({
+    write: (line) => process.stdout.write(line),
+    fields: { hostUuid: loaded.value.hostUuid },
+  });
+  for (const outcome of makeMissingRoots(loaded.value.roots, ownership.value)) {
+    if (outcome.made) logger.info('root_made', outcome);
+    else logger.warn('root_missing', outcome);
+  }
 }
 
 function loadOrCreateKey(

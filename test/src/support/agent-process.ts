@@ -81,9 +81,16 @@ export function setupAgent(options: SetupOptions = {}): AgentSetup {
   return { dir, hostUuid, configPath, roots, stateDir, controllerKey, outside, keyFile: config.keyFile, tls };
 }
 
+export interface StartOptions {
+  /** the node binary (default: this test's own) */
+  readonly node?: string;
+  /** the agent's script (default: the built bin of @hostfiles/agent) */
+  readonly bin?: string;
+}
+
 /** Starts the agent bin and resolves once it logged `listening`. */
-export async function startAgent(setup: AgentSetup = setupAgent()): Promise<AgentHandle> {
-  const child = spawn(process.execPath, [AGENT_BIN, '--config', setup.configPath], {
+export async function startAgent(setup: AgentSetup = setupAgent(), options: StartOptions = {}): Promise<AgentHandle> {
+  const child = spawn(options.node ?? process.execPath, [options.bin ?? AGENT_BIN, '--config', setup.configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
