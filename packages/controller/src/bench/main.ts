@@ -20,6 +20,7 @@
 // 100,000 VMs, making them through the flows one by one would take longer than the whole measurement.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID, sign } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -48,7 +49,7 @@ import {
   removeTpms,
   type FlowDeps,
 } from '../flows/index.js';
-import { agentBin, startLocalAgent, type LocalAgent } from '../local/local-agents.js';
+import { startLocalAgent, type LocalAgent } from '../local/local-agents.js';
 import { groupBy } from '../flows/group-by.js';
 
 const HOSTS = Number(process.env['BENCH_HOSTS'] ?? 200);
@@ -66,6 +67,13 @@ const CONTENT = Buffer.alloc(16 * 1024, 0x42);
 const SETUP_BATCH = 1000;
 /** As the controller's dispatch: at most this many deletes per command (more go in further commands). */
 const DELETES_PER_COMMAND = 1000;
+/** The agent package's bench server, in its dist/ (the package's bin lives outside dist/). */
+const BASELINE_SERVER = join(
+  dirname(createRequire(import.meta.url).resolve('@hostfiles/agent/package.json')),
+  'dist',
+  'bench',
+  'baseline-server.js',
+);
 /** The baseline server's request header (packages/agent/src/bench/workload.ts). */
 const SIGNATURE_HEADER = 'x-signature';
 
@@ -354,7 +362,7 @@ async function startBareHosts(
         identities: { serverKeyPem: serverKey.pem, clientKeyPem: controllerKey.pem },
       }),
     );
-    const child = spawn(process.execPath, [join(dirname(agentBin()), 'bench', 'baseline-server.js'), config], {
+    const child = spawn(process.execPath, [BASELINE_SERVER, config], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     children.push(child);
