@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseProcLocks, readProcLocks, sameLocks, sharedReads } from './locks.js';
+import { parseProcLocks, readProcLocks, sameLocks, sharedReads, stableText, type ProcRead } from './locks.js';
 import { flockAvailable, holdFlock } from './test-roots.js';
 
 test('parseProcLocks keeps POSIX, FLOCK and OFDLCK inodes and skips waiters and leases', () => {
@@ -100,4 +100,60 @@ test('sharedReads: a failed read fails its callers only; the next caller reads a
   await assert.rejects(read(), /EIO/);
   assert.deepEqual([...(await read())], ['77']);
   assert.equal(calls, 2);
+});
+
+test('sharedReads: never two reads at once, and each caller served by a read that started after it called', async () => {
+  let inFlight = 0;
+  let most = 0;
+  let reads = 0;
+  const read = sharedReads(async () => {
+    inFlight++;
+    most = Math.max(most, inFlight);
+    const n = ++reads;
+    // Resolve after a varying number of turns of the event loop, so calls land at every point of a read's life.
+    for (let i = 0; i < n % 3; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+    inFlight--;
+    return `1: FLOCK  ADVISORY  WRITE 2 08:01:${n} 0 EOF`;
+  });
+  const calls: Promise<void>[] = [];
+  for (let i = 0; i < 60; i++) {
+    const after = reads;
+    calls.push(
+      read().then((set) => {
+        assert.ok(
+          Number([...set][0]) > after,
+          `served by read ${[...set][0] ?? ''}, called after read ${after} started`,
+        );
+      }),
+    );
+    if (i % 4 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    else if (i % 4 === 1) await Promise.resolve();
+  }
+  await Promise.all(calls);
+  assert.equal(most, 1, 'reads share one fd: never two at once');
+  assert.ok(reads < 60, `${reads} reads for 60 callers`);
+});
+
+test('stableText: one read(2) is whole; a longer text is read again until two agree, else the union', async () => {
+  const reader = (texts: readonly ProcRead[]) => {
+    let i = 0;
+    const readAll = (): Promise<ProcRead> => Promise.resolve(texts[Math.min(i++, texts.length - 1)] as ProcRead);
+    return { readAll, count: () => i };
+  };
+  const one = reader([{ text: 'a', chunks: 1 }]);
+  assert.equal(await stableText(one.readAll), 'a');
+  assert.equal(one.count(), 1, 'a text of one read(2) is not read again');
+  const settles = reader([
+    { text: 'a', chunks: 2 },
+    { text: 'b', chunks: 2 },
+    { text: 'b', chunks: 2 },
+  ]);
+  assert.equal(await stableText(settles.readAll), 'b');
+  assert.equal(settles.count(), 3);
+  const moving = reader([
+    { text: '1: POSIX  ADVISORY  WRITE 1 fe:00:11 0 EOF', chunks: 2 },
+    { text: '1: POSIX  ADVISORY  WRITE 1 fe:00:22 0 EOF', chunks: 2 },
+    { text: '1: POSIX  ADVISORY  WRITE 1 fe:00:33 0 EOF', chunks: 2 },
+  ]);
+  assert.deepEqual([...parseProcLocks(await stableText(moving.readAll))].sort(), ['11', '22', '33']);
 });

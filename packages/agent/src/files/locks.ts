@@ -24,7 +24,7 @@ export const readProcLocks: ReadLockedInodes = sharedReads(procLocksText());
 
 function procLocksText(): () => Promise<string> {
   let handle: Promise<FileHandle> | undefined;
-  return async () => {
+  const readAll = async (): Promise<ProcRead> => {
     handle ??= open('/proc/locks', 'r');
     const fd = await handle.catch((error: unknown) => {
       handle = undefined;
@@ -32,18 +32,45 @@ function procLocksText(): () => Promise<string> {
     });
     let buffer = Buffer.allocUnsafe(64 * 1024);
     let length = 0;
-    for (;;) {
+    for (let chunks = 0; ; chunks++) {
       if (length === buffer.length) buffer = Buffer.concat([buffer, Buffer.allocUnsafe(buffer.length)]);
       const { bytesRead } = await fd.read(buffer, length, buffer.length - length, length);
-      if (bytesRead === 0) return buffer.toString('latin1', 0, length);
+      if (bytesRead === 0) return { text: buffer.toString('latin1', 0, length), chunks };
       length += bytesRead;
     }
   };
+  return () => stableText(readAll);
+}
+
+/** One read of /proc/locks from offset 0 to its end: the text, and how many read(2) calls returned bytes. */
+export interface ProcRead {
+  readonly text: string;
+  readonly chunks: number;
+}
+
+/**
+ * A text in which no held lock can be missing. The kernel hands /proc/locks out a page at a time, listing under its
+ * lock within each read(2) only: a read of several pages resumes by entry number, so a lock released between two
+ * reads shifts the entries, and one held throughout can be skipped. A text of one read is whole. A longer one is
+ * read again until two in a row agree (nothing moved meanwhile); after `attempts` reads that never agree, the union
+ * of all of them is answered: a lock too many only makes a target busy, a lock too few could let a running VM's
+ * state be deleted.
+ */
+export async function stableText(readAll: () => Promise<ProcRead>, attempts = 3): Promise<string> {
+  let read = await readAll();
+  if (read.chunks <= 1) return read.text;
+  const texts = [read.text];
+  for (let i = 1; i < attempts; i++) {
+    read = await readAll();
+    if (read.text === texts[texts.length - 1]) return read.text;
+    texts.push(read.text);
+  }
+  return texts.join('\n');
 }
 
 /**
  * Reads through `readText`, shared as readProcLocks says: at most one read running and one queued behind it; a
- * caller never gets a read that started before it called.
+ * caller never gets a read that started before it called, and two reads never run at once (they would share the fd).
  */
 export function sharedReads(readText: () => Promise<string>): ReadLockedInodes {
   let running: Promise<ReadonlySet<string>> | undefined;
@@ -66,8 +93,11 @@ export function sharedReads(readText: () => Promise<string>): ReadLockedInodes {
     return read;
   };
   return () => {
+    // One read at a time: a caller that comes while one runs, or while the queued one is about to start, is served
+    // by the queued one, which starts after it called.
+    if (queued !== undefined) return queued;
     if (running === undefined) return start();
-    queued ??= running
+    queued = running
       .then(
         () => undefined,
         () => undefined,
