@@ -13,7 +13,6 @@ import {
 import { isStoreError, type Host } from '../store/index.js';
 import { firstArg, type Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
-import { findHost } from './lookup.js';
 import { formatTime, table } from './output.js';
 
 const transport = (host: Host): string =>
@@ -123,7 +122,8 @@ export const HOST_COMMANDS: readonly Command[] = [
   {
     words: ['host', 'repin'],
     args: [{ name: 'HOST', arity: 'one' }],
-    flags: TRUST_FLAGS,
+    // No --trust-on-first-use: a key that changed is exactly what a man in the middle looks like.
+    flags: TRUST_FLAGS.filter((flag) => flag.name === 'expect-key'),
     summary: "pin the key an agent holds now, after it was regenerated (its uuid and URL stay the host's)",
     details: [
       'An agent whose key was regenerated (a lost key file, a reinstall keeping its config) is refused by every call',
@@ -132,17 +132,24 @@ export const HOST_COMMANDS: readonly Command[] = [
       'the same host (its hostUuid), then pins the new key and certificate and marks the host Connected. It is',
       'journaled (host.repin, see `hostfiles ops list`).',
       'Refused with host_key_mismatch (exit 1, nothing stored) when the agent holds another key than KEY, or answers',
-      'as another host. --trust-on-first-use pins whatever key answers, and prints the fingerprint to check.',
+      'as another host. --expect-key is required: a key that changed is exactly what a man in the middle presents, so',
+      'repin never pins whatever answers (the hostUuid check is no authentication: the uuid is no secret).',
     ].join('\n'),
     async run(ctx, input) {
       const ref = firstArg(input);
       const expectKey = input.string('expect-key');
-      const trustOnFirstUse = input.bool('trust-on-first-use');
-      checkTrust('host repin', expectKey, trustOnFirstUse);
+      if (expectKey === undefined) {
+        throw new UsageError(
+          "host repin needs --expect-key KEY (the agent's new public key or sha256:… fingerprint: run " +
+            '`hostfiles-agent info --config FILE` on the host)',
+          'see `hostfiles host repin --help`',
+        );
+      }
+      checkTrust('host repin', expectKey, false);
       const deps = await ctx.flows();
       let report: RepinReport;
       try {
-        report = await repinHost(deps, ref, { ...(expectKey === undefined ? {} : { expectKey }), trustOnFirstUse });
+        report = await repinHost(deps, ref, { expectKey, trustOnFirstUse: false });
       } catch (error) {
         if (isAgentCallError(error)) {
           throw new CliError(`cannot reach the agent of ${ref}: ${error.failure}: ${error.message}`, { cause: error });
@@ -152,7 +159,6 @@ export const HOST_COMMANDS: readonly Command[] = [
         }
         throw error;
       }
-      if (trustOnFirstUse) warnFirstUse(ctx.io.stderr, await findHost(deps.store, report.hostUuid));
       ctx.print(report, () =>
         report.previous === report.pinned
           ? `host ${report.hostName}: its agent still holds ${report.pinned}; pinned again (operation ${report.operationId})`
