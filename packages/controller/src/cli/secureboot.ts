@@ -1,0 +1,57 @@
+// `hostfiles secureboot audit`: which VMs' stored NVRAM still trusts only the Microsoft 2011 CAs that expire in 2026.
+import { AUDIT_STATES, auditStoredNvram, type FleetAudit, type VmAudit } from '../secureboot/index.js';
+import type { Command } from './command.js';
+import { loadNames } from './lookup.js';
+import { plural, table } from './output.js';
+
+export const SECUREBOOT_COMMANDS: readonly Command[] = [
+  {
+    words: ['secureboot', 'audit'],
+    args: [],
+    flags: [],
+    summary: "audit every VM's stored NVRAM: secure boot on or off, the KEK and db certificates, the 2023 CAs missing",
+    details: [
+      "Reads the newest NVRAM `sync` stored for each VM (no agent is asked; sync first for today's state) with",
+      "hostfiles' own parser of OVMF/AAVMF variable stores, and lists per VM whether secure boot is on (a PK is",
+      'enrolled and SecureBootEnable, if present, is 1), the certificates of KEK and db with subject and expiry (PK',
+      'too with --json), and a state:',
+      '  ok                every Microsoft 2011 CA enrolled has its 2023 successor (Microsoft Corporation KEK 2K',
+      '                    CA 2023 in KEK; Windows UEFI CA 2023, Microsoft UEFI CA 2023 in db)',
+      '  update_available  a Microsoft 2011 CA (KEK CA 2011, Windows Production PCA 2011, UEFI CA 2011; they',
+      '                    expire from June 2026) lacks its 2023 successor: the missing ones are named',
+      '  not_applicable    secure boot off, no Microsoft CA enrolled, a blank store, legacy boot, or no stored NVRAM',
+      '  unreadable        the stored NVRAM is truncated or corrupt: the reason says where',
+      'CAs are recognised by their subject (CN, and O=Microsoft Corporation) in the variable they belong to.',
+      'Ends with the counts for the fleet. Exit 0 whatever the states; 1 when the database cannot be read.',
+    ].join('\n'),
+    async run(ctx) {
+      const store = await ctx.store();
+      const audit = await auditStoredNvram(store);
+      const names = await loadNames(store);
+      const vms = audit.vms.map((vm) => ({ ...vm, hostName: vm.hostUuid === null ? null : names.host(vm.hostUuid) }));
+      ctx.print({ vms, counts: audit.counts, total: audit.vms.length }, () => formatAudit(audit));
+    },
+  },
+];
+
+function formatAudit(audit: FleetAudit): string {
+  if (audit.vms.length === 0) return 'no VMs';
+  const summary = table(
+    ['VM', 'SECURE BOOT', 'STATE', 'WHY'],
+    audit.vms.map((vm) => [vm.vmName, secureBootCell(vm), vm.state, vm.reason]),
+  );
+  const certificates = audit.vms.flatMap((vm) =>
+    vm.certificates
+      .filter((c) => c.variable !== 'PK')
+      .map((c) => [vm.vmName, c.variable, c.subject, c.notAfter.slice(0, 10)]),
+  );
+  const counts = AUDIT_STATES.map((state) => `${audit.counts[state]} ${state}`).join(', ');
+  return [
+    summary,
+    ...(certificates.length === 0 ? [] : ['', table(['VM', 'IN', 'CERTIFICATE', 'EXPIRES'], certificates)]),
+    '',
+    `${plural(audit.vms.length, 'VM')}: ${counts}`,
+  ].join('\n');
+}
+
+const secureBootCell = (vm: VmAudit): string => (vm.secureBoot === null ? '-' : vm.secureBoot ? 'on' : 'off');
