@@ -1,17 +1,15 @@
 // EFI_GUIDs as UEFI lays them out (the first three fields little-endian, the last eight bytes as they are), and the
 // ones the audit looks for, checked against edk2's headers (see docs/DESIGN.md, "Secure Boot certificate audit").
 
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));
+/** The order the 16 bytes are printed in: the three little-endian fields reversed, then '-' where `-1` stands. */
+const ORDER = [3, 2, 1, 0, -1, 5, 4, -1, 7, 6, -1, 8, 9, -1, 10, 11, 12, 13, 14, 15];
+
 /** The GUID of 16 bytes at `offset`, lowercase 8-4-4-4-12; the caller has checked the bytes are there. */
 export function readGuid(view: DataView, offset: number): string {
-  const hex = (value: number, digits: number): string => value.toString(16).padStart(digits, '0');
-  const tail = Array.from({ length: 8 }, (_, i) => hex(view.getUint8(offset + 8 + i), 2)).join('');
-  return [
-    hex(view.getUint32(offset, true), 8),
-    hex(view.getUint16(offset + 4, true), 4),
-    hex(view.getUint16(offset + 6, true), 4),
-    tail.slice(0, 4),
-    tail.slice(4),
-  ].join('-');
+  let text = '';
+  for (const i of ORDER) text += i < 0 ? '-' : (HEX[view.getUint8(offset + i)] ?? '');
+  return text;
 }
 
 /** EFI_SYSTEM_NV_DATA_FV_GUID: the firmware volume that holds the non-volatile variables. */

@@ -1,0 +1,53 @@
+// For tests: a VARS file cut, shortened and corrupted at every offset it uses; the parser must answer each one with a
+// result, never a throw or a read out of range (a RangeError from DataView would be one).
+import assert from 'node:assert/strict';
+import { auditVariableStore, type AuditState } from './audit.js';
+import { parseSignatureLists } from './signature-list.js';
+import { parseVariableStore } from './variable-store.js';
+
+export interface FuzzReport {
+  /** how many corrupted stores were parsed */
+  readonly cases: number;
+  /** the bytes in use: the volume up to the erased space after its last variable */
+  readonly used: number;
+  /** the states the audits answered */
+  readonly states: ReadonlySet<AuditState>;
+}
+
+/**
+ * Every cut of the file up to its bytes in use (each must be unreadable: the volume is longer); the variable store
+ * ended at every offset (its Size shortened); every byte flipped. Each is parsed down to the signature lists of every
+ * variable; one in `auditEvery` also through the whole audit (X.509 included), which costs more.
+ */
+export function fuzzStore(volume: Buffer, auditEvery = 29): FuzzReport {
+  const bytes = Buffer.from(volume);
+  const used = bytes.length - [...bytes].reverse().findIndex((b) => b !== 0xff);
+  const states = new Set<AuditState>();
+  let cases = 0;
+  const check = (view: Buffer, i: number): void => {
+    cases += 1;
+    const parsed = parseVariableStore(view);
+    if (parsed.ok) for (const variable of parsed.value.variables) parseSignatureLists(variable.data);
+    if (i % auditEvery === 0) states.add(auditVariableStore(view).state);
+  };
+  for (let n = 0; n <= used; n++) {
+    cases += 1;
+    const audit = auditVariableStore(bytes.subarray(0, n));
+    assert.equal(audit.state, 'unreadable', `cut at ${n}`);
+    states.add(audit.state);
+  }
+  const storeAt = bytes.readUInt16LE(48);
+  const storeSize = bytes.readUInt32LE(storeAt + 16);
+  for (let end = storeAt; end <= used; end++) {
+    bytes.writeUInt32LE(end - storeAt, storeAt + 16);
+    check(bytes, end);
+  }
+  bytes.writeUInt32LE(storeSize, storeAt + 16);
+  for (let i = 0; i < used; i++) {
+    bytes.writeUInt8(bytes.readUInt8(i) ^ 0xff, i);
+    check(bytes, i);
+    bytes.writeUInt8(bytes.readUInt8(i) ^ 0xff, i);
+  }
+  assert.ok(bytes.equals(volume), 'the fuzz put every byte back');
+  return { cases, used, states };
+}
