@@ -8,7 +8,7 @@ import { parseVariableStore } from './variable-store.js';
 export interface FuzzReport {
   /** how many corrupted stores were parsed */
   readonly cases: number;
-  /** the bytes in use: the volume up to the erased space after its last variable */
+  /** the bytes in use: the volume up to the erased space after its store's last variable */
   readonly used: number;
   /** the states the audits answered */
   readonly states: ReadonlySet<AuditState>;
@@ -16,12 +16,17 @@ export interface FuzzReport {
 
 /**
  * Every cut of the file up to its bytes in use (each must be unreadable: the volume is longer); the variable store
- * ended at every offset (its Size shortened); every byte flipped. Each is parsed down to the signature lists of every
- * variable; one in `auditEvery` also through the whole audit (X.509 included), which costs more.
+ * ended at every offset (its Size shortened); every byte of the headers flipped, then one in `flipEvery`. Each is
+ * parsed down to the signature lists of every variable; one in `auditEvery` also through the whole audit (X.509
+ * included), which costs more.
  */
-export function fuzzStore(volume: Buffer, auditEvery = 29): FuzzReport {
+export function fuzzStore(volume: Buffer, { auditEvery = 29, flipEvery = 1 } = {}): FuzzReport {
   const bytes = Buffer.from(volume);
-  const used = bytes.length - [...bytes].reverse().findIndex((b) => b !== 0xff);
+  const storeAt = bytes.readUInt16LE(48);
+  const storeSize = bytes.readUInt32LE(storeAt + 16);
+  // The variables end where the store's erased space starts (the volume goes on with edk2's fault-tolerant write area).
+  let used = storeAt + storeSize;
+  while (used > storeAt && bytes[used - 1] === 0xff) used -= 1;
   const states = new Set<AuditState>();
   let cases = 0;
   const check = (view: Buffer, i: number): void => {
@@ -36,14 +41,12 @@ export function fuzzStore(volume: Buffer, auditEvery = 29): FuzzReport {
     assert.equal(audit.state, 'unreadable', `cut at ${n}`);
     states.add(audit.state);
   }
-  const storeAt = bytes.readUInt16LE(48);
-  const storeSize = bytes.readUInt32LE(storeAt + 16);
   for (let end = storeAt; end <= used; end++) {
     bytes.writeUInt32LE(end - storeAt, storeAt + 16);
     check(bytes, end);
   }
   bytes.writeUInt32LE(storeSize, storeAt + 16);
-  for (let i = 0; i < used; i++) {
+  for (let i = 0; i < used; i += i < storeAt + 28 ? 1 : flipEvery) {
     bytes.writeUInt8(bytes.readUInt8(i) ^ 0xff, i);
     check(bytes, i);
     bytes.writeUInt8(bytes.readUInt8(i) ^ 0xff, i);
