@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { auditVariableStore, type AuditState } from './audit.js';
 import { parseSignatureLists } from './signature-list.js';
+import { fixChecksum } from './test-support.js';
 import { parseVariableStore } from './variable-store.js';
 
 export interface FuzzReport {
@@ -15,8 +16,8 @@ export interface FuzzReport {
 }
 
 /**
- * Every cut of the file up to its bytes in use (each must be unreadable: the volume is longer); the variable store
- * ended at every offset (its Size shortened); every byte of the headers flipped, then one in `flipEvery`. Each is
+ * Every cut of the file up to its bytes in use (each must be unreadable: the volume is longer); the file cut at every
+ * offset of its store with the volume and store headers shortened to match (the walk reaches the cut); every byte of the headers flipped, then one in `flipEvery`. Each is
  * parsed down to the signature lists of every variable; one in `auditEvery` also through the whole audit (X.509
  * included), which costs more.
  */
@@ -29,10 +30,17 @@ export function fuzzStore(volume: Buffer, { auditEvery = 29, flipEvery = 1 } = {
   while (used > storeAt && bytes[used - 1] === 0xff) used -= 1;
   const states = new Set<AuditState>();
   let cases = 0;
-  const check = (view: Buffer, i: number): void => {
+  /** Parses the store, whose variable region ends at `end`: what it answers lies inside that region. */
+  const check = (view: Buffer, i: number, end: number): void => {
     cases += 1;
     const parsed = parseVariableStore(view);
-    if (parsed.ok) for (const variable of parsed.value.variables) parseSignatureLists(variable.data);
+    if (parsed.ok) {
+      for (const variable of parsed.value.variables) {
+        const at = variable.data.byteOffset - view.byteOffset;
+        assert.ok(at >= storeAt && at + variable.data.byteLength <= end, `${variable.name} outside the store (${i})`);
+        parseSignatureLists(variable.data);
+      }
+    }
     if (i % auditEvery === 0) states.add(auditVariableStore(view).state);
   };
   for (let n = 0; n <= used; n++) {
@@ -41,14 +49,20 @@ export function fuzzStore(volume: Buffer, { auditEvery = 29, flipEvery = 1 } = {
     assert.equal(audit.state, 'unreadable', `cut at ${n}`);
     states.add(audit.state);
   }
+  // The file cut at `end` with its headers claiming exactly what is left: the walk runs into the cut.
+  const volumeLength = bytes.readBigUInt64LE(32);
   for (let end = storeAt; end <= used; end++) {
     bytes.writeUInt32LE(end - storeAt, storeAt + 16);
-    check(bytes, end);
+    bytes.writeBigUInt64LE(BigInt(end), 32);
+    fixChecksum(bytes);
+    check(bytes.subarray(0, end), end, end);
   }
   bytes.writeUInt32LE(storeSize, storeAt + 16);
+  bytes.writeBigUInt64LE(volumeLength, 32);
+  fixChecksum(bytes);
   for (let i = 0; i < used; i += i < storeAt + 28 ? 1 : flipEvery) {
     bytes.writeUInt8(bytes.readUInt8(i) ^ 0xff, i);
-    check(bytes, i);
+    check(bytes, i, storeAt + storeSize);
     bytes.writeUInt8(bytes.readUInt8(i) ^ 0xff, i);
   }
   assert.ok(bytes.equals(volume), 'the fuzz put every byte back');
