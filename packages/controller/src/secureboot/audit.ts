@@ -37,10 +37,7 @@ const VENDOR: Record<KeyVariable | 'dbx', string> = {
 
 /** The audit of a VARS file's bytes; a corrupt one is `unreadable` with the reason, never a throw. */
 export function auditVariableStore(bytes: Uint8Array): StoreAudit {
-  if (isErasedFlash(bytes)) {
-    const reason = 'a blank variable store (the firmware formats it at first boot): no keys, secure boot is off';
-    return { state: 'not_applicable', reason, secureBoot: false, certificates: [], dbxEntries: 0, missing: [] };
-  }
+  if (isErasedFlash(bytes)) return auditErasedStore(bytes.byteLength);
   const read = readKeys(bytes);
   if (!read.ok) return unreadable(read.error);
   return classify(read.value);
@@ -48,6 +45,13 @@ export function auditVariableStore(bytes: Uint8Array): StoreAudit {
 
 /** Flash blocks never written: Debian's AAVMF_VARS.fd is 64 MiB of zeros until the firmware formats it. */
 const FLASH_BLOCK_BYTES = 4096;
+
+/** A store of `size` bytes all erased (0x00 or 0xff): blank flash when it is whole blocks. */
+export function auditErasedStore(size: number): StoreAudit {
+  if (size === 0 || size % FLASH_BLOCK_BYTES !== 0) return unreadable(`${size} erased bytes: no variable store`);
+  const reason = 'a blank variable store (the firmware formats it at first boot): no keys, secure boot is off';
+  return { state: 'not_applicable', reason, secureBoot: false, certificates: [], dbxEntries: 0, missing: [] };
+}
 
 function isErasedFlash(bytes: Uint8Array): boolean {
   if (bytes.byteLength === 0 || bytes.byteLength % FLASH_BLOCK_BYTES !== 0) return false;

@@ -1,7 +1,14 @@
 // The audit of every VM's stored NVRAM: the newest copy sync took (its backup), read one VM at a time.
 import type { StoreReads, Vm } from '../store/index.js';
-import { AUDIT_STATES, auditVariableStore, unreadable, type AuditState, type StoreAudit } from './audit.js';
-import { storedBytes } from './stored-bytes.js';
+import {
+  AUDIT_STATES,
+  auditErasedStore,
+  auditVariableStore,
+  unreadable,
+  type AuditState,
+  type StoreAudit,
+} from './audit.js';
+import { storedVolume, type StoredVolume } from './stored-bytes.js';
 
 export interface VmAudit extends StoreAudit {
   readonly vmUuid: string;
@@ -35,15 +42,18 @@ export async function auditStoredNvram(store: StoreReads): Promise<FleetAudit> {
     }
     const nvram = { sha256: backup.sha256, size: backup.size, storedAt: backup.updatedAt };
     const [entry] = await store.listBackupEntries(backup.uuid);
-    const bytes = entry === undefined ? undefined : await storedBytes(entry);
+    const volume = entry === undefined ? undefined : await storedVolume(entry);
     let audit: StoreAudit;
-    if (bytes === undefined) audit = unreadable('the stored NVRAM has no content');
-    else audit = bytes.ok ? auditVariableStore(bytes.value) : unreadable(bytes.error);
+    if (volume === undefined) audit = unreadable('the stored NVRAM has no content');
+    else audit = volume.ok ? auditVolume(volume.value) : unreadable(volume.error);
     audits.push({ ...row, nvram, ...audit });
   }
   const counts = Object.fromEntries(AUDIT_STATES.map((s) => [s, audits.filter((a) => a.state === s).length]));
   return { vms: audits, counts: counts as Record<AuditState, number> };
 }
+
+const auditVolume = (volume: StoredVolume): StoreAudit =>
+  volume.kind === 'erased' ? auditErasedStore(volume.size) : auditVariableStore(volume.bytes);
 
 const noNvramReason = (vm: Vm): string =>
   vm.bootMode === 'Legacy' ? 'legacy boot: no NVRAM' : 'no stored NVRAM (sync the VM to store it)';

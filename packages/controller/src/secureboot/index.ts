@@ -3,5 +3,5 @@ export { AUDIT_STATES, auditVariableStore, type AuditState, type StoreAudit } fr
 export { MICROSOFT_CAS, type EnrolledCertificate, type KeyVariable, type KnownCa } from './certificates.js';
 export { auditStoredNvram, type FleetAudit, type VmAudit } from './fleet.js';
 export { parseSignatureLists, type Signature, type SignatureList } from './signature-list.js';
-export { storedBytes } from './stored-bytes.js';
+export { storedVolume, type StoredVolume } from './stored-bytes.js';
 export { parseVariableStore, type UefiVariable, type VariableStore } from './variable-store.js';
