@@ -2,7 +2,7 @@
 // synced into the controller's backups (gzip), then audited by the real binary over that database. A corrupt store is
 // reported for its VM alone; a VM whose NVRAM changed is audited on its newest stored copy.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { addVm, fileState, syncVm, writeFile } from '@hostfiles/controller';
@@ -116,6 +116,51 @@ test('secureboot audit reads the newest stored NVRAM: the VM re-enrolled and syn
       vm?.certificates.every((c) => c.subject.startsWith('O=SnakeOil')),
       true,
     );
+  });
+});
+
+test('secureboot audit --host reads the files on the host now, through its agent; a file gone is unreadable for its VM', async (t) => {
+  const absent = [MS, SNAKEOIL].find((path) => !existsSync(path));
+  if (skipWithout(t, absent === undefined ? undefined : `${absent} is not installed (package ovmf)`)) return;
+  await withFleet(1, async (fleet) => {
+    await vmWithNvram(fleet, 'changed', readFileSync(MS));
+    await vmWithNvram(fleet, 'gone', readFileSync(MS));
+    await addVm(fleet.deps, { name: 'bios', host: 'host0', bootMode: 'Legacy', secureBoot: false });
+    const root = fleet.agents[0]?.setup.roots.NvRam ?? '';
+    writeFileSync(join(root, 'changed_VARS.fd'), readFileSync(SNAKEOIL)); // not synced: only the host has it
+    unlinkSync(join(root, 'gone_VARS.fd'));
+    const key = join(fleet.dir, 'controller.key');
+    writeFileSync(key, fleet.key.privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+    const db = ['--db', join(fleet.dir, 'hostfiles.db'), '--key', key];
+
+    const run = await hostfiles(['secureboot', 'audit', '--json', '--host', 'host0', ...db]);
+    assert.equal(run.status, 0, run.stderr);
+    const live = JSON.parse(run.stdout) as AuditJson & { source: string };
+    assert.equal(live.source, 'live');
+    assert.deepEqual(
+      live.vms.map((vm) => [vm.vmName, vm.state, vm.nvram?.size ?? null]),
+      [
+        ['bios', 'not_applicable', null],
+        ['changed', 'not_applicable', readFileSync(SNAKEOIL).length],
+        ['gone', 'unreadable', null],
+      ],
+    );
+    assert.equal(live.vms[1]?.reason, 'no Microsoft CA is enrolled');
+    assert.match(live.vms[2]?.reason ?? '', /gone_VARS\.fd: not_found: /);
+    // The stored copies are untouched: both still hold the 2011 CAs.
+    const stored = await audit(fleet);
+    assert.deepEqual(
+      stored.vms.map((vm) => vm.state),
+      ['not_applicable', 'update_available', 'update_available'],
+    );
+
+    const unknown = await hostfiles(['secureboot', 'audit', '--host', 'nohost', ...db]);
+    assert.equal(unknown.status, 1, unknown.stderr);
+    assert.match(unknown.stderr, /no host nohost/);
+    await fleet.stop(0);
+    const down = await hostfiles(['secureboot', 'audit', '--host', 'host0', ...db]);
+    assert.equal(down.status, 1);
+    assert.match(down.stderr, /^hostfiles: agent [0-9a-f-]{36}: unreachable: /m);
   });
 });
 

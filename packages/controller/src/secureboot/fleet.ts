@@ -14,8 +14,14 @@ export interface VmAudit extends StoreAudit {
   readonly vmUuid: string;
   readonly vmName: string;
   readonly hostUuid: string | null;
-  /** the stored copy audited; null when there is none */
-  readonly nvram: { readonly sha256: string; readonly size: number; readonly storedAt: number } | null;
+  /** the copy audited: when it was stored (a backup) or read (--host), and its path on the host when read; null when
+   * there is none */
+  readonly nvram: {
+    readonly sha256: string;
+    readonly size: number;
+    readonly at: number;
+    readonly path: string | null;
+  } | null;
 }
 
 export interface FleetAudit {
@@ -40,7 +46,7 @@ export async function auditStoredNvram(store: StoreReads): Promise<FleetAudit> {
       audits.push({ ...row, nvram: null, ...notApplicable(noNvramReason(vm)) });
       continue;
     }
-    const nvram = { sha256: backup.sha256, size: backup.size, storedAt: backup.updatedAt };
+    const nvram = { sha256: backup.sha256, size: backup.size, at: backup.updatedAt, path: null };
     const [entry] = await store.listBackupEntries(backup.uuid);
     const volume = entry === undefined ? undefined : await storedVolume(entry);
     let audit: StoreAudit;
@@ -48,17 +54,21 @@ export async function auditStoredNvram(store: StoreReads): Promise<FleetAudit> {
     else audit = volume.ok ? auditVolume(volume.value) : unreadable(volume.error);
     audits.push({ ...row, nvram, ...audit });
   }
-  const counts = Object.fromEntries(AUDIT_STATES.map((s) => [s, audits.filter((a) => a.state === s).length]));
-  return { vms: audits, counts: counts as Record<AuditState, number> };
+  return { vms: audits, counts: countStates(audits) };
 }
 
-const auditVolume = (volume: StoredVolume): StoreAudit =>
+export function countStates(audits: readonly VmAudit[]): Record<AuditState, number> {
+  const counts = Object.fromEntries(AUDIT_STATES.map((s) => [s, audits.filter((a) => a.state === s).length]));
+  return counts as Record<AuditState, number>;
+}
+
+export const auditVolume = (volume: StoredVolume): StoreAudit =>
   volume.kind === 'erased' ? auditErasedStore(volume.size) : auditVariableStore(volume.bytes);
 
 const noNvramReason = (vm: Vm): string =>
   vm.bootMode === 'Legacy' ? 'legacy boot: no NVRAM' : 'no stored NVRAM (sync the VM to store it)';
 
-const notApplicable = (reason: string): StoreAudit => ({
+export const notApplicable = (reason: string): StoreAudit => ({
   state: 'not_applicable',
   reason,
   secureBoot: null,
