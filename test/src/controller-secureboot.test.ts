@@ -77,11 +77,10 @@ test('secureboot audit over stored NVRAM: per VM state and certificates, fleet c
     assert.match(byName.get('bios')?.reason ?? '', /legacy boot/);
     assert.match(byName.get('unsynced')?.reason ?? '', /no stored NVRAM/);
     const x86 = byName.get('win-x86');
-    assert.equal(x86?.hostName, 'host0');
+    assert.ok(x86);
+    assert.equal(x86.hostName, 'host0');
     assert.deepEqual(
-      x86?.certificates
-        .filter((c) => c.variable !== 'PK')
-        .map((c) => [c.variable, c.subject.split(',')[0], c.notAfter]),
+      x86.certificates.filter((c) => c.variable !== 'PK').map((c) => [c.variable, c.subject.split(',')[0], c.notAfter]),
       [
         ['KEK', 'emailAddress=debian-devel@lists.debian.org', '2029-07-05T23:42:49.000Z'],
         ['KEK', 'CN=Microsoft Corporation KEK CA 2011', '2026-06-24T20:51:29.000Z'],
@@ -89,7 +88,7 @@ test('secureboot audit over stored NVRAM: per VM state and certificates, fleet c
         ['db', 'CN=Microsoft Corporation UEFI CA 2011', '2026-06-27T21:32:45.000Z'],
       ],
     );
-    assert.deepEqual(byName.get('win-arm')?.certificates, x86?.certificates, 'the AAVMF store holds the same keys');
+    assert.deepEqual(byName.get('win-arm')?.certificates, x86.certificates, 'the AAVMF store holds the same keys');
     assert.equal(byName.get('win-arm')?.nvram?.size, 64 * 1024 * 1024);
 
     const table = await hostfiles(['secureboot', 'audit', '--db', join(fleet.dir, 'hostfiles.db')]);

@@ -58,8 +58,8 @@ test('headers are checked: signature, GUIDs, lengths, checksum, store state', ()
     corrupt(bytes);
     if (what !== 'checksum' && bytes.readUInt16LE(48) === 72) fixChecksum(bytes);
     const parsed = parseVariableStore(bytes);
-    assert.equal(parsed.ok, false, what);
-    if (!parsed.ok) assert.match(parsed.error, reason, what);
+    assert.ok(!parsed.ok, what);
+    assert.match(parsed.error, reason, what);
   }
 });
 
