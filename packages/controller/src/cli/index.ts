@@ -13,6 +13,7 @@ import { HOST_RETIRE_COMMANDS } from './host-retire.js';
 import { INIT_COMMANDS } from './init.js';
 import { OPS_COMMANDS } from './ops.js';
 import { PENDING_COMMANDS } from './pending.js';
+import { SECUREBOOT_COMMANDS } from './secureboot.js';
 import { SERVE_COMMANDS } from './serve.js';
 import { SYNC_COMMANDS } from './sync.js';
 import { TPM_COMMANDS } from './tpm.js';
@@ -33,6 +34,7 @@ export const COMMANDS: readonly Command[] = [
   ...SYNC_COMMANDS,
   ...PENDING_COMMANDS,
   ...OPS_COMMANDS,
+  ...SECUREBOOT_COMMANDS,
   ...SERVE_COMMANDS,
   ...DEMO_COMMANDS,
 ];
