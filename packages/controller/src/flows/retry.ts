@@ -8,6 +8,9 @@ import { forgetDeleted, isConfirmed, outcomesOf, reasonOf } from './outbox.js';
 import { settleBinding } from './remove-tpm.js';
 import { runPlanned, type Plan } from './run-planned.js';
 
+/** Up to this many hosts, a pass reads their rows again host by host (see stillPending). */
+const PER_HOST_READS = 64;
+
 export interface RetryReport {
   readonly attempted: number;
   readonly confirmed: number;
@@ -70,13 +73,14 @@ async function retryKeys(deps: FlowDeps, rows: readonly PendingDeletion[]): Prom
  */
 async function stillPending(deps: FlowDeps, rows: readonly PendingDeletion[]): Promise<PendingDeletion[]> {
   const wanted = new Set(rows.map((row) => row.id));
-  // Only the rows' hosts are read again: a pass over one host, or over one controller's share, never reads the
-  // whole outbox of the fleet.
-  const current: PendingDeletion[] = [];
-  for (const hostUuid of new Set(rows.map((row) => row.hostUuid))) {
-    for (const row of await deps.store.listPendingDeletions({ hostUuid })) if (wanted.has(row.id)) current.push(row);
-  }
-  return current;
+  const hosts = new Set(rows.map((row) => row.hostUuid));
+  // A pass over a few hosts (one reconnected, a small share) reads those hosts' rows again, not the whole outbox of
+  // the fleet; a pass over many reads the outbox once rather than making a query per host.
+  const rowsNow =
+    hosts.size > PER_HOST_READS
+      ? await deps.store.listPendingDeletions()
+      : (await Promise.all([...hosts].map((hostUuid) => deps.store.listPendingDeletions({ hostUuid })))).flat();
+  return rowsNow.filter((row) => wanted.has(row.id));
 }
 
 async function settle(
