@@ -160,6 +160,14 @@ test('host drain lists what names a gone host; host remove refuses until each ki
     const path = join(agent.setup.roots.TpmState, vm, 'tpm2-00.permall');
     ok(await b.cli('file', 'write', vm, '--type', 'TpmState', '--path', path, '--from', local));
   }
+  // While its agent answers, the host is not gone: forgetting what names it is refused, whatever the options.
+  const live = await snapshot(b.db);
+  fails(
+    await b.cli('host', 'remove', 'h0', '--forget-records', '--forget-pending'),
+    1,
+    /host_in_use: host h0 answered its last health check \(Connected\)/,
+  );
+  assert.deepEqual(await snapshot(b.db), live, 'nothing forgotten on a host that answers');
   // The host dies for good: c's TPM removal leaves its deletion pending there, its binding detaching.
   await agent.stop();
   ok(await b.cli('tpm', 'remove', 'c'));

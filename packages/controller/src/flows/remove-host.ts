@@ -93,6 +93,16 @@ export async function removeHost(
         need === 'forget-records' ? options.forgetRecords !== true : options.forgetPending !== true,
       );
       if (missing.length > 0) throw refusal(holdings, missing);
+      // Forgetting is for a host that is gone: one whose agent answered its last check still holds the files.
+      const now = await tx.getHost(host.uuid);
+      if (holdings.needs.length > 0 && now?.state === 'Connected') {
+        throw new FlowError(
+          'conflict',
+          `host_in_use: host ${host.name} answered its last health check (Connected): a host that answers is not ` +
+            'gone, and forgetting what names it would leave its files on it with nobody to clean them; nothing ' +
+            'changed. Once it is gone, `hostfiles host check` marks it Disconnected',
+        );
+      }
       await tx.startOperation({
         id: operationId,
         kind: REMOVE_HOST,
