@@ -2,7 +2,6 @@
 import { resolvePaths, type ControllerEnv } from '../config.js';
 import { closest, parseArgv, type FlagSpec, type ParsedArgv } from './args.js';
 import type { CliIo, Command, CommandInput } from './command.js';
-import { createCommandContext } from './context.js';
 import { UsageError } from './errors.js';
 import { BINDING_COMMANDS } from './binding.js';
 import { DEMO_COMMANDS } from './demo.js';
@@ -20,7 +19,11 @@ import { VM_COMMANDS } from './vm.js';
 export { CliError, UsageError, failureOf, type Failure } from './errors.js';
 export type { CliIo, Command } from './command.js';
 
-/** Every command, in help order; a new group is one more file under cli/ and one more line here. */
+/**
+ * Every command, in help order; a new group is one more file under cli/ and one more line here. These modules hold
+ * the table and load what a command runs (the store, the agent client, zod, hono) only inside its `run`, so that
+ * --help and usage errors start as fast as node itself: `start-up.test.ts` checks it, `bench/startup.ts` times it.
+ */
 export const COMMANDS: readonly Command[] = [
   ...INIT_COMMANDS,
   ...HOST_COMMANDS,
@@ -74,6 +77,8 @@ export async function runCli(argv: readonly string[], options: CliOptions, comma
     const value = flags.get(name);
     return typeof value === 'string' ? value : undefined;
   };
+  // Loaded now, not with the table: it opens the database and agents (their drivers), which --help never needs.
+  const { createCommandContext } = await import('./context.js');
   const { ctx, close } = createCommandContext({
     io: options.io,
     json: flags.has('json'),

@@ -1,27 +1,17 @@
 // `hostfiles serve`: the HTTP API for the cloud platform, the retry worker and health checks, until SIGTERM or SIGINT.
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+// This module is the command's table entry and the checks of its flags; what serves is loaded from serve-run.ts.
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
-import { createLogger, isLoopbackHost, type Logger, type TlsIdentity } from '@hostfiles/shared';
-import type { Hono } from 'hono';
-import { createApiApp } from '../api/index.js';
+import type { X509Certificate } from 'node:crypto';
+import type { TlsIdentity } from '@hostfiles/shared';
 import { FLOW_SETTINGS } from '../config.js';
-import type { FlowDeps } from '../flows/index.js';
-import { createServeMetrics } from '../metrics/serve-metrics.js';
-import { timedAgentClient } from '../metrics/timed-agents.js';
 import type { Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
-import { checkMetricsAddress, closeMetrics, listenMetrics } from './metrics-listener.js';
-import { logHostState, resume, startWorker, type ServeEvent } from './serve-log.js';
+import type { ListenAddress } from './serve-run.js';
 
 export type { ServeEvent } from './serve-log.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7440';
 export const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
-/** How long a stop waits for in-flight requests before cutting their connections. */
-const DRAIN_TIMEOUT_MS = 30_000;
 const MIN_TOKEN_LENGTH = 16;
 
 const HINT = 'see `hostfiles serve --help`';
@@ -94,13 +84,18 @@ export const SERVE_COMMANDS: readonly Command[] = [
       const address = parseListen(input.string('listen') ?? DEFAULT_LISTEN, 'listen');
       const metricsListen = input.string('metrics-listen');
       const metricsAddress = metricsListen === undefined ? undefined : parseListen(metricsListen, 'metrics-listen');
+      // node:net, node:crypto and the rest only now: the table (and --help) loads none of them.
+      const [{ isLoopbackHost }, { checkMetricsAddress }] = await Promise.all([
+        import('@hostfiles/shared'),
+        import('./metrics-listener.js'),
+      ]);
       if (metricsAddress !== undefined) {
         checkMetricsAddress(metricsAddress, input.bool('metrics-allow-plain-http'), HINT);
       } else if (input.bool('metrics-allow-plain-http')) {
         throw new UsageError('--metrics-allow-plain-http goes with --metrics-listen', HINT);
       }
       const healthIntervalMs = parseInterval(input.string('health-interval-ms'));
-      const tls = loadTls(input.string('tls-cert'), input.string('tls-key'));
+      const tls = await loadTls(input.string('tls-cert'), input.string('tls-key'));
       if (tls === undefined && !isLoopbackHost(address.host) && !input.bool('allow-plain-http')) {
         throw new UsageError(
           `plain HTTP on ${address.host} would send the bearer token and VM state in clear: give --tls-cert and ` +
@@ -113,84 +108,11 @@ export const SERVE_COMMANDS: readonly Command[] = [
         leaseMs: parseMs(input.string('lease-ms'), 'lease-ms', FLOW_SETTINGS.leaseMs),
         graceMs: parseMs(input.string('lease-grace-ms'), 'lease-grace-ms', FLOW_SETTINGS.leaseGraceMs),
       };
-      const logger = createLogger<ServeEvent>({ write: ctx.io.stdout });
-      // Every flow serve runs (resume, the worker, the API's) tells each host transition once: logged.
-      const opened: FlowDeps = { ...(await ctx.flows(lease)), onHostState: logHostState(logger) };
-      const metrics = metricsAddress === undefined ? undefined : createServeMetrics(opened);
-      const deps = metrics === undefined ? opened : { ...opened, agents: timedAgentClient(opened.agents, metrics) };
-      let lostReason: string | undefined;
-      const stopOrLost = new AbortController();
-      stop?.addEventListener(
-        'abort',
-        () => {
-          stopOrLost.abort(stop.reason);
-        },
-        { once: true },
-      );
-      if (stop?.aborted === true) stopOrLost.abort(stop.reason);
-      void deps.controller?.lost?.then((reason) => {
-        lostReason = reason;
-        logger.error('controller_lost', { controllerId: deps.controller?.id, reason });
-        stopOrLost.abort('lease lost');
-      });
-      // Before resuming: a long resume is watched too.
-      const metricsServer =
-        metrics === undefined || metricsAddress === undefined
-          ? undefined
-          : await listenMetrics(metrics, metricsAddress, logger);
-      try {
-        await resume(deps, logger);
-        if (stop?.aborted === true) {
-          logger.info('stopped', { signal: String(stop.reason) });
-          return;
-        }
-        const worker = startWorker(deps, healthIntervalMs, logger, metrics);
-        try {
-          const onFlow = metrics === undefined ? {} : { onFlow: metrics.flow.bind(metrics) };
-          await serveUntil(
-            stopOrLost.signal,
-            createApiApp({ flows: deps, token, logger, ...onFlow }),
-            { ...address, tls },
-            logger,
-          );
-        } finally {
-          await worker.stop();
-        }
-      } finally {
-        // The runner closes the database once this returns: no scrape may reach it after.
-        if (metricsServer !== undefined) await closeMetrics(metricsServer);
-      }
-      logger.info('stopped', {});
-      if (lostReason !== undefined) throw new CliError(`this controller's lease was lost: ${lostReason}`);
+      const { runServe } = await import('./serve-run.js');
+      await runServe(ctx, { stop, address: { ...address, tls }, metricsAddress, healthIntervalMs, token, lease });
     },
   },
 ];
-
-/** Listens, and once `stop` aborts: stops accepting and resolves when the requests in flight are answered. */
-async function serveUntil(
-  stop: AbortSignal | undefined,
-  app: Hono,
-  address: ListenAddress,
-  logger: Logger<ServeEvent>,
-): Promise<void> {
-  let stopping = false;
-  const { server, port } = await listen(
-    closingWhen(app, () => stopping),
-    address,
-  );
-  logger.info('listening', { host: address.host, port, tls: address.tls !== undefined });
-  await aborted(stop);
-  stopping = true;
-  logger.info('stopping', { signal: String(stop?.reason) });
-  await close(server);
-}
-
-interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-  /** HTTPS with this certificate and key; plain HTTP without */
-  readonly tls?: TlsIdentity | undefined;
-}
 
 /** HOST:PORT, [IPv6]:PORT */
 function parseListen(value: string, flag: 'listen' | 'metrics-listen'): ListenAddress {
@@ -222,10 +144,11 @@ function parseInterval(value: string | undefined): number {
 }
 
 /** The API's certificate and key, both or neither; the key file must be the owner's alone, as the token's. */
-function loadTls(certPath: string | undefined, keyPath: string | undefined): TlsIdentity | undefined {
+async function loadTls(certPath: string | undefined, keyPath: string | undefined): Promise<TlsIdentity | undefined> {
   if (certPath === undefined && keyPath === undefined) return undefined;
   if (certPath === undefined || keyPath === undefined)
     throw new UsageError('--tls-cert and --tls-key go together', HINT);
+  const { createPrivateKey, X509Certificate } = await import('node:crypto');
   const cert = readOwnFile(certPath, 'TLS certificate', false);
   const key = readOwnFile(keyPath, 'TLS key', true);
   let certificate: X509Certificate;
@@ -281,72 +204,4 @@ function loadToken(path: string): string {
     );
   }
   return token;
-}
-
-type Fetch = (request: Request, env: unknown) => Promise<Response>;
-
-/**
- * The app's fetch; once `stopping`, every answer also closes its connection. A keep-alive client would otherwise
- * hold the drain open until its socket timed out, as the answers in flight finish after close() looked for idle ones.
- */
-function closingWhen(app: Hono, stopping: () => boolean): Fetch {
-  return async (request, env) => {
-    const response = await app.fetch(request, env);
-    if (!stopping()) return response;
-    const headers = new Headers(response.headers);
-    headers.set('connection', 'close');
-    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
-  };
-}
-
-function listen(fetch: Fetch, address: ListenAddress): Promise<{ server: ServerType; port: number }> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException): void => {
-      reject(new CliError(`cannot listen on ${address.host}:${address.port}: ${error.code ?? error.message}`));
-    };
-    const onListening = (info: AddressInfo): void => {
-      server.off('error', onError);
-      resolve({ server, port: info.port });
-    };
-    const { host: hostname, port, tls } = address;
-    const server =
-      tls === undefined
-        ? serve({ fetch, hostname, port }, onListening)
-        : serve(
-            {
-              fetch,
-              hostname,
-              port,
-              createServer: createHttpsServer,
-              serverOptions: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' },
-            },
-            onListening,
-          );
-    server.once('error', onError);
-  });
-}
-
-/** Resolves when `signal` aborts; never without one (serve then runs until the process is killed). */
-function aborted(signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted === true) resolve();
-    signal?.addEventListener('abort', () => {
-      resolve();
-    });
-  });
-}
-
-/** Stops accepting at once; resolves when the requests in flight are answered (or cut after DRAIN_TIMEOUT_MS). */
-function close(server: ServerType): Promise<void> {
-  return new Promise((resolve) => {
-    const cut = setTimeout(() => {
-      if ('closeAllConnections' in server) server.closeAllConnections();
-    }, DRAIN_TIMEOUT_MS);
-    server.close(() => {
-      clearTimeout(cut);
-      resolve();
-    });
-    // Keep-alive connections with no request in flight would hold close() open until they time out.
-    if ('closeIdleConnections' in server) server.closeIdleConnections();
-  });
 }

@@ -1,15 +1,6 @@
 // `hostfiles sync`, `hostfiles restore` and `hostfiles reconcile`: backups in, backups out, and disk against database.
 import type { FileType } from '@hostfiles/shared';
-import {
-  adoptVm,
-  reconcileHost,
-  restoreVm,
-  syncVm,
-  type AdoptReport,
-  type ReconcileReport,
-  type RestoreReport,
-  type SyncReport,
-} from '../flows/index.js';
+import type { AdoptReport, ReconcileReport, RestoreReport, SyncReport } from '../flows/index.js';
 import { firstArg, type Command, type CommandInput } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { loadNames, type Names } from './lookup.js';
@@ -43,6 +34,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
       'backup is kept and the exit code is 1.',
     ].join('\n'),
     async run(ctx, input) {
+      const { syncVm } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const report = await syncVm(deps, firstArg(input));
       ctx.print(report, () => formatSync(report));
@@ -72,6 +64,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
     async run(ctx, input) {
       const host = input.string('host');
       const paths = pathFlags(input);
+      const { restoreVm } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const report = await restoreVm(deps, firstArg(input), {
         paths,
@@ -106,6 +99,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
     async run(ctx, input) {
       if (input.bool('include-unknown') && !input.bool('apply'))
         throw new UsageError('--include-unknown goes with --apply', 'see `hostfiles reconcile --help`');
+      const { reconcileHost } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const report = await reconcileHost(deps, firstArg(input), {
         apply: input.bool('apply'),
@@ -140,6 +134,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
     async run(ctx, input) {
       const host = input.string('host');
       const paths = pathFlags(input);
+      const { adoptVm } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const report = await adoptVm(deps, firstArg(input), {
         paths,

@@ -1,5 +1,4 @@
 // `hostfiles tpm add|remove`.
-import { addTpm, removeTpms } from '../flows/index.js';
 import { firstArg, type Command } from './command.js';
 import { formatRemoval } from './report.js';
 
@@ -18,6 +17,7 @@ export const TPM_COMMANDS: readonly Command[] = [
     ],
     summary: 'give a VM a TPM, bound to a key provider',
     async run(ctx, input) {
+      const { addTpm } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const provider = input.string('key-provider') ?? DEFAULT_KEY_PROVIDER;
       const { tpm, binding } = await addTpm(deps, firstArg(input), provider);
@@ -47,6 +47,7 @@ export const TPM_COMMANDS: readonly Command[] = [
       'the agents never delete a state whose lock is held: such a deletion stays pending (busy) until it is free.',
     ].join('\n'),
     async run(ctx, input) {
+      const { removeTpms } = await import('../flows/index.js');
       const deps = await ctx.flows();
       // The same VM named twice is one removal.
       const report = await removeTpms(deps, [...new Set(input.args)], undefined, { force: input.bool('force') });
