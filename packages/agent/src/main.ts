@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // hostfiles-agent: the only module that touches process (argv, signals, exit) or listens.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { fstatSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createRequire } from 'node:module';
@@ -11,6 +11,7 @@ import {
   createLogger,
   createMetricsServer,
   generateSigningKey,
+  isJournalStream,
   keyFingerprint,
   METRICS_PATH,
   trustedKeyFromBase64,
@@ -298,6 +299,8 @@ async function run(configPath: string): Promise<void> {
   const logger = createLogger<AgentEvent>({
     write: (line) => process.stdout.write(line),
     fields: { hostUuid: config.hostUuid },
+    // Under systemd with stdout to the journal, each line carries its syslog priority for journald.
+    syslogPrefix: isJournalStream(process.env['JOURNAL_STREAM'], fstatSync(1, { bigint: true })),
   });
   const files = openFileStore(config, ownership, logger);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });

@@ -1,3 +1,4 @@
 export * from './agents/index.js';
 export * from './flows/index.js';
 export * from './store/index.js';
+export { SERVE_EVENTS, type ServeEvent } from './cli/serve-log.js';

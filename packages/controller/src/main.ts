@@ -30,6 +30,11 @@ const io: CliIo = {
     }
     return stop.signal;
   },
+  // Loaded when serve asks, not at every start: node:fs and the shared package cost every command their start-up.
+  stdoutIsJournal: async () => {
+    const [{ fstatSync }, { isJournalStream }] = await Promise.all([import('node:fs'), import('@hostfiles/shared')]);
+    return isJournalStream(process.env['JOURNAL_STREAM'], fstatSync(1, { bigint: true }));
+  },
 };
 
 runCli(process.argv.slice(2), {

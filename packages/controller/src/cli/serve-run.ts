@@ -30,7 +30,8 @@ export interface ServeSettings {
 
 export async function runServe(ctx: CommandContext, settings: ServeSettings): Promise<void> {
   const { stop, address, metricsAddress, healthIntervalMs, token, lease } = settings;
-  const logger = createLogger<ServeEvent>({ write: ctx.io.stdout });
+  const syslogPrefix = (await ctx.io.stdoutIsJournal?.()) ?? false;
+  const logger = createLogger<ServeEvent>({ write: ctx.io.stdout, syslogPrefix });
   // Every flow serve runs (resume, the worker, the API's) tells each host transition once: logged.
   const opened: FlowDeps = { ...(await ctx.flows(lease)), onHostState: logHostState(logger) };
   const metrics = metricsAddress === undefined ? undefined : createServeMetrics(opened);
