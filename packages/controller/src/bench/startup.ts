@@ -20,6 +20,11 @@ interface Case {
 }
 
 const BASELINE: Case = { name: 'node -e 0', args: ['-e', '0'], exitCode: 0 };
+/**
+ * Not a target: what node pays to print a line, its stdout stream made (a pipe: node:net and streams), which
+ * `node -e 0` never does and every CLI call does. The floor of any command that prints.
+ */
+const PRINT: Case = { name: 'node -e "console.log()"', args: ['-e', 'console.log()'], exitCode: 0 };
 const CASES: readonly Case[] = [
   { name: 'hostfiles --help', args: [CLI, '--help'], exitCode: 0 },
   { name: 'hostfiles --version', args: [CLI, '--version'], exitCode: 0 },
@@ -48,7 +53,7 @@ function main(): void {
   // An empty working directory: no database or key there for a command to find.
   const cwd = mkdtempSync(join(tmpdir(), 'hostfiles-startup-'));
   try {
-    const all = [BASELINE, ...CASES];
+    const all = [BASELINE, PRINT, ...CASES];
     const times = new Map<Case, number[]>(all.map((c) => [c, []]));
     // One unmeasured round first: the files in the page cache for every case alike.
     for (const run of all) timeRun(run, cwd);
@@ -58,6 +63,8 @@ function main(): void {
     const base = median(times.get(BASELINE) ?? []);
     console.log(`\nstart-up: ${ROUNDS} interleaved rounds, median wall time, node ${process.version}`);
     console.log(`  ${BASELINE.name.padEnd(30)} ${base.toFixed(1).padStart(7)} ms  (baseline)`);
+    const print = median(times.get(PRINT) ?? []);
+    console.log(`  ${PRINT.name.padEnd(30)} ${print.toFixed(1).padStart(7)} ms  ${(print / base).toFixed(2)}× (floor)`);
     let met = true;
     for (const run of CASES) {
       const ms = median(times.get(run) ?? []);

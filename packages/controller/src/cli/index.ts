@@ -41,7 +41,8 @@ export const COMMANDS: readonly Command[] = [
 export interface CliOptions {
   readonly io: CliIo;
   readonly env: ControllerEnv;
-  readonly version: string;
+  /** read only for --version */
+  readonly version: () => string;
   readonly now: () => number;
   readonly random: () => number;
 }
@@ -58,7 +59,7 @@ export async function runCli(argv: readonly string[], options: CliOptions, comma
     return;
   }
   if (words.length === 0) {
-    if (flags.has('version') && !flags.has('help')) print(options.version);
+    if (flags.has('version') && !flags.has('help')) print(options.version());
     else if (flags.size === 0 || flags.has('help')) print(globalHelp(commands));
     else throw new UsageError('no command given');
     return;
