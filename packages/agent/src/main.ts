@@ -81,7 +81,9 @@ Metrics (metrics, absent: off): Prometheus text at GET /metrics on a listener of
 listen's. host defaults to 127.0.0.1 and port to 9464; a host other than loopback only with allowPlainHttp: true.
 Logged metrics_listening with the port once it listens, before listening.
 
-Logs are JSON lines on stdout. SIGTERM drains in-flight requests and exits 0.
+Logs are JSON lines on stdout, ISO times, the events listed in the README; when stdout is the journal (systemd's
+JOURNAL_STREAM names it) each line starts with its syslog priority: <6> info, <4> warn, <3> error.
+SIGTERM drains in-flight requests and exits 0.
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.`;
 
 class UsageError extends Error {}
