@@ -22,7 +22,8 @@ export type { CliIo, Command } from './command.js';
 /**
  * Every command, in help order; a new group is one more file under cli/ and one more line here. These modules hold
  * the table and load what a command runs (the store, the agent client, zod, hono) only inside its `run`, so that
- * --help and usage errors start about as fast as node: `controller-startup.test.ts` checks it, `bench/startup.ts` times it.
+ * --help and usage errors start about as fast as node: `controller-startup.test.ts` checks what they load,
+ * `bench/startup.ts` times them.
  */
 export const COMMANDS: readonly Command[] = [
   ...INIT_COMMANDS,
