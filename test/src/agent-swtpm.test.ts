@@ -105,10 +105,28 @@ test('while swtpm runs, writeDir, write and delete answer busy and leave the sta
   assert.ok(dir.entries.length > 0 && dir.entries.every((e: ReadEntry) => !e.path.endsWith('.lock')));
   assert.equal(unit.files, dir.entries.length, 'the lock is no file of the state');
   assert.equal(unit.sha256, dir.sha256);
+  const refs = [
+    { type: 'TpmState' as const, path: state },
+    { type: 'TpmState' as const, path: join(state, 'tpm2', 'tpm2-00.permall') },
+    { type: 'TpmState' as const, path: join(root, randomUUID()) },
+  ];
+  const busy = await send(client, 'files.busy', { files: refs });
+  assert.deepEqual(
+    busy.results,
+    [
+      { ...refs[0], status: 'present', kind: 'dir', busy: true },
+      { ...refs[1], status: 'present', kind: 'file', busy: false },
+      { ...refs[2], status: 'absent' },
+    ],
+    'the state is busy by its lock below it; a file of it holds no lock of its own',
+  );
+  assert.deepEqual(snapshot(state), before, 'looked at, never touched');
 
   await swtpm.stop();
   const stat = await send(client, 'files.stat', { files: [{ type: 'TpmState', path: state }] });
   assert.ok(stat.results[0]?.status === 'present' && !stat.results[0].busy, 'no longer busy once swtpm stopped');
+  const free = await send(client, 'files.busy', { files: [{ type: 'TpmState', path: state }] });
+  assert.deepEqual(free.results, [{ type: 'TpmState', path: state, status: 'present', kind: 'dir', busy: false }]);
   const removed = await send(client, 'files.apply', { ops: [deleteOp('TpmState', state)] });
   assert.equal(removed.results[0]?.status, 'deleted');
   assert.equal(existsSync(state), false, 'no directory remains');

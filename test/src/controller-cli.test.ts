@@ -279,7 +279,11 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
   assert.deepEqual([pending[0]?.hostName, pending[0]?.vmName, pending[0]?.path], ['h1', 'b', bTpm]);
   assert.match(pending[0]?.lastError ?? '', /unreachable/);
   assert.match((await cli('pending', 'list')).stdout, /unreachable/);
-  fails(await cli('host', 'remove', 'h1'), 1, /host h1 is still named by VMs, files or pending deletions/);
+  fails(
+    await cli('host', 'remove', 'h1'),
+    1,
+    /host_in_use: host h1 is still named by 1 VM\(s\) living on it, 1 deletion\(s\) pending on it; nothing changed/,
+  );
 
   // h1 comes back on the same port with the same key: one retry pass drains the outbox
   agents[1] = await startAgent(

@@ -179,7 +179,7 @@ async function assertKilledAt(
   const start = trace.indexOf('start vm.destroy collect');
   assert.deepEqual(
     trace.slice(0, start).sort(),
-    ['files.stat host0', 'files.stat host1'],
+    ['files.busy host0', 'files.busy host1'],
     'the busy probe, before the journal',
   );
   const applied = trace.filter((line) => line.startsWith('files.apply'));

@@ -2,6 +2,7 @@
 // "nothing there" check; an io_error is an unknown outcome, never "nothing landed"; a guard of a TPM's state holds
 // its key binding back through a removal; adopt never undoes another's deletion.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -191,6 +192,35 @@ test('a write whose every attempt was dropped, its bytes delivered later: never 
       assert.deepEqual(await fleet.store.listOwnedPaths(await hostUuid(fleet, 'far')), []);
     } finally {
       await proxy.close();
+    }
+  });
+});
+
+test('an agent older than files.busy (404 not_found) is probed with files.stat, and the removal goes on', async () => {
+  await withFleet(0, async (fleet) => {
+    const old = await scriptedAgent({ kinds: ['files.apply', 'files.stat'] });
+    try {
+      await addHost(fleet.deps, { name: 'old', url: old.url, expectKey: old.publicKey });
+      const vm = await addVm(fleet.deps, { name: 'vm', host: 'old', bootMode: 'Legacy', secureBoot: false });
+      await addTpm(fleet.deps, 'vm', 'kms');
+      await fleet.store.upsertFile({
+        uuid: randomUUID(),
+        vmUuid: vm.uuid,
+        hostUuid: old.hostUuid,
+        type: 'TpmState',
+        path: `/r/tpm/${vm.uuid}`,
+        kind: 'dir',
+        sha256: '0'.repeat(64),
+        size: 1,
+        lastSyncAt: 0,
+      });
+      old.answer(() => ({ status: 'deleted' }));
+      const report = await removeTpms(fleet.deps, ['vm']);
+      assert.deepEqual(report.pending, []);
+      assert.deepEqual(old.received, ['files.busy', 'files.stat', 'files.apply']);
+      assert.equal(await fleet.store.getTpmByVm(vm.uuid), null);
+    } finally {
+      await old.close();
     }
   });
 });

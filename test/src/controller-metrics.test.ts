@@ -183,7 +183,7 @@ test('flows counted by kind and outcome, agent calls timed; a deletion pending a
   assert.equal(valueOf(pending, 'hostfiles_pending_deletions'), 1);
   const age = valueOf(pending, 'hostfiles_pending_deletion_oldest_age_seconds') ?? NaN;
   assert.ok(age >= 0 && age <= (scrapedAt - removedAt) / 1000, `age ${age}`);
-  const probed = calls(pending, 'files.stat', 'unreachable') - calls(down, 'files.stat', 'unreachable');
+  const probed = calls(pending, 'files.busy', 'unreachable') - calls(down, 'files.busy', 'unreachable');
   assert.equal(probed, 1, "the removal's busy probe found nobody");
   const older = await scrapeUntil(
     'the age to grow',

@@ -247,7 +247,7 @@ describe('several controllers on one PostgreSQL database', { skip: POSTGRES_SKIP
         // deletion there, past its first steps; the kill lands then. (Had the deletion slipped through first, the
         // round is one more random point.)
         await until('h1 to answer the probe', () =>
-          Promise.resolve(hung.lines.slice(mark).some((text) => text.includes('"files.stat"')) ? true : undefined),
+          Promise.resolve(hung.lines.slice(mark).some((text) => text.includes('"files.busy"')) ? true : undefined),
         );
         hung.process.kill('SIGSTOP');
         await until('the removal to be journaled', async () =>
@@ -293,7 +293,7 @@ describe('several controllers on one PostgreSQL database', { skip: POSTGRES_SKIP
     const first = await seed(a, f, 'x', 4);
     // Every server connection of both controllers cut, as a PostgreSQL restart or a failover does.
     const cut = (await f.query(
-      "SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity WHERE application_name = 'hostfiles'",
+      "SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity WHERE application_name = 'hostfiles:' || '$schema'",
     )) as { cut: boolean }[];
     assert.ok(cut.length >= 2, `both controllers had connections (${cut.length})`);
     const second = await seed(b, f, 'y', 4);

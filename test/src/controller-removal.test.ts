@@ -212,8 +212,8 @@ test('1,001 states on one host: the busy probe and the deletes each take two com
         assert.deepEqual(
           proxy.commands(),
           [
-            { kind: 'files.stat', items: MAX_OPS },
-            { kind: 'files.stat', items: 1 },
+            { kind: 'files.busy', items: MAX_OPS },
+            { kind: 'files.busy', items: 1 },
             { kind: 'files.apply', items: MAX_OPS },
             { kind: 'files.apply', items: 1 },
           ],

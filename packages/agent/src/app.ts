@@ -6,7 +6,7 @@ import { isAgentError } from './errors.js';
 import { createLogLimit } from './limits/log-limit.js';
 import { NO_METRICS } from './metrics/agent-metrics.js';
 import { prepareApply } from './routes/files.js';
-import { prepareList, prepareRead, prepareStat } from './routes/reads.js';
+import { prepareBusy, prepareList, prepareRead, prepareStat } from './routes/reads.js';
 import { createSignedHandler, type Bindings } from './routes/signed.js';
 
 /** The longest error message an answer or a log line carries. */
@@ -35,6 +35,7 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
   app.post('/v1/files/read', (c) => signed(c, 'files.read', (command) => prepareRead(deps, command)));
   app.post('/v1/files/list', (c) => signed(c, 'files.list', (command) => prepareList(deps, command)));
   app.post('/v1/files/stat', (c) => signed(c, 'files.stat', (command) => prepareStat(deps, command)));
+  app.post('/v1/files/busy', (c) => signed(c, 'files.busy', (command) => prepareBusy(deps, command)));
 
   app.notFound((c) => {
     metrics.refused('not_found');

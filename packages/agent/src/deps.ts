@@ -16,11 +16,15 @@ export const AGENT_EVENTS = [
   'temp_files_removed',
   'state_recovered',
   'key_generated',
+  'root_made',
+  'root_missing',
   'client_refused',
   'connections_dropped',
   'connections_rate_limited',
   'metrics_listening',
   'metrics_failed',
+  'reloaded',
+  'reload_failed',
   ...STORE_EVENTS,
 ] as const;
 export type AgentEvent = (typeof AGENT_EVENTS)[number];

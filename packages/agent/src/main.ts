@@ -3,7 +3,6 @@
 import { fstatSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import { serve, type ServerType } from '@hono/node-server';
@@ -25,6 +24,7 @@ import type { AgentEvent } from './deps.js';
 import {
   createFileStore,
   isFileStoreError,
+  makeMissingRoots,
   type FileStore,
   type Ownerships,
   type RecoveryReport,
@@ -34,10 +34,13 @@ import { createAddressRate, limitNewConnections } from './limits/address-rate.js
 import { createBodyBudget } from './limits/body-budget.js';
 import { dropReporter, limitServer, resolveLimits, serverOptions, type ServerLimits } from './limits/server-limits.js';
 import { createAgentMetrics, type AgentRegistry } from './metrics/agent-metrics.js';
+import { resolveOwnerships } from './ownership-config.js';
 import { checkKeyFile, preflight } from './preflight.js';
+import { reloadConfig } from './reload.js';
+import { lockStateDir } from './state-lock.js';
 import { refuseUntrustedClients, tlsServerOptions } from './transport.js';
+import { VERSION } from './version.js';
 
-const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 /** How long SIGTERM waits for in-flight requests before giving up. */
 const DRAIN_TIMEOUT_MS = 30_000;
 
@@ -48,6 +51,11 @@ const USAGE = `Usage:
   hostfiles-agent info --config FILE  print this agent's hostUuid, publicKey, keyId and fingerprint as JSON:
                                       what the controller's \`host add --expect-key\` takes (publicKey or
                                       fingerprint), read here on the host, not over the network
+  hostfiles-agent make-roots --config FILE
+                                      make each missing root as libvirt makes it (TpmState root's 0711, NvRam
+                                      ownership.NvRam's owner:group 0755) when its parent exists; an existing
+                                      root is never touched. Logs root_made or root_missing; the unit runs it
+                                      before the agent
   hostfiles-agent print-config-example
                                       print a complete example config (replace trustedKeys and hostUuid)
   hostfiles-agent --version | --help
@@ -83,7 +91,13 @@ Logged metrics_listening with the port once it listens, before listening.
 
 Logs are JSON lines on stdout, ISO times, the events listed in the README; when stdout is the journal (systemd's
 JOURNAL_STREAM names it) each line starts with its syslog priority: <6> info, <4> warn, <3> error.
-SIGTERM drains in-flight requests and exits 0.
+SIGTERM drains in-flight requests and exits 0. SIGHUP reads the config file again and applies trustedKeys (logged
+reloaded: the keyIds added and removed, and needsRestart: the keys changed in the file that only a restart applies:
+everything else); a config that does not validate changes nothing (logged reload_failed with every problem) and the
+agent serves on.
+
+One agent per stateDir: a second one started on it exits 2, naming the holder's pid. The lock is an abstract unix
+socket named from the stateDir's device and inode, released by the kernel however the holder ends (even SIGKILL).
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.`;
 
 class UsageError extends Error {}
@@ -114,6 +128,10 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     case 'info':
       info(option(rest, '--config') ?? '');
+      return;
+    case 'make-roots':
+      onlyOptions(rest, ['--config'], 'make-roots');
+      makeRoots(option(rest, '--config') ?? '');
       return;
     case '--config':
       await run(option(argv, '--config') ?? '');
@@ -173,6 +191,25 @@ function info(configPath: string): void {
     );
   }
   process.stdout.write(`${JSON.stringify({ hostUuid: config.hostUuid, ...identity(key.value) }, null, 2)}\n`);
+}
+
+/** Before the agent starts (the unit's ExecStartPre): missing roots made, so that a new host's agent can start. */
+function makeRoots(configPath: string): void {
+  if (configPath === '') throw new UsageError('make-roots needs --config FILE');
+  const loaded = loadConfig(configPath);
+  if (!loaded.ok) throw new UsageError(`invalid config:\n  ${loaded.error.join('\n  ')}`);
+  const ownership = resolveOwnerships(loaded.value.ownership);
+  if (!ownership.ok) throw new UsageError(`invalid config:\n  ${ownership.error.join('\n  ')}`);
+  const logger = createLogger<AgentEvent>({
+    write: (line) => process.stdout.write(line),
+    fields: { hostUuid: loaded.value.hostUuid },
+    // The unit's ExecStartPre: its stdout is the journal too.
+    syslogPrefix: isJournalStream(process.env['JOURNAL_STREAM'], fstatSync(1, { bigint: true })),
+  });
+  for (const outcome of makeMissingRoots(loaded.value.roots, ownership.value)) {
+    if (outcome.made) logger.info('root_made', outcome);
+    else logger.warn('root_missing', outcome);
+  }
 }
 
 function loadOrCreateKey(
@@ -292,6 +329,31 @@ function listenMetrics(
   });
 }
 
+/** SIGHUP: the trusted keys from the config file again; a bad file changes nothing and the agent serves on. */
+function reload(
+  configPath: string,
+  running: AgentConfig,
+  trustedKeys: Map<string, TrustedKey>,
+  logger: Logger<AgentEvent>,
+): void {
+  const outcome = reloadConfig(configPath, running, trustedKeys);
+  if (!outcome.ok) {
+    logger.error('reload_failed', {
+      configFile: configPath,
+      kept: 'the running config',
+      problems: outcome.problems.join('; '),
+    });
+    return;
+  }
+  logger.info('reloaded', {
+    configFile: configPath,
+    trustedKeys: outcome.trusted,
+    added: outcome.added.join(','),
+    removed: outcome.removed.join(','),
+    needsRestart: outcome.needsRestart.join(','),
+  });
+}
+
 async function run(configPath: string): Promise<void> {
   if (configPath === '') throw new UsageError('--config needs a file');
   // Every problem at once, and nothing made (state directory, key) before the config is known to be good.
@@ -306,6 +368,10 @@ async function run(configPath: string): Promise<void> {
   });
   const files = openFileStore(config, ownership, logger);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  // Before the key, recovery and the journal: a second agent on this stateDir would replay and recover under the
+  // first one's feet. Held until the process ends, however it ends.
+  const locked = await lockStateDir(config.stateDir, process.pid);
+  if (!locked.ok) throw new UsageError(locked.error);
   const signer = loadOrCreateKey(config, checked.value.signer, (key) => {
     logger.info('key_generated', { keyFile: config.keyFile, keyId: key.keyId });
   });
@@ -313,6 +379,10 @@ async function run(configPath: string): Promise<void> {
   logRecovery(logger, await files.recover());
   const journal = await openReplayJournal({ dir: config.stateDir, now: Date.now });
   const trustedKeys = new Map(config.trustedKeys.map((key) => trustedKeyFromBase64(key)).map((k) => [k.keyId, k]));
+  // From here on a SIGHUP reloads instead of killing: the keys are shared with the app and the TLS check.
+  process.on('SIGHUP', () => {
+    reload(configPath, config, trustedKeys, logger);
+  });
   const limits = resolveLimits(config.maxBodyBytes, config.limits);
   const bodyBudget = createBodyBudget({
     limit: limits.bodyBytesInFlight,

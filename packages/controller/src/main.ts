@@ -36,6 +36,9 @@ const io: CliIo = {
     const [{ fstatSync }, { isJournalStream }] = await Promise.all([import('node:fs'), import('@hostfiles/shared')]);
     return isJournalStream(process.env['JOURNAL_STREAM'], fstatSync(1, { bigint: true }));
   },
+  onReload: (listener) => {
+    process.on('SIGHUP', listener);
+  },
 };
 
 runCli(process.argv.slice(2), {

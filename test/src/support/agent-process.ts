@@ -81,9 +81,16 @@ export function setupAgent(options: SetupOptions = {}): AgentSetup {
   return { dir, hostUuid, configPath, roots, stateDir, controllerKey, outside, keyFile: config.keyFile, tls };
 }
 
+export interface StartOptions {
+  /** the node binary (default: this test's own) */
+  readonly node?: string;
+  /** the agent's script (default: the built bin of @hostfiles/agent) */
+  readonly bin?: string;
+}
+
 /** Starts the agent bin and resolves once it logged `listening`. */
-export async function startAgent(setup: AgentSetup = setupAgent()): Promise<AgentHandle> {
-  const child = spawn(process.execPath, [AGENT_BIN, '--config', setup.configPath], {
+export async function startAgent(setup: AgentSetup = setupAgent(), options: StartOptions = {}): Promise<AgentHandle> {
+  const child = spawn(options.node ?? process.execPath, [options.bin ?? AGENT_BIN, '--config', setup.configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -130,4 +137,39 @@ export async function startAgent(setup: AgentSetup = setupAgent()): Promise<Agen
 
 export function removeSetup(setup: AgentSetup): void {
   rmSync(setup.dir, { recursive: true, force: true });
+}
+
+/**
+ * The first log line of `agent` from index `from` on that `matches`: those already logged, else the next ones as they
+ * come. Rejects if the agent exits first.
+ */
+export function waitForLine(
+  agent: AgentHandle,
+  matches: (line: Record<string, unknown>) => boolean,
+  from = 0,
+): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const stdout = agent.process.stdout;
+    const check = (): boolean => {
+      for (const line of agent.lines.slice(from)) {
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        if (matches(parsed)) {
+          stdout?.off('data', onData);
+          resolve(parsed);
+          return true;
+        }
+      }
+      return false;
+    };
+    // readline, listening first, has pushed the chunk's lines by the time this runs.
+    const onData = (): void => {
+      check();
+    };
+    if (check()) return;
+    stdout?.on('data', onData);
+    void agent.exited.then((code) => {
+      stdout?.off('data', onData);
+      reject(new Error(`agent exited (${String(code)}) before the line awaited`));
+    });
+  });
 }

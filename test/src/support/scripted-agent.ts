@@ -10,6 +10,7 @@ import {
   signEnvelope,
   type ApplyResult,
   type Command,
+  type CommandKind,
 } from '@hostfiles/shared';
 
 export interface ScriptedAgent {
@@ -19,13 +20,21 @@ export interface ScriptedAgent {
   readonly publicKey: string;
   /** what each op of the next applies answers */
   answer(result: (op: { type: string; path: string; op: string }) => Pick<ApplyResult, 'status' | 'error'>): void;
+  /** the kinds of the signed commands it was sent, in order (those it answered 404 included) */
+  readonly received: CommandKind[];
   close(): Promise<void>;
 }
 
-export async function scriptedAgent(): Promise<ScriptedAgent> {
+export interface ScriptedAgentOptions {
+  /** the command kinds it serves; any other answers 404 not_found, as an agent of an older release */
+  readonly kinds?: readonly CommandKind[];
+}
+
+export async function scriptedAgent(options: ScriptedAgentOptions = {}): Promise<ScriptedAgent> {
   const key = generateSigningKey();
   const hostUuid = randomUUID();
   let script = (): Pick<ApplyResult, 'status' | 'error'> => ({ status: 'written' });
+  const received: CommandKind[] = [];
   const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (chunk: Buffer) => (body += chunk.toString()));
@@ -38,6 +47,12 @@ export async function scriptedAgent(): Promise<ScriptedAgent> {
       const envelope = parseEnvelope(body);
       if (!envelope.ok) throw new Error('not an envelope');
       const command = JSON.parse(Buffer.from(envelope.value.payload, 'base64').toString('utf8')) as Command;
+      received.push(command.kind);
+      if (options.kinds !== undefined && !options.kinds.includes(command.kind)) {
+        const error = { error: { code: 'not_found', message: `no route POST ${req.url ?? ''}` } };
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify(error));
+        return;
+      }
       const results =
         command.kind === 'files.apply'
           ? command.ops.map((op) => ({ op: op.op, type: op.type, path: op.path, ...script() }))
@@ -54,6 +69,7 @@ export async function scriptedAgent(): Promise<ScriptedAgent> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     hostUuid,
     publicKey: key.publicKey,
+    received,
     answer(result) {
       script = result as () => Pick<ApplyResult, 'status' | 'error'>;
     },

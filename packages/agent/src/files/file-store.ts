@@ -12,7 +12,7 @@ import { recoverRoot } from './recover.js';
 import { removeFile } from './remove-file.js';
 import { openRootDir, type RootDir } from './root-dir.js';
 import type { FileRoots, FileStore, Ownerships, RecoveryReport, StoreEvent, StoreHooks } from './types.js';
-import { listUnits, statUnit } from './units.js';
+import { busyUnit, listUnits, statUnit } from './units.js';
 import { writeDir } from './write-dir.js';
 import { writeFile } from './write-file.js';
 
@@ -77,6 +77,7 @@ export function createFileStore(options: FileStoreOptions): FileStore {
     read: async (type, components, maxContentChars = Infinity) =>
       onUnit(type, components, () => readState(rootOf(type), components, maxContentChars)),
     stat: async (type, components) => onUnit(type, components, () => statUnit(rootOf(type), components, readLocks)),
+    busy: async (type, components) => onUnit(type, components, () => busyUnit(rootOf(type), components, readLocks)),
     list: async (type) =>
       listUnits(type, rootOf(type), { readLocks, logger }, (name, describe) => onUnit(type, [name], describe)),
     recover: async () => {

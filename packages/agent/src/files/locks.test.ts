@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseProcLocks, readProcLocks, sameLocks } from './locks.js';
+import { parseProcLocks, readProcLocks, sameLocks, sharedReads } from './locks.js';
 import { flockAvailable, holdFlock } from './test-roots.js';
 
 test('parseProcLocks keeps POSIX, FLOCK and OFDLCK inodes and skips waiters and leases', () => {
@@ -47,4 +47,57 @@ test('sameLocks: the same inodes, whatever the set object; any inode more, less 
   assert.equal(sameLocks(new Set(['1', '2', '3']), before), false);
   assert.equal(sameLocks(new Set(['1']), before), false);
   assert.equal(sameLocks(new Set(['1', '3']), before), false);
+});
+
+test('sharedReads: a caller is served by a read that started after it called; callers during a read share one queued read', async () => {
+  const started: { text: string; resolve: () => void }[] = [];
+  let texts = 0;
+  const read = sharedReads(
+    () =>
+      new Promise<string>((resolve) => {
+        const text = `${++texts}: POSIX  ADVISORY  WRITE 1 fe:00:${texts} 0 EOF`;
+        started.push({
+          text,
+          resolve: () => {
+            resolve(text);
+          },
+        });
+      }),
+  );
+  const inodesOf = async (p: Promise<ReadonlySet<string>>): Promise<string[]> => [...(await p)];
+  const first = read();
+  assert.equal(started.length, 1, 'nothing running: a read starts at once');
+  const second = read();
+  const third = read();
+  assert.equal(
+    started.length,
+    1,
+    'callers during a read wait for the one queued behind it, never share the running one',
+  );
+  started[0]?.resolve();
+  assert.deepEqual(await inodesOf(first), ['1']);
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  assert.equal(started.length, 2, 'the queued read starts once the running one is done');
+  const fourth = read();
+  started[1]?.resolve();
+  assert.deepEqual(await inodesOf(second), ['2'], 'served by the read that started after it called');
+  assert.equal(await second, await third, 'the same read, the same set');
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  assert.equal(started.length, 3);
+  started[2]?.resolve();
+  assert.deepEqual(await inodesOf(fourth), ['3'], 'called during read 2: served by read 3');
+  assert.equal(texts, 3, 'four callers, three reads');
+});
+
+test('sharedReads: a failed read fails its callers only; the next caller reads again', async () => {
+  let calls = 0;
+  const read = sharedReads(() => {
+    calls++;
+    return calls === 1
+      ? Promise.reject(new Error('EIO'))
+      : Promise.resolve('1: FLOCK  ADVISORY  WRITE 2 08:01:77 0 EOF');
+  });
+  await assert.rejects(read(), /EIO/);
+  assert.deepEqual([...(await read())], ['77']);
+  assert.equal(calls, 2);
 });

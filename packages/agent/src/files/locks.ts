@@ -1,5 +1,5 @@
 // Busy: is a lock held on a state? Read from /proc/locks, since a lock can't be probed without taking it.
-import { openSync, readSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 
 /** swtpm holds a POSIX (fcntl) lock on `tpm2/.lock`; QEMU holds OFD locks on NVRAM; flock(1) takes FLOCK. */
 const LOCK_KINDS = new Set(['POSIX', 'FLOCK', 'OFDLCK']);
@@ -8,41 +8,77 @@ const LOCK_KINDS = new Set(['POSIX', 'FLOCK', 'OFDLCK']);
 export type ReadLockedInodes = () => Promise<ReadonlySet<string>>;
 
 /**
- * Read synchronously on purpose: /proc/locks is made in memory by the kernel on read and never waits on a disk,
- * so a read on the event loop (µs) beats trips through libuv's 4-thread pool, which the fsyncs of concurrent ops
- * keep busy (a delete batch ran ~40% slower with the async read). One fd, kept open and read from offset 0 each
- * time (the kernel makes the text afresh for a read at 0: a lock taken since the last read is in it), instead of
- * an open, fstat, reads and close per look. Text unchanged since the last read gives back the same Set object:
- * `sameLocks` is then one comparison.
+ * A read of /proc/locks can block for a whole RCU grace period: the kernel takes the global file-lock rwsem for
+ * writing to list the locks (fs/locks.c, locks_start: percpu_down_write), and after an idle spell that waits for a
+ * grace period — measured here: 0.03 ms for reads back to back, but a median of 8 ms and up to 50 ms under load for
+ * reads 20 ms apart, which is how an agent reads it. So:
+ * - it is read in libuv's thread pool, never on the event loop (an earlier synchronous read, fast in a benchmark
+ *   that read back to back, held every request of a real fleet's agent for those milliseconds);
+ * - concurrent callers share reads: a caller is served by a read that started after it called (so it sees every
+ *   lock taken before its call, which is all a busy check needs), and while one read runs, every caller that comes
+ *   joins the single read queued behind it. A batch's ops, however many, then cost two or three reads, not two each.
+ * One fd, kept open and read from offset 0 each time (the kernel makes the text afresh for a read at 0). Text
+ * unchanged since the last read gives back the same Set object: `sameLocks` is then one comparison.
  */
-export const readProcLocks: ReadLockedInodes = () => Promise.resolve(procLocks.read());
+export const readProcLocks: ReadLockedInodes = sharedReads(procLocksText());
 
-const procLocks = (() => {
-  let fd: number | undefined;
-  let buffer = Buffer.alloc(64 * 1024);
-  let lastText: string | undefined;
-  let lastSet: ReadonlySet<string> = new Set();
-  const readText = (): string => {
-    fd ??= openSync('/proc/locks', 'r');
+function procLocksText(): () => Promise<string> {
+  let handle: Promise<FileHandle> | undefined;
+  return async () => {
+    handle ??= open('/proc/locks', 'r');
+    const fd = await handle.catch((error: unknown) => {
+      handle = undefined;
+      throw error;
+    });
+    let buffer = Buffer.allocUnsafe(64 * 1024);
     let length = 0;
     for (;;) {
-      if (length === buffer.length) buffer = Buffer.concat([buffer, Buffer.alloc(buffer.length)]);
-      const read = readSync(fd, buffer, length, buffer.length - length, length);
-      if (read === 0) return buffer.toString('latin1', 0, length);
-      length += read;
+      if (length === buffer.length) buffer = Buffer.concat([buffer, Buffer.allocUnsafe(buffer.length)]);
+      const { bytesRead } = await fd.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) return buffer.toString('latin1', 0, length);
+      length += bytesRead;
     }
   };
-  return {
-    read(): ReadonlySet<string> {
-      const text = readText();
+}
+
+/**
+ * Reads through `readText`, shared as readProcLocks says: at most one read running and one queued behind it; a
+ * caller never gets a read that started before it called.
+ */
+export function sharedReads(readText: () => Promise<string>): ReadLockedInodes {
+  let running: Promise<ReadonlySet<string>> | undefined;
+  let queued: Promise<ReadonlySet<string>> | undefined;
+  let lastText: string | undefined;
+  let lastSet: ReadonlySet<string> = new Set();
+  const start = (): Promise<ReadonlySet<string>> => {
+    const read = readText().then((text) => {
       if (text !== lastText) {
         lastSet = parseProcLocks(text);
         lastText = text;
       }
       return lastSet;
-    },
+    });
+    running = read;
+    const done = (): void => {
+      if (running === read) running = undefined;
+    };
+    read.then(done, done);
+    return read;
   };
-})();
+  return () => {
+    if (running === undefined) return start();
+    queued ??= running
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => {
+        queued = undefined;
+        return start();
+      });
+    return queued;
+  };
+}
 
 /**
  * Whether two reads found the same locked inodes (the same Set when readProcLocks saw unchanged text). A look that

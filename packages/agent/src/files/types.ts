@@ -57,6 +57,10 @@ export type ReadState =
   | OpFailure;
 
 export type StatState = ({ readonly status: 'present' } & UnitFacts) | { readonly status: 'absent' } | OpFailure;
+export type BusyState =
+  | { readonly status: 'present'; readonly kind: 'file' | 'dir'; readonly busy: boolean }
+  | { readonly status: 'absent' }
+  | OpFailure;
 
 /** Seams for tests only (main.ts never sets them), to reach the moments between the steps of a write. */
 export interface StoreHooks {
@@ -100,6 +104,8 @@ export interface FileStore {
    */
   read(type: FileType, components: readonly string[], maxContentChars?: number): Promise<ReadState>;
   stat(type: FileType, components: readonly string[]): Promise<StatState>;
+  /** Whether a lock is held on the state or below it; no file is read. */
+  busy(type: FileType, components: readonly string[]): Promise<BusyState>;
   /**
    * One unit per file or directory directly below that root; never follows links; skips temp names. A unit that
    * can't be described (past the walk limits, an I/O error) is left out and logged (`unit_unlisted`).

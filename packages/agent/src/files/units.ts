@@ -1,4 +1,4 @@
-// list and stat: facts of units (a file or a directory state) without their contents.
+// list, stat and busy: facts of units (a file or a directory state) without their contents.
 import { readdir } from 'node:fs/promises';
 import type { FileType, ListEntry, Logger } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
@@ -7,9 +7,9 @@ import { FileStoreError } from './file-store-error.js';
 import type { ReadLockedInodes } from './locks.js';
 import { failed, HARD_LINKED_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { openRoot, type RootDir } from './root-dir.js';
-import { factsOf, hasOtherLinks, inspect } from './target.js';
+import { factsOf, hasOtherLinks, inspect, isBusy } from './target.js';
 import { isTempName, parseRoleName } from './temp-name.js';
-import type { StatState, StoreEvent } from './types.js';
+import type { BusyState, StatState, StoreEvent } from './types.js';
 import { walkDirs } from './walk.js';
 
 const ABSENT = Object.freeze({ status: 'absent' } as const);
@@ -38,6 +38,31 @@ export async function statUnit(
     const facts = await factsOf(readLocks, dir, name, target);
     // Vanished or swapped between the look and the hashing.
     return facts === undefined ? ABSENT : { status: 'present', ...facts };
+  } catch (error) {
+    return ioFailure(error);
+  } finally {
+    await closeAll(held);
+  }
+}
+
+/** Whether a lock is held on the unit or below it: stat's walk without reading or digesting any file. */
+export async function busyUnit(
+  root: RootDir,
+  components: readonly string[],
+  readLocks: ReadLockedInodes,
+): Promise<BusyState> {
+  const held: DirHandle[] = [];
+  try {
+    const end = await walkDirs(root, components.slice(0, -1), held);
+    if (end === 'symlink') return SYMLINK_FAILURE;
+    if (end !== 'ok') return ABSENT;
+    const dir = nth(held, held.length - 1);
+    const name = nth(components, components.length - 1);
+    const target = inspect(dir, name);
+    if (target.kind === 'absent') return ABSENT;
+    if (target.kind === 'symlink') return SYMLINK_FAILURE;
+    if (target.kind === 'other') return NOT_A_FILE;
+    return { status: 'present', kind: target.kind, busy: await isBusy(readLocks, dir, name, target) };
   } catch (error) {
     return ioFailure(error);
   } finally {

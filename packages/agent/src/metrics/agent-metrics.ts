@@ -43,6 +43,7 @@ const COMMAND_KINDS: Readonly<Record<CommandKind, true>> = {
   'files.read': true,
   'files.list': true,
   'files.stat': true,
+  'files.busy': true,
 };
 const OUTCOMES: ReadonlySet<string> = new Set<string>([...Object.keys(OP_STATUSES), ...OP_ERROR_CODES]);
 const CODES: ReadonlySet<string> = new Set<string>(REQUEST_ERROR_CODES);

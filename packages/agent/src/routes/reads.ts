@@ -1,11 +1,14 @@
-// Check 9 of files.read, files.list and files.stat (paths only) and their execution.
+// Check 9 of files.read, files.list, files.stat and files.busy (paths only) and their execution.
 import {
+  mapLimit,
   ok,
   type ListCommand,
   type ProtocolError,
   type ReadCommand,
   type ReadResult,
   type Result,
+  type BusyCommand,
+  type BusyResult,
   type StatCommand,
   type StatResult,
 } from '@hostfiles/shared';
@@ -96,6 +99,31 @@ export function prepareStat(deps: AppDeps, command: StatCommand): Result<Prepare
         roots: rootsOf(deps),
         results,
       };
+    },
+  });
+}
+
+/** As the ops of one batch (files/apply): how many states one probe looks at at once. */
+const BUSY_PARALLEL = 8;
+
+export function prepareBusy(deps: AppDeps, command: BusyCommand): Result<Prepared, ProtocolError> {
+  const targets = confineAll(deps, command.files);
+  if (!targets.ok) return targets;
+  return ok({
+    storeAnswer: false,
+    execute: async () => {
+      // 8 at a time, as a batch's ops: each waits only on its own unit's lock, and their /proc/locks reads are shared
+      // (locks.ts), so a probe of many states costs a few reads, not one each.
+      const results: BusyResult[] = await mapLimit(
+        targets.value,
+        BUSY_PARALLEL,
+        async ({ type, path, components }) => ({
+          type,
+          path,
+          ...(await deps.files.busy(type, components)),
+        }),
+      );
+      return { requestId: command.requestId, hostUuid: deps.hostUuid, kind: 'files.busy', results };
     },
   });
 }

@@ -24,7 +24,7 @@ export type ApiEvent = (typeof API_EVENTS)[number];
 export interface ApiDeps {
   readonly flows: FlowDeps;
   /** the bearer token every route but GET /v1/health requires */
-  readonly token: string;
+  readonly token: string | (() => string);
   readonly logger?: Logger<ApiEvent>;
   /** the largest request body, declared or read (default 8 MiB) */
   readonly maxBodyBytes?: number;

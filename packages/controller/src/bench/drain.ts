@@ -75,12 +75,12 @@ async function drain(
     await seed(db, key, agents, run);
     const workers = await Promise.all(Array.from({ length: config.controllers }, () => startWorker(db, key.pem)));
     started.push(...workers);
-    const pgBefore = admin === undefined ? new Map<number, number>() : await backendCpu(admin);
+    const pgBefore = admin === undefined ? new Map<number, number>() : await backendCpu(admin, schema);
     const start = process.hrtime.bigint();
     for (const worker of workers) worker.child.stdin?.write('go\n');
     const done = await Promise.all(workers.map((worker) => worker.next()));
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
-    const pgAfter = admin === undefined ? new Map<number, number>() : await backendCpu(admin);
+    const pgAfter = admin === undefined ? new Map<number, number>() : await backendCpu(admin, schema);
     for (const worker of workers) worker.child.stdin?.write('exit\n');
     await Promise.all(workers.map((worker) => new Promise((resolve) => worker.child.once('exit', resolve))));
 
@@ -162,11 +162,11 @@ function remaining(path: string): number {
   }
 }
 
-/** CPU ticks (user + system) of each PostgreSQL backend serving the controllers, from /proc. */
-async function backendCpu(admin: pg.Client): Promise<Map<number, number>> {
-  const { rows } = await admin.query<{ pid: number }>(
-    "SELECT pid FROM pg_stat_activity WHERE application_name = 'hostfiles'",
-  );
+/** CPU ticks (user + system) of each PostgreSQL backend serving the controllers (of `schema`), from /proc. */
+async function backendCpu(admin: pg.Client, schema: string): Promise<Map<number, number>> {
+  const { rows } = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [
+    `hostfiles:${schema}`,
+  ]);
   const ticks = new Map<number, number>();
   for (const { pid } of rows) {
     try {

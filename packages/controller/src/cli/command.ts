@@ -22,6 +22,11 @@ export interface CliIo {
   readonly stopSignal?: () => AbortSignal;
   /** For `serve`'s log: whether stdout is the journal (its lines then start with their `<N>` syslog priority). */
   readonly stdoutIsJournal?: () => Promise<boolean>;
+  /**
+   * For `serve`: `listener` runs on each SIGHUP from now on. Installed only when a command asks, so any other command
+   * still ends on a hangup as usual.
+   */
+  readonly onReload?: (listener: () => void) => void;
 }
 
 export interface CommandContext {

@@ -1,4 +1,4 @@
-// `host add`'s and `host set-url`'s words on trust: which key to pin, and what was pinned.
+// `host add`'s, `host repin`'s and `host set-url`'s words on trust: which key to pin, and what was pinned.
 import { keyFingerprint, parseExpectedKey } from '@hostfiles/shared';
 import type { Host } from '../store/index.js';
 import { UsageError } from './errors.js';
@@ -7,23 +7,22 @@ export const pinned = (host: Host): string =>
   `agent key ${keyFingerprint(host.publicKey)} pinned` +
   (host.certificate !== null ? ', with its TLS certificate' : ', over plain HTTP (no TLS)');
 
-const HOST_ADD_HINT = 'see `hostfiles host add --help`';
-
 /** Which key to pin is the operator's to say: an expected key, or trust on first use asked for by name. */
-export function checkTrust(expectKey: string | undefined, trustOnFirstUse: boolean): void {
+export function checkTrust(command: string, expectKey: string | undefined, trustOnFirstUse: boolean): void {
+  const hint = `see \`hostfiles ${command} --help\``;
   if (expectKey !== undefined && trustOnFirstUse) {
-    throw new UsageError('--expect-key and --trust-on-first-use exclude each other', HOST_ADD_HINT);
+    throw new UsageError('--expect-key and --trust-on-first-use exclude each other', hint);
   }
   if (expectKey === undefined && !trustOnFirstUse) {
     throw new UsageError(
-      "host add needs --expect-key KEY (the agent's public key or sha256:… fingerprint: run `hostfiles-agent info " +
+      `${command} needs --expect-key KEY (the agent's public key or sha256:… fingerprint: run \`hostfiles-agent info ` +
         '--config FILE` on the host), or --trust-on-first-use to pin whatever key answers',
-      HOST_ADD_HINT,
+      hint,
     );
   }
   if (expectKey !== undefined) {
     const parsed = parseExpectedKey(expectKey);
-    if (!parsed.ok) throw new UsageError(`--expect-key: ${parsed.error}`, HOST_ADD_HINT);
+    if (!parsed.ok) throw new UsageError(`--expect-key: ${parsed.error}`, hint);
   }
 }
 

@@ -1,6 +1,7 @@
-// `hostfiles host add|list|remove|check`.
+// `hostfiles host add|repin|set-url|list|check` (drain and remove: host-retire.ts).
 import { isAgentCallError } from '../agents/agent-error.js';
 import { isFlowError, type FlowDeps } from '../flows/deps.js';
+import type { RepinReport } from '../flows/index.js';
 import { isStoreError } from '../store/errors.js';
 import type { Host } from '../store/index.js';
 import { firstArg, type Command } from './command.js';
@@ -21,6 +22,15 @@ const hostRow = (host: Host): string[] => [
 ];
 const HOST_HEADERS = ['NAME', 'STATE', 'URL', 'TRANSPORT', 'UUID', 'AGENT KEY', 'LAST SEEN'];
 
+const TRUST_FLAGS = [
+  {
+    name: 'expect-key',
+    value: 'KEY',
+    help: "the agent's public key (base64) or sha256:… fingerprint, as `hostfiles-agent info` prints it on the host",
+  },
+  { name: 'trust-on-first-use', help: 'pin whatever key the agent presents, checked against nothing (loudly)' },
+];
+
 export const HOST_COMMANDS: readonly Command[] = [
   {
     words: ['host', 'add'],
@@ -29,12 +39,7 @@ export const HOST_COMMANDS: readonly Command[] = [
       { name: 'URL', arity: 'one' },
     ],
     flags: [
-      {
-        name: 'expect-key',
-        value: 'KEY',
-        help: "the agent's public key (base64) or sha256:… fingerprint, as `hostfiles-agent info` prints it on the host",
-      },
-      { name: 'trust-on-first-use', help: 'pin whatever key the agent presents, checked against nothing (loudly)' },
+      ...TRUST_FLAGS,
       { name: 'allow-plain-http', help: 'allow an http:// URL that is not loopback (state and commands in clear)' },
     ],
     summary: "add a host: pin its agent's key, host uuid and TLS certificate",
@@ -52,7 +57,7 @@ export const HOST_COMMANDS: readonly Command[] = [
       const expectKey = input.string('expect-key');
       const trustOnFirstUse = input.bool('trust-on-first-use');
       const { checkTrust, pinned, warnFirstUse } = await import('./host-trust.js');
-      checkTrust(expectKey, trustOnFirstUse);
+      checkTrust('host add', expectKey, trustOnFirstUse);
       const { addHost } = await import('../flows/index.js');
       const deps = await ctx.flows();
       let host: Host;
@@ -73,6 +78,49 @@ export const HOST_COMMANDS: readonly Command[] = [
       }
       if (trustOnFirstUse) warnFirstUse(ctx.io.stderr, host);
       ctx.print(host, () => `added host ${host.name} (${host.uuid}) at ${host.url}; ${pinned(host)}`);
+    },
+  },
+  {
+    words: ['host', 'repin'],
+    args: [{ name: 'HOST', arity: 'one' }],
+    flags: TRUST_FLAGS,
+    summary: "pin the key an agent holds now, after it was regenerated (its uuid and URL stay the host's)",
+    details: [
+      'An agent whose key was regenerated (a lost key file, a reinstall keeping its config) is refused by every call',
+      "(host_key_changed). This asks the agent at the host's URL for its certificate and /v1/info, checks them as",
+      '`host add` does against --expect-key KEY (read on the host: `hostfiles-agent info --config FILE`), checks it is',
+      'the same host (its hostUuid), then pins the new key and certificate and marks the host Connected. It is',
+      'journaled (host.repin, see `hostfiles ops list`).',
+      'Refused with host_key_mismatch (exit 1, nothing stored) when the agent holds another key than KEY, or answers',
+      'as another host. --trust-on-first-use pins whatever key answers, and prints the fingerprint to check.',
+    ].join('\n'),
+    async run(ctx, input) {
+      const ref = firstArg(input);
+      const expectKey = input.string('expect-key');
+      const trustOnFirstUse = input.bool('trust-on-first-use');
+      const { checkTrust, warnFirstUse } = await import('./host-trust.js');
+      checkTrust('host repin', expectKey, trustOnFirstUse);
+      const { repinHost } = await import('../flows/index.js');
+      const deps = await ctx.flows();
+      let report: RepinReport;
+      try {
+        report = await repinHost(deps, ref, { ...(expectKey === undefined ? {} : { expectKey }), trustOnFirstUse });
+      } catch (error) {
+        if (isAgentCallError(error)) {
+          throw new CliError(`cannot reach the agent of ${ref}: ${error.failure}: ${error.message}`, { cause: error });
+        }
+        if (isFlowError(error) && error.code === 'host_key_mismatch') {
+          throw new CliError(`host_key_mismatch: ${error.message}`, { cause: error });
+        }
+        throw error;
+      }
+      if (trustOnFirstUse) warnFirstUse(ctx.io.stderr, await findHost(deps.store, report.hostUuid));
+      ctx.print(report, () =>
+        report.previous === report.pinned
+          ? `host ${report.hostName}: its agent still holds ${report.pinned}; pinned again (operation ${report.operationId})`
+          : `host ${report.hostName} (${report.hostUuid}) re-pinned: agent key ${report.pinned}` +
+            `${report.tls ? ', with its TLS certificate' : ''} (was ${report.previous}; operation ${report.operationId})`,
+      );
     },
   },
   {
@@ -106,26 +154,6 @@ export const HOST_COMMANDS: readonly Command[] = [
     async run(ctx) {
       const hosts = await (await ctx.store()).listHosts();
       ctx.print(hosts, () => (hosts.length === 0 ? 'no hosts' : table(HOST_HEADERS, hosts.map(hostRow))));
-    },
-  },
-  {
-    words: ['host', 'remove'],
-    args: [{ name: 'NAME', arity: 'one' }],
-    flags: [],
-    summary: 'remove a host that no VM, file or pending deletion names any more',
-    async run(ctx, input) {
-      const store = await ctx.store();
-      const host = await findHost(store, firstArg(input));
-      try {
-        await store.removeHost(host.uuid);
-      } catch (error) {
-        if (!isStoreError(error, 'constraint')) throw error;
-        throw new CliError(
-          `host ${host.name} is still named by VMs, files or pending deletions: move or remove them first`,
-          { cause: error },
-        );
-      }
-      ctx.print({ removed: host }, () => `removed host ${host.name} (${host.uuid})`);
     },
   },
   {

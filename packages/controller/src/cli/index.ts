@@ -8,6 +8,7 @@ import { DEMO_COMMANDS } from './demo.js';
 import { FILE_COMMANDS } from './file.js';
 import { commandHelp, GLOBAL_FLAGS, globalHelp, groupHelp } from './help.js';
 import { HOST_COMMANDS } from './host.js';
+import { HOST_RETIRE_COMMANDS } from './host-retire.js';
 import { INIT_COMMANDS } from './init.js';
 import { OPS_COMMANDS } from './ops.js';
 import { PENDING_COMMANDS } from './pending.js';
@@ -28,6 +29,7 @@ export type { CliIo, Command } from './command.js';
 export const COMMANDS: readonly Command[] = [
   ...INIT_COMMANDS,
   ...HOST_COMMANDS,
+  ...HOST_RETIRE_COMMANDS,
   ...VM_COMMANDS,
   ...TPM_COMMANDS,
   ...BINDING_COMMANDS,

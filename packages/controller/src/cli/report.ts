@@ -20,7 +20,8 @@ function fileRows(hosts: readonly HostReport[]): string[][] {
 const pendingHosts = (hosts: readonly HostReport[]): string[] =>
   hosts.filter((h) => h.files.some((f) => f.status === 'unconfirmed')).map((h) => h.hostName);
 
-export function formatRemoval(report: RemovalReport): string {
+/** `dryRun`: the report of a removal planned, not made (every file 'planned', nothing sent). */
+export function formatRemoval(report: RemovalReport, dryRun = false): string {
   const vms = table(
     ['VM', 'TPM', 'NVRAM', 'KEY BINDING'],
     report.vms.map((vm) => [vm.vmName, vm.tpmUuid, vm.nvram, vm.binding]),
@@ -34,6 +35,16 @@ export function formatRemoval(report: RemovalReport): string {
   const total = rows.length + unsent.length;
   const gone = total - report.pending.length;
   const where = pendingHosts(report.hosts);
+  if (dryRun) {
+    return [
+      vms,
+      '',
+      files,
+      '',
+      `dry run: ${plural(report.vms.length, 'TPM')} would be removed; ${plural(total, 'file')} would be deleted in ` +
+        `${plural(report.commands, 'command')}; nothing was changed`,
+    ].join('\n');
+  }
   const summary =
     `summary: ${plural(report.vms.length, 'TPM')} removed; ${plural(total, 'file')}: ${gone} gone, ` +
     `${report.pending.length} pending${where.length === 0 ? '' : ` (on ${where.join(', ')})`}; ` +

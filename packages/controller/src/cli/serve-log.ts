@@ -31,6 +31,8 @@ export const SERVE_EVENTS = [
   'retry_error',
   'controller_lost',
   'stopping',
+  'reloaded',
+  'reload_failed',
   'stopped',
 ] as const;
 export type ServeEvent = (typeof SERVE_EVENTS)[number];

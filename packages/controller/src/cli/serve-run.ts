@@ -1,6 +1,6 @@
 // What `hostfiles serve` runs once its flags are checked (serve.ts): the API, the retry worker and health checks,
 // until its stop signal. Loaded only when serve runs: it brings in hono, the API's schemas and prom-client.
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { createLogger, type Logger, type TlsIdentity } from '@hostfiles/shared';
@@ -13,6 +13,7 @@ import type { CommandContext } from './command.js';
 import { CliError } from './errors.js';
 import { closeMetrics, listenMetrics, type MetricsAddress } from './metrics-listener.js';
 import { logHostState, resume, startWorker, type ServeEvent } from './serve-log.js';
+import { createReloader, type ReloadFiles } from './serve-reload.js';
 
 /** How long a stop waits for in-flight requests before cutting their connections. */
 const DRAIN_TIMEOUT_MS = 30_000;
@@ -24,14 +25,22 @@ export interface ServeSettings {
   readonly address: ListenAddress;
   readonly metricsAddress: MetricsAddress | undefined;
   readonly healthIntervalMs: number;
+  /** the token read from `files.tokenFile` at start */
   readonly token: string;
+  /** read again on each SIGHUP */
+  readonly files: ReloadFiles;
   readonly lease: LeaseSettings;
 }
 
 export async function runServe(ctx: CommandContext, settings: ServeSettings): Promise<void> {
-  const { stop, address, metricsAddress, healthIntervalMs, token, lease } = settings;
+  const { stop, address, metricsAddress, healthIntervalMs, token, files, lease } = settings;
   const syslogPrefix = (await ctx.io.stdoutIsJournal?.()) ?? false;
   const logger = createLogger<ServeEvent>({ write: ctx.io.stdout, syslogPrefix });
+  const reloader = createReloader(files, token, logger);
+  // From here on (until the process ends) a SIGHUP reloads instead of killing, even while resuming.
+  ctx.io.onReload?.(() => {
+    reloader.reload();
+  });
   // Every flow serve runs (resume, the worker, the API's) tells each host transition once: logged.
   const opened: FlowDeps = { ...(await ctx.flows(lease)), onHostState: logHostState(logger) };
   const metrics = metricsAddress === undefined ? undefined : createServeMetrics(opened);
@@ -65,7 +74,15 @@ export async function runServe(ctx: CommandContext, settings: ServeSettings): Pr
     const worker = startWorker(deps, healthIntervalMs, logger, metrics);
     try {
       const onFlow = metrics === undefined ? {} : { onFlow: metrics.flow.bind(metrics) };
-      await serveUntil(stopOrLost.signal, createApiApp({ flows: deps, token, logger, ...onFlow }), address, logger);
+      await serveUntil(
+        stopOrLost.signal,
+        createApiApp({ flows: deps, token: reloader.token, logger, ...onFlow }),
+        address,
+        logger,
+        (server) => {
+          reloader.attach(address.tls === undefined ? undefined : (server as HttpsServer));
+        },
+      );
     } finally {
       await worker.stop();
     }
@@ -83,12 +100,14 @@ async function serveUntil(
   app: Hono,
   address: ListenAddress,
   logger: Logger<ServeEvent>,
+  onListening: (server: ServerType) => void,
 ): Promise<void> {
   let stopping = false;
   const { server, port } = await listen(
     closingWhen(app, () => stopping),
     address,
   );
+  onListening(server);
   logger.info('listening', { host: address.host, port, tls: address.tls !== undefined });
   await aborted(stop);
   stopping = true;

@@ -1,18 +1,16 @@
 // `hostfiles serve`: the HTTP API for the cloud platform, the retry worker and health checks, until SIGTERM or SIGINT.
 // This module is the command's table entry and the checks of its flags; what serves is loaded from serve-run.ts.
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
-import type { X509Certificate } from 'node:crypto';
-import type { TlsIdentity } from '@hostfiles/shared';
 import { FLOW_SETTINGS } from '../config.js';
 import type { Command } from './command.js';
-import { CliError, UsageError } from './errors.js';
+import { UsageError } from './errors.js';
 import type { ListenAddress } from './serve-run.js';
 
 export type { ServeEvent } from './serve-log.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7440';
 export const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
-const MIN_TOKEN_LENGTH = 16;
+/** The bearer token's least length (serve-files.ts checks it; here for --help, which loads no file reader). */
+export const MIN_TOKEN_LENGTH = 16;
 
 const HINT = 'see `hostfiles serve --help`';
 
@@ -76,6 +74,9 @@ export const SERVE_COMMANDS: readonly Command[] = [
       '{"event":"listening","port":N,...}. When stdout is the journal (systemd\'s JOURNAL_STREAM names it), each line',
       'starts with its syslog priority: <6> info, <4> warn, <3> error.',
       'SIGTERM or SIGINT: stop accepting, finish the requests in flight, stop the worker, close the database, exit 0.',
+      'SIGHUP: read --token-file (and --tls-cert, --tls-key) again and use them from the next request (connection',
+      'for TLS); logged reloaded. A file that no longer reads or checks changes nothing: logged reload_failed with',
+      'why, and serve goes on with what it had. Every other option is read once: restart serve to change it.',
       'Several serve processes may share one database (PostgreSQL, or SQLite on one machine): flows hold their keys',
       'as leases there, each process checks and drains its share of the hosts, and resumes the operations of a',
       'process that died once its lease and grace are over. A process whose own lease expired exits 1.',
@@ -86,10 +87,11 @@ export const SERVE_COMMANDS: readonly Command[] = [
       const address = parseListen(input.string('listen') ?? DEFAULT_LISTEN, 'listen');
       const metricsListen = input.string('metrics-listen');
       const metricsAddress = metricsListen === undefined ? undefined : parseListen(metricsListen, 'metrics-listen');
-      // node:net, node:crypto and the rest only now: the table (and --help) loads none of them.
-      const [{ isLoopbackHost }, { checkMetricsAddress }] = await Promise.all([
+      // node:net, node:crypto, node:fs and the rest only now: the table (and --help) loads none of them.
+      const [{ isLoopbackHost }, { checkMetricsAddress }, { loadTls, loadToken }] = await Promise.all([
         import('@hostfiles/shared'),
         import('./metrics-listener.js'),
+        import('./serve-files.js'),
       ]);
       if (metricsAddress !== undefined) {
         checkMetricsAddress(metricsAddress, input.bool('metrics-allow-plain-http'), HINT);
@@ -97,7 +99,7 @@ export const SERVE_COMMANDS: readonly Command[] = [
         throw new UsageError('--metrics-allow-plain-http goes with --metrics-listen', HINT);
       }
       const healthIntervalMs = parseInterval(input.string('health-interval-ms'));
-      const tls = await loadTls(input.string('tls-cert'), input.string('tls-key'));
+      const tls = loadTls(input.string('tls-cert'), input.string('tls-key'));
       if (tls === undefined && !isLoopbackHost(address.host) && !input.bool('allow-plain-http')) {
         throw new UsageError(
           `plain HTTP on ${address.host} would send the bearer token and VM state in clear: give --tls-cert and ` +
@@ -105,13 +107,26 @@ export const SERVE_COMMANDS: readonly Command[] = [
           HINT,
         );
       }
-      const token = loadToken(input.required('token-file'));
+      const files = {
+        tokenFile: input.required('token-file'),
+        tlsCert: input.string('tls-cert'),
+        tlsKey: input.string('tls-key'),
+      };
+      const token = loadToken(files.tokenFile);
       const lease = {
         leaseMs: parseMs(input.string('lease-ms'), 'lease-ms', FLOW_SETTINGS.leaseMs),
         graceMs: parseMs(input.string('lease-grace-ms'), 'lease-grace-ms', FLOW_SETTINGS.leaseGraceMs),
       };
       const { runServe } = await import('./serve-run.js');
-      await runServe(ctx, { stop, address: { ...address, tls }, metricsAddress, healthIntervalMs, token, lease });
+      await runServe(ctx, {
+        stop,
+        address: { ...address, tls },
+        metricsAddress,
+        healthIntervalMs,
+        token,
+        files,
+        lease,
+      });
     },
   },
 ];
@@ -143,67 +158,4 @@ function parseInterval(value: string | undefined): number {
     throw new UsageError(`--health-interval-ms is a whole number from 10 to 86400000, not ${value}`, HINT);
   }
   return ms;
-}
-
-/** The API's certificate and key, both or neither; the key file must be the owner's alone, as the token's. */
-async function loadTls(certPath: string | undefined, keyPath: string | undefined): Promise<TlsIdentity | undefined> {
-  if (certPath === undefined && keyPath === undefined) return undefined;
-  if (certPath === undefined || keyPath === undefined)
-    throw new UsageError('--tls-cert and --tls-key go together', HINT);
-  const { createPrivateKey, X509Certificate } = await import('node:crypto');
-  const cert = readOwnFile(certPath, 'TLS certificate', false);
-  const key = readOwnFile(keyPath, 'TLS key', true);
-  let certificate: X509Certificate;
-  try {
-    certificate = new X509Certificate(cert);
-  } catch {
-    throw new CliError(`${certPath} is not a PEM certificate`);
-  }
-  try {
-    if (!certificate.checkPrivateKey(createPrivateKey(key))) {
-      throw new CliError(`the key in ${keyPath} is not the key of the certificate in ${certPath}`);
-    }
-  } catch (error) {
-    if (error instanceof CliError) throw error;
-    throw new CliError(`${keyPath} is not a PEM private key`);
-  }
-  return { cert, key };
-}
-
-/** A file's text, read from the descriptor that was checked (no swap in between); `secret`: the owner's alone. */
-function readOwnFile(path: string, what: string, secret: boolean): string {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new CliError(`the ${what} file ${path} is not a file`);
-    if (secret && (stat.mode & 0o077) !== 0) {
-      throw new CliError(`the ${what} file ${path} is open to group or others: chmod 600 it`);
-    }
-    return readFileSync(fd, 'utf8');
-  } catch (error) {
-    if (error instanceof CliError) throw error;
-    const code = (error as NodeJS.ErrnoException).code ?? String(error);
-    throw new CliError(
-      code === 'ENOENT' ? `no ${what} file at ${path}` : `cannot read the ${what} file ${path}: ${code}`,
-    );
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-/** The bearer token: its file must be the owner's alone, checked on the very file read (no swap in between). */
-function loadToken(path: string): string {
-  const text = readOwnFile(path, 'token', true);
-  const token = text.trim();
-  if (token === '') throw new CliError(`the token file ${path} is empty`);
-  if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) {
-    throw new CliError(`the token file ${path} must hold one bearer token: letters, digits and -._~+/ only`);
-  }
-  if (token.length < MIN_TOKEN_LENGTH) {
-    throw new CliError(
-      `the token in ${path} is shorter than ${MIN_TOKEN_LENGTH} characters: make one with \`openssl rand -base64 32\``,
-    );
-  }
-  return token;
 }

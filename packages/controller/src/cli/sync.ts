@@ -1,6 +1,6 @@
 // `hostfiles sync`, `hostfiles restore` and `hostfiles reconcile`: backups in, backups out, and disk against database.
 import type { FileType } from '@hostfiles/shared';
-import type { AdoptReport, ReconcileReport, RestoreReport, SyncReport } from '../flows/index.js';
+import type { AdoptReport, ReconcilePlan, ReconcileReport, RestoreReport, SyncReport } from '../flows/index.js';
 import { firstArg, type Command, type CommandInput } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { loadNames, type Names } from './lookup.js';
@@ -85,6 +85,10 @@ export const SYNC_COMMANDS: readonly Command[] = [
         help: "put hostfiles' own orphans in the outbox: the retry deletes them like any pending deletion",
       },
       { name: 'include-unknown', help: 'with --apply: unknown state too (never state in use)' },
+      {
+        name: 'dry-run',
+        help: 'with --apply: print what would be scheduled (`scheduled`), schedule and journal nothing',
+      },
     ],
     summary: "list a host's states and compare with the database: orphans, unknown state, missing and modified states",
     details: [
@@ -95,16 +99,23 @@ export const SYNC_COMMANDS: readonly Command[] = [
       'modified: on disk with another digest than recorded (the VM ran since its last sync). Finding any is not a',
       'failure: exit 0. With --apply, the orphans (and with --include-unknown the unknown state) become pending',
       `deletions, conditional on the digest seen: state that changes before the retry is left alone.`,
+      'With --apply --dry-run: the same report (with "dryRun": true), `scheduled` naming what --apply would schedule;',
+      'nothing is scheduled or journaled and no deletion is sent (the host is listed, as without --apply).',
     ].join('\n'),
     async run(ctx, input) {
       if (input.bool('include-unknown') && !input.bool('apply'))
         throw new UsageError('--include-unknown goes with --apply', 'see `hostfiles reconcile --help`');
-      const { reconcileHost } = await import('../flows/index.js');
+      if (input.bool('dry-run') && !input.bool('apply'))
+        throw new UsageError('--dry-run goes with --apply', 'see `hostfiles reconcile --help`');
+      const { planReconcileHost, reconcileHost } = await import('../flows/index.js');
       const deps = await ctx.flows();
-      const report = await reconcileHost(deps, firstArg(input), {
-        apply: input.bool('apply'),
-        includeUnknown: input.bool('include-unknown'),
-      });
+      const options = { includeUnknown: input.bool('include-unknown') };
+      const report = input.bool('dry-run')
+        ? await planReconcileHost(deps, firstArg(input), options)
+        : await reconcileHost(deps, firstArg(input), {
+            apply: input.bool('apply'),
+            includeUnknown: input.bool('include-unknown'),
+          });
       const names = await loadNames(deps.store);
       ctx.print({ ...report, missing: report.missing.map((m) => ({ ...m, vmName: names.vm(m.vmUuid) })) }, () =>
         formatReconcile(report, names),
@@ -200,7 +211,7 @@ function formatAdopt(report: AdoptReport): string {
   return lines.join('\n');
 }
 
-function formatReconcile(report: ReconcileReport, names: Names): string {
+function formatReconcile(report: ReconcileReport | ReconcilePlan, names: Names): string {
   const states = (title: string, list: ReconcileReport['orphans'], none: string): string =>
     list.length === 0
       ? none
@@ -220,11 +231,17 @@ function formatReconcile(report: ReconcileReport, names: Names): string {
     `${plural(report.orphans.length, 'orphan')}, ${report.unknown.length} unknown, ${report.busy.length} in use, ` +
     `${report.missing.length} missing, ${report.modified.length} modified, ${report.pending} already pending deletion`;
   const next =
-    report.scheduled.length > 0
-      ? [`${plural(report.scheduled.length, 'state')} scheduled for deletion: \`hostfiles retry\` deletes them now`]
-      : report.orphans.length > 0
-        ? ['`hostfiles reconcile HOST --apply` schedules the orphans for deletion']
-        : [];
+    'dryRun' in report
+      ? [
+          `dry run: ${plural(report.scheduled.length, 'state')} would be scheduled for deletion` +
+            (report.scheduled.length === 0 ? '' : `: ${report.scheduled.join(', ')}`) +
+            '; nothing was changed',
+        ]
+      : report.scheduled.length > 0
+        ? [`${plural(report.scheduled.length, 'state')} scheduled for deletion: \`hostfiles retry\` deletes them now`]
+        : report.orphans.length > 0
+          ? ['`hostfiles reconcile HOST --apply` schedules the orphans for deletion']
+          : [];
   const hint =
     report.unknown.length > 0
       ? ["unknown state is never deleted unless --apply --include-unknown; `hostfiles adopt VM` registers a VM's"]

@@ -35,6 +35,7 @@ export const TPM_COMMANDS: readonly Command[] = [
         name: 'force',
         help: 'go ahead although a VM runs (its swtpm holds the state): the deletion waits until swtpm stops',
       },
+      { name: 'dry-run', help: 'print what would be deleted (every file "planned"); change nothing, send nothing' },
     ],
     summary: 'remove the TPMs of one or more VMs in one flow; print what is gone and what is pending',
     details: [
@@ -45,10 +46,18 @@ export const TPM_COMMANDS: readonly Command[] = [
       'binding stays "detaching" until the last one is confirmed. That is a normal outcome: exit 0.',
       'A VM whose swtpm (or QEMU, for NVRAM) runs is refused before anything is done, unless --force;',
       'the agents never delete a state whose lock is held: such a deletion stays pending (busy) until it is free.',
+      '--dry-run prints the same report (with "dryRun": true): every file that would be deleted as "planned", the',
+      'commands it would take, each binding as it would end were every deletion confirmed. Nothing is changed or',
+      'journaled and no host is asked (a running VM is not refused: only the real run probes for that). Exit 0.',
     ].join('\n'),
     async run(ctx, input) {
-      const { removeTpms } = await import('../flows/index.js');
+      const { planRemoveTpms, removeTpms } = await import('../flows/index.js');
       const deps = await ctx.flows();
+      if (input.bool('dry-run')) {
+        const plan = await planRemoveTpms(deps, [...new Set(input.args)]);
+        ctx.print(plan, () => formatRemoval({ ...plan, operationId: '', pending: [] }, true));
+        return;
+      }
       // The same VM named twice is one removal.
       const report = await removeTpms(deps, [...new Set(input.args)], undefined, { force: input.bool('force') });
       ctx.print(report, () => formatRemoval(report));

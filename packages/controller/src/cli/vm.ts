@@ -5,7 +5,7 @@ import type { KeyBinding, Store, Vm } from '../store/index.js';
 import { firstArg, type Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { loadNames } from './lookup.js';
-import { table } from './output.js';
+import { plural, table } from './output.js';
 
 export const VM_COMMANDS: readonly Command[] = [
   {
@@ -74,10 +74,35 @@ export const VM_COMMANDS: readonly Command[] = [
   {
     words: ['vm', 'destroy'],
     args: [{ name: 'VM', arity: 'one' }],
-    flags: [{ name: 'force', help: 'go ahead although the VM runs: deletions of states in use wait until released' }],
+    flags: [
+      { name: 'force', help: 'go ahead although the VM runs: deletions of states in use wait until released' },
+      { name: 'dry-run', help: 'print what would be deleted (every file "planned"); change nothing, send nothing' },
+    ],
     summary: 'delete all files of a VM (both types, every host), then its rows; unconfirmed files wait in the outbox',
+    details: [
+      '--dry-run prints the same report (with "dryRun": true): every file that would be deleted, per host, as',
+      '"planned", the commands it would take, and the TPM binding as it would end were every deletion confirmed.',
+      'Nothing is changed or journaled and no host is asked (so a running VM is not refused: only the real run',
+      'probes for that). Exit 0.',
+    ].join('\n'),
     async run(ctx, input) {
-      const { destroyVm } = await import('../flows/index.js');
+      const { destroyVm, planDestroyVm } = await import('../flows/index.js');
+      if (input.bool('dry-run')) {
+        const plan = await planDestroyVm(await ctx.flows(), firstArg(input));
+        ctx.print(plan, () =>
+          [
+            `dry run: destroying VM ${plan.vmName} (${plan.vmUuid}) would send ${plural(plan.commands, 'command')}`,
+            ...plan.hosts.flatMap((host) =>
+              host.files.map(
+                (file) => `  ${host.hostName}  ${file.status.padEnd(11)} ${file.type.padEnd(8)} ${file.path}`,
+              ),
+            ),
+            plan.tpm === null ? 'no TPM' : `TPM ${plan.tpm.tpmUuid}: its key binding goes once every file is gone`,
+            'nothing was changed',
+          ].join('\n'),
+        );
+        return;
+      }
       const report = await destroyVm(await ctx.flows(), firstArg(input), undefined, { force: input.bool('force') });
       ctx.print(report, () =>
         [

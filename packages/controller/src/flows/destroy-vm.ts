@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BackupFile, Tpm, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
-import { deleteOnHosts, type HostReport } from './dispatch.js';
+import { deleteOnHosts, planOnHosts, type HostReport } from './dispatch.js';
 import { forgetDeleted, isConfirmed, outcomesOf, unconfirmed, type PendingFile } from './outbox.js';
 import { refuseBusy } from './probe.js';
 import { settleBinding } from './remove-tpm.js';
@@ -70,6 +70,27 @@ export async function destroyVm(
     },
   );
 }
+
+/**
+ * `vm destroy --dry-run`: the report `destroyVm` would give were every deletion confirmed, with each file 'planned'
+ * and nothing pending. It reads only: no journal row, no lease, no command to any host (not even the busy probe).
+ */
+export async function planDestroyVm(deps: FlowDeps, vmRef: string): Promise<DestroyPlan> {
+  const vm = await resolveVm(deps.store, vmRef);
+  const { tpm, files } = await collect(deps, vm, await deps.store.listFilesByVm(vm.uuid));
+  const hosts = await planOnHosts(deps, files);
+  return {
+    dryRun: true,
+    vmUuid: vm.uuid,
+    vmName: vm.name,
+    tpm: tpm === null ? null : { tpmUuid: tpm.uuid, binding: 'detached' },
+    hosts,
+    commands: hosts.reduce((n, h) => n + h.commands, 0),
+  };
+}
+
+/** A destroy's report, as a dry run gives it: no operation, nothing pending. */
+export type DestroyPlan = Omit<DestroyReport, 'operationId' | 'pending'> & { readonly dryRun: true };
 
 async function collect(deps: FlowDeps, vm: Vm, files: readonly VmHostFile[]): Promise<Collected> {
   const [tpm, backups] = await Promise.all([deps.store.getTpmByVm(vm.uuid), deps.store.listBackupsByVm(vm.uuid)]);

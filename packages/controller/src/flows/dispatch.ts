@@ -20,7 +20,10 @@ export interface HostFile {
  * (nothing was deleted). `unconfirmed`: anything else (down, busy, refused): still to do.
  */
 export type DeleteOutcome =
-  { readonly status: 'deleted' | 'absent' } | { readonly status: 'changed' | 'unconfirmed'; readonly reason: string };
+  | { readonly status: 'deleted' | 'absent' }
+  | { readonly status: 'changed' | 'unconfirmed'; readonly reason: string }
+  // A dry run's: the deletion this file would get; nothing was sent.
+  | { readonly status: 'planned' };
 
 export type FileOutcome = Pick<HostFile, 'hostUuid' | 'type' | 'path'> & DeleteOutcome;
 
@@ -31,6 +34,22 @@ export interface HostReport {
   /** why the host could not be reached or refused, if it did */
   readonly error?: string;
   readonly files: readonly FileOutcome[];
+}
+
+/**
+ * What `deleteOnHosts` would send, sent nowhere: per host, the files (each 'planned') and how many commands it would
+ * take. A dry run's dispatch.
+ */
+export async function planOnHosts(deps: FlowDeps, files: readonly HostFile[]): Promise<HostReport[]> {
+  const byHost = groupBy(files, (file) => file.hostUuid);
+  return Promise.all(
+    [...byHost.entries()].map(async ([hostUuid, hostFiles]) => ({
+      hostUuid,
+      hostName: (await deps.store.getHost(hostUuid))?.name ?? hostUuid,
+      commands: Math.ceil(hostFiles.length / MAX_OPS),
+      files: hostFiles.map((file) => ({ ...where(file), status: 'planned' as const })),
+    })),
+  );
 }
 
 /**

@@ -1,5 +1,5 @@
 // Adding a host (its agent's key pinned, and its TLS certificate), moving it to another URL, health checks.
-import { X509Certificate } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
 import {
   certificatePublicKey,
   checkCertificate,
@@ -68,6 +68,68 @@ export async function setHostUrl(
   return { ...host, url: url.origin, certificate };
 }
 
+export const REPIN_HOST = 'host.repin';
+
+export interface RepinReport {
+  readonly operationId: string;
+  readonly hostUuid: string;
+  readonly hostName: string;
+  readonly url: string;
+  /** the fingerprints of the key pinned before, and of the one pinned now (the same when nothing changed) */
+  readonly previous: string;
+  readonly pinned: string;
+  readonly tls: boolean;
+  readonly trustedOnFirstUse: boolean;
+}
+
+/**
+ * Pins the key an agent holds now (its key was regenerated: every call to it is refused as a changed key). The agent
+ * at the host's URL is checked as `addHost` checks a new one (its certificate, the key /v1/info names and the expected
+ * key are one key), and must be the same host (its uuid): anything else is refused and nothing stored. The new key,
+ * the host Connected and the journal row are one transaction.
+ */
+export async function repinHost(
+  deps: FlowDeps,
+  ref: string,
+  input: Pick<NewHostInput, 'expectKey' | 'trustOnFirstUse'>,
+  operationId: string = randomUUID(),
+): Promise<RepinReport> {
+  const host = await resolveHost(deps, ref);
+  const expected = expectation(input);
+  const url = new URL(host.url);
+  const { info, certificate } = await identify(deps, url, expected);
+  if (info.hostUuid !== host.uuid) {
+    throw new FlowError(
+      'host_key_mismatch',
+      `the agent at ${url.origin} is host ${info.hostUuid}, not ${host.name} (${host.uuid}): refusing it, nothing ` +
+        'stored (another machine answers there: `hostfiles host add` it under its own name)',
+    );
+  }
+  const report: RepinReport = {
+    operationId,
+    hostUuid: host.uuid,
+    hostName: host.name,
+    url: url.origin,
+    previous: keyFingerprint(host.publicKey),
+    pinned: keyFingerprint(info.publicKey),
+    tls: certificate !== null,
+    trustedOnFirstUse: expected === undefined,
+  };
+  await deps.store.transaction(async (tx) => {
+    await tx.startOperation({
+      id: operationId,
+      kind: REPIN_HOST,
+      subject: host.uuid,
+      step: 'pin',
+      input: { host: host.uuid, expectKey: expected?.fingerprint ?? null },
+    });
+    await tx.setHostKey(host.uuid, { publicKey: info.publicKey, keyId: info.keyId, certificate });
+    await tx.setHostState(host.uuid, 'Connected', deps.now());
+    await tx.finishOperation(operationId, 'done', report);
+  });
+  return report;
+}
+
 /** What a health check found: the state recorded, and why a host is Disconnected. */
 export interface HostHealth {
   readonly state: Host['state'];
@@ -124,7 +186,7 @@ function agentUrl(text: string, allowPlainHttp: boolean): URL {
   return url;
 }
 
-function expectation(input: NewHostInput): ExpectedKey | undefined {
+function expectation(input: Pick<NewHostInput, 'expectKey' | 'trustOnFirstUse'>): ExpectedKey | undefined {
   if (input.expectKey !== undefined) {
     if (input.trustOnFirstUse === true) {
       throw new FlowError('bad_input', 'an expected key and trust on first use exclude each other');

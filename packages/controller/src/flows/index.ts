@@ -8,8 +8,17 @@ export {
   type ProgressEvent,
 } from './deps.js';
 export { createVmQueue, type LockKey, type LockMode, type VmQueue, type VmQueueOptions } from './vm-queue.js';
-export { deleteOnHosts, type HostReport, type FileOutcome } from './dispatch.js';
-export { addHost, checkHost, setHostUrl, type HostHealth, type NewHostInput } from './hosts.js';
+export { deleteOnHosts, planOnHosts, type HostReport, type FileOutcome } from './dispatch.js';
+export {
+  addHost,
+  checkHost,
+  repinHost,
+  REPIN_HOST,
+  setHostUrl,
+  type HostHealth,
+  type NewHostInput,
+  type RepinReport,
+} from './hosts.js';
 export {
   addTpm,
   addVm,
@@ -24,8 +33,10 @@ export {
   type WrittenFile,
 } from './inventory.js';
 export {
+  planRemoveTpms,
   removeTpms,
   REMOVE_TPM,
+  type RemovalPlan,
   type RemovalReport,
   type RemoveOptions,
   type VmRemoval,
@@ -38,7 +49,7 @@ export { probeStates, type BusyState, type Probe } from './probe.js';
 export { retryPendingDeletions, backoff, type RetryReport } from './retry.js';
 export { resolveVm, needsNvram } from './resolve.js';
 export { createRetryWorker, type RetryWorker, type RetryWorkerOptions, type Timers } from './retry-worker.js';
-export { destroyVm, DESTROY_VM, type DestroyReport } from './destroy-vm.js';
+export { destroyVm, planDestroyVm, DESTROY_VM, type DestroyPlan, type DestroyReport } from './destroy-vm.js';
 export { resumeOperations, settleDetachingBindings, type ResumeReport, type SkippedVm } from './resume.js';
 export {
   syncVm,
@@ -58,7 +69,9 @@ export {
   type RestoredFile,
 } from './restore.js';
 export {
+  planReconcileHost,
   reconcileHost,
+  type ReconcilePlan,
   resumeReconcile,
   RECONCILE_HOST,
   ORPHAN_VM_UUID,
@@ -75,3 +88,11 @@ export {
   type LeaseSettings,
 } from './controller-lease.js';
 export { createFleetShare } from './fleet-share.js';
+export {
+  hostHoldings,
+  removeHost,
+  REMOVE_HOST,
+  type HostHoldings,
+  type HostRemoval,
+  type RemoveHostOptions,
+} from './remove-host.js';

@@ -1,5 +1,7 @@
 // Before a removal or a destruction: is any of the states to delete in use (a running swtpm's lock, a QEMU holding
-// its NVRAM)? Asked with one `files.stat` per host, hosts at once. A host that cannot say is not in the way (its agent
+// its NVRAM)? Asked with one `files.busy` per host (up to MAX_OPS states each), hosts at once: the agent looks at the
+// locks without reading a file (a `files.stat` would digest every one: 64 MiB per AAVMF store). An agent older than
+// `files.busy` answers 404 not_found: it is asked with `files.stat` instead. A host that cannot say is not in the way (its agent
 // refuses a busy delete anyway): its states are left pending without a second wait for it (see `Probe.down`).
 import { mapLimit, MAX_OPS } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
@@ -48,14 +50,21 @@ export async function probeStates(deps: FlowDeps, files: readonly VmHostFile[]):
   return { busy: perHost.flat(), down };
 }
 
-/** The stat results, or why the host could not answer (and the host marked as a dispatch would mark it). */
+/** The busy results, or why the host could not answer (and the host marked as a dispatch would mark it). */
 async function statOn(deps: FlowDeps, host: Host, rows: readonly VmHostFile[]) {
+  const files = rows.map(({ type, path }) => ({ type, path }));
   try {
-    const answer = await deps.agents.send(host, 'files.stat', {
-      files: rows.map(({ type, path }) => ({ type, path })),
-    });
+    const results = await deps.agents.send(host, 'files.busy', { files }).then(
+      (answer) => answer.results,
+      async (error: unknown) => {
+        if (!isAgentCallError(error) || error.details.status !== 404 || error.details.agentCode !== 'not_found') {
+          throw error;
+        }
+        return (await deps.agents.send(host, 'files.stat', { files })).results;
+      },
+    );
     await markHost(deps, host, 'Connected');
-    return answer.results;
+    return results;
   } catch (error) {
     if (!isAgentCallError(error)) throw error;
     await markUnreachable(deps, host, error);

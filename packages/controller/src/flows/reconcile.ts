@@ -151,6 +151,36 @@ export async function reconcileHost(
   );
 }
 
+/** A reconcile's report, as a dry run gives it: no operation; `scheduled` is what `apply` would put in the outbox. */
+export type ReconcilePlan = Omit<ReconcileReport, 'operationId'> & { readonly dryRun: true };
+
+/**
+ * `reconcile --apply --dry-run`: the comparison `reconcileHost` makes, and in `scheduled` what `apply` (with
+ * `includeUnknown`, if asked) would put in the outbox. The host is listed (reads only: no deletion is sent); nothing
+ * is written to the database, not even the host's state.
+ */
+export async function planReconcileHost(
+  deps: FlowDeps,
+  hostRef: string,
+  options: Pick<ReconcileOptions, 'includeUnknown'> = {},
+): Promise<ReconcilePlan> {
+  const host = await resolveHost(deps, hostRef);
+  // Listed without recording the host seen: a dry run writes nothing, not even that.
+  const { roots, results: units } = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] });
+  const deep = await statDeepRows(deps, host, units);
+  const { found } = await compare(deps.store, host, units, deep);
+  const doomed = [...found.orphans, ...(options.includeUnknown === true ? found.unknown : [])];
+  return {
+    dryRun: true,
+    hostUuid: host.uuid,
+    hostName: host.name,
+    roots,
+    listed: units.length,
+    ...found,
+    scheduled: doomed.map((u) => u.path),
+  };
+}
+
 async function listHost(deps: FlowDeps, host: Host): Promise<{ roots: Roots; units: readonly ListEntry[] }> {
   try {
     const answer = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] });

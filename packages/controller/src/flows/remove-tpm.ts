@@ -3,7 +3,7 @@ import type { FileType } from '@hostfiles/shared';
 import { randomUUID } from 'node:crypto';
 import type { BackupFile, StoreTx, Tpm, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
-import { deleteOnHosts, type HostReport } from './dispatch.js';
+import { deleteOnHosts, planOnHosts, type HostReport } from './dispatch.js';
 import { forgetDeleted, isConfirmed, outcomesOf, unconfirmed, type PendingFile } from './outbox.js';
 import { refuseBusy } from './probe.js';
 import { needsNvram, resolveVms } from './resolve.js';
@@ -88,6 +88,36 @@ export async function removeTpms(
       return purge(deps, operationId, collected, hosts);
     },
   );
+}
+
+/** A removal's report, as a dry run gives it: no operation, nothing pending. */
+export type RemovalPlan = Omit<RemovalReport, 'operationId' | 'pending'> & { readonly dryRun: true };
+
+/**
+ * `tpm remove --dry-run`: the report `removeTpms` would give were every deletion confirmed (each file 'planned', each
+ * binding detached), refused as it would be (a VM without a TPM). It reads only: no journal row, no lease, no command
+ * to any host (not even the busy probe).
+ */
+export async function planRemoveTpms(deps: FlowDeps, vmRefs: readonly string[]): Promise<RemovalPlan> {
+  if (vmRefs.length === 0) throw new FlowError('bad_input', 'name at least one VM');
+  const vms = [...new Map((await resolveVms(deps.store, vmRefs)).map((vm) => [vm.uuid, vm])).values()];
+  const collected = await collect(deps, vms, await deps.store.listFilesByVms(vms.map((vm) => vm.uuid)));
+  const hosts = await planOnHosts(
+    deps,
+    collected.flatMap((c) => c.files),
+  );
+  return {
+    dryRun: true,
+    vms: collected.map(({ vm, tpm, nvram }) => ({
+      vmUuid: vm.uuid,
+      vmName: vm.name,
+      tpmUuid: tpm.uuid,
+      nvram,
+      binding: 'detached',
+    })),
+    hosts,
+    commands: hosts.reduce((n, h) => n + h.commands, 0),
+  };
 }
 
 /** Step 1. Every VM must have a TPM: a removal that names a VM without one is refused before anything is done. */

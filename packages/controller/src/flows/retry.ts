@@ -70,7 +70,13 @@ async function retryKeys(deps: FlowDeps, rows: readonly PendingDeletion[]): Prom
  */
 async function stillPending(deps: FlowDeps, rows: readonly PendingDeletion[]): Promise<PendingDeletion[]> {
   const wanted = new Set(rows.map((row) => row.id));
-  return (await deps.store.listPendingDeletions()).filter((row) => wanted.has(row.id));
+  // Only the rows' hosts are read again: a pass over one host, or over one controller's share, never reads the
+  // whole outbox of the fleet.
+  const current: PendingDeletion[] = [];
+  for (const hostUuid of new Set(rows.map((row) => row.hostUuid))) {
+    for (const row of await deps.store.listPendingDeletions({ hostUuid })) if (wanted.has(row.id)) current.push(row);
+  }
+  return current;
 }
 
 async function settle(

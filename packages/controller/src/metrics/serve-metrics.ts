@@ -33,6 +33,7 @@ const AGENT_CALL_KINDS: Readonly<Record<AgentCallKind, true>> = {
   'files.read': true,
   'files.list': true,
   'files.stat': true,
+  'files.busy': true,
   info: true,
 };
 const AGENT_CALL_OUTCOMES: ReadonlySet<string> = new Set(['ok', ...AGENT_CALL_FAILURES, 'error']);

@@ -42,6 +42,15 @@ for (const engine of ENGINES)
         ['https://h1:7441', pem, 'pk'],
       );
       await assert.rejects(store.setHostEndpoint('nope', 'https://x', null), notFound);
+      // A re-pinned agent: another key and certificate, the same uuid, name and URL.
+      const repinned = '-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n';
+      await store.setHostKey(h1, { publicKey: 'pk2', keyId: '8899aabbccddeeff', certificate: repinned });
+      const after = await store.getHost(h1);
+      assert.deepEqual(
+        [after?.publicKey, after?.keyId, after?.certificate, after?.url, after?.name],
+        ['pk2', '8899aabbccddeeff', repinned, 'https://h1:7441', 'h1'],
+      );
+      await assert.rejects(store.setHostKey('nope', { publicKey: 'pk', keyId: 'k', certificate: null }), notFound);
       await store.removeHost(h2);
       await assert.rejects(store.removeHost(h2), notFound);
     });

@@ -150,6 +150,13 @@ export function inventoryWrites({ sql, now }: Context) {
       });
       expectOne(changes, `host ${uuid}`);
     },
+    setHostKey: async (uuid, { publicKey, keyId, certificate }) => {
+      const { changes } = await sql.run(
+        'UPDATE hosts SET public_key = $publicKey, key_id = $keyId, certificate = $certificate WHERE uuid = $uuid',
+        { uuid, publicKey, keyId, certificate },
+      );
+      expectOne(changes, `host ${uuid}`);
+    },
     removeHost: async (uuid) => {
       expectOne((await sql.run('DELETE FROM hosts WHERE uuid = $uuid', { uuid })).changes, `host ${uuid}`);
     },

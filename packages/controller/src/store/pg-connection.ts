@@ -169,7 +169,8 @@ export function openPgConnection(options: PgConnectionOptions): PgConnection {
     idleTimeoutMillis: 30_000,
     options: `-c search_path=${schema}`,
     types: typeParsers,
-    application_name: 'hostfiles',
+    // Which deployment a connection serves, in pg_stat_activity (a schema name is at most 63 characters; so is this).
+    application_name: `hostfiles:${schema}`.slice(0, 63),
   });
   // An idle connection the server dropped (a restart, a pooler's timeout) is removed by the pool and reopened on
   // demand; without a listener, its error would end the process.

@@ -32,6 +32,8 @@ export interface Host {
   readonly createdAt: number;
 }
 export type NewHost = Omit<Host, 'createdAt'>;
+/** What pinning an agent stores: its key and the certificate it derives from it. */
+export type HostKey = Pick<Host, 'publicKey' | 'keyId' | 'certificate'>;
 
 export interface Vm {
   readonly uuid: string;
@@ -268,6 +270,11 @@ export interface StoreWrites {
   setHostState(uuid: string, state: HostState, seenAt?: number): Promise<HostState>;
   /** Points the host at another URL with its pinned certificate (the agent's key and uuid stay pinned). */
   setHostEndpoint(uuid: string, url: string, certificate: string | null): Promise<void>;
+  /**
+   * Pins another agent key (and its TLS certificate) for the host: its agent's key was regenerated. The uuid, name
+   * and URL stay.
+   */
+  setHostKey(uuid: string, key: HostKey): Promise<void>;
   /** Refused ('constraint') while a VM, a file row or a pending deletion still names the host. */
   removeHost(uuid: string): Promise<void>;
   addVm(vm: NewVm): Promise<Vm>;

@@ -43,6 +43,7 @@ const COMMANDS: Readonly<Record<CommandKind, Record<string, unknown>>> = {
   },
   'files.list': { kind: 'files.list', ...header, types: ['TpmState', 'NvRam'] },
   'files.stat': { kind: 'files.stat', ...header, files: [{ type: 'TpmState', path: '/var/lib/swtpm/vm-1' }] },
+  'files.busy': { kind: 'files.busy', ...header, files: [{ type: 'NvRam', path: '/var/lib/nvram/vm-1/VARS.fd' }] },
 };
 
 const without = (value: Readonly<Record<string, unknown>>, field: string) =>

@@ -54,6 +54,7 @@ describe('ENDPOINTS', () => {
         'files.read': '/v1/files/read',
         'files.list': '/v1/files/list',
         'files.stat': '/v1/files/stat',
+        'files.busy': '/v1/files/busy',
       },
     );
   });

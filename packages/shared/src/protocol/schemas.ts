@@ -121,16 +121,27 @@ export const statCommandSchema = z.strictObject({
   ...commandHeader,
   files: z.array(fileRefSchema).max(MAX_OPS),
 });
+/**
+ * Whether a lock is held on these states now, and nothing else: the removal's busy probe. A stat would also read
+ * every file to digest it (a 64 MiB AAVMF store per VM) for an answer the probe does not use.
+ */
+export const busyCommandSchema = z.strictObject({
+  kind: z.literal('files.busy'),
+  ...commandHeader,
+  files: z.array(fileRefSchema).min(1).max(MAX_OPS),
+});
 export const commandSchema = z.discriminatedUnion('kind', [
   applyCommandSchema,
   readCommandSchema,
   listCommandSchema,
   statCommandSchema,
+  busyCommandSchema,
 ]);
 export type ApplyCommand = z.infer<typeof applyCommandSchema>;
 export type ReadCommand = z.infer<typeof readCommandSchema>;
 export type ListCommand = z.infer<typeof listCommandSchema>;
 export type StatCommand = z.infer<typeof statCommandSchema>;
+export type BusyCommand = z.infer<typeof busyCommandSchema>;
 export type Command = z.infer<typeof commandSchema>;
 export type CommandKind = Command['kind'];
 export type FileRef = z.infer<typeof fileRefSchema>;
@@ -203,10 +214,17 @@ export const statResultSchema = z.union([
   z.strictObject({ type: fileType, path, status: z.literal('absent') }),
   z.strictObject({ type: fileType, path, status: z.literal('failed'), error: opError }),
 ]);
+/** `files.busy`: a state found and whether a lock is held on it or on a file below it. */
+export const busyResultSchema = z.union([
+  z.strictObject({ type: fileType, path, status: z.literal('present'), kind: z.enum(STATE_KINDS), busy: z.boolean() }),
+  z.strictObject({ type: fileType, path, status: z.literal('absent') }),
+  z.strictObject({ type: fileType, path, status: z.literal('failed'), error: opError }),
+]);
 export type ApplyResult = z.infer<typeof applyResultSchema>;
 export type ReadResult = z.infer<typeof readResultSchema>;
 export type ListEntry = z.infer<typeof listEntrySchema>;
 export type StatResult = z.infer<typeof statResultSchema>;
+export type BusyResult = z.infer<typeof busyResultSchema>;
 export type UnitFacts = Omit<ListEntry, 'type' | 'path'>;
 export type ResultStatus = ApplyResult['status'] | ReadResult['status'] | StatResult['status'];
 
@@ -235,11 +253,17 @@ export const statAnswerSchema = z.strictObject({
   roots,
   results: z.array(statResultSchema),
 });
+export const busyAnswerSchema = z.strictObject({
+  ...answerHeader,
+  kind: z.literal('files.busy'),
+  results: z.array(busyResultSchema),
+});
 export type ApplyAnswer = z.infer<typeof applyAnswerSchema>;
 export type ReadAnswer = z.infer<typeof readAnswerSchema>;
 export type ListAnswer = z.infer<typeof listAnswerSchema>;
 export type StatAnswer = z.infer<typeof statAnswerSchema>;
-export type Answer = ApplyAnswer | ReadAnswer | ListAnswer | StatAnswer;
+export type BusyAnswer = z.infer<typeof busyAnswerSchema>;
+export type Answer = ApplyAnswer | ReadAnswer | ListAnswer | StatAnswer | BusyAnswer;
 export type AnswerFor<K extends CommandKind> = Extract<Answer, { kind: K }>;
 export type Roots = z.infer<typeof roots>;
 
@@ -248,6 +272,7 @@ export const ANSWER_SCHEMAS = {
   'files.read': readAnswerSchema,
   'files.list': listAnswerSchema,
   'files.stat': statAnswerSchema,
+  'files.busy': busyAnswerSchema,
 } as const;
 
 export const infoSchema = z.strictObject({
@@ -268,4 +293,5 @@ export const ENDPOINTS: Readonly<Record<CommandKind, string>> = {
   'files.read': '/v1/files/read',
   'files.list': '/v1/files/list',
   'files.stat': '/v1/files/stat',
+  'files.busy': '/v1/files/busy',
 };

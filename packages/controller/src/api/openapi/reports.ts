@@ -53,6 +53,10 @@ export const fileOutcome = component(
         }),
         reason,
       }),
+      z.strictObject({
+        ...onHost,
+        status: meta(z.literal('planned'), { description: "a dry run's (the CLI's --dry-run): nothing was sent" }),
+      }),
     ]),
   ),
   'the outcome of one deletion on a host',

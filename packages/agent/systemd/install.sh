@@ -1,0 +1,87 @@
+#!/bin/sh
+# Installs the bundled hostfiles agent on this host: the bundle, a `hostfiles-agent` command, the systemd unit, a
+# config (made once, never replaced) and the agent's key. Starts nothing: it prints the next steps.
+# Usage: install.sh [--prefix DIR (/usr/local)] [--node NODE (/usr/bin/node)] [--trusted-key BASE64] [--destdir DIR]
+#   --trusted-key: the controller's public key (`hostfiles init` prints it), written into a new config's trustedKeys.
+#   --destdir: install below DIR instead of / (packaging, tests); the paths written into files stay the real ones.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+prefix=/usr/local
+node=/usr/bin/node
+destdir=
+trusted=
+usage() { echo "usage: install.sh [--prefix DIR] [--node NODE] [--trusted-key BASE64] [--destdir DIR]" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  [ $# -ge 2 ] || usage
+  case $1 in
+    --prefix) prefix=$2 ;;
+    --node) node=$2 ;;
+    --destdir) destdir=$2 ;;
+    --trusted-key) trusted=$2 ;;
+    *) usage ;;
+  esac
+  shift 2
+done
+case $prefix in /*) ;; *) echo "install.sh: --prefix must be absolute" >&2; exit 2 ;; esac
+bundle=$here/hostfiles-agent.cjs
+[ -f "$bundle" ] && [ -f "$here/hostfiles-agent.service" ] || { echo "install.sh: run it from the bundle's directory (pnpm bundle)" >&2; exit 2; }
+if [ ! -x "$node" ]; then
+  echo "install.sh: no Node at $node: \`apt-get install nodejs\` (Debian 12's 18.20 will do), or pass --node" >&2
+  exit 2
+fi
+# Checked here in syntax any Node parses: a Node too old to parse the bundle could not say what it needs.
+min_node=@MIN_NODE@
+if ! "$node" -e 'var h = process.versions.node.split(".").map(Number), n = process.argv[1].split(".").map(Number);
+  process.exit(h[0] !== n[0] ? (h[0] > n[0] ? 0 : 1) : h[1] !== n[1] ? (h[1] > n[1] ? 0 : 1) : h[2] >= n[2] ? 0 : 1)' "$min_node"; then
+  echo "install.sh: the agent needs Node $min_node or later, $node is $("$node" --version)" >&2
+  exit 2
+fi
+version=$("$node" "$bundle" --version) || exit 2
+
+lib=$prefix/lib/hostfiles
+install -d -m 0755 "$destdir$lib" "$destdir$prefix/bin" "$destdir/etc/systemd/system"
+install -m 0755 "$bundle" "$destdir$lib/hostfiles-agent.cjs"
+printf '#!/bin/sh\nexec %s %s "$@"\n' "$node" "$lib/hostfiles-agent.cjs" >"$destdir$prefix/bin/hostfiles-agent"
+chmod 0755 "$destdir$prefix/bin/hostfiles-agent"
+sed -e "/^Exec/ s|/usr/local/lib/hostfiles/|$lib/|" -e "/^Exec/ s|/usr/bin/node |$node |" "$here/hostfiles-agent.service" \
+  >"$destdir/etc/systemd/system/hostfiles-agent.service"
+chmod 0644 "$destdir/etc/systemd/system/hostfiles-agent.service"
+
+# The config: made once from the example, with a hostUuid of its own; an existing one is the operator's.
+config=/etc/hostfiles/agent.json
+install -d -m 0755 "$destdir/etc/hostfiles"
+if [ -e "$destdir$config" ]; then
+  echo "kept $config (exists)"
+else
+  (umask 077 && "$node" "$bundle" print-config-example >"$destdir$config.new")
+  HOSTFILES_UUID=$(cat /proc/sys/kernel/random/uuid) HOSTFILES_TRUSTED=$trusted "$node" -e '
+    const fs = require("node:fs");
+    const [file] = process.argv.slice(1);
+    const config = JSON.parse(fs.readFileSync(file, "utf8"));
+    config.hostUuid = process.env.HOSTFILES_UUID;
+    if (process.env.HOSTFILES_TRUSTED) config.trustedKeys = [process.env.HOSTFILES_TRUSTED];
+    fs.writeFileSync(file, JSON.stringify(config, null, 2) + "\n");
+  ' "$destdir$config.new"
+  mv "$destdir$config.new" "$destdir$config"
+  echo "made $config"
+fi
+
+# The agent's key, now rather than at first start, so that its fingerprint can be given to the controller first.
+state=/var/lib/hostfiles-agent
+install -d -m 0700 "$destdir$state"
+if [ -e "$destdir$state/agent.key" ]; then
+  echo "kept $state/agent.key (exists)"
+else
+  "$node" "$bundle" keygen --out "$destdir$state/agent.key" >/dev/null
+  echo "made $state/agent.key"
+fi
+
+echo "installed hostfiles-agent $version: $lib/hostfiles-agent.cjs, $prefix/bin/hostfiles-agent, /etc/systemd/system/hostfiles-agent.service"
+cat <<NEXT
+Next:
+  1. $config: trustedKeys (the controller's public key, \`hostfiles init\` prints it)$([ -n "$trusted" ] && echo ": set"), listen, roots, ownership.
+  2. systemctl daemon-reload && systemctl enable --now hostfiles-agent
+     journalctl -u hostfiles-agent -o cat    # root_made (a new host), then listening
+  3. hostfiles-agent info --config $config    # the fingerprint; on the controller:
+     hostfiles host add NAME https://THIS-HOST:7441 --expect-key FINGERPRINT
+NEXT
