@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // hostfiles-agent: the only module that touches process (argv, signals, exit) or listens.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { fstatSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +10,7 @@ import {
   createLogger,
   createMetricsServer,
   generateSigningKey,
+  isJournalStream,
   keyFingerprint,
   METRICS_PATH,
   trustedKeyFromBase64,
@@ -88,10 +89,12 @@ Metrics (metrics, absent: off): Prometheus text at GET /metrics on a listener of
 listen's. host defaults to 127.0.0.1 and port to 9464; a host other than loopback only with allowPlainHttp: true.
 Logged metrics_listening with the port once it listens, before listening.
 
-Logs are JSON lines on stdout. SIGTERM drains in-flight requests and exits 0. SIGHUP reads the config file again
-and applies trustedKeys (logged reloaded: the keyIds added and removed, and needsRestart: the keys changed in the
-file that only a restart applies: everything else); a config that does not validate changes nothing (logged
-reload_failed with every problem) and the agent serves on.
+Logs are JSON lines on stdout, ISO times, the events listed in the README; when stdout is the journal (systemd's
+JOURNAL_STREAM names it) each line starts with its syslog priority: <6> info, <4> warn, <3> error.
+SIGTERM drains in-flight requests and exits 0. SIGHUP reads the config file again and applies trustedKeys (logged
+reloaded: the keyIds added and removed, and needsRestart: the keys changed in the file that only a restart applies:
+everything else); a config that does not validate changes nothing (logged reload_failed with every problem) and the
+agent serves on.
 
 One agent per stateDir: a second one started on it exits 2, naming the holder's pid. The lock is an abstract unix
 socket named from the stateDir's device and inode, released by the kernel however the holder ends (even SIGKILL).
@@ -200,6 +203,8 @@ function makeRoots(configPath: string): void {
   const logger = createLogger<AgentEvent>({
     write: (line) => process.stdout.write(line),
     fields: { hostUuid: loaded.value.hostUuid },
+    // The unit's ExecStartPre: its stdout is the journal too.
+    syslogPrefix: isJournalStream(process.env['JOURNAL_STREAM'], fstatSync(1, { bigint: true })),
   });
   for (const outcome of makeMissingRoots(loaded.value.roots, ownership.value)) {
     if (outcome.made) logger.info('root_made', outcome);
@@ -358,6 +363,8 @@ async function run(configPath: string): Promise<void> {
   const logger = createLogger<AgentEvent>({
     write: (line) => process.stdout.write(line),
     fields: { hostUuid: config.hostUuid },
+    // Under systemd with stdout to the journal, each line carries its syslog priority for journald.
+    syslogPrefix: isJournalStream(process.env['JOURNAL_STREAM'], fstatSync(1, { bigint: true })),
   });
   const files = openFileStore(config, ownership, logger);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });

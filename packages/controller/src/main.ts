@@ -4,7 +4,8 @@ import { createRequire } from 'node:module';
 import { failureOf, runCli } from './cli/index.js';
 import type { CliIo } from './cli/index.js';
 
-const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+// Read when asked (--version): resolving and parsing package.json would cost every other call its start-up.
+const version = (): string => (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 // A reader that went away (`hostfiles demo | head`) is not a failure of the command: its output is dropped from then
 // on and the command runs to its end, cleaning up what it started, instead of dying on EPIPE with agents left running.
@@ -30,6 +31,11 @@ const io: CliIo = {
     }
     return stop.signal;
   },
+  // Loaded when serve asks, not at every start: node:fs and the shared package cost every command their start-up.
+  stdoutIsJournal: async () => {
+    const [{ fstatSync }, { isJournalStream }] = await Promise.all([import('node:fs'), import('@hostfiles/shared')]);
+    return isJournalStream(process.env['JOURNAL_STREAM'], fstatSync(1, { bigint: true }));
+  },
   onReload: (listener) => {
     process.on('SIGHUP', listener);
   },
@@ -38,7 +44,7 @@ const io: CliIo = {
 runCli(process.argv.slice(2), {
   io,
   env: { db: process.env['HOSTFILES_DB'], key: process.env['HOSTFILES_KEY'] },
-  version: VERSION,
+  version,
   now: Date.now,
   random: Math.random,
 }).catch((error: unknown) => {

@@ -18,7 +18,8 @@ export function journaled<R extends { readonly operationId: string }>(c: Context
 }
 
 /** The API's log events. */
-export type ApiEvent = 'request' | 'request_failed' | 'internal_error';
+export const API_EVENTS = ['request', 'request_failed', 'internal_error'] as const;
+export type ApiEvent = (typeof API_EVENTS)[number];
 
 export interface ApiDeps {
   readonly flows: FlowDeps;

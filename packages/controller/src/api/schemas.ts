@@ -3,6 +3,7 @@
 import { FILE_TYPES, MAX_ENTRIES, MAX_PATH_LENGTH } from '@hostfiles/shared';
 import { z } from 'zod';
 import { BOOT_MODES, OPERATION_STATES } from '../store/index.js';
+import { MAX_OPERATIONS_LIMIT } from './limits.js';
 
 const name = z.string().min(1).max(200);
 /** A VM or host as the CLI names it: its name or its uuid. */
@@ -114,9 +115,7 @@ export const destroyVmQuery = z.strictObject({
   force: z.enum(['true', 'false']).optional(),
 });
 
-/** The most operations one answer lists; `GET /v1/operations` lists 50 unless asked. */
-export const MAX_OPERATIONS_LIMIT = 1000;
-export const DEFAULT_OPERATIONS_LIMIT = 50;
+export { DEFAULT_OPERATIONS_LIMIT, MAX_OPERATIONS_LIMIT } from './limits.js';
 
 /** `GET /v1/operations?state=failed&kind=file.write&limit=20`: the journal, newest first. */
 export const listOperationsQuery = z.strictObject({

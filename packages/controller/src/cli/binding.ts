@@ -1,6 +1,6 @@
 // `hostfiles binding list`: the key bindings of TPMs, with their state; a `detaching` one outlives its TPM row until
 // the last of the TPM's state is confirmed gone from every host.
-import { KEY_BINDING_STATES, type KeyBindingState } from '../store/index.js';
+import { KEY_BINDING_STATES, type KeyBindingState } from '../store/types.js';
 import type { Command } from './command.js';
 import { UsageError } from './errors.js';
 import { loadNames } from './lookup.js';

@@ -20,6 +20,8 @@ export interface CliIo {
    * asks, so every other command still dies on a signal as usual.
    */
   readonly stopSignal?: () => AbortSignal;
+  /** For `serve`'s log: whether stdout is the journal (its lines then start with their `<N>` syslog priority). */
+  readonly stdoutIsJournal?: () => Promise<boolean>;
   /**
    * For `serve`: `listener` runs on each SIGHUP from now on. Installed only when a command asks, so any other command
    * still ends on a hangup as usual.

@@ -1,6 +1,5 @@
 // `hostfiles demo` and `hostfiles resume`.
-import { runDemo } from '../demo/demo.js';
-import { resumeOperations, type ResumeReport } from '../flows/index.js';
+import type { ResumeReport } from '../flows/index.js';
 import type { Command } from './command.js';
 import { CliError } from './errors.js';
 
@@ -13,6 +12,7 @@ export const DEMO_COMMANDS: readonly Command[] = [
     details:
       'Uses its own temporary directory, database and key (not --db or --key) and removes them at the end.\nExits 1 when the final state on disk is not the expected one.',
     async run(ctx) {
+      const { runDemo } = await import('../demo/demo.js');
       const result = await runDemo((line) => {
         ctx.io.stdout(`${line}\n`);
       });
@@ -25,6 +25,7 @@ export const DEMO_COMMANDS: readonly Command[] = [
     flags: [],
     summary: 'resume or safely repeat every operation a stopped controller left unfinished',
     async run(ctx) {
+      const { resumeOperations } = await import('../flows/index.js');
       const report = await resumeOperations(await ctx.flows());
       ctx.print(report, () => resumeText(report));
       if (report.errors.length > 0) throw new CliError(`${report.errors.length} operations could not be resumed`);

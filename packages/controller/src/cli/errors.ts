@@ -1,7 +1,8 @@
 // The CLI's two errors and the one place that turns any error into an exit code and a line on stderr.
-import { isAgentCallError } from '../agents/index.js';
-import { isFlowError } from '../flows/index.js';
-import { isStoreError } from '../store/index.js';
+// The guards come from their own small modules, not the packages' indexes: a usage error loads no database driver.
+import { isAgentCallError } from '../agents/agent-error.js';
+import { isFlowError } from '../flows/deps.js';
+import { isStoreError } from '../store/errors.js';
 
 /** Bad usage (unknown command or option, wrong arguments): exit 2, with a hint where to read more. */
 export class UsageError extends Error {

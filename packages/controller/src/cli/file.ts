@@ -1,10 +1,8 @@
 // `hostfiles file write|list`.
-import { FILE_TYPES, type FileType } from '@hostfiles/shared';
-import { writeFile } from '../flows/index.js';
+import { FILE_TYPES, type FileType } from '@hostfiles/shared/core';
 import type { VmHostFile } from '../store/index.js';
 import type { Command } from './command.js';
 import { UsageError } from './errors.js';
-import { readLocalState } from './local-state.js';
 import { findVm, loadNames } from './lookup.js';
 import { formatTime, table } from './output.js';
 
@@ -45,6 +43,8 @@ export const FILE_COMMANDS: readonly Command[] = [
       if (!isFileType(type))
         throw new UsageError(`--type is ${FILE_TYPES.join(' or ')}, not ${type}`, 'see `hostfiles file write --help`');
       const path = input.required('path');
+      const { readLocalState } = await import('./local-state.js');
+      const { writeFile } = await import('../flows/index.js');
       const state = readLocalState(input.required('from'));
       const host = input.string('host');
       const deps = await ctx.flows();

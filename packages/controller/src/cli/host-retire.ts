@@ -1,5 +1,5 @@
 // `hostfiles host drain|remove`: a host gone for good, and every row that still names it settled in the open.
-import { hostHoldings, removeHost, type HostHoldings, type HostRemoval } from '../flows/index.js';
+import type { HostHoldings, HostRemoval } from '../flows/index.js';
 import { firstArg, type Command } from './command.js';
 import { findHost } from './lookup.js';
 import { formatTime, plural } from './output.js';
@@ -18,6 +18,7 @@ export const HOST_RETIRE_COMMANDS: readonly Command[] = [
       'backups there.',
     ].join('\n'),
     async run(ctx, input) {
+      const { hostHoldings } = await import('../flows/index.js');
       const store = await ctx.store();
       const holdings = await hostHoldings(store, await findHost(store, firstArg(input)));
       ctx.print(holdings, () => formatHoldings(holdings, 'would'));
@@ -48,6 +49,7 @@ export const HOST_RETIRE_COMMANDS: readonly Command[] = [
       '(`hostfiles ops show ID`) in the same transaction as the changes.',
     ].join('\n'),
     async run(ctx, input) {
+      const { removeHost } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const report = await removeHost(deps, firstArg(input), {
         forgetRecords: input.bool('forget-records'),

@@ -1,16 +1,9 @@
-// `hostfiles host add|list|remove|check`.
-import { keyFingerprint, mapLimit, parseExpectedKey } from '@hostfiles/shared';
-import { isAgentCallError } from '../agents/index.js';
-import {
-  addHost,
-  checkHost,
-  isFlowError,
-  repinHost,
-  setHostUrl,
-  type FlowDeps,
-  type RepinReport,
-} from '../flows/index.js';
-import { isStoreError, type Host } from '../store/index.js';
+// `hostfiles host add|repin|set-url|list|check` (drain and remove: host-retire.ts).
+import { isAgentCallError } from '../agents/agent-error.js';
+import { isFlowError, type FlowDeps } from '../flows/deps.js';
+import type { RepinReport } from '../flows/index.js';
+import { isStoreError } from '../store/errors.js';
+import type { Host } from '../store/index.js';
 import { firstArg, type Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { formatTime, table } from './output.js';
@@ -28,29 +21,6 @@ const hostRow = (host: Host): string[] => [
 ];
 const HOST_HEADERS = ['NAME', 'STATE', 'URL', 'TRANSPORT', 'UUID', 'AGENT KEY', 'LAST SEEN'];
 
-const pinned = (host: Host): string =>
-  `agent key ${keyFingerprint(host.publicKey)} pinned` +
-  (host.certificate !== null ? ', with its TLS certificate' : ', over plain HTTP (no TLS)');
-
-/** Which key to pin is the operator's to say: an expected key, or trust on first use asked for by name. */
-function checkTrust(command: string, expectKey: string | undefined, trustOnFirstUse: boolean): void {
-  const hint = `see \`hostfiles ${command} --help\``;
-  if (expectKey !== undefined && trustOnFirstUse) {
-    throw new UsageError('--expect-key and --trust-on-first-use exclude each other', hint);
-  }
-  if (expectKey === undefined && !trustOnFirstUse) {
-    throw new UsageError(
-      `${command} needs --expect-key KEY (the agent's public key or sha256:… fingerprint: run \`hostfiles-agent info ` +
-        '--config FILE` on the host), or --trust-on-first-use to pin whatever key answers',
-      hint,
-    );
-  }
-  if (expectKey !== undefined) {
-    const parsed = parseExpectedKey(expectKey);
-    if (!parsed.ok) throw new UsageError(`--expect-key: ${parsed.error}`, hint);
-  }
-}
-
 const TRUST_FLAGS = [
   {
     name: 'expect-key',
@@ -59,18 +29,6 @@ const TRUST_FLAGS = [
   },
   { name: 'trust-on-first-use', help: 'pin whatever key the agent presents, checked against nothing (loudly)' },
 ];
-
-function warnFirstUse(stderr: (text: string) => void, host: Host): void {
-  const fingerprint = keyFingerprint(host.publicKey);
-  stderr(
-    [
-      `hostfiles: WARNING: host ${host.name}: its agent's key was trusted on first use, checked against nothing.`,
-      `hostfiles: WARNING: pinned ${fingerprint}`,
-      `hostfiles: WARNING: on ${host.name}, \`hostfiles-agent info --config FILE\` must print this fingerprint; if it`,
-      `hostfiles: WARNING: does not, something else answered for the agent: \`hostfiles host remove ${host.name}\` now.`,
-    ].join('\n') + '\n',
-  );
-}
 
 export const HOST_COMMANDS: readonly Command[] = [
   {
@@ -97,7 +55,9 @@ export const HOST_COMMANDS: readonly Command[] = [
       const [name = '', url = ''] = input.args;
       const expectKey = input.string('expect-key');
       const trustOnFirstUse = input.bool('trust-on-first-use');
+      const { checkTrust, pinned, warnFirstUse } = await import('./host-trust.js');
       checkTrust('host add', expectKey, trustOnFirstUse);
+      const { addHost } = await import('../flows/index.js');
       const deps = await ctx.flows();
       let host: Host;
       try {
@@ -145,7 +105,9 @@ export const HOST_COMMANDS: readonly Command[] = [
           'see `hostfiles host repin --help`',
         );
       }
+      const { checkTrust } = await import('./host-trust.js');
       checkTrust('host repin', expectKey, false);
+      const { repinHost } = await import('../flows/index.js');
       const deps = await ctx.flows();
       let report: RepinReport;
       try {
@@ -183,6 +145,8 @@ export const HOST_COMMANDS: readonly Command[] = [
     ].join('\n'),
     async run(ctx, input) {
       const [name = '', url = ''] = input.args;
+      const { setHostUrl } = await import('../flows/index.js');
+      const { pinned } = await import('./host-trust.js');
       const deps = await ctx.flows();
       const host = await setHostUrl(deps, name, { url, allowPlainHttp: input.bool('allow-plain-http') });
       ctx.print(host, () => `host ${host.name} is now at ${host.url}; ${pinned(host)}`);
@@ -245,6 +209,7 @@ interface HostCheck {
 }
 
 async function checkAll(deps: FlowDeps, hosts: readonly Host[]): Promise<HostCheck[]> {
+  const [{ checkHost }, { mapLimit }] = await Promise.all([import('../flows/index.js'), import('@hostfiles/shared')]);
   let done = 0;
   return mapLimit(hosts, deps.concurrency, async (host) => {
     const base = { name: host.name, uuid: host.uuid, url: host.url, previous: host.state };

@@ -2,7 +2,6 @@
 import { resolvePaths, type ControllerEnv } from '../config.js';
 import { closest, parseArgv, type FlagSpec, type ParsedArgv } from './args.js';
 import type { CliIo, Command, CommandInput } from './command.js';
-import { createCommandContext } from './context.js';
 import { UsageError } from './errors.js';
 import { BINDING_COMMANDS } from './binding.js';
 import { DEMO_COMMANDS } from './demo.js';
@@ -22,7 +21,12 @@ import { VM_COMMANDS } from './vm.js';
 export { CliError, UsageError, failureOf, type Failure } from './errors.js';
 export type { CliIo, Command } from './command.js';
 
-/** Every command, in help order; a new group is one more file under cli/ and one more line here. */
+/**
+ * Every command, in help order; a new group is one more file under cli/ and one more line here. These modules hold
+ * the table and load what a command runs (the store, the agent client, zod, hono) only inside its `run`, so that
+ * --help and usage errors start about as fast as node: `controller-startup.test.ts` checks what they load,
+ * `bench/startup.ts` times them.
+ */
 export const COMMANDS: readonly Command[] = [
   ...INIT_COMMANDS,
   ...HOST_COMMANDS,
@@ -42,7 +46,8 @@ export const COMMANDS: readonly Command[] = [
 export interface CliOptions {
   readonly io: CliIo;
   readonly env: ControllerEnv;
-  readonly version: string;
+  /** read only for --version */
+  readonly version: () => string;
   readonly now: () => number;
   readonly random: () => number;
 }
@@ -59,7 +64,7 @@ export async function runCli(argv: readonly string[], options: CliOptions, comma
     return;
   }
   if (words.length === 0) {
-    if (flags.has('version') && !flags.has('help')) print(options.version);
+    if (flags.has('version') && !flags.has('help')) print(options.version());
     else if (flags.size === 0 || flags.has('help')) print(globalHelp(commands));
     else throw new UsageError('no command given');
     return;
@@ -78,6 +83,8 @@ export async function runCli(argv: readonly string[], options: CliOptions, comma
     const value = flags.get(name);
     return typeof value === 'string' ? value : undefined;
   };
+  // Loaded now, not with the table: it opens the database and agents (their drivers), which --help never needs.
+  const { createCommandContext } = await import('./context.js');
   const { ctx, close } = createCommandContext({
     io: options.io,
     json: flags.has('json'),

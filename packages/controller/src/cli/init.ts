@@ -2,9 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { isPostgresUrl, redactUrl } from '../config.js';
 import type { Command } from './command.js';
-import { openStore } from './context.js';
 import { CliError } from './errors.js';
-import { ensureControllerKey } from './key-file.js';
 import { columns } from './output.js';
 
 export const INIT_COMMANDS: readonly Command[] = [
@@ -22,6 +20,10 @@ export const INIT_COMMANDS: readonly Command[] = [
       const { db, key: keyFile } = ctx.paths;
       // A PostgreSQL database is the server's to create; its schema and tables are made here.
       const databaseCreated = isPostgresUrl(db) ? false : createPrivateFile(db);
+      const [{ openStore }, { ensureControllerKey }] = await Promise.all([
+        import('./context.js'),
+        import('./key-file.js'),
+      ]);
       const store = await openStore(db);
       await store.close();
       const { key, created: keyCreated } = ensureControllerKey(keyFile);

@@ -5,7 +5,8 @@ import { createMetricsServer, isLoopbackHost, type Logger } from '@hostfiles/sha
 import type { ServeMetrics } from '../metrics/serve-metrics.js';
 import { CliError, UsageError } from './errors.js';
 
-export type MetricsEvent = 'metrics_listening' | 'metrics_failed';
+export const METRICS_EVENTS = ['metrics_listening', 'metrics_failed'] as const;
+export type MetricsEvent = (typeof METRICS_EVENTS)[number];
 
 export interface MetricsAddress {
   readonly host: string;

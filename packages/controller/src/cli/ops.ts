@@ -1,6 +1,6 @@
 // `hostfiles ops list|show`: the journal of flows, as an operator reads it.
-import { DEFAULT_OPERATIONS_LIMIT, MAX_OPERATIONS_LIMIT } from '../api/schemas.js';
-import { OPERATION_STATES, type Operation, type OperationState } from '../store/index.js';
+import { DEFAULT_OPERATIONS_LIMIT, MAX_OPERATIONS_LIMIT } from '../api/limits.js';
+import { OPERATION_STATES, type Operation, type OperationState } from '../store/types.js';
 import { firstArg, type Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { formatTime, table } from './output.js';

@@ -1,5 +1,4 @@
 // The outbox of host-side deletions: `hostfiles pending list` and `hostfiles retry`.
-import { retryPendingDeletions } from '../flows/index.js';
 import type { Command } from './command.js';
 import { loadNames } from './lookup.js';
 import { formatTime, table } from './output.js';
@@ -45,6 +44,7 @@ export const PENDING_COMMANDS: readonly Command[] = [
       'detached; the rest stay pending with a later next attempt. Still pending is not a failure: exit 0.',
     ].join('\n'),
     async run(ctx) {
+      const { retryPendingDeletions } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const report = await retryPendingDeletions(deps, { all: true });
       ctx.print(report, () => formatRetry(report));

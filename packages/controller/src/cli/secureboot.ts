@@ -1,5 +1,5 @@
 // `hostfiles secureboot audit`: which VMs' stored NVRAM still trusts only the Microsoft 2011 CAs that expire in 2026.
-import { AUDIT_STATES, auditLiveNvram, auditStoredNvram, type FleetAudit, type VmAudit } from '../secureboot/index.js';
+import type { AuditState, FleetAudit, VmAudit } from '../secureboot/index.js';
 import type { Command } from './command.js';
 import { loadNames } from './lookup.js';
 import { plural, table } from './output.js';
@@ -34,17 +34,18 @@ export const SECUREBOOT_COMMANDS: readonly Command[] = [
     ].join('\n'),
     async run(ctx, input) {
       const host = input.string('host');
+      const { auditLiveNvram, auditStoredNvram, AUDIT_STATES } = await import('../secureboot/index.js');
       const store = await ctx.store();
       const audit = host === undefined ? await auditStoredNvram(store) : await auditLiveNvram(await ctx.flows(), host);
       const names = await loadNames(store);
       const vms = audit.vms.map((vm) => ({ ...vm, hostName: vm.hostUuid === null ? null : names.host(vm.hostUuid) }));
       const source = host === undefined ? 'stored' : 'live';
-      ctx.print({ source, vms, counts: audit.counts, total: audit.vms.length }, () => formatAudit(audit));
+      ctx.print({ source, vms, counts: audit.counts, total: audit.vms.length }, () => formatAudit(audit, AUDIT_STATES));
     },
   },
 ];
 
-function formatAudit(audit: FleetAudit): string {
+function formatAudit(audit: FleetAudit, states: readonly AuditState[]): string {
   if (audit.vms.length === 0) return 'no VMs';
   const summary = table(
     ['VM', 'SECURE BOOT', 'STATE', 'WHY'],
@@ -55,7 +56,7 @@ function formatAudit(audit: FleetAudit): string {
       .filter((c) => c.variable !== 'PK')
       .map((c) => [vm.vmName, c.variable, c.subject, c.notAfter.slice(0, 10)]),
   );
-  const counts = AUDIT_STATES.map((state) => `${audit.counts[state]} ${state}`).join(', ');
+  const counts = states.map((state) => `${audit.counts[state]} ${state}`).join(', ');
   return [
     summary,
     ...(certificates.length === 0 ? [] : ['', table(['VM', 'IN', 'CERTIFICATE', 'EXPIRES'], certificates)]),

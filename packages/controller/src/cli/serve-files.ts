@@ -1,11 +1,12 @@
 // The files `hostfiles serve` reads at start and again on SIGHUP: the bearer token and the TLS certificate and key.
+// Loaded by serve's run only (node:crypto and node:fs): the command table and --help load none of it.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import type { TlsIdentity } from '@hostfiles/shared';
 import { CliError, UsageError } from './errors.js';
+import { MIN_TOKEN_LENGTH } from './serve.js';
 
 const HINT = 'see `hostfiles serve --help`';
-export const MIN_TOKEN_LENGTH = 16;
 
 /** The API's certificate and key, both or neither; the key file must be the owner's alone, as the token's. */
 export function loadTls(certPath: string | undefined, keyPath: string | undefined): TlsIdentity | undefined {

@@ -1,7 +1,7 @@
 // What `hostfiles serve` logs beside the API's requests: the operations it resumed at start, each host's transitions,
 // and the retry worker's passes — every count followed by the ids, hosts and reasons it counts.
 import type { Logger } from '@hostfiles/shared';
-import type { ApiEvent } from '../api/index.js';
+import { API_EVENTS } from '../api/deps.js';
 import {
   createFleetShare,
   createRetryWorker,
@@ -12,27 +12,30 @@ import {
   type RetryWorker,
 } from '../flows/index.js';
 import type { ServeMetrics } from '../metrics/serve-metrics.js';
-import type { MetricsEvent } from './metrics-listener.js';
+import { METRICS_EVENTS } from './metrics-listener.js';
 import { reportError } from './ops.js';
 
-export type ServeEvent =
-  | ApiEvent
-  | MetricsEvent
-  | 'resumed'
-  | 'operation_resumed'
-  | 'operation_left_running'
-  | 'resume_failed'
-  | 'listening'
-  | 'host_connected'
-  | 'host_disconnected'
-  | 'retry_pass'
-  | 'retry_still_pending'
-  | 'retry_error'
-  | 'controller_lost'
-  | 'stopping'
-  | 'reloaded'
-  | 'reload_failed'
-  | 'stopped';
+/** Every event `serve` logs: the closed set the README's table of log events documents (log-events.test.ts). */
+export const SERVE_EVENTS = [
+  ...API_EVENTS,
+  ...METRICS_EVENTS,
+  'resumed',
+  'operation_resumed',
+  'operation_left_running',
+  'resume_failed',
+  'listening',
+  'host_connected',
+  'host_disconnected',
+  'retry_pass',
+  'retry_still_pending',
+  'retry_error',
+  'controller_lost',
+  'stopping',
+  'reloaded',
+  'reload_failed',
+  'stopped',
+] as const;
+export type ServeEvent = (typeof SERVE_EVENTS)[number];
 
 export function logHostState(logger: Logger<ServeEvent>): (change: HostTransition) => void {
   return ({ hostName, hostUuid, from, to, reason }) => {

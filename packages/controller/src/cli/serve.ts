@@ -1,27 +1,16 @@
 // `hostfiles serve`: the HTTP API for the cloud platform, the retry worker and health checks, until SIGTERM or SIGINT.
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
-import { createLogger, isLoopbackHost, type Logger, type TlsIdentity } from '@hostfiles/shared';
-import type { Hono } from 'hono';
-import { createApiApp } from '../api/index.js';
+// This module is the command's table entry and the checks of its flags; what serves is loaded from serve-run.ts.
 import { FLOW_SETTINGS } from '../config.js';
-import type { FlowDeps } from '../flows/index.js';
-import { createServeMetrics } from '../metrics/serve-metrics.js';
-import { timedAgentClient } from '../metrics/timed-agents.js';
 import type { Command } from './command.js';
-import { CliError, UsageError } from './errors.js';
-import { checkMetricsAddress, closeMetrics, listenMetrics } from './metrics-listener.js';
-import { logHostState, resume, startWorker, type ServeEvent } from './serve-log.js';
-import { loadTls, loadToken, MIN_TOKEN_LENGTH } from './serve-files.js';
-import { createReloader } from './serve-reload.js';
+import { UsageError } from './errors.js';
+import type { ListenAddress } from './serve-run.js';
 
 export type { ServeEvent } from './serve-log.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7440';
 export const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
-/** How long a stop waits for in-flight requests before cutting their connections. */
-const DRAIN_TIMEOUT_MS = 30_000;
+/** The bearer token's least length (serve-files.ts checks it; here for --help, which loads no file reader). */
+export const MIN_TOKEN_LENGTH = 16;
 
 const HINT = 'see `hostfiles serve --help`';
 
@@ -81,7 +70,9 @@ export const SERVE_COMMANDS: readonly Command[] = [
       'Metrics with --metrics-listen (e.g. 127.0.0.1:9465): GET /metrics, no token, on their own listener, before',
       'the API listens (logged metrics_listening with the port); a non-loopback address only with',
       '--metrics-allow-plain-http. The names are in the README.',
-      'Logs are JSON lines on stdout; once listening: {"event":"listening","port":N,...}.',
+      'Logs are JSON lines on stdout (ISO times, the events listed in the README); once listening:',
+      '{"event":"listening","port":N,...}. When stdout is the journal (systemd\'s JOURNAL_STREAM names it), each line',
+      'starts with its syslog priority: <6> info, <4> warn, <3> error.',
       'SIGTERM or SIGINT: stop accepting, finish the requests in flight, stop the worker, close the database, exit 0.',
       'SIGHUP: read --token-file (and --tls-cert, --tls-key) again and use them from the next request (connection',
       'for TLS); logged reloaded. A file that no longer reads or checks changes nothing: logged reload_failed with',
@@ -96,6 +87,12 @@ export const SERVE_COMMANDS: readonly Command[] = [
       const address = parseListen(input.string('listen') ?? DEFAULT_LISTEN, 'listen');
       const metricsListen = input.string('metrics-listen');
       const metricsAddress = metricsListen === undefined ? undefined : parseListen(metricsListen, 'metrics-listen');
+      // node:net, node:crypto, node:fs and the rest only now: the table (and --help) loads none of them.
+      const [{ isLoopbackHost }, { checkMetricsAddress }, { loadTls, loadToken }] = await Promise.all([
+        import('@hostfiles/shared'),
+        import('./metrics-listener.js'),
+        import('./serve-files.js'),
+      ]);
       if (metricsAddress !== undefined) {
         checkMetricsAddress(metricsAddress, input.bool('metrics-allow-plain-http'), HINT);
       } else if (input.bool('metrics-allow-plain-http')) {
@@ -110,102 +107,29 @@ export const SERVE_COMMANDS: readonly Command[] = [
           HINT,
         );
       }
-      const logger = createLogger<ServeEvent>({ write: ctx.io.stdout });
-      const reloader = createReloader(
-        { tokenFile: input.required('token-file'), tlsCert: input.string('tls-cert'), tlsKey: input.string('tls-key') },
-        loadToken(input.required('token-file')),
-        logger,
-      );
-      // From here on (until the process ends) a SIGHUP reloads instead of killing, even while resuming.
-      ctx.io.onReload?.(() => {
-        reloader.reload();
-      });
+      const files = {
+        tokenFile: input.required('token-file'),
+        tlsCert: input.string('tls-cert'),
+        tlsKey: input.string('tls-key'),
+      };
+      const token = loadToken(files.tokenFile);
       const lease = {
         leaseMs: parseMs(input.string('lease-ms'), 'lease-ms', FLOW_SETTINGS.leaseMs),
         graceMs: parseMs(input.string('lease-grace-ms'), 'lease-grace-ms', FLOW_SETTINGS.leaseGraceMs),
       };
-      // Every flow serve runs (resume, the worker, the API's) tells each host transition once: logged.
-      const opened: FlowDeps = { ...(await ctx.flows(lease)), onHostState: logHostState(logger) };
-      const metrics = metricsAddress === undefined ? undefined : createServeMetrics(opened);
-      const deps = metrics === undefined ? opened : { ...opened, agents: timedAgentClient(opened.agents, metrics) };
-      let lostReason: string | undefined;
-      const stopOrLost = new AbortController();
-      stop?.addEventListener(
-        'abort',
-        () => {
-          stopOrLost.abort(stop.reason);
-        },
-        { once: true },
-      );
-      if (stop?.aborted === true) stopOrLost.abort(stop.reason);
-      void deps.controller?.lost?.then((reason) => {
-        lostReason = reason;
-        logger.error('controller_lost', { controllerId: deps.controller?.id, reason });
-        stopOrLost.abort('lease lost');
+      const { runServe } = await import('./serve-run.js');
+      await runServe(ctx, {
+        stop,
+        address: { ...address, tls },
+        metricsAddress,
+        healthIntervalMs,
+        token,
+        files,
+        lease,
       });
-      // Before resuming: a long resume is watched too.
-      const metricsServer =
-        metrics === undefined || metricsAddress === undefined
-          ? undefined
-          : await listenMetrics(metrics, metricsAddress, logger);
-      try {
-        await resume(deps, logger);
-        if (stop?.aborted === true) {
-          logger.info('stopped', { signal: String(stop.reason) });
-          return;
-        }
-        const worker = startWorker(deps, healthIntervalMs, logger, metrics);
-        try {
-          const onFlow = metrics === undefined ? {} : { onFlow: metrics.flow.bind(metrics) };
-          await serveUntil(
-            stopOrLost.signal,
-            createApiApp({ flows: deps, token: reloader.token, logger, ...onFlow }),
-            { ...address, tls },
-            logger,
-            (server) => {
-              reloader.attach(tls === undefined ? undefined : (server as HttpsServer));
-            },
-          );
-        } finally {
-          await worker.stop();
-        }
-      } finally {
-        // The runner closes the database once this returns: no scrape may reach it after.
-        if (metricsServer !== undefined) await closeMetrics(metricsServer);
-      }
-      logger.info('stopped', {});
-      if (lostReason !== undefined) throw new CliError(`this controller's lease was lost: ${lostReason}`);
     },
   },
 ];
-
-/** Listens, and once `stop` aborts: stops accepting and resolves when the requests in flight are answered. */
-async function serveUntil(
-  stop: AbortSignal | undefined,
-  app: Hono,
-  address: ListenAddress,
-  logger: Logger<ServeEvent>,
-  onListening: (server: ServerType) => void,
-): Promise<void> {
-  let stopping = false;
-  const { server, port } = await listen(
-    closingWhen(app, () => stopping),
-    address,
-  );
-  onListening(server);
-  logger.info('listening', { host: address.host, port, tls: address.tls !== undefined });
-  await aborted(stop);
-  stopping = true;
-  logger.info('stopping', { signal: String(stop?.reason) });
-  await close(server);
-}
-
-interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-  /** HTTPS with this certificate and key; plain HTTP without */
-  readonly tls?: TlsIdentity | undefined;
-}
 
 /** HOST:PORT, [IPv6]:PORT */
 function parseListen(value: string, flag: 'listen' | 'metrics-listen'): ListenAddress {
@@ -234,72 +158,4 @@ function parseInterval(value: string | undefined): number {
     throw new UsageError(`--health-interval-ms is a whole number from 10 to 86400000, not ${value}`, HINT);
   }
   return ms;
-}
-
-type Fetch = (request: Request, env: unknown) => Promise<Response>;
-
-/**
- * The app's fetch; once `stopping`, every answer also closes its connection. A keep-alive client would otherwise
- * hold the drain open until its socket timed out, as the answers in flight finish after close() looked for idle ones.
- */
-function closingWhen(app: Hono, stopping: () => boolean): Fetch {
-  return async (request, env) => {
-    const response = await app.fetch(request, env);
-    if (!stopping()) return response;
-    const headers = new Headers(response.headers);
-    headers.set('connection', 'close');
-    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
-  };
-}
-
-function listen(fetch: Fetch, address: ListenAddress): Promise<{ server: ServerType; port: number }> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException): void => {
-      reject(new CliError(`cannot listen on ${address.host}:${address.port}: ${error.code ?? error.message}`));
-    };
-    const onListening = (info: AddressInfo): void => {
-      server.off('error', onError);
-      resolve({ server, port: info.port });
-    };
-    const { host: hostname, port, tls } = address;
-    const server =
-      tls === undefined
-        ? serve({ fetch, hostname, port }, onListening)
-        : serve(
-            {
-              fetch,
-              hostname,
-              port,
-              createServer: createHttpsServer,
-              serverOptions: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' },
-            },
-            onListening,
-          );
-    server.once('error', onError);
-  });
-}
-
-/** Resolves when `signal` aborts; never without one (serve then runs until the process is killed). */
-function aborted(signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted === true) resolve();
-    signal?.addEventListener('abort', () => {
-      resolve();
-    });
-  });
-}
-
-/** Stops accepting at once; resolves when the requests in flight are answered (or cut after DRAIN_TIMEOUT_MS). */
-function close(server: ServerType): Promise<void> {
-  return new Promise((resolve) => {
-    const cut = setTimeout(() => {
-      if ('closeAllConnections' in server) server.closeAllConnections();
-    }, DRAIN_TIMEOUT_MS);
-    server.close(() => {
-      clearTimeout(cut);
-      resolve();
-    });
-    // Keep-alive connections with no request in flight would hold close() open until they time out.
-    if ('closeIdleConnections' in server) server.closeIdleConnections();
-  });
 }

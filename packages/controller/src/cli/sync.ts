@@ -1,17 +1,6 @@
 // `hostfiles sync`, `hostfiles restore` and `hostfiles reconcile`: backups in, backups out, and disk against database.
 import type { FileType } from '@hostfiles/shared';
-import {
-  adoptVm,
-  planReconcileHost,
-  reconcileHost,
-  restoreVm,
-  syncVm,
-  type AdoptReport,
-  type ReconcilePlan,
-  type ReconcileReport,
-  type RestoreReport,
-  type SyncReport,
-} from '../flows/index.js';
+import type { AdoptReport, ReconcilePlan, ReconcileReport, RestoreReport, SyncReport } from '../flows/index.js';
 import { firstArg, type Command, type CommandInput } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { loadNames, type Names } from './lookup.js';
@@ -45,6 +34,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
       'backup is kept and the exit code is 1.',
     ].join('\n'),
     async run(ctx, input) {
+      const { syncVm } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const report = await syncVm(deps, firstArg(input));
       ctx.print(report, () => formatSync(report));
@@ -74,6 +64,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
     async run(ctx, input) {
       const host = input.string('host');
       const paths = pathFlags(input);
+      const { restoreVm } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const report = await restoreVm(deps, firstArg(input), {
         paths,
@@ -116,6 +107,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
         throw new UsageError('--include-unknown goes with --apply', 'see `hostfiles reconcile --help`');
       if (input.bool('dry-run') && !input.bool('apply'))
         throw new UsageError('--dry-run goes with --apply', 'see `hostfiles reconcile --help`');
+      const { planReconcileHost, reconcileHost } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const options = { includeUnknown: input.bool('include-unknown') };
       const report = input.bool('dry-run')
@@ -153,6 +145,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
     async run(ctx, input) {
       const host = input.string('host');
       const paths = pathFlags(input);
+      const { adoptVm } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const report = await adoptVm(deps, firstArg(input), {
         paths,

@@ -1,5 +1,4 @@
 // `hostfiles tpm add|remove`.
-import { addTpm, planRemoveTpms, removeTpms } from '../flows/index.js';
 import { firstArg, type Command } from './command.js';
 import { formatRemoval } from './report.js';
 
@@ -18,6 +17,7 @@ export const TPM_COMMANDS: readonly Command[] = [
     ],
     summary: 'give a VM a TPM, bound to a key provider',
     async run(ctx, input) {
+      const { addTpm } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const provider = input.string('key-provider') ?? DEFAULT_KEY_PROVIDER;
       const { tpm, binding } = await addTpm(deps, firstArg(input), provider);
@@ -51,6 +51,7 @@ export const TPM_COMMANDS: readonly Command[] = [
       'journaled and no host is asked (a running VM is not refused: only the real run probes for that). Exit 0.',
     ].join('\n'),
     async run(ctx, input) {
+      const { planRemoveTpms, removeTpms } = await import('../flows/index.js');
       const deps = await ctx.flows();
       if (input.bool('dry-run')) {
         const plan = await planRemoveTpms(deps, [...new Set(input.args)]);

@@ -1,6 +1,7 @@
 // `hostfiles vm add|move|destroy|list`.
-import { addVm, destroyVm, moveVm, planDestroyVm, type NewVmInput } from '../flows/index.js';
-import { isStoreError, type KeyBinding, type Store, type Vm } from '../store/index.js';
+import type { NewVmInput } from '../flows/index.js';
+import { isStoreError } from '../store/errors.js';
+import type { KeyBinding, Store, Vm } from '../store/index.js';
 import { firstArg, type Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { loadNames } from './lookup.js';
@@ -31,6 +32,7 @@ export const VM_COMMANDS: readonly Command[] = [
         secureBoot,
         ...(uuid === undefined ? {} : { uuid }),
       };
+      const { addVm } = await import('../flows/index.js');
       const deps = await ctx.flows();
       let vm: Vm;
       try {
@@ -59,6 +61,7 @@ export const VM_COMMANDS: readonly Command[] = [
       'carry the state there.',
     ].join('\n'),
     async run(ctx, input) {
+      const { moveVm } = await import('../flows/index.js');
       const report = await moveVm(await ctx.flows(), firstArg(input), input.required('host'));
       ctx.print(report, () =>
         [
@@ -83,6 +86,7 @@ export const VM_COMMANDS: readonly Command[] = [
       'probes for that). Exit 0.',
     ].join('\n'),
     async run(ctx, input) {
+      const { destroyVm, planDestroyVm } = await import('../flows/index.js');
       if (input.bool('dry-run')) {
         const plan = await planDestroyVm(await ctx.flows(), firstArg(input));
         ctx.print(plan, () =>

@@ -1,9 +1,9 @@
 // Protocol v1: the shapes of envelopes, commands and answers. Every object is strict: unknown fields are refused.
 import { z } from 'zod';
+import { FILE_TYPES } from '../core.js';
 import { OP_ERROR_CODES } from '../errors.js';
 
-export const FILE_TYPES = ['TpmState', 'NvRam'] as const;
-export type FileType = (typeof FILE_TYPES)[number];
+export { FILE_TYPES, type FileType } from '../core.js';
 
 export const MAX_OPS = 1000;
 export const MAX_PATH_LENGTH = 4096;
