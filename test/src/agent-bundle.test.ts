@@ -49,11 +49,14 @@ function buildBundle(t: TestContext, ...args: string[]): string {
   t.after(() => {
     rmSync(out, { recursive: true, force: true });
   });
+  // Someone else's file in OUT_DIR: the bundle replaces its own files, never the directory.
+  writeFileSync(join(out, 'notes.txt'), "not the bundle's");
   const built = spawnSync(process.execPath, [join(REPO, 'scripts', 'bundle-agent.mjs'), out, ...args], {
     encoding: 'utf8',
     timeout: 120_000,
   });
   assert.equal(built.status, 0, built.stderr);
+  assert.equal(readFileSync(join(out, 'notes.txt'), 'utf8'), "not the bundle's", 'a file of OUT_DIR kept');
   return out;
 }
 
