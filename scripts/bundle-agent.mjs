@@ -47,8 +47,10 @@ const versionLiteral = {
   },
 };
 
-rmSync(out, { recursive: true, force: true });
+// Only the bundle's own files are replaced: OUT_DIR may hold anything else (an operator's directory, `.`), kept.
+const BUNDLE_FILES = ['hostfiles-agent.cjs', 'hostfiles-agent.service', 'install.sh'];
 mkdirSync(out, { recursive: true });
+for (const name of BUNDLE_FILES) rmSync(join(out, name), { force: true });
 const file = join(out, 'hostfiles-agent.cjs');
 const result = await build({
   entryPoints: [join(agent, 'dist', 'main.js')],

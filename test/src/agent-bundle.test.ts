@@ -49,11 +49,14 @@ function buildBundle(t: TestContext, ...args: string[]): string {
   t.after(() => {
     rmSync(out, { recursive: true, force: true });
   });
+  // Someone else's file in OUT_DIR: the bundle replaces its own files, never the directory.
+  writeFileSync(join(out, 'notes.txt'), "not the bundle's");
   const built = spawnSync(process.execPath, [join(REPO, 'scripts', 'bundle-agent.mjs'), out, ...args], {
     encoding: 'utf8',
     timeout: 120_000,
   });
   assert.equal(built.status, 0, built.stderr);
+  assert.equal(readFileSync(join(out, 'notes.txt'), 'utf8'), "not the bundle's", 'a file of OUT_DIR kept');
   return out;
 }
 
@@ -177,7 +180,9 @@ test('install.sh into a DESTDIR: bundle, command, unit (verified), a config and 
     readFileSync(join(dest, 'opt/hf/bin/hostfiles-agent'), 'utf8'),
     `#!/bin/sh\nexec ${node} /opt/hf/lib/hostfiles/${BUNDLE} "$@"\n`,
   );
-  const unitPath = join(dest, 'etc/systemd/system/hostfiles-agent.service');
+  // In systemd's path for units an administrator installs, below /etc/systemd/system and its drop-ins.
+  const unitPath = join(dest, 'usr/local/lib/systemd/system/hostfiles-agent.service');
+  assert.equal(existsSync(join(dest, 'etc/systemd')), false, "/etc/systemd is the operator's");
   const unit = readFileSync(unitPath, 'utf8');
   assert.match(
     unit,
@@ -185,6 +190,7 @@ test('install.sh into a DESTDIR: bundle, command, unit (verified), a config and 
   );
   assert.match(unit, new RegExp(`^ExecStartPre=-\\+${node} /opt/hf/lib/hostfiles/${BUNDLE} make-roots --config `, 'm'));
   assert.match(unit, /^RestartPreventExitStatus=2$/m, 'a config error is never restarted');
+  assert.match(unit, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
   const verify = spawnSync('systemd-analyze', ['verify', unitPath], { encoding: 'utf8', timeout: 60_000 });
   // verify exits 0 on an unknown key or a bad value too, only saying so: anything it says is a failure here.
   if (verify.error === undefined) assert.deepEqual([verify.status, verify.stderr], [0, '']);
@@ -229,6 +235,21 @@ test('install.sh into a DESTDIR: bundle, command, unit (verified), a config and 
     /kept \/etc\/hostfiles\/agent\.json \(exists\)\nkept \/var\/lib\/hostfiles-agent\/agent\.key/,
   );
   assert.equal(readFileSync(configPath, 'utf8'), '{"edited": true}');
+
+  // --prefix and --node go into a wrapper script and a sed replacement: plain absolute paths only, or nothing done.
+  for (const bad of [
+    ['--prefix', '/opt/a b'],
+    ['--prefix', 'opt/hf'],
+    ['--prefix', '/opt/hf|x'],
+    ['--node', 'node'],
+    ['--node', `${node}\n/bin/sh`],
+  ]) {
+    const empty = cleanDir(t);
+    const refused = spawnSync(join(built, 'install.sh'), ['--destdir', empty, ...bad], { encoding: 'utf8' });
+    assert.equal(refused.status, 2, `${bad.join(' ')}: ${refused.stderr}`);
+    assert.match(refused.stderr, new RegExp(`^install.sh: ${bad[0] ?? ''} must be an absolute path of letters`));
+    assert.deepEqual(readdirSync(empty), [], `${bad.join(' ')} installed nothing`);
+  }
 
   const noNode = spawnSync(join(built, 'install.sh'), ['--destdir', dest, '--node', '/nonexistent/node'], {
     encoding: 'utf8',

@@ -1,9 +1,10 @@
 // The agent's lifecycle as an operator drives it: one agent per stateDir, SIGHUP reloading the trusted keys.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { generateSigningKey, type SigningKey } from '@hostfiles/shared';
+import { generateSigningKey, TEMP_PREFIX, type SigningKey } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, waitForLine, type AgentHandle } from './support/agent-process.js';
 import { clientOf, commandPayload, errorCode, openAnswer, post, signedBody, writeOp } from './support/commands.js';
 
@@ -36,6 +37,86 @@ test('a second agent on one stateDir exits 2 naming the holder; after SIGKILL of
   const next = await startAgent(other);
   t.after(() => next.stop());
   assert.ok(next.port > 0, 'the lock went with the killed process: no stale lock');
+});
+
+/** Connects to a unix socket and closes at once, before any answer is read. */
+function connectAndClose(path: string): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ path }, () => {
+      socket.destroy();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      resolve();
+    });
+  });
+}
+
+test('the lock is <stateDir>/agent.lock: a socket file 0600 in the 0700 stateDir, no abstract name', async (t) => {
+  const setup = setupAgent();
+  t.after(() => {
+    removeSetup(setup);
+  });
+  const agent = await startAgent(setup);
+  t.after(() => agent.stop());
+  const lock = join(setup.stateDir, 'agent.lock');
+  const stat = statSync(lock);
+  assert.ok(stat.isSocket());
+  assert.equal(stat.mode & 0o777, 0o600);
+  assert.equal(statSync(setup.stateDir).mode & 0o777, 0o700);
+  // Abstract names show with a leading @ (other agents on this machine may hold theirs); a pathname shows its path.
+  const { dev, ino } = statSync(setup.stateDir, { bigint: true });
+  const unix = readFileSync('/proc/net/unix', 'utf8');
+  assert.ok(
+    !unix.includes(`@hostfiles-agent:${dev}:${ino}`),
+    'no abstract socket that any local user could take first',
+  );
+  assert.ok(
+    unix.split('\n').some((line) => line.endsWith(` ${lock}`)),
+    `${lock} listed in /proc/net/unix`,
+  );
+});
+
+test('clients of the lock socket that connect and close at once do not stop the agent', async (t) => {
+  const setup = setupAgent();
+  t.after(() => {
+    removeSetup(setup);
+  });
+  const agent = await startAgent(setup);
+  t.after(() => agent.stop());
+  const lock = join(setup.stateDir, 'agent.lock');
+  await Promise.all(Array.from({ length: 50 }, () => connectAndClose(lock)));
+  const write = await writeSignedBy(agent, setup.controllerKey, 'after_probes');
+  openAnswer(write.reply, 'files.apply', (await clientOf(agent)).agentPublicKey);
+  assert.equal(agent.process.exitCode, null);
+  assert.equal(await agent.stop(), 0, 'a clean stop after');
+});
+
+test('SIGHUP during start-up (before listening) is kept: the agent starts, reloads once and serves', async (t) => {
+  const setup = setupAgent();
+  t.after(() => {
+    removeSetup(setup);
+  });
+  // Leftover temp files: start-up's recovery takes a while after key_generated, well before listening.
+  for (let i = 0; i < 4000; i += 1) {
+    writeFileSync(join(setup.roots.NvRam, `${TEMP_PREFIX}${i.toString(16).padStart(8, '0')}-x_VARS.fd`), '');
+  }
+  let signalled = false;
+  const agent = await startAgent(setup, {
+    onLine: (line, child) => {
+      if (line['event'] === 'key_generated') {
+        signalled = child.kill('SIGHUP');
+      }
+    },
+  });
+  t.after(() => agent.stop());
+  assert.ok(signalled, 'SIGHUP sent before listening');
+  const events = agent.lines.map((line) => (JSON.parse(line) as { event?: string }).event);
+  assert.ok(events.indexOf('temp_files_removed') > events.indexOf('key_generated'), events.join(','));
+  await waitForLine(agent, (line) => line['event'] === 'reloaded');
+  const write = await writeSignedBy(agent, setup.controllerKey, 'after_hangup');
+  openAnswer(write.reply, 'files.apply', (await clientOf(agent)).agentPublicKey);
+  assert.equal(agent.process.exitCode, null);
 });
 
 /** Writes a file through `agent`, signed by `key`; the reply as it came. */

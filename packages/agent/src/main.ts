@@ -96,8 +96,9 @@ reloaded: the keyIds added and removed, and needsRestart: the keys changed in th
 everything else); a config that does not validate changes nothing (logged reload_failed with every problem) and the
 agent serves on.
 
-One agent per stateDir: a second one started on it exits 2, naming the holder's pid. The lock is an abstract unix
-socket named from the stateDir's device and inode, released by the kernel however the holder ends (even SIGKILL).
+One agent per stateDir: a second one started on it exits 2, naming the holder's pid. The lock is the unix socket
+<stateDir>/agent.lock (0600) the holder listens on; a holder that died however (even SIGKILL) leaves a file nobody
+listens on, which the next agent removes. A SIGHUP before the agent is ready is kept and applied once it is.
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.`;
 
 class UsageError extends Error {}
@@ -354,7 +355,27 @@ function reload(
   });
 }
 
+/**
+ * SIGHUP from the first moment (its default ends the process: a `systemctl reload` during start-up would kill the
+ * agent): until `ready` it only remembers the ask, then does one reload for any number of them.
+ */
+function deferReloads(): { ready(reloadNow: () => void): void } {
+  let onHangup: (() => void) | undefined;
+  let asked = false;
+  process.on('SIGHUP', () => {
+    if (onHangup === undefined) asked = true;
+    else onHangup();
+  });
+  return {
+    ready(reloadNow) {
+      onHangup = reloadNow;
+      if (asked) reloadNow();
+    },
+  };
+}
+
 async function run(configPath: string): Promise<void> {
+  const reloads = deferReloads();
   if (configPath === '') throw new UsageError('--config needs a file');
   // Every problem at once, and nothing made (state directory, key) before the config is known to be good.
   const checked = preflight(configPath);
@@ -371,7 +392,8 @@ async function run(configPath: string): Promise<void> {
   // Before the key, recovery and the journal: a second agent on this stateDir would replay and recover under the
   // first one's feet. Held until the process ends, however it ends.
   const locked = await lockStateDir(config.stateDir, process.pid);
-  if (!locked.ok) throw new UsageError(locked.error);
+  // Only another agent's lock is a usage error (exit 2, which systemd does not restart); anything else may pass.
+  if (!locked.ok) throw locked.inUse ? new UsageError(locked.error) : new Error(locked.error);
   const signer = loadOrCreateKey(config, checked.value.signer, (key) => {
     logger.info('key_generated', { keyFile: config.keyFile, keyId: key.keyId });
   });
@@ -379,8 +401,8 @@ async function run(configPath: string): Promise<void> {
   logRecovery(logger, await files.recover());
   const journal = await openReplayJournal({ dir: config.stateDir, now: Date.now });
   const trustedKeys = new Map(config.trustedKeys.map((key) => trustedKeyFromBase64(key)).map((k) => [k.keyId, k]));
-  // From here on a SIGHUP reloads instead of killing: the keys are shared with the app and the TLS check.
-  process.on('SIGHUP', () => {
+  // From here on a SIGHUP reloads (one asked before is done now): the keys are shared with the app and the TLS check.
+  reloads.ready(() => {
     reload(configPath, config, trustedKeys, logger);
   });
   const limits = resolveLimits(config.maxBodyBytes, config.limits);

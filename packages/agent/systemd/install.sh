@@ -5,6 +5,7 @@
 #   --trusted-key: the controller's public key (`hostfiles init` prints it), written into a new config's trustedKeys.
 #   --destdir: install below DIR instead of / (packaging, tests); the paths written into files stay the real ones.
 set -eu
+export LC_ALL=C
 here=$(cd "$(dirname "$0")" && pwd)
 prefix=/usr/local
 node=/usr/bin/node
@@ -22,7 +23,16 @@ while [ $# -gt 0 ]; do
   esac
   shift 2
 done
-case $prefix in /*) ;; *) echo "install.sh: --prefix must be absolute" >&2; exit 2 ;; esac
+# Both go into a generated wrapper and a sed replacement: only plain absolute paths, nothing a shell or sed reads.
+plain_path() {
+  case $2 in
+    /*) case $2 in *[!A-Za-z0-9._/+-]*) ;; *) return 0 ;; esac ;;
+  esac
+  echo "install.sh: $1 must be an absolute path of letters, digits and . _ / + - only (^/[A-Za-z0-9._/+-]*\$)" >&2
+  exit 2
+}
+plain_path --prefix "$prefix"
+plain_path --node "$node"
 bundle=$here/hostfiles-agent.cjs
 [ -f "$bundle" ] && [ -f "$here/hostfiles-agent.service" ] || { echo "install.sh: run it from the bundle's directory (pnpm bundle)" >&2; exit 2; }
 if [ ! -x "$node" ]; then
@@ -39,13 +49,20 @@ fi
 version=$("$node" "$bundle" --version) || exit 2
 
 lib=$prefix/lib/hostfiles
-install -d -m 0755 "$destdir$lib" "$destdir$prefix/bin" "$destdir/etc/systemd/system"
-install -m 0755 "$bundle" "$destdir$lib/hostfiles-agent.cjs"
-printf '#!/bin/sh\nexec %s %s "$@"\n' "$node" "$lib/hostfiles-agent.cjs" >"$destdir$prefix/bin/hostfiles-agent"
-chmod 0755 "$destdir$prefix/bin/hostfiles-agent"
+# Not /etc/systemd/system: that is the operator's, and a unit there would be overwritten by every run. systemd reads
+# /usr/local/lib/systemd/system too (systemd.unit(5), the system unit search path), below /etc/systemd/system and
+# drop-ins (`systemctl edit hostfiles-agent`), where local changes go and stay.
+units=/usr/local/lib/systemd/system
+install -d -m 0755 "$destdir$lib" "$destdir$prefix/bin" "$destdir$units"
+# Each file written beside its place and moved in: a failed run never leaves a half-written one.
+put() { chmod "$1" "$2.new" && mv -f "$2.new" "$2"; }
+cp "$bundle" "$destdir$lib/hostfiles-agent.cjs.new"
+put 0755 "$destdir$lib/hostfiles-agent.cjs"
+printf '#!/bin/sh\nexec %s %s "$@"\n' "$node" "$lib/hostfiles-agent.cjs" >"$destdir$prefix/bin/hostfiles-agent.new"
+put 0755 "$destdir$prefix/bin/hostfiles-agent"
 sed -e "/^Exec/ s|/usr/local/lib/hostfiles/|$lib/|" -e "/^Exec/ s|/usr/bin/node |$node |" "$here/hostfiles-agent.service" \
-  >"$destdir/etc/systemd/system/hostfiles-agent.service"
-chmod 0644 "$destdir/etc/systemd/system/hostfiles-agent.service"
+  >"$destdir$units/hostfiles-agent.service.new"
+put 0644 "$destdir$units/hostfiles-agent.service"
 
 # The config: made once from the example, with a hostUuid of its own; an existing one is the operator's.
 config=/etc/hostfiles/agent.json
@@ -76,7 +93,8 @@ else
   echo "made $state/agent.key"
 fi
 
-echo "installed hostfiles-agent $version: $lib/hostfiles-agent.cjs, $prefix/bin/hostfiles-agent, /etc/systemd/system/hostfiles-agent.service"
+echo "installed hostfiles-agent $version: $lib/hostfiles-agent.cjs, $prefix/bin/hostfiles-agent, $units/hostfiles-agent.service"
+echo "local changes to the unit: systemctl edit hostfiles-agent (a drop-in; this file is replaced by the next install)"
 cat <<NEXT
 Next:
   1. $config: trustedKeys (the controller's public key, \`hostfiles init\` prints it)$([ -n "$trusted" ] && echo ": set"), listen, roots, ownership.

@@ -86,6 +86,8 @@ export interface StartOptions {
   readonly node?: string;
   /** the agent's script (default: the built bin of @hostfiles/agent) */
   readonly bin?: string;
+  /** called with each log line as it comes, before `listening` too (to signal the agent mid-start) */
+  readonly onLine?: (line: Record<string, unknown>, child: ChildProcess) => void;
 }
 
 /** Starts the agent bin and resolves once it logged `listening`. */
@@ -108,6 +110,7 @@ export async function startAgent(setup: AgentSetup = setupAgent(), options: Star
     rl.on('line', (line) => {
       lines.push(line);
       const event = JSON.parse(line) as { event?: string; port?: number };
+      options.onLine?.(event, child);
       if (event.event === 'listening' && typeof event.port === 'number') resolve(event.port);
     });
     void exited.then((code) => {

@@ -31,7 +31,14 @@ export type RootOutcome =
  * ownership.NvRam's owner and group. An existing root is never touched, whatever it is (preflight judges it); a
  * missing parent is not made either: its owner and mode are libvirt's to choose, so libvirt must be installed first.
  */
-export function makeMissingRoots(roots: FileRoots, ownership: Ownerships): RootOutcome[] {
+export function makeMissingRoots(
+  roots: FileRoots,
+  ownership: Ownerships,
+  // A seam for the test of the race with libvirtd (which may make a root between the look and the mkdir).
+  mkdir: (path: string, mode: number) => void = (path, mode) => {
+    mkdirSync(path, { mode });
+  },
+): RootOutcome[] {
   return FILE_TYPES.flatMap((type): RootOutcome[] => {
     const path = roots[type];
     if (exists(path)) return [];
@@ -50,7 +57,13 @@ export function makeMissingRoots(roots: FileRoots, ownership: Ownerships): RootO
     const { uid, gid } = type === 'NvRam' ? ownership.NvRam : {};
     try {
       const at = `/proc/self/fd/${held.fd}/${basename(path)}`;
-      mkdirSync(at, { mode });
+      try {
+        mkdir(at, mode);
+      } catch (error) {
+        // Made meanwhile (libvirtd at its start): it exists now, and an existing root is never touched.
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') return [];
+        throw error;
+      }
       const made = openSync(at, CHILD_DIR_FLAGS);
       try {
         fchmodSync(made, mode); // mkdir's mode went through the umask

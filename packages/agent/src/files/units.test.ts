@@ -109,6 +109,9 @@ test('stat answers present with the facts list gives, absent, or failed for a li
   assert.equal(below.status === 'failed' && below.error.code, 'symlink');
   const hard = await store.stat('TpmState', ['hard']);
   assert.equal(hard.status === 'failed' && hard.error.code, 'not_regular_file');
+  assert.match(hard.status === 'failed' ? hard.error.message : '', /hard links/);
+  // busy tells no more of a hard-linked file than stat does.
+  assert.deepEqual(await store.busy('TpmState', ['hard']), hard);
   const file = await store.stat('TpmState', ['uuid', 'tpm2', 'tpm2-00.volatilestate']);
   assert.ok(file.status === 'present' && file.kind === 'file' && file.files === 1);
 });

@@ -62,6 +62,8 @@ export async function busyUnit(
     if (target.kind === 'absent') return ABSENT;
     if (target.kind === 'symlink') return SYMLINK_FAILURE;
     if (target.kind === 'other') return NOT_A_FILE;
+    // As stat: a file with other links may be someone else's file, and busy must not tell of it either.
+    if (target.kind === 'file' && hasOtherLinks(target.stats)) return HARD_LINKED_FAILURE;
     return { status: 'present', kind: target.kind, busy: await isBusy(readLocks, dir, name, target) };
   } catch (error) {
     return ioFailure(error);
