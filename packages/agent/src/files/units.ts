@@ -7,9 +7,9 @@ import { FileStoreError } from './file-store-error.js';
 import type { ReadLockedInodes } from './locks.js';
 import { failed, HARD_LINKED_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { openRoot, type RootDir } from './root-dir.js';
-import { factsOf, hasOtherLinks, inspect, isBusy } from './target.js';
+import { factsOf, hasOtherLinks, inspect, isBusy, type Target } from './target.js';
 import { isTempName, parseRoleName } from './temp-name.js';
-import type { BusyState, StatState, StoreEvent } from './types.js';
+import type { BusyState, OpFailure, StatState, StoreEvent } from './types.js';
 import { walkDirs } from './walk.js';
 
 const ABSENT = Object.freeze({ status: 'absent' } as const);
@@ -23,26 +23,11 @@ export async function statUnit(
   components: readonly string[],
   readLocks: ReadLockedInodes,
 ): Promise<StatState> {
-  const held: DirHandle[] = [];
-  try {
-    const end = await walkDirs(root, components.slice(0, -1), held);
-    if (end === 'symlink') return SYMLINK_FAILURE;
-    if (end !== 'ok') return ABSENT;
-    const dir = nth(held, held.length - 1);
-    const name = nth(components, components.length - 1);
-    const target = inspect(dir, name);
-    if (target.kind === 'absent') return ABSENT;
-    if (target.kind === 'symlink') return SYMLINK_FAILURE;
-    if (target.kind === 'other') return NOT_A_FILE;
-    if (target.kind === 'file' && hasOtherLinks(target.stats)) return HARD_LINKED_FAILURE;
+  return onFoundUnit(root, components, async (dir, name, target) => {
     const facts = await factsOf(readLocks, dir, name, target);
     // Vanished or swapped between the look and the hashing.
     return facts === undefined ? ABSENT : { status: 'present', ...facts };
-  } catch (error) {
-    return ioFailure(error);
-  } finally {
-    await closeAll(held);
-  }
+  });
 }
 
 /** Whether a lock is held on the unit or below it: stat's walk without reading or digesting any file. */
@@ -51,6 +36,26 @@ export async function busyUnit(
   components: readonly string[],
   readLocks: ReadLockedInodes,
 ): Promise<BusyState> {
+  return onFoundUnit(root, components, async (dir, name, target) => ({
+    status: 'present',
+    kind: target.kind,
+    busy: await isBusy(readLocks, dir, name, target),
+  }));
+}
+
+/** What `inspect` found that stat and busy describe. */
+type FoundTarget = Extract<Target, { readonly kind: 'file' | 'dir' }>;
+
+/**
+ * The walk stat and busy share: `describe` runs on a file or directory found at the path without following a link;
+ * anything else answers absent or its failure. A file with other links is refused: it may be someone else's file
+ * (its content outside the roots), and neither a digest nor a lock state may tell of it.
+ */
+async function onFoundUnit<T>(
+  root: RootDir,
+  components: readonly string[],
+  describe: (dir: DirHandle, name: string, target: FoundTarget) => Promise<T>,
+): Promise<T | typeof ABSENT | OpFailure> {
   const held: DirHandle[] = [];
   try {
     const end = await walkDirs(root, components.slice(0, -1), held);
@@ -62,9 +67,8 @@ export async function busyUnit(
     if (target.kind === 'absent') return ABSENT;
     if (target.kind === 'symlink') return SYMLINK_FAILURE;
     if (target.kind === 'other') return NOT_A_FILE;
-    // As stat: a file with other links may be someone else's file, and busy must not tell of it either.
     if (target.kind === 'file' && hasOtherLinks(target.stats)) return HARD_LINKED_FAILURE;
-    return { status: 'present', kind: target.kind, busy: await isBusy(readLocks, dir, name, target) };
+    return await describe(dir, name, target);
   } catch (error) {
     return ioFailure(error);
   } finally {
