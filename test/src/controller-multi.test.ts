@@ -300,7 +300,14 @@ describe('several controllers on one PostgreSQL database', { skip: POSTGRES_SKIP
     const removed = await Promise.all([
       call(a, 'POST', '/v1/tpms/remove', { vms: first.map((vm) => vm.name) }),
       call(b, 'POST', '/v1/tpms/remove', { vms: second.map((vm) => vm.name) }),
-    ]);
+    ]).catch(async (error: unknown) => {
+      // A controller that stopped answering: say how it ended and what it logged last (a CI run saw one refuse).
+      const state = async (s: Served): Promise<string> => {
+        const ended = await Promise.race([s.exited, delay(500).then(() => undefined)]);
+        return `${ended === undefined ? 'running' : JSON.stringify(ended)}; last lines ${JSON.stringify(s.lines.slice(-5))}`;
+      };
+      throw new Error(`${String(error)}; serve a: ${await state(a)}; serve b: ${await state(b)}`, { cause: error });
+    });
     for (const reply of removed) assert.equal(reply.status, 200, JSON.stringify(reply.body));
     await assertSettled(f, [...first, ...second]);
     // Neither lost its registration: both still serve.
