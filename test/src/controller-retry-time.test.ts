@@ -164,3 +164,37 @@ test('a stop that lands while the scheduler reads the next due time arms nothing
     assert.deepEqual(time.pending(), [], 'no wake-up armed after stop: serve would linger and tick on a closed store');
   });
 });
+
+test('a database that does not answer the due-time read is reported, and asked again a health interval later', async () => {
+  await withFleet(1, async (fleet) => {
+    const time = virtualTime(Date.now());
+    let failures = 1;
+    // The store, but its first due-time read fails as a dropped connection makes it fail.
+    const store = new Proxy(fleet.store, {
+      get(target, property, receiver) {
+        if (property === 'nextDeletionDueAt') {
+          return async () => {
+            if (failures-- > 0) throw new Error('terminating connection due to administrator command');
+            return target.nextDeletionDueAt();
+          };
+        }
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const errors: unknown[] = [];
+    const worker = createRetryWorker(timedDeps(fleet, time, store), {
+      healthIntervalMs: HEALTH_MS,
+      timers: time.timers,
+      onError: (error) => errors.push(error),
+    });
+    const armed = time.nextArmed();
+    worker.start();
+    assert.equal(await armed, time.now() + HEALTH_MS, 'the next look is armed a health interval away');
+    assert.deepEqual(
+      errors.map((error) => (error as Error).message),
+      ['terminating connection due to administrator command'],
+    );
+    await worker.stop();
+  });
+});

@@ -71,7 +71,15 @@ export function createRetryWorker(deps: FlowDeps, options: RetryWorkerOptions): 
 
   const schedule = async (): Promise<void> => {
     if (stopped) return;
-    const due = await deps.store.nextDeletionDueAt();
+    let due: number | null;
+    try {
+      due = await deps.store.nextDeletionDueAt();
+    } catch (error) {
+      // The database did not answer (a restart, dropped connections): said, and asked again after a health interval.
+      // Unhandled, this rejection ended serve.
+      options.onError?.(error);
+      due = null;
+    }
     // Stopped while the database answered: arming now would outlive stop() (and wake on a closed store).
     if (isStopped()) return;
     const wait =
