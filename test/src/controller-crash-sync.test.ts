@@ -80,7 +80,7 @@ async function assertKilledAt(point: SyncCrashPoint, deps: FlowDeps, s: Scene, i
   assert.deepEqual(trace, [
     start,
     ...reads,
-    ...(point === 'recorded' ? ['commit upsertFile,upsertBackup,finishOperation'] : []),
+    ...(point === 'recorded' ? ['commit upsertFile,recordGeneration,finishOperation'] : []),
     `kill ${point}`,
   ]);
   const hostsRead = { started: 0, 'mid-read': 1, read: 2, 'mid-record': 2, recorded: 2 }[point];

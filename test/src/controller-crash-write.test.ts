@@ -50,7 +50,7 @@ async function assertKilledAt(point: WriteCrashPoint, deps: FlowDeps, s: Scene, 
     guarded: [GUARDS],
     landed: [GUARDS, 'files.apply host0'],
     'mid-record': [GUARDS, 'files.apply host0'],
-    recorded: [GUARDS, 'files.apply host0', 'commit upsertFile,addPendingDeletions,finishOperation'],
+    recorded: [GUARDS, 'files.apply host0', 'commit upsertFile,addPendingDeletions,recordGeneration,finishOperation'],
   }[point];
   assert.deepEqual(trace, [...expected, `kill ${point}`]);
   assert.equal(readFileSync(s.from, 'utf8'), OLD.toString(), 'the old path untouched');

@@ -60,7 +60,7 @@ async function placeVm(
   await writeFile(deps, { vm: name, type: 'NvRam', path: nvram, state: fileState(Buffer.from(`vars ${name}`)) });
   paths.push(nvram);
   for (const type of ['TpmState', 'NvRam'] as const) {
-    await deps.store.upsertBackup(newFileBackup(vm.uuid, type, Buffer.from(`backup ${type} ${name}`)));
+    await deps.store.recordGeneration(newFileBackup(vm.uuid, type, Buffer.from(`backup ${type} ${name}`)), 5);
   }
   return { vm, tpmUuid, paths };
 }
@@ -163,7 +163,7 @@ test('an unknown VM is refused', async () => {
 });
 
 const PURGE =
-  'commit deleteFiles,removeOwnedPaths,deleteBackups,addPendingDeletions,removeTpm,deleteKeyBinding,removeVm,finishOperation';
+  'commit deleteFiles,removeOwnedPaths,deleteGenerations,addPendingDeletions,removeTpm,deleteKeyBinding,removeVm,finishOperation';
 
 /**
  * Where the kill landed: the dead controller's trace (after its busy probe), the journal row, the hosts' disks and the

@@ -141,7 +141,7 @@ export async function backupBytes(store: Store, backup: BackupFile): Promise<Buf
 /** A backup of a file state, stored as it would travel. */
 export function newFileBackup(vmUuid: string, type: FileType, content: Buffer): NewBackupFile {
   const state = fileState(content);
-  return { uuid: randomUUID(), vmUuid, type, ...state };
+  return { uuid: randomUUID(), vmUuid, type, ...state, source: 'sync', hostUuid: null };
 }
 
 /** The roots of agent `i` of the fleet. */

@@ -14,6 +14,7 @@ import { OPS_COMMANDS } from './ops.js';
 import { PENDING_COMMANDS } from './pending.js';
 import { SECUREBOOT_COMMANDS } from './secureboot.js';
 import { SERVE_COMMANDS } from './serve.js';
+import { STATE_COMMANDS } from './state.js';
 import { SYNC_COMMANDS } from './sync.js';
 import { TPM_COMMANDS } from './tpm.js';
 import { VM_COMMANDS } from './vm.js';
@@ -36,6 +37,7 @@ export const COMMANDS: readonly Command[] = [
   ...BINDING_COMMANDS,
   ...FILE_COMMANDS,
   ...SYNC_COMMANDS,
+  ...STATE_COMMANDS,
   ...PENDING_COMMANDS,
   ...OPS_COMMANDS,
   ...SECUREBOOT_COMMANDS,

@@ -4,6 +4,8 @@ import type { AdoptReport, ReconcilePlan, ReconcileReport, RestoreReport, SyncRe
 import { firstArg, type Command, type CommandInput } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { loadNames, type Names } from './lookup.js';
+import { DEFAULT_KEEP_GENERATIONS } from '../store/types.js';
+import { parseType } from './state.js';
 import { formatTime, plural, table } from './output.js';
 
 const PATH_FLAGS: readonly { readonly flag: string; readonly type: FileType }[] = [
@@ -21,22 +23,54 @@ function pathFlags(input: CommandInput): Partial<Record<FileType, string>> {
   return paths;
 }
 
+function parseKeep(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const keep = /^[1-9]\d{0,3}$/.test(value) ? Number(value) : NaN;
+  if (Number.isNaN(keep))
+    throw new UsageError(`--keep is a whole number from 1 to 9999, not ${value}`, 'see `hostfiles sync --help`');
+  return keep;
+}
+
+const RESTORE_HINT = 'see `hostfiles restore --help`';
+
+/** --generation G (a whole number from 1) with its --type; --type alone is refused. */
+function parseGeneration(
+  value: string | undefined,
+  type: FileType | undefined,
+): { readonly number: number; readonly type?: FileType } | undefined {
+  if (value === undefined) {
+    if (type !== undefined) throw new UsageError('--type goes with --generation', RESTORE_HINT);
+    return undefined;
+  }
+  const number = /^[1-9]\d{0,14}$/.test(value) ? Number(value) : NaN;
+  if (Number.isNaN(number)) throw new UsageError(`--generation is a whole number from 1, not ${value}`, RESTORE_HINT);
+  return type === undefined ? { number } : { number, type };
+}
+
 export const SYNC_COMMANDS: readonly Command[] = [
   {
     words: ['sync'],
     args: [{ name: 'VM', arity: 'one' }],
-    flags: [],
+    flags: [
+      {
+        name: 'keep',
+        value: 'N',
+        help: `keep the last N generations of each type, from 1 (default: ${DEFAULT_KEEP_GENERATIONS})`,
+      },
+    ],
     summary: "read a VM's files back from their hosts into the controller's backups",
     details: [
       'One read command per host the VM has files on; every file row gets its sha256, size and sync time.',
       "A type's backup is taken from the VM's file on its current host, else from its most recently written one.",
       'A file missing or unreadable is reported, not backed up; if it was the source of a backup, the earlier',
-      'backup is kept and the exit code is 1.',
+      'backup is kept and the exit code is 1. A backup that differs from the newest generation of its type is a new',
+      'generation (see `state history`); the oldest beyond the last N are dropped, never the newest.',
     ].join('\n'),
     async run(ctx, input) {
+      const keep = parseKeep(input.string('keep'));
       const { syncVm } = await import('../flows/index.js');
       const deps = await ctx.flows();
-      const report = await syncVm(deps, firstArg(input));
+      const report = await syncVm(keep === undefined ? deps : { ...deps, keepGenerations: keep }, firstArg(input));
       ctx.print(report, () => formatSync(report));
       if (report.notUpdated.length > 0) {
         const types = report.notUpdated.map((f) => f.type).join(', ');
@@ -51,7 +85,12 @@ export const SYNC_COMMANDS: readonly Command[] = [
       { name: 'host', value: 'HOST', help: "the host to write on (default: the VM's current host)" },
       { name: 'tpm-path', value: 'ABS', help: 'where the TpmState backup goes on that host' },
       { name: 'nvram-path', value: 'ABS', help: 'where the NvRam backup goes on that host' },
-      { name: 'force', help: 'write over state hostfiles does not know at a path the VM does not hold there yet' },
+      { name: 'generation', value: 'G', help: 'this generation (see `state history`) instead of the newest' },
+      { name: 'type', value: 'TYPE', help: 'with --generation: its type (TpmState or NvRam), when the VM has both' },
+      {
+        name: 'force',
+        help: 'write over state hostfiles does not know at a path the VM does not hold there yet; with --generation, restore one older than the newest',
+      },
     ],
     summary: "write a VM's backups onto a host (e.g. after it moved) and record them",
     details: [
@@ -60,16 +99,19 @@ export const SYNC_COMMANDS: readonly Command[] = [
       '(<TpmState root>/<vm uuid>, <NvRam root>/<name>_VARS.fd), else to its most recently synced path on any host;',
       "with none, give the path. A path another VM's state holds, or other than the VM's recorded state of that",
       'type on that host, is refused. A pending deletion at a path written is cancelled.',
+      'With --generation G, only that generation of one type is written; one older than the newest needs --force.',
     ].join('\n'),
     async run(ctx, input) {
       const host = input.string('host');
       const paths = pathFlags(input);
+      const generation = parseGeneration(input.string('generation'), parseType(input.string('type'), RESTORE_HINT));
       const { restoreVm } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const report = await restoreVm(deps, firstArg(input), {
         paths,
         force: input.bool('force'),
         ...(host === undefined ? {} : { host }),
+        ...(generation === undefined ? {} : { generation }),
       });
       ctx.print(report, () => formatRestore(report));
       const failed = report.files.filter((f) => f.status !== 'written').length;
@@ -172,7 +214,10 @@ function formatSync(report: SyncReport): string {
               : [f.hostName, f.status, f.type, f.path, '', f.reason],
           ),
         );
-  const backups = report.backups.map((b) => `backup ${b.type}: ${b.size} bytes from ${b.hostName} ${b.path}`);
+  const backups = report.backups.map(
+    (b) =>
+      `backup ${b.type}: ${b.size} bytes from ${b.hostName} ${b.path}, generation ${b.generation}${b.created ? '' : ' (unchanged)'}`,
+  );
   const kept = report.notUpdated.map((f) => `backup ${f.type}: not updated (${f.hostName} ${f.path}: ${f.status})`);
   const summary = `sync of VM ${report.vmName}: ${plural(report.files.length, 'file')}, ${plural(report.commands, 'command')} sent`;
   return [files, '', ...backups, ...kept, summary].join('\n');

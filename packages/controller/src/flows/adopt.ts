@@ -79,7 +79,7 @@ export async function adoptVm(deps: FlowDeps, vmRef: string, options: AdoptOptio
     return { ...base, states };
   });
   // After the queue: the sync queues on the VM itself.
-  const backup = options.backup === true ? await syncVm(deps, report.vmUuid) : null;
+  const backup = options.backup === true ? await syncVm(deps, report.vmUuid, undefined, 'adopt') : null;
   return { ...report, backup };
 }
 

@@ -116,7 +116,8 @@ async function purge(
       tx,
       files.filter((f) => isConfirmed(outcome(f.hostUuid, f.path))),
     );
-    await tx.deleteBackups(backups.map((b) => b.uuid));
+    // Every generation, not only the newest the collect step read (their row would cascade with the VM's anyway).
+    if (backups.length > 0) await tx.deleteGenerations(vm.uuid);
     await tx.addPendingDeletions(rows);
     let tpmReport: DestroyReport['tpm'] = null;
     if (tpm !== null) {

@@ -158,6 +158,7 @@ export async function writeFile(
 function writeJournal(operationId: string, vm: Vm, host: Host, input: WriteFileInput): PlaceJournal {
   const { kind, sha256, size } = input.state;
   return {
+    captures: true,
     operation: {
       id: operationId,
       kind: WRITE_FILE,

@@ -23,7 +23,7 @@ import type {
   Vm,
   VmHostFile,
 } from '../store/index.js';
-import { FlowError, type FlowDeps } from './deps.js';
+import { FlowError, keepGenerations, type FlowDeps } from './deps.js';
 import { markHost, markUnreachable } from './host-state.js';
 import { settleBinding } from './remove-tpm.js';
 import { placeOp, type State } from './state.js';
@@ -158,6 +158,11 @@ function heldBy(row: VmHostFile, path: string, host: Host): string {
  */
 export interface PlaceJournal {
   readonly operation: NewOperation;
+  /**
+   * A state written onto the VM's current host becomes its newest generation (source 'write'), in the transaction
+   * that records it. A restore does not capture: what it writes is a generation already.
+   */
+  readonly captures?: boolean;
   /** how the operation ends, from what was placed and why the host failed, if it did */
   finish(
     files: readonly PlacedFile[],
@@ -241,6 +246,7 @@ export async function placeOnHost(
   const error = callError === undefined ? undefined : `${callError.failure}: ${callError.message}`;
   const files = await deps.store.transaction(async (tx) => {
     const placed = await record(deps, tx, host, planned, outcomes, guards);
+    if (journal?.captures === true) await captureWritten(deps, tx, host, planned, placed);
     if (journal !== undefined) {
       const { state, report } = journal.finish(placed, error);
       await tx.finishOperation(journal.operation.id, state, report);
@@ -317,6 +323,22 @@ async function record(
     files.push({ ...base, ...outcome });
   }
   return files;
+}
+
+/** Each state written onto its VM's current host, as read inside the transaction, recorded as a generation. */
+async function captureWritten(
+  deps: FlowDeps,
+  tx: StoreTx,
+  host: Host,
+  planned: readonly Planned[],
+  placed: readonly PlacedFile[],
+): Promise<void> {
+  for (const [i, p] of planned.entries()) {
+    if (placed[i]?.status !== 'written' || (await tx.getVm(p.vm.uuid))?.hostUuid !== host.uuid) continue;
+    const { kind, sha256, size, entries } = p.state;
+    const captured = { uuid: randomUUID(), vmUuid: p.vm.uuid, type: p.type, kind, sha256, size, entries };
+    await tx.recordGeneration({ ...captured, source: 'write', hostUuid: host.uuid }, keepGenerations(deps));
+  }
 }
 
 async function recordWritten(deps: FlowDeps, tx: StoreTx, host: Host, p: Planned, now: number): Promise<void> {

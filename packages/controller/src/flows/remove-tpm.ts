@@ -165,7 +165,9 @@ async function purge(
       tx,
       files.filter((f) => isConfirmed(outcome(f.hostUuid, f.path))),
     );
-    await tx.deleteBackups(collected.flatMap((c) => c.backups.map((b) => b.uuid)));
+    // Every generation of those types goes, not only the newest the collect step read.
+    for (const { vm, backups } of collected)
+      await tx.deleteGenerations(vm.uuid, [...new Set(backups.map((b) => b.type))]);
     await tx.addPendingDeletions(rows);
     // The binding is detached only once none of the TPM's state remains on any host (step 5): what this removal
     // left pending, and what was pending before (a guard of a write whose outcome is unknown, an earlier path).

@@ -19,8 +19,13 @@ export interface RestoreOptions {
   readonly host?: string;
   /** where each type goes on that host; default: see `restoreVm` */
   readonly paths?: Readonly<Partial<Record<FileType, string>>>;
-  /** write over state hostfiles does not know at a new path */
+  /**
+   * write over state hostfiles does not know at a new path; and restore a generation older than the newest of its
+   * type
+   */
   readonly force?: boolean;
+  /** one generation of one type instead of the newest of every type; `type` may be left out when the VM has one */
+  readonly generation?: { readonly number: number; readonly type?: FileType };
 }
 
 export type RestoredFile = PlacedFile;
@@ -34,6 +39,8 @@ export interface RestoreReport {
   readonly commands: number;
   /** why the host could not be reached or refused the command, if it did */
   readonly error?: string;
+  /** the generation written of each type */
+  readonly generations: readonly { readonly type: FileType; readonly generation: number }[];
   readonly files: readonly RestoredFile[];
 }
 
@@ -60,13 +67,16 @@ export async function restoreVm(
   return deps.queue.run([vmKey(resolved.uuid), wholeHost(host.uuid)], async () => {
     const vm = await deps.store.getVm(resolved.uuid);
     if (vm === null) throw new FlowError('not_found', `no VM ${vmRef}`);
-    const placements = await planRestore(deps, vm, host, options.paths ?? {});
+    const backups = await backupsToRestore(deps, vm, options);
+    const placements = await planRestore(deps, vm, host, backups, options.paths ?? {});
     const planned = await planPlacements(deps, host, placements, options.force === true);
+    const generations = backups.map((b) => ({ type: b.type, generation: b.generation }));
     const input = {
       vm: vm.uuid,
       host: host.uuid,
       paths: Object.fromEntries(placements.map((p) => [p.type, p.path])),
       force: options.force === true,
+      ...(options.generation === undefined ? {} : { generation: generations[0] }),
     };
     await startJournal(deps, { id: operationId, kind: RESTORE_VM, subject: vm.uuid, step: 'write', input });
     return failJournalOnError(deps, operationId, async () => {
@@ -79,6 +89,7 @@ export async function restoreVm(
         hostName: host.name,
         commands: 1,
         ...(error === undefined ? {} : { error }),
+        generations,
         files,
       };
       const state = files.every((f) => f.status === 'written') ? 'done' : 'failed';
@@ -88,14 +99,41 @@ export async function restoreVm(
   });
 }
 
+/**
+ * The newest generation of each type; or the one asked for, refused (`conflict`) when it is older than the newest of
+ * its type unless forced: a restore over a newer state is a decision, never a slip of the finger.
+ */
+async function backupsToRestore(deps: FlowDeps, vm: Vm, options: RestoreOptions): Promise<BackupFile[]> {
+  const newest = await deps.store.listBackupsByVm(vm.uuid);
+  if (newest.length === 0) throw new FlowError('not_found', `VM ${vm.name} has no backup: sync it first`);
+  const asked = options.generation;
+  if (asked === undefined) return newest;
+  if (asked.type === undefined && newest.length > 1) {
+    throw new FlowError('bad_input', `VM ${vm.name} has generations of ${newest.length} types: name the type`);
+  }
+  const type = asked.type ?? newest[0]?.type ?? 'TpmState';
+  const backup = await deps.store.getGeneration(vm.uuid, type, asked.number);
+  if (backup === null) {
+    throw new FlowError('not_found', `VM ${vm.name} has no ${type} generation ${asked.number} (see state history)`);
+  }
+  const latest = newest.find((b) => b.type === type);
+  if (latest !== undefined && latest.generation > backup.generation && options.force !== true) {
+    throw new FlowError(
+      'conflict',
+      `generation ${backup.generation} of VM ${vm.name}'s ${type} is older than its newest, ${latest.generation}: ` +
+        'restoring it over the newer state needs force',
+    );
+  }
+  return [backup];
+}
+
 async function planRestore(
   deps: FlowDeps,
   vm: Vm,
   host: Host,
+  backups: readonly BackupFile[],
   given: Readonly<Partial<Record<FileType, string>>>,
 ): Promise<Placement[]> {
-  const backups = await deps.store.listBackupsByVm(vm.uuid);
-  if (backups.length === 0) throw new FlowError('not_found', `VM ${vm.name} has no backup: sync it first`);
   for (const type of Object.keys(given)) {
     if (!backups.some((b) => b.type === type))
       throw new FlowError('bad_input', `VM ${vm.name} has no ${type} backup to restore`);
@@ -176,11 +214,19 @@ function knownPath(
 /** Repeats a restore the controller was killed in, to the same host and paths: writes of the same bytes. */
 export async function resumeRestore(deps: FlowDeps, operation: Operation): Promise<'done' | 'failed'> {
   return repeatFlow(deps, operation, async (input) => {
-    const { vm, host, paths, force } = input;
+    const { vm, host, paths, force, generation } = input;
     if (typeof vm !== 'string' || typeof host !== 'string') return 'the input cannot be read';
     if ((await deps.store.getVm(vm)) === null) return 'the VM no longer exists';
     const given = typeof paths === 'object' && paths !== null ? (paths as Partial<Record<FileType, string>>) : {};
-    await restoreVm(deps, vm, { host, paths: given, force: force === true }, operation.id);
+    // The generation the restore began with, type included (journaled once it was chosen).
+    const asked = generation as { type: FileType; generation?: number } | undefined;
+    const options: RestoreOptions = {
+      host,
+      paths: given,
+      force: force === true,
+      ...(typeof asked?.generation === 'number' ? { generation: { number: asked.generation, type: asked.type } } : {}),
+    };
+    await restoreVm(deps, vm, options, operation.id);
     return null;
   });
 }

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mapLimit, type FileType, type ReadResult, type StateKind } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import type { Host, NewOperation, Operation, Vm, VmHostFile } from '../store/index.js';
-import { FlowError, type FlowDeps } from './deps.js';
+import { FlowError, keepGenerations, type FlowDeps } from './deps.js';
 import { markHost, markUnreachable } from './host-state.js';
 import { resolveVm } from './resolve.js';
 import { planOnVms, runPlanned } from './run-planned.js';
@@ -26,9 +26,12 @@ export type SyncOutcome =
 
 export type SyncedFile = FileOnHost & SyncOutcome;
 
-/** The backup of one type, as this sync left it. */
+/** The backup of one type, as this sync left it: the newest generation. */
 export interface SyncBackup {
   readonly type: FileType;
+  readonly generation: number;
+  /** false: the newest generation already held exactly this state, and no new one was made */
+  readonly created: boolean;
   /** the file it was taken from */
   readonly hostUuid: string;
   readonly hostName: string;
@@ -62,7 +65,12 @@ interface HostRead {
  * taken from the VM's file on its current host, or, when it has none there, from its most recently written one;
  * if that file cannot be read, the earlier backup is kept: a stale copy from another host never replaces it.
  */
-export async function syncVm(deps: FlowDeps, vmRef: string, operationId: string = randomUUID()): Promise<SyncReport> {
+export async function syncVm(
+  deps: FlowDeps,
+  vmRef: string,
+  operationId: string = randomUUID(),
+  source: 'sync' | 'adopt' = 'sync',
+): Promise<SyncReport> {
   const resolved = await resolveVm(deps.store, vmRef);
   return runPlanned(
     deps,
@@ -75,11 +83,11 @@ export async function syncVm(deps: FlowDeps, vmRef: string, operationId: string 
         kind: SYNC_VM,
         subject: vm.uuid,
         step: 'read',
-        input: { vm: vm.uuid },
+        input: { vm: vm.uuid, ...(source === 'sync' ? {} : { source }) },
       });
       return failJournalOnError(deps, operationId, async () => {
         const { reads, commands } = await readOnHosts(deps, rows);
-        return record(deps, operationId, vm, reads, commands);
+        return record(deps, { operationId, source }, vm, reads, commands);
       });
     },
   );
@@ -166,7 +174,7 @@ function sourceRows(vm: Vm, rows: readonly VmHostFile[]): Map<FileType, VmHostFi
 /** Rows and backups updated and the operation finished, in one transaction. */
 async function record(
   deps: FlowDeps,
-  operationId: string,
+  { operationId, source }: { readonly operationId: string; readonly source: 'sync' | 'adopt' },
   vm: Vm,
   reads: readonly HostRead[],
   commands: number,
@@ -186,9 +194,10 @@ async function record(
       const { kind, sha256, size, entries } = state;
       await tx.upsertFile({ ...row, kind, sha256, size, lastSyncAt: now });
       if (!sources.has(row)) continue;
-      await tx.upsertBackup({ uuid: randomUUID(), vmUuid: vm.uuid, type: row.type, kind, sha256, size, entries });
       const { hostUuid, hostName, type, path } = outcome;
-      backups.push({ type, hostUuid, hostName, path, kind, sha256, size });
+      const captured = { uuid: randomUUID(), vmUuid: vm.uuid, type, kind, sha256, size, entries, source, hostUuid };
+      const { backup, created } = await tx.recordGeneration(captured, keepGenerations(deps));
+      backups.push({ type, generation: backup.generation, created, hostUuid, hostName, path, kind, sha256, size });
     }
     const report: SyncReport = {
       operationId,
@@ -209,7 +218,7 @@ export async function resumeSync(deps: FlowDeps, operation: Operation): Promise<
   return repeatFlow(deps, operation, async (input) => {
     const vm = typeof input['vm'] === 'string' ? input['vm'] : undefined;
     if (vm === undefined || (await deps.store.getVm(vm)) === null) return 'the VM no longer exists';
-    await syncVm(deps, vm, operation.id);
+    await syncVm(deps, vm, operation.id, input['source'] === 'adopt' ? 'adopt' : 'sync');
     return null;
   });
 }

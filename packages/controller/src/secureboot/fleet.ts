@@ -46,7 +46,7 @@ export async function auditStoredNvram(store: StoreReads): Promise<FleetAudit> {
       audits.push({ ...row, nvram: null, ...notApplicable(noNvramReason(vm)) });
       continue;
     }
-    const nvram = { sha256: backup.sha256, size: backup.size, at: backup.updatedAt, path: null };
+    const nvram = { sha256: backup.sha256, size: backup.size, at: backup.capturedAt, path: null };
     const [entry] = await store.listBackupEntries(backup.uuid);
     const volume = entry === undefined ? undefined : await storedVolume(entry);
     let audit: StoreAudit;

@@ -111,11 +111,12 @@ for (const engine of ENGINES)
       assert.equal((await store.listPendingDeletions()).length, 1);
     });
 
-    it('upserts one backup per (vm, type), with exactly its entries', async (t) => {
+    it('records numbered generations per (vm, type) with exactly their entries, and reads the newest as the backup', async (t) => {
       const clock = manualClock(100);
       const store = await openStore(t, engine, { now: clock.now });
-      const vm = await addVm(store, 'vm1', null);
-      const first = await store.upsertBackup(fileBackup('b1', vm, 'TpmState', Uint8Array.of(1), '1'));
+      const host = await addHost(store, 'h1');
+      const vm = await addVm(store, 'vm1', host);
+      const first = await store.recordGeneration(fileBackup('b1', vm, 'TpmState', Uint8Array.of(1), '1'), 5);
       clock.set(200);
       const entry = (path: string, bytes: number[], digit: string) => ({
         path,
@@ -124,38 +125,93 @@ for (const engine of ENGINES)
         sha256: sha(digit),
         size: bytes.length,
       });
-      const second = await store.upsertBackup({
+      const dir = {
+        uuid: 'b2',
+        vmUuid: vm,
+        type: 'TpmState' as const,
+        kind: 'dir' as const,
+        sha256: sha('2'),
+        size: 3,
+        source: 'adopt' as const,
+        hostUuid: host,
+        entries: [entry('tpm2/tpm2-00.volatilestate', [3], '4'), entry('tpm2/tpm2-00.permall', [2, 2], '3')],
+      };
+      const second = await store.recordGeneration(dir, 5);
+      assert.deepEqual([first.created, first.backup.generation, first.backup.capturedAt], [true, 1, 100]);
+      const expected = {
         uuid: 'b2',
         vmUuid: vm,
         type: 'TpmState',
+        generation: 2,
         kind: 'dir',
         sha256: sha('2'),
         size: 3,
-        entries: [entry('tpm2/tpm2-00.volatilestate', [3], '4'), entry('tpm2/tpm2-00.permall', [2, 2], '3')],
-      });
-      assert.equal(first.updatedAt, 100);
-      assert.deepEqual(second, {
-        uuid: 'b1',
-        vmUuid: vm,
-        type: 'TpmState',
-        kind: 'dir',
-        sha256: sha('2'),
-        size: 3,
-        updatedAt: 200,
+        source: 'adopt',
+        hostUuid: host,
+        capturedAt: 200,
+      };
+      assert.deepEqual(second, { backup: expected, created: true, pruned: [] });
+      // The same state again makes nothing: the newest already holds it.
+      clock.set(300);
+      assert.deepEqual(await store.recordGeneration({ ...dir, uuid: 'b3' }, 5), {
+        backup: expected,
+        created: false,
+        pruned: [],
       });
       assert.deepEqual(
-        (await store.listBackupEntries('b1')).map((e) => ({ ...e, content: [...e.content] })),
+        (await store.listBackupEntries('b2')).map((e) => ({ ...e, content: [...e.content] })),
         [
           { ...entry('tpm2/tpm2-00.permall', [], '3'), content: [2, 2], size: 2 },
           { ...entry('tpm2/tpm2-00.volatilestate', [], '4'), content: [3], size: 1 },
         ],
-        'the first entry is gone, the two new ones are there, by path',
+        'its entries, by path',
       );
-      assert.equal((await store.listBackupsByVm(vm)).length, 1);
+      assert.equal((await store.listBackupEntries('b1')).length, 1, 'the older generation keeps its own');
+      assert.deepEqual(await store.listBackupsByVm(vm), [expected], 'the backup is the newest generation');
+      assert.deepEqual(
+        (await store.listBackupsByVms([vm])).map((b) => b.generation),
+        [2],
+      );
+      assert.deepEqual(
+        (await store.listGenerations(vm)).map((b) => b.generation),
+        [2, 1],
+        'newest first',
+      );
+      assert.equal((await store.getGeneration(vm, 'TpmState', 1))?.uuid, 'b1');
+      assert.equal(await store.getGeneration(vm, 'TpmState', 3), null);
       assert.equal((await store.listBackupsByVm(vm, 'NvRam')).length, 0);
-      assert.equal(await store.deleteBackups(['b1']), 1);
-      assert.deepEqual(await store.listBackupsByVm(vm), []);
+      // A host removed leaves its generations without a source host.
+      await store.setVmHost(vm, null);
+      await store.removeHost(host);
+      assert.equal((await store.getGeneration(vm, 'TpmState', 2))?.hostUuid, null);
+    });
+
+    it('keeps the last N generations, never reuses a number, and deletes them all with the state', async (t) => {
+      const store = await openStore(t, engine);
+      const vm = await addVm(store, 'vm1', null);
+      const capture = (digit: string, keep: number) =>
+        store.recordGeneration(fileBackup(`b${digit}`, vm, 'NvRam', Buffer.from(digit), digit), keep);
+      for (const digit of ['1', '2', '3']) await capture(digit, 5);
+      assert.deepEqual((await capture('4', 2)).pruned, [1, 2], 'the oldest beyond the last 2, oldest first');
+      assert.deepEqual(
+        (await store.listGenerations(vm)).map((b) => b.generation),
+        [4, 3],
+      );
       assert.deepEqual(await store.listBackupEntries('b1'), [], 'its entries went with it');
+      // keep 1 never drops the newest, even when the capture made nothing new
+      assert.deepEqual((await capture('4', 1)).pruned, [3]);
+      assert.deepEqual(
+        (await store.listGenerations(vm)).map((b) => b.generation),
+        [4],
+      );
+      await assert.rejects(capture('5', 0), RangeError);
+      await store.recordGeneration(fileBackup('t1', vm, 'TpmState', Uint8Array.of(9), '9'), 5);
+      // The NvRam state deleted (a TPM removal drops it): every generation goes; the counter stays.
+      assert.equal(await store.deleteGenerations(vm, ['NvRam']), 1);
+      assert.deepEqual(await store.listGenerations(vm, 'NvRam'), []);
+      assert.equal((await capture('6', 5)).backup.generation, 5, 'numbers go on: 4 is never given again');
+      assert.equal(await store.deleteGenerations(vm), 2, 'all types');
+      assert.deepEqual(await store.listGenerations(vm), []);
     });
   });
 
@@ -179,7 +235,7 @@ async function seedRemoval(t: TestContext, store: Store) {
   const state1 = await store.upsertFile(stateRow(h1, onDisk));
   const state2 = await store.upsertFile(stateRow(h2, join(rootOf(hosts, 1, 'TpmState'), 'vm1')));
   const nvram = await store.upsertFile(fileRow(vm, h1, 'NvRam', join(rootOf(hosts, 0, 'NvRam'), 'vm1_VARS.fd')));
-  const backup = await store.upsertBackup(fileBackup('b1', vm, 'TpmState', Uint8Array.of(7), '7'));
+  const { backup } = await store.recordGeneration(fileBackup('b1', vm, 'TpmState', Uint8Array.of(7), '7'), 5);
   await hosts[1].agent.stop();
   return { deps, h1, h2, vm, onDisk, state1: state1.file, state2: state2.file, nvram: nvram.file, backup };
 }

@@ -2,11 +2,14 @@
 import { StoreError } from './errors.js';
 import { PENDING_COLUMNS, toPending, type PendingRow } from './pending-row.js';
 import { deleteWhereIn, selectWhereIn, type Context } from './support.js';
+import { FILE_TYPES } from '@hostfiles/shared';
 import type {
   BackupEntry,
   BackupFile,
   ContentStorage,
   FileType,
+  GenerationSource,
+  NewBackupFile,
   OwnedPath,
   StateKind,
   StoreReads,
@@ -43,21 +46,30 @@ interface BackupRow {
   uuid: string;
   vm_uuid: string;
   type: FileType;
+  generation: number;
   kind: StateKind;
   sha256: string;
   size: number;
-  updated_at: number;
+  source: GenerationSource;
+  host_uuid: string | null;
+  captured_at: number;
 }
-const BACKUP_COLUMNS = 'uuid, vm_uuid, type, kind, sha256, size, updated_at';
-const BACKUP = `SELECT ${BACKUP_COLUMNS} FROM vm_host_backup_files`;
+const BACKUP_COLUMNS = 'uuid, vm_uuid, type, generation, kind, sha256, size, source, host_uuid, captured_at';
+const BACKUP = `SELECT ${BACKUP_COLUMNS} FROM vm_host_backup_files b`;
+/** Only the newest generation of each (vm, type): the VM's backup. */
+const NEWEST = `generation = (
+  SELECT max(g.generation) FROM vm_host_backup_files g WHERE g.vm_uuid = b.vm_uuid AND g.type = b.type)`;
 const toBackup = (r: BackupRow): BackupFile => ({
   uuid: r.uuid,
   vmUuid: r.vm_uuid,
   type: r.type,
+  generation: r.generation,
   kind: r.kind,
   sha256: r.sha256,
   size: r.size,
-  updatedAt: r.updated_at,
+  source: r.source,
+  hostUuid: r.host_uuid,
+  capturedAt: r.captured_at,
 });
 
 interface EntryRow {
@@ -90,15 +102,34 @@ export function fileReads({ sql }: Context) {
     listFilesByVms: async (vmUuids) =>
       (await selectWhereIn<FileRow>(sql, FILE, 'vm_uuid', vmUuids, 'ORDER BY vm_uuid, host_uuid, type')).map(toFile),
     listBackupsByVms: async (vmUuids) =>
-      (await selectWhereIn<BackupRow>(sql, BACKUP, 'vm_uuid', vmUuids, 'ORDER BY vm_uuid, type')).map(toBackup),
+      (await selectWhereIn<BackupRow>(sql, BACKUP, 'vm_uuid', vmUuids, `AND ${NEWEST} ORDER BY vm_uuid, type`)).map(
+        toBackup,
+      ),
     listFilesByHost: async (hostUuid) =>
       (await sql.all<FileRow>(`${FILE} WHERE host_uuid = $hostUuid ORDER BY path`, { hostUuid })).map(toFile),
     listBackupsByVm: async (vmUuid, type) => {
-      const rows = await sql.all<BackupRow>(`${BACKUP} WHERE vm_uuid = $vmUuid ${typeFilter(type)} ORDER BY type`, {
-        vmUuid,
-        ...(type === undefined ? {} : { type }),
-      });
+      const rows = await sql.all<BackupRow>(
+        `${BACKUP} WHERE vm_uuid = $vmUuid ${typeFilter(type)} AND ${NEWEST} ORDER BY type`,
+        {
+          vmUuid,
+          ...(type === undefined ? {} : { type }),
+        },
+      );
       return rows.map(toBackup);
+    },
+    listGenerations: async (vmUuid, type) => {
+      const rows = await sql.all<BackupRow>(
+        `${BACKUP} WHERE vm_uuid = $vmUuid ${typeFilter(type)} ORDER BY type, generation DESC`,
+        { vmUuid, ...(type === undefined ? {} : { type }) },
+      );
+      return rows.map(toBackup);
+    },
+    getGeneration: async (vmUuid, type, generation) => {
+      const row = await sql.get<BackupRow>(
+        `${BACKUP} WHERE vm_uuid = $vmUuid AND type = $type AND generation = $generation`,
+        { vmUuid, type, generation },
+      );
+      return row === undefined ? null : toBackup(row);
     },
     listBackupEntries: async (backupUuid) =>
       sql.all<EntryRow>(
@@ -177,19 +208,26 @@ export function fileWrites({ sql, now }: Context) {
       return { file: toFile(stored), previous, cancelled: cancelled.map(toPending) };
     },
     deleteFiles: (uuids) => deleteWhereIn(sql, 'vm_host_files', 'uuid', uuids),
-    upsertBackup: async ({ uuid, vmUuid, type, kind, sha256, size, entries }) => {
-      const [row] = await sql.all<BackupRow>(
-        `INSERT INTO vm_host_backup_files (uuid, vm_uuid, type, kind, sha256, size, updated_at)
-         VALUES ($uuid, $vmUuid, $type, $kind, $sha256, $size, $updatedAt)
-         ON CONFLICT (vm_uuid, type) DO UPDATE SET
-           kind = excluded.kind, sha256 = excluded.sha256, size = excluded.size, updated_at = excluded.updated_at
-         RETURNING ${BACKUP_COLUMNS}`,
-        { uuid, vmUuid, type, kind, sha256, size, updatedAt: now() },
+    recordGeneration: async (backup, keep) => {
+      if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`keep must be an integer ≥ 1, not ${keep}`);
+      const { vmUuid, type } = backup;
+      const newest = await sql.get<BackupRow>(
+        `${BACKUP} WHERE vm_uuid = $vmUuid AND type = $type ORDER BY generation DESC LIMIT 1`,
+        { vmUuid, type },
       );
-      if (row === undefined) throw new StoreError('io', `backup of VM ${vmUuid} was not stored`);
-      await sql.run('DELETE FROM vm_host_backup_entries WHERE backup_uuid = $uuid', { uuid: row.uuid });
-      for (const entry of entries) await insertEntry(sql, row.uuid, entry);
-      return toBackup(row);
+      const same = newest !== undefined && newest.sha256 === backup.sha256 && newest.kind === backup.kind;
+      const stored = same ? newest : await insertGeneration(sql, backup, now());
+      const pruned = await prune(sql, vmUuid, type, keep);
+      return { backup: toBackup(stored), created: !same, pruned };
+    },
+    deleteGenerations: async (vmUuid, types) => {
+      let removed = 0;
+      for (const type of types ?? FILE_TYPES) {
+        removed += (
+          await sql.run('DELETE FROM vm_host_backup_files WHERE vm_uuid = $vmUuid AND type = $type', { vmUuid, type })
+        ).changes;
+      }
+      return removed;
     },
     deleteBackups: (uuids) => deleteWhereIn(sql, 'vm_host_backup_files', 'uuid', uuids),
     addOwnedPaths,
@@ -203,6 +241,44 @@ export function fileWrites({ sql, now }: Context) {
       return removed;
     },
   } satisfies Partial<StoreWrites>;
+}
+
+/** The next number of the (vm, type) counter, then the generation and its entries. */
+async function insertGeneration(sql: Context['sql'], backup: NewBackupFile, capturedAt: number): Promise<BackupRow> {
+  const { uuid, vmUuid, type, kind, sha256, size, source, hostUuid, entries } = backup;
+  const [counter] = await sql.all<{ last_generation: number }>(
+    `INSERT INTO vm_generation_counters (vm_uuid, type, last_generation) VALUES ($vmUuid, $type, 1)
+     ON CONFLICT (vm_uuid, type) DO UPDATE SET last_generation = vm_generation_counters.last_generation + 1
+     RETURNING last_generation`,
+    { vmUuid, type },
+  );
+  if (counter === undefined) throw new StoreError('io', `no generation number was given to VM ${vmUuid}`);
+  const [row] = await sql.all<BackupRow>(
+    `INSERT INTO vm_host_backup_files (${BACKUP_COLUMNS})
+     VALUES ($uuid, $vmUuid, $type, $generation, $kind, $sha256, $size, $source, $hostUuid, $capturedAt)
+     RETURNING ${BACKUP_COLUMNS}`,
+    { uuid, vmUuid, type, generation: counter.last_generation, kind, sha256, size, source, hostUuid, capturedAt },
+  );
+  if (row === undefined) throw new StoreError('io', `backup of VM ${vmUuid} was not stored`);
+  for (const entry of entries) await insertEntry(sql, row.uuid, entry);
+  return row;
+}
+
+/** Drops the generations of (vm, type) older than the newest `keep`; answers their numbers, oldest first. */
+async function prune(sql: Context['sql'], vmUuid: string, type: FileType, keep: number): Promise<number[]> {
+  const rows = await sql.all<{ generation: number }>(
+    `SELECT generation FROM vm_host_backup_files WHERE vm_uuid = $vmUuid AND type = $type
+     ORDER BY generation DESC`,
+    { vmUuid, type },
+  );
+  const dropped = rows.slice(keep).map((r) => r.generation);
+  if (dropped.length === 0) return [];
+  const oldestKept = rows[keep - 1]?.generation ?? 0;
+  await sql.run(
+    'DELETE FROM vm_host_backup_files WHERE vm_uuid = $vmUuid AND type = $type AND generation < $oldestKept',
+    { vmUuid, type, oldestKept },
+  );
+  return dropped.reverse();
 }
 
 async function insertEntry(sql: Context['sql'], backupUuid: string, entry: BackupEntry): Promise<void> {

@@ -5,8 +5,9 @@ import { describe, it, type TestContext } from 'node:test';
 import pg from 'pg';
 import sqlite3 from 'sqlite3';
 import { openConnection, type Connection } from './connection.js';
+import { openPgConnection } from './pg-connection.js';
 import { isStoreError } from './errors.js';
-import { migrate } from './migrate.js';
+import { migrate, MIGRATIONS_TABLE } from './migrate.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { PG_MIGRATIONS } from './migrations/pg/index.js';
 import { createPgStore } from './pg-store.js';
@@ -54,6 +55,7 @@ describe('migrations', () => {
       'pending_deletions',
       'schema_migrations',
       'tpms',
+      'vm_generation_counters',
       'vm_host_backup_entries',
       'vm_host_backup_files',
       'vm_host_files',
@@ -64,6 +66,7 @@ describe('migrations', () => {
       { version: 2, name: 'real-hosts', applied_at: 42 },
       { version: 3, name: 'pinned-certificates', applied_at: 42 },
       { version: 4, name: 'controllers', applied_at: 42 },
+      { version: 5, name: 'generations', applied_at: 42 },
     ]);
   });
 
@@ -91,10 +94,13 @@ describe('migrations', () => {
       uuid: 'b1',
       vmUuid: 'vm1',
       type: 'NvRam',
+      generation: 1,
       kind: 'file',
       sha256: sha('a'),
       size: 3,
-      updatedAt: 6,
+      source: 'migrated',
+      hostUuid: null,
+      capturedAt: 6,
     });
     assert.deepEqual(
       (await store.listBackupEntries('b1')).map((e) => ({ ...e, content: [...e.content] })),
@@ -258,7 +264,7 @@ describe('migration 4 (controllers)', () => {
         `INSERT INTO operations VALUES ('op1', 'tpm.remove', 's', 'collect', 'running', '{}', NULL, 1, 1);`,
       );
     });
-    assert.equal(await migrate(connection, MIGRATIONS, () => 2), 4);
+    assert.equal(await migrate(connection, MIGRATIONS, () => 2), MIGRATIONS.length);
     await connection.close();
     const store = await createSqliteStore(path);
     t.after(() => store.close());
@@ -268,5 +274,71 @@ describe('migration 4 (controllers)', () => {
       ['op1'],
       'an operation of no controller is an orphan',
     );
+  });
+});
+
+/** A version-4 database's one backup of (vm1, NvRam), with one entry: what migration 5 turns into generation 1. */
+const V4_BACKUP = (content: string) => `
+  INSERT INTO hosts (uuid, name, url, public_key, key_id, state, last_seen_at, created_at)
+    VALUES ('h1', 'h1', 'http://h1', 'pk', '0011223344556677', 'Connected', NULL, 1);
+  INSERT INTO vms (uuid, name, host_uuid, boot_mode, secure_boot, created_at) VALUES ('vm1', 'vm1', 'h1', 'UEFI', 0, 1);
+  INSERT INTO vm_host_backup_files (uuid, vm_uuid, type, kind, sha256, size, updated_at)
+    VALUES ('b1', 'vm1', 'NvRam', 'file', '${'a'.repeat(64)}', 3, 6);
+  INSERT INTO vm_host_backup_entries (backup_uuid, path, content, encoding, sha256, size)
+    VALUES ('b1', '', ${content}, 'identity', '${'a'.repeat(64)}', 3);`;
+
+/** After migration 5: b1 is generation 1 of its (vm, type), and the next capture is generation 2. */
+async function assertMigratedGenerations(store: Awaited<ReturnType<typeof createSqliteStore>>): Promise<void> {
+  assert.deepEqual(
+    (await store.listGenerations('vm1')).map((b) => [b.uuid, b.generation, b.source, b.hostUuid, b.capturedAt]),
+    [['b1', 1, 'migrated', null, 6]],
+  );
+  assert.deepEqual(
+    (await store.listBackupEntries('b1')).map((e) => [...e.content]),
+    [[1, 2, 3]],
+  );
+  assert.equal((await store.getVm('vm1'))?.hostUuid, 'h1');
+  const next = await store.recordGeneration(
+    {
+      uuid: 'b2',
+      vmUuid: 'vm1',
+      type: 'NvRam',
+      kind: 'file',
+      sha256: 'b'.repeat(64),
+      size: 1,
+      source: 'sync',
+      hostUuid: 'h1',
+      entries: [{ path: '', content: Buffer.of(9), encoding: 'identity', sha256: 'c'.repeat(64), size: 1 }],
+    },
+    5,
+  );
+  assert.deepEqual([next.created, next.backup.generation], [true, 2]);
+}
+
+describe('migration 5 (generations)', () => {
+  it("makes a version-4 database's backup generation 1, its entries kept, numbering on from it", async (t) => {
+    const path = join(await tempDir(t), 'v4.db');
+    const connection = await connect(t, path);
+    assert.equal(await migrate(connection, MIGRATIONS.slice(0, 4), () => 1), 4);
+    await connection.transaction((sql) => sql.exec(V4_BACKUP("X'010203'")));
+    assert.equal(await migrate(connection, MIGRATIONS, () => 2), MIGRATIONS.length);
+    await connection.close();
+    const store = await createSqliteStore(path);
+    t.after(() => store.close());
+    await assertMigratedGenerations(store);
+  });
+});
+
+describe('migration 3 (generations, postgres)', onEngine('postgres'), () => {
+  it("makes a version-2 schema's backup generation 1, its entries kept, numbering on from it", async (t) => {
+    const schema = tempSchema(t);
+    const connection = openPgConnection({ url: PG_TEST_URL, schema });
+    await connection.transaction((sql) => sql.exec(`CREATE SCHEMA ${schema}`));
+    assert.equal(await migrate(connection, PG_MIGRATIONS.slice(0, 2), () => 1, MIGRATIONS_TABLE.postgres), 2);
+    await connection.transaction((sql) => sql.exec(V4_BACKUP(`'\\x010203'::bytea`)));
+    await connection.close();
+    const store = await createPgStore(PG_TEST_URL, { schema });
+    t.after(() => store.close());
+    await assertMigratedGenerations(store);
   });
 });

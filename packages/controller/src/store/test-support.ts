@@ -191,6 +191,8 @@ export const fileBackup = (uuid: string, vmUuid: string, type: FileType, content
   uuid,
   vmUuid,
   type,
+  source: 'sync' as const,
+  hostUuid: null,
   kind: 'file' as const,
   sha256: sha(digit),
   size: content.byteLength,

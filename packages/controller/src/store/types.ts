@@ -116,18 +116,42 @@ export interface BackupEntry {
   readonly size: number;
 }
 
-/** A controller-side copy of a VM's state of one type: no host, no path. Its entries are read on their own. */
+/** What captured a generation; 'migrated': the one backup a database held before generations. */
+export const GENERATION_SOURCES = ['sync', 'adopt', 'write', 'migrated'] as const;
+export type GenerationSource = (typeof GENERATION_SOURCES)[number];
+
+/** How many generations of a (vm, type) are kept when none is configured. */
+export const DEFAULT_KEEP_GENERATIONS = 5;
+
+/**
+ * A controller-side copy of a VM's state of one type, one generation of it: no path. Its entries are read on their
+ * own. Generations of a (vm, type) are numbered from 1, monotonic, never reused while the VM exists.
+ */
 export interface BackupFile {
   readonly uuid: string;
   readonly vmUuid: string;
   readonly type: FileType;
+  readonly generation: number;
   readonly kind: StateKind;
   /** a file's sha256, or a directory's state digest */
   readonly sha256: string;
   readonly size: number;
-  readonly updatedAt: number;
+  readonly source: GenerationSource;
+  /** the host it was captured from (read, or written to); null once that host was removed, or before generations */
+  readonly hostUuid: string | null;
+  readonly capturedAt: number;
 }
-export type NewBackupFile = Omit<BackupFile, 'updatedAt'> & { readonly entries: readonly BackupEntry[] };
+export type NewBackupFile = Omit<BackupFile, 'generation' | 'capturedAt'> & {
+  readonly entries: readonly BackupEntry[];
+};
+
+export interface RecordGenerationResult {
+  /** the generation made, or the newest one when it already held exactly this state (nothing was made) */
+  readonly backup: BackupFile;
+  readonly created: boolean;
+  /** the generations dropped to keep the last N: oldest first */
+  readonly pruned: readonly number[];
+}
 
 /** A (host, path) hostfiles has put state at or taken charge of, until its deletion is confirmed. */
 export interface OwnedPath {
@@ -234,9 +258,15 @@ export interface StoreReads {
   listFilesByVm(vmUuid: string, type?: FileType): Promise<VmHostFile[]>;
   listFilesByVms(vmUuids: readonly string[]): Promise<VmHostFile[]>;
   listFilesByHost(hostUuid: string): Promise<VmHostFile[]>;
-  /** Backups without their content (a removal of a thousand VMs reads no blob). */
+  /**
+   * The newest generation of each type (the VM's backup), without content (a removal of a thousand VMs reads no
+   * blob).
+   */
   listBackupsByVm(vmUuid: string, type?: FileType): Promise<BackupFile[]>;
   listBackupsByVms(vmUuids: readonly string[]): Promise<BackupFile[]>;
+  /** Every generation kept, without content: by type, newest first. */
+  listGenerations(vmUuid: string, type?: FileType): Promise<BackupFile[]>;
+  getGeneration(vmUuid: string, type: FileType, generation: number): Promise<BackupFile | null>;
   /** The files of one backup, content included, by path. */
   listBackupEntries(backupUuid: string): Promise<BackupEntry[]>;
   listOwnedPaths(hostUuid: string): Promise<OwnedPath[]>;
@@ -297,8 +327,14 @@ export interface StoreWrites {
    */
   upsertFile(file: VmHostFile): Promise<UpsertFileResult>;
   deleteFiles(uuids: readonly string[]): Promise<number>;
-  /** Inserts or updates the backup of (vm, type) with exactly these entries; an update keeps the row's uuid. */
-  upsertBackup(backup: NewBackupFile): Promise<BackupFile>;
+  /**
+   * Records a capture as the next generation of (vm, type), unless the newest generation already holds exactly this
+   * state (kind and digest): then nothing is made. Then drops the oldest generations beyond `keep` (≥ 1): the newest
+   * is never dropped.
+   */
+  recordGeneration(backup: NewBackupFile, keep: number): Promise<RecordGenerationResult>;
+  /** Every generation of the VM (of those types, or all), entries included; answers how many went. */
+  deleteGenerations(vmUuid: string, types?: readonly FileType[]): Promise<number>;
   /** Idempotent: a path already owned keeps its first record. */
   addOwnedPaths(rows: readonly NewOwnedPath[]): Promise<void>;
   /** Forgets these paths of the host (their deletion was confirmed); answers how many went. */

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import {
   BOOT_MODES,
+  GENERATION_SOURCES,
   HOST_STATES,
   KEY_BINDING_STATES,
   OPERATION_STATES,
@@ -117,9 +118,20 @@ export const vmHostFile = component(
 export const backupFile = component(
   'BackupFile',
   of<BackupFile>()(
-    z.strictObject({ uuid, vmUuid: uuid, type: fileType, kind: stateKind, sha256, size, updatedAt: time }),
+    z.strictObject({
+      uuid,
+      vmUuid: uuid,
+      type: fileType,
+      generation: meta(z.int().positive(), { description: 'numbered per VM and type from 1, never reused' }),
+      kind: stateKind,
+      sha256,
+      size,
+      source: z.enum(GENERATION_SOURCES),
+      hostUuid: uuidWith('the host it was captured from; null once that host was removed').nullable(),
+      capturedAt: time,
+    }),
   ),
-  "the controller's copy of a VM's state of one type (metadata only)",
+  "the controller's copy of a VM's state of one type, one generation of it (metadata only)",
 );
 
 export const pendingDeletion = component(

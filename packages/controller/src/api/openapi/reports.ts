@@ -205,8 +205,18 @@ export const syncedFile = component(
 
 export const syncBackup = component(
   'SyncBackup',
-  of<SyncBackup>()(z.strictObject({ ...onHost, hostName: z.string(), ...stateFacts })),
-  'the backup of one type as the sync left it, and the file it was taken from',
+  of<SyncBackup>()(
+    z.strictObject({
+      ...onHost,
+      hostName: z.string(),
+      ...stateFacts,
+      generation: z.int().positive(),
+      created: meta(z.boolean(), {
+        description: 'false: the newest generation already held exactly this state, and no new one was made',
+      }),
+    }),
+  ),
+  'the backup of one type as the sync left it (its newest generation), and the file it was taken from',
 );
 
 export const syncReport = component(
@@ -268,6 +278,9 @@ export const restoreReport = component(
       hostName: z.string(),
       commands: count,
       error: meta(z.string().optional(), { description: 'why the host could not be reached or refused' }),
+      generations: meta(z.array(z.strictObject({ type: fileType, generation: z.int().positive() })), {
+        description: 'the generation written of each type',
+      }),
       files: z.array(placedFile),
     }),
   ),

@@ -3,7 +3,14 @@ import { MIGRATION_001 } from './001-initial.js';
 import { MIGRATION_002 } from './002-real-hosts.js';
 import { MIGRATION_003 } from './003-pinned-certificates.js';
 import { MIGRATION_004 } from './004-controllers.js';
+import { MIGRATION_005 } from './005-generations.js';
 import type { Migration } from './migration.js';
 
 export type { Migration };
-export const MIGRATIONS: readonly Migration[] = [MIGRATION_001, MIGRATION_002, MIGRATION_003, MIGRATION_004];
+export const MIGRATIONS: readonly Migration[] = [
+  MIGRATION_001,
+  MIGRATION_002,
+  MIGRATION_003,
+  MIGRATION_004,
+  MIGRATION_005,
+];

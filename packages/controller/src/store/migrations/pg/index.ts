@@ -3,5 +3,6 @@
 import type { Migration } from '../migration.js';
 import { PG_MIGRATION_001 } from './001-initial.js';
 import { PG_MIGRATION_002 } from './002-controllers.js';
+import { PG_MIGRATION_003 } from './003-generations.js';
 
-export const PG_MIGRATIONS: readonly Migration[] = [PG_MIGRATION_001, PG_MIGRATION_002];
+export const PG_MIGRATIONS: readonly Migration[] = [PG_MIGRATION_001, PG_MIGRATION_002, PG_MIGRATION_003];

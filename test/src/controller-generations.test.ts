@@ -1,0 +1,125 @@
+// Generations with a real agent and the real `hostfiles` binary: every capture that differs is numbered, the
+// history lists them, an older one is restored only when forced, the last N are kept, and removals take them all.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { signingKeyFromPem } from '@hostfiles/shared';
+import { removeSetup, setupAgent, startAgent } from './support/agent-process.js';
+import { hostfiles, type Run } from './support/cli.js';
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+interface History {
+  readonly vmName: string;
+  readonly generations: readonly {
+    readonly type: string;
+    readonly generation: number;
+    readonly sha256: string;
+    readonly source: string;
+    readonly hostName: string | null;
+  }[];
+}
+
+test('CLI: generations are numbered per capture, listed, restored (older only with --force), pruned and removed', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-generations-'));
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const db = join(dir, 'hostfiles.db');
+  const cli = (...args: string[]): Promise<Run> => hostfiles(['--db', db, ...args]);
+  const ok = async (...args: string[]): Promise<string> => {
+    const run = await cli(...args);
+    assert.equal(run.status, 0, `${args.join(' ')}: ${run.stderr}`);
+    return run.stdout;
+  };
+  const history = async (...flags: string[]): Promise<History> =>
+    JSON.parse(await ok('state', 'history', 'a', '--json', ...flags)) as History;
+  const nvram = async () =>
+    (await history('--type', 'NvRam')).generations.map((g) => [g.generation, g.source, g.sha256, g.hostName]);
+  await ok('init');
+  const key = signingKeyFromPem(readFileSync(join(dir, 'hostfiles.key'), 'utf8'));
+  const agent = await startAgent(setupAgent({ controllerKey: key }));
+  t.after(async () => {
+    await agent.stop();
+    removeSetup(agent.setup);
+  });
+  await ok('host', 'add', 'h0', agent.url, '--expect-key', agent.publicKey);
+  await ok('vm', 'add', 'a', '--host', 'h0', '--uefi');
+  await ok('tpm', 'add', 'a');
+  const tpmPath = join(agent.setup.roots.TpmState, 'a', 'tpm2-00.permall');
+  const varsPath = join(agent.setup.roots.NvRam, 'a_VARS.fd');
+  const v1 = randomBytes(4096);
+  const from = join(dir, 'state');
+  writeFileSync(from, v1);
+  assert.deepEqual((await history()).generations, [], 'nothing captured yet');
+  // A write onto the VM's current host is a capture: generation 1 of each type.
+  await ok('file', 'write', 'a', '--type', 'TpmState', '--path', tpmPath, '--from', from);
+  await ok('file', 'write', 'a', '--type', 'NvRam', '--path', varsPath, '--from', from);
+  assert.deepEqual(await nvram(), [[1, 'write', sha256(v1), 'h0']]);
+
+  // The VM ran: sync captures what is on disk now (2); the same again makes nothing new.
+  const v2 = randomBytes(4096);
+  writeFileSync(varsPath, v2);
+  assert.match(await ok('sync', 'a'), /backup NvRam: 4096 bytes from h0 \S+, generation 2\n/);
+  assert.match(await ok('sync', 'a'), /backup NvRam: 4096 bytes from h0 \S+, generation 2 \(unchanged\)/);
+  const v3 = randomBytes(4096);
+  writeFileSync(varsPath, v3);
+  await ok('sync', 'a');
+  assert.deepEqual(await nvram(), [
+    [3, 'sync', sha256(v3), 'h0'],
+    [2, 'sync', sha256(v2), 'h0'],
+    [1, 'write', sha256(v1), 'h0'],
+  ]);
+  assert.deepEqual(
+    (await history()).generations.map((g) => [g.type, g.generation]),
+    [
+      ['NvRam', 3],
+      ['NvRam', 2],
+      ['NvRam', 1],
+      ['TpmState', 1],
+    ],
+    'each type numbered on its own: the TPM state never changed',
+  );
+  assert.match(await ok('state', 'history', 'a'), /NvRam\s+2\s+file\s+4096\s+\S+\s+sync\s+h0/);
+
+  // restore --generation: the type must be named when the VM has two; an older one only with --force.
+  const untyped = await cli('restore', 'a', '--generation', '1');
+  assert.equal(untyped.status, 2, 'bad input');
+  assert.match(untyped.stderr, /^hostfiles: VM a has generations of 2 types: name the type/);
+  const older = await cli('restore', 'a', '--generation', '1', '--type', 'NvRam');
+  assert.equal(older.status, 1);
+  assert.match(older.stderr, /generation 1 of VM a's NvRam is older than its newest, 3: .*needs force/);
+  assert.equal(sha256(readFileSync(varsPath)), sha256(v3), 'nothing was written');
+  const absent = await cli('restore', 'a', '--generation', '9', '--type', 'NvRam');
+  assert.equal(absent.status, 1);
+  assert.match(absent.stderr, /no NvRam generation 9/);
+  assert.equal((await cli('restore', 'a', '--type', 'NvRam')).status, 2, '--type goes with --generation');
+  const restored = JSON.parse(
+    await ok('restore', 'a', '--generation', '1', '--type', 'NvRam', '--force', '--json'),
+  ) as { generations: unknown; files: { type: string; status: string }[] };
+  assert.deepEqual(restored.generations, [{ type: 'NvRam', generation: 1 }]);
+  assert.deepEqual(
+    restored.files.map((f) => [f.type, f.status]),
+    [['NvRam', 'written']],
+  );
+  assert.equal(Buffer.compare(readFileSync(varsPath), v1), 0, 'generation 1, byte-identical');
+  assert.equal((await nvram()).length, 3, 'a restore captures nothing');
+  // Captured again by the next sync: a new number, never 1 again.
+  assert.match(await ok('sync', 'a'), /backup NvRam: 4096 bytes from h0 \S+, generation 4\n/);
+
+  // --keep N: the oldest beyond the last N go, never the newest.
+  writeFileSync(varsPath, randomBytes(100));
+  await ok('sync', 'a', '--keep', '2');
+  assert.deepEqual(
+    (await nvram()).map(([g]) => g),
+    [5, 4],
+  );
+  assert.equal((await cli('sync', 'a', '--keep', '0')).status, 2);
+
+  // A TPM removal of a UEFI VM without secure boot deletes both states: every generation goes with them.
+  await ok('tpm', 'remove', 'a');
+  assert.deepEqual((await history()).generations, []);
+});
