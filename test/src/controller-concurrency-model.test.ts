@@ -151,7 +151,9 @@ async function setUp(fleet: Fleet): Promise<{ uuids: Map<string, string>; initia
     }
   }
   assert.equal((await fleet.store.listPendingDeletions()).length, MOVED.length, 'each first NVRAM path is pending');
-  const initial: ModelState = { vms: new Set(VMS), tpms: new Set(VMS), rows, disk, backups: new Map() };
+  // Each write onto the VM's host was a capture: the newest generation of each state is what it wrote last.
+  const backups = new Map([...rows].map(([key, row]) => [key, row.bytes]));
+  const initial: ModelState = { vms: new Set(VMS), tpms: new Set(VMS), rows, disk, backups };
   return { uuids, initial };
 }
 

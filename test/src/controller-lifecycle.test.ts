@@ -2,9 +2,9 @@
 // an agent whose key was regenerated (host repin), a host gone for good (host drain / remove), and destructive
 // commands previewed (--dry-run).
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createSqliteStore } from '@hostfiles/controller';
 import { signingKeyFromPem, type SigningKey } from '@hostfiles/shared';
@@ -158,7 +158,13 @@ test('host drain lists what names a gone host; host remove refuses until each ki
     const local = join(b.dir, vm);
     writeFileSync(local, `tpm of ${vm}`);
     const path = join(agent.setup.roots.TpmState, vm, 'tpm2-00.permall');
-    ok(await b.cli('file', 'write', vm, '--type', 'TpmState', '--path', path, '--from', local));
+    if (vm === 'c') ok(await b.cli('file', 'write', vm, '--type', 'TpmState', '--path', path, '--from', local));
+    else {
+      // a's state libvirt made, adopted without --backup: the controller holds no copy of it (a write would be one).
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, `tpm of ${vm}`);
+      ok(await b.cli('adopt', vm, '--tpm-path', path));
+    }
   }
   // While its agent answers, the host is not gone: forgetting what names it is refused, whatever the options.
   const live = await snapshot(b.db);

@@ -88,7 +88,9 @@ function write(state: ModelState, op: Extract<ModelOp, { kind: 'write' }>, layou
   if (earlier !== undefined && earlier.path !== path) disk.delete(diskKey(earlier.host, earlier.path));
   disk.set(diskKey(host, path), op.bytes);
   rows.set(rowKey(op.vm, op.type), { host, path, bytes: op.bytes });
-  return { ...state, rows, disk };
+  // A write onto the VM's own host is a capture: its newest generation.
+  const backups = new Map(state.backups).set(rowKey(op.vm, op.type), op.bytes);
+  return { ...state, rows, disk, backups };
 }
 
 const isOwn = (state: ModelState, op: { vm: string; type: StateType }, row: ModelRow): boolean =>
