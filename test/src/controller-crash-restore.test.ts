@@ -70,7 +70,7 @@ async function assertKilledAt(
     'start vm.restore write',
     'commit addOwnedPaths,addPendingDeletions',
     'files.apply host1',
-    'commit upsertFile',
+    'commit upsertFile,bumpVmEpoch',
   ];
   const reached = { started: 2, guarded: 3, landed: 4, 'mid-record': 4, recorded: 5 }[point];
   assert.deepEqual(trace, [...steps.slice(0, reached), `kill ${point}`]);

@@ -76,6 +76,10 @@ export const SYNC_COMMANDS: readonly Command[] = [
         const types = report.notUpdated.map((f) => f.type).join(', ');
         throw new CliError(`VM ${report.vmName}: the ${types} backup was not updated (see the report)`);
       }
+      if (report.fenced.length > 0) {
+        const what = report.fenced.map((f) => `${f.type} on ${f.hostName}`).join(', ');
+        throw new CliError(`VM ${report.vmName}: fenced, not captured: ${what} (see the report)`);
+      }
     },
   },
   {
@@ -219,8 +223,9 @@ function formatSync(report: SyncReport): string {
       `backup ${b.type}: ${b.size} bytes from ${b.hostName} ${b.path}, generation ${b.generation}${b.created ? '' : ' (unchanged)'}`,
   );
   const kept = report.notUpdated.map((f) => `backup ${f.type}: not updated (${f.hostName} ${f.path}: ${f.status})`);
+  const fenced = report.fenced.map((f) => `backup ${f.type}: fenced (${f.hostName} ${f.path}: ${f.reason})`);
   const summary = `sync of VM ${report.vmName}: ${plural(report.files.length, 'file')}, ${plural(report.commands, 'command')} sent`;
-  return [files, '', ...backups, ...kept, summary].join('\n');
+  return [files, '', ...backups, ...kept, ...fenced, summary].join('\n');
 }
 
 function formatRestore(report: RestoreReport): string {

@@ -170,6 +170,11 @@ export interface PlaceJournal {
   ): { readonly state: 'done' | 'failed'; readonly report: unknown };
 }
 
+export interface PlaceOptions {
+  /** raise the epoch of each VM a state of was written, in the recording transaction (a restore) */
+  readonly bumpEpoch?: boolean;
+}
+
 /** What `armGuards` made, for `record` to undo where nothing landed. */
 interface Guards {
   /** the guard deletion created for a placement */
@@ -227,6 +232,7 @@ export async function placeOnHost(
   host: Host,
   planned: readonly Planned[],
   journal?: PlaceJournal,
+  options: PlaceOptions = {},
 ): Promise<{ files: PlacedFile[]; error?: string }> {
   const guards = await armGuards(deps, host, planned, journal);
   const ops = planned.map((p) => placeOp(p.type, p.path, p.state, p.expect));
@@ -247,6 +253,10 @@ export async function placeOnHost(
   const files = await deps.store.transaction(async (tx) => {
     const placed = await record(deps, tx, host, planned, outcomes, guards);
     if (journal?.captures === true) await captureWritten(deps, tx, host, planned, placed);
+    // A restore is a new ownership of what it wrote: a capture the VM's flows read before it is fenced.
+    if (options.bumpEpoch === true && placed.some((f) => f.status === 'written')) {
+      for (const vm of new Set(planned.map((p) => p.vm.uuid))) await tx.bumpVmEpoch(vm);
+    }
     if (journal !== undefined) {
       const { state, report } = journal.finish(placed, error);
       await tx.finishOperation(journal.operation.id, state, report);

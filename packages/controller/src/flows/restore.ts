@@ -80,7 +80,7 @@ export async function restoreVm(
     };
     await startJournal(deps, { id: operationId, kind: RESTORE_VM, subject: vm.uuid, step: 'write', input });
     return failJournalOnError(deps, operationId, async () => {
-      const { files, error } = await placeOnHost(deps, host, planned);
+      const { files, error } = await placeOnHost(deps, host, planned, undefined, { bumpEpoch: true });
       const report: RestoreReport = {
         operationId,
         vmUuid: vm.uuid,
@@ -127,7 +127,7 @@ async function backupsToRestore(deps: FlowDeps, vm: Vm, options: RestoreOptions)
   return [backup];
 }
 
-async function planRestore(
+export async function planRestore(
   deps: FlowDeps,
   vm: Vm,
   host: Host,

@@ -52,6 +52,17 @@ export interface SyncReport {
   readonly backups: readonly SyncBackup[];
   /** the types whose source file could not be read: their earlier backup, if any, is kept as it was */
   readonly notUpdated: readonly SyncedFile[];
+  /**
+   * the states read that were not the VM's current host's at the epoch the sync began (a host it left, or one it
+   * left while the sync read): never recorded as a generation
+   */
+  readonly fenced: readonly FencedCapture[];
+}
+
+/** A capture refused: `fenced`, with why. */
+export interface FencedCapture extends FileOnHost {
+  readonly code: 'fenced';
+  readonly reason: string;
 }
 
 interface HostRead {
@@ -61,9 +72,10 @@ interface HostRead {
 }
 
 /**
- * Reads every recorded file of the VM and updates each row's sha256, size and last sync. The backup of a type is
- * taken from the VM's file on its current host, or, when it has none there, from its most recently written one;
- * if that file cannot be read, the earlier backup is kept: a stale copy from another host never replaces it.
+ * Reads every recorded file of the VM and updates each row's sha256, size and last sync. A new generation of a type
+ * is captured only from the VM's file on its current host, and only if the VM is still there at the epoch the sync
+ * read before it asked the hosts (checked in the recording transaction); a copy on another host is never captured
+ * (`fenced`). If the source file cannot be read, the earlier generations stay as they were.
  */
 export async function syncVm(
   deps: FlowDeps,
@@ -158,17 +170,32 @@ const missing = (row: VmHostFile, hostName: string, reason: string): HostRead =>
   outcome: { ...at(row, hostName), status: 'missing', reason },
 });
 
-/** Per type, the row whose file is the VM's state: the one on its current host, else the most recently written. */
-function sourceRows(vm: Vm, rows: readonly VmHostFile[]): Map<FileType, VmHostFile> {
-  const onHome = (row: VmHostFile): boolean => row.hostUuid === vm.hostUuid;
-  const sources = new Map<FileType, VmHostFile>();
-  for (const row of rows) {
-    const chosen = sources.get(row.type);
-    const better =
-      chosen === undefined || (onHome(row) === onHome(chosen) ? row.lastSyncAt > chosen.lastSyncAt : onHome(row));
-    if (better) sources.set(row.type, row);
+/** Per type, the row whose file is the VM's state: the one on its current host (at most one per host and type). */
+function sourceRows(vm: Vm, rows: readonly VmHostFile[]): Set<VmHostFile> {
+  return new Set(rows.filter((row) => vm.hostUuid !== null && row.hostUuid === vm.hostUuid));
+}
+
+/**
+ * Why a capture from `row` would not be the VM's own now, or null when it is: `owner` is the VM as the recording
+ * transaction reads it, `vm` as the sync read it before it asked the hosts.
+ */
+function fenceOf(vm: Vm, owner: Vm | null, row: VmHostFile, hostName: string): string | null {
+  if (owner === null) return 'the VM is gone';
+  if (owner.hostUuid !== row.hostUuid) {
+    return owner.hostUuid === null
+      ? `VM ${vm.name} is placed on no host: nothing is its own`
+      : `host ${hostName} is not VM ${vm.name}'s current host`;
   }
-  return sources;
+  if (owner.epoch !== vm.epoch) {
+    return `VM ${vm.name}'s ownership changed while the sync read (epoch ${vm.epoch}, now ${owner.epoch})`;
+  }
+  return null;
+}
+
+/** The types the VM has a state of only on hosts other than its own: nothing is captured of them. */
+function strays(reads: readonly HostRead[], sources: ReadonlySet<VmHostFile>): HostRead[] {
+  const owned = new Set([...sources].map((row) => row.type));
+  return reads.filter((r) => !owned.has(r.row.type) && r.outcome.status === 'read');
 }
 
 /** Rows and backups updated and the operation finished, in one transaction. */
@@ -180,20 +207,31 @@ async function record(
   commands: number,
 ): Promise<SyncReport> {
   const now = deps.now();
-  const sources = new Set(
-    sourceRows(
-      vm,
-      reads.map((r) => r.row),
-    ).values(),
+  const sources = sourceRows(
+    vm,
+    reads.map((r) => r.row),
   );
   const notUpdated = reads.filter((r) => sources.has(r.row) && r.outcome.status !== 'read').map((r) => r.outcome);
+  const fence = (outcome: SyncedFile, reason: string): FencedCapture => {
+    const { hostUuid, hostName, type, path } = outcome;
+    return { hostUuid, hostName, type, path, code: 'fenced', reason };
+  };
+  const fenced = strays(reads, sources).map((r) =>
+    fence(r.outcome, `host ${r.outcome.hostName} is not VM ${vm.name}'s current host`),
+  );
   return deps.store.transaction(async (tx) => {
     const backups: SyncBackup[] = [];
+    const owner = await tx.getVm(vm.uuid);
     for (const { row, outcome, state } of reads) {
       if (outcome.status !== 'read' || state === undefined) continue;
       const { kind, sha256, size, entries } = state;
       await tx.upsertFile({ ...row, kind, sha256, size, lastSyncAt: now });
       if (!sources.has(row)) continue;
+      const refused = fenceOf(vm, owner, row, outcome.hostName);
+      if (refused !== null) {
+        fenced.push(fence(outcome, refused));
+        continue;
+      }
       const { hostUuid, hostName, type, path } = outcome;
       const captured = { uuid: randomUUID(), vmUuid: vm.uuid, type, kind, sha256, size, entries, source, hostUuid };
       const { backup, created } = await tx.recordGeneration(captured, keepGenerations(deps));
@@ -207,6 +245,7 @@ async function record(
       files: reads.map((r) => r.outcome),
       backups,
       notUpdated,
+      fenced,
     };
     await tx.finishOperation(operationId, 'done', report);
     return report;

@@ -62,10 +62,14 @@ for (const engine of ENGINES)
       await addVm(store, 'vm0', h1);
       assert.deepEqual(
         { ...(await store.getVm(vm)), createdAt: 0 },
-        { uuid: vm, name: 'vm1', hostUuid: null, bootMode: 'UEFI', secureBoot: true, createdAt: 0 },
+        { uuid: vm, name: 'vm1', hostUuid: null, bootMode: 'UEFI', secureBoot: true, epoch: 0, createdAt: 0 },
       );
-      await store.setVmHost(vm, h1);
-      assert.equal((await store.getVmByName('vm1'))?.hostUuid, h1);
+      // Every move, and every restore, is a new ownership: the epoch rises.
+      assert.equal(await store.setVmHost(vm, h1), 1);
+      assert.equal(await store.bumpVmEpoch(vm), 2);
+      assert.equal(await store.setVmHost(vm, h1), 3, 'even back onto the same host');
+      assert.deepEqual([(await store.getVmByName('vm1'))?.hostUuid, (await store.getVm(vm))?.epoch], [h1, 3]);
+      await assert.rejects(store.bumpVmEpoch('nope'), notFound);
       assert.deepEqual(
         (await store.listVms({ hostUuid: h1 })).map((v) => v.name),
         ['vm0', 'vm1'],

@@ -43,15 +43,17 @@ interface VmRow {
   host_uuid: string | null;
   boot_mode: BootMode;
   secure_boot: number;
+  epoch: number;
   created_at: number;
 }
-const VM = 'SELECT uuid, name, host_uuid, boot_mode, secure_boot, created_at FROM vms';
+const VM = 'SELECT uuid, name, host_uuid, boot_mode, secure_boot, epoch, created_at FROM vms';
 const toVm = (r: VmRow): Vm => ({
   uuid: r.uuid,
   name: r.name,
   hostUuid: r.host_uuid,
   bootMode: r.boot_mode,
   secureBoot: r.secure_boot === 1,
+  epoch: r.epoch,
   createdAt: r.created_at,
 });
 
@@ -161,17 +163,29 @@ export function inventoryWrites({ sql, now }: Context) {
       expectOne((await sql.run('DELETE FROM hosts WHERE uuid = $uuid', { uuid })).changes, `host ${uuid}`);
     },
     addVm: async ({ uuid, name, hostUuid, bootMode, secureBoot }) => {
-      const vm: Vm = { uuid, name, hostUuid, bootMode, secureBoot, createdAt: now() };
+      const vm: Vm = { uuid, name, hostUuid, bootMode, secureBoot, epoch: 0, createdAt: now() };
       await sql.run(
-        `INSERT INTO vms (uuid, name, host_uuid, boot_mode, secure_boot, created_at)
-         VALUES ($uuid, $name, $hostUuid, $bootMode, $secureBoot, $createdAt)`,
+        `INSERT INTO vms (uuid, name, host_uuid, boot_mode, secure_boot, epoch, created_at)
+         VALUES ($uuid, $name, $hostUuid, $bootMode, $secureBoot, $epoch, $createdAt)`,
         { ...vm, secureBoot: secureBoot ? 1 : 0 },
       );
       return vm;
     },
     setVmHost: async (uuid, hostUuid) => {
-      const { changes } = await sql.run('UPDATE vms SET host_uuid = $hostUuid WHERE uuid = $uuid', { uuid, hostUuid });
-      expectOne(changes, `VM ${uuid}`);
+      const [row] = await sql.all<{ epoch: number }>(
+        'UPDATE vms SET host_uuid = $hostUuid, epoch = epoch + 1 WHERE uuid = $uuid RETURNING epoch',
+        { uuid, hostUuid },
+      );
+      expectOne(row === undefined ? 0 : 1, `VM ${uuid}`);
+      return row?.epoch ?? 0;
+    },
+    bumpVmEpoch: async (uuid) => {
+      const [row] = await sql.all<{ epoch: number }>(
+        'UPDATE vms SET epoch = epoch + 1 WHERE uuid = $uuid RETURNING epoch',
+        { uuid },
+      );
+      expectOne(row === undefined ? 0 : 1, `VM ${uuid}`);
+      return row?.epoch ?? 0;
     },
     removeVm: async (uuid) => {
       expectOne((await sql.run('DELETE FROM vms WHERE uuid = $uuid', { uuid })).changes, `VM ${uuid}`);

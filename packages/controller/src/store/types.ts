@@ -42,9 +42,15 @@ export interface Vm {
   readonly hostUuid: string | null;
   readonly bootMode: BootMode;
   readonly secureBoot: boolean;
+  /**
+   * The fencing epoch of the VM's ownership by its host: 0 when added, one more on every move, restore and recover.
+   * A capture is recorded only from the current host at the epoch its flow read (docs/DESIGN.md, "Generations and
+   * fencing").
+   */
+  readonly epoch: number;
   readonly createdAt: number;
 }
-export type NewVm = Omit<Vm, 'createdAt'>;
+export type NewVm = Omit<Vm, 'createdAt' | 'epoch'>;
 
 export interface Tpm {
   readonly uuid: string;
@@ -308,7 +314,10 @@ export interface StoreWrites {
   /** Refused ('constraint') while a VM, a file row or a pending deletion still names the host. */
   removeHost(uuid: string): Promise<void>;
   addVm(vm: NewVm): Promise<Vm>;
-  setVmHost(uuid: string, hostUuid: string | null): Promise<void>;
+  /** Points the VM at its host and raises its epoch (even to the same host: a move is a new ownership). */
+  setVmHost(uuid: string, hostUuid: string | null): Promise<number>;
+  /** Raises the VM's epoch (a restore); answers the new one. */
+  bumpVmEpoch(uuid: string): Promise<number>;
   /** Refused ('constraint') while the VM has a TPM or file rows; its backups go with it. */
   removeVm(uuid: string): Promise<void>;
   /** The TPM row and its 'attached' key binding, together. */

@@ -61,6 +61,9 @@ const vmFields = {
   hostUuid: meta(uuid.nullable(), { description: 'the host the VM lives on now; null when it is placed nowhere' }),
   bootMode: z.enum(BOOT_MODES),
   secureBoot: z.boolean(),
+  epoch: meta(z.int().nonnegative(), {
+    description: "the fencing epoch of the VM's ownership by its host: rises on every move, restore and recover",
+  }),
   createdAt: time,
 };
 export const vm = component('Vm', of<Vm>()(z.strictObject(vmFields)));

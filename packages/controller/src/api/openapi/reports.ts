@@ -232,6 +232,13 @@ export const syncReport = component(
       notUpdated: meta(z.array(syncedFile), {
         description: 'the types whose source could not be read: their earlier backup is kept',
       }),
+      fenced: meta(
+        z.array(z.strictObject({ ...onHost, hostName: z.string(), code: z.literal('fenced'), reason: z.string() })),
+        {
+          description:
+            "states read that were not the VM's current host's at the sync's epoch: never recorded as a generation",
+        },
+      ),
     }),
   ),
 );
