@@ -72,6 +72,39 @@ export const VM_COMMANDS: readonly Command[] = [
     },
   },
   {
+    words: ['vm', 'recover'],
+    args: [{ name: 'VM', arity: 'one' }],
+    flags: [
+      { name: 'to', value: 'HOST', required: true, help: 'the host the VM is recovered onto' },
+      { name: 'force', help: 'write over state hostfiles does not know at a new path on that host' },
+    ],
+    summary: "after its host was lost: restore a VM's newest generations onto another host and move it there",
+    details: [
+      "The VM's newest generation of each type is written onto HOST (libvirt's layout below its roots, or the VM's",
+      'recorded path there); then, in one transaction, the VM moves to HOST (its epoch rises) and its states on every',
+      'other host are forgotten and put in the outbox: the lost host, once back, has its stale copy deleted by the',
+      'retry and is never captured from. Journaled (vm.recover); a controller killed in it is finished by `resume`.',
+      'If the write does not land, nothing moves: exit 1.',
+    ].join('\n'),
+    async run(ctx, input) {
+      const { recoverVm } = await import('../flows/index.js');
+      const report = await recoverVm(await ctx.flows(), firstArg(input), input.required('to'), {
+        force: input.bool('force'),
+      });
+      ctx.print(report, () =>
+        [
+          ...report.files.map((f) => `${f.status} ${f.type} ${f.path}`),
+          ...report.generations.map((g) => `restored ${g.type} generation ${g.generation}`),
+          ...report.scheduled.map((s) => `scheduled for deletion: ${s.type} ${s.path} (${s.hostUuid})`),
+          report.epoch === null
+            ? `VM ${report.vmName} not recovered: ${report.error ?? 'a state was not written'}`
+            : `VM ${report.vmName} now lives on ${report.to.hostName} at epoch ${report.epoch}`,
+        ].join('\n'),
+      );
+      if (report.epoch === null) throw new CliError(`VM ${report.vmName} was not recovered (see the report)`);
+    },
+  },
+  {
     words: ['vm', 'destroy'],
     args: [{ name: 'VM', arity: 'one' }],
     flags: [

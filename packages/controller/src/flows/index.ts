@@ -60,6 +60,7 @@ export {
   type SyncOutcome,
   type SyncBackup,
 } from './sync.js';
+export { recoverVm, resumeRecover, RECOVER_VM, type RecoverOptions, type RecoverReport } from './recover.js';
 export {
   restoreVm,
   resumeRestore,

@@ -11,6 +11,7 @@ import { resumeWrite, WRITE_FILE } from './inventory.js';
 import { vmKey } from './lock-keys.js';
 import { RECONCILE_HOST, resumeReconcile } from './reconcile.js';
 import { REMOVE_TPM, removeTpms, settleBinding } from './remove-tpm.js';
+import { RECOVER_VM, resumeRecover } from './recover.js';
 import { RESTORE_VM, resumeRestore } from './restore.js';
 import { resumeSync, SYNC_VM } from './sync.js';
 
@@ -74,6 +75,7 @@ const RESUMERS: Readonly<Record<string, (deps: FlowDeps, operation: Operation) =
   [DESTROY_VM]: resumeDestroy,
   [SYNC_VM]: resumeSync,
   [RESTORE_VM]: resumeRestore,
+  [RECOVER_VM]: resumeRecover,
   [RECONCILE_HOST]: resumeReconcile,
   [WRITE_FILE]: resumeWrite,
 };

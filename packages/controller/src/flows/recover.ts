@@ -1,0 +1,175 @@
+// Recover after host loss: the VM's newest generations written onto another host, the VM moved there at a new epoch,
+// and what its lost host holds forgotten and scheduled for deletion through the outbox. One journaled flow; a
+// controller killed in it resumes it from its input (the same generations onto the same host) and finishes it once.
+import { randomUUID } from 'node:crypto';
+import type { FileType } from '@hostfiles/shared';
+import type { BackupFile, Host, NewPendingDeletion, Operation, Vm, VmHostFile } from '../store/index.js';
+import { FlowError, type FlowDeps } from './deps.js';
+import { resolveHost } from './inventory.js';
+import { vmKey, wholeHost } from './lock-keys.js';
+import { placeOnHost, planPlacements, type PlacedFile } from './place.js';
+import { resolveVm } from './resolve.js';
+import { planRestore } from './restore.js';
+import { failJournalOnError, repeatFlow, startJournal } from './sync.js';
+
+export const RECOVER_VM = 'vm.recover';
+
+export interface RecoverOptions {
+  /** write over state hostfiles does not know at a new path on the new host */
+  readonly force?: boolean;
+}
+
+export interface RecoverReport {
+  readonly operationId: string;
+  readonly vmUuid: string;
+  readonly vmName: string;
+  /** the host the VM was on (lost), or null when it was placed nowhere */
+  readonly from: { readonly hostUuid: string; readonly hostName: string } | null;
+  readonly to: { readonly hostUuid: string; readonly hostName: string };
+  /** the generation written of each type */
+  readonly generations: readonly { readonly type: FileType; readonly generation: number }[];
+  readonly files: readonly PlacedFile[];
+  /** why the new host could not be reached or refused the command, if it did (then nothing moved) */
+  readonly error?: string;
+  /** the VM's epoch once moved; null when the restore failed and nothing moved */
+  readonly epoch: number | null;
+  /** the states recorded on other hosts, forgotten and scheduled for deletion (the outbox) */
+  readonly scheduled: readonly { readonly hostUuid: string; readonly type: FileType; readonly path: string }[];
+}
+
+/**
+ * Restores the VM's newest generation of each type onto `toRef` (as `restore --host` does: guarded, recorded), then,
+ * in one transaction with the journal's end: moves the VM there (its epoch rises), forgets its states on every other
+ * host and puts their deletion in the outbox, unconditional (the copy of a host the VM left is stale whatever it
+ * holds; a running QEMU's lock keeps it until released). A restore that does not land moves nothing.
+ */
+export async function recoverVm(
+  deps: FlowDeps,
+  vmRef: string,
+  toRef: string,
+  options: RecoverOptions = {},
+  operationId: string = randomUUID(),
+  chosen?: readonly { readonly type: FileType; readonly generation: number }[],
+): Promise<RecoverReport> {
+  const resolved = await resolveVm(deps.store, vmRef);
+  const to = await resolveHost(deps, toRef);
+  const keys = [vmKey(resolved.uuid), wholeHost(to.uuid)];
+  // The lost host's states are forgotten here: the whole host, whatever the flow finds recorded there.
+  if (resolved.hostUuid !== null && resolved.hostUuid !== to.uuid) keys.push(wholeHost(resolved.hostUuid));
+  return deps.queue.run(keys, async () => {
+    const vm = await resolveVm(deps.store, resolved.uuid);
+    if (vm.hostUuid !== resolved.hostUuid) {
+      throw new FlowError('conflict', `VM ${vm.name} moved while the recover waited: run it again`);
+    }
+    const backups = await generationsToRecover(deps, vm, chosen);
+    const placements = await planRestore(deps, vm, to, backups, {});
+    const planned = await planPlacements(deps, to, placements, options.force === true);
+    const generations = backups.map((b) => ({ type: b.type, generation: b.generation }));
+    const input = { vm: vm.uuid, from: vm.hostUuid, to: to.uuid, generations, force: options.force === true };
+    await startJournal(deps, { id: operationId, kind: RECOVER_VM, subject: vm.uuid, step: 'restore', input });
+    return failJournalOnError(deps, operationId, async () => {
+      const { files, error } = await placeOnHost(deps, to, planned);
+      const from = vm.hostUuid === null ? null : await deps.store.getHost(vm.hostUuid);
+      const base = { operationId, vm, from, to, generations, files, ...(error === undefined ? {} : { error }) };
+      if (!files.every((f) => f.status === 'written')) {
+        const report = reportOf(base, null, []);
+        await deps.store.finishOperation(operationId, 'failed', report);
+        return report;
+      }
+      return moveAndForget(deps, base);
+    });
+  });
+}
+
+/** The newest generation of each type, or those a resumed recover began with (the same bytes again). */
+async function generationsToRecover(
+  deps: FlowDeps,
+  vm: Vm,
+  chosen: readonly { readonly type: FileType; readonly generation: number }[] | undefined,
+): Promise<BackupFile[]> {
+  if (chosen === undefined) {
+    const newest = await deps.store.listBackupsByVm(vm.uuid);
+    if (newest.length === 0) throw new FlowError('not_found', `VM ${vm.name} has no generation to recover`);
+    return newest;
+  }
+  const backups: BackupFile[] = [];
+  for (const { type, generation } of chosen) {
+    const backup = await deps.store.getGeneration(vm.uuid, type, generation);
+    if (backup === null) throw new FlowError('not_found', `VM ${vm.name}'s ${type} generation ${generation} is gone`);
+    backups.push(backup);
+  }
+  return backups;
+}
+
+interface Restored {
+  readonly operationId: string;
+  readonly vm: Vm;
+  readonly from: Host | null;
+  readonly to: Host;
+  readonly generations: RecoverReport['generations'];
+  readonly files: readonly PlacedFile[];
+  readonly error?: string;
+}
+
+/** The move, the old states forgotten and scheduled, and the journal's end: one transaction, all or nothing. */
+async function moveAndForget(deps: FlowDeps, restored: Restored): Promise<RecoverReport> {
+  const { vm, to, operationId } = restored;
+  const tpm = await deps.store.getTpmByVm(vm.uuid);
+  return deps.store.transaction(async (tx) => {
+    const epoch = await tx.setVmHost(vm.uuid, to.uuid);
+    const elsewhere = (await tx.listFilesByVm(vm.uuid)).filter((f) => f.hostUuid !== to.uuid);
+    await tx.deleteFiles(elsewhere.map((f) => f.uuid));
+    await tx.addPendingDeletions(elsewhere.map((f) => staleCopy(deps, vm, f, tpm?.uuid ?? null)));
+    const report = reportOf(restored, epoch, elsewhere);
+    await tx.finishOperation(operationId, 'done', report);
+    return report;
+  });
+}
+
+const staleCopy = (deps: FlowDeps, vm: Vm, f: VmHostFile, tpmUuid: string | null): NewPendingDeletion => ({
+  hostUuid: f.hostUuid,
+  type: f.type,
+  path: f.path,
+  vmUuid: vm.uuid,
+  // The TPM's stale state holds its key binding back like any of its state.
+  tpmUuid: f.type === 'TpmState' ? tpmUuid : null,
+  nextAttemptAt: deps.now(),
+  lastError: `recovered: VM ${vm.name} now lives on another host; this copy is stale`,
+});
+
+function reportOf(
+  { operationId, vm, from, to, generations, files, error }: Restored,
+  epoch: number | null,
+  scheduled: readonly VmHostFile[],
+): RecoverReport {
+  return {
+    operationId,
+    vmUuid: vm.uuid,
+    vmName: vm.name,
+    from: from === null ? null : { hostUuid: from.uuid, hostName: from.name },
+    to: { hostUuid: to.uuid, hostName: to.name },
+    generations,
+    files,
+    ...(error === undefined ? {} : { error }),
+    epoch,
+    scheduled: scheduled.map(({ hostUuid, type, path }) => ({ hostUuid, type, path })),
+  };
+}
+
+/**
+ * Repeats a recover the controller was killed in: the same generations onto the same host (writes of the same bytes,
+ * over the states the first run may have recorded there). Its move commits with its end, so a recover that moved is
+ * done and never repeated.
+ */
+export async function resumeRecover(deps: FlowDeps, operation: Operation): Promise<'done' | 'failed'> {
+  return repeatFlow(deps, operation, async (input) => {
+    const { vm, to, generations, force } = input;
+    if (typeof vm !== 'string' || typeof to !== 'string' || !Array.isArray(generations)) {
+      return 'the input cannot be read';
+    }
+    if ((await deps.store.getVm(vm)) === null) return 'the VM no longer exists';
+    const chosen = generations as { type: FileType; generation: number }[];
+    await recoverVm(deps, vm, to, { force: force === true }, operation.id, chosen);
+    return null;
+  });
+}

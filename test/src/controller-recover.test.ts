@@ -1,0 +1,146 @@
+// Restore after host loss, with real agents: the VM's host is killed, `vm recover` puts its newest generations on
+// another host and moves it there; the old host comes back with its stale copy, which is deleted through the outbox
+// and never captured, while the newer state survives and the history holds the generations of both hosts.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  addTpm,
+  addVm,
+  dirState,
+  fileState,
+  recoverVm,
+  reconcileHost,
+  retryPendingDeletions,
+  syncVm,
+  writeFile,
+} from '@hostfiles/controller';
+import { roots, withFleet, type Fleet } from './support/controller.js';
+
+/** libvirt's layout on agent `i`: `<TpmState>/<uuid>/` (a directory) and `<NvRam>/<name>_VARS.fd`. */
+const layout = (fleet: Fleet, i: number, uuid: string) => ({
+  tpm: join(roots(fleet, i).TpmState, uuid),
+  vars: join(roots(fleet, i).NvRam, 'vm1_VARS.fd'),
+});
+
+test('host lost, VM recovered elsewhere, old host back: its stale copy deleted, the newer state survives', async () => {
+  await withFleet(2, async (fleet) => {
+    const vm = await addVm(fleet.deps, { name: 'vm1', host: 'host0', bootMode: 'UEFI', secureBoot: true });
+    await addTpm(fleet.deps, 'vm1', 'kms-1');
+    const old = layout(fleet, 0, vm.uuid);
+    const permall = randomBytes(2048);
+    const tpm = dirState([{ path: 'tpm2-00.permall', content: permall }]);
+    await writeFile(fleet.deps, { vm: 'vm1', type: 'TpmState', path: old.tpm, state: tpm });
+    await writeFile(fleet.deps, { vm: 'vm1', type: 'NvRam', path: old.vars, state: fileState(randomBytes(512)) });
+    // The VM ran on host0: its NVRAM changed, a sync captured it (generation 2).
+    const onHost0 = randomBytes(512);
+    writeFileSync(old.vars, onHost0);
+    assert.deepEqual(
+      (await syncVm(fleet.deps, 'vm1')).backups.map((b) => [b.type, b.generation]),
+      [
+        ['NvRam', 2],
+        ['TpmState', 1],
+      ],
+    );
+
+    // host0 is lost: its agent killed, its disk as it was.
+    await fleet.agents[0]?.stop('SIGKILL');
+    const report = await recoverVm(fleet.deps, 'vm1', 'host1');
+    const now = layout(fleet, 1, vm.uuid);
+    assert.deepEqual(
+      report.files.map((f) => [f.type, f.path, f.status]),
+      [
+        ['NvRam', now.vars, 'written'],
+        ['TpmState', now.tpm, 'written'],
+      ],
+    );
+    assert.deepEqual(report.generations, [
+      { type: 'NvRam', generation: 2 },
+      { type: 'TpmState', generation: 1 },
+    ]);
+    assert.equal(report.epoch, 1);
+    assert.deepEqual(report.scheduled.map((s) => s.path).sort(), [old.tpm, old.vars].sort());
+    assert.equal(Buffer.compare(readFileSync(now.vars), onHost0), 0, 'the newest generation, byte-identical');
+    assert.equal(Buffer.compare(readFileSync(join(now.tpm, 'tpm2-00.permall')), permall), 0);
+    const moved = await fleet.store.getVm(vm.uuid);
+    assert.deepEqual([moved?.hostUuid, moved?.epoch], [report.to.hostUuid, 1]);
+    assert.deepEqual(
+      (await fleet.store.listFilesByVm(vm.uuid)).map((f) => f.path).sort(),
+      [now.tpm, now.vars].sort(),
+      "host0's states forgotten",
+    );
+    const op = await fleet.store.getOperation(report.operationId);
+    assert.deepEqual([op?.kind, op?.state], ['vm.recover', 'done']);
+    // While host0 is down its deletions wait in the outbox.
+    await retryPendingDeletions(fleet.deps, { all: true });
+    assert.equal((await fleet.store.listPendingDeletions({ vmUuid: vm.uuid })).length, 2);
+
+    // The VM runs on host1: a newer NVRAM, captured from there (generation 3).
+    const onHost1 = randomBytes(512);
+    writeFileSync(now.vars, onHost1);
+    await syncVm(fleet.deps, 'vm1');
+
+    // host0 comes back with its stale copy: never read, never captured, deleted by the retry.
+    await fleet.restart(0);
+    assert.ok(existsSync(old.vars) && existsSync(old.tpm), 'the stale copy is still on its disk');
+    const sync = await syncVm(fleet.deps, 'vm1');
+    assert.deepEqual(
+      sync.files.map((f) => f.hostName),
+      ['host1', 'host1'],
+      'host0 is not read',
+    );
+    assert.deepEqual(sync.fenced, []);
+    const retried = await retryPendingDeletions(fleet.deps, { all: true });
+    assert.deepEqual([retried.confirmed, retried.stillPending], [2, 0], JSON.stringify(retried));
+    assert.equal(existsSync(old.vars) || existsSync(old.tpm), false, 'the stale copy is deleted');
+    assert.equal(Buffer.compare(readFileSync(now.vars), onHost1), 0, 'the newer state survives');
+    const reconciled = await reconcileHost(fleet.deps, 'host0');
+    assert.deepEqual([reconciled.orphans, reconciled.unknown], [[], []], 'nothing left behind on host0');
+
+    // The history holds both hosts' generations: the old one's and the new one's.
+    const history = (await fleet.store.listGenerations(vm.uuid, 'NvRam')).map((g) => [g.generation, g.hostUuid]);
+    assert.deepEqual(history, [
+      [3, report.to.hostUuid],
+      [2, report.from?.hostUuid],
+      [1, report.from?.hostUuid],
+    ]);
+    assert.equal(
+      (await fleet.store.getKeyBinding((await fleet.store.getTpmByVm(vm.uuid))?.uuid ?? ''))?.state,
+      'attached',
+    );
+  });
+});
+
+test('recover refusals: no generation, an unknown host; a host that cannot be written moves nothing', async () => {
+  await withFleet(2, async (fleet) => {
+    const vm = await addVm(fleet.deps, { name: 'vm1', host: 'host0', bootMode: 'UEFI', secureBoot: true });
+    await assert.rejects(recoverVm(fleet.deps, 'vm1', 'host1'), /VM vm1 has no generation to recover/);
+    await assert.rejects(recoverVm(fleet.deps, 'vm1', 'nohost'), /no host nohost/);
+    await writeFile(fleet.deps, {
+      vm: 'vm1',
+      type: 'NvRam',
+      path: layout(fleet, 0, vm.uuid).vars,
+      state: fileState(randomBytes(64)),
+    });
+    await fleet.stop(0);
+    // The new host refuses the write (a state it does not know at libvirt's path): nothing moves.
+    writeFileSync(layout(fleet, 1, vm.uuid).vars, 'libvirt made this');
+    const report = await recoverVm(fleet.deps, 'vm1', 'host1');
+    assert.equal(report.epoch, null);
+    assert.deepEqual(report.scheduled, []);
+    assert.deepEqual(
+      report.files.map((f) => f.status),
+      ['failed'],
+    );
+    const still = await fleet.store.getVm(vm.uuid);
+    assert.equal((await fleet.store.getHost(still?.hostUuid ?? ''))?.name, 'host0', 'not moved');
+    assert.equal(still?.epoch, 0);
+    assert.equal((await fleet.store.getOperation(report.operationId))?.state, 'failed');
+    // And the host down: refused before anything is journaled (libvirt's layout is asked of it first).
+    await fleet.stop(1);
+    await assert.rejects(recoverVm(fleet.deps, 'vm1', 'host1'));
+    assert.equal((await fleet.store.getVm(vm.uuid))?.epoch, 0);
+  });
+});
