@@ -14,6 +14,7 @@ import {
   destroyVm,
   fileState,
   reconcileHost,
+  recoverVm,
   removeTpms,
   restoreVm,
   retryPendingDeletions,
@@ -21,6 +22,7 @@ import {
   writeFile,
   DESTROY_VM,
   RECONCILE_HOST,
+  RECOVER_VM,
   REMOVE_TPM,
   RESTORE_VM,
   SYNC_VM,
@@ -116,6 +118,23 @@ export const WRITE_CRASH_POINTS = [
 ] as const;
 export type WriteCrashPoint = (typeof WRITE_CRASH_POINTS)[number];
 
+/** Where a controller can be killed in a `vm recover`. */
+export const RECOVER_CRASH_POINTS = [
+  /** the operation journaled at step 'restore': nothing guarded, nothing sent */
+  'started',
+  /** right after the guards' transaction committed: nothing sent */
+  'guarded',
+  /** right after the new host answered: every generation written there, nothing recorded */
+  'landed',
+  /** right after the restore's record transaction committed: the states recorded on the new host, nothing moved */
+  'restored',
+  /** inside the move transaction, after its last statement: nothing of the move committed */
+  'mid-move',
+  /** right after the move transaction committed (it finished the operation) */
+  'moved',
+] as const;
+export type RecoverCrashPoint = (typeof RECOVER_CRASH_POINTS)[number];
+
 export const RETRY = 'retry';
 export const WRITE = 'write';
 
@@ -142,6 +161,13 @@ export type FlowPlan =
       readonly point: ReconcileCrashPoint;
       readonly host: string;
       readonly includeUnknown: boolean;
+      readonly operationId: string;
+    }
+  | {
+      readonly flow: typeof RECOVER_VM;
+      readonly point: RecoverCrashPoint;
+      readonly vm: string;
+      readonly to: string;
       readonly operationId: string;
     }
   | { readonly flow: typeof RETRY; readonly point: RetryCrashPoint }
@@ -211,6 +237,14 @@ const TRIPS: { readonly [F in FlowPlan['flow']]: Readonly<Record<Extract<FlowPla
     listed: { at: 'answer', kind: 'files.list', nth: 1 },
     'mid-schedule': { at: 'uncommitted', marker: 'finishOperation' },
     scheduled: { at: 'committed', marker: 'finishOperation' },
+  },
+  [RECOVER_VM]: {
+    started: { at: 'start' },
+    guarded: { at: 'committed', marker: 'addOwnedPaths' },
+    landed: { at: 'answer', kind: 'files.apply', nth: 1 },
+    restored: { at: 'committed', marker: 'upsertFile' },
+    'mid-move': { at: 'uncommitted', marker: 'setVmHost' },
+    moved: { at: 'committed', marker: 'setVmHost' },
   },
   [RETRY]: {
     'mid-dispatch': { at: 'answer', kind: 'files.apply', nth: 1 },
@@ -345,6 +379,9 @@ async function runFlow(deps: FlowDeps, plan: FlowPlan): Promise<void> {
       return;
     case RECONCILE_HOST:
       await reconcileHost(deps, plan.host, { apply: true, includeUnknown: plan.includeUnknown }, plan.operationId);
+      return;
+    case RECOVER_VM:
+      await recoverVm(deps, plan.vm, plan.to, {}, plan.operationId);
       return;
     case RETRY:
       await retryPendingDeletions(deps, { all: true });
