@@ -2,7 +2,7 @@
 // history lists them, an older one is restored only when forced, the last N are kept, and removals take them all.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -123,3 +123,78 @@ test('CLI: generations are numbered per capture, listed, restored (older only wi
   await ok('tpm', 'remove', 'a');
   assert.deepEqual((await history()).generations, []);
 });
+
+test('CLI: vm recover after a host was lost, and the lost host back: its stale copy deleted, never captured', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-recover-'));
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const db = join(dir, 'hostfiles.db');
+  const cli = (...args: string[]): Promise<Run> => hostfiles(['--db', db, ...args]);
+  const ok = async (...args: string[]): Promise<string> => {
+    const run = await cli(...args);
+    assert.equal(run.status, 0, `${args.join(' ')}: ${run.stderr}`);
+    return run.stdout;
+  };
+  await ok('init');
+  const key = signingKeyFromPem(readFileSync(join(dir, 'hostfiles.key'), 'utf8'));
+  const setup0 = setupAgent({ controllerKey: key });
+  const setup1 = setupAgent({ controllerKey: key });
+  const agent1 = await startAgent(setup1);
+  let agent0 = await startAgent(setup0);
+  t.after(async () => {
+    await agent0.stop();
+    await agent1.stop();
+    removeSetup(setup0);
+    removeSetup(setup1);
+  });
+  await ok('host', 'add', 'h0', agent0.url, '--expect-key', agent0.publicKey);
+  await ok('host', 'add', 'h1', agent1.url, '--expect-key', agent1.publicKey);
+  await ok('vm', 'add', 'a', '--host', 'h0', '--uefi', '--secure-boot');
+  const old = join(setup0.roots.NvRam, 'a_VARS.fd');
+  const from = join(dir, 'vars');
+  writeFileSync(from, randomBytes(256));
+  await ok('file', 'write', 'a', '--type', 'NvRam', '--path', old, '--from', from);
+
+  await agent0.stop('SIGKILL');
+  const missing = await cli('vm', 'recover', 'a', '--to', 'nohost');
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /no host nohost/);
+  const recovered = JSON.parse(await ok('vm', 'recover', 'a', '--to', 'h1', '--json')) as {
+    epoch: number;
+    scheduled: { path: string }[];
+    generations: unknown;
+  };
+  assert.deepEqual(
+    [recovered.epoch, recovered.scheduled.map((p) => p.path), recovered.generations],
+    [1, [old], [{ type: 'NvRam', generation: 1 }]],
+  );
+  const now = join(setup1.roots.NvRam, 'a_VARS.fd');
+  assert.equal(Buffer.compare(readFileSync(now), readFileSync(from)), 0);
+  const pending = JSON.parse(await ok('pending', 'list', '--json')) as { path: string }[];
+  assert.deepEqual(
+    pending.map((p) => p.path),
+    [old],
+  );
+  assert.match(await ok('ops', 'list', '--kind', 'vm.recover'), /vm\.recover\s+done/);
+
+  // h0 back with its stale copy: a sync reads only h1, the retry deletes the copy.
+  agent0 = await startAgent(
+    setupAgent({
+      dir: setup0.dir,
+      controllerKey: key,
+      config: { listen: { host: '127.0.0.1', port: agent0.port }, hostUuid: setup0.hostUuid },
+    }),
+  );
+  assert.match(await ok('sync', 'a'), /backup NvRam: 256 bytes from h1 \S+, generation 1 \(unchanged\)/);
+  await ok('retry');
+  assert.equal(existsSync(old), false, "h0's stale copy is deleted");
+  assert.deepEqual(
+    (await historyOf(ok)).generations.map((g) => [g.generation, g.hostName]),
+    [[1, 'h0']],
+  );
+});
+
+async function historyOf(ok: (...args: string[]) => Promise<string>): Promise<History> {
+  return JSON.parse(await ok('state', 'history', 'a', '--json')) as History;
+}

@@ -61,7 +61,8 @@ export const SYNC_COMMANDS: readonly Command[] = [
     summary: "read a VM's files back from their hosts into the controller's backups",
     details: [
       'One read command per host the VM has files on; every file row gets its sha256, size and sync time.',
-      "A type's backup is taken from the VM's file on its current host, else from its most recently written one.",
+      "A type's new generation is taken only from the VM's file on its current host: a type it has files of only on",
+      'other hosts (it moved) is reported fenced, never captured from them (exit 1).',
       'A file missing or unreadable is reported, not backed up; if it was the source of a backup, the earlier',
       'backup is kept and the exit code is 1. A backup that differs from the newest generation of its type is a new',
       'generation (see `state history`); the oldest beyond the last N are dropped, never the newest.',
