@@ -9,7 +9,9 @@ import { test } from 'node:test';
 import { signingKeyFromPem } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent } from './support/agent-process.js';
 import { hostfiles, type Run } from './support/cli.js';
+import { apiCall, startServe, type Served } from './support/serve.js';
 
+const TOKEN = randomBytes(24).toString('base64url');
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 interface History {
@@ -198,3 +200,58 @@ test('CLI: vm recover after a host was lost, and the lost host back: its stale c
 async function historyOf(ok: (...args: string[]) => Promise<string>): Promise<History> {
   return JSON.parse(await ok('state', 'history', 'a', '--json')) as History;
 }
+
+test('serve --keep-generations N: the syncs its API runs keep the last N', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-keep-'));
+  const db = join(dir, 'hostfiles.db');
+  const cli = (...args: string[]): Promise<Run> => hostfiles(['--db', db, ...args]);
+  const ok = async (...args: string[]): Promise<string> => {
+    const run = await cli(...args);
+    assert.equal(run.status, 0, `${args.join(' ')}: ${run.stderr}`);
+    return run.stdout;
+  };
+  await ok('init');
+  const key = signingKeyFromPem(readFileSync(join(dir, 'hostfiles.key'), 'utf8'));
+  const agent = await startAgent(setupAgent({ controllerKey: key }));
+  const tokenFile = join(dir, 'api.token');
+  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  // serve first, then the agent and the directory its database is in
+  const running: { server?: Served } = {};
+  t.after(async () => {
+    running.server?.child.kill('SIGTERM');
+    await running.server?.exited;
+    await agent.stop();
+    removeSetup(agent.setup);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await ok('host', 'add', 'h0', agent.url, '--expect-key', agent.publicKey);
+  await ok('vm', 'add', 'a', '--host', 'h0', '--uefi', '--secure-boot');
+  const vars = join(agent.setup.roots.NvRam, 'a_VARS.fd');
+  const from = join(dir, 'vars');
+  writeFileSync(from, randomBytes(64));
+  await ok('file', 'write', 'a', '--type', 'NvRam', '--path', vars, '--from', from);
+  const refused = await cli('serve', '--token-file', tokenFile, '--keep-generations', '0');
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /--keep-generations is a whole number from 1 to 9999, not 0/);
+
+  const server = await startServe([
+    '--db',
+    db,
+    '--token-file',
+    tokenFile,
+    '--listen',
+    '127.0.0.1:0',
+    '--keep-generations',
+    '2',
+  ]);
+  running.server = server;
+  for (let i = 0; i < 3; i++) {
+    writeFileSync(vars, randomBytes(64));
+    assert.equal((await apiCall(server, TOKEN, 'POST', '/v1/vms/a/sync')).status, 200);
+  }
+  assert.deepEqual(
+    (await historyOf(ok)).generations.map((g) => g.generation),
+    [4, 3],
+    'the write (1) and three syncs (2, 3, 4): the last 2 kept',
+  );
+});

@@ -30,10 +30,12 @@ export interface ServeSettings {
   /** read again on each SIGHUP */
   readonly files: ReloadFiles;
   readonly lease: LeaseSettings;
+  /** how many generations the flows keep; the store's default when not given */
+  readonly keepGenerations?: number;
 }
 
 export async function runServe(ctx: CommandContext, settings: ServeSettings): Promise<void> {
-  const { stop, address, metricsAddress, healthIntervalMs, token, files, lease } = settings;
+  const { stop, address, metricsAddress, healthIntervalMs, token, files, lease, keepGenerations } = settings;
   const syslogPrefix = (await ctx.io.stdoutIsJournal?.()) ?? false;
   const logger = createLogger<ServeEvent>({ write: ctx.io.stdout, syslogPrefix });
   const reloader = createReloader(files, token, logger);
@@ -42,7 +44,11 @@ export async function runServe(ctx: CommandContext, settings: ServeSettings): Pr
     reloader.reload();
   });
   // Every flow serve runs (resume, the worker, the API's) tells each host transition once: logged.
-  const opened: FlowDeps = { ...(await ctx.flows(lease)), onHostState: logHostState(logger) };
+  const opened: FlowDeps = {
+    ...(await ctx.flows(lease)),
+    onHostState: logHostState(logger),
+    ...(keepGenerations === undefined ? {} : { keepGenerations }),
+  };
   const metrics = metricsAddress === undefined ? undefined : createServeMetrics(opened);
   const deps = metrics === undefined ? opened : { ...opened, agents: timedAgentClient(opened.agents, metrics) };
   let lostReason: string | undefined;

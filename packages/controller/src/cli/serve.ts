@@ -1,9 +1,11 @@
 // `hostfiles serve`: the HTTP API for the cloud platform, the retry worker and health checks, until SIGTERM or SIGINT.
 // This module is the command's table entry and the checks of its flags; what serves is loaded from serve-run.ts.
 import { FLOW_SETTINGS } from '../config.js';
+import { DEFAULT_KEEP_GENERATIONS } from '../store/types.js';
 import type { Command } from './command.js';
 import { UsageError } from './errors.js';
 import type { ListenAddress } from './serve-run.js';
+import { parseKeep } from './state.js';
 
 export type { ServeEvent } from './serve-log.js';
 
@@ -50,6 +52,11 @@ export const SERVE_COMMANDS: readonly Command[] = [
       {
         name: 'metrics-allow-plain-http',
         help: '--metrics-listen on an address that is not loopback (anyone reaching it reads the metrics)',
+      },
+      {
+        name: 'keep-generations',
+        value: 'N',
+        help: `keep the last N generations of each VM's state of each type, from 1 (default: ${DEFAULT_KEEP_GENERATIONS})`,
       },
       {
         name: 'health-interval-ms',
@@ -99,6 +106,7 @@ export const SERVE_COMMANDS: readonly Command[] = [
         throw new UsageError('--metrics-allow-plain-http goes with --metrics-listen', HINT);
       }
       const healthIntervalMs = parseInterval(input.string('health-interval-ms'));
+      const keepGenerations = parseKeep(input.string('keep-generations'), 'keep-generations', HINT);
       const tls = loadTls(input.string('tls-cert'), input.string('tls-key'));
       if (tls === undefined && !isLoopbackHost(address.host) && !input.bool('allow-plain-http')) {
         throw new UsageError(
@@ -126,6 +134,7 @@ export const SERVE_COMMANDS: readonly Command[] = [
         token,
         files,
         lease,
+        ...(keepGenerations === undefined ? {} : { keepGenerations }),
       });
     },
   },

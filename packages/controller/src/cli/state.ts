@@ -13,6 +13,14 @@ export function parseType(value: string | undefined, hint: string): FileType | u
   return type;
 }
 
+/** A number of generations to keep (`--keep`, `--keep-generations`): a whole number from 1 to 9999. */
+export function parseKeep(value: string | undefined, flag: string, hint: string): number | undefined {
+  if (value === undefined) return undefined;
+  const keep = /^[1-9]\d{0,3}$/.test(value) ? Number(value) : NaN;
+  if (Number.isNaN(keep)) throw new UsageError(`--${flag} is a whole number from 1 to 9999, not ${value}`, hint);
+  return keep;
+}
+
 export const STATE_COMMANDS: readonly Command[] = [
   {
     words: ['state', 'history'],

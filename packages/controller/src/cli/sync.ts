@@ -5,7 +5,7 @@ import { firstArg, type Command, type CommandInput } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { loadNames, type Names } from './lookup.js';
 import { DEFAULT_KEEP_GENERATIONS } from '../store/types.js';
-import { parseType } from './state.js';
+import { parseKeep, parseType } from './state.js';
 import { formatTime, plural, table } from './output.js';
 
 const PATH_FLAGS: readonly { readonly flag: string; readonly type: FileType }[] = [
@@ -21,14 +21,6 @@ function pathFlags(input: CommandInput): Partial<Record<FileType, string>> {
     if (path !== undefined) paths[type] = path;
   }
   return paths;
-}
-
-function parseKeep(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const keep = /^[1-9]\d{0,3}$/.test(value) ? Number(value) : NaN;
-  if (Number.isNaN(keep))
-    throw new UsageError(`--keep is a whole number from 1 to 9999, not ${value}`, 'see `hostfiles sync --help`');
-  return keep;
 }
 
 const RESTORE_HINT = 'see `hostfiles restore --help`';
@@ -68,7 +60,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
       'generation (see `state history`); the oldest beyond the last N are dropped, never the newest.',
     ].join('\n'),
     async run(ctx, input) {
-      const keep = parseKeep(input.string('keep'));
+      const keep = parseKeep(input.string('keep'), 'keep', 'see `hostfiles sync --help`');
       const { syncVm } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const report = await syncVm(keep === undefined ? deps : { ...deps, keepGenerations: keep }, firstArg(input));
