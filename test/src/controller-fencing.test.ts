@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { addVm, fileState, moveVm, restoreVm, syncVm, writeFile, type Vm } from '@hostfiles/controller';
+import { addVm, adoptVm, fileState, moveVm, restoreVm, syncVm, writeFile, type Vm } from '@hostfiles/controller';
 import { roots, withFleet, type Fleet } from './support/controller.js';
 import { gatedAgents } from './support/gates.js';
 
@@ -40,6 +40,13 @@ test('a host the VM left is never captured from: its copy is read, recorded on i
     assert.deepEqual(await generations(fleet, vm), [1], 'no generation from host0');
     const [row] = await fleet.store.listFilesByVm(vm.uuid);
     assert.equal(row?.size, 64, "host0's row says what host0 holds, as reconcile would");
+    // Nor does adopting it there with --backup capture it.
+    const adopted = await adoptVm(fleet.deps, 'vm1', { host: 'host0', paths: { NvRam: path }, backup: true });
+    assert.deepEqual(
+      adopted.backup?.fenced.map((f) => [f.type, f.hostName]),
+      [['NvRam', 'host0']],
+    );
+    assert.deepEqual(await generations(fleet, vm), [1]);
   });
 });
 

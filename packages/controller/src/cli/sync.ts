@@ -195,6 +195,9 @@ export const SYNC_COMMANDS: readonly Command[] = [
       if (report.backup !== null && report.backup.notUpdated.length > 0) {
         throw new CliError(`VM ${report.vmName}: adopted, but the backup was not updated (see the report)`);
       }
+      if (report.backup !== null && report.backup.fenced.length > 0) {
+        throw new CliError(`VM ${report.vmName}: adopted, but not captured: fenced (see the report)`);
+      }
     },
   },
 ];
