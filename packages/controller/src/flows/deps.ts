@@ -1,5 +1,6 @@
 // What every flow is handed: no flow reads process state, the clock, or randomness on its own.
 import type { AgentClient } from '../agents/index.js';
+import { hasBrand } from '../brand.js';
 import type { HostState, Store } from '../store/index.js';
 import type { LeaseSettings } from './controller-lease.js';
 import type { VmQueue } from './vm-queue.js';
@@ -63,8 +64,12 @@ export const FLOW_ERROR_CODES = [
 ] as const;
 export type FlowErrorCode = (typeof FLOW_ERROR_CODES)[number];
 
+const FLOW_ERROR: unique symbol = Symbol.for('hostfiles.FlowError');
+
 export class FlowError extends Error {
   override readonly name = 'FlowError';
+  /** see brand.ts: a FlowError is told apart by it, not by `instanceof` */
+  readonly [FLOW_ERROR] = true;
   constructor(
     readonly code: FlowErrorCode,
     message: string,
@@ -74,4 +79,4 @@ export class FlowError extends Error {
   }
 }
 
-export const isFlowError = (error: unknown): error is FlowError => error instanceof FlowError;
+export const isFlowError = (error: unknown): error is FlowError => hasBrand(error, FLOW_ERROR);
