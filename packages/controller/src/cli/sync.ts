@@ -1,6 +1,13 @@
 // `hostfiles sync`, `hostfiles restore` and `hostfiles reconcile`: backups in, backups out, and disk against database.
 import type { FileType } from '@hostfiles/shared';
-import type { AdoptReport, ReconcilePlan, ReconcileReport, RestoreReport, SyncReport } from '../flows/index.js';
+import type {
+  AdoptReport,
+  FleetSyncReport,
+  ReconcilePlan,
+  ReconcileReport,
+  RestoreReport,
+  SyncReport,
+} from '../flows/index.js';
 import { firstArg, type Command, type CommandInput } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { loadNames, type Names } from './lookup.js';
@@ -24,16 +31,46 @@ function pathFlags(input: CommandInput): Partial<Record<FileType, string>> {
 export const SYNC_COMMANDS: readonly Command[] = [
   {
     words: ['sync'],
-    args: [{ name: 'VM', arity: 'one' }],
-    flags: [],
-    summary: "read a VM's files back from their hosts into the controller's backups",
+    args: [{ name: 'VM', arity: 'optional' }],
+    flags: [
+      { name: 'all', help: "every host: list each one's states, read back only those that changed" },
+      { name: 'host', value: 'HOST', help: 'as --all, on this host only' },
+    ],
+    summary: "read a VM's files (or the fleet's changed ones) back from their hosts into the controller's backups",
     details: [
-      'One read command per host the VM has files on; every file row gets its sha256, size and sync time.',
+      'sync VM: one read command per host the VM has files on; every file row gets its sha256, size and sync time.',
       "A type's backup is taken from the VM's file on its current host, else from its most recently written one.",
       'A file missing or unreadable is reported, not backed up; if it was the source of a backup, the earlier',
       'backup is kept and the exit code is 1.',
+      'sync --all (or --host HOST): each host lists its states with their digests (one command a host), and only',
+      "the recorded states whose digest differs from their row's, or whose VM's backup is not of them, are read",
+      '(in chunks of whole VMs) and recorded as `sync VM` records them: the bytes read grow with what changed, not',
+      'with the fleet. Recorded states the listing does not show are reported as missing (`hostfiles reconcile',
+      'HOST` says more). Exit 1 when a host could not be listed or a read failed.',
     ].join('\n'),
     async run(ctx, input) {
+      const host = input.string('host');
+      const fleet = input.bool('all') || host !== undefined;
+      if (input.bool('all') && host !== undefined) {
+        throw new UsageError('--all and --host go alone: --host HOST syncs that host', 'see `hostfiles sync --help`');
+      }
+      if (fleet === input.args.length > 0) {
+        throw new UsageError('sync needs a VM, or --all, or --host HOST', 'see `hostfiles sync --help`');
+      }
+      if (fleet) {
+        const { syncFleet } = await import('../flows/index.js');
+        const deps = await ctx.flows();
+        const report = await syncFleet(deps, host === undefined ? {} : { hosts: [host] });
+        ctx.print(report, () => formatFleetSync(report));
+        const failedHosts = report.hosts.filter((h) => h.error !== undefined).length;
+        const failedReads = report.read.filter((f) => f.status === 'failed').length;
+        if (failedHosts + failedReads > 0) {
+          throw new CliError(
+            `sync: ${plural(failedHosts, 'host')} not listed, ${plural(failedReads, 'state')} not read (see the report)`,
+          );
+        }
+        return;
+      }
       const { syncVm } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const report = await syncVm(deps, firstArg(input));
@@ -176,6 +213,44 @@ function formatSync(report: SyncReport): string {
   const kept = report.notUpdated.map((f) => `backup ${f.type}: not updated (${f.hostName} ${f.path}: ${f.status})`);
   const summary = `sync of VM ${report.vmName}: ${plural(report.files.length, 'file')}, ${plural(report.commands, 'command')} sent`;
   return [files, '', ...backups, ...kept, summary].join('\n');
+}
+
+function formatFleetSync(report: FleetSyncReport): string {
+  const hosts = table(
+    ['HOST', 'LISTED', 'RECORDED', 'UNCHANGED', 'READ', 'BYTES READ', 'ERROR'],
+    report.hosts.map((h) => {
+      const read = report.read.filter((f) => f.hostUuid === h.hostUuid).length;
+      return [
+        h.hostName,
+        String(h.listed),
+        String(h.recorded),
+        String(h.unchanged),
+        String(read),
+        String(h.bytesRead),
+        h.error ?? '',
+      ];
+    }),
+  );
+  const read =
+    report.read.length === 0
+      ? 'nothing changed: no state read'
+      : table(
+          ['HOST', 'OUTCOME', 'WHY', 'TYPE', 'PATH', 'SIZE', 'SHA256 / WHY'],
+          report.read.map((f) =>
+            f.status === 'read'
+              ? [f.hostName, 'read', f.why, f.type, f.path, String(f.size), f.sha256.slice(0, 16)]
+              : [f.hostName, f.status, f.why, f.type, f.path, '', f.reason],
+          ),
+        );
+  const missing = report.missing.map(
+    (m) => `missing on ${m.hostName}: ${m.type} ${m.path} (hostfiles reconcile ${m.hostName})`,
+  );
+  const t = report.totals;
+  const summary =
+    `fleet sync: ${plural(report.hosts.length, 'host')}, ${plural(t.recorded, 'recorded state')}, ${t.unchanged} unchanged, ` +
+    `${t.read} read (${t.bytesRead} bytes), ${plural(report.backups, 'backup')} updated, ${plural(t.commands, 'command')} sent; ` +
+    `operation ${report.operationId}`;
+  return [hosts, '', read, ...missing, '', summary].join('\n');
 }
 
 function formatRestore(report: RestoreReport): string {

@@ -61,6 +61,15 @@ export {
   type SyncBackup,
 } from './sync.js';
 export {
+  syncFleet,
+  resumeFleetSync,
+  SYNC_FLEET,
+  FLEET_READ_BYTES,
+  type FleetSyncReport,
+  type FleetSyncHost,
+  type ReadReason,
+} from './fleet-sync.js';
+export {
   restoreVm,
   resumeRestore,
   RESTORE_VM,

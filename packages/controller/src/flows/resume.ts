@@ -13,6 +13,7 @@ import { RECONCILE_HOST, resumeReconcile } from './reconcile.js';
 import { REMOVE_TPM, removeTpms, settleBinding } from './remove-tpm.js';
 import { RESTORE_VM, resumeRestore } from './restore.js';
 import { resumeSync, SYNC_VM } from './sync.js';
+import { resumeFleetSync, SYNC_FLEET } from './fleet-sync.js';
 
 export interface ResumeReport {
   /** Every running operation carried to its end (done or failed), in journal order. */
@@ -73,6 +74,7 @@ const RESUMERS: Readonly<Record<string, (deps: FlowDeps, operation: Operation) =
   [REMOVE_TPM]: resumeRemoval,
   [DESTROY_VM]: resumeDestroy,
   [SYNC_VM]: resumeSync,
+  [SYNC_FLEET]: resumeFleetSync,
   [RESTORE_VM]: resumeRestore,
   [RECONCILE_HOST]: resumeReconcile,
   [WRITE_FILE]: resumeWrite,

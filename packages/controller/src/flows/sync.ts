@@ -51,7 +51,7 @@ export interface SyncReport {
   readonly notUpdated: readonly SyncedFile[];
 }
 
-interface HostRead {
+export interface HostRead {
   readonly row: VmHostFile;
   readonly outcome: SyncedFile;
   readonly state?: State;
@@ -107,8 +107,8 @@ async function readOnHosts(
   return { reads: perHost.flat(), commands };
 }
 
-async function readOnHost(deps: FlowDeps, host: Host, rows: readonly VmHostFile[]): Promise<HostRead[]> {
-  // At most one file per (VM, host, type): far below the 1000 files a command may carry.
+/** One `files.read` of `rows` (at most MAX_OPS: a VM's sync has one per type; a fleet sync chunks them). */
+export async function readOnHost(deps: FlowDeps, host: Host, rows: readonly VmHostFile[]): Promise<HostRead[]> {
   const files = rows.map((row) => ({ type: row.type, path: row.path }));
   const bytes = rows.reduce((n, row) => n + row.size, 0);
   let results: readonly ReadResult[];
@@ -151,7 +151,7 @@ const missing = (row: VmHostFile, hostName: string, reason: string): HostRead =>
 });
 
 /** Per type, the row whose file is the VM's state: the one on its current host, else the most recently written. */
-function sourceRows(vm: Vm, rows: readonly VmHostFile[]): Map<FileType, VmHostFile> {
+export function sourceRows(vm: Vm, rows: readonly VmHostFile[]): Map<FileType, VmHostFile> {
   const onHome = (row: VmHostFile): boolean => row.hostUuid === vm.hostUuid;
   const sources = new Map<FileType, VmHostFile>();
   for (const row of rows) {
