@@ -2,7 +2,7 @@
 // digest differs from what the controller holds read back (`files.read`, chunked), so the bytes read from hosts grow
 // with what changed, not with the fleet. What is read is recorded as `hostfiles sync VM` records it.
 import { randomUUID } from 'node:crypto';
-import { FILE_TYPES, MAX_OPS, mapLimit, type ListEntry, type StatResult } from '@hostfiles/shared';
+import { FILE_TYPES, MAX_OPS, mapLimit, type FileType, type ListEntry, type StatResult } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import type { BackupFile, Host, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
@@ -45,18 +45,25 @@ export interface FleetSyncHost {
   readonly error?: string;
 }
 
+/** A state a fleet sync read: what the read gave, its VM, and why it was read. */
+export type FleetReadState = SyncedFile & { readonly vmUuid: string; readonly why: ReadReason };
+
+/** A recorded state its host's listing did not show. */
+export interface FleetMissingState {
+  readonly vmUuid: string;
+  readonly hostUuid: string;
+  readonly hostName: string;
+  readonly type: FileType;
+  readonly path: string;
+}
+
 export interface FleetSyncReport {
   readonly operationId: string;
   readonly hosts: readonly FleetSyncHost[];
   /** every state read, with what the read gave */
-  readonly read: readonly (SyncedFile & { readonly vmUuid: string; readonly why: ReadReason })[];
+  readonly read: readonly FleetReadState[];
   /** recorded states the listing did not show (not read: `hostfiles reconcile HOST` says more) */
-  readonly missing: readonly {
-    readonly vmUuid: string;
-    readonly hostName: string;
-    readonly type: string;
-    readonly path: string;
-  }[];
+  readonly missing: readonly FleetMissingState[];
   /** backups updated */
   readonly backups: number;
   readonly totals: {
@@ -186,7 +193,8 @@ async function syncHost(deps: FlowDeps, host: Host, vms: ReadonlyMap<string, Vm>
     deps.store.listBackupsByVms(vmUuids),
   ]);
   const plan = planHost(recorded, listing, deep, allRows, backups, vms);
-  const missing = plan.missing.map((row) => ({
+  const missing = plan.missing.map((row): FleetMissingState => ({
+    hostUuid: host.uuid,
     vmUuid: row.vmUuid,
     hostName: host.name,
     type: row.type,
@@ -194,7 +202,7 @@ async function syncHost(deps: FlowDeps, host: Host, vms: ReadonlyMap<string, Vm>
   }));
   let bytesRead = 0;
   let backupsUpdated = 0;
-  const read: FleetSyncReport['read'][number][] = [];
+  const read: FleetReadState[] = [];
   const byVm = groupBy(
     recorded.filter((row) => plan.toRead.has(row.uuid)),
     (row) => row.vmUuid,
@@ -291,7 +299,7 @@ async function readAndRecord(
   host: Host,
   vmUuids: readonly string[],
   toRead: ReadonlyMap<string, ReadReason>,
-): Promise<{ commands: number; bytes: number; backups: number; read: FleetSyncReport['read'][number][] }> {
+): Promise<{ commands: number; bytes: number; backups: number; read: FleetReadState[] }> {
   return runPlanned(
     deps,
     () => planOnVms(deps, vmUuids),

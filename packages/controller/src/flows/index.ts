@@ -68,6 +68,8 @@ export {
   type FleetSyncReport,
   type FleetSyncHost,
   type ReadReason,
+  type FleetReadState,
+  type FleetMissingState,
 } from './fleet-sync.js';
 export {
   restoreVm,
