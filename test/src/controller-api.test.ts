@@ -34,6 +34,7 @@ const ROUTES = [
   'POST /v1/vms/{vm}/move',
   'POST /v1/vms/{vm}/adopt',
   'POST /v1/vms/{vm}/sync',
+  'POST /v1/sync',
   'POST /v1/vms/{vm}/restore',
   'GET /v1/vms/{vm}/backups',
   'GET /v1/operations',

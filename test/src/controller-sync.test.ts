@@ -13,18 +13,21 @@ import {
   addVm,
   restoreVm,
   resumeRestore,
+  resumeFleetSync,
   resumeSync,
   retryPendingDeletions,
+  syncFleet,
   syncVm,
   writeFile,
   RESTORE_VM,
+  SYNC_FLEET,
   SYNC_VM,
   type Host,
   type Operation,
   type Vm,
 } from '@hostfiles/controller';
 import { signingKeyFromPem } from '@hostfiles/shared';
-import { removeSetup, setupAgent, startAgent } from './support/agent-process.js';
+import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import { hostfiles, type Run } from './support/cli.js';
 import { backupBytes, startFleet, type Fleet } from './support/controller.js';
 
@@ -262,7 +265,7 @@ test('restore refusals: no backup, a path outside the host root, a path that is 
   });
 });
 
-test('a sync or restore the controller was killed in is repeated by its resumer under the same operation', async () => {
+test('a sync, fleet sync or restore the controller was killed in is repeated by its resumer under the same operation', async () => {
   await withFleet(1, async (fleet, [host0]) => {
     assert.ok(host0);
     const { vm, tpmPath } = await placeVm(fleet, 'vm1', 0);
@@ -291,6 +294,129 @@ test('a sync or restore the controller was killed in is repeated by its resumer 
     const orphaned = await start(randomUUID(), SYNC_VM, { vm: randomUUID() });
     assert.equal(await resumeSync(fleet.deps, orphaned), 'failed');
     assert.deepEqual((await fleet.store.getOperation(orphaned.id))?.report, { error: 'the VM no longer exists' });
+
+    // A fleet sync: repeated on the hosts it named, under its own id; one whose hosts are all gone ends failed.
+    writeFileSync(tpmPath, 'changed since');
+    const fleetSync = await start(randomUUID(), SYNC_FLEET, { hosts: [host0.uuid] });
+    assert.equal(await resumeFleetSync(fleet.deps, fleetSync), 'done');
+    const finished = await fleet.store.getOperation(fleetSync.id);
+    assert.equal(finished?.state, 'done');
+    assert.equal((finished.report as { totals: { read: number } }).totals.read, 1);
+    const tpm = await fleet.store.listBackupsByVm(vm.uuid, 'TpmState');
+    assert.ok(tpm[0]);
+    assert.equal((await backupBytes(fleet.store, tpm[0])).toString(), 'changed since');
+    const gone = await start(randomUUID(), SYNC_FLEET, { hosts: [randomUUID()] });
+    assert.equal(await resumeFleetSync(fleet.deps, gone), 'failed');
+  });
+});
+
+/** The `files.read` commands an agent applied since its log line `from`. */
+const readsSince = (agent: AgentHandle | undefined, from: number): number =>
+  (agent?.lines ?? []).slice(from).filter((text) => {
+    const line = JSON.parse(text) as { event?: string; kind?: string };
+    return line.event === 'request' && line.kind === 'files.read';
+  }).length;
+
+test('fleet sync reads only the states that changed, one listing a host, and records them as sync does', async () => {
+  await withFleet(3, async (fleet) => {
+    const placed: Placed[] = [];
+    for (let i = 0; i < 6; i++) placed.push(await placeVm(fleet, `vm${i}`, i % 3));
+    const size = (p: Placed): number => readFileSync(p.tpmPath).length + readFileSync(p.nvramPath).length;
+
+    // A write onto the VM's host is a capture: every state's newest generation is what is on disk. Two VMs lose
+    // their history (as if adopted without --backup): only their states are read, their backups being behind.
+    const [vm0, vm1, vm2] = placed;
+    assert.ok(vm0 && vm1 && vm2);
+    for (const p of [vm0, vm1]) await fleet.store.deleteGenerations(p.vm.uuid);
+    const first = await syncFleet(fleet.deps);
+    assert.equal(first.totals.recorded, 12);
+    assert.deepEqual(
+      first.read.map((f) => [f.vmUuid, f.type, f.status, f.why]).sort(),
+      [vm0, vm1]
+        .flatMap((p) => [
+          [p.vm.uuid, 'NvRam', 'read', 'backup_behind'],
+          [p.vm.uuid, 'TpmState', 'read', 'backup_behind'],
+        ])
+        .sort(),
+    );
+    assert.equal(first.totals.bytesRead, size(vm0) + size(vm1));
+    assert.equal(first.backups, 4, 'a generation of each');
+    assert.equal((await fleet.store.listGenerations(vm0.vm.uuid, 'NvRam'))[0]?.source, 'sync');
+
+    // Nothing changed: every host listed (and its deep TPM files stat'ed), nothing read.
+    const marks = fleet.agents.map((a) => a.lines.length);
+    const idle = await syncFleet(fleet.deps);
+    assert.deepEqual([idle.totals.read, idle.totals.bytesRead, idle.totals.unchanged, idle.backups], [0, 0, 12, 0]);
+    assert.deepEqual(
+      fleet.agents.map((a, i) => readsSince(a, marks[i] ?? 0)),
+      [0, 0, 0],
+    );
+
+    // swtpm and the firmware change two states behind the controller's back, on two hosts.
+    const liveVars = randomBytes(64 * 1024);
+    writeFileSync(vm0.nvramPath, liveVars);
+    const liveTpm = randomBytes(5000);
+    writeFileSync(vm2.tpmPath, liveTpm);
+    const before = fleet.agents.map((a) => a.lines.length);
+    const changed = await syncFleet(fleet.deps);
+    assert.deepEqual(
+      changed.read.map((f) => [f.vmUuid, f.type, f.status, f.why]).sort(),
+      [
+        [vm0.vm.uuid, 'NvRam', 'read', 'changed'],
+        [vm2.vm.uuid, 'TpmState', 'read', 'changed'],
+      ].sort(),
+    );
+    assert.equal(changed.totals.bytesRead, liveVars.length + liveTpm.length, 'the bytes read are the changed states');
+    assert.equal(changed.totals.unchanged, 10);
+    assert.deepEqual(
+      fleet.agents.map((a, i) => readsSince(a, before[i] ?? 0)),
+      [1, 0, 1],
+      'one read on each host with a change, none elsewhere',
+    );
+    const nvram = await fleet.store.listBackupsByVm(vm0.vm.uuid, 'NvRam');
+    assert.ok(nvram[0]);
+    assert.equal(Buffer.compare(await backupBytes(fleet.store, nvram[0]), liveVars), 0, 'the backup holds the disk');
+    const tpmRow = (await fleet.store.listFilesByVm(vm2.vm.uuid, 'TpmState'))[0];
+    assert.deepEqual([tpmRow?.sha256, tpmRow?.size], [sha256(liveTpm), liveTpm.length], 'the row follows the disk');
+    const operation = await fleet.store.getOperation(changed.operationId);
+    assert.deepEqual([operation?.kind, operation?.state], [SYNC_FLEET, 'done']);
+
+    // A VM that moved: the copy on the host it left is read when it changes (its row follows the disk) but never
+    // captured: its generations stay as they were.
+    const [host2] = (await fleet.store.listHosts()).filter((h) => h.name === 'host2');
+    assert.ok(host2);
+    await fleet.store.setVmHost(vm1.vm.uuid, host2.uuid);
+    const generations = await fleet.store.listGenerations(vm1.vm.uuid);
+    writeFileSync(vm1.nvramPath, randomBytes(1000));
+    const left = await syncFleet(fleet.deps);
+    assert.deepEqual(
+      left.read.map((f) => [f.vmUuid, f.type, f.status, f.why]),
+      [[vm1.vm.uuid, 'NvRam', 'read', 'changed']],
+    );
+    assert.deepEqual([left.backups, left.fenced], [0, []]);
+    assert.deepEqual(await fleet.store.listGenerations(vm1.vm.uuid), generations, 'nothing captured from host1');
+    const leftRow = (await fleet.store.listFilesByVm(vm1.vm.uuid, 'NvRam'))[0];
+    assert.equal(leftRow?.sha256, sha256(readFileSync(vm1.nvramPath)));
+
+    // A host down: reported, its states untouched; the others synced. A state gone: missing, not read.
+    unlinkSync(vm2.nvramPath);
+    await fleet.stop(1);
+    const partial = await syncFleet(fleet.deps);
+    const down = partial.hosts.find((h) => h.hostName === 'host1');
+    assert.match(down?.error ?? '', /^unreachable/);
+    assert.deepEqual(
+      partial.missing.map((m) => [m.vmUuid, m.type]),
+      [[vm2.vm.uuid, 'NvRam']],
+    );
+    assert.equal(partial.totals.read, 0);
+    assert.equal(partial.totals.failedHosts, 1);
+
+    // One host only.
+    const only = await syncFleet(fleet.deps, { hosts: ['host0'] });
+    assert.deepEqual(
+      only.hosts.map((h) => h.hostName),
+      ['host0'],
+    );
   });
 });
 
@@ -374,4 +500,23 @@ test('CLI: sync, restore and reconcile --apply, as an operator runs them', async
   const unknown = await cli('reconcile', 'nosuchhost');
   assert.equal(unknown.status, 1);
   assert.match(unknown.stderr, /^hostfiles: no host nosuchhost/);
+
+  // sync --all: what changed since is read, nothing else; sync needs a VM or --all or --host, not both
+  writeFileSync(varsPath, 'firmware wrote this');
+  const fleetSync = JSON.parse(await ok('sync', '--all', '--json')) as {
+    read: { type: string; why: string }[];
+    totals: { unchanged: number; bytesRead: number };
+  };
+  assert.deepEqual(
+    fleetSync.read.map((f) => [f.type, f.why]),
+    [['NvRam', 'changed']],
+  );
+  assert.deepEqual([fleetSync.totals.unchanged, fleetSync.totals.bytesRead], [1, 'firmware wrote this'.length]);
+  assert.match(
+    await ok('sync', '--host', 'h0'),
+    /nothing changed: no state read\n\nfleet sync: 1 host, 2 recorded states, 2 unchanged, 0 read/,
+  );
+  for (const args of [['sync'], ['sync', 'a', '--all'], ['sync', '--all', '--host', 'h0']]) {
+    assert.equal((await cli(...args)).status, 2, args.join(' '));
+  }
 });

@@ -22,7 +22,7 @@ import {
   type SigningKey,
 } from '@hostfiles/shared';
 import type { Agent } from 'undici';
-import { AgentCallError } from './agent-error.js';
+import { AgentCallError, isAgentCallError } from './agent-error.js';
 import { createPinnedDispatcher, fetchCertificate, PIN_MISMATCH } from './pinned-tls.js';
 
 /** Where an agent is and how it is trusted on the wire. */
@@ -200,7 +200,7 @@ async function toCallError(
   kind: CommandKind | 'info',
   attempts: number,
 ): Promise<AgentCallError> {
-  if (error instanceof AgentCallError) return error;
+  if (isAgentCallError(error)) return error;
   if (isTimeoutError(error) || (error instanceof DOMException && error.name === 'TimeoutError'))
     return new AgentCallError('timeout', host, kind, 'no answer in time', { attempts }, { cause: error });
   if (isHTTPError(error)) {

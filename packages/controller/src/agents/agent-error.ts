@@ -1,5 +1,6 @@
 // The one error a call to an agent ends in, whatever went wrong, with what the flows need to decide.
 import type { CommandKind } from '@hostfiles/shared';
+import { hasBrand } from '../brand.js';
 
 export const AGENT_CALL_FAILURES = [
   /** no connection, reset, DNS, or a peer that is not the pinned agent (details.pinFailure): nothing was delivered */
@@ -13,8 +14,12 @@ export const AGENT_CALL_FAILURES = [
 ] as const;
 export type AgentCallFailure = (typeof AGENT_CALL_FAILURES)[number];
 
+const AGENT_CALL_ERROR: unique symbol = Symbol.for('hostfiles.AgentCallError');
+
 export class AgentCallError extends Error {
   override readonly name = 'AgentCallError';
+  /** see brand.ts: an AgentCallError is told apart by it, not by `instanceof` */
+  readonly [AGENT_CALL_ERROR] = true;
   constructor(
     readonly failure: AgentCallFailure,
     readonly host: string,
@@ -33,4 +38,4 @@ export class AgentCallError extends Error {
   }
 }
 
-export const isAgentCallError = (error: unknown): error is AgentCallError => error instanceof AgentCallError;
+export const isAgentCallError = (error: unknown): error is AgentCallError => hasBrand(error, AGENT_CALL_ERROR);

@@ -3,7 +3,7 @@
 // answer's status must be listed for its route and its body valid (ajv, strict) against the schema listed for it.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -311,6 +311,24 @@ test('with real agents: adopt, sync, move, restore, writes, busy state, reconcil
     synced.files.map((f) => f.status),
     ['read', 'read'],
   );
+  // Fleet sync: nothing changed since, nothing read; then a changed NVRAM on h0 read alone; refusals.
+  const idle = expectStatus(await call<{ read: unknown[]; totals: { unchanged: number } }>('POST', '/v1/sync'), 200);
+  assert.deepEqual([idle.read.length, idle.totals.unchanged], [0, 2]);
+  const webVars = join(a0.roots.NvRam, 'web_VARS.fd');
+  const vars = readFileSync(webVars);
+  writeFileSync(webVars, 'the firmware wrote a variable');
+  const fleet = expectStatus(
+    await call<{ read: { type: string; why: string }[] }>('POST', '/v1/sync', { hosts: ['h0'] }),
+    200,
+  );
+  assert.deepEqual(
+    fleet.read.map((f) => [f.type, f.why]),
+    [['NvRam', 'changed']],
+  );
+  writeFileSync(webVars, vars); // as it was: what follows restores it
+  expectStatus(await call('POST', '/v1/sync', { hosts: ['h0'] }), 200);
+  expectError(await call('POST', '/v1/sync', { hosts: ['nope'] }), 404, 'not_found');
+  expectError(await call('POST', '/v1/sync', { hosts: 'h0' }), 400, 'bad_request');
 
   // libvirt moved web to h1 without its state: restore it there.
   const moved = expectStatus(await call<{ elsewhere: unknown[] }>('POST', '/v1/vms/web/move', { host: 'h1' }), 200);

@@ -13,6 +13,7 @@ export const FLOW_ROUTES: ReadonlyMap<string, FlowKind> = new Map<string, FlowKi
   ['POST /v1/files', 'write'],
   ['POST /v1/vms/:vm/adopt', 'adopt'],
   ['POST /v1/vms/:vm/sync', 'sync'],
+  ['POST /v1/sync', 'fleet_sync'],
   ['POST /v1/vms/:vm/restore', 'restore'],
   ['POST /v1/hosts/:host/reconcile', 'reconcile'],
   ['POST /v1/tpms/remove', 'remove_tpm'],

@@ -80,6 +80,9 @@ export const reconcileBody = z
     path: ['includeUnknown'],
   });
 
+/** The hosts a fleet sync lists (names or uuids); every host when absent. */
+export const fleetSyncBody = z.strictObject({ hosts: z.array(ref).min(1).max(10_000).optional() });
+
 /** One call may name many VMs: their files are grouped per host, one command per host. */
 export const removeTpmsBody = z.strictObject({
   vms: z.array(ref).min(1).max(10_000),

@@ -4,7 +4,7 @@ import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { confineRelative, LOCK_NAME, MAX_ENTRIES } from '@hostfiles/shared';
 import { dirState, fileState, MAX_STATE_BYTES, type State } from '../flows/index.js';
-import { CliError } from './errors.js';
+import { CliError, isCliError } from './errors.js';
 
 export function readLocalState(path: string): State {
   let isDir: boolean;
@@ -14,7 +14,7 @@ export function readLocalState(path: string): State {
     if (stats.size > MAX_STATE_BYTES) throw new CliError(`${path} is over ${MAX_STATE_BYTES} bytes`);
     isDir = stats.isDirectory();
   } catch (error) {
-    if (error instanceof CliError) throw error;
+    if (isCliError(error)) throw error;
     throw new CliError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
   if (!isDir) return fileState(readFileSync(path));

@@ -3,7 +3,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import type { TlsIdentity } from '@hostfiles/shared';
-import { CliError, UsageError } from './errors.js';
+import { CliError, isCliError, UsageError } from './errors.js';
 import { MIN_TOKEN_LENGTH } from './serve.js';
 
 const HINT = 'see `hostfiles serve --help`';
@@ -26,7 +26,7 @@ export function loadTls(certPath: string | undefined, keyPath: string | undefine
       throw new CliError(`the key in ${keyPath} is not the key of the certificate in ${certPath}`);
     }
   } catch (error) {
-    if (error instanceof CliError) throw error;
+    if (isCliError(error)) throw error;
     throw new CliError(`${keyPath} is not a PEM private key`);
   }
   return { cert, key };
@@ -44,7 +44,7 @@ function readOwnFile(path: string, what: string, secret: boolean): string {
     }
     return readFileSync(fd, 'utf8');
   } catch (error) {
-    if (error instanceof CliError) throw error;
+    if (isCliError(error)) throw error;
     const code = (error as NodeJS.ErrnoException).code ?? String(error);
     throw new CliError(
       code === 'ENOENT' ? `no ${what} file at ${path}` : `cannot read the ${what} file ${path}: ${code}`,

@@ -1,6 +1,13 @@
 // `hostfiles sync`, `hostfiles restore` and `hostfiles reconcile`: backups in, backups out, and disk against database.
 import type { FileType } from '@hostfiles/shared';
-import type { AdoptReport, ReconcilePlan, ReconcileReport, RestoreReport, SyncReport } from '../flows/index.js';
+import type {
+  AdoptReport,
+  FleetSyncReport,
+  ReconcilePlan,
+  ReconcileReport,
+  RestoreReport,
+  SyncReport,
+} from '../flows/index.js';
 import { firstArg, type Command, type CommandInput } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { loadNames, type Names } from './lookup.js';
@@ -42,25 +49,57 @@ function parseGeneration(
 export const SYNC_COMMANDS: readonly Command[] = [
   {
     words: ['sync'],
-    args: [{ name: 'VM', arity: 'one' }],
+    args: [{ name: 'VM', arity: 'optional' }],
     flags: [
+      { name: 'all', help: "every host: list each one's states, read back only those that changed" },
+      { name: 'host', value: 'HOST', help: 'as --all, on this host only' },
       {
         name: 'keep',
         value: 'N',
         help: `keep the last N generations of each type, from 1 (default: ${DEFAULT_KEEP_GENERATIONS})`,
       },
     ],
-    summary: "read a VM's files back from their hosts into the controller's backups",
+    summary: "read a VM's files (or the fleet's changed ones) back from their hosts into the controller's backups",
     details: [
-      'One read command per host the VM has files on; every file row gets its sha256, size and sync time.',
+      'sync VM: one read command per host the VM has files on; every file row gets its sha256, size and sync time.',
       "A type's new generation is taken only from the VM's file on its current host: a type it has files of only on",
       'other hosts (it moved) is reported fenced, never captured from them (exit 1).',
       'A file missing or unreadable is reported, not backed up; if it was the source of a backup, the earlier',
       'backup is kept and the exit code is 1. A backup that differs from the newest generation of its type is a new',
       'generation (see `state history`); the oldest beyond the last N are dropped, never the newest.',
+      'sync --all (or --host HOST): each host lists its states with their digests (one command a host), and only',
+      "the recorded states whose digest differs from their row's, or that are their VM's own (on its current host)",
+      'and differ from its newest generation, are read (in chunks of whole VMs) and recorded as `sync VM` records',
+      'them, fencing included: the bytes read grow with what changed, not with the fleet. Recorded states the',
+      'listing does not show are reported as missing (`hostfiles reconcile HOST` says more). Exit 1 when a host',
+      'could not be listed or a read failed.',
     ].join('\n'),
     async run(ctx, input) {
       const keep = parseKeep(input.string('keep'), 'keep', 'see `hostfiles sync --help`');
+      const host = input.string('host');
+      const fleet = input.bool('all') || host !== undefined;
+      if (input.bool('all') && host !== undefined) {
+        throw new UsageError('--all and --host go alone: --host HOST syncs that host', 'see `hostfiles sync --help`');
+      }
+      if (fleet === input.args.length > 0) {
+        throw new UsageError('sync needs a VM, or --all, or --host HOST', 'see `hostfiles sync --help`');
+      }
+      if (fleet) {
+        const { syncFleet } = await import('../flows/index.js');
+        const flows = await ctx.flows();
+        const deps = keep === undefined ? flows : { ...flows, keepGenerations: keep };
+        const report = await syncFleet(deps, host === undefined ? {} : { hosts: [host] });
+        ctx.print(report, () => formatFleetSync(report));
+        const failedHosts = report.hosts.filter((h) => h.error !== undefined).length;
+        const failedReads = report.read.filter((f) => f.status === 'failed').length;
+        if (failedHosts + failedReads + report.fenced.length > 0) {
+          throw new CliError(
+            `sync: ${plural(failedHosts, 'host')} not listed, ${plural(failedReads, 'state')} not read, ` +
+              `${report.fenced.length} fenced (see the report)`,
+          );
+        }
+        return;
+      }
       const { syncVm } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const report = await syncVm(keep === undefined ? deps : { ...deps, keepGenerations: keep }, firstArg(input));
@@ -222,6 +261,45 @@ function formatSync(report: SyncReport): string {
   const fenced = report.fenced.map((f) => `backup ${f.type}: fenced (${f.hostName} ${f.path}: ${f.reason})`);
   const summary = `sync of VM ${report.vmName}: ${plural(report.files.length, 'file')}, ${plural(report.commands, 'command')} sent`;
   return [files, '', ...backups, ...kept, ...fenced, summary].join('\n');
+}
+
+function formatFleetSync(report: FleetSyncReport): string {
+  const hosts = table(
+    ['HOST', 'LISTED', 'RECORDED', 'UNCHANGED', 'READ', 'BYTES READ', 'ERROR'],
+    report.hosts.map((h) => {
+      const read = report.read.filter((f) => f.hostUuid === h.hostUuid).length;
+      return [
+        h.hostName,
+        String(h.listed),
+        String(h.recorded),
+        String(h.unchanged),
+        String(read),
+        String(h.bytesRead),
+        h.error ?? '',
+      ];
+    }),
+  );
+  const read =
+    report.read.length === 0
+      ? 'nothing changed: no state read'
+      : table(
+          ['HOST', 'OUTCOME', 'WHY', 'TYPE', 'PATH', 'SIZE', 'SHA256 / WHY'],
+          report.read.map((f) =>
+            f.status === 'read'
+              ? [f.hostName, 'read', f.why, f.type, f.path, String(f.size), f.sha256.slice(0, 16)]
+              : [f.hostName, f.status, f.why, f.type, f.path, '', f.reason],
+          ),
+        );
+  const missing = report.missing.map(
+    (m) => `missing on ${m.hostName}: ${m.type} ${m.path} (hostfiles reconcile ${m.hostName})`,
+  );
+  const fenced = report.fenced.map((f) => `fenced on ${f.hostName}: ${f.type} ${f.path}: ${f.reason}`);
+  const t = report.totals;
+  const summary =
+    `fleet sync: ${plural(report.hosts.length, 'host')}, ${plural(t.recorded, 'recorded state')}, ${t.unchanged} unchanged, ` +
+    `${t.read} read (${t.bytesRead} bytes), ${plural(report.backups, 'generation')} made, ${plural(t.commands, 'command')} sent; ` +
+    `operation ${report.operationId}`;
+  return [hosts, '', read, ...missing, ...fenced, '', summary].join('\n');
 }
 
 function formatRestore(report: RestoreReport): string {

@@ -1,5 +1,6 @@
 // What every flow is handed: no flow reads process state, the clock, or randomness on its own.
 import type { AgentClient } from '../agents/index.js';
+import { hasBrand } from '../brand.js';
 import type { HostState, Store } from '../store/index.js';
 // types.js, not the store's index: cli/errors.ts loads this module at start-up, and the index loads the engines.
 import { DEFAULT_KEEP_GENERATIONS } from '../store/types.js';
@@ -67,8 +68,12 @@ export const FLOW_ERROR_CODES = [
 ] as const;
 export type FlowErrorCode = (typeof FLOW_ERROR_CODES)[number];
 
+const FLOW_ERROR: unique symbol = Symbol.for('hostfiles.FlowError');
+
 export class FlowError extends Error {
   override readonly name = 'FlowError';
+  /** see brand.ts: a FlowError is told apart by it, not by `instanceof` */
+  readonly [FLOW_ERROR] = true;
   constructor(
     readonly code: FlowErrorCode,
     message: string,
@@ -81,4 +86,4 @@ export class FlowError extends Error {
 /** The generations a flow keeps per VM and type. */
 export const keepGenerations = (deps: FlowDeps): number => deps.keepGenerations ?? DEFAULT_KEEP_GENERATIONS;
 
-export const isFlowError = (error: unknown): error is FlowError => error instanceof FlowError;
+export const isFlowError = (error: unknown): error is FlowError => hasBrand(error, FLOW_ERROR);

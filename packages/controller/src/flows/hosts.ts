@@ -12,7 +12,7 @@ import {
 } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import type { Host } from '../store/index.js';
-import { FlowError, type FlowDeps } from './deps.js';
+import { FlowError, isFlowError, type FlowDeps } from './deps.js';
 import { markHost } from './host-state.js';
 import { resolveHost } from './inventory.js';
 
@@ -152,7 +152,7 @@ export async function checkHost(deps: FlowDeps, host: Host): Promise<HostHealth>
     }
     health = { state: 'Connected' };
   } catch (error) {
-    if (error instanceof FlowError) throw error;
+    if (isFlowError(error)) throw error;
     const pinFailure = isAgentCallError(error) ? error.details.pinFailure : undefined;
     if (pinFailure !== undefined) await refuse(`presents another TLS certificate than the one pinned (${pinFailure})`);
     const reason = isAgentCallError(error)

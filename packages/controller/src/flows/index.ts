@@ -62,6 +62,17 @@ export {
 } from './sync.js';
 export { recoverVm, resumeRecover, RECOVER_VM, type RecoverOptions, type RecoverReport } from './recover.js';
 export {
+  syncFleet,
+  resumeFleetSync,
+  SYNC_FLEET,
+  FLEET_READ_BYTES,
+  type FleetSyncReport,
+  type FleetSyncHost,
+  type ReadReason,
+  type FleetReadState,
+  type FleetMissingState,
+} from './fleet-sync.js';
+export {
   restoreVm,
   resumeRestore,
   RESTORE_VM,

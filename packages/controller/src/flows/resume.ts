@@ -14,6 +14,7 @@ import { REMOVE_TPM, removeTpms, settleBinding } from './remove-tpm.js';
 import { RECOVER_VM, resumeRecover } from './recover.js';
 import { RESTORE_VM, resumeRestore } from './restore.js';
 import { resumeSync, SYNC_VM } from './sync.js';
+import { resumeFleetSync, SYNC_FLEET } from './fleet-sync.js';
 
 export interface ResumeReport {
   /** Every running operation carried to its end (done or failed), in journal order. */
@@ -74,6 +75,7 @@ const RESUMERS: Readonly<Record<string, (deps: FlowDeps, operation: Operation) =
   [REMOVE_TPM]: resumeRemoval,
   [DESTROY_VM]: resumeDestroy,
   [SYNC_VM]: resumeSync,
+  [SYNC_FLEET]: resumeFleetSync,
   [RESTORE_VM]: resumeRestore,
   [RECOVER_VM]: resumeRecover,
   [RECONCILE_HOST]: resumeReconcile,

@@ -65,7 +65,7 @@ export interface FencedCapture extends FileOnHost {
   readonly reason: string;
 }
 
-interface HostRead {
+export interface HostRead {
   readonly row: VmHostFile;
   readonly outcome: SyncedFile;
   readonly state?: State;
@@ -127,8 +127,8 @@ async function readOnHosts(
   return { reads: perHost.flat(), commands };
 }
 
-async function readOnHost(deps: FlowDeps, host: Host, rows: readonly VmHostFile[]): Promise<HostRead[]> {
-  // At most one file per (VM, host, type): far below the 1000 files a command may carry.
+/** One `files.read` of `rows` (at most MAX_OPS: a VM's sync has one per type; a fleet sync chunks them). */
+export async function readOnHost(deps: FlowDeps, host: Host, rows: readonly VmHostFile[]): Promise<HostRead[]> {
   const files = rows.map((row) => ({ type: row.type, path: row.path }));
   const bytes = rows.reduce((n, row) => n + row.size, 0);
   let results: readonly ReadResult[];
@@ -171,7 +171,7 @@ const missing = (row: VmHostFile, hostName: string, reason: string): HostRead =>
 });
 
 /** Per type, the row whose file is the VM's state: the one on its current host (at most one per host and type). */
-function sourceRows(vm: Vm, rows: readonly VmHostFile[]): Set<VmHostFile> {
+export function sourceRows(vm: Vm, rows: readonly VmHostFile[]): Set<VmHostFile> {
   return new Set(rows.filter((row) => vm.hostUuid !== null && row.hostUuid === vm.hostUuid));
 }
 
@@ -179,7 +179,7 @@ function sourceRows(vm: Vm, rows: readonly VmHostFile[]): Set<VmHostFile> {
  * Why a capture from `row` would not be the VM's own now, or null when it is: `owner` is the VM as the recording
  * transaction reads it, `vm` as the sync read it before it asked the hosts.
  */
-function fenceOf(vm: Vm, owner: Vm | null, row: VmHostFile, hostName: string): string | null {
+export function fenceOf(vm: Vm, owner: Vm | null, row: VmHostFile, hostName: string): string | null {
   if (owner === null) return 'the VM is gone';
   if (owner.hostUuid !== row.hostUuid) {
     return owner.hostUuid === null

@@ -15,6 +15,7 @@ export const FLOW_KINDS = [
   'write',
   'adopt',
   'sync',
+  'fleet_sync',
   'restore',
   'reconcile',
   'remove_tpm',

@@ -5,7 +5,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import sqlite3 from 'sqlite3';
 import type { Database, RunResult as DriverRunResult } from 'sqlite3';
-import { StoreError, toStoreError } from './errors.js';
+import { isStoreError, StoreError, toStoreError } from './errors.js';
 
 export type SqlValue = string | number | null | Uint8Array;
 /** Named parameters (`$name` in the SQL, `name` here) or positional ones (`?`). */
@@ -171,7 +171,7 @@ async function rollback(sql: Sql, cause: unknown): Promise<void> {
     await sql.exec('ROLLBACK');
   } catch (error) {
     // After some errors (SQLITE_FULL, SQLITE_IOERR…) SQLite has already rolled back by itself: nothing to undo.
-    if (error instanceof StoreError && error.message.includes('no transaction is active')) return;
+    if (isStoreError(error) && error.message.includes('no transaction is active')) return;
     throw new StoreError('io', 'rollback failed', { cause: new AggregateError([cause, error]) });
   }
 }

@@ -1,10 +1,15 @@
 // The one error the store throws: a closed set of codes, the driver's error as `cause`.
+import { hasBrand } from '../brand.js';
 
 export const STORE_ERROR_CODES = ['not_found', 'conflict', 'constraint', 'io', 'schema_too_new'] as const;
 export type StoreErrorCode = (typeof STORE_ERROR_CODES)[number];
 
+const STORE_ERROR: unique symbol = Symbol.for('hostfiles.StoreError');
+
 export class StoreError extends Error {
   override readonly name = 'StoreError';
+  /** see brand.ts: a StoreError is told apart by it, not by `instanceof` */
+  readonly [STORE_ERROR] = true;
   constructor(
     readonly code: StoreErrorCode,
     message: string,
@@ -16,7 +21,7 @@ export class StoreError extends Error {
 
 /** True for a StoreError, and when `code` is given, only for one with that code. */
 export const isStoreError = (error: unknown, code?: StoreErrorCode): error is StoreError =>
-  error instanceof StoreError && (code === undefined || error.code === code);
+  hasBrand(error, STORE_ERROR) && (code === undefined || (error as StoreError).code === code);
 
 const driverCode = (error: unknown): unknown =>
   typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
@@ -27,7 +32,7 @@ const driverCode = (error: unknown): unknown =>
  * SQLite's message, which is stable ("UNIQUE constraint failed: t.c"; primary keys report the same).
  */
 export function toStoreError(error: unknown, context: string): StoreError {
-  if (error instanceof StoreError) return error;
+  if (isStoreError(error)) return error;
   const message = error instanceof Error ? error.message : String(error);
   if (driverCode(error) === 'SQLITE_CONSTRAINT') {
     const code = message.includes('UNIQUE constraint failed') ? 'conflict' : 'constraint';
@@ -50,7 +55,7 @@ const PG_CONSTRAINTS: Readonly<Record<string, readonly [StoreErrorCode, string]>
  * 'constraint', with the constraint's name; anything else (a lost connection, a timeout, a server restart) to 'io'.
  */
 export function toPgStoreError(error: unknown, context: string): StoreError {
-  if (error instanceof StoreError) return error;
+  if (isStoreError(error)) return error;
   const message = error instanceof Error ? error.message : String(error);
   const code = driverCode(error);
   const known = typeof code === 'string' ? PG_CONSTRAINTS[code] : undefined;

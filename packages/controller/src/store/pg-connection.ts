@@ -18,7 +18,7 @@ import {
   type SqlParams,
   type SqlValue,
 } from './connection.js';
-import { StoreError, toPgStoreError } from './errors.js';
+import { isStoreError, StoreError, toPgStoreError } from './errors.js';
 
 export interface PgConnectionOptions {
   /** postgres://user@host:port/database */
@@ -202,7 +202,7 @@ export function openPgConnection(options: PgConnectionOptions): PgConnection {
       return await running.run(current, () => work(client));
     } catch (error) {
       // A statement that failed because the connection did is not worth keeping in the pool.
-      if (error instanceof StoreError && error.code === 'io') broken ??= error;
+      if (isStoreError(error) && error.code === 'io') broken ??= error;
       throw error;
     } finally {
       current.active = false;

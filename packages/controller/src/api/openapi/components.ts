@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import {
   adoptVmBody,
+  fleetSyncBody,
   moveVmBody,
   newHostBody,
   newTpmBody,
@@ -24,6 +25,7 @@ const REQUEST_BODIES: readonly (readonly [string, z.ZodType, string])[] = [
   ['NewTpm', newTpmBody, 'the key provider the TPM is bound to'],
   ['MoveVm', moveVmBody, 'the host the VM lives on now'],
   ['AdoptVm', adoptVmBody, "where the state is (default: the VM's host, libvirt's layout); `backup`: sync after"],
+  ['FleetSync', fleetSyncBody, 'the hosts to sync (names or uuids); every host when absent'],
   ['RestoreVm', restoreVmBody, "where the backups go (default: the VM's host, its known paths); `force`: write over"],
   [
     'Reconcile',

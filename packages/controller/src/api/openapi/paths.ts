@@ -4,6 +4,7 @@ import {
   listOperationsQuery,
   MAX_OPERATIONS_LIMIT,
   adoptVmBody,
+  fleetSyncBody,
   moveVmBody,
   newHostBody,
   newTpmBody,
@@ -184,6 +185,20 @@ export const PATHS = {
       parameters: [VM],
       ok: { status: 200, description: 'what each read gave, the backups updated', schema: ref(reports.syncReport) },
       errors: { 404: NO_VM },
+    }),
+  },
+  '/v1/sync': {
+    post: operation({
+      operationId: 'syncFleet',
+      summary: "sync the fleet (or the hosts named): each host's states listed, only the changed ones read back",
+      description:
+        'Each host lists its states with their digests; a recorded state is read only when its digest differs from its ' +
+        "row's, or its VM's backup holds another digest. A host that cannot be listed is reported (`hosts[].error`), " +
+        'its states left as they were; 200 whatever each host gave.',
+      body: fleetSyncBody,
+      bodyOptional: true,
+      ok: { status: 200, description: 'per host, what was listed and read', schema: ref(reports.fleetSyncReport) },
+      errors: { 400: BAD_BODY, 404: 'no such host (not_found)' },
     }),
   },
   '/v1/vms/{vm}/restore': {

@@ -164,7 +164,7 @@ export const operation = component(
     z.strictObject({
       id: uuid,
       kind: meta(z.string(), {
-        description: 'tpm.remove, vm.destroy, vm.sync, vm.restore, vm.adopt, host.reconcile, file.write',
+        description: 'tpm.remove, vm.destroy, vm.sync, fleet.sync, vm.restore, vm.adopt, host.reconcile, file.write',
       }),
       subject: meta(z.string(), { description: 'what it is about: a VM uuid (several, comma-separated), a host uuid' }),
       step: z.string(),

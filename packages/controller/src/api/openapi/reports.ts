@@ -5,6 +5,10 @@ import type {
   AdoptedState,
   AdoptReport,
   DestroyReport,
+  FleetMissingState,
+  FleetReadState,
+  FleetSyncHost,
+  FleetSyncReport,
   FileOutcome,
   HostReport,
   MissingFile,
@@ -39,6 +43,7 @@ import {
 
 const onHost = { hostUuid: uuid, type: fileType, path };
 const reason = z.string();
+const why = z.enum(['changed', 'backup_behind']);
 const binding = z.enum(['detached', 'detaching']);
 
 export const fileOutcome = component(
@@ -239,6 +244,85 @@ export const syncReport = component(
             "states read that were not the VM's current host's at the sync's epoch: never recorded as a generation",
         },
       ),
+    }),
+  ),
+);
+
+export const fleetReadState = component(
+  'FleetReadState',
+  of<FleetReadState>()(
+    z.discriminatedUnion('status', [
+      z.strictObject({ ...onHost, hostName: z.string(), status: z.literal('read'), ...stateFacts, vmUuid: uuid, why }),
+      z.strictObject({
+        ...onHost,
+        hostName: z.string(),
+        status: z.enum(['missing', 'failed']),
+        reason,
+        vmUuid: uuid,
+        why,
+      }),
+    ]),
+  ),
+  'a state a fleet sync read, and why: its digest on disk differed from its row (changed), or its backup did',
+);
+
+export const fleetSyncHost = component(
+  'FleetSyncHost',
+  of<FleetSyncHost>()(
+    z.strictObject({
+      hostUuid: uuid,
+      hostName: z.string(),
+      listed: count,
+      recorded: count,
+      unchanged: countWith('recorded states whose digest and backup were already held: not read'),
+      commands: count,
+      bytesRead: countWith('bytes of the states read, decoded'),
+      error: meta(z.string(), {
+        description: 'the host could not be listed: none of its states was looked at',
+      }).optional(),
+    }),
+  ),
+);
+
+export const fleetSyncReport = component(
+  'FleetSyncReport',
+  of<FleetSyncReport>()(
+    z.strictObject({
+      operationId: uuid,
+      hosts: z.array(fleetSyncHost),
+      read: z.array(fleetReadState),
+      missing: meta(
+        z.array(
+          of<FleetMissingState>()(
+            z.strictObject({ vmUuid: uuid, hostUuid: uuid, hostName: z.string(), type: fileType, path }),
+          ),
+        ),
+        { description: 'recorded states the listing did not show: not read (reconcile says more)' },
+      ),
+      fenced: meta(
+        z.array(
+          z.strictObject({
+            ...onHost,
+            vmUuid: uuid,
+            hostName: z.string(),
+            code: z.literal('fenced'),
+            reason: z.string(),
+          }),
+        ),
+        {
+          description:
+            "states of a VM's own host whose capture was refused: the VM moved, or its epoch rose, meanwhile",
+        },
+      ),
+      backups: countWith('generations made (a capture identical to the newest generation makes none)'),
+      totals: z.strictObject({
+        recorded: count,
+        unchanged: count,
+        read: count,
+        bytesRead: count,
+        commands: count,
+        failedHosts: count,
+      }),
     }),
   ),
 );

@@ -1,11 +1,11 @@
 // A VM's states between hosts and backups (adopt, sync, restore, the backups themselves) and a host's disk against
 // the database (reconcile): thin over the flows, each answering its report.
 import type { Hono } from 'hono';
-import { adoptVm, reconcileHost, resolveVm, restoreVm, syncVm } from '../../flows/index.js';
+import { adoptVm, reconcileHost, resolveVm, restoreVm, syncFleet, syncVm } from '../../flows/index.js';
 import { readBody } from '../body.js';
 import { journaled, type ApiContext } from '../deps.js';
 import { ApiError, isCallersAgentCode } from '../errors.js';
-import { adoptVmBody, reconcileBody, restoreVmBody } from '../schemas.js';
+import { adoptVmBody, fleetSyncBody, reconcileBody, restoreVmBody } from '../schemas.js';
 
 export function stateRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext): void {
   app.post('/v1/vms/:vm/adopt', async (c) => {
@@ -15,6 +15,11 @@ export function stateRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext): voi
 
   // No body: it reads what is recorded.
   app.post('/v1/vms/:vm/sync', async (c) => c.json(journaled(c, await syncVm(flows, c.req.param('vm')))));
+
+  app.post('/v1/sync', async (c) => {
+    const body = await readBody(c, fleetSyncBody, maxBodyBytes, { optional: true });
+    return c.json(journaled(c, await syncFleet(flows, body.hosts === undefined ? {} : { hosts: body.hosts })));
+  });
 
   app.post('/v1/vms/:vm/restore', async (c) => {
     const body = await readBody(c, restoreVmBody, maxBodyBytes, { optional: true });
