@@ -126,12 +126,19 @@ const typeParsers = {
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
 
-function clientSql(client: Queryable, onTrace: (sql: string) => void): Sql {
+/** How many statements of a connection's turn have completed: none, when its first one failed. */
+interface Progress {
+  statements: number;
+}
+
+function clientSql(client: Queryable, onTrace: (sql: string) => void, progress: Progress = { statements: 0 }): Sql {
   const query = async (text: string, params?: SqlParams): Promise<pg.QueryResult> => {
     const translated = translate(text);
     onTrace(text);
     try {
-      return await client.query({ text: translated.text, values: bind(translated, params) });
+      const result = await client.query({ text: translated.text, values: bind(translated, params) });
+      progress.statements++;
+      return result;
     } catch (error) {
       throw toPgStoreError(error, summarize(text));
     }
@@ -147,6 +154,7 @@ function clientSql(client: Queryable, onTrace: (sql: string) => void): Sql {
       onTrace(text);
       try {
         await client.query(text);
+        progress.statements++;
       } catch (error) {
         throw toPgStoreError(error, summarize(text));
       }
@@ -179,41 +187,50 @@ export function openPgConnection(options: PgConnectionOptions): PgConnection {
   const running = new AsyncLocalStorage<{ active: boolean }>();
   let closed = false;
 
-  const withClient = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
+  const withClient = async <T>(work: (client: pg.PoolClient, sql: Sql) => Promise<T>): Promise<T> => {
     if (running.getStore()?.active === true) {
       throw new Error(
         'store: called inside one of its own transactions, which would wait forever; use the tx argument',
       );
     }
-    if (closed) throw new StoreError('io', 'store is closed');
-    let client: pg.PoolClient;
-    try {
-      client = await pool.connect();
-    } catch (error) {
-      throw toPgStoreError(error, 'cannot connect to PostgreSQL');
-    }
-    let broken: Error | undefined;
-    const onError = (error: Error): void => {
-      broken = error;
-    };
-    client.on('error', onError);
-    const current = { active: true };
-    try {
-      return await running.run(current, () => work(client));
-    } catch (error) {
-      // A statement that failed because the connection did is not worth keeping in the pool.
-      if (isStoreError(error) && error.code === 'io') broken ??= error;
-      throw error;
-    } finally {
-      current.active = false;
-      client.off('error', onError);
-      client.release(broken);
+    for (let attempt = 1; ; attempt++) {
+      if (closed) throw new StoreError('io', 'store is closed');
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (error) {
+        throw toPgStoreError(error, 'cannot connect to PostgreSQL');
+      }
+      let broken: Error | undefined;
+      const connection = { failed: false };
+      const onError = (error: Error): void => {
+        broken = error;
+        connection.failed = true;
+      };
+      client.on('error', onError);
+      const current = { active: true };
+      const progress: Progress = { statements: 0 };
+      try {
+        return await running.run(current, () => work(client, clientSql(client, onTrace, progress)));
+      } catch (error) {
+        // A statement that failed because the connection did is not worth keeping in the pool.
+        if (isStoreError(error) && error.code === 'io') broken ??= error;
+        // A connection the server dropped while it sat idle in the pool (a restart, a failover, a pooler's timeout)
+        // fails its first statement before anything ran on it — a transaction's BEGIN, or a lone read or renewal,
+        // both safe to repeat: once more, on a fresh connection, so no request fails for the pool's stale socket.
+        if (attempt === 1 && progress.statements === 0 && (connection.failed || connectionLost(error))) continue;
+        throw error;
+      } finally {
+        current.active = false;
+        client.off('error', onError);
+        client.release(broken);
+      }
     }
   };
 
   const exclusive = <T>(job: (sql: Sql) => Promise<T>): Promise<T> =>
-    withClient(async (client) => {
-      const view = scope(clientSql(client, onTrace));
+    withClient(async (_client, sql) => {
+      const view = scope(sql);
       try {
         return await job(view.sql);
       } finally {
@@ -222,9 +239,9 @@ export function openPgConnection(options: PgConnectionOptions): PgConnection {
     });
 
   const transaction = <T>(fn: (sql: Sql) => Promise<T>): Promise<T> =>
-    withClient((client) =>
+    withClient((client, sql) =>
       inTransaction(
-        clientSql(client, onTrace),
+        sql,
         {
           begin: 'BEGIN',
           prelude: async (sql) => {
@@ -253,4 +270,16 @@ export function openPgConnection(options: PgConnectionOptions): PgConnection {
   };
 
   return { schema, exclusive, transaction, close };
+}
+
+/**
+ * Whether `error` says the connection was lost (not the statement refused): a connection exception (SQLSTATE class
+ * 08), the server shutting the session down (57P01–57P03), or the socket gone.
+ */
+function connectionLost(error: unknown): boolean {
+  if (!isStoreError(error) || error.code !== 'io') return false;
+  const cause: unknown = error.cause;
+  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : '';
+  const message = cause instanceof Error ? cause.message : '';
+  return code.startsWith('08') || /^57P0[123]$/.test(code) || /Connection terminated|ECONNRESET|EPIPE/.test(message);
 }

@@ -1,5 +1,6 @@
 // The store keeps every transaction whole on its one connection, rolls back on a throw, and waits for locks.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { isStoreError } from './errors.js';
@@ -247,6 +248,35 @@ describe('transactions (postgres)', onEngine('postgres'), () => {
     release.open();
     await tx;
     assert.notEqual(await store.getHostByName('uncommitted'), null);
+  });
+
+  it('a connection the server dropped while idle in the pool fails nothing: a read and a write go on', async (t) => {
+    const schema = tempSchema(t);
+    const store = await createPgStore(PG_TEST_URL, { schema, poolSize: 1 });
+    t.after(() => store.close());
+    const hostUuid = await addHost(store, 'h0');
+    // The pool's one connection, idle now, is cut by the server; psql runs as a process of its own and blocks this
+    // one meanwhile, so the pool cannot have heard of the cut before the store's next statement is sent on it.
+    const cut = (): string =>
+      execFileSync(
+        'psql',
+        [
+          '-X',
+          '-q',
+          '-t',
+          '-A',
+          '-d',
+          PG_TEST_URL,
+          '-c',
+          `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'hostfiles:${schema}'`,
+        ],
+        { encoding: 'utf8' },
+      ).trim();
+    assert.equal(cut(), '1', 'the store had its connection');
+    assert.equal((await store.getHost(hostUuid))?.name, 'h0', 'a read on the dropped connection is made again');
+    assert.equal(cut(), '1');
+    await addHost(store, 'h1'); // a write transaction: its BEGIN failed, made again on a fresh connection
+    assert.deepEqual((await store.listHosts()).map((h) => h.name).sort(), ['h0', 'h1']);
   });
 
   it('fails with io when the server cannot be reached, and names it', async () => {
