@@ -47,19 +47,35 @@ export async function isBusy(read: ReadLockedInodes, dir: DirHandle, name: strin
   if (locked.size === 0) return false;
   if (locked.has(target.stats.ino.toString())) return true;
   if (target.kind === 'file') return false;
+  const found = lockedFinder(locked);
+  await walkBelow(dir, name, found.visitor, BUSY_WALK);
+  return found.busy();
+}
+
+/**
+ * isBusy of a directory the caller holds (the unit an op walked down through), with the locks it has just read:
+ * it is looked at through its held fd, so no lookup by name and no open and close of it again.
+ */
+export async function isHeldDirBusy(locked: ReadonlySet<string>, dir: DirHandle): Promise<boolean> {
+  if (locked.size === 0) return false;
+  if (locked.has((await dir.stat({ bigint: true })).ino.toString())) return true;
+  const found = lockedFinder(locked);
+  await walkState(dir, found.visitor, BUSY_WALK);
+  return found.busy();
+}
+
+/** A walk's visitor that stops at the first inode in `locked`, and whether it found one. */
+function lockedFinder(locked: ReadonlySet<string>): { readonly visitor: StateVisitor; busy(): boolean } {
   let busy = false;
-  await walkBelow(
-    dir,
-    name,
-    {
+  return {
+    visitor: {
       inode: (ino) => {
         busy = locked.has(ino.toString());
         return busy ? 'stop' : undefined;
       },
     },
-    BUSY_WALK,
-  );
-  return busy;
+    busy: () => busy,
+  };
 }
 
 /** Facts of a file or directory unit; undefined when it vanished, was swapped, or is a hard-linked file. */
