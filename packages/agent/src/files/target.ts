@@ -2,7 +2,7 @@
 import { lstatSync, type BigIntStats } from 'node:fs';
 import { stateDigest, type UnitFacts } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
-import { at, errnoOrThrow } from './fd-path.js';
+import { at } from './fd-path.js';
 import { anyLocked, type ReadLockedInodes } from './locks.js';
 import { hashFile } from './stream-file.js';
 import { openFound, walkState, type StateVisitor } from './state-walk.js';
@@ -16,15 +16,15 @@ export type Target =
   | { readonly kind: 'other' }
   | { readonly kind: 'file' | 'dir'; readonly stats: BigIntStats };
 
-/** lstat of `name` below the held `dir`: never follows a link. */
+const ABSENT: Target = Object.freeze({ kind: 'absent' });
+
+/**
+ * lstat of `name` below the held `dir`: never follows a link. An absent name is an answer, not an error: most looks
+ * (leftovers of a replace, a new file's target) find nothing, and an ENOENT thrown and caught cost more than the lstat.
+ */
 export function inspect(dir: DirHandle, name: string): Target {
-  let stats: BigIntStats;
-  try {
-    stats = lstatSync(at(dir, name), { bigint: true });
-  } catch (error) {
-    if (errnoOrThrow(error) === 'ENOENT') return { kind: 'absent' };
-    throw error;
-  }
+  const stats = lstatSync(at(dir, name), { bigint: true, throwIfNoEntry: false });
+  if (stats === undefined) return ABSENT;
   if (stats.isSymbolicLink()) return { kind: 'symlink' };
   if (stats.isFile()) return { kind: 'file', stats };
   return stats.isDirectory() ? { kind: 'dir', stats } : { kind: 'other' };
