@@ -38,6 +38,7 @@ import { resolveOwnerships } from './ownership-config.js';
 import { checkKeyFile, preflight } from './preflight.js';
 import { reloadConfig } from './reload.js';
 import { lockStateDir } from './state-lock.js';
+import { createLineBatch } from './line-batch.js';
 import { refuseUntrustedClients, tlsServerOptions } from './transport.js';
 import { VERSION } from './version.js';
 
@@ -381,8 +382,15 @@ async function run(configPath: string): Promise<void> {
   const checked = preflight(configPath);
   if (!checked.ok) throw new UsageError(`invalid config:\n  ${checked.error.join('\n  ')}`);
   const { config, ownership } = checked.value;
+  // Lines go out once per turn of the event loop (line-batch.ts), and whatever is left when the process exits.
+  const lines = createLineBatch((text) => process.stdout.write(text));
+  process.on('exit', () => {
+    lines.flush();
+  });
   const logger = createLogger<AgentEvent>({
-    write: (line) => process.stdout.write(line),
+    write: (line) => {
+      lines.write(line);
+    },
     fields: { hostUuid: config.hostUuid },
     // Under systemd with stdout to the journal, each line carries its syslog priority for journald.
     syslogPrefix: isJournalStream(process.env['JOURNAL_STREAM'], fstatSync(1, { bigint: true })),

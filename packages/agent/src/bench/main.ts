@@ -48,11 +48,14 @@ interface Scenario {
   readonly target: boolean;
 }
 
-const SCENARIOS: readonly Scenario[] = [
+const ALL_SCENARIOS: readonly Scenario[] = [
   { batch: 1, clients: 16, requests: 320, target: true },
   { batch: 100, clients: 1, requests: 4, target: true },
   { batch: 1, clients: 1, requests: 100, target: false },
 ];
+/** `BENCH_SCENARIOS=1x16,100x1` measures only those (batch × clients), e.g. to profile one of them. */
+const ONLY_SCENARIOS = process.env['BENCH_SCENARIOS']?.split(',');
+const SCENARIOS = ALL_SCENARIOS.filter((s) => ONLY_SCENARIOS?.includes(`${s.batch}x${s.clients}`) ?? true);
 
 type Side = 'agent' | 'baseline';
 

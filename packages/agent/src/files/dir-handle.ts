@@ -32,6 +32,15 @@ export function openDir(path: string, flags: number): DirHandle {
   return new HeldDir(openSync(path, flags));
 }
 
+/**
+ * A handle on a directory fd its owner holds for the life of the process (a root, see root-dir.ts): no open to make
+ * and none to close, where a fresh handle costs an open through /proc and a close in the pool. Its close() only stops
+ * this handle's use.
+ */
+export function borrowDir(fd: number): DirHandle {
+  return new BorrowedDir(fd);
+}
+
 class HeldDir implements DirHandle {
   #fd: number;
 
@@ -81,6 +90,20 @@ class HeldDir implements DirHandle {
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
+  }
+}
+
+class BorrowedDir extends HeldDir {
+  #closed = false;
+
+  override get fd(): number {
+    if (this.#closed) throw new Error('a directory handle used after close');
+    return super.fd;
+  }
+
+  override close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
   }
 }
 

@@ -1,4 +1,5 @@
 // Owner and mode of what the store makes, per root (see RootOwnership).
+import { fstatSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { DirHandle } from './dir-handle.js';
 import type { RootOwnership } from './types.js';
@@ -16,7 +17,7 @@ export const AGENT_OWNERSHIP: RootOwnership = Object.freeze({
 /** A written file: uid:gid and fileMode. Through the handle: a chown by name would follow a swapped-in link. */
 export async function ownFile(file: FileHandle, ownership: RootOwnership): Promise<void> {
   await chownHandle(file, ownership);
-  await file.chmod(ownership.fileMode);
+  await setMode(file, ownership.fileMode);
 }
 
 /**
@@ -25,14 +26,24 @@ export async function ownFile(file: FileHandle, ownership: RootOwnership): Promi
  */
 export async function ownDir(dir: DirHandle, depth: number, ownership: RootOwnership): Promise<void> {
   if (depth === 0) {
-    await dir.chmod(ownership.topDirMode);
+    await setMode(dir, ownership.topDirMode);
     return;
   }
   await chownHandle(dir, ownership);
-  await dir.chmod(ownership.dirMode);
+  await setMode(dir, ownership.dirMode);
 }
 
-async function chownHandle(handle: DirHandle, ownership: RootOwnership): Promise<void> {
+async function chownHandle(handle: DirHandle | FileHandle, ownership: RootOwnership): Promise<void> {
   if (ownership.uid === undefined && ownership.gid === undefined) return;
   await handle.chown(ownership.uid ?? -1, ownership.gid ?? -1);
+}
+
+/**
+ * chmod, unless the mode is `mode` already — as a fresh file or directory often is, made with that mode under a
+ * umask that left it whole: that chmod would change nothing, and a trip through the thread pool costs several times
+ * the fstat (made after any chown, which may clear the set-id bits).
+ */
+async function setMode(handle: DirHandle | FileHandle, mode: number): Promise<void> {
+  if ((fstatSync(handle.fd).mode & 0o7777) === (mode & 0o7777)) return;
+  await handle.chmod(mode);
 }

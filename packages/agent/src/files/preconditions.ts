@@ -4,7 +4,7 @@ import type { DirHandle } from './dir-handle.js';
 import { nth } from './fd-path.js';
 import { sameLocks, type ReadLockedInodes } from './locks.js';
 import { BUSY_FAILURE, failed } from './op-failure.js';
-import { digestOf, inspect, isBusy, type Target } from './target.js';
+import { digestOf, inspect, isBusy, isHeldDirBusy, type Target } from './target.js';
 import type { OpFailure } from './types.js';
 
 /**
@@ -54,13 +54,28 @@ export function unitBusy(
     const locked = await readLocks();
     if (locked.size === 0) return false;
     if (freeOf !== undefined && sameLocks(locked, freeOf)) return false;
-    const root = nth(held, 0);
-    // A unit moved aside has left its name: what moved is the unit now. Deeper, the moved tree is still in it.
-    const name = components.length === 1 && aside !== undefined ? aside : nth(components, 0);
-    const busy = await isBusy(() => Promise.resolve(locked), root, name, inspect(root, name));
+    const busy = await unitIsBusy(locked, held, components, aside);
     if (!busy) freeOf = locked;
     return busy;
   };
+}
+
+/**
+ * The unit of a target deeper than it is held already (`held[1]`, the directory the op works in or above): walked
+ * through that fd, also after the target moved aside (the moved tree is still in it). A target that is the unit
+ * itself is looked up by name below the root.
+ */
+async function unitIsBusy(
+  locked: ReadonlySet<string>,
+  held: readonly DirHandle[],
+  components: readonly string[],
+  aside: string | undefined,
+): Promise<boolean> {
+  if (components.length > 1) return isHeldDirBusy(locked, nth(held, 1));
+  const root = nth(held, 0);
+  // A unit moved aside has left its name: what moved is the unit now.
+  const name = aside ?? nth(components, 0);
+  return isBusy(() => Promise.resolve(locked), root, name, inspect(root, name));
 }
 
 /** `expect`, then busy: both read the target as it is now, just before the step that would change it. */

@@ -1,6 +1,6 @@
 // The roots: opened once, from `/` one component at a time without following a link, and held for the agent's life.
 import { closeSync, lstatSync, openSync } from 'node:fs';
-import { openDir, type DirHandle } from './dir-handle.js';
+import { borrowDir, type DirHandle } from './dir-handle.js';
 import { CHILD_DIR_FLAGS, errnoOrThrow, ROOT_DIR_FLAGS } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
 
@@ -71,7 +71,8 @@ export function rootDirProblem(path: string): string | undefined {
 }
 
 /**
- * A fresh handle on the held root, closed by the caller. `/proc/self/fd/N` resolves to the directory `N` holds,
- * wherever it is now and whatever its configured path names now.
+ * The held root as a handle, closed by the caller like any other: its close leaves the held fd open. Paths below it
+ * go through `/proc/self/fd/N`, which resolves to the directory `N` holds, wherever it is now and whatever its
+ * configured path names now.
  */
-export const openRoot = (root: RootDir): DirHandle => openDir(`/proc/self/fd/${root.fd}`, ROOT_DIR_FLAGS);
+export const openRoot = (root: RootDir): DirHandle => borrowDir(root.fd);

@@ -2,7 +2,7 @@
 import { lstatSync, type BigIntStats } from 'node:fs';
 import { stateDigest, type UnitFacts } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
-import { at, errnoOrThrow } from './fd-path.js';
+import { at } from './fd-path.js';
 import { anyLocked, type ReadLockedInodes } from './locks.js';
 import { hashFile } from './stream-file.js';
 import { openFound, walkState, type StateVisitor } from './state-walk.js';
@@ -16,15 +16,15 @@ export type Target =
   | { readonly kind: 'other' }
   | { readonly kind: 'file' | 'dir'; readonly stats: BigIntStats };
 
-/** lstat of `name` below the held `dir`: never follows a link. */
+const ABSENT: Target = Object.freeze({ kind: 'absent' });
+
+/**
+ * lstat of `name` below the held `dir`: never follows a link. An absent name is an answer, not an error: most looks
+ * (leftovers of a replace, a new file's target) find nothing, and an ENOENT thrown and caught cost more than the lstat.
+ */
 export function inspect(dir: DirHandle, name: string): Target {
-  let stats: BigIntStats;
-  try {
-    stats = lstatSync(at(dir, name), { bigint: true });
-  } catch (error) {
-    if (errnoOrThrow(error) === 'ENOENT') return { kind: 'absent' };
-    throw error;
-  }
+  const stats = lstatSync(at(dir, name), { bigint: true, throwIfNoEntry: false });
+  if (stats === undefined) return ABSENT;
   if (stats.isSymbolicLink()) return { kind: 'symlink' };
   if (stats.isFile()) return { kind: 'file', stats };
   return stats.isDirectory() ? { kind: 'dir', stats } : { kind: 'other' };
@@ -47,19 +47,35 @@ export async function isBusy(read: ReadLockedInodes, dir: DirHandle, name: strin
   if (locked.size === 0) return false;
   if (locked.has(target.stats.ino.toString())) return true;
   if (target.kind === 'file') return false;
+  const found = lockedFinder(locked);
+  await walkBelow(dir, name, found.visitor, BUSY_WALK);
+  return found.busy();
+}
+
+/**
+ * isBusy of a directory the caller holds (the unit an op walked down through), with the locks it has just read:
+ * it is looked at through its held fd, so no lookup by name and no open and close of it again.
+ */
+export async function isHeldDirBusy(locked: ReadonlySet<string>, dir: DirHandle): Promise<boolean> {
+  if (locked.size === 0) return false;
+  if (locked.has((await dir.stat({ bigint: true })).ino.toString())) return true;
+  const found = lockedFinder(locked);
+  await walkState(dir, found.visitor, BUSY_WALK);
+  return found.busy();
+}
+
+/** A walk's visitor that stops at the first inode in `locked`, and whether it found one. */
+function lockedFinder(locked: ReadonlySet<string>): { readonly visitor: StateVisitor; busy(): boolean } {
   let busy = false;
-  await walkBelow(
-    dir,
-    name,
-    {
+  return {
+    visitor: {
       inode: (ino) => {
         busy = locked.has(ino.toString());
         return busy ? 'stop' : undefined;
       },
     },
-    BUSY_WALK,
-  );
-  return busy;
+    busy: () => busy,
+  };
 }
 
 /** Facts of a file or directory unit; undefined when it vanished, was swapped, or is a hard-linked file. */
