@@ -2,7 +2,7 @@
 // another host and moves it there; the old host comes back with its stale copy, which is deleted through the outbox
 // and never captured, while the newer state survives and the history holds the generations of both hosts.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -13,6 +13,8 @@ import {
   fileState,
   recoverVm,
   reconcileHost,
+  resumeRecover,
+  RECOVER_VM,
   retryPendingDeletions,
   syncVm,
   writeFile,
@@ -142,5 +144,70 @@ test('recover refusals: no generation, an unknown host; a host that cannot be wr
     await fleet.stop(1);
     await assert.rejects(recoverVm(fleet.deps, 'vm1', 'host1'));
     assert.equal((await fleet.store.getVm(vm.uuid))?.epoch, 0);
+  });
+});
+
+test('a recover the controller was killed in, resumed after the VM was recovered elsewhere, ends failed: nothing moves', async () => {
+  await withFleet(3, async (fleet) => {
+    const vm = await addVm(fleet.deps, { name: 'vm1', host: 'host0', bootMode: 'UEFI', secureBoot: true });
+    const old = layout(fleet, 0, vm.uuid);
+    await writeFile(fleet.deps, { vm: 'vm1', type: 'NvRam', path: old.vars, state: fileState(randomBytes(512)) });
+    const [host0, host1] = await Promise.all(['host0', 'host1'].map((name) => fleet.store.getHostByName(name)));
+    assert.ok(host0 && host1);
+    await fleet.agents[0]?.stop('SIGKILL');
+    // A recover onto host1, killed after it journaled (as `vm recover` journals it), before anything moved...
+    const orphan = await fleet.store.startOperation({
+      id: randomUUID(),
+      kind: RECOVER_VM,
+      subject: vm.uuid,
+      step: 'restore',
+      input: {
+        vm: vm.uuid,
+        from: host0.uuid,
+        epoch: 0,
+        to: host1.uuid,
+        generations: [{ type: 'NvRam', generation: 1 }],
+        force: false,
+      },
+    });
+    // ...then the operator recovered it onto host2 instead, where it runs and its state moved on.
+    const elsewhere = await recoverVm(fleet.deps, 'vm1', 'host2');
+    assert.equal(elsewhere.epoch, 1);
+    const onHost2 = layout(fleet, 2, vm.uuid).vars;
+    writeFileSync(onHost2, 'newer, on host2');
+    await syncVm(fleet.deps, 'vm1');
+
+    // The orphan, resumed: it must neither move the VM back nor forget host2's newer state.
+    assert.equal(await resumeRecover(fleet.deps, orphan), 'failed');
+    const ended = await fleet.store.getOperation(orphan.id);
+    assert.equal(ended?.state, 'failed');
+    assert.match(JSON.stringify(ended.report), /moved or was restored since the recover began/);
+    const now = await fleet.store.getVm(vm.uuid);
+    assert.deepEqual([now?.hostUuid, now?.epoch], [elsewhere.to.hostUuid, 1]);
+    assert.deepEqual(
+      (await fleet.store.listPendingDeletions({ vmUuid: vm.uuid })).map((p) => p.path),
+      [old.vars],
+      "only host0's stale copy is pending",
+    );
+    assert.equal(readFileSync(onHost2, 'utf8'), 'newer, on host2');
+    assert.equal(existsSync(layout(fleet, 1, vm.uuid).vars), false, 'nothing written on host1');
+
+    // One whose generation was pruned since (or whose host is gone) ends failed too, instead of running forever.
+    const pruned = await fleet.store.startOperation({
+      id: randomUUID(),
+      kind: RECOVER_VM,
+      subject: vm.uuid,
+      step: 'restore',
+      input: {
+        vm: vm.uuid,
+        from: elsewhere.to.hostUuid,
+        epoch: 1,
+        to: host1.uuid,
+        generations: [{ type: 'NvRam', generation: 99 }],
+        force: false,
+      },
+    });
+    assert.equal(await resumeRecover(fleet.deps, pruned), 'failed');
+    assert.match(JSON.stringify((await fleet.store.getOperation(pruned.id))?.report), /generation 99 is gone/);
   });
 });

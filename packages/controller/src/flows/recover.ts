@@ -4,9 +4,10 @@
 import { randomUUID } from 'node:crypto';
 import type { FileType } from '@hostfiles/shared';
 import type { BackupFile, Host, NewPendingDeletion, Operation, Vm, VmHostFile } from '../store/index.js';
-import { FlowError, type FlowDeps } from './deps.js';
+import { FlowError, isFlowError, type FlowDeps } from './deps.js';
 import { resolveHost } from './inventory.js';
 import { vmKey, wholeHost } from './lock-keys.js';
+import { runPlanned, type Plan } from './run-planned.js';
 import { placeOnHost, planPlacements, type PlacedFile } from './place.js';
 import { resolveVm } from './resolve.js';
 import { planRestore } from './restore.js';
@@ -37,11 +38,18 @@ export interface RecoverReport {
   readonly scheduled: readonly { readonly hostUuid: string; readonly type: FileType; readonly path: string }[];
 }
 
+/** What a resumed recover began from: the VM's host and epoch then. Anything else since, and it must not go on. */
+export interface RecoverStart {
+  readonly from: string | null;
+  readonly epoch: number;
+}
+
 /**
  * Restores the VM's newest generation of each type onto `toRef` (as `restore --host` does: guarded, recorded), then,
  * in one transaction with the journal's end: moves the VM there (its epoch rises), forgets its states on every other
  * host and puts their deletion in the outbox, unconditional (the copy of a host the VM left is stale whatever it
- * holds; a running QEMU's lock keeps it until released). A restore that does not land moves nothing.
+ * holds; a running QEMU's lock keeps it until released). A restore that does not land moves nothing. Held: the VM,
+ * the new host, and every host it has states on (the lost one included), whole: each is forgotten there.
  */
 export async function recoverVm(
   deps: FlowDeps,
@@ -49,23 +57,44 @@ export async function recoverVm(
   toRef: string,
   options: RecoverOptions = {},
   operationId: string = randomUUID(),
-  chosen?: readonly { readonly type: FileType; readonly generation: number }[],
+  resumed?: {
+    readonly chosen: readonly { readonly type: FileType; readonly generation: number }[];
+    readonly start: RecoverStart;
+  },
 ): Promise<RecoverReport> {
   const resolved = await resolveVm(deps.store, vmRef);
   const to = await resolveHost(deps, toRef);
-  const keys = [vmKey(resolved.uuid), wholeHost(to.uuid)];
-  // The lost host's states are forgotten here: the whole host, whatever the flow finds recorded there.
-  if (resolved.hostUuid !== null && resolved.hostUuid !== to.uuid) keys.push(wholeHost(resolved.hostUuid));
-  return deps.queue.run(keys, async () => {
+  const plan = async (): Promise<Plan<Vm>> => {
     const vm = await resolveVm(deps.store, resolved.uuid);
+    const hosts = new Set((await deps.store.listFilesByVm(vm.uuid)).map((f) => f.hostUuid));
+    if (vm.hostUuid !== null) hosts.add(vm.hostUuid);
+    hosts.add(to.uuid);
+    return { keys: [vmKey(vm.uuid), ...[...hosts].map(wholeHost)], value: vm };
+  };
+  return runPlanned(deps, plan, async (vm) => {
     if (vm.hostUuid !== resolved.hostUuid) {
       throw new FlowError('conflict', `VM ${vm.name} moved while the recover waited: run it again`);
     }
-    const backups = await generationsToRecover(deps, vm, chosen);
+    // A resumed recover goes on only from where it began: a VM moved or restored since (another recover, say) holds
+    // newer state than the generations it journaled, which must not be written over nor its host's copy forgotten.
+    if (resumed !== undefined && (vm.hostUuid !== resumed.start.from || vm.epoch !== resumed.start.epoch)) {
+      throw new FlowError(
+        'conflict',
+        `VM ${vm.name} moved or was restored since the recover began (epoch ${resumed.start.epoch}, now ${vm.epoch})`,
+      );
+    }
+    const backups = await generationsToRecover(deps, vm, resumed?.chosen);
     const placements = await planRestore(deps, vm, to, backups, {});
     const planned = await planPlacements(deps, to, placements, options.force === true);
     const generations = backups.map((b) => ({ type: b.type, generation: b.generation }));
-    const input = { vm: vm.uuid, from: vm.hostUuid, to: to.uuid, generations, force: options.force === true };
+    const input = {
+      vm: vm.uuid,
+      from: vm.hostUuid,
+      epoch: vm.epoch,
+      to: to.uuid,
+      generations,
+      force: options.force === true,
+    };
     await startJournal(deps, { id: operationId, kind: RECOVER_VM, subject: vm.uuid, step: 'restore', input });
     return failJournalOnError(deps, operationId, async () => {
       const { files, error } = await placeOnHost(deps, to, planned);
@@ -116,6 +145,11 @@ async function moveAndForget(deps: FlowDeps, restored: Restored): Promise<Recove
   const { vm, to, operationId } = restored;
   const tpm = await deps.store.getTpmByVm(vm.uuid);
   return deps.store.transaction(async (tx) => {
+    // The last line: the VM as the flow read it, under its keys, is the one moved.
+    const now = await tx.getVm(vm.uuid);
+    if (now?.hostUuid !== vm.hostUuid || now.epoch !== vm.epoch) {
+      throw new FlowError('conflict', `VM ${vm.name} moved or was restored while the recover wrote`);
+    }
     const epoch = await tx.setVmHost(vm.uuid, to.uuid);
     const elsewhere = (await tx.listFilesByVm(vm.uuid)).filter((f) => f.hostUuid !== to.uuid);
     await tx.deleteFiles(elsewhere.map((f) => f.uuid));
@@ -163,13 +197,26 @@ function reportOf(
  */
 export async function resumeRecover(deps: FlowDeps, operation: Operation): Promise<'done' | 'failed'> {
   return repeatFlow(deps, operation, async (input) => {
-    const { vm, to, generations, force } = input;
-    if (typeof vm !== 'string' || typeof to !== 'string' || !Array.isArray(generations)) {
+    const { vm, to, generations, force, from, epoch } = input;
+    if (
+      typeof vm !== 'string' ||
+      typeof to !== 'string' ||
+      !Array.isArray(generations) ||
+      !(typeof from === 'string' || from === null) ||
+      typeof epoch !== 'number'
+    ) {
       return 'the input cannot be read';
     }
     if ((await deps.store.getVm(vm)) === null) return 'the VM no longer exists';
     const chosen = generations as { type: FileType; generation: number }[];
-    await recoverVm(deps, vm, to, { force: force === true }, operation.id, chosen);
+    try {
+      await recoverVm(deps, vm, to, { force: force === true }, operation.id, { chosen, start: { from, epoch } });
+    } catch (error) {
+      // Before anything was sent (its host gone, its generations pruned, the VM moved since): it cannot go on, and
+      // trying again at every start would never change that.
+      if (isFlowError(error) && (error.code === 'not_found' || error.code === 'conflict')) return error.message;
+      throw error;
+    }
     return null;
   });
 }
