@@ -310,6 +310,36 @@ test('a sync, fleet sync or restore the controller was killed in is repeated by 
   });
 });
 
+test('a resumed restore writes the generations it journaled, not a newer one captured since', async () => {
+  await withFleet(1, async (fleet, [host0]) => {
+    assert.ok(host0);
+    const { vm, nvramPath } = await placeVm(fleet, 'vm1', 0);
+    const first = readFileSync(nvramPath); // generation 1: the write
+    writeFileSync(nvramPath, 'newer');
+    await syncVm(fleet.deps, 'vm1'); // generation 2
+    const journaled = (generation: number): Promise<Operation> =>
+      fleet.store.startOperation({
+        id: randomUUID(),
+        kind: RESTORE_VM,
+        subject: vm.uuid,
+        step: 'write',
+        input: {
+          vm: vm.uuid,
+          host: host0.uuid,
+          paths: { NvRam: nvramPath },
+          force: true,
+          generations: [{ type: 'NvRam', generation }],
+        },
+      });
+    assert.equal(await resumeRestore(fleet.deps, await journaled(1)), 'done');
+    assert.equal(Buffer.compare(readFileSync(nvramPath), first), 0, 'generation 1, as journaled');
+    // One pruned since cannot be written, ever: failed, not retried at every start.
+    const gone = await journaled(99);
+    assert.equal(await resumeRestore(fleet.deps, gone), 'failed');
+    assert.match(JSON.stringify((await fleet.store.getOperation(gone.id))?.report), /generation 99 is gone/);
+  });
+});
+
 /** The `files.read` commands an agent applied since its log line `from`. */
 const readsSince = (agent: AgentHandle | undefined, from: number): number =>
   (agent?.lines ?? []).slice(from).filter((text) => {

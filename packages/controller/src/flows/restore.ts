@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { isValidRoot, type FileType } from '@hostfiles/shared';
 import type { BackupFile, Host, Operation, Vm, VmHostFile } from '../store/index.js';
-import { FlowError, type FlowDeps } from './deps.js';
+import { FlowError, isFlowError, type FlowDeps } from './deps.js';
 import { libvirtPaths } from './adopt.js';
 import { resolveHost } from './inventory.js';
 import { vmKey, wholeHost } from './lock-keys.js';
@@ -58,6 +58,8 @@ export async function restoreVm(
   vmRef: string,
   options: RestoreOptions = {},
   operationId: string = randomUUID(),
+  /** a resumed restore's: the generations it journaled, written again, whatever is newest now */
+  chosen?: readonly { readonly type: FileType; readonly generation: number }[],
 ): Promise<RestoreReport> {
   const resolved = await resolveVm(deps.store, vmRef);
   const hostRef = options.host ?? resolved.hostUuid;
@@ -67,7 +69,8 @@ export async function restoreVm(
   return deps.queue.run([vmKey(resolved.uuid), wholeHost(host.uuid)], async () => {
     const vm = await deps.store.getVm(resolved.uuid);
     if (vm === null) throw new FlowError('not_found', `no VM ${vmRef}`);
-    const backups = await backupsToRestore(deps, vm, options);
+    const backups =
+      chosen === undefined ? await backupsToRestore(deps, vm, options) : await journaled(deps, vm, chosen);
     const placements = await planRestore(deps, vm, host, backups, options.paths ?? {});
     const planned = await planPlacements(deps, host, placements, options.force === true);
     const generations = backups.map((b) => ({ type: b.type, generation: b.generation }));
@@ -76,7 +79,8 @@ export async function restoreVm(
       host: host.uuid,
       paths: Object.fromEntries(placements.map((p) => [p.type, p.path])),
       force: options.force === true,
-      ...(options.generation === undefined ? {} : { generation: generations[0] }),
+      // Every generation chosen, so that a resumed restore writes the same ones.
+      generations,
     };
     await startJournal(deps, { id: operationId, kind: RESTORE_VM, subject: vm.uuid, step: 'write', input });
     return failJournalOnError(deps, operationId, async () => {
@@ -97,6 +101,21 @@ export async function restoreVm(
       return report;
     });
   });
+}
+
+/** The generations a resumed restore began with: the same bytes again (`not_found` when one was pruned since). */
+async function journaled(
+  deps: FlowDeps,
+  vm: Vm,
+  chosen: readonly { readonly type: FileType; readonly generation: number }[],
+): Promise<BackupFile[]> {
+  const backups: BackupFile[] = [];
+  for (const { type, generation } of chosen) {
+    const backup = await deps.store.getGeneration(vm.uuid, type, generation);
+    if (backup === null) throw new FlowError('not_found', `VM ${vm.name}'s ${type} generation ${generation} is gone`);
+    backups.push(backup);
+  }
+  return backups;
 }
 
 /**
@@ -214,19 +233,21 @@ function knownPath(
 /** Repeats a restore the controller was killed in, to the same host and paths: writes of the same bytes. */
 export async function resumeRestore(deps: FlowDeps, operation: Operation): Promise<'done' | 'failed'> {
   return repeatFlow(deps, operation, async (input) => {
-    const { vm, host, paths, force, generation } = input;
+    const { vm, host, paths, force, generations } = input;
     if (typeof vm !== 'string' || typeof host !== 'string') return 'the input cannot be read';
     if ((await deps.store.getVm(vm)) === null) return 'the VM no longer exists';
     const given = typeof paths === 'object' && paths !== null ? (paths as Partial<Record<FileType, string>>) : {};
-    // The generation the restore began with, type included (journaled once it was chosen).
-    const asked = generation as { type: FileType; generation?: number } | undefined;
-    const options: RestoreOptions = {
-      host,
-      paths: given,
-      force: force === true,
-      ...(typeof asked?.generation === 'number' ? { generation: { number: asked.generation, type: asked.type } } : {}),
-    };
-    await restoreVm(deps, vm, options, operation.id);
+    const options: RestoreOptions = { host, paths: given, force: force === true };
+    // The generations the restore began with, chosen when it was journaled: not whatever is newest now. (A journal
+    // from before generations has none: the newest, as then.)
+    const chosen = Array.isArray(generations) ? (generations as { type: FileType; generation: number }[]) : undefined;
+    try {
+      await restoreVm(deps, vm, options, operation.id, chosen);
+    } catch (error) {
+      // Before anything was sent (a generation pruned since, the host gone): it cannot go on, ever.
+      if (isFlowError(error) && error.code === 'not_found') return error.message;
+      throw error;
+    }
     return null;
   });
 }
