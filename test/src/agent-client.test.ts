@@ -354,3 +354,21 @@ test('a 200 answer is read to its cap (256 MiB): a valid answer padded past it i
   const sent = await closed;
   assert.ok(sent < cap + 64 * 1024 * 1024, `the client hung up after ${sent} bytes, before the end`);
 });
+
+test('a caller may cap an answer lower than 256 MiB (maxAnswerBytes): a fleet sync listing many hosts at once', async (t) => {
+  const cap = 1024 * 1024;
+  let padding = 64;
+  const url = await rewritingRelay(t, (answer, res) => {
+    res.writeHead(200, JSON_TYPE).end(answer + ' '.repeat(padding));
+  });
+  const relayed = { ...target, url, certificate: null };
+  const capped = { maxAnswerBytes: cap };
+  assert.equal((await client().send(relayed, 'files.list', { types: ['NvRam'] }, capped)).hostUuid, target.uuid);
+  padding = 2 * cap;
+  const error = await rejection(client().send(relayed, 'files.list', { types: ['NvRam'] }, capped));
+  assert.ok(isAgentCallError(error));
+  assert.equal(error.failure, 'bad_answer');
+  assert.equal(error.message, `the answer is over ${cap} bytes`);
+  // Without the cap the same answer is read whole.
+  assert.equal((await client().send(relayed, 'files.list', { types: ['NvRam'] })).hostUuid, target.uuid);
+});

@@ -441,8 +441,10 @@ test('fleet sync reads only the states that changed, one listing a host, and rec
     assert.equal(partial.totals.read, 0);
     assert.equal(partial.totals.failedHosts, 1);
 
-    // One host only.
-    const only = await syncFleet(fleet.deps, { hosts: ['host0'] });
+    // One host only, however often and however it is named.
+    const host0 = (await fleet.store.listHosts()).find((h) => h.name === 'host0');
+    assert.ok(host0);
+    const only = await syncFleet(fleet.deps, { hosts: ['host0', host0.uuid, 'host0'] });
     assert.deepEqual(
       only.hosts.map((h) => h.hostName),
       ['host0'],

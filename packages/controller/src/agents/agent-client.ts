@@ -61,6 +61,8 @@ export interface SendOptions {
    * takes the agent seconds to inflate, hash, write and fsync.
    */
   readonly bytes?: number;
+  /** The most bytes the answer may hold (default and ceiling: MAX_ANSWER_BYTES): for flows that read many hosts at once. */
+  readonly maxAnswerBytes?: number;
 }
 
 export interface AgentClient {
@@ -158,7 +160,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
             signal: deadline(bytes),
             ...via(target),
           });
-          const answer = await readLimited(response, MAX_ANSWER_BYTES, target.uuid, kind);
+          const limit = Math.min(sendOptions.maxAnswerBytes ?? MAX_ANSWER_BYTES, MAX_ANSWER_BYTES);
+          const answer = await readLimited(response, limit, target.uuid, kind);
           return openAnswer(answer, target, kind, command.requestId);
         } catch (error) {
           const failure = await toCallError(error, target.uuid, kind, attempt);

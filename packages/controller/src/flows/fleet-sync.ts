@@ -26,6 +26,14 @@ export const SYNC_FLEET = 'fleet.sync';
 /** The most bytes (as listed) one `files.read` of a fleet sync asks for: answers stay far below the client's cap. */
 export const FLEET_READ_BYTES = 64 * 1024 * 1024;
 
+/**
+ * The most bytes a host's `files.list` or `files.stat` answer may hold in a fleet sync (~0.7 KiB a state on the wire:
+ * ~90,000 states a host), and how many hosts are listed at once: what a fleet of broken or hostile agents can make
+ * the controller hold is bounded by their product (512 MiB), not by the client's 256 MiB per answer × concurrency.
+ */
+export const FLEET_LIST_BYTES = 64 * 1024 * 1024;
+export const FLEET_LIST_CONCURRENCY = 8;
+
 /** Why a recorded state was read: its digest on disk differs from the row's, or its backup is not of it. */
 export type ReadReason = 'changed' | 'backup_behind';
 
@@ -107,7 +115,7 @@ export async function syncFleet(
   return failJournalOnError(deps, operationId, async () => {
     const vms = new Map((await deps.store.listVms()).map((vm) => [vm.uuid, vm]));
     let done = 0;
-    const perHost = await mapLimit(hosts, deps.concurrency, async (host) => {
+    const perHost = await mapLimit(hosts, Math.min(deps.concurrency, FLEET_LIST_CONCURRENCY), async (host) => {
       const result = await syncHost(deps, host, vms);
       deps.onProgress?.({ flow: SYNC_FLEET, done: ++done, total: hosts.length, host: host.name });
       return result;
@@ -145,11 +153,14 @@ export async function syncFleet(
 async function selectHosts(deps: FlowDeps, names: readonly string[] | undefined): Promise<Host[]> {
   const all = await deps.store.listHosts();
   if (names === undefined || names.length === 0) return all;
-  return names.map((name) => {
-    const host = all.find((h) => h.name === name || h.uuid === name);
+  const byRef = new Map(all.flatMap((h) => [[h.name, h] as const, [h.uuid, h] as const]));
+  const chosen = new Map<string, Host>();
+  for (const name of names) {
+    const host = byRef.get(name);
     if (host === undefined) throw new FlowError('not_found', `no host ${name}`);
-    return host;
-  });
+    chosen.set(host.uuid, host); // a host named twice (by name and uuid, say) is synced once
+  }
+  return [...chosen.values()];
 }
 
 interface HostOutcome {
@@ -171,14 +182,15 @@ async function syncHost(deps: FlowDeps, host: Host, vms: ReadonlyMap<string, Vm>
   let deep: ReadonlyMap<string, StatResult>;
   let commands = 1;
   try {
-    listing = (await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] })).results;
+    const capped = { maxAnswerBytes: FLEET_LIST_BYTES };
+    listing = (await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] }, capped)).results;
     // Recorded paths below a listed state (a file inside a state directory): the listing stops at states.
     const exact = new Set(listing.map((unit) => unit.path));
     const below = recorded.filter((row) => !exact.has(row.path) && hasAncestorIn(row.path, exact));
     const found = new Map<string, StatResult>();
     for (let start = 0; start < below.length; start += MAX_OPS) {
       const files = below.slice(start, start + MAX_OPS).map(({ type, path }) => ({ type, path }));
-      for (const result of (await deps.agents.send(host, 'files.stat', { files })).results) {
+      for (const result of (await deps.agents.send(host, 'files.stat', { files }, capped)).results) {
         found.set(result.path, result);
       }
       commands++;

@@ -170,9 +170,10 @@ export interface PgConnection extends Connection {
 export function openPgConnection(options: PgConnectionOptions): PgConnection {
   const schema = options.schema ?? 'public';
   if (!SCHEMA_NAME.test(schema)) throw new RangeError(`schema must match ${SCHEMA_NAME.source}, got ${schema}`);
+  const poolSize = options.poolSize ?? 8;
   const pool = new pg.Pool({
     connectionString: options.url,
-    max: options.poolSize ?? 8,
+    max: poolSize,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
     idleTimeoutMillis: 30_000,
     options: `-c search_path=${schema}`,
@@ -217,8 +218,10 @@ export function openPgConnection(options: PgConnectionOptions): PgConnection {
         if (isStoreError(error) && error.code === 'io') broken ??= error;
         // A connection the server dropped while it sat idle in the pool (a restart, a failover, a pooler's timeout)
         // fails its first statement before anything ran on it — a transaction's BEGIN, or a lone read or renewal,
-        // both safe to repeat: once more, on a fresh connection, so no request fails for the pool's stale socket.
-        if (attempt === 1 && progress.statements === 0 && (connection.failed || connectionLost(error))) continue;
+        // both safe to repeat: again, on another connection, so no request fails for the pool's stale sockets (as
+        // many as the pool holds, each dropped from it as it fails).
+        const lost = progress.statements === 0 && (connection.failed || connectionLost(error));
+        if (lost && attempt <= poolSize) continue;
         throw error;
       } finally {
         current.active = false;

@@ -279,6 +279,31 @@ describe('transactions (postgres)', onEngine('postgres'), () => {
     assert.deepEqual((await store.listHosts()).map((h) => h.name).sort(), ['h0', 'h1']);
   });
 
+  it('every idle connection of the pool dropped at once: still no statement fails', async (t) => {
+    const schema = tempSchema(t);
+    const store = await createPgStore(PG_TEST_URL, { schema, poolSize: 3 });
+    t.after(() => store.close());
+    const hostUuid = await addHost(store, 'h0');
+    // Three reads at once: the pool opens its three connections, idle again after.
+    await Promise.all([store.listHosts(), store.listHosts(), store.listHosts()]);
+    const cut = execFileSync(
+      'psql',
+      [
+        '-X',
+        '-q',
+        '-t',
+        '-A',
+        '-d',
+        PG_TEST_URL,
+        '-c',
+        `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'hostfiles:${schema}'`,
+      ],
+      { encoding: 'utf8' },
+    ).trim();
+    assert.equal(cut, '3');
+    assert.equal((await store.getHost(hostUuid))?.name, 'h0');
+  });
+
   it('fails with io when the server cannot be reached, and names it', async () => {
     await assert.rejects(
       createPgStore('postgres://postgres@127.0.0.1:1/test', { connectTimeoutMs: 2000 }),
