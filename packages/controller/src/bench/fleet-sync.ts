@@ -9,7 +9,7 @@
 //
 // A round changes CHANGED_PERCENT of the VMs (one state each, TPM or NVRAM by turns) on disk, then times the fleet
 // sync, then the floor. Rounds at 0 % and 5 % beside show how the bytes read grow with what changed.
-// The floor: per host, with the flow's concurrency (32 hosts at once), a signed `files.list` of both types, then one
+// The floor: per host, with the flow's concurrency (8 hosts at once), a signed `files.list` of both types, then one
 // signed `files.read` of the host's changed states, each answer read whole (not verified: the floor checks nothing).
 // What it leaves out is the product's own work: the database (rows, backups, the journal, the VMs' keys held), the
 // answers' signatures and schemas checked, the states' digests checked, the rows and backups recorded.
@@ -35,7 +35,14 @@ import {
 import { createAgentClient, type AgentClient } from '../agents/index.js';
 import { createPinnedDispatcher } from '../agents/pinned-tls.js';
 import { openStore } from '../cli/context.js';
-import { addHost, createVmQueue, syncFleet, type FleetSyncReport, type FlowDeps } from '../flows/index.js';
+import {
+  addHost,
+  createVmQueue,
+  FLEET_LIST_CONCURRENCY,
+  syncFleet,
+  type FleetSyncReport,
+  type FlowDeps,
+} from '../flows/index.js';
 import { dirState, fileState, type State } from '../flows/state.js';
 import { startLocalAgent, type LocalAgent } from '../local/local-agents.js';
 import { DEFAULT_KEEP_GENERATIONS, type Host } from '../store/index.js';
@@ -273,8 +280,8 @@ async function setUp(deps: FlowDeps, agents: readonly LocalAgent[], hosts: reado
 }
 
 /**
- * The floor: per host (CONCURRENCY at once), a signed `files.list` of both types, then one signed `files.read` of its
- * changed states, through the same transport (mutual TLS, the agent's certificate pinned, a dispatcher per host made
+ * The floor: per host (as many at once as the flow lists, FLEET_LIST_CONCURRENCY), a signed `files.list` of both
+ * types, then one signed `files.read` of its changed states, through the same transport (mutual TLS, the agent's certificate pinned, a dispatcher per host made
  * in the round, as the product's client makes its own), each answer read whole.
  */
 async function floorRound(
@@ -290,7 +297,7 @@ async function floorRound(
     const start = process.hrtime.bigint();
     const queue = hosts.map((_, i) => i);
     await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
+      Array.from({ length: Math.min(CONCURRENCY, FLEET_LIST_CONCURRENCY) }, async () => {
         for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
           const host = hosts[i] as Host;
           const dispatcher = dispatchers[i] as Agent;

@@ -66,6 +66,8 @@ export {
   resumeFleetSync,
   SYNC_FLEET,
   FLEET_READ_BYTES,
+  FLEET_LIST_BYTES,
+  FLEET_LIST_CONCURRENCY,
   type FleetSyncReport,
   type FleetSyncHost,
   type ReadReason,
