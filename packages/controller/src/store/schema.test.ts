@@ -69,7 +69,7 @@ for (const engine of ENGINES)
     it('deletes backups with their VM (CASCADE), and nothing else goes silently', async (t) => {
       const { store, raw } = await openStoreWithRaw(t, engine);
       const { host, vm } = await inventory(store);
-      await store.recordGeneration(fileBackup('b1', vm, 'NvRam', Uint8Array.of(1, 2, 3), 'b'), 5);
+      await store.recordGeneration(fileBackup('b1', vm, 'NvRam', Uint8Array.of(1, 2, 3), 'b'));
       await store.removeVm(vm);
       assert.deepEqual(await raw('SELECT CAST(COUNT(*) AS INTEGER) AS n FROM vm_host_backup_files'), [{ n: 0 }]);
       assert.deepEqual(await raw('SELECT CAST(COUNT(*) AS INTEGER) AS n FROM vm_host_backup_entries'), [{ n: 0 }]);
