@@ -1,5 +1,6 @@
 // `hostfiles state history`: the generations kept of a VM's states, newest first; `hostfiles state keep`: how many.
 import { FILE_TYPES, type FileType } from '@hostfiles/shared/core';
+import type { FlagSpec } from './args.js';
 import { firstArg, type Command } from './command.js';
 import { UsageError } from './errors.js';
 import { findVm, loadNames } from './lookup.js';
@@ -38,9 +39,13 @@ export function refuseKeepFlag(value: string | undefined, flag: string): void {
   );
 }
 
-/** The flag spec of a removed --keep flag (still parsed, to be refused with the way). */
-export const removedKeepFlag = (name: string) =>
-  ({ name, value: 'N', help: 'removed: see `hostfiles state keep`' }) as const;
+/** The flag spec of a removed --keep flag: still parsed, to be refused with the way; not in help. */
+export const removedKeepFlag = (name: string): FlagSpec => ({
+  name,
+  value: 'N',
+  help: 'removed: see `hostfiles state keep`',
+  hidden: true,
+});
 
 export const STATE_COMMANDS: readonly Command[] = [
   {

@@ -112,6 +112,17 @@ for (const engine of ENGINES)
       await assert.rejects(store.finishOperation('op', 'exploded' as 'done', null), check);
     });
 
+    it('holds the settings to their names and ranges (below the store, which refuses them first)', async (t) => {
+      const { raw } = await openStoreWithRaw(t, engine);
+      const insert = (name: string, value: number) =>
+        raw('INSERT INTO settings (name, value, updated_at) VALUES (?, ?, 1)', [name, value]);
+      const check = /CHECK constraint failed|violates check constraint/;
+      await assert.rejects(insert('keep_generations', 0), check);
+      await assert.rejects(insert('keep_generations', 10_000), check);
+      await assert.rejects(insert('keep_forever', 1), check);
+      await insert('keep_generations', 9999);
+    });
+
     it('keeps names, (vm, host, type) and (host, path) unique', async (t) => {
       const { store, raw } = await openStoreWithRaw(t, engine);
       const { host, vm } = await inventory(store);
