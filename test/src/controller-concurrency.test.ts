@@ -107,7 +107,7 @@ test('a restore and a retry on one path at once: the retry never deletes the sta
   await withFleet(1, async (fleet) => {
     const { path, vm } = await unknownTemplateScheduled(fleet, 'fresh');
     // Its backup is the template too (it never booted), restored to libvirt's path below the host's NVRAM root.
-    await fleet.store.recordGeneration(newFileBackup(vm.uuid, 'NvRam', TEMPLATE), 5);
+    await fleet.store.recordGeneration(newFileBackup(vm.uuid, 'NvRam', TEMPLATE));
     const { pass, placed } = await placeWhileRetrying(fleet, vm, (deps) => restoreVm(deps, 'fresh'));
     assert.deepEqual(
       placed.files.map((f) => [f.path, f.status]),

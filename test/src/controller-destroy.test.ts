@@ -60,7 +60,7 @@ async function placeVm(
   await writeFile(deps, { vm: name, type: 'NvRam', path: nvram, state: fileState(Buffer.from(`vars ${name}`)) });
   paths.push(nvram);
   for (const type of ['TpmState', 'NvRam'] as const) {
-    await deps.store.recordGeneration(newFileBackup(vm.uuid, type, Buffer.from(`backup ${type} ${name}`)), 5);
+    await deps.store.recordGeneration(newFileBackup(vm.uuid, type, Buffer.from(`backup ${type} ${name}`)));
   }
   return { vm, tpmUuid, paths };
 }

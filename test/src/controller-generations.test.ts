@@ -112,14 +112,29 @@ test('CLI: generations are numbered per capture, listed, restored (older only wi
   // Captured again by the next sync: a new number, never 1 again.
   assert.match(await ok('sync', 'a'), /backup NvRam: 4096 bytes from h0 \S+, generation 4\n/);
 
-  // --keep N: the oldest beyond the last N go, never the newest.
+  // state keep N: the database's N; the oldest beyond the last N go at the next capture, never the newest.
+  assert.deepEqual(JSON.parse(await ok('state', 'keep', '--json')), { keepGenerations: 5 });
+  assert.match(
+    await ok('state', 'keep', '2'),
+    /the last 2 generations of each type are kept \(was 5\): each VM's next/,
+  );
+  assert.equal((await nvram()).length, 4, 'a lower N drops nothing by itself');
   writeFileSync(varsPath, randomBytes(100));
-  await ok('sync', 'a', '--keep', '2');
+  await ok('sync', 'a');
   assert.deepEqual(
     (await nvram()).map(([g]) => g),
     [5, 4],
   );
-  assert.equal((await cli('sync', 'a', '--keep', '0')).status, 2);
+  for (const bad of ['0', '10000', 'x']) {
+    const refused = await cli('state', 'keep', bad);
+    assert.equal(refused.status, 2, bad);
+    assert.match(refused.stderr, new RegExp(`N is a whole number from 1 to 9999, not ${bad}`));
+  }
+  assert.equal(await ok('state', 'keep'), 'the last 2 generations of each type are kept\n');
+  // No per-process value remains: sync --keep is refused, with the way.
+  const perProcess = await cli('sync', 'a', '--keep', '2');
+  assert.equal(perProcess.status, 2);
+  assert.match(perProcess.stderr, /--keep is gone: .*the database's.*\n.*hostfiles state keep 2/s);
 
   // A TPM removal of a UEFI VM without secure boot deletes both states: every generation goes with them.
   await ok('tpm', 'remove', 'a');
@@ -201,7 +216,7 @@ async function historyOf(ok: (...args: string[]) => Promise<string>): Promise<Hi
   return JSON.parse(await ok('state', 'history', 'a', '--json')) as History;
 }
 
-test('serve --keep-generations N: the syncs its API runs keep the last N', async (t) => {
+test("state keep N: serve's API syncs and a shell's file write all keep the database's N", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hostfiles-keep-'));
   const db = join(dir, 'hostfiles.db');
   const cli = (...args: string[]): Promise<Run> => hostfiles(['--db', db, ...args]);
@@ -230,28 +245,30 @@ test('serve --keep-generations N: the syncs its API runs keep the last N', async
   const from = join(dir, 'vars');
   writeFileSync(from, randomBytes(64));
   await ok('file', 'write', 'a', '--type', 'NvRam', '--path', vars, '--from', from);
-  const refused = await cli('serve', '--token-file', tokenFile, '--keep-generations', '0');
+  // A unit file still giving serve its own N fails at once, naming the command that sets the database's.
+  const refused = await cli('serve', '--token-file', tokenFile, '--keep-generations', '30');
   assert.equal(refused.status, 2);
-  assert.match(refused.stderr, /--keep-generations is a whole number from 1 to 9999, not 0/);
+  assert.match(refused.stderr, /--keep-generations is gone: .*\n.*`hostfiles state keep 30`/s);
 
-  const server = await startServe([
-    '--db',
-    db,
-    '--token-file',
-    tokenFile,
-    '--listen',
-    '127.0.0.1:0',
-    '--keep-generations',
-    '2',
-  ]);
+  await ok('state', 'keep', '2');
+  const server = await startServe(['--db', db, '--token-file', tokenFile, '--listen', '127.0.0.1:0']);
   running.server = server;
-  for (let i = 0; i < 3; i++) {
-    writeFileSync(vars, randomBytes(64));
-    assert.equal((await apiCall(server, TOKEN, 'POST', '/v1/vms/a/sync')).status, 200);
-  }
-  assert.deepEqual(
-    (await historyOf(ok)).generations.map((g) => g.generation),
-    [4, 3],
-    'the write (1) and three syncs (2, 3, 4): the last 2 kept',
-  );
+  const syncs = async (count: number): Promise<void> => {
+    for (let i = 0; i < count; i++) {
+      writeFileSync(vars, randomBytes(64));
+      assert.equal((await apiCall(server, TOKEN, 'POST', '/v1/vms/a/sync')).status, 200);
+    }
+  };
+  await syncs(3);
+  const kept = async (): Promise<number[]> => (await historyOf(ok)).generations.map((g) => g.generation);
+  assert.deepEqual(await kept(), [4, 3], 'the write (1) and three syncs (2, 3, 4): the last 2 kept');
+
+  // Raised while serve runs: its next captures keep 7, no restart (every capture reads the database's value).
+  assert.deepEqual(JSON.parse(await ok('state', 'keep', '7', '--json')), { keepGenerations: 7, previous: 2 });
+  await syncs(6);
+  assert.deepEqual(await kept(), [10, 9, 8, 7, 6, 5, 4]);
+  // The bug this fixes: a shell's `file write` pruned to its own default (5), dropping what serve was told to keep.
+  writeFileSync(from, randomBytes(64));
+  await ok('file', 'write', 'a', '--type', 'NvRam', '--path', vars, '--from', from);
+  assert.deepEqual(await kept(), [11, 10, 9, 8, 7, 6, 5], "a shell's capture keeps the database's 7 too");
 });

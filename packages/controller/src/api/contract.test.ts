@@ -124,10 +124,14 @@ test('without agents: inventory, errors of every kind, the outbox of a write who
   expectError(await call('POST', '/v1/vms/a/restore', { force: 'yes' }), 400, 'bad_request');
   // A backup as a sync would have left it: restoring it asks h1 (down) where libvirt's layout is.
   const vars = fileState(Buffer.from('vars of a'));
-  await store.recordGeneration(
-    { uuid: randomUUID(), vmUuid: domain, type: 'NvRam', ...vars, source: 'sync', hostUuid: null },
-    5,
-  );
+  await store.recordGeneration({
+    uuid: randomUUID(),
+    vmUuid: domain,
+    type: 'NvRam',
+    ...vars,
+    source: 'sync',
+    hostUuid: null,
+  });
   const { backups } = expectStatus(await call<{ backups: { sha256: string }[] }>('GET', '/v1/vms/a/backups'), 200);
   assert.deepEqual(
     backups.map((b) => b.sha256),

@@ -45,7 +45,7 @@ import {
 } from '../flows/index.js';
 import { dirState, fileState, type State } from '../flows/state.js';
 import { startLocalAgent, type LocalAgent } from '../local/local-agents.js';
-import { DEFAULT_KEEP_GENERATIONS, type Host } from '../store/index.js';
+import type { Host } from '../store/index.js';
 
 const HOSTS = Number(process.env['BENCH_HOSTS'] ?? 200);
 const VMS = Number(process.env['BENCH_FLEET_VMS'] ?? 10_000);
@@ -258,20 +258,17 @@ async function setUp(deps: FlowDeps, agents: readonly LocalAgent[], hosts: reado
             size,
             lastSyncAt: Date.now(),
           });
-          await tx.recordGeneration(
-            {
-              uuid: randomUUID(),
-              vmUuid: p.uuid,
-              type,
-              kind,
-              sha256,
-              size,
-              entries,
-              source: 'sync',
-              hostUuid: host.uuid,
-            },
-            DEFAULT_KEEP_GENERATIONS,
-          );
+          await tx.recordGeneration({
+            uuid: randomUUID(),
+            vmUuid: p.uuid,
+            type,
+            kind,
+            sha256,
+            size,
+            entries,
+            source: 'sync',
+            hostUuid: host.uuid,
+          });
         }
       }
     });

@@ -9,6 +9,8 @@ export interface FlagSpec {
   /** the command refuses to run without it (only for flags with a value) */
   readonly required?: boolean;
   readonly help: string;
+  /** parsed, but left out of help: a removed flag kept only to be refused with the way (`sync --keep`) */
+  readonly hidden?: boolean;
 }
 
 export interface ParsedArgv {

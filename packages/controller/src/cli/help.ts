@@ -40,12 +40,14 @@ export function synopsis(command: Command): string {
         return `${arg.name} [${arg.name} ...]`;
     }
   });
-  const flags = command.flags.map((flag) => (flag.required === true ? flagUsage(flag) : `[${flagUsage(flag)}]`));
+  const flags = shown(command.flags).map((flag) => (flag.required === true ? flagUsage(flag) : `[${flagUsage(flag)}]`));
   return [...command.words, ...args, ...flags].join(' ');
 }
 
+const shown = (flags: readonly FlagSpec[]): readonly FlagSpec[] => flags.filter((flag) => flag.hidden !== true);
+
 const flagLines = (flags: readonly FlagSpec[]): string =>
-  columns(flags.map((flag) => [`  ${flagUsage(flag)}`, flag.help]));
+  columns(shown(flags).map((flag) => [`  ${flagUsage(flag)}`, flag.help]));
 
 /** Synopsis and summary side by side; a synopsis too long for the column puts its summary on the next line. */
 function commandLines(commands: readonly Command[]): string {
@@ -94,7 +96,7 @@ export function commandHelp(command: Command): string {
     `${command.summary.charAt(0).toUpperCase()}${command.summary.slice(1)}.`,
     ...(command.details === undefined ? [] : ['', command.details]),
     '',
-    ...(command.flags.length === 0 ? [] : ['Options:', flagLines(command.flags), '']),
+    ...(shown(command.flags).length === 0 ? [] : ['Options:', flagLines(command.flags), '']),
     'Options (every command):',
     flagLines(GLOBAL_FLAGS),
   ].join('\n');

@@ -30,12 +30,10 @@ export interface ServeSettings {
   /** read again on each SIGHUP */
   readonly files: ReloadFiles;
   readonly lease: LeaseSettings;
-  /** how many generations the flows keep; the store's default when not given */
-  readonly keepGenerations?: number;
 }
 
 export async function runServe(ctx: CommandContext, settings: ServeSettings): Promise<void> {
-  const { stop, address, metricsAddress, healthIntervalMs, token, files, lease, keepGenerations } = settings;
+  const { stop, address, metricsAddress, healthIntervalMs, token, files, lease } = settings;
   const syslogPrefix = (await ctx.io.stdoutIsJournal?.()) ?? false;
   const logger = createLogger<ServeEvent>({ write: ctx.io.stdout, syslogPrefix });
   const reloader = createReloader(files, token, logger);
@@ -47,7 +45,6 @@ export async function runServe(ctx: CommandContext, settings: ServeSettings): Pr
   const opened: FlowDeps = {
     ...(await ctx.flows(lease)),
     onHostState: logHostState(logger),
-    ...(keepGenerations === undefined ? {} : { keepGenerations }),
   };
   const metrics = metricsAddress === undefined ? undefined : createServeMetrics(opened);
   const deps = metrics === undefined ? opened : { ...opened, agents: timedAgentClient(opened.agents, metrics) };

@@ -1,11 +1,10 @@
 // `hostfiles serve`: the HTTP API for the cloud platform, the retry worker and health checks, until SIGTERM or SIGINT.
 // This module is the command's table entry and the checks of its flags; what serves is loaded from serve-run.ts.
 import { FLOW_SETTINGS } from '../config.js';
-import { DEFAULT_KEEP_GENERATIONS } from '../store/types.js';
 import type { Command } from './command.js';
 import { UsageError } from './errors.js';
 import type { ListenAddress } from './serve-run.js';
-import { parseKeep } from './state.js';
+import { refuseKeepFlag, removedKeepFlag } from './state.js';
 
 export type { ServeEvent } from './serve-log.js';
 
@@ -53,11 +52,7 @@ export const SERVE_COMMANDS: readonly Command[] = [
         name: 'metrics-allow-plain-http',
         help: '--metrics-listen on an address that is not loopback (anyone reaching it reads the metrics)',
       },
-      {
-        name: 'keep-generations',
-        value: 'N',
-        help: `keep the last N generations of each VM's state of each type, from 1 (default: ${DEFAULT_KEEP_GENERATIONS})`,
-      },
+      removedKeepFlag('keep-generations'),
       {
         name: 'health-interval-ms',
         value: 'MS',
@@ -91,6 +86,7 @@ export const SERVE_COMMANDS: readonly Command[] = [
     async run(ctx, input) {
       // First: a signal that lands while resuming stops serve too, instead of killing it mid-flow.
       const stop = ctx.io.stopSignal?.();
+      refuseKeepFlag(input.string('keep-generations'), 'keep-generations');
       const address = parseListen(input.string('listen') ?? DEFAULT_LISTEN, 'listen');
       const metricsListen = input.string('metrics-listen');
       const metricsAddress = metricsListen === undefined ? undefined : parseListen(metricsListen, 'metrics-listen');
@@ -106,7 +102,6 @@ export const SERVE_COMMANDS: readonly Command[] = [
         throw new UsageError('--metrics-allow-plain-http goes with --metrics-listen', HINT);
       }
       const healthIntervalMs = parseInterval(input.string('health-interval-ms'));
-      const keepGenerations = parseKeep(input.string('keep-generations'), 'keep-generations', HINT);
       const tls = loadTls(input.string('tls-cert'), input.string('tls-key'));
       if (tls === undefined && !isLoopbackHost(address.host) && !input.bool('allow-plain-http')) {
         throw new UsageError(
@@ -134,7 +129,6 @@ export const SERVE_COMMANDS: readonly Command[] = [
         token,
         files,
         lease,
-        ...(keepGenerations === undefined ? {} : { keepGenerations }),
       });
     },
   },

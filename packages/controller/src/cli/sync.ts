@@ -11,8 +11,7 @@ import type {
 import { firstArg, type Command, type CommandInput } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { loadNames, type Names } from './lookup.js';
-import { DEFAULT_KEEP_GENERATIONS } from '../store/types.js';
-import { parseKeep, parseType } from './state.js';
+import { parseType, refuseKeepFlag, removedKeepFlag } from './state.js';
 import { formatTime, plural, table } from './output.js';
 
 const PATH_FLAGS: readonly { readonly flag: string; readonly type: FileType }[] = [
@@ -53,11 +52,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
     flags: [
       { name: 'all', help: "every host: list each one's states, read back only those that changed" },
       { name: 'host', value: 'HOST', help: 'as --all, on this host only' },
-      {
-        name: 'keep',
-        value: 'N',
-        help: `keep the last N generations of each type, from 1 (default: ${DEFAULT_KEEP_GENERATIONS})`,
-      },
+      removedKeepFlag('keep'),
     ],
     summary: "read a VM's files (or the fleet's changed ones) back from their hosts into the controller's backups",
     details: [
@@ -66,7 +61,8 @@ export const SYNC_COMMANDS: readonly Command[] = [
       'other hosts (it moved) is reported fenced, never captured from them (exit 1).',
       'A file missing or unreadable is reported, not backed up; if it was the source of a backup, the earlier',
       'backup is kept and the exit code is 1. A backup that differs from the newest generation of its type is a new',
-      'generation (see `state history`); the oldest beyond the last N are dropped, never the newest.',
+      'generation (see `state history`); the oldest beyond the last N (`hostfiles state keep`) are dropped, never the',
+      'newest.',
       'sync --all (or --host HOST): each host lists its states with their digests (one command a host), and only',
       "the recorded states whose digest differs from their row's, or that are their VM's own (on its current host)",
       'and differ from its newest generation, are read (in chunks of whole VMs) and recorded as `sync VM` records',
@@ -75,7 +71,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
       'could not be listed or a read failed.',
     ].join('\n'),
     async run(ctx, input) {
-      const keep = parseKeep(input.string('keep'), 'keep', 'see `hostfiles sync --help`');
+      refuseKeepFlag(input.string('keep'), 'keep');
       const host = input.string('host');
       const fleet = input.bool('all') || host !== undefined;
       if (input.bool('all') && host !== undefined) {
@@ -86,9 +82,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
       }
       if (fleet) {
         const { syncFleet } = await import('../flows/index.js');
-        const flows = await ctx.flows();
-        const deps = keep === undefined ? flows : { ...flows, keepGenerations: keep };
-        const report = await syncFleet(deps, host === undefined ? {} : { hosts: [host] });
+        const report = await syncFleet(await ctx.flows(), host === undefined ? {} : { hosts: [host] });
         ctx.print(report, () => formatFleetSync(report));
         const failedHosts = report.hosts.filter((h) => h.error !== undefined).length;
         const failedReads = report.read.filter((f) => f.status === 'failed').length;
@@ -102,7 +96,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
       }
       const { syncVm } = await import('../flows/index.js');
       const deps = await ctx.flows();
-      const report = await syncVm(keep === undefined ? deps : { ...deps, keepGenerations: keep }, firstArg(input));
+      const report = await syncVm(deps, firstArg(input));
       ctx.print(report, () => formatSync(report));
       if (report.notUpdated.length > 0) {
         const types = report.notUpdated.map((f) => f.type).join(', ');

@@ -3,7 +3,6 @@ import type { AgentClient } from '../agents/index.js';
 import { hasBrand } from '../brand.js';
 import type { HostState, Store } from '../store/index.js';
 // types.js, not the store's index: cli/errors.ts loads this module at start-up, and the index loads the engines.
-import { DEFAULT_KEEP_GENERATIONS } from '../store/types.js';
 import type { LeaseSettings } from './controller-lease.js';
 import type { VmQueue } from './vm-queue.js';
 
@@ -30,8 +29,6 @@ export interface FlowDeps {
     /** resolves, with the reason, when the registration is lost: the process must stop */
     readonly lost?: Promise<string>;
   };
-  /** how many generations of a VM's state of one type are kept (≥ 1); default DEFAULT_KEEP_GENERATIONS */
-  readonly keepGenerations?: number;
   /** each change of a host's state, once, whichever flow saw it (serve logs them) */
   readonly onHostState?: (change: HostTransition) => void;
 }
@@ -82,8 +79,5 @@ export class FlowError extends Error {
     super(message, options);
   }
 }
-
-/** The generations a flow keeps per VM and type. */
-export const keepGenerations = (deps: FlowDeps): number => deps.keepGenerations ?? DEFAULT_KEEP_GENERATIONS;
 
 export const isFlowError = (error: unknown): error is FlowError => hasBrand(error, FLOW_ERROR);

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { FILE_TYPES, MAX_OPS, mapLimit, type FileType, type ListEntry, type StatResult } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import type { BackupFile, Host, Vm, VmHostFile } from '../store/index.js';
-import { FlowError, keepGenerations, type FlowDeps } from './deps.js';
+import { FlowError, type FlowDeps } from './deps.js';
 import { groupBy } from './group-by.js';
 import { markHost, markUnreachable } from './host-state.js';
 import { planOnVms, runPlanned } from './run-planned.js';
@@ -363,10 +363,7 @@ async function record(
         continue;
       }
       const captured = { uuid: randomUUID(), vmUuid: vm.uuid, type: row.type, kind, sha256, size, entries };
-      const { created } = await tx.recordGeneration(
-        { ...captured, source: 'sync', hostUuid: host.uuid },
-        keepGenerations(deps),
-      );
+      const { created } = await tx.recordGeneration({ ...captured, source: 'sync', hostUuid: host.uuid });
       if (created) backups++;
     }
     return { backups, fenced };

@@ -23,7 +23,7 @@ import type {
   Vm,
   VmHostFile,
 } from '../store/index.js';
-import { FlowError, keepGenerations, type FlowDeps } from './deps.js';
+import { FlowError, type FlowDeps } from './deps.js';
 import { markHost, markUnreachable } from './host-state.js';
 import { settleBinding } from './remove-tpm.js';
 import { placeOp, type State } from './state.js';
@@ -252,7 +252,7 @@ export async function placeOnHost(
   const error = callError === undefined ? undefined : `${callError.failure}: ${callError.message}`;
   const files = await deps.store.transaction(async (tx) => {
     const placed = await record(deps, tx, host, planned, outcomes, guards);
-    if (journal?.captures === true) await captureWritten(deps, tx, host, planned, placed);
+    if (journal?.captures === true) await captureWritten(tx, host, planned, placed);
     // A restore is a new ownership of what it wrote: a capture the VM's flows read before it is fenced.
     if (options.bumpEpoch === true && placed.some((f) => f.status === 'written')) {
       for (const vm of new Set(planned.map((p) => p.vm.uuid))) await tx.bumpVmEpoch(vm);
@@ -337,7 +337,6 @@ async function record(
 
 /** Each state written onto its VM's current host, as read inside the transaction, recorded as a generation. */
 async function captureWritten(
-  deps: FlowDeps,
   tx: StoreTx,
   host: Host,
   planned: readonly Planned[],
@@ -347,7 +346,7 @@ async function captureWritten(
     if (placed[i]?.status !== 'written' || (await tx.getVm(p.vm.uuid))?.hostUuid !== host.uuid) continue;
     const { kind, sha256, size, entries } = p.state;
     const captured = { uuid: randomUUID(), vmUuid: p.vm.uuid, type: p.type, kind, sha256, size, entries };
-    await tx.recordGeneration({ ...captured, source: 'write', hostUuid: host.uuid }, keepGenerations(deps));
+    await tx.recordGeneration({ ...captured, source: 'write', hostUuid: host.uuid });
   }
 }
 

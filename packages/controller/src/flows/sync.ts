@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mapLimit, type FileType, type ReadResult, type StateKind } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import type { Host, NewOperation, Operation, Vm, VmHostFile } from '../store/index.js';
-import { FlowError, keepGenerations, type FlowDeps } from './deps.js';
+import { FlowError, type FlowDeps } from './deps.js';
 import { markHost, markUnreachable } from './host-state.js';
 import { resolveVm } from './resolve.js';
 import { planOnVms, runPlanned } from './run-planned.js';
@@ -234,7 +234,7 @@ async function record(
       }
       const { hostUuid, hostName, type, path } = outcome;
       const captured = { uuid: randomUUID(), vmUuid: vm.uuid, type, kind, sha256, size, entries, source, hostUuid };
-      const { backup, created } = await tx.recordGeneration(captured, keepGenerations(deps));
+      const { backup, created } = await tx.recordGeneration(captured);
       backups.push({ type, generation: backup.generation, created, hostUuid, hostName, path, kind, sha256, size });
     }
     const report: SyncReport = {

@@ -116,7 +116,7 @@ for (const engine of ENGINES)
       const store = await openStore(t, engine, { now: clock.now });
       const host = await addHost(store, 'h1');
       const vm = await addVm(store, 'vm1', host);
-      const first = await store.recordGeneration(fileBackup('b1', vm, 'TpmState', Uint8Array.of(1), '1'), 5);
+      const first = await store.recordGeneration(fileBackup('b1', vm, 'TpmState', Uint8Array.of(1), '1'));
       clock.set(200);
       const entry = (path: string, bytes: number[], digit: string) => ({
         path,
@@ -136,7 +136,7 @@ for (const engine of ENGINES)
         hostUuid: host,
         entries: [entry('tpm2/tpm2-00.volatilestate', [3], '4'), entry('tpm2/tpm2-00.permall', [2, 2], '3')],
       };
-      const second = await store.recordGeneration(dir, 5);
+      const second = await store.recordGeneration(dir);
       assert.deepEqual([first.created, first.backup.generation, first.backup.capturedAt], [true, 1, 100]);
       const expected = {
         uuid: 'b2',
@@ -153,7 +153,7 @@ for (const engine of ENGINES)
       assert.deepEqual(second, { backup: expected, created: true, pruned: [] });
       // The same state again makes nothing: the newest already holds it.
       clock.set(300);
-      assert.deepEqual(await store.recordGeneration({ ...dir, uuid: 'b3' }, 5), {
+      assert.deepEqual(await store.recordGeneration({ ...dir, uuid: 'b3' }), {
         backup: expected,
         created: false,
         pruned: [],
@@ -186,30 +186,42 @@ for (const engine of ENGINES)
       assert.equal((await store.getGeneration(vm, 'TpmState', 2))?.hostUuid, null);
     });
 
-    it('keeps the last N generations, never reuses a number, and deletes them all with the state', async (t) => {
+    it("keeps the database's last N generations, never reuses a number, and deletes them all with the state", async (t) => {
       const store = await openStore(t, engine);
       const vm = await addVm(store, 'vm1', null);
-      const capture = (digit: string, keep: number) =>
-        store.recordGeneration(fileBackup(`b${digit}`, vm, 'NvRam', Buffer.from(digit), digit), keep);
-      for (const digit of ['1', '2', '3']) await capture(digit, 5);
-      assert.deepEqual((await capture('4', 2)).pruned, [1, 2], 'the oldest beyond the last 2, oldest first');
+      const capture = (digit: string) =>
+        store.recordGeneration(fileBackup(`b${digit}`, vm, 'NvRam', Buffer.from(digit), digit));
+      assert.equal(await store.getKeepGenerations(), 5, 'unset: the default');
+      for (const digit of ['1', '2', '3']) await capture(digit);
+      // A lower N drops nothing by itself: the next capture of the (vm, type) prunes to it.
+      await store.setKeepGenerations(2);
+      assert.equal(await store.getKeepGenerations(), 2);
+      assert.equal((await store.listGenerations(vm)).length, 3);
+      assert.deepEqual((await capture('4')).pruned, [1, 2], 'the oldest beyond the last 2, oldest first');
       assert.deepEqual(
         (await store.listGenerations(vm)).map((b) => b.generation),
         [4, 3],
       );
       assert.deepEqual(await store.listBackupEntries('b1'), [], 'its entries went with it');
-      // keep 1 never drops the newest, even when the capture made nothing new
-      assert.deepEqual((await capture('4', 1)).pruned, [3]);
+      // keep 1 never drops the newest, even when the capture made nothing new; set inside the capture's own
+      // transaction, it is the value that capture prunes to.
+      const same = await store.transaction(async (tx) => {
+        await tx.setKeepGenerations(1);
+        return tx.recordGeneration(fileBackup('b4', vm, 'NvRam', Buffer.from('4'), '4'));
+      });
+      assert.deepEqual([same.created, same.pruned], [false, [3]]);
       assert.deepEqual(
         (await store.listGenerations(vm)).map((b) => b.generation),
         [4],
       );
-      await assert.rejects(capture('5', 0), RangeError);
-      await store.recordGeneration(fileBackup('t1', vm, 'TpmState', Uint8Array.of(9), '9'), 5);
+      for (const bad of [0, 10_000, 2.5]) await assert.rejects(store.setKeepGenerations(bad), RangeError);
+      assert.equal(await store.getKeepGenerations(), 1, 'a refused value changes nothing');
+      await store.setKeepGenerations(5);
+      await store.recordGeneration(fileBackup('t1', vm, 'TpmState', Uint8Array.of(9), '9'));
       // The NvRam state deleted (a TPM removal drops it): every generation goes; the counter stays.
       assert.equal(await store.deleteGenerations(vm, ['NvRam']), 1);
       assert.deepEqual(await store.listGenerations(vm, 'NvRam'), []);
-      assert.equal((await capture('6', 5)).backup.generation, 5, 'numbers go on: 4 is never given again');
+      assert.equal((await capture('6')).backup.generation, 5, 'numbers go on: 4 is never given again');
       assert.equal(await store.deleteGenerations(vm), 2, 'all types');
       assert.deepEqual(await store.listGenerations(vm), []);
     });
@@ -235,7 +247,7 @@ async function seedRemoval(t: TestContext, store: Store) {
   const state1 = await store.upsertFile(stateRow(h1, onDisk));
   const state2 = await store.upsertFile(stateRow(h2, join(rootOf(hosts, 1, 'TpmState'), 'vm1')));
   const nvram = await store.upsertFile(fileRow(vm, h1, 'NvRam', join(rootOf(hosts, 0, 'NvRam'), 'vm1_VARS.fd')));
-  const { backup } = await store.recordGeneration(fileBackup('b1', vm, 'TpmState', Uint8Array.of(7), '7'), 5);
+  const { backup } = await store.recordGeneration(fileBackup('b1', vm, 'TpmState', Uint8Array.of(7), '7'));
   await hosts[1].agent.stop();
   return { deps, h1, h2, vm, onDisk, state1: state1.file, state2: state2.file, nvram: nvram.file, backup };
 }

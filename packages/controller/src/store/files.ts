@@ -1,6 +1,7 @@
 // The states of VMs on hosts, the controller-side backups of them, and the paths hostfiles is answerable for.
 import { StoreError } from './errors.js';
 import { PENDING_COLUMNS, toPending, type PendingRow } from './pending-row.js';
+import { readKeepGenerations } from './settings.js';
 import { deleteWhereIn, selectWhereIn, type Context } from './support.js';
 import { FILE_TYPES } from '@hostfiles/shared';
 import type {
@@ -208,8 +209,7 @@ export function fileWrites({ sql, now }: Context) {
       return { file: toFile(stored), previous, cancelled: cancelled.map(toPending) };
     },
     deleteFiles: (uuids) => deleteWhereIn(sql, 'vm_host_files', 'uuid', uuids),
-    recordGeneration: async (backup, keep) => {
-      if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`keep must be an integer ≥ 1, not ${keep}`);
+    recordGeneration: async (backup) => {
       const { vmUuid, type } = backup;
       const newest = await sql.get<BackupRow>(
         `${BACKUP} WHERE vm_uuid = $vmUuid AND type = $type ORDER BY generation DESC LIMIT 1`,
@@ -217,7 +217,8 @@ export function fileWrites({ sql, now }: Context) {
       );
       const same = newest !== undefined && newest.sha256 === backup.sha256 && newest.kind === backup.kind;
       const stored = same ? newest : await insertGeneration(sql, backup, now());
-      const pruned = await prune(sql, vmUuid, type, keep);
+      // The database's setting, read in this transaction: every process and flow prunes to the same N.
+      const pruned = await prune(sql, vmUuid, type, await readKeepGenerations(sql));
       return { backup: toBackup(stored), created: !same, pruned };
     },
     deleteGenerations: async (vmUuid, types) => {

@@ -54,6 +54,7 @@ describe('migrations', () => {
       'owned_paths',
       'pending_deletions',
       'schema_migrations',
+      'settings',
       'tpms',
       'vm_generation_counters',
       'vm_host_backup_entries',
@@ -67,6 +68,7 @@ describe('migrations', () => {
       { version: 3, name: 'pinned-certificates', applied_at: 42 },
       { version: 4, name: 'controllers', applied_at: 42 },
       { version: 5, name: 'generations', applied_at: 42 },
+      { version: 6, name: 'settings', applied_at: 42 },
     ]);
   });
 
@@ -298,20 +300,17 @@ async function assertMigratedGenerations(store: Awaited<ReturnType<typeof create
     [[1, 2, 3]],
   );
   assert.equal((await store.getVm('vm1'))?.hostUuid, 'h1');
-  const next = await store.recordGeneration(
-    {
-      uuid: 'b2',
-      vmUuid: 'vm1',
-      type: 'NvRam',
-      kind: 'file',
-      sha256: 'b'.repeat(64),
-      size: 1,
-      source: 'sync',
-      hostUuid: 'h1',
-      entries: [{ path: '', content: Buffer.of(9), encoding: 'identity', sha256: 'c'.repeat(64), size: 1 }],
-    },
-    5,
-  );
+  const next = await store.recordGeneration({
+    uuid: 'b2',
+    vmUuid: 'vm1',
+    type: 'NvRam',
+    kind: 'file',
+    sha256: 'b'.repeat(64),
+    size: 1,
+    source: 'sync',
+    hostUuid: 'h1',
+    entries: [{ path: '', content: Buffer.of(9), encoding: 'identity', sha256: 'c'.repeat(64), size: 1 }],
+  });
   assert.deepEqual([next.created, next.backup.generation], [true, 2]);
 }
 
@@ -342,3 +341,64 @@ describe('migration 3 (generations, postgres)', onEngine('postgres'), () => {
     await assertMigratedGenerations(store);
   });
 });
+
+/** A version-5 (PostgreSQL: 3) database whose vm1 holds `counts[i]` generations of NvRam (i = 0) and TpmState. */
+const V5_GENERATIONS = (counts: readonly number[]) => {
+  const rows = counts.flatMap((count, i) =>
+    Array.from(
+      { length: count },
+      (_, g) => `('${i === 0 ? 'n' : 't'}${g + 1}', 'vm1', '${i === 0 ? 'NvRam' : 'TpmState'}', ${g + 1}, 'file',
+        '${'a'.repeat(64)}', 0, 'sync', NULL, ${g + 1})`,
+    ),
+  );
+  const vm = `INSERT INTO vms (uuid, name, host_uuid, boot_mode, secure_boot, created_at)
+    VALUES ('vm1', 'vm1', NULL, 'UEFI', 0, 1);`;
+  if (rows.length === 0) return vm;
+  return `${vm}
+  INSERT INTO vm_host_backup_files (uuid, vm_uuid, type, generation, kind, sha256, size, source, host_uuid, captured_at)
+    VALUES ${rows.join(', ')};`;
+};
+
+/** Migrates a database holding those generations to the newest version; answers the database's keep. */
+async function keepAfterMigration(t: TestContext, engine: 'sqlite' | 'postgres', counts: number[]): Promise<number> {
+  const store = await migratedWith(t, engine, counts);
+  const total = counts.reduce((sum, count) => sum + count, 0);
+  assert.equal((await store.listGenerations('vm1')).length, total, 'none dropped');
+  return store.getKeepGenerations();
+}
+
+async function migratedWith(t: TestContext, engine: 'sqlite' | 'postgres', counts: number[]) {
+  if (engine === 'sqlite') {
+    const path = join(await tempDir(t), 'v5.db');
+    const connection = await connect(t, path);
+    assert.equal(await migrate(connection, MIGRATIONS.slice(0, 5), () => 1), 5);
+    await connection.transaction((sql) => sql.exec(V5_GENERATIONS(counts)));
+    await connection.close();
+    const store = await createSqliteStore(path);
+    t.after(() => store.close());
+    return store;
+  }
+  const schema = tempSchema(t);
+  const connection = openPgConnection({ url: PG_TEST_URL, schema });
+  await connection.transaction((sql) => sql.exec(`CREATE SCHEMA ${schema}`));
+  assert.equal(await migrate(connection, PG_MIGRATIONS.slice(0, 3), () => 1, MIGRATIONS_TABLE.postgres), 3);
+  await connection.transaction((sql) => sql.exec(V5_GENERATIONS(counts)));
+  await connection.close();
+  const store = await createPgStore(PG_TEST_URL, { schema });
+  t.after(() => store.close());
+  return store;
+}
+
+for (const engine of ['sqlite', 'postgres'] as const) {
+  describe(`migration ${engine === 'sqlite' ? 6 : 4} (settings, ${engine})`, onEngine(engine), () => {
+    it('keeps as many generations as the most a (vm, type) holds, when more than the default', async (t) => {
+      // A database a `serve --keep-generations 30` kept 8 of: its next capture must not drop 3 of them.
+      assert.equal(await keepAfterMigration(t, engine, [8, 2]), 8);
+    });
+
+    it('leaves the default when no (vm, type) holds more than it', async (t) => {
+      assert.equal(await keepAfterMigration(t, engine, [5, 3]), 5);
+      assert.equal(await keepAfterMigration(t, engine, []), 5);
+    });
+  });
+}

@@ -69,7 +69,7 @@ for (const engine of ENGINES)
     it('deletes backups with their VM (CASCADE), and nothing else goes silently', async (t) => {
       const { store, raw } = await openStoreWithRaw(t, engine);
       const { host, vm } = await inventory(store);
-      await store.recordGeneration(fileBackup('b1', vm, 'NvRam', Uint8Array.of(1, 2, 3), 'b'), 5);
+      await store.recordGeneration(fileBackup('b1', vm, 'NvRam', Uint8Array.of(1, 2, 3), 'b'));
       await store.removeVm(vm);
       assert.deepEqual(await raw('SELECT CAST(COUNT(*) AS INTEGER) AS n FROM vm_host_backup_files'), [{ n: 0 }]);
       assert.deepEqual(await raw('SELECT CAST(COUNT(*) AS INTEGER) AS n FROM vm_host_backup_entries'), [{ n: 0 }]);
@@ -110,6 +110,17 @@ for (const engine of ENGINES)
       await assert.rejects(store.setKeyBindingState('t1', 'gone' as 'attached'), check);
       await store.startOperation({ id: 'op', kind: 'k', subject: 's', step: 'a', input: {} });
       await assert.rejects(store.finishOperation('op', 'exploded' as 'done', null), check);
+    });
+
+    it('holds the settings to their names and ranges (below the store, which refuses them first)', async (t) => {
+      const { raw } = await openStoreWithRaw(t, engine);
+      const insert = (name: string, value: number) =>
+        raw('INSERT INTO settings (name, value, updated_at) VALUES (?, ?, 1)', [name, value]);
+      const check = /CHECK constraint failed|violates check constraint/;
+      await assert.rejects(insert('keep_generations', 0), check);
+      await assert.rejects(insert('keep_generations', 10_000), check);
+      await assert.rejects(insert('keep_forever', 1), check);
+      await insert('keep_generations', 9999);
     });
 
     it('keeps names, (vm, host, type) and (host, path) unique', async (t) => {

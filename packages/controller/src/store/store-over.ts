@@ -6,6 +6,7 @@ import { deletionReads, deletionWrites } from './deletions.js';
 import { fileReads, fileWrites } from './files.js';
 import { inventoryReads, inventoryWrites } from './inventory.js';
 import { operationReads, operationWrites } from './operations.js';
+import { settingReads, settingWrites } from './settings.js';
 import type { Context } from './support.js';
 import type { Store, StoreReads, StoreTx, StoreWrites } from './types.js';
 
@@ -43,6 +44,7 @@ export function storeOver(connection: Connection, now: () => number): Store {
       ...deletionReads(context),
       ...operationReads(context),
       ...controllerReads(context),
+      ...settingReads(context),
     };
   };
   const writesOf = (sql: Sql): StoreWrites => {
@@ -53,6 +55,7 @@ export function storeOver(connection: Connection, now: () => number): Store {
       ...deletionWrites(context),
       ...operationWrites(context),
       ...controllerWrites(context),
+      ...settingWrites(context),
     };
   };
   const txOf = (sql: Sql): StoreTx => ({ ...readsOf(sql), ...writesOf(sql) });

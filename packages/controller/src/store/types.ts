@@ -126,8 +126,10 @@ export interface BackupEntry {
 export const GENERATION_SOURCES = ['sync', 'adopt', 'write', 'migrated'] as const;
 export type GenerationSource = (typeof GENERATION_SOURCES)[number];
 
-/** How many generations of a (vm, type) are kept when none is configured. */
+/** How many generations of a (vm, type) are kept while the database's setting is unset (`hostfiles state keep`). */
 export const DEFAULT_KEEP_GENERATIONS = 5;
+/** The most generations of a (vm, type) the setting may keep. */
+export const MAX_KEEP_GENERATIONS = 9999;
 
 /**
  * A controller-side copy of a VM's state of one type, one generation of it: no path. Its entries are read on their
@@ -294,6 +296,8 @@ export interface StoreReads {
   listLeaseHolders(keys: readonly string[]): Promise<{ key: string; controllerId: string }[]>;
   /** Newest first: by createdAt, then id, both descending. */
   listOperations(filter: OperationFilter): Promise<Operation[]>;
+  /** How many generations of each (vm, type) are kept: the database's setting, DEFAULT_KEEP_GENERATIONS unset. */
+  getKeepGenerations(): Promise<number>;
 }
 
 /**
@@ -338,10 +342,10 @@ export interface StoreWrites {
   deleteFiles(uuids: readonly string[]): Promise<number>;
   /**
    * Records a capture as the next generation of (vm, type), unless the newest generation already holds exactly this
-   * state (kind and digest): then nothing is made. Then drops the oldest generations beyond `keep` (≥ 1): the newest
-   * is never dropped.
+   * state (kind and digest): then nothing is made. Then drops the oldest generations beyond the database's setting
+   * (getKeepGenerations, read in the same transaction): the newest is never dropped.
    */
-  recordGeneration(backup: NewBackupFile, keep: number): Promise<RecordGenerationResult>;
+  recordGeneration(backup: NewBackupFile): Promise<RecordGenerationResult>;
   /** Every generation of the VM (of those types, or all), entries included; answers how many went. */
   deleteGenerations(vmUuid: string, types?: readonly FileType[]): Promise<number>;
   /** Idempotent: a path already owned keeps its first record. */
@@ -387,6 +391,11 @@ export interface StoreWrites {
   claimOrphanOperations(controllerId: string, now: number, graceMs: number): Promise<Operation[]>;
   /** Refuses ('conflict') unless the controller is alive at `now`. */
   checkFence(controllerId: string, now: number): Promise<void>;
+  /**
+   * Sets how many generations of each (vm, type) are kept, from 1 to MAX_KEEP_GENERATIONS (a RangeError otherwise).
+   * Nothing is dropped here: each (vm, type)'s next capture prunes to it.
+   */
+  setKeepGenerations(keep: number): Promise<void>;
 }
 
 /** What a transaction's callback gets: every read and write, all inside one BEGIN IMMEDIATE … COMMIT. */

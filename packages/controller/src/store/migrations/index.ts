@@ -4,6 +4,7 @@ import { MIGRATION_002 } from './002-real-hosts.js';
 import { MIGRATION_003 } from './003-pinned-certificates.js';
 import { MIGRATION_004 } from './004-controllers.js';
 import { MIGRATION_005 } from './005-generations.js';
+import { MIGRATION_006 } from './006-settings.js';
 import type { Migration } from './migration.js';
 
 export type { Migration };
@@ -13,4 +14,5 @@ export const MIGRATIONS: readonly Migration[] = [
   MIGRATION_003,
   MIGRATION_004,
   MIGRATION_005,
+  MIGRATION_006,
 ];
