@@ -10,7 +10,7 @@ import { vmKey, wholeHost } from './lock-keys.js';
 import { runPlanned, type Plan } from './run-planned.js';
 import { placeOnHost, planPlacements, type PlacedFile } from './place.js';
 import { resolveVm } from './resolve.js';
-import { planRestore } from './restore.js';
+import { journaledGenerations, planRestore } from './restore.js';
 import { failJournalOnError, repeatFlow, startJournal } from './sync.js';
 
 export const RECOVER_VM = 'vm.recover';
@@ -121,13 +121,7 @@ async function generationsToRecover(
     if (newest.length === 0) throw new FlowError('not_found', `VM ${vm.name} has no generation to recover`);
     return newest;
   }
-  const backups: BackupFile[] = [];
-  for (const { type, generation } of chosen) {
-    const backup = await deps.store.getGeneration(vm.uuid, type, generation);
-    if (backup === null) throw new FlowError('not_found', `VM ${vm.name}'s ${type} generation ${generation} is gone`);
-    backups.push(backup);
-  }
-  return backups;
+  return journaledGenerations(deps, vm, chosen);
 }
 
 interface Restored {

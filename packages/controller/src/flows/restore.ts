@@ -70,7 +70,7 @@ export async function restoreVm(
     const vm = await deps.store.getVm(resolved.uuid);
     if (vm === null) throw new FlowError('not_found', `no VM ${vmRef}`);
     const backups =
-      chosen === undefined ? await backupsToRestore(deps, vm, options) : await journaled(deps, vm, chosen);
+      chosen === undefined ? await backupsToRestore(deps, vm, options) : await journaledGenerations(deps, vm, chosen);
     const placements = await planRestore(deps, vm, host, backups, options.paths ?? {});
     const planned = await planPlacements(deps, host, placements, options.force === true);
     const generations = backups.map((b) => ({ type: b.type, generation: b.generation }));
@@ -103,8 +103,11 @@ export async function restoreVm(
   });
 }
 
-/** The generations a resumed restore began with: the same bytes again (`not_found` when one was pruned since). */
-async function journaled(
+/**
+ * The generations a resumed restore or recover began with: the same bytes again (`not_found` when one was pruned
+ * since).
+ */
+export async function journaledGenerations(
   deps: FlowDeps,
   vm: Vm,
   chosen: readonly { readonly type: FileType; readonly generation: number }[],

@@ -21,6 +21,15 @@ function gate(signal: AbortSignal): { wait: Promise<void>; open: () => void } {
   return { wait, open };
 }
 
+/**
+ * Has the server cut every connection of the store on `schema`; answers how many. psql runs as a process of its own
+ * and blocks this one meanwhile, so the store's pool cannot have heard of the cut before its next statement is sent.
+ */
+function cutConnections(schema: string): string {
+  const sql = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'hostfiles:${schema}'`;
+  return execFileSync('psql', ['-X', '-q', '-t', '-A', '-d', PG_TEST_URL, '-c', sql], { encoding: 'utf8' }).trim();
+}
+
 /** A bound on tests that wait on another party: a missing feature fails them instead of hanging the run. */
 const HANG_MS = 10_000;
 
@@ -255,23 +264,8 @@ describe('transactions (postgres)', onEngine('postgres'), () => {
     const store = await createPgStore(PG_TEST_URL, { schema, poolSize: 1 });
     t.after(() => store.close());
     const hostUuid = await addHost(store, 'h0');
-    // The pool's one connection, idle now, is cut by the server; psql runs as a process of its own and blocks this
-    // one meanwhile, so the pool cannot have heard of the cut before the store's next statement is sent on it.
-    const cut = (): string =>
-      execFileSync(
-        'psql',
-        [
-          '-X',
-          '-q',
-          '-t',
-          '-A',
-          '-d',
-          PG_TEST_URL,
-          '-c',
-          `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'hostfiles:${schema}'`,
-        ],
-        { encoding: 'utf8' },
-      ).trim();
+    // The pool's one connection, idle now, is cut by the server.
+    const cut = (): string => cutConnections(schema);
     assert.equal(cut(), '1', 'the store had its connection');
     assert.equal((await store.getHost(hostUuid))?.name, 'h0', 'a read on the dropped connection is made again');
     assert.equal(cut(), '1');
@@ -286,21 +280,7 @@ describe('transactions (postgres)', onEngine('postgres'), () => {
     const hostUuid = await addHost(store, 'h0');
     // Three reads at once: the pool opens its three connections, idle again after.
     await Promise.all([store.listHosts(), store.listHosts(), store.listHosts()]);
-    const cut = execFileSync(
-      'psql',
-      [
-        '-X',
-        '-q',
-        '-t',
-        '-A',
-        '-d',
-        PG_TEST_URL,
-        '-c',
-        `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'hostfiles:${schema}'`,
-      ],
-      { encoding: 'utf8' },
-    ).trim();
-    assert.equal(cut, '3');
+    assert.equal(cutConnections(schema), '3');
     assert.equal((await store.getHost(hostUuid))?.name, 'h0');
   });
 
