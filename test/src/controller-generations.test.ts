@@ -2,13 +2,11 @@
 // history lists them, an older one is restored only when forced, the last N are kept, and removals take them all.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { signingKeyFromPem } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent } from './support/agent-process.js';
-import { hostfiles, type Run } from './support/cli.js';
+import { initWorkspace } from './support/cli.js';
 import { apiCall, startServe, type Served } from './support/serve.js';
 
 const TOKEN = randomBytes(24).toString('base64url');
@@ -26,23 +24,11 @@ interface History {
 }
 
 test('CLI: generations are numbered per capture, listed, restored (older only with --force), pruned and removed', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-generations-'));
-  t.after(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const db = join(dir, 'hostfiles.db');
-  const cli = (...args: string[]): Promise<Run> => hostfiles(['--db', db, ...args]);
-  const ok = async (...args: string[]): Promise<string> => {
-    const run = await cli(...args);
-    assert.equal(run.status, 0, `${args.join(' ')}: ${run.stderr}`);
-    return run.stdout;
-  };
+  const { dir, key, cli, ok } = await initWorkspace(t, 'hostfiles-generations-');
   const history = async (...flags: string[]): Promise<History> =>
     JSON.parse(await ok('state', 'history', 'a', '--json', ...flags)) as History;
   const nvram = async () =>
     (await history('--type', 'NvRam')).generations.map((g) => [g.generation, g.source, g.sha256, g.hostName]);
-  await ok('init');
-  const key = signingKeyFromPem(readFileSync(join(dir, 'hostfiles.key'), 'utf8'));
   const agent = await startAgent(setupAgent({ controllerKey: key }));
   t.after(async () => {
     await agent.stop();
@@ -142,19 +128,7 @@ test('CLI: generations are numbered per capture, listed, restored (older only wi
 });
 
 test('CLI: vm recover after a host was lost, and the lost host back: its stale copy deleted, never captured', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-recover-'));
-  t.after(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const db = join(dir, 'hostfiles.db');
-  const cli = (...args: string[]): Promise<Run> => hostfiles(['--db', db, ...args]);
-  const ok = async (...args: string[]): Promise<string> => {
-    const run = await cli(...args);
-    assert.equal(run.status, 0, `${args.join(' ')}: ${run.stderr}`);
-    return run.stdout;
-  };
-  await ok('init');
-  const key = signingKeyFromPem(readFileSync(join(dir, 'hostfiles.key'), 'utf8'));
+  const { dir, key, cli, ok } = await initWorkspace(t, 'hostfiles-recover-');
   const setup0 = setupAgent({ controllerKey: key });
   const setup1 = setupAgent({ controllerKey: key });
   const agent1 = await startAgent(setup1);
@@ -217,16 +191,7 @@ async function historyOf(ok: (...args: string[]) => Promise<string>): Promise<Hi
 }
 
 test("state keep N: serve's API syncs and a shell's file write all keep the database's N", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-keep-'));
-  const db = join(dir, 'hostfiles.db');
-  const cli = (...args: string[]): Promise<Run> => hostfiles(['--db', db, ...args]);
-  const ok = async (...args: string[]): Promise<string> => {
-    const run = await cli(...args);
-    assert.equal(run.status, 0, `${args.join(' ')}: ${run.stderr}`);
-    return run.stdout;
-  };
-  await ok('init');
-  const key = signingKeyFromPem(readFileSync(join(dir, 'hostfiles.key'), 'utf8'));
+  const { dir, db, key, cli, ok } = await initWorkspace(t, 'hostfiles-keep-', { remove: false });
   const agent = await startAgent(setupAgent({ controllerKey: key }));
   const tokenFile = join(dir, 'api.token');
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });

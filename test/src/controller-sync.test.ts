@@ -2,8 +2,7 @@
 // back byte-identical after the files are destroyed, also onto another host after the VM moved; the CLI commands.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -26,9 +25,8 @@ import {
   type Operation,
   type Vm,
 } from '@hostfiles/controller';
-import { signingKeyFromPem } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
-import { hostfiles, type Run } from './support/cli.js';
+import { initWorkspace } from './support/cli.js';
 import { backupBytes, startFleet, type Fleet } from './support/controller.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -453,19 +451,7 @@ test('fleet sync reads only the states that changed, one listing a host, and rec
 });
 
 test('CLI: sync, restore and reconcile --apply, as an operator runs them', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-cli-sync-'));
-  t.after(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const db = join(dir, 'hostfiles.db');
-  const cli = (...args: string[]): Promise<Run> => hostfiles(['--db', db, ...args]);
-  const ok = async (...args: string[]): Promise<string> => {
-    const run = await cli(...args);
-    assert.equal(run.status, 0, `${args.join(' ')}: ${run.stderr}`);
-    return run.stdout;
-  };
-  await ok('init');
-  const key = signingKeyFromPem(readFileSync(join(dir, 'hostfiles.key'), 'utf8'));
+  const { dir, key, cli, ok } = await initWorkspace(t, 'hostfiles-cli-sync-');
   const agent = await startAgent(setupAgent({ controllerKey: key }));
   t.after(async () => {
     await agent.stop();

@@ -1,5 +1,11 @@
 // Runs the real `hostfiles` binary, as an operator would.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { signingKeyFromPem, type SigningKey } from '@hostfiles/shared';
 import { binPath } from './agent-process.js';
 
 export const CLI = binPath('@hostfiles/controller');
@@ -30,4 +36,43 @@ export function hostfiles(args: readonly string[], env: Record<string, string> =
       resolve({ status, stdout, stderr });
     });
   });
+}
+
+/** A controller made by `hostfiles init` in a temp directory, and the binary run on its database. */
+export interface Workspace {
+  readonly dir: string;
+  readonly db: string;
+  /** the controller's key, as `init` wrote it: what the test's agents trust */
+  readonly key: SigningKey;
+  /** runs `hostfiles --db DB args` */
+  readonly cli: (...args: string[]) => Promise<Run>;
+  /** runs it, requires exit 0, answers its stdout */
+  readonly ok: (...args: string[]) => Promise<string>;
+}
+
+/**
+ * Initializes a workspace; its directory is removed after the test unless `remove: false` (a test that must stop a
+ * server using it first removes it itself).
+ */
+export async function initWorkspace(
+  t: TestContext,
+  prefix: string,
+  { remove = true }: { readonly remove?: boolean } = {},
+): Promise<Workspace> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  if (remove) {
+    t.after(() => {
+      rmSync(dir, { recursive: true, force: true });
+    });
+  }
+  const db = join(dir, 'hostfiles.db');
+  const cli = (...args: string[]): Promise<Run> => hostfiles(['--db', db, ...args]);
+  const ok = async (...args: string[]): Promise<string> => {
+    const run = await cli(...args);
+    assert.equal(run.status, 0, `${args.join(' ')}: ${run.stderr}`);
+    return run.stdout;
+  };
+  await ok('init');
+  const key = signingKeyFromPem(readFileSync(join(dir, 'hostfiles.key'), 'utf8'));
+  return { dir, db, key, cli, ok };
 }
