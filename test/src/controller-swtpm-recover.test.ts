@@ -3,31 +3,23 @@
 // the same endorsement key and NV data. host0 back: its stale copy is deleted, nothing of it is captured.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { addTpm, addVm, adoptVm, recoverVm, retryPendingDeletions, syncVm } from '@hostfiles/controller';
-import { withFleet, type Fleet } from './support/controller.js';
+import { withFleet } from './support/controller.js';
 import { skipWithout } from './support/real-tools.js';
 import {
   createTpmState,
   nvRead,
   nvWrite,
+  NV_INDEX,
   readEkPublic,
   startSwtpm,
+  swtpmRoots,
   swtpmUnavailable,
   SWTPM_USER,
 } from './support/swtpm.js';
-
-const NV_INDEX = 0x1500016;
-
-const rootsFor = (fleet: Fleet, i: number): { readonly TpmState: string; readonly NvRam: string } => {
-  const setup = fleet.agents[i]?.setup;
-  assert.ok(setup);
-  // swtpm runs as its own user: the way down to the states must be traversable, as /var/lib/libvirt/swtpm is.
-  for (const dir of [setup.dir, setup.roots.TpmState]) chmodSync(dir, 0o711);
-  return setup.roots;
-};
 
 test('a real vTPM recovered onto another host after its host was lost answers with the same EK', async (t) => {
   if (skipWithout(t, swtpmUnavailable())) return;
@@ -35,7 +27,7 @@ test('a real vTPM recovered onto another host after its host was lost answers wi
   await withFleet(
     2,
     async (fleet) => {
-      const [r0, r1] = [rootsFor(fleet, 0), rootsFor(fleet, 1)];
+      const [r0, r1] = [swtpmRoots(fleet, 0), swtpmRoots(fleet, 1)];
       const uuid = randomUUID();
       await addVm(fleet.deps, { name: 'vtpm', host: 'host0', bootMode: 'UEFI', secureBoot: false, uuid });
       await addTpm(fleet.deps, 'vtpm', 'kms');

@@ -4,7 +4,7 @@
 // once it stops, the pending removal completes and no directory is left on any host.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -20,28 +20,20 @@ import {
   retryPendingDeletions,
   writeFile,
 } from '@hostfiles/controller';
-import { withFleet, type Fleet } from './support/controller.js';
+import { withFleet } from './support/controller.js';
 import { skipWithout } from './support/real-tools.js';
 import {
   createTpmState,
   idsOf,
   nvRead,
   nvWrite,
+  NV_INDEX,
   readEkPublic,
   startSwtpm,
+  swtpmRoots,
   swtpmUnavailable,
   SWTPM_USER,
 } from './support/swtpm.js';
-
-const NV_INDEX = 0x1500016;
-
-const rootsFor = (fleet: Fleet, i: number): { readonly TpmState: string; readonly NvRam: string } => {
-  const setup = fleet.agents[i]?.setup;
-  assert.ok(setup);
-  // swtpm runs as its own user: the way down to the states must be traversable, as /var/lib/libvirt/swtpm is.
-  for (const dir of [setup.dir, setup.roots.TpmState]) chmodSync(dir, 0o711);
-  return setup.roots;
-};
 
 /** Every entry below `dir` with its bytes (or kind): "untouched" means byte for byte, the lock included. */
 function snapshot(dir: string, prefix = ''): Record<string, string> {
@@ -61,7 +53,7 @@ test('a real vTPM adopted, backed up, moved and restored is the same TPM; a runn
   await withFleet(
     2,
     async (fleet) => {
-      const [r0, r1] = [rootsFor(fleet, 0), rootsFor(fleet, 1)];
+      const [r0, r1] = [swtpmRoots(fleet, 0), swtpmRoots(fleet, 1)];
       const uuid = randomUUID();
       await addVm(fleet.deps, { name: 'vtpm', host: 'host0', bootMode: 'UEFI', secureBoot: false, uuid });
       await addTpm(fleet.deps, 'vtpm', 'kms');

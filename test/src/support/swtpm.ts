@@ -5,11 +5,29 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import type { Fleet } from './controller.js';
 
 const run = promisify(execFile);
 
 /** The user swtpm runs as on Debian and Ubuntu (libvirt's `swtpm_user`). */
 export const SWTPM_USER = 'tss';
+
+/** An NV index the tests write and read back to tell one TPM's state from another's. */
+export const NV_INDEX = 0x1500016;
+
+/**
+ * The roots of agent `i` of a fleet, made traversable for swtpm, which runs as its own user: the way down to the
+ * states must be, as /var/lib/libvirt/swtpm is.
+ */
+export function swtpmRoots(
+  fleet: Pick<Fleet, 'agents'>,
+  i: number,
+): { readonly TpmState: string; readonly NvRam: string } {
+  const setup = fleet.agents[i]?.setup;
+  if (setup === undefined) throw new Error(`no agent ${i}`);
+  for (const dir of [setup.dir, setup.roots.TpmState]) chmodSync(dir, 0o711);
+  return setup.roots;
+}
 
 const TOOLS = ['swtpm', 'swtpm_setup', 'tpm2_createek', 'tpm2_nvdefine', 'tpm2_nvwrite', 'tpm2_nvread'] as const;
 
