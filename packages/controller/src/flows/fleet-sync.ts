@@ -11,8 +11,8 @@ import { markHost, markUnreachable } from './host-state.js';
 import { planOnVms, runPlanned } from './run-planned.js';
 import {
   failJournalOnError,
-  fenceOf,
   readOnHost,
+  recordRead,
   repeatFlow,
   startJournal,
   type FencedCapture,
@@ -351,20 +351,16 @@ async function record(
     const fenced: FleetSyncReport['fenced'][number][] = [];
     for (const { row, outcome, state } of reads) {
       if (outcome.status !== 'read' || state === undefined) continue;
-      const { kind, sha256, size, entries } = state;
-      await tx.upsertFile({ ...row, kind, sha256, size, lastSyncAt: now });
       const vm = held.get(row.vmUuid);
       // A state on a host the VM left is recorded on its own row, never captured (`sync VM` says so as fenced).
-      if (vm === undefined || vm.hostUuid !== row.hostUuid) continue;
-      const refused = fenceOf(vm, await tx.getVm(vm.uuid), row, host.name);
-      if (refused !== null) {
+      const own = vm !== undefined && vm.hostUuid === row.hostUuid;
+      const capture = own ? { vm, owner: await tx.getVm(vm.uuid), source: 'sync' as const } : null;
+      const captured = await recordRead(tx, now, row, state, host.name, capture);
+      if (captured === null) continue;
+      if ('fenced' in captured) {
         const { hostUuid, hostName, type, path } = outcome;
-        fenced.push({ vmUuid: vm.uuid, hostUuid, hostName, type, path, code: 'fenced', reason: refused });
-        continue;
-      }
-      const captured = { uuid: randomUUID(), vmUuid: vm.uuid, type: row.type, kind, sha256, size, entries };
-      const { created } = await tx.recordGeneration({ ...captured, source: 'sync', hostUuid: host.uuid });
-      if (created) backups++;
+        fenced.push({ vmUuid: row.vmUuid, hostUuid, hostName, type, path, code: 'fenced', reason: captured.fenced });
+      } else if (captured.created) backups++;
     }
     return { backups, fenced };
   });

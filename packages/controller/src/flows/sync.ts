@@ -2,7 +2,16 @@
 import { randomUUID } from 'node:crypto';
 import { mapLimit, type FileType, type ReadResult, type StateKind } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
-import type { Host, NewOperation, Operation, Vm, VmHostFile } from '../store/index.js';
+import type {
+  GenerationSource,
+  Host,
+  NewOperation,
+  Operation,
+  RecordGenerationResult,
+  StoreTx,
+  Vm,
+  VmHostFile,
+} from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { markHost, markUnreachable } from './host-state.js';
 import { resolveVm } from './resolve.js';
@@ -171,7 +180,7 @@ const missing = (row: VmHostFile, hostName: string, reason: string): HostRead =>
 });
 
 /** Per type, the row whose file is the VM's state: the one on its current host (at most one per host and type). */
-export function sourceRows(vm: Vm, rows: readonly VmHostFile[]): Set<VmHostFile> {
+function sourceRows(vm: Vm, rows: readonly VmHostFile[]): Set<VmHostFile> {
   return new Set(rows.filter((row) => vm.hostUuid !== null && row.hostUuid === vm.hostUuid));
 }
 
@@ -179,7 +188,7 @@ export function sourceRows(vm: Vm, rows: readonly VmHostFile[]): Set<VmHostFile>
  * Why a capture from `row` would not be the VM's own now, or null when it is: `owner` is the VM as the recording
  * transaction reads it, `vm` as the sync read it before it asked the hosts.
  */
-export function fenceOf(vm: Vm, owner: Vm | null, row: VmHostFile, hostName: string): string | null {
+function fenceOf(vm: Vm, owner: Vm | null, row: VmHostFile, hostName: string): string | null {
   if (owner === null) return 'the VM is gone';
   if (owner.hostUuid !== row.hostUuid) {
     return owner.hostUuid === null
@@ -222,20 +231,20 @@ async function record(
   return deps.store.transaction(async (tx) => {
     const backups: SyncBackup[] = [];
     const owner = await tx.getVm(vm.uuid);
-    for (const { row, outcome, state } of reads) {
+    for (const read of reads) {
+      const { outcome, state } = read;
       if (outcome.status !== 'read' || state === undefined) continue;
-      const { kind, sha256, size, entries } = state;
-      await tx.upsertFile({ ...row, kind, sha256, size, lastSyncAt: now });
-      if (!sources.has(row)) continue;
-      const refused = fenceOf(vm, owner, row, outcome.hostName);
-      if (refused !== null) {
-        fenced.push(fence(outcome, refused));
+      const capture = sources.has(read.row) ? { vm, owner, source } : null;
+      const captured = await recordRead(tx, now, read.row, state, outcome.hostName, capture);
+      if (captured === null) continue;
+      if ('fenced' in captured) {
+        fenced.push(fence(outcome, captured.fenced));
         continue;
       }
       const { hostUuid, hostName, type, path } = outcome;
-      const captured = { uuid: randomUUID(), vmUuid: vm.uuid, type, kind, sha256, size, entries, source, hostUuid };
-      const { backup, created } = await tx.recordGeneration(captured);
-      backups.push({ type, generation: backup.generation, created, hostUuid, hostName, path, kind, sha256, size });
+      const { kind, sha256, size } = state;
+      const { generation } = captured.backup;
+      backups.push({ type, generation, created: captured.created, hostUuid, hostName, path, kind, sha256, size });
     }
     const report: SyncReport = {
       operationId,
@@ -250,6 +259,30 @@ async function record(
     await tx.finishOperation(operationId, 'done', report);
     return report;
   });
+}
+
+/**
+ * Records one state read, in the caller's transaction: its row follows the disk; and, when the read is of the VM's
+ * own state (`capture`: the VM as the flow read it, `owner` as this transaction reads it), a generation is captured,
+ * unless the ownership changed since (`fenced`, with why). Null when nothing was to be captured. The one capture rule
+ * of `sync VM` and the fleet sync.
+ */
+export async function recordRead(
+  tx: StoreTx,
+  now: number,
+  row: VmHostFile,
+  state: State,
+  hostName: string,
+  capture: { readonly vm: Vm; readonly owner: Vm | null; readonly source: GenerationSource } | null,
+): Promise<RecordGenerationResult | { readonly fenced: string } | null> {
+  const { kind, sha256, size, entries } = state;
+  await tx.upsertFile({ ...row, kind, sha256, size, lastSyncAt: now });
+  if (capture === null) return null;
+  const { vm, owner, source } = capture;
+  const refused = fenceOf(vm, owner, row, hostName);
+  if (refused !== null) return { fenced: refused };
+  const captured = { uuid: randomUUID(), vmUuid: vm.uuid, type: row.type, kind, sha256, size, entries };
+  return tx.recordGeneration({ ...captured, source, hostUuid: row.hostUuid });
 }
 
 /** Repeats a sync the controller was killed in: it only reads hosts and overwrites rows and backups. */
