@@ -1,6 +1,7 @@
 // Tests only: the agent's app in-process (app.request) over temp roots, a fresh journal and a controller key it trusts.
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -24,6 +25,8 @@ export interface TestAppOptions {
   readonly now?: () => number;
   readonly maxBodyBytes?: number;
   readonly clockSkewMs?: number;
+  /** the replay journal's fdatasync (journal/held-sync.ts holds it) */
+  readonly journalSync?: (handle: FileHandle) => Promise<void>;
 }
 
 /** Everything is removed after the test. */
@@ -37,7 +40,11 @@ export async function testApp(t: TestContext, options: TestAppOptions = {}): Pro
   for (const root of Object.values(roots)) mkdirSync(root);
   const controller = generateSigningKey();
   const trusted = trustedKeyFromBase64(controller.publicKey);
-  const journal = await openReplayJournal({ dir, now });
+  const journal = await openReplayJournal({
+    dir,
+    now,
+    ...(options.journalSync === undefined ? {} : { sync: options.journalSync }),
+  });
   t.after(() => journal.close());
   const hostUuid = randomUUID();
   const app = createApp({

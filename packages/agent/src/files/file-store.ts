@@ -11,7 +11,7 @@ import { readState } from './read-state.js';
 import { recoverRoot } from './recover.js';
 import { removeFile } from './remove-file.js';
 import { openRootDir, type RootDir } from './root-dir.js';
-import type { FileRoots, FileStore, Ownerships, RecoveryReport, StoreEvent, StoreHooks } from './types.js';
+import type { FileRoots, FileStore, OpTiming, Ownerships, RecoveryReport, StoreEvent, StoreHooks } from './types.js';
 import { busyUnit, listUnits, statUnit } from './units.js';
 import { writeDir } from './write-dir.js';
 import { writeFile } from './write-file.js';
@@ -66,14 +66,36 @@ export function createFileStore(options: FileStoreOptions): FileStore {
   // Two commands can never stage onto one target at once, and readers never see a state halfway swapped.
   const onUnit = <T>(type: FileType, components: readonly string[], run: () => Promise<T>): Promise<T> =>
     lock(`${rootOf(type).path}\0${checked(components)[0] ?? ''}`, run);
+  // A changing op under its unit's lock, timed as its command asks (OpTiming).
+  const changing = <T>(
+    type: FileType,
+    components: readonly string[],
+    timing: OpTiming | undefined,
+    op: (ctx: OpContext) => Promise<T>,
+  ): Promise<T> => {
+    const ctx: OpContext = { ...ctxOf(type), ...(timing?.gate === undefined ? {} : { gate: timing.gate }) };
+    const onDurable = timing?.onDurable;
+    if (onDurable === undefined) return onUnit(type, components, () => op(ctx));
+    return new Promise<T>((resolve, reject) => {
+      onUnit(type, components, async () => {
+        const deferred: Promise<void>[] = [];
+        const answer = await op({ ...ctx, defer: (durable) => deferred.push(durable) });
+        const durable = Promise.all(deferred).then(() => undefined);
+        onDurable(durable);
+        resolve(answer);
+        // The unit stays locked until the answer's fsyncs are done.
+        await durable;
+      }).catch(reject); // a rejection after the answer is the caller's through `durable`
+    });
+  };
   // `async`: a programmer error rejects like every other outcome of these methods, never throws synchronously.
   return {
-    write: async (type, components, content, expect) =>
-      onUnit(type, components, () => writeFile(rootOf(type), components, content, expect, ctxOf(type))),
-    writeDir: async (type, components, entries, expect) =>
-      onUnit(type, components, () => writeDir(rootOf(type), components, entries, expect, ctxOf(type))),
-    remove: async (type, components, expect) =>
-      onUnit(type, components, () => removeFile(rootOf(type), components, expect, ctxOf(type))),
+    write: async (type, components, content, expect, timing) =>
+      changing(type, components, timing, (ctx) => writeFile(rootOf(type), components, content, expect, ctx)),
+    writeDir: async (type, components, entries, expect, timing) =>
+      changing(type, components, timing, (ctx) => writeDir(rootOf(type), components, entries, expect, ctx)),
+    remove: async (type, components, expect, timing) =>
+      changing(type, components, timing, (ctx) => removeFile(rootOf(type), components, expect, ctx)),
     read: async (type, components, maxContentChars = Infinity) =>
       onUnit(type, components, () => readState(rootOf(type), components, maxContentChars)),
     stat: async (type, components) => onUnit(type, components, () => statUnit(rootOf(type), components, readLocks)),

@@ -12,6 +12,7 @@ export type {
   FileRoots,
   FileStore,
   OpFailure,
+  OpTiming,
   Ownerships,
   ReadState,
   RecoveryReport,

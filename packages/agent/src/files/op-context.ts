@@ -1,7 +1,7 @@
 // What every changing op of one root needs besides its path.
 import type { Logger } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
-import { errnoOrThrow } from './fd-path.js';
+import { closeAll, errnoOrThrow } from './fd-path.js';
 import type { ReadLockedInodes } from './locks.js';
 import type { RootDir } from './root-dir.js';
 import type { SettleEnv } from './settle.js';
@@ -13,6 +13,52 @@ export interface OpContext {
   readonly logger: Logger<StoreEvent>;
   readonly now: () => number;
   readonly hooks: StoreHooks;
+  /** The command's journal record, durable once it settles (OpTiming.gate); none outside a command. */
+  readonly gate?: Promise<void>;
+  /** Takes the op's last fsyncs instead of the op waiting for them (OpTiming.onDurable). */
+  readonly defer?: (durable: Promise<void>) => void;
+}
+
+/**
+ * The command an op belongs to could not be recorded (its journal line did not become durable): the op stopped
+ * before changing anything. Not a file-system error of the op's own, so ioFailure rethrows it and the whole request
+ * fails, as it does when the record fails before any op began.
+ */
+export class CommandNotRecorded extends Error {
+  override readonly name = 'CommandNotRecorded';
+}
+
+/**
+ * Waits for the command's record to be durable (OpContext.gate): called just before an op's last look and first
+ * change, so that what it does before — walks, checks, writing and syncing a temp file or a staged tree — runs
+ * alongside the record's fdatasync.
+ */
+export async function passGate(ctx: OpContext): Promise<void> {
+  if (ctx.gate === undefined) return;
+  try {
+    await ctx.gate;
+  } catch (error) {
+    throw new CommandNotRecorded('the command could not be recorded in the replay journal', { cause: error });
+  }
+}
+
+/**
+ * The fsyncs after the change (syncAfterChange), then the close of the op's held directories — they hold the fds
+ * being synced. Awaited here; or, when the op's caller takes them (ctx.defer), handed over, and true is returned:
+ * the op must then not close `held` itself.
+ */
+export async function settleChange(
+  ctx: OpContext,
+  path: string,
+  dirs: readonly DirHandle[],
+  held: readonly DirHandle[],
+): Promise<boolean> {
+  if (ctx.defer === undefined) {
+    await syncAfterChange(ctx, path, dirs);
+    return false;
+  }
+  ctx.defer(syncAfterChange(ctx, path, dirs).finally(() => closeAll(held)));
+  return true;
 }
 
 /** What settling leftovers of `name` needs, from an op that holds the root (`held[0]`, as walkDirs leaves it). */

@@ -4,7 +4,7 @@ import type { Expectation } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
 import { moveNoReplace, removeTree } from './moves.js';
-import { parentPath, settleEnvOf, syncAfterChange, type OpContext } from './op-context.js';
+import { parentPath, passGate, settleChange, settleEnvOf, type OpContext } from './op-context.js';
 import { BUSY_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy, unmetPreconditions, type BusyCheck } from './preconditions.js';
 import { recoverName } from './recover.js';
@@ -26,6 +26,7 @@ export async function removeFile(
   ctx: OpContext,
 ): Promise<RemoveAnswer> {
   const held: DirHandle[] = [];
+  let handedOff = false;
   try {
     const end = await walkDirs(root, components.slice(0, -1), held);
     if (end === 'symlink') return SYMLINK_FAILURE;
@@ -36,16 +37,19 @@ export async function removeFile(
     const busy = unitBusy(ctx.readLocks, held, components);
     const env = settleEnvOf(ctx, root, nth(held, 0));
     const settle = { env, where: parentPath(components) };
+    // Nothing to overlap with the record's fdatasync but the walk: the checks come after it, as the last look.
+    await passGate(ctx);
     const answer = end === 'ok' ? await removeTarget(dir, name, expect, settle, busy) : ABSENT;
     if (answer.status === 'failed') return answer;
     const deepest = await pruneEmptyDirs(held, components);
     // On journaling file systems one fsync commits the removal and the rmdirs before it alike.
-    if (answer.status === 'deleted') await syncAfterChange(ctx, `${root.path}/${components.join('/')}`, [deepest]);
+    if (answer.status === 'deleted')
+      handedOff = await settleChange(ctx, `${root.path}/${components.join('/')}`, [deepest], held);
     return answer;
   } catch (error) {
     return ioFailure(error);
   } finally {
-    await closeAll(held);
+    if (!handedOff) await closeAll(held);
   }
 }
 

@@ -88,16 +88,42 @@ export interface RecoveryReport {
   readonly quarantined: number;
 }
 
+/**
+ * How a changing op (write, writeDir, remove) fits in the command it belongs to (routes/files.ts). Without it an op
+ * may change the disk at once and is durable when it resolves, as a caller outside a command expects.
+ */
+export interface OpTiming {
+  /**
+   * Settles once the command's replay-journal record is durable. The op does what changes nothing first (walks,
+   * the temp file or staged tree of a write, checks) and waits for it just before its last look and first change. A
+   * rejection stops the op before any change: it throws a CommandNotRecorded after removing what it staged.
+   */
+  readonly gate?: Promise<void>;
+  /**
+   * When set, the op resolves with its answer as soon as that is decided (its rename made), and hands this the
+   * promise of its last fsyncs: the answer's journal line is then synced alongside them. The unit stays locked until
+   * they are done, so the next op on it still sees a durable disk.
+   */
+  readonly onDurable?: (durable: Promise<void>) => void;
+}
+
 export interface FileStore {
-  write(type: FileType, components: readonly string[], content: Buffer, expect?: Expectation): Promise<WriteAnswer>;
+  write(
+    type: FileType,
+    components: readonly string[],
+    content: Buffer,
+    expect?: Expectation,
+    timing?: OpTiming,
+  ): Promise<WriteAnswer>;
   /** Replaces the directory at `components` with exactly `entries`, atomically. */
   writeDir(
     type: FileType,
     components: readonly string[],
     entries: readonly StateEntry[],
     expect?: Expectation,
+    timing?: OpTiming,
   ): Promise<WriteAnswer>;
-  remove(type: FileType, components: readonly string[], expect?: Expectation): Promise<RemoveAnswer>;
+  remove(type: FileType, components: readonly string[], expect?: Expectation, timing?: OpTiming): Promise<RemoveAnswer>;
   /**
    * `maxContentChars`: the base64 the answer still has room for; a read that would carry more stops as soon as it
    * knows and answers io_error (EFBIG), instead of encoding everything first.

@@ -1,8 +1,8 @@
 // Opens a held root and the directories below it one by one, never following a symlink.
 import { lstatSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rmdir } from 'node:fs/promises';
 import { openDir, type DirHandle } from './dir-handle.js';
-import { at, CHILD_DIR_FLAGS, errnoOrThrow } from './fd-path.js';
+import { at, CHILD_DIR_FLAGS, errnoOrThrow, nth } from './fd-path.js';
 import { ownDir } from './ownership.js';
 import { openRoot, type RootDir } from './root-dir.js';
 import type { RootOwnership } from './types.js';
@@ -36,6 +36,22 @@ export async function walkDirs(
     dir = child;
   }
   return 'ok';
+}
+
+/**
+ * Undoes what `make` recorded of a walkDirs: removes, deepest first, the directories it made (those below a `grown`
+ * one), for an op that stopped before its change. They are empty (the op's temp entries are gone, and its unit lock
+ * kept the agent's other ops out); one that is not stays, and so do those above it.
+ */
+export async function unmakeDirs(held: readonly DirHandle[], names: readonly string[], make: MakeDirs): Promise<void> {
+  for (let i = held.length - 1; i >= 1 && make.grown.includes(nth(held, i - 1)); i--) {
+    try {
+      await rmdir(at(nth(held, i - 1), nth(names, i - 1)));
+    } catch (error) {
+      errnoOrThrow(error);
+      return;
+    }
+  }
 }
 
 type MakeAt = MakeDirs & { readonly depth: number };

@@ -4,7 +4,15 @@ import { sha256Of, stateDigest, type Expectation } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { closeAll, errnoOrThrow, nth } from './fd-path.js';
 import { moveNoReplace, removeTree } from './moves.js';
-import { parentPath, settleEnvOf, syncAfterChange, syncDirOf, type OpContext } from './op-context.js';
+import {
+  CommandNotRecorded,
+  parentPath,
+  passGate,
+  settleChange,
+  settleEnvOf,
+  syncDirOf,
+  type OpContext,
+} from './op-context.js';
 import { failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy } from './preconditions.js';
 import { recoverName } from './recover.js';
@@ -13,7 +21,7 @@ import { stageState } from './stage-dir.js';
 import { check, NOT_A_DIRECTORY, retire, swapIn, type Swap } from './swap-in.js';
 import { randomTempName, roleName } from './temp-name.js';
 import type { StateEntry, WriteAnswer } from './types.js';
-import { walkDirs, type MakeDirs } from './walk.js';
+import { unmakeDirs, walkDirs, type MakeDirs } from './walk.js';
 
 const NAME_TOO_LONG = failed('io_error', 'ENAMETOOLONG (no room for the temp names of a replace)');
 
@@ -29,8 +37,9 @@ export async function writeDir(
   const oldName = roleName('old', name);
   if (newName === undefined || oldName === undefined) return NAME_TOO_LONG;
   const held: DirHandle[] = [];
+  const make: MakeDirs = { ownership: ctx.ownership, grown: [] };
+  let handedOff = false;
   try {
-    const make: MakeDirs = { ownership: ctx.ownership, grown: [] };
     const end = await walkDirs(root, components.slice(0, -1), held, make);
     if (end === 'symlink') return SYMLINK_FAILURE;
     if (end !== 'ok') return NOT_A_DIRECTORY;
@@ -48,12 +57,14 @@ export async function writeDir(
     if (refused !== undefined) return refused;
     const answer = await swapIn(swap, expect);
     const path = `${root.path}/${components.join('/')}`;
-    if (answer.status === 'written') await syncAfterChange(ctx, path, [parent, ...make.grown]);
+    if (answer.status === 'written') handedOff = await settleChange(ctx, path, [parent, ...make.grown], held);
     return answer;
   } catch (error) {
+    // Stopped at the gate, its staged tree already dropped: the directories it made go too.
+    if (error instanceof CommandNotRecorded) await unmakeDirs(held, components, make);
     return ioFailure(error);
   } finally {
-    await closeAll(held);
+    if (!handedOff) await closeAll(held);
   }
 }
 
@@ -79,6 +90,7 @@ async function stageAndCommit(
   try {
     await stageState(swap.parent, staging, entries, ctx.ownership, depth);
     await ctx.hooks.staged?.();
+    await passGate(ctx);
     unmet = await check(swap, expect);
   } catch (error) {
     await dropStaging(swap.parent, staging);

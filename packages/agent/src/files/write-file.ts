@@ -3,14 +3,14 @@ import { rename, unlink } from 'node:fs/promises';
 import { sha256Of, type Expectation } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
-import { syncAfterChange, type OpContext } from './op-context.js';
+import { CommandNotRecorded, passGate, settleChange, type OpContext } from './op-context.js';
 import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy, unmetExpectation, type BusyCheck } from './preconditions.js';
 import type { RootDir } from './root-dir.js';
 import { inspect, type Target } from './target.js';
 import { tempNameFor } from './temp-name.js';
 import type { OpFailure, WriteAnswer } from './types.js';
-import { walkDirs, type MakeDirs } from './walk.js';
+import { unmakeDirs, walkDirs, type MakeDirs } from './walk.js';
 import { writeNewFile } from './write-content.js';
 
 const WRITTEN = Object.freeze({ status: 'written' } as const);
@@ -46,8 +46,9 @@ async function writeOnce(
   ctx: OpContext,
 ): Promise<WriteAnswer> {
   const held: DirHandle[] = [];
+  const make: MakeDirs = { ownership: ctx.ownership, grown: [] };
+  let handedOff = false;
   try {
-    const make: MakeDirs = { ownership: ctx.ownership, grown: [] };
     const end = await walkDirs(root, components.slice(0, -1), held, make);
     if (end === 'symlink') return SYMLINK_FAILURE;
     if (end === 'missing') return VANISHED;
@@ -60,10 +61,14 @@ async function writeOnce(
     const answer = await replaceFile(dir, name, content, ctx, unitBusy(ctx.readLocks, held, components));
     // In parallel: a journaling file system commits them together, so new parents cost little more.
     if (answer.status === 'written')
-      await syncAfterChange(ctx, `${root.path}/${components.join('/')}`, [dir, ...make.grown]);
+      handedOff = await settleChange(ctx, `${root.path}/${components.join('/')}`, [dir, ...make.grown], held);
     return answer;
+  } catch (error) {
+    // Stopped at the gate, its temp file already gone: the directories it made go too.
+    if (error instanceof CommandNotRecorded) await unmakeDirs(held, components, make);
+    throw error;
   } finally {
-    await closeAll(held);
+    if (!handedOff) await closeAll(held);
   }
 }
 
@@ -77,6 +82,7 @@ async function replaceFile(
   const temp = tempNameFor(name);
   try {
     await writeNewFile(dir, temp, content, ctx.ownership);
+    await passGate(ctx);
     // The last look before the rename. A file can't be moved aside and put back here (the rename replaces it),
     // so a lock taken in the microseconds between this look and the rename is not seen: the window that stays.
     const target = inspect(dir, name);

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { heldSync, settled } from './held-sync.js';
 import { openReplayJournal } from './replay-journal.js';
 
 const withDir = (t: { after: (fn: () => void) => void }): string => {
@@ -124,55 +124,6 @@ test('a compaction that runs inside the answer append keeps the answer', async (
   assert.equal(await retry.answer, 'the answer');
   await reopened.close();
 });
-
-interface HeldCall {
-  /** lets the fdatasync run, and its caller go on once it has */
-  release(): void;
-  fail(error: Error): void;
-}
-
-/** The journal's fdatasync held by the test: each call waits until the test releases or fails it. */
-function heldSync(): {
-  sync: (handle: FileHandle) => Promise<void>;
-  /** the n-th call (from 1), once it is made */
-  call: (n: number) => Promise<HeldCall>;
-  count: () => number;
-} {
-  const calls: HeldCall[] = [];
-  let made = (): void => undefined;
-  return {
-    sync: (handle) =>
-      new Promise<void>((resolve, reject) => {
-        calls.push({
-          release: () => {
-            handle.datasync().then(resolve, reject);
-          },
-          fail: reject,
-        });
-        made();
-      }),
-    call: async (n) => {
-      for (let call = calls[n - 1]; ; call = calls[n - 1]) {
-        if (call !== undefined) return call;
-        await new Promise<void>((resolve) => {
-          made = resolve;
-        });
-      }
-    },
-    count: () => calls.length,
-  };
-}
-
-/** Whether a promise has settled once every callback pending in this turn of the event loop has run. */
-async function settled(promise: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  const mark = (): void => {
-    done = true;
-  };
-  promise.then(mark, mark);
-  await new Promise((resolve) => setImmediate(resolve));
-  return done;
-}
 
 const eio = (): Error => Object.assign(new Error('EIO: i/o error, fdatasync'), { errno: -5, code: 'EIO' });
 

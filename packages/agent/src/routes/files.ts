@@ -13,6 +13,7 @@ import {
   type Result,
 } from '@hostfiles/shared';
 import type { AppDeps } from '../deps.js';
+import type { OpTiming } from '../files/index.js';
 import { NO_METRICS } from '../metrics/agent-metrics.js';
 import { checkEntries, decodeWithin, type ContentBudget } from './content.js';
 import type { Prepared } from './signed.js';
@@ -29,7 +30,7 @@ export function confine(deps: AppDeps, type: FileType, path: string, index: numb
   return ok({ type, path, components: confined.value });
 }
 
-type Step = () => Promise<ApplyResult>;
+type Step = (timing: OpTiming) => Promise<ApplyResult>;
 
 export function prepareApply(deps: AppDeps, command: ApplyCommand): Result<Prepared, ProtocolError> {
   const budget: ContentBudget = { limit: deps.maxContentBytes, left: deps.maxContentBytes };
@@ -47,23 +48,48 @@ export function prepareApply(deps: AppDeps, command: ApplyCommand): Result<Prepa
   const metrics = deps.metrics ?? NO_METRICS;
   return ok({
     storeAnswer: true,
-    execute: async () => {
+    execute: async (recorded, durable) => {
       // Ops that can't see each other run a few at once, which overlaps their fsyncs; otherwise strictly in order.
       // Results are in op order either way.
       const limit = independent(targets) ? PARALLEL_OPS : 1;
-      const results = await mapLimit(steps, limit, async (step): Promise<ApplyResult> => {
-        const result = await step();
-        log.info('op', {
-          op: result.op,
-          type: result.type,
-          path: result.path,
-          status: result.status,
-          code: result.error?.code,
-        });
-        metrics.op(result.op, result.error?.code ?? result.status);
-        return result;
+      let failure: { readonly error: unknown } | undefined;
+      const results = await mapLimit(steps, limit, async (step, index): Promise<ApplyResult | undefined> => {
+        // After an op threw (the record failed, or a bug), no further op begins.
+        if (failure !== undefined) return undefined;
+        let synced: Promise<void> | undefined;
+        try {
+          const result = await step({
+            gate: recorded,
+            onDurable: (done) => {
+              synced = done;
+              durable(done);
+            },
+          });
+          log.info('op', {
+            op: result.op,
+            type: result.type,
+            path: result.path,
+            status: result.status,
+            code: result.error?.code,
+          });
+          metrics.op(result.op, result.error?.code ?? result.status);
+          // An op's fsyncs still count among the `limit` at once: only those of the batch's last run go on past
+          // here, alongside the answer's journal line.
+          if (synced !== undefined && index + limit < steps.length) await synced;
+          return result;
+        } catch (error) {
+          failure ??= { error };
+          return undefined;
+        }
       });
-      return { requestId: command.requestId, hostUuid: deps.hostUuid, kind: 'files.apply', results };
+      // Answered only once every op that began has settled, so none is still changing files.
+      if (failure !== undefined) throw failure.error;
+      return {
+        requestId: command.requestId,
+        hostUuid: deps.hostUuid,
+        kind: 'files.apply',
+        results: results as ApplyResult[],
+      };
     },
   });
 }
@@ -79,25 +105,30 @@ function prepareOp(
     case 'write': {
       const content = decodeWithin(op, budget, where);
       if (!content.ok) return content;
-      return ok(async () => ({
+      return ok(async (timing) => ({
         op: 'write',
         type,
         path,
-        ...(await deps.files.write(type, components, content.value, op.expect)),
+        ...(await deps.files.write(type, components, content.value, op.expect, timing)),
       }));
     }
     case 'writeDir': {
       const entries = checkEntries(op.entries, budget, where);
       if (!entries.ok) return entries;
-      return ok(async () => ({
+      return ok(async (timing) => ({
         op: 'writeDir',
         type,
         path,
-        ...(await deps.files.writeDir(type, components, entries.value, op.expect)),
+        ...(await deps.files.writeDir(type, components, entries.value, op.expect, timing)),
       }));
     }
     case 'delete':
-      return ok(async () => ({ op: 'delete', type, path, ...(await deps.files.remove(type, components, op.expect)) }));
+      return ok(async (timing) => ({
+        op: 'delete',
+        type,
+        path,
+        ...(await deps.files.remove(type, components, op.expect, timing)),
+      }));
   }
 }
 

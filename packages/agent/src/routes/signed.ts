@@ -25,7 +25,12 @@ import { readCappedBody } from './body.js';
 
 /** A command that passed check 9, ready to run. */
 export interface Prepared {
-  readonly execute: () => Promise<Answer>;
+  /**
+   * Runs the command. `recorded` settles once its journal record is durable: an op that changes files waits for it
+   * just before its first change (OpTiming.gate). `durable` takes what must also be done before the answer is sent:
+   * the last fsyncs of ops that answered before them (OpTiming.onDurable). A read uses neither.
+   */
+  readonly execute: (recorded: Promise<void>, durable: (done: Promise<void>) => void) => Promise<Answer>;
   /** Whether the answer may be kept in the replay journal (never for answers carrying file contents). */
   readonly storeAnswer: boolean;
 }
@@ -116,25 +121,33 @@ async function checkAndRun<K extends CommandKind>(
         `request ${command.requestId} was cut off before it was answered: send a new command`,
       );
     }
-    return json(c, await answer(deps, ready));
+    return json(c, answerText(deps, await ready.execute(Promise.resolve(), () => undefined)));
   }
+  const started = deps.now();
   // Remembered past the widest skew a config may set, so a restart with a larger skew can't revive a command.
-  await deps.journal.record(requestId, hash, command.expiresAt + MAX_CLOCK_SKEW_MS);
+  // Not awaited before the run: its ops do what changes nothing (walks, checks, a write's temp file) while the
+  // record's fdatasync runs, and each waits for it before its first change (DESIGN.md, the replay journal).
+  const recorded = deps.journal.record(requestId, hash, command.expiresAt + MAX_CLOCK_SKEW_MS);
+  const durables: Promise<void>[] = [];
+  const [record, run] = await Promise.allSettled([recorded, ready.execute(recorded, (done) => durables.push(done))]);
+  // Not durable, so nothing was changed: the journal has forgotten the request, a retry runs it anew.
+  if (record.status === 'rejected') throw record.reason;
   let text: string | undefined;
   try {
-    const started = deps.now();
-    text = await answer(deps, ready);
+    if (run.status === 'rejected') throw run.reason;
+    text = answerText(deps, run.value);
+    // The answer's journal line is synced alongside the ops' last fsyncs; both are done before it is sent.
+    await Promise.all([deps.journal.complete(requestId, ready.storeAnswer ? text : undefined), ...durables]);
     deps.logger.info('request', { requestId: command.requestId, kind, ms: deps.now() - started });
     return json(c, text);
   } finally {
     // Settles waiting retries even when the run failed; they then run it again.
-    await deps.journal.complete(requestId, ready.storeAnswer ? text : undefined);
+    if (text === undefined) await deps.journal.complete(requestId, undefined);
   }
 }
 
-async function answer(deps: AppDeps, prepared: Prepared): Promise<string> {
-  return JSON.stringify(signEnvelope(ANSWER_CONTEXT, await prepared.execute(), deps.signer));
-}
+const answerText = (deps: AppDeps, answer: Answer): string =>
+  JSON.stringify(signEnvelope(ANSWER_CONTEXT, answer, deps.signer));
 
 function checkTimes(command: Command, now: number, skew: number): void {
   const lifetime = command.expiresAt - command.issuedAt;
