@@ -1,9 +1,10 @@
 // The app in-process (app.request, a web-stream body) as well as behind node:http (the test/ suites).
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, watch } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildCommand, COMMAND_CONTEXT, signEnvelope, TEMP_PREFIX, writeOp, type ApplyOp } from '@hostfiles/shared';
+import type { FileStore } from './files/index.js';
 import { heldSync, settled } from './journal/held-sync.js';
 import { testApp } from './test-app.js';
 
@@ -51,29 +52,57 @@ function applyBody(app: Awaited<ReturnType<typeof testApp>>, ops: ApplyOp[]): st
 const post = async (app: Awaited<ReturnType<typeof testApp>>, body: string): Promise<Response> =>
   app.app.request('/v1/files/apply', { method: 'POST', body });
 
+/** A write's gate, passed on, with a promise of the moment the store first waits on it. */
+function watchedGate(): { readonly files: (store: FileStore) => FileStore; readonly reached: Promise<void> } {
+  let reach = (): void => undefined;
+  const reached = new Promise<void>((resolve) => {
+    reach = resolve;
+  });
+  // A thenable: awaiting it calls `then`, which is how the test sees the op wait (see files/op-timing.test.ts).
+  const watched = (gate: Promise<void>): Promise<void> =>
+    ({
+      then: (onOpen?: () => unknown, onFail?: (error: unknown) => unknown): Promise<unknown> => {
+        reach();
+        return gate.then(onOpen, onFail);
+      },
+    }) as unknown as Promise<void>;
+  return {
+    reached,
+    files: (store) => ({
+      ...store,
+      write: (type, components, content, expect, timing) =>
+        store.write(type, components, content, expect, {
+          ...timing,
+          ...(timing?.gate === undefined ? {} : { gate: watched(timing.gate) }),
+        }),
+    }),
+  };
+}
+
+/** Fails, never hangs, if `response` ends before `event`. */
+async function before(event: Promise<unknown>, response: Promise<Response>, what: string): Promise<void> {
+  const ended = response.then((r) => Promise.reject(new Error(`answered ${r.status} before ${what}`)));
+  await Promise.race([event, ended]);
+  ended.catch(() => undefined);
+}
+
 test(
-  'a write runs while its journal record syncs, is renamed only once the record is durable, answered only once its answer is',
+  'a write makes its temp file while its journal record syncs, renames it only once the record is durable, answers once its answer is',
   { timeout: 20_000 },
   async (t) => {
     const held = heldSync();
-    const app = await testApp(t, { journalSync: held.sync });
+    const gate = watchedGate();
+    const app = await testApp(t, { journalSync: held.sync, files: gate.files });
     const unit = join(app.roots.TpmState, 'vm');
-    mkdirSync(unit);
     const target = join(unit, 'tpm2-00.permall');
-    // The temp file's creation, seen as it happens: no waiting on a clock.
-    const watcher = watch(unit);
-    t.after(() => {
-      watcher.close();
-    });
-    const tempMade = new Promise<void>((resolve) => {
-      watcher.on('change', (_event, name) => {
-        if (String(name).startsWith(TEMP_PREFIX)) resolve();
-      });
-    });
     const response = post(app, applyBody(app, [writeOp('TpmState', target, Buffer.from('state'))]));
     const record = await held.call(1);
-    await tempMade;
-    assert.equal(existsSync(target), false, 'not in place before its record is durable');
+    await before(gate.reached, response, 'the op reached its gate');
+    assert.deepEqual(
+      readdirSync(unit).map((name) => name.startsWith(TEMP_PREFIX)),
+      [true],
+      'at the gate: the temp file made, the target not there',
+    );
     record.release();
     const answer = await held.call(2);
     assert.equal(readFileSync(target, 'utf8'), 'state', 'in place once the record is durable');
@@ -84,21 +113,72 @@ test(
   },
 );
 
-test('a write whose journal record fails answers 500 and leaves nothing: no file, no temp file, no directory it made', async (t) => {
-  const held = heldSync();
-  const app = await testApp(t, { journalSync: held.sync });
-  const target = join(app.roots.TpmState, 'vm', 'tpm2', 'tpm2-00.permall');
-  const body = applyBody(app, [writeOp('TpmState', target, Buffer.from('state'))]);
-  const response = post(app, body);
-  (await held.call(1)).fail(Object.assign(new Error('EIO: i/o error, fdatasync'), { errno: -5, code: 'EIO' }));
-  const answered = await response;
-  assert.equal(answered.status, 500);
-  assert.equal(((await answered.json()) as { error: { code: string } }).error.code, 'internal');
-  assert.deepEqual(readdirSync(app.roots.TpmState), []);
-  // Not recorded, so never run: the same command sent again is new, and runs.
-  const again = post(app, body);
-  (await held.call(2)).release();
-  (await held.call(3)).release();
-  assert.equal((await again).status, 200);
-  assert.equal(readFileSync(target, 'utf8'), 'state');
-});
+test(
+  "the answer line syncs alongside the ops' last fsyncs; neither the answer nor a retry of it goes out before both are done",
+  { timeout: 20_000 },
+  async (t) => {
+    const held = heldSync();
+    // Directory fsyncs held until the test lets them go.
+    const fsyncs: (() => void)[] = [];
+    let fsyncCalled = (): void => undefined;
+    const app = await testApp(t, {
+      journalSync: held.sync,
+      storeHooks: {
+        syncDir: async (dir) => {
+          await new Promise<void>((resolve) => {
+            fsyncs.push(resolve);
+            fsyncCalled();
+          });
+          await dir.sync();
+        },
+      },
+    });
+    const bothHeld = new Promise<void>((resolve) => {
+      fsyncCalled = () => {
+        if (fsyncs.length === 2) resolve();
+      };
+    });
+    const target = join(app.roots.TpmState, 'vm', 'tpm2-00.permall');
+    const body = applyBody(app, [writeOp('TpmState', target, Buffer.from('state'))]);
+    const response = post(app, body);
+    (await held.call(1)).release();
+    await before(bothHeld, response, 'its directory fsyncs began'); // the unit's and the root's (which gained it)
+    const answerLine = held.call(2);
+    await before(answerLine, response, 'its answer line was written');
+    const line = await answerLine;
+    line.release();
+    await line.synced;
+    const retry = post(app, body); // the same bytes: a retry, served from the journal
+    assert.equal(await settled(response), false, 'the answer line is durable, the fsyncs are not: no answer yet');
+    assert.equal(await settled(retry), false, 'nor for a retry');
+    for (const release of fsyncs) release();
+    const [first, again] = await Promise.all([response, retry]);
+    assert.equal(first.status, 200);
+    assert.equal(again.status, 200);
+    assert.equal(await again.text(), await first.text(), 'the retry gets the stored answer');
+    assert.equal(held.count(), 2, 'the retry wrote nothing to the journal');
+  },
+);
+
+test(
+  'a write whose journal record fails answers 500 and leaves nothing: no file, no temp file, no directory it made',
+  { timeout: 20_000 },
+  async (t) => {
+    const held = heldSync();
+    const app = await testApp(t, { journalSync: held.sync });
+    const target = join(app.roots.TpmState, 'vm', 'tpm2', 'tpm2-00.permall');
+    const body = applyBody(app, [writeOp('TpmState', target, Buffer.from('state'))]);
+    const response = post(app, body);
+    (await held.call(1)).fail(Object.assign(new Error('EIO: i/o error, fdatasync'), { errno: -5, code: 'EIO' }));
+    const answered = await response;
+    assert.equal(answered.status, 500);
+    assert.equal(((await answered.json()) as { error: { code: string } }).error.code, 'internal');
+    assert.deepEqual(readdirSync(app.roots.TpmState), []);
+    // Not recorded, so never run: the same command sent again is new, and runs.
+    const again = post(app, body);
+    (await held.call(2)).release();
+    (await held.call(3)).release();
+    assert.equal((await again).status, 200);
+    assert.equal(readFileSync(target, 'utf8'), 'state');
+  },
+);

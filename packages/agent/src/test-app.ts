@@ -8,7 +8,8 @@ import type { TestContext } from 'node:test';
 import { generateSigningKey, silentLogger, trustedKeyFromBase64, type GeneratedKey } from '@hostfiles/shared';
 import { createApp } from './app.js';
 import type { AgentEvent } from './deps.js';
-import { createFileStore } from './files/index.js';
+import { createFileStore, type FileStore } from './files/index.js';
+import type { StoreHooks } from './files/types.js';
 import { openReplayJournal } from './journal/replay-journal.js';
 import { createBodyBudget } from './limits/body-budget.js';
 
@@ -27,6 +28,10 @@ export interface TestAppOptions {
   readonly clockSkewMs?: number;
   /** the replay journal's fdatasync (journal/held-sync.ts holds it) */
   readonly journalSync?: (handle: FileHandle) => Promise<void>;
+  /** the file store's test seams */
+  readonly storeHooks?: StoreHooks;
+  /** wraps the file store the app uses (to watch what it is asked) */
+  readonly files?: (store: FileStore) => FileStore;
 }
 
 /** Everything is removed after the test. */
@@ -55,7 +60,9 @@ export async function testApp(t: TestContext, options: TestAppOptions = {}): Pro
     trustedKeys: new Map([[trusted.keyId, trusted]]),
     signer: generateSigningKey(),
     journal,
-    files: createFileStore({ roots }),
+    files: (options.files ?? ((store: FileStore) => store))(
+      createFileStore({ roots, ...(options.storeHooks === undefined ? {} : { hooks: options.storeHooks }) }),
+    ),
     logger: silentLogger<AgentEvent>(),
     now,
     maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,

@@ -63,7 +63,8 @@ const KITS: Readonly<Record<Transport, TransportKit>> = {
       const trusted = trustedKeyFromBase64(signingKeyFromPem(ids.clientKeyPem).publicKey).publicKey;
       server.on('secureConnection', (socket: TLSSocket) => {
         const peer = socket.getPeerX509Certificate();
-        const raw = peer === undefined ? '' : rawFromPublicKey(new X509Certificate(peer.raw).publicKey).toString('base64');
+        const raw =
+          peer === undefined ? '' : rawFromPublicKey(new X509Certificate(peer.raw).publicKey).toString('base64');
         if (raw !== trusted) socket.destroy();
       });
       return server;

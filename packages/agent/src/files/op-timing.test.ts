@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { settled } from '../journal/held-sync.js';
 import type { DirHandle } from './dir-handle.js';
 import { CommandNotRecorded } from './op-context.js';
-import { TEMP_PREFIX } from './temp-name.js';
+import { roleName, TEMP_PREFIX } from './temp-name.js';
 import { treeOf, useTestRoots } from './test-roots.js';
 import type { StateEntry } from './types.js';
 
@@ -202,4 +202,32 @@ test('onDurable: the op answers once renamed, before its directory fsyncs; its u
   await durable;
   assert.deepEqual(await same, { status: 'written' });
   assert.deepEqual(readdirSync(join(roots.TpmState, 'vm')).sort(), ['f', 'g']);
+});
+
+test('writeDir: leftovers of an interrupted replace are settled only once the record is durable', async (t) => {
+  const { roots, store } = useTestRoots(t);
+  // A committed new state whose swap was cut off: settling it renames it into place.
+  const fresh = join(roots.TpmState, roleName('new', 'vm') ?? '');
+  mkdirSync(join(fresh, 'tpm2'), { recursive: true });
+  writeFileSync(join(fresh, ...PERMALL), 'committed');
+  const held = heldGate();
+  const writing = store.writeDir('TpmState', ['vm'], state('next'), undefined, { gate: held.gate });
+  await reached(held, writing);
+  assert.deepEqual(readdirSync(roots.TpmState), [roleName('new', 'vm')], 'nothing settled before the gate');
+  held.fail(eio());
+  await assert.rejects(writing, CommandNotRecorded);
+  assert.deepEqual(readdirSync(roots.TpmState), [roleName('new', 'vm')], 'nor after a failed record');
+});
+
+test('a refused write or writeDir leaves none of the directories it made for its target', async (t) => {
+  const { roots, store } = useTestRoots(t);
+  const digest = 'a'.repeat(64);
+  assert.equal((await store.write('TpmState', ['vm', 'tpm2', 'f'], Buffer.from('x'), digest)).status, 'failed');
+  assert.equal((await store.writeDir('NvRam', ['host', 'vm'], state('x'), digest)).status, 'failed');
+  assert.deepEqual(treeOf(roots.TpmState), []);
+  assert.deepEqual(treeOf(roots.NvRam), []);
+  // What was there before stays.
+  mkdirSync(join(roots.TpmState, 'kept'));
+  assert.equal((await store.write('TpmState', ['kept', 'new', 'f'], Buffer.from('x'), digest)).status, 'failed');
+  assert.deepEqual(treeOf(roots.TpmState), ['kept']);
 });

@@ -125,7 +125,8 @@ const relist = async (walk: Walk, dir: DirHandle): Promise<readonly { name: stri
  *   win, so both are quarantined;
  * - otherwise the target is whole: what is left is removed, or quarantined if someone holds it (settleLeftover).
  * Each step is one rename, so a crash in here is recovered the same way at the next start. Used at startup, and
- * before each op on `name` to clear what a failed rollback left while the agent kept running.
+ * before each op on `name` to clear what a failed rollback left while the agent kept running; `beforeChange` runs
+ * once there is something to settle, before anything is (an op passes its command's gate there).
  */
 export async function recoverName(
   env: SettleEnv,
@@ -133,6 +134,7 @@ export async function recoverName(
   where: string,
   name: string,
   counts: Counts = noCounts(),
+  beforeChange?: () => Promise<void>,
 ): Promise<void> {
   const newName = roleName('new', name);
   const oldName = roleName('old', name);
@@ -141,6 +143,7 @@ export async function recoverName(
   const old = inspect(dir, oldName);
   // The common case before every op: nothing to settle, and two lstats to know it.
   if (fresh.kind === 'absent' && old.kind === 'absent') return;
+  await beforeChange?.();
   const hasNew = fresh.kind === 'dir';
   const target = inspect(dir, name);
   if (hasNew && old.kind === 'dir' && target.kind !== 'absent') {

@@ -4,15 +4,7 @@ import { sha256Of, stateDigest, type Expectation } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { closeAll, errnoOrThrow, nth } from './fd-path.js';
 import { moveNoReplace, removeTree } from './moves.js';
-import {
-  CommandNotRecorded,
-  parentPath,
-  passGate,
-  settleChange,
-  settleEnvOf,
-  syncDirOf,
-  type OpContext,
-} from './op-context.js';
+import { parentPath, passGate, settleChange, settleEnvOf, syncDirOf, type OpContext } from './op-context.js';
 import { failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy } from './preconditions.js';
 import { recoverName } from './recover.js';
@@ -40,32 +32,50 @@ export async function writeDir(
   const make: MakeDirs = { ownership: ctx.ownership, grown: [] };
   let handedOff = false;
   try {
-    const end = await walkDirs(root, components.slice(0, -1), held, make);
-    if (end === 'symlink') return SYMLINK_FAILURE;
-    if (end !== 'ok') return NOT_A_DIRECTORY;
-    const parent = nth(held, held.length - 1);
-    const written = once(() =>
-      stateDigest(entries.map((e) => ({ path: e.components.join('/'), sha256: sha256Of(e.content) }))),
-    );
-    const busy = unitBusy(ctx.readLocks, held, components);
-    const swap: Swap = { parent, busy, written, name, newName, oldName, syncDir: syncDirOf(ctx) };
-    // Leftovers of a rollback that failed while the agent kept running: settled as a restart would.
-    await recoverName(settleEnvOf(ctx, root, nth(held, 0)), swap.parent, parentPath(components), name);
-    const unmet = await check(swap, expect);
-    if (unmet !== undefined) return unmet;
-    const refused = await stageAndCommit(swap, entries, expect, ctx, components.length - 1);
-    if (refused !== undefined) return refused;
-    const answer = await swapIn(swap, expect);
+    const answer = await replaceDir(root, components, entries, expect, ctx, { held, make, newName, oldName });
     const path = `${root.path}/${components.join('/')}`;
-    if (answer.status === 'written') handedOff = await settleChange(ctx, path, [parent, ...make.grown], held);
+    if (answer.status === 'written')
+      handedOff = await settleChange(ctx, path, [nth(held, held.length - 1), ...make.grown], held);
+    // Refused: the directories it made above the state go again (its staged tree is gone already).
+    else await unmakeDirs(held, components, make);
     return answer;
   } catch (error) {
-    // Stopped at the gate, its staged tree already dropped: the directories it made go too.
-    if (error instanceof CommandNotRecorded) await unmakeDirs(held, components, make);
+    // Failed, or stopped at the gate (CommandNotRecorded): likewise.
+    await unmakeDirs(held, components, make);
     return ioFailure(error);
   } finally {
     if (!handedOff) await closeAll(held);
   }
+}
+
+/** The walk (making missing parents), leftovers settled, the checks, staging, the commit and the swap. */
+async function replaceDir(
+  root: RootDir,
+  components: readonly string[],
+  entries: readonly StateEntry[],
+  expect: Expectation | undefined,
+  ctx: OpContext,
+  { held, make, newName, oldName }: { held: DirHandle[]; make: MakeDirs; newName: string; oldName: string },
+): Promise<WriteAnswer> {
+  const name = nth(components, components.length - 1);
+  const end = await walkDirs(root, components.slice(0, -1), held, make);
+  if (end === 'symlink') return SYMLINK_FAILURE;
+  if (end !== 'ok') return NOT_A_DIRECTORY;
+  const parent = nth(held, held.length - 1);
+  const written = once(() =>
+    stateDigest(entries.map((e) => ({ path: e.components.join('/'), sha256: sha256Of(e.content) }))),
+  );
+  const busy = unitBusy(ctx.readLocks, held, components);
+  const swap: Swap = { parent, busy, written, name, newName, oldName, syncDir: syncDirOf(ctx) };
+  // Leftovers of a rollback that failed while the agent kept running: settled as a restart would, but only once the
+  // command is recorded (settling renames states).
+  const env = settleEnvOf(ctx, root, nth(held, 0));
+  await recoverName(env, swap.parent, parentPath(components), name, undefined, () => passGate(ctx));
+  const unmet = await check(swap, expect);
+  if (unmet !== undefined) return unmet;
+  const refused = await stageAndCommit(swap, entries, expect, ctx, components.length - 1);
+  if (refused !== undefined) return refused;
+  return swapIn(swap, expect);
 }
 
 function once(compute: () => string): () => string {

@@ -3,7 +3,7 @@ import { rename, unlink } from 'node:fs/promises';
 import { sha256Of, type Expectation } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
-import { CommandNotRecorded, passGate, settleChange, type OpContext } from './op-context.js';
+import { passGate, settleChange, type OpContext } from './op-context.js';
 import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy, unmetExpectation, type BusyCheck } from './preconditions.js';
 import type { RootDir } from './root-dir.js';
@@ -49,27 +49,43 @@ async function writeOnce(
   const make: MakeDirs = { ownership: ctx.ownership, grown: [] };
   let handedOff = false;
   try {
-    const end = await walkDirs(root, components.slice(0, -1), held, make);
-    if (end === 'symlink') return SYMLINK_FAILURE;
-    if (end === 'missing') return VANISHED;
-    if (end === 'not_dir') return NOT_A_DIRECTORY;
-    const dir = nth(held, held.length - 1);
-    const name = nth(components, components.length - 1);
-    const target = inspect(dir, name);
-    const unmet = conflictOf(target) ?? (await unmetExpectation(expect, dir, name, target, () => sha256Of(content)));
-    if (unmet !== undefined) return unmet;
-    const answer = await replaceFile(dir, name, content, ctx, unitBusy(ctx.readLocks, held, components));
+    const answer = await placeFile(root, components, content, expect, ctx, held, make);
+    const dirs = [nth(held, held.length - 1), ...make.grown];
     // In parallel: a journaling file system commits them together, so new parents cost little more.
     if (answer.status === 'written')
-      handedOff = await settleChange(ctx, `${root.path}/${components.join('/')}`, [dir, ...make.grown], held);
+      handedOff = await settleChange(ctx, `${root.path}/${components.join('/')}`, dirs, held);
+    // Refused: the directories it made for the file go again (its temp file is gone already).
+    else await unmakeDirs(held, components, make);
     return answer;
   } catch (error) {
-    // Stopped at the gate, its temp file already gone: the directories it made go too.
-    if (error instanceof CommandNotRecorded) await unmakeDirs(held, components, make);
+    // Failed, or stopped at the gate (CommandNotRecorded): likewise.
+    await unmakeDirs(held, components, make);
     throw error;
   } finally {
     if (!handedOff) await closeAll(held);
   }
+}
+
+/** The walk (making missing parents), the checks, then the temp file and its rename. */
+async function placeFile(
+  root: RootDir,
+  components: readonly string[],
+  content: Buffer,
+  expect: Expectation | undefined,
+  ctx: OpContext,
+  held: DirHandle[],
+  make: MakeDirs,
+): Promise<WriteAnswer> {
+  const end = await walkDirs(root, components.slice(0, -1), held, make);
+  if (end === 'symlink') return SYMLINK_FAILURE;
+  if (end === 'missing') return VANISHED;
+  if (end === 'not_dir') return NOT_A_DIRECTORY;
+  const dir = nth(held, held.length - 1);
+  const name = nth(components, components.length - 1);
+  const target = inspect(dir, name);
+  const unmet = conflictOf(target) ?? (await unmetExpectation(expect, dir, name, target, () => sha256Of(content)));
+  if (unmet !== undefined) return unmet;
+  return replaceFile(dir, name, content, ctx, unitBusy(ctx.readLocks, held, components));
 }
 
 async function replaceFile(

@@ -5,6 +5,8 @@ export interface HeldCall {
   /** lets the fdatasync run, and its caller go on once it has */
   release(): void;
   fail(error: Error): void;
+  /** settles once a released fdatasync is done, before its caller hears so */
+  readonly synced: Promise<void>;
 }
 
 /** The journal's fdatasync held by the test: each call waits until the test releases or fails it. */
@@ -19,11 +21,24 @@ export function heldSync(): {
   return {
     sync: (handle) =>
       new Promise<void>((resolve, reject) => {
+        let synced = (): void => undefined;
         calls.push({
           release: () => {
-            handle.datasync().then(resolve, reject);
+            handle.datasync().then(
+              () => {
+                synced();
+                resolve();
+              },
+              (error: unknown) => {
+                synced();
+                reject(error instanceof Error ? error : new Error(String(error)));
+              },
+            );
           },
           fail: reject,
+          synced: new Promise<void>((done) => {
+            synced = done;
+          }),
         });
         made();
       }),

@@ -23,9 +23,11 @@ export interface ReplayJournal {
   record(requestId: string, payloadHash: string, forgetAt: number): Promise<void>;
   /**
    * Stores the answer of a begun request (`undefined`: don't store it, e.g. file contents of a read); settles once
-   * it is durable, as `record` does. The caller answers only then (DESIGN.md, the replay journal).
+   * it is durable, as `record` does. The caller answers only then (DESIGN.md, the replay journal). `applied`: what
+   * must also be done before anyone hears the answer (the last fsyncs of the request's ops, which this line's sync
+   * runs alongside): a retry is given the answer only once it is, and none (in doubt) if it fails.
    */
-  complete(requestId: string, answer: string | undefined): Promise<void>;
+  complete(requestId: string, answer: string | undefined, applied?: Promise<void>): Promise<void>;
   /** The journal file's size in bytes now (a metric: one stat, read when asked). */
   size(): Promise<number>;
   close(): Promise<void>;
@@ -34,8 +36,11 @@ export interface ReplayJournal {
 interface Entry {
   readonly hash: string;
   readonly forgetAt: number;
+  /** what a retry is given, once it may be */
   answer: Promise<string | undefined>;
   settle: (answer: string | undefined) => void;
+  /** the answer as the journal file holds it (a compaction rewrites it) */
+  stored?: string;
 }
 
 type Line = { r: string; h: string; f: number } | { r: string; a: string };
@@ -99,12 +104,17 @@ export async function openReplayJournal(options: JournalOptions): Promise<Replay
         throw error;
       });
     },
-    async complete(requestId, answer) {
+    async complete(requestId, answer, applied = Promise.resolve()) {
       const entry = entries.get(requestId);
       if (entry === undefined) throw new Error(`complete() of a request never begun: ${requestId}`);
       // In memory first: a compaction that runs inside the append below must already see the answer.
-      entry.answer = Promise.resolve(answer);
-      entry.settle(answer);
+      if (answer !== undefined) entry.stored = answer;
+      const given = applied.then(
+        () => answer,
+        () => undefined,
+      );
+      entry.answer = given;
+      void given.then(entry.settle);
       if (answer !== undefined) await append({ r: requestId, a: answer });
     },
     size: async () => (await stat(path)).size,
@@ -124,7 +134,7 @@ function newEntry(hash: string, forgetAt: number, answer?: string): Entry {
           settle = resolve;
         })
       : Promise.resolve(answer);
-  return { hash, forgetAt, answer: promise, settle };
+  return { hash, forgetAt, answer: promise, settle, ...(answer === undefined ? {} : { stored: answer }) };
 }
 
 async function load(path: string, now: number): Promise<Map<string, Entry>> {
@@ -173,8 +183,7 @@ async function rewrite(path: string, entries: Map<string, Entry>): Promise<void>
   const lines: string[] = [];
   for (const [id, entry] of entries) {
     lines.push(JSON.stringify({ r: id, h: entry.hash, f: entry.forgetAt }));
-    const answer = await peek(entry.answer);
-    if (answer !== undefined) lines.push(JSON.stringify({ r: id, a: answer }));
+    if (entry.stored !== undefined) lines.push(JSON.stringify({ r: id, a: entry.stored }));
   }
   const temp = `${path}.tmp`;
   const handle = await open(temp, 'w', 0o600);
@@ -191,9 +200,4 @@ async function rewrite(path: string, entries: Map<string, Entry>): Promise<void>
   } finally {
     closeSync(dir);
   }
-}
-
-/** The value of a settled promise without waiting for an unsettled one. */
-async function peek<T>(promise: Promise<T | undefined>): Promise<T | undefined> {
-  return Promise.race([promise, Promise.resolve(undefined)]);
 }

@@ -53,7 +53,9 @@ export function prepareApply(deps: AppDeps, command: ApplyCommand): Result<Prepa
       // Results are in op order either way.
       const limit = independent(targets) ? PARALLEL_OPS : 1;
       let failure: { readonly error: unknown } | undefined;
-      const results = await mapLimit(steps, limit, async (step, index): Promise<ApplyResult | undefined> => {
+      let taken = 0;
+      const results = await mapLimit(steps, limit, async (step): Promise<ApplyResult | undefined> => {
+        taken += 1;
         // After an op threw (the record failed, or a bug), no further op begins.
         if (failure !== undefined) return undefined;
         let synced: Promise<void> | undefined;
@@ -73,9 +75,9 @@ export function prepareApply(deps: AppDeps, command: ApplyCommand): Result<Prepa
             code: result.error?.code,
           });
           metrics.op(result.op, result.error?.code ?? result.status);
-          // An op's fsyncs still count among the `limit` at once: only those of the batch's last run go on past
-          // here, alongside the answer's journal line.
-          if (synced !== undefined && index + limit < steps.length) await synced;
+          // An op's fsyncs still count among the `limit` at once: while ops are left to take, this worker takes the
+          // next only once they are done. Those of the last ops go on past here, alongside the answer's journal line.
+          if (synced !== undefined && taken < steps.length) await synced;
           return result;
         } catch (error) {
           failure ??= { error };

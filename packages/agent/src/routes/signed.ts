@@ -121,7 +121,10 @@ async function checkAndRun<K extends CommandKind>(
         `request ${command.requestId} was cut off before it was answered: send a new command`,
       );
     }
-    return json(c, answerText(deps, await ready.execute(Promise.resolve(), () => undefined)));
+    const done: Promise<void>[] = [];
+    const answer = await ready.execute(Promise.resolve(), (applied) => done.push(applied));
+    await Promise.all(done);
+    return json(c, answerText(deps, answer));
   }
   const started = deps.now();
   // Remembered past the widest skew a config may set, so a restart with a larger skew can't revive a command.
@@ -130,19 +133,30 @@ async function checkAndRun<K extends CommandKind>(
   const recorded = deps.journal.record(requestId, hash, command.expiresAt + MAX_CLOCK_SKEW_MS);
   const durables: Promise<void>[] = [];
   const [record, run] = await Promise.allSettled([recorded, ready.execute(recorded, (done) => durables.push(done))]);
-  // Not durable, so nothing was changed: the journal has forgotten the request, a retry runs it anew.
-  if (record.status === 'rejected') throw record.reason;
+  // The last fsyncs of the ops that changed something: no answer, not even an error, goes out before they are done.
+  const applied = Promise.all(durables).then(() => undefined);
+  if (record.status === 'rejected') {
+    // Not durable, so no op changed anything (each waits for it first). The journal has forgotten the request:
+    // a retry that was waiting on it is refused as in doubt, a later one runs it anew.
+    await Promise.allSettled(durables);
+    throw record.reason;
+  }
   let text: string | undefined;
   try {
     if (run.status === 'rejected') throw run.reason;
     text = answerText(deps, run.value);
-    // The answer's journal line is synced alongside the ops' last fsyncs; both are done before it is sent.
-    await Promise.all([deps.journal.complete(requestId, ready.storeAnswer ? text : undefined), ...durables]);
+    // The answer's journal line is synced alongside the ops' last fsyncs; both are done before it is sent, and a
+    // retry is given it only then too.
+    const stored = ready.storeAnswer ? text : undefined;
+    await Promise.all([deps.journal.complete(requestId, stored, applied), applied]);
     deps.logger.info('request', { requestId: command.requestId, kind, ms: deps.now() - started });
     return json(c, text);
   } finally {
-    // Settles waiting retries even when the run failed; they then run it again.
-    if (text === undefined) await deps.journal.complete(requestId, undefined);
+    if (text === undefined) {
+      await Promise.allSettled(durables);
+      // Settles waiting retries even when the run failed: an apply's is refused as in doubt, a read's runs again.
+      await deps.journal.complete(requestId, undefined);
+    }
   }
 }
 
