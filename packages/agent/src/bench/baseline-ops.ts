@@ -1,0 +1,78 @@
+// The baseline's durable file work (baseline-server.ts says what and why), apart from its server so that
+// store-cost.ts can run the same work in-process beside the agent's file store.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+
+const errnoOf = (error: unknown): unknown => (error as NodeJS.ErrnoException).code;
+
+async function fsyncDir(path: string): Promise<void> {
+  const dir = await open(path, 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+/** Makes the missing directories from `root` down to `dir`; returns those that gained one (to be fsynced). */
+async function makeParents(root: string, dir: string): Promise<string[]> {
+  const grown: string[] = [];
+  let parent = root;
+  for (const name of relative(root, dir).split('/')) {
+    if (name === '') continue;
+    const child = join(parent, name);
+    try {
+      await mkdir(child, 0o700);
+      grown.push(parent);
+    } catch (error) {
+      if (errnoOf(error) !== 'EEXIST') throw error;
+    }
+    parent = child;
+  }
+  return grown;
+}
+
+const tempIn = (dir: string): string => join(dir, `.hostfiles-tmp-${randomBytes(8).toString('hex')}`);
+
+export async function write(root: string, path: string, content: Buffer): Promise<string> {
+  const dir = dirname(path);
+  const grown = await makeParents(root, dir);
+  const temp = tempIn(dir);
+  const file = await open(temp, 'wx', 0o600);
+  try {
+    await file.writeFile(content);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(temp, path);
+  await Promise.all([dir, ...grown].map(fsyncDir));
+  return 'written';
+}
+
+export async function remove(root: string, path: string): Promise<string> {
+  const dir = dirname(path);
+  const aside = tempIn(dir);
+  try {
+    await rename(path, aside);
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return 'absent';
+    throw error;
+  }
+  await unlink(aside);
+  await fsyncDir(await pruneEmptyDirs(root, dir));
+  return 'deleted';
+}
+
+/** rmdir from `dir` up to, never including, `root`; returns the deepest directory still standing. */
+async function pruneEmptyDirs(root: string, dir: string): Promise<string> {
+  for (let current = dir; current !== root; current = dirname(current)) {
+    try {
+      await rmdir(current);
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') return current;
+    }
+  }
+  return root;
+}
