@@ -20,8 +20,8 @@ const AT_ONCE = 8;
 
 interface Side {
   readonly name: string;
-  write(unit: string): Promise<unknown>;
-  remove(unit: string): Promise<unknown>;
+  readonly write: (unit: string) => Promise<unknown>;
+  readonly remove: (unit: string) => Promise<unknown>;
 }
 
 function storeSide(base: string, name: string, locks: 'real' | 'cached' | 'none'): Side {
