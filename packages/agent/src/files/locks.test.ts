@@ -3,8 +3,21 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseProcLocks, readProcLocks, sameLocks, sharedReads, stableText, type ProcRead } from './locks.js';
+import {
+  parseProcLocks,
+  procLocksText,
+  readProcLocks,
+  sameLocks,
+  sharedReads,
+  stableText,
+  stableTextNow,
+  type LocksText,
+  type ProcRead,
+} from './locks.js';
 import { flockAvailable, holdFlock } from './test-roots.js';
+
+/** A source whose reads all go through the pool (its fd never open for a read made at once). */
+const poolOnly = (inPool: () => Promise<string>): LocksText => ({ inPool, now: () => undefined });
 
 test('parseProcLocks keeps POSIX, FLOCK and OFDLCK inodes and skips waiters and leases', () => {
   const text = [
@@ -53,16 +66,18 @@ test('sharedReads: a caller is served by a read that started after it called; ca
   const started: { text: string; resolve: () => void }[] = [];
   let texts = 0;
   const read = sharedReads(
-    () =>
-      new Promise<string>((resolve) => {
-        const text = `${++texts}: POSIX  ADVISORY  WRITE 1 fe:00:${texts} 0 EOF`;
-        started.push({
-          text,
-          resolve: () => {
-            resolve(text);
-          },
-        });
-      }),
+    poolOnly(
+      () =>
+        new Promise<string>((resolve) => {
+          const text = `${++texts}: POSIX  ADVISORY  WRITE 1 fe:00:${texts} 0 EOF`;
+          started.push({
+            text,
+            resolve: () => {
+              resolve(text);
+            },
+          });
+        }),
+    ),
   );
   const inodesOf = async (p: Promise<ReadonlySet<string>>): Promise<string[]> => [...(await p)];
   const first = read();
@@ -91,30 +106,46 @@ test('sharedReads: a caller is served by a read that started after it called; ca
 
 test('sharedReads: a failed read fails its callers only; the next caller reads again', async () => {
   let calls = 0;
-  const read = sharedReads(() => {
-    calls++;
-    return calls === 1
-      ? Promise.reject(new Error('EIO'))
-      : Promise.resolve('1: FLOCK  ADVISORY  WRITE 2 08:01:77 0 EOF');
-  });
+  const read = sharedReads(
+    poolOnly(() => {
+      calls++;
+      return calls === 1
+        ? Promise.reject(new Error('EIO'))
+        : Promise.resolve('1: FLOCK  ADVISORY  WRITE 2 08:01:77 0 EOF');
+    }),
+  );
   await assert.rejects(read(), /EIO/);
   assert.deepEqual([...(await read())], ['77']);
   assert.equal(calls, 2);
 });
 
-test('sharedReads: never two reads at once, and each caller served by a read that started after it called', async () => {
+test('sharedReads: never two reads at once, and each caller served by a read that started after it called (pool reads and reads made at once alike)', async () => {
   let inFlight = 0;
   let most = 0;
   let reads = 0;
-  const read = sharedReads(async () => {
-    inFlight++;
-    most = Math.max(most, inFlight);
-    const n = ++reads;
-    // Resolve after a varying number of turns of the event loop, so calls land at every point of a read's life.
-    for (let i = 0; i < n % 3; i++) await new Promise<void>((resolve) => setImmediate(resolve));
-    inFlight--;
-    return `1: FLOCK  ADVISORY  WRITE 2 08:01:${n} 0 EOF`;
-  });
+  let atOnce = 0;
+  // The clock moves on by 0.4 ms at each look: some reads follow the last one closely (made at once), some do not.
+  let clockMs = 0;
+  const text = (n: number): string => `1: FLOCK  ADVISORY  WRITE 2 08:01:${n} 0 EOF`;
+  const read = sharedReads(
+    {
+      inPool: async () => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        const n = ++reads;
+        // Resolve after a varying number of turns of the event loop, so calls land at every point of a read's life.
+        for (let i = 0; i < n % 3; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+        inFlight--;
+        return text(n);
+      },
+      now: () => {
+        assert.equal(inFlight, 0, 'never made while a pool read runs');
+        atOnce++;
+        return text(++reads);
+      },
+    },
+    { now: () => (clockMs += 0.4), hotMs: 1 },
+  );
   const calls: Promise<void>[] = [];
   for (let i = 0; i < 60; i++) {
     const after = reads;
@@ -128,32 +159,104 @@ test('sharedReads: never two reads at once, and each caller served by a read tha
     );
     if (i % 4 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     else if (i % 4 === 1) await Promise.resolve();
+    if (i % 10 === 9) clockMs += 5; // an idle spell: the next read goes through the pool
   }
   await Promise.all(calls);
   assert.equal(most, 1, 'reads share one fd: never two at once');
   assert.ok(reads < 60, `${reads} reads for 60 callers`);
+  assert.ok(atOnce > 0 && atOnce < reads, `${atOnce} of ${reads} reads made at once`);
 });
 
-test('stableText: one read(2) is whole; a longer text is read again until two agree, else the union', async () => {
-  const reader = (texts: readonly ProcRead[]) => {
+test("sharedReads: a read within hotMs of the last one's end is made at once; after an idle spell, or before the fd is open, in the pool", async () => {
+  let clockMs = 0;
+  let opened = false;
+  const made: string[] = [];
+  const read = sharedReads(
+    {
+      inPool: () => {
+        made.push('pool');
+        opened = true;
+        return Promise.resolve('1: FLOCK  ADVISORY  WRITE 2 08:01:5 0 EOF');
+      },
+      now: () => {
+        if (!opened) return undefined;
+        made.push('now');
+        return '1: FLOCK  ADVISORY  WRITE 2 08:01:6 0 EOF';
+      },
+    },
+    { now: () => clockMs, hotMs: 1 },
+  );
+  assert.deepEqual([...(await read())], ['5'], 'the first read: nothing to follow');
+  clockMs += 0.5;
+  const hot = read();
+  assert.deepEqual(made, ['pool', 'now'], 'made before read() returned');
+  assert.deepEqual([...(await hot)], ['6']);
+  clockMs += 1;
+  assert.deepEqual([...(await read())], ['5'], '1 ms after the last read ended: through the pool');
+  assert.deepEqual(made, ['pool', 'now', 'pool']);
+
+  const failing = sharedReads(
+    {
+      inPool: () => Promise.resolve(''),
+      now: () => {
+        throw new Error('EIO');
+      },
+    },
+    { now: () => 0, hotMs: 1 },
+  );
+  assert.equal((await failing()).size, 0);
+  await assert.rejects(failing(), /EIO/, 'a failed read made at once fails its caller, never throws');
+});
+
+test('procLocksText: the read made at once sees what the pool read sees, a lock taken and released', async (t) => {
+  if (!flockAvailable()) {
+    t.skip('util-linux flock(1) is not installed');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-locks-'));
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const path = join(dir, '.lock');
+  writeFileSync(path, '');
+  const inode = String(statSync(path).ino);
+  const text = procLocksText();
+  assert.equal(text.now(), undefined, 'no fd before the first read');
+  assert.equal(parseProcLocks(await text.inPool()).has(inode), false);
+  const lock = await holdFlock(t, path);
+  assert.equal(parseProcLocks(text.now() ?? '').has(inode), true);
+  assert.equal(parseProcLocks(await text.inPool()).has(inode), true);
+  await lock.release();
+  assert.equal(parseProcLocks(text.now() ?? '').has(inode), false);
+});
+
+test('stableText and stableTextNow: one read(2) is whole; a longer text is read again until two agree, else the union', async () => {
+  const line = (ino: string): string => `1: POSIX  ADVISORY  WRITE 1 fe:00:${ino} 0 EOF`;
+  const cases: { reads: ProcRead[]; text: string; count: number }[] = [
+    { reads: [{ text: 'a', chunks: 1 }], text: 'a', count: 1 }, // a text of one read(2) is not read again
+    {
+      reads: [
+        { text: 'a', chunks: 2 },
+        { text: 'b', chunks: 2 },
+        { text: 'b', chunks: 2 },
+      ],
+      text: 'b',
+      count: 3,
+    },
+    {
+      reads: ['11', '22', '33'].map((ino) => ({ text: line(ino), chunks: 2 })),
+      text: ['11', '22', '33'].map(line).join('\n'),
+      count: 3,
+    },
+  ];
+  for (const { reads, text, count } of cases) {
     let i = 0;
-    const readAll = (): Promise<ProcRead> => Promise.resolve(texts[Math.min(i++, texts.length - 1)] as ProcRead);
-    return { readAll, count: () => i };
-  };
-  const one = reader([{ text: 'a', chunks: 1 }]);
-  assert.equal(await stableText(one.readAll), 'a');
-  assert.equal(one.count(), 1, 'a text of one read(2) is not read again');
-  const settles = reader([
-    { text: 'a', chunks: 2 },
-    { text: 'b', chunks: 2 },
-    { text: 'b', chunks: 2 },
-  ]);
-  assert.equal(await stableText(settles.readAll), 'b');
-  assert.equal(settles.count(), 3);
-  const moving = reader([
-    { text: '1: POSIX  ADVISORY  WRITE 1 fe:00:11 0 EOF', chunks: 2 },
-    { text: '1: POSIX  ADVISORY  WRITE 1 fe:00:22 0 EOF', chunks: 2 },
-    { text: '1: POSIX  ADVISORY  WRITE 1 fe:00:33 0 EOF', chunks: 2 },
-  ]);
-  assert.deepEqual([...parseProcLocks(await stableText(moving.readAll))].sort(), ['11', '22', '33']);
+    const next = (): ProcRead => reads[Math.min(i++, reads.length - 1)] as ProcRead;
+    assert.equal(await stableText(() => Promise.resolve(next())), text);
+    assert.equal(i, count);
+    i = 0;
+    assert.equal(stableTextNow(next), text);
+    assert.equal(i, count);
+  }
+  assert.deepEqual([...parseProcLocks(['11', '22', '33'].map(line).join('\n'))].sort(), ['11', '22', '33']);
 });
