@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildCommand, COMMAND_CONTEXT, signEnvelope, TEMP_PREFIX, writeOp, type ApplyOp } from '@hostfiles/shared';
 import type { FileStore } from './files/index.js';
+import { heldDirSyncs } from './files/test-roots.js';
 import { heldSync, settled } from './journal/held-sync.js';
 import { testApp } from './test-app.js';
 
@@ -118,40 +119,40 @@ test(
   { timeout: 20_000 },
   async (t) => {
     const held = heldSync();
-    // Directory fsyncs held until the test lets them go.
-    const fsyncs: (() => void)[] = [];
-    let fsyncCalled = (): void => undefined;
+    const fsyncs = heldDirSyncs(2);
+    // The second look-up of the request in the journal: the retry's, which then waits for the stored answer.
+    let checks = 0;
+    let retryChecked = (): void => undefined;
+    const retryLooked = new Promise<void>((resolve) => {
+      retryChecked = resolve;
+    });
     const app = await testApp(t, {
       journalSync: held.sync,
-      storeHooks: {
-        syncDir: async (dir) => {
-          await new Promise<void>((resolve) => {
-            fsyncs.push(resolve);
-            fsyncCalled();
-          });
-          await dir.sync();
+      storeHooks: fsyncs.hooks,
+      journal: (journal) => ({
+        ...journal,
+        check: (requestId, hash) => {
+          const lookup = journal.check(requestId, hash);
+          if (++checks === 2) retryChecked();
+          return lookup;
         },
-      },
-    });
-    const bothHeld = new Promise<void>((resolve) => {
-      fsyncCalled = () => {
-        if (fsyncs.length === 2) resolve();
-      };
+      }),
     });
     const target = join(app.roots.TpmState, 'vm', 'tpm2-00.permall');
     const body = applyBody(app, [writeOp('TpmState', target, Buffer.from('state'))]);
     const response = post(app, body);
     (await held.call(1)).release();
-    await before(bothHeld, response, 'its directory fsyncs began'); // the unit's and the root's (which gained it)
+    await before(fsyncs.held, response, 'its directory fsyncs began'); // the unit's and the root's (which gained it)
     const answerLine = held.call(2);
     await before(answerLine, response, 'its answer line was written');
     const line = await answerLine;
     line.release();
     await line.synced;
     const retry = post(app, body); // the same bytes: a retry, served from the journal
+    await before(retryLooked, retry, 'the retry looked the request up');
     assert.equal(await settled(response), false, 'the answer line is durable, the fsyncs are not: no answer yet');
     assert.equal(await settled(retry), false, 'nor for a retry');
-    for (const release of fsyncs) release();
+    fsyncs.release();
     const [first, again] = await Promise.all([response, retry]);
     assert.equal(first.status, 200);
     assert.equal(again.status, 200);

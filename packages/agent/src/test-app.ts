@@ -10,7 +10,7 @@ import { createApp } from './app.js';
 import type { AgentEvent } from './deps.js';
 import { createFileStore, type FileStore } from './files/index.js';
 import type { StoreHooks } from './files/types.js';
-import { openReplayJournal } from './journal/replay-journal.js';
+import { openReplayJournal, type ReplayJournal } from './journal/replay-journal.js';
 import { createBodyBudget } from './limits/body-budget.js';
 
 export interface TestApp {
@@ -32,6 +32,8 @@ export interface TestAppOptions {
   readonly storeHooks?: StoreHooks;
   /** wraps the file store the app uses (to watch what it is asked) */
   readonly files?: (store: FileStore) => FileStore;
+  /** wraps the replay journal the app uses (to watch what it is asked) */
+  readonly journal?: (journal: ReplayJournal) => ReplayJournal;
 }
 
 /** Everything is removed after the test. */
@@ -59,7 +61,7 @@ export async function testApp(t: TestContext, options: TestAppOptions = {}): Pro
     roots,
     trustedKeys: new Map([[trusted.keyId, trusted]]),
     signer: generateSigningKey(),
-    journal,
+    journal: options.journal?.(journal) ?? journal,
     files: (options.files ?? ((store: FileStore) => store))(
       createFileStore({ roots, ...(options.storeHooks === undefined ? {} : { hooks: options.storeHooks }) }),
     ),

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import {
   parseProcLocks,
   procLocksText,
@@ -34,10 +34,11 @@ test('parseProcLocks keeps POSIX, FLOCK and OFDLCK inodes and skips waiters and 
   assert.equal(parseProcLocks('').size, 0);
 });
 
-test('readProcLocks reads afresh through its kept fd: a lock taken since the last read is seen, and a released one gone', async (t) => {
+/** A fresh empty file to lock and its inode; undefined (the test skipped, saying why) without flock(1). */
+function lockFile(t: TestContext): { readonly path: string; readonly inode: string } | undefined {
   if (!flockAvailable()) {
     t.skip('util-linux flock(1) is not installed');
-    return;
+    return undefined;
   }
   const dir = mkdtempSync(join(tmpdir(), 'hostfiles-locks-'));
   t.after(() => {
@@ -45,7 +46,13 @@ test('readProcLocks reads afresh through its kept fd: a lock taken since the las
   });
   const path = join(dir, '.lock');
   writeFileSync(path, '');
-  const inode = String(statSync(path).ino);
+  return { path, inode: String(statSync(path).ino) };
+}
+
+test('readProcLocks reads afresh through its kept fd: a lock taken since the last read is seen, and a released one gone', async (t) => {
+  const file = lockFile(t);
+  if (file === undefined) return;
+  const { path, inode } = file;
   assert.equal((await readProcLocks()).has(inode), false);
   const lock = await holdFlock(t, path);
   assert.equal((await readProcLocks()).has(inode), true, 'taken after the fd was opened and read once');
@@ -209,17 +216,9 @@ test("sharedReads: a read within hotMs of the last one's end is made at once; af
 });
 
 test('procLocksText: the read made at once sees what the pool read sees, a lock taken and released', async (t) => {
-  if (!flockAvailable()) {
-    t.skip('util-linux flock(1) is not installed');
-    return;
-  }
-  const dir = mkdtempSync(join(tmpdir(), 'hostfiles-locks-'));
-  t.after(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const path = join(dir, '.lock');
-  writeFileSync(path, '');
-  const inode = String(statSync(path).ino);
+  const file = lockFile(t);
+  if (file === undefined) return;
+  const { path, inode } = file;
   const text = procLocksText();
   assert.equal(text.now(), undefined, 'no fd before the first read');
   assert.equal(parseProcLocks(await text.inPool()).has(inode), false);

@@ -5,10 +5,9 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { settled } from '../journal/held-sync.js';
-import type { DirHandle } from './dir-handle.js';
 import { CommandNotRecorded } from './op-context.js';
 import { roleName, TEMP_PREFIX } from './temp-name.js';
-import { treeOf, useTestRoots } from './test-roots.js';
+import { heldDirSyncs, treeOf, useTestRoots } from './test-roots.js';
 import type { StateEntry } from './types.js';
 
 interface HeldGate {
@@ -156,36 +155,16 @@ test('writeDir: the new state is staged before the gate, committed after it; a f
 });
 
 test('onDurable: the op answers once renamed, before its directory fsyncs; its unit stays locked until they are done', async (t) => {
-  // Directory fsyncs are held while `holding` is set, each until the test releases it.
-  const held: (() => void)[] = [];
-  let holding = true;
-  let heldCalls = (): void => undefined;
-  const { roots, store } = useTestRoots(t, {
-    hooks: {
-      syncDir: async (dir: DirHandle) => {
-        if (holding) {
-          await new Promise<void>((resolve) => {
-            held.push(resolve);
-            heldCalls();
-          });
-        }
-        await dir.sync();
-      },
-    },
-  });
-  const bothHeld = new Promise<void>((resolve) => {
-    heldCalls = () => {
-      if (held.length === 2) resolve();
-    };
-  });
+  // The first write's two directory fsyncs held (the unit's, and the root's, which gained the unit).
+  const fsyncs = heldDirSyncs(2);
+  const { roots, store } = useTestRoots(t, { hooks: fsyncs.hooks });
   let durable: Promise<void> | undefined;
   const first = store.write('TpmState', ['vm', 'f'], Buffer.from('one'), undefined, {
     onDurable: (done) => {
       durable = done;
     },
   });
-  await bothHeld; // the unit's and the root's (which gained the unit): both begun, both held
-  holding = false;
+  await fsyncs.held;
   assert.equal(await settled(first), true, 'answered while its fsyncs are held');
   assert.deepEqual(await first, { status: 'written' });
   assert.equal(readFileSync(join(roots.TpmState, 'vm', 'f'), 'utf8'), 'one');
@@ -198,7 +177,7 @@ test('onDurable: the op answers once renamed, before its directory fsyncs; its u
   assert.equal(await settled(same), false);
   assert.deepEqual(readdirSync(join(roots.TpmState, 'vm')), ['f'], 'the write on the locked unit has not begun');
 
-  for (const release of held) release();
+  fsyncs.release();
   await durable;
   assert.deepEqual(await same, { status: 'written' });
   assert.deepEqual(readdirSync(join(roots.TpmState, 'vm')).sort(), ['f', 'g']);

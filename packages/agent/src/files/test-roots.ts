@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
 import { createFileStore, type FileStoreOptions } from './file-store.js';
-import type { FileRoots, FileStore } from './types.js';
+import type { DirHandle } from './dir-handle.js';
+import type { FileRoots, FileStore, StoreHooks } from './types.js';
 
 export interface TestRoots {
   readonly roots: FileRoots;
@@ -61,4 +62,40 @@ export async function holdFlock(t: TestContext, path: string): Promise<{ release
   };
   t.after(release);
   return { release };
+}
+
+/** The first `count` directory fsyncs (StoreHooks.syncDir) held until the test lets them go; later ones run at once. */
+export interface HeldDirSyncs {
+  readonly hooks: StoreHooks;
+  /** settles once `count` fsyncs are held */
+  readonly held: Promise<void>;
+  /** lets the held fsyncs run */
+  release(): void;
+}
+
+export function heldDirSyncs(count: number): HeldDirSyncs {
+  const waiting: (() => void)[] = [];
+  let taken = 0;
+  let reached = (): void => undefined;
+  const held = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  return {
+    hooks: {
+      syncDir: async (dir: DirHandle) => {
+        if (taken < count) {
+          taken += 1;
+          await new Promise<void>((resolve) => {
+            waiting.push(resolve);
+            if (taken === count) reached();
+          });
+        }
+        await dir.sync();
+      },
+    },
+    held,
+    release: () => {
+      for (const go of waiting.splice(0)) go();
+    },
+  };
 }

@@ -109,6 +109,9 @@ export async function openReplayJournal(options: JournalOptions): Promise<Replay
       if (entry === undefined) throw new Error(`complete() of a request never begun: ${requestId}`);
       // In memory first: a compaction that runs inside the append below must already see the answer.
       if (answer !== undefined) entry.stored = answer;
+      // `applied` fails only on a bug (an fsync's own failure is logged, not thrown): a retry in this process is then
+      // refused as in doubt, while the line below, once written, still gives it after a restart — the change it
+      // reports was made, only its last fsyncs' outcome is unknown.
       const given = applied.then(
         () => answer,
         () => undefined,

@@ -135,6 +135,8 @@ async function checkAndRun<K extends CommandKind>(
   const [record, run] = await Promise.allSettled([recorded, ready.execute(recorded, (done) => durables.push(done))]);
   // The last fsyncs of the ops that changed something: no answer, not even an error, goes out before they are done.
   const applied = Promise.all(durables).then(() => undefined);
+  // Awaited on the way to an answer only; a failure on the way to an error is one of `durables`, settled below.
+  applied.catch(() => undefined);
   if (record.status === 'rejected') {
     // Not durable, so no op changed anything (each waits for it first). The journal has forgotten the request:
     // a retry that was waiting on it is refused as in doubt, a later one runs it anew.
