@@ -15,7 +15,14 @@ import {
   tlsIdentity,
   type SigningKey,
 } from '@hostfiles/shared';
-import { AGENT_BIN, removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
+import {
+  AGENT_BIN,
+  removeSetup,
+  setupAgent,
+  startAgent,
+  waitForLine,
+  type AgentHandle,
+} from './support/agent-process.js';
 import { agentInfo, post, signedBody, commandPayload, openAnswer, writeOp } from './support/commands.js';
 
 interface Attempt {
@@ -79,6 +86,8 @@ test("a client without a certificate, or with an untrusted key's, cannot get a r
   // The same kind of command from the trusted controller key's connection is read and run.
   const trusted = await attempt(agent, agent.setup.controllerKey, signedWrite(agent, 'trusted'));
   assert.match(trusted.answer, /^HTTP\/1\.1 200 /);
+  // Its line may reach stdout after its answer reached the client.
+  await waitForLine(agent, (line) => line['event'] === 'request');
 
   assert.equal(events(agent, 'request').length, 1, 'only the trusted client got a request run');
   assert.equal(events(agent, 'refused').length, 0, 'nor any refused by the app: HTTP never saw the others');
