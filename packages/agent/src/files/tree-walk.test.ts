@@ -1,12 +1,12 @@
 // The walker holds a bounded number of directories and never leaves the tree, even when its owner moves part of it.
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CHILD_DIR_FLAGS } from './fd-path.js';
 import { useTestRoots } from './test-roots.js';
-import { FULL_WALK, walkTree, type WalkEntry } from './tree-walk.js';
+import { FULL_WALK, listEntries, walkTree, type WalkEntry } from './tree-walk.js';
 
 const chain = (levels: number): string[] => Array.from({ length: levels }, (_, i) => `d${i}`);
 const openFds = (): number => readdirSync('/proc/self/fd').length;
@@ -65,4 +65,34 @@ test('a directory moved out of the tree mid-walk: the walk stops there and never
   );
   await assert.rejects(walk, /EAGAIN \(a directory moved while the tree was walked\)/);
   assert.ok(!seen.includes('precious'), 'nothing outside the tree was visited');
+});
+
+test('listEntries: a one-block directory is listed in one call, a bigger one in batches; both stop past the budget', async (t) => {
+  const { roots } = useTestRoots(t);
+  const small = join(roots.TpmState, 'small');
+  mkdirSync(join(small, 'sub'), { recursive: true });
+  for (const name of ['a', 'b', 'c', 'd']) writeFileSync(join(small, name), '');
+  const big = join(roots.TpmState, 'big');
+  mkdirSync(big);
+  for (let i = 0; i < 600; i++) writeFileSync(join(big, `${String(i).padStart(4, '0')}-${'x'.repeat(36)}`), '');
+  const held = await Promise.all([small, big].map((dir) => open(dir, CHILD_DIR_FLAGS)));
+  t.after(() => Promise.all(held.map((handle) => handle.close())));
+  const [smallDir, bigDir] = held as [FileHandle, FileHandle];
+  assert.ok(statSync(small).size <= 4096 && statSync(big).size > 4096, 'one directory of each kind');
+
+  const listed = await listEntries(smallDir, { left: 10, max: 10 });
+  assert.deepEqual(listed.map((e) => [e.name, e.isDir]).sort(), [
+    ['a', false],
+    ['b', false],
+    ['c', false],
+    ['d', false],
+    ['sub', true],
+  ]);
+  const budget = { left: 10, max: 10 };
+  await listEntries(smallDir, budget);
+  assert.equal(budget.left, 5, 'each entry counted');
+  await assert.rejects(listEntries(smallDir, { left: 4, max: 4 }), /^OpIoError: E2BIG \(more than 4 entries\)$/);
+
+  assert.equal((await listEntries(bigDir, { left: 1000, max: 1000 })).length, 600);
+  await assert.rejects(listEntries(bigDir, { left: 100, max: 100 }), /E2BIG \(more than 100 entries\)/);
 });

@@ -1,7 +1,7 @@
 // Walks a tree below a held directory without recursion and with a bounded number of open directories, however deep
 // the tree is: below a state, the tree belongs to its owner (swtpm owns tpm2/), who can make it as deep and wide as
 // the file system allows.
-import { opendirSync } from 'node:fs';
+import { fstatSync, opendirSync, readdirSync } from 'node:fs';
 import { setImmediate } from 'node:timers/promises';
 import { openDir, type DirHandle } from './dir-handle.js';
 import { at, CHILD_DIR_FLAGS, closeAll, nth, self } from './fd-path.js';
@@ -173,6 +173,14 @@ function heldOf(frame: Frame): DirHandle {
  * to the event loop every YIELD_EVERY entries, so other requests go on while it is read.
  */
 export async function listEntries(dir: DirHandle, budget: Budget): Promise<Listed[]> {
+  // A directory of one block (a state's usually) can hold a few hundred names at most: read whole in one call, which
+  // costs a third of opendir, read and close made one by one.
+  if (fstatSync(dir.fd).size <= SMALL_DIR_BYTES) {
+    const all = readdirSync(self(dir), { withFileTypes: true });
+    budget.left -= all.length;
+    if (budget.left < 0) throw new OpIoError(`E2BIG (more than ${budget.max} entries)`);
+    return all.map((dirent) => ({ name: dirent.name, isDir: dirent.isDirectory() }));
+  }
   const entries: Listed[] = [];
   const listing = opendirSync(self(dir), { bufferSize: 128 });
   try {
@@ -189,3 +197,5 @@ export async function listEntries(dir: DirHandle, budget: Budget): Promise<Liste
 }
 
 const YIELD_EVERY = 1024;
+/** The size (st_size) up to which a directory is listed in one call: one block on ext4. */
+const SMALL_DIR_BYTES = 4096;
