@@ -6,7 +6,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { removeSetup, setupAgent, startAgent } from './support/agent-process.js';
-import { initWorkspace } from './support/cli.js';
+import { initWorkspace, oneVmOnOneHost } from './support/cli.js';
 import { apiCall, startServe, type Served } from './support/serve.js';
 
 const TOKEN = randomBytes(24).toString('base64url');
@@ -24,21 +24,13 @@ interface History {
 }
 
 test('CLI: generations are numbered per capture, listed, restored (older only with --force), pruned and removed', async (t) => {
-  const { dir, key, cli, ok } = await initWorkspace(t, 'hostfiles-generations-');
+  const workspace = await initWorkspace(t, 'hostfiles-generations-');
+  const { dir, cli, ok } = workspace;
   const history = async (...flags: string[]): Promise<History> =>
     JSON.parse(await ok('state', 'history', 'a', '--json', ...flags)) as History;
   const nvram = async () =>
     (await history('--type', 'NvRam')).generations.map((g) => [g.generation, g.source, g.sha256, g.hostName]);
-  const agent = await startAgent(setupAgent({ controllerKey: key }));
-  t.after(async () => {
-    await agent.stop();
-    removeSetup(agent.setup);
-  });
-  await ok('host', 'add', 'h0', agent.url, '--expect-key', agent.publicKey);
-  await ok('vm', 'add', 'a', '--host', 'h0', '--uefi');
-  await ok('tpm', 'add', 'a');
-  const tpmPath = join(agent.setup.roots.TpmState, 'a', 'tpm2-00.permall');
-  const varsPath = join(agent.setup.roots.NvRam, 'a_VARS.fd');
+  const { tpmPath, varsPath } = await oneVmOnOneHost(t, workspace);
   const v1 = randomBytes(4096);
   const from = join(dir, 'state');
   writeFileSync(from, v1);

@@ -156,20 +156,16 @@ test('a recover the controller was killed in, resumed after the VM was recovered
     assert.ok(host0 && host1);
     await fleet.agents[0]?.stop('SIGKILL');
     // A recover onto host1, killed after it journaled (as `vm recover` journals it), before anything moved...
-    const orphan = await fleet.store.startOperation({
-      id: randomUUID(),
-      kind: RECOVER_VM,
-      subject: vm.uuid,
-      step: 'restore',
-      input: {
-        vm: vm.uuid,
-        from: host0.uuid,
-        epoch: 0,
-        to: host1.uuid,
-        generations: [{ type: 'NvRam', generation: 1 }],
-        force: false,
-      },
-    });
+    // A recover of the VM's NVRAM generation `generation` as `vm recover` journals it, never run.
+    const journaled = (from: string, epoch: number, generation: number) =>
+      fleet.store.startOperation({
+        id: randomUUID(),
+        kind: RECOVER_VM,
+        subject: vm.uuid,
+        step: 'restore',
+        input: { vm: vm.uuid, from, epoch, to: host1.uuid, generations: [{ type: 'NvRam', generation }], force: false },
+      });
+    const orphan = await journaled(host0.uuid, 0, 1);
     // ...then the operator recovered it onto host2 instead, where it runs and its state moved on.
     const elsewhere = await recoverVm(fleet.deps, 'vm1', 'host2');
     assert.equal(elsewhere.epoch, 1);
@@ -193,20 +189,7 @@ test('a recover the controller was killed in, resumed after the VM was recovered
     assert.equal(existsSync(layout(fleet, 1, vm.uuid).vars), false, 'nothing written on host1');
 
     // One whose generation was pruned since (or whose host is gone) ends failed too, instead of running forever.
-    const pruned = await fleet.store.startOperation({
-      id: randomUUID(),
-      kind: RECOVER_VM,
-      subject: vm.uuid,
-      step: 'restore',
-      input: {
-        vm: vm.uuid,
-        from: elsewhere.to.hostUuid,
-        epoch: 1,
-        to: host1.uuid,
-        generations: [{ type: 'NvRam', generation: 99 }],
-        force: false,
-      },
-    });
+    const pruned = await journaled(elsewhere.to.hostUuid, 1, 99);
     assert.equal(await resumeRecover(fleet.deps, pruned), 'failed');
     assert.match(JSON.stringify((await fleet.store.getOperation(pruned.id))?.report), /generation 99 is gone/);
   });

@@ -2,37 +2,30 @@
 // host0's agent is killed, `vm recover` puts the newest generation on host1, and swtpm started there answers with
 // the same endorsement key and NV data. host0 back: its stale copy is deleted, nothing of it is captured.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { addTpm, addVm, adoptVm, recoverVm, retryPendingDeletions, syncVm } from '@hostfiles/controller';
+import { adoptVm, recoverVm, retryPendingDeletions, syncVm } from '@hostfiles/controller';
 import { withFleet } from './support/controller.js';
 import { skipWithout } from './support/real-tools.js';
 import {
-  createTpmState,
   nvRead,
   nvWrite,
   NV_INDEX,
   readEkPublic,
   startSwtpm,
-  swtpmRoots,
   swtpmUnavailable,
-  SWTPM_USER,
+  SWTPM_FLEET,
+  vtpmOnHost0,
 } from './support/swtpm.js';
 
 test('a real vTPM recovered onto another host after its host was lost answers with the same EK', async (t) => {
   if (skipWithout(t, swtpmUnavailable())) return;
-  const ownership = { TpmState: { owner: SWTPM_USER, group: SWTPM_USER } };
   await withFleet(
     2,
     async (fleet) => {
-      const [r0, r1] = [swtpmRoots(fleet, 0), swtpmRoots(fleet, 1)];
-      const uuid = randomUUID();
-      await addVm(fleet.deps, { name: 'vtpm', host: 'host0', bootMode: 'UEFI', secureBoot: false, uuid });
-      await addTpm(fleet.deps, 'vtpm', 'kms');
-      const state0 = join(r0.TpmState, uuid);
-      await createTpmState(join(state0, 'tpm2'));
+      const { uuid, state0, r0, r1 } = await vtpmOnHost0(fleet);
       const nvData = randomBytes(32);
       const first = await startSwtpm(join(state0, 'tpm2'));
       let ek: string;
@@ -88,6 +81,6 @@ test('a real vTPM recovered onto another host after its host was lost answers wi
         ],
       );
     },
-    { agentConfig: { ownership } },
+    SWTPM_FLEET,
   );
 });

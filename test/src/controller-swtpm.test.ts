@@ -3,13 +3,11 @@
 // read with tpm2-tools). While swtpm runs, nothing of its state is written or deleted and every refusal says why;
 // once it stops, the pending removal completes and no directory is left on any host.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
-  addTpm,
-  addVm,
   adoptVm,
   dirState,
   isFlowError,
@@ -23,16 +21,16 @@ import {
 import { withFleet } from './support/controller.js';
 import { skipWithout } from './support/real-tools.js';
 import {
-  createTpmState,
   idsOf,
   nvRead,
   nvWrite,
   NV_INDEX,
   readEkPublic,
   startSwtpm,
-  swtpmRoots,
   swtpmUnavailable,
+  SWTPM_FLEET,
   SWTPM_USER,
+  vtpmOnHost0,
 } from './support/swtpm.js';
 
 /** Every entry below `dir` with its bytes (or kind): "untouched" means byte for byte, the lock included. */
@@ -49,17 +47,10 @@ function snapshot(dir: string, prefix = ''): Record<string, string> {
 
 test('a real vTPM adopted, backed up, moved and restored is the same TPM; a running one is never touched', async (t) => {
   if (skipWithout(t, swtpmUnavailable())) return;
-  const ownership = { TpmState: { owner: SWTPM_USER, group: SWTPM_USER } };
   await withFleet(
     2,
     async (fleet) => {
-      const [r0, r1] = [swtpmRoots(fleet, 0), swtpmRoots(fleet, 1)];
-      const uuid = randomUUID();
-      await addVm(fleet.deps, { name: 'vtpm', host: 'host0', bootMode: 'UEFI', secureBoot: false, uuid });
-      await addTpm(fleet.deps, 'vtpm', 'kms');
-      // libvirt's layout, made the way libvirt makes it: swtpm_setup as the swtpm user.
-      const state0 = join(r0.TpmState, uuid);
-      await createTpmState(join(state0, 'tpm2'));
+      const { uuid, state0, r0, r1 } = await vtpmOnHost0(fleet);
       const nvData = randomBytes(32);
       const first = await startSwtpm(join(state0, 'tpm2'));
       let ek: string;
@@ -134,6 +125,6 @@ test('a real vTPM adopted, backed up, moved and restored is the same TPM; a runn
       assert.deepEqual(readdirSync(r1.TpmState), []);
       assert.deepEqual(await fleet.store.listKeyBindings(), []);
     },
-    { agentConfig: { ownership } },
+    SWTPM_FLEET,
   );
 });

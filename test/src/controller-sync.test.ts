@@ -25,8 +25,8 @@ import {
   type Operation,
   type Vm,
 } from '@hostfiles/controller';
-import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
-import { initWorkspace } from './support/cli.js';
+import type { AgentHandle } from './support/agent-process.js';
+import { initWorkspace, oneVmOnOneHost } from './support/cli.js';
 import { backupBytes, startFleet, type Fleet } from './support/controller.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -451,17 +451,9 @@ test('fleet sync reads only the states that changed, one listing a host, and rec
 });
 
 test('CLI: sync, restore and reconcile --apply, as an operator runs them', async (t) => {
-  const { dir, key, cli, ok } = await initWorkspace(t, 'hostfiles-cli-sync-');
-  const agent = await startAgent(setupAgent({ controllerKey: key }));
-  t.after(async () => {
-    await agent.stop();
-    removeSetup(agent.setup);
-  });
-  await ok('host', 'add', 'h0', agent.url, '--expect-key', agent.publicKey);
-  await ok('vm', 'add', 'a', '--host', 'h0', '--uefi');
-  await ok('tpm', 'add', 'a');
-  const tpmPath = join(agent.setup.roots.TpmState, 'a', 'tpm2-00.permall');
-  const varsPath = join(agent.setup.roots.NvRam, 'a_VARS.fd');
+  const workspace = await initWorkspace(t, 'hostfiles-cli-sync-');
+  const { dir, cli, ok } = workspace;
+  const { agent, tpmPath, varsPath } = await oneVmOnOneHost(t, workspace);
   const from = join(dir, 'state');
   writeFileSync(from, randomBytes(2048));
   await ok('file', 'write', 'a', '--type', 'TpmState', '--path', tpmPath, '--from', from);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { signingKeyFromPem, type SigningKey } from '@hostfiles/shared';
-import { binPath } from './agent-process.js';
+import { binPath, removeSetup, setupAgent, startAgent, type AgentHandle } from './agent-process.js';
 
 export const CLI = binPath('@hostfiles/controller');
 
@@ -75,4 +75,27 @@ export async function initWorkspace(
   await ok('init');
   const key = signingKeyFromPem(readFileSync(join(dir, 'hostfiles.key'), 'utf8'));
   return { dir, db, key, cli, ok };
+}
+
+/**
+ * A real agent trusting `workspace`'s key, added as host h0 (its key expected), with VM `a` on it (UEFI) and a TPM:
+ * the agent (stopped and removed after the test) and the paths of the VM's TPM state and NVRAM on it.
+ */
+export async function oneVmOnOneHost(
+  t: TestContext,
+  { key, ok }: Workspace,
+): Promise<{ readonly agent: AgentHandle; readonly tpmPath: string; readonly varsPath: string }> {
+  const agent = await startAgent(setupAgent({ controllerKey: key }));
+  t.after(async () => {
+    await agent.stop();
+    removeSetup(agent.setup);
+  });
+  await ok('host', 'add', 'h0', agent.url, '--expect-key', agent.publicKey);
+  await ok('vm', 'add', 'a', '--host', 'h0', '--uefi');
+  await ok('tpm', 'add', 'a');
+  return {
+    agent,
+    tpmPath: join(agent.setup.roots.TpmState, 'a', 'tpm2-00.permall'),
+    varsPath: join(agent.setup.roots.NvRam, 'a_VARS.fd'),
+  };
 }

@@ -5,7 +5,9 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Fleet } from './controller.js';
+import { randomUUID } from 'node:crypto';
+import { addTpm, addVm } from '@hostfiles/controller';
+import type { Fleet, FleetOptions } from './controller.js';
 
 const run = promisify(execFile);
 
@@ -171,4 +173,29 @@ export async function nvRead(tcti: string, index: number, size: number): Promise
     encoding: 'buffer',
   });
   return stdout;
+}
+
+/** withFleet's options for real vTPMs: the agents make TPM states owned by the swtpm user, as libvirt's are. */
+export const SWTPM_FLEET: FleetOptions = {
+  agentConfig: { ownership: { TpmState: { owner: SWTPM_USER, group: SWTPM_USER } } },
+};
+
+/**
+ * VM `vtpm` on host0 of a fleet of two, with a TPM whose state is made where and how libvirt makes it (swtpm_setup
+ * as the swtpm user, in `<root>/<uuid>/tpm2`): the VM's uuid, its state directory on host0, and both hosts' roots
+ * (made traversable for swtpm).
+ */
+export async function vtpmOnHost0(fleet: Fleet): Promise<{
+  readonly uuid: string;
+  readonly state0: string;
+  readonly r0: { readonly TpmState: string; readonly NvRam: string };
+  readonly r1: { readonly TpmState: string; readonly NvRam: string };
+}> {
+  const [r0, r1] = [swtpmRoots(fleet, 0), swtpmRoots(fleet, 1)];
+  const uuid = randomUUID();
+  await addVm(fleet.deps, { name: 'vtpm', host: 'host0', bootMode: 'UEFI', secureBoot: false, uuid });
+  await addTpm(fleet.deps, 'vtpm', 'kms');
+  const state0 = join(r0.TpmState, uuid);
+  await createTpmState(join(state0, 'tpm2'));
+  return { uuid, state0, r0, r1 };
 }
