@@ -11,6 +11,9 @@
 //
 // Scenarios, each writes then deletes of 10 KiB files, one new TPM state directory per op:
 // - batch 1 from 16 concurrent clients (requests/s and per-request p50) — target: agent within 1.3× of baseline;
+//   then deletes of paths that were never written (`absent`, no target): next to no file work on either side (one
+//   lookup that finds nothing), so the agent's row is what a request costs it before any file work — the envelope,
+//   journal, signed answer and logs — beside a baseline that pays only its transport and signature check;
 // - batch 100 from one client (ops/s) — target: within 1.3×;
 // - batch 1 from one client: the latency of a lone request (no target; nothing there for requests to share).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -40,18 +43,24 @@ const TARGET = 1.3;
 /** `BENCH_TRANSPORTS=https` measures one transport; `BENCH_NODE_ARGS='--cpu-prof'` profiles both servers. */
 const TRANSPORTS = (process.env['BENCH_TRANSPORTS'] ?? 'http,https').split(',') as Transport[];
 
+/** What a cell sends: writes, deletes of what was written, or deletes of paths never written (see above). */
+type Cell = OpKind | 'absent';
+
 interface Scenario {
   readonly batch: number;
   readonly clients: number;
   /** requests per sample */
   readonly requests: number;
+  /** whether its write and delete rows have a target (an `absent` row never has) */
   readonly target: boolean;
+  /** in this order, each sample */
+  readonly cells: readonly Cell[];
 }
 
 const ALL_SCENARIOS: readonly Scenario[] = [
-  { batch: 1, clients: 16, requests: 320, target: true },
-  { batch: 100, clients: 1, requests: 4, target: true },
-  { batch: 1, clients: 1, requests: 100, target: false },
+  { batch: 1, clients: 16, requests: 320, target: true, cells: ['write', 'delete', 'absent'] },
+  { batch: 100, clients: 1, requests: 4, target: true, cells: ['write', 'delete'] },
+  { batch: 1, clients: 1, requests: 100, target: false, cells: ['write', 'delete'] },
 ];
 /** `BENCH_SCENARIOS=1x16,100x1` measures only those (batch × clients), e.g. to profile one of them. */
 const ONLY_SCENARIOS = process.env['BENCH_SCENARIOS']?.split(',');
@@ -76,7 +85,7 @@ interface Sample extends LoadResult {
 interface Row {
   readonly transport: Transport;
   readonly scenario: Scenario;
-  readonly op: OpKind;
+  readonly op: Cell;
   readonly agent: Figures;
   readonly baseline: Figures;
   /** agent time / baseline time: of the medians, and the range of the interleaved pairs */
@@ -164,25 +173,24 @@ async function startBench(transport: Transport, dir: string, key: GeneratedKey):
   };
 }
 
-/** One scenario: SAMPLES rounds of (writes, then deletes of what was written), both sides each, alternating first. */
+/** One scenario: SAMPLES rounds of its cells (writes, deletes of what was written, …), both sides each, alternating first. */
 async function measure(bench: Bench, scenario: Scenario): Promise<Row[]> {
-  const results: Record<OpKind, Record<Side, Sample[]>> = {
-    write: { agent: [], baseline: [] },
-    delete: { agent: [], baseline: [] },
-  };
+  const results = new Map(scenario.cells.map((cell) => [cell, { agent: [] as Sample[], baseline: [] as Sample[] }]));
   const client = transportKit(bench.transport).createClient(scenario.clients, bench.identities);
   try {
     for (let sample = 0; sample < SAMPLES; sample++) {
       const order: Side[] = sample % 2 === 0 ? ['agent', 'baseline'] : ['baseline', 'agent'];
-      for (const op of ['write', 'delete'] as const) {
+      for (const [cell, samples] of results) {
         for (const side of order) {
-          const batches = batchesOf(bench.roots[side], `s${sample}`, scenario.requests, scenario.batch);
-          const requests = requestsOf(bench, side, op, batches);
+          // `absent`: paths of a tag nothing ever wrote.
+          const tag = `${cell === 'absent' ? 'n' : 's'}${sample}`;
+          const batches = batchesOf(bench.roots[side], tag, scenario.requests, scenario.batch);
+          const requests = requestsOf(bench, side, cell === 'absent' ? 'delete' : cell, batches);
           const pid = bench.servers[side].child.pid ?? NaN;
           const cpuBefore = cpuSecondsOf(pid);
           const load = await runLoad(client, bench.servers[side].url, requests, scenario.clients);
-          results[op][side].push({ ...load, cpu: cpuSecondsOf(pid) - cpuBefore });
-          expectUnits(bench.roots[side], op === 'write' ? scenario.requests * scenario.batch : 0);
+          samples[side].push({ ...load, cpu: cpuSecondsOf(pid) - cpuBefore });
+          expectUnits(bench.roots[side], cell === 'write' ? scenario.requests * scenario.batch : 0);
         }
       }
     }
@@ -190,15 +198,15 @@ async function measure(bench: Bench, scenario: Scenario): Promise<Row[]> {
     client.close();
   }
   const ops = scenario.requests * scenario.batch;
-  return (['write', 'delete'] as const).map((op) => {
+  return [...results].map(([op, samples]) => {
     const figures = (side: Side): Figures => ({
-      rate: median(results[op][side].map((r) => ops / r.seconds)),
-      p50: median(results[op][side].map((r) => median(r.latencies))),
-      cpuPerOp: (1000 * results[op][side].reduce((sum, r) => sum + r.cpu, 0)) / (ops * SAMPLES),
+      rate: median(samples[side].map((r) => ops / r.seconds)),
+      p50: median(samples[side].map((r) => median(r.latencies))),
+      cpuPerOp: (1000 * samples[side].reduce((sum, r) => sum + r.cpu, 0)) / (ops * SAMPLES),
     });
     const agent = figures('agent');
     const baseline = figures('baseline');
-    const pairs = results[op].agent.map((a, i) => a.seconds / (results[op].baseline[i]?.seconds ?? NaN));
+    const pairs = samples.agent.map((a, i) => a.seconds / (samples.baseline[i]?.seconds ?? NaN));
     return { transport: bench.transport, scenario, op, agent, baseline, ratio: baseline.rate / agent.rate, pairs };
   });
 }
@@ -261,7 +269,7 @@ async function main(): Promise<void> {
     `\nsignature verification: node:crypto ${verify.nodePerSec.toFixed(0)}/s, tweetnacl ${verify.naclPerSec.toFixed(1)}/s (same bytes), ${(verify.nodePerSec / verify.naclPerSec).toFixed(0)}× faster`,
   );
   console.log('');
-  for (const row of rows.filter((r) => r.scenario.target)) {
+  for (const row of rows.filter((r) => r.scenario.target && r.op !== 'absent')) {
     const { batch, clients } = row.scenario;
     console.log(
       `target: ${row.transport} ${row.op} batch ${batch} × ${clients} client${clients === 1 ? '' : 's'} within ${TARGET}× of baseline — ${row.ratio.toFixed(2)}× ${row.ratio <= TARGET ? 'MET' : 'MISSED'}`,

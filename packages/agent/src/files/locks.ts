@@ -9,7 +9,7 @@ const LOCK_KINDS = new Set(['POSIX', 'FLOCK', 'OFDLCK']);
 export type ReadLockedInodes = () => Promise<ReadonlySet<string>>;
 
 /** How soon after the end of the last read of /proc/locks the next is made on the event loop (see readProcLocks). */
-export const HOT_READ_MS = 1;
+export const HOT_READ_MS = 5;
 
 /**
  * A read of /proc/locks can block for a whole RCU grace period: the kernel takes the global file-lock rwsem for
@@ -19,7 +19,10 @@ export const HOT_READ_MS = 1;
  * on a small VM that trip costs ~0.1 ms of CPU, ten times the read. So:
  * - a read that follows the last one closely (within HOT_READ_MS of its end: the ops of a batch, requests that
  *   arrive together) is made at once, on the event loop: the rwsem is still as the read before left it, and the read
- *   does not wait (measured here: reads 1 ms apart, p50 0.02 ms, max 0.07 ms);
+ *   does not wait. Measured here, idle and with the agent benchmark running: reads 5 ms apart p50 0.007–0.015 ms,
+ *   p90 at most 0.03 ms, max 0.08 ms; up to 15 ms apart still under 0.1 ms; 20 ms apart p50 0.12–0.15 ms and up to
+ *   7 ms. 5 ms, not the 1 ms of the release before: under 16 clients or a 100-op batch, ops that wait on fsyncs
+ *   read 1–5 ms apart, and with 1 ms a third of their reads went through the pool, 2 ms each behind the fsyncs there;
  * - any other read — the first after an idle spell, the one that may wait — goes through the pool (an earlier
  *   release read every time on the event loop: fast in a benchmark that read back to back, it held every request
  *   of a real fleet's agent for those milliseconds);

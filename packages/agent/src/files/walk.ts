@@ -20,6 +20,12 @@ export interface MakeDirs {
 /**
  * Pushes onto `held` the root and then each of `names`, each opened relative to the one before.
  * `held` belongs to the caller, who closes it whatever happens (also when this throws).
+ *
+ * With `make`, a directory directly below the root, or below one this walk made, is made first and opened after
+ * (mkdir answers EEXIST when it is there): such a name is most often missing, and looking a missing name up in the
+ * root waits on the root's lock, which every other op's mkdir, rmdir and rename there takes in turn. Made
+ * synchronously (the lookups are, see dir-handle.ts), that wait held the event loop: 125 µs a write on average under
+ * 16 concurrent writes here. mkdir waits in the thread pool instead; a write into an existing state pays that trip.
  */
 export async function walkDirs(
   root: RootDir,
@@ -29,9 +35,14 @@ export async function walkDirs(
 ): Promise<WalkEnd> {
   let dir = openRoot(root);
   held.push(dir);
+  let made = false;
   for (const [depth, name] of names.entries()) {
-    const child = await openChildDir(dir, name, make === undefined ? undefined : { ...make, depth });
+    const at = make === undefined ? undefined : { ...make, depth };
+    const grown = make?.grown.length ?? 0;
+    const child =
+      at !== undefined && (depth === 0 || made) ? await makeChildDir(dir, name, at) : await openChildDir(dir, name, at);
     if (typeof child === 'string') return child;
+    made = (make?.grown.length ?? 0) > grown;
     held.push(child);
     dir = child;
   }
@@ -82,7 +93,8 @@ export async function openChildDir(
 async function makeChildDir(dir: DirHandle, name: string, make: MakeAt): Promise<DirHandle | Exclude<WalkEnd, 'ok'>> {
   let made = true;
   try {
-    await mkdir(at(dir, name), 0o700);
+    // Made with its mode (the umask permitting): no chmod to follow in the common case (see ownDir).
+    await mkdir(at(dir, name), make.depth === 0 ? make.ownership.topDirMode : make.ownership.dirMode);
   } catch (error) {
     // A concurrent write made it first (or a symlink appeared): the no-follow open below decides.
     if (errnoOrThrow(error) !== 'EEXIST') throw error;
