@@ -11,9 +11,11 @@
 //
 // Scenarios, each writes then deletes of 10 KiB files, one new TPM state directory per op:
 // - batch 1 from 16 concurrent clients (requests/s and per-request p50) — target: agent within 1.3× of baseline;
-//   then deletes of paths that were never written (`absent`, no target): next to no file work on either side (one
-//   lookup that finds nothing), so the agent's row is what a request costs it before any file work — the envelope,
-//   journal, signed answer and logs — beside a baseline that pays only its transport and signature check;
+//   between the writes and the deletes, the same files written again (`rewrite`, no target: each state's directory
+//   is there already, as when a VM's state is updated); after them, deletes of paths that were never written
+//   (`absent`, no target): next to no file work on either side (one lookup that finds nothing), so the agent's row
+//   is what a request costs it before any file work — the envelope, journal, signed answer and logs — beside a
+//   baseline that pays only its transport and signature check;
 // - batch 100 from one client (ops/s) — target: within 1.3×;
 // - batch 1 from one client: the latency of a lone request (no target; nothing there for requests to share).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -43,22 +45,22 @@ const TARGET = 1.3;
 /** `BENCH_TRANSPORTS=https` measures one transport; `BENCH_NODE_ARGS='--cpu-prof'` profiles both servers. */
 const TRANSPORTS = (process.env['BENCH_TRANSPORTS'] ?? 'http,https').split(',') as Transport[];
 
-/** What a cell sends: writes, deletes of what was written, or deletes of paths never written (see above). */
-type Cell = OpKind | 'absent';
+/** What a cell sends: writes, the same writes again, deletes of what was written, deletes of paths never written. */
+type Cell = OpKind | 'rewrite' | 'absent';
 
 interface Scenario {
   readonly batch: number;
   readonly clients: number;
   /** requests per sample */
   readonly requests: number;
-  /** whether its write and delete rows have a target (an `absent` row never has) */
+  /** whether its write and delete rows have a target (`rewrite` and `absent` rows never have) */
   readonly target: boolean;
   /** in this order, each sample */
   readonly cells: readonly Cell[];
 }
 
 const ALL_SCENARIOS: readonly Scenario[] = [
-  { batch: 1, clients: 16, requests: 320, target: true, cells: ['write', 'delete', 'absent'] },
+  { batch: 1, clients: 16, requests: 320, target: true, cells: ['write', 'rewrite', 'delete', 'absent'] },
   { batch: 100, clients: 1, requests: 4, target: true, cells: ['write', 'delete'] },
   { batch: 1, clients: 1, requests: 100, target: false, cells: ['write', 'delete'] },
 ];
@@ -185,12 +187,12 @@ async function measure(bench: Bench, scenario: Scenario): Promise<Row[]> {
           // `absent`: paths of a tag nothing ever wrote.
           const tag = `${cell === 'absent' ? 'n' : 's'}${sample}`;
           const batches = batchesOf(bench.roots[side], tag, scenario.requests, scenario.batch);
-          const requests = requestsOf(bench, side, cell === 'absent' ? 'delete' : cell, batches);
+          const requests = requestsOf(bench, side, opOf(cell), batches);
           const pid = bench.servers[side].child.pid ?? NaN;
           const cpuBefore = cpuSecondsOf(pid);
           const load = await runLoad(client, bench.servers[side].url, requests, scenario.clients);
           samples[side].push({ ...load, cpu: cpuSecondsOf(pid) - cpuBefore });
-          expectUnits(bench.roots[side], cell === 'write' ? scenario.requests * scenario.batch : 0);
+          expectUnits(bench.roots[side], opOf(cell) === 'write' ? scenario.requests * scenario.batch : 0);
         }
       }
     }
@@ -210,6 +212,8 @@ async function measure(bench: Bench, scenario: Scenario): Promise<Row[]> {
     return { transport: bench.transport, scenario, op, agent, baseline, ratio: baseline.rate / agent.rate, pairs };
   });
 }
+
+const opOf = (cell: Cell): OpKind => (cell === 'rewrite' ? 'write' : cell === 'absent' ? 'delete' : cell);
 
 function requestsOf(bench: Bench, side: Side, op: OpKind, batches: string[][]): BenchRequest[] {
   return side === 'agent'
@@ -231,7 +235,7 @@ function printRow(row: Row): void {
   const low = Math.min(...row.pairs);
   const high = Math.max(...row.pairs);
   console.log(
-    `${row.transport.padEnd(6)} ${String(batch).padStart(5)} ${String(clients).padStart(7)}  ${row.op.padEnd(6)} ` +
+    `${row.transport.padEnd(6)} ${String(batch).padStart(5)} ${String(clients).padStart(7)}  ${row.op.padEnd(7)} ` +
       `${fixed(row.agent.rate, 6)} ${unit} ${fixed(row.agent.p50, 6, 1)} ms ` +
       `${fixed(row.baseline.rate, 6)} ${unit} ${fixed(row.baseline.p50, 6, 1)} ms ` +
       `${fixed(row.ratio, 6, 2)}× (${low.toFixed(2)}–${high.toFixed(2)}) ` +
@@ -246,7 +250,7 @@ async function main(): Promise<void> {
     `agent benchmark: ${SAMPLES} interleaved samples per cell, 10 KiB files, one state directory per op; medians\n`,
   );
   console.log(
-    'trans  batch clients  op     agent: rate    p50/req  baseline: rate  p50/req  agent/baseline time  CPU/op: agent baseline',
+    'trans  batch clients  op      agent: rate    p50/req  baseline: rate  p50/req  agent/baseline time  CPU/op: agent baseline',
   );
   for (const transport of TRANSPORTS) {
     const dir = mkdtempSync(join(tmpdir(), 'hostfiles-bench-'));
@@ -269,7 +273,7 @@ async function main(): Promise<void> {
     `\nsignature verification: node:crypto ${verify.nodePerSec.toFixed(0)}/s, tweetnacl ${verify.naclPerSec.toFixed(1)}/s (same bytes), ${(verify.nodePerSec / verify.naclPerSec).toFixed(0)}× faster`,
   );
   console.log('');
-  for (const row of rows.filter((r) => r.scenario.target && r.op !== 'absent')) {
+  for (const row of rows.filter((r) => r.scenario.target && (r.op === 'write' || r.op === 'delete'))) {
     const { batch, clients } = row.scenario;
     console.log(
       `target: ${row.transport} ${row.op} batch ${batch} × ${clients} client${clients === 1 ? '' : 's'} within ${TARGET}× of baseline — ${row.ratio.toFixed(2)}× ${row.ratio <= TARGET ? 'MET' : 'MISSED'}`,

@@ -56,19 +56,20 @@ while (Atomics.load(stop, 0) === 0) {
 parentPort.postMessage(swaps);
 `;
 
-test('an intermediate directory swapped for a symlink mid-op never leads outside the root', async (t) => {
-  const { roots, outside, store } = useTestRoots(t);
-  mkdirSync(join(outside, 'sub'));
-  writeFileSync(join(outside, 'f'), 'outside-f');
-  writeFileSync(join(outside, 'sub', 'g'), 'outside-g');
-  mkdirSync(join(roots.TpmState, 'vm', 'd'), { recursive: true });
-  // Keeps `vm` from being pruned: the swapper recreates only `vm/d`.
-  writeFileSync(join(roots.TpmState, 'vm', 'keep'), 'k');
+type Op = readonly ['write' | 'remove', readonly string[]];
 
+/** Runs `ops` 200 times over while SWAPPER flips `swapped` (below the TpmState root) between a directory and a link. */
+async function underSwaps(
+  roots: { readonly TpmState: string },
+  outside: string,
+  store: ReturnType<typeof useTestRoots>['store'],
+  swapped: string,
+  ops: readonly Op[],
+): Promise<Map<string, number>> {
   const flag = new SharedArrayBuffer(4);
   const worker = new Worker(SWAPPER, {
     eval: true,
-    workerData: { path: join(roots.TpmState, 'vm', 'd'), outside, flag },
+    workerData: { path: join(roots.TpmState, swapped), outside, flag },
   });
   const swapsReported = once(worker, 'message');
   const outcomes = new Map<string, number>();
@@ -78,24 +79,66 @@ test('an intermediate directory swapped for a symlink mid-op never leads outside
   };
   try {
     for (let i = 0; i < 200; i++) {
-      count(await store.write('TpmState', ['vm', 'd', 'f'], Buffer.from('inside')));
-      count(await store.write('TpmState', ['vm', 'd', 'sub', 'g'], Buffer.from('inside')));
-      count(await store.remove('TpmState', ['vm', 'd', 'sub']));
+      for (const [op, components] of ops) {
+        count(
+          op === 'write'
+            ? await store.write('TpmState', components, Buffer.from('inside'))
+            : await store.remove('TpmState', components),
+        );
+      }
     }
   } finally {
     Atomics.store(new Int32Array(flag), 0, 1);
   }
   const [swaps] = (await swapsReported) as [number];
   await once(worker, 'exit');
+  assert.ok(swaps > 0, 'the swapper ran');
+  return outcomes;
+}
 
+function assertHeld(outside: string, outcomes: ReadonlyMap<string, number>): void {
   assert.deepEqual(treeOf(outside), ['f', 'sub', 'sub/g'], 'nothing made or removed outside');
   assert.equal(readFileSync(join(outside, 'f'), 'utf8'), 'outside-f');
   assert.equal(readFileSync(join(outside, 'sub', 'g'), 'utf8'), 'outside-g');
-  assert.ok(swaps > 0, 'the swapper ran');
   assert.ok((outcomes.get('symlink') ?? 0) > 0, `the race was hit: ${JSON.stringify([...outcomes])}`);
   const expected = new Set(['written', 'deleted', 'absent', 'symlink', 'io_error']);
   assert.ok(
     [...outcomes.keys()].every((k) => expected.has(k)),
     JSON.stringify([...outcomes]),
   );
+}
+
+function outsideTree(outside: string): void {
+  mkdirSync(join(outside, 'sub'));
+  writeFileSync(join(outside, 'f'), 'outside-f');
+  writeFileSync(join(outside, 'sub', 'g'), 'outside-g');
+}
+
+test('an intermediate directory swapped for a symlink mid-op never leads outside the root', async (t) => {
+  const { roots, outside, store } = useTestRoots(t);
+  outsideTree(outside);
+  mkdirSync(join(roots.TpmState, 'vm', 'd'), { recursive: true });
+  // Keeps `vm` from being pruned: the swapper recreates only `vm/d`.
+  writeFileSync(join(roots.TpmState, 'vm', 'keep'), 'k');
+  const outcomes = await underSwaps(roots, outside, store, join('vm', 'd'), [
+    ['write', ['vm', 'd', 'f']],
+    ['write', ['vm', 'd', 'sub', 'g']],
+    ['remove', ['vm', 'd', 'sub']],
+  ]);
+  assertHeld(outside, outcomes);
+});
+
+// A write makes a state's directory below the root first and opens it after (walk.ts): the name swapped between
+// that mkdir (EEXIST) and the no-follow open, or between a delete's prune and the next write's mkdir.
+test('a state directory below the root swapped for a symlink mid-op never leads outside the root', async (t) => {
+  const { roots, outside, store } = useTestRoots(t);
+  outsideTree(outside);
+  mkdirSync(join(roots.TpmState, 'unit'));
+  const outcomes = await underSwaps(roots, outside, store, 'unit', [
+    ['write', ['unit', 'f']],
+    ['write', ['unit', 'sub', 'g']],
+    ['remove', ['unit', 'sub']],
+    ['remove', ['unit', 'f']],
+  ]);
+  assertHeld(outside, outcomes);
 });

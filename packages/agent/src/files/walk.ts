@@ -25,7 +25,8 @@ export interface MakeDirs {
  * (mkdir answers EEXIST when it is there): such a name is most often missing, and looking a missing name up in the
  * root waits on the root's lock, which every other op's mkdir, rmdir and rename there takes in turn. Made
  * synchronously (the lookups are, see dir-handle.ts), that wait held the event loop: 125 µs a write on average under
- * 16 concurrent writes here. mkdir waits in the thread pool instead; a write into an existing state pays that trip.
+ * 16 concurrent writes here. mkdir waits in the thread pool instead. A write into an existing state pays that trip,
+ * and its mkdir takes the root's lock for the moment it takes to answer EEXIST (the `rewrite` row of the benchmark).
  */
 export async function walkDirs(
   root: RootDir,
@@ -37,13 +38,20 @@ export async function walkDirs(
   held.push(dir);
   let made = false;
   for (const [depth, name] of names.entries()) {
-    const at = make === undefined ? undefined : { ...make, depth };
-    const grown = make?.grown.length ?? 0;
-    const child =
-      at !== undefined && (depth === 0 || made) ? await makeChildDir(dir, name, at) : await openChildDir(dir, name, at);
-    if (typeof child === 'string') return child;
-    made = (make?.grown.length ?? 0) > grown;
+    const found: DirHandle | Placed | Exclude<WalkEnd, 'ok'> =
+      make === undefined
+        ? await openChildDir(dir, name)
+        : await placeChildDir(dir, name, depth === 0 || made, mkdirMode(make.ownership, depth));
+    if (typeof found === 'string') return found;
+    const child = found instanceof Placed ? found.child : found;
+    made = found instanceof Placed && found.made;
+    // Held before it is owned: should chown or chmod fail, the caller closes it and unmakeDirs removes it.
     held.push(child);
+    if (made && make !== undefined) {
+      make.grown.push(dir);
+      // Through the held fd: a chown by name would follow a symlink swapped in since mkdir.
+      await ownDir(child, depth, make.ownership);
+    }
     dir = child;
   }
   return 'ok';
@@ -65,13 +73,10 @@ export async function unmakeDirs(held: readonly DirHandle[], names: readonly str
   }
 }
 
-type MakeAt = MakeDirs & { readonly depth: number };
-
 /** Opens `name` below `dir` as a directory, no-follow; a string says why it could not. */
 export async function openChildDir(
   dir: DirHandle,
   name: string,
-  make?: MakeAt,
   retried = false,
 ): Promise<DirHandle | Exclude<WalkEnd, 'ok'>> {
   try {
@@ -79,33 +84,65 @@ export async function openChildDir(
   } catch (error) {
     const code = errnoOrThrow(error);
     if (code === 'ELOOP') return 'symlink';
-    if (code === 'ENOENT') return make === undefined ? 'missing' : makeChildDir(dir, name, make);
+    if (code === 'ENOENT') return 'missing';
     if (code !== 'ENOTDIR') throw error;
     // O_DIRECTORY|O_NOFOLLOW answers ENOTDIR, not ELOOP, for a symlink: only lstat tells them apart.
     const kind = kindOf(dir, name);
     if (kind !== 'dir') return kind;
     // Swapped back to a directory since the open: look once more; one that keeps flipping is an error.
     if (retried) throw error;
-    return openChildDir(dir, name, make, true);
+    return openChildDir(dir, name, true);
   }
 }
 
-async function makeChildDir(dir: DirHandle, name: string, make: MakeAt): Promise<DirHandle | Exclude<WalkEnd, 'ok'>> {
-  let made = true;
-  try {
-    // Made with its mode (the umask permitting): no chmod to follow in the common case (see ownDir).
-    await mkdir(at(dir, name), make.depth === 0 ? make.ownership.topDirMode : make.ownership.dirMode);
-  } catch (error) {
-    // A concurrent write made it first (or a symlink appeared): the no-follow open below decides.
-    if (errnoOrThrow(error) !== 'EEXIST') throw error;
-    made = false;
+class Placed {
+  constructor(
+    readonly child: DirHandle,
+    /** made by this call: to be owned, fsynced in its parent, and removed if the op stops before its change */
+    readonly made: boolean,
+  ) {}
+}
+
+/**
+ * The mode a directory is made with: its final one where the umask leaves it whole (then ownDir's chmod is not
+ * needed; under the unit's UMask=0077 a 0711 state directory still is). A deeper directory that is chowned after
+ * gets no group or other bits until then: for that moment it is root's.
+ */
+function mkdirMode(ownership: RootOwnership, depth: number): number {
+  if (depth === 0) return ownership.topDirMode;
+  const chowned = ownership.uid !== undefined || ownership.gid !== undefined;
+  return chowned ? ownership.dirMode & 0o700 : ownership.dirMode;
+}
+
+/**
+ * `name` below `dir` as a held directory, made when missing (its mode passed to mkdir; owner and the rest are the
+ * caller's). `makeFirst`: mkdir, then open (see walkDirs); otherwise open, then mkdir on ENOENT.
+ */
+async function placeChildDir(
+  dir: DirHandle,
+  name: string,
+  makeFirst: boolean,
+  mode: number,
+): Promise<Placed | Exclude<WalkEnd, 'ok'>> {
+  if (!makeFirst) {
+    const child = await openChildDir(dir, name);
+    if (child !== 'missing') return typeof child === 'string' ? child : new Placed(child, false);
   }
-  const child = await openChildDir(dir, name);
-  if (typeof child === 'string' || !made) return child;
-  make.grown.push(dir);
-  // Through the held fd: a chown by name would follow a symlink swapped in since mkdir.
-  await ownDir(child, make.depth, make.ownership);
-  return child;
+  // Twice at most: a directory removed between an EEXIST and the open (by someone else: the unit lock keeps the
+  // agent's own ops apart) is made again rather than answered as missing.
+  for (let attempt = 1; ; attempt++) {
+    let made = true;
+    try {
+      await mkdir(at(dir, name), mode);
+    } catch (error) {
+      // There already (or a symlink, a file): the no-follow open below decides.
+      if (errnoOrThrow(error) !== 'EEXIST') throw error;
+      made = false;
+    }
+    const child = await openChildDir(dir, name);
+    if (typeof child !== 'string') return new Placed(child, made);
+    if (child !== 'missing' || made || attempt === 2) return child;
+  }
 }
 
 /** What `name` below `dir` is now, after an open as a directory failed with ENOTDIR. */

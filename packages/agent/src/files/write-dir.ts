@@ -5,7 +5,7 @@ import type { DirHandle } from './dir-handle.js';
 import { closeAll, errnoOrThrow, nth } from './fd-path.js';
 import { moveNoReplace, removeTree } from './moves.js';
 import { parentPath, passGate, settleChange, settleEnvOf, syncDirOf, type OpContext } from './op-context.js';
-import { failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
+import { failed, ioFailure, SYMLINK_FAILURE, VANISHED_FAILURE } from './op-failure.js';
 import { unitBusy } from './preconditions.js';
 import { recoverName } from './recover.js';
 import type { RootDir } from './root-dir.js';
@@ -60,6 +60,7 @@ async function replaceDir(
   const name = nth(components, components.length - 1);
   const end = await walkDirs(root, components.slice(0, -1), held, make);
   if (end === 'symlink') return SYMLINK_FAILURE;
+  if (end === 'missing') return VANISHED_FAILURE;
   if (end !== 'ok') return NOT_A_DIRECTORY;
   const parent = nth(held, held.length - 1);
   const written = once(() =>

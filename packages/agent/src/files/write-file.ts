@@ -4,7 +4,7 @@ import { sha256Of, type Expectation } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
 import { passGate, settleChange, type OpContext } from './op-context.js';
-import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
+import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE, VANISHED_FAILURE } from './op-failure.js';
 import { unitBusy, unmetExpectation, type BusyCheck } from './preconditions.js';
 import type { RootDir } from './root-dir.js';
 import { inspect, type Target } from './target.js';
@@ -16,7 +16,6 @@ import { writeNewFile } from './write-content.js';
 const WRITTEN = Object.freeze({ status: 'written' } as const);
 const NOT_A_DIRECTORY = failed('not_regular_file', 'a parent path component is not a directory');
 const NOT_A_FILE = failed('not_regular_file', 'the target is not a regular file');
-const VANISHED = failed('io_error', 'ENOENT (a directory vanished while being made)');
 const ATTEMPTS = 2;
 
 export async function writeFile(
@@ -78,7 +77,7 @@ async function placeFile(
 ): Promise<WriteAnswer> {
   const end = await walkDirs(root, components.slice(0, -1), held, make);
   if (end === 'symlink') return SYMLINK_FAILURE;
-  if (end === 'missing') return VANISHED;
+  if (end === 'missing') return VANISHED_FAILURE;
   if (end === 'not_dir') return NOT_A_DIRECTORY;
   const dir = nth(held, held.length - 1);
   const name = nth(components, components.length - 1);
