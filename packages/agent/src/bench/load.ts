@@ -6,6 +6,8 @@ export interface LoadResult {
   readonly seconds: number;
   /** per request, milliseconds */
   readonly latencies: readonly number[];
+  /** the answers' bodies, in no particular order */
+  readonly answers: readonly Buffer[];
 }
 
 /** `clients` loops take the next request off one queue until none is left, as 16 controllers' workers would. */
@@ -16,18 +18,19 @@ export async function runLoad(
   clients: number,
 ): Promise<LoadResult> {
   const latencies: number[] = [];
+  const answers: Buffer[] = [];
   let next = 0;
   const loop = async (): Promise<void> => {
     while (next < requests.length) {
       const request = requests[next++] as BenchRequest;
       const sent = performance.now();
-      await client.post(url, request.body, request.headers);
+      answers.push(await client.post(url, request.body, request.headers));
       latencies.push(performance.now() - sent);
     }
   };
   const start = performance.now();
   await Promise.all(Array.from({ length: Math.min(clients, requests.length) }, loop));
-  return { seconds: (performance.now() - start) / 1000, latencies };
+  return { seconds: (performance.now() - start) / 1000, latencies, answers };
 }
 
 export const median = (values: readonly number[]): number => quantile(values, 0.5);

@@ -79,7 +79,7 @@ interface Figures {
   readonly cpuPerOp: number;
 }
 
-interface Sample extends LoadResult {
+interface Sample extends Omit<LoadResult, 'answers'> {
   /** the server's CPU seconds during the sample */
   readonly cpu: number;
 }
@@ -190,8 +190,9 @@ async function measure(bench: Bench, scenario: Scenario): Promise<Row[]> {
           const requests = requestsOf(bench, side, opOf(cell), batches);
           const pid = bench.servers[side].child.pid ?? NaN;
           const cpuBefore = cpuSecondsOf(pid);
-          const load = await runLoad(client, bench.servers[side].url, requests, scenario.clients);
+          const { answers, ...load } = await runLoad(client, bench.servers[side].url, requests, scenario.clients);
           samples[side].push({ ...load, cpu: cpuSecondsOf(pid) - cpuBefore });
+          expectStatuses(side, answers, STATUS_OF[cell], scenario.requests * scenario.batch);
           expectUnits(bench.roots[side], opOf(cell) === 'write' ? scenario.requests * scenario.batch : 0);
         }
       }
@@ -221,7 +222,34 @@ function requestsOf(bench: Bench, side: Side, op: OpKind, batches: string[][]): 
     : baselineRequests(op, batches, bench.key);
 }
 
-/** Both sides must have done the work: a 200 answer may still carry failed ops. */
+/** What every op of a cell must answer. */
+const STATUS_OF: Readonly<Record<Cell, string>> = {
+  write: 'written',
+  rewrite: 'written',
+  delete: 'deleted',
+  absent: 'absent',
+};
+
+/** Every op answered as it must: a 200 answer may still carry failed ops (read after the clock stopped). */
+function expectStatuses(side: Side, answers: readonly Buffer[], status: string, ops: number): void {
+  const statuses = answers.flatMap((body) => {
+    const parsed = JSON.parse(body.toString('utf8')) as { payload?: string; results?: unknown[] };
+    // The agent's answer is a signed envelope: its payload (base64 of JSON) holds results of objects.
+    if (side === 'agent') {
+      const answer = JSON.parse(Buffer.from(parsed.payload ?? '', 'base64').toString('utf8')) as {
+        results: { status: string }[];
+      };
+      return answer.results.map((r) => r.status);
+    }
+    return (parsed.results ?? []) as string[];
+  });
+  const wrong = statuses.filter((s) => s !== status);
+  if (statuses.length !== ops || wrong.length > 0) {
+    throw new Error(`${side}: ${statuses.length} results for ${ops} ops, ${wrong.length} not ${status}: ${wrong[0]}`);
+  }
+}
+
+/** Both sides must have done the work. */
 function expectUnits(root: string, count: number): void {
   const found = readdirSync(root).length;
   if (found !== count) throw new Error(`${root} holds ${found} entries after the sample, not ${count}`);

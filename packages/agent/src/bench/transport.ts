@@ -23,7 +23,8 @@ export interface Identities {
 
 export interface Client {
   /** POSTs `body`; resolves once the whole 200 answer is read, rejects on any other status. */
-  post(url: string, body: Buffer, headers?: Readonly<Record<string, string>>): Promise<void>;
+  /** the answer's body; rejects on any status but 200 */
+  post(url: string, body: Buffer, headers?: Readonly<Record<string, string>>): Promise<Buffer>;
   close(): void;
 }
 
@@ -104,7 +105,7 @@ function clientOver(agent: Agent | HttpsAgent): Client {
             res.on('data', (chunk: Buffer) => chunks.push(chunk));
             res.on('error', reject);
             res.on('end', () => {
-              if (res.statusCode === 200) resolve();
+              if (res.statusCode === 200) resolve(Buffer.concat(chunks));
               else
                 reject(new Error(`${url}: ${res.statusCode} ${Buffer.concat(chunks).toString('utf8').slice(0, 300)}`));
             });
