@@ -42,6 +42,8 @@ export async function removeFile(
     const answer = end === 'ok' ? await removeTarget(dir, name, expect, settle, busy) : ABSENT;
     if (answer.status === 'failed') return answer;
     const deepest = await pruneEmptyDirs(held, components);
+    // Nothing stands below the root on the target's path any more: its state directory is gone (walk.ts).
+    if (deepest === nth(held, 0)) root.known.delete(nth(components, 0));
     // On journaling file systems one fsync commits the removal and the rmdirs before it alike.
     if (answer.status === 'deleted')
       handedOff = await settleChange(ctx, `${root.path}/${components.join('/')}`, [deepest], held);

@@ -3,6 +3,7 @@ import { closeSync, lstatSync, openSync } from 'node:fs';
 import { borrowDir, type DirHandle } from './dir-handle.js';
 import { CHILD_DIR_FLAGS, errnoOrThrow, ROOT_DIR_FLAGS } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
+import { KnownUnits } from './known-units.js';
 
 /**
  * A root as configured (`path`, what answers show) and the directory it named when the store was made (`fd`). The
@@ -12,6 +13,8 @@ import { FileStoreError } from './file-store-error.js';
 export interface RootDir {
   readonly path: string;
   readonly fd: number;
+  /** the state directories lately seen directly below it (walk.ts) */
+  readonly known: KnownUnits;
 }
 
 /**
@@ -33,7 +36,7 @@ export function openRootDir(path: string): RootDir {
     closeSync(fd);
     throw error;
   }
-  return { path, fd };
+  return { path, fd, known: new KnownUnits() };
 }
 
 function openComponent(parent: number, reached: string, name: string): number {

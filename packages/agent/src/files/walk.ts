@@ -21,12 +21,14 @@ export interface MakeDirs {
  * Pushes onto `held` the root and then each of `names`, each opened relative to the one before.
  * `held` belongs to the caller, who closes it whatever happens (also when this throws).
  *
- * With `make`, a directory directly below the root, or below one this walk made, is made first and opened after
- * (mkdir answers EEXIST when it is there): such a name is most often missing, and looking a missing name up in the
- * root waits on the root's lock, which every other op's mkdir, rmdir and rename there takes in turn. Made
- * synchronously (the lookups are, see dir-handle.ts), that wait held the event loop: 125 µs a write on average under
- * 16 concurrent writes here. mkdir waits in the thread pool instead. A write into an existing state pays that trip,
- * and its mkdir takes the root's lock for the moment it takes to answer EEXIST (the `rewrite` row of the benchmark).
+ * With `make`, a directory directly below the root that the store has not lately seen there (`root.known`), or one
+ * below a directory this walk made, is made first and opened after (mkdir answers EEXIST when it is there): such a
+ * name is most often missing, and looking a missing name up in the root waits on the root's lock, which every other
+ * op's mkdir, rmdir and rename there takes in turn. Made synchronously (the lookups are, see dir-handle.ts), that
+ * wait held the event loop: 125 µs a write on average under 16 concurrent writes here. mkdir waits in the thread
+ * pool instead. A state directory the store has seen is opened first, as any other: its name is in the dentry
+ * cache, found without the lock, where a mkdir would cost a trip through the pool and take the lock to answer
+ * EEXIST (the benchmark's `rewrite` row).
  */
 export async function walkDirs(
   root: RootDir,
@@ -41,8 +43,17 @@ export async function walkDirs(
     const found: DirHandle | Placed | Exclude<WalkEnd, 'ok'> =
       make === undefined
         ? await openChildDir(dir, name)
-        : await placeChildDir(dir, name, depth === 0 || made, mkdirMode(make.ownership, depth));
-    if (typeof found === 'string') return found;
+        : await placeChildDir(
+            dir,
+            name,
+            (depth === 0 && !root.known.has(name)) || made,
+            mkdirMode(make.ownership, depth),
+          );
+    if (typeof found === 'string') {
+      if (depth === 0) root.known.delete(name);
+      return found;
+    }
+    if (depth === 0) root.known.add(name);
     const child = found instanceof Placed ? found.child : found;
     made = found instanceof Placed && found.made;
     // Held before it is owned: should chown or chmod fail, the caller closes it and unmakeDirs removes it.

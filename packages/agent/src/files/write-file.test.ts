@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -163,4 +163,31 @@ test('a write or delete anywhere inside a state whose lock is held answers busy:
   assert.equal(readFileSync(join(tpm2, 'tpm2-00.permall'), 'utf8'), 'state');
   // Another unit is not held by that lock.
   assert.equal((await store.write('TpmState', ['other', 'f'], Buffer.from('x'))).status, 'written');
+});
+
+// A write opens a state directory it has seen first, and makes one it has not first (walk.ts, known-units.ts): each
+// guess, right or wrong, must end in the same answer and tree.
+test('a state directory removed, or swapped for a file, behind the store after it was seen: the next write still answers right', async (t) => {
+  const { roots, store } = useTestRoots(t);
+  const unit = join(roots.TpmState, 'vm-1');
+  const write = (): Promise<{ status: string; error?: { code: string } }> =>
+    store.write('TpmState', ['vm-1', 'tpm2', 'f'], Buffer.from('state'));
+  assert.equal((await write()).status, 'written');
+  // Seen, then removed by someone else: opened first, found missing, made.
+  rmSync(unit, { recursive: true });
+  assert.equal((await write()).status, 'written');
+  assert.equal(readFileSync(join(unit, 'tpm2', 'f'), 'utf8'), 'state');
+  // Seen, then a file in its place: not a directory, nothing made or replaced.
+  rmSync(unit, { recursive: true });
+  writeFileSync(unit, 'not a state');
+  const refused = await write();
+  assert.equal(refused.status === 'failed' && refused.error?.code, 'not_regular_file');
+  assert.equal(readFileSync(unit, 'utf8'), 'not a state');
+  // Deleted by the store: forgotten, and made first again by the next write.
+  rmSync(unit);
+  assert.equal((await write()).status, 'written');
+  assert.equal((await store.remove('TpmState', ['vm-1', 'tpm2', 'f'])).status, 'deleted');
+  assert.equal(existsSync(unit), false, 'the emptied state directory was pruned');
+  assert.equal((await write()).status, 'written');
+  assert.deepEqual(treeOf(roots.TpmState), ['vm-1', 'vm-1/tpm2', 'vm-1/tpm2/f']);
 });
