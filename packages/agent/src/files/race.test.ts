@@ -128,8 +128,9 @@ test('an intermediate directory swapped for a symlink mid-op never leads outside
   assertHeld(outside, outcomes);
 });
 
-// A write makes a state's directory below the root first and opens it after (walk.ts): the name swapped between
-// that mkdir (EEXIST) and the no-follow open, or between a delete's prune and the next write's mkdir.
+// A write makes a state's directory below the root first and opens it after, unless it has lately seen it there
+// (walk.ts): the name swapped between that mkdir (EEXIST) and the no-follow open, between an open-first that found it
+// missing and the mkdir after, or between a delete's prune and the next write.
 test('a state directory below the root swapped for a symlink mid-op never leads outside the root', async (t) => {
   const { roots, outside, store } = useTestRoots(t);
   outsideTree(outside);

@@ -28,7 +28,9 @@ export interface MakeDirs {
  * wait held the event loop: 125 µs a write on average under 16 concurrent writes here. mkdir waits in the thread
  * pool instead. A state directory the store has seen is opened first, as any other: its name is in the dentry
  * cache, found without the lock, where a mkdir would cost a trip through the pool and take the lock to answer
- * EEXIST (the benchmark's `rewrite` row).
+ * EEXIST (the benchmark's `rewrite` row). Every walk (reads and deletes too) notes a state directory it opened and
+ * forgets one it found missing, a link or not a directory; a delete that prunes one, and unmakeDirs, forget it too.
+ * The set only chooses which of the two ways is tried first: both end in the same answer.
  */
 export async function walkDirs(
   root: RootDir,
@@ -73,7 +75,12 @@ export async function walkDirs(
  * one), for an op that stopped before its change. They are empty (the op's temp entries are gone, and its unit lock
  * kept the agent's other ops out); one that is not stays, and so do those above it.
  */
-export async function unmakeDirs(held: readonly DirHandle[], names: readonly string[], make: MakeDirs): Promise<void> {
+export async function unmakeDirs(
+  root: RootDir,
+  held: readonly DirHandle[],
+  names: readonly string[],
+  make: MakeDirs,
+): Promise<void> {
   for (let i = held.length - 1; i >= 1 && make.grown.includes(nth(held, i - 1)); i--) {
     try {
       await rmdir(at(nth(held, i - 1), nth(names, i - 1)));
@@ -81,6 +88,8 @@ export async function unmakeDirs(held: readonly DirHandle[], names: readonly str
       errnoOrThrow(error);
       return;
     }
+    // The state directory itself is gone again: not one the next write should look up first.
+    if (i === 1) root.known.delete(nth(names, 0));
   }
 }
 

@@ -37,11 +37,11 @@ export async function writeDir(
     if (answer.status === 'written')
       handedOff = await settleChange(ctx, path, [nth(held, held.length - 1), ...make.grown], held);
     // Refused: the directories it made above the state go again (its staged tree is gone already).
-    else await unmakeDirs(held, components, make);
+    else await unmakeDirs(root, held, components, make);
     return answer;
   } catch (error) {
     // Failed, or stopped at the gate (CommandNotRecorded): likewise.
-    await unmakeDirs(held, components, make);
+    await unmakeDirs(root, held, components, make);
     return ioFailure(error);
   } finally {
     if (!handedOff) await closeAll(held);

@@ -54,11 +54,11 @@ async function writeOnce(
     if (answer.status === 'written')
       handedOff = await settleChange(ctx, `${root.path}/${components.join('/')}`, dirs, held);
     // Refused: the directories it made for the file go again (its temp file is gone already).
-    else await unmakeDirs(held, components, make);
+    else await unmakeDirs(root, held, components, make);
     return answer;
   } catch (error) {
     // Failed, or stopped at the gate (CommandNotRecorded): likewise.
-    await unmakeDirs(held, components, make);
+    await unmakeDirs(root, held, components, make);
     throw error;
   } finally {
     if (!handedOff) await closeAll(held);
