@@ -1,11 +1,12 @@
 // What every changing op of one root needs besides its path.
 import type { Logger } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
-import { closeAll, errnoOrThrow } from './fd-path.js';
+import { closeAll, errnoOrThrow, nth } from './fd-path.js';
 import type { ReadLockedInodes } from './locks.js';
 import type { RootDir } from './root-dir.js';
 import type { SettleEnv } from './settle.js';
-import type { RootOwnership, StoreEvent, StoreHooks } from './types.js';
+import type { RootOwnership, StoreEvent, StoreHooks, WriteAnswer } from './types.js';
+import { unmakeDirs, type MakeDirs } from './walk.js';
 
 export interface OpContext {
   readonly ownership: RootOwnership;
@@ -59,6 +60,37 @@ export async function settleChange(
   }
   ctx.defer(syncAfterChange(ctx, path, dirs).finally(() => closeAll(held)));
   return true;
+}
+
+/**
+ * What a write and a writeDir share around their change: `place` walks down to the target's parent, making the
+ * missing directories (into `held` and `make`), and changes the target. Written: the parent and every directory that
+ * gained one are fsynced, in parallel (a journaling file system commits them together, so new parents cost little
+ * more), through settleChange. Refused, failed, or stopped at the gate (CommandNotRecorded): the directories it made
+ * go again (its temp file or staged tree is gone already), and a failure is rethrown.
+ */
+export async function changeMakingParents(
+  root: RootDir,
+  components: readonly string[],
+  ctx: OpContext,
+  place: (held: DirHandle[], make: MakeDirs) => Promise<WriteAnswer>,
+): Promise<WriteAnswer> {
+  const held: DirHandle[] = [];
+  const make: MakeDirs = { ownership: ctx.ownership, grown: [] };
+  let handedOff = false;
+  try {
+    const answer = await place(held, make);
+    if (answer.status === 'written') {
+      const dirs = [nth(held, held.length - 1), ...make.grown];
+      handedOff = await settleChange(ctx, `${root.path}/${components.join('/')}`, dirs, held);
+    } else await unmakeDirs(root, held, components, make);
+    return answer;
+  } catch (error) {
+    await unmakeDirs(root, held, components, make);
+    throw error;
+  } finally {
+    if (!handedOff) await closeAll(held);
+  }
 }
 
 /** What settling leftovers of `name` needs, from an op that holds the root (`held[0]`, as walkDirs leaves it). */

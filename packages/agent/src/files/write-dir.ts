@@ -2,9 +2,9 @@
 // swapped in by two more (swap-in.ts); recover.ts finishes or undoes a swap a crash cut off.
 import { sha256Of, stateDigest, type Expectation } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
-import { closeAll, errnoOrThrow, nth } from './fd-path.js';
+import { errnoOrThrow, nth } from './fd-path.js';
 import { moveNoReplace, removeTree } from './moves.js';
-import { parentPath, passGate, settleChange, settleEnvOf, syncDirOf, type OpContext } from './op-context.js';
+import { changeMakingParents, parentPath, passGate, settleEnvOf, syncDirOf, type OpContext } from './op-context.js';
 import { failed, ioFailure, SYMLINK_FAILURE, VANISHED_FAILURE } from './op-failure.js';
 import { unitBusy } from './preconditions.js';
 import { recoverName } from './recover.js';
@@ -13,7 +13,7 @@ import { stageState } from './stage-dir.js';
 import { check, NOT_A_DIRECTORY, retire, swapIn, type Swap } from './swap-in.js';
 import { randomTempName, roleName } from './temp-name.js';
 import type { StateEntry, WriteAnswer } from './types.js';
-import { unmakeDirs, walkDirs, type MakeDirs } from './walk.js';
+import { walkDirs, type MakeDirs } from './walk.js';
 
 const NAME_TOO_LONG = failed('io_error', 'ENAMETOOLONG (no room for the temp names of a replace)');
 
@@ -28,23 +28,12 @@ export async function writeDir(
   const newName = roleName('new', name);
   const oldName = roleName('old', name);
   if (newName === undefined || oldName === undefined) return NAME_TOO_LONG;
-  const held: DirHandle[] = [];
-  const make: MakeDirs = { ownership: ctx.ownership, grown: [] };
-  let handedOff = false;
   try {
-    const answer = await replaceDir(root, components, entries, expect, ctx, { held, make, newName, oldName });
-    const path = `${root.path}/${components.join('/')}`;
-    if (answer.status === 'written')
-      handedOff = await settleChange(ctx, path, [nth(held, held.length - 1), ...make.grown], held);
-    // Refused: the directories it made above the state go again (its staged tree is gone already).
-    else await unmakeDirs(root, held, components, make);
-    return answer;
+    return await changeMakingParents(root, components, ctx, (held, make) =>
+      replaceDir(root, components, entries, expect, ctx, { held, make, newName, oldName }),
+    );
   } catch (error) {
-    // Failed, or stopped at the gate (CommandNotRecorded): likewise.
-    await unmakeDirs(root, held, components, make);
     return ioFailure(error);
-  } finally {
-    if (!handedOff) await closeAll(held);
   }
 }
 

@@ -2,15 +2,15 @@
 import { rename, unlink } from 'node:fs/promises';
 import { sha256Of, type Expectation } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
-import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
-import { passGate, settleChange, type OpContext } from './op-context.js';
+import { at, errnoOf, errnoOrThrow, nth } from './fd-path.js';
+import { changeMakingParents, passGate, type OpContext } from './op-context.js';
 import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE, VANISHED_FAILURE } from './op-failure.js';
 import { unitBusy, unmetExpectation, type BusyCheck } from './preconditions.js';
 import type { RootDir } from './root-dir.js';
 import { inspect, type Target } from './target.js';
 import { tempNameFor } from './temp-name.js';
 import type { OpFailure, WriteAnswer } from './types.js';
-import { unmakeDirs, walkDirs, type MakeDirs } from './walk.js';
+import { walkDirs, type MakeDirs } from './walk.js';
 import { writeNewFile } from './write-content.js';
 
 const WRITTEN = Object.freeze({ status: 'written' } as const);
@@ -37,33 +37,16 @@ export async function writeFile(
 }
 
 /** Throws file-system errors other than the expected answers; the caller maps them. */
-async function writeOnce(
+const writeOnce = (
   root: RootDir,
   components: readonly string[],
   content: Buffer,
   expect: Expectation | undefined,
   ctx: OpContext,
-): Promise<WriteAnswer> {
-  const held: DirHandle[] = [];
-  const make: MakeDirs = { ownership: ctx.ownership, grown: [] };
-  let handedOff = false;
-  try {
-    const answer = await placeFile(root, components, content, expect, ctx, held, make);
-    const dirs = [nth(held, held.length - 1), ...make.grown];
-    // In parallel: a journaling file system commits them together, so new parents cost little more.
-    if (answer.status === 'written')
-      handedOff = await settleChange(ctx, `${root.path}/${components.join('/')}`, dirs, held);
-    // Refused: the directories it made for the file go again (its temp file is gone already).
-    else await unmakeDirs(root, held, components, make);
-    return answer;
-  } catch (error) {
-    // Failed, or stopped at the gate (CommandNotRecorded): likewise.
-    await unmakeDirs(root, held, components, make);
-    throw error;
-  } finally {
-    if (!handedOff) await closeAll(held);
-  }
-}
+): Promise<WriteAnswer> =>
+  changeMakingParents(root, components, ctx, (held, make) =>
+    placeFile(root, components, content, expect, ctx, held, make),
+  );
 
 /** The walk (making missing parents), the checks, then the temp file and its rename. */
 async function placeFile(
