@@ -119,13 +119,19 @@ async function spawnServer(args: string[]): Promise<{ child: ChildProcess; port:
     lines.on('line', (line) => {
       const event = JSON.parse(line) as { event?: string; port?: number };
       // The agent's metrics listener says its port first: not the one the clients load.
-      if (typeof event.port === 'number' && event.event !== 'metrics_listening') resolve(event.port);
+      if (typeof event.port === 'number' && event.event !== 'metrics_listening') {
+        // No more parsing: each of the agent's log lines parsed here cost this process (the clients) CPU that the
+        // baseline, which logs nothing, never made it pay.
+        lines.close();
+        resolve(event.port);
+      }
     });
     child.once('exit', (code) => {
       reject(new Error(`server exited ${String(code)}`));
     });
   });
-  child.stdout.resume(); // keep draining the agent's logs: they are part of its cost
+  // Keep draining the agent's logs, unread: writing them is part of its cost.
+  child.stdout.resume();
   return { child, port };
 }
 
