@@ -2,10 +2,12 @@
 import type { Expectation } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { nth } from './fd-path.js';
+import type { FreeUnits } from './free-units.js';
 import { sameLocks, type ReadLockedInodes } from './locks.js';
 import { BUSY_FAILURE, failed } from './op-failure.js';
 import { digestOf, inspect, isBusy, isHeldDirBusy, type Target } from './target.js';
 import type { OpFailure } from './types.js';
+import { openChildDir } from './walk.js';
 
 /**
  * The op's `expect` against the target as it is now. `absent` is also met by a target that already holds exactly the
@@ -41,12 +43,13 @@ export type BusyCheck = (aside?: string) => Promise<boolean>;
  * Busy looks at the whole unit the target is in (the first component below the root, with everything under it),
  * not only at the target: a swtpm locks just `<uuid>/tpm2/.lock`, and a write to `<uuid>/tpm2/tpm2-00.permall`
  * would change its state under it all the same. `held` is the root and the directories down to the target's
- * parent, as walkDirs leaves them.
+ * parent, as walkDirs leaves them; `free`, the root's units found free under the locks read now (free-units.ts).
  */
 export function unitBusy(
   readLocks: ReadLockedInodes,
   held: readonly DirHandle[],
   components: readonly string[],
+  free: FreeUnits,
 ): BusyCheck {
   let freeOf: ReadonlySet<string> | undefined;
   return async (aside) => {
@@ -54,7 +57,7 @@ export function unitBusy(
     const locked = await readLocks();
     if (locked.size === 0) return false;
     if (freeOf !== undefined && sameLocks(locked, freeOf)) return false;
-    const busy = await unitIsBusy(locked, held, components, aside);
+    const busy = await unitIsBusy(locked, held, components, aside, free);
     if (!busy) freeOf = locked;
     return busy;
   };
@@ -63,19 +66,30 @@ export function unitBusy(
 /**
  * The unit of a target deeper than it is held already (`held[1]`, the directory the op works in or above): walked
  * through that fd, also after the target moved aside (the moved tree is still in it). A target that is the unit
- * itself is looked up by name below the root.
+ * itself is looked up by name below the root, and a directory there is opened and walked through its fd.
  */
 async function unitIsBusy(
   locked: ReadonlySet<string>,
   held: readonly DirHandle[],
   components: readonly string[],
   aside: string | undefined,
+  free: FreeUnits,
 ): Promise<boolean> {
-  if (components.length > 1) return isHeldDirBusy(locked, nth(held, 1));
+  if (components.length > 1) return isHeldDirBusy(locked, nth(held, 1), free);
   const root = nth(held, 0);
   // A unit moved aside has left its name: what moved is the unit now.
   const name = aside ?? nth(components, 0);
-  return isBusy(() => Promise.resolve(locked), root, name, inspect(root, name));
+  const target = inspect(root, name);
+  if (target.kind !== 'dir') return isBusy(() => Promise.resolve(locked), root, name, target);
+  if (locked.has(target.stats.ino.toString())) return true;
+  const unit = await openChildDir(root, name);
+  // Gone or swapped for something that is not a directory since the lstat: nothing below it to be busy.
+  if (typeof unit === 'string') return false;
+  try {
+    return await isHeldDirBusy(locked, unit, free);
+  } finally {
+    await unit.close();
+  }
 }
 
 /** `expect`, then busy: both read the target as it is now, just before the step that would change it. */

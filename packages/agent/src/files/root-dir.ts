@@ -3,6 +3,7 @@ import { closeSync, lstatSync, openSync } from 'node:fs';
 import { borrowDir, type DirHandle } from './dir-handle.js';
 import { CHILD_DIR_FLAGS, errnoOrThrow, ROOT_DIR_FLAGS } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
+import { FreeUnits } from './free-units.js';
 import { KnownUnits } from './known-units.js';
 
 /**
@@ -15,6 +16,8 @@ export interface RootDir {
   readonly fd: number;
   /** the state directories lately seen directly below it (walk.ts) */
   readonly known: KnownUnits;
+  /** the state directories below it found free of the locks held now (preconditions.ts) */
+  readonly free: FreeUnits;
 }
 
 /**
@@ -36,7 +39,7 @@ export function openRootDir(path: string): RootDir {
     closeSync(fd);
     throw error;
   }
-  return { path, fd, known: new KnownUnits() };
+  return { path, fd, known: new KnownUnits(), free: new FreeUnits() };
 }
 
 function openComponent(parent: number, reached: string, name: string): number {

@@ -3,6 +3,7 @@ import { lstatSync, type BigIntStats } from 'node:fs';
 import { stateDigest, type UnitFacts } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { at } from './fd-path.js';
+import type { FreeUnits } from './free-units.js';
 import { anyLocked, type ReadLockedInodes } from './locks.js';
 import { hashFile } from './stream-file.js';
 import { openFound, walkState, type StateVisitor } from './state-walk.js';
@@ -54,14 +55,19 @@ export async function isBusy(read: ReadLockedInodes, dir: DirHandle, name: strin
 
 /**
  * isBusy of a directory the caller holds (the unit an op walked down through), with the locks it has just read:
- * it is looked at through its held fd, so no lookup by name and no open and close of it again.
+ * it is looked at through its held fd, so no lookup by name and no open and close of it again. With `free`, a
+ * directory found free under these very locks before is not walked again (free-units.ts).
  */
-export async function isHeldDirBusy(locked: ReadonlySet<string>, dir: DirHandle): Promise<boolean> {
+export async function isHeldDirBusy(locked: ReadonlySet<string>, dir: DirHandle, free?: FreeUnits): Promise<boolean> {
   if (locked.size === 0) return false;
-  if (locked.has((await dir.stat({ bigint: true })).ino.toString())) return true;
+  const stats = await dir.stat({ bigint: true });
+  if (locked.has(stats.ino.toString())) return true;
+  if (free?.has(locked, stats) === true) return false;
   const found = lockedFinder(locked);
   await walkState(dir, found.visitor, BUSY_WALK);
-  return found.busy();
+  if (found.busy()) return true;
+  free?.add(locked, stats);
+  return false;
 }
 
 /** A walk's visitor that stops at the first inode in `locked`, and whether it found one. */
