@@ -1,8 +1,8 @@
 // The baseline's durable file work (baseline-server.ts says what and why), apart from its server so that
 // store-cost.ts can run the same work in-process beside the agent's file store.
-import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
+import { randomHex } from '../files/temp-name.js';
 
 const errnoOf = (error: unknown): unknown => (error as NodeJS.ErrnoException).code;
 
@@ -33,7 +33,7 @@ async function makeParents(root: string, dir: string): Promise<string[]> {
   return grown;
 }
 
-const tempIn = (dir: string): string => join(dir, `.hostfiles-tmp-${randomBytes(8).toString('hex')}`);
+const tempIn = (dir: string): string => join(dir, `.hostfiles-tmp-${randomHex()}`);
 
 export async function write(root: string, path: string, content: Buffer): Promise<string> {
   const dir = dirname(path);

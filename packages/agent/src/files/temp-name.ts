@@ -15,7 +15,22 @@ const NAME_MAX_BYTES = 255;
 export const ROLES = ['new', 'old', 'del'] as const;
 export type Role = (typeof ROLES)[number];
 
-const random = (): string => randomBytes(8).toString('hex');
+/** Random bytes drawn from the CSPRNG a page at a time: one randomBytes(8) per name cost ~6 µs, ~20 µs under load. */
+const POOL_BYTES = 4096;
+let pool = Buffer.alloc(0);
+let used = 0;
+
+/** 16 hex digits (8 random bytes): a name no earlier op left and no one guesses. */
+export function randomHex(): string {
+  if (used + 8 > pool.length) {
+    pool = randomBytes(POOL_BYTES);
+    used = 0;
+  }
+  used += 8;
+  return pool.toString('hex', used - 8, used);
+}
+
+const random = randomHex;
 
 /** A temp file beside a file target; the target's name only helps a human, so it is dropped when too long. */
 export function tempNameFor(name: string): string {
