@@ -1,10 +1,11 @@
 // Group commit: lines appended while a group is being written and synced wait, and the next group writes and syncs
-// them all at once. One fdatasync then covers the records of every request that arrived together.
+// them all at once. One durable write (an O_DSYNC write, or a write and an fdatasync) then covers the records of
+// every request that arrived together.
 
 export interface GroupCommitIo {
   /** Appends the text of one group (whole lines) to the file. */
   write(text: string): Promise<void>;
-  /** Makes everything written so far durable (fdatasync). */
+  /** Makes everything written so far durable (fdatasync; nothing left to do after an O_DSYNC write). */
   sync(): Promise<void>;
   /**
    * Runs after a group is durable and before its callers hear so (compaction): a failure fails the group's callers,

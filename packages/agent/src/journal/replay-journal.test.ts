@@ -1,5 +1,16 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import {
+  appendFileSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -13,6 +24,34 @@ const withDir = (t: { after: (fn: () => void) => void }): string => {
   });
   return dir;
 };
+
+/** The open flags of this process's fds on `path` (octal in /proc/self/fdinfo). */
+function flagsOfFdsOn(path: string): number[] {
+  const flags: number[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // the fd of the listing itself, closed by now
+    }
+    if (target !== path) continue;
+    const line = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').match(/^flags:\s+([0-7]+)$/m);
+    if (line?.[1] !== undefined) flags.push(parseInt(line[1], 8));
+  }
+  return flags;
+}
+
+test('each group is written O_DSYNC: durable when its one write returns, no fdatasync after it', async (t) => {
+  const dir = withDir(t);
+  const journal = await openReplayJournal({ dir, now: () => 0 });
+  await journal.record('r1', 'h1', 5_000);
+  const flags = flagsOfFdsOn(join(dir, 'replay.jsonl'));
+  await journal.close();
+  assert.equal(flags.length, 1, 'one fd open on the journal');
+  assert.equal((flags[0] ?? 0) & constants.O_DSYNC, constants.O_DSYNC);
+  assert.equal((flags[0] ?? 0) & constants.O_APPEND, constants.O_APPEND);
+});
 
 test('new, retry with the stored answer, replay with other bytes; all of it across a reopen', async (t) => {
   const dir = withDir(t);

@@ -46,6 +46,7 @@ interface Entry {
 type Line = { r: string; h: string; f: number } | { r: string; a: string };
 
 const FILE = 'replay.jsonl';
+const DSYNC_APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC;
 /** Rewrite the file without forgotten entries once this many lines were appended since the last rewrite. */
 const COMPACT_EVERY = 20_000;
 
@@ -54,7 +55,10 @@ export interface JournalOptions {
   readonly now: () => number;
   /** lines appended between two rewrites (default 20,000); tests make it small */
   readonly compactEvery?: number;
-  /** Tests only: the fdatasync of the journal file (to count, hold or fail it). */
+  /**
+   * Tests only: the fdatasync of the journal file (to count, hold or fail it). Without it, each group's write is
+   * synchronous (O_DSYNC) and there is no fdatasync.
+   */
   readonly sync?: (handle: FileHandle) => Promise<void>;
 }
 
@@ -64,16 +68,21 @@ export async function openReplayJournal(options: JournalOptions): Promise<Replay
   await rewrite(path, entries);
   // Undefined from a compaction's close until the next group opens the file again: the rewritten one, or the old one
   // when the rewrite failed, so a failed compaction never leaves the journal without a file to append to.
-  let handle: FileHandle | undefined = await open(path, 'a', 0o600);
-  const opened = async (): Promise<FileHandle> => (handle ??= await open(path, 'a', 0o600));
-  const sync = options.sync ?? ((h: FileHandle) => h.datasync());
+  // O_DSYNC: a group's write returns once its lines are durable, as write(2) then fdatasync(2) would make them, in one
+  // trip through the thread pool instead of two. A test that holds or fails the fdatasync opens it without.
+  const { sync } = options;
+  const flags = sync === undefined ? DSYNC_APPEND : 'a';
+  let handle: FileHandle | undefined = await open(path, flags, 0o600);
+  const opened = async (): Promise<FileHandle> => (handle ??= await open(path, flags, 0o600));
   let appended = 0;
-  // Lines are appended in groups, one write and one fdatasync each (group-commit.ts): never interleaved, and a
-  // compaction runs between two groups, never during one. A failed group fails its own callers only, or one full
-  // disk would wedge every later request until a restart.
+  // Lines are appended in groups, one durable write each (group-commit.ts): never interleaved, and a compaction runs
+  // between two groups, never during one. A failed group fails its own callers only, or one full disk would wedge
+  // every later request until a restart.
   const writer = createGroupCommit({
     write: async (text) => (await opened()).appendFile(text),
-    sync: async () => sync(await opened()),
+    sync: async () => {
+      if (sync !== undefined) await sync(await opened());
+    },
     afterSync: async (lines) => {
       appended += lines;
       if (appended < (options.compactEvery ?? COMPACT_EVERY)) return;
