@@ -10,7 +10,7 @@ import {
   parseCommand,
   parseEnvelope,
   signEnvelope,
-  verifyEnvelope,
+  withVerifiedPayload,
   type Answer,
   type Command,
   type CommandKind,
@@ -90,16 +90,21 @@ async function checkAndRun<K extends CommandKind>(
   // (scan-envelope.test.ts checks it on bodies that are not ASCII).
   const envelope = unwrap(parseEnvelope(body.toString('latin1'))); // 2
   const trusted = (id: string): KeyObject | undefined => deps.trustedKeys.get(id)?.key;
-  const payload = unwrap(verifyEnvelope(envelope, COMMAND_CONTEXT, trusted, deps.scratch)); // 3, 4
+  // The payload's bytes are parsed and hashed where they were decoded, in the scratch buffer, before anything else runs.
+  const { parsed, hash } = unwrap(
+    withVerifiedPayload(envelope, COMMAND_CONTEXT, trusted, deps.scratch, (payload) => ({
+      parsed: parseCommand(payload, kind),
+      hash: createHash('sha256').update(payload).digest('hex'),
+    })),
+  ); // 3, 4
   c.set('verified', true);
-  const command = unwrap(parseCommand(payload, kind)); // 5
+  const command = unwrap(parsed); // 5
   if (command.hostUuid !== deps.hostUuid) {
     throw new AgentError('wrong_host', `the command is for host ${command.hostUuid}, this is ${deps.hostUuid}`); // 6
   }
   checkTimes(command, deps.now(), deps.clockSkewMs); // 7
   // Check 9 is computed before 8 but answered after it, so a journal record is only made for a command that runs.
   const prepared = prepare(command);
-  const hash = createHash('sha256').update(payload).digest('hex');
   // The parser's strings are slices of the payload's text, and the journal keeps requestIds for minutes: a slice
   // would keep the whole command (file contents included) alive with it. A copy of its 36 ASCII characters does not.
   const requestId = Buffer.from(command.requestId, 'latin1').toString('latin1');

@@ -11,6 +11,7 @@ import {
   signEnvelope,
   signedBytes,
   verifyEnvelope,
+  withVerifiedPayload,
 } from './envelope.js';
 import { publicKeyFromRaw, signingKeyFromPem, type SigningKey } from './keys.js';
 
@@ -394,5 +395,38 @@ describe('verifyEnvelope with a scratch buffer', () => {
     assert.deepStrictEqual(JSON.parse(result.value.toString()), COMMAND_PAYLOAD, 'untouched by the next call');
     assert.equal(calls.length, 2);
     assert.equal(calls[0], COMMAND_CONTEXT.length + Buffer.from(good.payload, 'base64').length);
+  });
+
+  it('withVerifiedPayload hands the payload to `use` where it lies in the scratch, and never one that fails', () => {
+    const key = testKey();
+    const scratch = Buffer.alloc(4096);
+    const good = signEnvelope(COMMAND_CONTEXT, COMMAND_PAYLOAD, key.signing);
+    const seen: Buffer[] = [];
+    const result = withVerifiedPayload(
+      good,
+      COMMAND_CONTEXT,
+      lookupOf(key),
+      () => scratch,
+      (payload) => {
+        seen.push(payload);
+        return JSON.parse(payload.toString()) as unknown;
+      },
+    );
+    assert.ok(result.ok);
+    assert.deepStrictEqual(result.value, COMMAND_PAYLOAD);
+    const [payload] = seen;
+    assert.ok(payload !== undefined);
+    assert.equal(payload.buffer, scratch.buffer, 'a view of the scratch, no copy');
+    assert.equal(payload.byteOffset, COMMAND_CONTEXT.length, 'right after the signed context');
+    const other = signEnvelope(COMMAND_CONTEXT, { other: true }, key.signing);
+    const refused = withVerifiedPayload(
+      { ...good, signature: other.signature },
+      COMMAND_CONTEXT,
+      lookupOf(key),
+      () => scratch,
+      (payload) => seen.push(payload),
+    );
+    expectError(refused, 'bad_signature');
+    assert.equal(seen.length, 1, '`use` never sees a payload that does not verify');
   });
 });
