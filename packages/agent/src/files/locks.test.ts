@@ -8,6 +8,7 @@ import {
   procLocksText,
   readProcLocks,
   sameLocks,
+  perTurn,
   sharedReads,
   stableText,
   stableTextNow,
@@ -258,4 +259,33 @@ test('stableText and stableTextNow: one read(2) is whole; a longer text is read 
     assert.equal(i, count);
   }
   assert.deepEqual([...parseProcLocks(['11', '22', '33'].map(line).join('\n'))].sort(), ['11', '22', '33']);
+});
+
+test('perTurn: every caller of one turn is served by one read, made at its end, after all of them called', async () => {
+  const turns: (() => void)[] = [];
+  let reads = 0;
+  const read = perTurn(
+    () => {
+      reads++;
+      return reads === 3 ? Promise.reject(new Error('EIO')) : Promise.resolve(new Set([String(reads)]));
+    },
+    (run) => turns.push(run),
+  );
+  const first = read();
+  const second = read();
+  assert.equal(reads, 0, 'no read before the turn ends');
+  assert.equal(turns.length, 1, 'one read scheduled for the turn');
+  turns.shift()?.();
+  const third = read(); // the read of the last turn has started: this one waits for the next
+  assert.equal(await first, await second, 'the same read, the same set');
+  assert.deepEqual([...(await first)], ['1']);
+  assert.equal(turns.length, 1);
+  turns.shift()?.();
+  assert.deepEqual([...(await third)], ['2']);
+  const failed = read();
+  turns.shift()?.();
+  await assert.rejects(failed, /EIO/, "a failed read fails that turn's callers");
+  const after = read();
+  turns.shift()?.();
+  assert.deepEqual([...(await after)], ['4'], 'and the next turn reads again');
 });
