@@ -3,7 +3,7 @@ import { rmdir, unlink } from 'node:fs/promises';
 import type { Expectation } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
-import { moveNoReplace, removeTree } from './moves.js';
+import { moveNoReplace, removeTree, renameAt } from './moves.js';
 import { parentPath, passGate, settleChange, settleEnvOf, type OpContext } from './op-context.js';
 import { BUSY_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy, unmetPreconditions, type BusyCheck } from './preconditions.js';
@@ -94,11 +94,17 @@ async function removeTarget(
  * Moves the target to `del.<name>` (so a listing sees which unit is on its way out; a crash leaves a temp that
  * startup settles) and returns that name. Never over anything: a `del.<name>` an earlier delete left is settled
  * (removed, or quarantined if someone holds it) and the move tried again; should one still be in the way, the
- * target goes to a random temp name instead.
+ * target goes to a random temp name instead. A file goes there by one rename when lstat finds the name free, not by
+ * a link and an unlink (one trip through the thread pool less): only the agent makes `del.` names, under the unit's
+ * lock, so nothing of anyone's can come to be there in between.
  */
 async function moveAside(env: SettleEnv, dir: DirHandle, where: string, name: string, isDir: boolean): Promise<string> {
   const aside = roleName('del', name);
   if (aside !== undefined) {
+    if (!isDir && inspect(dir, aside).kind === 'absent') {
+      await renameAt(dir, name, aside);
+      return aside;
+    }
     if (await movedTo(dir, name, aside, isDir)) return aside;
     await settleLeftover(env, dir, where, aside, name, noCounts());
     if (await movedTo(dir, name, aside, isDir)) return aside;
