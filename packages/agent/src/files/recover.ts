@@ -25,12 +25,13 @@ type Guard = (path: string, run: () => Promise<void>) => Promise<void>;
  */
 export async function recoverRoot(root: RootDir, env: Omit<SettleEnv, 'root' | 'rootPath'>): Promise<RecoveryReport> {
   const counts = noCounts();
+  const failures = { count: 0 };
   try {
     const dir = openRoot(root);
     try {
       const full: SettleEnv = { ...env, root: dir, rootPath: root.path };
       const entries = (await readdir(self(dir))).map((name) => ({ name }));
-      await recoverDir({ env: full, counts, guard: isolated(full), depth: 0 }, dir, '', entries);
+      await recoverDir({ env: full, counts, guard: isolated(full, failures), depth: 0 }, dir, '', entries);
     } finally {
       await dir.close();
     }
@@ -38,15 +39,18 @@ export async function recoverRoot(root: RootDir, env: Omit<SettleEnv, 'root' | '
     const code = errnoOrThrow(error);
     throw new FileStoreError(`cannot recover ${root.path}: ${code}`, { code, cause: error });
   }
+  // A unit whose recovery failed may keep its leftovers: the ops below this root then keep looking for them.
+  if (failures.count === 0) root.leftovers.settled();
   return counts;
 }
 
 const isolated =
-  (env: SettleEnv): Guard =>
+  (env: SettleEnv, failures: { count: number }): Guard =>
   async (path, run) => {
     try {
       await run();
     } catch (error) {
+      failures.count += 1;
       env.logger.warn('recovery_failed', { path: `${env.rootPath}/${path}`, message: ioFailure(error).error.message });
     }
   };

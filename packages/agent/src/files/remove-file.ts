@@ -39,7 +39,7 @@ export async function removeFile(
     const settle = { env, where: parentPath(components) };
     // Nothing to overlap with the record's fdatasync but the walk: the checks come after it, as the last look.
     await passGate(ctx);
-    const answer = end === 'ok' ? await removeTarget(dir, name, expect, settle, busy) : ABSENT;
+    const answer = end === 'ok' ? await removeTarget(dir, name, expect, settle, busy, root.leftovers.possible) : ABSENT;
     if (answer.status === 'failed') return answer;
     const deepest = await pruneEmptyDirs(held, components);
     // Nothing stands below the root on the target's path any more: its state directory is gone (walk.ts).
@@ -66,9 +66,10 @@ async function removeTarget(
   expect: Expectation | undefined,
   { env, where }: { env: SettleEnv; where: string },
   busy: BusyCheck,
+  leftovers: boolean,
 ): Promise<RemoveAnswer> {
-  // Leftovers of a replace of this name whose rollback failed while the agent kept running.
-  await recoverName(env, dir, where, name);
+  // Leftovers of a replace of this name whose rollback failed while the agent kept running (ReplaceLeftovers).
+  if (leftovers) await recoverName(env, dir, where, name);
   const target = inspect(dir, name);
   if (target.kind === 'absent') return ABSENT;
   if (target.kind === 'symlink') return SYMLINK_FAILURE;

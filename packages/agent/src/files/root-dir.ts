@@ -18,6 +18,33 @@ export interface RootDir {
   readonly known: KnownUnits;
   /** the state directories below it found free of the locks held now (preconditions.ts) */
   readonly free: FreeUnits;
+  /** whether a replace's `new.` or `old.` names may be below it */
+  readonly leftovers: ReplaceLeftovers;
+}
+
+/**
+ * Whether a directory replace may have left its `new.` or `old.` names below a root, for the next op on its target to
+ * settle first (recoverName), as a restart would: from the start until startup recovery has settled the whole root,
+ * and for good once a replace ends with one of them still there (a rollback or a cleanup that failed). While none
+ * can be there, an op looks for none: two lstats fewer for every delete. Only a replace makes these names, under its
+ * unit's lock, and looks on its way out whether it left one.
+ */
+export class ReplaceLeftovers {
+  #possible = true;
+
+  get possible(): boolean {
+    return this.#possible;
+  }
+
+  /** Startup recovery went through the whole root and settled every one it found. */
+  settled(): void {
+    this.#possible = false;
+  }
+
+  /** A replace left one (or could not tell). */
+  left(): void {
+    this.#possible = true;
+  }
 }
 
 /**
@@ -39,7 +66,7 @@ export function openRootDir(path: string): RootDir {
     closeSync(fd);
     throw error;
   }
-  return { path, fd, known: new KnownUnits(), free: new FreeUnits() };
+  return { path, fd, known: new KnownUnits(), free: new FreeUnits(), leftovers: new ReplaceLeftovers() };
 }
 
 function openComponent(parent: number, reached: string, name: string): number {

@@ -11,6 +11,7 @@ import { recoverName } from './recover.js';
 import type { RootDir } from './root-dir.js';
 import { stageState } from './stage-dir.js';
 import { check, NOT_A_DIRECTORY, retire, swapIn, type Swap } from './swap-in.js';
+import { inspect } from './target.js';
 import { randomTempName, roleName } from './temp-name.js';
 import type { StateEntry, WriteAnswer } from './types.js';
 import { walkDirs, type MakeDirs } from './walk.js';
@@ -59,13 +60,28 @@ async function replaceDir(
   const swap: Swap = { parent, busy, written, name, newName, oldName, syncDir: syncDirOf(ctx) };
   // Leftovers of a rollback that failed while the agent kept running: settled as a restart would, but only once the
   // command is recorded (settling renames states).
-  const env = settleEnvOf(ctx, root, nth(held, 0));
-  await recoverName(env, swap.parent, parentPath(components), name, undefined, () => passGate(ctx));
+  if (root.leftovers.possible) {
+    const env = settleEnvOf(ctx, root, nth(held, 0));
+    await recoverName(env, swap.parent, parentPath(components), name, undefined, () => passGate(ctx));
+  }
   const unmet = await check(swap, expect);
   if (unmet !== undefined) return unmet;
-  const refused = await stageAndCommit(swap, entries, expect, ctx, components.length - 1);
-  if (refused !== undefined) return refused;
-  return swapIn(swap, expect);
+  try {
+    const refused = await stageAndCommit(swap, entries, expect, ctx, components.length - 1);
+    if (refused !== undefined) return refused;
+    return await swapIn(swap, expect);
+  } finally {
+    if (leftBehind(swap)) root.leftovers.left();
+  }
+}
+
+/** Whether the replace's `new.` or `old.` name is still there as it ends (true when lstat fails: it may be). */
+function leftBehind({ parent, newName, oldName }: Swap): boolean {
+  try {
+    return inspect(parent, newName).kind !== 'absent' || inspect(parent, oldName).kind !== 'absent';
+  } catch {
+    return true;
+  }
 }
 
 function once(compute: () => string): () => string {
