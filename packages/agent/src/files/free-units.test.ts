@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { borrowDir, openDir, type DirHandle } from './dir-handle.js';
 import { closeAll } from './fd-path.js';
-import { FreeUnits } from './free-units.js';
+import { FREE_FOR_MS, FreeUnits } from './free-units.js';
 import { unitBusy } from './preconditions.js';
 import { openRootDir } from './root-dir.js';
 import { flockAvailable, holdFlock, useTestRoots } from './test-roots.js';
@@ -56,6 +56,25 @@ test('free units: only under the very Set the locks were read as, only for the d
     [a, b, c].map((s) => free.has(reread, s)),
     [true, false, false],
   );
+});
+
+test('free units: a unit is taken as free for FREE_FOR_MS after its walk, not longer', () => {
+  const base = mkdtempSync(join(tmpdir(), 'hostfiles-free-'));
+  try {
+    const stats = statsOf(base);
+    let clock = 1_000;
+    const free = new FreeUnits(16, () => clock);
+    const locks = new Set(['1']);
+    free.add(locks, stats);
+    clock += FREE_FOR_MS;
+    assert.equal(free.has(locks, stats), true);
+    clock += 1;
+    assert.equal(free.has(locks, stats), false, 'a lock that went and came back since could not be told apart');
+    free.add(locks, stats); // walked again
+    assert.equal(free.has(locks, stats), true);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
 });
 
 test('a unit found free is not walked again while the locks read the same; new locks make it walked again', async (t) => {

@@ -288,4 +288,27 @@ test('perTurn: every caller of one turn is served by one read, made at its end, 
   const after = read();
   turns.shift()?.();
   assert.deepEqual([...(await after)], ['4'], 'and the next turn reads again');
+
+  const throwing = perTurn(
+    () => {
+      throw new Error('EBADF');
+    },
+    (run) => turns.push(run),
+  );
+  const thrown = throwing();
+  turns.shift()?.();
+  await assert.rejects(thrown, /EBADF/, 'a read that throws rejects its callers');
+  let scheduling = true;
+  const unscheduled = perTurn(
+    () => Promise.resolve(new Set<string>()),
+    (run) => {
+      if (scheduling) throw new Error('no turn');
+      turns.push(run);
+    },
+  );
+  await assert.rejects(unscheduled(), /no turn/);
+  scheduling = false;
+  const later = unscheduled();
+  turns.shift()?.();
+  assert.equal((await later).size, 0, 'a failure to schedule is not kept for the callers after it');
 });

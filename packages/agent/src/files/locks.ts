@@ -48,13 +48,32 @@ export function perTurn(
   },
 ): ReadLockedInodes {
   let next: Promise<ReadonlySet<string>> | undefined;
-  return () =>
-    (next ??= new Promise((resolve, reject) => {
+  return () => {
+    if (next !== undefined) return next;
+    const { promise, resolve, reject } = deferred<ReadonlySet<string>>();
+    try {
       later(() => {
         next = undefined;
-        read().then(resolve, reject);
+        // A read that throws rejects its callers, never the event loop.
+        Promise.resolve().then(read).then(resolve, reject);
       });
-    }));
+    } catch (error) {
+      // Nothing scheduled: this caller is refused, and nothing is kept for the callers after it.
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    next = promise;
+    return promise;
+  };
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
+  let resolve: (value: T) => void = () => undefined;
+  let reject: (error: unknown) => void = () => undefined;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
 }
 
 /** /proc/locks, read whole: through the thread pool, or at once once its fd is open. */

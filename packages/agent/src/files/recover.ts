@@ -25,13 +25,15 @@ type Guard = (path: string, run: () => Promise<void>) => Promise<void>;
  */
 export async function recoverRoot(root: RootDir, env: Omit<SettleEnv, 'root' | 'rootPath'>): Promise<RecoveryReport> {
   const counts = noCounts();
-  const failures = { count: 0 };
+  const unsettled = { count: 0 };
   try {
     const dir = openRoot(root);
     try {
       const full: SettleEnv = { ...env, root: dir, rootPath: root.path };
       const entries = (await readdir(self(dir))).map((name) => ({ name }));
-      await recoverDir({ env: full, counts, guard: isolated(full, failures), depth: 0 }, dir, '', entries);
+      // Quarantines are never recovered into: whatever is in them stays as it is, replace leftovers included.
+      if (entries.some(({ name }) => name.startsWith(QUARANTINE_PREFIX))) unsettled.count += 1;
+      await recoverDir({ env: full, counts, guard: isolated(full, unsettled), depth: 0 }, dir, '', entries);
     } finally {
       await dir.close();
     }
@@ -39,18 +41,20 @@ export async function recoverRoot(root: RootDir, env: Omit<SettleEnv, 'root' | '
     const code = errnoOrThrow(error);
     throw new FileStoreError(`cannot recover ${root.path}: ${code}`, { code, cause: error });
   }
-  // A unit whose recovery failed may keep its leftovers: the ops below this root then keep looking for them.
-  if (failures.count === 0) root.leftovers.settled();
+  // The root is settled only when nothing was left as it was: a unit whose recovery failed may keep its leftovers,
+  // and so may a tree put back or quarantined here (what was below it was not recovered). Otherwise the ops below
+  // this root keep looking for them.
+  if (unsettled.count === 0 && counts.restored === 0 && counts.quarantined === 0) root.leftovers.settled();
   return counts;
 }
 
 const isolated =
-  (env: SettleEnv, failures: { count: number }): Guard =>
+  (env: SettleEnv, unsettled: { count: number }): Guard =>
   async (path, run) => {
     try {
       await run();
     } catch (error) {
-      failures.count += 1;
+      unsettled.count += 1;
       env.logger.warn('recovery_failed', { path: `${env.rootPath}/${path}`, message: ioFailure(error).error.message });
     }
   };

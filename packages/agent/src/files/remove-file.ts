@@ -5,7 +5,7 @@ import type { DirHandle } from './dir-handle.js';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
 import { moveNoReplace, removeTree, renameAt } from './moves.js';
 import { parentPath, passGate, settleChange, settleEnvOf, type OpContext } from './op-context.js';
-import { BUSY_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
+import { BUSY_FAILURE, ioFailure, OpIoError, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy, unmetPreconditions, type BusyCheck } from './preconditions.js';
 import { recoverName } from './recover.js';
 import { noCounts, settleLeftover, type SettleEnv } from './settle.js';
@@ -93,19 +93,15 @@ async function removeTarget(
 
 /**
  * Moves the target to `del.<name>` (so a listing sees which unit is on its way out; a crash leaves a temp that
- * startup settles) and returns that name. Never over anything: a `del.<name>` an earlier delete left is settled
- * (removed, or quarantined if someone holds it) and the move tried again; should one still be in the way, the
- * target goes to a random temp name instead. A file goes there by one rename when lstat finds the name free, not by
- * a link and an unlink (one trip through the thread pool less): only the agent makes `del.` names, under the unit's
- * lock, so nothing of anyone's can come to be there in between.
+ * startup settles) and returns that name. Never over anything of the agent's: a `del.<name>` an earlier delete left
+ * is settled (removed, or quarantined if someone holds it) and the move tried again; should one still be in the way,
+ * the target goes to a random temp name instead. A file goes there by one rename when lstat finds the name free
+ * (renamedAside), not by a link and an unlink: one trip through the thread pool less.
  */
 async function moveAside(env: SettleEnv, dir: DirHandle, where: string, name: string, isDir: boolean): Promise<string> {
   const aside = roleName('del', name);
   if (aside !== undefined) {
-    if (!isDir && inspect(dir, aside).kind === 'absent') {
-      await renameAt(dir, name, aside);
-      return aside;
-    }
+    if (!isDir && inspect(dir, aside).kind === 'absent' && (await renamedAside(dir, name, aside))) return aside;
     if (await movedTo(dir, name, aside, isDir)) return aside;
     await settleLeftover(env, dir, where, aside, name, noCounts());
     if (await movedTo(dir, name, aside, isDir)) return aside;
@@ -113,6 +109,28 @@ async function moveAside(env: SettleEnv, dir: DirHandle, where: string, name: st
   const random = randomTempName();
   await moveNoReplace(dir, name, random, isDir);
   return random;
+}
+
+/**
+ * rename(2) of a file to its `del.` name, which lstat has just found free. Only the agent makes `del.` names, but the
+ * owner of a state's inner directories (its swtpm's user) could make one in between: a directory there fails the
+ * rename (false: the way that never replaces is taken), a file of theirs there is replaced — in their own state,
+ * which is being deleted. A directory swapped in for the target since its lstat, moved instead, is put back, and the
+ * delete fails as link(2) would have made it fail.
+ */
+async function renamedAside(dir: DirHandle, name: string, aside: string): Promise<boolean> {
+  try {
+    await renameAt(dir, name, aside);
+  } catch (error) {
+    const code = errnoOf(error);
+    if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EISDIR' || code === 'ENOTDIR') return false;
+    throw error;
+  }
+  if (inspect(dir, aside).kind === 'dir') {
+    await moveNoReplace(dir, aside, name, true);
+    throw new OpIoError('EISDIR (the target became a directory while it was being deleted)');
+  }
+  return true;
 }
 
 /** moveNoReplace; false when something is in the way at `to`. */

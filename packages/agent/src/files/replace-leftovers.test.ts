@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { QUARANTINE_PREFIX } from './settle.js';
 import { roleName } from './temp-name.js';
+import { STATE_WALK } from './tree-walk.js';
 import { useTestRoots } from './test-roots.js';
 import type { StateEntry } from './types.js';
 
@@ -48,9 +50,36 @@ test('after a clean recovery no op looks for replace leftovers, until a replace 
   assert.deepEqual(readdirSync(roots.TpmState).sort(), ['b', roleName('old', 'b')].sort());
 });
 
-test('before recovery has run, and after one that could not settle a unit, ops look for replace leftovers', async (t) => {
+test('before recovery has run, ops look for replace leftovers', async (t) => {
   const { roots, store } = useTestRoots(t);
   plantOld(join(roots.TpmState, roleName('old', 'a') ?? ''));
   assert.deepEqual(await store.remove('TpmState', ['a']), { status: 'deleted' }, 'put back, then deleted');
   assert.deepEqual(readdirSync(roots.TpmState), []);
+});
+
+test('after a recovery that left something as it was, ops keep looking for replace leftovers', async (t) => {
+  const cases: Record<string, (root: string) => void> = {
+    // deeper than a state may be: its recovery fails (recovery_failed), the unit is left as it is
+    'a unit it could not recover': (root) => {
+      mkdirSync(join(root, 'deep', ...Array.from({ length: STATE_WALK.maxDepth + 1 }, (_, i) => `d${i}`)), {
+        recursive: true,
+      });
+    },
+    // never recovered into: whatever is in it stays
+    'a quarantine': (root) => {
+      mkdirSync(join(root, `${QUARANTINE_PREFIX}1.x`));
+    },
+    // a cut-off replace whose old state goes back: what is below it is not recovered on the way
+    'a state put back': (root) => {
+      plantOld(join(root, roleName('old', 'back') ?? ''));
+    },
+  };
+  for (const [what, make] of Object.entries(cases)) {
+    const { roots, store } = useTestRoots(t);
+    make(roots.TpmState);
+    await store.recover();
+    plantOld(join(roots.TpmState, roleName('old', 'a') ?? ''));
+    assert.deepEqual(await store.remove('TpmState', ['a']), { status: 'deleted' }, what);
+    assert.equal(existsSync(join(roots.TpmState, roleName('old', 'a') ?? '')), false, `${what}: settled`);
+  }
 });
