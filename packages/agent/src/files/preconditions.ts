@@ -7,7 +7,6 @@ import { sameLocks, type ReadLockedInodes } from './locks.js';
 import { BUSY_FAILURE, failed } from './op-failure.js';
 import { digestOf, inspect, isBusy, isHeldDirBusy, type Target } from './target.js';
 import type { OpFailure } from './types.js';
-import { openChildDir } from './walk.js';
 
 /**
  * The op's `expect` against the target as it is now. `absent` is also met by a target that already holds exactly the
@@ -66,7 +65,7 @@ export function unitBusy(
 /**
  * The unit of a target deeper than it is held already (`held[1]`, the directory the op works in or above): walked
  * through that fd, also after the target moved aside (the moved tree is still in it). A target that is the unit
- * itself is looked up by name below the root, and a directory there is opened and walked through its fd.
+ * itself is looked up by name below the root.
  */
 async function unitIsBusy(
   locked: ReadonlySet<string>,
@@ -79,17 +78,7 @@ async function unitIsBusy(
   const root = nth(held, 0);
   // A unit moved aside has left its name: what moved is the unit now.
   const name = aside ?? nth(components, 0);
-  const target = inspect(root, name);
-  if (target.kind !== 'dir') return isBusy(() => Promise.resolve(locked), root, name, target);
-  if (locked.has(target.stats.ino.toString())) return true;
-  const unit = await openChildDir(root, name);
-  // Gone or swapped for something that is not a directory since the lstat: nothing below it to be busy.
-  if (typeof unit === 'string') return false;
-  try {
-    return await isHeldDirBusy(locked, unit, free);
-  } finally {
-    await unit.close();
-  }
+  return isBusy(() => Promise.resolve(locked), root, name, inspect(root, name), free);
 }
 
 /** `expect`, then busy: both read the target as it is now, just before the step that would change it. */

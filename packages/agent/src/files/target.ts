@@ -39,18 +39,30 @@ export const hasOtherLinks = (stats: BigIntStats): boolean => stats.nlink > 1n;
 
 /**
  * Whether a lock is held on the target or on anything below it (its lock file included). Looks at every entry, at
- * any depth (a lock deep in a tree still makes it busy), and stops at the first locked one.
+ * any depth (a lock deep in a tree still makes it busy), and stops at the first locked one. A directory is opened and
+ * looked at through its fd (isHeldDirBusy, with `free` if given).
  */
-export async function isBusy(read: ReadLockedInodes, dir: DirHandle, name: string, target: Target): Promise<boolean> {
+export async function isBusy(
+  read: ReadLockedInodes,
+  dir: DirHandle,
+  name: string,
+  target: Target,
+  free?: FreeUnits,
+): Promise<boolean> {
   if (target.kind !== 'file' && target.kind !== 'dir') return false;
   const locked = await read();
   // No lock held anywhere (a host with no VM running): nothing to walk.
   if (locked.size === 0) return false;
   if (locked.has(target.stats.ino.toString())) return true;
   if (target.kind === 'file') return false;
-  const found = lockedFinder(locked);
-  await walkBelow(dir, name, found.visitor, BUSY_WALK);
-  return found.busy();
+  const held = await openChildDir(dir, name);
+  // Gone or swapped for something that is not a directory since the lstat: nothing below it to be busy.
+  if (typeof held === 'string') return false;
+  try {
+    return await isHeldDirBusy(locked, held, free);
+  } finally {
+    await held.close();
+  }
 }
 
 /**
