@@ -102,9 +102,9 @@ async function moveAside(env: SettleEnv, dir: DirHandle, where: string, name: st
   const aside = roleName('del', name);
   if (aside !== undefined) {
     if (!isDir && inspect(dir, aside).kind === 'absent' && (await renamedAside(dir, name, aside))) return aside;
-    if (await movedTo(dir, name, aside, isDir)) return aside;
+    if (await moved(() => moveNoReplace(dir, name, aside, isDir))) return aside;
     await settleLeftover(env, dir, where, aside, name, noCounts());
-    if (await movedTo(dir, name, aside, isDir)) return aside;
+    if (await moved(() => moveNoReplace(dir, name, aside, isDir))) return aside;
   }
   const random = randomTempName();
   await moveNoReplace(dir, name, random, isDir);
@@ -119,13 +119,7 @@ async function moveAside(env: SettleEnv, dir: DirHandle, where: string, name: st
  * delete fails as link(2) would have made it fail.
  */
 async function renamedAside(dir: DirHandle, name: string, aside: string): Promise<boolean> {
-  try {
-    await renameAt(dir, name, aside);
-  } catch (error) {
-    const code = errnoOf(error);
-    if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EISDIR' || code === 'ENOTDIR') return false;
-    throw error;
-  }
+  if (!(await moved(() => renameAt(dir, name, aside)))) return false;
   if (inspect(dir, aside).kind === 'dir') {
     await moveNoReplace(dir, aside, name, true);
     throw new OpIoError('EISDIR (the target became a directory while it was being deleted)');
@@ -133,10 +127,10 @@ async function renamedAside(dir: DirHandle, name: string, aside: string): Promis
   return true;
 }
 
-/** moveNoReplace; false when something is in the way at `to`. */
-async function movedTo(dir: DirHandle, from: string, to: string, isDir: boolean): Promise<boolean> {
+/** Runs `move`; false when something is in the way where it goes. */
+async function moved(move: () => Promise<void>): Promise<boolean> {
   try {
-    await moveNoReplace(dir, from, to, isDir);
+    await move();
     return true;
   } catch (error) {
     const code = errnoOf(error);
