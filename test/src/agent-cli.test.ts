@@ -48,6 +48,33 @@ test('keygen --help tells its usage and makes no key; an unknown argument exits 
   }
 });
 
+test('every command answers --help with the usage and does nothing else; an argument it does not take exits 2', () => {
+  for (const args of [
+    ['info', '--help'],
+    ['make-roots', '--help'],
+    ['print-config-example', '--help'],
+    ['--config', '/nonexistent/agent.json', '--help'],
+  ]) {
+    const help = run(...args);
+    assert.equal(help.status, 0, args.join(' '));
+    assert.match(help.stdout, /^Usage:\n {2}hostfiles-agent --config FILE/, args.join(' '));
+    assert.doesNotMatch(help.stdout, /"trustedKeys"/, 'no config printed');
+  }
+  assert.match(run('keygen', '--help').stdout, /fingerprint/);
+  // Refused for the argument, before any config is read (the file named does not exist: that would be another error).
+  for (const args of [
+    ['info', '--config', '/nonexistent/agent.json', '--bogus'],
+    ['make-roots', '--config', '/nonexistent/agent.json', '--bogus'],
+    ['print-config-example', '--bogus'],
+    ['--config', '/nonexistent/agent.json', '--bogus'],
+  ]) {
+    const bad = run(...args);
+    assert.equal(bad.status, 2, args.join(' '));
+    assert.match(bad.stderr, /takes no argument --bogus/, args.join(' '));
+    assert.equal(bad.stdout, '', 'nothing printed, nothing started');
+  }
+});
+
 test('keygen writes a 0600 PEM, prints its public key, and never overwrites a key', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hostfiles-keygen-'));
   t.after(() => {

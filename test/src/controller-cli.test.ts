@@ -76,6 +76,17 @@ test('usage errors exit 2 with a hint; --help and --version tell the truth', asy
   fails(wrongFlag, 2, /tpm add takes no option --uefi/);
   fails(noVm, 2, /tpm remove needs VM/);
   fails(noFrom, 2, /file write needs --from LOCAL/);
+  // A --from state that cannot be read is the operator's input too: exit 2, one line, nothing asked of a database.
+  const empty = mkdtempSync(join(tmpdir(), 'hostfiles-from-'));
+  try {
+    const write = (from: string) =>
+      hostfiles(['file', 'write', 'x', '--type', 'TpmState', '--path', '/a', '--from', from]);
+    const [missingFrom, emptyFrom] = await Promise.all([write(join(empty, 'nothing-here')), write(empty)]);
+    fails(missingFrom, 2, /cannot read .*nothing-here: ENOENT/);
+    fails(emptyFrom, 2, /holds no file: an empty state is not written/);
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
 
   const help = await hostfiles(['--help']);
   assert.equal(help.status, 0);
@@ -110,11 +121,33 @@ test('a missing database is refused, never created; a bad key file is refused wi
   assert.equal((await hostfiles(['init', '--db', db])).status, 0);
   const bad = join(dir, 'bad.key');
   writeFileSync(bad, 'not a key\n', { mode: 0o600 });
-  fails(await hostfiles(['retry', '--db', db, '--key', bad]), 1, /bad\.key is not an Ed25519 private key in PEM/);
+  // A key that is there but unusable is bad input (exit 2, never restarted by the unit); a missing one exits 1.
+  fails(await hostfiles(['retry', '--db', db, '--key', bad]), 2, /bad\.key is not an Ed25519 private key in PEM/);
   const open = join(dir, 'hostfiles.key');
   chmodSync(open, 0o644);
-  fails(await hostfiles(['retry', '--db', db]), 1, /readable by others.*chmod 600/);
+  fails(await hostfiles(['retry', '--db', db]), 2, /readable by others.*chmod 600/);
   fails(await hostfiles(['retry', '--db', db, '--key', join(dir, 'none.key')]), 1, /no controller key at/);
+});
+
+test('a malformed --db URL is bad input: exit 2 before any lookup or connection, its password never printed', async () => {
+  const cases: [string, RegExp][] = [
+    ['postgres://admin:s3cretpw@%%bad/db', /host is not percent-encoded right/],
+    ['postgres://admin:s3cretpw@bad_host!/db', /host is not a host name, an address or a socket directory/],
+    ['postgres://admin:s3cretpw@[x/db', /does not parse as a URL/],
+    ['postgresql://admin:s3cretpw@db.example:99999/db', /does not parse as a URL/],
+  ];
+  const runs = await Promise.all(cases.map(([db]) => hostfiles(['host', 'list', '--db', db])));
+  runs.forEach((run, i) => {
+    fails(run, 2, cases[i]?.[1] ?? /never/);
+    assert.match(run.stderr, /--db or HOSTFILES_DB/);
+    assert.doesNotMatch(run.stderr, /s3cretpw/, 'the password is never printed');
+  });
+  // The same from the environment; and a URL whose host is a socket directory (percent-encoded) is no problem of
+  // form: it gets as far as connecting (nothing listens there: exit 1, a failure, not bad input).
+  const fromEnv = await hostfiles(['host', 'list'], { HOSTFILES_DB: 'postgres://[x/db' });
+  fails(fromEnv, 2, /does not parse as a URL/);
+  const socket = await hostfiles(['host', 'list', '--db', 'postgres://%2Fnonexistent-dir/db']);
+  fails(socket, 1, /cannot open the database/);
 });
 
 test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pending, then retried', async (t) => {

@@ -19,7 +19,10 @@ export const DEFAULT_MAX_CONTENT_BYTES = 128 * 1024 * 1024;
 export const DEFAULT_CLOCK_SKEW_MS = 30_000;
 
 const absolutePath = z.string().refine(isValidRoot, 'an absolute, normalized path other than /');
-const principal = z.union([z.int().nonnegative(), z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'a user or group name')]);
+const principal = z.union([
+  z.int().nonnegative(),
+  z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'a user or group name, or a numeric id as a JSON number (0, not "0")'),
+]);
 const mode = z.string().regex(/^0[0-7]{3}$/, 'an octal mode such as "0600"');
 
 /** Per root, as libvirt lays it out (see RootOwnership); every field optional, with the defaults of the design. */

@@ -63,9 +63,9 @@ const USAGE = `Usage:
 
 Config: ownership per root gives written files owner:group and fileMode, directories made directly below a
 root (<uuid>/) the agent's own owner and topDirMode, deeper ones (tpm2/) owner:group and dirMode. Owners and
-groups are names (looked up with getent) or numeric ids; modes are octal strings. Defaults: fileMode "0600",
-dirMode "0700", topDirMode "0711" for TpmState and "0700" for NvRam. maxContentBytes caps the decoded content
-of one command (default 128 MiB). limits bounds connections, header and request times and the request-body bytes
+groups are names (looked up with getent) or numeric ids as JSON numbers; modes are octal strings. Defaults:
+fileMode "0600", dirMode "0700", topDirMode "0711" for TpmState and "0700" for NvRam. maxContentBytes caps the
+decoded content of one command (default 128 MiB). limits bounds connections, header and request times and the request-body bytes
 held at once (see DESIGN.md, "Limits"). Every config problem is reported at once, before anything is made.
 
 Each root is opened once at start and held for the agent's life: a root that is a symbolic link or has one on
@@ -106,6 +106,11 @@ class UsageError extends Error {}
 
 async function main(argv: readonly string[]): Promise<void> {
   const [command, ...rest] = argv;
+  // Help asked for is help given, whatever the command: never a key made, a config printed or an agent started.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${command === 'keygen' ? KEYGEN_USAGE : USAGE}\n`);
+    return;
+  }
   switch (command) {
     case undefined:
     case '--help':
@@ -117,18 +122,15 @@ async function main(argv: readonly string[]): Promise<void> {
       process.stdout.write(`${VERSION}\n`);
       return;
     case 'print-config-example':
+      onlyOptions(rest, [], 'print-config-example');
       process.stdout.write(`${JSON.stringify(exampleConfig(), null, 2)}\n`);
       return;
     case 'keygen':
-      // Help asked for is help given: never a key made and printed by mistake.
-      if (rest.includes('--help') || rest.includes('-h')) {
-        process.stdout.write(`${KEYGEN_USAGE}\n`);
-        return;
-      }
       onlyOptions(rest, ['--out'], 'keygen');
       keygen(option(rest, '--out'));
       return;
     case 'info':
+      onlyOptions(rest, ['--config'], 'info');
       info(option(rest, '--config') ?? '');
       return;
     case 'make-roots':
@@ -136,6 +138,7 @@ async function main(argv: readonly string[]): Promise<void> {
       makeRoots(option(rest, '--config') ?? '');
       return;
     case '--config':
+      onlyOptions(argv, ['--config'], 'hostfiles-agent --config FILE');
       await run(option(argv, '--config') ?? '');
       return;
     default:
@@ -145,8 +148,8 @@ async function main(argv: readonly string[]): Promise<void> {
 
 const KEYGEN_USAGE = `Usage: hostfiles-agent keygen [--out FILE]
   Makes an Ed25519 key. With --out, writes its PKCS#8 PEM to FILE (mode 0600; an existing FILE is never
-  overwritten) and prints {publicKey, keyId, keyFile} as JSON on stdout. Without --out, the PEM goes to stdout
-  and the JSON to stderr. Exit 2 on any other argument.`;
+  overwritten) and prints {publicKey, keyId, fingerprint, keyFile} as JSON on stdout. Without --out, the PEM goes
+  to stdout and the JSON (without keyFile) to stderr. Exit 2 on any other argument.`;
 
 /** Every argument is one of `names`, each followed by its value; anything else is a usage error. */
 function onlyOptions(args: readonly string[], names: readonly string[], command: string): void {

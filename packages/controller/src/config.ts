@@ -35,6 +35,30 @@ export function resolvePaths(flags: ControllerEnv, env: ControllerEnv): Controll
 /** A database named by a postgres:// (or postgresql://) URL rather than a SQLite file's path. */
 export const isPostgresUrl = (db: string): boolean => /^postgres(ql)?:\/\//i.test(db);
 
+/**
+ * Why a postgres:// URL cannot name a server (undefined when it can): one that does not parse, or whose host is no
+ * host name, address or socket directory, which the driver would only find out by a failed lookup (an exit 1 that
+ * looks like an outage, for a typo).
+ */
+export function postgresUrlProblem(db: string): string | undefined {
+  let host: string;
+  try {
+    host = new URL(db).hostname;
+  } catch {
+    return 'it does not parse as a URL';
+  }
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(host);
+  } catch {
+    return 'its host is not percent-encoded right';
+  }
+  // Empty: the default (or ?host=); a path: a unix socket's directory, percent-encoded in the host.
+  if (decoded === '' || decoded.startsWith('/')) return undefined;
+  if (/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/.test(decoded) || /^\[[0-9A-Fa-f:.]+\]$/.test(decoded)) return undefined;
+  return 'its host is not a host name, an address or a socket directory';
+}
+
 /** The URL without its `schema` parameter (ours, not libpq's), and that schema. */
 export function splitPostgresUrl(db: string): { readonly url: string; readonly schema: string | undefined } {
   const parsed = new URL(db);

@@ -21,12 +21,25 @@ export class UsageError extends Error {
   }
 }
 
-/** An expected failure the operator can act on (missing database, bad key file...): exit 1, one line. */
+/**
+ * An expected failure the operator can act on, one line: exit 1 (a missing database or key, an agent out of reach),
+ * or exit 2 when `badInput` (a file handed in that cannot be used as it is: a key or token open to others or not one,
+ * a certificate that is not the key's, a state to write that cannot be read). Exit 2 is never restarted by the unit:
+ * nothing but the operator fixes those.
+ */
 export class CliError extends Error {
   override readonly name = 'CliError';
   /** see brand.ts: told apart by it, not by `instanceof` */
   readonly [CLI_ERROR] = true;
+  readonly exitCode: 1 | 2;
+  constructor(message: string, options?: ErrorOptions & { readonly badInput?: boolean }) {
+    super(message, options);
+    this.exitCode = options?.badInput === true ? 2 : 1;
+  }
 }
+
+/** A file handed in that cannot be used as it is: exit 2 (see CliError). */
+export const badInput = (message: string): CliError => new CliError(message, { badInput: true });
 
 export const isUsageError = (error: unknown): error is UsageError => hasBrand(error, USAGE_ERROR);
 export const isCliError = (error: unknown): error is CliError => hasBrand(error, CLI_ERROR);
@@ -43,7 +56,7 @@ export function failureOf(error: unknown): Failure {
   if (isUsageError(error)) return { exitCode: 2, text: `${line(error.message)}hostfiles: ${error.hint}\n` };
   // Bad input the flows find (a malformed URL, a path that is not absolute) is bad input like a usage error: exit 2.
   if (isFlowError(error)) return { exitCode: error.code === 'bad_input' ? 2 : 1, text: line(error.message) };
-  if (isCliError(error)) return { exitCode: 1, text: line(error.message) };
+  if (isCliError(error)) return { exitCode: error.exitCode === 2 ? 2 : 1, text: line(error.message) };
   if (isStoreError(error)) return { exitCode: 1, text: line(`database: ${error.message}`) };
   if (isAgentCallError(error)) {
     return { exitCode: 1, text: line(`agent ${error.host}: ${error.failure}: ${error.message}`) };

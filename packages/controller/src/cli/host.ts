@@ -5,7 +5,7 @@ import type { RepinReport } from '../flows/index.js';
 import { isStoreError } from '../store/errors.js';
 import type { Host } from '../store/index.js';
 import { firstArg, type Command } from './command.js';
-import { CliError, UsageError } from './errors.js';
+import { CliError } from './errors.js';
 import { formatTime, table } from './output.js';
 
 const transport = (host: Host): string =>
@@ -83,7 +83,7 @@ export const HOST_COMMANDS: readonly Command[] = [
     words: ['host', 'repin'],
     args: [{ name: 'HOST', arity: 'one' }],
     // No --trust-on-first-use: a key that changed is exactly what a man in the middle looks like.
-    flags: TRUST_FLAGS.filter((flag) => flag.name === 'expect-key'),
+    flags: TRUST_FLAGS.filter((flag) => flag.name === 'expect-key').map((flag) => ({ ...flag, required: true })),
     summary: "pin the key an agent holds now, after it was regenerated (its uuid and URL stay the host's)",
     details: [
       'An agent whose key was regenerated (a lost key file, a reinstall keeping its config) is refused by every call',
@@ -97,14 +97,8 @@ export const HOST_COMMANDS: readonly Command[] = [
     ].join('\n'),
     async run(ctx, input) {
       const ref = firstArg(input);
-      const expectKey = input.string('expect-key');
-      if (expectKey === undefined) {
-        throw new UsageError(
-          "host repin needs --expect-key KEY (the agent's new public key or sha256:… fingerprint: run " +
-            '`hostfiles-agent info --config FILE` on the host)',
-          'see `hostfiles host repin --help`',
-        );
-      }
+      // Required: the parser refused the command without it (its help says where to read the key).
+      const expectKey = input.required('expect-key');
       const { checkTrust } = await import('./host-trust.js');
       checkTrust('host repin', expectKey, false);
       const { repinHost } = await import('../flows/index.js');

@@ -1,5 +1,5 @@
 // The `hostfiles` command line: the command table, dispatch, and help. main.ts hands it argv, env and output.
-import { resolvePaths, type ControllerEnv } from '../config.js';
+import { isPostgresUrl, postgresUrlProblem, redactUrl, resolvePaths, type ControllerEnv } from '../config.js';
 import { closest, parseArgv, type FlagSpec, type ParsedArgv } from './args.js';
 import type { CliIo, Command, CommandInput } from './command.js';
 import { UsageError } from './errors.js';
@@ -85,12 +85,17 @@ export async function runCli(argv: readonly string[], options: CliOptions, comma
     const value = flags.get(name);
     return typeof value === 'string' ? value : undefined;
   };
+  const paths = resolvePaths({ db: flagValue('db'), key: flagValue('key') }, options.env);
+  const dbProblem = isPostgresUrl(paths.db) ? postgresUrlProblem(paths.db) : undefined;
+  if (dbProblem !== undefined) {
+    throw new UsageError(`the database URL ${redactUrl(paths.db)} (--db or HOSTFILES_DB) cannot be used: ${dbProblem}`);
+  }
   // Loaded now, not with the table: it opens the database and agents (their drivers), which --help never needs.
   const { createCommandContext } = await import('./context.js');
   const { ctx, close } = createCommandContext({
     io: options.io,
     json: flags.has('json'),
-    paths: resolvePaths({ db: flagValue('db'), key: flagValue('key') }, options.env),
+    paths,
     now: options.now,
     random: options.random,
   });

@@ -1,12 +1,12 @@
 // The controller's signing key on disk: PKCS#8 PEM, mode 0600, created once and never overwritten.
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { generateSigningKey, signingKeyFromPem, type SigningKey } from '@hostfiles/shared';
-import { CliError } from './errors.js';
+import { badInput, CliError } from './errors.js';
 
 const codeOf = (error: unknown): string =>
   (error as NodeJS.ErrnoException | undefined)?.code ?? (error instanceof Error ? error.message : String(error));
 
-/** Reads and checks the key; every problem is a CliError that says what to do. */
+/** Reads and checks the key; every problem is a CliError that says what to do (exit 2 for a key that is there but unusable). */
 export function loadControllerKey(path: string): SigningKey {
   let pem: string;
   try {
@@ -18,12 +18,12 @@ export function loadControllerKey(path: string): SigningKey {
     throw new CliError(`cannot read the controller key ${path}: ${codeOf(error)}`);
   }
   if ((statSync(path).mode & 0o077) !== 0) {
-    throw new CliError(`the controller key ${path} is readable by others than its owner: chmod 600 it`);
+    throw badInput(`the controller key ${path} is readable by others than its owner: chmod 600 it`);
   }
   try {
     return signingKeyFromPem(pem);
   } catch (error) {
-    throw new CliError(`${path} is not an Ed25519 private key in PEM: ${(error as Error).message}`);
+    throw badInput(`${path} is not an Ed25519 private key in PEM: ${(error as Error).message}`);
   }
 }
 

@@ -4,20 +4,26 @@ import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { confineRelative, LOCK_NAME, MAX_ENTRIES } from '@hostfiles/shared';
 import { dirState, fileState, MAX_STATE_BYTES, type State } from '../flows/index.js';
-import { CliError, isCliError } from './errors.js';
+import { badInput, isCliError } from './errors.js';
 
+/** Every problem, a file that cannot be read included, is bad input (exit 2): the operator named this state. */
 export function readLocalState(path: string): State {
-  let isDir: boolean;
   try {
-    const stats = lstatSync(path);
-    if (!stats.isFile() && !stats.isDirectory()) throw new CliError(`${path} is neither a file nor a directory`);
-    if (stats.size > MAX_STATE_BYTES) throw new CliError(`${path} is over ${MAX_STATE_BYTES} bytes`);
-    isDir = stats.isDirectory();
+    return readState(path);
   } catch (error) {
     if (isCliError(error)) throw error;
-    throw new CliError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === undefined) throw error;
+    const at = (error as NodeJS.ErrnoException).path ?? path;
+    throw badInput(`cannot read ${at}: ${code}`);
   }
-  if (!isDir) return fileState(readFileSync(path));
+}
+
+function readState(path: string): State {
+  const stats = lstatSync(path);
+  if (!stats.isFile() && !stats.isDirectory()) throw badInput(`${path} is neither a file nor a directory`);
+  if (stats.size > MAX_STATE_BYTES) throw badInput(`${path} is over ${MAX_STATE_BYTES} bytes`);
+  if (!stats.isDirectory()) return fileState(readFileSync(path));
   const files: { path: string; content: Buffer }[] = [];
   let total = 0;
   const walk = (dir: string, prefix: string): void => {
@@ -27,16 +33,16 @@ export function readLocalState(path: string): State {
       if (entry.isDirectory()) walk(join(dir, entry.name), relative);
       else if (entry.isFile()) {
         const confined = confineRelative(relative);
-        if (!confined.ok) throw new CliError(`${join(dir, entry.name)}: ${confined.error}`);
+        if (!confined.ok) throw badInput(`${join(dir, entry.name)}: ${confined.error}`);
         const content = readFileSync(join(dir, entry.name));
         total += content.byteLength;
-        if (total > MAX_STATE_BYTES) throw new CliError(`${path} holds over ${MAX_STATE_BYTES} bytes`);
+        if (total > MAX_STATE_BYTES) throw badInput(`${path} holds over ${MAX_STATE_BYTES} bytes`);
         files.push({ path: relative, content });
-      } else throw new CliError(`${join(dir, entry.name)} is not a regular file or directory: a state holds none`);
+      } else throw badInput(`${join(dir, entry.name)} is not a regular file or directory: a state holds none`);
     }
   };
   walk(path, '');
-  if (files.length === 0) throw new CliError(`${path} holds no file: an empty state is not written`);
-  if (files.length > MAX_ENTRIES) throw new CliError(`${path} holds over ${MAX_ENTRIES} files`);
+  if (files.length === 0) throw badInput(`${path} holds no file: an empty state is not written`);
+  if (files.length > MAX_ENTRIES) throw badInput(`${path} holds over ${MAX_ENTRIES} files`);
   return dirState(files);
 }

@@ -3,7 +3,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import type { TlsIdentity } from '@hostfiles/shared';
-import { CliError, isCliError, UsageError } from './errors.js';
+import { badInput, CliError, isCliError, UsageError } from './errors.js';
 import { MIN_TOKEN_LENGTH } from './serve.js';
 
 const HINT = 'see `hostfiles serve --help`';
@@ -19,15 +19,15 @@ export function loadTls(certPath: string | undefined, keyPath: string | undefine
   try {
     certificate = new X509Certificate(cert);
   } catch {
-    throw new CliError(`${certPath} is not a PEM certificate`);
+    throw badInput(`${certPath} is not a PEM certificate`);
   }
   try {
     if (!certificate.checkPrivateKey(createPrivateKey(key))) {
-      throw new CliError(`the key in ${keyPath} is not the key of the certificate in ${certPath}`);
+      throw badInput(`the key in ${keyPath} is not the key of the certificate in ${certPath}`);
     }
   } catch (error) {
     if (isCliError(error)) throw error;
-    throw new CliError(`${keyPath} is not a PEM private key`);
+    throw badInput(`${keyPath} is not a PEM private key`);
   }
   return { cert, key };
 }
@@ -38,9 +38,9 @@ function readOwnFile(path: string, what: string, secret: boolean): string {
   try {
     fd = openSync(path, 'r');
     const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new CliError(`the ${what} file ${path} is not a file`);
+    if (!stat.isFile()) throw badInput(`the ${what} file ${path} is not a file`);
     if (secret && (stat.mode & 0o077) !== 0) {
-      throw new CliError(`the ${what} file ${path} is open to group or others: chmod 600 it`);
+      throw badInput(`the ${what} file ${path} is open to group or others: chmod 600 it`);
     }
     return readFileSync(fd, 'utf8');
   } catch (error) {
@@ -58,12 +58,12 @@ function readOwnFile(path: string, what: string, secret: boolean): string {
 export function loadToken(path: string): string {
   const text = readOwnFile(path, 'token', true);
   const token = text.trim();
-  if (token === '') throw new CliError(`the token file ${path} is empty`);
+  if (token === '') throw badInput(`the token file ${path} is empty`);
   if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) {
-    throw new CliError(`the token file ${path} must hold one bearer token: letters, digits and -._~+/ only`);
+    throw badInput(`the token file ${path} must hold one bearer token: letters, digits and -._~+/ only`);
   }
   if (token.length < MIN_TOKEN_LENGTH) {
-    throw new CliError(
+    throw badInput(
       `the token in ${path} is shorter than ${MIN_TOKEN_LENGTH} characters: make one with \`openssl rand -base64 32\``,
     );
   }
