@@ -2,11 +2,12 @@
 // store starts, lists and serves every other unit, and the unit can still be deleted.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createLogger } from '@hostfiles/shared';
 import { flockAvailable, holdFlock, useTestRoots, type TestRoots } from './test-roots.js';
+import { MAX_HASHED_BYTES } from './stream-file.js';
 import type { StoreEvent } from './types.js';
 
 const codeOf = (a: { status: string; error?: { code: string } }): string => a.error?.code ?? a.status;
@@ -76,6 +77,40 @@ test('a 200-deep chain and a 20,000-entry directory: recovery goes on, other uni
   assert.deepEqual(await store.remove('TpmState', ['wide']), { status: 'deleted' });
   assert.deepEqual(readdirSync(r), ['ok']);
   assert.equal(openFds(), fds, 'no descriptor left open');
+});
+
+test('a sparse file over the hashing cap (its owner makes one of any size in a moment) fails its unit alone, unread', async (t) => {
+  const { roots, store, logged } = useLimitRoots(t);
+  const r = roots.TpmState;
+  mkdirSync(join(r, 'ok', 'tpm2'), { recursive: true });
+  writeFileSync(join(r, 'ok', 'tpm2', 'tpm2-00.permall'), 'fine');
+  // A state directory whose main file is 2 GiB (and its owner could as well make it 16 TiB), and a file unit just
+  // over the cap: neither takes any disk space.
+  const inDir = join(r, 'big', 'tpm2', 'tpm2-00.permall');
+  mkdirSync(join(r, 'big', 'tpm2'), { recursive: true });
+  writeFileSync(inDir, '');
+  truncateSync(inDir, 2 * 1024 ** 3);
+  const file = join(r, 'big.fd');
+  writeFileSync(file, '');
+  truncateSync(file, MAX_HASHED_BYTES + 1);
+
+  const listed = (await store.list('TpmState')).map((u) => u.path);
+  assert.deepEqual(listed, [join(r, 'ok')], 'the other unit is listed');
+  const unlisted = logged.filter((l) => l.event === 'unit_unlisted');
+  assert.deepEqual(unlisted.map((l) => l.path).sort(), [join(r, 'big'), join(r, 'big.fd')]);
+  for (const line of unlisted)
+    assert.match(line.message ?? '', /^EFBIG \(a file over 1073741824 bytes is not hashed\)$/);
+  for (const unit of ['big', 'big.fd']) {
+    const stat = await store.stat('TpmState', [unit]);
+    assert.equal(codeOf(stat), 'io_error', unit);
+    assert.match(messageOf(stat), /EFBIG/);
+  }
+  // A delete that must first compare a digest cannot: it fails and changes nothing. Without one, it deletes.
+  assert.equal(codeOf(await store.remove('TpmState', ['big.fd'], 'a'.repeat(64))), 'io_error');
+  assert.ok(existsSync(file));
+  assert.deepEqual(await store.remove('TpmState', ['big.fd']), { status: 'deleted' });
+  assert.deepEqual(await store.remove('TpmState', ['big']), { status: 'deleted' });
+  assert.deepEqual(readdirSync(r), ['ok']);
 });
 
 test('busy is seen at any depth: a lock at the bottom of a 300-deep chain refuses its delete', async (t) => {

@@ -5,7 +5,7 @@ import type { DirHandle } from './dir-handle.js';
 import { at } from './fd-path.js';
 import type { FreeUnits } from './free-units.js';
 import { anyLocked, type ReadLockedInodes } from './locks.js';
-import { hashFile } from './stream-file.js';
+import { hashFile, MAX_HASHED_BYTES, tooBigToHash } from './stream-file.js';
 import { openFound, walkState, type StateVisitor } from './state-walk.js';
 import { BUSY_WALK, STATE_WALK } from './tree-walk.js';
 import { openChildDir } from './walk.js';
@@ -152,6 +152,8 @@ async function fileFacts(
 async function hashFound(
   found: Parameters<typeof openFound>[0],
 ): Promise<{ sha256: string; size: number } | undefined> {
+  // Refused on its size before a byte is read (hashFile stops one that grows past it while read).
+  if (found.stats.size > BigInt(MAX_HASHED_BYTES)) throw tooBigToHash();
   const file = await openFound(found);
   if (file === undefined) return undefined;
   try {
