@@ -196,6 +196,42 @@ test('a write whose every attempt was dropped, its bytes delivered later: never 
   });
 });
 
+test('a refusal that answers a retry says nothing of the attempt before it: unknown, its guard and owned path kept', async () => {
+  await withFleet(
+    0,
+    async (fleet) => {
+      // The first attempt fails in a way that may have applied it (an internal error); its retry, the same bytes, is
+      // refused (here: expired, as a retry that reaches the agent past the command's lifetime is).
+      const agent = await scriptedAgent({
+        applyRefusals: [
+          { status: 500, code: 'internal' },
+          { status: 401, code: 'expired' },
+        ],
+      });
+      try {
+        await addHost(fleet.deps, { name: 'h', url: agent.url, expectKey: agent.publicKey });
+        await addVm(fleet.deps, { name: 'vm', host: 'h', bootMode: 'UEFI', secureBoot: false });
+        const path = '/r/nvram/vm_VARS.fd';
+        const state = fileState(Buffer.from('vars'));
+        await assert.rejects(writeFile(fleet.deps, { vm: 'vm', type: 'NvRam', path, state }));
+        assert.deepEqual(agent.received, ['files.apply', 'files.apply'], 'one retry, then the refusal');
+        const [guard] = await fleet.store.listPendingDeletions();
+        assert.deepEqual([guard?.path, guard?.expectSha256], [path, state.sha256], 'the guard is kept');
+        assert.deepEqual(
+          (await fleet.store.listOwnedPaths(agent.hostUuid)).map((owned) => owned.path),
+          [path],
+          "the path stays hostfiles' own",
+        );
+        const [operation] = await fleet.store.listOperations({ kind: 'file.write', limit: 1 });
+        assert.match(JSON.stringify(operation?.report ?? {}), /unknown/);
+      } finally {
+        await agent.close();
+      }
+    },
+    { retries: 1 },
+  );
+});
+
 test('an agent older than files.busy (404 not_found) is probed with files.stat, and the removal goes on', async () => {
   await withFleet(0, async (fleet) => {
     const old = await scriptedAgent({ kinds: ['files.apply', 'files.stat'] });

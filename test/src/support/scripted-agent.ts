@@ -28,6 +28,11 @@ export interface ScriptedAgent {
 export interface ScriptedAgentOptions {
   /** the command kinds it serves; any other answers 404 not_found, as an agent of an older release */
   readonly kinds?: readonly CommandKind[];
+  /**
+   * The n-th files.apply it receives (from 0; a retry of the same bytes counts too) is refused with this status and
+   * error code instead of answered; past the list, or where undefined, it answers as scripted.
+   */
+  readonly applyRefusals?: readonly ({ readonly status: number; readonly code: string } | undefined)[];
 }
 
 export async function scriptedAgent(options: ScriptedAgentOptions = {}): Promise<ScriptedAgent> {
@@ -47,7 +52,16 @@ export async function scriptedAgent(options: ScriptedAgentOptions = {}): Promise
       const envelope = parseEnvelope(body);
       if (!envelope.ok) throw new Error('not an envelope');
       const command = JSON.parse(Buffer.from(envelope.value.payload, 'base64').toString('utf8')) as Command;
+      const refusal =
+        command.kind === 'files.apply'
+          ? options.applyRefusals?.[received.filter((kind) => kind === 'files.apply').length]
+          : undefined;
       received.push(command.kind);
+      if (refusal !== undefined) {
+        const error = { error: { code: refusal.code, message: `scripted ${refusal.code}` } };
+        res.writeHead(refusal.status, { 'content-type': 'application/json' }).end(JSON.stringify(error));
+        return;
+      }
       if (options.kinds !== undefined && !options.kinds.includes(command.kind)) {
         const error = { error: { code: 'not_found', message: `no route POST ${req.url ?? ''}` } };
         res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify(error));

@@ -268,9 +268,14 @@ export async function placeOnHost(
 
 function outcomeOf(p: Planned, result: ApplyResult | undefined, error: AgentCallError | undefined): PlaceOutcome {
   if (error !== undefined) {
-    // A refusal applies nothing, but for a command cut off mid-apply (replayed) or an agent's internal error.
+    // A refusal applies nothing, but for a command cut off mid-apply (replayed) or an agent's internal error. And it
+    // speaks only for its own attempt: one that answers a retry (expired, say, for a retry that arrived past the
+    // command's lifetime) says nothing of the attempt before it, which failed in a way that may have applied it.
     const definite =
-      error.failure === 'refused' && (error.details.status ?? 500) < 500 && error.details.agentCode !== 'replayed';
+      error.failure === 'refused' &&
+      (error.details.status ?? 500) < 500 &&
+      error.details.agentCode !== 'replayed' &&
+      (error.details.attempts ?? 1) === 1;
     return {
       status: definite ? 'failed' : 'unknown',
       code: error.details.agentCode ?? error.failure,
