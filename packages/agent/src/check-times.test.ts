@@ -3,9 +3,18 @@
 // passes — nothing here depends on how long the test takes.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { buildCommand, COMMAND_CONTEXT, MAX_COMMAND_LIFETIME_MS, signEnvelope, writeOp } from '@hostfiles/shared';
+import {
+  buildCommand,
+  COMMAND_CONTEXT,
+  deleteOp,
+  MAX_COMMAND_LIFETIME_MS,
+  signEnvelope,
+  writeOp,
+  type ApplyResult,
+} from '@hostfiles/shared';
 import { testApp } from './test-app.js';
 
 const SKEW_MS = 30_000;
@@ -94,4 +103,49 @@ test('as the clock moves: a command refused as early becomes good, and a retry o
   assert.deepEqual(await agent.send(times, requestId), ok);
   agent.clock.now = times.expiresAt + SKEW_MS;
   refused(/has expired/)(await agent.send(times, requestId));
+});
+
+test("an op that reaches its change only past the command's life and the skew changes nothing: expired, the rest of its batch too", async (t) => {
+  const clock = { now: START };
+  let dirSyncs = 0;
+  const { app, roots, hostUuid, controller } = await testApp(t, {
+    now: () => clock.now,
+    clockSkewMs: SKEW_MS,
+    storeHooks: {
+      // The first op's directory fsync is when its batch runs long: the clock passes the command's deadline
+      // (expiresAt + skew) before the next op, on the same state and so after it, reaches its change.
+      syncDir: () => {
+        dirSyncs += 1;
+        if (dirSyncs === 1) clock.now = START + 60_000 + SKEW_MS + 1;
+        return Promise.resolve();
+      },
+    },
+  });
+  const dir = join(roots.TpmState, 'vm', 'tpm2');
+  const ops = [
+    writeOp('TpmState', join(dir, 'a'), Buffer.from('first')),
+    writeOp('TpmState', join(dir, 'b'), Buffer.from('second')),
+    deleteOp('TpmState', join(dir, 'a')),
+  ];
+  const command = buildCommand('files.apply', hostUuid, { ops }, { now: START, lifetimeMs: 60_000 });
+  const reply = await app.request('/v1/files/apply', {
+    method: 'POST',
+    body: JSON.stringify(signEnvelope(COMMAND_CONTEXT, command, controller)),
+  });
+  assert.equal(reply.status, 200);
+  const { payload } = (await reply.json()) as { payload: string };
+  const { results } = JSON.parse(Buffer.from(payload, 'base64').toString('utf8')) as { results: ApplyResult[] };
+  assert.deepEqual(
+    results.map((r) => [r.status, r.error?.code]),
+    [
+      ['written', undefined],
+      ['failed', 'expired'],
+      ['failed', 'expired'],
+    ],
+  );
+  assert.match(results[1]?.error?.message ?? '', /^the command expired \(with the clock skew\) 1 ms before this op/);
+  // The first write landed; nothing of the later ops did: no second file, the first not deleted, no temp file left.
+  assert.equal(readFileSync(join(dir, 'a'), 'utf8'), 'first');
+  assert.equal(existsSync(join(dir, 'b')), false);
+  assert.deepEqual(readdirSync(dir), ['a']);
 });

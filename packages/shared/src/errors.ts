@@ -40,6 +40,8 @@ export const HTTP_STATUS: Readonly<Record<RequestErrorCode, 400 | 401 | 403 | 40
  * - `exists`: the op required the target absent (`expect: 'absent'`) and something is there.
  * - `changed`: the op required the target's digest (`expect: <sha256>`) and it differs.
  * - `not_directory` / `not_regular_file`: the target is of the other kind than the op needs.
+ * - `expired`: the command's life, with the agent's clock skew, ended before this op's first change (its batch ran
+ *   that long): it changed nothing, and no op of that command changes anything from then on.
  */
 export const OP_ERROR_CODES = [
   'symlink',
@@ -49,6 +51,7 @@ export const OP_ERROR_CODES = [
   'busy',
   'exists',
   'changed',
+  'expired',
   'io_error',
 ] as const;
 export type OpErrorCode = (typeof OP_ERROR_CODES)[number];

@@ -73,7 +73,11 @@ export function createFileStore(options: FileStoreOptions): FileStore {
     timing: OpTiming | undefined,
     op: (ctx: OpContext) => Promise<T>,
   ): Promise<T> => {
-    const ctx: OpContext = { ...ctxOf(type), ...(timing?.gate === undefined ? {} : { gate: timing.gate }) };
+    const ctx: OpContext = {
+      ...ctxOf(type),
+      ...(timing?.gate === undefined ? {} : { gate: timing.gate }),
+      ...(timing?.deadline === undefined ? {} : { deadline: timing.deadline }),
+    };
     const onDurable = timing?.onDurable;
     if (onDurable === undefined) return onUnit(type, components, () => op(ctx));
     return new Promise<T>((resolve, reject) => {

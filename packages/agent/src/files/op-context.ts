@@ -3,9 +3,10 @@ import type { Logger } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { closeAll, errnoOrThrow, nth } from './fd-path.js';
 import type { ReadLockedInodes } from './locks.js';
+import { OpExpired } from './op-failure.js';
 import type { RootDir } from './root-dir.js';
 import type { SettleEnv } from './settle.js';
-import type { RootOwnership, StoreEvent, StoreHooks, WriteAnswer } from './types.js';
+import type { Deadline, RootOwnership, StoreEvent, StoreHooks, WriteAnswer } from './types.js';
 import { unmakeDirs, type MakeDirs } from './walk.js';
 
 export interface OpContext {
@@ -16,6 +17,8 @@ export interface OpContext {
   readonly hooks: StoreHooks;
   /** The command's journal record, durable once it settles (OpTiming.gate); none outside a command. */
   readonly gate?: Promise<void>;
+  /** When the command stops being one any agent may apply (OpTiming.deadline); none outside a command. */
+  readonly deadline?: Deadline;
   /** Takes the op's last fsyncs instead of the op waiting for them (OpTiming.onDurable). */
   readonly defer?: (durable: Promise<void>) => void;
 }
@@ -32,14 +35,20 @@ export class CommandNotRecorded extends Error {
 /**
  * Waits for the command's record to be durable (OpContext.gate): called just before an op's last look and first
  * change, so that what it does before — walks, checks, writing and syncing a temp file or a staged tree — runs
- * alongside the record's fdatasync.
+ * alongside the record's fdatasync. Then, past the command's deadline (an op that waited behind a long batch), it
+ * stops the op before any change (OpExpired): nothing of a command lands after its life and the skew.
  */
 export async function passGate(ctx: OpContext): Promise<void> {
-  if (ctx.gate === undefined) return;
-  try {
-    await ctx.gate;
-  } catch (error) {
-    throw new CommandNotRecorded('the command could not be recorded in the replay journal', { cause: error });
+  if (ctx.gate !== undefined) {
+    try {
+      await ctx.gate;
+    } catch (error) {
+      throw new CommandNotRecorded('the command could not be recorded in the replay journal', { cause: error });
+    }
+  }
+  const late = ctx.deadline === undefined ? 0 : ctx.deadline.now() - ctx.deadline.at;
+  if (late > 0) {
+    throw new OpExpired(`the command expired (with the clock skew) ${late} ms before this op could change anything`);
   }
 }
 

@@ -92,6 +92,12 @@ export interface RecoveryReport {
  * How a changing op (write, writeDir, remove) fits in the command it belongs to (routes/files.ts). Without it an op
  * may change the disk at once and is durable when it resolves, as a caller outside a command expects.
  */
+/** A time on a clock of its own (the app's, which admitted the command): tests run agents on made-up clocks. */
+export interface Deadline {
+  readonly at: number;
+  readonly now: () => number;
+}
+
 export interface OpTiming {
   /**
    * Settles once the command's replay-journal record is durable. The op does what changes nothing first (walks,
@@ -99,6 +105,12 @@ export interface OpTiming {
    * rejection stops the op before any change: it throws a CommandNotRecorded after removing what it staged.
    */
   readonly gate?: Promise<void>;
+  /**
+   * The command's deadline: its expiresAt plus the agent's clock skew, past which no agent may apply it (the
+   * controller's guards count on it), on the clock that admitted the command (`now`). An op that reaches its gate
+   * later stops there, changing nothing, and answers `expired`.
+   */
+  readonly deadline?: Deadline;
   /**
    * When set, the op resolves with its answer as soon as that is decided (its rename made), and hands this the
    * promise of its last fsyncs: the answer's journal line is then synced alongside them. The unit stays locked until

@@ -5,6 +5,7 @@ import { linkSync, mkdirSync, statSync, symlinkSync, truncateSync, utimesSync, w
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { stateDigest } from '@hostfiles/shared';
+import { MAX_HASHED_BYTES } from './stream-file.js';
 import { TEMP_PREFIX } from './temp-name.js';
 import { flockAvailable, holdFlock, useTestRoots } from './test-roots.js';
 
@@ -116,14 +117,28 @@ test('stat answers present with the facts list gives, absent, or failed for a li
   assert.ok(file.status === 'present' && file.kind === 'file' && file.files === 1);
 });
 
-test('a file over 2 GiB is hashed by streaming: it does not break a listing', async (t) => {
+test('a file as big as may be hashed (1 GiB) is hashed as a stream, in bounded memory; one byte more fails its unit alone', async (t) => {
   const { roots, store } = useTestRoots(t);
   const path = join(roots.NvRam, 'huge_VARS.fd');
   writeFileSync(path, '');
-  truncateSync(path, 2 ** 31 + 1); // sparse: no disk used
+  truncateSync(path, MAX_HASHED_BYTES); // sparse: no disk used
+  const peakBefore = process.resourceUsage().maxRSS; // KiB
   const [unit] = await store.list('NvRam');
-  assert.equal(unit?.size, 2 ** 31 + 1);
-  assert.match(unit.sha256, /^[0-9a-f]{64}$/);
+  assert.equal(unit?.size, MAX_HASHED_BYTES);
+  // `head -c 1073741824 /dev/zero | sha256sum`
+  assert.equal(unit.sha256, '49bc20df15e412a64472421e13fe86ff1c5165e18b2afccf160d4dc19fe68a14');
+  const grewMiB = (process.resourceUsage().maxRSS - peakBefore) / 1024;
+  assert.ok(
+    grewMiB < 256,
+    `the peak RSS grew by ${grewMiB.toFixed(0)} MiB hashing 1 GiB: never the whole file at once`,
+  );
+  // Past the cap it is never read (limits.test.ts: a sparse file of any size): the listing goes on without it.
+  truncateSync(path, MAX_HASHED_BYTES + 1);
+  writeFileSync(join(roots.NvRam, 'small_VARS.fd'), 'vars');
+  assert.deepEqual(
+    (await store.list('NvRam')).map((u) => u.path),
+    [join(roots.NvRam, 'small_VARS.fd')],
+  );
 });
 
 test('a directory without files has the digest of nothing and its own mtime', async (t) => {

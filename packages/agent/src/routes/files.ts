@@ -46,6 +46,8 @@ export function prepareApply(deps: AppDeps, command: ApplyCommand): Result<Prepa
   }
   const log = deps.logger.child({ requestId: command.requestId });
   const metrics = deps.metrics ?? NO_METRICS;
+  // Past it no agent may apply the command (check 7's bound): an op still waiting then changes nothing (expired).
+  const deadline = { at: command.expiresAt + deps.clockSkewMs, now: deps.now };
   return ok({
     storeAnswer: true,
     execute: async (recorded, durable) => {
@@ -62,6 +64,7 @@ export function prepareApply(deps: AppDeps, command: ApplyCommand): Result<Prepa
         try {
           const result = await step({
             gate: recorded,
+            deadline,
             onDurable: (done) => {
               synced = done;
               durable(done);

@@ -299,6 +299,8 @@ const REFUSED_BEFORE_ANY_CHANGE: ReadonlySet<string> = new Set<OpErrorCode>([
   'not_directory',
   'not_regular_file',
   'not_found',
+  // The op reached its change past its command's life and the skew, and stopped there.
+  'expired',
 ]);
 
 async function record(
