@@ -96,3 +96,37 @@ test('listEntries: a one-block directory is listed in one call, a bigger one in 
   assert.equal((await listEntries(bigDir, { left: 1000, max: 1000 })).length, 600);
   await assert.rejects(listEntries(bigDir, { left: 100, max: 100 }), /E2BIG \(more than 100 entries\)/);
 });
+
+test('visiting a huge directory lets the event loop in every 1,024 entries, however synchronous the visitor', async (t) => {
+  const { roots } = useTestRoots(t);
+  const wide = join(roots.TpmState, 'wide');
+  mkdirSync(wide);
+  for (let i = 0; i < 3000; i++) writeFileSync(join(wide, `f${i}`), '');
+  const top = await open(wide, CHILD_DIR_FLAGS);
+  t.after(() => top.close());
+  // Turns of the event loop, counted while the walk runs; each visit notes how many had passed. The directory is
+  // listed before its first visit, so turns that pass between its visits are the walk's own yields.
+  let turns = 0;
+  let walking = true;
+  const tick = (): void => {
+    turns += 1;
+    if (walking) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const seenAt: number[] = [];
+  await walkTree(
+    top,
+    {
+      entry: () => {
+        seenAt.push(turns);
+        return Promise.resolve(false);
+      },
+    },
+    FULL_WALK,
+  );
+  walking = false;
+  assert.equal(seenAt.length, 3000);
+  const first = seenAt[0] ?? NaN;
+  const last = seenAt.at(-1) ?? NaN;
+  assert.ok(last - first >= 2, `the event loop turned ${last - first} times while 3,000 entries were visited`);
+});

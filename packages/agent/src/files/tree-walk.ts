@@ -79,6 +79,7 @@ export async function walkTree(top: DirHandle, visitor: TreeVisitor, limits: Wal
   const stack: Frame[] = [
     { handle: top, entries: await listEntries(top, budget), next: 0, prefix: '', name: '', depth: 0 },
   ];
+  let visited = 0;
   try {
     while (stack.length > 0) {
       const frame = nth(stack, stack.length - 1);
@@ -88,6 +89,10 @@ export async function walkTree(top: DirHandle, visitor: TreeVisitor, limits: Wal
         continue;
       }
       frame.next += 1;
+      // A visitor that makes only synchronous calls (the busy walk's lstat of each entry) never lets the event loop
+      // in by itself: a state of a million entries, which its owner can make, would stall every request for seconds.
+      visited += 1;
+      if (visited % YIELD_EVERY === 0) await setImmediate();
       const dir = heldOf(frame);
       const entry: WalkEntry = { dir, ...listed, path: `${frame.prefix}${listed.name}`, depth: frame.depth };
       const go = await visitor.entry(entry);
@@ -170,7 +175,8 @@ function heldOf(frame: Frame): DirHandle {
  * Read synchronously on purpose, as /proc/locks is (locks.ts): a directory of a state is a few entries from the
  * dentry cache, one getdents(2) of microseconds, where opendir, read, read and close through libuv's thread pool
  * cost four trips each (a delete looked at its unit twice and ran ~25% slower that way). A huge directory yields
- * to the event loop every YIELD_EVERY entries, so other requests go on while it is read.
+ * to the event loop every YIELD_EVERY entries, so other requests go on while it is read (and walkTree yields as
+ * often while it visits them).
  */
 export async function listEntries(dir: DirHandle, budget: Budget): Promise<Listed[]> {
   // A directory of one block (a state's usually) can hold a few hundred names at most: read whole in one call, which
