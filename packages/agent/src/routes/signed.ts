@@ -102,21 +102,26 @@ async function checkAndRun<K extends CommandKind>(
   if (command.hostUuid !== deps.hostUuid) {
     throw new AgentError('wrong_host', `the command is for host ${command.hostUuid}, this is ${deps.hostUuid}`); // 6
   }
-  checkTimes(command, deps.now(), deps.clockSkewMs); // 7
-  // Check 9 is computed before 8 but answered after it, so a journal record is only made for a command that runs.
-  const prepared = prepare(command);
   // The parser's strings are slices of the payload's text, and the journal keeps requestIds for minutes: a slice
   // would keep the whole command (file contents included) alive with it. A copy of its 36 ASCII characters does not.
   const requestId = Buffer.from(command.requestId, 'latin1').toString('latin1');
-  const lookup = deps.journal.check(requestId, hash); // 8
+  const lookup = deps.journal.check(requestId, hash);
+  // A retry of a command that ran is given its stored answer even past check 7: it applies nothing, and an answer
+  // refused as expired would tell the controller that nothing landed when it did.
+  const stored = lookup.kind === 'retry' ? await lookup.answer : undefined;
+  if (stored !== undefined) {
+    deps.logger.info('request', { requestId: command.requestId, kind, retry: true, stored: true });
+    return json(c, stored);
+  }
+  checkTimes(command, deps.now(), deps.clockSkewMs); // 7
+  // Check 9 is computed before 8 but answered after it, so a journal record is only made for a command that runs.
+  const prepared = prepare(command);
   if (lookup.kind === 'replayed') {
-    throw new AgentError('replayed', `requestId ${command.requestId} was seen with other payload bytes`);
+    throw new AgentError('replayed', `requestId ${command.requestId} was seen with other payload bytes`); // 8
   }
   const ready = unwrap(prepared); // 9
   if (lookup.kind === 'retry') {
-    const stored = await lookup.answer;
-    deps.logger.info('request', { requestId: command.requestId, kind, retry: true, stored: stored !== undefined });
-    if (stored !== undefined) return json(c, stored);
+    deps.logger.info('request', { requestId: command.requestId, kind, retry: true, stored: false });
     // No stored answer. A read or list stores none by design (file contents stay off disk): run it again.
     // An apply without one was cut off (a crash, an error) and its outcome is unknown: running it again could
     // put back a file that a later command replaced, so it is refused; the controller sends a new command.
