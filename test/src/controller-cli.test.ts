@@ -129,6 +129,19 @@ test('a missing database is refused, never created; a bad key file is refused wi
   fails(await hostfiles(['retry', '--db', db, '--key', join(dir, 'none.key')]), 1, /no controller key at/);
 });
 
+test('a VM name no libvirt domain can have is bad input: a slash (its NVRAM would go below a directory), a control character', async (t) => {
+  const dir = tempDir(t);
+  const db = join(dir, 'hostfiles.db');
+  assert.equal((await hostfiles(['init', '--db', db])).status, 0);
+  const [slash, tab] = await Promise.all([
+    hostfiles(['vm', 'add', 'web/1', '--host', 'h0', '--uefi', '--db', db]),
+    hostfiles(['vm', 'add', 'web\t1', '--host', 'h0', '--db', db]),
+  ]);
+  // Refused for the name before the host is looked for (there is none: that would be exit 1).
+  fails(slash, 2, /the VM name "web\/1" holds a '\/'/);
+  fails(tab, 2, /the VM name "web\\t1" holds a control character/);
+});
+
 test('a malformed --db URL is bad input: exit 2 before any lookup or connection, its password never printed', async () => {
   const cases: [string, RegExp][] = [
     ['postgres://admin:s3cretpw@%%bad/db', /host is not percent-encoded right/],

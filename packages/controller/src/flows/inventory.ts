@@ -29,7 +29,23 @@ export interface NewVmInput {
   readonly uuid?: string;
 }
 
+/**
+ * Why a name cannot be a libvirt domain's (undefined when it can): libvirt refuses a '/' in one, and the VM's NVRAM
+ * is `<NvRam root>/<name>_VARS.fd` by default, so a '/' would put it below a directory of that root; control
+ * characters would end up in paths and log lines.
+ */
+function vmNameProblem(name: string): string | undefined {
+  if (name === '') return 'is empty';
+  if (name.includes('/')) return "holds a '/', which no libvirt domain name does";
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'holds a control character';
+  return undefined;
+}
+
 export async function addVm(deps: FlowDeps, input: NewVmInput): Promise<Vm> {
+  const nameProblem = vmNameProblem(input.name);
+  if (nameProblem !== undefined)
+    throw new FlowError('bad_input', `the VM name ${JSON.stringify(input.name)} ${nameProblem}`);
   const host = await resolveHost(deps, input.host);
   if (input.bootMode === 'Legacy' && input.secureBoot) throw new FlowError('bad_input', 'secure boot needs UEFI');
   const uuid = input.uuid ?? randomUUID();
