@@ -526,7 +526,14 @@ test('CLI: sync, restore and reconcile --apply, as an operator runs them', async
     await ok('sync', '--host', 'h0'),
     /nothing changed: no state read\n\nfleet sync: 1 host, 2 recorded states, 2 unchanged, 0 read/,
   );
-  for (const args of [['sync'], ['sync', 'a', '--all'], ['sync', '--all', '--host', 'h0']]) {
-    assert.equal((await cli(...args)).status, 2, args.join(' '));
+  const refusals: [string[], RegExp][] = [
+    [['sync'], /sync needs a VM, or --all, or --host HOST\n/],
+    [['sync', 'a', '--all'], /sync needs a VM, or --all, or --host HOST, not both/],
+    [['sync', '--all', '--host', 'h0'], /--all and --host go alone/],
+  ];
+  for (const [args, message] of refusals) {
+    const run = await cli(...args);
+    assert.equal(run.status, 2, args.join(' '));
+    assert.match(run.stderr, message, args.join(' '));
   }
 });

@@ -78,7 +78,8 @@ export const SYNC_COMMANDS: readonly Command[] = [
         throw new UsageError('--all and --host go alone: --host HOST syncs that host', 'see `hostfiles sync --help`');
       }
       if (fleet === input.args.length > 0) {
-        throw new UsageError('sync needs a VM, or --all, or --host HOST', 'see `hostfiles sync --help`');
+        const what = fleet ? 'a VM, or --all, or --host HOST, not both' : 'a VM, or --all, or --host HOST';
+        throw new UsageError(`sync needs ${what}`, 'see `hostfiles sync --help`');
       }
       if (fleet) {
         const { syncFleet } = await import('../flows/index.js');

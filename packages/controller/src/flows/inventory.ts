@@ -50,7 +50,7 @@ export async function addVm(deps: FlowDeps, input: NewVmInput): Promise<Vm> {
   if (input.bootMode === 'Legacy' && input.secureBoot) throw new FlowError('bad_input', 'secure boot needs UEFI');
   const uuid = input.uuid ?? randomUUID();
   if (!UUID.test(uuid))
-    throw new FlowError('bad_input', `${uuid} is not a uuid in lowercase hex (libvirt's domain uuid)`);
+    throw new FlowError('bad_input', `${uuid} is not a uuid: 8-4-4-4-12 hex digits (libvirt's domain uuid)`);
   return deps.store.addVm({
     uuid,
     name: input.name,
