@@ -67,12 +67,18 @@ test('every command answers --help with the usage and does nothing else; an argu
     ['make-roots', '--config', '/nonexistent/agent.json', '--bogus'],
     ['print-config-example', '--bogus'],
     ['--config', '/nonexistent/agent.json', '--bogus'],
+    ['--version', '--bogus'],
+    ['help', '--bogus'],
   ]) {
     const bad = run(...args);
     assert.equal(bad.status, 2, args.join(' '));
     assert.match(bad.stderr, /takes no argument --bogus/, args.join(' '));
     assert.equal(bad.stdout, '', 'nothing printed, nothing started');
   }
+  // --help makes no unknown command known.
+  const unknown = run('frobnicate', '--help');
+  assert.equal(unknown.status, 2);
+  assert.match(unknown.stderr, /unknown command frobnicate/);
 });
 
 test('keygen writes a 0600 PEM, prints its public key, and never overwrites a key', (t) => {

@@ -106,10 +106,13 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.`;
 
 class UsageError extends Error {}
 
+/** The commands whose `--help` prints their usage (anything else with --help is still an unknown command). */
+const COMMANDS: ReadonlySet<string> = new Set(['print-config-example', 'keygen', 'info', 'make-roots', '--config']);
+
 async function main(argv: readonly string[]): Promise<void> {
   const [command, ...rest] = argv;
   // Help asked for is help given, whatever the command: never a key made, a config printed or an agent started.
-  if (rest.includes('--help') || rest.includes('-h')) {
+  if (COMMANDS.has(command ?? '') && (rest.includes('--help') || rest.includes('-h'))) {
     process.stdout.write(`${command === 'keygen' ? KEYGEN_USAGE : USAGE}\n`);
     return;
   }
@@ -118,9 +121,11 @@ async function main(argv: readonly string[]): Promise<void> {
     case '--help':
     case '-h':
     case 'help':
+      onlyOptions(rest, [], command ?? 'help');
       process.stdout.write(`${USAGE}\n`);
       return;
     case '--version':
+      onlyOptions(rest, [], command);
       process.stdout.write(`${VERSION}\n`);
       return;
     case 'print-config-example':

@@ -35,8 +35,8 @@ export class CommandNotRecorded extends Error {
 /**
  * Waits for the command's record to be durable (OpContext.gate): called just before an op's last look and first
  * change, so that what it does before — walks, checks, writing and syncing a temp file or a staged tree — runs
- * alongside the record's fdatasync. Then, past the command's deadline (an op that waited behind a long batch), it
- * stops the op before any change (OpExpired): nothing of a command lands after its life and the skew.
+ * alongside the record's fdatasync. Then, at or past the command's deadline (an op that waited behind a long batch),
+ * it stops the op before any change (OpExpired): nothing of a command lands after its life and the skew.
  */
 export async function passGate(ctx: OpContext): Promise<void> {
   if (ctx.gate !== undefined) {
@@ -46,8 +46,18 @@ export async function passGate(ctx: OpContext): Promise<void> {
       throw new CommandNotRecorded('the command could not be recorded in the replay journal', { cause: error });
     }
   }
-  const late = ctx.deadline === undefined ? 0 : ctx.deadline.now() - ctx.deadline.at;
-  if (late > 0) {
+  checkDeadline(ctx);
+}
+
+/**
+ * Throws OpExpired once the command's deadline has come (check 7 refuses a command from that very millisecond):
+ * at the gate, and again just before an op's change that cannot be taken back (a rename into place), in case its
+ * last look (a busy walk, a digest) took that long.
+ */
+export function checkDeadline(ctx: OpContext): void {
+  if (ctx.deadline === undefined) return;
+  const late = ctx.deadline.now() - ctx.deadline.at;
+  if (late >= 0) {
     throw new OpExpired(`the command expired (with the clock skew) ${late} ms before this op could change anything`);
   }
 }

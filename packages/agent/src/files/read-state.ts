@@ -7,6 +7,7 @@ import { encodeFile } from './encode-file.js';
 import { failed, HARD_LINKED_FAILURE, ioFailure, OpIoError, SYMLINK_FAILURE } from './op-failure.js';
 import type { RootDir } from './root-dir.js';
 import { openFound, walkState } from './state-walk.js';
+import { stateBudget } from './stream-file.js';
 import { hasOtherLinks, inspect } from './target.js';
 import type { ReadState } from './types.js';
 import { openChildDir, walkDirs } from './walk.js';
@@ -85,12 +86,14 @@ async function readDir(parent: DirHandle, name: string, maxContentChars: number)
   const entries: ReadEntry[] = [];
   let chars = 0;
   let linked: string | undefined;
+  const count = stateBudget();
   try {
     await walkState(dir, {
       file: async (found) => {
         if (hasOtherLinks(found.stats)) linked ??= found.path;
         if (linked !== undefined) return;
         if (entries.length === MAX_ENTRIES) throw new OpIoError(`E2BIG (more than ${MAX_ENTRIES} files)`);
+        count(found.stats.size);
         const file = await openFound(found);
         // Removed since the listing: not part of the state any more.
         if (file === undefined) return;

@@ -4,7 +4,7 @@ import type { Expectation } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { at, closeAll, errnoOf, errnoOrThrow, nth } from './fd-path.js';
 import { moveNoReplace, removeTree, renameAt } from './moves.js';
-import { parentPath, passGate, settleChange, settleEnvOf, type OpContext } from './op-context.js';
+import { checkDeadline, parentPath, passGate, settleChange, settleEnvOf, type OpContext } from './op-context.js';
 import { BUSY_FAILURE, ioFailure, OpIoError, SYMLINK_FAILURE } from './op-failure.js';
 import { unitBusy, unmetPreconditions, type BusyCheck } from './preconditions.js';
 import { recoverName } from './recover.js';
@@ -39,7 +39,8 @@ export async function removeFile(
     const settle = { env, where: parentPath(components) };
     // Nothing to overlap with the record's fdatasync but the walk: the checks come after it, as the last look.
     await passGate(ctx);
-    const answer = end === 'ok' ? await removeTarget(dir, name, expect, settle, busy, root.leftovers.possible) : ABSENT;
+    const answer =
+      end === 'ok' ? await removeTarget(dir, name, expect, settle, busy, root.leftovers.possible, ctx) : ABSENT;
     if (answer.status === 'failed') return answer;
     const deepest = await pruneEmptyDirs(held, components);
     // Nothing stands below the root on the target's path any more: its state directory is gone (walk.ts).
@@ -67,6 +68,7 @@ async function removeTarget(
   { env, where }: { env: SettleEnv; where: string },
   busy: BusyCheck,
   leftovers: boolean,
+  ctx: OpContext,
 ): Promise<RemoveAnswer> {
   // Leftovers of a replace of this name whose rollback failed while the agent kept running (ReplaceLeftovers).
   if (leftovers) await recoverName(env, dir, where, name);
@@ -75,6 +77,8 @@ async function removeTarget(
   if (target.kind === 'symlink') return SYMLINK_FAILURE;
   const unmet = await unmetPreconditions(expect, dir, name, target, busy);
   if (unmet !== undefined) return unmet;
+  // The last look (a digest, a busy walk) may have taken long: nothing moves once the command's deadline has come.
+  checkDeadline(ctx);
   let aside: string;
   try {
     aside = await moveAside(env, dir, where, name, target.kind === 'dir');

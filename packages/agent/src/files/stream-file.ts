@@ -18,15 +18,25 @@ export async function* chunksOf(file: FileHandle): AsyncGenerator<Buffer> {
 }
 
 /**
- * The most bytes a file may hold to be hashed (for a listing, a stat, an `expect`): the most content a command may
- * carry at all (maxContentBytes' highest setting), so no state hostfiles writes or captures is ever bigger. A bigger
- * file — a sparse one of terabytes that a state's owner makes in a second — would hold its unit's lock for as long
- * as reading it takes; it fails instead, that unit alone (stat answers io_error, a listing leaves the unit out).
+ * The most bytes a state may hold to be read or hashed (for a read, a listing, a stat, an `expect`), a file's or a
+ * directory's files' together: the most content a command may carry at all (maxContentBytes' highest setting), so
+ * no state hostfiles writes is ever bigger. A bigger one — sparse files of terabytes, or thousands of 1 GiB ones,
+ * that a state's owner makes in a second — would hold its unit's lock for as long as reading them takes; it fails
+ * instead, that unit alone (stat and read answer io_error, a listing leaves the unit out).
  */
 export const MAX_HASHED_BYTES = 1024 * 1024 * 1024;
 
-export const tooBigToHash = (): OpIoError =>
-  new OpIoError(`EFBIG (a file over ${MAX_HASHED_BYTES} bytes is not hashed)`);
+export const tooBigToHash = (what: 'a file' | 'a state' = 'a file'): OpIoError =>
+  new OpIoError(`EFBIG (${what} over ${MAX_HASHED_BYTES} bytes is not read)`);
+
+/** Counts the bytes of one state as it is read: past MAX_HASHED_BYTES, in all, it throws (see tooBigToHash). */
+export function stateBudget(): (bytes: number | bigint) => void {
+  let total = 0;
+  return (bytes) => {
+    total += Number(bytes);
+    if (total > MAX_HASHED_BYTES) throw tooBigToHash('a state');
+  };
+}
 
 /** The sha256 and size of the bytes read, streamed; past MAX_HASHED_BYTES (a file still growing) it throws. */
 export async function hashFile(file: FileHandle): Promise<{ sha256: string; size: number }> {

@@ -5,7 +5,7 @@ import type { DirHandle } from './dir-handle.js';
 import { at } from './fd-path.js';
 import type { FreeUnits } from './free-units.js';
 import { anyLocked, type ReadLockedInodes } from './locks.js';
-import { hashFile, MAX_HASHED_BYTES, tooBigToHash } from './stream-file.js';
+import { hashFile, MAX_HASHED_BYTES, stateBudget, tooBigToHash } from './stream-file.js';
 import { openFound, walkState, type StateVisitor } from './state-walk.js';
 import { BUSY_WALK, STATE_WALK } from './tree-walk.js';
 import { openChildDir } from './walk.js';
@@ -110,6 +110,8 @@ export async function factsOf(
   let size = 0;
   let mtime = Number(target.stats.mtimeMs);
   let newest: number | undefined;
+  // The files' sizes together, counted before each is read: thousands of 1 GiB sparse files are refused at once.
+  const count = stateBudget();
   await walkBelow(dir, name, {
     inode: (ino) => {
       inodes.push(ino);
@@ -117,6 +119,7 @@ export async function factsOf(
     },
     file: async (found) => {
       if (hasOtherLinks(found.stats)) return;
+      count(found.stats.size);
       const hashed = await hashFound(found);
       if (hashed === undefined) return;
       files.push({ path: found.path, sha256: hashed.sha256 });

@@ -4,7 +4,15 @@ import { sha256Of, stateDigest, type Expectation } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { errnoOrThrow, nth } from './fd-path.js';
 import { moveNoReplace, removeTree } from './moves.js';
-import { changeMakingParents, parentPath, passGate, settleEnvOf, syncDirOf, type OpContext } from './op-context.js';
+import {
+  changeMakingParents,
+  checkDeadline,
+  parentPath,
+  passGate,
+  settleEnvOf,
+  syncDirOf,
+  type OpContext,
+} from './op-context.js';
 import { failed, ioFailure, SYMLINK_FAILURE, VANISHED_FAILURE } from './op-failure.js';
 import { unitBusy } from './preconditions.js';
 import { recoverName } from './recover.js';
@@ -116,6 +124,13 @@ async function stageAndCommit(
     await dropStaging(swap.parent, staging);
     return unmet;
   }
+  try {
+    checkDeadline(ctx);
+  } catch (error) {
+    await dropStaging(swap.parent, staging);
+    throw error;
+  }
+  // The commit: from here on the new state is installed, by this op or by recovery after a crash.
   await moveNoReplace(swap.parent, staging, swap.newName, true);
   try {
     await swap.syncDir(swap.parent);

@@ -3,7 +3,7 @@ import { rename, unlink } from 'node:fs/promises';
 import { sha256Of, type Expectation } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { at, errnoOf, errnoOrThrow, nth } from './fd-path.js';
-import { changeMakingParents, passGate, type OpContext } from './op-context.js';
+import { changeMakingParents, checkDeadline, passGate, type OpContext } from './op-context.js';
 import { BUSY_FAILURE, failed, ioFailure, SYMLINK_FAILURE, VANISHED_FAILURE } from './op-failure.js';
 import { unitBusy, unmetExpectation, type BusyCheck } from './preconditions.js';
 import type { RootDir } from './root-dir.js';
@@ -89,6 +89,7 @@ async function replaceFile(
       await discardTemp(dir, temp);
       return refusal;
     }
+    checkDeadline(ctx);
     // rename never follows its final component: a symlink swapped in now is replaced, not written through.
     await rename(at(dir, temp), at(dir, name));
     return WRITTEN;

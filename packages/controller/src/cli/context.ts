@@ -12,10 +12,10 @@ import {
 } from '../flows/index.js';
 
 const DEFAULT_LEASE: LeaseSettings = { leaseMs: FLOW_SETTINGS.leaseMs, graceMs: FLOW_SETTINGS.leaseGraceMs };
-import { isPostgresUrl, redactUrl, splitPostgresUrl } from '../config.js';
+import { isPostgresUrl, postgresUrlProblem, redactUrl, splitPostgresUrl } from '../config.js';
 import { createPgStore, createSqliteStore, isStoreError, type Store } from '../store/index.js';
 import type { CliIo, CommandContext } from './command.js';
-import { CliError } from './errors.js';
+import { badInput, CliError } from './errors.js';
 import { loadControllerKey } from './key-file.js';
 import { createProgress } from './output.js';
 
@@ -117,6 +117,11 @@ export async function openExistingStore(db: string): Promise<Store> {
  * URL's `schema` parameter, `public` by default). Errors name the database, never with its password.
  */
 export async function openStore(db: string): Promise<Store> {
+  // Asked of the database a command opens (not of every command: the demo opens its own).
+  const problem = isPostgresUrl(db) ? postgresUrlProblem(db) : undefined;
+  if (problem !== undefined) {
+    throw badInput(`the database URL ${redactUrl(db)} (--db or HOSTFILES_DB) cannot be used: ${problem}`);
+  }
   try {
     if (!isPostgresUrl(db)) return await createSqliteStore(db);
     const { url, schema } = splitPostgresUrl(db);

@@ -1,5 +1,5 @@
 // The `hostfiles` command line: the command table, dispatch, and help. main.ts hands it argv, env and output.
-import { isPostgresUrl, postgresUrlProblem, redactUrl, resolvePaths, type ControllerEnv } from '../config.js';
+import { resolvePaths, type ControllerEnv } from '../config.js';
 import { closest, parseArgv, type FlagSpec, type ParsedArgv } from './args.js';
 import type { CliIo, Command, CommandInput } from './command.js';
 import { UsageError } from './errors.js';
@@ -86,10 +86,6 @@ export async function runCli(argv: readonly string[], options: CliOptions, comma
     return typeof value === 'string' ? value : undefined;
   };
   const paths = resolvePaths({ db: flagValue('db'), key: flagValue('key') }, options.env);
-  const dbProblem = isPostgresUrl(paths.db) ? postgresUrlProblem(paths.db) : undefined;
-  if (dbProblem !== undefined) {
-    throw new UsageError(`the database URL ${redactUrl(paths.db)} (--db or HOSTFILES_DB) cannot be used: ${dbProblem}`);
-  }
   // Loaded now, not with the table: it opens the database and agents (their drivers), which --help never needs.
   const { createCommandContext } = await import('./context.js');
   const { ctx, close } = createCommandContext({

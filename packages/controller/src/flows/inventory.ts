@@ -253,6 +253,12 @@ export function placeError(file: PlacedFile & { readonly status: 'failed' | 'unk
     case 'too_large':
       // The agent refused what was asked (a path outside its roots, content over its limit): the caller's error.
       return new FlowError('bad_input', `the agent refused ${where}: ${file.reason}`);
+    case 'expired':
+      // Nothing landed: the op reached its change only once its command could no longer be applied.
+      return new FlowError(
+        'unavailable',
+        `${where} was not written in time (its command expired meanwhile): write again`,
+      );
     case 'changed':
       return new FlowError(
         'conflict',

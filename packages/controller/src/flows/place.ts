@@ -11,6 +11,7 @@ import {
   type Expectation,
   type FileType,
   type OpErrorCode,
+  type RequestErrorCode,
   type StateKind,
 } from '@hostfiles/shared';
 import { isAgentCallError, type AgentCallError } from '../agents/index.js';
@@ -270,12 +271,14 @@ function outcomeOf(p: Planned, result: ApplyResult | undefined, error: AgentCall
   if (error !== undefined) {
     // A refusal applies nothing, but for a command cut off mid-apply (replayed) or an agent's internal error. And it
     // speaks only for its own attempt: one that answers a retry (expired, say, for a retry that arrived past the
-    // command's lifetime) says nothing of the attempt before it, which failed in a way that may have applied it.
+    // command's lifetime) says nothing of the attempt before it, which failed in a way that may have applied it —
+    // unless the same bytes are refused whatever the time and the agent's state (SAME_BYTES_SAME_REFUSAL).
+    const code = error.details.agentCode;
     const definite =
       error.failure === 'refused' &&
       (error.details.status ?? 500) < 500 &&
-      error.details.agentCode !== 'replayed' &&
-      (error.details.attempts ?? 1) === 1;
+      code !== 'replayed' &&
+      ((error.details.attempts ?? 1) === 1 || (code !== undefined && SAME_BYTES_SAME_REFUSAL.has(code)));
     return {
       status: definite ? 'failed' : 'unknown',
       code: error.details.agentCode ?? error.failure,
@@ -290,6 +293,15 @@ function outcomeOf(p: Planned, result: ApplyResult | undefined, error: AgentCall
   const status = REFUSED_BEFORE_ANY_CHANGE.has(code) ? 'failed' : 'unknown';
   return { status, code, reason: `${code}: ${result.error?.message ?? 'not written'}` };
 }
+
+/** Refusals of what the bytes say, not of when they came or what the agent trusts now: every attempt got the same. */
+const SAME_BYTES_SAME_REFUSAL: ReadonlySet<string> = new Set<RequestErrorCode>([
+  'too_large',
+  'bad_request',
+  'bad_signature',
+  'wrong_host',
+  'outside_root',
+]);
 
 const REFUSED_BEFORE_ANY_CHANGE: ReadonlySet<string> = new Set<OpErrorCode>([
   'exists',
