@@ -22,14 +22,17 @@ export class OpIoError extends Error {
   override readonly name = 'OpIoError';
 }
 
-/** The op reached its gate after its command's deadline (OpContext.deadline): it stopped before any change. */
+/**
+ * The op reached its gate, or the rename that puts its change in place, once its command's deadline had come
+ * (OpContext.deadline, checkDeadline): it stopped before any change.
+ */
 export class OpExpired extends Error {
   override readonly name = 'OpExpired';
 }
 
 /**
- * Any other file-system error of an op: only the errno code and syscall, never file contents. An op stopped at its
- * gate past its command's deadline answers `expired`. Other errors are bugs and are rethrown.
+ * Any other file-system error of an op: only the errno code and syscall, never file contents. An op stopped by its
+ * command's deadline answers `expired`. Other errors are bugs and are rethrown.
  */
 export function ioFailure(error: unknown): OpFailure {
   if (error instanceof OpIoError) return failed('io_error', error.message);

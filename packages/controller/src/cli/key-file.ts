@@ -6,7 +6,10 @@ import { badInput, CliError } from './errors.js';
 const codeOf = (error: unknown): string =>
   (error as NodeJS.ErrnoException | undefined)?.code ?? (error instanceof Error ? error.message : String(error));
 
-/** Reads and checks the key; every problem is a CliError that says what to do (exit 2 for a key that is there but unusable). */
+/**
+ * Reads and checks the key; every problem is a CliError that says what to do: exit 1 for a key that is not there,
+ * 2 for one that is there but unusable.
+ */
 export function loadControllerKey(path: string): SigningKey {
   let pem: string;
   try {
