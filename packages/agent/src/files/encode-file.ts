@@ -25,7 +25,8 @@ export const ANSWER_FULL_MESSAGE = 'EFBIG (the answer is full: read this one in 
  * more than that, or than MAX_ENCODED_BYTES.
  */
 export async function encodeFile(file: FileHandle, sizeNow: number, roomBytes = Infinity): Promise<EncodedFile> {
-  // Refused on its size before a byte is read; gzipPass stops one that grows past it while read.
+  // Refused on its size before a byte is read (zeros gzip ~1000:1: the encoded limit alone would let a sparse file be
+  // read for hundreds of GiB); chunksOf stops one that grows past it while read.
   if (sizeNow > MAX_HASHED_BYTES) throw tooBigToHash();
   const limit = Math.min(roomBytes, MAX_ENCODED_BYTES);
   const tooBig = roomBytes < MAX_ENCODED_BYTES ? ANSWER_FULL_MESSAGE : TOO_BIG;
@@ -56,10 +57,8 @@ async function gzipPass(file: FileHandle, keepRaw: boolean, limit: number, tooBi
   let size = 0;
   async function* source(): AsyncGenerator<Buffer> {
     for await (const chunk of chunksOf(file)) {
-      size += chunk.length;
-      // Zeros gzip ~1000:1: the encoded limit alone would let a sparse file be read for hundreds of GiB.
-      if (size > MAX_HASHED_BYTES) throw tooBigToHash();
       hash.update(chunk);
+      size += chunk.length;
       if (keepRaw && size <= KEEP_RAW_BYTES) rawChunks.push(chunk);
       yield chunk;
     }

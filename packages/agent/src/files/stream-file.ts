@@ -5,18 +5,6 @@ import { OpIoError } from './op-failure.js';
 
 const CHUNK_BYTES = 1024 * 1024;
 
-/** Each chunk of the file from offset 0 to its end as it is now; chunks are fresh buffers the caller may keep. */
-export async function* chunksOf(file: FileHandle): AsyncGenerator<Buffer> {
-  let position = 0;
-  for (;;) {
-    const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-    const { bytesRead } = await file.read(buffer, 0, CHUNK_BYTES, position);
-    if (bytesRead === 0) return;
-    position += bytesRead;
-    yield bytesRead === CHUNK_BYTES ? buffer : buffer.subarray(0, bytesRead);
-  }
-}
-
 /**
  * The most bytes a state may hold to be read or hashed (for a read, a listing, a stat, an `expect`), a file's or a
  * directory's files' together: the most content a command may carry at all (maxContentBytes' highest setting), so
@@ -38,14 +26,29 @@ export function stateBudget(): (bytes: number | bigint) => void {
   };
 }
 
-/** The sha256 and size of the bytes read, streamed; past MAX_HASHED_BYTES (a file still growing) it throws. */
+/**
+ * Each chunk of the file from offset 0 to its end as it is now; chunks are fresh buffers the caller may keep. Past
+ * MAX_HASHED_BYTES (a file that grew after its size was checked) it throws, whoever reads: a hash, a gzip pass.
+ */
+export async function* chunksOf(file: FileHandle): AsyncGenerator<Buffer> {
+  let position = 0;
+  for (;;) {
+    const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+    const { bytesRead } = await file.read(buffer, 0, CHUNK_BYTES, position);
+    if (bytesRead === 0) return;
+    position += bytesRead;
+    if (position > MAX_HASHED_BYTES) throw tooBigToHash();
+    yield bytesRead === CHUNK_BYTES ? buffer : buffer.subarray(0, bytesRead);
+  }
+}
+
+/** The sha256 and size of the bytes read, streamed. */
 export async function hashFile(file: FileHandle): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
   for await (const chunk of chunksOf(file)) {
-    size += chunk.length;
-    if (size > MAX_HASHED_BYTES) throw tooBigToHash();
     hash.update(chunk);
+    size += chunk.length;
   }
   return { sha256: hash.digest('hex'), size };
 }

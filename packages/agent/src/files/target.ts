@@ -155,7 +155,7 @@ async function fileFacts(
 async function hashFound(
   found: Parameters<typeof openFound>[0],
 ): Promise<{ sha256: string; size: number } | undefined> {
-  // Refused on its size before a byte is read (hashFile stops one that grows past it while read).
+  // Refused on its size before a byte is read (chunksOf stops one that grows past it while read).
   if (found.stats.size > BigInt(MAX_HASHED_BYTES)) throw tooBigToHash();
   const file = await openFound(found);
   if (file === undefined) return undefined;

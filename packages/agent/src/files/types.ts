@@ -88,16 +88,16 @@ export interface RecoveryReport {
   readonly quarantined: number;
 }
 
-/**
- * How a changing op (write, writeDir, remove) fits in the command it belongs to (routes/files.ts). Without it an op
- * may change the disk at once and is durable when it resolves, as a caller outside a command expects.
- */
 /** A time on a clock of its own (the app's, which admitted the command): tests run agents on made-up clocks. */
 export interface Deadline {
   readonly at: number;
   readonly now: () => number;
 }
 
+/**
+ * How a changing op (write, writeDir, remove) fits in the command it belongs to (routes/files.ts). Without it an op
+ * may change the disk at once and is durable when it resolves, as a caller outside a command expects.
+ */
 export interface OpTiming {
   /**
    * Settles once the command's replay-journal record is durable. The op does what changes nothing first (walks,
@@ -107,8 +107,8 @@ export interface OpTiming {
   readonly gate?: Promise<void>;
   /**
    * The command's deadline: its expiresAt plus the agent's clock skew, past which no agent may apply it (the
-   * controller's guards count on it), on the clock that admitted the command (`now`). An op that reaches its gate
-   * later stops there, changing nothing, and answers `expired`.
+   * controller's guards count on it), on the clock that admitted the command (`now`). An op that reaches its gate,
+   * or the rename that puts its change in place, from then on stops there, changing nothing, and answers `expired`.
    */
   readonly deadline?: Deadline;
   /**

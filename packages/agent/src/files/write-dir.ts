@@ -116,6 +116,8 @@ async function stageAndCommit(
     await ctx.hooks.staged?.();
     await passGate(ctx);
     unmet = await check(swap, expect);
+    // The check may have taken long (a digest, a busy walk): nothing is committed once the deadline has come.
+    if (unmet === undefined) checkDeadline(ctx);
   } catch (error) {
     await dropStaging(swap.parent, staging);
     throw error;
@@ -123,12 +125,6 @@ async function stageAndCommit(
   if (unmet !== undefined) {
     await dropStaging(swap.parent, staging);
     return unmet;
-  }
-  try {
-    checkDeadline(ctx);
-  } catch (error) {
-    await dropStaging(swap.parent, staging);
-    throw error;
   }
   // The commit: from here on the new state is installed, by this op or by recovery after a crash.
   await moveNoReplace(swap.parent, staging, swap.newName, true);
