@@ -128,6 +128,53 @@ function listen(server: Server): Promise<Server> {
   );
 }
 
+test('the client opens at most 16 connections to one agent: commands past them wait their turn', async (t) => {
+  let open = 0;
+  let most = 0;
+  let opened = 0;
+  const waiting: ServerResponse[] = [];
+  const refuse = (res: ServerResponse): void => {
+    res.writeHead(403, { 'content-type': 'application/json' }).end('{"error":{"code":"wrong_host","message":"no"}}');
+  };
+  let released = false;
+  const holder = await listen(
+    createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (released) {
+          refuse(res);
+          return;
+        }
+        waiting.push(res);
+        // Held until 16 wait at once, then all answered: the rest may only come on those same connections.
+        if (waiting.length < 16) return;
+        released = true;
+        for (const held of waiting.splice(0)) refuse(held);
+      });
+    }),
+  );
+  holder.on('connection', (socket) => {
+    opened++;
+    most = Math.max(most, ++open);
+    socket.once('close', () => open--);
+  });
+  t.after(() => {
+    holder.closeAllConnections();
+    holder.close();
+  });
+  const url = `http://127.0.0.1:${(holder.address() as AddressInfo).port}`;
+  const one = client(0, 5000);
+  t.after(() => one.close());
+  const errors = await Promise.all(
+    Array.from({ length: 40 }, () =>
+      rejection(one.send({ ...target, url, certificate: null }, 'files.list', { types: ['TpmState'] })),
+    ),
+  );
+  assert.ok(errors.every((error) => isAgentCallError(error) && error.failure === 'refused'));
+  assert.equal(most, 16, 'never more than 16 open at once');
+  assert.equal(opened, 16, 'and the others came on them, kept alive');
+});
+
 test("an agent's error body is read to a small cap only: an endless 500 answer is refused, not buffered", async (t) => {
   let sent = 0;
   let hungUp: (bytes: number) => void = () => undefined;

@@ -3,8 +3,10 @@
 // timeouts, the cheap envelope pre-parse, and refusals and log lines that repeat only a short prefix of input.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
+import { agentRequestOptions } from './support/tls.js';
 import {
   clientOf,
   commandPayload,
@@ -185,20 +187,48 @@ describe('with a connection limit and short timeouts', () => {
     removeSetup(agent.setup);
   });
 
-  test('a connection past the limit is closed unanswered, and a freed place is taken again', async () => {
-    const kept: RawConnection[] = [];
-    for (let i = 0; i < 4; i++) {
-      const connection = await openRaw(agent.port);
-      connection.socket.write('GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
-      await eventually(() => connection.received().includes('"status":"ok"'), 'a kept-alive answer');
-      kept.push(connection);
-    }
-    const fifth = await openRaw(agent.port);
-    fifth.socket.write('GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
-    assert.equal(await within(fifth.closed, 5000, 'the fifth connection closed'), '', 'no answer past the limit');
-    await eventually(() => agent.lines.some((l) => l.includes('"event":"connections_dropped"')), 'a dropped line');
+  const HEALTH = 'GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
+  /** A signed files.list: the connection that carries it is a controller's from then on. */
+  const signedList = (): string => {
+    const payload = commandPayload('files.list', agent.setup.hostUuid, { types: ['TpmState'] });
+    const body = signedBody(agent.setup.controllerKey, payload);
+    return postHead('/v1/files/list', Buffer.byteLength(body)) + body;
+  };
+  const answers = (connection: RawConnection): number => connection.received().split('HTTP/1.1 200 ').length - 1;
+  /** Sends `request` on `connection` and waits for its 200 answer; the connection is kept alive. */
+  const ask = async (connection: RawConnection, request: string, what: string): Promise<RawConnection> => {
+    const before = answers(connection);
+    connection.socket.write(request);
+    await eventually(() => answers(connection) > before, what);
+    return connection;
+  };
+  const fresh = async (request: string, what: string): Promise<RawConnection> =>
+    ask(await openRaw(agent.port), request, what);
+  const logged = (event: string): boolean => agent.lines.some((l) => l.includes(`"event":"${event}"`));
 
-    kept.pop()?.socket.destroy();
+  test('past the limit a stranger gives up its place to a new connection, a controller never does; when all are controllers, the new one is closed unanswered', async () => {
+    const controllers = [await fresh(signedList(), 'a first command'), await fresh(signedList(), 'a second')];
+    const oldest = await fresh(HEALTH, 'a first stranger');
+    const newer = await fresh(HEALTH, 'a second');
+
+    // Full (4): a new stranger takes the place of the oldest one.
+    const third = await fresh(HEALTH, 'a new stranger answered, the limit reached');
+    await within(oldest.closed, 5000, 'the oldest stranger closed');
+    assert.equal(newer.socket.destroyed, false, 'the newer stranger kept');
+    await eventually(() => logged('connections_replaced'), 'a replaced line');
+    // A controller's new connection gets in too, in the next stranger's place.
+    const another = await fresh(signedList(), "a controller's new connection answered");
+    await within(newer.closed, 5000, 'the next stranger closed');
+    for (const connection of controllers) await ask(connection, signedList(), "a controller's connection kept");
+
+    // Now every place a controller's: a new connection is the one closed.
+    await ask(third, signedList(), 'the last stranger proves to be a controller');
+    const refused = await openRaw(agent.port);
+    refused.socket.write('GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    assert.equal(await within(refused.closed, 5000, 'the new connection closed'), '', 'no answer past the limit');
+    await eventually(() => logged('connections_dropped'), 'a dropped line');
+
+    controllers[0]?.socket.destroy();
     await eventually(
       async () =>
         await health(agent.port).then(
@@ -207,7 +237,7 @@ describe('with a connection limit and short timeouts', () => {
         ),
       'a place free again',
     );
-    for (const connection of kept) connection.socket.destroy();
+    for (const connection of [...controllers, third, another]) connection.socket.destroy();
   });
 
   test('headers that never end, and a body that never ends, are dropped at their timeouts and hold nothing', async () => {
@@ -250,5 +280,80 @@ describe('with a rate of new connections per address', () => {
       () => agent.lines.some((l) => l.includes('"event":"connections_rate_limited"')),
       'a rate-limited line',
     );
+  });
+});
+
+describe('with a limit of open connections per address', () => {
+  let agent: AgentHandle;
+  before(async () => {
+    agent = await startAgent(setupAgent({ config: { ...PLAIN, limits: { connectionsPerAddress: 2, ...ANY_RATE } } }));
+  });
+  after(async () => {
+    assert.equal(await agent.stop(), 0);
+    removeSetup(agent.setup);
+  });
+
+  /** A connection from `from` that got a health answer and is kept alive. */
+  const keptFrom = async (from: string): Promise<RawConnection> => {
+    const connection = await openRaw(agent.port, from);
+    connection.socket.write('GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await eventually(() => connection.received().includes('"status":"ok"'), `a kept-alive answer for ${from}`);
+    return connection;
+  };
+  const askFrom = async (from: string): Promise<string> => {
+    const connection = await openRaw(agent.port, from);
+    connection.socket.write('GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    return within(connection.closed, 5000, `an answer or a close for ${from}`);
+  };
+
+  test('an address holding all its places has a new connection closed unanswered; another address is not held back', async () => {
+    const kept = [await keptFrom('127.0.0.4'), await keptFrom('127.0.0.4')];
+    assert.equal(await askFrom('127.0.0.4'), '', 'a third connection of 127.0.0.4: closed, nothing read or sent');
+    assert.equal(parseResponse(await askFrom('127.0.0.5')).status, 200, 'places of its own');
+    await eventually(
+      () => agent.lines.some((l) => l.includes('"event":"connections_address_limited"')),
+      'an address-limited line',
+    );
+    kept[0]?.socket.destroy();
+    await eventually(
+      async () => (await askFrom('127.0.0.4')) !== '',
+      'a place of 127.0.0.4 given back once one of its connections closed',
+    );
+    for (const connection of kept) connection.socket.destroy();
+  });
+});
+
+describe('with a connection limit, over mutual TLS', () => {
+  let agent: AgentHandle;
+  before(async () => {
+    agent = await startAgent(setupAgent({ config: { limits: { maxConnections: 2, ...ANY_RATE } } }));
+  });
+  after(async () => {
+    assert.equal(await agent.stop(), 0);
+    removeSetup(agent.setup);
+  });
+
+  test("a controller's connection is its own from the end of its handshake: strangers give up their places, it does not", async () => {
+    const options = agentRequestOptions(agent.url) as ConnectionOptions;
+    const controller = tlsConnect({ port: agent.port, host: '127.0.0.1', ...options });
+    controller.on('error', () => undefined);
+    let received = '';
+    controller.on('data', (data: Buffer) => (received += data.toString('latin1')));
+    const health = async (what: string): Promise<void> => {
+      const before = received.split('"status":"ok"').length;
+      controller.write('GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      await eventually(() => received.split('"status":"ok"').length > before, what);
+    };
+    // Unsigned: an answer only says that the agent has finished the handshake (TLS 1.3 ends it on the client first).
+    await health('the handshake done on both sides');
+    // Strangers that never even start a handshake: each new one takes the place of the one before.
+    const first = await openRaw(agent.port);
+    const second = await openRaw(agent.port);
+    await within(first.closed, 5000, 'the first stranger closed');
+    const third = await openRaw(agent.port);
+    await within(second.closed, 5000, 'the second stranger closed');
+    await health("the controller's connection kept");
+    controller.destroy();
+    third.socket.destroy();
   });
 });

@@ -3,6 +3,7 @@ import type { Logger, SigningKey, TrustedKey } from '@hostfiles/shared';
 import { STORE_EVENTS, type FileRoots, type FileStore } from './files/index.js';
 import type { ReplayJournal } from './journal/replay-journal.js';
 import type { BodyBudget } from './limits/body-budget.js';
+import type { Peer } from './limits/connection-places.js';
 import type { AgentMetrics } from './metrics/agent-metrics.js';
 
 export const AGENT_EVENTS = [
@@ -20,7 +21,9 @@ export const AGENT_EVENTS = [
   'root_missing',
   'client_refused',
   'connections_dropped',
+  'connections_replaced',
   'connections_rate_limited',
+  'connections_address_limited',
   'metrics_listening',
   'metrics_failed',
   'reloaded',
@@ -48,4 +51,6 @@ export interface AppDeps {
   readonly clockSkewMs: number;
   /** what requests and ops are counted into (default: nothing kept; main.ts hands one when metrics are on) */
   readonly metrics?: AgentMetrics;
+  /** hears of each connection that carried a command whose signature verified: a controller's (connection-places.ts) */
+  readonly trustConnection?: (peer: Peer | undefined) => void;
 }

@@ -30,7 +30,8 @@ import {
   type RecoveryReport,
 } from './files/index.js';
 import { openReplayJournal } from './journal/replay-journal.js';
-import { createAddressRate, limitNewConnections } from './limits/address-rate.js';
+import { createAddressRate, createAddressSlots, limitNewConnections } from './limits/address-rate.js';
+import { createConnectionPlaces, type ConnectionPlaces } from './limits/connection-places.js';
 import { createBodyBudget } from './limits/body-budget.js';
 import { dropReporter, limitServer, resolveLimits, serverOptions, type ServerLimits } from './limits/server-limits.js';
 import { createAgentMetrics, type AgentRegistry } from './metrics/agent-metrics.js';
@@ -263,6 +264,7 @@ function listen(
   limits: ServerLimits,
   signer: SigningKey,
   trustedKeys: ReadonlyMap<string, TrustedKey>,
+  places: ConnectionPlaces,
   logger: Logger<AgentEvent>,
 ): ServerType {
   const { host, port, tls, clientAuth } = config.listen;
@@ -301,20 +303,37 @@ function listen(
       )
     : serve({ ...common, serverOptions: serverOptions(limits) }, onListening);
   // Before the first connection: serve() has only asked to listen.
-  if (tls && clientAuth === 'required') refuseUntrustedClients(server as TlsServer, trustedKeys, logger, Date.now);
-  const onDrop = dropReporter((dropped) => {
-    logger.warn('connections_dropped', { dropped, maxConnections: limits.maxConnections });
-  }, Date.now);
-  limitServer(server, limits, onDrop);
+  if (tls && clientAuth === 'required') {
+    refuseUntrustedClients(server as TlsServer, trustedKeys, logger, Date.now, (socket) => {
+      places.trust(socket);
+    });
+  }
+  limitServer(server, limits);
   const rate = createAddressRate({
     perSecond: limits.newConnectionsPerSecond,
     burst: limits.newConnectionsBurst,
     now: Date.now,
   });
-  const onRateLimited = dropReporter((refused) => {
-    logger.warn('connections_rate_limited', { refused, perSecond: limits.newConnectionsPerSecond });
-  }, Date.now);
-  limitNewConnections(server, rate, onRateLimited);
+  const slots = createAddressSlots(limits.connectionsPerAddress);
+  const { maxConnections } = limits;
+  limitNewConnections(
+    server,
+    { rate, slots, places },
+    {
+      onRateLimited: dropReporter((refused) => {
+        logger.warn('connections_rate_limited', { refused, perSecond: limits.newConnectionsPerSecond });
+      }, Date.now),
+      onAddressFull: dropReporter((refused) => {
+        logger.warn('connections_address_limited', { refused, perAddress: limits.connectionsPerAddress });
+      }, Date.now),
+      onFull: dropReporter((dropped) => {
+        logger.warn('connections_dropped', { dropped, maxConnections });
+      }, Date.now),
+      onReplaced: dropReporter((replaced) => {
+        logger.warn('connections_replaced', { replaced, maxConnections });
+      }, Date.now),
+    },
+  );
   return server;
 }
 
@@ -434,7 +453,12 @@ async function run(configPath: string): Promise<void> {
     config.metrics === undefined
       ? undefined
       : createAgentMetrics({ bodyBytesInFlight: () => bodyBudget.inFlight(), journalBytes: () => journal.size() });
+  // A connection that carried a command whose signature verified is a controller's: its place is never another's.
+  const places = createConnectionPlaces(limits.maxConnections);
   const app = createApp({
+    trustConnection: (peer) => {
+      places.trust(peer);
+    },
     hostUuid: config.hostUuid,
     version: VERSION,
     startedAt: Date.now(),
@@ -456,7 +480,7 @@ async function run(configPath: string): Promise<void> {
     metrics === undefined || config.metrics === undefined
       ? undefined
       : await listenMetrics(metrics, config.metrics, logger);
-  const server = listen(app, config, limits, signer, trustedKeys, logger);
+  const server = listen(app, config, limits, signer, trustedKeys, places, logger);
   server.on('error', (error: Error) => {
     process.stderr.write(`hostfiles-agent: cannot listen: ${error.message}\n`);
     process.exit(1);

@@ -29,13 +29,14 @@ export function tlsServerOptions(signer: SigningKey, clientAuth: ClientAuth): Se
 /**
  * Closes every connection whose client certificate is not one of `trustedKeys`' own, as soon as its handshake ends:
  * ahead of the HTTP layer, in the same tick, so an unauthenticated client never gets a request (or a byte of body)
- * read, buffered or answered.
+ * read, buffered or answered. `onTrusted` hears of each connection it lets through.
  */
 export function refuseUntrustedClients(
   server: Server,
   trustedKeys: ReadonlyMap<string, TrustedKey>,
   logger: Logger<AgentEvent>,
   now: () => number,
+  onTrusted: (socket: TLSSocket) => void = () => undefined,
 ): void {
   const report = rateLimited(logger, now);
   server.prependListener('secureConnection', (socket: TLSSocket) => {
@@ -43,7 +44,10 @@ export function refuseUntrustedClients(
     const publicKey = certificate === undefined ? undefined : certificatePublicKey(certificate);
     if (publicKey !== undefined) {
       const keyId = keyIdOf(Buffer.from(publicKey, 'base64'));
-      if (trustedKeys.get(keyId)?.publicKey === publicKey) return;
+      if (trustedKeys.get(keyId)?.publicKey === publicKey) {
+        onTrusted(socket);
+        return;
+      }
       report({ reason: 'untrusted_key', keyId, remote: socket.remoteAddress });
     } else {
       report({ reason: certificate === undefined ? 'no_certificate' : 'not_ed25519', remote: socket.remoteAddress });

@@ -7,13 +7,14 @@ import { dropReporter, resolveLimits, serverOptions } from './server-limits.js';
 const MIB = 1024 * 1024;
 const valid = { ...exampleConfig(), trustedKeys: [Buffer.alloc(32, 1).toString('base64')] };
 
-test('defaults: 32 MiB in flight, 256 connections, 20 new a second per address, 10 s for headers, the request time following maxBodyBytes', () => {
+test('defaults: 32 MiB in flight, 256 connections, 20 new a second and 32 open per address, 10 s for headers, the request time following maxBodyBytes', () => {
   assert.deepEqual(resolveLimits(4 * MIB, {}), {
     bodyBytesInFlight: 32 * MIB,
     largeBodyBytesPerSecond: 32 * MIB,
     maxConnections: 256,
     newConnectionsPerSecond: 20,
     newConnectionsBurst: 64,
+    connectionsPerAddress: 32,
     headersTimeoutMs: 10_000,
     requestTimeoutMs: 74_000,
     keepAliveTimeoutMs: 5_000,

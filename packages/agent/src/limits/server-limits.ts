@@ -18,6 +18,11 @@ export const DEFAULT_MAX_CONNECTIONS = 256;
  */
 export const DEFAULT_NEW_CONNECTIONS_PER_SECOND = 20;
 export const DEFAULT_NEW_CONNECTIONS_BURST = 64;
+/**
+ * Open connections one address may hold: an eighth of the default limit, so that it takes eight addresses to hold
+ * every place. A controller holds one per command it has in flight to this agent (a few; 16 under the benchmark).
+ */
+export const DEFAULT_CONNECTIONS_PER_ADDRESS = 32;
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /** 32 MiB/s: ~15% of a core for checking them; a 4 MiB body in 125 ms when nothing else is large. */
@@ -42,6 +47,8 @@ export const limitsSchema = z
     /** per remote address (an IPv6 one by its /64) */
     newConnectionsPerSecond: z.number().min(0.001).max(1_000_000).optional(),
     newConnectionsBurst: z.int().min(1).max(1_000_000).optional(),
+    /** open at once, per remote address (an IPv6 one by its /64) */
+    connectionsPerAddress: z.int().min(1).max(65_536).optional(),
     headersTimeoutMs: z.int().min(1).max(600_000).optional(),
     /** default: the headers timeout plus maxBodyBytes at MIN_BODY_BYTES_PER_SECOND */
     requestTimeoutMs: z.int().min(1).max(3_600_000).optional(),
@@ -56,6 +63,7 @@ export interface ServerLimits {
   readonly maxConnections: number;
   readonly newConnectionsPerSecond: number;
   readonly newConnectionsBurst: number;
+  readonly connectionsPerAddress: number;
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
@@ -71,6 +79,7 @@ export function resolveLimits(maxBodyBytes: number, limits: LimitsConfig): Serve
     maxConnections: limits.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     newConnectionsPerSecond: limits.newConnectionsPerSecond ?? DEFAULT_NEW_CONNECTIONS_PER_SECOND,
     newConnectionsBurst: limits.newConnectionsBurst ?? DEFAULT_NEW_CONNECTIONS_BURST,
+    connectionsPerAddress: limits.connectionsPerAddress ?? DEFAULT_CONNECTIONS_PER_ADDRESS,
     headersTimeoutMs,
     requestTimeoutMs:
       limits.requestTimeoutMs ?? headersTimeoutMs + Math.ceil((maxBodyBytes * 1000) / MIN_BODY_BYTES_PER_SECOND),
@@ -111,13 +120,10 @@ export function serverOptions(limits: ServerLimits): {
   };
 }
 
-/** What createServer's options do not cover; `onDrop` hears of each connection refused for the limit. */
-export function limitServer(server: Server, limits: ServerLimits, onDrop: () => void): void {
-  // Node refuses (accepts and at once closes) every connection past this one.
-  server.maxConnections = limits.maxConnections;
+/** What createServer's options do not cover (the connection limit is connection-places.ts's, not Node's). */
+export function limitServer(server: Server, limits: ServerLimits): void {
   // An option of createServer only since some Node 20 release: set it on the server too.
   if ('keepAliveTimeout' in server) server.keepAliveTimeout = limits.keepAliveTimeoutMs;
-  server.on('drop', onDrop);
 }
 
 /**

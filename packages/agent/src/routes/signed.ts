@@ -98,6 +98,7 @@ async function checkAndRun<K extends CommandKind>(
     })),
   ); // 3, 4
   c.set('verified', true);
+  deps.trustConnection?.((c.env as Bindings['Bindings'] | undefined)?.incoming?.socket);
   const command = unwrap(parsed); // 5
   if (command.hostUuid !== deps.hostUuid) {
     throw new AgentError('wrong_host', `the command is for host ${command.hostUuid}, this is ${deps.hostUuid}`); // 6

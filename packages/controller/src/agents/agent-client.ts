@@ -23,7 +23,7 @@ import {
 } from '@hostfiles/shared';
 import type { Agent } from 'undici';
 import { AgentCallError, isAgentCallError } from './agent-error.js';
-import { createPinnedDispatcher, fetchCertificate, PIN_MISMATCH } from './pinned-tls.js';
+import { createPinnedDispatcher, createUnpinnedDispatcher, fetchCertificate, PIN_MISMATCH } from './pinned-tls.js';
 
 /** Where an agent is and how it is trusted on the wire. */
 export interface AgentEndpoint {
@@ -99,16 +99,18 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   // Covers the whole attempt, reading the answer's body included.
   const deadline = (bytes = 0): AbortSignal => AbortSignal.timeout(attemptTimeoutMs(options.timeoutMs, bytes));
   const identity = tlsIdentity(options.key);
-  // One per pinned endpoint, kept for its connections; ky hands `dispatcher` on to fetch.
+  // One per endpoint, kept for its connections (at most CONNECTIONS_PER_AGENT); ky hands `dispatcher` on to fetch.
   const dispatchers = new Map<string, Agent>();
-  const via = (endpoint: AgentEndpoint): { dispatcher?: FetchDispatcher } => {
-    if (endpoint.certificate === null) return {};
-    if (!endpoint.url.startsWith('https:'))
+  const via = (endpoint: AgentEndpoint): { dispatcher: FetchDispatcher } => {
+    if (endpoint.certificate !== null && !endpoint.url.startsWith('https:'))
       throw new RangeError(`a pinned certificate needs https://, not ${endpoint.url}`);
-    const key = `${endpoint.url}\n${endpoint.certificate}`;
+    const key = `${endpoint.url}\n${endpoint.certificate ?? ''}`;
     let dispatcher = dispatchers.get(key);
     if (dispatcher === undefined) {
-      dispatcher = createPinnedDispatcher(endpoint.certificate, identity);
+      dispatcher =
+        endpoint.certificate === null
+          ? createUnpinnedDispatcher()
+          : createPinnedDispatcher(endpoint.certificate, identity);
       dispatchers.set(key, dispatcher);
     }
     // undici's own Agent; Node's types name the same interface from undici-types.

@@ -9,6 +9,12 @@ import { Agent } from 'undici';
 /** The code of the error a peer gets when its certificate chains to the pinned one but holds another key. */
 export const PIN_MISMATCH = 'ERR_HOSTFILES_PIN_MISMATCH';
 
+/**
+ * The most connections the controller opens to one agent: its commands past them wait their turn. An agent closes
+ * connections past its `connectionsPerAddress` (32 by default) as they open.
+ */
+export const CONNECTIONS_PER_AGENT = 16;
+
 /** The connection options every agent connection uses: TLS 1.3, the controller's certificate. */
 const base = (client: TlsIdentity) => ({ cert: client.cert, key: client.key, minVersion: 'TLSv1.3' as const });
 
@@ -21,6 +27,7 @@ export function createPinnedDispatcher(certificate: string, client: TlsIdentity)
   const pinned = certificatePublicKey(new X509Certificate(certificate));
   if (pinned === undefined) throw new RangeError('a pinned certificate holds an Ed25519 key');
   return new Agent({
+    connections: CONNECTIONS_PER_AGENT,
     connect: {
       ...base(client),
       ca: certificate,
@@ -34,6 +41,14 @@ export function createPinnedDispatcher(certificate: string, client: TlsIdentity)
       },
     },
   });
+}
+
+/**
+ * A dispatcher for one host without a pinned certificate: plain HTTP (loopback, or where explicitly allowed), or an
+ * https:// URL of a host added before TLS (checked against the system's CAs).
+ */
+export function createUnpinnedDispatcher(): Agent {
+  return new Agent({ connections: CONNECTIONS_PER_AGENT });
 }
 
 /**

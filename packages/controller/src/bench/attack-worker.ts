@@ -18,10 +18,17 @@ const RECONNECT_MS = 100;
 const MAX_OPENED = 50_000;
 
 /**
- * The attackers' own loopback address, as an attacker on a network has its own: the agent's limits per address
- * (new connections a second) then tell them apart from the controller, which comes from 127.0.0.1.
+ * The attackers' own loopback addresses, as attackers on a network have their own, apart from the controller's
+ * (127.0.0.1): 127.0.1.1 and up, connection `i` from the `i % ADDRESSES`th. One by default, as in earlier releases'
+ * runs: the agent's limits per address (20 new connections a second, 32 open) then hold it. `BENCH_ATTACK_ADDRESSES=32`
+ * asks for 1,024 places, past the agent's 256: the slow bodies then hold every place the controller does not, and
+ * each new one takes the place of an older stranger's (the agent's connection places).
  */
-const FROM = '127.0.0.2';
+const ADDRESSES = Number(process.env['BENCH_ATTACK_ADDRESSES'] ?? 1);
+if (!Number.isInteger(ADDRESSES) || ADDRESSES < 1 || ADDRESSES > 254) {
+  throw new Error('BENCH_ATTACK_ADDRESSES: a whole number from 1 to 254');
+}
+const fromOf = (i: number): string => `127.0.1.${(i % ADDRESSES) + 1}`;
 
 let stopping = false;
 process.once('SIGTERM', () => {
@@ -54,7 +61,7 @@ async function slow(target: URL, connections: number, bodyBytes: number, deadlin
   const triedOne = (): void => {
     if (++tried === connections) process.stdout.write('started\n');
   };
-  const once = (first: boolean): Promise<void> =>
+  const once = (first: boolean, from: string): Promise<void> =>
     new Promise((resolve) => {
       let settled = !first;
       const settle = (): void => {
@@ -65,7 +72,7 @@ async function slow(target: URL, connections: number, bodyBytes: number, deadlin
       stats.opened++;
       // Over TLS the attacker has no trusted key: it offers no certificate, as any stranger would.
       const tls = target.protocol === 'https:';
-      const raw = { port: Number(target.port), host: target.hostname, localAddress: FROM };
+      const raw = { port: Number(target.port), host: target.hostname, localAddress: from };
       const socket = tls ? tlsConnect({ socket: connect(raw), rejectUnauthorized: false }) : connect(raw);
       let received = '';
       let sent = 0;
@@ -95,13 +102,13 @@ async function slow(target: URL, connections: number, bodyBytes: number, deadlin
         resolve();
       });
     });
-  const loop = async (): Promise<void> => {
+  const loop = async (from: string): Promise<void> => {
     for (let first = true; !over(deadline) && stats.opened < MAX_OPENED; first = false) {
-      await once(first);
+      await once(first, from);
       if (!over(deadline)) await delay(RECONNECT_MS);
     }
   };
-  await Promise.all(Array.from({ length: connections }, loop));
+  await Promise.all(Array.from({ length: connections }, (_, i) => loop(fromOf(i))));
   return stats;
 }
 
@@ -120,7 +127,7 @@ async function flood(
   const send = tls ? httpsRequest : request;
   const statuses: Record<string, number> = {};
   let sent = 0;
-  const post = (body: Buffer): Promise<number> =>
+  const post = (body: Buffer, from: string): Promise<number> =>
     new Promise((resolve) => {
       const req = send(
         target,
@@ -128,7 +135,7 @@ async function flood(
           method: 'POST',
           path: '/v1/files/apply',
           agent,
-          localAddress: FROM,
+          localAddress: from,
           headers: { 'content-type': 'application/json', 'content-length': body.length },
         },
         (res) => {
@@ -143,14 +150,14 @@ async function flood(
       });
       req.end(body);
     });
-  const loop = async (): Promise<void> => {
+  const loop = async (from: string): Promise<void> => {
     while (!over(deadline)) {
-      const status = await post(bodies[sent++ % bodies.length] ?? Buffer.alloc(0));
+      const status = await post(bodies[sent++ % bodies.length] ?? Buffer.alloc(0), from);
       statuses[status] = (statuses[status] ?? 0) + 1;
       if (sent === senders) process.stdout.write('started\n');
     }
   };
-  await Promise.all(Array.from({ length: senders }, loop));
+  await Promise.all(Array.from({ length: senders }, (_, i) => loop(fromOf(i))));
   agent.destroy();
   return { sent, statuses };
 }

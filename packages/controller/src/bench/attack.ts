@@ -269,7 +269,7 @@ async function attackOver(transport: Transport): Promise<void> {
       `\nattack benchmark, ${transport === 'https' ? 'mutual TLS (the default)' : 'plain HTTP (the worst case)'}: ` +
         `${WRITE_BYTES / 1024} KiB writes back to back through the controller's agent client, ` +
         `${PHASE_MS / 1000} s a phase; loopback, maxBodyBytes ${MAX_BODY_BYTES / 1024 / 1024} MiB, ` +
-        `every limit at its default\n`,
+        `every limit at its default; attackers from ${process.env['BENCH_ATTACK_ADDRESSES'] ?? 1} address(es)\n`,
     );
     // Warm up (JIT, the state directories) before anything is measured.
     for (let i = 0; i < STATES; i++) {
