@@ -4,6 +4,7 @@
 // unknown) exactly as listed; a write landing on an orphan's path cancels its deletion.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -14,6 +15,7 @@ import {
   addVm,
   reconcileHost,
   retryPendingDeletions,
+  syncFleet,
   writeFile,
   ORPHAN_VM_UUID,
   RECONCILE_HOST,
@@ -204,4 +206,53 @@ test("a tree the agent's crash recovery set aside is reported apart and never sc
     assert.deepEqual(await fleet.store.listPendingDeletions(), []);
     assert.ok(existsSync(aside));
   });
+});
+
+test("an NvRam root of more names than the agent lists (its QEMU user's junk): the listing says it is cut short, and the recorded states it left out are stat'ed, not missing", async () => {
+  await withFleet(
+    1,
+    async (fleet) => {
+      const r0 = roots(fleet, 0);
+      const vars = (i: number): string => join(r0.NvRam, `vm${i}_VARS.fd`);
+      for (let i = 0; i < 16; i++) {
+        await addVm(fleet.deps, { name: `vm${i}`, host: 'host0', bootMode: 'UEFI', secureBoot: false });
+        await writeFile(fleet.deps, { vm: `vm${i}`, type: 'NvRam', path: vars(i), state: fileState(randomBytes(100)) });
+      }
+      // 10,000 empty files: twice what one listing reads from a root, so about half the VMs' files are among the
+      // names it never reads (all 16 read: one chance in 65,536).
+      const made = spawnSync('sh', ['-c', 'seq 1 10000 | sed "s/^/junk-/" | xargs touch'], { cwd: r0.NvRam });
+      assert.equal(made.status, 0);
+      unlinkSync(vars(0));
+      writeFileSync(vars(1), 'the VM ran since');
+
+      const report = await reconcileHost(fleet.deps, 'host0');
+      assert.equal(report.truncated, true);
+      assert.equal(report.listed, 5000, 'the names one listing reads from a root');
+      assert.deepEqual(
+        report.missing.map((m) => m.path),
+        [vars(0)],
+        'only the one gone from disk: the others the listing left out were found by stat',
+      );
+      assert.deepEqual(
+        report.modified.map((m) => m.path),
+        [vars(1)],
+      );
+
+      const synced = await syncFleet(fleet.deps);
+      const [host] = synced.hosts;
+      assert.equal(host?.truncated, true);
+      assert.equal(host.recorded, 16);
+      assert.deepEqual(
+        synced.missing.map((m) => m.path),
+        [vars(0)],
+      );
+      assert.deepEqual(
+        synced.read.map((r) => r.path),
+        [vars(1)],
+        'the changed one read; the 14 others unchanged, listed or not',
+      );
+      assert.equal(host.unchanged, 14);
+    },
+    { timeoutMs: 60_000 },
+  );
 });

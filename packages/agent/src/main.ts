@@ -79,9 +79,10 @@ its name meanwhile) or that someone holds a lock in is never removed: it is move
 in its root, logged (quarantined), listed as a unit, and left for an operator to read or delete. A unit deeper
 than 16 levels or with more than 10000 entries answers io_error to stat and read, is left out of listings (logged
 unit_unlisted) and of recovery (logged recovery_failed), and can still be deleted; one holding a file over 1 GiB
-(never hashed) answers io_error to stat and is left out of listings the same way. A state is busy while a lock is
-held on it or a file below it (a running swtpm's .lock, a QEMU's NVRAM), as /proc/locks shows: writes and deletes
-of it answer busy.
+(never hashed) answers io_error to stat and is left out of listings the same way. A listing reads at most 5000
+names from a root and hashes at most 64 GiB; past either it answers truncated (logged listing_truncated). A state
+is busy while a lock is held on it or a file below it (a running swtpm's .lock, a QEMU's NVRAM), as /proc/locks
+shows: writes and deletes of it answer busy.
 
 Transport (listen): HTTPS, TLS 1.3 only, with a self-signed certificate derived from the agent's own key (the same
 bytes at every start: no certificate file). Mutual TLS by default (clientAuth "required"): a client must present the

@@ -104,8 +104,8 @@ export function createFileStore(options: FileStoreOptions): FileStore {
       onUnit(type, components, () => readState(rootOf(type), components, maxContentChars)),
     stat: async (type, components) => onUnit(type, components, () => statUnit(rootOf(type), components, readLocks)),
     busy: async (type, components) => onUnit(type, components, () => busyUnit(rootOf(type), components, readLocks)),
-    list: async (type) =>
-      listUnits(type, rootOf(type), { readLocks, logger }, (name, describe) => onUnit(type, [name], describe)),
+    list: async (type, budget) =>
+      listUnits(type, rootOf(type), { readLocks, logger }, (name, describe) => onUnit(type, [name], describe), budget),
     recover: async () => {
       const env = { readLocks, logger, now };
       return sum(await recoverRoot(roots.TpmState, env), await recoverRoot(roots.NvRam, env));

@@ -2,12 +2,14 @@
 // store starts, lists and serves every other unit, and the unit can still be deleted.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createLogger } from '@hostfiles/shared';
 import { flockAvailable, holdFlock, useTestRoots, type TestRoots } from './test-roots.js';
 import { MAX_HASHED_BYTES } from './stream-file.js';
+import { listBudget, MAX_LISTED_NAMES } from './units.js';
 import type { StoreEvent } from './types.js';
 
 const codeOf = (a: { status: string; error?: { code: string } }): string => a.error?.code ?? a.status;
@@ -21,6 +23,8 @@ interface Logged {
   readonly event: string;
   readonly path?: string;
   readonly message?: string;
+  readonly reason?: string;
+  readonly listed?: number;
 }
 
 function useLimitRoots(t: TestContext): TestRoots & { readonly logged: Logged[] } {
@@ -160,4 +164,54 @@ test('a read stops as soon as the answer is full, with a clear error', async (t)
   assert.match(messageOf(file), /the answer is full/);
   const read = await store.read('TpmState', ['vm'], 13_000_000);
   assert.ok(read.status === 'read' && read.kind === 'dir' && read.entries.length === 3);
+});
+
+test('a listing reads at most its budget of names from a root: a root of more is listed in part, and says so', async (t) => {
+  const { roots, store, logged } = useLimitRoots(t);
+  for (let i = 0; i < 7; i++) writeFileSync(join(roots.NvRam, `vm-${i}_VARS.fd`), `vars ${i}`);
+  const budget = listBudget(5);
+  const listed = await store.list('NvRam', budget);
+  assert.equal(listed.length, 5, 'five of the seven names read');
+  assert.ok(
+    listed.every((u) => u.size > 0 && u.sha256.length === 64),
+    'each one listed is described in full',
+  );
+  assert.equal(budget.truncated, true);
+  const line = logged.find((l) => l.event === 'listing_truncated');
+  assert.deepEqual([line?.reason, line?.listed], ['names', 5]);
+
+  const whole = listBudget(7);
+  assert.equal((await store.list('NvRam', whole)).length, 7);
+  assert.equal(whole.truncated, false, 'a root of exactly the budget is whole');
+  assert.equal(MAX_LISTED_NAMES, 5_000);
+});
+
+test('a listing hashes at most its budget of bytes, its roots together: past it, nothing more is read', async (t) => {
+  const { roots, store, logged } = useLimitRoots(t);
+  for (const name of ['a', 'b', 'c']) writeFileSync(join(roots.NvRam, name), Buffer.alloc(10, name));
+  writeFileSync(join(roots.TpmState, 'd'), Buffer.alloc(10, 'd'));
+  // 15 bytes: 'a' leaves 5, 'b' is hashed (the budget is checked before a unit, not inside one), 'c' is not.
+  const budget = listBudget(100, 15);
+  const nvram = await store.list('NvRam', budget);
+  assert.deepEqual(
+    nvram.map((u) => u.path),
+    ['a', 'b'].map((name) => join(roots.NvRam, name)),
+  );
+  assert.deepEqual(await store.list('TpmState', budget), [], 'the other root shares what is left: nothing');
+  assert.equal(budget.truncated, true);
+  assert.deepEqual(
+    logged.filter((l) => l.event === 'listing_truncated').map((l) => l.reason),
+    ['bytes', 'bytes'],
+  );
+});
+
+test('a root of many names is read only as far as the budget: the listing stops reading there', async (t) => {
+  const { roots, store } = useLimitRoots(t);
+  // Empty files, as the QEMU user can make in the NvRam root (millions of them): 60,000 here.
+  const made = spawnSync('sh', ['-c', 'seq 1 60000 | sed "s/^/junk-/" | xargs touch'], { cwd: roots.NvRam });
+  assert.equal(made.status, 0);
+  const budget = listBudget(1000);
+  const listed = await store.list('NvRam', budget);
+  assert.equal(listed.length, 1000);
+  assert.equal(budget.truncated, true);
 });

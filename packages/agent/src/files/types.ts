@@ -1,6 +1,7 @@
 // The public shapes of the agent's file store.
 import type { Expectation, FileType, ListEntry, OpErrorCode, ReadEntry, UnitFacts } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
+import type { ListBudget } from './units.js';
 
 /** Absolute, normalized, existing directories with no symbolic link on their paths; trusted configuration. */
 export interface FileRoots {
@@ -73,7 +74,13 @@ export interface StoreHooks {
 }
 
 /** The events the store logs (warn lines): the agent's closed set includes them. */
-export const STORE_EVENTS = ['quarantined', 'fsync_failed', 'unit_unlisted', 'recovery_failed'] as const;
+export const STORE_EVENTS = [
+  'quarantined',
+  'fsync_failed',
+  'unit_unlisted',
+  'listing_truncated',
+  'recovery_failed',
+] as const;
 export type StoreEvent = (typeof STORE_EVENTS)[number];
 
 /** What startup recovery did: interrupted replaces finished or rolled back, leftovers removed or quarantined. */
@@ -146,9 +153,11 @@ export interface FileStore {
   busy(type: FileType, components: readonly string[]): Promise<BusyState>;
   /**
    * One unit per file or directory directly below that root; never follows links; skips temp names. A unit that
-   * can't be described (past the walk limits, an I/O error) is left out and logged (`unit_unlisted`).
+   * can't be described (past the walk limits, an I/O error) is left out and logged (`unit_unlisted`). `budget` bounds
+   * what the listing reads (a fresh one when left out; one listing of several roots shares one): past it the listing
+   * stops, and sets `budget.truncated`.
    */
-  list(type: FileType): Promise<ListEntry[]>;
+  list(type: FileType, budget?: ListBudget): Promise<ListEntry[]>;
   /**
    * At startup, before serving: finishes or rolls back interrupted replaces, removes every other temp entry, and
    * quarantines what it can't decide about or finds busy. A unit it can't recover is logged and skipped.

@@ -1,5 +1,5 @@
 // list, stat and busy: facts of units (a file or a directory state) without their contents.
-import { readdir } from 'node:fs/promises';
+import { opendir } from 'node:fs/promises';
 import type { FileType, ListEntry, Logger } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { closeAll, errnoOrThrow, nth, self } from './fd-path.js';
@@ -77,24 +77,63 @@ async function onFoundUnit<T>(
 }
 
 /**
+ * The most names one listing reads from a root: ten times the units of a host of 500 VMs (5,000 units make an answer
+ * of ~3.5 MiB and take seconds to describe), and a bound on what the root's owner can make a listing read, hold and
+ * hash — the NvRam root is the QEMU user's, who can make millions of files there.
+ */
+export const MAX_LISTED_NAMES = 5_000;
+/**
+ * The most file content one listing hashes, its roots together: 64 GiB, twice a host of 500 VMs with 64 MiB AAVMF
+ * stores each. Past it, nothing more is hashed: a root's owner can make thousands of 1 GiB sparse files.
+ */
+export const MAX_LISTED_BYTES = 64 * 1024 ** 3;
+
+/** What one listing (one `files.list`, all its roots) may still read, and whether it had to leave units out. */
+export interface ListBudget {
+  /** names read from each root at most */
+  readonly names: number;
+  /** content bytes still to hash, the listing's roots together */
+  bytesLeft: number;
+  /** set once a root held more names than `names`, or the bytes ran out: units were left out */
+  truncated: boolean;
+}
+
+export function listBudget(names = MAX_LISTED_NAMES, bytes = MAX_LISTED_BYTES): ListBudget {
+  return { names, bytesLeft: bytes, truncated: false };
+}
+
+/**
  * One entry per file or directory directly below the root, sorted by path. Symlinks, FIFOs, sockets, temp names
  * and hard-linked files are skipped. A unit in the middle of a replace or a delete is away from its name for a
  * moment (as `new.`, `old.` or `del.<name>`): those names are read as their unit, which is then described under
  * its lock, so a listing never misses a state that is only being replaced.
  * A unit that can't be described (past the walk's limits, an I/O error) is left out and logged (`unit_unlisted`): a
  * listing has no failed entry, and one unit must not fail the listing of all the others. stat answers its error.
+ * Past the budget (a root of more names, more content than it allows) the listing stops where it is, marks the
+ * budget truncated and logs `listing_truncated`: the units it lists are right, and others may exist.
  */
 export async function listUnits(
   type: FileType,
   root: RootDir,
   { readLocks, logger }: { readonly readLocks: ReadLockedInodes; readonly logger: Logger<StoreEvent> },
   guard: UnitGuard,
+  budget: ListBudget = listBudget(),
 ): Promise<ListEntry[]> {
   const results: ListEntry[] = [];
+  const truncate = (reason: 'names' | 'bytes'): void => {
+    budget.truncated = true;
+    const limit = reason === 'names' ? budget.names : MAX_LISTED_BYTES;
+    logger.warn('listing_truncated', { type, root: root.path, reason, listed: results.length, limit });
+  };
   try {
     const dir = openRoot(root);
     try {
-      for (const name of unitNames(await readdir(self(dir)))) {
+      const { names, more } = await namesIn(dir, budget.names);
+      for (const name of unitNames(names)) {
+        if (budget.bytesLeft <= 0) {
+          truncate('bytes');
+          return results;
+        }
         const path = `${root.path}/${name}`;
         let facts;
         try {
@@ -103,8 +142,11 @@ export async function listUnits(
           logger.warn('unit_unlisted', { type, path, message: ioFailure(error).error.message });
           continue;
         }
-        if (facts !== undefined) results.push({ type, path, ...facts });
+        if (facts === undefined) continue;
+        budget.bytesLeft -= facts.size;
+        results.push({ type, path, ...facts });
       }
+      if (more) truncate('names');
     } finally {
       await dir.close();
     }
@@ -113,6 +155,17 @@ export async function listUnits(
     throw new FileStoreError(`cannot list ${root.path}: ${code}`, { code, cause: error });
   }
   return results;
+}
+
+/** Up to `max` names of `dir`, read as a stream (a root of millions is never read whole), and whether there are more. */
+async function namesIn(dir: DirHandle, max: number): Promise<{ names: string[]; more: boolean }> {
+  const names: string[] = [];
+  // Iterating closes the listing, at its end and at a return alike.
+  for await (const entry of await opendir(self(dir), { bufferSize: 128 })) {
+    if (names.length === max) return { names, more: true };
+    names.push(entry.name);
+  }
+  return { names, more: false };
 }
 
 function unitNames(entries: readonly string[]): string[] {

@@ -13,7 +13,7 @@ import {
   type StatResult,
 } from '@hostfiles/shared';
 import type { AppDeps } from '../deps.js';
-import { ANSWER_FULL_MESSAGE } from '../files/index.js';
+import { ANSWER_FULL_MESSAGE, listBudget } from '../files/index.js';
 import { confine, type Target } from './files.js';
 import type { Prepared } from './signed.js';
 
@@ -69,7 +69,9 @@ export function prepareList(deps: AppDeps, command: ListCommand): Result<Prepare
   return ok({
     storeAnswer: false,
     execute: async () => {
-      const lists = await Promise.all(command.types.map((type) => deps.files.list(type)));
+      // One budget for the listing's roots together: what the roots' owners can make it read is bounded.
+      const budget = listBudget();
+      const lists = await Promise.all(command.types.map((type) => deps.files.list(type, budget)));
       const results = lists.flat().sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       return {
         requestId: command.requestId,
@@ -77,6 +79,7 @@ export function prepareList(deps: AppDeps, command: ListCommand): Result<Prepare
         kind: 'files.list',
         roots: rootsOf(deps),
         results,
+        ...(budget.truncated ? { truncated: true as const } : {}),
       };
     },
   });

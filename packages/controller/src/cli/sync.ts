@@ -67,7 +67,8 @@ export const SYNC_COMMANDS: readonly Command[] = [
       "the recorded states whose digest differs from their row's, or that are their VM's own (on its current host)",
       'and differ from its newest generation, are read (in chunks of whole VMs) and recorded as `sync VM` records',
       'them, fencing included: the bytes read grow with what changed, not with the fleet. Recorded states the',
-      'listing does not show are reported as missing (`hostfiles reconcile HOST` says more). Exit 1 when a host',
+      'listing does not show are reported as missing (`hostfiles reconcile HOST` says more); after a listing cut',
+      'short at the agent\'s bound ("truncated": true) they are looked at one by one first. Exit 1 when a host',
       'could not be listed or a read failed.',
     ].join('\n'),
     async run(ctx, input) {
@@ -174,6 +175,9 @@ export const SYNC_COMMANDS: readonly Command[] = [
       `deletions, conditional on the digest seen: state that changes before the retry is left alone.`,
       'With --apply --dry-run: the same report (with "dryRun": true), `scheduled` naming what --apply would schedule;',
       'nothing is scheduled or journaled and no deletion is sent (the host is listed, as without --apply).',
+      'An agent lists at most 5,000 names a root and hashes at most 64 GiB; past either its listing is cut short',
+      '("truncated": true): recorded states it left out are looked at one by one (missing and modified stay whole),',
+      'and orphans, unknown and in-use states past it are not shown.',
     ].join('\n'),
     async run(ctx, input) {
       if (input.bool('include-unknown') && !input.bool('apply'))
@@ -289,12 +293,19 @@ function formatFleetSync(report: FleetSyncReport): string {
     (m) => `missing on ${m.hostName}: ${m.type} ${m.path} (hostfiles reconcile ${m.hostName})`,
   );
   const fenced = report.fenced.map((f) => `fenced on ${f.hostName}: ${f.type} ${f.path}: ${f.reason}`);
+  const truncated = report.hosts
+    .filter((h) => h.truncated === true)
+    .map(
+      (h) =>
+        `listing of ${h.hostName} truncated at the agent's bound (more than 5,000 names in a root, or 64 GiB to ` +
+        "hash): its recorded states were stat'ed instead",
+    );
   const t = report.totals;
   const summary =
     `fleet sync: ${plural(report.hosts.length, 'host')}, ${plural(t.recorded, 'recorded state')}, ${t.unchanged} unchanged, ` +
     `${t.read} read (${t.bytesRead} bytes), ${plural(report.backups, 'generation')} made, ${plural(t.commands, 'command')} sent; ` +
     `operation ${report.operationId}`;
-  return [hosts, '', read, ...missing, ...fenced, '', summary].join('\n');
+  return [hosts, '', read, ...missing, ...fenced, ...truncated, '', summary].join('\n');
 }
 
 function formatRestore(report: RestoreReport): string {
@@ -387,7 +398,12 @@ function formatReconcile(report: ReconcileReport | ReconcilePlan, names: Names):
     recorded('MODIFIED', report.modified, 'no modified state'),
     '',
     summary,
+    ...(report.truncated === true ? [TRUNCATED_RECONCILE] : []),
     ...next,
     ...hint,
   ].join('\n');
 }
+
+const TRUNCATED_RECONCILE =
+  "the agent's listing stopped at its bound (more than 5,000 names in a root, or 64 GiB to hash): orphans, unknown " +
+  "and in-use states past it are not shown (look at the host's roots); missing and modified are whole";

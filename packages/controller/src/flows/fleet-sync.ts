@@ -52,6 +52,11 @@ export interface FleetSyncHost {
   readonly bytesRead: number;
   /** set when the host could not be listed: none of its states was looked at */
   readonly error?: string;
+  /**
+   * The agent's listing stopped at its bound (a root of more than 5,000 names, or more than 64 GiB to hash): the
+   * recorded states it did not show were stat'ed instead, one `files.stat` per 1,000.
+   */
+  readonly truncated?: true;
 }
 
 /** A state a fleet sync read: what the read gave, its VM, and why it was read. */
@@ -180,13 +185,17 @@ async function syncHost(deps: FlowDeps, host: Host, vms: ReadonlyMap<string, Vm>
   }
   let listing: readonly ListEntry[];
   let deep: ReadonlyMap<string, StatResult>;
+  let truncated = false;
   let commands = 1;
   try {
     const capped = { maxAnswerBytes: FLEET_LIST_BYTES };
-    listing = (await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] }, capped)).results;
-    // Recorded paths below a listed state (a file inside a state directory): the listing stops at states.
+    const answer = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] }, capped);
+    listing = answer.results;
+    truncated = answer.truncated === true;
+    // Recorded paths below a listed state (a file inside a state directory): the listing stops at states. After a
+    // truncated listing, every recorded path it did not show: what it left out is not known to be absent.
     const exact = new Set(listing.map((unit) => unit.path));
-    const below = recorded.filter((row) => !exact.has(row.path) && hasAncestorIn(row.path, exact));
+    const below = recorded.filter((row) => !exact.has(row.path) && (truncated || hasAncestorIn(row.path, exact)));
     const found = new Map<string, StatResult>();
     for (let start = 0; start < below.length; start += MAX_OPS) {
       const files = below.slice(start, start + MAX_OPS).map(({ type, path }) => ({ type, path }));
@@ -241,6 +250,7 @@ async function syncHost(deps: FlowDeps, host: Host, vms: ReadonlyMap<string, Vm>
     unchanged: plan.unchanged,
     commands,
     bytesRead,
+    ...(truncated ? { truncated: true as const } : {}),
   };
   return { host: { ...base, ...facts }, read, missing, fenced, backups: backupsUpdated };
 }

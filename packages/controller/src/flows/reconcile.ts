@@ -60,6 +60,12 @@ export interface ReconcileReport {
   readonly roots: Roots;
   /** states (files and directories directly below the roots) on the host */
   readonly listed: number;
+  /**
+   * The agent's listing stopped at its bound (a root of more than 5,000 names, or more than 64 GiB to hash): the
+   * orphans, unknown and busy are of the part listed, and others may exist; recorded states it did not show were
+   * looked at one by one, so missing and modified are whole.
+   */
+  readonly truncated?: true;
   /** on disk, in no row and no pending deletion, at a path hostfiles wrote or took charge of: its own leftovers */
   readonly orphans: readonly ListEntry[];
   /**
@@ -114,8 +120,8 @@ export async function reconcileHost(
     // The whole host: the listing is what names the paths, and no flow on any of them may run between it and the
     // comparison (a state deleted meanwhile would be scheduled as unknown, one written meanwhile as an orphan).
     deps.queue.run([wholeHost(host.uuid)], async () => {
-      const { roots, units } = await listHost(deps, host);
-      const deep = await statDeepRows(deps, host, units);
+      const { roots, units, truncated } = await listHost(deps, host);
+      const deep = await statDeepRows(deps, host, units, truncated);
       return deps.store.transaction(async (tx) => {
         // Compared inside the transaction: a row written since the listing is seen, and its state is no orphan.
         const { found, owners } = await compare(tx, host, units, deep);
@@ -141,6 +147,7 @@ export async function reconcileHost(
           hostName: host.name,
           roots,
           listed: units.length,
+          ...(truncated ? { truncated } : {}),
           ...found,
           scheduled: scheduled.map((u) => u.path),
         };
@@ -166,8 +173,8 @@ export async function planReconcileHost(
 ): Promise<ReconcilePlan> {
   const host = await resolveHost(deps, hostRef);
   // Listed without recording the host seen: a dry run writes nothing, not even that.
-  const { roots, results: units } = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] });
-  const deep = await statDeepRows(deps, host, units);
+  const { roots, results: units, truncated } = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] });
+  const deep = await statDeepRows(deps, host, units, truncated === true);
   const { found } = await compare(deps.store, host, units, deep);
   const doomed = [...found.orphans, ...(options.includeUnknown === true ? found.unknown : [])];
   return {
@@ -176,31 +183,41 @@ export async function planReconcileHost(
     hostName: host.name,
     roots,
     listed: units.length,
+    ...(truncated === true ? { truncated } : {}),
     ...found,
     scheduled: doomed.map((u) => u.path),
   };
 }
 
-async function listHost(deps: FlowDeps, host: Host): Promise<{ roots: Roots; units: readonly ListEntry[] }> {
+async function listHost(
+  deps: FlowDeps,
+  host: Host,
+): Promise<{ roots: Roots; units: readonly ListEntry[]; truncated: boolean }> {
   try {
     const answer = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] });
     await markHost(deps, host, 'Connected');
-    return { roots: answer.roots, units: answer.results };
+    return { roots: answer.roots, units: answer.results, truncated: answer.truncated === true };
   } catch (error) {
     if (isAgentCallError(error)) await markUnreachable(deps, host, error);
     throw error;
   }
 }
 
-/** Recorded paths below a listed state (a file inside a state directory) are stat'ed: the listing stops at states. */
+/**
+ * Recorded paths below a listed state (a file inside a state directory) are stat'ed: the listing stops at states.
+ * After a truncated listing, every recorded path it did not show is: what it left out is not known to be absent.
+ */
 async function statDeepRows(
   deps: FlowDeps,
   host: Host,
   units: readonly ListEntry[],
+  truncated: boolean,
 ): Promise<ReadonlyMap<string, StatResult>> {
   const rows = await deps.store.listFilesByHost(host.uuid);
   const exact = new Set(units.map((u) => u.path));
-  const deep = rows.filter((row) => !exact.has(row.path) && units.some((u) => row.path.startsWith(`${u.path}/`)));
+  const deep = rows.filter(
+    (row) => !exact.has(row.path) && (truncated || units.some((u) => row.path.startsWith(`${u.path}/`))),
+  );
   const found = new Map<string, StatResult>();
   for (let start = 0; start < deep.length; start += MAX_OPS) {
     const files = deep.slice(start, start + MAX_OPS).map(({ type, path }) => ({ type, path }));

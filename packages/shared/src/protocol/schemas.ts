@@ -246,6 +246,11 @@ export const listAnswerSchema = z.strictObject({
   kind: z.literal('files.list'),
   roots,
   results: z.array(listEntrySchema),
+  /**
+   * Present when the listing stopped at the agent's bound (a root of more than 5,000 names, more than 64 GiB to hash):
+   * the units listed are right, and others may exist. Absent from a complete listing (and from agents before it).
+   */
+  truncated: z.literal(true).optional(),
 });
 export const statAnswerSchema = z.strictObject({
   ...answerHeader,

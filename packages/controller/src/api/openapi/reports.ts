@@ -280,6 +280,11 @@ export const fleetSyncHost = component(
       error: meta(z.string(), {
         description: 'the host could not be listed: none of its states was looked at',
       }).optional(),
+      truncated: meta(z.literal(true), {
+        description:
+          "the agent's listing stopped at its bound (more than 5,000 names in a root, or 64 GiB to hash): the " +
+          "recorded states it did not show were stat'ed instead",
+      }).optional(),
     }),
   ),
 );
@@ -399,6 +404,11 @@ export const reconcileReport = component(
       hostName: z.string(),
       roots: of<Roots>()(z.strictObject({ TpmState: path, NvRam: path })),
       listed: count,
+      truncated: meta(z.literal(true), {
+        description:
+          "the agent's listing stopped at its bound (more than 5,000 names in a root, or 64 GiB to hash): orphans, " +
+          "unknown and busy are of the part listed; missing and modified are whole (unlisted rows were stat'ed)",
+      }).optional(),
       orphans: meta(z.array(listEntry), { description: "hostfiles' own leftovers" }),
       unknown: meta(z.array(listEntry), { description: "never hostfiles' (libvirt's, an operator's)" }),
       busy: meta(z.array(listEntry), { description: 'unrecorded state in use: never scheduled' }),
