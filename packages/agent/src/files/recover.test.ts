@@ -1,6 +1,6 @@
 // Every interrupted replace, built by hand as a crash leaves it, is settled to exactly the old or the new state.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { TEMP_PREFIX } from './temp-name.js';
@@ -87,4 +87,20 @@ test('recovery never takes a state from under a lock: a busy target keeps its st
     ['a', 'b'],
   );
   assert.deepEqual(report, { completed: 0, restored: 1, removed: 2, quarantined: 0 });
+});
+
+test("a root of many names (the QEMU user's junk in the NvRam root) is recovered as a stream: every leftover among them is settled, every other name kept", async (t) => {
+  const { roots, store } = useTestRoots(t);
+  const r = roots.NvRam;
+  // 3,000 files of someone else's (the root is read 128 names at a time), 200 torn temp files of ours among them,
+  // removed while the root is read.
+  for (let i = 0; i < 3000; i++) closeSync(openSync(join(r, `junk-${i}`), 'w'));
+  for (let i = 0; i < 200; i++) writeFileSync(join(r, `${TEMP_PREFIX}${i.toString(16).padStart(16, '0')}`), 'torn');
+  putState(join(roots.TpmState, `${NEW}a`), 'new');
+
+  assert.deepEqual(await store.recover(), { completed: 1, restored: 0, removed: 200, quarantined: 0 });
+  const left = readdirSync(r);
+  assert.equal(left.length, 3000);
+  assert.ok(left.every((name) => name.startsWith('junk-')));
+  assert.equal(versionAt(join(roots.TpmState, 'a')), 'new');
 });

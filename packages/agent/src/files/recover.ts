@@ -1,6 +1,6 @@
 // Startup recovery: every interrupted directory replace ends holding exactly its old state or its new one, and no
 // tree that may be the only copy of a state, or that someone holds, is ever removed.
-import { readdir } from 'node:fs/promises';
+import { opendir } from 'node:fs/promises';
 import type { DirHandle } from './dir-handle.js';
 import { errnoOrThrow, self } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
@@ -30,10 +30,12 @@ export async function recoverRoot(root: RootDir, env: Omit<SettleEnv, 'root' | '
     const dir = openRoot(root);
     try {
       const full: SettleEnv = { ...env, root: dir, rootPath: root.path };
-      const entries = (await readdir(self(dir))).map((name) => ({ name }));
+      // The root's names are read as a stream, each pass afresh: a root of millions of names (the NvRam root is the
+      // QEMU user's) is never held whole, and the agent still starts.
+      const names = (): AsyncIterable<string> => namesOf(dir);
+      const walk = { env: full, counts, guard: isolated(full, unsettled), depth: 0 };
       // Quarantines are never recovered into: whatever is in them stays as it is, replace leftovers included.
-      if (entries.some(({ name }) => name.startsWith(QUARANTINE_PREFIX))) unsettled.count += 1;
-      await recoverDir({ env: full, counts, guard: isolated(full, unsettled), depth: 0 }, dir, '', entries);
+      if (await recoverDir(walk, dir, '', names)) unsettled.count += 1;
     } finally {
       await dir.close();
     }
@@ -71,23 +73,26 @@ interface Walk {
   readonly budget?: Budget;
 }
 
-async function recoverDir(
-  walk: Walk,
-  dir: DirHandle,
-  where: string,
-  listed: readonly { name: string }[],
-): Promise<void> {
+/**
+ * A directory's names; `fresh`: read again, after recovery changed the directory (a stream of them is read afresh
+ * anyway).
+ */
+type Names = (fresh: boolean) => AsyncIterable<string> | Iterable<string>;
+
+/** Recovers the replaces below `dir`, then the rest of its entries; whether a quarantine is among them. */
+async function recoverDir(walk: Walk, dir: DirHandle, where: string, names: Names): Promise<boolean> {
   const { env, counts, guard } = walk;
   const targets = new Set<string>();
-  for (const { name } of listed) {
+  let quarantined = false;
+  for await (const name of names(false)) {
+    if (name.startsWith(QUARANTINE_PREFIX)) quarantined = true;
     const parsed = parseRoleName(name);
     if (parsed !== undefined && parsed.role !== 'del') targets.add(parsed.target);
   }
   for (const target of targets) {
     await guard(`${where}${target}`, () => recoverName(env, dir, where, target, counts));
   }
-  const entries = targets.size === 0 ? listed : await relist(walk, dir);
-  for (const { name } of entries) {
+  for await (const name of names(targets.size > 0)) {
     if (isTempName(name)) {
       // A delete cut off (`del.<name>`) completes unless someone holds what it moved aside; the rest is staging.
       const parsed = parseRoleName(name);
@@ -98,6 +103,7 @@ async function recoverDir(
       await guard(`${where}${name}`, () => recoverChild(walk, dir, where, name));
     }
   }
+  return quarantined;
 }
 
 /** Below the root, one budget per unit: a unit's tree is bounded like every other walk of a state. */
@@ -107,20 +113,28 @@ async function recoverChild(walk: Walk, dir: DirHandle, where: string, name: str
   if (typeof child === 'string') return;
   try {
     if (walk.depth + 1 >= STATE_WALK.maxDepth) throw new OpIoError(`E2BIG (deeper than ${STATE_WALK.maxDepth} levels)`);
-    const below: Walk = {
-      ...walk,
-      guard: direct,
-      depth: walk.depth + 1,
-      budget: walk.budget ?? { left: STATE_WALK.maxEntries, max: STATE_WALK.maxEntries },
-    };
-    await recoverDir(below, child, `${where}${name}/`, await relist(below, child));
+    const budget = walk.budget ?? { left: STATE_WALK.maxEntries, max: STATE_WALK.maxEntries };
+    const below: Walk = { ...walk, guard: direct, depth: walk.depth + 1, budget };
+    const listed = await listNames(child, budget);
+    await recoverDir(below, child, `${where}${name}/`, (fresh) => (fresh ? relisted(child, budget) : listed));
   } finally {
     await child.close();
   }
 }
 
-const relist = async (walk: Walk, dir: DirHandle): Promise<readonly { name: string }[]> =>
-  walk.budget === undefined ? (await readdir(self(dir))).map((name) => ({ name })) : listEntries(dir, walk.budget);
+/** A state's directory's names, within its walk's budget. */
+const listNames = async (dir: DirHandle, budget: Budget): Promise<readonly string[]> =>
+  (await listEntries(dir, budget)).map(({ name }) => name);
+
+/** Lists `dir` again, after recovery changed it. */
+async function* relisted(dir: DirHandle, budget: Budget): AsyncIterable<string> {
+  yield* await listNames(dir, budget);
+}
+
+/** A directory's names, read as a stream (the iteration closes the listing, at its end or a break alike). */
+async function* namesOf(dir: DirHandle): AsyncIterable<string> {
+  for await (const entry of await opendir(self(dir), { bufferSize: 128 })) yield entry.name;
+}
 
 /**
  * Settles the replace of `name` below `dir` (`where`: its path below the root; the commit point is the staging tree
