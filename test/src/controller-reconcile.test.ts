@@ -3,8 +3,8 @@
 // state gone from disk is missing, one changed is modified; `apply` and a retry delete the orphans (and, asked, the
 // unknown) exactly as listed; a write landing on an orphan's path cancels its deletion.
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -252,5 +252,33 @@ test("an NvRam root of more names than the agent lists (its QEMU user's junk): t
       assert.equal(host.unchanged, 14);
     },
     { timeoutMs: 60_000 },
+  );
+});
+
+test("a host whose recorded states take longer to hash than the fixed timeout (64 MiB AAVMF stores, many VMs) is listed and stat'ed in time: each attempt is given the time its bytes take", async () => {
+  const MIB = 1024 * 1024;
+  await withFleet(
+    1,
+    async (fleet) => {
+      const r0 = roots(fleet, 0);
+      const host0 = (await fleet.store.getHostByName('host0'))?.uuid ?? '';
+      const vm = await addVm(fleet.deps, { name: 'big', host: 'host0', bootMode: 'UEFI', secureBoot: false });
+      // 512 MiB of zeros, recorded as they are: hashing them takes the agent far longer than the 100 ms timeout.
+      const path = join(r0.NvRam, 'big_VARS.fd');
+      closeSync(openSync(path, 'w'));
+      truncateSync(path, 512 * MIB);
+      const zeros = createHash('sha256');
+      for (let i = 0; i < 512; i++) zeros.update(Buffer.alloc(MIB));
+      const sha256 = zeros.digest('hex');
+      const row = { uuid: randomUUID(), vmUuid: vm.uuid, hostUuid: host0, type: 'NvRam' as const, path };
+      await fleet.store.upsertFile({ ...row, kind: 'file', sha256, size: 512 * MIB, lastSyncAt: Date.now() });
+
+      const report = await reconcileHost(fleet.deps, 'host0');
+      assert.deepEqual([report.listed, report.missing, report.modified], [1, [], []]);
+      const synced = await syncFleet(fleet.deps);
+      assert.equal(synced.hosts[0]?.error, undefined);
+      assert.equal(synced.hosts[0]?.listed, 1);
+    },
+    { timeoutMs: 100 },
   );
 });

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { FILE_TYPES, MAX_OPS, mapLimit, type FileType, type ListEntry, type StatResult } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import type { BackupFile, Host, Vm, VmHostFile } from '../store/index.js';
+import { bytesOf } from './bytes-of.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { groupBy } from './group-by.js';
 import { markHost, markUnreachable } from './host-state.js';
@@ -189,7 +190,10 @@ async function syncHost(deps: FlowDeps, host: Host, vms: ReadonlyMap<string, Vm>
   let commands = 1;
   try {
     const capped = { maxAnswerBytes: FLEET_LIST_BYTES };
-    const answer = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] }, capped);
+    // The agent hashes every state it lists: each attempt is given the time the recorded ones take (64 MiB AAVMF
+    // stores make a host's listing take minutes), beyond the fixed timeout.
+    const list = { ...capped, bytes: bytesOf(recorded) };
+    const answer = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] }, list);
     listing = answer.results;
     truncated = answer.truncated === true;
     // Recorded paths below a listed state (a file inside a state directory): the listing stops at states. After a
@@ -198,8 +202,10 @@ async function syncHost(deps: FlowDeps, host: Host, vms: ReadonlyMap<string, Vm>
     const below = recorded.filter((row) => !exact.has(row.path) && (truncated || hasAncestorIn(row.path, exact)));
     const found = new Map<string, StatResult>();
     for (let start = 0; start < below.length; start += MAX_OPS) {
-      const files = below.slice(start, start + MAX_OPS).map(({ type, path }) => ({ type, path }));
-      for (const result of (await deps.agents.send(host, 'files.stat', { files }, capped)).results) {
+      const rows = below.slice(start, start + MAX_OPS);
+      const files = rows.map(({ type, path }) => ({ type, path }));
+      const stat = { ...capped, bytes: bytesOf(rows) };
+      for (const result of (await deps.agents.send(host, 'files.stat', { files }, stat)).results) {
         found.set(result.path, result);
       }
       commands++;
@@ -297,7 +303,7 @@ function* chunksOfVms(vms: readonly (readonly VmHostFile[])[]): Generator<(reado
   let files = 0;
   let bytes = 0;
   for (const rows of vms) {
-    const size = rows.reduce((n, row) => n + row.size, 0);
+    const size = bytesOf(rows);
     if (chunk.length > 0 && (files + rows.length > MAX_OPS || bytes + size > FLEET_READ_BYTES)) {
       yield chunk;
       chunk = [];

@@ -6,6 +6,7 @@
 import { mapLimit, MAX_OPS } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import type { Host, VmHostFile } from '../store/index.js';
+import { bytesOf } from './bytes-of.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { markHost, markUnreachable } from './host-state.js';
 import { groupBy } from './group-by.js';
@@ -60,7 +61,8 @@ async function statOn(deps: FlowDeps, host: Host, rows: readonly VmHostFile[]) {
         if (!isAgentCallError(error) || error.details.status !== 404 || error.details.agentCode !== 'not_found') {
           throw error;
         }
-        return (await deps.agents.send(host, 'files.stat', { files })).results;
+        // An agent from before files.busy: stat hashes each state, and is given the time that takes.
+        return (await deps.agents.send(host, 'files.stat', { files }, { bytes: bytesOf(rows) })).results;
       },
     );
     await markHost(deps, host, 'Connected');

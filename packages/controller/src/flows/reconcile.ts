@@ -16,6 +16,7 @@ import {
 } from '@hostfiles/shared';
 import { isAgentCallError } from '../agents/index.js';
 import type { Host, Operation, OwnedPath, PendingDeletion, StoreReads, VmHostFile } from '../store/index.js';
+import { bytesOf } from './bytes-of.js';
 import type { FlowDeps } from './deps.js';
 import { markHost, markUnreachable } from './host-state.js';
 import { resolveHost } from './inventory.js';
@@ -173,7 +174,9 @@ export async function planReconcileHost(
 ): Promise<ReconcilePlan> {
   const host = await resolveHost(deps, hostRef);
   // Listed without recording the host seen: a dry run writes nothing, not even that.
-  const { roots, results: units, truncated } = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] });
+  const bytes = bytesOf(await deps.store.listFilesByHost(host.uuid));
+  const answer = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] }, { bytes });
+  const { roots, results: units, truncated } = answer;
   const deep = await statDeepRows(deps, host, units, truncated === true);
   const { found } = await compare(deps.store, host, units, deep);
   const doomed = [...found.orphans, ...(options.includeUnknown === true ? found.unknown : [])];
@@ -194,7 +197,10 @@ async function listHost(
   host: Host,
 ): Promise<{ roots: Roots; units: readonly ListEntry[]; truncated: boolean }> {
   try {
-    const answer = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] });
+    // The agent hashes every state it lists: each attempt is given the time the recorded ones take, beyond the fixed
+    // timeout (64 MiB AAVMF stores make a host's listing take minutes).
+    const bytes = bytesOf(await deps.store.listFilesByHost(host.uuid));
+    const answer = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] }, { bytes });
     await markHost(deps, host, 'Connected');
     return { roots: answer.roots, units: answer.results, truncated: answer.truncated === true };
   } catch (error) {
@@ -220,8 +226,9 @@ async function statDeepRows(
   );
   const found = new Map<string, StatResult>();
   for (let start = 0; start < deep.length; start += MAX_OPS) {
-    const files = deep.slice(start, start + MAX_OPS).map(({ type, path }) => ({ type, path }));
-    const answer = await deps.agents.send(host, 'files.stat', { files });
+    const chunk = deep.slice(start, start + MAX_OPS);
+    const files = chunk.map(({ type, path }) => ({ type, path }));
+    const answer = await deps.agents.send(host, 'files.stat', { files }, { bytes: bytesOf(chunk) });
     for (const result of answer.results) found.set(result.path, result);
   }
   return found;
