@@ -2,6 +2,8 @@
 // flight (503 overloaded past it, given back however a request ends), the connection limit, the header and request
 // timeouts, the cheap envelope pre-parse, and refusals and log lines that repeat only a short prefix of input.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { closeSync, openSync, readdirSync, readlinkSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
@@ -16,6 +18,7 @@ import {
   signedBody,
   writeOp,
   type AgentClient,
+  type CommandOptions,
 } from './support/commands.js';
 import {
   chunk,
@@ -283,6 +286,40 @@ describe('with a rate of new connections per address', () => {
   });
 });
 
+describe('with a connection limit, commands that fail a check', () => {
+  let agent: AgentHandle;
+  before(async () => {
+    agent = await startAgent(setupAgent({ config: { ...PLAIN, limits: { maxConnections: 3, ...ANY_RATE } } }));
+  });
+  after(async () => {
+    assert.equal(await agent.stop(), 0);
+    removeSetup(agent.setup);
+  });
+
+  /** A kept-alive connection that sent a signed files.list built with `options` and got `status`. */
+  const sent = async (hostUuid: string, status: number, options: CommandOptions = {}): Promise<RawConnection> => {
+    const payload = commandPayload('files.list', hostUuid, { types: ['TpmState'] }, options);
+    const body = signedBody(agent.setup.controllerKey, payload);
+    const connection = await openRaw(agent.port);
+    connection.socket.write(postHead('/v1/files/list', Buffer.byteLength(body)) + body);
+    await eventually(() => connection.received().startsWith(`HTTP/1.1 ${status} `), `a ${status} answer`);
+    return connection;
+  };
+
+  test('a signed envelope that fails a later check (another host, expired) earns no place: its connection stays a stranger', async () => {
+    const wrongHost = await sent(randomUUID(), 403);
+    const expired = await sent(agent.setup.hostUuid, 401, { issuedAt: Date.now() - 3_600_000 });
+    const valid = await sent(agent.setup.hostUuid, 200);
+    // Full: each new connection takes the place of the oldest stranger, the refused commands' connections first.
+    const next = await openRaw(agent.port);
+    await within(wrongHost.closed, 5000, "the wrong host's connection closed");
+    const last = await openRaw(agent.port);
+    await within(expired.closed, 5000, "the expired command's connection closed");
+    assert.equal(valid.socket.destroyed, false, 'the valid command earned its place');
+    for (const connection of [valid, next, last]) connection.socket.destroy();
+  });
+});
+
 describe('with a limit of open connections per address', () => {
   let agent: AgentHandle;
   before(async () => {
@@ -293,33 +330,38 @@ describe('with a limit of open connections per address', () => {
     removeSetup(agent.setup);
   });
 
-  /** A connection from `from` that got a health answer and is kept alive. */
-  const keptFrom = async (from: string): Promise<RawConnection> => {
+  /** A connection from `from` that sent `request` and got its 200 answer, kept alive. */
+  const keptFrom = async (from: string, request: string): Promise<RawConnection> => {
     const connection = await openRaw(agent.port, from);
-    connection.socket.write('GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
-    await eventually(() => connection.received().includes('"status":"ok"'), `a kept-alive answer for ${from}`);
+    connection.socket.write(request);
+    await eventually(() => connection.received().includes('HTTP/1.1 200 '), `a kept-alive answer for ${from}`);
     return connection;
   };
-  const askFrom = async (from: string): Promise<string> => {
-    const connection = await openRaw(agent.port, from);
-    connection.socket.write('GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
-    return within(connection.closed, 5000, `an answer or a close for ${from}`);
+  const HEALTH = 'GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
+  const signedList = (): string => {
+    const payload = commandPayload('files.list', agent.setup.hostUuid, { types: ['TpmState'] });
+    const body = signedBody(agent.setup.controllerKey, payload);
+    return postHead('/v1/files/list', Buffer.byteLength(body)) + body;
   };
 
-  test('an address holding all its places has a new connection closed unanswered; another address is not held back', async () => {
-    const kept = [await keptFrom('127.0.0.4'), await keptFrom('127.0.0.4')];
-    assert.equal(await askFrom('127.0.0.4'), '', 'a third connection of 127.0.0.4: closed, nothing read or sent');
-    assert.equal(parseResponse(await askFrom('127.0.0.5')).status, 200, 'places of its own');
-    await eventually(
-      () => agent.lines.some((l) => l.includes('"event":"connections_address_limited"')),
-      'an address-limited line',
-    );
-    kept[0]?.socket.destroy();
-    await eventually(
-      async () => (await askFrom('127.0.0.4')) !== '',
-      'a place of 127.0.0.4 given back once one of its connections closed',
-    );
-    for (const connection of kept) connection.socket.destroy();
+  test("an address holding all its strangers' places gives up its oldest for its new connection; a controller's from it is never given up, nor counted; another address is not touched", async () => {
+    const first = await keptFrom('127.0.0.4', HEALTH);
+    const second = await keptFrom('127.0.0.4', HEALTH);
+    const elsewhere = await keptFrom('127.0.0.5', HEALTH);
+    // A controller behind the same address: its new connection takes the oldest stranger's place, then proves itself.
+    const controller = await keptFrom('127.0.0.4', signedList());
+    await within(first.closed, 5000, "the address's oldest stranger closed");
+    await eventually(() => agent.lines.some((l) => l.includes('"event":"connections_address_limited"')), 'a line');
+    // The controller's connection does not count: one more stranger fits, the next takes the oldest's place again.
+    const third = await keptFrom('127.0.0.4', HEALTH);
+    assert.equal(second.socket.destroyed, false);
+    const fourth = await keptFrom('127.0.0.4', HEALTH);
+    await within(second.closed, 5000, 'the next oldest stranger closed');
+    const before = controller.received().split('HTTP/1.1 200 ').length;
+    controller.socket.write(signedList());
+    await eventually(() => controller.received().split('HTTP/1.1 200 ').length > before, "the controller's kept");
+    assert.equal(elsewhere.socket.destroyed, false, 'another address keeps its place');
+    for (const connection of [controller, third, fourth, elsewhere]) connection.socket.destroy();
   });
 });
 
@@ -355,5 +397,66 @@ describe('with a connection limit, over mutual TLS', () => {
     await health("the controller's connection kept");
     controller.destroy();
     third.socket.destroy();
+  });
+});
+
+describe('a listing nobody waits for', () => {
+  let agent: AgentHandle;
+  let client: AgentClient;
+  before(async () => {
+    agent = await startAgent(setupAgent({ config: { ...PLAIN, limits: ANY_RATE } }));
+    client = await clientOf(agent);
+  });
+  after(async () => {
+    assert.equal(await agent.stop(), 0);
+    removeSetup(agent.setup);
+  });
+
+  /** The `ms` of the agent's request line for `requestId`, once it is logged. */
+  const msOf = async (requestId: string): Promise<number> => {
+    let ms = -1;
+    await eventually(
+      () => {
+        const line = agent.lines.find((l) => l.includes('"event":"request"') && l.includes(requestId));
+        ms = line === undefined ? -1 : (JSON.parse(line) as { ms: number }).ms;
+        return line !== undefined;
+      },
+      `the request line of ${requestId}`,
+      120_000,
+    );
+    return ms;
+  };
+
+  test('stops hashing once its connection closes: the roots’ owner’s big files are not hashed to their end for no one', async () => {
+    const GIB = 1024 ** 3;
+    const { NvRam } = agent.setup.roots;
+    // Ten sparse 1 GiB files, as the QEMU user can make in a moment: a listing hashes them all, seconds each.
+    for (let i = 0; i < 10; i++) {
+      const path = join(NvRam, `big-${i}`);
+      closeSync(openSync(path, 'w'));
+      truncateSync(path, GIB);
+    }
+    const payload = commandPayload('files.list', agent.setup.hostUuid, { types: ['NvRam'] });
+    const body = signedBody(agent.setup.controllerKey, payload);
+    const connection = await openRaw(agent.port);
+    connection.socket.write(postHead('/v1/files/list', Buffer.byteLength(body)) + body);
+    const pid = agent.process.pid ?? 0;
+    const hashingOne = (): boolean =>
+      readdirSync(`/proc/${pid}/fd`).some((fd) => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(join(NvRam, 'big-'));
+        } catch {
+          return false;
+        }
+      });
+    await eventually(hashingOne, 'the agent hashing a first file', 30_000);
+    connection.socket.destroy();
+    const listed = await msOf(String(payload['requestId']));
+
+    // What hashing one of them takes here: the listing left after the file it was in, not after all ten.
+    const one = await send(client, 'files.stat', { files: [{ type: 'NvRam', path: join(NvRam, 'big-0') }] });
+    assert.equal(one.results[0]?.status, 'present');
+    const stat = await msOf(one.requestId);
+    assert.ok(listed < 4 * stat, `the abandoned listing took ${listed} ms, one file's hash ${stat} ms`);
   });
 });

@@ -33,7 +33,9 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
   const signed = createSignedHandler(deps);
   app.post('/v1/files/apply', (c) => signed(c, 'files.apply', (command) => prepareApply(deps, command)));
   app.post('/v1/files/read', (c) => signed(c, 'files.read', (command) => prepareRead(deps, command)));
-  app.post('/v1/files/list', (c) => signed(c, 'files.list', (command) => prepareList(deps, command)));
+  app.post('/v1/files/list', (c) =>
+    signed(c, 'files.list', (command) => prepareList(deps, command, closedEarly(c.env)?.signal)),
+  );
   app.post('/v1/files/stat', (c) => signed(c, 'files.stat', (command) => prepareStat(deps, command)));
   app.post('/v1/files/busy', (c) => signed(c, 'files.busy', (command) => prepareBusy(deps, command)));
 
@@ -67,4 +69,18 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
     return c.json({ error: { code: 'internal', message: 'internal error' } }, 500);
   });
   return app;
+}
+
+/**
+ * Aborted if the request's connection closes before its answer was sent (the controller gave up on this attempt).
+ * From the response's own close, not c.req.raw.signal: that would make hono read the body, which the agent reads.
+ */
+function closedEarly(env: Bindings['Bindings'] | undefined): AbortController | undefined {
+  const outgoing = env?.outgoing;
+  if (outgoing === undefined) return undefined;
+  const controller = new AbortController();
+  outgoing.once('close', () => {
+    if (!outgoing.writableFinished) controller.abort();
+  });
+  return controller;
 }

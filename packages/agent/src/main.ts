@@ -30,7 +30,7 @@ import {
   type RecoveryReport,
 } from './files/index.js';
 import { openReplayJournal } from './journal/replay-journal.js';
-import { createAddressRate, createAddressSlots, limitNewConnections } from './limits/address-rate.js';
+import { createAddressRate, limitNewConnections } from './limits/address-rate.js';
 import { createConnectionPlaces, type ConnectionPlaces } from './limits/connection-places.js';
 import { createBodyBudget } from './limits/body-budget.js';
 import { dropReporter, limitServer, resolveLimits, serverOptions, type ServerLimits } from './limits/server-limits.js';
@@ -315,17 +315,16 @@ function listen(
     burst: limits.newConnectionsBurst,
     now: Date.now,
   });
-  const slots = createAddressSlots(limits.connectionsPerAddress);
   const { maxConnections } = limits;
   limitNewConnections(
     server,
-    { rate, slots, places },
+    { rate, places },
     {
       onRateLimited: dropReporter((refused) => {
         logger.warn('connections_rate_limited', { refused, perSecond: limits.newConnectionsPerSecond });
       }, Date.now),
-      onAddressFull: dropReporter((refused) => {
-        logger.warn('connections_address_limited', { refused, perAddress: limits.connectionsPerAddress });
+      onAddressFull: dropReporter((replaced) => {
+        logger.warn('connections_address_limited', { replaced, perAddress: limits.connectionsPerAddress });
       }, Date.now),
       onFull: dropReporter((dropped) => {
         logger.warn('connections_dropped', { dropped, maxConnections });
@@ -454,8 +453,8 @@ async function run(configPath: string): Promise<void> {
     config.metrics === undefined
       ? undefined
       : createAgentMetrics({ bodyBytesInFlight: () => bodyBudget.inFlight(), journalBytes: () => journal.size() });
-  // A connection that carried a command whose signature verified is a controller's: its place is never another's.
-  const places = createConnectionPlaces(limits.maxConnections);
+  // A connection that carried a command that passed every check is a controller's: its place is never another's.
+  const places = createConnectionPlaces(limits.maxConnections, limits.connectionsPerAddress);
   const app = createApp({
     trustConnection: (peer) => {
       places.trust(peer);

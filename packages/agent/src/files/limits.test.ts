@@ -169,7 +169,7 @@ test('a read stops as soon as the answer is full, with a clear error', async (t)
 test('a listing reads at most its budget of names from a root: a root of more is listed in part, and says so', async (t) => {
   const { roots, store, logged } = useLimitRoots(t);
   for (let i = 0; i < 7; i++) writeFileSync(join(roots.NvRam, `vm-${i}_VARS.fd`), `vars ${i}`);
-  const budget = listBudget(5);
+  const budget = listBudget({ names: 5 });
   const listed = await store.list('NvRam', budget);
   assert.equal(listed.length, 5, 'five of the seven names read');
   assert.ok(
@@ -180,7 +180,7 @@ test('a listing reads at most its budget of names from a root: a root of more is
   const line = logged.find((l) => l.event === 'listing_truncated');
   assert.deepEqual([line?.reason, line?.listed], ['names', 5]);
 
-  const whole = listBudget(7);
+  const whole = listBudget({ names: 7 });
   assert.equal((await store.list('NvRam', whole)).length, 7);
   assert.equal(whole.truncated, false, 'a root of exactly the budget is whole');
   assert.equal(MAX_LISTED_NAMES, 5_000);
@@ -191,7 +191,7 @@ test('a listing hashes at most its budget of bytes, its roots together: past it,
   for (const name of ['a', 'b', 'c']) writeFileSync(join(roots.NvRam, name), Buffer.alloc(10, name));
   writeFileSync(join(roots.TpmState, 'd'), Buffer.alloc(10, 'd'));
   // 15 bytes: 'a' leaves 5, 'b' is hashed (the budget is checked before a unit, not inside one), 'c' is not.
-  const budget = listBudget(100, 15);
+  const budget = listBudget({ names: 100, bytes: 15 });
   const nvram = await store.list('NvRam', budget);
   assert.deepEqual(
     nvram.map((u) => u.path),
@@ -209,8 +209,26 @@ test('a root of many names is read only as far as the budget: the listing stops 
   const { roots, store } = useLimitRoots(t);
   // Empty files, as the QEMU user can make in the NvRam root (millions of them): 3,000 here, read 128 at a time.
   for (let i = 0; i < 3000; i++) closeSync(openSync(join(roots.NvRam, `junk-${i}`), 'w'));
-  const budget = listBudget(500);
+  const budget = listBudget({ names: 500 });
   const listed = await store.list('NvRam', budget);
   assert.equal(listed.length, 500);
   assert.equal(budget.truncated, true);
+});
+
+test('a unit that fails is counted as a whole state against the bytes budget: failing units cannot make a listing hash without bound', async (t) => {
+  const { roots, store, logged } = useLimitRoots(t);
+  // Each refused on its size (never read); a directory of two 600 MiB files would be refused after hashing one.
+  for (const name of ['a', 'b', 'c']) {
+    mkdirSync(join(roots.NvRam, name));
+    writeFileSync(join(roots.NvRam, name, 'vars'), '');
+    truncateSync(join(roots.NvRam, name, 'vars'), MAX_HASHED_BYTES + 1);
+  }
+  const budget = listBudget({ bytes: MAX_HASHED_BYTES + 1 });
+  assert.deepEqual(await store.list('NvRam', budget), []);
+  assert.equal(budget.truncated, true);
+  assert.deepEqual(
+    logged.filter((l) => l.event === 'unit_unlisted').map((l) => l.path),
+    ['a', 'b'].map((name) => join(roots.NvRam, name)),
+    'two units tried: the budget held one state and a byte',
+  );
 });

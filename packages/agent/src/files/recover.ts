@@ -82,17 +82,18 @@ type Names = (fresh: boolean) => AsyncIterable<string> | Iterable<string>;
 /** Recovers the replaces below `dir`, then the rest of its entries; whether a quarantine is among them. */
 async function recoverDir(walk: Walk, dir: DirHandle, where: string, names: Names): Promise<boolean> {
   const { env, counts, guard } = walk;
-  const targets = new Set<string>();
+  let replaces = false;
   let quarantined = false;
   for await (const name of names(false)) {
     if (name.startsWith(QUARANTINE_PREFIX)) quarantined = true;
-    const parsed = parseRoleName(name);
-    if (parsed !== undefined && parsed.role !== 'del') targets.add(parsed.target);
+    const target = parseRoleName(name);
+    if (target === undefined || target.role === 'del') continue;
+    // Settled as its names are met, not gathered first: a root of millions of them is never held. The second of a
+    // replace's names finds nothing left to settle (two lstats).
+    replaces = true;
+    await guard(`${where}${target.target}`, () => recoverName(env, dir, where, target.target, counts));
   }
-  for (const target of targets) {
-    await guard(`${where}${target}`, () => recoverName(env, dir, where, target, counts));
-  }
-  for await (const name of names(targets.size > 0)) {
+  for await (const name of names(replaces)) {
     if (isTempName(name)) {
       // A delete cut off (`del.<name>`) completes unless someone holds what it moved aside; the rest is staging.
       const parsed = parseRoleName(name);

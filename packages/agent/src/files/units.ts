@@ -7,6 +7,7 @@ import { FileStoreError } from './file-store-error.js';
 import type { ReadLockedInodes } from './locks.js';
 import { failed, HARD_LINKED_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { openRoot, type RootDir } from './root-dir.js';
+import { MAX_HASHED_BYTES } from './stream-file.js';
 import { factsOf, hasOtherLinks, inspect, isBusy, type Target } from './target.js';
 import { isTempName, parseRoleName } from './temp-name.js';
 import type { BusyState, OpFailure, StatState, StoreEvent } from './types.js';
@@ -92,14 +93,22 @@ export const MAX_LISTED_BYTES = 64 * 1024 ** 3;
 export interface ListBudget {
   /** names read from each root at most */
   readonly names: number;
-  /** content bytes still to hash, the listing's roots together */
+  /** content bytes one listing hashes at most, its roots together */
+  readonly bytes: number;
+  /** of them, still to hash */
   bytesLeft: number;
   /** set once a root held more names than `names`, or the bytes ran out: units were left out */
   truncated: boolean;
+  /** aborted when nobody waits for the listing any more (its request's connection closed): it stops there */
+  readonly signal?: AbortSignal;
 }
 
-export function listBudget(names = MAX_LISTED_NAMES, bytes = MAX_LISTED_BYTES): ListBudget {
-  return { names, bytesLeft: bytes, truncated: false };
+export function listBudget({
+  names = MAX_LISTED_NAMES,
+  bytes = MAX_LISTED_BYTES,
+  signal,
+}: Partial<Pick<ListBudget, 'names' | 'bytes' | 'signal'>> = {}): ListBudget {
+  return { names, bytes, bytesLeft: bytes, truncated: false, ...(signal === undefined ? {} : { signal }) };
 }
 
 /**
@@ -122,7 +131,7 @@ export async function listUnits(
   const results: ListEntry[] = [];
   const truncate = (reason: 'names' | 'bytes'): void => {
     budget.truncated = true;
-    const limit = reason === 'names' ? budget.names : MAX_LISTED_BYTES;
+    const limit = reason === 'names' ? budget.names : budget.bytes;
     logger.warn('listing_truncated', { type, root: root.path, reason, listed: results.length, limit });
   };
   try {
@@ -130,6 +139,8 @@ export async function listUnits(
     try {
       const { names, more } = await namesIn(dir, budget.names);
       for (const name of unitNames(names)) {
+        // Nobody waits for the answer any more (the controller gave up on this attempt): nothing more is hashed.
+        if (budget.signal?.aborted === true) return results;
         if (budget.bytesLeft <= 0) {
           truncate('bytes');
           return results;
@@ -139,6 +150,8 @@ export async function listUnits(
         try {
           facts = await guard(name, async () => factsOf(readLocks, dir, name, inspect(dir, name)));
         } catch (error) {
+          // A unit that failed may have hashed up to a state's cap (1 GiB) first: it counts as that much.
+          budget.bytesLeft -= MAX_HASHED_BYTES;
           logger.warn('unit_unlisted', { type, path, message: ioFailure(error).error.message });
           continue;
         }

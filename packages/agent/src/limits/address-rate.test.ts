@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addressKey, createAddressRate, createAddressSlots } from './address-rate.js';
+import { addressKey, createAddressRate } from './address-rate.js';
 
 /** A rate on a clock the test moves. */
 function clocked(perSecond: number, burst: number, maxAddresses?: number) {
@@ -51,28 +51,4 @@ test('memory stays bounded: idle buckets are dropped, and new addresses past the
   clock.now += 10_000;
   assert.equal(admitted('203.0.113.9', 2), 2);
   assert.ok(rate.tracked <= 3);
-});
-
-test('open connections per address: at most so many, each place given back once, IPv6 by its /64', () => {
-  const slots = createAddressSlots(2);
-  const first = slots.take('192.0.2.1');
-  const second = slots.take('::ffff:192.0.2.1');
-  assert.ok(first !== undefined && second !== undefined);
-  assert.equal(slots.take('192.0.2.1'), undefined, 'a third from the same address');
-  assert.ok(slots.take('192.0.2.2') !== undefined, 'another address has places of its own');
-  first();
-  first();
-  assert.ok(slots.take('192.0.2.1') !== undefined, 'one place given back, however often the close is heard');
-  assert.equal(slots.take('192.0.2.1'), undefined, 'and only one');
-  assert.ok(slots.take('2001:db8:1:2::a') !== undefined && slots.take('2001:db8:1:2::b') !== undefined);
-  assert.equal(slots.take('2001:db8:1:2::c'), undefined, 'one /64, one address');
-  assert.equal(slots.tracked, 3);
-});
-
-test('an address that holds no place any more is not remembered', () => {
-  const slots = createAddressSlots(1);
-  const gives = Array.from({ length: 100 }, (_, i) => slots.take(`198.51.100.${i}`));
-  assert.equal(slots.tracked, 100);
-  for (const give of gives) give?.();
-  assert.equal(slots.tracked, 0);
 });

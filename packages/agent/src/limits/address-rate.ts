@@ -1,9 +1,7 @@
-// Connections per remote address, checked as the TCP connection is accepted — before any TLS handshake or HTTP
-// parsing, the two costs an unauthenticated peer can make the agent pay for each connection it opens:
-// - new connections: a token bucket each; over the rate, the connection is closed at once (a controller keeps its
-//   connections alive and opens a few a minute, far under it);
-// - open connections: at most so many at once, so that one address cannot hold a large share of the server's places
-//   (each for up to a handshake's or a request's timeout); connection-places.ts keeps strangers from holding them all.
+// New connections per remote address: a token bucket each, checked as the TCP connection is accepted — before any TLS
+// handshake or HTTP parsing, the two costs an unauthenticated peer can make the agent pay for each connection it
+// opens. Over the rate, the connection is closed at once; a controller keeps its connections alive and opens a few
+// a minute, far under it. What a connection let through may hold is connection-places.ts's.
 import type { Server, Socket } from 'node:net';
 import type { ConnectionPlaces } from './connection-places.js';
 
@@ -93,44 +91,13 @@ export function addressKey(address: string | undefined): string {
     .join(':')}::/64`;
 }
 
-export interface AddressSlots {
-  /** Takes one of `address`'s places: how to give it back, or undefined when the address holds all of its own. */
-  take(address: string | undefined): (() => void) | undefined;
-  /** how many addresses hold a place now (never more than the connections open) */
-  readonly tracked: number;
-}
-
-/** At most `perAddress` open connections for each address (an IPv6 one by its /64, as the rate). */
-export function createAddressSlots(perAddress: number): AddressSlots {
-  const open = new Map<string, number>();
-  return {
-    take(address) {
-      const key = addressKey(address);
-      const held = open.get(key) ?? 0;
-      if (held >= perAddress) return undefined;
-      open.set(key, held + 1);
-      let given = false;
-      return () => {
-        if (given) return;
-        given = true;
-        const left = (open.get(key) ?? 1) - 1;
-        if (left > 0) open.set(key, left);
-        else open.delete(key);
-      };
-    },
-    get tracked() {
-      return open.size;
-    },
-  };
-}
-
 /** What `limitNewConnections` tells of the connections it closes. */
 export interface ConnectionReports {
   /** a new connection over its address's rate, closed */
   readonly onRateLimited: () => void;
-  /** a new connection past its address's open connections, closed */
+  /** a stranger's connection closed for a newer one from its address, which held all the strangers' places it may */
   readonly onAddressFull: () => void;
-  /** a new connection past the server's, every one of them a trusted controller's: closed */
+  /** a new connection past the server's places, every one of them a trusted controller's: closed */
   readonly onFull: () => void;
   /** a stranger's connection closed to give its place to a new one */
   readonly onReplaced: () => void;
@@ -138,33 +105,24 @@ export interface ConnectionReports {
 
 /**
  * Checks each connection as it is accepted, first of the server's `connection` listeners, so that neither TLS nor
- * HTTP does anything with one it closes: its address's rate, then its address's open connections, then the server's
- * places (connection-places.ts). A connection let through holds its address's place and a server place until it
- * closes.
+ * HTTP does anything with one it closes: its address's rate, then the server's places (connection-places.ts), where
+ * it holds a place until it closes.
  */
 export function limitNewConnections(
   server: Server,
-  limits: { readonly rate: AddressRate; readonly slots: AddressSlots; readonly places: ConnectionPlaces },
+  { rate, places }: { readonly rate: AddressRate; readonly places: ConnectionPlaces },
   reports: ConnectionReports,
 ): void {
-  const { rate, slots, places } = limits;
   server.prependListener('connection', (socket: Socket) => {
     if (!rate.admit(socket.remoteAddress)) {
       reports.onRateLimited();
       socket.destroy();
       return;
     }
-    const release = slots.take(socket.remoteAddress);
-    if (release === undefined) {
-      reports.onAddressFull();
-      socket.destroy();
-      return;
-    }
-    socket.once('close', release);
     const admission = places.admit(socket);
     if (admission === 'replaced') reports.onReplaced();
-    if (admission !== 'refused') return;
-    reports.onFull();
-    socket.destroy();
+    else if (admission === 'replaced_own') reports.onAddressFull();
+    else if (admission === 'refused') reports.onFull();
+    if (admission === 'refused' || admission === 'gone') socket.destroy();
   });
 }

@@ -25,9 +25,10 @@ class FakeSocket extends EventEmitter {
 let port = 40_000;
 const socket = (address = '192.0.2.1'): FakeSocket => new FakeSocket(address, port++);
 const closed = (s: FakeSocket): Promise<unknown> => new Promise((resolve) => s.once('close', resolve));
+const ANY = 1000;
 
 test('past the limit the oldest stranger gives up its place; a trusted connection never does', async () => {
-  const places = createConnectionPlaces(3);
+  const places = createConnectionPlaces(3, ANY);
   const [a, b, c] = [socket(), socket(), socket('192.0.2.2')];
   for (const s of [a, b, c]) assert.equal(places.admit(s), 'admitted');
   places.trust(a);
@@ -49,8 +50,30 @@ test('past the limit the oldest stranger gives up its place; a trusted connectio
   assert.equal(places.admit(socket()), 'admitted', 'a trusted connection that closed frees its place');
 });
 
+test("an address holds at most so many strangers' places: its new connection takes its own oldest one's, never another's or a controller's", async () => {
+  const places = createConnectionPlaces(ANY, 2);
+  const controller = socket('2001:db8:1:2::1');
+  places.admit(controller);
+  places.trust(controller);
+  const [s1, s2] = [socket('2001:db8:1:2::a'), socket('2001:db8:1:2::b')];
+  const other = socket('198.51.100.9');
+  for (const s of [s1, s2, other]) assert.equal(places.admit(s), 'admitted');
+  // The same /64, a third stranger: the address's oldest stranger goes, not the controller's connection from it.
+  const s3 = socket('2001:db8:1:2::c');
+  assert.equal(places.admit(s3), 'replaced_own');
+  assert.deepEqual(
+    [controller, s1, s2, other, s3].map((s) => s.destroyed),
+    [false, true, false, false, false],
+  );
+  // A controller's proven connections do not count: its address admits two strangers besides.
+  places.trust(s2);
+  assert.equal(places.admit(socket('2001:db8:1:2::d')), 'admitted');
+  await closed(s1);
+  assert.equal(places.open, 5);
+});
+
 test('trust is by address and port, which the TLS socket shares with the raw one; unknown peers change nothing', () => {
-  const places = createConnectionPlaces(1);
+  const places = createConnectionPlaces(1, ANY);
   const raw = socket('198.51.100.7');
   places.admit(raw);
   places.trust(undefined);
@@ -60,11 +83,12 @@ test('trust is by address and port, which the TLS socket shares with the raw one
   const kept = socket('198.51.100.7');
   places.admit(kept);
   places.trust({ remoteAddress: kept.remoteAddress, remotePort: kept.remotePort });
+  places.trust({ remoteAddress: kept.remoteAddress, remotePort: kept.remotePort });
   assert.equal(places.admit(socket()), 'refused');
 });
 
-test('a connection gone before it was accepted takes no place', () => {
-  const places = createConnectionPlaces(1);
-  assert.equal(places.admit(new FakeSocket(undefined, port++)), 'refused');
+test('a connection gone before it was accepted takes no place and is no refusal', () => {
+  const places = createConnectionPlaces(1, ANY);
+  assert.equal(places.admit(new FakeSocket(undefined, port++)), 'gone');
   assert.equal(places.open, 0);
 });

@@ -19,8 +19,8 @@ export const DEFAULT_MAX_CONNECTIONS = 256;
 export const DEFAULT_NEW_CONNECTIONS_PER_SECOND = 20;
 export const DEFAULT_NEW_CONNECTIONS_BURST = 64;
 /**
- * Open connections one address may hold: an eighth of the default limit, so that it takes eight addresses to hold
- * every place. A controller holds one per command it has in flight to this agent (a few; 16 under the benchmark).
+ * Strangers' connections (not yet proven a controller's) one address may hold: an eighth of the default limit. Past
+ * it, the address's oldest gives its place to its new one (connection-places.ts); a controller's are not counted.
  */
 export const DEFAULT_CONNECTIONS_PER_ADDRESS = 32;
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
@@ -47,7 +47,7 @@ export const limitsSchema = z
     /** per remote address (an IPv6 one by its /64) */
     newConnectionsPerSecond: z.number().min(0.001).max(1_000_000).optional(),
     newConnectionsBurst: z.int().min(1).max(1_000_000).optional(),
-    /** open at once, per remote address (an IPv6 one by its /64) */
+    /** strangers' connections open at once, per remote address (an IPv6 one by its /64) */
     connectionsPerAddress: z.int().min(1).max(65_536).optional(),
     headersTimeoutMs: z.int().min(1).max(600_000).optional(),
     /** default: the headers timeout plus maxBodyBytes at MIN_BODY_BYTES_PER_SECOND */

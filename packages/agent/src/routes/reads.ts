@@ -65,12 +65,17 @@ function contentChars(read: Awaited<ReturnType<AppDeps['files']['read']>>): numb
   return read.entries.reduce((sum, entry) => sum + entry.content.length, 0);
 }
 
-export function prepareList(deps: AppDeps, command: ListCommand): Result<Prepared, ProtocolError> {
+/** `signal`: aborted once the request's connection closed (the controller gave up): the listing stops hashing. */
+export function prepareList(
+  deps: AppDeps,
+  command: ListCommand,
+  signal?: AbortSignal,
+): Result<Prepared, ProtocolError> {
   return ok({
     storeAnswer: false,
     execute: async () => {
       // One budget for the listing's roots together: what the roots' owners can make it read is bounded.
-      const budget = listBudget();
+      const budget = listBudget(signal === undefined ? {} : { signal });
       const lists = await Promise.all(command.types.map((type) => deps.files.list(type, budget)));
       const results = lists.flat().sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       return {

@@ -1,6 +1,6 @@
 // The checks every signed endpoint makes, in DESIGN.md's order; the first failure answers and nothing is applied.
 import { createHash, type KeyObject } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context } from 'hono';
 import {
   ANSWER_CONTEXT,
@@ -40,7 +40,10 @@ export type Prepare<K extends CommandKind> = (
 ) => Result<Prepared, ProtocolError>;
 
 /** `verified`: the command's signature verified, so what follows is a trusted controller's doing. */
-export type Bindings = { Bindings: { incoming?: IncomingMessage }; Variables: { verified: boolean } };
+export type Bindings = {
+  Bindings: { incoming?: IncomingMessage; outgoing?: ServerResponse };
+  Variables: { verified: boolean };
+};
 
 /** What every signed endpoint runs: `handle(c, kind, prepare)`. */
 export type SignedHandler = <K extends CommandKind>(
@@ -98,7 +101,6 @@ async function checkAndRun<K extends CommandKind>(
     })),
   ); // 3, 4
   c.set('verified', true);
-  deps.trustConnection?.((c.env as Bindings['Bindings'] | undefined)?.incoming?.socket);
   const command = unwrap(parsed); // 5
   if (command.hostUuid !== deps.hostUuid) {
     throw new AgentError('wrong_host', `the command is for host ${command.hostUuid}, this is ${deps.hostUuid}`); // 6
@@ -137,6 +139,9 @@ async function checkAndRun<K extends CommandKind>(
     await Promise.all(done);
     return json(c, answerText(deps, answer));
   }
+  // Every check passed, by a command never seen before: the connection is a controller's. Not earlier: any envelope
+  // signed once (for another host, long expired, captured and replayed) verifies, and must earn no place.
+  deps.trustConnection?.((c.env as Bindings['Bindings'] | undefined)?.incoming?.socket);
   const started = deps.now();
   // Remembered past the widest skew a config may set, so a restart with a larger skew can't revive a command.
   // Not awaited before the run: its ops do what changes nothing (walks, checks, a write's temp file) while the
