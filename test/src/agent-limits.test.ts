@@ -55,6 +55,13 @@ async function holding(agent: AgentHandle, declared: number | undefined, sent: B
   return connection;
 }
 
+/** A signed files.list for `agent`, as raw HTTP: sent on a connection, it proves that connection a controller's. */
+function signedListFor(agent: AgentHandle): string {
+  const payload = commandPayload('files.list', agent.setup.hostUuid, { types: ['TpmState'] });
+  const body = signedBody(agent.setup.controllerKey, payload);
+  return postHead('/v1/files/list', Buffer.byteLength(body)) + body;
+}
+
 /** Writes one small file through the agent with a signed command, and checks it was written. */
 async function signedWrite(client: AgentClient, agent: AgentHandle, name: string): Promise<void> {
   const path = join(agent.setup.roots.TpmState, name);
@@ -315,12 +322,48 @@ describe('with a connection limit, commands that fail a check', () => {
     await within(wrongHost.closed, 5000, "the wrong host's connection closed");
     const last = await openRaw(agent.port);
     await within(expired.closed, 5000, "the expired command's connection closed");
-    assert.equal(valid.socket.destroyed, false, 'the valid command earned its place');
-    for (const connection of [valid, next, last]) connection.socket.destroy();
+    // One more: the valid command's connection is now the oldest, and is passed over for `next`.
+    const more = await openRaw(agent.port);
+    await within(next.closed, 5000, 'the oldest stranger closed, not the proven connection');
+    const before = valid.received().length;
+    valid.socket.write(signedListFor(agent));
+    await eventually(
+      () => valid.received().slice(before).startsWith('HTTP/1.1 200 '),
+      'the valid command kept its place',
+    );
+    for (const connection of [valid, last, more]) connection.socket.destroy();
   });
 });
 
-describe('with a limit of open connections per address', () => {
+describe('with a connection limit, a retry on a new connection', () => {
+  let agent: AgentHandle;
+  before(async () => {
+    agent = await startAgent(setupAgent({ config: { ...PLAIN, limits: { maxConnections: 2, ...ANY_RATE } } }));
+  });
+  after(async () => {
+    assert.equal(await agent.stop(), 0);
+    removeSetup(agent.setup);
+  });
+
+  test("earns its place as its first attempt's did: the controller's retry is not a stranger's", async () => {
+    const request = signedListFor(agent);
+    const first = await openRaw(agent.port);
+    first.socket.write(request);
+    await eventually(() => first.received().startsWith('HTTP/1.1 200 '), 'the first attempt answered');
+    // The same bytes again on a new connection, as the controller resends after a timeout.
+    const retry = await openRaw(agent.port);
+    retry.socket.write(request);
+    await eventually(() => retry.received().startsWith('HTTP/1.1 200 '), 'the retry answered');
+    await eventually(() => agent.lines.some((l) => l.includes('"retry":true')), 'the retry logged as one');
+    // Both places a controller's: a stranger's new connection is the one closed.
+    const stranger = await openRaw(agent.port);
+    stranger.socket.write('GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    assert.equal(await within(stranger.closed, 5000, 'the stranger closed'), '', 'no answer: every place proven');
+    for (const connection of [first, retry]) connection.socket.destroy();
+  });
+});
+
+describe("with a limit of strangers' connections per address", () => {
   let agent: AgentHandle;
   before(async () => {
     agent = await startAgent(setupAgent({ config: { ...PLAIN, limits: { connectionsPerAddress: 2, ...ANY_RATE } } }));
@@ -354,7 +397,9 @@ describe('with a limit of open connections per address', () => {
     await eventually(() => agent.lines.some((l) => l.includes('"event":"connections_address_limited"')), 'a line');
     // The controller's connection does not count: one more stranger fits, the next takes the oldest's place again.
     const third = await keptFrom('127.0.0.4', HEALTH);
-    assert.equal(second.socket.destroyed, false);
+    const answered = second.received().length;
+    second.socket.write(HEALTH);
+    await eventually(() => second.received().length > answered, 'the second stranger still answered: not counted over');
     const fourth = await keptFrom('127.0.0.4', HEALTH);
     await within(second.closed, 5000, 'the next oldest stranger closed');
     const before = controller.received().split('HTTP/1.1 200 ').length;

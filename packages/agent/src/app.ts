@@ -79,8 +79,12 @@ function closedEarly(env: Bindings['Bindings'] | undefined): AbortController | u
   const outgoing = env?.outgoing;
   if (outgoing === undefined) return undefined;
   const controller = new AbortController();
-  outgoing.once('close', () => {
-    if (!outgoing.writableFinished) controller.abort();
-  });
+  // Already gone while its body was read and checked: the close was before the listener.
+  if (outgoing.destroyed && !outgoing.writableFinished) controller.abort();
+  else {
+    outgoing.once('close', () => {
+      if (!outgoing.writableFinished) controller.abort();
+    });
+  }
   return controller;
 }

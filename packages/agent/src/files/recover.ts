@@ -84,16 +84,28 @@ async function recoverDir(walk: Walk, dir: DirHandle, where: string, names: Name
   const { env, counts, guard } = walk;
   let replaces = false;
   let quarantined = false;
+  // The replaces that could not be settled: their other names, and their units, are left as they are (only these
+  // are remembered, so what is held stays small).
+  const failed = new Set<string>();
   for await (const name of names(false)) {
     if (name.startsWith(QUARANTINE_PREFIX)) quarantined = true;
-    const target = parseRoleName(name);
-    if (target === undefined || target.role === 'del') continue;
+    const role = parseRoleName(name);
+    if (role === undefined || role.role === 'del' || failed.has(role.target)) continue;
+    const { target } = role;
     // Settled as its names are met, not gathered first: a root of millions of them is never held. The second of a
     // replace's names finds nothing left to settle (two lstats).
     replaces = true;
-    await guard(`${where}${target.target}`, () => recoverName(env, dir, where, target.target, counts));
+    await guard(`${where}${target}`, async () => {
+      try {
+        await recoverName(env, dir, where, target, counts);
+      } catch (error) {
+        failed.add(target);
+        throw error;
+      }
+    });
   }
   for await (const name of names(replaces)) {
+    if (failed.has(parseRoleName(name)?.target ?? name)) continue;
     if (isTempName(name)) {
       // A delete cut off (`del.<name>`) completes unless someone holds what it moved aside; the rest is staging.
       const parsed = parseRoleName(name);

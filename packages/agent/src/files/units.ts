@@ -140,7 +140,10 @@ export async function listUnits(
       const { names, more } = await namesIn(dir, budget.names);
       for (const name of unitNames(names)) {
         // Nobody waits for the answer any more (the controller gave up on this attempt): nothing more is hashed.
-        if (budget.signal?.aborted === true) return results;
+        if (budget.signal?.aborted === true) {
+          budget.truncated = true;
+          return results;
+        }
         if (budget.bytesLeft <= 0) {
           truncate('bytes');
           return results;

@@ -92,3 +92,27 @@ test('a connection gone before it was accepted takes no place and is no refusal'
   assert.equal(places.admit(new FakeSocket(undefined, port++)), 'gone');
   assert.equal(places.open, 0);
 });
+
+test("a controller's place counts once: trusted twice, closed, it gives back nothing it did not take", async () => {
+  const places = createConnectionPlaces(ANY, 1);
+  const controller = socket('203.0.113.1');
+  places.admit(controller);
+  places.trust(controller);
+  places.trust(controller);
+  const first = socket('203.0.113.1');
+  assert.equal(places.admit(first), 'admitted', 'the controller is not counted');
+  controller.destroy();
+  await closed(controller);
+  assert.equal(places.admit(socket('203.0.113.1')), 'replaced_own', 'one stranger is all the address may hold');
+  assert.equal(first.destroyed, true);
+});
+
+test('a connection whose close is not heard yet, its address and port taken again, gives up its place and its count', () => {
+  const places = createConnectionPlaces(ANY, 1);
+  const reset = new FakeSocket('203.0.113.2', 50_000);
+  places.admit(reset);
+  const again = new FakeSocket('203.0.113.2', 50_000);
+  assert.equal(places.admit(again), 'admitted', 'not counted twice');
+  assert.equal(reset.destroyed, true);
+  assert.equal(places.open, 1);
+});

@@ -74,6 +74,15 @@ export function createConnectionPlaces(maxConnections: number, perAddress: numbe
       // Gone before it was accepted: nothing to hold a place for.
       if (socket.remoteAddress === undefined) return 'gone';
       const address = addressKey(socket.remoteAddress);
+      const key = keyOf(socket);
+      // A connection of the same address and port whose close has not been heard yet (a reset, then the same port
+      // at once): the kernel is done with it, and so are its place and its count.
+      const stale = places.get(key);
+      if (stale !== undefined) {
+        places.delete(key);
+        if (!stale.trusted) countStranger(stale.address, -1);
+        stale.socket.destroy();
+      }
       let admission: Admission = 'admitted';
       const own = (strangers.get(address) ?? 0) >= perAddress ? oldestStranger(address) : undefined;
       if (own !== undefined) {
@@ -85,7 +94,6 @@ export function createConnectionPlaces(maxConnections: number, perAddress: numbe
         evict(stranger);
         admission = 'replaced';
       }
-      const key = keyOf(socket);
       const place: Place = { socket, key, address, trusted: false };
       places.set(key, place);
       countStranger(address, 1);

@@ -109,6 +109,13 @@ async function checkAndRun<K extends CommandKind>(
   // would keep the whole command (file contents included) alive with it. A copy of its 36 ASCII characters does not.
   const requestId = Buffer.from(command.requestId, 'latin1').toString('latin1');
   const lookup = deps.journal.check(requestId, hash);
+  const late = timesProblem(command, deps.now(), deps.clockSkewMs);
+  // Signed, for this host, in its time, and not other bytes under a requestId seen before: the connection is a
+  // controller's (a retry's too: its first attempt's connection may be gone). Not earlier: any envelope signed once
+  // (for another host, long expired) verifies, and must earn no place.
+  if (late === undefined && lookup.kind !== 'replayed') {
+    deps.trustConnection?.((c.env as Bindings['Bindings'] | undefined)?.incoming?.socket);
+  }
   // A retry of a command that ran is given its stored answer even past check 7: it applies nothing, and an answer
   // refused as expired would tell the controller that nothing landed when it did.
   const stored = lookup.kind === 'retry' ? await lookup.answer : undefined;
@@ -116,7 +123,7 @@ async function checkAndRun<K extends CommandKind>(
     deps.logger.info('request', { requestId: command.requestId, kind, retry: true, stored: true });
     return json(c, stored);
   }
-  checkTimes(command, deps.now(), deps.clockSkewMs); // 7
+  if (late !== undefined) throw new AgentError('expired', late); // 7
   // Check 9 is computed before 8 but answered after it, so a journal record is only made for a command that runs.
   const prepared = prepare(command);
   if (lookup.kind === 'replayed') {
@@ -139,9 +146,6 @@ async function checkAndRun<K extends CommandKind>(
     await Promise.all(done);
     return json(c, answerText(deps, answer));
   }
-  // Every check passed, by a command never seen before: the connection is a controller's. Not earlier: any envelope
-  // signed once (for another host, long expired, captured and replayed) verifies, and must earn no place.
-  deps.trustConnection?.((c.env as Bindings['Bindings'] | undefined)?.incoming?.socket);
   const started = deps.now();
   // Remembered past the widest skew a config may set, so a restart with a larger skew can't revive a command.
   // Not awaited before the run: its ops do what changes nothing (walks, checks, a write's temp file) while the
@@ -181,13 +185,15 @@ async function checkAndRun<K extends CommandKind>(
 const answerText = (deps: AppDeps, answer: Answer): string =>
   JSON.stringify(signEnvelope(ANSWER_CONTEXT, answer, deps.signer));
 
-function checkTimes(command: Command, now: number, skew: number): void {
+/** Check 7: why the command is not in its time, or undefined when it is. */
+function timesProblem(command: Command, now: number, skew: number): string | undefined {
   const lifetime = command.expiresAt - command.issuedAt;
-  if (command.issuedAt > now + skew) throw new AgentError('expired', 'the command was issued in the future');
-  if (command.expiresAt <= now - skew) throw new AgentError('expired', 'the command has expired');
+  if (command.issuedAt > now + skew) return 'the command was issued in the future';
+  if (command.expiresAt <= now - skew) return 'the command has expired';
   if (lifetime <= 0 || lifetime > MAX_COMMAND_LIFETIME_MS) {
-    throw new AgentError('expired', `a command is valid for 1 to ${MAX_COMMAND_LIFETIME_MS} ms, not ${lifetime}`);
+    return `a command is valid for 1 to ${MAX_COMMAND_LIFETIME_MS} ms, not ${lifetime}`;
   }
+  return undefined;
 }
 
 function unwrap<T>(result: Result<T, ProtocolError>): T {
