@@ -51,6 +51,9 @@ export interface AppDeps {
   readonly clockSkewMs: number;
   /** what requests and ops are counted into (default: nothing kept; main.ts hands one when metrics are on) */
   readonly metrics?: AgentMetrics;
-  /** hears of each connection that carried a new command that passed every check: a controller's (connection-places.ts) */
+  /**
+   * hears of each connection that carried a command signed for this host, in its time, and not other bytes under a
+   * known requestId (a retry too): a controller's (connection-places.ts)
+   */
   readonly trustConnection?: (peer: Peer | undefined) => void;
 }

@@ -453,7 +453,7 @@ async function run(configPath: string): Promise<void> {
     config.metrics === undefined
       ? undefined
       : createAgentMetrics({ bodyBytesInFlight: () => bodyBudget.inFlight(), journalBytes: () => journal.size() });
-  // A connection that carried a command that passed every check is a controller's: its place is never another's.
+  // A connection proven a controller's (its certificate, or a command of its: routes/signed.ts) keeps its place.
   const places = createConnectionPlaces(limits.maxConnections, limits.connectionsPerAddress);
   const app = createApp({
     trustConnection: (peer) => {
