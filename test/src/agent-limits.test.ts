@@ -55,6 +55,20 @@ async function holding(agent: AgentHandle, declared: number | undefined, sent: B
   return connection;
 }
 
+/** Starts an agent with `config` before the suite's tests (`use` is handed it) and stops it after them. */
+function agentFor(config: Record<string, unknown>, use: (agent: AgentHandle) => void): void {
+  let started: AgentHandle | undefined;
+  before(async () => {
+    started = await startAgent(setupAgent({ config }));
+    use(started);
+  });
+  after(async () => {
+    if (started === undefined) return;
+    assert.equal(await started.stop(), 0);
+    removeSetup(started.setup);
+  });
+}
+
 /** A signed files.list for `agent`, as raw HTTP: sent on a connection, it proves that connection a controller's. */
 function signedListFor(agent: AgentHandle): string {
   const payload = commandPayload('files.list', agent.setup.hostUuid, { types: ['TpmState'] });
@@ -295,13 +309,7 @@ describe('with a rate of new connections per address', () => {
 
 describe('with a connection limit, commands that fail a check', () => {
   let agent: AgentHandle;
-  before(async () => {
-    agent = await startAgent(setupAgent({ config: { ...PLAIN, limits: { maxConnections: 3, ...ANY_RATE } } }));
-  });
-  after(async () => {
-    assert.equal(await agent.stop(), 0);
-    removeSetup(agent.setup);
-  });
+  agentFor({ ...PLAIN, limits: { maxConnections: 3, ...ANY_RATE } }, (started) => (agent = started));
 
   /** A kept-alive connection that sent a signed files.list built with `options` and got `status`. */
   const sent = async (hostUuid: string, status: number, options: CommandOptions = {}): Promise<RawConnection> => {
@@ -337,13 +345,7 @@ describe('with a connection limit, commands that fail a check', () => {
 
 describe('with a connection limit, a retry on a new connection', () => {
   let agent: AgentHandle;
-  before(async () => {
-    agent = await startAgent(setupAgent({ config: { ...PLAIN, limits: { maxConnections: 2, ...ANY_RATE } } }));
-  });
-  after(async () => {
-    assert.equal(await agent.stop(), 0);
-    removeSetup(agent.setup);
-  });
+  agentFor({ ...PLAIN, limits: { maxConnections: 2, ...ANY_RATE } }, (started) => (agent = started));
 
   test("earns its place as its first attempt's did: the controller's retry is not a stranger's", async () => {
     const request = signedListFor(agent);
@@ -365,13 +367,7 @@ describe('with a connection limit, a retry on a new connection', () => {
 
 describe("with a limit of strangers' connections per address", () => {
   let agent: AgentHandle;
-  before(async () => {
-    agent = await startAgent(setupAgent({ config: { ...PLAIN, limits: { connectionsPerAddress: 2, ...ANY_RATE } } }));
-  });
-  after(async () => {
-    assert.equal(await agent.stop(), 0);
-    removeSetup(agent.setup);
-  });
+  agentFor({ ...PLAIN, limits: { connectionsPerAddress: 2, ...ANY_RATE } }, (started) => (agent = started));
 
   /** A connection from `from` that sent `request` and got its 200 answer, kept alive. */
   const keptFrom = async (from: string, request: string): Promise<RawConnection> => {
@@ -412,13 +408,7 @@ describe("with a limit of strangers' connections per address", () => {
 
 describe('with a connection limit, over mutual TLS', () => {
   let agent: AgentHandle;
-  before(async () => {
-    agent = await startAgent(setupAgent({ config: { limits: { maxConnections: 2, ...ANY_RATE } } }));
-  });
-  after(async () => {
-    assert.equal(await agent.stop(), 0);
-    removeSetup(agent.setup);
-  });
+  agentFor({ limits: { maxConnections: 2, ...ANY_RATE } }, (started) => (agent = started));
 
   test("a controller's connection is its own from the end of its handshake: strangers give up their places, it does not", async () => {
     const options = agentRequestOptions(agent.url) as ConnectionOptions;
