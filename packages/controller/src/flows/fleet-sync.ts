@@ -10,6 +10,7 @@ import { FlowError, type FlowDeps } from './deps.js';
 import { groupBy } from './group-by.js';
 import { markHost, markUnreachable } from './host-state.js';
 import { planOnVms, runPlanned } from './run-planned.js';
+import { statUnlisted } from './unlisted.js';
 import {
   failJournalOnError,
   readOnHost,
@@ -196,21 +197,7 @@ async function syncHost(deps: FlowDeps, host: Host, vms: ReadonlyMap<string, Vm>
     const answer = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] }, list);
     listing = answer.results;
     truncated = answer.truncated === true;
-    // Recorded paths below a listed state (a file inside a state directory): the listing stops at states. After a
-    // truncated listing, every recorded path it did not show: what it left out is not known to be absent.
-    const exact = new Set(listing.map((unit) => unit.path));
-    const below = recorded.filter((row) => !exact.has(row.path) && (truncated || hasAncestorIn(row.path, exact)));
-    const found = new Map<string, StatResult>();
-    for (let start = 0; start < below.length; start += MAX_OPS) {
-      const rows = below.slice(start, start + MAX_OPS);
-      const files = rows.map(({ type, path }) => ({ type, path }));
-      const stat = { ...capped, bytes: bytesOf(rows) };
-      for (const result of (await deps.agents.send(host, 'files.stat', { files }, stat)).results) {
-        found.set(result.path, result);
-      }
-      commands++;
-    }
-    deep = found;
+    deep = await statUnlisted(deps, host, recorded, answer, capped, () => commands++);
     await markHost(deps, host, 'Connected');
   } catch (error) {
     if (!isAgentCallError(error)) throw error;
@@ -393,12 +380,4 @@ export async function resumeFleetSync(deps: FlowDeps, operation: Operation): Pro
     await syncFleet(deps, { hosts }, operation.id);
     return null;
   });
-}
-
-/** Whether a directory above `path` is in `paths` (a set: a fleet host may hold thousands of states). */
-function hasAncestorIn(path: string, paths: ReadonlySet<string>): boolean {
-  for (let cut = path.lastIndexOf('/'); cut > 0; cut = path.lastIndexOf('/', cut - 1)) {
-    if (paths.has(path.slice(0, cut))) return true;
-  }
-  return false;
 }

@@ -7,7 +7,6 @@ import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import {
   FILE_TYPES,
-  MAX_OPS,
   QUARANTINE_PREFIX,
   type FileType,
   type ListEntry,
@@ -22,6 +21,7 @@ import { markHost, markUnreachable } from './host-state.js';
 import { resolveHost } from './inventory.js';
 import { wholeHost } from './lock-keys.js';
 import { failJournalOnError, repeatFlow, startJournal } from './sync.js';
+import { statUnlisted } from './unlisted.js';
 
 export const RECONCILE_HOST = 'host.reconcile';
 
@@ -121,8 +121,9 @@ export async function reconcileHost(
     // The whole host: the listing is what names the paths, and no flow on any of them may run between it and the
     // comparison (a state deleted meanwhile would be scheduled as unknown, one written meanwhile as an orphan).
     deps.queue.run([wholeHost(host.uuid)], async () => {
-      const { roots, units, truncated } = await listHost(deps, host);
-      const deep = await statDeepRows(deps, host, units, truncated);
+      const rows = await deps.store.listFilesByHost(host.uuid);
+      const { roots, units, truncated } = await listHost(deps, host, rows);
+      const deep = await statUnlisted(deps, host, rows, { results: units, truncated });
       return deps.store.transaction(async (tx) => {
         // Compared inside the transaction: a row written since the listing is seen, and its state is no orphan.
         const { found, owners } = await compare(tx, host, units, deep);
@@ -174,10 +175,10 @@ export async function planReconcileHost(
 ): Promise<ReconcilePlan> {
   const host = await resolveHost(deps, hostRef);
   // Listed without recording the host seen: a dry run writes nothing, not even that.
-  const bytes = bytesOf(await deps.store.listFilesByHost(host.uuid));
-  const answer = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] }, { bytes });
+  const rows = await deps.store.listFilesByHost(host.uuid);
+  const answer = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] }, { bytes: bytesOf(rows) });
   const { roots, results: units, truncated } = answer;
-  const deep = await statDeepRows(deps, host, units, truncated === true);
+  const deep = await statUnlisted(deps, host, rows, answer);
   const { found } = await compare(deps.store, host, units, deep);
   const doomed = [...found.orphans, ...(options.includeUnknown === true ? found.unknown : [])];
   return {
@@ -192,14 +193,16 @@ export async function planReconcileHost(
   };
 }
 
+/** `rows`: the host's recorded states, whose bytes each attempt is given time for. */
 async function listHost(
   deps: FlowDeps,
   host: Host,
+  rows: readonly VmHostFile[],
 ): Promise<{ roots: Roots; units: readonly ListEntry[]; truncated: boolean }> {
   try {
     // The agent hashes every state it lists: each attempt is given the time the recorded ones take, beyond the fixed
     // timeout (64 MiB AAVMF stores make a host's listing take minutes).
-    const bytes = bytesOf(await deps.store.listFilesByHost(host.uuid));
+    const bytes = bytesOf(rows);
     const answer = await deps.agents.send(host, 'files.list', { types: [...FILE_TYPES] }, { bytes });
     await markHost(deps, host, 'Connected');
     return { roots: answer.roots, units: answer.results, truncated: answer.truncated === true };
@@ -207,31 +210,6 @@ async function listHost(
     if (isAgentCallError(error)) await markUnreachable(deps, host, error);
     throw error;
   }
-}
-
-/**
- * Recorded paths below a listed state (a file inside a state directory) are stat'ed: the listing stops at states.
- * After a truncated listing, every recorded path it did not show is: what it left out is not known to be absent.
- */
-async function statDeepRows(
-  deps: FlowDeps,
-  host: Host,
-  units: readonly ListEntry[],
-  truncated: boolean,
-): Promise<ReadonlyMap<string, StatResult>> {
-  const rows = await deps.store.listFilesByHost(host.uuid);
-  const exact = new Set(units.map((u) => u.path));
-  const deep = rows.filter(
-    (row) => !exact.has(row.path) && (truncated || units.some((u) => row.path.startsWith(`${u.path}/`))),
-  );
-  const found = new Map<string, StatResult>();
-  for (let start = 0; start < deep.length; start += MAX_OPS) {
-    const chunk = deep.slice(start, start + MAX_OPS);
-    const files = chunk.map(({ type, path }) => ({ type, path }));
-    const answer = await deps.agents.send(host, 'files.stat', { files }, { bytes: bytesOf(chunk) });
-    for (const result of answer.results) found.set(result.path, result);
-  }
-  return found;
 }
 
 async function compare(
