@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { GZIP_THRESHOLD_BYTES } from '@hostfiles/shared';
 import { OpIoError } from './op-failure.js';
-import { chunksOf, MAX_HASHED_BYTES, tooBigToHash } from './stream-file.js';
+import { chunksOf, refuseOverCap } from './stream-file.js';
 import type { EncodedFile } from './types.js';
 
 /** Files this small are also kept raw while gzipping, so an incompressible one is not read twice. */
@@ -25,9 +25,8 @@ export const ANSWER_FULL_MESSAGE = 'EFBIG (the answer is full: read this one in 
  * more than that, or than MAX_ENCODED_BYTES.
  */
 export async function encodeFile(file: FileHandle, sizeNow: number, roomBytes = Infinity): Promise<EncodedFile> {
-  // Refused on its size before a byte is read (zeros gzip ~1000:1: the encoded limit alone would let a sparse file be
-  // read for hundreds of GiB); chunksOf stops one that grows past it while read.
-  if (sizeNow > MAX_HASHED_BYTES) throw tooBigToHash();
+  // Zeros gzip ~1000:1: the encoded limit alone would let a sparse file be read for hundreds of GiB.
+  refuseOverCap(sizeNow);
   const limit = Math.min(roomBytes, MAX_ENCODED_BYTES);
   const tooBig = roomBytes < MAX_ENCODED_BYTES ? ANSWER_FULL_MESSAGE : TOO_BIG;
   const pass = await gzipPass(file, sizeNow <= KEEP_RAW_BYTES, limit, tooBig);

@@ -1,8 +1,7 @@
 // Startup recovery: every interrupted directory replace ends holding exactly its old state or its new one, and no
 // tree that may be the only copy of a state, or that someone holds, is ever removed.
-import { opendir } from 'node:fs/promises';
 import type { DirHandle } from './dir-handle.js';
-import { errnoOrThrow, self } from './fd-path.js';
+import { errnoOrThrow } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
 import { moveNoReplace } from './moves.js';
 import { ioFailure, OpIoError } from './op-failure.js';
@@ -10,7 +9,7 @@ import { openRoot, type RootDir } from './root-dir.js';
 import { noCounts, QUARANTINE_PREFIX, quarantine, settleLeftover, type Counts, type SettleEnv } from './settle.js';
 import { inspect, isBusy } from './target.js';
 import { isTempName, parseRoleName, roleName } from './temp-name.js';
-import { listEntries, STATE_WALK, type Budget } from './tree-walk.js';
+import { listEntries, namesOf, STATE_WALK, type Budget } from './tree-walk.js';
 import type { RecoveryReport } from './types.js';
 import { openChildDir } from './walk.js';
 
@@ -105,10 +104,10 @@ async function recoverDir(walk: Walk, dir: DirHandle, where: string, names: Name
     });
   }
   for await (const name of names(replaces)) {
-    if (failed.has(parseRoleName(name)?.target ?? name)) continue;
+    const parsed = parseRoleName(name);
+    if (failed.has(parsed?.target ?? name)) continue;
     if (isTempName(name)) {
       // A delete cut off (`del.<name>`) completes unless someone holds what it moved aside; the rest is staging.
-      const parsed = parseRoleName(name);
       const from = parsed?.role === 'del' ? parsed.target : undefined;
       await guard(`${where}${name}`, () => settleLeftover(env, dir, where, name, from, counts));
     } else if (!name.startsWith(QUARANTINE_PREFIX)) {
@@ -142,11 +141,6 @@ const listNames = async (dir: DirHandle, budget: Budget): Promise<readonly strin
 /** Lists `dir` again, after recovery changed it. */
 async function* relisted(dir: DirHandle, budget: Budget): AsyncIterable<string> {
   yield* await listNames(dir, budget);
-}
-
-/** A directory's names, read as a stream (the iteration closes the listing, at its end or a break alike). */
-async function* namesOf(dir: DirHandle): AsyncIterable<string> {
-  for await (const entry of await opendir(self(dir), { bufferSize: 128 })) yield entry.name;
 }
 
 /**

@@ -14,8 +14,13 @@ const CHUNK_BYTES = 1024 * 1024;
  */
 export const MAX_HASHED_BYTES = 1024 * 1024 * 1024;
 
-export const tooBigToHash = (what: 'a file' | 'a state' = 'a file'): OpIoError =>
+const tooBigToHash = (what: 'a file' | 'a state' = 'a file'): OpIoError =>
   new OpIoError(`EFBIG (${what} over ${MAX_HASHED_BYTES} bytes is not read)`);
+
+/** Refuses a file on its size, before a byte is read (chunksOf stops one that grows past it while read). */
+export function refuseOverCap(size: number | bigint): void {
+  if (Number(size) > MAX_HASHED_BYTES) throw tooBigToHash();
+}
 
 /** Counts the bytes of one state as it is read: past MAX_HASHED_BYTES, in all, it throws (see tooBigToHash). */
 export function stateBudget(): (bytes: number | bigint) => void {

@@ -5,7 +5,7 @@ import type { DirHandle } from './dir-handle.js';
 import { at } from './fd-path.js';
 import type { FreeUnits } from './free-units.js';
 import { anyLocked, type ReadLockedInodes } from './locks.js';
-import { hashFile, MAX_HASHED_BYTES, stateBudget, tooBigToHash } from './stream-file.js';
+import { hashFile, refuseOverCap, stateBudget } from './stream-file.js';
 import { openFound, walkState, type StateVisitor } from './state-walk.js';
 import { BUSY_WALK, STATE_WALK } from './tree-walk.js';
 import { openChildDir } from './walk.js';
@@ -155,8 +155,7 @@ async function fileFacts(
 async function hashFound(
   found: Parameters<typeof openFound>[0],
 ): Promise<{ sha256: string; size: number } | undefined> {
-  // Refused on its size before a byte is read (chunksOf stops one that grows past it while read).
-  if (found.stats.size > BigInt(MAX_HASHED_BYTES)) throw tooBigToHash();
+  refuseOverCap(found.stats.size);
   const file = await openFound(found);
   if (file === undefined) return undefined;
   try {

@@ -2,6 +2,7 @@
 // the tree is: below a state, the tree belongs to its owner (swtpm owns tpm2/), who can make it as deep and wide as
 // the file system allows.
 import { fstatSync, opendirSync, readdirSync } from 'node:fs';
+import { opendir } from 'node:fs/promises';
 import { setImmediate } from 'node:timers/promises';
 import { openDir, type DirHandle } from './dir-handle.js';
 import { at, CHILD_DIR_FLAGS, closeAll, nth, self } from './fd-path.js';
@@ -200,6 +201,14 @@ export async function listEntries(dir: DirHandle, budget: Budget): Promise<Liste
     listing.closeSync();
   }
   return entries;
+}
+
+/**
+ * A directory's names, read as a stream of 128 at a time (a root of millions is never held whole); the iteration
+ * closes the listing, at its end or a break alike.
+ */
+export async function* namesOf(dir: DirHandle): AsyncGenerator<string> {
+  for await (const entry of await opendir(self(dir), { bufferSize: 128 })) yield entry.name;
 }
 
 const YIELD_EVERY = 1024;

@@ -1,8 +1,7 @@
 // list, stat and busy: facts of units (a file or a directory state) without their contents.
-import { opendir } from 'node:fs/promises';
 import type { FileType, ListEntry, Logger } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
-import { closeAll, errnoOrThrow, nth, self } from './fd-path.js';
+import { closeAll, errnoOrThrow, nth } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
 import type { ReadLockedInodes } from './locks.js';
 import { failed, HARD_LINKED_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
@@ -10,6 +9,7 @@ import { openRoot, type RootDir } from './root-dir.js';
 import { MAX_HASHED_BYTES } from './stream-file.js';
 import { factsOf, hasOtherLinks, inspect, isBusy, type Target } from './target.js';
 import { isTempName, parseRoleName } from './temp-name.js';
+import { namesOf } from './tree-walk.js';
 import type { BusyState, OpFailure, StatState, StoreEvent } from './types.js';
 import { walkDirs } from './walk.js';
 
@@ -176,10 +176,9 @@ export async function listUnits(
 /** Up to `max` names of `dir`, read as a stream (a root of millions is never read whole), and whether there are more. */
 async function namesIn(dir: DirHandle, max: number): Promise<{ names: string[]; more: boolean }> {
   const names: string[] = [];
-  // Iterating closes the listing, at its end and at a return alike.
-  for await (const entry of await opendir(self(dir), { bufferSize: 128 })) {
+  for await (const name of namesOf(dir)) {
     if (names.length === max) return { names, more: true };
-    names.push(entry.name);
+    names.push(name);
   }
   return { names, more: false };
 }
