@@ -6,9 +6,16 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
-import { attemptTimeoutMs, createAgentClient, isAgentCallError, type AgentTarget } from '@hostfiles/controller';
+import {
+  attemptTimeoutMs,
+  createAgentClient,
+  isAgentCallError,
+  listingWithinMs,
+  type AgentTarget,
+} from '@hostfiles/controller';
 import {
   ANSWER_CONTEXT,
+  ANSWER_WITHIN_HEADER,
   generateSigningKey,
   signEnvelope,
   signingKeyFromPem,
@@ -284,6 +291,40 @@ test("an attempt's deadline grows with the bytes it moves: a large state is not 
     { bytes: 8 * 1024 * 1024 },
   );
   assert.equal(answer.kind, 'files.list');
+});
+
+test("a listing is told the time it has (its share of the attempt's deadline); no other command is", async (t) => {
+  const seen: { url: string; within: string | undefined }[] = [];
+  const recording = await listen(
+    createServer((req, res) => {
+      seen.push({ url: req.url ?? '', within: req.headers[ANSWER_WITHIN_HEADER] as string | undefined });
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        void fetchAgent(`${agent.url}${req.url ?? ''}`, { method: 'POST', body: Buffer.concat(chunks) })
+          .then(async (answer) => {
+            res.writeHead(answer.status, JSON_TYPE).end(await answer.text());
+          })
+          .catch(() => res.destroy());
+      });
+    }),
+  );
+  t.after(() => {
+    recording.closeAllConnections();
+    recording.close();
+  });
+  const via = { ...target, url: `http://127.0.0.1:${(recording.address() as AddressInfo).port}`, certificate: null };
+  await client(0, 2000).send(via, 'files.list', { types: ['NvRam'] });
+  await client(0, 2000).send(via, 'files.list', { types: ['NvRam'] }, { bytes: 8 * 1024 * 1024 });
+  await client(0, 2000).send(via, 'files.stat', {
+    files: [{ type: 'NvRam', path: join(agent.setup.roots.NvRam, 'x') }],
+  });
+  assert.deepEqual(seen, [
+    { url: '/v1/files/list', within: '1400' },
+    { url: '/v1/files/list', within: String(Math.floor(0.7 * attemptTimeoutMs(2000, 8 * 1024 * 1024))) },
+    { url: '/v1/files/stat', within: undefined },
+  ]);
+  assert.equal(listingWithinMs(attemptTimeoutMs(2000, 8 * 1024 * 1024)), 2800, '70 % of 2 s + 2 s for 8 MiB');
 });
 
 /**

@@ -3,22 +3,25 @@
 // timeouts, the cheap envelope pre-parse, and refusals and log lines that repeat only a short prefix of input.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { closeSync, openSync, readdirSync, readlinkSync, truncateSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import { agentRequestOptions } from './support/tls.js';
+import { ANSWER_WITHIN_HEADER } from '@hostfiles/shared';
 import {
   clientOf,
   commandPayload,
   errorCode,
+  openAnswer,
   post,
   send,
   signedBody,
   writeOp,
   type AgentClient,
   type CommandOptions,
+  type Reply,
 } from './support/commands.js';
 import {
   chunk,
@@ -435,7 +438,7 @@ describe('with a connection limit, over mutual TLS', () => {
   });
 });
 
-describe('a listing nobody waits for', () => {
+describe('a listing nobody waits for, or one out of time', () => {
   let agent: AgentHandle;
   let client: AgentClient;
   before(async () => {
@@ -493,5 +496,40 @@ describe('a listing nobody waits for', () => {
     assert.equal(one.results[0]?.status, 'present');
     const stat = await msOf(one.requestId);
     assert.ok(listed < 4 * stat, `the abandoned listing took ${listed} ms, one file's hash ${stat} ms`);
+  });
+
+  test('answers within the time its controller gives it: a root of big files is listed in part, truncated, in time', async () => {
+    const GIB = 1024 ** 3;
+    const { NvRam } = agent.setup.roots;
+    writeFileSync(join(NvRam, 'a_VARS.fd'), 'vars');
+    // Named to come right after it (the other test's files come later, and may be hashed fast from the page cache).
+    for (let i = 0; i < 10; i++) {
+      const path = join(NvRam, `a_late-${i}`);
+      closeSync(openSync(path, 'w'));
+      truncateSync(path, GIB);
+    }
+    const list = (headers: Record<string, string>): Promise<Reply> =>
+      post(
+        agent.url,
+        '/v1/files/list',
+        signedBody(client.key, commandPayload('files.list', client.hostUuid, { types: ['NvRam'] })),
+        headers,
+      );
+    const answer = openAnswer(await list({ [ANSWER_WITHIN_HEADER]: '1500' }), 'files.list', client.agentPublicKey);
+    assert.equal(answer.truncated, true);
+    assert.deepEqual(
+      answer.results.map((r) => r.path),
+      [join(NvRam, 'a_VARS.fd')],
+      'the small file first in order; each big one takes seconds',
+    );
+    await eventually(
+      () => agent.lines.some((l) => l.includes('"listing_truncated"') && l.includes('"reason":"time"')),
+      'listing_truncated logged with its reason',
+    );
+
+    for (const bad of ['0', '-1', '1.5', 'soon', '86400001', '0100']) {
+      const refused = await list({ [ANSWER_WITHIN_HEADER]: bad });
+      assert.deepEqual([refused.status, errorCode(refused)], [400, 'bad_request'], bad);
+    }
   });
 });

@@ -255,6 +255,51 @@ test("an NvRam root of more names than the agent lists (its QEMU user's junk): t
   );
 });
 
+test("an NvRam root its QEMU user filled with big files, more than an attempt's time can hash: the listing answers in time, cut short, and the recorded states it left out are stat'ed", async () => {
+  const GIB = 1024 ** 3;
+  await withFleet(
+    1,
+    async (fleet) => {
+      const r0 = roots(fleet, 0);
+      const vars = (i: number): string => join(r0.NvRam, `vm${i}_VARS.fd`);
+      for (let i = 0; i < 4; i++) {
+        await addVm(fleet.deps, { name: `vm${i}`, host: 'host0', bootMode: 'UEFI', secureBoot: false });
+        await writeFile(fleet.deps, { vm: `vm${i}`, type: 'NvRam', path: vars(i), state: fileState(randomBytes(100)) });
+      }
+      // Ten sparse 1 GiB files, named to come before the VMs' in the listing's order: seconds each to hash, where
+      // an attempt has 3 s (nothing recorded is big). Without the time given, every attempt timed out.
+      for (let i = 0; i < 10; i++) {
+        const path = join(r0.NvRam, `junk-${i}`);
+        closeSync(openSync(path, 'w'));
+        truncateSync(path, GIB);
+      }
+      unlinkSync(vars(0));
+      writeFileSync(vars(1), 'the VM ran since');
+
+      const report = await reconcileHost(fleet.deps, 'host0');
+      assert.equal(report.truncated, true);
+      assert.ok(report.listed < 10, `${report.listed} units listed in time, not the 14`);
+      assert.deepEqual(
+        report.missing.map((m) => m.path),
+        [vars(0)],
+      );
+      assert.deepEqual(
+        report.modified.map((m) => m.path),
+        [vars(1)],
+      );
+      const synced = await syncFleet(fleet.deps);
+      assert.equal(synced.hosts[0]?.error, undefined);
+      assert.equal(synced.hosts[0]?.truncated, true);
+      assert.deepEqual(
+        synced.missing.map((m) => m.path),
+        [vars(0)],
+      );
+      assert.equal(synced.hosts[0].unchanged, 2);
+    },
+    { timeoutMs: 3000 },
+  );
+});
+
 test("a host whose recorded states take longer to hash than the fixed timeout (64 MiB AAVMF stores, many VMs) is listed and stat'ed in time: each attempt is given the time its bytes take", async () => {
   const MIB = 1024 * 1024;
   await withFleet(

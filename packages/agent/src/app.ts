@@ -1,6 +1,6 @@
 // createApp(deps) → Hono. It never listens: main.ts (or a test) serves it.
-import { Hono } from 'hono';
-import { truncate } from '@hostfiles/shared';
+import { Hono, type Context } from 'hono';
+import { ANSWER_WITHIN_HEADER, truncate } from '@hostfiles/shared';
 import type { AppDeps } from './deps.js';
 import { isAgentError } from './errors.js';
 import { createLogLimit } from './limits/log-limit.js';
@@ -34,7 +34,9 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
   app.post('/v1/files/apply', (c) => signed(c, 'files.apply', (command) => prepareApply(deps, command)));
   app.post('/v1/files/read', (c) => signed(c, 'files.read', (command) => prepareRead(deps, command)));
   app.post('/v1/files/list', (c) =>
-    signed(c, 'files.list', (command) => prepareList(deps, command, closedEarly(c.env)?.signal)),
+    signed(c, 'files.list', (command) =>
+      prepareList(deps, command, closedEarly(c.env)?.signal, headerOf(c, ANSWER_WITHIN_HEADER)),
+    ),
   );
   app.post('/v1/files/stat', (c) => signed(c, 'files.stat', (command) => prepareStat(deps, command)));
   app.post('/v1/files/busy', (c) => signed(c, 'files.busy', (command) => prepareBusy(deps, command)));
@@ -69,6 +71,14 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
     return c.json({ error: { code: 'internal', message: 'internal error' } }, 500);
   });
   return app;
+}
+
+/** A request header's value; from the IncomingMessage when there is one (hono's Request would be built for it). */
+function headerOf(c: Context<Bindings>, name: string): string | undefined {
+  const incoming = (c.env as Bindings['Bindings'] | undefined)?.incoming;
+  if (incoming === undefined) return c.req.header(name);
+  const value = incoming.headers[name];
+  return Array.isArray(value) ? value.join(',') : value;
 }
 
 /**

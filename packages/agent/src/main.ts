@@ -80,7 +80,8 @@ in its root, logged (quarantined), listed as a unit, and left for an operator to
 than 16 levels or with more than 10000 entries answers io_error to stat and read, is left out of listings (logged
 unit_unlisted) and of recovery (logged recovery_failed), and can still be deleted; one holding a file over 1 GiB
 (never hashed) answers io_error to stat and is left out of listings the same way. A listing reads at most 5000
-names from a root and hashes at most 64 GiB; past either it answers truncated (logged listing_truncated). A state
+names from a root, hashes at most 64 GiB, and stops when the time its request gives it is up (the
+hostfiles-answer-within-ms header); past any of these it answers truncated (logged listing_truncated). A state
 is busy while a lock is held on it or a file below it (a running swtpm's .lock, a QEMU's NVRAM), as /proc/locks
 shows: writes and deletes of it answer busy.
 

@@ -205,6 +205,37 @@ test('a listing hashes at most its budget of bytes, its roots together: past it,
   );
 });
 
+test('a listing given a time stops when it is up, inside the file it is hashing, and says so', async (t) => {
+  const { roots, store, logged } = useLimitRoots(t);
+  writeFileSync(join(roots.NvRam, 'a'), 'small');
+  // 1 GiB of holes, as the QEMU user makes in a moment: seconds to hash, far more than the listing's second.
+  closeSync(openSync(join(roots.NvRam, 'b'), 'w'));
+  truncateSync(join(roots.NvRam, 'b'), MAX_HASHED_BYTES);
+  writeFileSync(join(roots.NvRam, 'c'), 'small');
+  const budget = listBudget({ withinMs: 1000 });
+  const started = performance.now();
+  const listed = await store.list('NvRam', budget);
+  const took = performance.now() - started;
+  assert.deepEqual(
+    listed.map((u) => u.path),
+    [join(roots.NvRam, 'a')],
+    'what was listed before the time was up',
+  );
+  assert.equal(budget.truncated, true);
+  const line = logged.find((l) => l.event === 'listing_truncated') as (Logged & { limit?: number }) | undefined;
+  assert.deepEqual([line?.reason, line?.listed, line?.limit], ['time', 1, 1000]);
+  assert.deepEqual(
+    logged.filter((l) => l.event === 'unit_unlisted'),
+    [],
+    'the unit it was hashing is left out with the rest, not as a failure',
+  );
+  // Stopped inside the file, not after it: hashing it whole takes this long here.
+  const hashing = performance.now();
+  assert.equal((await store.stat('NvRam', ['b'])).status, 'present');
+  const whole = performance.now() - hashing;
+  assert.ok(took < 1000 + whole / 2, `the listing took ${took} ms, hashing the file ${whole} ms`);
+});
+
 test('a root of many names is read only as far as the budget: the listing stops reading there', async (t) => {
   const { roots, store } = useLimitRoots(t);
   // Empty files, as the QEMU user can make in the NvRam root (millions of them): 3,000 here, read 128 at a time.

@@ -33,11 +33,13 @@ export function stateBudget(): (bytes: number | bigint) => void {
 
 /**
  * Each chunk of the file from offset 0 to its end as it is now; chunks are fresh buffers the caller may keep. Past
- * MAX_HASHED_BYTES (a file that grew after its size was checked) it throws, whoever reads: a hash, a gzip pass.
+ * MAX_HASHED_BYTES (a file that grew after its size was checked) it throws, whoever reads: a hash, a gzip pass. Once
+ * `signal` is aborted it throws its reason before the next chunk: a listing out of time stops inside a 1 GiB file.
  */
-export async function* chunksOf(file: FileHandle): AsyncGenerator<Buffer> {
+export async function* chunksOf(file: FileHandle, signal?: AbortSignal): AsyncGenerator<Buffer> {
   let position = 0;
   for (;;) {
+    signal?.throwIfAborted();
     const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
     const { bytesRead } = await file.read(buffer, 0, CHUNK_BYTES, position);
     if (bytesRead === 0) return;
@@ -47,11 +49,11 @@ export async function* chunksOf(file: FileHandle): AsyncGenerator<Buffer> {
   }
 }
 
-/** The sha256 and size of the bytes read, streamed. */
-export async function hashFile(file: FileHandle): Promise<{ sha256: string; size: number }> {
+/** The sha256 and size of the bytes read, streamed; `signal` as chunksOf's. */
+export async function hashFile(file: FileHandle, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
-  for await (const chunk of chunksOf(file)) {
+  for await (const chunk of chunksOf(file, signal)) {
     hash.update(chunk);
     size += chunk.length;
   }

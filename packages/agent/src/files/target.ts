@@ -96,14 +96,18 @@ function lockedFinder(locked: ReadonlySet<string>): { readonly visitor: StateVis
   };
 }
 
-/** Facts of a file or directory unit; undefined when it vanished, was swapped, or is a hard-linked file. */
+/**
+ * Facts of a file or directory unit; undefined when it vanished, was swapped, or is a hard-linked file. Once `signal`
+ * is aborted, hashing throws its reason before the next chunk (a listing out of time).
+ */
 export async function factsOf(
   read: ReadLockedInodes,
   dir: DirHandle,
   name: string,
   target: Target,
+  signal?: AbortSignal,
 ): Promise<UnitFacts | undefined> {
-  if (target.kind === 'file') return fileFacts(read, dir, name, target.stats);
+  if (target.kind === 'file') return fileFacts(read, dir, name, target.stats, signal);
   if (target.kind !== 'dir') return undefined;
   const inodes = [target.stats.ino];
   const files: { path: string; sha256: string }[] = [];
@@ -120,7 +124,7 @@ export async function factsOf(
     file: async (found) => {
       if (hasOtherLinks(found.stats)) return;
       count(found.stats.size);
-      const hashed = await hashFound(found);
+      const hashed = await hashFound(found, signal);
       if (hashed === undefined) return;
       files.push({ path: found.path, sha256: hashed.sha256 });
       size += hashed.size;
@@ -144,9 +148,10 @@ async function fileFacts(
   dir: DirHandle,
   name: string,
   stats: BigIntStats,
+  signal: AbortSignal | undefined,
 ): Promise<UnitFacts | undefined> {
   if (hasOtherLinks(stats)) return undefined;
-  const hashed = await hashFound({ dir, name, stats });
+  const hashed = await hashFound({ dir, name, stats }, signal);
   if (hashed === undefined) return undefined;
   const busy = await anyLocked(read, [stats.ino]);
   return { kind: 'file', ...hashed, mtime: Math.floor(Number(stats.mtimeMs)), files: 1, busy };
@@ -154,12 +159,13 @@ async function fileFacts(
 
 async function hashFound(
   found: Parameters<typeof openFound>[0],
+  signal: AbortSignal | undefined,
 ): Promise<{ sha256: string; size: number } | undefined> {
   refuseOverCap(found.stats.size);
   const file = await openFound(found);
   if (file === undefined) return undefined;
   try {
-    return await hashFile(file);
+    return await hashFile(file, signal);
   } finally {
     await file.close();
   }

@@ -97,19 +97,55 @@ export interface ListBudget {
   readonly bytes: number;
   /** of them, still to hash */
   bytesLeft: number;
-  /** set once a root held more names than `names`, or the bytes ran out: units were left out */
+  /** set once a root held more names than `names`, the bytes ran out, or the listing had to stop: units were left out */
   truncated: boolean;
-  /** aborted when nobody waits for the listing any more (its request's connection closed): it stops there */
+  /**
+   * Aborted when nobody waits for the listing any more (its request's connection closed), or once `withinMs` have
+   * passed since the budget was made: the listing stops there, in the middle of hashing a file if need be.
+   */
   readonly signal?: AbortSignal;
+  /** the milliseconds the listing was given (the controller's ANSWER_WITHIN_HEADER), if any */
+  readonly withinMs?: number;
+  /** Called once the listing is done: its clock stops (no timer is left behind for `withinMs`). */
+  readonly finish: () => void;
 }
+
+/** Why a listing's signal ends when its time is up (told apart from its request being gone). */
+const OUT_OF_TIME = new Error('the listing is out of time');
 
 export function listBudget({
   names = MAX_LISTED_NAMES,
   bytes = MAX_LISTED_BYTES,
   signal,
-}: Partial<Pick<ListBudget, 'names' | 'bytes' | 'signal'>> = {}): ListBudget {
-  return { names, bytes, bytesLeft: bytes, truncated: false, ...(signal === undefined ? {} : { signal }) };
+  withinMs,
+}: Partial<Pick<ListBudget, 'names' | 'bytes' | 'signal' | 'withinMs'>> = {}): ListBudget {
+  const base = { names, bytes, bytesLeft: bytes, truncated: false };
+  if (withinMs === undefined) return { ...base, ...(signal === undefined ? {} : { signal }), finish: () => undefined };
+  // The clock starts now, when the listing begins. A timer and a controller of its own, not AbortSignal.timeout and
+  // AbortSignal.any: Node holds a timeout signal without listeners weakly, and one collected before its time never
+  // fires (a listing given 1.5 s ran on for 78 s so).
+  const ends = new AbortController();
+  const gone = (): void => {
+    ends.abort(signal?.reason);
+  };
+  signal?.addEventListener('abort', gone, { once: true });
+  if (signal?.aborted === true) gone();
+  const timer = setTimeout(() => {
+    ends.abort(OUT_OF_TIME);
+  }, withinMs).unref();
+  return {
+    ...base,
+    signal: ends.signal,
+    withinMs,
+    finish: () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', gone);
+    },
+  };
 }
+
+/** Whether `signal` ended for its time, not because its request was gone. */
+const outOfTime = (signal: AbortSignal): boolean => signal.reason === OUT_OF_TIME;
 
 /**
  * One entry per file or directory directly below the root, sorted by path. Symlinks, FIFOs, sockets, temp names
@@ -118,8 +154,9 @@ export function listBudget({
  * its lock, so a listing never misses a state that is only being replaced.
  * A unit that can't be described (past the walk's limits, an I/O error) is left out and logged (`unit_unlisted`): a
  * listing has no failed entry, and one unit must not fail the listing of all the others. stat answers its error.
- * Past the budget (a root of more names, more content than it allows) the listing stops where it is, marks the
- * budget truncated and logs `listing_truncated`: the units it lists are right, and others may exist.
+ * Past the budget (a root of more names, more content or more time than it allows) the listing stops where it is,
+ * marks the budget truncated and logs `listing_truncated`: the units it lists are right, and others may exist. When
+ * its request is gone it stops too, marked truncated (nobody reads it), and logs nothing.
  */
 export async function listUnits(
   type: FileType,
@@ -129,21 +166,26 @@ export async function listUnits(
   budget: ListBudget = listBudget(),
 ): Promise<ListEntry[]> {
   const results: ListEntry[] = [];
-  const truncate = (reason: 'names' | 'bytes'): void => {
+  const truncate = (reason: 'names' | 'bytes' | 'time'): void => {
     budget.truncated = true;
-    const limit = reason === 'names' ? budget.names : budget.bytes;
+    const limit = reason === 'names' ? budget.names : reason === 'bytes' ? budget.bytes : budget.withinMs;
     logger.warn('listing_truncated', { type, root: root.path, reason, listed: results.length, limit });
+  };
+  /** Whether the listing must stop now (its time is up, or nobody waits for it), having marked it truncated. */
+  const ended = (): boolean => {
+    const signal = budget.signal;
+    if (signal?.aborted !== true) return false;
+    if (outOfTime(signal)) truncate('time');
+    else budget.truncated = true;
+    return true;
   };
   try {
     const dir = openRoot(root);
     try {
       const { names, more } = await namesIn(dir, budget.names);
       for (const name of unitNames(names)) {
-        // Nobody waits for the answer any more (the controller gave up on this attempt): nothing more is hashed.
-        if (budget.signal?.aborted === true) {
-          budget.truncated = true;
-          return results;
-        }
+        // Out of time, or nobody waits for the answer any more (the controller gave up on this attempt).
+        if (ended()) return results;
         if (budget.bytesLeft <= 0) {
           truncate('bytes');
           return results;
@@ -151,8 +193,10 @@ export async function listUnits(
         const path = `${root.path}/${name}`;
         let facts;
         try {
-          facts = await guard(name, async () => factsOf(readLocks, dir, name, inspect(dir, name)));
+          facts = await guard(name, async () => factsOf(readLocks, dir, name, inspect(dir, name), budget.signal));
         } catch (error) {
+          // Stopped in the middle of its hashing: the unit is left out with the rest, not as a failure.
+          if (ended()) return results;
           // A unit that failed may have hashed up to a state's cap (1 GiB) first: it counts as that much.
           budget.bytesLeft -= MAX_HASHED_BYTES;
           logger.warn('unit_unlisted', { type, path, message: ioFailure(error).error.message });

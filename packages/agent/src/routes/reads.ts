@@ -1,7 +1,11 @@
 // Check 9 of files.read, files.list, files.stat and files.busy (paths only) and their execution.
 import {
+  ANSWER_WITHIN_HEADER,
+  err,
+  MAX_ANSWER_WITHIN_MS,
   mapLimit,
   ok,
+  protocolError,
   type ListCommand,
   type ProtocolError,
   type ReadCommand,
@@ -65,18 +69,37 @@ function contentChars(read: Awaited<ReturnType<AppDeps['files']['read']>>): numb
   return read.entries.reduce((sum, entry) => sum + entry.content.length, 0);
 }
 
-/** `signal`: aborted once the request's connection closed (the controller gave up): the listing stops hashing. */
+/**
+ * `signal`: aborted once the request's connection closed (the controller gave up): the listing stops hashing.
+ * `within`: the request's ANSWER_WITHIN_HEADER, if it has one: the listing answers within that many milliseconds.
+ */
 export function prepareList(
   deps: AppDeps,
   command: ListCommand,
   signal?: AbortSignal,
+  within?: string,
 ): Result<Prepared, ProtocolError> {
+  const withinMs = within === undefined ? undefined : answerWithinMs(within);
+  if (withinMs === null) {
+    return err(
+      protocolError('bad_request', `${ANSWER_WITHIN_HEADER} must be whole milliseconds, 1 to ${MAX_ANSWER_WITHIN_MS}`),
+    );
+  }
   return ok({
     storeAnswer: false,
     execute: async () => {
-      // One budget for the listing's roots together: what the roots' owners can make it read is bounded.
-      const budget = listBudget(signal === undefined ? {} : { signal });
-      const lists = await Promise.all(command.types.map((type) => deps.files.list(type, budget)));
+      // One budget for the listing's roots together: what the roots' owners can make it read is bounded, and so is
+      // the time it may take when the controller said how long it waits.
+      const budget = listBudget({
+        ...(signal === undefined ? {} : { signal }),
+        ...(withinMs === undefined ? {} : { withinMs }),
+      });
+      let lists;
+      try {
+        lists = await Promise.all(command.types.map((type) => deps.files.list(type, budget)));
+      } finally {
+        budget.finish();
+      }
       const results = lists.flat().sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       return {
         requestId: command.requestId,
@@ -88,6 +111,13 @@ export function prepareList(
       };
     },
   });
+}
+
+/** ANSWER_WITHIN_HEADER's value as a number of milliseconds, or null when it is not one the agent takes. */
+function answerWithinMs(text: string): number | null {
+  if (!/^[1-9][0-9]{0,7}$/.test(text)) return null;
+  const ms = Number(text);
+  return ms <= MAX_ANSWER_WITHIN_MS ? ms : null;
 }
 
 export function prepareStat(deps: AppDeps, command: StatCommand): Result<Prepared, ProtocolError> {

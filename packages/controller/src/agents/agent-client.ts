@@ -3,11 +3,13 @@
 import ky, { isHTTPError, isTimeoutError } from 'ky';
 import {
   ANSWER_CONTEXT,
+  ANSWER_WITHIN_HEADER,
   buildCommand,
   COMMAND_CONTEXT,
   ENDPOINTS,
   errorBodySchema,
   infoSchema,
+  MAX_ANSWER_WITHIN_MS,
   parseAnswer,
   parseEnvelope,
   readCapped,
@@ -89,6 +91,16 @@ export const MIN_BYTES_PER_SECOND = 4 * 1024 * 1024;
 export const attemptTimeoutMs = (timeoutMs: number, bytes: number): number =>
   timeoutMs + Math.ceil((bytes * 1000) / MIN_BYTES_PER_SECOND);
 
+/**
+ * The part of an attempt's deadline a listing is given to answer in (ANSWER_WITHIN_HEADER); the rest is for its
+ * answer (up to ~3.5 MiB) to be signed, sent and checked, and for the request to reach the agent.
+ */
+export const LISTING_SHARE = 0.7;
+
+/** The ANSWER_WITHIN_HEADER a listing's attempt carries: its share of the attempt's deadline. */
+export const listingWithinMs = (attemptMs: number): number =>
+  Math.min(MAX_ANSWER_WITHIN_MS, Math.max(1, Math.floor(attemptMs * LISTING_SHARE)));
+
 export function createAgentClient(options: AgentClientOptions): AgentClient {
   if (options.timeoutMs <= 0) throw new RangeError('timeoutMs must be positive');
   if (!Number.isInteger(options.retries) || options.retries < 0)
@@ -98,6 +110,14 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   const http = ky.create({ retry: 0, throwHttpErrors: true, timeout: false, redirect: 'manual' });
   // Covers the whole attempt, reading the answer's body included.
   const deadline = (bytes = 0): AbortSignal => AbortSignal.timeout(attemptTimeoutMs(options.timeoutMs, bytes));
+  // A listing is told how long it has: one of a root its QEMU user filled with big files answers in time, truncated,
+  // where it would hash past every attempt's deadline. Outside the signature, so the same bytes are sent again.
+  const headersFor = (kind: CommandKind, bytes: number): Record<string, string> => ({
+    'content-type': 'application/json',
+    ...(kind === 'files.list'
+      ? { [ANSWER_WITHIN_HEADER]: String(listingWithinMs(attemptTimeoutMs(options.timeoutMs, bytes))) }
+      : {}),
+  });
   const identity = tlsIdentity(options.key);
   // One per endpoint, kept for its connections (at most CONNECTIONS_PER_AGENT); ky hands `dispatcher` on to fetch.
   const dispatchers = new Map<string, Agent>();
@@ -158,7 +178,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         try {
           const response = await http.post(url, {
             body: text,
-            headers: { 'content-type': 'application/json' },
+            headers: headersFor(kind, bytes),
             signal: deadline(bytes),
             ...via(target),
           });

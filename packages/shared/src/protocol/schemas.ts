@@ -247,8 +247,9 @@ export const listAnswerSchema = z.strictObject({
   roots,
   results: z.array(listEntrySchema),
   /**
-   * Present when the listing stopped at the agent's bound (a root of more than 5,000 names, more than 64 GiB to hash):
-   * the units listed are right, and others may exist. Absent from a complete listing (and from agents before it).
+   * Present when the listing stopped at the agent's bound (a root of more than 5,000 names, more than 64 GiB to hash)
+   * or at the time it was given (ANSWER_WITHIN_HEADER): the units listed are right, and others may exist. Absent from
+   * a complete listing (and from agents before it).
    */
   truncated: z.literal(true).optional(),
 });
@@ -300,3 +301,15 @@ export const ENDPOINTS: Readonly<Record<CommandKind, string>> = {
   'files.stat': '/v1/files/stat',
   'files.busy': '/v1/files/busy',
 };
+
+/**
+ * A `files.list` request's header: the milliseconds, from when the agent begins the listing, within which it answers
+ * (a positive integer, at most MAX_ANSWER_WITHIN_MS). Past them it stops hashing, even in the middle of a file, and
+ * answers what it listed, `truncated`. The controller sends a part of its attempt's deadline, so a root its QEMU user
+ * filled with big files answers in time instead of timing out at every attempt. Outside the signature: it can only
+ * make a listing shorter, and a shorter listing is read as incomplete (DESIGN.md, Bounded listings). An agent before
+ * it ignores it.
+ */
+export const ANSWER_WITHIN_HEADER = 'hostfiles-answer-within-ms';
+/** A day: no listing is given longer (the controller's attempts are minutes at most). */
+export const MAX_ANSWER_WITHIN_MS = 86_400_000;
