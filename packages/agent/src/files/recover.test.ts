@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { createLogger } from '@hostfiles/shared';
 import { TEMP_PREFIX } from './temp-name.js';
+import type { StoreEvent } from './types.js';
 import { flockAvailable, holdFlock, treeOf, useTestRoots } from './test-roots.js';
 
 const NEW = `${TEMP_PREFIX}new.`;
@@ -103,4 +105,43 @@ test("a root of many names (the QEMU user's junk in the NvRam root) is recovered
   assert.equal(left.length, 3000);
   assert.ok(left.every((name) => name.startsWith('junk-')));
   assert.equal(versionAt(join(roots.TpmState, 'a')), 'new');
+});
+
+test('a replace recovery could not settle is left whole: its new and old states are kept for the next start, not swept as staging', async (t) => {
+  const logged: { event: string; path?: string; message?: string }[] = [];
+  const logger = createLogger<StoreEvent>({
+    write: (line) => logged.push(JSON.parse(line) as (typeof logged)[number]),
+  });
+  // /proc/locks cannot be read once (EIO): the settling of c, which must know whether someone holds its old state,
+  // fails. Every later read works, so nothing else stands in the way of the sweep that follows.
+  let reads = 0;
+  const readLocks = (): Promise<ReadonlySet<string>> => {
+    reads += 1;
+    return reads === 1
+      ? Promise.reject(Object.assign(new Error('EIO: i/o error, read'), { errno: -5, code: 'EIO', syscall: 'read' }))
+      : Promise.resolve(new Set<string>());
+  };
+  const { roots, store } = useTestRoots(t, { logger, readLocks });
+  const r = roots.TpmState;
+  putState(join(r, `${OLD}c`), 'old'); // the old moved aside, the new not yet in: which goes in depends on locks
+  putState(join(r, `${NEW}c`), 'new');
+  putState(join(r, `${TEMP_PREFIX}0123456789abcdef`), 'staging'); // not committed: still dropped
+
+  const report = await store.recover();
+  assert.equal(reads > 1, true, 'locks were read again after the failure');
+  assert.deepEqual(
+    logged.filter((l) => l.event === 'recovery_failed').map((l) => [l.path, l.message]),
+    [[join(r, 'c'), 'EIO (read)']],
+  );
+  assert.deepEqual(
+    treeOf(r).filter((p) => !p.includes('/')),
+    [`${NEW}c`, `${OLD}c`],
+    "c's two states kept as they were; the staging tree removed",
+  );
+  assert.deepEqual([versionAt(join(r, `${NEW}c`)), versionAt(join(r, `${OLD}c`))], ['new', 'old']);
+  assert.deepEqual(report, { completed: 0, restored: 0, removed: 1, quarantined: 0 });
+
+  // At the next start /proc/locks reads again: the replace is settled as usual.
+  assert.deepEqual(await store.recover(), { completed: 1, restored: 0, removed: 1, quarantined: 0 });
+  assert.equal(versionAt(join(r, 'c')), 'new');
 });
