@@ -182,6 +182,38 @@ test('the client opens at most 16 connections to one agent: commands past them w
   assert.equal(opened, 16, 'and the others came on them, kept alive');
 });
 
+test("a command waiting for one of the 16 connections does not spend its attempt's deadline waiting", async (t) => {
+  // Every command takes this agent 700 ms to answer (refused: nothing is retried); each attempt has 1 s. The 17th
+  // waits 700 ms for a connection, then takes 700 ms of its own: 1.4 s from its call, within its attempt's 1 s.
+  const server = await listen(
+    createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        setTimeout(() => {
+          res.writeHead(403, JSON_TYPE).end('{"error":{"code":"wrong_host","message":"no"}}');
+        }, 700);
+      });
+    }),
+  );
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const one = client(0, 1000);
+  t.after(() => one.close());
+  const failures = await Promise.all(
+    Array.from({ length: 17 }, () =>
+      rejection(one.send({ ...target, url, certificate: null }, 'files.list', { types: ['TpmState'] })),
+    ),
+  );
+  assert.deepEqual(
+    failures.map((error) => (isAgentCallError(error) ? error.failure : String(error))),
+    Array.from({ length: 17 }, () => 'refused'),
+    'every command answered, none timed out',
+  );
+});
+
 test("an agent's error body is read to a small cap only: an endless 500 answer is refused, not buffered", async (t) => {
   let sent = 0;
   let hungUp: (bytes: number) => void = () => undefined;

@@ -25,7 +25,13 @@ import {
 } from '@hostfiles/shared';
 import type { Agent } from 'undici';
 import { AgentCallError, isAgentCallError } from './agent-error.js';
-import { createPinnedDispatcher, createUnpinnedDispatcher, fetchCertificate, PIN_MISMATCH } from './pinned-tls.js';
+import {
+  CONNECTIONS_PER_AGENT,
+  createPinnedDispatcher,
+  createUnpinnedDispatcher,
+  fetchCertificate,
+  PIN_MISMATCH,
+} from './pinned-tls.js';
 
 /** Where an agent is and how it is trusted on the wire. */
 export interface AgentEndpoint {
@@ -120,22 +126,28 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   });
   const identity = tlsIdentity(options.key);
   // One per endpoint, kept for its connections (at most CONNECTIONS_PER_AGENT); ky hands `dispatcher` on to fetch.
-  const dispatchers = new Map<string, Agent>();
-  const via = (endpoint: AgentEndpoint): { dispatcher: FetchDispatcher } => {
+  // Its commands take turns, as many at once as it has connections: a command's attempt begins (and its deadline
+  // with it) when it has one, not while it waits behind others for a connection in undici's queue.
+  const endpoints = new Map<string, { readonly dispatcher: Agent; readonly turns: Turns }>();
+  const reach = (endpoint: AgentEndpoint): { readonly dispatcher: Agent; readonly turns: Turns } => {
     if (endpoint.certificate !== null && !endpoint.url.startsWith('https:'))
       throw new RangeError(`a pinned certificate needs https://, not ${endpoint.url}`);
     const key = `${endpoint.url}\n${endpoint.certificate ?? ''}`;
-    let dispatcher = dispatchers.get(key);
-    if (dispatcher === undefined) {
-      dispatcher =
+    let found = endpoints.get(key);
+    if (found === undefined) {
+      const dispatcher =
         endpoint.certificate === null
           ? createUnpinnedDispatcher()
           : createPinnedDispatcher(endpoint.certificate, identity);
-      dispatchers.set(key, dispatcher);
+      found = { dispatcher, turns: turnsOf(CONNECTIONS_PER_AGENT) };
+      endpoints.set(key, found);
     }
-    // undici's own Agent; Node's types name the same interface from undici-types.
-    return { dispatcher: dispatcher as unknown as FetchDispatcher };
+    return found;
   };
+  // undici's own Agent; Node's types name the same interface from undici-types.
+  const via = (endpoint: AgentEndpoint): { dispatcher: FetchDispatcher } => ({
+    dispatcher: reach(endpoint).dispatcher as unknown as FetchDispatcher,
+  });
 
   return {
     async info(endpoint) {
@@ -161,9 +173,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     },
 
     async close() {
-      const open = [...dispatchers.values()];
-      dispatchers.clear();
-      await Promise.all(open.map((dispatcher) => dispatcher.close()));
+      const open = [...endpoints.values()];
+      endpoints.clear();
+      await Promise.all(open.map(({ dispatcher }) => dispatcher.close()));
     },
 
     async send(target, kind, body, sendOptions = {}) {
@@ -174,7 +186,11 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       const text = JSON.stringify(signEnvelope(COMMAND_CONTEXT, command, options.key));
       const url = `${target.url}${ENDPOINTS[kind]}`;
       const bytes = Math.max(text.length, sendOptions.bytes ?? 0);
+      const { turns } = reach(target);
       for (let attempt = 1; ; attempt++) {
+        let failure: AgentCallError;
+        // Held until the answer, or its error's body, has been read: the connection is free again only then.
+        const done = await turns.take();
         try {
           const response = await http.post(url, {
             body: text,
@@ -186,12 +202,14 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
           const answer = await readLimited(response, limit, target.uuid, kind);
           return openAnswer(answer, target, kind, command.requestId);
         } catch (error) {
-          const failure = await toCallError(error, target.uuid, kind, attempt);
-          const transient =
-            failure.failure === 'unreachable' || failure.failure === 'timeout' || (failure.details.status ?? 0) >= 500;
-          if (!transient || attempt > options.retries) throw failure;
-          await delay((options.backoffMs ?? 200) * 2 ** (attempt - 1));
+          failure = await toCallError(error, target.uuid, kind, attempt);
+        } finally {
+          done();
         }
+        const transient =
+          failure.failure === 'unreachable' || failure.failure === 'timeout' || (failure.details.status ?? 0) >= 500;
+        if (!transient || attempt > options.retries) throw failure;
+        await delay((options.backoffMs ?? 200) * 2 ** (attempt - 1));
       }
     },
   };
@@ -309,3 +327,28 @@ async function readLimited(
 }
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** At most `size` holders at once; the others wait, first come first served. `take` answers the way to give it back. */
+interface Turns {
+  take(): Promise<() => void>;
+}
+
+function turnsOf(size: number): Turns {
+  let free = size;
+  const waiting: (() => void)[] = [];
+  return {
+    async take() {
+      if (free > 0) free -= 1;
+      else await new Promise<void>((resolve) => waiting.push(resolve));
+      let given = false;
+      return () => {
+        if (given) return;
+        given = true;
+        // Handed straight to the next in line, or back to the pool.
+        const next = waiting.shift();
+        if (next === undefined) free += 1;
+        else next();
+      };
+    },
+  };
+}
