@@ -96,7 +96,8 @@ test('a host that is down: unreachable after every attempt', async () => {
 test('timeouts and 5xx are retried with the very same signed bytes', async (t) => {
   const bodies: string[] = [];
   let calls = 0;
-  const flaky = await listen(
+  const url = await serving(
+    t,
     createServer((req, res) => {
       let body = '';
       req.on('data', (chunk: Buffer) => (body += chunk.toString()));
@@ -110,11 +111,6 @@ test('timeouts and 5xx are retried with the very same signed bytes', async (t) =
       });
     }),
   );
-  t.after(() => {
-    flaky.closeAllConnections();
-    flaky.close();
-  });
-  const url = `http://127.0.0.1:${(flaky.address() as AddressInfo).port}`;
   const error = await rejection(
     client(2, 300).send({ ...target, url, certificate: null }, 'files.list', { types: ['TpmState'] }),
   );
@@ -135,6 +131,16 @@ function listen(server: Server): Promise<Server> {
   );
 }
 
+/** Listens on loopback until the test ends (its connections closed then too), and answers its URL. */
+async function serving(t: TestContext, server: Server): Promise<string> {
+  await listen(server);
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
 test('the client opens at most 16 connections to one agent: commands past them wait their turn', async (t) => {
   let open = 0;
   let most = 0;
@@ -144,32 +150,26 @@ test('the client opens at most 16 connections to one agent: commands past them w
     res.writeHead(403, { 'content-type': 'application/json' }).end('{"error":{"code":"wrong_host","message":"no"}}');
   };
   let released = false;
-  const holder = await listen(
-    createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        if (released) {
-          refuse(res);
-          return;
-        }
-        waiting.push(res);
-        // Held until 16 wait at once, then all answered: the rest may only come on those same connections.
-        if (waiting.length < 16) return;
-        released = true;
-        for (const held of waiting.splice(0)) refuse(held);
-      });
-    }),
-  );
+  const holder = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      if (released) {
+        refuse(res);
+        return;
+      }
+      waiting.push(res);
+      // Held until 16 wait at once, then all answered: the rest may only come on those same connections.
+      if (waiting.length < 16) return;
+      released = true;
+      for (const held of waiting.splice(0)) refuse(held);
+    });
+  });
   holder.on('connection', (socket) => {
     opened++;
     most = Math.max(most, ++open);
     socket.once('close', () => open--);
   });
-  t.after(() => {
-    holder.closeAllConnections();
-    holder.close();
-  });
-  const url = `http://127.0.0.1:${(holder.address() as AddressInfo).port}`;
+  const url = await serving(t, holder);
   const one = client(0, 5000);
   t.after(() => one.close());
   const errors = await Promise.all(
@@ -185,7 +185,8 @@ test('the client opens at most 16 connections to one agent: commands past them w
 test("a command waiting for one of the 16 connections does not spend its attempt's deadline waiting", async (t) => {
   // Every command takes this agent 700 ms to answer (refused: nothing is retried); each attempt has 1 s. The 17th
   // waits 700 ms for a connection, then takes 700 ms of its own: 1.4 s from its call, within its attempt's 1 s.
-  const server = await listen(
+  const url = await serving(
+    t,
     createServer((req, res) => {
       req.resume();
       req.on('end', () => {
@@ -195,11 +196,6 @@ test("a command waiting for one of the 16 connections does not spend its attempt
       });
     }),
   );
-  t.after(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const one = client(0, 1000);
   t.after(() => one.close());
   const failures = await Promise.all(
@@ -218,7 +214,8 @@ test("an agent's error body is read to a small cap only: an endless 500 answer i
   let sent = 0;
   let hungUp: (bytes: number) => void = () => undefined;
   const closed = new Promise<number>((resolve) => (hungUp = resolve));
-  const endless = await listen(
+  const url = await serving(
+    t,
     createServer((req, res) => {
       req.resume();
       req.on('end', () => {
@@ -241,11 +238,6 @@ test("an agent's error body is read to a small cap only: an endless 500 answer i
       });
     }),
   );
-  t.after(() => {
-    endless.closeAllConnections();
-    endless.close();
-  });
-  const url = `http://127.0.0.1:${(endless.address() as AddressInfo).port}`;
   // A deadline far beyond what reading a few MiB takes: only the cap can end this call early.
   const error = await rejection(
     client(0, 60_000).send({ ...target, url, certificate: null }, 'files.list', { types: ['NvRam'] }),
@@ -290,7 +282,8 @@ test("an attempt's deadline grows with the bytes it moves: a large state is not 
   assert.equal(attemptTimeoutMs(10_000, 0), 10_000);
   assert.equal(attemptTimeoutMs(10_000, 64 * 1024 * 1024), 26_000, '64 MiB at 4 MiB/s: 16 s more');
   // A host that takes 600 ms to answer (an agent inflating, hashing and fsyncing a large store), a 200 ms timeout.
-  const slow = await listen(
+  const url = await serving(
+    t,
     createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -305,11 +298,6 @@ test("an attempt's deadline grows with the bytes it moves: a large state is not 
       });
     }),
   );
-  t.after(() => {
-    slow.closeAllConnections();
-    slow.close();
-  });
-  const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
   const fixed = await rejection(
     client(0, 200).send({ ...target, url, certificate: null }, 'files.list', { types: ['NvRam'] }),
   );
@@ -327,7 +315,8 @@ test("an attempt's deadline grows with the bytes it moves: a large state is not 
 
 test("a listing is told the time it has (its share of the attempt's deadline); no other command is", async (t) => {
   const seen: { url: string; within: string | undefined }[] = [];
-  const recording = await listen(
+  const url = await serving(
+    t,
     createServer((req, res) => {
       seen.push({ url: req.url ?? '', within: req.headers[ANSWER_WITHIN_HEADER] as string | undefined });
       const chunks: Buffer[] = [];
@@ -341,11 +330,7 @@ test("a listing is told the time it has (its share of the attempt's deadline); n
       });
     }),
   );
-  t.after(() => {
-    recording.closeAllConnections();
-    recording.close();
-  });
-  const via = { ...target, url: `http://127.0.0.1:${(recording.address() as AddressInfo).port}`, certificate: null };
+  const via = { ...target, url, certificate: null };
   await client(0, 2000).send(via, 'files.list', { types: ['NvRam'] });
   await client(0, 2000).send(via, 'files.list', { types: ['NvRam'] }, { bytes: 8 * 1024 * 1024 });
   await client(0, 2000).send(via, 'files.stat', {
@@ -364,7 +349,8 @@ test("a listing is told the time it has (its share of the attempt's deadline); n
  * makes of the agent's answer (a 200's text).
  */
 async function rewritingRelay(t: TestContext, respond: (answer: string, res: ServerResponse) => void): Promise<string> {
-  const relay = await listen(
+  return serving(
+    t,
     createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -378,11 +364,6 @@ async function rewritingRelay(t: TestContext, respond: (answer: string, res: Ser
       });
     }),
   );
-  t.after(() => {
-    relay.closeAllConnections();
-    relay.close();
-  });
-  return `http://127.0.0.1:${(relay.address() as AddressInfo).port}`;
 }
 
 const JSON_TYPE = { 'content-type': 'application/json' };
