@@ -20,7 +20,7 @@ import {
   RECONCILE_HOST,
 } from '@hostfiles/controller';
 import { stateDigest } from '@hostfiles/shared';
-import { plant, roots, withFleet } from './support/controller.js';
+import { plant, roots, withFleet, type Fleet } from './support/controller.js';
 import { holdLock } from './support/locks.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -207,34 +207,51 @@ test("a tree the agent's crash recovery set aside is reported apart and never sc
   });
 });
 
+/**
+ * `count` VMs on host0, each with a recorded NVRAM file (`vars(i)`); then the first is gone from disk and the second
+ * changed there: what a reconcile must report, and nothing else, however much of the root its listing shows.
+ */
+async function nvramsOneGoneOneChanged(fleet: Fleet, count: number): Promise<(i: number) => string> {
+  const vars = (i: number): string => join(roots(fleet, 0).NvRam, `vm${i}_VARS.fd`);
+  for (let i = 0; i < count; i++) {
+    await addVm(fleet.deps, { name: `vm${i}`, host: 'host0', bootMode: 'UEFI', secureBoot: false });
+    await writeFile(fleet.deps, { vm: `vm${i}`, type: 'NvRam', path: vars(i), state: fileState(randomBytes(100)) });
+  }
+  unlinkSync(vars(0));
+  writeFileSync(vars(1), 'the VM ran since');
+  return vars;
+}
+
+/** A reconcile found the first gone and the second changed, and nothing else missing or modified. */
+function assertOneGoneOneChanged(
+  report: { readonly missing: readonly { path: string }[]; readonly modified: readonly { path: string }[] },
+  vars: (i: number) => string,
+): void {
+  assert.deepEqual(
+    report.missing.map((m) => m.path),
+    [vars(0)],
+    'only the one gone from disk: the others the listing left out were found by stat',
+  );
+  assert.deepEqual(
+    report.modified.map((m) => m.path),
+    [vars(1)],
+  );
+}
+
 test("an NvRam root of more names than the agent lists (its QEMU user's junk): the listing says it is cut short, and the recorded states it left out are stat'ed, not missing", async () => {
   await withFleet(
     1,
     async (fleet) => {
       const r0 = roots(fleet, 0);
-      const vars = (i: number): string => join(r0.NvRam, `vm${i}_VARS.fd`);
-      for (let i = 0; i < 16; i++) {
-        await addVm(fleet.deps, { name: `vm${i}`, host: 'host0', bootMode: 'UEFI', secureBoot: false });
-        await writeFile(fleet.deps, { vm: `vm${i}`, type: 'NvRam', path: vars(i), state: fileState(randomBytes(100)) });
-      }
+      const vars = await nvramsOneGoneOneChanged(fleet, 16);
       // 10,000 empty files: twice what one listing reads from a root, so about half the VMs' files are among the
       // names it never reads (all 16 read: one chance in 65,536).
       for (let i = 0; i < 10_000; i++) closeSync(openSync(join(r0.NvRam, `junk-${i}`), 'w'));
-      unlinkSync(vars(0));
-      writeFileSync(vars(1), 'the VM ran since');
 
       const report = await reconcileHost(fleet.deps, 'host0');
       assert.equal(report.truncated, true);
       assert.equal(report.listed, 5000, 'the names one listing reads from a root');
-      assert.deepEqual(
-        report.missing.map((m) => m.path),
-        [vars(0)],
-        'only the one gone from disk: the others the listing left out were found by stat',
-      );
-      assert.deepEqual(
-        report.modified.map((m) => m.path),
-        [vars(1)],
-      );
+      assertOneGoneOneChanged(report, vars);
 
       const synced = await syncFleet(fleet.deps);
       const [host] = synced.hosts;
@@ -261,11 +278,7 @@ test("an NvRam root its QEMU user filled with big files, more than an attempt's 
     1,
     async (fleet) => {
       const r0 = roots(fleet, 0);
-      const vars = (i: number): string => join(r0.NvRam, `vm${i}_VARS.fd`);
-      for (let i = 0; i < 4; i++) {
-        await addVm(fleet.deps, { name: `vm${i}`, host: 'host0', bootMode: 'UEFI', secureBoot: false });
-        await writeFile(fleet.deps, { vm: `vm${i}`, type: 'NvRam', path: vars(i), state: fileState(randomBytes(100)) });
-      }
+      const vars = await nvramsOneGoneOneChanged(fleet, 4);
       // Ten sparse 1 GiB files, named to come before the VMs' in the listing's order: seconds each to hash, where
       // an attempt has 3 s (nothing recorded is big). Without the time given, every attempt timed out.
       for (let i = 0; i < 10; i++) {
@@ -273,20 +286,11 @@ test("an NvRam root its QEMU user filled with big files, more than an attempt's 
         closeSync(openSync(path, 'w'));
         truncateSync(path, GIB);
       }
-      unlinkSync(vars(0));
-      writeFileSync(vars(1), 'the VM ran since');
 
       const report = await reconcileHost(fleet.deps, 'host0');
       assert.equal(report.truncated, true);
       assert.ok(report.listed < 10, `${report.listed} units listed in time, not the 14`);
-      assert.deepEqual(
-        report.missing.map((m) => m.path),
-        [vars(0)],
-      );
-      assert.deepEqual(
-        report.modified.map((m) => m.path),
-        [vars(1)],
-      );
+      assertOneGoneOneChanged(report, vars);
       const synced = await syncFleet(fleet.deps);
       assert.equal(synced.hosts[0]?.error, undefined);
       assert.equal(synced.hosts[0]?.truncated, true);
