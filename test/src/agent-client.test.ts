@@ -182,21 +182,25 @@ test('the client opens at most 16 connections to one agent: commands past them w
   assert.equal(opened, 16, 'and the others came on them, kept alive');
 });
 
-test("a command waiting for one of the 16 connections does not spend its attempt's deadline waiting", async (t) => {
-  // Every command takes this agent 700 ms to answer (refused: nothing is retried); each attempt has 1 s. The 17th
-  // waits 700 ms for a connection, then takes 700 ms of its own: 1.4 s from its call, within its attempt's 1 s.
+test("a command waiting for one of the 16 connections does not spend its attempt's deadline, nor its life, waiting", async (t) => {
+  // Every command takes this agent 1 s to answer (refused: nothing is retried); each attempt has 1.5 s. The 17th
+  // waits 1 s for a connection, then takes 1 s of its own: 2 s from its call, within its attempt's 1.5 s.
+  const issued: number[] = [];
   const url = await serving(
     t,
     createServer((req, res) => {
-      req.resume();
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
       req.on('end', () => {
+        const { payload } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { payload: string };
+        issued.push((JSON.parse(Buffer.from(payload, 'base64').toString('utf8')) as { issuedAt: number }).issuedAt);
         setTimeout(() => {
           res.writeHead(403, JSON_TYPE).end('{"error":{"code":"wrong_host","message":"no"}}');
-        }, 700);
+        }, 1000);
       });
     }),
   );
-  const one = client(0, 1000);
+  const one = client(0, 1500);
   t.after(() => one.close());
   const failures = await Promise.all(
     Array.from({ length: 17 }, () =>
@@ -208,6 +212,9 @@ test("a command waiting for one of the 16 connections does not spend its attempt
     Array.from({ length: 17 }, () => 'refused'),
     'every command answered, none timed out',
   );
+  // Signed when its turn came, not when it was called: its life (issuedAt to expiresAt) was not spent waiting.
+  const [first, last] = [Math.min(...issued), Math.max(...issued)];
+  assert.ok(last - first >= 900, `the 17th was signed ${last - first} ms after the first`);
 });
 
 test("an agent's error body is read to a small cap only: an endless 500 answer is refused, not buffered", async (t) => {

@@ -515,7 +515,7 @@ describe('a listing nobody waits for, or one out of time', () => {
         signedBody(client.key, commandPayload('files.list', client.hostUuid, { types: ['NvRam'] })),
         headers,
       );
-    const answer = openAnswer(await list({ [ANSWER_WITHIN_HEADER]: '1500' }), 'files.list', client.agentPublicKey);
+    const answer = openAnswer(await list({ [ANSWER_WITHIN_HEADER]: '300' }), 'files.list', client.agentPublicKey);
     assert.equal(answer.truncated, true);
     assert.deepEqual(
       answer.results.map((r) => r.path),

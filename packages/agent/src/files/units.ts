@@ -100,18 +100,24 @@ export interface ListBudget {
   /** set once a root held more names than `names`, the bytes ran out, or the listing had to stop: units were left out */
   truncated: boolean;
   /**
-   * Aborted when nobody waits for the listing any more (its request's connection closed), or once `withinMs` have
-   * passed since the budget was made: the listing stops there, in the middle of hashing a file if need be.
+   * Aborted when nobody waits for the listing any more (its request's connection closed), once `withinMs` have
+   * passed since the budget was made, or once `finish` ran: the listing stops there, in the middle of hashing a file
+   * if need be (before its next 1 MiB), or before its next unit.
    */
-  readonly signal?: AbortSignal;
+  readonly signal: AbortSignal;
   /** the milliseconds the listing was given (the controller's ANSWER_WITHIN_HEADER), if any */
   readonly withinMs?: number;
-  /** Called once the listing is done: its clock stops (no timer is left behind for `withinMs`). */
+  /**
+   * Called once the listing is done or has failed: its clock stops (no timer is left behind for `withinMs`), and a
+   * root still being listed when another's failed stops too (nobody will read it).
+   */
   readonly finish: () => void;
 }
 
 /** Why a listing's signal ends when its time is up (told apart from its request being gone). */
 const OUT_OF_TIME = new Error('the listing is out of time');
+/** Why it ends once the listing is over (a root still going when another failed). */
+const FINISHED = new Error('the listing is over');
 
 export function listBudget({
   names = MAX_LISTED_NAMES,
@@ -119,27 +125,33 @@ export function listBudget({
   signal,
   withinMs,
 }: Partial<Pick<ListBudget, 'names' | 'bytes' | 'signal' | 'withinMs'>> = {}): ListBudget {
-  const base = { names, bytes, bytesLeft: bytes, truncated: false };
-  if (withinMs === undefined) return { ...base, ...(signal === undefined ? {} : { signal }), finish: () => undefined };
-  // The clock starts now, when the listing begins. A timer and a controller of its own, not AbortSignal.timeout and
-  // AbortSignal.any: Node holds a timeout signal without listeners weakly, and one collected before its time never
-  // fires (a listing given 1.5 s ran on for 78 s so).
+  // A controller of its own, ended by whichever comes first. A timer, not AbortSignal.timeout and AbortSignal.any:
+  // Node holds a timeout signal without listeners weakly, and one collected before its time never fires (a listing
+  // given 1.5 s ran on for 78 s so).
   const ends = new AbortController();
   const gone = (): void => {
     ends.abort(signal?.reason);
   };
   signal?.addEventListener('abort', gone, { once: true });
   if (signal?.aborted === true) gone();
-  const timer = setTimeout(() => {
-    ends.abort(OUT_OF_TIME);
-  }, withinMs).unref();
+  // The clock starts now, when the listing begins.
+  const timer =
+    withinMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          ends.abort(OUT_OF_TIME);
+        }, withinMs).unref();
   return {
-    ...base,
+    names,
+    bytes,
+    bytesLeft: bytes,
+    truncated: false,
     signal: ends.signal,
-    withinMs,
+    ...(withinMs === undefined ? {} : { withinMs }),
     finish: () => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', gone);
+      ends.abort(FINISHED);
     },
   };
 }
@@ -174,7 +186,7 @@ export async function listUnits(
   /** Whether the listing must stop now (its time is up, or nobody waits for it), having marked it truncated. */
   const ended = (): boolean => {
     const signal = budget.signal;
-    if (signal?.aborted !== true) return false;
+    if (!signal.aborted) return false;
     if (outOfTime(signal)) truncate('time');
     else budget.truncated = true;
     return true;
@@ -195,8 +207,9 @@ export async function listUnits(
         try {
           facts = await guard(name, async () => factsOf(readLocks, dir, name, inspect(dir, name), budget.signal));
         } catch (error) {
-          // Stopped in the middle of its hashing: the unit is left out with the rest, not as a failure.
-          if (ended()) return results;
+          // Stopped in the middle of its hashing: the unit is left out with the rest, not as a failure. A failure of
+          // its own (an I/O error) is one even when the time ran out just after it.
+          if (error === budget.signal.reason && ended()) return results;
           // A unit that failed may have hashed up to a state's cap (1 GiB) first: it counts as that much.
           budget.bytesLeft -= MAX_HASHED_BYTES;
           logger.warn('unit_unlisted', { type, path, message: ioFailure(error).error.message });

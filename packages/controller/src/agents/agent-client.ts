@@ -144,21 +144,36 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     }
     return found;
   };
-  // undici's own Agent; Node's types name the same interface from undici-types.
-  const via = (endpoint: AgentEndpoint): { dispatcher: FetchDispatcher } => ({
-    dispatcher: reach(endpoint).dispatcher as unknown as FetchDispatcher,
-  });
+  /**
+   * Runs `attempt` over the endpoint's dispatcher once one of its connections is this caller's turn, until it is done
+   * (its answer, or its error's body, read: the connection is free again only then).
+   */
+  const onTurn = async <T>(
+    endpoint: AgentEndpoint,
+    attempt: (via: { readonly dispatcher: FetchDispatcher }) => Promise<T>,
+  ): Promise<T> => {
+    const { dispatcher, turns } = reach(endpoint);
+    const done = await turns.take();
+    try {
+      // undici's own Agent; Node's types name the same interface from undici-types.
+      return await attempt({ dispatcher: dispatcher as unknown as FetchDispatcher });
+    } finally {
+      done();
+    }
+  };
 
   return {
     async info(endpoint) {
       const { url } = endpoint;
       try {
-        const response = await http.get(`${url}/v1/info`, { signal: deadline(), ...via(endpoint) });
-        const json = JSON.parse(await readLimited(response, MAX_INFO_BYTES, url)) as unknown;
-        const parsed = infoSchema.safeParse(json);
-        if (!parsed.success)
-          throw new AgentCallError('bad_answer', url, 'info', `${url}/v1/info is not an agent's info`);
-        return parsed.data;
+        return await onTurn(endpoint, async (via) => {
+          const response = await http.get(`${url}/v1/info`, { signal: deadline(), ...via });
+          const json = JSON.parse(await readLimited(response, MAX_INFO_BYTES, url)) as unknown;
+          const parsed = infoSchema.safeParse(json);
+          if (!parsed.success)
+            throw new AgentCallError('bad_answer', url, 'info', `${url}/v1/info is not an agent's info`);
+          return parsed.data;
+        });
       } catch (error) {
         throw await toCallError(error, url, 'info', 1);
       }
@@ -179,32 +194,34 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     },
 
     async send(target, kind, body, sendOptions = {}) {
-      const command = buildCommand(kind, target.uuid, body, {
-        now: options.now(),
-        ...(options.commandLifetimeMs === undefined ? {} : { lifetimeMs: options.commandLifetimeMs }),
-      });
-      const text = JSON.stringify(signEnvelope(COMMAND_CONTEXT, command, options.key));
       const url = `${target.url}${ENDPOINTS[kind]}`;
-      const bytes = Math.max(text.length, sendOptions.bytes ?? 0);
-      const { turns } = reach(target);
+      let signed: { readonly text: string; readonly requestId: string } | undefined;
       for (let attempt = 1; ; attempt++) {
         let failure: AgentCallError;
-        // Held until the answer, or its error's body, has been read: the connection is free again only then.
-        const done = await turns.take();
         try {
-          const response = await http.post(url, {
-            body: text,
-            headers: headersFor(kind, bytes),
-            signal: deadline(bytes),
-            ...via(target),
+          return await onTurn(target, async (via) => {
+            // Signed when it first has a connection, so a command that waited its turn has its whole life ahead of
+            // it; a retry sends the very same bytes.
+            signed ??= signCommand(target, kind, body);
+            const bytes = Math.max(signed.text.length, sendOptions.bytes ?? 0);
+            try {
+              const response = await http.post(url, {
+                body: signed.text,
+                headers: headersFor(kind, bytes),
+                signal: deadline(bytes),
+                ...via,
+              });
+              const limit = Math.min(sendOptions.maxAnswerBytes ?? MAX_ANSWER_BYTES, MAX_ANSWER_BYTES);
+              const answer = await readLimited(response, limit, target.uuid, kind);
+              return openAnswer(answer, target, kind, signed.requestId);
+            } catch (error) {
+              // Made while the connection is still this attempt's: an error's body is read here.
+              throw await toCallError(error, target.uuid, kind, attempt);
+            }
           });
-          const limit = Math.min(sendOptions.maxAnswerBytes ?? MAX_ANSWER_BYTES, MAX_ANSWER_BYTES);
-          const answer = await readLimited(response, limit, target.uuid, kind);
-          return openAnswer(answer, target, kind, command.requestId);
         } catch (error) {
+          // The attempt's failure as it is, or a host that cannot be reached at all (a certificate without https://).
           failure = await toCallError(error, target.uuid, kind, attempt);
-        } finally {
-          done();
         }
         const transient =
           failure.failure === 'unreachable' || failure.failure === 'timeout' || (failure.details.status ?? 0) >= 500;
@@ -213,6 +230,18 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       }
     },
   };
+
+  function signCommand<K extends CommandKind>(
+    target: AgentTarget,
+    kind: K,
+    body: CommandBody<K>,
+  ): { readonly text: string; readonly requestId: string } {
+    const command = buildCommand(kind, target.uuid, body, {
+      now: options.now(),
+      ...(options.commandLifetimeMs === undefined ? {} : { lifetimeMs: options.commandLifetimeMs }),
+    });
+    return { text: JSON.stringify(signEnvelope(COMMAND_CONTEXT, command, options.key)), requestId: command.requestId };
+  }
 }
 
 function openAnswer<K extends CommandKind>(
