@@ -245,6 +245,20 @@ test('a listing given a time stops when it is up, inside the file it is hashing,
   );
 });
 
+test('a listing whose budget was finished (the other root of its command failed) stops: nothing more is hashed, nothing logged as cut short', async (t) => {
+  const { roots, store, logged } = useLimitRoots(t);
+  writeFileSync(join(roots.NvRam, 'a'), 'small');
+  const budget = listBudget({ withinMs: 60_000 });
+  budget.finish();
+  assert.deepEqual(await store.list('NvRam', budget), []);
+  assert.equal(budget.truncated, true);
+  assert.deepEqual(
+    logged.filter((l) => l.event === 'listing_truncated'),
+    [],
+    'not out of time: the request failed, and nobody reads this answer',
+  );
+});
+
 /** The bytes this process has read so far, by any read(2) (rchar in /proc/self/io, page cache hits included). */
 function bytesReadByThisProcess(): number {
   const line = readFileSync('/proc/self/io', 'utf8')
