@@ -195,15 +195,15 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
 
     async send(target, kind, body, sendOptions = {}) {
       const url = `${target.url}${ENDPOINTS[kind]}`;
-      let signed: { readonly text: string; readonly requestId: string } | undefined;
+      // Signed now, before any wait for a turn: a flow arms its guards before it sends (place.ts, GUARD_DELAY_MS),
+      // counting on no command it sends being valid later than its call plus its life. One that waits longer than
+      // its life for a turn is refused `expired` by the agent, having applied nothing. A retry sends the same bytes.
+      const signed = signCommand(target, kind, body);
+      const bytes = Math.max(signed.text.length, sendOptions.bytes ?? 0);
       for (let attempt = 1; ; attempt++) {
         let failure: AgentCallError;
         try {
           return await onTurn(target, async (via) => {
-            // Signed when it first has a connection, so a command that waited its turn has its whole life ahead of
-            // it; a retry sends the very same bytes.
-            signed ??= signCommand(target, kind, body);
-            const bytes = Math.max(signed.text.length, sendOptions.bytes ?? 0);
             try {
               const response = await http.post(url, {
                 body: signed.text,
