@@ -64,9 +64,13 @@ export function createConnectionPlaces(maxConnections: number, perAddress: numbe
     }
     return undefined;
   };
-  const evict = (place: Place): void => {
+  /** Gives up `place`, and a stranger's count with it: its connection is gone, or going. */
+  const release = (place: Place): void => {
     places.delete(place.key);
-    countStranger(place.address, -1);
+    if (!place.trusted) countStranger(place.address, -1);
+  };
+  const evict = (place: Place): void => {
+    release(place);
     place.socket.destroy();
   };
   return {
@@ -78,11 +82,7 @@ export function createConnectionPlaces(maxConnections: number, perAddress: numbe
       // A connection of the same address and port whose close has not been heard yet (a reset, then the same port
       // at once): the kernel is done with it, and so are its place and its count.
       const stale = places.get(key);
-      if (stale !== undefined) {
-        places.delete(key);
-        if (!stale.trusted) countStranger(stale.address, -1);
-        stale.socket.destroy();
-      }
+      if (stale !== undefined) evict(stale);
       let admission: Admission = 'admitted';
       const own = (strangers.get(address) ?? 0) >= perAddress ? oldestStranger(address) : undefined;
       if (own !== undefined) {
@@ -99,9 +99,7 @@ export function createConnectionPlaces(maxConnections: number, perAddress: numbe
       countStranger(address, 1);
       socket.once('close', () => {
         // Only its own place: one replaced may have been given to a later connection from the same address and port.
-        if (places.get(key) !== place) return;
-        places.delete(key);
-        if (!place.trusted) countStranger(address, -1);
+        if (places.get(key) === place) release(place);
       });
       return admission;
     },
