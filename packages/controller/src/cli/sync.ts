@@ -1,5 +1,5 @@
 // `hostfiles sync`, `hostfiles restore` and `hostfiles reconcile`: backups in, backups out, and disk against database.
-import type { FileType } from '@hostfiles/shared';
+import { LISTING_BOUNDS, type FileType } from '@hostfiles/shared';
 import type {
   AdoptReport,
   FleetSyncReport,
@@ -175,9 +175,10 @@ export const SYNC_COMMANDS: readonly Command[] = [
       `deletions, conditional on the digest seen: state that changes before the retry is left alone.`,
       'With --apply --dry-run: the same report (with "dryRun": true), `scheduled` naming what --apply would schedule;',
       'nothing is scheduled or journaled and no deletion is sent (the host is listed, as without --apply).',
-      'An agent lists at most 5,000 names a root and hashes at most 64 GiB; past either its listing is cut short',
-      '("truncated": true): recorded states it left out are looked at one by one (missing and modified stay whole),',
-      'and orphans, unknown and in-use states past it are not shown.',
+      'An agent\'s listing is cut short ("truncated": true) past its bounds:',
+      `${LISTING_BOUNDS}.`,
+      'Recorded states it left out are looked at one by one (missing and modified stay whole); orphans, unknown',
+      'and in-use states past it are not shown.',
     ].join('\n'),
     async run(ctx, input) {
       if (input.bool('include-unknown') && !input.bool('apply'))
@@ -295,11 +296,7 @@ function formatFleetSync(report: FleetSyncReport): string {
   const fenced = report.fenced.map((f) => `fenced on ${f.hostName}: ${f.type} ${f.path}: ${f.reason}`);
   const truncated = report.hosts
     .filter((h) => h.truncated === true)
-    .map(
-      (h) =>
-        `listing of ${h.hostName} truncated at the agent's bound (more than 5,000 names in a root, or 64 GiB to ` +
-        "hash): its recorded states were stat'ed instead",
-    );
+    .map((h) => `listing of ${h.hostName} truncated (${LISTING_BOUNDS}): its recorded states were stat'ed instead`);
   const t = report.totals;
   const summary =
     `fleet sync: ${plural(report.hosts.length, 'host')}, ${plural(t.recorded, 'recorded state')}, ${t.unchanged} unchanged, ` +
@@ -405,5 +402,5 @@ function formatReconcile(report: ReconcileReport | ReconcilePlan, names: Names):
 }
 
 const TRUNCATED_RECONCILE =
-  "the agent's listing stopped at its bound (more than 5,000 names in a root, or 64 GiB to hash): orphans, unknown " +
-  "and in-use states past it are not shown (look at the host's roots); missing and modified are whole";
+  `the agent's listing stopped short (${LISTING_BOUNDS}): orphans, unknown and in-use states past it are not ` +
+  "shown (look at the host's roots); missing and modified are whole";

@@ -55,8 +55,8 @@ export interface FleetSyncHost {
   /** set when the host could not be listed: none of its states was looked at */
   readonly error?: string;
   /**
-   * The agent's listing stopped at its bound (a root of more than 5,000 names, or more than 64 GiB to hash): the
-   * recorded states it did not show were stat'ed instead, one `files.stat` per 1,000.
+   * The agent's listing stopped short (LISTING_BOUNDS: its names, bytes or time): the recorded states it did not
+   * show were stat'ed instead, one `files.stat` per 1,000.
    */
   readonly truncated?: true;
 }

@@ -62,9 +62,9 @@ export interface ReconcileReport {
   /** states (files and directories directly below the roots) on the host */
   readonly listed: number;
   /**
-   * The agent's listing stopped at its bound (a root of more than 5,000 names, or more than 64 GiB to hash): the
-   * orphans, unknown and busy are of the part listed, and others may exist; recorded states it did not show were
-   * looked at one by one, so missing and modified are whole.
+   * The agent's listing stopped short (LISTING_BOUNDS: its names, bytes or time): the orphans, unknown and busy are
+   * of the part listed, and others may exist; recorded states it did not show were looked at one by one, so missing
+   * and modified are whole.
    */
   readonly truncated?: true;
   /** on disk, in no row and no pending deletion, at a path hostfiles wrote or took charge of: its own leftovers */

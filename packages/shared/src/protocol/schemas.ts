@@ -247,12 +247,17 @@ export const listAnswerSchema = z.strictObject({
   roots,
   results: z.array(listEntrySchema),
   /**
-   * Present when the listing stopped at the agent's bound (a root of more than 5,000 names, more than 64 GiB to hash)
-   * or at the time it was given (ANSWER_WITHIN_HEADER): the units listed are right, and others may exist. Absent from
-   * a complete listing (and from agents before it).
+   * Present when the listing stopped at one of the agent's bounds (LISTING_BOUNDS): the units listed are right, and
+   * others may exist. Absent from a complete listing (and from agents before it).
    */
   truncated: z.literal(true).optional(),
 });
+/**
+ * Why a listing stops short (`truncated`), as reports, help and the API document say it: the agent's name and byte
+ * bounds, and the time its request gave it (ANSWER_WITHIN_HEADER).
+ */
+export const LISTING_BOUNDS =
+  'more than 5,000 names in a root, more than 64 GiB to hash, or out of the time its controller gave it';
 export const statAnswerSchema = z.strictObject({
   ...answerHeader,
   kind: z.literal('files.stat'),

@@ -1,5 +1,5 @@
 // The flows' reports as closed schemas; each outcome a closed object of its own under `oneOf`, told by `status`.
-import { listEntrySchema, type ListEntry, type Roots } from '@hostfiles/shared';
+import { LISTING_BOUNDS, listEntrySchema, type ListEntry, type Roots } from '@hostfiles/shared';
 import { z } from 'zod';
 import type {
   AdoptedState,
@@ -282,8 +282,8 @@ export const fleetSyncHost = component(
       }).optional(),
       truncated: meta(z.literal(true), {
         description:
-          "the agent's listing stopped at its bound (more than 5,000 names in a root, or 64 GiB to hash): the " +
-          "recorded states it did not show were stat'ed instead",
+          `the agent's listing stopped short (${LISTING_BOUNDS}): the recorded states it did not show were stat'ed ` +
+          'instead',
       }).optional(),
     }),
   ),
@@ -406,8 +406,8 @@ export const reconcileReport = component(
       listed: count,
       truncated: meta(z.literal(true), {
         description:
-          "the agent's listing stopped at its bound (more than 5,000 names in a root, or 64 GiB to hash): orphans, " +
-          "unknown and busy are of the part listed; missing and modified are whole (unlisted rows were stat'ed)",
+          `the agent's listing stopped short (${LISTING_BOUNDS}): orphans, unknown and busy are of the part listed; ` +
+          "missing and modified are whole (unlisted rows were stat'ed)",
       }).optional(),
       orphans: meta(z.array(listEntry), { description: "hostfiles' own leftovers" }),
       unknown: meta(z.array(listEntry), { description: "never hostfiles' (libvirt's, an operator's)" }),
