@@ -4,3 +4,11 @@
 /** The two kinds of file hostfiles keeps. */
 export const FILE_TYPES = ['TpmState', 'NvRam'] as const;
 export type FileType = (typeof FILE_TYPES)[number];
+
+/**
+ * Why an agent's listing stops short (`truncated`), as reports, help and the API document say it: its name and byte
+ * bounds, and the time its request gave it (ANSWER_WITHIN_HEADER). Here, not beside the schemas: the controller's
+ * command table says it in `--help`, and loads no zod.
+ */
+export const LISTING_BOUNDS =
+  'more than 5,000 names in a root, more than 64 GiB to hash, or out of the time its controller gave it';

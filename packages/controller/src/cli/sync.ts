@@ -1,5 +1,6 @@
 // `hostfiles sync`, `hostfiles restore` and `hostfiles reconcile`: backups in, backups out, and disk against database.
-import { LISTING_BOUNDS, type FileType } from '@hostfiles/shared';
+import type { FileType } from '@hostfiles/shared';
+import { LISTING_BOUNDS } from '@hostfiles/shared/core';
 import type {
   AdoptReport,
   FleetSyncReport,

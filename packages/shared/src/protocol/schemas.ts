@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { FILE_TYPES } from '../core.js';
 import { OP_ERROR_CODES } from '../errors.js';
 
-export { FILE_TYPES, type FileType } from '../core.js';
+export { FILE_TYPES, LISTING_BOUNDS, type FileType } from '../core.js';
 
 export const MAX_OPS = 1000;
 export const MAX_PATH_LENGTH = 4096;
@@ -252,12 +252,6 @@ export const listAnswerSchema = z.strictObject({
    */
   truncated: z.literal(true).optional(),
 });
-/**
- * Why a listing stops short (`truncated`), as reports, help and the API document say it: the agent's name and byte
- * bounds, and the time its request gave it (ANSWER_WITHIN_HEADER).
- */
-export const LISTING_BOUNDS =
-  'more than 5,000 names in a root, more than 64 GiB to hash, or out of the time its controller gave it';
 export const statAnswerSchema = z.strictObject({
   ...answerHeader,
   kind: z.literal('files.stat'),
