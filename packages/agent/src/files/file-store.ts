@@ -64,8 +64,12 @@ export function createFileStore(options: FileStoreOptions): FileStore {
   });
   const lock = createKeyedLock();
   // Two commands can never stage onto one target at once, and readers never see a state halfway swapped.
-  const onUnit = <T>(type: FileType, components: readonly string[], run: () => Promise<T>): Promise<T> =>
-    lock(`${rootOf(type).path}\0${checked(components)[0] ?? ''}`, run);
+  const onUnit = <T>(
+    type: FileType,
+    components: readonly string[],
+    run: () => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> => lock(`${rootOf(type).path}\0${checked(components)[0] ?? ''}`, run, signal);
   // A changing op under its unit's lock, timed as its command asks (OpTiming).
   const changing = <T>(
     type: FileType,
@@ -105,7 +109,13 @@ export function createFileStore(options: FileStoreOptions): FileStore {
     stat: async (type, components) => onUnit(type, components, () => statUnit(rootOf(type), components, readLocks)),
     busy: async (type, components) => onUnit(type, components, () => busyUnit(rootOf(type), components, readLocks)),
     list: async (type, budget) =>
-      listUnits(type, rootOf(type), { readLocks, logger }, (name, describe) => onUnit(type, [name], describe), budget),
+      listUnits(
+        type,
+        rootOf(type),
+        { readLocks, logger },
+        (name, describe, signal) => onUnit(type, [name], describe, signal),
+        budget,
+      ),
     recover: async () => {
       const env = { readLocks, logger, now };
       return sum(await recoverRoot(roots.TpmState, env), await recoverRoot(roots.NvRam, env));

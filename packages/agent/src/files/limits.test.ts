@@ -245,6 +245,50 @@ test('a listing given a time stops when it is up, inside the file it is hashing,
   );
 });
 
+// No watchdog of its own: with the wait not cut short, the listing waits for the write held below, and the test
+// fails on its timeout.
+test(
+  'a listing out of time while it waits for a unit an op holds stops there; the op and the next listing go on',
+  { timeout: 20_000 },
+  async (t) => {
+    const { roots, store, logged } = useLimitRoots(t);
+    for (const name of ['a', 'b', 'c']) writeFileSync(join(roots.NvRam, name), 'small');
+    // A write to `b` whose journal record never becomes durable holds b's lock (it waits for the record under it).
+    let recorded = (): void => undefined;
+    const gate = new Promise<void>((resolve) => {
+      recorded = resolve;
+    });
+    const write = store.write('NvRam', ['b'], Buffer.from('new'), undefined, { gate });
+    // The budget's timer does not hold the process open (the agent's server does): this test's handle stands in.
+    const open = setInterval(() => undefined, 1000);
+    t.after(() => {
+      clearInterval(open);
+    });
+    const budget = listBudget({ withinMs: 250 });
+    const listed = await store.list('NvRam', budget);
+    budget.finish();
+    assert.deepEqual(
+      listed.map((u) => u.path),
+      [join(roots.NvRam, 'a')],
+      'what was listed before the time was up',
+    );
+    assert.equal(budget.truncated, true);
+    const line = logged.find((l) => l.event === 'listing_truncated');
+    assert.deepEqual([line?.reason, line?.listed], ['time', 1]);
+    recorded();
+    assert.equal((await write).status, 'written', 'the op that held the unit is not disturbed');
+    assert.deepEqual(
+      (await store.list('NvRam')).map((u) => [u.path, u.size]),
+      [
+        [join(roots.NvRam, 'a'), 5],
+        [join(roots.NvRam, 'b'), 3],
+        [join(roots.NvRam, 'c'), 5],
+      ],
+      'the next listing waits for nobody',
+    );
+  },
+);
+
 test('a listing whose budget was finished (the other root of its command failed) stops: nothing more is hashed, nothing logged as cut short', async (t) => {
   const { roots, store, logged } = useLimitRoots(t);
   writeFileSync(join(roots.NvRam, 'a'), 'small');

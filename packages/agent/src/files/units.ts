@@ -16,8 +16,11 @@ import { walkDirs } from './walk.js';
 const ABSENT = Object.freeze({ status: 'absent' } as const);
 const NOT_A_FILE = failed('not_regular_file', 'the target is not a regular file or a directory');
 
-/** Runs `describe` for one unit while no op changes it (the store's unit lock). */
-export type UnitGuard = <T>(name: string, describe: () => Promise<T>) => Promise<T>;
+/**
+ * Runs `describe` for one unit while no op changes it (the store's unit lock). Aborted while it waits for the lock
+ * (an op on the unit holds it until its fsyncs are done), it rejects with the signal's reason and never describes.
+ */
+export type UnitGuard = <T>(name: string, describe: () => Promise<T>, signal?: AbortSignal) => Promise<T>;
 
 export async function statUnit(
   root: RootDir,
@@ -102,7 +105,7 @@ export interface ListBudget {
   /**
    * Aborted when nobody waits for the listing any more (its request's connection closed), once `withinMs` have
    * passed since the budget was made, or once `finish` ran: the listing stops there, in the middle of hashing a file
-   * if need be (before its next 1 MiB), or before its next unit.
+   * if need be (before its next 1 MiB), while it waits for a unit's lock, or before its next unit.
    */
   readonly signal: AbortSignal;
   /** the milliseconds the listing was given (the controller's ANSWER_WITHIN_HEADER), if any */
@@ -205,10 +208,14 @@ export async function listUnits(
         const path = `${root.path}/${name}`;
         let facts;
         try {
-          facts = await guard(name, async () => factsOf(readLocks, dir, name, inspect(dir, name), budget.signal));
+          facts = await guard(
+            name,
+            async () => factsOf(readLocks, dir, name, inspect(dir, name), budget.signal),
+            budget.signal,
+          );
         } catch (error) {
-          // Stopped in the middle of its hashing: the unit is left out with the rest, not as a failure. A failure of
-          // its own (an I/O error) is one even when the time ran out just after it.
+          // Stopped while waiting for the unit's lock or in the middle of its hashing: the unit is left out with the
+          // rest, not as a failure. A failure of its own (an I/O error) is one even when the time ran out just after.
           if (error === budget.signal.reason && ended()) return results;
           // A unit that failed may have hashed up to a state's cap (1 GiB) first: it counts as that much.
           budget.bytesLeft -= MAX_HASHED_BYTES;
