@@ -1,10 +1,12 @@
 // The app in-process (app.request, a web-stream body) as well as behind node:http (the test/ suites).
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildCommand, COMMAND_CONTEXT, signEnvelope, TEMP_PREFIX, writeOp, type ApplyOp } from '@hostfiles/shared';
+import { FileStoreError } from './files/file-store-error.js';
 import type { FileStore } from './files/index.js';
+import { MAX_HASHED_BYTES } from './files/stream-file.js';
 import { heldDirSyncs } from './files/test-roots.js';
 import { heldSync, settled } from './journal/held-sync.js';
 import { testApp } from './test-app.js';
@@ -183,3 +185,46 @@ test(
     assert.equal(readFileSync(target, 'utf8'), 'state');
   },
 );
+
+test('a listing of both roots that fails in one stops the other: the 1 GiB file it would hash is left unread', async (t) => {
+  let otherRoot: Promise<unknown> | undefined;
+  const app = await testApp(t, {
+    files: (store) => ({
+      ...store,
+      list: (type, budget) => {
+        // The NvRam root cannot be listed (as when its directory is gone); the TpmState one is being hashed.
+        if (type === 'NvRam') return Promise.reject(new FileStoreError('cannot list the NvRam root: EIO', eio));
+        const listing = store.list(type, budget);
+        otherRoot = listing;
+        return listing;
+      },
+    }),
+  });
+  // 1 GiB of holes: seconds to read and hash, were it read to its end.
+  const big = join(app.roots.TpmState, 'big');
+  closeSync(openSync(big, 'w'));
+  truncateSync(big, MAX_HASHED_BYTES);
+  const command = buildCommand('files.list', app.hostUuid, { types: ['TpmState', 'NvRam'] }, { now: Date.now() });
+  const read = bytesReadByThisProcess();
+  const answer = await app.app.request('/v1/files/list', {
+    method: 'POST',
+    body: JSON.stringify(signEnvelope(COMMAND_CONTEXT, command, app.controller)),
+  });
+  assert.equal(answer.status, 500, 'the listing failed');
+  assert.deepEqual(await otherRoot, [], 'the other root listed nothing once the listing was over');
+  const readWhileListing = bytesReadByThisProcess() - read;
+  assert.ok(
+    readWhileListing < MAX_HASHED_BYTES / 2,
+    `the other root stopped, not hashed on unread: ${readWhileListing} bytes read of its ${MAX_HASHED_BYTES}`,
+  );
+});
+
+const eio = { code: 'EIO', cause: undefined };
+
+/** The bytes this process has read so far, by any read(2) (rchar in /proc/self/io, page cache hits included). */
+function bytesReadByThisProcess(): number {
+  const line = readFileSync('/proc/self/io', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('rchar:'));
+  return Number(line?.slice('rchar:'.length).trim());
+}
