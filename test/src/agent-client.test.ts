@@ -1,10 +1,11 @@
 // The controller's agent client against real agents and against servers that misbehave on purpose.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { after, before, test, type TestContext } from 'node:test';
 import {
   attemptTimeoutMs,
@@ -463,6 +464,59 @@ test('a 200 answer is read to its cap (256 MiB): a valid answer padded past it i
   assert.equal(error.message, `the answer is over ${cap} bytes`);
   const sent = await closed;
   assert.ok(sent < cap + 64 * 1024 * 1024, `the client hung up after ${sent} bytes, before the end`);
+});
+
+test('answers are asked for as they are (identity); an encoded one is refused unread, never inflated past the cap', async (t) => {
+  const asked: (string | undefined)[] = [];
+  // The agent's own answer, gzipped: the same signed bytes once inflated (as fetch would inflate them unasked).
+  const url = await serving(
+    t,
+    createServer((req, res) => {
+      asked.push(req.headers['accept-encoding']);
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        void fetchAgent(`${agent.url}${req.url ?? ''}`, { method: 'POST', body: Buffer.concat(chunks) })
+          .then(async (answer) => {
+            res.writeHead(200, { ...JSON_TYPE, 'content-encoding': 'gzip' }).end(gzipSync(await answer.text()));
+          })
+          .catch(() => res.destroy());
+      });
+    }),
+  );
+  const error = await rejection(
+    client().send({ ...target, url, certificate: null }, 'files.list', { types: ['NvRam'] }),
+  );
+  assert.ok(isAgentCallError(error));
+  assert.equal(error.failure, 'bad_answer');
+  assert.equal(error.message, 'the answer is encoded (gzip): an agent never is');
+  assert.deepEqual(asked, ['identity']);
+});
+
+test('a read answer never outgrows what a controller reads: a file too big for one answer fails alone', async (t) => {
+  // Incompressible, 150 MiB: its base64 alone (200 MiB) would make an envelope past the 256 MiB a controller reads.
+  const big = join(agent.setup.roots.NvRam, 'big_VARS.fd');
+  const small = join(agent.setup.roots.NvRam, 'small_VARS.fd');
+  const file = openSync(big, 'w');
+  t.after(() => {
+    rmSync(big, { force: true });
+    rmSync(small, { force: true });
+  });
+  try {
+    for (let i = 0; i < 150; i++) writeSync(file, randomBytes(1024 * 1024));
+  } finally {
+    closeSync(file);
+  }
+  writeFileSync(small, 'vars');
+  const files = [big, small].map((path) => ({ type: 'NvRam' as const, path }));
+  const answer = await client(0, 60_000).send(target, 'files.read', { files });
+  assert.deepEqual(
+    answer.results.map((r) => [r.status, 'error' in r ? r.error.message : undefined]),
+    [
+      ['failed', 'EFBIG (too large for one answer)'],
+      ['read', undefined],
+    ],
+  );
 });
 
 test('a caller may cap an answer lower than 256 MiB (maxAnswerBytes): a fleet sync listing many hosts at once', async (t) => {

@@ -122,6 +122,28 @@ test('SIGTERM drains the request in flight, answers it, and exits 0', async (t) 
   assert.ok(agent.lines.at(-1)?.includes('"event":"stopped"'));
 });
 
+test('a log reader that goes away (EPIPE) does not stop the agent: it goes on serving, and stops cleanly', async (t) => {
+  const setup = setupAgent();
+  t.after(() => {
+    removeSetup(setup);
+  });
+  const agent = await startAgent(setup);
+  const client = await clientOf(agent);
+  // As `hostfiles-agent --config … | head -1` once head has exited: nobody reads the agent's stdout any more.
+  agent.process.stdout?.destroy();
+  for (const name of ['a', 'b', 'c']) {
+    const path = join(setup.roots.TpmState, name, 'state');
+    const result = await send(client, 'files.apply', { ops: [writeOp('TpmState', path, name)] });
+    assert.deepEqual(
+      result.results.map((r) => r.status),
+      ['written'],
+      `write ${name}, its log lines written to nobody`,
+    );
+  }
+  assert.equal(agent.process.exitCode, null, 'still running');
+  assert.equal(await agent.stop(), 0);
+});
+
 test('the agent creates its key 0600 at first start and never logs key material or contents', async (t) => {
   const setup = setupAgent();
   t.after(() => {

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { signingKeyFromPem } from '@hostfiles/shared';
+import { generateSigningKey, signingKeyFromPem } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import { hostfiles, type Run } from './support/cli.js';
 
@@ -140,6 +140,25 @@ test('a VM name no libvirt domain can have is bad input: a slash (its NVRAM woul
   // Refused for the name before the host is looked for (there is none: that would be exit 1).
   fails(slash, 2, /the VM name "web\/1" holds a '\/'/);
   fails(tab, 2, /the VM name "web\\t1" holds a control character/);
+});
+
+test('a name shaped like a uuid, or empty, is bad input for a host and a VM: a uuid names the one that has it', async (t) => {
+  const dir = tempDir(t);
+  const db = join(dir, 'hostfiles.db');
+  assert.equal((await hostfiles(['init', '--db', db])).status, 0);
+  const uuidName = '9827bb17-2f0c-4d2e-9a6b-0ca19fb5fca0';
+  const KEY = generateSigningKey().publicKey;
+  const runs = await Promise.all([
+    hostfiles(['host', 'add', uuidName, 'http://127.0.0.1:9', '--expect-key', KEY, '--db', db]),
+    hostfiles(['host', 'add', uuidName.toUpperCase(), 'http://127.0.0.1:9', '--expect-key', KEY, '--db', db]),
+    hostfiles(['host', 'add', '', 'http://127.0.0.1:9', '--expect-key', KEY, '--db', db]),
+    hostfiles(['vm', 'add', uuidName, '--host', 'h0', '--db', db]),
+  ]);
+  // Refused for the name before the agent or the host is looked for (port 9 answers nothing: that would be exit 1).
+  fails(runs[0], 2, new RegExp(`the host name "${uuidName}" is shaped like a uuid`));
+  fails(runs[1], 2, /is shaped like a uuid/);
+  fails(runs[2], 2, /the host name "" is empty/);
+  fails(runs[3], 2, new RegExp(`the VM name "${uuidName}" is shaped like a uuid`));
 });
 
 test('a malformed --db URL is bad input: exit 2 before any lookup or connection, its password never printed', async () => {

@@ -196,6 +196,38 @@ test('a write whose every attempt was dropped, its bytes delivered later: never 
   });
 });
 
+test('a refusal over plain HTTP is not believed: a write a man in the middle let through and answered 400 keeps its guard', async () => {
+  await withFleet(1, async (fleet) => {
+    const agent = fleet.agents[0];
+    assert.ok(agent);
+    const proxy = await lossyProxy(agent.url);
+    try {
+      await fleet.store.removeHost(await hostUuid(fleet, 'host0'));
+      await addHost(fleet.deps, { name: 'plain', url: proxy.url, expectKey: agent.publicKey });
+      await addVm(fleet.deps, { name: 'vm', host: 'plain', bootMode: 'UEFI', secureBoot: false });
+      const path = join(roots(fleet, 0).NvRam, 'vm_VARS.fd');
+      const state = fileState(Buffer.from('vars'));
+      proxy.forgeRefusals(true);
+      await assert.rejects(writeFile(fleet.deps, { vm: 'vm', type: 'NvRam', path, state }));
+      proxy.forgeRefusals(false);
+      assert.equal(readFileSync(path, 'utf8'), 'vars', 'the write landed, its answer replaced on the way');
+      const [guard] = await fleet.store.listPendingDeletions();
+      assert.deepEqual([guard?.path, guard?.expectSha256], [path, state.sha256], 'unknown: the guard is kept');
+      const report = await reconcileHost(fleet.deps, 'plain');
+      assert.deepEqual(
+        [report.pending, report.unknown.length],
+        [1, 0],
+        'the landed state is pending its guard, never unknown (untracked)',
+      );
+      const later = { ...fleet.deps, now: () => Date.now() + GUARD_DELAY_MS + 1000 };
+      assert.equal((await retryPendingDeletions(later)).confirmed, 1);
+      assert.equal(existsSync(path), false, 'the guard removed exactly those bytes');
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 test('a refusal that answers a retry says nothing of the attempt before it: unknown, its guard and owned path kept', async () => {
   await withFleet(
     0,

@@ -2,8 +2,18 @@
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
-import { buildCommand, COMMAND_CONTEXT, signEnvelope, TEMP_PREFIX, writeOp, type ApplyOp } from '@hostfiles/shared';
+import {
+  buildCommand,
+  COMMAND_CONTEXT,
+  createLogger,
+  signEnvelope,
+  TEMP_PREFIX,
+  writeOp,
+  type ApplyOp,
+} from '@hostfiles/shared';
+import type { AgentEvent } from './deps.js';
 import { FileStoreError } from './files/file-store-error.js';
 import type { FileStore } from './files/index.js';
 import { MAX_HASHED_BYTES } from './files/stream-file.js';
@@ -228,3 +238,31 @@ function bytesReadByThisProcess(): number {
     .find((l) => l.startsWith('rchar:'));
   return Number(line?.slice('rchar:'.length).trim());
 }
+
+test('signed commands refused at checks 5–8 (here another host, replayed at will) are logged at a bounded rate; one refused at check 9 always', async (t) => {
+  let now = Date.now();
+  const lines: { event: string; code?: string; skipped?: number }[] = [];
+  const logger = createLogger<AgentEvent>({ write: (line) => lines.push(JSON.parse(line) as (typeof lines)[number]) });
+  const app = await testApp(t, { now: () => now, logger });
+  const elsewhere = buildCommand(
+    'files.apply',
+    randomUUID(),
+    { ops: [writeOp('TpmState', join(app.roots.TpmState, 'vm'), Buffer.from('x'))] },
+    { now },
+  );
+  // One envelope the controller signed once, for another host: whoever saw it can send it again and again.
+  const body = JSON.stringify(signEnvelope(COMMAND_CONTEXT, elsewhere, app.controller));
+  for (let i = 0; i < 50; i++) assert.equal((await post(app, body)).status, 403);
+  const refused = (): typeof lines => lines.filter((l) => l.event === 'refused');
+  assert.deepEqual(
+    refused().map((l) => l.code),
+    Array.from({ length: 20 }, () => 'wrong_host'),
+    '20 in a second, the other 30 counted',
+  );
+  // A trusted controller's command refused at check 9 is logged even now.
+  assert.equal((await post(app, applyBody(app, [writeOp('TpmState', '/etc/x', Buffer.from('x'))]))).status, 403);
+  assert.equal(refused().at(-1)?.code, 'outside_root');
+  now += 1000;
+  await post(app, body);
+  assert.deepEqual(refused().at(-1), { ...refused().at(-1), code: 'wrong_host', skipped: 30 });
+});

@@ -11,12 +11,16 @@ import { createSignedHandler, type Bindings } from './routes/signed.js';
 
 /** The longest error message an answer or a log line carries. */
 const MAX_MESSAGE_CHARS = 300;
-/** Refusals before a signature verified are logged at most this often (each second); the rest are counted. */
-const UNVERIFIED_REFUSALS_PER_SECOND = 20;
+/**
+ * Refusals of requests that are not a trusted controller's (Bindings' `trusted`: before the signature verified, and
+ * of signed envelopes for another host, out of their time, or replayed) are logged at most this often (each second);
+ * the rest are counted.
+ */
+const UNTRUSTED_REFUSALS_PER_SECOND = 20;
 
 export function createApp(deps: AppDeps): Hono<Bindings> {
   const app = new Hono<Bindings>();
-  const unverifiedRefusals = createLogLimit(UNVERIFIED_REFUSALS_PER_SECOND, deps.now);
+  const untrustedRefusals = createLogLimit(UNTRUSTED_REFUSALS_PER_SECOND, deps.now);
   const metrics = deps.metrics ?? NO_METRICS;
 
   // Bytes in flight say how loaded the agent is, nothing about what it holds: safe to tell anyone who asks.
@@ -55,7 +59,7 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
       metrics.refused(error.code);
       const message = truncate(error.message, MAX_MESSAGE_CHARS);
       // A trusted controller's refused command is always logged; anyone else's at a bounded rate.
-      const skipped = c.get('verified') ? 0 : unverifiedRefusals.admit();
+      const skipped = c.get('trusted') ? 0 : untrustedRefusals.admit();
       if (skipped !== undefined) {
         const fields = { path, code: error.code, status: error.status, message };
         deps.logger.warn('refused', skipped > 0 ? { ...fields, skipped } : fields);

@@ -46,6 +46,20 @@ import { VERSION } from './version.js';
 /** How long SIGTERM waits for in-flight requests before giving up. */
 const DRAIN_TIMEOUT_MS = 30_000;
 
+// A reader of the log lines that went away (`hostfiles-agent --config … | head`, a journal stream that broke) is no
+// reason to stop serving, in the middle of ops perhaps: the lines are dropped from then on. What the agent must not
+// lose is on disk (the replay journal, the states), not in its log.
+const readerGone = { stdout: false, stderr: false };
+for (const name of ['stdout', 'stderr'] as const) {
+  process[name].on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    readerGone[name] = true;
+  });
+}
+const toStdout = (text: string): void => {
+  if (!readerGone.stdout) process.stdout.write(text);
+};
+
 const USAGE = `Usage:
   hostfiles-agent --config FILE       run the agent (JSON config; see print-config-example)
   hostfiles-agent keygen [--out FILE] make an Ed25519 key: PEM to FILE (mode 0600, never overwritten)
@@ -217,7 +231,7 @@ function makeRoots(configPath: string): void {
   const ownership = resolveOwnerships(loaded.value.ownership);
   if (!ownership.ok) throw new UsageError(`invalid config:\n  ${ownership.error.join('\n  ')}`);
   const logger = createLogger<AgentEvent>({
-    write: (line) => process.stdout.write(line),
+    write: toStdout,
     fields: { hostUuid: loaded.value.hostUuid },
     // The unit's ExecStartPre: its stdout is the journal too.
     syslogPrefix: isJournalStream(process.env['JOURNAL_STREAM'], fstatSync(1, { bigint: true })),
@@ -414,7 +428,7 @@ async function run(configPath: string): Promise<void> {
   if (!checked.ok) throw new UsageError(`invalid config:\n  ${checked.error.join('\n  ')}`);
   const { config, ownership } = checked.value;
   // Lines go out once per turn of the event loop (line-batch.ts), and whatever is left when the process exits.
-  const lines = createLineBatch((text) => process.stdout.write(text));
+  const lines = createLineBatch(toStdout);
   process.on('exit', () => {
     lines.flush();
   });

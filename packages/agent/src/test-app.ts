@@ -5,7 +5,13 @@ import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { generateSigningKey, silentLogger, trustedKeyFromBase64, type GeneratedKey } from '@hostfiles/shared';
+import {
+  generateSigningKey,
+  silentLogger,
+  trustedKeyFromBase64,
+  type GeneratedKey,
+  type Logger,
+} from '@hostfiles/shared';
 import { createApp } from './app.js';
 import type { AgentEvent } from './deps.js';
 import { createFileStore, type FileStore } from './files/index.js';
@@ -34,6 +40,8 @@ export interface TestAppOptions {
   readonly files?: (store: FileStore) => FileStore;
   /** wraps the replay journal the app uses (to watch what it is asked) */
   readonly journal?: (journal: ReplayJournal) => ReplayJournal;
+  /** the app's log lines; default none */
+  readonly logger?: Logger<AgentEvent>;
 }
 
 /** Everything is removed after the test. */
@@ -65,7 +73,7 @@ export async function testApp(t: TestContext, options: TestAppOptions = {}): Pro
     files: (options.files ?? ((store: FileStore) => store))(
       createFileStore({ roots, ...(options.storeHooks === undefined ? {} : { hooks: options.storeHooks }) }),
     ),
-    logger: silentLogger<AgentEvent>(),
+    logger: options.logger ?? silentLogger<AgentEvent>(),
     now,
     maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,
     bodyBudget: createBodyBudget({ limit: 1024 * 1024, largeBytesPerSecond: 1024 * 1024, now }),

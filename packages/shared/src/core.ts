@@ -12,3 +12,9 @@ export type FileType = (typeof FILE_TYPES)[number];
  */
 export const LISTING_BOUNDS =
   'more than 5,000 names in a root, more than 64 GiB to hash, or out of the time its controller gave it';
+
+/**
+ * A uuid as hostfiles writes them (a libvirt domain's, an agent's host uuid): lowercase, 8-4-4-4-12 hex digits. A
+ * host or VM is named by its uuid or its name, and a ref of this shape is a uuid in every lookup.
+ */
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

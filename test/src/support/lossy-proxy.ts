@@ -1,6 +1,7 @@
 // A proxy in front of a real agent for fault tests: it passes everything, tells what each command it passed asked
 // for, and on demand loses the answers to files.apply after the agent ran them (the outcome a controller cannot
-// know). It listens on loopback plain HTTP and reaches the agent over its pinned TLS connection.
+// know), or answers them with a refusal of its own making (an error answer is not signed). It listens on loopback
+// plain HTTP and reaches the agent over its pinned TLS connection.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseEnvelope } from '@hostfiles/shared';
@@ -16,11 +17,14 @@ export interface PassedCommand {
 export async function lossyProxy(target: string): Promise<{
   url: string;
   lose: (on: boolean) => void;
+  /** from now on, each files.apply the agent ran is answered `400 bad_request` instead of with its signed answer */
+  forgeRefusals: (on: boolean) => void;
   /** every signed command passed so far, in the order they arrived */
   commands: () => readonly PassedCommand[];
   close(): Promise<void>;
 }> {
   let losing = false;
+  let forging = false;
   const passed: PassedCommand[] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -38,6 +42,11 @@ export async function lossyProxy(target: string): Promise<{
           req.socket.destroy();
           return;
         }
+        if (forging && req.url === '/v1/files/apply') {
+          res.writeHead(400, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: { code: 'bad_request', message: 'made up on the way' } }));
+          return;
+        }
         res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' });
         res.end(body);
       })();
@@ -49,6 +58,9 @@ export async function lossyProxy(target: string): Promise<{
     url: `http://127.0.0.1:${port}`,
     lose: (on) => {
       losing = on;
+    },
+    forgeRefusals: (on) => {
+      forging = on;
     },
     commands: () => [...passed],
     close: () =>

@@ -12,10 +12,10 @@ import type { EncodedFile } from './types.js';
 /** Files this small are also kept raw while gzipping, so an incompressible one is not read twice. */
 const KEEP_RAW_BYTES = 1024 * 1024;
 /**
- * The most encoded bytes one file may take in an answer: its base64 must fit in a JavaScript string (V8 caps
- * those at 2^29 characters) beside the rest of the answer.
+ * The most encoded bytes one file may take in an answer: 120 MiB, whose base64 is the 160 MiB a read answer carries
+ * at most (routes/reads.ts, MAX_READ_CONTENT_CHARS). A 64 MiB AAVMF store fits even if nothing of it compresses.
  */
-export const MAX_ENCODED_BYTES = 256 * 1024 * 1024;
+export const MAX_ENCODED_BYTES = 120 * 1024 * 1024;
 const TOO_BIG = 'EFBIG (too large for one answer)';
 /** A read that fits no more in this answer, though it may in another. */
 export const ANSWER_FULL_MESSAGE = 'EFBIG (the answer is full: read this one in another command)';

@@ -22,10 +22,13 @@ import { confine, type Target } from './files.js';
 import type { Prepared } from './signed.js';
 
 /**
- * The most base64 one read answer carries: its JSON must fit in one JavaScript string (V8 caps those at 2^29
- * characters). Files past it answer `io_error`, to be read in another command.
+ * The most base64 content one read answer carries: 160 MiB, so that its signed envelope (the answer's JSON, base64
+ * again: 4/3 of it) stays under what a controller reads of an answer (MAX_ANSWER_BYTES, 256 MiB) with room for the
+ * rest of the answer. A larger answer could never be read: the controller would refuse it whole, and every state in
+ * that read with it (the 384 MiB of earlier releases made envelopes of up to 512 MiB, past even V8's longest string).
+ * Files past it answer `io_error`, to be read in another command.
  */
-export const MAX_READ_CONTENT_CHARS = 384 * 1024 * 1024;
+export const MAX_READ_CONTENT_CHARS = 160 * 1024 * 1024;
 
 function confineAll(deps: AppDeps, files: ReadCommand['files']): Result<Target[], ProtocolError> {
   const targets: Target[] = [];

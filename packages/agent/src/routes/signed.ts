@@ -39,10 +39,14 @@ export type Prepare<K extends CommandKind> = (
   command: Extract<Command, { kind: K }>,
 ) => Result<Prepared, ProtocolError>;
 
-/** `verified`: the command's signature verified, so what follows is a trusted controller's doing. */
+/**
+ * `trusted`: the command is signed, for this host, in its time and not other bytes under a requestId seen before, so
+ * what follows is a trusted controller's doing. A signature alone is not enough: any envelope the controller ever
+ * signed (for another host, long expired) verifies, and anyone who saw one can send it again and again.
+ */
 export type Bindings = {
   Bindings: { incoming?: IncomingMessage; outgoing?: ServerResponse };
-  Variables: { verified: boolean };
+  Variables: { trusted: boolean };
 };
 
 /** What every signed endpoint runs: `handle(c, kind, prepare)`. */
@@ -100,7 +104,6 @@ async function checkAndRun<K extends CommandKind>(
       hash: createHash('sha256').update(payload).digest('hex'),
     })),
   ); // 3, 4
-  c.set('verified', true);
   const command = unwrap(parsed); // 5
   if (command.hostUuid !== deps.hostUuid) {
     throw new AgentError('wrong_host', `the command is for host ${command.hostUuid}, this is ${deps.hostUuid}`); // 6
@@ -114,6 +117,7 @@ async function checkAndRun<K extends CommandKind>(
   // controller's (a retry's too: its first attempt's connection may be gone). Not earlier: any envelope signed once
   // (for another host, long expired) verifies, and must earn no place.
   if (late === undefined && lookup.kind !== 'replayed') {
+    c.set('trusted', true);
     deps.trustConnection?.((c.env as Bindings['Bindings'] | undefined)?.incoming?.socket);
   }
   // A retry of a command that ran is given its stored answer even past check 7: it applies nothing, and an answer

@@ -9,6 +9,7 @@ import {
   ENDPOINTS,
   errorBodySchema,
   infoSchema,
+  MAX_ANSWER_BYTES,
   MAX_ANSWER_WITHIN_MS,
   parseAnswer,
   parseEnvelope,
@@ -113,7 +114,15 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     throw new RangeError('retries must be a whole number ≥ 0');
   // No redirects: a 3xx must not carry a signed command (or file contents) to another address.
   // ky's own timeout is off: it ends when the headers arrive, and cannot grow with the size of the work.
-  const http = ky.create({ retry: 0, throwHttpErrors: true, timeout: false, redirect: 'manual' });
+  // Answers as they are on the wire (identity): fetch would otherwise ask for and inflate gzip or brotli, and a cap on
+  // what is read would be a cap on what the peer's few KiB inflate to (readLimited refuses an encoded answer).
+  const http = ky.create({
+    retry: 0,
+    throwHttpErrors: true,
+    timeout: false,
+    redirect: 'manual',
+    headers: { 'accept-encoding': 'identity' },
+  });
   // Covers the whole attempt, reading the answer's body included.
   const deadline = (bytes = 0): AbortSignal => AbortSignal.timeout(attemptTimeoutMs(options.timeoutMs, bytes));
   // A listing is told how long it has: one of a root its QEMU user filled with big files answers in time, truncated,
@@ -216,12 +225,12 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
               return openAnswer(answer, target, kind, signed.requestId);
             } catch (error) {
               // Made while the connection is still this attempt's: an error's body is read here.
-              throw await toCallError(error, target.uuid, kind, attempt);
+              throw await toCallError(error, target.uuid, kind, attempt, target.certificate !== null);
             }
           });
         } catch (error) {
           // The attempt's failure as it is, or a host that cannot be reached at all (a certificate without https://).
-          failure = await toCallError(error, target.uuid, kind, attempt);
+          failure = await toCallError(error, target.uuid, kind, attempt, target.certificate !== null);
         }
         const transient =
           failure.failure === 'unreachable' || failure.failure === 'timeout' || (failure.details.status ?? 0) >= 500;
@@ -266,11 +275,13 @@ function openAnswer<K extends CommandKind>(
   return answer.value;
 }
 
+/** `pinned`: the call went over TLS to the host's pinned certificate, so an error answer is the agent's own. */
 async function toCallError(
   error: unknown,
   host: string,
   kind: CommandKind | 'info',
   attempts: number,
+  pinned = false,
 ): Promise<AgentCallError> {
   if (isAgentCallError(error)) return error;
   if (isTimeoutError(error) || (error instanceof DOMException && error.name === 'TimeoutError'))
@@ -296,7 +307,7 @@ async function toCallError(
       host,
       kind,
       message,
-      { status, attempts, ...(agentCode === undefined ? {} : { agentCode }) },
+      { status, attempts, pinned, ...(agentCode === undefined ? {} : { agentCode }) },
       { cause: error },
     );
   }
@@ -331,8 +342,7 @@ function pinFailureOf(cause: unknown): string | undefined {
   return typeof code === 'string' && PIN_FAILURES.has(code) ? code : undefined;
 }
 
-/** A read answer carries file contents; nothing legitimate comes near this. */
-const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
+
 const MAX_INFO_BYTES = 64 * 1024;
 /** An agent's refusal is a code and a sentence; past this the body is dropped unread and the status stands alone. */
 const MAX_ERROR_BYTES = 16 * 1024;
@@ -350,6 +360,12 @@ async function readLimited(
   kind: CommandKind | 'info' = 'info',
 ): Promise<string> {
   const body = response.body as ReadableStream<Uint8Array> | null;
+  const encoding = response.headers.get('content-encoding');
+  if (encoding !== null && encoding.trim().toLowerCase() !== 'identity') {
+    // An agent never encodes its answers, and was asked not to: nothing of it is inflated, or read.
+    await body?.cancel().catch(() => undefined);
+    throw new AgentCallError('bad_answer', host, kind, `the answer is encoded (${clip(encoding)}): an agent never is`);
+  }
   const tooLarge = (): AgentCallError =>
     new AgentCallError('bad_answer', host, kind, `the answer is over ${limit} bytes`);
   return (await readCapped(body, limit, tooLarge)).toString('utf8');

@@ -29,6 +29,11 @@ export class AgentCallError extends Error {
       readonly status?: number;
       readonly agentCode?: string;
       readonly attempts?: number;
+      /**
+       * For a refusal: it came over TLS to the host's pinned certificate, so it is the agent's own. An error answer
+       * is not signed: over plain HTTP (or an unpinned https:// URL) anyone on the path could have made it up.
+       */
+      readonly pinned?: boolean;
       /** the peer failed the TLS pin (its certificate is not the host's pinned one): the TLS error's code */
       readonly pinFailure?: string;
     } = {},

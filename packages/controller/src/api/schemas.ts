@@ -1,6 +1,6 @@
 // The request bodies and queries, strict (unknown fields refused). The OpenAPI document derives its request schemas
 // from these.
-import { FILE_TYPES, MAX_ENTRIES, MAX_PATH_LENGTH } from '@hostfiles/shared';
+import { FILE_TYPES, MAX_ENTRIES, MAX_PATH_LENGTH, UUID_PATTERN } from '@hostfiles/shared';
 import { z } from 'zod';
 import { BOOT_MODES, OPERATION_STATES } from '../store/index.js';
 import { MAX_OPERATIONS_LIMIT } from './limits.js';
@@ -10,9 +10,7 @@ const name = z.string().min(1).max(200);
 const ref = z.string().min(1).max(200);
 const path = z.string().min(1).max(MAX_PATH_LENGTH);
 /** libvirt's domain uuid as `virsh domuuid` prints it: any version, lowercase hex. */
-const domainUuid = z
-  .string()
-  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'a uuid in lowercase hex');
+const domainUuid = z.string().regex(UUID_PATTERN, 'a uuid in lowercase hex');
 
 export const newHostBody = z.strictObject({
   name,

@@ -15,6 +15,7 @@ import type { Host } from '../store/index.js';
 import { FlowError, isFlowError, type FlowDeps } from './deps.js';
 import { markHost } from './host-state.js';
 import { resolveHost } from './inventory.js';
+import { nameProblem } from './resolve.js';
 
 export interface NewHostInput {
   readonly name: string;
@@ -34,6 +35,8 @@ export interface NewHostInput {
  * and the certificate exactly the one the agent derives from it. Anything else is refused and nothing is stored.
  */
 export async function addHost(deps: FlowDeps, input: NewHostInput): Promise<Host> {
+  const problem = nameProblem(input.name);
+  if (problem !== undefined) throw new FlowError('bad_input', `the host name ${JSON.stringify(input.name)} ${problem}`);
   const url = agentUrl(input.url, input.allowPlainHttp === true);
   const expected = expectation(input);
   const { info, certificate } = await identify(deps, url, expected);

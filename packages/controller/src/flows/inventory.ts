@@ -1,21 +1,19 @@
 // Adding hosts, VMs and TPMs, moving a VM, and writing a VM's state onto a host.
 import { randomUUID } from 'node:crypto';
-import type { FileType } from '@hostfiles/shared';
+import { UUID_PATTERN, type FileType } from '@hostfiles/shared';
 import type { BootMode, Host, Operation, TpmWithBinding, Vm } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { keysOfStates, stateKeys, vmKey } from './lock-keys.js';
 import { placeOnHost, planPlacements, type PlacedFile, type PlaceJournal } from './place.js';
-import { resolveVm } from './resolve.js';
+import { nameProblem, resolveVm } from './resolve.js';
 import { runPlanned, type Plan } from './run-planned.js';
 import type { State } from './state.js';
 import { failJournalOnError } from './sync.js';
 
 export const WRITE_FILE = 'file.write';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 export async function resolveHost(deps: FlowDeps, ref: string): Promise<Host> {
-  const host = UUID.test(ref) ? await deps.store.getHost(ref) : await deps.store.getHostByName(ref);
+  const host = UUID_PATTERN.test(ref) ? await deps.store.getHost(ref) : await deps.store.getHostByName(ref);
   if (host === null) throw new FlowError('not_found', `no host ${ref}`);
   return host;
 }
@@ -35,21 +33,17 @@ export interface NewVmInput {
  * characters would end up in paths and log lines.
  */
 function vmNameProblem(name: string): string | undefined {
-  if (name === '') return 'is empty';
   if (name.includes('/')) return "holds a '/', which no libvirt domain name does";
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) return 'holds a control character';
-  return undefined;
+  return nameProblem(name);
 }
 
 export async function addVm(deps: FlowDeps, input: NewVmInput): Promise<Vm> {
-  const nameProblem = vmNameProblem(input.name);
-  if (nameProblem !== undefined)
-    throw new FlowError('bad_input', `the VM name ${JSON.stringify(input.name)} ${nameProblem}`);
+  const problem = vmNameProblem(input.name);
+  if (problem !== undefined) throw new FlowError('bad_input', `the VM name ${JSON.stringify(input.name)} ${problem}`);
   const host = await resolveHost(deps, input.host);
   if (input.bootMode === 'Legacy' && input.secureBoot) throw new FlowError('bad_input', 'secure boot needs UEFI');
   const uuid = input.uuid ?? randomUUID();
-  if (!UUID.test(uuid))
+  if (!UUID_PATTERN.test(uuid))
     throw new FlowError('bad_input', `${uuid} is not a uuid: 8-4-4-4-12 hex digits (libvirt's domain uuid)`);
   return deps.store.addVm({
     uuid,

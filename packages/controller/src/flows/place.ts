@@ -273,12 +273,19 @@ function outcomeOf(p: Planned, result: ApplyResult | undefined, error: AgentCall
     // speaks only for its own attempt: one that answers a retry (expired, say, for a retry that arrived past the
     // command's lifetime) says nothing of the attempt before it, which failed in a way that may have applied it —
     // unless the same bytes are refused whatever the time and the agent's state (SAME_BYTES_SAME_REFUSAL).
+    // An error answer is not signed: only one that came over TLS to the pinned certificate is the agent's own, and
+    // only a 4xx with the agent's code. Over plain HTTP anyone on the path could answer `400 bad_request` to a
+    // write it let through, and the write would be forgotten while its state is on the host.
     const code = error.details.agentCode;
+    const status = error.details.status ?? 500;
     const definite =
       error.failure === 'refused' &&
-      (error.details.status ?? 500) < 500 &&
+      error.details.pinned === true &&
+      status >= 400 &&
+      status < 500 &&
+      code !== undefined &&
       code !== 'replayed' &&
-      ((error.details.attempts ?? 1) === 1 || (code !== undefined && SAME_BYTES_SAME_REFUSAL.has(code)));
+      ((error.details.attempts ?? 1) === 1 || SAME_BYTES_SAME_REFUSAL.has(code));
     return {
       status: definite ? 'failed' : 'unknown',
       code: error.details.agentCode ?? error.failure,

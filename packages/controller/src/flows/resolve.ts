@@ -1,11 +1,24 @@
 // Turning what an operator or the API names (a uuid or a name) into rows, with clear errors.
+import { UUID_PATTERN } from '@hostfiles/shared';
 import type { StoreReads, Vm } from '../store/index.js';
 import { FlowError } from './deps.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/**
+ * A host or VM is named by its uuid or by its name: a ref in a uuid's shape is a uuid, anything else a name, in every
+ * lookup (flows, CLI, API). So no name may take a uuid's shape, in any case: `host remove <it>` could otherwise act
+ * on the host whose uuid it is while `host drain <it>` showed the one so named.
+ */
+export function nameProblem(name: string): string | undefined {
+  if (name === '') return 'is empty';
+  if (UUID_PATTERN.test(name.toLowerCase()))
+    return 'is shaped like a uuid, and a uuid names the host or VM that has it';
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'holds a control character';
+  return undefined;
+}
 
 export async function resolveVm(store: StoreReads, ref: string): Promise<Vm> {
-  const vm = UUID.test(ref) ? await store.getVm(ref) : await store.getVmByName(ref);
+  const vm = UUID_PATTERN.test(ref) ? await store.getVm(ref) : await store.getVmByName(ref);
   if (vm === null) throw new FlowError('not_found', `no VM ${ref}`);
   return vm;
 }
@@ -14,10 +27,11 @@ export async function resolveVm(store: StoreReads, ref: string): Promise<Vm> {
 export async function resolveVms(store: StoreReads, refs: readonly string[]): Promise<Vm[]> {
   if (refs.length <= 8) return Promise.all(refs.map((ref) => resolveVm(store, ref)));
   const all = await store.listVms();
-  const byKey = new Map<string, Vm>();
-  for (const vm of all) byKey.set(vm.uuid, vm).set(vm.name, vm);
+  // As resolveVm: a ref in a uuid's shape is looked up by uuid, any other by name.
+  const byUuid = new Map(all.map((vm) => [vm.uuid, vm]));
+  const byName = new Map(all.map((vm) => [vm.name, vm]));
   return refs.map((ref) => {
-    const vm = byKey.get(ref);
+    const vm = (UUID_PATTERN.test(ref) ? byUuid : byName).get(ref);
     if (vm === undefined) throw new FlowError('not_found', `no VM ${ref}`);
     return vm;
   });

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { FILE_TYPES } from '../core.js';
 import { OP_ERROR_CODES } from '../errors.js';
 
-export { FILE_TYPES, LISTING_BOUNDS, type FileType } from '../core.js';
+export { FILE_TYPES, LISTING_BOUNDS, UUID_PATTERN, type FileType } from '../core.js';
 
 export const MAX_OPS = 1000;
 export const MAX_PATH_LENGTH = 4096;
@@ -11,6 +11,12 @@ export const MAX_PATH_LENGTH = 4096;
 export const MAX_COMMAND_LIFETIME_MS = 300_000;
 /** The widest clock skew an agent may be configured to tolerate: a command stays acceptable this long past expiry. */
 export const MAX_CLOCK_SKEW_MS = 600_000;
+/**
+ * The most bytes of one answer a controller reads (its signed envelope, as sent). An agent never makes a larger one:
+ * a read answer carries at most 160 MiB of base64 content (agent/routes/reads.ts), whose envelope, base64 again, is
+ * ~214 MiB, and the rest of the answer (paths, digests) has the remaining ~42 MiB.
+ */
+export const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
 
 const base64 = z.base64();
 // Exact byte counts: `.length(88)` alone would also take 65 or 66 bytes, and the last character before the

@@ -1,7 +1,7 @@
 // The building blocks of the response schemas, and `of<T>()`: a schema whose shape is not exactly T's (a field
 // missing, one more, another type, optional where T requires it) is a compile error, so a report type that changes
 // cannot leave the published document behind.
-import { FILE_TYPES, STATE_KINDS } from '@hostfiles/shared';
+import { FILE_TYPES, STATE_KINDS, UUID_PATTERN } from '@hostfiles/shared';
 import { z } from 'zod';
 
 /** Deep-mutable, `?: X` without `| undefined`, intersections flattened: the shape JSON carries. */
@@ -46,7 +46,7 @@ export const component = <S extends z.ZodType>(id: string, schema: S, descriptio
 
 /** Any uuid in lowercase hex: libvirt's domain uuids need not be v4, and the outbox uses the nil uuid. */
 export const uuidWith = (description?: string): z.ZodString =>
-  meta(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/), {
+  meta(z.string().regex(UUID_PATTERN), {
     format: 'uuid',
     ...(description === undefined ? {} : { description }),
   });
