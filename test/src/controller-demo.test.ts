@@ -54,3 +54,38 @@ test(
     assert.deepEqual(readdirSync(dir), [], 'the demo removed its temporary directory');
   },
 );
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  test(
+    `\`hostfiles demo\` stopped by ${signal} while its agents run: they are stopped and its directory removed; exit 1, saying so`,
+    { timeout: 120_000 },
+    async (t) => {
+      const dir = mkdtempSync(join(tmpdir(), 'hostfiles-demo-signal-'));
+      t.after(() => {
+        for (const pid of processesUnder(dir)) process.kill(pid, 'SIGKILL');
+        rmSync(dir, { recursive: true, force: true });
+      });
+      const child = spawn(process.execPath, [CLI, 'demo'], {
+        env: { ...cleanEnv(), TMPDIR: dir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      let agentsSeen = 0;
+      let stdout = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (agentsSeen > 0 || !stdout.includes('host host-a added')) return;
+        agentsSeen = processesUnder(dir).length;
+        child.kill(signal);
+      });
+      // 'close' waits for every holder of the stderr pipe: an agent left running never lets it come.
+      const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      assert.ok(agentsSeen > 0, 'the demo had agents running when the signal came');
+      assert.equal(status, 1);
+      assert.match(stderr, new RegExp(`the demo was stopped \\(${signal}\\): its agents are stopped`));
+      assert.deepEqual(processesUnder(dir), [], 'no agent left running');
+      assert.deepEqual(readdirSync(dir), [], 'the demo removed its temporary directory, the agents’ keys with it');
+    },
+  );
+}

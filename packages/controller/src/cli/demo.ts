@@ -10,12 +10,17 @@ export const DEMO_COMMANDS: readonly Command[] = [
     flags: [],
     summary: 'three local agents, VMs with TPMs and NVRAM, a host down during removal, the outbox drained',
     details:
-      'Uses its own temporary directory, database and key (not --db or --key) and removes them at the end.\nExits 1 when the final state on disk is not the expected one.',
+      'Uses its own temporary directory, database and key (not --db or --key) and removes them at the end, also when\nstopped by SIGINT or SIGTERM (it stops its agents first; exit 1).\nExits 1 when the final state on disk is not the expected one.',
     async run(ctx) {
       const { runDemo } = await import('../demo/demo.js');
       const result = await runDemo((line) => {
         ctx.io.stdout(`${line}\n`);
-      });
+      }, ctx.io.stopSignal?.());
+      if (result.interrupted !== undefined) {
+        throw new CliError(
+          `the demo was stopped (${result.interrupted}): its agents are stopped, its directory removed`,
+        );
+      }
       if (!result.ok) throw new CliError('the demo ended in the wrong state (see above)');
     },
   },

@@ -40,17 +40,36 @@ const DOWN = 2;
 
 export interface DemoResult {
   readonly ok: boolean;
+  /** set when a signal stopped the demo before its end (SIGINT, SIGTERM): nothing of it is left running or on disk */
+  readonly interrupted?: string;
 }
 
-export async function runDemo(print: (line: string) => void): Promise<DemoResult> {
+/** Thrown inside the demo's steps once it was told to stop: they go no further. */
+class Stopped extends Error {}
+
+/**
+ * `stop`: aborted (SIGINT, SIGTERM) the demo stops where it is, and what it started goes all the same: its agents are
+ * stopped and its directory (their keys, the database) removed before it answers `interrupted`.
+ */
+export async function runDemo(print: (line: string) => void, stop?: AbortSignal): Promise<DemoResult> {
   const dir = mkdtempSync(join(tmpdir(), 'hostfiles-demo-'));
   const key = generateSigningKey();
   const agents: LocalAgent[] = [];
   const client = createAgentClient({ key, timeoutMs: 2000, retries: 1, now: Date.now, backoffMs: 100 });
   let store: Store | undefined;
-  try {
+  let worker: ReturnType<typeof createRetryWorker> | undefined;
+  const alive = (): void => {
+    if (stop?.aborted === true) throw new Stopped();
+  };
+  const start = async (agent: LocalAgent | Promise<LocalAgent>): Promise<LocalAgent> => {
+    const started = await agent;
+    if (!agents.includes(started)) agents.push(started);
+    alive();
+    return started;
+  };
+  const steps = async (): Promise<DemoResult> => {
     print(`demo directory ${dir}; controller key ${key.keyId}`);
-    for (const name of ['host-a', 'host-b', 'host-c']) agents.push(await startLocalAgent(dir, name, key.publicKey));
+    for (const name of ['host-a', 'host-b', 'host-c']) await start(startLocalAgent(dir, name, key.publicKey));
     store = await createSqliteStore(join(dir, 'hostfiles.db'));
     const deps: FlowDeps = {
       store,
@@ -63,14 +82,16 @@ export async function runDemo(print: (line: string) => void): Promise<DemoResult
       retryMaxMs: 2000,
     };
     for (const agent of agents) {
+      alive();
       const host = await addHost(deps, { name: agent.name, url: agent.url, expectKey: agent.publicKey });
       print(`host ${host.name} added at ${host.url}, agent key ${host.keyId} and its TLS certificate pinned`);
     }
-    const uuids = await provision(deps, agents, print);
+    const uuids = await provision(deps, agents, print, alive);
 
     const down = agents[DOWN] ?? agents[0];
     if (down === undefined) throw new Error('no agents');
     await down.stop();
+    alive();
     print(`\n${down.name} is DOWN. Removing the TPMs of all ${VMS.length} VMs in one call…`);
     const report = await removeTpms(
       deps,
@@ -86,9 +107,10 @@ export async function runDemo(print: (line: string) => void): Promise<DemoResult
     print(`\npending deletions (the outbox): ${pending.length}`);
     for (const row of pending) print(`  ${row.type.padEnd(8)} ${row.path}  (${row.lastError ?? ''})`);
 
+    alive();
     print(`\n${down.name} comes back; the retry worker drains the outbox…`);
-    await down.start();
-    const worker = createRetryWorker(deps, {
+    await start(down.start().then(() => down));
+    worker = createRetryWorker(deps, {
       healthIntervalMs: 200,
       onPass: (pass) => {
         print(
@@ -97,25 +119,48 @@ export async function runDemo(print: (line: string) => void): Promise<DemoResult
       },
     });
     worker.start();
-    await waitUntil(async () => (await deps.store.listPendingDeletions()).length === 0, 30_000);
+    await waitUntil(async () => (await deps.store.listPendingDeletions()).length === 0, 30_000, alive);
     await worker.stop();
     return { ok: await verify(deps.store, agents, uuids, print) };
+  };
+  const running = steps();
+  // The steps' own end once the demo was stopped (a call cut short, Stopped) is not its outcome: `interrupted` is.
+  running.catch(() => undefined);
+  const interrupted = new Promise<DemoResult>((resolve) => {
+    stop?.addEventListener(
+      'abort',
+      () => {
+        resolve({ ok: false, interrupted: String(stop.reason) });
+      },
+      { once: true },
+    );
+  });
+  try {
+    return await Promise.race([running, interrupted]);
   } finally {
     await client.close();
+    // Stopped, the steps end at their next look at `alive` or at their next call to an agent (the client is closed):
+    // none starts an agent, writes to the database or the directory after this.
+    if (stop?.aborted === true) await running.then(noop, noop);
+    await worker?.stop();
     await store?.close();
     await Promise.all(agents.map((agent) => agent.stop()));
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
+const noop = (): void => undefined;
+
 async function provision(
   deps: FlowDeps,
   agents: readonly LocalAgent[],
   print: (line: string) => void,
+  alive: () => void,
 ): Promise<Map<string, string>> {
   const uuids = new Map<string, string>();
   print('');
   for (const spec of VMS) {
+    alive();
     const home = agents[spec.home];
     if (home === undefined) throw new Error('bad demo host');
     const vm = await addVm(deps, {
@@ -182,9 +227,10 @@ async function verify(
   return ok;
 }
 
-async function waitUntil(done: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function waitUntil(done: () => Promise<boolean>, timeoutMs: number, alive: () => void): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await done())) {
+    alive();
     if (Date.now() > deadline) throw new Error('the retry worker did not drain the outbox in time');
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
