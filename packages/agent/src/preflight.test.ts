@@ -1,7 +1,16 @@
 // Preflight over real directories: the state directory and the key file are kept out of the roots on real paths too,
 // whatever symbolic links lead there.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -106,4 +115,31 @@ test('realPathOf: links followed, missing components kept, a loop of links gives
   symlinkSync(join(dir, 'loop-b'), join(dir, 'loop-a'));
   symlinkSync(join(dir, 'loop-a'), join(dir, 'loop-b'));
   assert.equal(realPathOf(join(dir, 'loop-a', 'x')), undefined);
+});
+
+test('a state directory others may write to, or that is not the agent’s, is refused; a missing one passes', (t) => {
+  const { dir, problems } = host(t);
+  const stateDir = join(dir, 'state');
+  assert.deepEqual(problems({ stateDir }), [], 'made 0700 at start');
+  mkdirSync(stateDir, { mode: 0o700 });
+  assert.deepEqual(problems({ stateDir }), []);
+  for (const mode of [0o777, 0o1777, 0o770, 0o702]) {
+    chmodSync(stateDir, mode);
+    assert.deepEqual(
+      problems({ stateDir }),
+      [
+        `the stateDir ${stateDir} is writable by others than its owner (mode ${mode.toString(8).padStart(4, '0')}): chmod 700 it`,
+      ],
+      mode.toString(8),
+    );
+  }
+  chmodSync(stateDir, 0o755);
+  assert.deepEqual(problems({ stateDir }), [], 'readable by others is no harm: it holds no secret');
+  chownSync(stateDir, 65534, 65534);
+  assert.deepEqual(problems({ stateDir }), [
+    `the stateDir ${stateDir} belongs to uid 65534, not to the agent's (${process.getuid?.() ?? ''}): chown it`,
+  ]);
+  rmSync(stateDir, { recursive: true });
+  writeFileSync(stateDir, '');
+  assert.deepEqual(problems({ stateDir }), [`the stateDir ${stateDir} is not a directory`]);
 });

@@ -33,6 +33,7 @@ export function preflight(configPath: string, options: PreflightOptions = {}): R
     ...rootProblem(config.roots.TpmState, 'TpmState root'),
     ...rootProblem(config.roots.NvRam, 'NvRam root'),
     ...realOverlapProblems(config),
+    ...stateDirProblem(config.stateDir),
     ...(key.ok ? [] : [key.error]),
     ...locksProblem(options.locksPath ?? '/proc/locks'),
   ];
@@ -55,6 +56,31 @@ function directoryProblem(path: string, what: string): string[] {
   } catch (error) {
     return [`the ${what} ${path} cannot be used: ${(error as NodeJS.ErrnoException).code ?? String(error)}`];
   }
+}
+
+/**
+ * The state directory holds the replay journal and the lock that keeps a second agent off it: anyone else who may
+ * write there could unlink the journal (and have a captured command applied twice) or take the lock. An existing one
+ * must be the agent's own and writable by no one else; a missing one is made 0700.
+ */
+function stateDirProblem(path: string): string[] {
+  let stats;
+  try {
+    stats = statSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? [] : [`the stateDir ${path} cannot be used: ${code ?? String(error)}`];
+  }
+  if (!stats.isDirectory()) return [`the stateDir ${path} is not a directory`];
+  const uid = process.getuid?.();
+  if (uid !== undefined && stats.uid !== uid) {
+    return [`the stateDir ${path} belongs to uid ${stats.uid}, not to the agent's (${uid}): chown it`];
+  }
+  if ((stats.mode & 0o022) !== 0) {
+    const mode = (stats.mode & 0o7777).toString(8).padStart(4, '0');
+    return [`the stateDir ${path} is writable by others than its owner (mode ${mode}): chmod 700 it`];
+  }
+  return [];
 }
 
 /** The agent's key when its file exists (undefined when it is made at first start); refused when unusable. */
