@@ -1,13 +1,15 @@
 // The `hostfiles` command line as an operator meets it: the real binary, a real database file, real agents.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { createSqliteStore, registerController } from '@hostfiles/controller';
 import { generateSigningKey, signingKeyFromPem } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
-import { hostfiles, type Run } from './support/cli.js';
+import { CLI, cleanEnv, hostfiles, initWorkspace, oneVmOnOneHost, type Run } from './support/cli.js';
 
 const VERSION = (createRequire(import.meta.url)('@hostfiles/controller/package.json') as { version: string }).version;
 
@@ -160,6 +162,43 @@ test('a name shaped like a uuid, or empty, is bad input for a host and a VM: a u
   fails(runs[2], 2, /the host name "" is empty/);
   fails(runs[3], 2, new RegExp(`the VM name "${uuidName}" is shaped like a uuid`));
 });
+
+test(
+  'a command that must wait for what another controller holds says so on stderr, then runs once it is free',
+  { timeout: 60_000 },
+  async (t) => {
+    const workspace = await initWorkspace(t, 'hostfiles-wait-');
+    await oneVmOnOneHost(t, workspace);
+    const store = await createSqliteStore(workspace.db);
+    const other = await registerController(store, { now: Date.now, settings: { leaseMs: 60_000, graceMs: 1000 } });
+    t.after(async () => {
+      await other.retire();
+      await store.close();
+    });
+    const vm = await store.getVmByName('a');
+    assert.ok(vm !== null);
+    // As a command left running by another controller: it holds the VM.
+    assert.ok(
+      await store.tryAcquireLeases('held', other.id, [{ key: `vm:${vm.uuid}`, mode: 'exclusive' }], Date.now(), 1000),
+    );
+    const child = spawn(process.execPath, [CLI, '--db', workspace.db, 'sync', 'a'], {
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    let stderr = '';
+    await new Promise<void>((resolve) => {
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (stderr.includes('\n')) resolve();
+      });
+    });
+    assert.match(stderr, new RegExp(`^hostfiles: waiting for vm:${vm.uuid}(, [^:]+)?: another controller holds them`));
+    assert.equal(child.exitCode, null, 'still waiting');
+    await store.releaseLeases('held');
+    assert.equal(await exited, 0, stderr);
+  },
+);
 
 test('a malformed --db URL is bad input: exit 2 before any lookup or connection, its password never printed', async () => {
   const cases: [string, RegExp][] = [

@@ -70,7 +70,15 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
     return {
       store: opened,
       agents,
-      queue: createLeasedQueue(createVmQueue(), opened, registration, { now: options.now }),
+      queue: createLeasedQueue(createVmQueue(), opened, registration, {
+        now: options.now,
+        // Said once per flow that waits: a command left running by a controller that was stopped holds its VMs until
+        // that controller's lease and grace are over, and a wait of that long with no word looks like a hang.
+        onWait: (keys) => {
+          progress?.finish();
+          io.stderr(waitingText(keys, lease));
+        },
+      }),
       now: options.now,
       random: options.random,
       concurrency: FLOW_SETTINGS.concurrency,
@@ -94,6 +102,16 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
       await opened?.close();
     },
   };
+}
+
+/** What a command says while another controller holds what it needs (`keys`: `vm:<uuid>`, `host:<uuid>`). */
+export function waitingText(keys: readonly string[], lease: LeaseSettings): string {
+  const named = keys.slice(0, 3).join(', ') + (keys.length > 3 ? ` and ${keys.length - 3} more` : '');
+  const seconds = Math.ceil((lease.leaseMs + lease.graceMs) / 1000);
+  return (
+    `hostfiles: waiting for ${named}: another controller holds them (a command still running, or one that was ` +
+    `stopped: its hold ends with its lease and grace, up to ~${seconds} s)\n`
+  );
 }
 
 /** Opens and migrates the database; a missing file is refused (only `init` creates one). */
