@@ -246,3 +246,19 @@ describe('parseStrictJson', () => {
     });
   });
 });
+
+describe('whitespace runs of any length and kind (long ones are skipped by a regular expression)', () => {
+  it('parses as JSON.parse does around every token', () => {
+    const runs = ['', ' ', '\n', ' \t', '\r\n\t ', ' '.repeat(1000), '\t\n'.repeat(500)];
+    for (const run of runs) {
+      const text = `${run}{${run}"a"${run}:${run}[${run}1${run},${run}"x"${run}]${run},${run}"b"${run}:${run}null${run}}${run}`;
+      assert.equal(JSON.stringify(parsed(text)), JSON.stringify(JSON.parse(text)), JSON.stringify(run.slice(0, 8)));
+    }
+  });
+  it('stops at the first character that is not JSON whitespace, whatever came before it', () => {
+    for (const odd of ['\u000b', '\u000c', '\u00a0', '\u2028']) {
+      refused(`${' '.repeat(100)}${odd}{}`);
+    }
+    assert.equal(JSON.stringify(parsed(`${' \n'.repeat(2_000_000)}{"a":1}`)), '{"a":1}', '4 MB of whitespace, a value');
+  });
+});
