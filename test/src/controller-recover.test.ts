@@ -11,6 +11,7 @@ import {
   addVm,
   dirState,
   fileState,
+  isFlowError,
   recoverVm,
   reconcileHost,
   resumeRecover,
@@ -126,6 +127,18 @@ test('recover refusals: no generation, an unknown host; a host that cannot be wr
       path: layout(fleet, 0, vm.uuid).vars,
       state: fileState(randomBytes(64)),
     });
+    // Onto the host it lives on, where its state may be newer than any backup: refused, nothing written.
+    const newer = randomBytes(64);
+    writeFileSync(layout(fleet, 0, vm.uuid).vars, newer);
+    await assert.rejects(
+      recoverVm(fleet.deps, 'vm1', 'host0'),
+      (error) =>
+        isFlowError(error) &&
+        error.code === 'conflict' &&
+        /VM vm1 lives on host0 already: .*run restore/.test(error.message),
+    );
+    assert.equal(Buffer.compare(readFileSync(layout(fleet, 0, vm.uuid).vars), newer), 0, 'not written over');
+    assert.equal((await fleet.store.getVm(vm.uuid))?.epoch, 0);
     await fleet.stop(0);
     // The new host refuses the write (a state it does not know at libvirt's path): nothing moves.
     writeFileSync(layout(fleet, 1, vm.uuid).vars, 'libvirt made this');

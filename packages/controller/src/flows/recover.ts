@@ -64,6 +64,15 @@ export async function recoverVm(
 ): Promise<RecoverReport> {
   const resolved = await resolveVm(deps.store, vmRef);
   const to = await resolveHost(deps, toRef);
+  // Recover is for a host that was lost: onto the host the VM lives on it would write its backups over what may be
+  // newer state there, never synced. That is a restore, asked for as one.
+  if (resumed === undefined && resolved.hostUuid === to.uuid) {
+    throw new FlowError(
+      'conflict',
+      `VM ${resolved.name} lives on ${to.name} already: recover moves a VM off a lost host; ` +
+        'to write its backups back where it is, run restore',
+    );
+  }
   const plan = async (): Promise<Plan<Vm>> => {
     const vm = await resolveVm(deps.store, resolved.uuid);
     const hosts = new Set((await deps.store.listFilesByVm(vm.uuid)).map((f) => f.hostUuid));
