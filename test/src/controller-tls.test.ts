@@ -113,6 +113,23 @@ test('host add needs the expected key or trust on first use by name, and refuses
   assert.match(byPrint.stdout, /agent key sha256:[0-9a-f]{64} pinned, with its TLS certificate/);
 });
 
+test('host add to an agent that does not trust this controller says that is the likely cause; nothing stored', async (t) => {
+  const { cli } = await operator(t);
+  // An agent set up for another controller's key: it closes this one's TLS connection as soon as it sees its key.
+  const stranger = await startAgent(setupAgent({ controllerKey: generateSigningKey() }));
+  t.after(async () => {
+    await stranger.stop();
+    removeSetup(stranger.setup);
+  });
+  const run = await cli('host', 'add', 'h0', stranger.url, '--expect-key', stranger.publicKey);
+  assert.equal(run.status, 1);
+  assert.match(
+    run.stderr,
+    /cannot reach the agent at .*: unreachable: .*is this controller's public key in the agent's trustedKeys\?/,
+  );
+  assert.deepEqual(await hostList(cli), []);
+});
+
 const keyIdOf = (agent: AgentHandle): string => signingKeyFromPem(readFileSync(agent.setup.keyFile, 'utf8')).keyId;
 
 test('a man in the middle after host add cannot present the pinned certificate: nothing forged is believed', async () => {
