@@ -33,6 +33,12 @@ test('--help tells the commands and exits 0; an unknown command exits 2', () => 
   const bad = run('frobnicate');
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /unknown command frobnicate/);
+  const bare = run();
+  assert.deepEqual([bare.status, bare.stdout], [2, ''], 'nothing asked: bad usage');
+  assert.match(bare.stderr, /^Usage:\n {2}hostfiles-agent --config FILE/);
+  const twice = run('--config', '/nonexistent/a.json', '--config', '/nonexistent/b.json');
+  assert.equal(twice.status, 2);
+  assert.match(twice.stderr, /--config is given twice/);
 });
 
 test('keygen --help tells its usage and makes no key; an unknown argument exits 2 and makes none', () => {
@@ -95,8 +101,12 @@ test('keygen writes a 0600 PEM, prints its public key, and never overwrites a ke
   assert.equal(key.publicKey, printed.publicKey);
   assert.equal(keyIdOf(Buffer.from(printed.publicKey, 'base64')), printed.keyId);
   const again = run('keygen', '--out', out);
-  assert.notEqual(again.status, 0);
+  assert.equal(again.status, 2);
+  assert.equal(again.stderr, `hostfiles-agent: ${out} exists: keygen never overwrites a key (remove it first)\n`);
   assert.equal(signingKeyFromPem(readFileSync(out, 'utf8')).publicKey, printed.publicKey, 'the key is unchanged');
+  const intoDir = run('keygen', '--out', dir);
+  assert.equal(intoDir.status, 2);
+  assert.match(intoDir.stderr, /is a directory: --out names the key file to make/);
 });
 
 test('print-config-example prints a complete config that validates once its key is filled in', () => {

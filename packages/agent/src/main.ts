@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // hostfiles-agent: the only module that touches process (argv, signals, exit) or listens.
-import { fstatSync, mkdirSync, writeFileSync } from 'node:fs';
+import { fstatSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -136,10 +136,14 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   switch (command) {
     case undefined:
+      // Nothing asked: the usage where errors go, and the exit of bad usage (a unit or script missing its --config).
+      process.stderr.write(`${USAGE}\n`);
+      process.exitCode = 2;
+      return;
     case '--help':
     case '-h':
     case 'help':
-      onlyOptions(rest, [], command ?? 'help');
+      onlyOptions(rest, [], command);
       process.stdout.write(`${USAGE}\n`);
       return;
     case '--version':
@@ -176,11 +180,17 @@ const KEYGEN_USAGE = `Usage: hostfiles-agent keygen [--out FILE]
   overwritten) and prints {publicKey, keyId, fingerprint, keyFile} as JSON on stdout. Without --out, the PEM goes
   to stdout and the JSON (without keyFile) to stderr. Exit 2 on any other argument.`;
 
-/** Every argument is one of `names`, each followed by its value; anything else is a usage error. */
+/**
+ * Every argument is one of `names`, each followed by its value and given once; anything else is a usage error (a
+ * second `--config` was ignored, and the agent ran on the first).
+ */
 function onlyOptions(args: readonly string[], names: readonly string[], command: string): void {
+  const seen = new Set<string>();
   for (let i = 0; i < args.length; i += 2) {
     const arg = args[i] ?? '';
     if (!names.includes(arg)) throw new UsageError(`${command} takes no argument ${arg.slice(0, 64)}`);
+    if (seen.has(arg)) throw new UsageError(`${command}: ${arg} is given twice`);
+    seen.add(arg);
   }
 }
 
@@ -195,7 +205,18 @@ function option(args: readonly string[], name: string): string | undefined {
 function keygen(out: string | undefined): void {
   const key = generateSigningKey();
   if (out === undefined) process.stdout.write(key.pem);
-  else writeFileSync(out, key.pem, { mode: 0o600, flag: 'wx' });
+  else {
+    try {
+      writeFileSync(out, key.pem, { mode: 0o600, flag: 'wx' });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EISDIR' || (code === 'EEXIST' && statSync(out).isDirectory())) {
+        throw new UsageError(`${out} is a directory: --out names the key file to make`);
+      }
+      if (code === 'EEXIST') throw new UsageError(`${out} exists: keygen never overwrites a key (remove it first)`);
+      throw error;
+    }
+  }
   (out === undefined ? process.stderr : process.stdout).write(
     `${JSON.stringify({ ...identity(key), ...(out === undefined ? {} : { keyFile: out }) })}\n`,
   );
