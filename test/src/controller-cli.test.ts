@@ -200,6 +200,12 @@ test(
   },
 );
 
+test('demo has no --json output: asked for it, it is refused before anything starts', async () => {
+  const run = await hostfiles(['--json', 'demo']);
+  fails(run, 2, /demo prints lines for a person to read; it has no --json output/);
+  assert.equal(run.stdout, '');
+});
+
 test('a malformed --db URL is bad input: exit 2 before any lookup or connection, its password never printed', async () => {
   const cases: [string, RegExp][] = [
     ['postgres://admin:s3cretpw@%%bad/db', /host is not percent-encoded right/],

@@ -1,7 +1,7 @@
 // `hostfiles demo` and `hostfiles resume`.
 import type { ResumeReport } from '../flows/index.js';
 import type { Command } from './command.js';
-import { CliError } from './errors.js';
+import { CliError, UsageError } from './errors.js';
 
 export const DEMO_COMMANDS: readonly Command[] = [
   {
@@ -12,6 +12,8 @@ export const DEMO_COMMANDS: readonly Command[] = [
     details:
       'Uses its own temporary directory, database and key (not --db or --key) and removes them at the end, also when\nstopped by SIGINT or SIGTERM (it stops its agents first; exit 1).\nExits 1 when the final state on disk is not the expected one.',
     async run(ctx) {
+      // Its lines are a story for a person, not a document: --json promises JSON alone on stdout.
+      if (ctx.json) throw new UsageError('demo prints lines for a person to read; it has no --json output');
       const { runDemo } = await import('../demo/demo.js');
       const result = await runDemo((line) => {
         ctx.io.stdout(`${line}\n`);
