@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { test } from 'node:test';
 import {
   fileState,
@@ -13,6 +14,7 @@ import {
   restoreVm,
   resumeRestore,
   resumeFleetSync,
+  readOnHost,
   resumeSync,
   retryPendingDeletions,
   syncFleet,
@@ -21,9 +23,11 @@ import {
   RESTORE_VM,
   SYNC_FLEET,
   SYNC_VM,
+  type AgentClient,
   type Host,
   type Operation,
   type Vm,
+  type VmHostFile,
 } from '@hostfiles/controller';
 import type { AgentHandle } from './support/agent-process.js';
 import { initWorkspace, oneVmOnOneHost } from './support/cli.js';
@@ -536,4 +540,64 @@ test('CLI: sync, restore and reconcile --apply, as an operator runs them', async
     assert.equal(run.status, 2, args.join(' '));
     assert.match(run.stderr, message, args.join(' '));
   }
+});
+
+test("one read answer's states inflate to their recorded sizes twice and one state's bound, together: past that they fail alone, uninflated", async () => {
+  await withFleet(0, async (fleet) => {
+    const host = await fleet.store.addHost({
+      uuid: randomUUID(),
+      name: 'h',
+      url: 'http://127.0.0.1:9',
+      publicKey: Buffer.alloc(32, 1).toString('base64'),
+      keyId: '0'.repeat(16),
+      certificate: null,
+      state: 'Connected',
+      lastSeenAt: 0,
+    });
+    // Twenty recorded NVRAMs of 100 bytes; a hostile agent answers each with 64 MiB of zeros, gzipped to ~64 KiB.
+    const rows: VmHostFile[] = Array.from({ length: 20 }, (_, i) => ({
+      uuid: randomUUID(),
+      vmUuid: randomUUID(),
+      hostUuid: host.uuid,
+      type: 'NvRam',
+      path: `/r/nvram/vm${i}_VARS.fd`,
+      kind: 'file',
+      sha256: '0'.repeat(64),
+      size: 100,
+      lastSyncAt: 0,
+    }));
+    const zeros = Buffer.alloc(64 * 1024 * 1024);
+    const bomb = {
+      content: gzipSync(zeros).toString('base64'),
+      encoding: 'gzip' as const,
+      sha256: createHash('sha256').update(zeros).digest('hex'),
+      size: zeros.length,
+    };
+    const agents = {
+      send: (_target: unknown, kind: string) =>
+        Promise.resolve({
+          requestId: randomUUID(),
+          hostUuid: host.uuid,
+          kind,
+          results: rows.map((row) => ({
+            op: 'read',
+            type: row.type,
+            path: row.path,
+            status: 'read',
+            kind: 'file',
+            ...bomb,
+          })),
+        }),
+    } as unknown as AgentClient;
+    const reads = await readOnHost({ ...fleet.deps, agents }, host, rows);
+    // 256 MiB and 2 × 2,000 bytes: four of them, in their order.
+    assert.deepEqual(
+      reads.map((r) => r.outcome.status),
+      [...Array.from({ length: 4 }, () => 'read'), ...Array.from({ length: 16 }, () => 'failed')],
+    );
+    assert.match(
+      (reads[4]?.outcome as { reason?: string }).reason ?? '',
+      /the agent's answer claims 67108864 bytes, more than is left to inflate/,
+    );
+  });
 });

@@ -52,6 +52,7 @@ export { createRetryWorker, type RetryWorker, type RetryWorkerOptions, type Time
 export { destroyVm, planDestroyVm, DESTROY_VM, type DestroyPlan, type DestroyReport } from './destroy-vm.js';
 export { resumeOperations, settleDetachingBindings, type ResumeReport, type SkippedVm } from './resume.js';
 export {
+  readOnHost,
   syncVm,
   resumeSync,
   SYNC_VM,

@@ -16,7 +16,7 @@ import { FlowError, type FlowDeps } from './deps.js';
 import { markHost, markUnreachable } from './host-state.js';
 import { resolveVm } from './resolve.js';
 import { planOnVms, runPlanned } from './run-planned.js';
-import { stateFromRead, type State } from './state.js';
+import { MAX_STATE_BYTES, stateFromRead, type State } from './state.js';
 import { groupBy } from './group-by.js';
 
 export const SYNC_VM = 'vm.sync';
@@ -149,15 +149,29 @@ export async function readOnHost(deps: FlowDeps, host: Host, rows: readonly VmHo
     await markUnreachable(deps, host, error);
     return rows.map((row) => failed(row, host.name, `${error.failure}: ${error.message}`));
   }
-  return Promise.all(rows.map((row, i) => readOutcome(row, host.name, results[i])));
+  // What the answer's states may inflate to, together: each state's own bound (MAX_STATE_BYTES) alone would let one
+  // answer of a few hundred small gzip bombs cost minutes of inflating. Their recorded sizes twice over, and room for
+  // one state that grew to the bound: a state that claims more than is left fails alone, uninflated.
+  const room = { left: MAX_STATE_BYTES + 2 * bytes };
+  return Promise.all(rows.map((row, i) => readOutcome(row, host.name, results[i], room)));
 }
 
-async function readOutcome(row: VmHostFile, hostName: string, result: ReadResult | undefined): Promise<HostRead> {
+async function readOutcome(
+  row: VmHostFile,
+  hostName: string,
+  result: ReadResult | undefined,
+  room: { left: number },
+): Promise<HostRead> {
   if (result === undefined || result.path !== row.path) return failed(row, hostName, 'no result for this file');
   if (result.status === 'failed') {
     const reason = `${result.error.code}: ${result.error.message}`;
     return result.error.code === 'not_found' ? missing(row, hostName, reason) : failed(row, hostName, reason);
   }
+  // Taken before any await: the states of one answer share the room in their order.
+  if (result.size > room.left) {
+    return failed(row, hostName, `the agent's answer claims ${result.size} bytes, more than is left to inflate`);
+  }
+  room.left -= result.size;
   const state = await stateFromRead(result);
   if (typeof state === 'string') return failed(row, hostName, `the agent's answer does not check: ${state}`);
   const { kind, sha256, size } = state;
