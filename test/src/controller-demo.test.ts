@@ -1,10 +1,10 @@
 // `hostfiles demo` as an operator pipes it: a reader that stops early must not leave agents running.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { CLI, cleanEnv } from './support/cli.js';
 
 /** Processes whose command line names `dir`: the demo's agents run with configs under its temp directory. */
@@ -20,34 +20,44 @@ function processesUnder(dir: string): number[] {
   return found;
 }
 
+/** `hostfiles demo` started with its temp directory below a fresh one; calls `onOutput` with all its stdout so far. */
+function startDemo(
+  t: TestContext,
+  prefix: string,
+  onOutput: (stdout: string, child: ChildProcessWithoutNullStreams) => void,
+): { dir: string; stderr: () => string; closed: Promise<number | null> } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => {
+    for (const pid of processesUnder(dir)) process.kill(pid, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const child = spawn(process.execPath, [CLI, 'demo'], { env: { ...cleanEnv(), TMPDIR: dir } });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    onOutput(stdout, child);
+  });
+  // 'close' waits for every holder of the stderr pipe: an agent left running (they inherit it) never lets it come,
+  // and the test fails on its timeout.
+  const closed = new Promise<number | null>((resolve) => child.once('close', resolve));
+  return { dir, stderr: () => stderr, closed };
+}
+
 test(
   '`hostfiles demo | head -2`: the reader leaving ends no agent-leaking crash; the demo cleans up and exits 0',
   { timeout: 120_000 },
   async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'hostfiles-demo-pipe-'));
-    t.after(() => {
-      for (const pid of processesUnder(dir)) process.kill(pid, 'SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    });
-    const child = spawn(process.execPath, [CLI, 'demo'], {
-      env: { ...cleanEnv(), TMPDIR: dir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     // Like `head -2`: read until the agents run, then close the pipe while the demo still writes.
     let agentsSeen = 0;
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
+    const { dir, stderr, closed } = startDemo(t, 'hostfiles-demo-pipe-', (stdout, child) => {
       if (!stdout.includes('host host-a added')) return;
       agentsSeen = processesUnder(dir).length;
       child.stdout.destroy();
     });
-    // 'close' waits for every holder of the stderr pipe: an agent left running (they inherit it) never lets it come,
-    // and the test fails on its timeout.
-    const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
-    assert.equal(stderr, '', 'nothing on stderr (no EPIPE trace)');
+    const status = await closed;
+    assert.equal(stderr(), '', 'nothing on stderr (no EPIPE trace)');
     assert.equal(status, 0);
     assert.ok(agentsSeen > 0, 'the demo had agents running when the reader left');
     assert.deepEqual(processesUnder(dir), [], 'no agent left running');
@@ -60,30 +70,16 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     `\`hostfiles demo\` stopped by ${signal} while its agents run: they are stopped and its directory removed; exit 1, saying so`,
     { timeout: 120_000 },
     async (t) => {
-      const dir = mkdtempSync(join(tmpdir(), 'hostfiles-demo-signal-'));
-      t.after(() => {
-        for (const pid of processesUnder(dir)) process.kill(pid, 'SIGKILL');
-        rmSync(dir, { recursive: true, force: true });
-      });
-      const child = spawn(process.execPath, [CLI, 'demo'], {
-        env: { ...cleanEnv(), TMPDIR: dir },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       let agentsSeen = 0;
-      let stdout = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
+      const { dir, stderr, closed } = startDemo(t, 'hostfiles-demo-signal-', (stdout, child) => {
         if (agentsSeen > 0 || !stdout.includes('host host-a added')) return;
         agentsSeen = processesUnder(dir).length;
         child.kill(signal);
       });
-      // 'close' waits for every holder of the stderr pipe: an agent left running never lets it come.
-      const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      const status = await closed;
       assert.ok(agentsSeen > 0, 'the demo had agents running when the signal came');
       assert.equal(status, 1);
-      assert.match(stderr, new RegExp(`the demo was stopped \\(${signal}\\): its agents are stopped`));
+      assert.match(stderr(), new RegExp(`the demo was stopped \\(${signal}\\): its agents are stopped`));
       assert.deepEqual(processesUnder(dir), [], 'no agent left running');
       assert.deepEqual(readdirSync(dir), [], 'the demo removed its temporary directory, the agents’ keys with it');
     },

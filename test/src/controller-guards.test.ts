@@ -19,6 +19,7 @@ import {
   removeTpms,
   retryPendingDeletions,
   writeFile,
+  type State,
 } from '@hostfiles/controller';
 import { sha256Of } from '@hostfiles/shared';
 import { withFleet, type Fleet, roots } from './support/controller.js';
@@ -150,17 +151,26 @@ test("adopt never undoes a deletion that was decided: a removed TPM's state stay
   });
 });
 
+/**
+ * host0 reached only through `url` (a proxy in front of its agent), added again as `name`, with VM `vm` (UEFI) on it:
+ * the path of its NVRAM there, and a state to write.
+ */
+async function vmBehind(fleet: Fleet, url: string, name: string): Promise<{ path: string; state: State }> {
+  const agent = fleet.agents[0];
+  assert.ok(agent);
+  await fleet.store.removeHost(await hostUuid(fleet, 'host0'));
+  await addHost(fleet.deps, { name, url, expectKey: agent.publicKey });
+  await addVm(fleet.deps, { name: 'vm', host: name, bootMode: 'UEFI', secureBoot: false });
+  return { path: join(roots(fleet, 0).NvRam, 'vm_VARS.fd'), state: fileState(Buffer.from('vars')) };
+}
+
 test('a write whose every attempt was dropped, its bytes delivered later: never an untracked file', async () => {
   await withFleet(1, async (fleet) => {
     const agent = fleet.agents[0];
     assert.ok(agent);
     const proxy = await capturingProxy(agent.url);
     try {
-      await fleet.store.removeHost(await hostUuid(fleet, 'host0'));
-      await addHost(fleet.deps, { name: 'far', url: proxy.url, expectKey: agent.publicKey });
-      await addVm(fleet.deps, { name: 'vm', host: 'far', bootMode: 'UEFI', secureBoot: false });
-      const path = join(roots(fleet, 0).NvRam, 'vm_VARS.fd');
-      const state = fileState(Buffer.from('vars'));
+      const { path, state } = await vmBehind(fleet, proxy.url, 'far');
       await assert.rejects(
         writeFile(fleet.deps, { vm: 'vm', type: 'NvRam', path, state }),
         (error) => isFlowError(error) && error.code === 'unavailable',
@@ -202,11 +212,7 @@ test('a refusal over plain HTTP is not believed: a write a man in the middle let
     assert.ok(agent);
     const proxy = await lossyProxy(agent.url);
     try {
-      await fleet.store.removeHost(await hostUuid(fleet, 'host0'));
-      await addHost(fleet.deps, { name: 'plain', url: proxy.url, expectKey: agent.publicKey });
-      await addVm(fleet.deps, { name: 'vm', host: 'plain', bootMode: 'UEFI', secureBoot: false });
-      const path = join(roots(fleet, 0).NvRam, 'vm_VARS.fd');
-      const state = fileState(Buffer.from('vars'));
+      const { path, state } = await vmBehind(fleet, proxy.url, 'plain');
       proxy.forgeRefusals(true);
       await assert.rejects(writeFile(fleet.deps, { vm: 'vm', type: 'NvRam', path, state }));
       proxy.forgeRefusals(false);

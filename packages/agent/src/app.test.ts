@@ -17,6 +17,7 @@ import type { AgentEvent } from './deps.js';
 import { FileStoreError } from './files/file-store-error.js';
 import type { FileStore } from './files/index.js';
 import { MAX_HASHED_BYTES } from './files/stream-file.js';
+import { bytesReadByThisProcess } from './files/test-roots.js';
 import { heldDirSyncs } from './files/test-roots.js';
 import { heldSync, settled } from './journal/held-sync.js';
 import { testApp } from './test-app.js';
@@ -230,14 +231,6 @@ test('a listing of both roots that fails in one stops the other: the 1 GiB file 
 });
 
 const eio = { code: 'EIO', cause: undefined };
-
-/** The bytes this process has read so far, by any read(2) (rchar in /proc/self/io, page cache hits included). */
-function bytesReadByThisProcess(): number {
-  const line = readFileSync('/proc/self/io', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('rchar:'));
-  return Number(line?.slice('rchar:'.length).trim());
-}
 
 test('signed commands refused at checks 5–8 (here another host, replayed at will) are logged at a bounded rate; one refused at check 9 always', async (t) => {
   let now = Date.now();

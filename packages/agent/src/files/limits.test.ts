@@ -8,16 +8,15 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
-  readFileSync,
   truncateSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createLogger } from '@hostfiles/shared';
-import { flockAvailable, holdFlock, useTestRoots, type TestRoots } from './test-roots.js';
+import { bytesReadByThisProcess, flockAvailable, holdFlock, useTestRoots, type TestRoots } from './test-roots.js';
 import { MAX_HASHED_BYTES } from './stream-file.js';
-import { listBudget, MAX_LISTED_NAMES } from './units.js';
+import { listBudget, MAX_LISTED_NAMES, type ListBudget } from './units.js';
 import type { StoreEvent } from './types.js';
 
 const codeOf = (a: { status: string; error?: { code: string } }): string => a.error?.code ?? a.status;
@@ -214,6 +213,23 @@ test('a listing hashes at most its budget of bytes, its roots together: past it,
   );
 });
 
+/** A listing given 250 ms that listed only `first` before its time was up, marked truncated and logged so. */
+function cutByTime(
+  listed: readonly { path: string }[],
+  budget: ListBudget,
+  logged: readonly Logged[],
+  first: string,
+): void {
+  assert.deepEqual(
+    listed.map((u) => u.path),
+    [first],
+    'what was listed before the time was up',
+  );
+  assert.equal(budget.truncated, true);
+  const line = logged.find((l) => l.event === 'listing_truncated') as (Logged & { limit?: number }) | undefined;
+  assert.deepEqual([line?.reason, line?.listed, line?.limit], ['time', 1, 250]);
+}
+
 test('a listing given a time stops when it is up, inside the file it is hashing, and says so', async (t) => {
   const { roots, store, logged } = useLimitRoots(t);
   writeFileSync(join(roots.NvRam, 'a'), 'small');
@@ -226,14 +242,7 @@ test('a listing given a time stops when it is up, inside the file it is hashing,
   const listed = await store.list('NvRam', budget);
   const readWhileListing = bytesReadByThisProcess() - read;
   budget.finish();
-  assert.deepEqual(
-    listed.map((u) => u.path),
-    [join(roots.NvRam, 'a')],
-    'what was listed before the time was up',
-  );
-  assert.equal(budget.truncated, true);
-  const line = logged.find((l) => l.event === 'listing_truncated') as (Logged & { limit?: number }) | undefined;
-  assert.deepEqual([line?.reason, line?.listed, line?.limit], ['time', 1, 250]);
+  cutByTime(listed, budget, logged, join(roots.NvRam, 'a'));
   assert.deepEqual(
     logged.filter((l) => l.event === 'unit_unlisted'),
     [],
@@ -267,14 +276,7 @@ test(
     const budget = listBudget({ withinMs: 250 });
     const listed = await store.list('NvRam', budget);
     budget.finish();
-    assert.deepEqual(
-      listed.map((u) => u.path),
-      [join(roots.NvRam, 'a')],
-      'what was listed before the time was up',
-    );
-    assert.equal(budget.truncated, true);
-    const line = logged.find((l) => l.event === 'listing_truncated');
-    assert.deepEqual([line?.reason, line?.listed], ['time', 1]);
+    cutByTime(listed, budget, logged, join(roots.NvRam, 'a'));
     recorded();
     assert.equal((await write).status, 'written', 'the op that held the unit is not disturbed');
     assert.deepEqual(
@@ -302,14 +304,6 @@ test('a listing whose budget was finished (the other root of its command failed)
     'not out of time: the request failed, and nobody reads this answer',
   );
 });
-
-/** The bytes this process has read so far, by any read(2) (rchar in /proc/self/io, page cache hits included). */
-function bytesReadByThisProcess(): number {
-  const line = readFileSync('/proc/self/io', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('rchar:'));
-  return Number(line?.slice('rchar:'.length).trim());
-}
 
 test('a root of many names is read only as far as the budget: the listing stops reading there', async (t) => {
   const { roots, store } = useLimitRoots(t);

@@ -1,7 +1,7 @@
 // Test helper: two fresh roots and an "outside" directory in one temp dir, removed after the test.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -98,4 +98,12 @@ export function heldDirSyncs(count: number): HeldDirSyncs {
       for (const go of waiting.splice(0)) go();
     },
   };
+}
+
+/** The bytes this process has read so far, by any read(2) (rchar in /proc/self/io, page cache hits included). */
+export function bytesReadByThisProcess(): number {
+  const line = readFileSync('/proc/self/io', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('rchar:'));
+  return Number(line?.slice('rchar:'.length).trim());
 }
