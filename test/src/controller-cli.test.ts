@@ -155,12 +155,15 @@ test('a name shaped like a uuid, or empty, is bad input for a host and a VM: a u
     hostfiles(['host', 'add', uuidName.toUpperCase(), 'http://127.0.0.1:9', '--expect-key', KEY, '--db', db]),
     hostfiles(['host', 'add', '', 'http://127.0.0.1:9', '--expect-key', KEY, '--db', db]),
     hostfiles(['vm', 'add', uuidName, '--host', 'h0', '--db', db]),
+    hostfiles(['vm', 'add', uuidName, '--uuid', uuidName, '--host', 'h0', '--db', db]),
   ]);
   // Refused for the name before the agent or the host is looked for (port 9 answers nothing: that would be exit 1).
   fails(runs[0], 2, new RegExp(`the host name "${uuidName}" is shaped like a uuid`));
   fails(runs[1], 2, /is shaped like a uuid/);
   fails(runs[2], 2, /the host name "" is empty/);
   fails(runs[3], 2, new RegExp(`the VM name "${uuidName}" is shaped like a uuid`));
+  // A VM named by its own uuid (libvirt domains named so) names nothing else: past the name, to the missing host.
+  fails(runs[4], 1, /no host h0/);
 });
 
 test(

@@ -219,6 +219,8 @@ test('a refusal over plain HTTP is not believed: a write a man in the middle let
       assert.equal(readFileSync(path, 'utf8'), 'vars', 'the write landed, its answer replaced on the way');
       const [guard] = await fleet.store.listPendingDeletions();
       assert.deepEqual([guard?.path, guard?.expectSha256], [path, state.sha256], 'unknown: the guard is kept');
+      const [operation] = await fleet.store.listOperations({ kind: 'file.write', limit: 1 });
+      assert.match(JSON.stringify(operation?.report ?? {}), /not believed over a path without a pinned certificate/);
       const report = await reconcileHost(fleet.deps, 'plain');
       assert.deepEqual(
         [report.pending, report.unknown.length],

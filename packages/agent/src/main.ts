@@ -53,6 +53,11 @@ const readerGone = { stdout: false, stderr: false };
 for (const name of ['stdout', 'stderr'] as const) {
   process[name].on('error', (error: NodeJS.ErrnoException) => {
     if (error.code !== 'EPIPE') throw error;
+    if (name === 'stdout' && !readerGone.stdout && !readerGone.stderr) {
+      process.stderr.write(
+        'hostfiles-agent: nobody reads stdout any more (EPIPE): log lines are dropped from now on\n',
+      );
+    }
     readerGone[name] = true;
   });
 }
@@ -202,6 +207,15 @@ function option(args: readonly string[], name: string): string | undefined {
   return value;
 }
 
+/** Whether `path` leads to a directory; false for anything else, a link that leads nowhere included. */
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 function keygen(out: string | undefined): void {
   const key = generateSigningKey();
   if (out === undefined) process.stdout.write(key.pem);
@@ -210,7 +224,7 @@ function keygen(out: string | undefined): void {
       writeFileSync(out, key.pem, { mode: 0o600, flag: 'wx' });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EISDIR' || (code === 'EEXIST' && statSync(out).isDirectory())) {
+      if (code === 'EISDIR' || (code === 'EEXIST' && isDirectory(out))) {
         throw new UsageError(`${out} is a directory: --out names the key file to make`);
       }
       if (code === 'EEXIST') throw new UsageError(`${out} exists: keygen never overwrites a key (remove it first)`);

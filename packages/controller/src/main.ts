@@ -21,7 +21,7 @@ const io: CliIo = {
   stdout: (text) => readerGone.stdout || process.stdout.write(text),
   stderr: (text) => readerGone.stderr || process.stderr.write(text),
   stderrIsTty: process.stderr.isTTY, // undefined when not a terminal, whatever the type says
-  // Only `serve` asks; once it has, a SIGTERM or SIGINT stops it cleanly, and the same signal again kills.
+  // Only `serve` and `demo` ask; once one has, a SIGTERM or SIGINT stops it cleanly, and the same signal again kills.
   stopSignal: () => {
     const stop = new AbortController();
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {

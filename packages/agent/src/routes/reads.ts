@@ -22,11 +22,12 @@ import { confine, type Target } from './files.js';
 import type { Prepared } from './signed.js';
 
 /**
- * The most base64 content one read answer carries: 160 MiB, so that its signed envelope (the answer's JSON, base64
- * again: 4/3 of it) stays under what a controller reads of an answer (MAX_ANSWER_BYTES, 256 MiB) with room for the
- * rest of the answer. A larger answer could never be read: the controller would refuse it whole, and every state in
- * that read with it (the 384 MiB of earlier releases made envelopes of up to 512 MiB, past even V8's longest string).
- * Files past it answer `io_error`, to be read in another command.
+ * The most characters of JSON the states one read answer carries take (their contents, names, digests and sizes):
+ * 160 MiB, so that its signed envelope (the answer's JSON, base64 again: 4/3 of it) stays under what a controller
+ * reads of an answer (MAX_ANSWER_BYTES, 256 MiB), with room for the states refused as not fitting (each a path and a
+ * sentence). A larger answer could never be read: the controller would refuse it whole, and every state in that read
+ * with it (the 384 MiB of content of earlier releases made envelopes of up to 512 MiB, past even V8's longest
+ * string). States past it answer `io_error`, to be read in another command.
  */
 export const MAX_READ_CONTENT_CHARS = 160 * 1024 * 1024;
 
@@ -51,13 +52,14 @@ export function prepareRead(deps: AppDeps, command: ReadCommand): Result<Prepare
       for (const { type, path, components } of targets.value) {
         // What is left of the answer: a read that would not fit stops as soon as it knows, and says so.
         const read = await deps.files.read(type, components, MAX_READ_CONTENT_CHARS - chars);
-        const size = contentChars(read);
+        const result: ReadResult = { op: 'read', type, path, ...read };
+        const size = answerChars(result);
         if (chars + size > MAX_READ_CONTENT_CHARS) {
           results.push({ op: 'read', type, path, status: 'failed', error: ANSWER_FULL });
           continue;
         }
         chars += size;
-        results.push({ op: 'read', type, path, ...read });
+        results.push(result);
       }
       return { requestId: command.requestId, hostUuid: deps.hostUuid, kind: 'files.read', results };
     },
@@ -66,10 +68,17 @@ export function prepareRead(deps: AppDeps, command: ReadCommand): Result<Prepare
 
 const ANSWER_FULL = { code: 'io_error', message: ANSWER_FULL_MESSAGE } as const;
 
-function contentChars(read: Awaited<ReturnType<AppDeps['files']['read']>>): number {
-  if (read.status !== 'read') return 0;
-  if (read.kind === 'file') return read.content.length;
-  return read.entries.reduce((sum, entry) => sum + entry.content.length, 0);
+/**
+ * The characters `result` takes in the answer's JSON: its contents, and everything else too (paths, digests, sizes):
+ * a directory of 1,000 entries with long names weighs megabytes without a byte of content. Only the small parts
+ * are serialized to count them, never the contents.
+ */
+function answerChars(result: ReadResult): number {
+  if (result.status !== 'read') return JSON.stringify(result).length;
+  if (result.kind === 'file') return JSON.stringify({ ...result, content: '' }).length + result.content.length;
+  const entries = result.entries.map((entry) => ({ ...entry, content: '' }));
+  const contents = result.entries.reduce((sum, entry) => sum + entry.content.length, 0);
+  return JSON.stringify({ ...result, entries }).length + contents;
 }
 
 /**

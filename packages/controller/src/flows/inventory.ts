@@ -32,19 +32,19 @@ export interface NewVmInput {
  * is `<NvRam root>/<name>_VARS.fd` by default, so a '/' would put it below a directory of that root; control
  * characters would end up in paths and log lines.
  */
-function vmNameProblem(name: string): string | undefined {
+function vmNameProblem(name: string, uuid: string): string | undefined {
   if (name.includes('/')) return "holds a '/', which no libvirt domain name does";
-  return nameProblem(name);
+  return nameProblem(name, uuid);
 }
 
 export async function addVm(deps: FlowDeps, input: NewVmInput): Promise<Vm> {
-  const problem = vmNameProblem(input.name);
-  if (problem !== undefined) throw new FlowError('bad_input', `the VM name ${JSON.stringify(input.name)} ${problem}`);
-  const host = await resolveHost(deps, input.host);
-  if (input.bootMode === 'Legacy' && input.secureBoot) throw new FlowError('bad_input', 'secure boot needs UEFI');
   const uuid = input.uuid ?? randomUUID();
+  const problem = vmNameProblem(input.name, uuid);
+  if (problem !== undefined) throw new FlowError('bad_input', `the VM name ${JSON.stringify(input.name)} ${problem}`);
   if (!UUID_PATTERN.test(uuid))
     throw new FlowError('bad_input', `${uuid} is not a uuid: 8-4-4-4-12 hex digits (libvirt's domain uuid)`);
+  const host = await resolveHost(deps, input.host);
+  if (input.bootMode === 'Legacy' && input.secureBoot) throw new FlowError('bad_input', 'secure boot needs UEFI');
   return deps.store.addVm({
     uuid,
     name: input.name,

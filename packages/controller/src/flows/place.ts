@@ -286,10 +286,15 @@ function outcomeOf(p: Planned, result: ApplyResult | undefined, error: AgentCall
       code !== undefined &&
       code !== 'replayed' &&
       ((error.details.attempts ?? 1) === 1 || SAME_BYTES_SAME_REFUSAL.has(code));
+    const unbelieved = error.failure === 'refused' && error.details.pinned !== true;
     return {
       status: definite ? 'failed' : 'unknown',
       code: error.details.agentCode ?? error.failure,
-      reason: `${error.failure}: ${error.message}`,
+      reason:
+        `${error.failure}: ${error.message}` +
+        (unbelieved
+          ? ' (not believed over a path without a pinned certificate: `host set-url https://…` pins one)'
+          : ''),
     };
   }
   if (result === undefined || result.path !== p.path)

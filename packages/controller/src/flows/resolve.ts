@@ -8,10 +8,12 @@ import { FlowError } from './deps.js';
  * lookup (flows, CLI, API). So no name may take a uuid's shape, in any case: `host remove <it>` could otherwise act
  * on the host whose uuid it is while `host drain <it>` showed the one so named.
  */
-export function nameProblem(name: string): string | undefined {
+export function nameProblem(name: string, ownUuid?: string): string | undefined {
   if (name === '') return 'is empty';
-  if (UUID_PATTERN.test(name.toLowerCase()))
+  // Its own uuid names nothing else (a platform that names its libvirt domains by their uuid).
+  if (UUID_PATTERN.test(name.toLowerCase()) && name.toLowerCase() !== ownUuid) {
     return 'is shaped like a uuid, and a uuid names the host or VM that has it';
+  }
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(name)) return 'holds a control character';
   return undefined;

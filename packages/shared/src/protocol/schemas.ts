@@ -13,8 +13,9 @@ export const MAX_COMMAND_LIFETIME_MS = 300_000;
 export const MAX_CLOCK_SKEW_MS = 600_000;
 /**
  * The most bytes of one answer a controller reads (its signed envelope, as sent). An agent never makes a larger one:
- * a read answer carries at most 160 MiB of base64 content (agent/routes/reads.ts), whose envelope, base64 again, is
- * ~214 MiB, and the rest of the answer (paths, digests) has the remaining ~42 MiB.
+ * the states of a read answer take at most 160 MiB of its JSON, contents and names together (agent/routes/reads.ts),
+ * whose envelope, base64 again, is ~214 MiB; the states refused as not fitting (a path and a sentence each, at most
+ * 1,000) have the rest.
  */
 export const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
 
