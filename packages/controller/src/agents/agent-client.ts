@@ -342,7 +342,6 @@ function pinFailureOf(cause: unknown): string | undefined {
   return typeof code === 'string' && PIN_FAILURES.has(code) ? code : undefined;
 }
 
-
 const MAX_INFO_BYTES = 64 * 1024;
 /** An agent's refusal is a code and a sentence; past this the body is dropped unread and the status stands alone. */
 const MAX_ERROR_BYTES = 16 * 1024;
