@@ -14,6 +14,7 @@ import {
   keyFingerprint,
   METRICS_PATH,
   trustedKeyFromBase64,
+  watchReaders,
   type Logger,
   type SigningKey,
   type TrustedKey,
@@ -49,18 +50,11 @@ const DRAIN_TIMEOUT_MS = 30_000;
 // A reader of the log lines that went away (`hostfiles-agent --config … | head`, a journal stream that broke) is no
 // reason to stop serving, in the middle of ops perhaps: the lines are dropped from then on. What the agent must not
 // lose is on disk (the replay journal, the states), not in its log.
-const readerGone = { stdout: false, stderr: false };
-for (const name of ['stdout', 'stderr'] as const) {
-  process[name].on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EPIPE') throw error;
-    if (name === 'stdout' && !readerGone.stdout && !readerGone.stderr) {
-      process.stderr.write(
-        'hostfiles-agent: nobody reads stdout any more (EPIPE): log lines are dropped from now on\n',
-      );
-    }
-    readerGone[name] = true;
-  });
-}
+const readerGone = watchReaders(process, (name) => {
+  if (name === 'stdout' && !readerGone.stderr) {
+    process.stderr.write('hostfiles-agent: nobody reads stdout any more (EPIPE): log lines are dropped from now on\n');
+  }
+});
 const toStdout = (text: string): void => {
   if (!readerGone.stdout) process.stdout.write(text);
 };

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // hostfiles: the controller's command line. The only module that touches process (argv, env, exit, stdio).
 import { createRequire } from 'node:module';
+import { watchReaders } from '@hostfiles/shared/core';
 import { failureOf, runCli } from './cli/index.js';
 import type { CliIo } from './cli/index.js';
 
@@ -9,13 +10,7 @@ const version = (): string => (createRequire(import.meta.url)('../package.json')
 
 // A reader that went away (`hostfiles demo | head`) is not a failure of the command: its output is dropped from then
 // on and the command runs to its end, cleaning up what it started, instead of dying on EPIPE with agents left running.
-const readerGone = { stdout: false, stderr: false };
-for (const name of ['stdout', 'stderr'] as const) {
-  process[name].on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EPIPE') throw error;
-    readerGone[name] = true;
-  });
-}
+const readerGone = watchReaders(process);
 
 const io: CliIo = {
   stdout: (text) => readerGone.stdout || process.stdout.write(text),

@@ -1,3 +1,4 @@
+export * from './core.js';
 export * from './errors.js';
 export * from './result.js';
 export * from './protocol/schemas.js';

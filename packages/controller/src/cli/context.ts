@@ -105,7 +105,7 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
 }
 
 /** What a command says while another controller holds what it needs (`keys`: `vm:<uuid>`, `host:<uuid>`). */
-export function waitingText(keys: readonly string[], lease: LeaseSettings): string {
+function waitingText(keys: readonly string[], lease: LeaseSettings): string {
   const named = keys.slice(0, 3).join(', ') + (keys.length > 3 ? ` and ${keys.length - 3} more` : '');
   const seconds = Math.ceil((lease.leaseMs + lease.graceMs) / 1000);
   return (

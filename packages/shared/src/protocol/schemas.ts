@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { FILE_TYPES } from '../core.js';
 import { OP_ERROR_CODES } from '../errors.js';
 
-export { FILE_TYPES, LISTING_BOUNDS, UUID_PATTERN, type FileType } from '../core.js';
+export type { FileType } from '../core.js';
 
 export const MAX_OPS = 1000;
 export const MAX_PATH_LENGTH = 4096;
