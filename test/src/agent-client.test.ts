@@ -17,6 +17,7 @@ import {
 import {
   ANSWER_CONTEXT,
   ANSWER_WITHIN_HEADER,
+  answerByteCap,
   generateSigningKey,
   signEnvelope,
   signingKeyFromPem,
@@ -535,4 +536,65 @@ test('a caller may cap an answer lower than 256 MiB (maxAnswerBytes): a fleet sy
   assert.equal(error.message, `the answer is over ${cap} bytes`);
   // Without the cap the same answer is read whole.
   assert.equal((await client().send(relayed, 'files.list', { types: ['NvRam'] })).hostUuid, target.uuid);
+});
+
+test("an apply, stat or busy answer is read to its kind's cap: a few KiB a state, not 256 MiB", async (t) => {
+  const cap = answerByteCap('files.apply', 1);
+  assert.ok(cap < 256 * 1024, `one op's answer is capped at ${cap} bytes`);
+  let padding = 64 * 1024;
+  const url = await rewritingRelay(t, (answer, res) => {
+    res.writeHead(200, JSON_TYPE).end(answer + ' '.repeat(padding));
+  });
+  const relayed = { ...target, url, certificate: null };
+  const apply = () => {
+    const path = join(agent.setup.roots.NvRam, `capped-${randomUUID()}_VARS.fd`);
+    return client().send(relayed, 'files.apply', { ops: [writeOp('NvRam', path, Buffer.from('vars'))] });
+  };
+  assert.deepEqual(
+    (await apply()).results.map((r) => r.status),
+    ['written'],
+    'padded but under its cap: still the answer',
+  );
+  // A listing's cap is still 256 MiB: the same padding past an apply's cap is read there.
+  padding = 2 * cap;
+  assert.equal((await client().send(relayed, 'files.list', { types: ['NvRam'] })).hostUuid, target.uuid);
+  const error = await rejection(apply());
+  assert.ok(isAgentCallError(error));
+  assert.equal(error.failure, 'bad_answer');
+  assert.equal(error.message, `the answer is over ${cap} bytes`);
+});
+
+test('an answer has one result per state asked about, each for that state: others are refused', async (t) => {
+  let change = (payload: Record<string, unknown>): Record<string, unknown> => payload;
+  const url = await rewritingRelay(t, (answer, res) => {
+    res.writeHead(200, JSON_TYPE).end(resigned(answer, change));
+  });
+  const relayed = { ...target, url, certificate: null };
+  const files = ['a_VARS.fd', 'b_VARS.fd'].map((name) => ({
+    type: 'NvRam' as const,
+    path: join(agent.setup.roots.NvRam, name),
+  }));
+  const stat = () => client().send(relayed, 'files.stat', { files });
+  // Signed again as it was: accepted, so what refuses the others next is their results and nothing else.
+  assert.deepEqual(
+    (await stat()).results.map((r) => [r.path, r.status]),
+    files.map((f) => [f.path, 'absent']),
+  );
+  type Results = { results: Record<string, unknown>[] };
+  const refusals: [string, (payload: Results) => Results][] = [
+    ['has 3 results for 2 states', (p) => ({ ...p, results: [...p.results, ...p.results.slice(0, 1)] })],
+    ['has 1 results for 2 states', (p) => ({ ...p, results: p.results.slice(1) })],
+    ["has result 0 for another state than the command's", (p) => ({ ...p, results: [...p.results].reverse() })],
+    [
+      "has result 1 for another state than the command's",
+      (p) => ({ ...p, results: [p.results[0] ?? {}, { ...p.results[1], type: 'TpmState' }] }),
+    ],
+  ];
+  for (const [message, edit] of refusals) {
+    change = (payload) => edit(payload as unknown as Results) as unknown as Record<string, unknown>;
+    const error = await rejection(stat());
+    assert.ok(isAgentCallError(error));
+    assert.equal(error.failure, 'bad_answer');
+    assert.equal(error.message, `the agent's answer ${message}`);
+  }
 });

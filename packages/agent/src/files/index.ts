@@ -8,7 +8,8 @@ export { makeMissingRoots, ROOT_MODES, type RootOutcome } from './make-roots.js'
 export { rootDirProblem } from './root-dir.js';
 export { TEMP_PREFIX } from './temp-name.js';
 export { STORE_EVENTS } from './types.js';
-export { listBudget, MAX_LISTED_BYTES, MAX_LISTED_NAMES, type ListBudget } from './units.js';
+export { listBudget, MAX_LISTED_BYTES, type ListBudget } from './units.js';
+export { MAX_LISTED_NAMES } from '@hostfiles/shared';
 export type {
   FileRoots,
   FileStore,

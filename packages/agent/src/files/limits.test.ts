@@ -5,10 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { createLogger } from '@hostfiles/shared';
+import { createLogger, MAX_LISTED_NAMES } from '@hostfiles/shared';
 import { bytesReadByThisProcess, flockAvailable, holdFlock, useTestRoots, type TestRoots } from './test-roots.js';
 import { MAX_HASHED_BYTES } from './stream-file.js';
-import { listBudget, MAX_LISTED_NAMES, type ListBudget } from './units.js';
+import { listBudget, type ListBudget } from './units.js';
 import type { StoreEvent } from './types.js';
 
 const codeOf = (a: { status: string; error?: { code: string } }): string => a.error?.code ?? a.status;

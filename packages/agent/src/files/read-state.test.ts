@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { linkSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { stateDigest, type ReadEntry } from '@hostfiles/shared';
+import { MAX_MESSAGE_LENGTH, readAnswerSchema, stateDigest, type ReadEntry } from '@hostfiles/shared';
 import { useTestRoots } from './test-roots.js';
 import type { ReadState } from './types.js';
 
@@ -13,6 +13,27 @@ const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest
 const decode = (e: { content: string; encoding?: 'gzip' | undefined }): Buffer =>
   e.encoding === 'gzip' ? gunzipSync(Buffer.from(e.content, 'base64')) : Buffer.from(e.content, 'base64');
 const codeOf = (answer: ReadState): string | undefined => (answer.status === 'failed' ? answer.error.code : undefined);
+
+test('a message naming a long path is clipped to what a controller reads (MAX_MESSAGE_LENGTH)', async (t) => {
+  const { roots, outside, store } = useTestRoots(t);
+  writeFileSync(join(outside, 'secret'), 'outside content');
+  // Five directories of 250 characters: a message of 1,283 characters, longer than a message may be.
+  const deep = Array.from({ length: 5 }, (_, i) => String(i).repeat(250));
+  mkdirSync(join(roots.TpmState, 'uuid', ...deep), { recursive: true });
+  linkSync(join(outside, 'secret'), join(roots.TpmState, 'uuid', ...deep, 'permall'));
+  const dir = await store.read('TpmState', ['uuid']);
+  assert.equal(codeOf(dir), 'not_regular_file');
+  const message = dir.status === 'failed' ? dir.error.message : '';
+  assert.ok(message.length <= MAX_MESSAGE_LENGTH, `${message.length} characters`);
+  assert.match(message, /^0{250}\/1{250}\/.*…\(truncated, 1283 chars\)$/);
+  const answer = {
+    requestId: randomUUID(),
+    hostUuid: randomUUID(),
+    kind: 'files.read',
+    results: [{ op: 'read', type: 'TpmState', path: '/t/uuid', ...dir }],
+  };
+  assert.ok(readAnswerSchema.safeParse(answer).success);
+});
 
 test('read of a file answers its bytes, sha256 and size; gzip only when that is smaller', async (t) => {
   const { store } = useTestRoots(t);

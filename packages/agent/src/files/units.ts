@@ -1,5 +1,5 @@
 // list, stat and busy: facts of units (a file or a directory state) without their contents.
-import type { FileType, ListEntry, Logger } from '@hostfiles/shared';
+import { MAX_LISTED_NAMES, type FileType, type ListEntry, type Logger } from '@hostfiles/shared';
 import type { DirHandle } from './dir-handle.js';
 import { closeAll, errnoOrThrow, nth } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
@@ -80,12 +80,6 @@ async function onFoundUnit<T>(
   }
 }
 
-/**
- * The most names one listing reads from a root: ten times the units of a host of 500 VMs (5,000 units make an answer
- * of ~3.5 MiB and take seconds to describe), and a bound on what the root's owner can make a listing read, hold and
- * hash — the NvRam root is the QEMU user's, who can make millions of files there.
- */
-export const MAX_LISTED_NAMES = 5_000;
 /**
  * The most file content one listing hashes, its roots together: 64 GiB, twice a host of 500 VMs with 64 MiB AAVMF
  * stores each. Past it, nothing more is hashed: a root's owner can make thousands of 1 GiB sparse files.

@@ -4,12 +4,12 @@ import ky, { isHTTPError, isTimeoutError } from 'ky';
 import {
   ANSWER_CONTEXT,
   ANSWER_WITHIN_HEADER,
+  answerByteCap,
   buildCommand,
   COMMAND_CONTEXT,
   ENDPOINTS,
   errorBodySchema,
   infoSchema,
-  MAX_ANSWER_BYTES,
   MAX_ANSWER_WITHIN_MS,
   parseAnswer,
   parseEnvelope,
@@ -22,6 +22,7 @@ import {
   type AnswerFor,
   type CommandBody,
   type CommandKind,
+  type FileRef,
   type SigningKey,
 } from '@hostfiles/shared';
 import type { Agent } from 'undici';
@@ -70,7 +71,10 @@ export interface SendOptions {
    * takes the agent seconds to inflate, hash, write and fsync.
    */
   readonly bytes?: number;
-  /** The most bytes the answer may hold (default and ceiling: MAX_ANSWER_BYTES): for flows that read many hosts at once. */
+  /**
+   * The most bytes the answer may hold, for flows that read many hosts at once. Default and ceiling: what an answer of
+   * its kind to its command can take (answerByteCap: MAX_ANSWER_BYTES for reads and listings, far less for the rest).
+   */
   readonly maxAnswerBytes?: number;
 }
 
@@ -209,6 +213,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       // its life for a turn is refused `expired` by the agent, having applied nothing. A retry sends the same bytes.
       const signed = signCommand(target, kind, body);
       const bytes = Math.max(signed.text.length, sendOptions.bytes ?? 0);
+      const asked = refsOf(body);
+      const cap = answerByteCap(kind, asked?.length ?? 0);
+      const limit = Math.min(sendOptions.maxAnswerBytes ?? cap, cap);
       for (let attempt = 1; ; attempt++) {
         let failure: AgentCallError;
         try {
@@ -220,9 +227,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
                 signal: deadline(bytes),
                 ...via,
               });
-              const limit = Math.min(sendOptions.maxAnswerBytes ?? MAX_ANSWER_BYTES, MAX_ANSWER_BYTES);
               const answer = await readLimited(response, limit, target.uuid, kind);
-              return openAnswer(answer, target, kind, signed.requestId);
+              return openAnswer(answer, target, kind, signed.requestId, asked);
             } catch (error) {
               // Made while the connection is still this attempt's: an error's body is read here.
               throw await toCallError(error, target.uuid, kind, attempt, target.certificate !== null);
@@ -253,11 +259,19 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   }
 }
 
+/** The states a command names, one result each in its answer, in order; none for a listing. */
+function refsOf(body: object): readonly FileRef[] | undefined {
+  if ('ops' in body) return body.ops as readonly FileRef[];
+  if ('files' in body) return body.files as readonly FileRef[];
+  return undefined;
+}
+
 function openAnswer<K extends CommandKind>(
   text: string,
   target: AgentTarget,
   kind: K,
   requestId: string,
+  asked: readonly FileRef[] | undefined,
 ): AnswerFor<K> {
   const bad = (why: string): AgentCallError =>
     new AgentCallError('bad_answer', target.uuid, kind, `the agent's answer ${why}`);
@@ -272,6 +286,13 @@ function openAnswer<K extends CommandKind>(
   if (!answer.ok) throw bad(`is malformed: ${answer.error.message}`);
   if (answer.value.requestId !== requestId) throw bad(`is for request ${answer.value.requestId}, not ${requestId}`);
   if (answer.value.hostUuid !== target.uuid) throw bad(`comes from host ${answer.value.hostUuid}, not ${target.uuid}`);
+  // One result per state asked about, each for that state: the flows read them by position.
+  if (asked !== undefined) {
+    const results: readonly FileRef[] = answer.value.results;
+    if (results.length !== asked.length) throw bad(`has ${results.length} results for ${asked.length} states`);
+    const off = results.findIndex((r, i) => r.type !== asked[i]?.type || r.path !== asked[i]?.path);
+    if (off !== -1) throw bad(`has result ${off} for another state than the command's`);
+  }
   return answer.value;
 }
 

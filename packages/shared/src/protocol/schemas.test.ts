@@ -3,7 +3,17 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import nacl from 'tweetnacl';
 import { keyIdOf } from '../envelope/keys.js';
-import { ENDPOINTS, errorBodySchema, infoSchema } from './schemas.js';
+import {
+  answerByteCap,
+  applyAnswerSchema,
+  ENDPOINTS,
+  errorBodySchema,
+  infoSchema,
+  MAX_ANSWER_BYTES,
+  MAX_MESSAGE_LENGTH,
+  MAX_OPS,
+  MAX_PATH_LENGTH,
+} from './schemas.js';
 
 const raw = Buffer.from(nacl.sign.keyPair().publicKey);
 const info = {
@@ -66,5 +76,41 @@ describe('errorBodySchema', () => {
     assert.deepStrictEqual(errorBodySchema.parse(body), body);
     assert.equal(errorBodySchema.safeParse({ ...body, extra: 1 }).success, false);
     assert.equal(errorBodySchema.safeParse({ error: { ...body.error, stack: '' } }).success, false);
+  });
+});
+
+describe('answers: what a controller reads of each kind', () => {
+  const header = { requestId: info.hostUuid, hostUuid: info.hostUuid };
+  const failedWith = (message: string) => ({
+    op: 'delete',
+    type: 'NvRam',
+    path: '/n/a_VARS.fd',
+    status: 'failed',
+    error: { code: 'io_error', message },
+  });
+  it('an op error message is at most MAX_MESSAGE_LENGTH characters', () => {
+    const answer = (message: string) => ({ ...header, kind: 'files.apply', results: [failedWith(message)] });
+    assert.ok(applyAnswerSchema.safeParse(answer('x'.repeat(MAX_MESSAGE_LENGTH))).success);
+    assert.ok(!applyAnswerSchema.safeParse(answer('x'.repeat(MAX_MESSAGE_LENGTH + 1))).success);
+  });
+  it('at most MAX_OPS results, as a command has at most MAX_OPS ops', () => {
+    const answer = (n: number) => ({ ...header, kind: 'files.apply', results: Array(n).fill(failedWith('no')) });
+    assert.ok(applyAnswerSchema.safeParse(answer(MAX_OPS)).success);
+    assert.ok(!applyAnswerSchema.safeParse(answer(MAX_OPS + 1)).success);
+  });
+  it('a cap in bytes per kind: an apply, stat or busy answer grows with its states, a read or a listing does not', () => {
+    for (const kind of ['files.apply', 'files.stat', 'files.busy'] as const) {
+      assert.ok(answerByteCap(kind, 1) < 256 * 1024, kind);
+      assert.ok(answerByteCap(kind, 10) > answerByteCap(kind, 1), kind);
+      assert.ok(answerByteCap(kind, MAX_OPS) <= MAX_ANSWER_BYTES, kind);
+    }
+    // The longest result possible fits its share: a path and a message of characters JSON escapes to six bytes each.
+    const longest = { ...header, kind: 'files.apply', results: [failedWith('\u0001'.repeat(MAX_MESSAGE_LENGTH))] };
+    longest.results[0] = { ...longest.results[0], path: `/${'\u0001'.repeat(MAX_PATH_LENGTH - 1)}` } as never;
+    assert.ok(applyAnswerSchema.safeParse(longest).success);
+    const enveloped = Buffer.from(JSON.stringify(longest)).toString('base64').length + 200;
+    assert.ok(enveloped <= answerByteCap('files.apply', 1), `${enveloped} bytes`);
+    assert.equal(answerByteCap('files.read', 1), MAX_ANSWER_BYTES);
+    assert.equal(answerByteCap('files.list', 0), MAX_ANSWER_BYTES);
   });
 });

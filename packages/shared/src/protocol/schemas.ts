@@ -18,6 +18,31 @@ export const MAX_CLOCK_SKEW_MS = 600_000;
  * 1,000) have the rest.
  */
 export const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
+/** The longest message of an op's error: an agent clips its own (a path in one is the longest part) to this many characters. */
+export const MAX_MESSAGE_LENGTH = 1024;
+/**
+ * The most names one listing reads from a root, so the most units it answers per root: ten times the units of a host
+ * of 500 VMs (5,000 units make an answer of ~3.5 MiB and take seconds to describe), and a bound on what the root's
+ * owner can make a listing read, hold and hash — the NvRam root is the QEMU user's, who can make millions of files.
+ */
+export const MAX_LISTED_NAMES = 5_000;
+/**
+ * The most bytes one result of an apply, stat or busy answer can take in its envelope: its path and message, each
+ * character escaped to at most six bytes of JSON, its other fields (a stat's facts) in 512, all base64 again (4/3).
+ */
+const MAX_RESULT_BYTES = Math.ceil(((6 * (MAX_PATH_LENGTH + MAX_MESSAGE_LENGTH) + 512) * 4) / 3);
+/** An envelope's own fields and an answer's header and roots (two paths, escaped), base64 again, with room. */
+const ANSWER_OVERHEAD_BYTES = 128 * 1024;
+
+/**
+ * The most bytes of one answer of `kind` a controller reads, for a command of `count` ops or files: an apply, stat or
+ * busy answer has one small result each (MAX_RESULT_BYTES), so 1 op's answer is read to ~170 KiB, not 256 MiB. A
+ * read's states and a listing's units (up to 10,000 paths) are bounded by MAX_ANSWER_BYTES alone.
+ */
+export function answerByteCap(kind: CommandKind, count: number): number {
+  if (kind === 'files.read' || kind === 'files.list') return MAX_ANSWER_BYTES;
+  return Math.min(MAX_ANSWER_BYTES, ANSWER_OVERHEAD_BYTES + count * MAX_RESULT_BYTES);
+}
 
 const base64 = z.base64();
 // Exact byte counts: `.length(88)` alone would also take 65 or 66 bytes, and the last character before the
@@ -153,7 +178,7 @@ export type Command = z.infer<typeof commandSchema>;
 export type CommandKind = Command['kind'];
 export type FileRef = z.infer<typeof fileRefSchema>;
 
-const opError = z.strictObject({ code: z.enum(OP_ERROR_CODES), message: z.string() });
+const opError = z.strictObject({ code: z.enum(OP_ERROR_CODES), message: z.string().max(MAX_MESSAGE_LENGTH) });
 export type OpError = z.infer<typeof opError>;
 
 export const applyResultSchema = z.strictObject({
@@ -241,18 +266,18 @@ const roots = z.strictObject({ TpmState: path, NvRam: path });
 export const applyAnswerSchema = z.strictObject({
   ...answerHeader,
   kind: z.literal('files.apply'),
-  results: z.array(applyResultSchema),
+  results: z.array(applyResultSchema).max(MAX_OPS),
 });
 export const readAnswerSchema = z.strictObject({
   ...answerHeader,
   kind: z.literal('files.read'),
-  results: z.array(readResultSchema),
+  results: z.array(readResultSchema).max(MAX_OPS),
 });
 export const listAnswerSchema = z.strictObject({
   ...answerHeader,
   kind: z.literal('files.list'),
   roots,
-  results: z.array(listEntrySchema),
+  results: z.array(listEntrySchema).max(FILE_TYPES.length * MAX_LISTED_NAMES),
   /**
    * Present when the listing stopped at one of the agent's bounds (LISTING_BOUNDS): the units listed are right, and
    * others may exist. Absent from a complete listing (and from agents before it).
@@ -263,12 +288,12 @@ export const statAnswerSchema = z.strictObject({
   ...answerHeader,
   kind: z.literal('files.stat'),
   roots,
-  results: z.array(statResultSchema),
+  results: z.array(statResultSchema).max(MAX_OPS),
 });
 export const busyAnswerSchema = z.strictObject({
   ...answerHeader,
   kind: z.literal('files.busy'),
-  results: z.array(busyResultSchema),
+  results: z.array(busyResultSchema).max(MAX_OPS),
 });
 export type ApplyAnswer = z.infer<typeof applyAnswerSchema>;
 export type ReadAnswer = z.infer<typeof readAnswerSchema>;
