@@ -591,7 +591,7 @@ test('an answer has one result per state asked about, each for that state: other
     ],
   ];
   for (const [message, edit] of refusals) {
-    change = (payload) => edit(payload as unknown as Results) as unknown as Record<string, unknown>;
+    change = (payload) => edit(payload as unknown as Results);
     const error = await rejection(stat());
     assert.ok(isAgentCallError(error));
     assert.equal(error.failure, 'bad_answer');

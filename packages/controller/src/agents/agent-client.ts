@@ -290,7 +290,10 @@ function openAnswer<K extends CommandKind>(
   if (asked !== undefined) {
     const results: readonly FileRef[] = answer.value.results;
     if (results.length !== asked.length) throw bad(`has ${results.length} results for ${asked.length} states`);
-    const off = results.findIndex((r, i) => r.type !== asked[i]?.type || r.path !== asked[i]?.path);
+    const off = results.findIndex((r, i) => {
+      const state = asked[i];
+      return state === undefined || r.type !== state.type || r.path !== state.path;
+    });
     if (off !== -1) throw bad(`has result ${off} for another state than the command's`);
   }
   return answer.value;
