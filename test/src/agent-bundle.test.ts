@@ -235,6 +235,31 @@ test('install.sh into a DESTDIR: bundle, command, unit (verified), a config and 
     /kept \/etc\/hostfiles\/agent\.json \(exists\)\nkept \/var\/lib\/hostfiles-agent\/agent\.key/,
   );
   assert.equal(readFileSync(configPath, 'utf8'), '{"edited": true}');
+  // A key given for a config that is kept is not written: said so, not dropped silently.
+  const kept = install('--trusted-key', controllerKey);
+  assert.equal(kept.status, 0, kept.stderr);
+  assert.equal(
+    kept.stderr,
+    'install.sh: --trusted-key was not written into the kept /etc/hostfiles/agent.json: add it to its trustedKeys yourself\n',
+  );
+  assert.equal(readFileSync(configPath, 'utf8'), '{"edited": true}');
+
+  // A key the agent's config would refuse is refused before anything is installed.
+  for (const key of [
+    'not-a-key',
+    controllerKey.slice(0, -1),
+    `${controllerKey.slice(0, 42)}B=`,
+    `${controllerKey}\n${controllerKey}`,
+    `${controllerKey} `,
+  ]) {
+    const empty = cleanDir(t);
+    const refused = spawnSync(join(built, 'install.sh'), ['--destdir', empty, '--node', node, '--trusted-key', key], {
+      encoding: 'utf8',
+    });
+    assert.equal(refused.status, 2, `${JSON.stringify(key)}: ${refused.stderr}`);
+    assert.match(refused.stderr, /^install.sh: --trusted-key must be the controller's public key as `hostfiles init`/);
+    assert.deepEqual(readdirSync(empty), [], `${JSON.stringify(key)} installed nothing`);
+  }
 
   // --prefix and --node go into a wrapper script and a sed replacement: plain absolute paths only, or nothing done.
   for (const bad of [

@@ -203,18 +203,70 @@ test(
   },
 );
 
+test(
+  'a command that runs flows, stopped by SIGINT or SIGTERM, says what it leaves and what carries it on; exit 128 + N',
+  { timeout: 60_000 },
+  async (t) => {
+    const workspace = await initWorkspace(t, 'hostfiles-interrupt-');
+    await oneVmOnOneHost(t, workspace);
+    const store = await createSqliteStore(workspace.db);
+    const other = await registerController(store, { now: Date.now, settings: { leaseMs: 60_000, graceMs: 1000 } });
+    t.after(async () => {
+      await other.retire();
+      await store.close();
+    });
+    const vm = await store.getVmByName('a');
+    assert.ok(vm !== null);
+    // Held by another controller: the command waits there (it has its flows open) until the signal.
+    assert.ok(
+      await store.tryAcquireLeases('held', other.id, [{ key: `vm:${vm.uuid}`, mode: 'exclusive' }], Date.now(), 1000),
+    );
+    for (const [signal, code] of [
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+    ] as const) {
+      const child = spawn(process.execPath, [CLI, '--db', workspace.db, 'sync', 'a'], {
+        env: cleanEnv(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+      let stderr = '';
+      await new Promise<void>((resolve) => {
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString();
+          if (stderr.includes('\n')) resolve();
+        });
+      });
+      assert.match(stderr, /^hostfiles: waiting for /);
+      child.kill(signal);
+      assert.equal(await exited, code, stderr);
+      assert.match(
+        stderr,
+        new RegExp(
+          `\nhostfiles: stopped by ${signal}: an operation it began stays running \\(\`hostfiles ops list --state running\`\\) ` +
+            "until `hostfiles resume` carries it on, which waits up to ~\\d+ s for this command's hold to end\n$",
+        ),
+      );
+    }
+  },
+);
+
 test('demo has no --json output: asked for it, it is refused before anything starts', async () => {
   const run = await hostfiles(['--json', 'demo']);
   fails(run, 2, /demo prints lines for a person to read; it has no --json output/);
   assert.equal(run.stdout, '');
 });
 
-test('a malformed --db URL is bad input: exit 2 before any lookup or connection, its password never printed', async () => {
+test('a malformed --db URL (its form, host, schema or sslmode) is bad input: exit 2 before any lookup or connection, its password never printed', async () => {
   const cases: [string, RegExp][] = [
     ['postgres://admin:s3cretpw@%%bad/db', /host is not percent-encoded right/],
     ['postgres://admin:s3cretpw@bad_host!/db', /host is not a host name, an address or a socket directory/],
     ['postgres://admin:s3cretpw@[x/db', /does not parse as a URL/],
     ['postgresql://admin:s3cretpw@db.example:99999/db', /does not parse as a URL/],
+    ['postgres://admin:s3cretpw@127.0.0.1/test?schema=Bad-Name', /its schema is not a lowercase name/],
+    ['postgres://admin:s3cretpw@127.0.0.1/test?schema=', /its schema is not a lowercase name/],
+    ['postgres://admin:s3cretpw@127.0.0.1/test?schema=a&schema=b', /it gives schema more than once/],
+    ['postgres://admin:s3cretpw@127.0.0.1/test?sslmode=bogus', /its sslmode is none of disable, allow, prefer/],
   ];
   const runs = await Promise.all(cases.map(([db]) => hostfiles(['host', 'list', '--db', db])));
   runs.forEach((run, i) => {
@@ -332,6 +384,28 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
   );
   assert.equal((json(await cli('ops', 'list', '--limit', '1', '--json')) as Op[])[0]?.id, writeOps[0]?.id);
   assert.deepEqual(json(await cli('ops', 'list', '--state', 'running', '--json')), []);
+  // A write the agent answered with a failed op: the operation says why, in the list and in show, not only in its
+  // report.
+  const planted = join(a0.setup.roots.NvRam, 'planted');
+  writeFileSync(planted, 'not a directory');
+  const below = join(planted, 'a_VARS.fd');
+  fails(
+    await cli('file', 'write', 'a', '--type', 'NvRam', '--path', below, '--from', local('below', 'x')),
+    1,
+    /not_regular_file/,
+  );
+  const failedList = await cli('ops', 'list', '--state', 'failed');
+  assert.equal(failedList.status, 0, failedList.stderr);
+  assert.match(
+    failedList.stdout,
+    /file\.write\s+failed\s+.*: not_regular_file: a parent path component is not a directory/,
+  );
+  const [failedOp] = json(await cli('ops', 'list', '--state', 'failed', '--json')) as Op[];
+  const failedShown = await cli('ops', 'show', failedOp?.id ?? '');
+  assert.match(
+    failedShown.stdout,
+    new RegExp(`error: +${below}: not_regular_file: a parent path component is not a directory`),
+  );
   fails(await cli('ops', 'list', '--state', 'stuck'), 2, /--state is running, done, failed, not stuck/);
   fails(await cli('ops', 'list', '--limit', '0'), 2, /--limit is a whole number from 1 to 1000/);
   fails(await cli('ops', 'show', 'nope'), 1, /no operation nope/);

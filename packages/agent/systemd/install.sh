@@ -33,6 +33,14 @@ plain_path() {
 }
 plain_path --prefix "$prefix"
 plain_path --node "$node"
+# The form the agent's config takes (base64 of 32 bytes, one spelling): checked now, or the agent would refuse its
+# config at its first start, after everything was installed.
+# 44 bytes and a line of that form: one line, nothing else.
+if [ -n "$trusted" ] && { [ "$(printf '%s' "$trusted" | wc -c)" -ne 44 ] ||
+  ! printf '%s\n' "$trusted" | grep -Eqx '[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]='; }; then
+  echo "install.sh: --trusted-key must be the controller's public key as \`hostfiles init\` prints it (base64 of 32 bytes, 44 characters)" >&2
+  exit 2
+fi
 bundle=$here/hostfiles-agent.cjs
 [ -f "$bundle" ] && [ -f "$here/hostfiles-agent.service" ] || { echo "install.sh: run it from the bundle's directory (pnpm bundle)" >&2; exit 2; }
 if [ ! -x "$node" ]; then
@@ -69,6 +77,7 @@ config=/etc/hostfiles/agent.json
 install -d -m 0755 "$destdir/etc/hostfiles"
 if [ -e "$destdir$config" ]; then
   echo "kept $config (exists)"
+  [ -z "$trusted" ] || echo "install.sh: --trusted-key was not written into the kept $config: add it to its trustedKeys yourself" >&2
 else
   (umask 077 && "$node" "$bundle" print-config-example >"$destdir$config.new")
   HOSTFILES_UUID=$(cat /proc/sys/kernel/random/uuid) HOSTFILES_TRUSTED=$trusted "$node" -e '

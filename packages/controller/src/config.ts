@@ -35,18 +35,36 @@ export function resolvePaths(flags: ControllerEnv, env: ControllerEnv): Controll
 /** A database named by a postgres:// (or postgresql://) URL rather than a SQLite file's path. */
 export const isPostgresUrl = (db: string): boolean => /^postgres(ql)?:\/\//i.test(db);
 
+/** The PostgreSQL schema a URL's `schema` parameter may name: an unquoted identifier, lowercase. */
+export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+/** The `sslmode` values the driver knows (libpq's, and node-postgres's `no-verify`). */
+const SSL_MODES = new Set(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify']);
+
 /**
- * Why a postgres:// URL cannot name a server (undefined when it can): one that does not parse, or whose host is no
+ * Why a postgres:// URL cannot name a server (undefined when it can): one that does not parse, whose host is no
  * host name, address or socket directory, which the driver would only find out by a failed lookup (an exit 1 that
- * looks like an outage, for a typo).
+ * looks like an outage, for a typo), or whose `schema` or `sslmode` no server could take.
  */
 export function postgresUrlProblem(db: string): string | undefined {
-  let host: string;
+  let parsed: URL;
   try {
-    host = new URL(db).hostname;
+    parsed = new URL(db);
   } catch {
     return 'it does not parse as a URL';
   }
+  const schemas = parsed.searchParams.getAll('schema');
+  if (schemas.length > 1) return 'it gives schema more than once';
+  const [schema] = schemas;
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
+    return `its schema is not a lowercase name of letters, digits and _ (${SCHEMA_NAME.source})`;
+  }
+  const sslModes = parsed.searchParams.getAll('sslmode');
+  if (sslModes.length > 1) return 'it gives sslmode more than once';
+  const [sslMode] = sslModes;
+  if (sslMode !== undefined && !SSL_MODES.has(sslMode)) {
+    return `its sslmode is none of ${[...SSL_MODES].join(', ')}`;
+  }
+  const host = parsed.hostname;
   let decoded: string;
   try {
     decoded = decodeURIComponent(host);

@@ -12,12 +12,14 @@ const version = (): string => (createRequire(import.meta.url)('../package.json')
 // on and the command runs to its end, cleaning up what it started, instead of dying on EPIPE with agents left running.
 const readerGone = watchReaders(process);
 
+let stopAsked = false;
 const io: CliIo = {
   stdout: (text) => readerGone.stdout || process.stdout.write(text),
   stderr: (text) => readerGone.stderr || process.stderr.write(text),
   stderrIsTty: process.stderr.isTTY, // undefined when not a terminal, whatever the type says
   // Only `serve` and `demo` ask; once one has, a SIGTERM or SIGINT stops it cleanly, and the same signal again kills.
   stopSignal: () => {
+    stopAsked = true;
     const stop = new AbortController();
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
@@ -30,6 +32,15 @@ const io: CliIo = {
   stdoutIsJournal: async () => {
     const [{ fstatSync }, { isJournalStream }] = await Promise.all([import('node:fs'), import('@hostfiles/shared')]);
     return isJournalStream(process.env['JOURNAL_STREAM'], fstatSync(1, { bigint: true }));
+  },
+  onInterrupt: (note) => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        if (stopAsked) return;
+        if (!readerGone.stderr) process.stderr.write(note(signal));
+        process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+      });
+    }
   },
   onReload: (listener) => {
     process.on('SIGHUP', listener);

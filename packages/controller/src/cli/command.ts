@@ -20,6 +20,11 @@ export interface CliIo {
    * asks, so every other command still dies on a signal as usual.
    */
   readonly stopSignal?: () => AbortSignal;
+  /**
+   * For commands that run flows: `note` is what to say when SIGINT or SIGTERM ends the command (it still ends, as
+   * usual, exit 128 + the signal's number). Not once `stopSignal` was asked: that command stops on its own.
+   */
+  readonly onInterrupt?: (note: (signal: NodeJS.Signals) => string) => void;
   /** For `serve`'s log: whether stdout is the journal (its lines then start with their `<N>` syslog priority). */
   readonly stdoutIsJournal?: () => Promise<boolean>;
   /**

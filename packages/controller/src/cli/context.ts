@@ -67,6 +67,7 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
     });
     const opened = await ctx.store();
     registration = await registerController(opened, { now: options.now, settings: lease });
+    io.onInterrupt?.((signal) => interruptedText(signal, lease));
     return {
       store: opened,
       agents,
@@ -104,13 +105,26 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
   };
 }
 
+/** How long a controller's hold outlives it: its lease, then the grace for a command it sent to land. */
+const holdSeconds = (lease: LeaseSettings): number => Math.ceil((lease.leaseMs + lease.graceMs) / 1000);
+
+/**
+ * What a command that runs flows says when a signal ends it: what it leaves (an operation it began stays `running`,
+ * its VMs held until its lease and grace are over, for a command it sent may still land) and what carries it on.
+ */
+function interruptedText(signal: NodeJS.Signals, lease: LeaseSettings): string {
+  return (
+    `hostfiles: stopped by ${signal}: an operation it began stays running (\`hostfiles ops list --state running\`) ` +
+    `until \`hostfiles resume\` carries it on, which waits up to ~${holdSeconds(lease)} s for this command's hold to end\n`
+  );
+}
+
 /** What a command says while another controller holds what it needs (`keys`: `vm:<uuid>`, `host:<uuid>`). */
 function waitingText(keys: readonly string[], lease: LeaseSettings): string {
   const named = keys.slice(0, 3).join(', ') + (keys.length > 3 ? ` and ${keys.length - 3} more` : '');
-  const seconds = Math.ceil((lease.leaseMs + lease.graceMs) / 1000);
   return (
     `hostfiles: waiting for ${named}: another controller holds them (a command still running, or one that was ` +
-    `stopped: its hold ends with its lease and grace, up to ~${seconds} s)\n`
+    `stopped: its hold ends with its lease and grace, up to ~${holdSeconds(lease)} s)\n`
   );
 }
 

@@ -11,11 +11,27 @@ const MAX_OPS_LIMIT = MAX_OPERATIONS_LIMIT;
 
 const isState = (value: string): value is OperationState => (OPERATION_STATES as readonly string[]).includes(value);
 
-/** What an operation's report says went wrong, on one line, if it says. */
+type Fields = Readonly<Record<string, unknown>>;
+const isFields = (value: unknown): value is Fields => typeof value === 'object' && value !== null;
+
+/**
+ * What an operation's report says went wrong, on one line, if it says: its `error`, or else why the first of its
+ * files that failed (or whose outcome is unknown) did, and how many more did — a write the agent answered `busy`
+ * has no error of its own, only its file's reason.
+ */
 export function reportError(report: unknown): string {
-  if (typeof report !== 'object' || report === null) return '';
-  const error = (report as Readonly<Record<string, unknown>>)['error'];
-  return typeof error === 'string' ? error : '';
+  if (!isFields(report)) return '';
+  const { error, file, files } = report;
+  if (typeof error === 'string') return error;
+  const failed = [file, ...(Array.isArray(files) ? (files as unknown[]) : [])].filter(
+    (f): f is Fields =>
+      isFields(f) && (f['status'] === 'failed' || f['status'] === 'unknown') && typeof f['reason'] === 'string',
+  );
+  const [first] = failed;
+  if (first === undefined) return '';
+  const where = typeof first['path'] === 'string' ? `${first['path']}: ` : '';
+  const more = failed.length > 1 ? ` (and ${failed.length - 1} more)` : '';
+  return `${where}${String(first['reason'])}${more}`;
 }
 
 function parseLimit(value: string | undefined): number {

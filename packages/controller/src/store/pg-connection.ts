@@ -18,6 +18,7 @@ import {
   type SqlParams,
   type SqlValue,
 } from './connection.js';
+import { SCHEMA_NAME } from '../config.js';
 import { isStoreError, StoreError, toPgStoreError } from './errors.js';
 
 export interface PgConnectionOptions {
@@ -34,7 +35,6 @@ export interface PgConnectionOptions {
 
 /** The advisory lock's first key: "host" in ASCII; the second is the schema's hash, so schemas do not contend. */
 const WRITE_LOCK_CLASS = 0x686f7374;
-const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 const noop = (): void => undefined;
 const summarize = (text: string): string => text.replace(/\s+/g, ' ').trim().slice(0, 60);
