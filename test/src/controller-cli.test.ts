@@ -166,40 +166,54 @@ test('a name shaped like a uuid, or empty, is bad input for a host and a VM: a u
   fails(runs[4], 1, /no host h0/);
 });
 
+/** A workspace whose VM `a` another controller holds (as a command it left running): a flow on `a` waits. */
+async function heldVm(t: TestContext, prefix: string) {
+  const workspace = await initWorkspace(t, prefix);
+  await oneVmOnOneHost(t, workspace);
+  const store = await createSqliteStore(workspace.db);
+  const other = await registerController(store, { now: Date.now, settings: { leaseMs: 60_000, graceMs: 1000 } });
+  t.after(async () => {
+    await other.retire();
+    await store.close();
+  });
+  const vm = await store.getVmByName('a');
+  assert.ok(vm !== null);
+  assert.ok(
+    await store.tryAcquireLeases('held', other.id, [{ key: `vm:${vm.uuid}`, mode: 'exclusive' }], Date.now(), 1000),
+  );
+  return { workspace, store, vm };
+}
+
+/** `hostfiles sync a` started, once its first line on stderr (it waits) is there. */
+async function waitingSync(db: string) {
+  const child = spawn(process.execPath, [CLI, '--db', db, 'sync', 'a'], {
+    env: cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+  const output = { stderr: '' };
+  await new Promise<void>((resolve) => {
+    child.stderr.on('data', (chunk: Buffer) => {
+      output.stderr += chunk.toString();
+      if (output.stderr.includes('\n')) resolve();
+    });
+  });
+  return { child, exited, output };
+}
+
 test(
   'a command that must wait for what another controller holds says so on stderr, then runs once it is free',
   { timeout: 60_000 },
   async (t) => {
-    const workspace = await initWorkspace(t, 'hostfiles-wait-');
-    await oneVmOnOneHost(t, workspace);
-    const store = await createSqliteStore(workspace.db);
-    const other = await registerController(store, { now: Date.now, settings: { leaseMs: 60_000, graceMs: 1000 } });
-    t.after(async () => {
-      await other.retire();
-      await store.close();
-    });
-    const vm = await store.getVmByName('a');
-    assert.ok(vm !== null);
-    // As a command left running by another controller: it holds the VM.
-    assert.ok(
-      await store.tryAcquireLeases('held', other.id, [{ key: `vm:${vm.uuid}`, mode: 'exclusive' }], Date.now(), 1000),
+    const { workspace, store, vm } = await heldVm(t, 'hostfiles-wait-');
+    const { child, exited, output } = await waitingSync(workspace.db);
+    assert.match(
+      output.stderr,
+      new RegExp(`^hostfiles: waiting for vm:${vm.uuid}(, [^:]+)?: another controller holds them`),
     );
-    const child = spawn(process.execPath, [CLI, '--db', workspace.db, 'sync', 'a'], {
-      env: cleanEnv(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
-    let stderr = '';
-    await new Promise<void>((resolve) => {
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-        if (stderr.includes('\n')) resolve();
-      });
-    });
-    assert.match(stderr, new RegExp(`^hostfiles: waiting for vm:${vm.uuid}(, [^:]+)?: another controller holds them`));
     assert.equal(child.exitCode, null, 'still waiting');
     await store.releaseLeases('held');
-    assert.equal(await exited, 0, stderr);
+    assert.equal(await exited, 0, output.stderr);
   },
 );
 
@@ -207,41 +221,18 @@ test(
   'a command that runs flows, stopped by SIGINT or SIGTERM, says what it leaves and what carries it on; exit 128 + N',
   { timeout: 60_000 },
   async (t) => {
-    const workspace = await initWorkspace(t, 'hostfiles-interrupt-');
-    await oneVmOnOneHost(t, workspace);
-    const store = await createSqliteStore(workspace.db);
-    const other = await registerController(store, { now: Date.now, settings: { leaseMs: 60_000, graceMs: 1000 } });
-    t.after(async () => {
-      await other.retire();
-      await store.close();
-    });
-    const vm = await store.getVmByName('a');
-    assert.ok(vm !== null);
-    // Held by another controller: the command waits there (it has its flows open) until the signal.
-    assert.ok(
-      await store.tryAcquireLeases('held', other.id, [{ key: `vm:${vm.uuid}`, mode: 'exclusive' }], Date.now(), 1000),
-    );
+    // It waits for the held VM, its flows open, until the signal.
+    const { workspace } = await heldVm(t, 'hostfiles-interrupt-');
     for (const [signal, code] of [
       ['SIGINT', 130],
       ['SIGTERM', 143],
     ] as const) {
-      const child = spawn(process.execPath, [CLI, '--db', workspace.db, 'sync', 'a'], {
-        env: cleanEnv(),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
-      let stderr = '';
-      await new Promise<void>((resolve) => {
-        child.stderr.on('data', (chunk: Buffer) => {
-          stderr += chunk.toString();
-          if (stderr.includes('\n')) resolve();
-        });
-      });
-      assert.match(stderr, /^hostfiles: waiting for /);
+      const { child, exited, output } = await waitingSync(workspace.db);
+      assert.match(output.stderr, /^hostfiles: waiting for /);
       child.kill(signal);
-      assert.equal(await exited, code, stderr);
+      assert.equal(await exited, code, output.stderr);
       assert.match(
-        stderr,
+        output.stderr,
         new RegExp(
           `\nhostfiles: stopped by ${signal}: an operation it began stays running \\(\`hostfiles ops list --state running\`\\) ` +
             "until `hostfiles resume` carries it on, which waits up to ~\\d+ s for this command's hold to end\n$",
