@@ -33,9 +33,8 @@ plain_path() {
 }
 plain_path --prefix "$prefix"
 plain_path --node "$node"
-# The form the agent's config takes (base64 of 32 bytes, one spelling): checked now, or the agent would refuse its
-# config at its first start, after everything was installed.
-# 44 bytes and a line of that form: one line, nothing else.
+# The form the agent's config takes (base64 of 32 bytes, one spelling: 44 bytes, all of them one line of that form),
+# checked now: else the agent would refuse its config at its first start, after everything was installed.
 if [ -n "$trusted" ] && { [ "$(printf '%s' "$trusted" | wc -c)" -ne 44 ] ||
   ! printf '%s\n' "$trusted" | grep -Eqx '[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]='; }; then
   echo "install.sh: --trusted-key must be the controller's public key as \`hostfiles init\` prints it (base64 of 32 bytes, 44 characters)" >&2

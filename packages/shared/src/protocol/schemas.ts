@@ -18,7 +18,7 @@ export const MAX_CLOCK_SKEW_MS = 600_000;
  * 1,000) have the rest.
  */
 export const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
-/** The longest message of an op's error: an agent clips its own (a path in one is the longest part) to this many characters. */
+/** The most characters of an op error's message: an agent clips its own (a path in one is the longest part). */
 export const MAX_MESSAGE_LENGTH = 1024;
 /**
  * The most names one listing reads from a root, so the most units it answers per root: ten times the units of a host
