@@ -35,6 +35,8 @@ export interface ScriptedAgentOptions {
   readonly applyRefusals?: readonly ({ readonly status: number; readonly code: string } | undefined)[];
 }
 
+const NOT_FOUND = { code: 'not_found', message: 'no such file or directory' };
+
 export async function scriptedAgent(options: ScriptedAgentOptions = {}): Promise<ScriptedAgent> {
   const key = generateSigningKey();
   const hostUuid = randomUUID();
@@ -67,10 +69,16 @@ export async function scriptedAgent(options: ScriptedAgentOptions = {}): Promise
         res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify(error));
         return;
       }
+      // One result per state asked about, as a real agent answers (a controller refuses any other count): the
+      // scripted outcome for an apply, nothing there for the rest.
       const results =
         command.kind === 'files.apply'
           ? command.ops.map((op) => ({ op: op.op, type: op.type, path: op.path, ...script() }))
-          : [];
+          : command.kind === 'files.read'
+            ? command.files.map(({ type, path }) => ({ op: 'read', type, path, status: 'failed', error: NOT_FOUND }))
+            : command.kind === 'files.list'
+              ? []
+              : command.files.map(({ type, path }) => ({ type, path, status: 'absent' }));
       const extra = command.kind === 'files.stat' ? { roots: { TpmState: '/r/tpm', NvRam: '/r/nvram' } } : {};
       const answer = { requestId: command.requestId, hostUuid, kind: command.kind, ...extra, results };
       res
