@@ -10,6 +10,7 @@ import { createSqliteStore, registerController } from '@hostfiles/controller';
 import { generateSigningKey, signingKeyFromPem } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import { CLI, cleanEnv, hostfiles, initWorkspace, oneVmOnOneHost, type Run } from './support/cli.js';
+import { pgSchema, POSTGRES_SKIP } from './support/postgres.js';
 
 const VERSION = (createRequire(import.meta.url)('@hostfiles/controller/package.json') as { version: string }).version;
 
@@ -248,6 +249,47 @@ test('demo has no --json output: asked for it, it is refused before anything sta
   assert.equal(run.stdout, '');
 });
 
+test('only init makes a database: an empty file, or a PostgreSQL schema never initialized, is refused and left as it was', async (t) => {
+  const dir = tempDir(t);
+  // A controller key of its own (init makes it beside its database), for the commands that load one first.
+  assert.equal((await hostfiles(['init', '--db', join(dir, 'hostfiles.db')])).status, 0);
+  const key = join(dir, 'hostfiles.key');
+  // An empty file is an empty SQLite database: every command used to create hostfiles' tables in it (or in another
+  // program's database) and answer from an empty fleet.
+  const empty = join(dir, 'other.db');
+  writeFileSync(empty, '');
+  for (const args of [
+    ['host', 'list'],
+    ['reconcile', 'h0'],
+  ]) {
+    fails(
+      await hostfiles([...args, '--db', empty, '--key', key]),
+      1,
+      /is not a hostfiles database \(no schema_migrations table\): `hostfiles init` makes one/,
+    );
+  }
+  assert.equal(statSync(empty).size, 0, 'nothing written into it');
+  if (POSTGRES_SKIP !== undefined) {
+    t.diagnostic(`the PostgreSQL half SKIPPED: ${POSTGRES_SKIP}`);
+    return;
+  }
+  // A schema named by a typo: refused, and not made.
+  const pg = await pgSchema();
+  t.after(() => pg.drop());
+  const schemaExists = async (): Promise<boolean> =>
+    (await pg.query('SELECT 1 FROM information_schema.schemata WHERE schema_name = $1', [pg.schema])).length > 0;
+  fails(
+    await hostfiles(['host', 'list', '--db', pg.db, '--key', key]),
+    1,
+    new RegExp(`is not a hostfiles database \\(no schema_migrations table in schema ${pg.schema}\\)`),
+  );
+  assert.equal(await schemaExists(), false, 'the schema was not created');
+  assert.equal((await hostfiles(['init', '--db', pg.db, '--key', join(dir, 'pg.key')])).status, 0);
+  const listed = await hostfiles(['host', 'list', '--db', pg.db, '--key', key]);
+  assert.equal(listed.status, 0, listed.stderr);
+  assert.equal(await schemaExists(), true);
+});
+
 test('a malformed --db URL (its form, host, schema or sslmode) is bad input: exit 2 before any lookup or connection, its password never printed', async () => {
   const cases: [string, RegExp][] = [
     ['postgres://admin:s3cretpw@%%bad/db', /host is not percent-encoded right/],
@@ -258,6 +300,9 @@ test('a malformed --db URL (its form, host, schema or sslmode) is bad input: exi
     ['postgres://admin:s3cretpw@127.0.0.1/test?schema=', /its schema is not a lowercase name/],
     ['postgres://admin:s3cretpw@127.0.0.1/test?schema=a&schema=b', /it gives schema more than once/],
     ['postgres://admin:s3cretpw@127.0.0.1/test?sslmode=bogus', /its sslmode is none of disable, allow, prefer/],
+    // A password may be a parameter too: the driver reads every parameter as config.
+    ['postgres://admin@127.0.0.1/test?password=s3cretpw&schema=Bad', /password=\*\*\*&schema=Bad.*its schema is not/],
+    ['postgres://admin@127.0.0.1/test?sslpassword=s3cretpw&sslmode=x', /sslpassword=\*\*\*.*its sslmode is none/],
   ];
   const runs = await Promise.all(cases.map(([db]) => hostfiles(['host', 'list', '--db', db])));
   runs.forEach((run, i) => {

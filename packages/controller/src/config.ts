@@ -85,12 +85,16 @@ export function splitPostgresUrl(db: string): { readonly url: string; readonly s
   return { url: parsed.toString(), schema };
 }
 
-/** The database as it may be printed: a URL's password replaced. */
+/** The query parameters of a URL the driver reads as secrets (pg-connection-string takes every one as config). */
+const SECRET_PARAMETERS = ['password', 'sslpassword'];
+
+/** The database as it may be printed: a URL's password replaced, in its user part and as a parameter. */
 export function redactUrl(db: string): string {
   if (!isPostgresUrl(db)) return db;
   try {
     const parsed = new URL(db);
     if (parsed.password !== '') parsed.password = '***';
+    for (const name of SECRET_PARAMETERS) if (parsed.searchParams.has(name)) parsed.searchParams.set(name, '***');
     return parsed.toString();
   } catch {
     return 'postgres://(unparsable URL)';

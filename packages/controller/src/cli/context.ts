@@ -128,9 +128,12 @@ function waitingText(keys: readonly string[], lease: LeaseSettings): string {
   );
 }
 
-/** Opens and migrates the database; a missing file is refused (only `init` creates one). */
+/**
+ * Opens and migrates the database; a missing file, or a file or Postgres schema hostfiles never made, is refused
+ * (only `init` creates one).
+ */
 export async function openExistingStore(db: string): Promise<Store> {
-  if (isPostgresUrl(db)) return openStore(db);
+  if (isPostgresUrl(db)) return openStore(db, { existing: true });
   let isFile: boolean;
   try {
     isFile = statSync(db).isFile();
@@ -141,23 +144,24 @@ export async function openExistingStore(db: string): Promise<Store> {
     throw new CliError(`cannot use the database ${db}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
   if (!isFile) throw new CliError(`the database ${db} is not a file`);
-  return openStore(db);
+  return openStore(db, { existing: true });
 }
 
 /**
  * Opens (creating if need be) and migrates the database: a SQLite file, or a PostgreSQL URL (its tables in the
- * URL's `schema` parameter, `public` by default). Errors name the database, never with its password.
+ * URL's `schema` parameter, `public` by default). Errors name the database, never with its password. `existing`:
+ * refuse one hostfiles never made instead of creating it.
  */
-export async function openStore(db: string): Promise<Store> {
+export async function openStore(db: string, options: { readonly existing?: boolean } = {}): Promise<Store> {
   // Asked of the database a command opens (not of every command: the demo opens its own).
   const problem = isPostgresUrl(db) ? postgresUrlProblem(db) : undefined;
   if (problem !== undefined) {
     throw badInput(`the database URL ${redactUrl(db)} (--db or HOSTFILES_DB) cannot be used: ${problem}`);
   }
   try {
-    if (!isPostgresUrl(db)) return await createSqliteStore(db);
+    if (!isPostgresUrl(db)) return await createSqliteStore(db, options);
     const { url, schema } = splitPostgresUrl(db);
-    return await createPgStore(url, { schema });
+    return await createPgStore(url, { schema, ...options });
   } catch (error) {
     const named = redactUrl(db);
     if (isStoreError(error))

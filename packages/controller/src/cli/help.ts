@@ -20,7 +20,7 @@ export const GLOBAL_FLAGS: readonly FlagSpec[] = [
 ];
 
 const FOOTER = [
-  'Only `init` creates a database; every other command refuses a missing one.',
+  'Only `init` creates a database; every other command refuses a missing one, or one `init` never made.',
   'Commands that run flows (add, check, write, remove, retry) read the controller key.',
   'Progress is drawn on stderr when it is a terminal.',
   'Exit codes: 0 ok (also when deletions are left pending), 1 failure, 2 bad usage.',

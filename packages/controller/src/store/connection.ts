@@ -36,6 +36,8 @@ export interface ConnectionOptions {
   readonly busyTimeoutMs: number;
   readonly synchronous: 'FULL' | 'NORMAL';
   readonly onTrace?: ((sql: string) => void) | undefined;
+  /** Runs before anything is set or written (WAL changes the file's header): a check that may refuse the file. */
+  readonly check?: ((sql: Sql) => Promise<void>) | undefined;
 }
 
 const noop = (): void => undefined;
@@ -217,6 +219,7 @@ export async function openConnection(path: string, options: ConnectionOptions): 
   if (options.onTrace) db.on('trace', options.onTrace);
   const raw = driverSql(db);
   try {
+    await options.check?.(raw);
     await configure(raw, path, options);
   } catch (error) {
     await closeDatabase(db);

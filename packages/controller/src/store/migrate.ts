@@ -1,5 +1,5 @@
 // Brings a database to the schema this code knows, one transaction per migration, and refuses a newer one.
-import type { Connection } from './connection.js';
+import type { Connection, Sql } from './connection.js';
 import { StoreError } from './errors.js';
 import type { Migration } from './migrations/index.js';
 
@@ -18,6 +18,33 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
   applied_at bigint  NOT NULL
 )`,
 } as const;
+
+/**
+ * Whether the bookkeeping table is there, as each engine asks (Postgres in the schema named): a database hostfiles
+ * made has it from its first migration on. The schema is an identifier checked by its pattern (pg-connection.ts).
+ */
+const MIGRATIONS_PRESENT = {
+  sqlite: () => "SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+  postgres: (schema: string) =>
+    `SELECT 1 AS found FROM pg_catalog.pg_tables WHERE schemaname = '${schema}' AND tablename = 'schema_migrations'`,
+} as const;
+
+/**
+ * Refuses a database hostfiles never made (StoreError 'not_found'): a command other than `init` must not create its
+ * tables in a schema named by a typo (an empty fleet, whose every state a reconcile would then call unknown) or in
+ * another program's SQLite file. `schema`: the Postgres schema, none for SQLite.
+ */
+export async function requireMigrated(sql: Pick<Sql, 'get'>, schema?: string): Promise<void> {
+  const probe = schema === undefined ? MIGRATIONS_PRESENT.sqlite() : MIGRATIONS_PRESENT.postgres(schema);
+  const found = await sql.get(probe);
+  if (found === undefined) {
+    throw new StoreError(
+      'not_found',
+      `it is not a hostfiles database (no schema_migrations table${schema === undefined ? '' : ` in schema ${schema}`}): ` +
+        '`hostfiles init` makes one, and only it',
+    );
+  }
+}
 
 /** Versions must be 1, 2, 3…: a gap or a duplicate is a bug in the code, found before touching any database. */
 function checkSequence(migrations: readonly Migration[]): void {

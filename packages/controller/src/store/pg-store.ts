@@ -2,7 +2,7 @@
 // own migrations, applied at open. Several controllers may open one database: write transactions are serialized
 // across all of them, as on SQLite (see pg-connection.ts).
 import type { Sql } from './connection.js';
-import { migrate, MIGRATIONS_TABLE } from './migrate.js';
+import { migrate, MIGRATIONS_TABLE, requireMigrated } from './migrate.js';
 import { PG_MIGRATIONS } from './migrations/pg/index.js';
 import { openPgConnection } from './pg-connection.js';
 import { storeOver } from './store-over.js';
@@ -13,6 +13,8 @@ export interface PgStoreOptions {
   readonly now?: () => number;
   /** The schema of the tables, created at open if missing; `public` by default. */
   readonly schema?: string | undefined;
+  /** Refuse a schema hostfiles never made (no tables are created): every command but `init`. */
+  readonly existing?: boolean;
   /** At most this many server connections; 8 by default. */
   readonly poolSize?: number;
   /** How long to wait for a server connection before failing with 'io'; 10 s by default. */
@@ -31,7 +33,8 @@ export async function createPgStore(url: string, options: PgStoreOptions = {}): 
     onTrace: options.onTrace,
   });
   try {
-    await connection.transaction((sql: Sql) => sql.exec(`CREATE SCHEMA IF NOT EXISTS ${connection.schema}`));
+    if (options.existing === true) await connection.transaction((sql) => requireMigrated(sql, connection.schema));
+    else await connection.transaction((sql: Sql) => sql.exec(`CREATE SCHEMA IF NOT EXISTS ${connection.schema}`));
     await migrate(connection, PG_MIGRATIONS, now, MIGRATIONS_TABLE.postgres);
   } catch (error) {
     await connection.close();

@@ -1,6 +1,6 @@
 // The Store on SQLite through the `sqlite3` driver: one connection, one queue, migrations applied at open.
 import { openConnection } from './connection.js';
-import { migrate } from './migrate.js';
+import { migrate, requireMigrated } from './migrate.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { storeOver } from './store-over.js';
 import type { Store } from './types.js';
@@ -18,6 +18,8 @@ export interface SqliteStoreOptions {
    * there for benchmarks and throwaway databases.
    */
   readonly synchronous?: 'FULL' | 'NORMAL';
+  /** Refuse a file hostfiles never made (no tables are created in it): every command but `init`. */
+  readonly existing?: boolean;
   /** Called with the text of every statement as it starts (debugging, tests). */
   readonly onTrace?: (sql: string) => void;
 }
@@ -28,6 +30,7 @@ export async function createSqliteStore(path: string, options: SqliteStoreOption
     busyTimeoutMs: options.busyTimeoutMs ?? 5000,
     synchronous: options.synchronous ?? 'FULL',
     onTrace: options.onTrace,
+    check: options.existing === true ? (sql) => requireMigrated(sql) : undefined,
   });
   try {
     await migrate(connection, MIGRATIONS, now);
