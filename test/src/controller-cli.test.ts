@@ -243,6 +243,25 @@ test(
   },
 );
 
+test("a file name its owner chose reaches the operator's terminal as text: control characters shown as \\xNN", async (t) => {
+  const workspace = await initWorkspace(t, 'hostfiles-controls-');
+  const { agent } = await oneVmOnOneHost(t, workspace);
+  // As the QEMU user may name a file in the NvRam root: erase the line, go back, print a green "all clean".
+  const name = 'x\x1b[2K\r\x1b[32mall clean\x1b[0m_VARS.fd';
+  writeFileSync(join(agent.setup.roots.NvRam, name), 'planted');
+  const run = await workspace.cli('reconcile', 'h0');
+  assert.equal(run.status, 0, run.stderr);
+  assert.ok(!/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(run.stdout), 'no control character but newlines');
+  assert.ok(run.stdout.includes('x\\x1b[2K\\x0d\\x1b[32mall clean\\x1b[0m_VARS.fd'), run.stdout);
+  // The JSON is JSON's: the name as it is, escaped by JSON itself.
+  const json = await workspace.cli('--json', 'reconcile', 'h0');
+  assert.ok(json.stdout.includes(JSON.stringify(name).slice(1, -1)), json.stdout);
+  // A failure's line too (one line, whatever its message holds).
+  const failed = await workspace.cli('tpm', 'remove', 'b\x1b[31m');
+  assert.equal(failed.status, 1);
+  assert.equal(failed.stderr, 'hostfiles: no VM b\\x1b[31m\n');
+});
+
 test('demo has no --json output: asked for it, it is refused before anything starts', async () => {
   const run = await hostfiles(['--json', 'demo']);
   fails(run, 2, /demo prints lines for a person to read; it has no --json output/);

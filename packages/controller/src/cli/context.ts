@@ -17,7 +17,7 @@ import { createPgStore, createSqliteStore, isStoreError, type Store } from '../s
 import type { CliIo, CommandContext } from './command.js';
 import { badInput, CliError } from './errors.js';
 import { loadControllerKey } from './key-file.js';
-import { createProgress } from './output.js';
+import { createProgress, visible } from './output.js';
 
 export interface ContextOptions {
   readonly io: CliIo;
@@ -51,7 +51,7 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
     flows: (lease = DEFAULT_LEASE) => (deps ??= openFlows(lease)),
     print(value, human) {
       progress?.finish();
-      io.stdout(options.json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+      io.stdout(options.json ? `${JSON.stringify(value, null, 2)}\n` : `${visible(human(), true)}\n`);
     },
   };
 

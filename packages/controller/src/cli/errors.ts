@@ -4,6 +4,7 @@ import { isAgentCallError } from '../agents/agent-error.js';
 import { isFlowError } from '../flows/deps.js';
 import { isStoreError } from '../store/errors.js';
 import { hasBrand } from '../brand.js';
+import { visible } from './output.js';
 
 const USAGE_ERROR: unique symbol = Symbol.for('hostfiles.UsageError');
 const CLI_ERROR: unique symbol = Symbol.for('hostfiles.CliError');
@@ -52,7 +53,8 @@ export interface Failure {
 
 /** Expected errors answer one line and no stack; anything else is a bug and shows its stack. */
 export function failureOf(error: unknown): Failure {
-  const line = (message: string): string => `hostfiles: ${message}\n`;
+  // One line, as a terminal shows it: a message may carry a file name its owner chose.
+  const line = (message: string): string => `hostfiles: ${visible(message)}\n`;
   if (isUsageError(error)) return { exitCode: 2, text: `${line(error.message)}hostfiles: ${error.hint}\n` };
   // Bad input the flows find (a malformed URL, a path that is not absolute) is bad input like a usage error: exit 2.
   if (isFlowError(error)) return { exitCode: error.code === 'bad_input' ? 2 : 1, text: line(error.message) };
