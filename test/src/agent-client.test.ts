@@ -598,3 +598,26 @@ test('an answer has one result per state asked about, each for that state: other
     assert.equal(error.message, `the agent's answer ${message}`);
   }
 });
+
+test("an older agent's op message longer than 1,024 characters is clipped as it is read, never the whole answer refused", async (t) => {
+  const long = `${'d/'.repeat(2000)}permall has other hard links`;
+  const url = await rewritingRelay(t, (answer, res) => {
+    res.writeHead(200, JSON_TYPE).end(
+      resigned(answer, (payload) => ({
+        ...payload,
+        results: (payload['results'] as Record<string, unknown>[]).map((r) => ({
+          ...r,
+          status: 'failed',
+          error: { code: 'not_regular_file', message: long },
+        })),
+      })),
+    );
+  });
+  const path = join(agent.setup.roots.NvRam, `old-${randomUUID()}_VARS.fd`);
+  const answer = await client().send({ ...target, url, certificate: null }, 'files.apply', {
+    ops: [writeOp('NvRam', path, Buffer.from('vars'))],
+  });
+  const [result] = answer.results;
+  assert.equal(result?.status, 'failed');
+  assert.equal(result.error?.message, `${long.slice(0, 960)}…(truncated, ${long.length} chars)`);
+});

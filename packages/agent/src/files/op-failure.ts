@@ -1,21 +1,12 @@
 // The `failed` answers of one op.
-import { MAX_MESSAGE_LENGTH, truncate, type OpErrorCode } from '@hostfiles/shared';
+import { clipMessage, type OpErrorCode } from '@hostfiles/shared';
 import { errnoOf } from './fd-path.js';
 import type { OpFailure } from './types.js';
 
-/** Room for truncate's "…(truncated, N chars)" within MAX_MESSAGE_LENGTH. */
-const CLIPPED_LENGTH = MAX_MESSAGE_LENGTH - 64;
-
-// Frozen: answers like SYMLINK_FAILURE are shared by every op that returns them. Clipped to what a controller reads
-// (a message may hold a path of up to 4,096 characters).
+// Frozen: answers like SYMLINK_FAILURE are shared by every op that returns them. Clipped to MAX_MESSAGE_LENGTH (a
+// message may hold a path of up to 4,096 characters).
 export const failed = (code: OpErrorCode, message: string): OpFailure =>
-  Object.freeze({
-    status: 'failed',
-    error: Object.freeze({
-      code,
-      message: message.length > MAX_MESSAGE_LENGTH ? truncate(message, CLIPPED_LENGTH) : message,
-    }),
-  });
+  Object.freeze({ status: 'failed', error: Object.freeze({ code, message: clipMessage(message) }) });
 
 export const SYMLINK_FAILURE = failed('symlink', 'a path component is a symbolic link');
 /** A directory of the path was removed while a write walked or made it (by someone else: the unit lock keeps the

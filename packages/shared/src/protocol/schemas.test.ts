@@ -88,10 +88,14 @@ describe('answers: what a controller reads of each kind', () => {
     status: 'failed',
     error: { code: 'io_error', message },
   });
-  it('an op error message is at most MAX_MESSAGE_LENGTH characters', () => {
+  it("an op error message is read to MAX_MESSAGE_LENGTH characters: a longer one (an older agent's) is clipped", () => {
     const answer = (message: string) => ({ ...header, kind: 'files.apply', results: [failedWith(message)] });
-    assert.ok(applyAnswerSchema.safeParse(answer('x'.repeat(MAX_MESSAGE_LENGTH))).success);
-    assert.ok(!applyAnswerSchema.safeParse(answer('x'.repeat(MAX_MESSAGE_LENGTH + 1))).success);
+    const messageOf = (text: string): string | undefined =>
+      applyAnswerSchema.parse(answer(text)).results[0]?.error?.message;
+    assert.equal(messageOf('x'.repeat(MAX_MESSAGE_LENGTH)), 'x'.repeat(MAX_MESSAGE_LENGTH));
+    const clipped = messageOf('x'.repeat(5000)) ?? '';
+    assert.ok(clipped.length <= MAX_MESSAGE_LENGTH, `${clipped.length}`);
+    assert.match(clipped, /^x{960}…\(truncated, 5000 chars\)$/);
   });
   it('at most MAX_OPS results, as a command has at most MAX_OPS ops', () => {
     const answer = (n: number) => ({ ...header, kind: 'files.apply', results: Array(n).fill(failedWith('no')) });

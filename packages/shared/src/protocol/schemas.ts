@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { FILE_TYPES } from '../core.js';
 import { OP_ERROR_CODES } from '../errors.js';
+import { truncate } from '../util/echo.js';
 
 export type { FileType } from '../core.js';
 
@@ -20,6 +21,12 @@ export const MAX_CLOCK_SKEW_MS = 600_000;
 export const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
 /** The most characters of an op error's message: an agent clips its own (a path in one is the longest part). */
 export const MAX_MESSAGE_LENGTH = 1024;
+/**
+ * `message` within MAX_MESSAGE_LENGTH: its start, and how long it was. An agent clips its messages so; a controller
+ * clips an older agent's the same way as it reads them, rather than refusing the whole answer for one long message.
+ */
+export const clipMessage = (message: string): string =>
+  message.length > MAX_MESSAGE_LENGTH ? truncate(message, MAX_MESSAGE_LENGTH - 64) : message;
 /**
  * The most names one listing reads from a root, so the most units it answers per root: ten times the units of a host
  * of 500 VMs (5,000 units make an answer of ~3.5 MiB and take seconds to describe), and a bound on what the root's
@@ -178,7 +185,7 @@ export type Command = z.infer<typeof commandSchema>;
 export type CommandKind = Command['kind'];
 export type FileRef = z.infer<typeof fileRefSchema>;
 
-const opError = z.strictObject({ code: z.enum(OP_ERROR_CODES), message: z.string().max(MAX_MESSAGE_LENGTH) });
+const opError = z.strictObject({ code: z.enum(OP_ERROR_CODES), message: z.string().transform(clipMessage) });
 export type OpError = z.infer<typeof opError>;
 
 export const applyResultSchema = z.strictObject({
