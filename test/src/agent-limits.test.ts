@@ -201,6 +201,19 @@ describe('with a budget of body bytes in flight', () => {
     }
     await eventually(async () => (await inFlight(agent)) === 0, 'the budget given back');
   });
+
+  test('a chunked body that grows holds every buffer it filled, and the budget counts each', async () => {
+    const grow = await holding(agent, undefined, Buffer.alloc(16 * KIB, 0x20));
+    await eventually(async () => (await inFlight(agent)) === 16 * KIB, 'its first buffer');
+    // One byte past it: a buffer of 32 KiB, the first still held until the request ends (it was counted as only
+    // the 16 KiB more it grew by, so 1,000 such bodies held twice what the budget said).
+    grow.socket.write(chunk(Buffer.alloc(1, 0x20)));
+    await eventually(async () => (await inFlight(agent)) === 48 * KIB, 'both buffers');
+    grow.socket.write(chunk(Buffer.alloc(16 * KIB, 0x20)));
+    await eventually(async () => (await inFlight(agent)) === 112 * KIB, 'all three');
+    grow.socket.destroy();
+    await eventually(async () => (await inFlight(agent)) === 0, 'the budget given back');
+  });
 });
 
 describe('with a connection limit and short timeouts', () => {

@@ -94,4 +94,29 @@ describe('body budget', () => {
     assert.equal(reused.length, 0, 'the pool keeps at most 4 MiB (two 1 MiB buffers were given back first)');
     assert.equal(fourth.buffer(MIB / 2).buffer.byteLength, MIB, 'one up to twice the size fits');
   });
+
+  it('counts the room of a pooled buffer past what was asked: what the claims hold is the memory they keep', () => {
+    const budget = createBodyBudget(8 * MIB);
+    const first = budget.open();
+    assert.ok(first.take(2 * MIB));
+    first.buffer(2 * MIB);
+    first.release();
+    // A 2 MiB buffer is in the pool; a body of 1.5 MiB gets it, and holds all 2 MiB of it.
+    const second = budget.open();
+    assert.ok(second.take(1.5 * MIB));
+    const reused = second.buffer(1.5 * MIB);
+    assert.equal(reused.buffer.byteLength, 2 * MIB);
+    assert.equal(second.held, 2 * MIB);
+    assert.equal(budget.inFlight(), 2 * MIB);
+    second.release();
+    assert.equal(budget.inFlight(), 0);
+    // When the budget has no room for the rest of it, the body gets a buffer of its own size instead.
+    const filler = budget.open();
+    assert.ok(filler.take(6 * MIB - 1.5 * MIB));
+    const third = budget.open();
+    assert.ok(third.take(1.5 * MIB));
+    const own = third.buffer(1.5 * MIB);
+    assert.equal(own.buffer.byteLength >= 2 * MIB, false, 'not the pooled 2 MiB');
+    assert.equal(third.held, 1.5 * MIB);
+  });
 });

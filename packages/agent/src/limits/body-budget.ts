@@ -22,8 +22,9 @@ export interface BodyClaim {
   /** `bytes` more were read: how long (ms) to wait before reading on; always 0 for a small body */
   pace(bytes: number): number;
   /**
-   * A buffer of `bytes` for the body (its bytes are not cleared): one given back by an earlier request when one fits.
-   * It is the claim's until release, and nothing may keep a reference to it past that.
+   * A buffer of `bytes` for the body (its bytes are not cleared), `bytes` already taken: one given back by an earlier
+   * request when one fits, its room past `bytes` taken too (or a new one when that does not fit), so what the claim
+   * holds is the memory it keeps. It is the claim's until release, and nothing may keep a reference to it past that.
    */
   buffer(bytes: number): Buffer;
   /** gives back all it holds; later calls do nothing */
@@ -57,21 +58,29 @@ export function createBodyBudget({ limit, largeBytesPerSecond, now }: BodyBudget
       let held = 0;
       let open = true;
       const buffers: Buffer[] = [];
+      const take = (bytes: number): boolean => {
+        if (!open) throw new Error('a released claim cannot take more');
+        const ceiling = held + bytes > SMALL_BODY_BYTES ? largeLimit : limit;
+        if (inFlight + bytes > ceiling) return false;
+        inFlight += bytes;
+        held += bytes;
+        return true;
+      };
       return {
         get held() {
           return held;
         },
-        take(bytes) {
-          if (!open) throw new Error('a released claim cannot take more');
-          const ceiling = held + bytes > SMALL_BODY_BYTES ? largeLimit : limit;
-          if (inFlight + bytes > ceiling) return false;
-          inFlight += bytes;
-          held += bytes;
-          return true;
-        },
+        take,
         pace: (bytes) => (held > SMALL_BODY_BYTES ? pace(bytes) : 0),
         buffer(bytes) {
-          const buffer = pool.get(bytes);
+          const found = pool.get(bytes);
+          let buffer: Buffer;
+          if (found !== undefined && (found.length === bytes || take(found.length - bytes))) {
+            buffer = found.subarray(0, bytes);
+          } else {
+            if (found !== undefined) pool.put(found);
+            buffer = Buffer.allocUnsafe(bytes);
+          }
           buffers.push(buffer);
           return buffer;
         },
@@ -106,16 +115,16 @@ function createPace(bytesPerSecond: number, now: () => number): (bytes: number) 
 const POOLED_BYTES = SMALL_BODY_BYTES;
 
 /** Body buffers given back, up to `maxBytes` of them, handed out again to bodies they fit (at most twice the size). */
-function createPool(maxBytes: number): { get(bytes: number): Buffer; put(buffer: Buffer): void } {
+function createPool(maxBytes: number): { get(bytes: number): Buffer | undefined; put(buffer: Buffer): void } {
   const free: Buffer[] = [];
   let freeBytes = 0;
   return {
+    /** a whole buffer of `bytes` to twice that, taken out of the pool; undefined when none fits */
     get(bytes) {
       const index = bytes < POOLED_BYTES ? -1 : free.findIndex((b) => b.length >= bytes && b.length <= 2 * bytes);
       const [found] = index === -1 ? [] : free.splice(index, 1);
-      if (found === undefined) return Buffer.allocUnsafe(bytes);
-      freeBytes -= found.length;
-      return found.subarray(0, bytes);
+      if (found !== undefined) freeBytes -= found.length;
+      return found;
     },
     put(buffer) {
       // A view handed out by get() gives back the whole buffer it was cut from.

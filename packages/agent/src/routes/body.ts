@@ -37,7 +37,7 @@ interface Sink {
 /**
  * Chunks are copied into one buffer as they arrive, never kept: a sender trickling a byte at a time would otherwise
  * hold a Buffer object per byte, many times what the budget counts. The buffer is the declared size, taken from the
- * budget before anything is read; without a declared size it grows, each growth taken from the budget first. It
+ * budget before anything is read; without a declared size it grows, each new buffer taken from the budget first. It
  * comes from the claim, which may hand out one an earlier body gave back, and takes it back when the request ends.
  */
 function createSink(limit: number, claim: BodyClaim, declared: number | undefined): Sink {
@@ -52,8 +52,10 @@ function createSink(limit: number, claim: BodyClaim, declared: number | undefine
       if (needed > capacity) {
         // Node's parser never delivers more than Content-Length; a web stream (in-process) could.
         if (declared !== undefined) return new AgentError('bad_request', 'the body is longer than its Content-Length');
+        // All of it taken: the buffer it outgrew stays the claim's (given back to the pool at release), and what
+        // the claim holds is what it keeps in memory (16 KiB + 32 KiB + … for a body that doubles its way up).
         const grown = Math.min(limit, Math.max(needed, capacity * 2));
-        if (!claim.take(grown - capacity)) return overloaded();
+        if (!claim.take(grown)) return overloaded();
         const next = claim.buffer(grown);
         buffer.copy(next, 0, 0, size);
         buffer = next;
