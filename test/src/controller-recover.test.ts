@@ -139,6 +139,18 @@ test('recover refusals: no generation, an unknown host; a host that cannot be wr
     );
     assert.equal(Buffer.compare(readFileSync(layout(fleet, 0, vm.uuid).vars), newer), 0, 'not written over');
     assert.equal((await fleet.store.getVm(vm.uuid))?.epoch, 0);
+    // Onto another host while its own answers: it is not lost, and its newer state would be forgotten and deleted.
+    await assert.rejects(
+      recoverVm(fleet.deps, 'vm1', 'host1'),
+      (error) =>
+        isFlowError(error) &&
+        error.code === 'conflict' &&
+        /^host_in_use: VM vm1's host host0 answers: recover is for a lost host/.test(error.message),
+    );
+    assert.equal(Buffer.compare(readFileSync(layout(fleet, 0, vm.uuid).vars), newer), 0, 'left as it is');
+    assert.equal(existsSync(layout(fleet, 1, vm.uuid).vars), false, 'nothing written on host1');
+    assert.deepEqual(await fleet.store.listPendingDeletions(), [], 'nothing scheduled');
+    assert.equal((await fleet.store.getVm(vm.uuid))?.epoch, 0);
     await fleet.stop(0);
     // The new host refuses the write (a state it does not know at libvirt's path): nothing moves.
     writeFileSync(layout(fleet, 1, vm.uuid).vars, 'libvirt made this');

@@ -85,7 +85,8 @@ export const VM_COMMANDS: readonly Command[] = [
       'other host are forgotten and put in the outbox: the lost host, once back, has its stale copy deleted by the',
       'retry and is never captured from. Journaled (vm.recover); a controller killed in it is finished by `resume`.',
       'If the write does not land, nothing moves: exit 1. HOST must be another than the one the VM lives on (its',
-      'state there may be newer than any backup): to write its backups back where it is, run `restore`.',
+      "state there may be newer than any backup): to write its backups back where it is, run `restore`. The VM's",
+      'host is asked first, as `host check` asks: if its own agent answers, it is not lost, and nothing is done.',
     ].join('\n'),
     async run(ctx, input) {
       const { recoverVm } = await import('../flows/index.js');

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { FileType } from '@hostfiles/shared';
 import type { BackupFile, Host, NewPendingDeletion, Operation, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, isFlowError, type FlowDeps } from './deps.js';
+import { checkHost } from './hosts.js';
 import { resolveHost } from './inventory.js';
 import { vmKey, wholeHost } from './lock-keys.js';
 import { runPlanned, type Plan } from './run-planned.js';
@@ -93,6 +94,20 @@ export async function recoverVm(
       );
     }
     const backups = await generationsToRecover(deps, vm, resumed?.chosen);
+    // For a lost host only: one whose agent answers still holds the VM's state, maybe newer than its backups, which
+    // recover would forget and schedule for deletion. Asked now, as `host check` asks (and recorded so), not read off
+    // the host's last contact: a host that went down since still shows Connected.
+    if (resumed === undefined && vm.hostUuid !== null) {
+      const source = await deps.store.getHost(vm.hostUuid);
+      if (source !== null && (await answersAsItself(deps, source))) {
+        throw new FlowError(
+          'conflict',
+          `host_in_use: VM ${vm.name}'s host ${source.name} answers: recover is for a lost host, and would forget ` +
+            'and delete its copy of the state, which may be newer than the backups; nothing changed. If libvirt ' +
+            'moved the VM, `hostfiles vm move` records it; if the host is to be given up, stop its agent first',
+        );
+      }
+    }
     const placements = await planRestore(deps, vm, to, backups, {});
     const planned = await planPlacements(deps, to, placements, options.force === true);
     const generations = backups.map((b) => ({ type: b.type, generation: b.generation }));
@@ -222,4 +237,17 @@ export async function resumeRecover(deps: FlowDeps, operation: Operation): Promi
     }
     return null;
   });
+}
+
+/**
+ * Whether the host's own agent answers (its pinned key and certificate): one that answers as another (a reinstalled
+ * host, a new key) holds nothing of what was pinned, and counts as lost.
+ */
+async function answersAsItself(deps: FlowDeps, host: Host): Promise<boolean> {
+  try {
+    return (await checkHost(deps, host)).state === 'Connected';
+  } catch (error) {
+    if (isFlowError(error) && error.code === 'host_key_changed') return false;
+    throw error;
+  }
 }
