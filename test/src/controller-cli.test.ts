@@ -262,6 +262,30 @@ test("a file name its owner chose reaches the operator's terminal as text: contr
   assert.equal(failed.stderr, 'hostfiles: no VM b\\x1b[31m\n');
 });
 
+test('a sync that exits 1 is journaled failed, with why: a VM sync and a fleet sync with the host down', async (t) => {
+  const workspace = await initWorkspace(t, 'hostfiles-failed-sync-');
+  const { agent, varsPath } = await oneVmOnOneHost(t, workspace);
+  const from = join(workspace.dir, 'vars');
+  writeFileSync(from, 'vars of a');
+  await workspace.ok('file', 'write', 'a', '--type', 'NvRam', '--path', varsPath, '--from', from);
+  await agent.stop();
+  type Op = { kind: string; state: string };
+  for (const [args, kind] of [
+    [['sync', 'a'], 'vm.sync'],
+    [['sync', '--all'], 'fleet.sync'],
+  ] as const) {
+    const run = await workspace.cli(...args);
+    assert.equal(run.status, 1, run.stderr);
+    const failed = JSON.parse(await workspace.ok('ops', 'list', '--state', 'failed', '--kind', kind, '--json')) as Op[];
+    assert.deepEqual(
+      failed.map((o) => [o.kind, o.state]),
+      [[kind, 'failed']],
+    );
+    const listed = await workspace.ok('ops', 'list', '--state', 'failed', '--kind', kind);
+    assert.match(listed, new RegExp(`${kind.replace('.', '\\.')}\\s+failed\\s.*unreachable`));
+  }
+});
+
 test('demo has no --json output: asked for it, it is refused before anything starts', async () => {
   const run = await hostfiles(['--json', 'demo']);
   fails(run, 2, /demo prints lines for a person to read; it has no --json output/);

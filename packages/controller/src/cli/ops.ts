@@ -14,24 +14,36 @@ const isState = (value: string): value is OperationState => (OPERATION_STATES as
 type Fields = Readonly<Record<string, unknown>>;
 const isFields = (value: unknown): value is Fields => typeof value === 'object' && value !== null;
 
+const FAILED_STATUSES = new Set(['failed', 'unknown', 'missing']);
+const listed = (value: unknown): unknown[] => (Array.isArray(value) ? (value as unknown[]) : []);
+
+/** Why one item of a report did not succeed, if it says: a file's reason, a fenced capture's, a host's error. */
+function itemError(item: unknown): string | undefined {
+  if (!isFields(item)) return undefined;
+  const where = typeof item['path'] === 'string' ? item['path'] : typeof item['host'] === 'string' ? item['host'] : '';
+  const prefix = where === '' ? '' : `${where}: `;
+  const failed = FAILED_STATUSES.has(String(item['status'])) || item['code'] === 'fenced';
+  if (failed && typeof item['reason'] === 'string') return `${prefix}${item['reason']}`;
+  return typeof item['error'] === 'string' ? `${prefix}${item['error']}` : undefined;
+}
+
 /**
  * What an operation's report says went wrong, on one line, if it says: its `error`, or else why the first of its
- * files that failed (or whose outcome is unknown) did, and how many more did — a write the agent answered `busy`
- * has no error of its own, only its file's reason.
+ * items that did not succeed did (a file that failed, is missing or whose outcome is unknown, a fenced capture, a
+ * host not listed), and how many more — a write the agent answered `busy` has no error of its own, only its file's.
  */
-export function reportError(report: unknown): string {
+export function reportError(report: unknown, state: OperationState = 'failed'): string {
   if (!isFields(report)) return '';
-  const { error, file, files } = report;
+  const { error, file, files, fenced, failedHosts } = report;
   if (typeof error === 'string') return error;
-  const failed = [file, ...(Array.isArray(files) ? (files as unknown[]) : [])].filter(
-    (f): f is Fields =>
-      isFields(f) && (f['status'] === 'failed' || f['status'] === 'unknown') && typeof f['reason'] === 'string',
-  );
-  const [first] = failed;
+  // A done operation's items that did not succeed are its news, not its error (a removal's pending deletions).
+  if (state !== 'failed') return '';
+  const errors = [file, ...listed(files), ...listed(fenced), ...listed(failedHosts)]
+    .map(itemError)
+    .filter((e) => e !== undefined);
+  const [first] = errors;
   if (first === undefined) return '';
-  const where = typeof first['path'] === 'string' ? `${first['path']}: ` : '';
-  const more = failed.length > 1 ? ` (and ${failed.length - 1} more)` : '';
-  return `${where}${String(first['reason'])}${more}`;
+  return errors.length > 1 ? `${first} (and ${errors.length - 1} more)` : first;
 }
 
 function parseLimit(value: string | undefined): number {
@@ -91,7 +103,7 @@ export const OPS_COMMANDS: readonly Command[] = [
                 o.subject,
                 formatTime(o.createdAt),
                 formatTime(o.updatedAt),
-                reportError(o.report),
+                reportError(o.report, o.state),
               ]),
             ),
       );
@@ -112,7 +124,7 @@ export const OPS_COMMANDS: readonly Command[] = [
 ];
 
 function formatOperation(o: Operation): string {
-  const error = reportError(o.report);
+  const error = reportError(o.report, o.state);
   return [
     `operation ${o.id}`,
     ...[

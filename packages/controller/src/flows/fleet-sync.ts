@@ -146,8 +146,11 @@ export async function syncFleet(
         failedHosts: hostsReport.filter((h) => h.error !== undefined).length,
       },
     };
-    // The journal keeps the counts and what was read, not every host's line: a fleet's report can be long.
-    await deps.store.finishOperation(operationId, 'done', {
+    // The journal keeps the counts and what was read, not every host's line: a fleet's report can be long. Failed
+    // when the CLI exits 1 for it: a host not listed, a state not read, a capture fenced.
+    const failed =
+      report.totals.failedHosts + read.filter((f) => f.status === 'failed').length + report.fenced.length > 0;
+    await deps.store.finishOperation(operationId, failed ? 'failed' : 'done', {
       totals: report.totals,
       backups: report.backups,
       read: read.slice(0, MAX_OPS).map((f) => ({ vm: f.vmUuid, host: f.hostUuid, type: f.type, status: f.status })),

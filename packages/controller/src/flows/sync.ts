@@ -270,7 +270,8 @@ async function record(
       notUpdated,
       fenced,
     };
-    await tx.finishOperation(operationId, 'done', report);
+    // Failed when the CLI exits 1 for it: a backup not updated, or a capture fenced (`ops list --state failed`).
+    await tx.finishOperation(operationId, notUpdated.length + fenced.length > 0 ? 'failed' : 'done', report);
     return report;
   });
 }
