@@ -1,7 +1,17 @@
 // The `hostfiles` command line as an operator meets it: the real binary, a real database file, real agents.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +21,8 @@ import { generateSigningKey, signingKeyFromPem } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import { CLI, cleanEnv, hostfiles, initWorkspace, oneVmOnOneHost, type Run } from './support/cli.js';
 import { pgSchema, POSTGRES_SKIP } from './support/postgres.js';
+import { skipWithout } from './support/real-tools.js';
+import { createTpmState, swtpmUnavailable } from './support/swtpm.js';
 
 const VERSION = (createRequire(import.meta.url)('@hostfiles/controller/package.json') as { version: string }).version;
 
@@ -251,6 +263,7 @@ test("a file name its owner chose reaches the operator's terminal as text: contr
   writeFileSync(join(agent.setup.roots.NvRam, name), 'planted');
   const run = await workspace.cli('reconcile', 'h0');
   assert.equal(run.status, 0, run.stderr);
+  // eslint-disable-next-line no-control-regex -- finding control characters is the point
   assert.ok(!/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(run.stdout), 'no control character but newlines');
   assert.ok(run.stdout.includes('x\\x1b[2K\\x0d\\x1b[32mall clean\\x1b[0m_VARS.fd'), run.stdout);
   // The JSON is JSON's: the name as it is, escaped by JSON itself.
@@ -284,6 +297,31 @@ test('a sync that exits 1 is journaled failed, with why: a VM sync and a fleet s
     const listed = await workspace.ok('ops', 'list', '--state', 'failed', '--kind', kind);
     assert.match(listed, new RegExp(`${kind.replace('.', '\\.')}\\s+failed\\s.*unreachable`));
   }
+});
+
+test("file write refuses a state of the wrong kind: NVRAM from a directory, swtpm's own state directory as a vTPM", async (t) => {
+  if (skipWithout(t, swtpmUnavailable())) return;
+  const workspace = await initWorkspace(t, 'hostfiles-kinds-');
+  const dir = join(workspace.dir, 'from');
+  // What `swtpm_setup --tpmstate DIR` makes: its files at DIR's top, where libvirt keeps them in <uuid>/tpm2/.
+  const swtpmDir = join(dir, 'swtpm-state');
+  mkdirSync(dir);
+  // swtpm_setup runs as its own user, who must reach the directory.
+  for (const above of [workspace.dir, dir]) chmodSync(above, 0o711);
+  await createTpmState(swtpmDir);
+  const write = (type: string, from: string) =>
+    workspace.cli('file', 'write', 'nosuchvm', '--type', type, '--path', '/x/y', '--from', from);
+  fails(await write('NvRam', swtpmDir), 2, /swtpm-state is a directory: an NVRAM state is one file/);
+  fails(
+    await write('TpmState', swtpmDir),
+    2,
+    /swtpm-state holds swtpm's tpm2-00\.permall at its top, where libvirt keeps it in tpm2\/: pass a directory that holds tpm2\//,
+  );
+  // Laid out as libvirt does (<uuid>/tpm2/…): past the state, to the VM that is not there.
+  const libvirt = join(dir, 'uuid');
+  mkdirSync(libvirt);
+  renameSync(swtpmDir, join(libvirt, 'tpm2'));
+  fails(await write('TpmState', libvirt), 1, /no VM nosuchvm/);
 });
 
 test('demo has no --json output: asked for it, it is refused before anything starts', async () => {

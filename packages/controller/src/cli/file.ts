@@ -24,7 +24,7 @@ export const FILE_COMMANDS: readonly Command[] = [
         name: 'from',
         value: 'LOCAL',
         required: true,
-        help: 'a local file, or a local directory (a TPM state: its files, without .lock) written whole',
+        help: "a local file (an NVRAM store, always a file), or a local directory written whole (a TPM state: a copy of a VM's <uuid>/ with tpm2/ in it; its .lock left out)",
       },
       { name: 'host', value: 'HOST', help: "the host to write on (default: the VM's current host)" },
       { name: 'force', help: 'write over state hostfiles does not know at a path the VM does not hold yet' },
@@ -45,7 +45,7 @@ export const FILE_COMMANDS: readonly Command[] = [
       const path = input.required('path');
       const { readLocalState } = await import('./local-state.js');
       const { writeFile } = await import('../flows/index.js');
-      const state = readLocalState(input.required('from'));
+      const state = readLocalState(input.required('from'), type);
       const host = input.string('host');
       const deps = await ctx.flows();
       const file = await writeFile(deps, {

@@ -2,13 +2,19 @@
 // `<uuid>/` with `tpm2/tpm2-00.permall`, …). A directory's lock file and links are never part of a state.
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { confineRelative, LOCK_NAME, MAX_ENTRIES } from '@hostfiles/shared';
+import { confineRelative, LOCK_NAME, MAX_ENTRIES, type FileType } from '@hostfiles/shared';
 import { dirState, fileState, MAX_STATE_BYTES, type State } from '../flows/index.js';
 import { badInput, isCliError } from './errors.js';
 
-/** Every problem, a file that cannot be read included, is bad input (exit 2): the operator named this state. */
-export function readLocalState(path: string): State {
+/**
+ * Every problem, a file that cannot be read included, is bad input (exit 2): the operator named this state. Two
+ * mistakes of kind are refused before anything is read: an NVRAM state is one file (a VARS store), and a vTPM
+ * directory keeps swtpm's files in `tpm2/` (libvirt's layout): one that holds them at its top is swtpm's own state
+ * directory, which written as is would leave libvirt's swtpm a state it does not find (the VM a fresh TPM).
+ */
+export function readLocalState(path: string, type: FileType): State {
   try {
+    kindProblem(path, type);
     return readState(path);
   } catch (error) {
     if (isCliError(error)) throw error;
@@ -16,6 +22,25 @@ export function readLocalState(path: string): State {
     if (code === undefined) throw error;
     const at = (error as NodeJS.ErrnoException).path ?? path;
     throw badInput(`cannot read ${at}: ${code}`);
+  }
+}
+
+/** swtpm's own files, as it names them in its state directory (tpm2-00.permall, tpm2-00.volatilestate, …). */
+const SWTPM_FILE = /^tpm2?-\d\d\./;
+
+function kindProblem(path: string, type: FileType): void {
+  const stats = lstatSync(path);
+  if (!stats.isDirectory()) return;
+  if (type === 'NvRam') {
+    throw badInput(`${path} is a directory: an NVRAM state is one file (an OVMF or AAVMF VARS store)`);
+  }
+  const names = readdirSync(path);
+  const swtpm = names.find((name) => SWTPM_FILE.test(name));
+  if (swtpm !== undefined && !names.includes('tpm2')) {
+    throw badInput(
+      `${path} holds swtpm's ${swtpm} at its top, where libvirt keeps it in tpm2/: pass a directory that holds ` +
+        "tpm2/ (a copy of a VM's <uuid>/ directory), e.g. make D/tpm2 and copy these files into it, then --from D",
+    );
   }
 }
 
