@@ -621,3 +621,23 @@ test("an older agent's op message longer than 1,024 characters is clipped as it 
   assert.equal(result?.status, 'failed');
   assert.equal(result.error?.message, `${long.slice(0, 960)}…(truncated, ${long.length} chars)`);
 });
+
+test('a connection the agent closes at once says the likely cause: an untrusted controller key, or plain HTTP to HTTPS', async () => {
+  const stranger = createAgentClient({ key: generateSigningKey(), timeoutMs: 2000, retries: 0, now: Date.now });
+  try {
+    const untrusted = await rejection(stranger.send(target, 'files.list', { types: ['NvRam'] }));
+    assert.ok(isAgentCallError(untrusted));
+    assert.equal(untrusted.failure, 'unreachable');
+    assert.match(untrusted.message, /is this controller's public key in the agent's trustedKeys\? Its log says/);
+  } finally {
+    await stranger.close();
+  }
+  const plain = { ...target, url: target.url.replace(/^https:/, 'http:'), certificate: null };
+  const error = await rejection(client().send(plain, 'files.list', { types: ['NvRam'] }));
+  assert.ok(isAgentCallError(error));
+  assert.equal(error.failure, 'unreachable');
+  assert.match(
+    error.message,
+    /an agent that serves HTTPS closes a plain HTTP connection at once: does its URL need https/,
+  );
+});

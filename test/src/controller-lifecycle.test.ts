@@ -106,7 +106,11 @@ test('host repin: a regenerated agent key is refused everywhere until re-pinned;
 
   const agent = await regenerate(b, first);
   assert.notEqual(agent.publicKey, first.publicKey);
-  fails(await b.cli('host', 'check'), 1, /refused h0: host h0 presents another TLS certificate than the one pinned/);
+  fails(
+    await b.cli('host', 'check'),
+    1,
+    /refused h0: host_key_changed: host h0 presents another TLS certificate than the one pinned .*`hostfiles host repin h0 --expect-key KEY` pins the new one/,
+  );
   fails(await b.cli('file', 'write', 'a', '--type', 'TpmState', '--path', path, '--from', local), 1, /h0/);
   assert.equal(existsSync(path), false, 'nothing reaches an agent that fails the pin');
 

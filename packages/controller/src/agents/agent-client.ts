@@ -188,7 +188,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
           return parsed.data;
         });
       } catch (error) {
-        throw await toCallError(error, url, 'info', 1);
+        throw await toCallError(error, url, 'info', 1, { url, pinned: endpoint.certificate !== null });
       }
     },
 
@@ -196,7 +196,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       try {
         return await fetchCertificate(new URL(url), identity, options.timeoutMs);
       } catch (error) {
-        throw await toCallError(error, url, 'info', 1);
+        throw await toCallError(error, url, 'info', 1, { url, pinned: true });
       }
     },
 
@@ -231,12 +231,12 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
               return openAnswer(answer, target, kind, signed.requestId, asked);
             } catch (error) {
               // Made while the connection is still this attempt's: an error's body is read here.
-              throw await toCallError(error, target.uuid, kind, attempt, target.certificate !== null);
+              throw await toCallError(error, target.uuid, kind, attempt, viaOf(target));
             }
           });
         } catch (error) {
           // The attempt's failure as it is, or a host that cannot be reached at all (a certificate without https://).
-          failure = await toCallError(error, target.uuid, kind, attempt, target.certificate !== null);
+          failure = await toCallError(error, target.uuid, kind, attempt, viaOf(target));
         }
         const transient =
           failure.failure === 'unreachable' || failure.failure === 'timeout' || (failure.details.status ?? 0) >= 500;
@@ -299,14 +299,40 @@ function openAnswer<K extends CommandKind>(
   return answer.value;
 }
 
-/** `pinned`: the call went over TLS to the host's pinned certificate, so an error answer is the agent's own. */
+/** How a call went: its URL, and whether over TLS to a pinned certificate. */
+interface Via {
+  readonly url: string;
+  readonly pinned: boolean;
+}
+
+const viaOf = (endpoint: AgentEndpoint): Via => ({ url: endpoint.url, pinned: endpoint.certificate !== null });
+
+/**
+ * Why a connection the agent closed at once most likely was, said with it ("other side closed" alone names no
+ * cause): plain HTTP to an agent that serves HTTPS, or a controller whose key the agent does not trust (mutual TLS:
+ * it closes the handshake of a client whose key is not among its trustedKeys, the commonest slip in setting one up).
+ */
+function closedHint(reason: string, via: Via): string {
+  if (!/other side closed|ECONNRESET|socket hang up|EPIPE/.test(reason)) return '';
+  if (via.url.startsWith('http:')) {
+    return ' (an agent that serves HTTPS closes a plain HTTP connection at once: does its URL need https://?)';
+  }
+  if (!via.pinned) return '';
+  return (
+    " (an agent closes the connection of a controller it does not trust at once: is this controller's public key " +
+    "in the agent's trustedKeys? Its log says client_refused, untrusted_key)"
+  );
+}
+
+/** `via.pinned`: the call went over TLS to the host's pinned certificate, so an error answer is the agent's own. */
 async function toCallError(
   error: unknown,
   host: string,
   kind: CommandKind | 'info',
   attempts: number,
-  pinned = false,
+  via: Via,
 ): Promise<AgentCallError> {
+  const { pinned } = via;
   if (isAgentCallError(error)) return error;
   if (isTimeoutError(error) || (error instanceof DOMException && error.name === 'TimeoutError'))
     return new AgentCallError('timeout', host, kind, 'no answer in time', { attempts }, { cause: error });
@@ -338,11 +364,13 @@ async function toCallError(
   const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
   const pinFailure = pinFailureOf(cause);
   if (pinFailure !== undefined) {
-    const message = `TLS: the peer is not the pinned agent (${pinFailure}): ${(cause as Error).message}`;
+    const message =
+      `TLS: the peer is not the pinned agent (${pinFailure}): ${(cause as Error).message}; if the agent's key was ` +
+      'made anew on purpose, `hostfiles host repin HOST --expect-key KEY` pins it';
     return new AgentCallError('unreachable', host, kind, message, { attempts, pinFailure }, { cause: error });
   }
   const reason = cause instanceof Error ? cause.message : String(cause);
-  return new AgentCallError('unreachable', host, kind, reason, { attempts }, { cause: error });
+  return new AgentCallError('unreachable', host, kind, reason + closedHint(reason, via), { attempts }, { cause: error });
 }
 
 /**

@@ -1,5 +1,5 @@
 // `hostfiles host add|repin|set-url|list|check` (drain and remove: host-retire.ts).
-import { isAgentCallError, type AgentCallError } from '../agents/agent-error.js';
+import { isAgentCallError } from '../agents/agent-error.js';
 import { isFlowError, type FlowDeps } from '../flows/deps.js';
 import type { RepinReport } from '../flows/index.js';
 import { isStoreError } from '../store/errors.js';
@@ -70,7 +70,7 @@ export const HOST_COMMANDS: readonly Command[] = [
         });
       } catch (error) {
         if (isAgentCallError(error)) {
-          throw new CliError(`cannot reach the agent at ${url}: ${callText(error)}`, { cause: error });
+          throw new CliError(`cannot reach the agent at ${url}: ${error.failure}: ${error.message}`, { cause: error });
         }
         if (isStoreError(error, 'conflict')) throw await hostConflict(deps, name, error);
         throw error;
@@ -108,7 +108,7 @@ export const HOST_COMMANDS: readonly Command[] = [
         report = await repinHost(deps, ref, { expectKey, trustOnFirstUse: false });
       } catch (error) {
         if (isAgentCallError(error)) {
-          throw new CliError(`cannot reach the agent of ${ref}: ${callText(error)}`, { cause: error });
+          throw new CliError(`cannot reach the agent of ${ref}: ${error.failure}: ${error.message}`, { cause: error });
         }
         if (isFlowError(error) && error.code === 'host_key_mismatch') {
           throw new CliError(`host_key_mismatch: ${error.message}`, { cause: error });
@@ -226,22 +226,6 @@ function summary(checks: readonly HostCheck[]): string {
   const lines = [`${checks.length - down.length} connected, ${down.length} disconnected`];
   for (const c of down) lines.push(`  ${c.name} (${c.uuid}): ${c.error ?? c.reason ?? 'no reason recorded'}`);
   return lines.join('\n');
-}
-
-/**
- * An agent call's failure as one line. A connection the peer closed at once is what an agent does to a controller
- * whose key is not among its trustedKeys (it logs `client_refused`, reason `untrusted_key`), the commonest slip in
- * setting one up: said as such, not only as "other side closed".
- */
-function callText(error: AgentCallError): string {
-  const text = `${error.failure}: ${error.message}`;
-  if (error.failure !== 'unreachable' || !/other side closed|ECONNRESET|socket hang up|EPIPE/.test(error.message)) {
-    return text;
-  }
-  return (
-    `${text} (an agent closes the connection of a controller it does not trust at once: is this controller's ` +
-    "public key in the agent's trustedKeys? Its log says client_refused, untrusted_key)"
-  );
 }
 
 async function hostConflict(deps: FlowDeps, name: string, cause: unknown): Promise<CliError> {

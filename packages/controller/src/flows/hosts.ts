@@ -144,7 +144,9 @@ export interface HostHealth {
 export async function checkHost(deps: FlowDeps, host: Host): Promise<HostHealth> {
   let health: HostHealth;
   const refuse = async (why: string): Promise<never> => {
-    const message = `host ${host.name} ${why}: refusing it`;
+    const message =
+      `host_key_changed: host ${host.name} ${why}: refusing it (if its agent's key was made anew on purpose, ` +
+      `\`hostfiles host repin ${host.name} --expect-key KEY\` pins the new one)`;
     await markHost(deps, host, 'Disconnected', message);
     throw new FlowError('host_key_changed', message);
   };
