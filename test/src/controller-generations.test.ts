@@ -23,7 +23,7 @@ interface History {
   }[];
 }
 
-test('CLI: generations are numbered per capture, listed, restored (older only with --force), pruned and removed', async (t) => {
+test('CLI: generations are numbered per capture, listed, restored (older only with --force, over an uncaptured state only with --force), pruned and removed', async (t) => {
   const workspace = await initWorkspace(t, 'hostfiles-generations-');
   const { dir, cli, ok } = workspace;
   const history = async (...flags: string[]): Promise<History> =>
@@ -89,6 +89,22 @@ test('CLI: generations are numbered per capture, listed, restored (older only wi
   assert.equal((await nvram()).length, 3, 'a restore captures nothing');
   // Captured again by the next sync: a new number, never 1 again.
   assert.match(await ok('sync', 'a'), /backup NvRam: 4096 bytes from h0 \S+, generation 4\n/);
+  // The VM ran again, and nothing synced it: a restore would write over the only copy of that state. Refused, with
+  // the way; --force writes over it.
+  const unsynced = randomBytes(4096);
+  writeFileSync(varsPath, unsynced);
+  const over = await cli('restore', 'a');
+  assert.equal(over.status, 1);
+  assert.match(
+    over.stderr,
+    new RegExp(
+      `VM a's NvRam state ${varsPath} on h0 changed since it was last recorded, and no backup holds it: ` +
+        '`hostfiles sync a` captures it first',
+    ),
+  );
+  assert.equal(Buffer.compare(readFileSync(varsPath), unsynced), 0, 'nothing was written');
+  await ok('restore', 'a', '--force');
+  assert.equal(Buffer.compare(readFileSync(varsPath), v1), 0, 'forced: the newest generation, 4 (v1)');
 
   // state keep N: the database's N; the oldest beyond the last N go at the next capture, never the newest.
   assert.deepEqual(JSON.parse(await ok('state', 'keep', '--json')), { keepGenerations: 5 });

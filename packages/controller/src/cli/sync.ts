@@ -122,7 +122,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
       { name: 'type', value: 'TYPE', help: 'with --generation: its type (TpmState or NvRam), when the VM has both' },
       {
         name: 'force',
-        help: 'write over state hostfiles does not know at a path the VM does not hold there yet; with --generation, restore one older than the newest',
+        help: 'write over state hostfiles does not know at a path the VM does not hold there yet, or over its own state there that changed since it was recorded; with --generation, restore one older than the newest',
       },
     ],
     summary: "write a VM's backups onto a host (e.g. after it moved) and record them",
@@ -133,6 +133,8 @@ export const SYNC_COMMANDS: readonly Command[] = [
       "with none, give the path. A path another VM's state holds, or other than the VM's recorded state of that",
       'type on that host, is refused. A pending deletion at a path written is cancelled.',
       'With --generation G, only that generation of one type is written; one older than the newest needs --force.',
+      "The VM's own state on that host is asked first: one that changed since it was recorded (never synced) is in",
+      'no backup, and is written over only with --force (`hostfiles sync VM` captures it first).',
     ].join('\n'),
     async run(ctx, input) {
       const host = input.string('host');

@@ -1,10 +1,12 @@
 // Restore: a VM's backups written back onto a host (its current one by default, e.g. after it moved) and recorded,
 // with writeFile's guarantees (place.ts): checked before sending, guarded, a pending deletion at a path cancelled.
 import { randomUUID } from 'node:crypto';
-import { isValidRoot, type FileType } from '@hostfiles/shared';
+import { isValidRoot, type FileType, type StatResult } from '@hostfiles/shared';
+import { isAgentCallError } from '../agents/index.js';
 import type { BackupFile, Host, Operation, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, isFlowError, type FlowDeps } from './deps.js';
 import { libvirtPaths } from './adopt.js';
+import { bytesOf } from './bytes-of.js';
 import { resolveHost } from './inventory.js';
 import { vmKey, wholeHost } from './lock-keys.js';
 import { placeOnHost, planPlacements, type PlacedFile, type Placement } from './place.js';
@@ -45,6 +47,42 @@ export interface RestoreReport {
 }
 
 /**
+ * Refuses (conflict) a restore over the VM's own state on the host when that state is not the one recorded there: it
+ * changed since (a running VM's last writes, never synced), so no backup holds it, and written over it would be gone
+ * for good — newer, maybe, than every generation. Asked with one `files.stat`; a host that cannot answer it is left
+ * to the write, which fails the same way. A state gone from the host is what a restore is for: written.
+ */
+async function refuseUncaptured(
+  deps: FlowDeps,
+  host: Host,
+  vm: Vm,
+  planned: readonly { readonly path: string; readonly own: VmHostFile | null }[],
+): Promise<void> {
+  const own = planned.flatMap((p) => (p.own !== null && p.own.path === p.path ? [p.own] : []));
+  if (own.length === 0) return;
+  let results: readonly StatResult[];
+  try {
+    const files = own.map(({ type, path }) => ({ type, path }));
+    results = (await deps.agents.send(host, 'files.stat', { files }, { bytes: bytesOf(own) })).results;
+  } catch (error) {
+    if (isAgentCallError(error)) return;
+    throw error;
+  }
+  const changed = own.filter((row, i) => {
+    const found = results[i];
+    return found?.status === 'present' && found.sha256 !== row.sha256;
+  });
+  if (changed.length === 0) return;
+  const what = changed.map((row) => `${row.type} state ${row.path}`).join(' and ');
+  throw new FlowError(
+    'conflict',
+    `VM ${vm.name}'s ${what} on ${host.name} changed since it was last recorded, and no backup holds it: ` +
+      `\`hostfiles sync ${vm.name}\` captures it first (a restore of an older generation then names it), or ` +
+      'force writes over it',
+  );
+}
+
+/**
  * Writes every backup of the VM (one per type, a whole state each) onto the host in one command, then records each
  * state written. The path of a type is, in order: the one given; the VM's state of that type already recorded on
  * that host; libvirt's layout below that host's agent roots (`<TpmState>/<uuid>` for a directory state,
@@ -73,6 +111,7 @@ export async function restoreVm(
       chosen === undefined ? await backupsToRestore(deps, vm, options) : await journaledGenerations(deps, vm, chosen);
     const placements = await planRestore(deps, vm, host, backups, options.paths ?? {});
     const planned = await planPlacements(deps, host, placements, options.force === true);
+    if (chosen === undefined && options.force !== true) await refuseUncaptured(deps, host, vm, planned);
     const generations = backups.map((b) => ({ type: b.type, generation: b.generation }));
     const input = {
       vm: vm.uuid,
