@@ -370,7 +370,14 @@ async function toCallError(
     return new AgentCallError('unreachable', host, kind, message, { attempts, pinFailure }, { cause: error });
   }
   const reason = cause instanceof Error ? cause.message : String(cause);
-  return new AgentCallError('unreachable', host, kind, reason + closedHint(reason, via), { attempts }, { cause: error });
+  return new AgentCallError(
+    'unreachable',
+    host,
+    kind,
+    reason + closedHint(reason, via),
+    { attempts },
+    { cause: error },
+  );
 }
 
 /**
