@@ -276,6 +276,14 @@ test('install.sh into a DESTDIR: bundle, command, unit (verified), a config and 
     assert.deepEqual(readdirSync(empty), [], `${bad.join(' ')} installed nothing`);
   }
 
+  // --help tells, on stdout, and does nothing else.
+  const empty = cleanDir(t);
+  const help = spawnSync(join(built, 'install.sh'), ['--destdir', empty, '--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0, help.stderr);
+  assert.match(help.stdout, /^Installs the bundled hostfiles agent on this host.*\nUsage: install\.sh \[--prefix DIR/s);
+  assert.equal(help.stderr, '');
+  assert.deepEqual(readdirSync(empty), []);
+
   const noNode = spawnSync(join(built, 'install.sh'), ['--destdir', dest, '--node', '/nonexistent/node'], {
     encoding: 'utf8',
   });

@@ -524,6 +524,7 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
     new RegExp(`error: +${below}: not_regular_file: a parent path component is not a directory`),
   );
   fails(await cli('ops', 'list', '--state', 'stuck'), 2, /--state is running, done, failed, not stuck/);
+  fails(await cli('ops', 'list', '--kind', 'write'), 2, /--kind is one of tpm\.remove, .*file\.write, not write/);
   fails(await cli('ops', 'list', '--limit', '0'), 2, /--limit is a whole number from 1 to 1000/);
   fails(await cli('ops', 'show', 'nope'), 1, /no operation nope/);
 

@@ -2,6 +2,7 @@
 # Installs the bundled hostfiles agent on this host: the bundle, a `hostfiles-agent` command, the systemd unit, a
 # config (made once, never replaced) and the agent's key. Starts nothing: it prints the next steps.
 # Usage: install.sh [--prefix DIR (/usr/local)] [--node NODE (/usr/bin/node)] [--trusted-key BASE64] [--destdir DIR]
+#   (--help: this, exit 0)
 #   --trusted-key: the controller's public key (`hostfiles init` prints it), written into a new config's trustedKeys.
 #   --destdir: install below DIR instead of / (packaging, tests); the paths written into files stay the real ones.
 set -eu
@@ -11,8 +12,10 @@ prefix=/usr/local
 node=/usr/bin/node
 destdir=
 trusted=
-usage() { echo "usage: install.sh [--prefix DIR] [--node NODE] [--trusted-key BASE64] [--destdir DIR]" >&2; exit 2; }
+usage_line="usage: install.sh [--prefix DIR] [--node NODE] [--trusted-key BASE64] [--destdir DIR] [--help]"
+usage() { echo "$usage_line" >&2; exit 2; }
 while [ $# -gt 0 ]; do
+  case $1 in -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
   [ $# -ge 2 ] || usage
   case $1 in
     --prefix) prefix=$2 ;;

@@ -1,6 +1,6 @@
 // `hostfiles ops list|show`: the journal of flows, as an operator reads it.
 import { DEFAULT_OPERATIONS_LIMIT, MAX_OPERATIONS_LIMIT } from '../api/limits.js';
-import { OPERATION_STATES, type Operation, type OperationState } from '../store/types.js';
+import { OPERATION_KINDS, OPERATION_STATES, type Operation, type OperationState } from '../store/types.js';
 import { firstArg, type Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { formatTime, table } from './output.js';
@@ -63,7 +63,7 @@ export const OPS_COMMANDS: readonly Command[] = [
     args: [],
     flags: [
       { name: 'state', value: 'STATE', help: `only operations in this state: ${OPERATION_STATES.join(', ')}` },
-      { name: 'kind', value: 'KIND', help: 'only operations of this kind (tpm.remove, vm.destroy, file.write, ...)' },
+      { name: 'kind', value: 'KIND', help: `only operations of this kind: ${OPERATION_KINDS.join(', ')}` },
       {
         name: 'limit',
         value: 'N',
@@ -84,6 +84,9 @@ export const OPS_COMMANDS: readonly Command[] = [
       }
       const limit = parseLimit(input.string('limit'));
       const kind = input.string('kind');
+      if (kind !== undefined && !(OPERATION_KINDS as readonly string[]).includes(kind)) {
+        throw new UsageError(`--kind is one of ${OPERATION_KINDS.join(', ')}, not ${kind}`, HINT);
+      }
       const store = await ctx.store();
       const operations = await store.listOperations({
         limit,

@@ -14,6 +14,20 @@ export const KEY_BINDING_STATES = ['attached', 'detaching'] as const;
 export type KeyBindingState = (typeof KEY_BINDING_STATES)[number];
 export const OPERATION_STATES = ['running', 'done', 'failed'] as const;
 export type OperationState = (typeof OPERATION_STATES)[number];
+/** The kinds of journaled flow, as each flow names its operations (flows/*.ts; a test keeps the two the same). */
+export const OPERATION_KINDS = [
+  'tpm.remove',
+  'vm.destroy',
+  'vm.sync',
+  'vm.restore',
+  'vm.recover',
+  'vm.adopt',
+  'host.reconcile',
+  'host.repin',
+  'host.remove',
+  'fleet.sync',
+  'file.write',
+] as const;
 
 export interface Host {
   readonly uuid: string;
