@@ -289,6 +289,9 @@ test('--dry-run on vm destroy, tpm remove and reconcile --apply: the report, exi
     [['a', 'deleted']],
   );
   assert.equal(removal.hosts.flatMap((h) => h.files).length, 2);
+  // Read by a person: what would be, said so.
+  const said = await b.cli('tpm', 'remove', 'a', '--dry-run');
+  assert.match(said.stdout, /^VM +TPM +NVRAM WOULD BE +KEY BINDING WOULD BE\na +\S+ +deleted +detached\n/);
   const reconcile = json(await b.cli('reconcile', 'h0', '--apply', '--include-unknown', '--dry-run', '--json')) as {
     dryRun: boolean;
     scheduled: string[];

@@ -22,8 +22,9 @@ const pendingHosts = (hosts: readonly HostReport[]): string[] =>
 
 /** `dryRun`: the report of a removal planned, not made (every file 'planned', nothing sent). */
 export function formatRemoval(report: RemovalReport, dryRun = false): string {
+  // A dry run's outcomes are what would be: said in the headers, its values being the real run's words.
   const vms = table(
-    ['VM', 'TPM', 'NVRAM', 'KEY BINDING'],
+    dryRun ? ['VM', 'TPM', 'NVRAM WOULD BE', 'KEY BINDING WOULD BE'] : ['VM', 'TPM', 'NVRAM', 'KEY BINDING'],
     report.vms.map((vm) => [vm.vmName, vm.tpmUuid, vm.nvram, vm.binding]),
   );
   const rows = fileRows(report.hosts);
