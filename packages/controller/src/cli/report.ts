@@ -16,6 +16,12 @@ function fileRows(hosts: readonly HostReport[]): string[][] {
   );
 }
 
+/** Each file of a flow that deletes, per host: its outcome and why (a pending one's reason: busy, unreachable…). */
+export function filesTable(hosts: readonly HostReport[]): string {
+  const rows = fileRows(hosts);
+  return rows.length === 0 ? 'no files on any host' : table(FILE_HEADERS, rows);
+}
+
 /** Hosts that left something pending, by name. */
 const pendingHosts = (hosts: readonly HostReport[]): string[] =>
   hosts.filter((h) => h.files.some((f) => f.status === 'unconfirmed')).map((h) => h.hostName);
@@ -28,7 +34,7 @@ export function formatRemoval(report: RemovalReport, dryRun = false): string {
     report.vms.map((vm) => [vm.vmName, vm.tpmUuid, vm.nvram, vm.binding]),
   );
   const rows = fileRows(report.hosts);
-  const files = rows.length === 0 ? 'no files on any host' : table(FILE_HEADERS, rows);
+  const files = filesTable(report.hosts);
   // Files the flow never sent (their host gone from the inventory) are pending without a host report.
   const listed = new Set(report.hosts.flatMap((h) => h.files.map((f) => `${f.hostUuid}\0${f.path}`)));
   const unsent = report.pending.filter((p) => !listed.has(`${p.hostUuid}\0${p.path}`));

@@ -6,6 +6,7 @@ import { firstArg, type Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { loadNames } from './lookup.js';
 import { plural, table } from './output.js';
+import { filesTable } from './report.js';
 
 export const VM_COMMANDS: readonly Command[] = [
   {
@@ -142,11 +143,7 @@ export const VM_COMMANDS: readonly Command[] = [
       ctx.print(report, () =>
         [
           `destroyed VM ${report.vmName} (${report.vmUuid}): ${report.commands} commands sent`,
-          ...report.hosts.flatMap((host) =>
-            host.files.map(
-              (file) => `  ${host.hostName}  ${file.status.padEnd(11)} ${file.type.padEnd(8)} ${file.path}`,
-            ),
-          ),
+          filesTable(report.hosts),
           report.tpm === null ? 'no TPM' : `TPM ${report.tpm.tpmUuid}: key binding ${report.tpm.binding}`,
           `${report.pending.length} deletions pending${report.pending.length > 0 ? ' (see `hostfiles pending list`; `hostfiles retry` tries them now)' : ''}`,
         ].join('\n'),
