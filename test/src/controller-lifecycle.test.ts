@@ -300,12 +300,19 @@ test('--dry-run on vm destroy, tpm remove and reconcile --apply: the report, exi
   assert.equal(reconcile.dryRun, true);
   assert.deepEqual(reconcile.scheduled, [unknown]);
   fails(await b.cli('reconcile', 'h0', '--dry-run'), 2, /--dry-run goes with --apply/);
+  // The hint that unknown state stays is for unknown state that stays, not for what this run would schedule.
+  const hint = /unknown state is never deleted unless --apply --include-unknown/;
+  const including = ok(await b.cli('reconcile', 'h0', '--apply', '--include-unknown', '--dry-run'));
+  assert.match(including, /dry run: 1 state would be scheduled for deletion/);
+  assert.doesNotMatch(including, hint);
 
   assert.deepEqual(await snapshot(b.db), before, 'no row changed, no operation journaled');
   assert.equal(requests(agent, 'files.apply'), applied, 'no deletion reached the agent');
   assert.equal(readFileSync(tpmPath, 'utf8'), 'TpmState of a');
   assert.equal(readFileSync(varsPath, 'utf8'), 'NvRam of a');
   assert.equal(readFileSync(unknown, 'utf8'), 'not ours');
+
+  assert.match(ok(await b.cli('reconcile', 'h0')), hint, 'said where unknown state stays');
 
   // The same command without --dry-run does what the plan said, each file in the table a removal prints (its
   // outcome and, for one left pending, why).
