@@ -373,10 +373,9 @@ function formatReconcile(report: ReconcileReport | ReconcilePlan, names: Names):
           ? ['`hostfiles reconcile HOST --apply` schedules the orphans for deletion']
           : [];
   // Said of unknown state left where it is, not of what this run schedules (or would) with --include-unknown.
-  const hint =
-    report.unknown.some((u) => !report.scheduled.includes(u.path))
-      ? ["unknown state is never deleted unless --apply --include-unknown; `hostfiles adopt VM` registers a VM's"]
-      : [];
+  const hint = report.unknown.some((u) => !report.scheduled.includes(u.path))
+    ? ["unknown state is never deleted unless --apply --include-unknown; `hostfiles adopt VM` registers a VM's"]
+    : [];
   return [
     states('ORPHAN', report.orphans, 'no orphans'),
     '',
