@@ -119,4 +119,35 @@ describe('body budget', () => {
     assert.equal(own.buffer.byteLength >= 2 * MIB, false, 'not the pooled 2 MiB');
     assert.equal(third.held, 1.5 * MIB);
   });
+
+  it('regrow: the outgrown buffer goes back to the pool and the budget, its bytes copied; no room changes nothing', () => {
+    const budget = createBodyBudget(8 * MIB);
+    const claim = budget.open();
+    assert.ok(claim.take(MIB));
+    const first = claim.buffer(MIB);
+    first.fill(7);
+    const second = claim.regrow(first, MIB, 2 * MIB);
+    assert.ok(second !== undefined);
+    assert.equal(second.length, 2 * MIB);
+    assert.ok(
+      second.subarray(0, MIB).every((byte) => byte === 7),
+      'the bytes read so far copied',
+    );
+    assert.equal(claim.held, 2 * MIB, 'the new buffer alone is counted');
+    assert.equal(budget.inFlight(), 2 * MIB);
+    // The outgrown buffer is the pool's now: the next body of its size gets it.
+    const other = budget.open();
+    assert.ok(other.take(MIB));
+    assert.equal(other.buffer(MIB).buffer, first.buffer, 'given back, not kept by the claim');
+    other.release();
+    // Large bodies may hold 6 MiB of this budget: 2 MiB held, 8 MiB more cannot be taken even with them given back.
+    assert.equal(claim.regrow(second, 2 * MIB, 8 * MIB), undefined);
+    assert.equal(claim.held, 2 * MIB, 'unchanged');
+    assert.equal(budget.inFlight(), 2 * MIB);
+    // A body near the most a large one may hold grows into it: the outgrown buffer no longer counts.
+    assert.ok(claim.regrow(second, 2 * MIB, 6 * MIB) !== undefined);
+    assert.equal(budget.inFlight(), 6 * MIB);
+    claim.release();
+    assert.equal(budget.inFlight(), 0);
+  });
 });

@@ -27,6 +27,12 @@ export interface BodyClaim {
    * holds is the memory it keeps. It is the claim's until release, and nothing may keep a reference to it past that.
    */
   buffer(bytes: number): Buffer;
+  /**
+   * A larger buffer of `bytes` for a body that outgrew `old` (one of this claim's), its first `used` bytes copied
+   * over; `old` goes back to the pool and what it counted to the budget, which takes the new one instead (both are in
+   * memory only during this synchronous call). Undefined, changing nothing, when the budget has no room for it.
+   */
+  regrow(old: Buffer, used: number, bytes: number): Buffer | undefined;
   /** gives back all it holds; later calls do nothing */
   release(): void;
 }
@@ -57,7 +63,8 @@ export function createBodyBudget({ limit, largeBytesPerSecond, now }: BodyBudget
     open() {
       let held = 0;
       let open = true;
-      const buffers: Buffer[] = [];
+      // Each buffer handed out, and what it counts (its size, and any room past it a pooled one had).
+      const buffers = new Map<Buffer, number>();
       const take = (bytes: number): boolean => {
         if (!open) throw new Error('a released claim cannot take more');
         const ceiling = held + bytes > SMALL_BODY_BYTES ? largeLimit : limit;
@@ -66,30 +73,49 @@ export function createBodyBudget({ limit, largeBytesPerSecond, now }: BodyBudget
         held += bytes;
         return true;
       };
+      const bufferOf = (bytes: number): Buffer => {
+        const found = pool.get(bytes);
+        let buffer: Buffer;
+        let counted = bytes;
+        if (found !== undefined && (found.length === bytes || take(found.length - bytes))) {
+          buffer = found.subarray(0, bytes);
+          counted = found.length;
+        } else {
+          if (found !== undefined) pool.put(found);
+          buffer = Buffer.allocUnsafe(bytes);
+        }
+        buffers.set(buffer, counted);
+        return buffer;
+      };
       return {
         get held() {
           return held;
         },
         take,
         pace: (bytes) => (held > SMALL_BODY_BYTES ? pace(bytes) : 0),
-        buffer(bytes) {
-          const found = pool.get(bytes);
-          let buffer: Buffer;
-          if (found !== undefined && (found.length === bytes || take(found.length - bytes))) {
-            buffer = found.subarray(0, bytes);
-          } else {
-            if (found !== undefined) pool.put(found);
-            buffer = Buffer.allocUnsafe(bytes);
+        buffer: bufferOf,
+        regrow(old, used, bytes) {
+          const counted = buffers.get(old) ?? 0;
+          inFlight -= counted;
+          held -= counted;
+          if (!take(bytes)) {
+            inFlight += counted;
+            held += counted;
+            return undefined;
           }
-          buffers.push(buffer);
-          return buffer;
+          const next = bufferOf(bytes);
+          old.copy(next, 0, 0, used);
+          buffers.delete(old);
+          pool.put(old);
+          return next;
         },
         release() {
           if (!open) return;
           open = false;
           inFlight -= held;
           held = 0;
-          for (const buffer of buffers.splice(0)) pool.put(buffer);
+          for (const buffer of buffers.keys()) pool.put(buffer);
+          buffers.clear();
         },
       };
     },

@@ -52,12 +52,11 @@ function createSink(limit: number, claim: BodyClaim, declared: number | undefine
       if (needed > capacity) {
         // Node's parser never delivers more than Content-Length; a web stream (in-process) could.
         if (declared !== undefined) return new AgentError('bad_request', 'the body is longer than its Content-Length');
-        // All of it taken: the buffer it outgrew stays the claim's (given back to the pool at release), and what
-        // the claim holds is what it keeps in memory (16 KiB + 32 KiB + … for a body that doubles its way up).
+        // The buffer it outgrew is given back once copied (to the pool, and its bytes to the budget): the claim
+        // holds what the body keeps in memory, its one buffer.
         const grown = Math.min(limit, Math.max(needed, capacity * 2));
-        if (!claim.take(grown)) return overloaded();
-        const next = claim.buffer(grown);
-        buffer.copy(next, 0, 0, size);
+        const next = claim.regrow(buffer, size, grown);
+        if (next === undefined) return overloaded();
         buffer = next;
         capacity = grown;
       }
