@@ -33,14 +33,23 @@ const io: CliIo = {
     const [{ fstatSync }, { isJournalStream }] = await Promise.all([import('node:fs'), import('@hostfiles/shared')]);
     return isJournalStream(process.env['JOURNAL_STREAM'], fstatSync(1, { bigint: true }));
   },
+  // Says what the command leaves, then dies of the signal as it would have (a shell loop stops at a Ctrl-C only when
+  // its command died of SIGINT, not when it exited 130).
   onInterrupt: (note) => {
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      process.once(signal, () => {
+    const listeners = (['SIGTERM', 'SIGINT'] as const).map((signal) => {
+      const listener = (): void => {
+        uninstall();
         if (stopAsked) return;
         if (!readerGone.stderr) process.stderr.write(note(signal));
-        process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
-      });
-    }
+        process.kill(process.pid, signal);
+      };
+      process.once(signal, listener);
+      return { signal, listener };
+    });
+    const uninstall = (): void => {
+      for (const { signal, listener } of listeners) process.off(signal, listener);
+    };
+    return uninstall;
   },
   onReload: (listener) => {
     process.on('SIGHUP', listener);

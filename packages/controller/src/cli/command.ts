@@ -21,10 +21,11 @@ export interface CliIo {
    */
   readonly stopSignal?: () => AbortSignal;
   /**
-   * For commands that run flows: `note` is what to say when SIGINT or SIGTERM ends the command (it still ends, as
-   * usual, exit 128 + the signal's number). Not once `stopSignal` was asked: that command stops on its own.
+   * For commands that run flows: `note` is what to say when SIGINT or SIGTERM ends the command (it still dies of the
+   * signal, as usual). Not once `stopSignal` was asked: that command stops on its own. Answers the way to stop
+   * listening (once the flows are done, there is nothing to say).
    */
-  readonly onInterrupt?: (note: (signal: NodeJS.Signals) => string) => void;
+  readonly onInterrupt?: (note: (signal: NodeJS.Signals) => string) => () => void;
   /** For `serve`'s log: whether stdout is the journal (its lines then start with their `<N>` syslog priority). */
   readonly stdoutIsJournal?: () => Promise<boolean>;
   /**

@@ -40,6 +40,8 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
   let deps: Promise<FlowDeps> | undefined;
   let agents: AgentClient | undefined;
   let registration: ControllerRegistration | undefined;
+  /** stops the note a signal prints while flows may run */
+  let quiet: (() => void) | undefined;
   const progress = io.stderrIsTty ? createProgress(io.stderr) : undefined;
 
   const ctx: CommandContext = {
@@ -67,7 +69,7 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
     });
     const opened = await ctx.store();
     registration = await registerController(opened, { now: options.now, settings: lease });
-    io.onInterrupt?.((signal) => interruptedText(signal, lease));
+    quiet = io.onInterrupt?.((signal) => interruptedText(signal, lease));
     return {
       store: opened,
       agents,
@@ -93,6 +95,7 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
   return {
     ctx,
     close: async () => {
+      quiet?.();
       progress?.finish();
       await agents?.close();
       // Retired before the database closes: its leases go at once instead of when they expire.

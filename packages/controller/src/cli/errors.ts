@@ -53,8 +53,8 @@ export interface Failure {
 
 /** Expected errors answer one line and no stack; anything else is a bug and shows its stack. */
 export function failureOf(error: unknown): Failure {
-  // One line, as a terminal shows it: a message may carry a file name its owner chose.
-  const line = (message: string): string => `hostfiles: ${visible(message)}\n`;
+  // One line, as a terminal shows it: a message may carry a file name its owner chose. A bug's stack keeps its lines.
+  const line = (message: string, lines = false): string => `hostfiles: ${visible(message, lines)}\n`;
   if (isUsageError(error)) return { exitCode: 2, text: `${line(error.message)}hostfiles: ${error.hint}\n` };
   // Bad input the flows find (a malformed URL, a path that is not absolute) is bad input like a usage error: exit 2.
   if (isFlowError(error)) return { exitCode: error.code === 'bad_input' ? 2 : 1, text: line(error.message) };
@@ -64,5 +64,5 @@ export function failureOf(error: unknown): Failure {
     return { exitCode: 1, text: line(`agent ${error.host}: ${error.failure}: ${error.message}`) };
   }
   const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  return { exitCode: 1, text: line(`internal error: ${detail}`) };
+  return { exitCode: 1, text: line(`internal error: ${detail}`, true) };
 }

@@ -15,7 +15,6 @@ type Fields = Readonly<Record<string, unknown>>;
 const isFields = (value: unknown): value is Fields => typeof value === 'object' && value !== null;
 
 const FAILED_STATUSES = new Set(['failed', 'unknown', 'missing']);
-const listed = (value: unknown): unknown[] => (Array.isArray(value) ? (value as unknown[]) : []);
 
 /** Why one item of a report did not succeed, if it says: a file's reason, a fenced capture's, a host's error. */
 function itemError(item: unknown): string | undefined {
@@ -34,13 +33,20 @@ function itemError(item: unknown): string | undefined {
  */
 export function reportError(report: unknown, state: OperationState = 'failed'): string {
   if (!isFields(report)) return '';
-  const { error, file, files, fenced, failedHosts } = report;
+  const { error, file, notUpdated, fenced, failedHosts, read, files } = report;
   if (typeof error === 'string') return error;
   // A done operation's items that did not succeed are its news, not its error (a removal's pending deletions).
   if (state !== 'failed') return '';
-  const errors = [file, ...listed(files), ...listed(fenced), ...listed(failedHosts)]
-    .map(itemError)
-    .filter((e) => e !== undefined);
+  // What failed it first (a sync's own states not updated, its captures fenced, its hosts not listed), then any file.
+  // Each once: a sync's states not updated are among its files too.
+  const errors = [
+    ...new Set(
+      [file, notUpdated, fenced, failedHosts, read, files]
+        .flatMap((item) => (Array.isArray(item) ? (item as unknown[]) : [item]))
+        .map(itemError)
+        .filter((e) => e !== undefined),
+    ),
+  ];
   const [first] = errors;
   if (first === undefined) return '';
   return errors.length > 1 ? `${first} (and ${errors.length - 1} more)` : first;

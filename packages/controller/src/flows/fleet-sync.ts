@@ -153,7 +153,17 @@ export async function syncFleet(
     await deps.store.finishOperation(operationId, failed ? 'failed' : 'done', {
       totals: report.totals,
       backups: report.backups,
-      read: read.slice(0, MAX_OPS).map((f) => ({ vm: f.vmUuid, host: f.hostUuid, type: f.type, status: f.status })),
+      // A failed read's path and reason, and each fenced capture's (as many as reads): `ops show` says why.
+      read: read.slice(0, MAX_OPS).map((f) => ({
+        vm: f.vmUuid,
+        host: f.hostUuid,
+        type: f.type,
+        status: f.status,
+        ...(f.status === 'read' ? {} : { path: f.path, reason: f.reason }),
+      })),
+      fenced: report.fenced
+        .slice(0, MAX_OPS)
+        .map((f) => ({ vm: f.vmUuid, path: f.path, code: f.code, reason: f.reason })),
       failedHosts: hostsReport.filter((h) => h.error !== undefined).map((h) => ({ host: h.hostUuid, error: h.error })),
     });
     return report;

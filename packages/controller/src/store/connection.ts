@@ -36,7 +36,7 @@ export interface ConnectionOptions {
   readonly busyTimeoutMs: number;
   readonly synchronous: 'FULL' | 'NORMAL';
   readonly onTrace?: ((sql: string) => void) | undefined;
-  /** Runs before anything is set or written (WAL changes the file's header): a check that may refuse the file. */
+  /** Runs before anything is written (WAL changes the file's header), but the busy timeout: a check that may refuse. */
   readonly check?: ((sql: Sql) => Promise<void>) | undefined;
 }
 
@@ -219,6 +219,8 @@ export async function openConnection(path: string, options: ConnectionOptions): 
   if (options.onTrace) db.on('trace', options.onTrace);
   const raw = driverSql(db);
   try {
+    // The busy timeout first (it writes nothing): the check waits out another process's lock as every statement does.
+    await raw.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs}`);
     await options.check?.(raw);
     await configure(raw, path, options);
   } catch (error) {
