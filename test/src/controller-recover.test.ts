@@ -145,7 +145,9 @@ test('recover refusals: no generation, an unknown host; a host that cannot be wr
       (error) =>
         isFlowError(error) &&
         error.code === 'conflict' &&
-        /^host_in_use: VM vm1's host host0 answers: recover is for a lost host/.test(error.message),
+        /^host_in_use: VM vm1's host host0 answers: recover is for a lost host.*say so \(--host-lost\)$/.test(
+          error.message,
+        ),
     );
     assert.equal(Buffer.compare(readFileSync(layout(fleet, 0, vm.uuid).vars), newer), 0, 'left as it is');
     assert.equal(existsSync(layout(fleet, 1, vm.uuid).vars), false, 'nothing written on host1');

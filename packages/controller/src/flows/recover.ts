@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { FileType } from '@hostfiles/shared';
 import type { BackupFile, Host, NewPendingDeletion, Operation, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, isFlowError, type FlowDeps } from './deps.js';
-import { checkHost } from './hosts.js';
+import { checkHost, type HostHealth } from './hosts.js';
 import { resolveHost } from './inventory.js';
 import { vmKey, wholeHost } from './lock-keys.js';
 import { runPlanned, type Plan } from './run-planned.js';
@@ -19,6 +19,11 @@ export const RECOVER_VM = 'vm.recover';
 export interface RecoverOptions {
   /** write over state hostfiles does not know at a new path on the new host */
   readonly force?: boolean;
+  /**
+   * The VM's host is given up though something answers at its address (a reinstalled host with a new key, an agent
+   * that no longer trusts this controller): without it, only a host that cannot be reached at all is lost.
+   */
+  readonly hostLost?: boolean;
 }
 
 export interface RecoverReport {
@@ -97,14 +102,16 @@ export async function recoverVm(
     // For a lost host only: one whose agent answers still holds the VM's state, maybe newer than its backups, which
     // recover would forget and schedule for deletion. Asked now, as `host check` asks (and recorded so), not read off
     // the host's last contact: a host that went down since still shows Connected.
-    if (resumed === undefined && vm.hostUuid !== null) {
+    if (resumed === undefined && vm.hostUuid !== null && options.hostLost !== true) {
       const source = await deps.store.getHost(vm.hostUuid);
-      if (source !== null && (await answersAsItself(deps, source))) {
+      const answer = source === null ? undefined : await whoAnswers(deps, source);
+      if (source !== null && answer !== undefined) {
         throw new FlowError(
           'conflict',
-          `host_in_use: VM ${vm.name}'s host ${source.name} answers: recover is for a lost host, and would forget ` +
+          `host_in_use: VM ${vm.name}'s host ${source.name} ${answer}: recover is for a lost host, and would forget ` +
             'and delete its copy of the state, which may be newer than the backups; nothing changed. If libvirt ' +
-            'moved the VM, `hostfiles vm move` records it; if the host is to be given up, stop its agent first',
+            'moved the VM, `hostfiles vm move` records it; if the host is given up though something answers there, ' +
+            'say so (--host-lost)',
         );
       }
     }
@@ -239,15 +246,22 @@ export async function resumeRecover(deps: FlowDeps, operation: Operation): Promi
   });
 }
 
+/** Failures that mean nothing answers at the host's address: it is down, or gone from the network. */
+const DOWN = /^timeout:|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EHOSTDOWN|ENOTFOUND|EAI_AGAIN/;
+
 /**
- * Whether the host's own agent answers (its pinned key and certificate): one that answers as another (a reinstalled
- * host, a new key) holds nothing of what was pinned, and counts as lost.
+ * Who answers at the host's address, said as a reason not to recover from it; undefined when nothing does (a
+ * timeout, a refused connection, no route). Anything else is someone there: its own agent; another key (a
+ * reinstalled host, or someone else at its address); an agent that closes this controller's connection.
  */
-async function answersAsItself(deps: FlowDeps, host: Host): Promise<boolean> {
+async function whoAnswers(deps: FlowDeps, host: Host): Promise<string | undefined> {
+  let health: HostHealth;
   try {
-    return (await checkHost(deps, host)).state === 'Connected';
+    health = await checkHost(deps, host);
   } catch (error) {
-    if (isFlowError(error) && error.code === 'host_key_changed') return false;
+    if (isFlowError(error) && error.code === 'host_key_changed') return 'answers with another key than the one pinned';
     throw error;
   }
+  if (health.state === 'Connected') return 'answers';
+  return DOWN.test(health.reason ?? '') ? undefined : `answers, but not as its agent (${health.reason ?? 'no reason'})`;
 }
