@@ -36,10 +36,12 @@ function kindProblem(path: string, type: FileType): void {
   }
   const names = readdirSync(path);
   const swtpm = names.find((name) => SWTPM_FILE.test(name));
-  if (swtpm !== undefined && !names.includes('tpm2')) {
+  if (swtpm !== undefined && !names.includes('tpm2') && !names.includes('tpm1.2')) {
+    // tpm2-00.permall is a TPM 2's, tpm-00.permall a TPM 1.2's: libvirt keeps each in its own subdirectory.
+    const sub = swtpm.startsWith('tpm2-') ? 'tpm2' : 'tpm1.2';
     throw badInput(
-      `${path} holds swtpm's ${swtpm} at its top, where libvirt keeps it in tpm2/: pass a directory that holds ` +
-        "tpm2/ (a copy of a VM's <uuid>/ directory), e.g. make D/tpm2 and copy these files into it, then --from D",
+      `${path} holds swtpm's ${swtpm} at its top, where libvirt keeps it in ${sub}/: pass a directory that holds ` +
+        `${sub}/ (a copy of a VM's <uuid>/ directory), e.g. make D/${sub} and copy these files into it, then --from D`,
     );
   }
 }
