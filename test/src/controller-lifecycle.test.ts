@@ -2,6 +2,7 @@
 // an agent whose key was regenerated (host repin), a host gone for good (host drain / remove), and destructive
 // commands previewed (--dry-run).
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -94,6 +95,32 @@ async function regenerate(b: Bench, agent: AgentHandle): Promise<AgentHandle> {
     config: { hostUuid: agent.setup.hostUuid, listen: { host: '127.0.0.1', port: agent.port } },
   });
 }
+
+test('vm recover from a host where another key answers (a reinstall) is refused unless --host-lost', async (t) => {
+  const b = await bench(t);
+  const [first, second] = [await b.agent(), await b.agent()];
+  ok(await b.cli('host', 'add', 'h0', first.url, '--expect-key', first.publicKey));
+  ok(await b.cli('host', 'add', 'h1', second.url, '--expect-key', second.publicKey));
+  const uuid = randomUUID();
+  ok(await b.cli('vm', 'add', 'a', '--host', 'h0', '--uuid', uuid));
+  // A vTPM as libvirt lays it out: <TpmState root>/<uuid>/tpm2/…, recovered to the same layout on h1.
+  const local = join(b.dir, 'state');
+  mkdirSync(join(local, 'tpm2'), { recursive: true });
+  writeFileSync(join(local, 'tpm2', 'tpm2-00.permall'), 'tpm state');
+  const path = join(first.setup.roots.TpmState, uuid);
+  ok(await b.cli('file', 'write', 'a', '--type', 'TpmState', '--path', path, '--from', local));
+  // Someone answers at h0's address with another key: not nothing, so not lost without the operator saying so.
+  await regenerate(b, first);
+  fails(
+    await b.cli('vm', 'recover', 'a', '--to', 'h1'),
+    1,
+    /host_in_use: VM a's host h0 answers with another key than the one pinned: recover is for a lost host/,
+  );
+  const moved = join(second.setup.roots.TpmState, uuid, 'tpm2', 'tpm2-00.permall');
+  assert.equal(existsSync(moved), false, 'nothing written on h1');
+  ok(await b.cli('vm', 'recover', 'a', '--to', 'h1', '--host-lost'));
+  assert.equal(readFileSync(moved, 'utf8'), 'tpm state', 'given up: recovered onto h1');
+});
 
 test('host repin: a regenerated agent key is refused everywhere until re-pinned; a wrong key is refused', async (t) => {
   const b = await bench(t);
