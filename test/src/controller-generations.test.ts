@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { removeSetup, setupAgent, startAgent } from './support/agent-process.js';
 import { initWorkspace, oneVmOnOneHost } from './support/cli.js';
+import { holdLock } from './support/locks.js';
 import { apiCall, startServe, type Served } from './support/serve.js';
 
 const TOKEN = randomBytes(24).toString('base64url');
@@ -105,6 +106,25 @@ test('CLI: generations are numbered per capture, listed, restored (older only wi
   assert.equal(Buffer.compare(readFileSync(varsPath), unsynced), 0, 'nothing was written');
   await ok('restore', 'a', '--force');
   assert.equal(Buffer.compare(readFileSync(varsPath), v1), 0, 'forced: the newest generation, 4 (v1)');
+  // A state in use (QEMU holds its NVRAM): refused whole, force or not, before anything is journaled or written —
+  // the agent would refuse that one alone and write the TPM state, leaving the VM with two times.
+  const restores = async (): Promise<number> =>
+    (JSON.parse(await ok('ops', 'list', '--kind', 'vm.restore', '--json')) as unknown[]).length;
+  const before = await restores();
+  const lock = await holdLock(varsPath);
+  try {
+    for (const flags of [[], ['--force']]) {
+      const busy = await cli('restore', 'a', ...flags);
+      assert.equal(busy.status, 1, flags.join(' '));
+      assert.match(
+        busy.stderr,
+        new RegExp(`VM a's NvRam state ${varsPath} on h0 is in use by a running swtpm or QEMU`),
+      );
+    }
+  } finally {
+    await lock.release();
+  }
+  assert.equal(await restores(), before, 'nothing journaled');
 
   // state keep N: the database's N; the oldest beyond the last N go at the next capture, never the newest.
   assert.deepEqual(JSON.parse(await ok('state', 'keep', '--json')), { keepGenerations: 5 });

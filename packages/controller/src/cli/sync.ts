@@ -133,8 +133,9 @@ export const SYNC_COMMANDS: readonly Command[] = [
       "with none, give the path. A path another VM's state holds, or other than the VM's recorded state of that",
       'type on that host, is refused. A pending deletion at a path written is cancelled.',
       'With --generation G, only that generation of one type is written; one older than the newest needs --force.',
-      "The VM's own state on that host is asked first: one that changed since it was recorded (never synced) is in",
-      'no backup, and is written over only with --force (`hostfiles sync VM` captures it first).',
+      "The VM's own states on that host are asked first: one in use by a running swtpm or QEMU refuses the restore",
+      'whole, force or not; one that changed since it was recorded (never synced) is in no backup, and is written',
+      'over only with --force (`hostfiles sync VM` captures it first).',
     ].join('\n'),
     async run(ctx, input) {
       const host = input.string('host');

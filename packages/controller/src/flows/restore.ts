@@ -47,16 +47,21 @@ export interface RestoreReport {
 }
 
 /**
- * Refuses (conflict) a restore over the VM's own state on the host when that state is not the one recorded there: it
- * changed since (a running VM's last writes, never synced), so no backup holds it, and written over it would be gone
- * for good — newer, maybe, than every generation. Asked with one `files.stat`; a host that cannot answer it is left
- * to the write, which fails the same way. A state gone from the host is what a restore is for: written.
+ * Asks the host of the VM's own states a restore writes over, with one `files.stat`, and refuses:
+ * - (busy) when one is in use by a running swtpm or QEMU, force or not: the agent would refuse that state alone and
+ *   write the others, leaving the VM with generations of two times;
+ * - (conflict, unless forced) when one is not the state recorded there: it changed since (a running VM's last writes,
+ *   never synced), so no backup holds it, and written over it would be gone for good — newer, maybe, than every
+ *   generation.
+ * A host that cannot answer is left to the write, which fails the same way. A state gone from the host is what a
+ * restore is for: written.
  */
 async function refuseUncaptured(
   deps: FlowDeps,
   host: Host,
   vm: Vm,
   planned: readonly { readonly path: string; readonly own: VmHostFile | null }[],
+  force: boolean,
 ): Promise<void> {
   const own = planned.flatMap((p) => (p.own !== null && p.own.path === p.path ? [p.own] : []));
   if (own.length === 0) return;
@@ -68,11 +73,23 @@ async function refuseUncaptured(
     if (isAgentCallError(error)) return;
     throw error;
   }
+  const busy = own.filter((_, i) => {
+    const found = results[i];
+    return found?.status === 'present' && found.busy;
+  });
+  if (busy.length > 0) {
+    const what = busy.map((row) => `${row.type} state ${row.path}`).join(' and ');
+    throw new FlowError(
+      'busy',
+      `VM ${vm.name}'s ${what} on ${host.name} is in use by a running swtpm or QEMU: stop the VM first; nothing ` +
+        'was written (its other states would have been, and the VM left with two times)',
+    );
+  }
   const changed = own.filter((row, i) => {
     const found = results[i];
     return found?.status === 'present' && found.sha256 !== row.sha256;
   });
-  if (changed.length === 0) return;
+  if (changed.length === 0 || force) return;
   const what = changed.map((row) => `${row.type} state ${row.path}`).join(' and ');
   throw new FlowError(
     'conflict',
@@ -111,7 +128,7 @@ export async function restoreVm(
       chosen === undefined ? await backupsToRestore(deps, vm, options) : await journaledGenerations(deps, vm, chosen);
     const placements = await planRestore(deps, vm, host, backups, options.paths ?? {});
     const planned = await planPlacements(deps, host, placements, options.force === true);
-    if (chosen === undefined && options.force !== true) await refuseUncaptured(deps, host, vm, planned);
+    if (chosen === undefined) await refuseUncaptured(deps, host, vm, planned, options.force === true);
     const generations = backups.map((b) => ({ type: b.type, generation: b.generation }));
     const input = {
       vm: vm.uuid,
