@@ -9,7 +9,6 @@ export { rootDirProblem } from './root-dir.js';
 export { TEMP_PREFIX } from './temp-name.js';
 export { STORE_EVENTS } from './types.js';
 export { listBudget, MAX_LISTED_BYTES, type ListBudget } from './units.js';
-export { MAX_LISTED_NAMES } from '@hostfiles/shared';
 export type {
   FileRoots,
   FileStore,
