@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -154,6 +155,20 @@ test('recover refusals: no generation, an unknown host; a host that cannot be wr
     assert.deepEqual(await fleet.store.listPendingDeletions(), [], 'nothing scheduled');
     assert.equal((await fleet.store.getVm(vm.uuid))?.epoch, 0);
     await fleet.stop(0);
+    // Something at host0's address that closes every connection at once: someone is there, so not lost either.
+    const closer = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => closer.listen(fleet.agents[0]?.port, '127.0.0.1', resolve));
+    try {
+      await assert.rejects(
+        recoverVm(fleet.deps, 'vm1', 'host1'),
+        (error) =>
+          isFlowError(error) &&
+          /^host_in_use: VM vm1's host host0 answers, but not as its agent \(/.test(error.message),
+      );
+    } finally {
+      await new Promise((resolve) => closer.close(resolve));
+    }
+    assert.equal(existsSync(layout(fleet, 1, vm.uuid).vars), false, 'nothing written on host1');
     // The new host refuses the write (a state it does not know at libvirt's path): nothing moves.
     writeFileSync(layout(fleet, 1, vm.uuid).vars, 'libvirt made this');
     const report = await recoverVm(fleet.deps, 'vm1', 'host1');

@@ -370,14 +370,24 @@ async function toCallError(
     return new AgentCallError('unreachable', host, kind, message, { attempts, pinFailure }, { cause: error });
   }
   const reason = cause instanceof Error ? cause.message : String(cause);
+  const errno = errnoOf(cause);
   return new AgentCallError(
     'unreachable',
     host,
     kind,
     reason + closedHint(reason, via),
-    { attempts },
+    { attempts, ...(errno === undefined ? {} : { errno }) },
     { cause: error },
   );
+}
+
+/**
+ * The system error code of a connection's failure (a connect to a name of several addresses fails as Node's
+ * AggregateError, which carries the first one's).
+ */
+function errnoOf(cause: unknown): string | undefined {
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
 }
 
 /**

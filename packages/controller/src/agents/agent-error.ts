@@ -36,6 +36,8 @@ export class AgentCallError extends Error {
       readonly pinned?: boolean;
       /** the peer failed the TLS pin (its certificate is not the host's pinned one): the TLS error's code */
       readonly pinFailure?: string;
+      /** unreachable: the system's error code of the connection's failure (ECONNREFUSED, ECONNRESET, …), when it had one */
+      readonly errno?: string;
     } = {},
     options?: ErrorOptions,
   ) {

@@ -138,7 +138,16 @@ export interface HostHealth {
   readonly state: Host['state'];
   /** Disconnected only: what the call to its agent met (unreachable, timeout, ...) */
   readonly reason?: string;
+  /**
+   * Disconnected only: nothing answered at the host's address — no answer in time, a refused connection, no route,
+   * a name that resolves to nothing. Not so for a peer that answered in any way (closed the connection, failed the
+   * pin, refused the call): someone is there.
+   */
+  readonly silent?: boolean;
 }
+
+/** The connection failures that mean nothing is there: the host is down, or gone from the network. */
+const NOTHING_THERE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN']);
 
 /** A health check: Connected when the agent answers with the pinned key and uuid; a changed key is refused loudly. */
 export async function checkHost(deps: FlowDeps, host: Host): Promise<HostHealth> {
@@ -165,7 +174,11 @@ export async function checkHost(deps: FlowDeps, host: Host): Promise<HostHealth>
       : error instanceof Error
         ? error.message
         : String(error);
-    health = { state: 'Disconnected', reason };
+    const silent =
+      isAgentCallError(error) &&
+      (error.failure === 'timeout' ||
+        (error.failure === 'unreachable' && NOTHING_THERE.has(error.details.errno ?? '')));
+    health = { state: 'Disconnected', reason, ...(silent ? { silent } : {}) };
   }
   await markHost(deps, host, health.state, health.reason);
   return health;

@@ -246,9 +246,6 @@ export async function resumeRecover(deps: FlowDeps, operation: Operation): Promi
   });
 }
 
-/** Failures that mean nothing answers at the host's address: it is down, or gone from the network. */
-const DOWN = /^timeout:|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EHOSTDOWN|ENOTFOUND|EAI_AGAIN/;
-
 /**
  * Who answers at the host's address, said as a reason not to recover from it; undefined when nothing does (a
  * timeout, a refused connection, no route). Anything else is someone there: its own agent; another key (a
@@ -263,5 +260,5 @@ async function whoAnswers(deps: FlowDeps, host: Host): Promise<string | undefine
     throw error;
   }
   if (health.state === 'Connected') return 'answers';
-  return DOWN.test(health.reason ?? '') ? undefined : `answers, but not as its agent (${health.reason ?? 'no reason'})`;
+  return health.silent === true ? undefined : `answers, but not as its agent (${health.reason ?? 'no reason'})`;
 }
