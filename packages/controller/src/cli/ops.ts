@@ -78,10 +78,9 @@ export const OPS_COMMANDS: readonly Command[] = [
     ],
     summary: 'list the journaled operations, newest first: kind, subject, step, state, and why one failed',
     details: [
-      'Every flow that changes state is journaled: tpm.remove, vm.destroy, vm.sync, vm.restore, vm.recover,',
-      'vm.adopt, host.reconcile, host.repin, host.remove, fleet.sync, file.write. A running operation is in flight,',
-      'or was left by a stopped controller: `hostfiles resume` carries it on. `hostfiles ops show ID` prints one with',
-      'its input and report.',
+      "Every flow that changes state is journaled, as an operation of its kind (--kind's list). A running operation",
+      'is in flight, or was left by a stopped controller: `hostfiles resume` carries it on. `hostfiles ops show ID`',
+      'prints one with its input and report.',
     ].join('\n'),
     async run(ctx, input) {
       const state = input.string('state');

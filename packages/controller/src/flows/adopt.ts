@@ -10,6 +10,7 @@ import { resolveHost } from './inventory.js';
 import { vmKey, wholeHost } from './lock-keys.js';
 import { resolveVm } from './resolve.js';
 import { syncVm, type SyncReport } from './sync.js';
+import { OPERATION_KIND } from '../store/types.js';
 
 export interface AdoptOptions {
   /** default: the VM's current host */
@@ -55,7 +56,7 @@ export function libvirtPaths(vm: Vm, roots: Roots): Partial<Record<FileType, str
   };
 }
 
-export const ADOPT_VM = 'vm.adopt';
+export const ADOPT_VM = OPERATION_KIND.adoptVm;
 
 export async function adoptVm(deps: FlowDeps, vmRef: string, options: AdoptOptions = {}): Promise<AdoptReport> {
   const operationId = randomUUID();

@@ -10,8 +10,9 @@ import { refuseBusy } from './probe.js';
 import { settleBinding } from './remove-tpm.js';
 import { resolveVm } from './resolve.js';
 import { planOnVms, runPlanned } from './run-planned.js';
+import { OPERATION_KIND } from '../store/types.js';
 
-export const DESTROY_VM = 'vm.destroy';
+export const DESTROY_VM = OPERATION_KIND.destroyVm;
 
 export interface DestroyReport {
   readonly operationId: string;

@@ -22,8 +22,9 @@ import {
   type SyncedFile,
 } from './sync.js';
 import type { Operation } from '../store/index.js';
+import { OPERATION_KIND } from '../store/types.js';
 
-export const SYNC_FLEET = 'fleet.sync';
+export const SYNC_FLEET = OPERATION_KIND.syncFleet;
 
 /** The most bytes (as listed) one `files.read` of a fleet sync asks for: answers stay far below the client's cap. */
 export const FLEET_READ_BYTES = 64 * 1024 * 1024;

@@ -16,6 +16,7 @@ import { FlowError, isFlowError, type FlowDeps } from './deps.js';
 import { markHost } from './host-state.js';
 import { resolveHost } from './inventory.js';
 import { nameProblem } from './resolve.js';
+import { OPERATION_KIND } from '../store/types.js';
 
 export interface NewHostInput {
   readonly name: string;
@@ -71,7 +72,7 @@ export async function setHostUrl(
   return { ...host, url: url.origin, certificate };
 }
 
-export const REPIN_HOST = 'host.repin';
+export const REPIN_HOST = OPERATION_KIND.repinHost;
 
 export interface RepinReport {
   readonly operationId: string;

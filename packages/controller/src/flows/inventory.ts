@@ -9,8 +9,9 @@ import { nameProblem, resolveVm } from './resolve.js';
 import { runPlanned, type Plan } from './run-planned.js';
 import type { State } from './state.js';
 import { failJournalOnError } from './sync.js';
+import { OPERATION_KIND } from '../store/types.js';
 
-export const WRITE_FILE = 'file.write';
+export const WRITE_FILE = OPERATION_KIND.writeFile;
 
 export async function resolveHost(deps: FlowDeps, ref: string): Promise<Host> {
   const host = UUID_PATTERN.test(ref) ? await deps.store.getHost(ref) : await deps.store.getHostByName(ref);

@@ -22,8 +22,9 @@ import { resolveHost } from './inventory.js';
 import { wholeHost } from './lock-keys.js';
 import { failJournalOnError, repeatFlow, startJournal } from './sync.js';
 import { statUnlisted } from './unlisted.js';
+import { OPERATION_KIND } from '../store/types.js';
 
-export const RECONCILE_HOST = 'host.reconcile';
+export const RECONCILE_HOST = OPERATION_KIND.reconcileHost;
 
 /**
  * The `vmUuid` of the outbox rows `apply` makes for unknown state: the nil UUID, which no VM has. Orphans carry the

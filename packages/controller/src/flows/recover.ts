@@ -13,8 +13,9 @@ import { placeOnHost, planPlacements, type PlacedFile } from './place.js';
 import { resolveVm } from './resolve.js';
 import { journaledGenerations, planRestore } from './restore.js';
 import { failJournalOnError, repeatFlow, startJournal } from './sync.js';
+import { OPERATION_KIND } from '../store/types.js';
 
-export const RECOVER_VM = 'vm.recover';
+export const RECOVER_VM = OPERATION_KIND.recoverVm;
 
 export interface RecoverOptions {
   /** write over state hostfiles does not know at a new path on the new host */

@@ -7,8 +7,9 @@ import { FlowError, type FlowDeps } from './deps.js';
 import { resolveHost } from './inventory.js';
 import { vmKey, wholeHost } from './lock-keys.js';
 import { settleBinding } from './remove-tpm.js';
+import { OPERATION_KIND } from '../store/types.js';
 
-export const REMOVE_HOST = 'host.remove';
+export const REMOVE_HOST = OPERATION_KIND.removeHost;
 
 export interface HeldVm {
   readonly vmUuid: string;

@@ -9,8 +9,9 @@ import { refuseBusy } from './probe.js';
 import { needsNvram, resolveVms } from './resolve.js';
 import { planOnVms, runPlanned } from './run-planned.js';
 import { groupBy } from './group-by.js';
+import { OPERATION_KIND } from '../store/types.js';
 
-export const REMOVE_TPM = 'tpm.remove';
+export const REMOVE_TPM = OPERATION_KIND.removeTpm;
 export type { PendingFile };
 
 export interface VmRemoval {

@@ -13,8 +13,9 @@ import { placeOnHost, planPlacements, type PlacedFile, type Placement } from './
 import { resolveVm } from './resolve.js';
 import { checkState, type State } from './state.js';
 import { failJournalOnError, repeatFlow, startJournal } from './sync.js';
+import { OPERATION_KIND } from '../store/types.js';
 
-export const RESTORE_VM = 'vm.restore';
+export const RESTORE_VM = OPERATION_KIND.restoreVm;
 
 export interface RestoreOptions {
   /** the host to write on; default: the VM's current host */

@@ -18,8 +18,9 @@ import { resolveVm } from './resolve.js';
 import { planOnVms, runPlanned } from './run-planned.js';
 import { MAX_STATE_BYTES, stateFromRead, type State } from './state.js';
 import { groupBy } from './group-by.js';
+import { OPERATION_KIND } from '../store/types.js';
 
-export const SYNC_VM = 'vm.sync';
+export const SYNC_VM = OPERATION_KIND.syncVm;
 
 interface FileOnHost {
   readonly hostUuid: string;

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { manualClock, openTempStore } from './test-support.js';
-import { OPERATION_KINDS, type Store } from './types.js';
+import type { Store } from './types.js';
 
 /** Starts an operation at `at`, finished in `state` unless that is 'running'. */
 async function journal(
@@ -58,25 +58,5 @@ describe('listOperations', () => {
       await assert.rejects(store.listOperations({ limit }), RangeError);
     }
     assert.deepEqual(await store.listOperations({ limit: 1 }), []);
-  });
-});
-
-describe('OPERATION_KINDS', () => {
-  it('names exactly the kinds the flows journal (what `ops list --kind` takes)', async () => {
-    const flows = await import('../flows/index.js');
-    const named = [
-      flows.REMOVE_TPM,
-      flows.DESTROY_VM,
-      flows.SYNC_VM,
-      flows.RESTORE_VM,
-      flows.RECOVER_VM,
-      flows.ADOPT_VM,
-      flows.RECONCILE_HOST,
-      flows.REPIN_HOST,
-      flows.REMOVE_HOST,
-      flows.SYNC_FLEET,
-      flows.WRITE_FILE,
-    ];
-    assert.deepEqual([...named].sort(), [...OPERATION_KINDS].sort());
   });
 });

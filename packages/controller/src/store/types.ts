@@ -14,20 +14,23 @@ export const KEY_BINDING_STATES = ['attached', 'detaching'] as const;
 export type KeyBindingState = (typeof KEY_BINDING_STATES)[number];
 export const OPERATION_STATES = ['running', 'done', 'failed'] as const;
 export type OperationState = (typeof OPERATION_STATES)[number];
-/** The kinds of journaled flow, as each flow names its operations (flows/*.ts; a test keeps the two the same). */
-export const OPERATION_KINDS = [
-  'tpm.remove',
-  'vm.destroy',
-  'vm.sync',
-  'vm.restore',
-  'vm.recover',
-  'vm.adopt',
-  'host.reconcile',
-  'host.repin',
-  'host.remove',
-  'fleet.sync',
-  'file.write',
-] as const;
+/** The kinds of journaled flow, each flow's name for its operations (flows/*.ts take theirs from here). */
+export const OPERATION_KIND = {
+  removeTpm: 'tpm.remove',
+  destroyVm: 'vm.destroy',
+  syncVm: 'vm.sync',
+  restoreVm: 'vm.restore',
+  recoverVm: 'vm.recover',
+  adoptVm: 'vm.adopt',
+  reconcileHost: 'host.reconcile',
+  repinHost: 'host.repin',
+  removeHost: 'host.remove',
+  syncFleet: 'fleet.sync',
+  writeFile: 'file.write',
+} as const;
+export type OperationKind = (typeof OPERATION_KIND)[keyof typeof OPERATION_KIND];
+/** What `ops list --kind` takes. */
+export const OPERATION_KINDS: readonly OperationKind[] = Object.values(OPERATION_KIND);
 
 export interface Host {
   readonly uuid: string;
