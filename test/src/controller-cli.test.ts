@@ -61,11 +61,16 @@ test('init makes a 0600 database and key, prints the public key, and never repla
   const key = signingKeyFromPem(pem);
   assert.ok(first.stdout.includes(`"trustedKeys": ["${key.publicKey}"]`), first.stdout);
   assert.ok(first.stdout.includes(key.keyId));
+  const version = Number(/database +\S+ \(database created, version (\d+)\)/.exec(first.stdout)?.[1]);
+  assert.ok(version > 0, first.stdout);
+  assert.doesNotMatch(first.stdout, /Every controller on this database/, "a SQLite file is one controller's");
 
   const again = json(await hostfiles(['init', '--json'], { HOSTFILES_DB: db })) as Record<string, unknown>;
   assert.deepEqual(again, {
     database: db,
     databaseCreated: false,
+    schemaVersion: version,
+    schemaVersionBefore: version,
     keyFile,
     keyCreated: false,
     publicKey: key.publicKey,
@@ -368,7 +373,20 @@ test('only init makes a database: an empty file, or a PostgreSQL schema never in
     new RegExp(`is not a hostfiles database \\(no schema_migrations table in schema ${pg.schema}\\)`),
   );
   assert.equal(await schemaExists(), false, 'the schema was not created');
-  assert.equal((await hostfiles(['init', '--db', pg.db, '--key', join(dir, 'pg.key')])).status, 0);
+  // init makes it, and says so; a second init finds it current. The key is named whole, to be copied to each
+  // controller sharing the database.
+  const made = await hostfiles(['init', '--db', pg.db, '--key', join(dir, 'pg.key')]);
+  assert.equal(made.status, 0, made.stderr);
+  const version = /\(schema created, version (\d+)\)/.exec(made.stdout)?.[1];
+  assert.ok(version !== undefined, made.stdout);
+  assert.match(
+    made.stdout,
+    new RegExp(
+      `Every controller on this database signs with this key: copy ${join(dir, 'pg.key')} \\(mode 0600\\) to each`,
+    ),
+  );
+  const current = await hostfiles(['init', '--db', pg.db, '--key', join(dir, 'pg.key')]);
+  assert.match(current.stdout, new RegExp(`\\(schema up to date, version ${version}\\)`));
   const listed = await hostfiles(['host', 'list', '--db', pg.db, '--key', key]);
   assert.equal(listed.status, 0, listed.stderr);
   assert.equal(await schemaExists(), true);

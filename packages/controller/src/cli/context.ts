@@ -14,6 +14,7 @@ import {
 const DEFAULT_LEASE: LeaseSettings = { leaseMs: FLOW_SETTINGS.leaseMs, graceMs: FLOW_SETTINGS.leaseGraceMs };
 import { isPostgresUrl, postgresUrlProblem, redactUrl, splitPostgresUrl } from '../config.js';
 import { createPgStore, createSqliteStore, isStoreError, type Store } from '../store/index.js';
+import type { SchemaReport } from '../store/migrate.js';
 import type { CliIo, CommandContext } from './command.js';
 import { badInput, CliError } from './errors.js';
 import { loadControllerKey } from './key-file.js';
@@ -155,7 +156,10 @@ export async function openExistingStore(db: string): Promise<Store> {
  * URL's `schema` parameter, `public` by default). Errors name the database, never with its password. `existing`:
  * refuse one hostfiles never made instead of creating it.
  */
-export async function openStore(db: string, options: { readonly existing?: boolean } = {}): Promise<Store> {
+export async function openStore(
+  db: string,
+  options: { readonly existing?: boolean; readonly onSchema?: SchemaReport } = {},
+): Promise<Store> {
   // Asked of the database a command opens (not of every command: the demo opens its own).
   const problem = isPostgresUrl(db) ? postgresUrlProblem(db) : undefined;
   if (problem !== undefined) {

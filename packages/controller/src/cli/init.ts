@@ -1,5 +1,6 @@
 // `hostfiles init`: the database (migrations applied) and the controller key, and what agents must trust.
 import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { isPostgresUrl, redactUrl } from '../config.js';
 import type { Command } from './command.js';
 import { CliError } from './errors.js';
@@ -24,13 +25,21 @@ export const INIT_COMMANDS: readonly Command[] = [
         import('./context.js'),
         import('./key-file.js'),
       ]);
-      const store = await openStore(db);
+      let schema = { from: 0, to: 0 };
+      const store = await openStore(db, {
+        onSchema: (change) => {
+          schema = change;
+        },
+      });
       await store.close();
       const { key, created: keyCreated } = ensureControllerKey(keyFile);
+      const shared = isPostgresUrl(db);
       const result = {
         database: redactUrl(db),
         databaseCreated,
-        keyFile,
+        schemaVersion: schema.to,
+        schemaVersionBefore: schema.from,
+        keyFile: resolve(keyFile),
         keyCreated,
         publicKey: key.publicKey,
         keyId: key.keyId,
@@ -38,22 +47,32 @@ export const INIT_COMMANDS: readonly Command[] = [
       ctx.print(result, () =>
         [
           columns([
-            [
-              'database',
-              `${redactUrl(db)} (${databaseCreated ? 'created' : isPostgresUrl(db) ? 'schema up to date' : 'exists, schema up to date'})`,
-            ],
-            ['key', `${keyFile} (${keyCreated ? 'created, mode 0600' : 'exists, kept'})`],
+            ['database', `${redactUrl(db)} (${databaseDone(databaseCreated, shared, schema)})`],
+            ['key', `${result.keyFile} (${keyCreated ? 'created, mode 0600' : 'exists, kept'})`],
             ['keyId', key.keyId],
             ['publicKey', key.publicKey],
           ]),
           '',
           'Trust this controller on every agent: in its config,',
           `  "trustedKeys": ["${key.publicKey}"]`,
+          // Several controllers share a PostgreSQL database, and agents trust the key: each must sign with this one.
+          ...(shared
+            ? ['', `Every controller on this database signs with this key: copy ${result.keyFile} (mode 0600) to each.`]
+            : []),
         ].join('\n'),
       );
     },
   },
 ];
+
+/** What init did to the database: made it, brought its schema up from an older version, or found it current. */
+function databaseDone(fileCreated: boolean, shared: boolean, schema: { from: number; to: number }): string {
+  const what = shared ? 'schema' : 'database';
+  if (fileCreated || schema.from === 0) return `${what} created, version ${schema.to}`;
+  const found = shared ? '' : 'exists, ';
+  if (schema.from < schema.to) return `${found}schema brought from version ${schema.from} to ${schema.to}`;
+  return `${found}schema up to date, version ${schema.to}`;
+}
 
 /**
  * Creates an empty file, mode 0600, unless one exists; answers whether it did. The database holds backups of TPM

@@ -128,7 +128,20 @@ describe('migrations', () => {
         `INSERT INTO hosts VALUES ('h1', 'h1', 'http://h1:7441', 'pk', '0011223344556677', 'Connected', 5, 1);`,
       );
     });
-    assert.equal(await migrate(connection, MIGRATIONS.slice(0, 3), () => 2), 3);
+    const reported: { from: number; to: number }[] = [];
+    assert.equal(
+      await migrate(
+        connection,
+        MIGRATIONS.slice(0, 3),
+        () => 2,
+        MIGRATIONS_TABLE.sqlite,
+        (change) => {
+          reported.push(change);
+        },
+      ),
+      3,
+    );
+    assert.deepEqual(reported, [{ from: 2, to: 3 }], 'what `init` prints: brought from version 2 to 3');
     await connection.close();
     const store = await createSqliteStore(path);
     t.after(() => store.close());

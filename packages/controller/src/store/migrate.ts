@@ -55,12 +55,19 @@ function checkSequence(migrations: readonly Migration[]): void {
   });
 }
 
-/** Applies what is missing and answers the database's version. Safe to run again, and from two processes at once. */
+/** The schema versions a database had before `migrate` and has after it: 0 before, for one it created. */
+export type SchemaReport = (change: { readonly from: number; readonly to: number }) => void;
+
+/**
+ * Applies what is missing and answers the database's version. Safe to run again, and from two processes at once.
+ * `report` is told which version the database had before (what this process found) and has now.
+ */
 export async function migrate(
   connection: Connection,
   migrations: readonly Migration[],
   now: () => number,
   table: string = MIGRATIONS_TABLE.sqlite,
+  report?: SchemaReport,
 ): Promise<number> {
   checkSequence(migrations);
   const known = migrations.length;
@@ -90,5 +97,6 @@ export async function migrate(
       });
     });
   }
+  report?.({ from: current, to: known });
   return known;
 }

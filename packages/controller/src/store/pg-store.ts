@@ -2,7 +2,7 @@
 // own migrations, applied at open. Several controllers may open one database: write transactions are serialized
 // across all of them, as on SQLite (see pg-connection.ts).
 import type { Sql } from './connection.js';
-import { migrate, MIGRATIONS_TABLE, requireMigrated } from './migrate.js';
+import { migrate, MIGRATIONS_TABLE, requireMigrated, type SchemaReport } from './migrate.js';
 import { PG_MIGRATIONS } from './migrations/pg/index.js';
 import { openPgConnection } from './pg-connection.js';
 import { storeOver } from './store-over.js';
@@ -21,6 +21,8 @@ export interface PgStoreOptions {
   readonly connectTimeoutMs?: number;
   /** Called with the text of every statement as it starts (debugging, tests). */
   readonly onTrace?: (sql: string) => void;
+  /** Told the schema version the database had when opened and has now (`init` says which it did). */
+  readonly onSchema?: SchemaReport;
 }
 
 export async function createPgStore(url: string, options: PgStoreOptions = {}): Promise<Store> {
@@ -35,7 +37,7 @@ export async function createPgStore(url: string, options: PgStoreOptions = {}): 
   try {
     if (options.existing === true) await connection.transaction((sql) => requireMigrated(sql, connection.schema));
     else await connection.transaction((sql: Sql) => sql.exec(`CREATE SCHEMA IF NOT EXISTS ${connection.schema}`));
-    await migrate(connection, PG_MIGRATIONS, now, MIGRATIONS_TABLE.postgres);
+    await migrate(connection, PG_MIGRATIONS, now, MIGRATIONS_TABLE.postgres, options.onSchema);
   } catch (error) {
     await connection.close();
     throw error;

@@ -1,6 +1,6 @@
 // The Store on SQLite through the `sqlite3` driver: one connection, one queue, migrations applied at open.
 import { openConnection } from './connection.js';
-import { migrate, requireMigrated } from './migrate.js';
+import { migrate, MIGRATIONS_TABLE, requireMigrated, type SchemaReport } from './migrate.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { storeOver } from './store-over.js';
 import type { Store } from './types.js';
@@ -22,6 +22,8 @@ export interface SqliteStoreOptions {
   readonly existing?: boolean;
   /** Called with the text of every statement as it starts (debugging, tests). */
   readonly onTrace?: (sql: string) => void;
+  /** Told the schema version the database had when opened and has now (`init` says which it did). */
+  readonly onSchema?: SchemaReport;
 }
 
 export async function createSqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<Store> {
@@ -33,7 +35,7 @@ export async function createSqliteStore(path: string, options: SqliteStoreOption
     check: options.existing === true ? (sql) => requireMigrated(sql) : undefined,
   });
   try {
-    await migrate(connection, MIGRATIONS, now);
+    await migrate(connection, MIGRATIONS, now, MIGRATIONS_TABLE.sqlite, options.onSchema);
   } catch (error) {
     await connection.close();
     throw error;
