@@ -2,7 +2,7 @@
 // history lists them, an older one is restored only when forced, the last N are kept, and removals take them all.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { removeSetup, setupAgent, startAgent } from './support/agent-process.js';
@@ -77,7 +77,6 @@ test('CLI: generations are numbered per capture, listed, restored (older only wi
   const absent = await cli('restore', 'a', '--generation', '9', '--type', 'NvRam');
   assert.equal(absent.status, 1);
   assert.match(absent.stderr, /no NvRam generation 9/);
-  assert.equal((await cli('restore', 'a', '--type', 'NvRam')).status, 2, '--type goes with --generation');
   const restored = JSON.parse(
     await ok('restore', 'a', '--generation', '1', '--type', 'NvRam', '--force', '--json'),
   ) as { generations: unknown; files: { type: string; status: string }[] };
@@ -153,6 +152,70 @@ test('CLI: generations are numbered per capture, listed, restored (older only wi
   // A TPM removal of a UEFI VM without secure boot deletes both states: every generation goes with them.
   await ok('tpm', 'remove', 'a');
   assert.deepEqual((await history()).generations, []);
+});
+
+test("CLI: restore --type NvRam writes that type's newest backup alone; the VM's TPM state is left as it is", async (t) => {
+  const workspace = await initWorkspace(t, 'hostfiles-restore-type-');
+  const { dir, cli, ok } = workspace;
+  const { agent, varsPath } = await oneVmOnOneHost(t, workspace);
+  // Both types backed up: a write onto the VM's host is a capture (generation 1 of each).
+  const tpmDir = join(agent.setup.roots.TpmState, 'a');
+  const tpmFrom = join(dir, 'tpm');
+  mkdirSync(join(tpmFrom, 'tpm2'), { recursive: true });
+  writeFileSync(join(tpmFrom, 'tpm2', 'tpm2-00.permall'), 'permall, backed up');
+  const vars = randomBytes(4096);
+  writeFileSync(join(dir, 'vars'), vars);
+  await ok('file', 'write', 'a', '--type', 'TpmState', '--path', tpmDir, '--from', tpmFrom);
+  await ok('file', 'write', 'a', '--type', 'NvRam', '--path', varsPath, '--from', join(dir, 'vars'));
+  const tpmRow = async (): Promise<unknown> =>
+    (JSON.parse(await ok('file', 'list', 'a', '--json')) as { type: string; sha256: string }[]).find(
+      (f) => f.type === 'TpmState',
+    );
+  const recorded = await tpmRow();
+
+  // The NVRAM is lost; the guest wrote its TPM since, and nothing synced it: a whole restore would write over it.
+  rmSync(varsPath);
+  const permall = join(tpmDir, 'tpm2', 'tpm2-00.permall');
+  writeFileSync(permall, 'permall, written by the guest since');
+  const inode = statSync(permall).ino;
+  const whole = await cli('restore', 'a');
+  assert.equal(whole.status, 1);
+  assert.match(whole.stderr, /VM a's TpmState state \S+ on h0 changed since it was last recorded/);
+
+  const restored = JSON.parse(await ok('restore', 'a', '--type', 'NvRam', '--json')) as {
+    generations: unknown;
+    files: { type: string; path: string; status: string }[];
+  };
+  assert.deepEqual(restored.generations, [{ type: 'NvRam', generation: 1 }]);
+  assert.deepEqual(
+    restored.files.map((f) => [f.type, f.path, f.status]),
+    [['NvRam', varsPath, 'written']],
+  );
+  assert.equal(Buffer.compare(readFileSync(varsPath), vars), 0, 'the newest NvRam backup, byte-identical');
+  assert.equal(readFileSync(permall, 'utf8'), 'permall, written by the guest since', 'the TPM state untouched');
+  assert.equal(statSync(permall).ino, inode, 'not even written again');
+  assert.deepEqual(await tpmRow(), recorded, 'its record too');
+
+  // A path for the type not restored is refused, not left unused; a type with no backup is said so.
+  const astray = await cli('restore', 'a', '--type', 'NvRam', '--tpm-path', tpmDir);
+  assert.equal(astray.status, 2);
+  assert.match(astray.stderr, /a TpmState path was given, but this restore of VM a writes only NvRam/);
+  await ok('vm', 'add', 'b', '--host', 'h0', '--uefi');
+  await ok(
+    'file',
+    'write',
+    'b',
+    '--type',
+    'NvRam',
+    '--path',
+    join(agent.setup.roots.NvRam, 'b_VARS.fd'),
+    '--from',
+    join(dir, 'vars'),
+  );
+  const none = await cli('restore', 'b', '--type', 'TpmState');
+  assert.equal(none.status, 1);
+  assert.match(none.stderr, /VM b has no TpmState backup: sync it first/);
+  assert.match(await ok('restore', '--help'), /--type TYPE\s+only this type's backup/);
 });
 
 test('CLI: vm recover after a host was lost, and the lost host back: its stale copy deleted, never captured', async (t) => {

@@ -358,6 +358,24 @@ test('with real agents: adopt, sync, move, restore, writes, busy state, reconcil
   assert.equal(readFileSync(paths.NvRam, 'utf8'), 'vars of web');
   const elsewhere = { paths: { NvRam: join(a1.roots.NvRam, 'web-2_VARS.fd') } };
   expectError(await call('POST', '/v1/vms/web/restore', elsewhere), 409, 'conflict');
+  // `type`: that type's newest backup alone; web's TPM state on h1, changed since and never synced, is not touched.
+  rmSync(paths.NvRam);
+  const permall = join(paths.TpmState, 'tpm2', 'tpm2-00.permall');
+  writeFileSync(permall, 'the guest wrote its TPM');
+  const nvramOnly = expectStatus(
+    await call<{ files: { type: string; status: string }[] }>('POST', '/v1/vms/web/restore', { type: 'NvRam' }),
+    200,
+  );
+  assert.deepEqual(
+    nvramOnly.files.map((f) => [f.type, f.status]),
+    [['NvRam', 'written']],
+  );
+  assert.equal(readFileSync(paths.NvRam, 'utf8'), 'vars of web');
+  assert.equal(readFileSync(permall, 'utf8'), 'the guest wrote its TPM');
+  const notRestored = { type: 'NvRam', paths: { TpmState: paths.TpmState } };
+  expectError(await call('POST', '/v1/vms/web/restore', notRestored), 400, 'bad_request');
+  expectError(await call('POST', '/v1/vms/web/restore', { type: 'Disk' }), 400, 'bad_request');
+  writeFileSync(permall, 'permall of web'); // as recorded again
 
   // Writes: a directory state, unknown state refused unless forced, a path outside the roots refused.
   const db = randomUUID();

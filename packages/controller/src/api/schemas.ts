@@ -62,6 +62,8 @@ export const restoreVmBody = z.strictObject({
   host: ref.optional(),
   /** where each backup goes; default: the VM's recorded path on that host, else its latest path on any host */
   paths: statePaths.optional(),
+  /** only this type's newest backup, the VM's state of the other type left as it is; default: every type */
+  type: z.enum(FILE_TYPES).optional(),
   /** write over state hostfiles does not know at a path the VM does not hold there yet */
   force: z.boolean().optional(),
 });

@@ -32,18 +32,12 @@ function pathFlags(input: CommandInput): Partial<Record<FileType, string>> {
 
 const RESTORE_HINT = 'see `hostfiles restore --help`';
 
-/** --generation G (a whole number from 1) with its --type; --type alone is refused. */
-function parseGeneration(
-  value: string | undefined,
-  type: FileType | undefined,
-): { readonly number: number; readonly type?: FileType } | undefined {
-  if (value === undefined) {
-    if (type !== undefined) throw new UsageError('--type goes with --generation', RESTORE_HINT);
-    return undefined;
-  }
+/** --generation G: a whole number from 1. */
+function parseGeneration(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
   const number = /^[1-9]\d{0,14}$/.test(value) ? Number(value) : NaN;
   if (Number.isNaN(number)) throw new UsageError(`--generation is a whole number from 1, not ${value}`, RESTORE_HINT);
-  return type === undefined ? { number } : { number, type };
+  return number;
 }
 
 export const SYNC_COMMANDS: readonly Command[] = [
@@ -119,7 +113,11 @@ export const SYNC_COMMANDS: readonly Command[] = [
       { name: 'tpm-path', value: 'ABS', help: 'where the TpmState backup goes on that host' },
       { name: 'nvram-path', value: 'ABS', help: 'where the NvRam backup goes on that host' },
       { name: 'generation', value: 'G', help: 'this generation (see `state history`) instead of the newest' },
-      { name: 'type', value: 'TYPE', help: 'with --generation: its type (TpmState or NvRam), when the VM has both' },
+      {
+        name: 'type',
+        value: 'TYPE',
+        help: "only this type's backup (TpmState or NvRam), the other left as it is; with --generation: its type, when the VM has both",
+      },
       {
         name: 'force',
         help: 'write over state hostfiles does not know at a path the VM does not hold there yet, or over its own state there that changed since it was recorded; with --generation, restore one older than the newest',
@@ -132,6 +130,7 @@ export const SYNC_COMMANDS: readonly Command[] = [
       '(<TpmState root>/<vm uuid>, <NvRam root>/<name>_VARS.fd), else to its most recently synced path on any host;',
       "with none, give the path. A path another VM's state holds, or other than the VM's recorded state of that",
       'type on that host, is refused. A pending deletion at a path written is cancelled.',
+      "With --type TYPE, only that type's newest backup is written: the VM's state of the other type is not touched.",
       'With --generation G, only that generation of one type is written; one older than the newest needs --force.',
       "The VM's own states on that host are asked first: one in use by a running swtpm or QEMU refuses the restore",
       'whole, force or not; one that changed since it was recorded (never synced) is in no backup, and is written',
@@ -140,13 +139,15 @@ export const SYNC_COMMANDS: readonly Command[] = [
     async run(ctx, input) {
       const host = input.string('host');
       const paths = pathFlags(input);
-      const generation = parseGeneration(input.string('generation'), parseType(input.string('type'), RESTORE_HINT));
+      const type = parseType(input.string('type'), RESTORE_HINT);
+      const generation = parseGeneration(input.string('generation'));
       const { restoreVm } = await import('../flows/index.js');
       const deps = await ctx.flows();
       const report = await restoreVm(deps, firstArg(input), {
         paths,
         force: input.bool('force'),
         ...(host === undefined ? {} : { host }),
+        ...(type === undefined ? {} : { type }),
         ...(generation === undefined ? {} : { generation }),
       });
       ctx.print(report, () => formatRestore(report));

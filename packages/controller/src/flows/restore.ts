@@ -27,8 +27,10 @@ export interface RestoreOptions {
    * type
    */
   readonly force?: boolean;
-  /** one generation of one type instead of the newest of every type; `type` may be left out when the VM has one */
-  readonly generation?: { readonly number: number; readonly type?: FileType };
+  /** only this type's state (its newest generation, or `generation`), the other type left as it is */
+  readonly type?: FileType;
+  /** this generation instead of the newest, of `type` (which may be left out when the VM has generations of one) */
+  readonly generation?: number;
 }
 
 export type RestoredFile = PlacedFile;
@@ -179,21 +181,28 @@ export async function journaledGenerations(
 }
 
 /**
- * The newest generation of each type; or the one asked for, refused (`conflict`) when it is older than the newest of
- * its type unless forced: a restore over a newer state is a decision, never a slip of the finger.
+ * The newest generation of each type, or of the type asked for; or the generation asked for, refused (`conflict`) when
+ * it is older than the newest of its type unless forced: a restore over a newer state is a decision, never a slip of
+ * the finger.
  */
 async function backupsToRestore(deps: FlowDeps, vm: Vm, options: RestoreOptions): Promise<BackupFile[]> {
   const newest = await deps.store.listBackupsByVm(vm.uuid);
   if (newest.length === 0) throw new FlowError('not_found', `VM ${vm.name} has no backup: sync it first`);
-  const asked = options.generation;
-  if (asked === undefined) return newest;
-  if (asked.type === undefined && newest.length > 1) {
+  const { type: askedType, generation: asked } = options;
+  if (asked === undefined) {
+    if (askedType === undefined) return newest;
+    const ofType = newest.filter((b) => b.type === askedType);
+    if (ofType.length === 0)
+      throw new FlowError('not_found', `VM ${vm.name} has no ${askedType} backup: sync it first`);
+    return ofType;
+  }
+  if (askedType === undefined && newest.length > 1) {
     throw new FlowError('bad_input', `VM ${vm.name} has generations of ${newest.length} types: name the type`);
   }
-  const type = asked.type ?? newest[0]?.type ?? 'TpmState';
-  const backup = await deps.store.getGeneration(vm.uuid, type, asked.number);
+  const type = askedType ?? newest[0]?.type ?? 'TpmState';
+  const backup = await deps.store.getGeneration(vm.uuid, type, asked);
   if (backup === null) {
-    throw new FlowError('not_found', `VM ${vm.name} has no ${type} generation ${asked.number} (see state history)`);
+    throw new FlowError('not_found', `VM ${vm.name} has no ${type} generation ${asked} (see state history)`);
   }
   const latest = newest.find((b) => b.type === type);
   if (latest !== undefined && latest.generation > backup.generation && options.force !== true) {
@@ -213,9 +222,15 @@ export async function planRestore(
   backups: readonly BackupFile[],
   given: Readonly<Partial<Record<FileType, string>>>,
 ): Promise<Placement[]> {
+  // A path given for a type not written (none backed up, or another type asked for) is refused, never left unused.
+  const written = backups.map((b) => b.type);
   for (const type of Object.keys(given)) {
-    if (!backups.some((b) => b.type === type))
-      throw new FlowError('bad_input', `VM ${vm.name} has no ${type} backup to restore`);
+    if (!written.some((w) => w === type)) {
+      throw new FlowError(
+        'bad_input',
+        `a ${type} path was given, but this restore of VM ${vm.name} writes only ${written.join(' and ')}`,
+      );
+    }
   }
   const files = await deps.store.listFilesByVm(vm.uuid);
   const layout = await libvirtLayout(deps, vm, host, files, backups);

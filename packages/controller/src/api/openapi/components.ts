@@ -26,7 +26,11 @@ const REQUEST_BODIES: readonly (readonly [string, z.ZodType, string])[] = [
   ['MoveVm', moveVmBody, 'the host the VM lives on now'],
   ['AdoptVm', adoptVmBody, "where the state is (default: the VM's host, libvirt's layout); `backup`: sync after"],
   ['FleetSync', fleetSyncBody, 'the hosts to sync (names or uuids); every host when absent'],
-  ['RestoreVm', restoreVmBody, "where the backups go (default: the VM's host, its known paths); `force`: write over"],
+  [
+    'RestoreVm',
+    restoreVmBody,
+    "where the backups go (default: the VM's host, its known paths); `type`: that type's only; `force`: write over",
+  ],
   [
     'Reconcile',
     reconcileBody,

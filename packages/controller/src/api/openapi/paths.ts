@@ -207,15 +207,16 @@ export const PATHS = {
       summary: "write a VM's backups onto a host (its current one by default) and record them",
       description:
         "A type goes to the path given, else the VM's recorded path on that host, else libvirt's layout below the " +
-        "host's roots, else its latest path elsewhere. Every backup goes in one command; each state written, " +
+        "host's roots, else its latest path elsewhere. Every backup goes in one command (with `type`, that type's " +
+        'alone: the state of the other type is not touched); each state written, ' +
         'failed, or of unknown outcome is reported (200 whatever each outcome: read `files[].status`).',
       parameters: [VM],
       body: restoreVmBody,
       bodyOptional: true,
       ok: { status: 200, description: 'the outcome of each state', schema: ref(reports.restoreReport) },
       errors: {
-        400: `${BAD_BODY}: no path known or given, a path not valid or outside the agent's roots`,
-        404: 'no such VM or host, or the VM has no backup (not_found)',
+        400: `${BAD_BODY}: no path known or given, a path not valid or outside the agent's roots, a path for a type not restored`,
+        404: 'no such VM or host, or the VM has no backup (of `type`) (not_found)',
         409: "a path is another VM's state, or not the VM's recorded one there, or the backup is damaged (conflict)",
         502: "the host could not be asked where libvirt's layout is (agent_unreachable, agent_refused)",
       },
