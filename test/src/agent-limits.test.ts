@@ -336,24 +336,46 @@ describe('with a connection limit, commands that fail a check', () => {
     return connection;
   };
 
-  test('a signed envelope that fails a later check (another host, expired) earns no place: its connection stays a stranger', async () => {
+  test("a stranger's refused envelope closes its connection (a bad signature, another host, expired): what it pipelined behind is never verified", async () => {
+    // A signature that cannot verify, then a valid command, pipelined on one connection: the first is refused and
+    // the connection closed, so the second is never read. Else one kept-alive connection could make the agent
+    // verify signatures as fast as it sends them (~0.2 ms each), past the pace of new connections per address.
+    const payload = commandPayload('files.list', agent.setup.hostUuid, { types: ['TpmState'] });
+    const good = JSON.parse(signedBody(agent.setup.controllerKey, payload)) as { signature: string };
+    const forged = JSON.stringify({ ...good, signature: Buffer.alloc(64, 7).toString('base64') });
+    const pipelined = await openRaw(agent.port);
+    pipelined.socket.write(postHead('/v1/files/list', Buffer.byteLength(forged)) + forged + signedListFor(agent));
+    const answered = await within(pipelined.closed, 5000, "the forged envelope's connection closed");
+    assert.match(answered, /^HTTP\/1\.1 401 /);
+    assert.match(answered, /\r\nconnection: close\r\n/i);
+    assert.equal(answered.match(/HTTP\/1\.1 /g)?.length, 1, 'the valid command behind it was never answered');
+    // Signed by the controller, but for another host or out of its time: refused and closed alike.
     const wrongHost = await sent(randomUUID(), 403);
     const expired = await sent(agent.setup.hostUuid, 401, { issuedAt: Date.now() - 3_600_000 });
-    const valid = await sent(agent.setup.hostUuid, 200);
-    // Full: each new connection takes the place of the oldest stranger, the refused commands' connections first.
-    const next = await openRaw(agent.port);
     await within(wrongHost.closed, 5000, "the wrong host's connection closed");
-    const last = await openRaw(agent.port);
     await within(expired.closed, 5000, "the expired command's connection closed");
-    // One more: the valid command's connection is now the oldest, and is passed over for `next`.
+    // A proven connection is not closed by a refusal: a command refused at check 9 (a path outside the roots)
+    // after a valid one, on one connection, and the connection still carries the next.
+    const valid = await sent(agent.setup.hostUuid, 200);
+    const outside = signedBody(
+      agent.setup.controllerKey,
+      commandPayload('files.apply', agent.setup.hostUuid, { ops: [writeOp('TpmState', '/etc/passwd', 'x')] }),
+    );
+    let before = valid.received().length;
+    valid.socket.write(postHead(APPLY, Buffer.byteLength(outside)) + outside);
+    await eventually(() => valid.received().slice(before).startsWith('HTTP/1.1 403 '), 'outside_root refused');
+    assert.doesNotMatch(valid.received().slice(before), /\r\nconnection: close\r\n/i);
+    before = valid.received().length;
+    valid.socket.write(signedListFor(agent));
+    await eventually(() => valid.received().slice(before).startsWith('HTTP/1.1 200 '), 'the proven connection kept');
+    // And it keeps its place: full, a new connection takes a stranger's, never the proven one's.
+    const next = await openRaw(agent.port);
+    const last = await openRaw(agent.port);
     const more = await openRaw(agent.port);
     await within(next.closed, 5000, 'the oldest stranger closed, not the proven connection');
-    const before = valid.received().length;
+    before = valid.received().length;
     valid.socket.write(signedListFor(agent));
-    await eventually(
-      () => valid.received().slice(before).startsWith('HTTP/1.1 200 '),
-      'the valid command kept its place',
-    );
+    await eventually(() => valid.received().slice(before).startsWith('HTTP/1.1 200 '), 'still its place');
     for (const connection of [valid, last, more]) connection.socket.destroy();
   });
 });

@@ -52,6 +52,12 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
       404,
     );
   });
+  /** Whether the request came on a connection proven a controller's (or, in-process, is a trusted command). */
+  const proven = (c: Context<Bindings>): boolean => {
+    const socket = (c.env as Bindings['Bindings'] | undefined)?.incoming?.socket;
+    if (socket === undefined || deps.connectionTrusted === undefined) return c.get('trusted');
+    return deps.connectionTrusted(socket);
+  };
   app.onError((error, c) => {
     // Messages repeat input only as short prefixes; the cap here keeps every refusal and log line small regardless.
     const path = truncate(c.req.path);
@@ -64,8 +70,10 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
         const fields = { path, code: error.code, status: error.status, message };
         deps.logger.warn('refused', skipped > 0 ? { ...fields, skipped } : fields);
       }
-      // A body refused unread is not drained for keep-alive: the connection closes.
-      if (error.code === 'too_large' || error.code === 'overloaded') c.header('connection', 'close');
+      // A body refused unread is not drained for keep-alive: the connection closes. So does a stranger's connection
+      // at any refusal: each envelope it could send again costs a signature verification (~0.2 ms), and a new
+      // connection is paced per address (newConnectionsPerSecond) where requests on one kept alive are not.
+      if (error.code === 'too_large' || error.code === 'overloaded' || !proven(c)) c.header('connection', 'close');
       if (error.code === 'overloaded') c.header('retry-after', '1');
       return c.json({ error: { code: error.code, message } }, error.status);
     }

@@ -56,4 +56,6 @@ export interface AppDeps {
    * known requestId (a retry too): a controller's (connection-places.ts)
    */
   readonly trustConnection?: (peer: Peer | undefined) => void;
+  /** whether a connection was proven a controller's (trustConnection, or its client certificate) */
+  readonly connectionTrusted?: (peer: Peer | undefined) => boolean;
 }

@@ -13,6 +13,7 @@ import {
   isJournalStream,
   keyFingerprint,
   METRICS_PATH,
+  ok,
   trustedKeyFromBase64,
   watchReaders,
   type Logger,
@@ -20,7 +21,7 @@ import {
   type TrustedKey,
 } from '@hostfiles/shared';
 import { createApp } from './app.js';
-import { exampleConfig, loadConfig, type AgentConfig } from './config.js';
+import { checkConfigFile, exampleConfig, type AgentConfig } from './config.js';
 import type { AgentEvent } from './deps.js';
 import {
   createFileStore,
@@ -122,6 +123,10 @@ listens on, which the next agent removes. A SIGHUP before the agent is ready is 
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.`;
 
 class UsageError extends Error {}
+
+/** Every problem of a config, one a line: exit 2, as bad usage (systemd does not restart it). */
+const invalidConfig = (problems: readonly string[]): UsageError =>
+  new UsageError(`invalid config:\n  ${problems.join('\n  ')}`);
 
 /** The commands whose `--help` prints their usage (anything else with --help is still an unknown command). */
 const COMMANDS: ReadonlySet<string> = new Set(['print-config-example', 'keygen', 'info', 'make-roots', '--config']);
@@ -239,10 +244,11 @@ const identity = (key: SigningKey): { publicKey: string; keyId: string; fingerpr
 /** What the operator hands the controller's `host add --expect-key`, read on the host itself. */
 function info(configPath: string): void {
   if (configPath === '') throw new UsageError('info needs --config FILE');
-  const loaded = loadConfig(configPath);
-  if (!loaded.ok) throw new UsageError(`invalid config:\n  ${loaded.error.join('\n  ')}`);
-  const config = loaded.value;
-  const key = checkKeyFile(config);
+  const { config, problems, fields } = checkConfigFile(configPath);
+  const { keyFile, stateDir } = fields;
+  // The key file is looked at whenever keyFile parsed: its problem is listed beside the config's others.
+  const key = keyFile === undefined ? ok(undefined) : checkKeyFile({ keyFile, stateDir });
+  if (config === undefined) throw invalidConfig([...problems, ...(key.ok ? [] : [key.error])]);
   if (!key.ok) throw new UsageError(key.error);
   if (key.value === undefined) {
     throw new Error(
@@ -255,17 +261,19 @@ function info(configPath: string): void {
 /** Before the agent starts (the unit's ExecStartPre): missing roots made, so that a new host's agent can start. */
 function makeRoots(configPath: string): void {
   if (configPath === '') throw new UsageError('make-roots needs --config FILE');
-  const loaded = loadConfig(configPath);
-  if (!loaded.ok) throw new UsageError(`invalid config:\n  ${loaded.error.join('\n  ')}`);
-  const ownership = resolveOwnerships(loaded.value.ownership);
-  if (!ownership.ok) throw new UsageError(`invalid config:\n  ${ownership.error.join('\n  ')}`);
+  const { config, problems, fields } = checkConfigFile(configPath);
+  // The owners and groups that parsed are looked up whatever else is wrong: every problem in one run.
+  const ownership = resolveOwnerships(fields.ownership ?? {});
+  if (config === undefined || !ownership.ok) {
+    throw invalidConfig([...problems, ...(ownership.ok ? [] : ownership.error)]);
+  }
   const logger = createLogger<AgentEvent>({
     write: toStdout,
-    fields: { hostUuid: loaded.value.hostUuid },
+    fields: { hostUuid: config.hostUuid },
     // The unit's ExecStartPre: its stdout is the journal too.
     syslogPrefix: isJournalStream(process.env['JOURNAL_STREAM'], fstatSync(1, { bigint: true })),
   });
-  for (const outcome of makeMissingRoots(loaded.value.roots, ownership.value)) {
+  for (const outcome of makeMissingRoots(config.roots, ownership.value)) {
     if (outcome.made) logger.info('root_made', outcome);
     else logger.warn('root_missing', outcome);
   }
@@ -288,7 +296,7 @@ function openFileStore(config: AgentConfig, ownership: Ownerships, logger: Logge
   try {
     return createFileStore({ roots: config.roots, ownership, logger });
   } catch (error) {
-    if (isFileStoreError(error)) throw new UsageError(`invalid config:\n  a root cannot be used: ${error.message}`);
+    if (isFileStoreError(error)) throw invalidConfig([`a root cannot be used: ${error.message}`]);
     throw error;
   }
 }
@@ -454,7 +462,7 @@ async function run(configPath: string): Promise<void> {
   if (configPath === '') throw new UsageError('--config needs a file');
   // Every problem at once, and nothing made (state directory, key) before the config is known to be good.
   const checked = preflight(configPath);
-  if (!checked.ok) throw new UsageError(`invalid config:\n  ${checked.error.join('\n  ')}`);
+  if (!checked.ok) throw invalidConfig(checked.error);
   const { config, ownership } = checked.value;
   // Lines go out once per turn of the event loop (line-batch.ts), and whatever is left when the process exits.
   const lines = createLineBatch(toStdout);
@@ -503,6 +511,7 @@ async function run(configPath: string): Promise<void> {
     trustConnection: (peer) => {
       places.trust(peer);
     },
+    connectionTrusted: (peer) => places.trusted(peer),
     hostUuid: config.hostUuid,
     version: VERSION,
     startedAt: Date.now(),

@@ -36,6 +36,8 @@ export interface ConnectionPlaces {
   admit(socket: PlacedSocket): Admission;
   /** The connection of `peer` is a trusted controller's: its place is never given to another. */
   trust(peer: Peer | undefined): void;
+  /** Whether the connection of `peer` was proven a controller's (`trust`); false for one unknown here. */
+  trusted(peer: Peer | undefined): boolean;
   readonly open: number;
 }
 
@@ -109,6 +111,9 @@ export function createConnectionPlaces(maxConnections: number, perAddress: numbe
       if (place === undefined || place.trusted) return;
       place.trusted = true;
       countStranger(place.address, -1);
+    },
+    trusted(peer) {
+      return peer !== undefined && places.get(keyOf(peer))?.trusted === true;
     },
     get open() {
       return places.size;
