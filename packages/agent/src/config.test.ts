@@ -179,3 +179,22 @@ test('maxBodyBytes 1 KiB..256 MiB and clockSkewMs 0..600 s (the journal remember
   }
   assert.equal(MAX_CLOCK_SKEW_MS, 600_000);
 });
+
+test('rules across fields run beside the fields’ own problems, on what parsed; a rule whose field did not parse is skipped', () => {
+  // A missing hostUuid and a port that is no number stop zod's own rules across fields: these must still run.
+  const problems = problemsWith({
+    hostUuid: undefined,
+    listen: { host: '10.0.0.11', port: 'seven', tls: false },
+    metrics: { host: '0.0.0.0', port: -1 },
+    roots: { TpmState: valid.roots.TpmState, NvRam: 'qemu/nvram' },
+    // Overlaps both roots as written; NvRam did not parse, so only TpmState's rule can run.
+    stateDir: '/var/lib/libvirt',
+  });
+  assert.deepEqual(
+    problems.map((line) => line.split(':')[0]),
+    ['hostUuid', 'listen.port', 'roots.NvRam', 'metrics.port', 'metrics.host', 'listen.tls', 'stateDir'],
+    problems.join(' | '),
+  );
+  assert.equal(problems.at(-1), 'stateDir: must not overlap the TpmState root');
+  assert.ok(!problems.includes('roots: the two roots must not contain each other'), 'NvRam did not parse');
+});

@@ -4,15 +4,14 @@ import { z } from 'zod';
 import {
   DEFAULT_METRICS_HOST,
   err,
-  isLoopbackHost,
   isValidRoot,
   ok,
   trustedKeyFromBase64,
   type Result,
   MAX_CLOCK_SKEW_MS,
 } from '@hostfiles/shared';
-import { limitProblems, limitsSchema, resolveLimits } from './limits/server-limits.js';
-import { overlaps, within } from './path-overlap.js';
+import { crossFieldProblems, type ConfigFields } from './config-rules.js';
+import { limitsSchema, resolveLimits } from './limits/server-limits.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_CONTENT_BYTES = 128 * 1024 * 1024;
@@ -64,6 +63,8 @@ const metricsSchema = z.strictObject({
   allowPlainHttp: z.boolean().default(false),
 });
 
+const rootsSchema = z.strictObject({ TpmState: absolutePath, NvRam: absolutePath });
+
 const isTrustedKey = (key: string): boolean => {
   try {
     trustedKeyFromBase64(key);
@@ -73,69 +74,35 @@ const isTrustedKey = (key: string): boolean => {
   }
 };
 
-export const configSchema = z
-  .strictObject({
-    hostUuid: z.uuid().regex(/^[0-9a-f-]+$/, 'lowercase hex, as commands carry it'),
-    listen: listenSchema,
-    roots: z.strictObject({ TpmState: absolutePath, NvRam: absolutePath }),
-    trustedKeys: z
-      .array(z.string().refine(isTrustedKey, 'base64 of a 32-byte Ed25519 public key'))
-      .min(1, 'at least one trusted controller key'),
-    keyFile: absolutePath,
-    stateDir: absolutePath,
-    maxBodyBytes: z
-      .int()
-      .min(1024)
-      .max(256 * 1024 * 1024)
-      .default(DEFAULT_MAX_BODY_BYTES),
-    maxContentBytes: z
-      .int()
-      .min(1024)
-      .max(1024 * 1024 * 1024)
-      .default(DEFAULT_MAX_CONTENT_BYTES),
-    clockSkewMs: z.int().min(0).max(MAX_CLOCK_SKEW_MS).default(DEFAULT_CLOCK_SKEW_MS),
-    ownership: z.strictObject({ TpmState: rootOwnership.optional(), NvRam: rootOwnership.optional() }).default({}),
-    limits: limitsSchema,
-    metrics: metricsSchema.optional(),
-  })
-  .superRefine((config, ctx) => {
-    const { listen, metrics } = config;
-    if (metrics !== undefined && !metrics.allowPlainHttp && !isLoopbackHost(metrics.host)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['metrics', 'host'],
-        message:
-          `metrics on ${metrics.host} would be open to anyone who can reach it: scrape through a loopback address ` +
-          '(a local Prometheus or a proxy with TLS), or set metrics.allowPlainHttp',
-      });
-    }
-    if (!listen.tls && !listen.allowPlainHttp && !isLoopbackHost(listen.host)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['listen', 'tls'],
-        message:
-          `plain HTTP on ${listen.host} would carry commands and file contents in clear: keep tls on, listen on a ` +
-          'loopback address, or set listen.allowPlainHttp',
-      });
-    }
-    for (const problem of limitProblems(config.maxBodyBytes, config.limits))
-      ctx.addIssue({ code: 'custom', ...problem });
-    // Each op is confined to the root of its type: nested roots would let a TpmState op reach NVRAM, or the reverse.
-    if (overlaps(config.roots.TpmState, config.roots.NvRam)) {
-      ctx.addIssue({ code: 'custom', path: ['roots'], message: 'the two roots must not contain each other' });
-    }
-    for (const [name, root] of Object.entries(config.roots)) {
-      // The replay journal inside a root: a signed delete could remove it, and a replayed command then run again.
-      // Containing a root is refused too: the agent's own directory and the states it serves are kept apart.
-      if (overlaps(config.stateDir, root)) {
-        ctx.addIssue({ code: 'custom', path: ['stateDir'], message: `must not overlap the ${name} root` });
-      }
-      // Inside a root, a signed read would hand out the agent's private key and a write would replace it.
-      if (within(config.keyFile, root)) {
-        ctx.addIssue({ code: 'custom', path: ['keyFile'], message: `must not be inside the ${name} root` });
-      }
-    }
-  });
+/** Each field's shape; the rules across fields are `configSchema`'s (see config-rules.ts). */
+const configShape = z.strictObject({
+  hostUuid: z.uuid().regex(/^[0-9a-f-]+$/, 'lowercase hex, as commands carry it'),
+  listen: listenSchema,
+  roots: rootsSchema,
+  trustedKeys: z
+    .array(z.string().refine(isTrustedKey, 'base64 of a 32-byte Ed25519 public key'))
+    .min(1, 'at least one trusted controller key'),
+  keyFile: absolutePath,
+  stateDir: absolutePath,
+  maxBodyBytes: z
+    .int()
+    .min(1024)
+    .max(256 * 1024 * 1024)
+    .default(DEFAULT_MAX_BODY_BYTES),
+  maxContentBytes: z
+    .int()
+    .min(1024)
+    .max(1024 * 1024 * 1024)
+    .default(DEFAULT_MAX_CONTENT_BYTES),
+  clockSkewMs: z.int().min(0).max(MAX_CLOCK_SKEW_MS).default(DEFAULT_CLOCK_SKEW_MS),
+  ownership: z.strictObject({ TpmState: rootOwnership.optional(), NvRam: rootOwnership.optional() }).default({}),
+  limits: limitsSchema,
+  metrics: metricsSchema.optional(),
+});
+
+export const configSchema = configShape.superRefine((config, ctx) => {
+  for (const problem of crossFieldProblems(config)) ctx.addIssue({ code: 'custom', ...problem });
+});
 
 export type AgentConfig = z.infer<typeof configSchema>;
 
@@ -145,39 +112,101 @@ const REPLACED: Readonly<Record<string, string>> = {
   group: 'replaced by ownership.TpmState.group and ownership.NvRam.group (one group made NVRAM tss:tss)',
 };
 
+/**
+ * A config checked on its own (no file but itself looked at): every problem, and every field that parsed, for the
+ * checks on disk of those fields.
+ */
+export interface CheckedConfig {
+  /** The whole config, when it has no problem. */
+  readonly config: AgentConfig | undefined;
+  /** Every problem, one a line, each naming its field. */
+  readonly problems: readonly string[];
+  /** What parsed: the whole config when it has no problem; nothing when the file could not be read as JSON. */
+  readonly fields: ConfigFields;
+}
+
 /** Reads and validates a config file; the error lists every problem, one a line. */
 export function loadConfig(path: string): Result<AgentConfig, string[]> {
+  return asResult(checkConfigFile(path));
+}
+
+export function parseConfig(json: unknown): Result<AgentConfig, string[]> {
+  return asResult(checkConfig(json));
+}
+
+const asResult = ({ config, problems }: CheckedConfig): Result<AgentConfig, string[]> =>
+  config === undefined ? err([...problems]) : ok(config);
+
+export function checkConfigFile(path: string): CheckedConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    return err([`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`]);
+    return unread(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    return err([`${path} is not JSON: ${(error as Error).message}`]);
+    return unread(`${path} is not JSON: ${(error as Error).message}`);
   }
-  return parseConfig(json);
+  return checkConfig(json);
 }
 
-export function parseConfig(json: unknown): Result<AgentConfig, string[]> {
+const unread = (problem: string): CheckedConfig => ({ config: undefined, problems: [problem], fields: {} });
+
+export function checkConfig(json: unknown): CheckedConfig {
   const problems: string[] = [];
   let input = json;
-  if (typeof json === 'object' && json !== null && !Array.isArray(json)) {
+  if (isRecord(json)) {
     for (const [key, replacement] of Object.entries(REPLACED)) {
       if (key in json) problems.push(`${key}: ${replacement}`);
     }
     // Reported above with what replaced them: left out so they are not also reported as unknown keys.
     input = Object.fromEntries(Object.entries(json).filter(([key]) => !(key in REPLACED)));
   }
-  const parsed = configSchema.safeParse(input);
+  const parsed = configShape.safeParse(input);
   if (!parsed.success) {
     problems.push(...parsed.error.issues.map((issue) => `${issue.path.join('.') || '(config)'}: ${issue.message}`));
   }
-  return parsed.success && problems.length === 0 ? ok(parsed.data) : err(problems);
+  // zod runs no rule across fields once a field failed: they run here on what parsed, beside the fields' problems.
+  const fields = parsed.success ? parsed.data : configFields(input);
+  problems.push(...crossFieldProblems(fields).map(({ path, message }) => `${path.join('.')}: ${message}`));
+  const config = parsed.success && problems.length === 0 ? parsed.data : undefined;
+  return { config, problems, fields };
 }
+
+/** The fields of a config that did not parse whole, each parsed on its own (see ConfigFields). */
+function configFields(input: unknown): ConfigFields {
+  const fields = acceptedFields(configShape, input);
+  const ownership = fieldOf(input, 'ownership');
+  return {
+    ...fields,
+    listen: fields.listen ?? acceptedFields(listenSchema, fieldOf(input, 'listen')),
+    roots: fields.roots ?? acceptedFields(rootsSchema, fieldOf(input, 'roots')),
+    metrics: fields.metrics ?? acceptedFields(metricsSchema, fieldOf(input, 'metrics')),
+    ownership: fields.ownership ?? {
+      TpmState: acceptedFields(rootOwnership, fieldOf(ownership, 'TpmState')),
+      NvRam: acceptedFields(rootOwnership, fieldOf(ownership, 'NvRam')),
+    },
+  };
+}
+
+/** Each field of `input` that `schema` has and accepts, parsed on its own (its default when left out). */
+function acceptedFields<T extends z.ZodObject>(schema: T, input: unknown): Partial<z.output<T>> {
+  if (!isRecord(input)) return {};
+  const fields: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(schema.shape)) {
+    const parsed = z.safeParse(field, input[key]);
+    if (parsed.success && parsed.data !== undefined) fields[key] = parsed.data;
+  }
+  return fields as Partial<z.output<T>>;
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const fieldOf = (value: unknown, key: string): unknown => (isRecord(value) ? value[key] : undefined);
 
 /** A complete example, printed by `hostfiles-agent print-config-example`. */
 export function exampleConfig(): AgentConfig {

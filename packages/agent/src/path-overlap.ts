@@ -49,35 +49,41 @@ function linkTarget(path: string): string | undefined {
   }
 }
 
+/** The paths that parsed: a check of one that did not is skipped. */
 export interface OwnPaths {
-  readonly roots: Readonly<Record<FileType, string>>;
-  readonly stateDir: string;
-  readonly keyFile: string;
+  readonly roots: { readonly [type in FileType]?: string | undefined };
+  readonly stateDir?: string | undefined;
+  readonly keyFile?: string | undefined;
 }
 
 /**
  * The config's rules that the state directory keeps clear of the roots and the key file out of them, checked on real
  * paths: a state directory reached through a link into a root would let a signed delete remove the replay journal
  * (and the agent then run a replayed command), a key file there a signed read hand out the agent's key. The paths as
- * written are checked by the config schema; this finds what links hide. (A root with a link on its path is refused
- * on its own, by preflight.)
+ * written are checked by the config schema (a pair it refuses is not reported again here); this finds what links
+ * hide. (A root with a link on its path is refused on its own, by preflight.)
  */
-export function realOverlapProblems(config: OwnPaths): string[] {
+export function realOverlapProblems({ roots, stateDir, keyFile }: OwnPaths): string[] {
   const problems: string[] = [];
-  const stateDir = realPathOf(config.stateDir);
-  const keyFile = realPathOf(config.keyFile);
-  for (const [name, path] of Object.entries(config.roots)) {
-    const root = realPathOf(path);
-    if (root === undefined) continue;
-    if (stateDir !== undefined && overlaps(stateDir, root)) {
+  const realStateDir = stateDir === undefined ? undefined : realPathOf(stateDir);
+  const realKeyFile = keyFile === undefined ? undefined : realPathOf(keyFile);
+  for (const [name, path] of Object.entries(roots)) {
+    const root = path === undefined ? undefined : realPathOf(path);
+    if (path === undefined || root === undefined) continue;
+    if (
+      stateDir !== undefined &&
+      realStateDir !== undefined &&
+      overlaps(realStateDir, root) &&
+      !overlaps(stateDir, path)
+    ) {
       problems.push(
-        `stateDir: ${config.stateDir} is ${stateDir} once its links are followed, which overlaps the ${name} root ` +
+        `stateDir: ${stateDir} is ${realStateDir} once its links are followed, which overlaps the ${name} root ` +
           `${root}: a signed delete could remove the replay journal`,
       );
     }
-    if (keyFile !== undefined && within(keyFile, root)) {
+    if (keyFile !== undefined && realKeyFile !== undefined && within(realKeyFile, root) && !within(keyFile, path)) {
       problems.push(
-        `keyFile: ${config.keyFile} is ${keyFile} once its links are followed, inside the ${name} root ${root}: ` +
+        `keyFile: ${keyFile} is ${realKeyFile} once its links are followed, inside the ${name} root ${root}: ` +
           "a signed read would hand out the agent's key",
       );
     }

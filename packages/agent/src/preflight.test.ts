@@ -147,3 +147,57 @@ test('a state directory others may write to, or that is not the agent’s, is re
   writeFileSync(stateDir, '');
   assert.deepEqual(problems({ stateDir }), [`the stateDir ${stateDir} is not a directory`]);
 });
+
+test('every problem in one pass: the config’s own, then on disk those of each field that parsed; an unparsed one’s skipped', (t) => {
+  const { dir, roots } = host(t);
+  const stateDir = join(dir, 'state');
+  mkdirSync(stateDir);
+  chmodSync(stateDir, 0o777);
+  const keyFile = join(dir, 'agent.key');
+  writeFileSync(keyFile, 'not a key');
+  chmodSync(keyFile, 0o644);
+  const missingRoot = join(dir, 'missing');
+  const trustedKeys = [Buffer.alloc(32, 1).toString('base64')];
+  const configPath = join(dir, 'bad.json');
+  const check = (change: Record<string, unknown>): string[] => {
+    writeFileSync(
+      configPath,
+      JSON.stringify({ ...exampleConfig(), trustedKeys, roots, stateDir, keyFile, ownership: {}, ...change }),
+    );
+    const checked = preflight(configPath, { locksPath: join(dir, 'no-locks') });
+    return checked.ok ? [] : checked.error;
+  };
+  const problems = check({
+    hostUuid: 42,
+    trustedKeys: ['nope'],
+    roots: { TpmState: missingRoot, NvRam: 'nvram' },
+    ownership: { TpmState: { owner: 'no-such-user-hostfiles', fileMode: '600' } },
+  });
+  const onDisk = [
+    'ownership.TpmState.owner: no user named no-such-user-hostfiles on this host',
+    `the TpmState root ${missingRoot} cannot be used: ENOENT`,
+    `the stateDir ${stateDir} is writable by others than its owner (mode 0777): chmod 700 it`,
+    `keyFile: ${keyFile} is readable by others than its owner: chmod 600 it`,
+    `${join(dir, 'no-locks')} cannot be read (ENOENT): the agent needs it to see that a swtpm or QEMU holds a state`,
+  ];
+  assert.deepEqual(
+    problems.slice(0, -onDisk.length).map((line) => line.split(':')[0]),
+    ['hostUuid', 'roots.NvRam', 'trustedKeys.0', 'ownership.TpmState.fileMode'],
+    problems.join('\n'),
+  );
+  // Nothing of the NvRam root, which did not parse: its checks are skipped, and only they.
+  assert.deepEqual(problems.slice(-onDisk.length), onDisk);
+
+  // A key file not made yet below a missing directory: whether the state directory makes it is unknown until stateDir
+  // parses, so that check waits; a keyFile that did not parse is not looked at at all.
+  const below = join(dir, 'agent', 'agent.key');
+  assert.deepEqual(
+    check({ stateDir: 'agent', keyFile: below }).map((line) => line.split(':')[0]),
+    ['stateDir', `${join(dir, 'no-locks')} cannot be read (ENOENT)`],
+  );
+  assert.deepEqual(check({ keyFile: 'agent.key' }), [
+    'keyFile: an absolute, normalized path other than /',
+    `the stateDir ${stateDir} is writable by others than its owner (mode 0777): chmod 700 it`,
+    onDisk.at(-1),
+  ]);
+});

@@ -1,8 +1,8 @@
 // Everything checked before the agent makes anything: config, users, roots, key file, /proc/locks.
 import { readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { err, ok, signingKeyFromPem, type Result, type SigningKey } from '@hostfiles/shared';
-import { loadConfig, type AgentConfig } from './config.js';
+import { err, FILE_TYPES, ok, signingKeyFromPem, type Result, type SigningKey } from '@hostfiles/shared';
+import { checkConfigFile, type AgentConfig } from './config.js';
 import { rootDirProblem, type Ownerships } from './files/index.js';
 import { resolveOwnerships } from './ownership-config.js';
 import { realOverlapProblems } from './path-overlap.js';
@@ -21,23 +21,28 @@ export interface PreflightOptions {
   readonly locksPath?: string;
 }
 
-/** Every problem found, all together; nothing is created or changed. */
+/**
+ * Every problem found, all together: the config's own, and those on disk of every field that parsed (a check whose
+ * field did not parse is skipped, and only that one). Nothing is created or changed.
+ */
 export function preflight(configPath: string, options: PreflightOptions = {}): Result<Preflight, string[]> {
-  const loaded = loadConfig(configPath);
-  if (!loaded.ok) return loaded;
-  const config = loaded.value;
-  const ownership = resolveOwnerships(config.ownership, options.lookUp);
-  const key = checkKeyFile(config);
+  const { config, problems: configProblems, fields } = checkConfigFile(configPath);
+  const { roots = {}, stateDir, keyFile } = fields;
+  const ownership = resolveOwnerships(fields.ownership ?? {}, options.lookUp);
+  const key = keyFile === undefined ? ok(undefined) : checkKeyFile({ keyFile, stateDir });
   const problems = [
+    ...configProblems,
     ...(ownership.ok ? [] : ownership.error),
-    ...rootProblem(config.roots.TpmState, 'TpmState root'),
-    ...rootProblem(config.roots.NvRam, 'NvRam root'),
-    ...realOverlapProblems(config),
-    ...stateDirProblem(config.stateDir),
+    ...FILE_TYPES.flatMap((type) => {
+      const root = roots[type];
+      return root === undefined ? [] : rootProblem(root, `${type} root`);
+    }),
+    ...realOverlapProblems({ roots, stateDir, keyFile }),
+    ...(stateDir === undefined ? [] : stateDirProblem(stateDir)),
     ...(key.ok ? [] : [key.error]),
     ...locksProblem(options.locksPath ?? '/proc/locks'),
   ];
-  if (!ownership.ok || !key.ok || problems.length > 0) return err(problems);
+  if (config === undefined || !ownership.ok || !key.ok || problems.length > 0) return err(problems);
   return ok({ config, ownership: ownership.value, signer: key.value });
 }
 
@@ -83,26 +88,34 @@ function stateDirProblem(path: string): string[] {
   return [];
 }
 
+export interface KeyPaths {
+  readonly keyFile: string;
+  /** Undefined when it did not parse: whether it would hold a key file not made yet is then unknown. */
+  readonly stateDir?: string | undefined;
+}
+
 /** The agent's key when its file exists (undefined when it is made at first start); refused when unusable. */
-export function checkKeyFile(config: AgentConfig): Result<SigningKey | undefined, string> {
+export function checkKeyFile({ keyFile, stateDir }: KeyPaths): Result<SigningKey | undefined, string> {
   let pem: string;
   try {
-    pem = readFileSync(config.keyFile, 'utf8');
+    pem = readFileSync(keyFile, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') return err(`the key file ${config.keyFile} cannot be read: ${code ?? String(error)}`);
+    if (code !== 'ENOENT') return err(`keyFile: ${keyFile} cannot be read: ${code ?? String(error)}`);
     // Made at first start, in the state directory (made first) or an existing one.
-    const parent = dirname(config.keyFile);
-    if (parent === config.stateDir || directoryProblem(parent, 'key file directory').length === 0) return ok(undefined);
+    const parent = dirname(keyFile);
+    if (stateDir === undefined || parent === stateDir || directoryProblem(parent, 'key file directory').length === 0) {
+      return ok(undefined);
+    }
     return err(`keyFile: the directory ${parent} does not exist`);
   }
-  if ((statSync(config.keyFile).mode & 0o077) !== 0) {
-    return err(`${config.keyFile} is readable by others than its owner: chmod 600 it`);
+  if ((statSync(keyFile).mode & 0o077) !== 0) {
+    return err(`keyFile: ${keyFile} is readable by others than its owner: chmod 600 it`);
   }
   try {
     return ok(signingKeyFromPem(pem));
   } catch (error) {
-    return err(`${config.keyFile} is not an Ed25519 private key in PEM: ${(error as Error).message}`);
+    return err(`keyFile: ${keyFile} is not an Ed25519 private key in PEM: ${(error as Error).message}`);
   }
 }
 
