@@ -332,6 +332,48 @@ test("file write refuses a state of the wrong kind: NVRAM from a directory, swtp
   fails(await write('TpmState', libvirt), 1, /no VM nosuchvm/);
 });
 
+test("a state path's trailing slash (shell completion of a directory) is dropped as the command line is read: the state lands at and is recorded as the path without it", async (t) => {
+  const workspace = await initWorkspace(t, 'hostfiles-slash-');
+  const { agent } = await oneVmOnOneHost(t, workspace);
+  const root = agent.setup.roots.TpmState;
+  const tpmDir = join(root, 'a');
+  const from = join(workspace.dir, 'tpm');
+  mkdirSync(join(from, 'tpm2'), { recursive: true });
+  writeFileSync(join(from, 'tpm2', 'tpm2-00.permall'), 'permall of a');
+  const write = (path: string, ...flags: string[]) =>
+    workspace.cli('file', 'write', 'a', '--type', 'TpmState', '--path', path, '--from', from, ...flags);
+
+  const wrote = json(await write(`${tpmDir}/`, '--json')) as { path: string; kind: string; replaced?: string };
+  assert.deepEqual([wrote.path, wrote.kind], [tpmDir, 'dir']);
+  assert.equal(readFileSync(join(tpmDir, 'tpm2', 'tpm2-00.permall'), 'utf8'), 'permall of a');
+  const recorded = async (): Promise<string[]> =>
+    (JSON.parse(await workspace.ok('file', 'list', 'a', '--json')) as { path: string }[]).map((f) => f.path);
+  assert.deepEqual(await recorded(), [tpmDir]);
+  // Written again as the operator spells it otherwise: the same state, not a new path whose old one goes.
+  const again = json(await write(tpmDir, '--json')) as { path: string; replaced?: string };
+  assert.deepEqual([again.path, again.replaced], [tpmDir, undefined]);
+  const restored = json(await workspace.cli('restore', 'a', '--tpm-path', `${tpmDir}//`, '--json')) as {
+    files: { path: string; status: string }[];
+  };
+  assert.deepEqual(
+    restored.files.map((f) => [f.path, f.status]),
+    [[tpmDir, 'written']],
+  );
+  assert.deepEqual(await recorded(), [tpmDir]);
+  assert.deepEqual(JSON.parse(await workspace.ok('pending', 'list', '--json')), [], 'nothing in the outbox');
+
+  // Only the end is trimmed: a path not normalized inside is refused as before, and / stays /.
+  for (const path of [`${root}//a/`, `${root}/./a/`]) {
+    fails(
+      await write(path),
+      2,
+      new RegExp(`^hostfiles: ${path.slice(0, -1).replaceAll('.', '\\.')} is not an absolute, normalized path`),
+    );
+  }
+  fails(await write('///'), 2, /^hostfiles: \/ is not an absolute, normalized path/);
+  assert.deepEqual(await recorded(), [tpmDir]);
+});
+
 test('demo has no --json output: asked for it, it is refused before anything starts', async () => {
   const run = await hostfiles(['--json', 'demo']);
   fails(run, 2, /demo prints lines for a person to read; it has no --json output/);

@@ -13,6 +13,21 @@ export interface FlagSpec {
   readonly hidden?: boolean;
 }
 
+/** The placeholder of a flag whose value is a state's absolute path on a host: `--path`, `--tpm-path`, `--nvram-path`. */
+export const ABS_PATH = 'ABS';
+
+/**
+ * A state's path as the operator gave it, less the trailing slashes shell completion leaves on a directory (`/`
+ * itself stays `/`). The command line drops them as it reads an ABS_PATH flag, before any flow, check or row sees the
+ * path, so one state is never recorded under two spellings; any other spelling a path is not normalized in (`//` or
+ * `/./` inside it) is left for the flows to refuse.
+ */
+export function dropTrailingSlashes(path: string): string {
+  let end = path.length;
+  while (end > 1 && path[end - 1] === '/') end--;
+  return path.slice(0, end);
+}
+
 export interface ParsedArgv {
   readonly words: readonly string[];
   /** a switch maps to true, a flag with a value to its value */

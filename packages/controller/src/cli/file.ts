@@ -1,6 +1,7 @@
 // `hostfiles file write|list`.
 import { FILE_TYPES, type FileType } from '@hostfiles/shared/core';
 import type { VmHostFile } from '../store/index.js';
+import { ABS_PATH } from './args.js';
 import type { Command } from './command.js';
 import { UsageError } from './errors.js';
 import { findVm, loadNames } from './lookup.js';
@@ -16,7 +17,7 @@ export const FILE_COMMANDS: readonly Command[] = [
       { name: 'type', value: 'TYPE', required: true, help: FILE_TYPES.join(' or ') },
       {
         name: 'path',
-        value: 'ABS',
+        value: ABS_PATH,
         required: true,
         help: "the absolute path on the host, below the agent's root of TYPE",
       },

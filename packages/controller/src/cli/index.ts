@@ -1,6 +1,6 @@
 // The `hostfiles` command line: the command table, dispatch, and help. main.ts hands it argv, env and output.
 import { resolvePaths, type ControllerEnv } from '../config.js';
-import { closest, parseArgv, type FlagSpec, type ParsedArgv } from './args.js';
+import { ABS_PATH, closest, dropTrailingSlashes, parseArgv, type FlagSpec, type ParsedArgv } from './args.js';
 import type { CliIo, Command, CommandInput } from './command.js';
 import { UsageError } from './errors.js';
 import { BINDING_COMMANDS } from './binding.js';
@@ -164,15 +164,18 @@ function checkInput(command: Command, { words, flags }: ParsedArgv): CommandInpu
     throw new UsageError(`${name} needs ${missing.map((a) => a.name).join(' ')}`, hint);
   }
   if (args.length > max) throw new UsageError(`${name} got an unexpected argument: ${args[max] ?? ''}`, hint);
+  const statePaths = new Set(command.flags.filter((flag) => flag.value === ABS_PATH).map((flag) => flag.name));
+  const valueOf = (flag: string): string | undefined => {
+    const value = flags.get(flag);
+    if (typeof value !== 'string') return undefined;
+    return statePaths.has(flag) ? dropTrailingSlashes(value) : value;
+  };
   return {
     args,
-    string: (flag) => {
-      const value = flags.get(flag);
-      return typeof value === 'string' ? value : undefined;
-    },
+    string: valueOf,
     required: (flag) => {
-      const value = flags.get(flag);
-      if (typeof value !== 'string') throw new Error(`bug: the required --${flag} passed the parser`);
+      const value = valueOf(flag);
+      if (value === undefined) throw new Error(`bug: the required --${flag} passed the parser`);
       return value;
     },
     bool: (flag) => flags.get(flag) === true,

@@ -9,6 +9,7 @@ import type {
   RestoreReport,
   SyncReport,
 } from '../flows/index.js';
+import { ABS_PATH } from './args.js';
 import { firstArg, type Command, type CommandInput } from './command.js';
 import { CliError, UsageError } from './errors.js';
 import { loadNames, type Names } from './lookup.js';
@@ -110,8 +111,8 @@ export const SYNC_COMMANDS: readonly Command[] = [
     args: [{ name: 'VM', arity: 'one' }],
     flags: [
       { name: 'host', value: 'HOST', help: "the host to write on (default: the VM's current host)" },
-      { name: 'tpm-path', value: 'ABS', help: 'where the TpmState backup goes on that host' },
-      { name: 'nvram-path', value: 'ABS', help: 'where the NvRam backup goes on that host' },
+      { name: 'tpm-path', value: ABS_PATH, help: 'where the TpmState backup goes on that host' },
+      { name: 'nvram-path', value: ABS_PATH, help: 'where the NvRam backup goes on that host' },
       { name: 'generation', value: 'G', help: 'this generation (see `state history`) instead of the newest' },
       {
         name: 'type',
@@ -210,10 +211,10 @@ export const SYNC_COMMANDS: readonly Command[] = [
     args: [{ name: 'VM', arity: 'one' }],
     flags: [
       { name: 'host', value: 'HOST', help: "the host the state is on (default: the VM's current host)" },
-      { name: 'tpm-path', value: 'ABS', help: "the VM's TPM state directory (default: <TpmState root>/<vm uuid>)" },
+      { name: 'tpm-path', value: ABS_PATH, help: "the VM's TPM state directory (default: <TpmState root>/<vm uuid>)" },
       {
         name: 'nvram-path',
-        value: 'ABS',
+        value: ABS_PATH,
         help: "the VM's NVRAM file (default, UEFI only: <NvRam root>/<name>_VARS.fd)",
       },
       { name: 'backup', help: 'sync the VM right after, so its backups hold what was adopted' },
