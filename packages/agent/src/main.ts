@@ -82,7 +82,8 @@ groups are names (looked up with getent) or numeric ids as JSON numbers; modes a
 fileMode "0600", dirMode "0700", topDirMode "0711" for TpmState and "0700" for NvRam. maxContentBytes caps the
 decoded content of one command (default 128 MiB). limits bounds connections, header and request times and the
 request-body bytes held at once (see DESIGN.md, "Limits"). Every config problem is reported at once, before
-anything is made.
+anything is made: the config's own and, for every field that parsed, what is wrong on disk (roots, stateDir,
+keyFile, owners); a check whose field did not parse is skipped.
 
 Each root is opened once at start and held for the agent's life: a root that is a symbolic link or has one on
 its path is refused (exit 2), and a root moved or swapped for a link later is never followed.
