@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { addVm, fileState, syncVm, writeFile } from '@hostfiles/controller';
+import { addVm, auditLiveNvram, auditStoredNvram, fileState, syncVm, writeFile } from '@hostfiles/controller';
 import { hostfiles } from './support/cli.js';
 import { withFleet, type Fleet } from './support/controller.js';
 import { skipWithout } from './support/real-tools.js';
@@ -91,11 +91,51 @@ test('secureboot audit over stored NVRAM: per VM state and certificates, fleet c
     assert.deepEqual(byName.get('win-arm')?.certificates, x86.certificates, 'the AAVMF store holds the same keys');
     assert.equal(byName.get('win-arm')?.nvram?.size, 64 * 1024 * 1024);
 
+    // The binary's clock is this machine's: each 2011 CA is said expired, or to expire, by it.
+    const by = (end: string): string => (Date.parse(end) < Date.now() ? 'expired on' : 'expires on');
+    assert.match(
+      x86.reason,
+      new RegExp(`for Microsoft Corporation UEFI CA 2011, ${by('2026-06-27T21:32:45Z')} 2026-06-27$`),
+    );
     const table = await hostfiles(['secureboot', 'audit', '--db', join(fleet.dir, 'hostfiles.db')]);
     assert.equal(table.status, 0, table.stderr);
     assert.match(table.stdout, /^win-x86 +on +update_available +the 2023 CAs are missing: /m);
-    assert.match(table.stdout, /^win-x86 +db +CN=Microsoft Corporation UEFI CA 2011, .* +2026-06-27$/m);
+    const uefiEnd = by('2026-06-27T21:32:45Z') === 'expired on' ? '2026-06-27 \\(expired\\)' : '2026-06-27';
+    assert.match(table.stdout, new RegExp(`^win-x86 +db +CN=Microsoft Corporation UEFI CA 2011, .* +${uefiEnd}$`, 'm'));
     assert.match(table.stdout, /^6 VMs: 0 ok, 2 update_available, 3 not_applicable, 1 unreadable$/m);
+  });
+});
+
+test('secureboot audit says by its clock which 2011 CA has expired and which expires: the stored stores, either side of each end date', async (t) => {
+  const absent = [MS, AAVMF_MS].find((path) => !existsSync(path));
+  if (skipWithout(t, absent === undefined ? undefined : `${absent} is not installed (ovmf, qemu-efi-aarch64)`)) return;
+  await withFleet(1, async (fleet) => {
+    await vmWithNvram(fleet, 'win-x86', readFileSync(MS));
+    await vmWithNvram(fleet, 'win-arm', readFileSync(AAVMF_MS));
+    const reasons = async (at: number): Promise<string[]> => {
+      const audit = await auditStoredNvram(fleet.deps.store, () => at);
+      assert.equal(audit.at, at);
+      return audit.vms.map((vm) => `${vm.vmName}: ${vm.reason}`);
+    };
+    const said = (kek: string, pca: string, uefi: string): string =>
+      'the 2023 CAs are missing: ' +
+      `Microsoft Corporation KEK 2K CA 2023 (KEK), for Microsoft Corporation KEK CA 2011, ${kek} 2026-06-24; ` +
+      `Windows UEFI CA 2023 (db), for Microsoft Windows Production PCA 2011, ${pca} 2026-10-19; ` +
+      `Microsoft UEFI CA 2023 (db), for Microsoft Corporation UEFI CA 2011, ${uefi} 2026-06-27`;
+    const cases: [number, string][] = [
+      [Date.UTC(2026, 0, 1), said('expires on', 'expires on', 'expires on')],
+      [Date.UTC(2026, 6, 1), said('expired on', 'expires on', 'expired on')],
+      [Date.UTC(2026, 9, 20), said('expired on', 'expired on', 'expired on')],
+    ];
+    for (const [at, reason] of cases) {
+      assert.deepEqual(await reasons(at), [`win-arm: ${reason}`, `win-x86: ${reason}`], new Date(at).toISOString());
+    }
+    // --host: the files as they are now, by the flows' clock.
+    const live = await auditLiveNvram({ ...fleet.deps, now: () => Date.UTC(2026, 6, 1) }, 'host0');
+    assert.deepEqual(
+      live.vms.map((vm) => vm.reason),
+      [said('expired on', 'expires on', 'expired on'), said('expired on', 'expires on', 'expired on')],
+    );
   });
 });
 

@@ -47,6 +47,8 @@ export interface CommandContext {
    * flows hold their keys as leases there, beside any other controller). `lease`: serve's settings, else defaults.
    */
   flows(lease?: LeaseSettings): Promise<FlowDeps>;
+  /** the clock (main's): for a command that says something of time without running a flow (the audit's expiries) */
+  readonly now: () => number;
   /** `value` as JSON with --json, else the text `human` makes. Only this writes results to stdout. */
   print(value: unknown, human: () => string): void;
 }

@@ -49,6 +49,7 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
     io,
     json: options.json,
     paths,
+    now: options.now,
     store: () => (store ??= openExistingStore(paths.db)),
     // One FlowDeps per run: its VmQueue must be the only one serializing this process's flows.
     flows: (lease = DEFAULT_LEASE) => (deps ??= openFlows(lease)),

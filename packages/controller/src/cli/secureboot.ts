@@ -1,4 +1,5 @@
-// `hostfiles secureboot audit`: which VMs' stored NVRAM still trusts only the Microsoft 2011 CAs that expire in 2026.
+// `hostfiles secureboot audit`: which VMs' stored NVRAM still trusts only the Microsoft 2011 CAs, whose end dates fall in
+// 2026.
 import type { AuditState, FleetAudit, VmAudit } from '../secureboot/index.js';
 import type { Command } from './command.js';
 import { loadNames } from './lookup.js';
@@ -24,8 +25,9 @@ export const SECUREBOOT_COMMANDS: readonly Command[] = [
       'too with --json), and a state:',
       '  ok                every Microsoft 2011 CA enrolled has its 2023 successor (Microsoft Corporation KEK 2K',
       '                    CA 2023 in KEK; Windows UEFI CA 2023, Microsoft UEFI CA 2023 in db)',
-      '  update_available  a Microsoft 2011 CA (KEK CA 2011, Windows Production PCA 2011, UEFI CA 2011; they',
-      '                    expire from June 2026) lacks its 2023 successor: the missing ones are named',
+      '  update_available  a Microsoft 2011 CA (KEK CA 2011 and UEFI CA 2011 end in June 2026, Windows Production',
+      '                    PCA 2011 in October 2026) lacks its 2023 successor: the missing ones are named, each',
+      '                    with its 2011 CA and whether that expired (on its date) or expires, by this clock',
       '  not_applicable    secure boot off, no Microsoft CA enrolled, a blank store, legacy boot, or no stored NVRAM',
       '  unreadable        the stored NVRAM is truncated or corrupt: the reason says where',
       'CAs are recognised by their subject (CN, and O=Microsoft Corporation) in the variable they belong to.',
@@ -36,7 +38,8 @@ export const SECUREBOOT_COMMANDS: readonly Command[] = [
       const host = input.string('host');
       const { auditLiveNvram, auditStoredNvram, AUDIT_STATES } = await import('../secureboot/index.js');
       const store = await ctx.store();
-      const audit = host === undefined ? await auditStoredNvram(store) : await auditLiveNvram(await ctx.flows(), host);
+      const audit =
+        host === undefined ? await auditStoredNvram(store, ctx.now) : await auditLiveNvram(await ctx.flows(), host);
       const names = await loadNames(store);
       const vms = audit.vms.map((vm) => ({ ...vm, hostName: vm.hostUuid === null ? null : names.host(vm.hostUuid) }));
       const source = host === undefined ? 'stored' : 'live';
@@ -54,7 +57,7 @@ function formatAudit(audit: FleetAudit, states: readonly AuditState[]): string {
   const certificates = audit.vms.flatMap((vm) =>
     vm.certificates
       .filter((c) => c.variable !== 'PK')
-      .map((c) => [vm.vmName, c.variable, c.subject, c.notAfter.slice(0, 10)]),
+      .map((c) => [vm.vmName, c.variable, c.subject, endCell(c.notAfter, audit.at)]),
   );
   const counts = states.map((state) => `${audit.counts[state]} ${state}`).join(', ');
   return [
@@ -64,5 +67,9 @@ function formatAudit(audit: FleetAudit, states: readonly AuditState[]): string {
     `${plural(audit.vms.length, 'VM')}: ${counts}`,
   ].join('\n');
 }
+
+/** A certificate's end date, said expired once it is past by the audit's clock. */
+const endCell = (notAfter: string, at: number): string =>
+  Date.parse(notAfter) < at ? `${notAfter.slice(0, 10)} (expired)` : notAfter.slice(0, 10);
 
 const secureBootCell = (vm: VmAudit): string => (vm.secureBoot === null ? '-' : vm.secureBoot ? 'on' : 'off');

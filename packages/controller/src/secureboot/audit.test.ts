@@ -35,8 +35,10 @@ const enable = (value: number): TestVariable => ({
   vendor: SECURE_BOOT_ENABLE_GUID,
   data: Buffer.from([value]),
 });
-const audit = (variables: TestVariable[], authenticated = true): StoreAudit =>
-  auditVariableStore(buildVariableStore(variables, { authenticated }));
+/** The audits' clock, unless a test says otherwise: the stand-in CAs end on 2036-11-28. */
+const NOW = Date.UTC(2026, 11, 2);
+const audit = (variables: TestVariable[], authenticated = true, now = NOW): StoreAudit =>
+  auditVariableStore(buildVariableStore(variables, { authenticated }), now);
 const cas = (result: StoreAudit): string[] => result.certificates.flatMap((c) => c.microsoftCa ?? []);
 
 const ALL_2011: TestCertificate[] = ['pca2011', 'uefi2011'];
@@ -78,7 +80,18 @@ test('only the 2011 CAs: update_available, naming the 2023 CAs to enroll', () =>
     'Windows UEFI CA 2023 (db)',
     'Microsoft UEFI CA 2023 (db)',
   ]);
-  assert.match(result.reason, /Windows UEFI CA 2023 \(db\)/);
+  assert.equal(
+    result.reason,
+    'the 2023 CAs are missing: ' +
+      'Microsoft Corporation KEK 2K CA 2023 (KEK), for Microsoft Corporation KEK CA 2011, expires on 2036-11-28; ' +
+      'Windows UEFI CA 2023 (db), for Microsoft Windows Production PCA 2011, expires on 2036-11-28; ' +
+      'Microsoft UEFI CA 2023 (db), for Microsoft Corporation UEFI CA 2011, expires on 2036-11-28',
+  );
+  // By the audit's clock: past the end date, the same CAs are said to have expired, on that date.
+  const later = audit([PK(), KEK('kek2011'), db(ALL_2011)], true, Date.UTC(2036, 11, 1));
+  assert.deepEqual([later.state, later.missing], [result.state, result.missing]);
+  assert.match(later.reason, /for Microsoft Corporation KEK CA 2011, expired on 2036-11-28; /);
+  assert.doesNotMatch(later.reason, /expires/);
 });
 
 test('the new KEK enrolled but db still on the 2011 CAs: update_available for db only', () => {
@@ -172,10 +185,10 @@ test('corrupt key variables: unreadable, with the reason, never a throw', () => 
 
 test('blank flash (all zeros or all 0xff, whole blocks) is a store the firmware will format: not applicable', () => {
   for (const fill of [0x00, 0xff]) {
-    const result = auditVariableStore(Buffer.alloc(64 * 1024, fill));
+    const result = auditVariableStore(Buffer.alloc(64 * 1024, fill), NOW);
     assert.deepEqual([result.state, result.secureBoot], ['not_applicable', false]);
     assert.match(result.reason, /blank variable store/);
   }
-  assert.equal(auditVariableStore(Buffer.alloc(100)).state, 'unreadable', 'a few zeros are no flash');
-  assert.equal(auditVariableStore(Buffer.alloc(0)).state, 'unreadable');
+  assert.equal(auditVariableStore(Buffer.alloc(100), NOW).state, 'unreadable', 'a few zeros are no flash');
+  assert.equal(auditVariableStore(Buffer.alloc(0), NOW).state, 'unreadable');
 });

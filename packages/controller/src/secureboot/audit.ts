@@ -1,5 +1,5 @@
 // One VARS file's Secure Boot audit: is secure boot on, which certificates PK, KEK and db hold, and whether the
-// Microsoft 2011 CAs (expiring in 2026) have their 2023 successors enrolled.
+// Microsoft 2011 CAs (whose end dates fall in 2026) have their 2023 successors enrolled.
 import { err, ok, type Result } from '@hostfiles/shared';
 import {
   certificatesOf,
@@ -35,12 +35,15 @@ const VENDOR: Record<KeyVariable | 'dbx', string> = {
   dbx: IMAGE_SECURITY_DATABASE_GUID,
 };
 
-/** The audit of a VARS file's bytes; a corrupt one is `unreadable` with the reason, never a throw. */
-export function auditVariableStore(bytes: Uint8Array): StoreAudit {
+/**
+ * The audit of a VARS file's bytes at `now` (ms since the epoch: the audit's clock, which says whether a 2011 CA has
+ * expired); a corrupt one is `unreadable` with the reason, never a throw.
+ */
+export function auditVariableStore(bytes: Uint8Array, now: number): StoreAudit {
   if (isErasedFlash(bytes)) return auditErasedStore(bytes.byteLength);
   const read = readKeys(bytes);
   if (!read.ok) return unreadable(read.error);
-  return classify(read.value);
+  return classify(read.value, now);
 }
 
 /** Flash blocks never written: Debian's AAVMF_VARS.fd is 64 MiB of zeros until the firmware formats it. */
@@ -102,18 +105,32 @@ function readKeys(bytes: Uint8Array): Result<Keys, string> {
   return ok({ secureBoot, certificates, dbxEntries: dbx.value.reduce((n, l) => n + l.signatures.length, 0) });
 }
 
-function classify(keys: Keys): StoreAudit {
+function classify(keys: Keys, now: number): StoreAudit {
   const base = { secureBoot: keys.secureBoot, certificates: keys.certificates, dbxEntries: keys.dbxEntries };
   if (!keys.secureBoot) return { ...base, state: 'not_applicable', reason: 'secure boot is off', missing: [] };
   const enrolled = new Set(keys.certificates.flatMap((c) => (c.microsoftCa === null ? [] : [c.microsoftCa])));
   if (enrolled.size === 0) {
     return { ...base, state: 'not_applicable', reason: 'no Microsoft CA is enrolled', missing: [] };
   }
-  const missing = MICROSOFT_CAS.filter((ca) => ca.year === 2011 && enrolled.has(ca.commonName)).flatMap((ca) =>
-    ca.successors.filter((name) => !enrolled.has(name)).map((name) => `${name} (${ca.variable})`),
+  const lacking = MICROSOFT_CAS.filter((ca) => ca.year === 2011 && enrolled.has(ca.commonName)).flatMap((ca) =>
+    ca.successors.filter((name) => !enrolled.has(name)).map((name) => ({ ca, named: `${name} (${ca.variable})` })),
   );
+  const missing = lacking.map(({ named }) => named);
   if (missing.length > 0) {
-    return { ...base, state: 'update_available', reason: `the 2023 CAs are missing: ${missing.join(', ')}`, missing };
+    const why = lacking.map(
+      ({ ca, named }) => `${named}, for ${ca.commonName}, ${endOf(ca.commonName, keys.certificates, now)}`,
+    );
+    return { ...base, state: 'update_available', reason: `the 2023 CAs are missing: ${why.join('; ')}`, missing };
   }
   return { ...base, state: 'ok', reason: 'every Microsoft 2011 CA enrolled has its 2023 successor', missing };
+}
+
+/**
+ * When the CA enrolled as `commonName` ends, by the audit's clock: `expired on DATE` once its end date is past,
+ * `expires on DATE` before (UTC days; of the latest copy, when it is enrolled more than once).
+ */
+function endOf(commonName: string, certificates: readonly EnrolledCertificate[], now: number): string {
+  const end = Math.max(...certificates.filter((c) => c.microsoftCa === commonName).map((c) => Date.parse(c.notAfter)));
+  const date = new Date(end).toISOString().slice(0, 10);
+  return end < now ? `expired on ${date}` : `expires on ${date}`;
 }

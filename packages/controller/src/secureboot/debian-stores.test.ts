@@ -66,9 +66,30 @@ const MS_ENROLLED = [
   ['db', `CN=Microsoft Corporation UEFI CA 2011, ${MS}`, '2026-06-27'],
 ];
 
+/** What the audit says of each 2011 CA those stores hold, by its clock: its end date, passed or not. */
+const msReason = (kek: string, pca: string, uefi: string): string =>
+  'the 2023 CAs are missing: ' +
+  `Microsoft Corporation KEK 2K CA 2023 (KEK), for Microsoft Corporation KEK CA 2011, ${kek} 2026-06-24; ` +
+  `Windows UEFI CA 2023 (db), for Microsoft Windows Production PCA 2011, ${pca} 2026-10-19; ` +
+  `Microsoft UEFI CA 2023 (db), for Microsoft Corporation UEFI CA 2011, ${uefi} 2026-06-27`;
+const KEK_CA_2011_END = Date.parse('2026-06-24T20:51:29Z');
+
 function checkMsStore(bytes: Buffer): void {
-  const audit = auditVariableStore(bytes);
+  const audit = auditVariableStore(bytes, Date.UTC(2026, 0, 1));
   assert.equal(audit.state, 'update_available', audit.reason);
+  assert.equal(audit.reason, msReason('expires on', 'expires on', 'expires on'));
+  // The audit's clock either side of each end date: July 2026 (the KEK CA and the UEFI CA have expired, not the
+  // PCA), then December; the KEK CA's last second is not yet expired, the next one is.
+  assert.equal(
+    auditVariableStore(bytes, Date.UTC(2026, 6, 1)).reason,
+    msReason('expired on', 'expires on', 'expired on'),
+  );
+  assert.equal(
+    auditVariableStore(bytes, Date.UTC(2026, 11, 2)).reason,
+    msReason('expired on', 'expired on', 'expired on'),
+  );
+  assert.match(auditVariableStore(bytes, KEK_CA_2011_END).reason, /KEK CA 2011, expires on 2026-06-24; /);
+  assert.match(auditVariableStore(bytes, KEK_CA_2011_END + 1000).reason, /KEK CA 2011, expired on 2026-06-24; /);
   assert.equal(audit.secureBoot, true);
   assert.deepEqual(
     audit.certificates.map((c) => [c.variable, c.subject, c.notAfter.slice(0, 10)]),
@@ -108,7 +129,7 @@ test('the stores without keys: secure boot off, not applicable; the raw scan fin
   for (const [path, pkg, reason] of stores) {
     if (skipWithout(t, path, pkg)) return;
     const bytes = readFileSync(path);
-    const audit = auditVariableStore(bytes);
+    const audit = auditVariableStore(bytes, Date.UTC(2026, 11, 2));
     assert.deepEqual([audit.state, audit.secureBoot, audit.certificates], ['not_applicable', false, []], path);
     assert.match(audit.reason, typeof reason === 'string' ? new RegExp(`^${reason}$`) : reason, path);
     assert.deepEqual(scanCertificates(bytes), [], path);
@@ -119,7 +140,7 @@ test(`${OVMF}/OVMF_VARS_4M.snakeoil.fd: secure boot on with keys of its own: no 
   const path = `${OVMF}/OVMF_VARS_4M.snakeoil.fd`;
   if (skipWithout(t, path, 'ovmf')) return;
   const bytes = readFileSync(path);
-  const audit = auditVariableStore(bytes);
+  const audit = auditVariableStore(bytes, Date.UTC(2026, 11, 2));
   assert.deepEqual(
     [audit.state, audit.secureBoot, audit.reason],
     ['not_applicable', true, 'no Microsoft CA is enrolled'],

@@ -27,10 +27,16 @@ export interface VmAudit extends StoreAudit {
 export interface FleetAudit {
   readonly vms: readonly VmAudit[];
   readonly counts: Readonly<Record<AuditState, number>>;
+  /** the audit's clock (ms since the epoch), by which a CA has expired or not */
+  readonly at: number;
 }
 
-/** Every VM, by name; one without stored NVRAM is `not_applicable` and says why. */
-export async function auditStoredNvram(store: StoreReads): Promise<FleetAudit> {
+/**
+ * Every VM, by name; one without stored NVRAM is `not_applicable` and says why. `now`: the audit's clock, read once,
+ * which says whether a 2011 CA has expired.
+ */
+export async function auditStoredNvram(store: StoreReads, now: () => number): Promise<FleetAudit> {
+  const at = now();
   const vms = await store.listVms();
   const backups = new Map(
     (await store.listBackupsByVms(vms.map((vm) => vm.uuid)))
@@ -51,10 +57,10 @@ export async function auditStoredNvram(store: StoreReads): Promise<FleetAudit> {
     const volume = entry === undefined ? undefined : await storedVolume(entry);
     let audit: StoreAudit;
     if (volume === undefined) audit = unreadable('the stored NVRAM has no content');
-    else audit = volume.ok ? auditVolume(volume.value) : unreadable(volume.error);
+    else audit = volume.ok ? auditVolume(volume.value, at) : unreadable(volume.error);
     audits.push({ ...row, nvram, ...audit });
   }
-  return { vms: audits, counts: countStates(audits) };
+  return { vms: audits, counts: countStates(audits), at };
 }
 
 export function countStates(audits: readonly VmAudit[]): Record<AuditState, number> {
@@ -62,8 +68,8 @@ export function countStates(audits: readonly VmAudit[]): Record<AuditState, numb
   return counts as Record<AuditState, number>;
 }
 
-export const auditVolume = (volume: StoredVolume): StoreAudit =>
-  volume.kind === 'erased' ? auditErasedStore(volume.size) : auditVariableStore(volume.bytes);
+export const auditVolume = (volume: StoredVolume, now: number): StoreAudit =>
+  volume.kind === 'erased' ? auditErasedStore(volume.size) : auditVariableStore(volume.bytes, now);
 
 const noNvramReason = (vm: Vm): string =>
   vm.bootMode === 'Legacy' ? 'legacy boot: no NVRAM' : 'no stored NVRAM (sync the VM to store it)';

@@ -20,8 +20,9 @@ export async function auditLiveNvram(deps: FlowDeps, hostRef: string): Promise<F
   const byVm = new Map(rows.map((row) => [row.vmUuid, row]));
   const vms = (await deps.store.listVms()).filter((vm) => vm.hostUuid === host.uuid || byVm.has(vm.uuid));
   const audits = new Map<string, FileAudit>();
+  const now = deps.now(); // the audit's clock, read once: whether a 2011 CA has expired
   for (let i = 0; i < rows.length; i += FILES_PER_READ) {
-    for (const [row, audit] of await readAndAudit(deps, host, rows.slice(i, i + FILES_PER_READ))) {
+    for (const [row, audit] of await readAndAudit(deps, host, rows.slice(i, i + FILES_PER_READ), now)) {
       audits.set(row.vmUuid, audit);
     }
   }
@@ -34,7 +35,7 @@ export async function auditLiveNvram(deps: FlowDeps, hostRef: string): Promise<F
       const reason = vm.bootMode === 'Legacy' ? 'legacy boot: no NVRAM' : `no NVRAM recorded on ${host.name}`;
       return { ...base, nvram: null, ...notApplicable(reason) };
     });
-  return { vms: result, counts: countStates(result) };
+  return { vms: result, counts: countStates(result), at: now };
 }
 
 interface FileAudit {
@@ -47,6 +48,7 @@ async function readAndAudit(
   deps: FlowDeps,
   host: Host,
   rows: readonly VmHostFile[],
+  now: number,
 ): Promise<[VmHostFile, FileAudit][]> {
   const files = rows.map((row) => ({ type: row.type, path: row.path }));
   const bytes = rows.reduce((n, row) => n + row.size, 0);
@@ -65,8 +67,8 @@ async function readAndAudit(
       const volume = entry === undefined ? undefined : await storedVolume(entry);
       if (typeof state === 'string') audit = unreadable(`${row.path}: the agent's answer does not check: ${state}`);
       else if (volume === undefined || state.kind !== 'file') audit = unreadable(`${row.path} is not a file`);
-      else audit = volume.ok ? auditVolume(volume.value) : unreadable(volume.error);
-      if (typeof state !== 'string') nvram = { sha256: state.sha256, size: state.size, at: deps.now(), path: row.path };
+      else audit = volume.ok ? auditVolume(volume.value, now) : unreadable(volume.error);
+      if (typeof state !== 'string') nvram = { sha256: state.sha256, size: state.size, at: now, path: row.path };
     }
     audited.push([row, { audit, nvram }]);
   }
