@@ -374,6 +374,84 @@ test("a state path's trailing slash (shell completion of a directory) is dropped
   assert.deepEqual(await recorded(), [tpmDir]);
 });
 
+test("ops list names each operation's subject by its kind: a VM's or host's name while its row exists, else its uuid; pending list after vm destroy shows the VM's uuid", async (t) => {
+  const workspace = await initWorkspace(t, 'hostfiles-subjects-');
+  const { ok, cli } = workspace;
+  const { agent, varsPath } = await oneVmOnOneHost(t, workspace);
+  const other = await startAgent(setupAgent({ controllerKey: workspace.key }));
+  t.after(async () => {
+    await other.stop();
+    removeSetup(other.setup);
+  });
+  await ok('host', 'add', 'h1', other.url, '--expect-key', other.publicKey);
+  for (const vm of ['b', 'c']) {
+    await ok('vm', 'add', vm, '--host', 'h0');
+    await ok('tpm', 'add', vm);
+  }
+  const uuids = new Map(
+    (JSON.parse(await ok('vm', 'list', '--json')) as { name: string; uuid: string }[]).map((v) => [v.name, v.uuid]),
+  );
+  const uuidOf = (vm: string): string => uuids.get(vm) ?? assert.fail(vm);
+  const from = join(workspace.dir, 'state');
+  writeFileSync(from, 'a state');
+  await ok('file', 'write', 'a', '--type', 'NvRam', '--path', varsPath, '--from', from);
+  const bTpm = join(agent.setup.roots.TpmState, 'b', 'tpm2-00.permall');
+  await ok('file', 'write', 'b', '--type', 'TpmState', '--path', bTpm, '--from', from);
+  await ok('reconcile', 'h0');
+  await ok('reconcile', 'h1');
+  await ok('sync', '--all');
+  await ok('tpm', 'remove', 'a', 'c');
+  await ok('vm', 'destroy', 'c');
+  await ok('host', 'remove', 'h1');
+  // b's host is down when b is destroyed: its state's deletion waits in the outbox, under b's uuid alone.
+  await agent.stop();
+  await ok('vm', 'destroy', 'b');
+
+  type Op = { kind: string; subject: string; subjectName: string };
+  const ops = (JSON.parse(await ok('ops', 'list', '--json')) as Op[]).reverse();
+  const [h0, h1] = [agent.setup.hostUuid, other.setup.hostUuid];
+  const [a, b, c] = ['a', 'b', 'c'].map(uuidOf) as [string, string, string];
+  assert.deepEqual(
+    ops.map((o) => [o.kind, o.subject, o.subjectName]),
+    [
+      ['file.write', a, 'a'],
+      ['file.write', b, b],
+      ['host.reconcile', h0, 'h0'],
+      ['host.reconcile', h1, h1],
+      ['fleet.sync', 'fleet', 'fleet'],
+      ['tpm.remove', `${a},${c}`, `a,${c}`],
+      ['vm.destroy', c, c],
+      ['host.remove', h1, h1],
+      ['vm.destroy', b, b],
+    ],
+  );
+  const listed = await ok('ops', 'list');
+  const row = (kind: string, subject: string): RegExp =>
+    new RegExp(`^\\S+ +${kind.replace('.', '\\.')} +\\S+ +\\S+ +${subject} +`, 'm');
+  assert.match(listed, row('file.write', 'a'));
+  assert.match(listed, row('host.reconcile', 'h0'));
+  assert.match(listed, row('tpm.remove', `a,${c}`));
+  assert.match(listed, row('vm.destroy', b));
+  assert.match(listed, row('fleet.sync', 'fleet'));
+  // ops show: the name beside the uuid while the VM exists; the uuid alone once it is gone.
+  const [bWrite, aWrite] = JSON.parse(await ok('ops', 'list', '--kind', 'file.write', '--json')) as { id: string }[];
+  assert.match(await ok('ops', 'show', aWrite?.id ?? ''), new RegExp(`^  subject: +a \\(${a}\\)$`, 'm'));
+  assert.match(await ok('ops', 'show', bWrite?.id ?? ''), new RegExp(`^  subject: +${b}$`, 'm'));
+
+  // The outbox after the destroy: the VM's row went with it, and its name with it (only the destroy's journaled report
+  // still says it, and nothing finds that by VM but a scan of the journal): the uuid is what is shown.
+  const pending = JSON.parse(await ok('pending', 'list', '--json')) as {
+    vmUuid: string;
+    vmName: string;
+    path: string;
+  }[];
+  assert.deepEqual(
+    pending.map((p) => [p.path, p.vmUuid, p.vmName]),
+    [[bTpm, b, b]],
+  );
+  assert.match((await cli('pending', 'list')).stdout, new RegExp(`^h0 +TpmState +${bTpm} +${b} +`, 'm'));
+});
+
 test('demo has no --json output: asked for it, it is refused before anything starts', async () => {
   const run = await hostfiles(['--json', 'demo']);
   fails(run, 2, /demo prints lines for a person to read; it has no --json output/);

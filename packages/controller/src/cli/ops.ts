@@ -1,8 +1,16 @@
 // `hostfiles ops list|show`: the journal of flows, as an operator reads it.
 import { DEFAULT_OPERATIONS_LIMIT, MAX_OPERATIONS_LIMIT } from '../api/limits.js';
-import { OPERATION_KINDS, OPERATION_STATES, type Operation, type OperationState } from '../store/types.js';
+import {
+  OPERATION_KIND,
+  OPERATION_KINDS,
+  OPERATION_STATES,
+  type Operation,
+  type OperationKind,
+  type OperationState,
+} from '../store/types.js';
 import { firstArg, type Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
+import { loadNames, type Names } from './lookup.js';
 import { formatTime, table } from './output.js';
 
 // The API's bounds: the command line lists no more at once than GET /v1/operations.
@@ -52,6 +60,36 @@ export function reportError(report: unknown, state: OperationState = 'failed'): 
   return errors.length > 1 ? `${first} (and ${errors.length - 1} more)` : first;
 }
 
+/** What each kind's subject holds: a VM's uuid (a removal's: its VMs', comma-separated), a host's, or `fleet`. */
+const SUBJECT_OF: Readonly<Record<OperationKind, 'vm' | 'host' | 'fleet'>> = {
+  [OPERATION_KIND.removeTpm]: 'vm',
+  [OPERATION_KIND.destroyVm]: 'vm',
+  [OPERATION_KIND.syncVm]: 'vm',
+  [OPERATION_KIND.restoreVm]: 'vm',
+  [OPERATION_KIND.recoverVm]: 'vm',
+  [OPERATION_KIND.adoptVm]: 'vm',
+  [OPERATION_KIND.writeFile]: 'vm',
+  [OPERATION_KIND.reconcileHost]: 'host',
+  [OPERATION_KIND.repinHost]: 'host',
+  [OPERATION_KIND.removeHost]: 'host',
+  [OPERATION_KIND.syncFleet]: 'fleet',
+};
+
+const isKind = (kind: string): kind is OperationKind => (OPERATION_KINDS as readonly string[]).includes(kind);
+
+/**
+ * An operation's subject as an operator reads it: each VM's or host's name (as its kind tells which) while its row
+ * exists, else its uuid (a destroyed VM, a removed host). The journal keeps the uuids: a name can be given again.
+ */
+export function subjectName(operation: Operation, names: Names): string {
+  const of = isKind(operation.kind) ? SUBJECT_OF[operation.kind] : 'fleet';
+  if (of === 'fleet') return operation.subject;
+  return operation.subject
+    .split(',')
+    .map((uuid) => (of === 'vm' ? names.vm(uuid) : names.host(uuid)))
+    .join(',');
+}
+
 function parseLimit(value: string | undefined): number {
   if (value === undefined) return DEFAULT_OPS_LIMIT;
   const limit = /^\d{1,4}$/.test(value) ? Number(value) : NaN;
@@ -80,7 +118,9 @@ export const OPS_COMMANDS: readonly Command[] = [
     details: [
       "Every flow that changes state is journaled, as an operation of its kind (--kind's list). A running operation",
       'is in flight, or was left by a stopped controller: `hostfiles resume` carries it on. `hostfiles ops show ID`',
-      'prints one with its input and report.',
+      'prints one with its input and report. SUBJECT names the VM (a removal: its VMs) or the host the operation was',
+      "on, while its row exists, else its uuid (a destroyed VM, a removed host); --json keeps `subject`, the uuids,",
+      'and adds `subjectName`, as shown.',
     ].join('\n'),
     async run(ctx, input) {
       const state = input.string('state');
@@ -98,17 +138,19 @@ export const OPS_COMMANDS: readonly Command[] = [
         ...(state === undefined ? {} : { state }),
         ...(kind === undefined ? {} : { kind }),
       });
-      ctx.print(operations, () =>
-        operations.length === 0
+      const names = await loadNames(store);
+      const listed = operations.map((o) => ({ ...o, subjectName: subjectName(o, names) }));
+      ctx.print(listed, () =>
+        listed.length === 0
           ? 'no operations'
           : table(
               ['ID', 'KIND', 'STATE', 'STEP', 'SUBJECT', 'CREATED', 'UPDATED', 'ERROR'],
-              operations.map((o) => [
+              listed.map((o) => [
                 o.id,
                 o.kind,
                 o.state,
                 o.step,
-                o.subject,
+                o.subjectName,
                 formatTime(o.createdAt),
                 formatTime(o.updatedAt),
                 reportError(o.report, o.state),
@@ -124,20 +166,22 @@ export const OPS_COMMANDS: readonly Command[] = [
     summary: 'print one operation: its input, step, state and report',
     async run(ctx, input) {
       const id = firstArg(input);
-      const operation = await (await ctx.store()).getOperation(id);
+      const store = await ctx.store();
+      const operation = await store.getOperation(id);
       if (operation === null) throw new CliError(`no operation ${id}`);
-      ctx.print(operation, () => formatOperation(operation));
+      const named = { ...operation, subjectName: subjectName(operation, await loadNames(store)) };
+      ctx.print(named, () => formatOperation(named));
     },
   },
 ];
 
-function formatOperation(o: Operation): string {
+function formatOperation(o: Operation & { readonly subjectName: string }): string {
   const error = reportError(o.report, o.state);
   return [
     `operation ${o.id}`,
     ...[
       ['kind', o.kind],
-      ['subject', o.subject],
+      ['subject', o.subjectName === o.subject ? o.subject : `${o.subjectName} (${o.subject})`],
       ['state', o.state],
       ['step', o.step],
       ['created', formatTime(o.createdAt)],
