@@ -119,7 +119,7 @@ export const OPS_COMMANDS: readonly Command[] = [
       "Every flow that changes state is journaled, as an operation of its kind (--kind's list). A running operation",
       'is in flight, or was left by a stopped controller: `hostfiles resume` carries it on. `hostfiles ops show ID`',
       'prints one with its input and report. SUBJECT names the VM (a removal: its VMs) or the host the operation was',
-      "on, while its row exists, else its uuid (a destroyed VM, a removed host); --json keeps `subject`, the uuids,",
+      'on, while its row exists, else its uuid (a destroyed VM, a removed host); --json keeps `subject`, the uuids,',
       'and adds `subjectName`, as shown.',
     ].join('\n'),
     async run(ctx, input) {
