@@ -336,7 +336,9 @@ test("a state path's trailing slash (shell completion of a directory) is dropped
   const workspace = await initWorkspace(t, 'hostfiles-slash-');
   const { agent } = await oneVmOnOneHost(t, workspace);
   const root = agent.setup.roots.TpmState;
-  const tpmDir = join(root, 'a');
+  // libvirt's own path for a's TPM state (<root>/<uuid>), so the write has nothing else to say (no note on stderr).
+  const [vm] = JSON.parse(await workspace.ok('vm', 'list', '--json')) as { uuid: string }[];
+  const tpmDir = join(root, vm?.uuid ?? 'a');
   const from = join(workspace.dir, 'tpm');
   mkdirSync(join(from, 'tpm2'), { recursive: true });
   writeFileSync(join(from, 'tpm2', 'tpm2-00.permall'), 'permall of a');
@@ -363,7 +365,7 @@ test("a state path's trailing slash (shell completion of a directory) is dropped
   assert.deepEqual(JSON.parse(await workspace.ok('pending', 'list', '--json')), [], 'nothing in the outbox');
 
   // Only the end is trimmed: a path not normalized inside is refused as before, and / stays /.
-  for (const path of [`${root}//a/`, `${root}/./a/`]) {
+  for (const path of [`${root}//${vm?.uuid}/`, `${root}/./${vm?.uuid}/`]) {
     fails(
       await write(path),
       2,
@@ -617,11 +619,27 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
     ['a', 'NvRam', aVars, 'vars of a'],
     ['b', 'TpmState', bTpm, 'tpm of b'],
   ];
+  // A state not where libvirt looks by default is written, with a note that says where libvirt looks: a's TPM state
+  // (libvirt's is <root>/<uuid>) and b's; a's NVRAM is libvirt's own name for it (<root>/a_VARS.fd), no note.
+  const uuids = new Map(
+    (json(await cli('vm', 'list', '--json')) as { name: string; uuid: string }[]).map((v) => [v.name, v.uuid]),
+  );
   for (const [vm, type, path, content] of writes) {
     const from = local(`${vm}-${type}`, content);
     const run = await cli('file', 'write', vm, '--type', type, '--path', path, '--from', from);
     assert.equal(run.status, 0, run.stderr);
     assert.equal(readFileSync(path, 'utf8'), content);
+    if (type === 'NvRam') {
+      assert.equal(run.stderr, '');
+      continue;
+    }
+    const root = vm === 'a' ? a0.setup.roots.TpmState : a1.setup.roots.TpmState;
+    assert.equal(
+      run.stderr,
+      `hostfiles: note: libvirt looks for VM ${vm}'s TpmState at ${join(root, uuids.get(vm) ?? '?')}; ${path} is ` +
+        "used only where the domain's <tpm><backend type='emulator'><source type='dir' path='…'/> (a recent " +
+        'libvirt; older ones never) names it\n',
+    );
   }
   const files = json(await cli('file', 'list', '--json')) as { vmName: string; hostName: string; path: string }[];
   assert.deepEqual(

@@ -5,7 +5,7 @@ import { ABS_PATH } from './args.js';
 import type { Command } from './command.js';
 import { UsageError } from './errors.js';
 import { findVm, loadNames } from './lookup.js';
-import { formatTime, table } from './output.js';
+import { formatTime, table, visible } from './output.js';
 
 const isFileType = (value: string): value is FileType => (FILE_TYPES as readonly string[]).includes(value);
 
@@ -57,6 +57,11 @@ export const FILE_COMMANDS: readonly Command[] = [
         force: input.bool('force'),
         ...(host === undefined ? {} : { host }),
       });
+      // Not libvirt's name for this VM's state: libvirt uses it only where the domain's XML names it. Said, not
+      // refused (the XML may well name it); asked of the agent after the write, and nothing said when it can't be.
+      const { libvirtNote } = await import('./libvirt-note.js');
+      const note = await libvirtNote(deps, file).catch(() => undefined);
+      if (note !== undefined) ctx.io.stderr(`hostfiles: note: ${visible(note)}\n`);
       const names = await loadNames(deps.store);
       ctx.print({ ...file, vmName: names.vm(file.vmUuid), hostName: names.host(file.hostUuid) }, () =>
         [
