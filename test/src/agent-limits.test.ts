@@ -3,7 +3,7 @@
 // timeouts, the cheap envelope pre-parse, and refusals and log lines that repeat only a short prefix of input.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { closeSync, openSync, readdirSync, readlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
@@ -336,19 +336,33 @@ describe('with a connection limit, commands that fail a check', () => {
     return connection;
   };
 
-  test("a stranger's refused envelope closes its connection (a bad signature, another host, expired): what it pipelined behind is never verified", async () => {
-    // A signature that cannot verify, then a valid command, pipelined on one connection: the first is refused and
-    // the connection closed, so the second is never read. Else one kept-alive connection could make the agent
-    // verify signatures as fast as it sends them (~0.2 ms each), past the pace of new connections per address.
+  test("a stranger's refused envelope closes its connection (a bad signature, another host, expired); what it pipelined behind is refused unverified", async () => {
+    // A signature that cannot verify, then more of them and a valid write, pipelined on one connection: the first is
+    // verified and refused, and the connection closed; what came behind it is refused unread and unverified (node
+    // hands every request of a read to the agent at once). Else one connection could make the agent verify
+    // signatures as fast as it sends them (~0.2 ms each), past the pace of new connections per address.
     const payload = commandPayload('files.list', agent.setup.hostUuid, { types: ['TpmState'] });
     const good = JSON.parse(signedBody(agent.setup.controllerKey, payload)) as { signature: string };
     const forged = JSON.stringify({ ...good, signature: Buffer.alloc(64, 7).toString('base64') });
+    const target = join(agent.setup.roots.TpmState, `pipelined-${randomUUID()}`);
+    const write = signedBody(
+      agent.setup.controllerKey,
+      commandPayload('files.apply', agent.setup.hostUuid, { ops: [writeOp('TpmState', target, 'x')] }),
+    );
+    const from = agent.lines.length;
     const pipelined = await openRaw(agent.port);
-    pipelined.socket.write(postHead('/v1/files/list', Buffer.byteLength(forged)) + forged + signedListFor(agent));
+    const forgedRequest = postHead('/v1/files/list', Buffer.byteLength(forged)) + forged;
+    pipelined.socket.write(forgedRequest.repeat(5) + postHead(APPLY, Buffer.byteLength(write)) + write);
     const answered = await within(pipelined.closed, 5000, "the forged envelope's connection closed");
     assert.match(answered, /^HTTP\/1\.1 401 /);
     assert.match(answered, /\r\nconnection: close\r\n/i);
-    assert.equal(answered.match(/HTTP\/1\.1 /g)?.length, 1, 'the valid command behind it was never answered');
+    assert.equal(answered.match(/HTTP\/1\.1 /g)?.length, 1, 'nothing behind it answered');
+    const refusals = (code: string) =>
+      agent.lines.slice(from).filter((l) => l.includes('"refused"') && l.includes(`"code":"${code}"`));
+    await eventually(() => refusals('bad_request').length === 5, 'the five pipelined behind it refused');
+    assert.equal(refusals('bad_signature').length, 1, 'one signature verified: the first');
+    assert.ok(refusals('bad_request').every((l) => l.includes('pipelined')));
+    assert.equal(existsSync(target), false, 'the valid write pipelined behind it did not run');
     // Signed by the controller, but for another host or out of its time: refused and closed alike.
     const wrongHost = await sent(randomUUID(), 403);
     const expired = await sent(agent.setup.hostUuid, 401, { issuedAt: Date.now() - 3_600_000 });
@@ -363,7 +377,8 @@ describe('with a connection limit, commands that fail a check', () => {
     );
     let before = valid.received().length;
     valid.socket.write(postHead(APPLY, Buffer.byteLength(outside)) + outside);
-    await eventually(() => valid.received().slice(before).startsWith('HTTP/1.1 403 '), 'outside_root refused');
+    // Its whole head, before asking what it says.
+    await eventually(() => /^HTTP\/1\.1 403 [^]*\r\n\r\n/.test(valid.received().slice(before)), 'outside_root refused');
     assert.doesNotMatch(valid.received().slice(before), /\r\nconnection: close\r\n/i);
     before = valid.received().length;
     valid.socket.write(signedListFor(agent));

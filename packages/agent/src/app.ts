@@ -22,6 +22,21 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
   const app = new Hono<Bindings>();
   const untrustedRefusals = createLogLimit(UNTRUSTED_REFUSALS_PER_SECOND, deps.now);
   const metrics = deps.metrics ?? NO_METRICS;
+  /** Whether the request came on a connection proven a controller's (or, in-process, is a trusted command). */
+  const proven = (c: Context<Bindings>): boolean => {
+    const socket = (c.env as Bindings['Bindings'] | undefined)?.incoming?.socket;
+    if (socket === undefined || deps.connectionTrusted === undefined) return c.get('trusted');
+    return deps.connectionTrusted(socket);
+  };
+  /** Strangers' connections that were refused once: closing, and nothing more they sent is checked. */
+  const refused = new WeakSet<object>();
+  /** A stranger's refusal closes its connection (see DESIGN.md, Limits). */
+  const closeStranger = (c: Context<Bindings>): void => {
+    if (proven(c)) return;
+    c.header('connection', 'close');
+    const socket = (c.env as Bindings['Bindings'] | undefined)?.incoming?.socket;
+    if (socket !== undefined) refused.add(socket);
+  };
 
   // Bytes in flight say how loaded the agent is, nothing about what it holds: safe to tell anyone who asks.
   app.get('/v1/health', (c) => c.json({ status: 'ok', bodyBytesInFlight: deps.bodyBudget.inFlight() }));
@@ -34,7 +49,7 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
       startedAt: deps.startedAt,
     }),
   );
-  const signed = createSignedHandler(deps);
+  const signed = createSignedHandler(deps, (socket) => refused.has(socket));
   app.post('/v1/files/apply', (c) => signed(c, 'files.apply', (command) => prepareApply(deps, command)));
   app.post('/v1/files/read', (c) => signed(c, 'files.read', (command) => prepareRead(deps, command)));
   app.post('/v1/files/list', (c) =>
@@ -46,18 +61,13 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
   app.post('/v1/files/busy', (c) => signed(c, 'files.busy', (command) => prepareBusy(deps, command)));
 
   app.notFound((c) => {
+    closeStranger(c);
     metrics.refused('not_found');
     return c.json(
       { error: { code: 'not_found', message: `no route ${truncate(c.req.method)} ${truncate(c.req.path)}` } },
       404,
     );
   });
-  /** Whether the request came on a connection proven a controller's (or, in-process, is a trusted command). */
-  const proven = (c: Context<Bindings>): boolean => {
-    const socket = (c.env as Bindings['Bindings'] | undefined)?.incoming?.socket;
-    if (socket === undefined || deps.connectionTrusted === undefined) return c.get('trusted');
-    return deps.connectionTrusted(socket);
-  };
   app.onError((error, c) => {
     // Messages repeat input only as short prefixes; the cap here keeps every refusal and log line small regardless.
     const path = truncate(c.req.path);
@@ -73,11 +83,13 @@ export function createApp(deps: AppDeps): Hono<Bindings> {
       // A body refused unread is not drained for keep-alive: the connection closes. So does a stranger's connection
       // at any refusal: each envelope it could send again costs a signature verification (~0.2 ms), and a new
       // connection is paced per address (newConnectionsPerSecond) where requests on one kept alive are not.
-      if (error.code === 'too_large' || error.code === 'overloaded' || !proven(c)) c.header('connection', 'close');
+      if (error.code === 'too_large' || error.code === 'overloaded') c.header('connection', 'close');
+      closeStranger(c);
       if (error.code === 'overloaded') c.header('retry-after', '1');
       return c.json({ error: { code: error.code, message } }, error.status);
     }
     metrics.refused('internal');
+    closeStranger(c);
     const message = truncate(error.message, MAX_MESSAGE_CHARS);
     deps.logger.error('internal_error', { path, error: truncate(error.name), message });
     return c.json({ error: { code: 'internal', message: 'internal error' } }, 500);

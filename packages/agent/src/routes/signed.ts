@@ -56,7 +56,11 @@ export type SignedHandler = <K extends CommandKind>(
   prepare: Prepare<K>,
 ) => Promise<Response>;
 
-export function createSignedHandler(deps: AppDeps): SignedHandler {
+/** `wasRefused`: whether a stranger's connection was refused once already (app.ts): it is closing. */
+export function createSignedHandler(
+  deps: AppDeps,
+  wasRefused: (socket: object) => boolean = () => false,
+): SignedHandler {
   // One buffer for decoding payloads to verify them, used again by every request (verification is synchronous):
   // a flood of envelopes that do not verify leaves no garbage behind.
   let scratch = Buffer.alloc(0);
@@ -74,6 +78,7 @@ export function createSignedHandler(deps: AppDeps): SignedHandler {
     // The body's bytes count against the agent's budget until the request is done with them, whatever its outcome.
     const claim = deps.bodyBudget.open();
     try {
+      refusePipelinedStranger(deps, env, wasRefused);
       const body = await readCappedBody(env?.incoming, c.req.raw, deps.maxBodyBytes, claim); // 1
       return await checkAndRun(c, kind, { ...deps, scratch: take }, prepare, body);
     } catch (error) {
@@ -84,6 +89,29 @@ export function createSignedHandler(deps: AppDeps): SignedHandler {
       metrics.request(kind, outcome, (performance.now() - started) / 1000);
     }
   };
+}
+
+/**
+ * A request on a connection not proven a controller's that was sent behind another is refused unread and unverified
+ * when that one is still unanswered (its response queued: `outgoing.socket` null), or was refused (the connection
+ * is closing). Node hands a connection's requests to the agent as it parses them, answered or not: `Connection:
+ * close` on a stranger's first refusal would only drop the answers of what it pipelined behind, not their signature
+ * checks, and one connection could make the agent verify some 290 envelopes a read. A controller never pipelines.
+ * In-process (no socket) there is nothing to tell.
+ */
+function refusePipelinedStranger(
+  deps: AppDeps,
+  env: Bindings['Bindings'] | undefined,
+  wasRefused: (socket: object) => boolean,
+): void {
+  const socket = env?.incoming?.socket;
+  if (env?.outgoing === undefined || socket === undefined) return;
+  if (env.outgoing.socket !== null && !wasRefused(socket)) return;
+  if (deps.connectionTrusted?.(socket) === true) return;
+  throw new AgentError(
+    'bad_request',
+    "a request pipelined behind another on a connection not proven a controller's: send one at a time",
+  );
 }
 
 async function checkAndRun<K extends CommandKind>(
