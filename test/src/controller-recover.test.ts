@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -167,6 +167,24 @@ test('recover refusals: no generation, an unknown host; a host that cannot be wr
       );
     } finally {
       await new Promise((resolve) => closer.close(resolve));
+    }
+    // Something there that takes the connection and never answers (a hung agent): no answer in time, but a
+    // connection, so someone is there, and the VM may still run on that machine.
+    const sockets = new Set<Socket>();
+    const hanger = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => hanger.listen(fleet.agents[0]?.port, '127.0.0.1', resolve));
+    try {
+      await assert.rejects(
+        recoverVm(fleet.deps, 'vm1', 'host1'),
+        (error) =>
+          isFlowError(error) &&
+          /^host_in_use: VM vm1's host host0 accepts connections, but its agent did not answer in time \(timeout: /.test(
+            error.message,
+          ),
+      );
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => hanger.close(resolve));
     }
     assert.equal(existsSync(layout(fleet, 1, vm.uuid).vars), false, 'nothing written on host1');
     // The new host refuses the write (a state it does not know at libvirt's path): nothing moves.

@@ -80,7 +80,7 @@ export const VM_COMMANDS: readonly Command[] = [
       { name: 'force', help: 'write over state hostfiles does not know at a new path on that host' },
       {
         name: 'host-lost',
-        help: "give the VM's host up though something answers at its address (a reinstalled host, a new key)",
+        help: "give the VM's host up though something answers at its address (a reinstalled host, a new key, a hung agent)",
       },
     ],
     summary: "after its host was lost: restore a VM's newest generations onto another host and move it there",
@@ -91,8 +91,9 @@ export const VM_COMMANDS: readonly Command[] = [
       'retry and is never captured from. Journaled (vm.recover); a controller killed in it is finished by `resume`.',
       'If the write does not land, nothing moves: exit 1. HOST must be another than the one the VM lives on (its',
       "state there may be newer than any backup): to write its backups back where it is, run `restore`. The VM's",
-      'host is asked first, as `host check` asks: unless it cannot be reached at all (a timeout, a refused',
-      'connection, no route), it is not lost and nothing is done; --host-lost gives it up all the same.',
+      'host is asked first, as `host check` asks: unless it cannot be reached at all (a refused connection, no',
+      'route; no answer in time and no TCP connection either), it is not lost and nothing is done; --host-lost',
+      'gives it up all the same.',
     ].join('\n'),
     async run(ctx, input) {
       const { recoverVm } = await import('../flows/index.js');

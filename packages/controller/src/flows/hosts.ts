@@ -145,10 +145,12 @@ export interface HostHealth {
    * pin, refused the call): someone is there.
    */
   readonly silent?: boolean;
+  /** Disconnected only: the call ran out of time (maybe connected, and no answer came): `silent` too */
+  readonly timedOut?: boolean;
 }
 
 /** The connection failures that mean nothing is there: the host is down, or gone from the network. */
-const NOTHING_THERE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN']);
+const NOTHING_THERE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND']);
 
 /** A health check: Connected when the agent answers with the pinned key and uuid; a changed key is refused loudly. */
 export async function checkHost(deps: FlowDeps, host: Host): Promise<HostHealth> {
@@ -179,7 +181,8 @@ export async function checkHost(deps: FlowDeps, host: Host): Promise<HostHealth>
       isAgentCallError(error) &&
       (error.failure === 'timeout' ||
         (error.failure === 'unreachable' && NOTHING_THERE.has(error.details.errno ?? '')));
-    health = { state: 'Disconnected', reason, ...(silent ? { silent } : {}) };
+    const timedOut = isAgentCallError(error) && error.failure === 'timeout';
+    health = { state: 'Disconnected', reason, ...(silent ? { silent } : {}), ...(timedOut ? { timedOut } : {}) };
   }
   await markHost(deps, host, health.state, health.reason);
   return health;

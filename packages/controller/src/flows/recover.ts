@@ -2,6 +2,7 @@
 // and what its lost host holds forgotten and scheduled for deletion through the outbox. One journaled flow; a
 // controller killed in it resumes it from its input (the same generations onto the same host) and finishes it once.
 import { randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
 import type { FileType } from '@hostfiles/shared';
 import type { BackupFile, Host, NewPendingDeletion, Operation, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, isFlowError, type FlowDeps } from './deps.js';
@@ -248,9 +249,11 @@ export async function resumeRecover(deps: FlowDeps, operation: Operation): Promi
 }
 
 /**
- * Who answers at the host's address, said as a reason not to recover from it; undefined when nothing does (a
- * timeout, a refused connection, no route). Anything else is someone there: its own agent; another key (a
- * reinstalled host, or someone else at its address); an agent that closes this controller's connection.
+ * Who answers at the host's address, said as a reason not to recover from it; undefined when nothing does: no
+ * answer in time and no connection either (the probe below), a refused connection, no route, a name that no longer
+ * resolves. Anything else is someone there: its own agent; another key (a reinstalled host, or someone else at its
+ * address); an agent that closes this controller's connection, or takes it and never answers (a hung agent, whose
+ * machine may well be running the VM).
  */
 async function whoAnswers(deps: FlowDeps, host: Host): Promise<string | undefined> {
   let health: HostHealth;
@@ -261,5 +264,28 @@ async function whoAnswers(deps: FlowDeps, host: Host): Promise<string | undefine
     throw error;
   }
   if (health.state === 'Connected') return 'answers';
+  if (health.timedOut === true && (await accepts(host.url))) {
+    return `accepts connections, but its agent did not answer in time (${health.reason ?? 'no reason'})`;
+  }
   return health.silent === true ? undefined : `answers, but not as its agent (${health.reason ?? 'no reason'})`;
+}
+
+/** How long the probe of a host that did not answer in time waits for a TCP connection. */
+const PROBE_MS = 3000;
+
+/** Whether a TCP connection to the URL's host and port is made within PROBE_MS (nothing is sent on it). */
+async function accepts(url: string): Promise<boolean> {
+  const { hostname, port, protocol } = new URL(url);
+  const socket = connect({
+    host: hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: Number(port || (protocol === 'https:' ? 443 : 80)),
+    timeout: PROBE_MS,
+  });
+  return new Promise<boolean>((resolve) => {
+    const done = (connected: boolean) => (): void => {
+      socket.destroy();
+      resolve(connected);
+    };
+    socket.once('connect', done(true)).once('timeout', done(false)).once('error', done(false));
+  });
 }
