@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { createSqliteStore, WRITE_FILE } from '@hostfiles/controller';
+import { createSqliteStore, WRITE_FILE, type OperationKind } from '@hostfiles/controller';
 import { signingKeyFromPem, type SigningKey } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import { hostfiles } from './support/cli.js';
@@ -342,7 +342,13 @@ test('serve logs each operation it resumed at start by id, with how it ended and
   const alien = randomUUID();
   const input = { vm: randomUUID(), host: randomUUID(), type: 'NvRam', path: '/x/vars.fd', sha256: 'a'.repeat(64) };
   await store.startOperation({ id: write, kind: WRITE_FILE, subject: input.vm, step: 'write', input });
-  await store.startOperation({ id: alien, kind: 'vm.teleport', subject: 'x', step: 'start', input: {} });
+  await store.startOperation({
+    id: alien,
+    kind: 'vm.teleport' as OperationKind,
+    subject: 'x',
+    step: 'start',
+    input: {},
+  });
   await store.close();
 
   const served = await startServe(['--db', ownDb, '--token-file', tokenFile, '--listen', '127.0.0.1:0']);

@@ -499,7 +499,7 @@ test('only init makes a database: an empty file, or a PostgreSQL schema never in
   // controller sharing the database.
   const made = await hostfiles(['init', '--db', pg.db, '--key', join(dir, 'pg.key')]);
   assert.equal(made.status, 0, made.stderr);
-  const version = /\(schema created, version (\d+)\)/.exec(made.stdout)?.[1];
+  const version = /\(tables created, version (\d+)\)/.exec(made.stdout)?.[1];
   assert.ok(version !== undefined, made.stdout);
   assert.match(
     made.stdout,

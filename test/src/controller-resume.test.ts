@@ -18,6 +18,7 @@ import {
   REMOVE_TPM,
   type FlowDeps,
   type Vm,
+  type OperationKind,
 } from '@hostfiles/controller';
 import { withFleet, type Fleet } from './support/controller.js';
 import { crashAndRestart, crashAt, CRASH_POINTS, type CrashPoint } from './support/crash-controller.js';
@@ -320,7 +321,13 @@ test('a binding left detaching with nothing pending is detached at resume; one s
 test('an operation of an unknown kind is left running; one whose input cannot be read ends failed', async () => {
   await withFleet(1, async (_fleet, ctl) => {
     const store = ctl.deps.store;
-    await store.startOperation({ id: 'later', kind: 'vm.migrate', subject: 'x', step: 'copy', input: {} });
+    await store.startOperation({
+      id: 'later',
+      kind: 'vm.migrate' as OperationKind,
+      subject: 'x',
+      step: 'copy',
+      input: {},
+    });
     await store.startOperation({ id: 'torn', kind: REMOVE_TPM, subject: 'x', step: 'collect', input: { vm: 1 } });
     const resume = await resumeOperations(ctl.deps);
     assert.deepEqual(resume.unknown, ['later']);

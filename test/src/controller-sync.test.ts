@@ -28,6 +28,7 @@ import {
   type Operation,
   type Vm,
   type VmHostFile,
+  type OperationKind,
 } from '@hostfiles/controller';
 import type { AgentHandle } from './support/agent-process.js';
 import { initWorkspace, oneVmOnOneHost } from './support/cli.js';
@@ -271,7 +272,7 @@ test('a sync, fleet sync or restore the controller was killed in is repeated by 
   await withFleet(1, async (fleet, [host0]) => {
     assert.ok(host0);
     const { vm, tpmPath } = await placeVm(fleet, 'vm1', 0);
-    const start = async (id: string, kind: string, input: unknown): Promise<Operation> =>
+    const start = async (id: string, kind: OperationKind, input: unknown): Promise<Operation> =>
       fleet.store.startOperation({ id, kind, subject: vm.uuid, step: 'read', input });
     const sync = await start(randomUUID(), SYNC_VM, { vm: vm.uuid });
     assert.equal(await resumeSync(fleet.deps, sync), 'done');

@@ -67,7 +67,8 @@ export const INIT_COMMANDS: readonly Command[] = [
 
 /** What init did to the database: made it, brought its schema up from an older version, or found it current. */
 function databaseDone(fileCreated: boolean, shared: boolean, schema: { from: number; to: number }): string {
-  const what = shared ? 'schema' : 'database';
+  // In PostgreSQL the schema may have been there (public is): what init made is the tables.
+  const what = shared ? 'tables' : 'database';
   if (fileCreated || schema.from === 0) return `${what} created, version ${schema.to}`;
   const found = shared ? '' : 'exists, ';
   if (schema.from < schema.to) return `${found}schema brought from version ${schema.from} to ${schema.to}`;

@@ -129,7 +129,7 @@ export const OPS_COMMANDS: readonly Command[] = [
       }
       const limit = parseLimit(input.string('limit'));
       const kind = input.string('kind');
-      if (kind !== undefined && !(OPERATION_KINDS as readonly string[]).includes(kind)) {
+      if (kind !== undefined && !isKind(kind)) {
         throw new UsageError(`--kind is one of ${OPERATION_KINDS.join(', ')}, not ${kind}`, HINT);
       }
       const store = await ctx.store();

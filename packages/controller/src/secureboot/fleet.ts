@@ -14,8 +14,8 @@ export interface VmAudit extends StoreAudit {
   readonly vmUuid: string;
   readonly vmName: string;
   readonly hostUuid: string | null;
-  /** the copy audited: when it was stored (a backup) or read (--host), and its path on the host when read; null when
-   * there is none */
+  /** the copy audited: when it was stored (a backup), or for --host when the audit began (its reads go in batches),
+   * and its path on the host when read; null when there is none */
   readonly nvram: {
     readonly sha256: string;
     readonly size: number;

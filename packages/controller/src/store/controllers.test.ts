@@ -64,11 +64,11 @@ for (const engine of ENGINES)
       await register(store, 'b', 10_000);
       await register(store, 'c', 10_000);
       store.actAs('a');
-      await store.startOperation({ id: 'op-a', kind: 'k', subject: 's', step: 'one', input: {} });
+      await store.startOperation({ id: 'op-a', kind: 'vm.sync', subject: 's', step: 'one', input: {} });
       store.actAs(null);
-      await store.startOperation({ id: 'op-none', kind: 'k', subject: 's', step: 'one', input: {} });
+      await store.startOperation({ id: 'op-none', kind: 'vm.sync', subject: 's', step: 'one', input: {} });
       store.actAs('b');
-      await store.startOperation({ id: 'op-b', kind: 'k', subject: 's', step: 'one', input: {} });
+      await store.startOperation({ id: 'op-b', kind: 'vm.sync', subject: 's', step: 'one', input: {} });
       store.actAs(null);
       assert.deepEqual(
         (await store.claimOrphanOperations('c', 50, 0)).map((o) => o.id),

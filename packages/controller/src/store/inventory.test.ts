@@ -145,11 +145,12 @@ for (const engine of ENGINES)
       assert.deepEqual(await store.listUnfinishedOperations(), []);
       await assert.rejects(store.setOperationStep('op1', 'again'), (e) => isStoreError(e, 'conflict'));
       await assert.rejects(store.finishOperation('nope', 'done', null), notFound);
-      await assert.rejects(store.startOperation({ id: 'op1', kind: 'k', subject: 's', step: 'x', input: 1 }), (e) =>
-        isStoreError(e, 'conflict'),
+      await assert.rejects(
+        store.startOperation({ id: 'op1', kind: 'vm.sync', subject: 's', step: 'x', input: 1 }),
+        (e) => isStoreError(e, 'conflict'),
       );
       await assert.rejects(
-        store.startOperation({ id: 'op3', kind: 'k', subject: 's', step: 'x', input: undefined }),
+        store.startOperation({ id: 'op3', kind: 'vm.sync', subject: 's', step: 'x', input: undefined }),
         (e) => isStoreError(e, 'constraint'),
       );
     });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { manualClock, openTempStore } from './test-support.js';
-import type { Store } from './types.js';
+import type { OperationKind, Store } from './types.js';
 
 /** Starts an operation at `at`, finished in `state` unless that is 'running'. */
 async function journal(
@@ -10,7 +10,7 @@ async function journal(
   clock: ReturnType<typeof manualClock>,
   at: number,
   id: string,
-  kind: string,
+  kind: OperationKind,
   state: 'running' | 'done' | 'failed',
 ): Promise<void> {
   clock.set(at);

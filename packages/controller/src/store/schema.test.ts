@@ -108,7 +108,7 @@ for (const engine of ENGINES)
       await assert.rejects(store.upsertFile({ ...fileRow(vm, host, 'NvRam', '/p'), size: -1 }), check);
       await store.addTpm({ uuid: 't1', vmUuid: vm, keyProvider: 'kp' });
       await assert.rejects(store.setKeyBindingState('t1', 'gone' as 'attached'), check);
-      await store.startOperation({ id: 'op', kind: 'k', subject: 's', step: 'a', input: {} });
+      await store.startOperation({ id: 'op', kind: 'vm.sync', subject: 's', step: 'a', input: {} });
       await assert.rejects(store.finishOperation('op', 'exploded' as 'done', null), check);
     });
 

@@ -37,7 +37,7 @@ for (const engine of ENGINES)
   describe(`transactions (${engine})`, onEngine(engine), () => {
     it('serializes concurrent read-modify-write transactions: no update is lost', async (t) => {
       const store = await openStore(t, engine);
-      await store.startOperation({ id: 'counter', kind: 'test', subject: '-', step: 'count', input: null });
+      await store.startOperation({ id: 'counter', kind: 'vm.sync', subject: '-', step: 'count', input: null });
       const N = 40;
       await Promise.all(
         Array.from({ length: N }, () =>
@@ -216,7 +216,7 @@ describe('transactions (postgres)', onEngine('postgres'), () => {
       t.after(() => first.close());
       const second = await createPgStore(PG_TEST_URL, { schema });
       t.after(() => second.close());
-      await first.startOperation({ id: 'counter', kind: 'test', subject: '-', step: 'count', input: null });
+      await first.startOperation({ id: 'counter', kind: 'vm.sync', subject: '-', step: 'count', input: null });
 
       const held = gate(t.signal);
       const release = gate(t.signal);

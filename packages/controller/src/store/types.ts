@@ -238,7 +238,8 @@ export interface Operation {
   readonly createdAt: number;
   readonly updatedAt: number;
 }
-export type NewOperation = Pick<Operation, 'id' | 'kind' | 'subject' | 'step' | 'input'>;
+/** A flow's new operation: its kind one of OPERATION_KIND's, so `ops list --kind` and its names know every one. */
+export type NewOperation = Pick<Operation, 'id' | 'subject' | 'step' | 'input'> & { readonly kind: OperationKind };
 
 /** A running controller process, as the others see it. */
 export interface LiveController {
