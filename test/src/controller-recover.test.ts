@@ -155,37 +155,33 @@ test('recover refusals: no generation, an unknown host; a host that cannot be wr
     assert.deepEqual(await fleet.store.listPendingDeletions(), [], 'nothing scheduled');
     assert.equal((await fleet.store.getVm(vm.uuid))?.epoch, 0);
     await fleet.stop(0);
-    // Something at host0's address that closes every connection at once: someone is there, so not lost either.
-    const closer = createServer((socket) => socket.destroy());
-    await new Promise<void>((resolve) => closer.listen(fleet.agents[0]?.port, '127.0.0.1', resolve));
-    try {
-      await assert.rejects(
-        recoverVm(fleet.deps, 'vm1', 'host1'),
-        (error) =>
-          isFlowError(error) &&
-          /^host_in_use: VM vm1's host host0 answers, but not as its agent \(/.test(error.message),
-      );
-    } finally {
-      await new Promise((resolve) => closer.close(resolve));
-    }
-    // Something there that takes the connection and never answers (a hung agent): no answer in time, but a
-    // connection, so someone is there, and the VM may still run on that machine.
-    const sockets = new Set<Socket>();
-    const hanger = createServer((socket) => sockets.add(socket));
-    await new Promise<void>((resolve) => hanger.listen(fleet.agents[0]?.port, '127.0.0.1', resolve));
-    try {
-      await assert.rejects(
-        recoverVm(fleet.deps, 'vm1', 'host1'),
-        (error) =>
-          isFlowError(error) &&
-          /^host_in_use: VM vm1's host host0 accepts connections, but its agent did not answer in time \(timeout: /.test(
-            error.message,
-          ),
-      );
-    } finally {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => hanger.close(resolve));
-    }
+    // Something at host0's address that closes every connection at once, or takes it and never answers (a hung
+    // agent, on a machine that may still run the VM): someone is there, so not lost either.
+    const refusedWith = async (onConnection: (socket: Socket) => void, reason: RegExp): Promise<void> => {
+      const sockets = new Set<Socket>();
+      const peer = createServer((socket) => {
+        sockets.add(socket);
+        onConnection(socket);
+      });
+      await new Promise<void>((resolve) => peer.listen(fleet.agents[0]?.port, '127.0.0.1', resolve));
+      try {
+        await assert.rejects(
+          recoverVm(fleet.deps, 'vm1', 'host1'),
+          (error) => isFlowError(error) && reason.test(error.message),
+        );
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        await new Promise((resolve) => peer.close(resolve));
+      }
+    };
+    await refusedWith(
+      (socket) => socket.destroy(),
+      /^host_in_use: VM vm1's host host0 answers, but not as its agent \(/,
+    );
+    await refusedWith(
+      () => undefined,
+      /^host_in_use: VM vm1's host host0 accepts connections, but its agent did not answer in time \(timeout: /,
+    );
     assert.equal(existsSync(layout(fleet, 1, vm.uuid).vars), false, 'nothing written on host1');
     // The new host refuses the write (a state it does not know at libvirt's path): nothing moves.
     writeFileSync(layout(fleet, 1, vm.uuid).vars, 'libvirt made this');
