@@ -33,13 +33,12 @@ export function formatRemoval(report: RemovalReport, dryRun = false): string {
     dryRun ? ['VM', 'TPM', 'NVRAM WOULD BE', 'KEY BINDING WOULD BE'] : ['VM', 'TPM', 'NVRAM', 'KEY BINDING'],
     report.vms.map((vm) => [vm.vmName, vm.tpmUuid, vm.nvram, vm.binding]),
   );
-  const rows = fileRows(report.hosts);
   const files = filesTable(report.hosts);
   // Files the flow never sent (their host gone from the inventory) are pending without a host report.
   const listed = new Set(report.hosts.flatMap((h) => h.files.map((f) => `${f.hostUuid}\0${f.path}`)));
   const unsent = report.pending.filter((p) => !listed.has(`${p.hostUuid}\0${p.path}`));
   const extra = unsent.map((p) => `pending ${p.type} ${p.path} on host ${p.hostUuid}: ${p.reason}`);
-  const total = rows.length + unsent.length;
+  const total = report.hosts.reduce((sent, host) => sent + host.files.length, 0) + unsent.length;
   const gone = total - report.pending.length;
   const where = pendingHosts(report.hosts);
   if (dryRun) {

@@ -177,11 +177,10 @@ export async function checkHost(deps: FlowDeps, host: Host): Promise<HostHealth>
       : error instanceof Error
         ? error.message
         : String(error);
-    const silent =
-      isAgentCallError(error) &&
-      (error.failure === 'timeout' ||
-        (error.failure === 'unreachable' && NOTHING_THERE.has(error.details.errno ?? '')));
     const timedOut = isAgentCallError(error) && error.failure === 'timeout';
+    const silent =
+      timedOut ||
+      (isAgentCallError(error) && error.failure === 'unreachable' && NOTHING_THERE.has(error.details.errno ?? ''));
     health = { state: 'Disconnected', reason, ...(silent ? { silent } : {}), ...(timedOut ? { timedOut } : {}) };
   }
   await markHost(deps, host, health.state, health.reason);

@@ -76,27 +76,28 @@ async function refuseUncaptured(
     if (isAgentCallError(error)) return;
     throw error;
   }
-  const busy = own.filter((_, i) => {
-    const found = results[i];
-    return found?.status === 'present' && found.busy;
-  });
-  if (busy.length > 0) {
-    const what = busy.map((row) => `${row.type} state ${row.path}`).join(' and ');
+  /** The VM's states there whose stat is present and passes `test`, named for a message. */
+  const statesWhere = (test: (found: Extract<StatResult, { status: 'present' }>, row: VmHostFile) => boolean) =>
+    own
+      .filter((row, i) => {
+        const found = results[i];
+        return found?.status === 'present' && test(found, row);
+      })
+      .map((row) => `${row.type} state ${row.path}`)
+      .join(' and ');
+  const busy = statesWhere((found) => found.busy);
+  if (busy !== '') {
     throw new FlowError(
       'busy',
-      `VM ${vm.name}'s ${what} on ${host.name} is in use by a running swtpm or QEMU: stop the VM first; nothing ` +
+      `VM ${vm.name}'s ${busy} on ${host.name} is in use by a running swtpm or QEMU: stop the VM first; nothing ` +
         'was written (its other states would have been, and the VM left with two times)',
     );
   }
-  const changed = own.filter((row, i) => {
-    const found = results[i];
-    return found?.status === 'present' && found.sha256 !== row.sha256;
-  });
-  if (changed.length === 0 || force) return;
-  const what = changed.map((row) => `${row.type} state ${row.path}`).join(' and ');
+  const changed = statesWhere((found, row) => found.sha256 !== row.sha256);
+  if (changed === '' || force) return;
   throw new FlowError(
     'conflict',
-    `VM ${vm.name}'s ${what} on ${host.name} changed since it was last recorded, and no backup holds it: ` +
+    `VM ${vm.name}'s ${changed} on ${host.name} changed since it was last recorded, and no backup holds it: ` +
       `\`hostfiles sync ${vm.name}\` captures it first (a restore of an older generation then names it), or ` +
       'force writes over it',
   );
