@@ -242,7 +242,11 @@ test('CLI: vm recover after a host was lost, and the lost host back: its stale c
   const missing = await cli('vm', 'recover', 'a', '--to', 'nohost');
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /no host nohost/);
-  const recovered = JSON.parse(await ok('vm', 'recover', 'a', '--to', 'h1', '--json')) as {
+  // h0's machine refuses connections (only its agent is down, as far as anyone can tell): not lost until said so.
+  const up = await cli('vm', 'recover', 'a', '--to', 'h1');
+  assert.equal(up.status, 1);
+  assert.match(up.stderr, /host_in_use: VM a's host h0 refuses connections: the machine is up.*--host-lost/s);
+  const recovered = JSON.parse(await ok('vm', 'recover', 'a', '--to', 'h1', '--host-lost', '--json')) as {
     epoch: number;
     scheduled: { path: string }[];
     generations: unknown;

@@ -49,9 +49,19 @@ test('host lost, VM recovered elsewhere, old host back: its stale copy deleted, 
       ],
     );
 
-    // host0 is lost: its agent killed, its disk as it was.
+    // host0 is lost: its agent killed, its disk as it was. Its machine still refuses connections, so it is up as far
+    // as anyone can tell and the VM may still run there: not lost until the operator says so.
     await fleet.agents[0]?.stop('SIGKILL');
-    const report = await recoverVm(fleet.deps, 'vm1', 'host1');
+    await assert.rejects(
+      recoverVm(fleet.deps, 'vm1', 'host1'),
+      (error) =>
+        isFlowError(error) &&
+        /^host_in_use: VM vm1's host host0 refuses connections: the machine is up, only its agent is down \(the VM may still run there\): recover is for a lost host.*--host-lost/.test(
+          error.message,
+        ),
+    );
+    assert.equal((await fleet.store.getVm(vm.uuid))?.epoch, 0, 'refused: nothing moved');
+    const report = await recoverVm(fleet.deps, 'vm1', 'host1', { hostLost: true });
     const now = layout(fleet, 1, vm.uuid);
     assert.deepEqual(
       report.files.map((f) => [f.type, f.path, f.status]),
@@ -183,9 +193,10 @@ test('recover refusals: no generation, an unknown host; a host that cannot be wr
       /^host_in_use: VM vm1's host host0 accepts connections, but its agent did not answer in time \(timeout: /,
     );
     assert.equal(existsSync(layout(fleet, 1, vm.uuid).vars), false, 'nothing written on host1');
-    // The new host refuses the write (a state it does not know at libvirt's path): nothing moves.
+    // host0 given up (nothing listens there now; its machine refuses connections). The new host refuses the write
+    // (a state it does not know at libvirt's path): nothing moves.
     writeFileSync(layout(fleet, 1, vm.uuid).vars, 'libvirt made this');
-    const report = await recoverVm(fleet.deps, 'vm1', 'host1');
+    const report = await recoverVm(fleet.deps, 'vm1', 'host1', { hostLost: true });
     assert.equal(report.epoch, null);
     assert.deepEqual(report.scheduled, []);
     assert.deepEqual(
@@ -198,7 +209,10 @@ test('recover refusals: no generation, an unknown host; a host that cannot be wr
     assert.equal((await fleet.store.getOperation(report.operationId))?.state, 'failed');
     // And the host down: refused before anything is journaled (libvirt's layout is asked of it first).
     await fleet.stop(1);
-    await assert.rejects(recoverVm(fleet.deps, 'vm1', 'host1'));
+    await assert.rejects(
+      recoverVm(fleet.deps, 'vm1', 'host1', { hostLost: true }),
+      new RegExp(`ECONNREFUSED 127\\.0\\.0\\.1:${String(fleet.agents[1]?.port)}`),
+    );
     assert.equal((await fleet.store.getVm(vm.uuid))?.epoch, 0);
   });
 });
@@ -223,7 +237,7 @@ test('a recover the controller was killed in, resumed after the VM was recovered
       });
     const orphan = await journaled(host0.uuid, 0, 1);
     // ...then the operator recovered it onto host2 instead, where it runs and its state moved on.
-    const elsewhere = await recoverVm(fleet.deps, 'vm1', 'host2');
+    const elsewhere = await recoverVm(fleet.deps, 'vm1', 'host2', { hostLost: true });
     assert.equal(elsewhere.epoch, 1);
     const onHost2 = layout(fleet, 2, vm.uuid).vars;
     writeFileSync(onHost2, 'newer, on host2');

@@ -43,9 +43,9 @@ test('a real vTPM recovered onto another host after its host was lost answers wi
         [['TpmState', 2, true]],
       );
 
-      // host0 is lost; the VM is recovered onto host1.
+      // host0 is lost (its machine refuses connections: the operator gives it up); the VM is recovered onto host1.
       await fleet.agents[0]?.stop('SIGKILL');
-      const report = await recoverVm(fleet.deps, 'vtpm', 'host1');
+      const report = await recoverVm(fleet.deps, 'vtpm', 'host1', { hostLost: true });
       const state1 = join(r1.TpmState, uuid);
       assert.deepEqual(
         report.files.map((f) => [f.type, f.path, f.status]),

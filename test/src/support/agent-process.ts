@@ -33,6 +33,8 @@ export interface AgentSetup {
   readonly keyFile: string;
   /** HTTPS (the default), or plain HTTP when the config says `listen.tls: false` */
   readonly tls: boolean;
+  /** the address it listens on (the config's `listen.host`, 127.0.0.1 unless a test says otherwise) */
+  readonly listenHost: string;
 }
 
 export interface AgentHandle {
@@ -77,8 +79,21 @@ export function setupAgent(options: SetupOptions = {}): AgentSetup {
     ...options.config,
   };
   writeFileSync(configPath, JSON.stringify(config, null, 2));
-  const tls = (config.listen as { tls?: unknown }).tls !== false;
-  return { dir, hostUuid, configPath, roots, stateDir, controllerKey, outside, keyFile: config.keyFile, tls };
+  const listen = config.listen as { tls?: unknown; host?: unknown };
+  const tls = listen.tls !== false;
+  const listenHost = typeof listen.host === 'string' ? listen.host : '127.0.0.1';
+  return {
+    dir,
+    hostUuid,
+    configPath,
+    roots,
+    stateDir,
+    controllerKey,
+    outside,
+    keyFile: config.keyFile,
+    tls,
+    listenHost,
+  };
 }
 
 export interface StartOptions {
@@ -88,13 +103,21 @@ export interface StartOptions {
   readonly bin?: string;
   /** called with each log line as it comes, before `listening` too (to signal the agent mid-start) */
   readonly onLine?: (line: Record<string, unknown>, child: ChildProcess) => void;
+  /** a command the agent runs under, e.g. `['ip', 'netns', 'exec', NAME]` (default: none) */
+  readonly prefix?: readonly string[];
 }
 
 /** Starts the agent bin and resolves once it logged `listening`. */
 export async function startAgent(setup: AgentSetup = setupAgent(), options: StartOptions = {}): Promise<AgentHandle> {
-  const child = spawn(options.node ?? process.execPath, [options.bin ?? AGENT_BIN, '--config', setup.configPath], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const node = options.node ?? process.execPath;
+  const [command, ...args] = [
+    ...(options.prefix ?? []),
+    node,
+    options.bin ?? AGENT_BIN,
+    '--config',
+    setup.configPath,
+  ];
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
@@ -119,7 +142,7 @@ export async function startAgent(setup: AgentSetup = setupAgent(), options: Star
   });
   // Made by the agent at its first start, or earlier by the test.
   const agentKey = signingKeyFromPem(readFileSync(setup.keyFile, 'utf8'));
-  const url = `${setup.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const url = `${setup.tls ? 'https' : 'http'}://${setup.listenHost}:${port}`;
   const certificate = setup.tls ? certificateFor(agentKey) : null;
   if (certificate !== null) trustAgent(url, certificate, setup.controllerKey);
   return {

@@ -20,9 +20,17 @@ export interface Run {
 export const cleanEnv = (): NodeJS.ProcessEnv =>
   Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('HOSTFILES_')));
 
-/** Runs the binary to its end without blocking this process (agents' and servers' pipes must keep draining). */
-export function hostfiles(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+/**
+ * Runs the binary to its end without blocking this process (agents' and servers' pipes must keep draining); under
+ * `prefix` when given (e.g. `['ip', 'netns', 'exec', NAME]`).
+ */
+export function hostfiles(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  prefix: readonly string[] = [],
+): Promise<Run> {
+  const [command = process.execPath, ...rest] = [...prefix, process.execPath, CLI, ...args];
+  const child = spawn(command, rest, {
     env: { ...cleanEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -381,7 +381,8 @@ async function runFlow(deps: FlowDeps, plan: FlowPlan): Promise<void> {
       await reconcileHost(deps, plan.host, { apply: true, includeUnknown: plan.includeUnknown }, plan.operationId);
       return;
     case RECOVER_VM:
-      await recoverVm(deps, plan.vm, plan.to, {}, plan.operationId);
+      // host0's agent was killed: its machine refuses connections, which only the operator gives up (--host-lost).
+      await recoverVm(deps, plan.vm, plan.to, { hostLost: true }, plan.operationId);
       return;
     case RETRY:
       await retryPendingDeletions(deps, { all: true });

@@ -80,7 +80,7 @@ export const VM_COMMANDS: readonly Command[] = [
       { name: 'force', help: 'write over state hostfiles does not know at a new path on that host' },
       {
         name: 'host-lost',
-        help: "give the VM's host up though something answers at its address (a reinstalled host, a new key, a hung agent)",
+        help: "give the VM's host up though something answers at its address (its agent down, a reinstalled host, a new key, a hung agent)",
       },
     ],
     summary: "after its host was lost: restore a VM's newest generations onto another host and move it there",
@@ -91,9 +91,10 @@ export const VM_COMMANDS: readonly Command[] = [
       'retry and is never captured from. Journaled (vm.recover); a controller killed in it is finished by `resume`.',
       'If the write does not land, nothing moves: exit 1. HOST must be another than the one the VM lives on (its',
       "state there may be newer than any backup): to write its backups back where it is, run `restore`. The VM's",
-      'host is asked first, as `host check` asks: unless it cannot be reached at all (a refused connection, no',
-      'route; no answer in time and no TCP connection either), it is not lost and nothing is done; --host-lost',
-      'gives it up all the same.',
+      'host is asked first, as `host check` asks: unless it cannot be reached at all (no route, a name that no',
+      'longer resolves; no answer in time and no TCP connection either), it is not lost and nothing is done. A',
+      'refused connection is not lost: the machine is up, only its agent is down, and the VM may still run there.',
+      '--host-lost gives the host up all the same.',
     ].join('\n'),
     async run(ctx, input) {
       const { recoverVm } = await import('../flows/index.js');

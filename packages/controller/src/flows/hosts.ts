@@ -140,17 +140,25 @@ export interface HostHealth {
   /** Disconnected only: what the call to its agent met (unreachable, timeout, ...) */
   readonly reason?: string;
   /**
-   * Disconnected only: nothing answered at the host's address — no answer in time, a refused connection, no route,
-   * a name that resolves to nothing. Not so for a peer that answered in any way (closed the connection, failed the
-   * pin, refused the call): someone is there.
+   * Disconnected only: nothing answered at the host's address — no answer in time, no route, a name that resolves
+   * to nothing. Not so for a peer that answered in any way (refused the connection, closed it, failed the pin,
+   * refused the call): someone is there.
    */
   readonly silent?: boolean;
   /** Disconnected only: the call ran out of time (maybe connected, and no answer came): `silent` too */
   readonly timedOut?: boolean;
+  /**
+   * Disconnected only: the connection was refused (ECONNREFUSED). The machine at the address is up and answered;
+   * nothing listens on the agent's port: its agent is down (stopped, crashed, not started yet), its VMs maybe not.
+   */
+  readonly refused?: boolean;
 }
 
-/** The connection failures that mean nothing is there: the host is down, or gone from the network. */
-const NOTHING_THERE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND']);
+/**
+ * The connection failures that mean nothing is there: the host is down, or gone from the network. Not ECONNREFUSED:
+ * a refusal is the host's own kernel answering (see `refused`).
+ */
+const NOTHING_THERE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND']);
 
 /** A health check: Connected when the agent answers with the pinned key and uuid; a changed key is refused loudly. */
 export async function checkHost(deps: FlowDeps, host: Host): Promise<HostHealth> {
@@ -178,10 +186,16 @@ export async function checkHost(deps: FlowDeps, host: Host): Promise<HostHealth>
         ? error.message
         : String(error);
     const timedOut = isAgentCallError(error) && error.failure === 'timeout';
-    const silent =
-      timedOut ||
-      (isAgentCallError(error) && error.failure === 'unreachable' && NOTHING_THERE.has(error.details.errno ?? ''));
-    health = { state: 'Disconnected', reason, ...(silent ? { silent } : {}), ...(timedOut ? { timedOut } : {}) };
+    const errno = isAgentCallError(error) && error.failure === 'unreachable' ? error.details.errno : undefined;
+    const silent = timedOut || NOTHING_THERE.has(errno ?? '');
+    const refused = errno === 'ECONNREFUSED';
+    health = {
+      state: 'Disconnected',
+      reason,
+      ...(silent ? { silent } : {}),
+      ...(timedOut ? { timedOut } : {}),
+      ...(refused ? { refused } : {}),
+    };
   }
   await markHost(deps, host, health.state, health.reason);
   return health;

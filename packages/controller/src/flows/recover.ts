@@ -250,10 +250,10 @@ export async function resumeRecover(deps: FlowDeps, operation: Operation): Promi
 
 /**
  * Who answers at the host's address, said as a reason not to recover from it; undefined when nothing does: no
- * answer in time and no connection either (the probe below), a refused connection, no route, a name that no longer
- * resolves. Anything else is someone there: its own agent; another key (a reinstalled host, or someone else at its
- * address); an agent that closes this controller's connection, or takes it and never answers (a hung agent, whose
- * machine may well be running the VM).
+ * answer in time and no connection either (the probe below), no route, a name that no longer resolves. Anything
+ * else is someone there: its own agent; another key (a reinstalled host, or someone else at its address); a machine
+ * that refuses the connection (up, its agent down: its VMs may well be running); an agent that closes this
+ * controller's connection, or takes it and never answers (a hung agent, whose machine may well be running the VM).
  */
 async function whoAnswers(deps: FlowDeps, host: Host): Promise<string | undefined> {
   let health: HostHealth;
@@ -264,6 +264,9 @@ async function whoAnswers(deps: FlowDeps, host: Host): Promise<string | undefine
     throw error;
   }
   if (health.state === 'Connected') return 'answers';
+  if (health.refused === true) {
+    return 'refuses connections: the machine is up, only its agent is down (the VM may still run there)';
+  }
   if (health.timedOut === true && (await accepts(host.url))) {
     return `accepts connections, but its agent did not answer in time (${health.reason ?? 'no reason'})`;
   }
