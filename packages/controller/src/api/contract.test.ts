@@ -176,16 +176,17 @@ test('without agents: inventory, errors of every kind, the outbox of a write who
   assert.deepEqual([retried.attempted, retried.stillPending], [1, 1]);
 
   // The journal: the write whose outcome is unknown ended failed, saying why, as did the reconcile of a host down.
-  type Ops = { operations: { id: string; kind: string; state: string; report: { error?: string } | null }[] };
+  type Op = { id: string; kind: string; state: string; subjectName: string; report: { error?: string } | null };
+  type Ops = { operations: Op[] };
   const all = expectStatus(await call<Ops>('GET', '/v1/operations'), 200).operations;
   assert.deepEqual(
-    all.map((o) => [o.kind, o.state]),
+    all.map((o) => [o.kind, o.state, o.subjectName]),
     [
-      ['file.write', 'failed'],
-      ['host.reconcile', 'failed'],
-      ['vm.sync', 'done'],
+      ['file.write', 'failed', 'a'],
+      ['host.reconcile', 'failed', 'h0'],
+      ['vm.sync', 'done', 'a'],
     ],
-    'newest first',
+    'newest first, each named',
   );
   const failedWrites = expectStatus(
     await call<Ops>('GET', '/v1/operations?state=failed&kind=file.write&limit=1'),
@@ -201,10 +202,13 @@ test('without agents: inventory, errors of every kind, the outbox of a write who
     expectError(await call('GET', `/v1/operations?${query}`), 400, 'bad_request');
   }
   const one = expectStatus(
-    await call<{ id: string; input: { path?: string } }>('GET', `/v1/operations/${all[0]?.id ?? ''}`),
+    await call<{ id: string; subjectName: string; input: { path?: string } }>(
+      'GET',
+      `/v1/operations/${all[0]?.id ?? ''}`,
+    ),
     200,
   );
-  assert.deepEqual([one.id, one.input.path], [all[0]?.id, nvram]);
+  assert.deepEqual([one.id, one.subjectName, one.input.path], [all[0]?.id, all[0]?.subjectName, nvram]);
   expectError(await call('GET', `/v1/operations/${randomUUID()}`), 404, 'not_found');
 
   const removal = expectStatus(

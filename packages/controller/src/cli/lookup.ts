@@ -16,17 +16,4 @@ export async function findVm(store: StoreReads, ref: string): Promise<Vm> {
   return vm;
 }
 
-export interface Names {
-  host(uuid: string | null): string;
-  vm(uuid: string): string;
-}
-
-/** Names for display; a row that is gone (a destroyed VM's pending deletion) shows its uuid. */
-export async function loadNames(store: StoreReads): Promise<Names> {
-  const hosts = new Map((await store.listHosts()).map((h) => [h.uuid, h.name]));
-  const vms = new Map((await store.listVms()).map((v) => [v.uuid, v.name]));
-  return {
-    host: (uuid) => (uuid === null ? '-' : (hosts.get(uuid) ?? uuid)),
-    vm: (uuid) => vms.get(uuid) ?? uuid,
-  };
-}
+export { loadNames, type Names } from '../store/types.js';

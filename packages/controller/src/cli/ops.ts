@@ -1,16 +1,16 @@
 // `hostfiles ops list|show`: the journal of flows, as an operator reads it.
 import { DEFAULT_OPERATIONS_LIMIT, MAX_OPERATIONS_LIMIT } from '../api/limits.js';
 import {
-  OPERATION_KIND,
+  isOperationKind,
+  nameOperation,
   OPERATION_KINDS,
   OPERATION_STATES,
-  type Operation,
-  type OperationKind,
+  type NamedOperation,
   type OperationState,
 } from '../store/types.js';
 import { firstArg, type Command } from './command.js';
 import { CliError, UsageError } from './errors.js';
-import { loadNames, type Names } from './lookup.js';
+import { loadNames } from './lookup.js';
 import { formatTime, table } from './output.js';
 
 // The API's bounds: the command line lists no more at once than GET /v1/operations.
@@ -60,36 +60,6 @@ export function reportError(report: unknown, state: OperationState = 'failed'): 
   return errors.length > 1 ? `${first} (and ${errors.length - 1} more)` : first;
 }
 
-/** What each kind's subject holds: a VM's uuid (a removal's: its VMs', comma-separated), a host's, or `fleet`. */
-const SUBJECT_OF: Readonly<Record<OperationKind, 'vm' | 'host' | 'fleet'>> = {
-  [OPERATION_KIND.removeTpm]: 'vm',
-  [OPERATION_KIND.destroyVm]: 'vm',
-  [OPERATION_KIND.syncVm]: 'vm',
-  [OPERATION_KIND.restoreVm]: 'vm',
-  [OPERATION_KIND.recoverVm]: 'vm',
-  [OPERATION_KIND.adoptVm]: 'vm',
-  [OPERATION_KIND.writeFile]: 'vm',
-  [OPERATION_KIND.reconcileHost]: 'host',
-  [OPERATION_KIND.repinHost]: 'host',
-  [OPERATION_KIND.removeHost]: 'host',
-  [OPERATION_KIND.syncFleet]: 'fleet',
-};
-
-const isKind = (kind: string): kind is OperationKind => (OPERATION_KINDS as readonly string[]).includes(kind);
-
-/**
- * An operation's subject as an operator reads it: each VM's or host's name (as its kind tells which) while its row
- * exists, else its uuid (a destroyed VM, a removed host). The journal keeps the uuids: a name can be given again.
- */
-export function subjectName(operation: Operation, names: Names): string {
-  const of = isKind(operation.kind) ? SUBJECT_OF[operation.kind] : 'fleet';
-  if (of === 'fleet') return operation.subject;
-  return operation.subject
-    .split(',')
-    .map((uuid) => (of === 'vm' ? names.vm(uuid) : names.host(uuid)))
-    .join(',');
-}
-
 function parseLimit(value: string | undefined): number {
   if (value === undefined) return DEFAULT_OPS_LIMIT;
   const limit = /^\d{1,4}$/.test(value) ? Number(value) : NaN;
@@ -129,7 +99,7 @@ export const OPS_COMMANDS: readonly Command[] = [
       }
       const limit = parseLimit(input.string('limit'));
       const kind = input.string('kind');
-      if (kind !== undefined && !isKind(kind)) {
+      if (kind !== undefined && !isOperationKind(kind)) {
         throw new UsageError(`--kind is one of ${OPERATION_KINDS.join(', ')}, not ${kind}`, HINT);
       }
       const store = await ctx.store();
@@ -139,7 +109,7 @@ export const OPS_COMMANDS: readonly Command[] = [
         ...(kind === undefined ? {} : { kind }),
       });
       const names = await loadNames(store);
-      const listed = operations.map((o) => ({ ...o, subjectName: subjectName(o, names) }));
+      const listed = operations.map((o) => nameOperation(o, names));
       ctx.print(listed, () =>
         listed.length === 0
           ? 'no operations'
@@ -169,13 +139,13 @@ export const OPS_COMMANDS: readonly Command[] = [
       const store = await ctx.store();
       const operation = await store.getOperation(id);
       if (operation === null) throw new CliError(`no operation ${id}`);
-      const named = { ...operation, subjectName: subjectName(operation, await loadNames(store)) };
+      const named = nameOperation(operation, await loadNames(store));
       ctx.print(named, () => formatOperation(named));
     },
   },
 ];
 
-function formatOperation(o: Operation & { readonly subjectName: string }): string {
+function formatOperation(o: NamedOperation): string {
   const error = reportError(o.report, o.state);
   return [
     `operation ${o.id}`,

@@ -437,3 +437,55 @@ export interface Store extends StoreReads, StoreWrites {
   /** Waits for the queued work, then closes the database; later calls fail with 'io'. */
   close(): Promise<void>;
 }
+
+/** Names for display; a row that is gone (a destroyed VM's pending deletion) shows its uuid. */
+export interface Names {
+  host(uuid: string | null): string;
+  vm(uuid: string): string;
+}
+
+export async function loadNames(store: Pick<StoreReads, 'listHosts' | 'listVms'>): Promise<Names> {
+  const hosts = new Map((await store.listHosts()).map((h) => [h.uuid, h.name]));
+  const vms = new Map((await store.listVms()).map((v) => [v.uuid, v.name]));
+  return {
+    host: (uuid) => (uuid === null ? '-' : (hosts.get(uuid) ?? uuid)),
+    vm: (uuid) => vms.get(uuid) ?? uuid,
+  };
+}
+
+/** What each kind's subject holds: a VM's uuid (a removal's: its VMs', comma-separated), a host's, or `fleet`. */
+const SUBJECT_OF: Readonly<Record<OperationKind, 'vm' | 'host' | 'fleet'>> = {
+  [OPERATION_KIND.removeTpm]: 'vm',
+  [OPERATION_KIND.destroyVm]: 'vm',
+  [OPERATION_KIND.syncVm]: 'vm',
+  [OPERATION_KIND.restoreVm]: 'vm',
+  [OPERATION_KIND.recoverVm]: 'vm',
+  [OPERATION_KIND.adoptVm]: 'vm',
+  [OPERATION_KIND.writeFile]: 'vm',
+  [OPERATION_KIND.reconcileHost]: 'host',
+  [OPERATION_KIND.repinHost]: 'host',
+  [OPERATION_KIND.removeHost]: 'host',
+  [OPERATION_KIND.syncFleet]: 'fleet',
+};
+
+export const isOperationKind = (kind: string): kind is OperationKind =>
+  (OPERATION_KINDS as readonly string[]).includes(kind);
+
+/** An operation as `ops list --json` and `GET /v1/operations` give it: its uuids in `subject`, names beside them. */
+export type NamedOperation = Operation & { readonly subjectName: string };
+
+/**
+ * An operation's subject as an operator reads it: each VM's or host's name (as its kind tells which) while its row
+ * exists, else its uuid (a destroyed VM, a removed host). The journal keeps the uuids: a name can be given again.
+ */
+export function nameOperation(operation: Operation, names: Names): NamedOperation {
+  const of = isOperationKind(operation.kind) ? SUBJECT_OF[operation.kind] : 'fleet';
+  const subjectName =
+    of === 'fleet'
+      ? operation.subject
+      : operation.subject
+          .split(',')
+          .map((uuid) => (of === 'vm' ? names.vm(uuid) : names.host(uuid)))
+          .join(',');
+  return { ...operation, subjectName };
+}

@@ -5,11 +5,12 @@ import {
   GENERATION_SOURCES,
   HOST_STATES,
   KEY_BINDING_STATES,
+  OPERATION_KINDS,
   OPERATION_STATES,
   type BackupFile,
   type Host,
   type KeyBinding,
-  type Operation,
+  type NamedOperation,
   type PendingDeletion,
   type Tpm,
   type TpmWithBinding,
@@ -160,13 +161,18 @@ export const pendingDeletion = component(
 
 export const operation = component(
   'Operation',
-  of<Operation>()(
+  of<NamedOperation>()(
     z.strictObject({
       id: uuid,
-      kind: meta(z.string(), {
-        description: 'tpm.remove, vm.destroy, vm.sync, fleet.sync, vm.restore, vm.adopt, host.reconcile, file.write',
+      kind: meta(z.string(), { description: OPERATION_KINDS.join(', ') }),
+      subject: meta(z.string(), {
+        description: "what it is about: a VM's uuid (a removal's VMs', comma-separated), a host's, or `fleet`",
       }),
-      subject: meta(z.string(), { description: 'what it is about: a VM uuid (several, comma-separated), a host uuid' }),
+      subjectName: meta(z.string(), {
+        description:
+          "the subject as an operator reads it: each VM's or host's name while its row exists, else its uuid (a " +
+          'destroyed VM, a removed host)',
+      }),
       step: z.string(),
       state: meta(z.enum(OPERATION_STATES), {
         description:

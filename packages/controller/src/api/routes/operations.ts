@@ -1,9 +1,10 @@
-// The journal of flows: every operation, newest first, and one by id.
+// The journal of flows: every operation, newest first, and one by id; each with its subject's names (subjectName).
 import type { Hono } from 'hono';
 import { readQuery } from '../body.js';
 import type { ApiContext } from '../deps.js';
 import { ApiError } from '../errors.js';
 import { DEFAULT_OPERATIONS_LIMIT, listOperationsQuery } from '../schemas.js';
+import { loadNames, nameOperation } from '../../store/types.js';
 
 export function operationRoutes(app: Hono, { flows }: ApiContext): void {
   app.get('/v1/operations', async (c) => {
@@ -13,13 +14,14 @@ export function operationRoutes(app: Hono, { flows }: ApiContext): void {
       ...(state === undefined ? {} : { state }),
       ...(kind === undefined ? {} : { kind }),
     });
-    return c.json({ operations });
+    const names = await loadNames(flows.store);
+    return c.json({ operations: operations.map((o) => nameOperation(o, names)) });
   });
 
   app.get('/v1/operations/:id', async (c) => {
     const id = c.req.param('id');
     const operation = await flows.store.getOperation(id);
     if (operation === null) throw new ApiError('not_found', `no operation ${id}`);
-    return c.json(operation);
+    return c.json(nameOperation(operation, await loadNames(flows.store)));
   });
 }
