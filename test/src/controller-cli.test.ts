@@ -376,7 +376,7 @@ test("a state path's trailing slash (shell completion of a directory) is dropped
   assert.deepEqual(await recorded(), [tpmDir]);
 });
 
-test("ops list names each operation's subject by its kind: a VM's or host's name while its row exists, else its uuid; pending list after vm destroy shows the VM's uuid", async (t) => {
+test("ops list names each operation's subject by its kind: a VM's or host's name while its row exists, else its uuid; pending list after vm destroy shows the name the VM had", async (t) => {
   const workspace = await initWorkspace(t, 'hostfiles-subjects-');
   const { ok, cli } = workspace;
   const { agent, varsPath } = await oneVmOnOneHost(t, workspace);
@@ -440,18 +440,19 @@ test("ops list names each operation's subject by its kind: a VM's or host's name
   assert.match(await ok('ops', 'show', aWrite?.id ?? ''), new RegExp(`^  subject: +a \\(${a}\\)$`, 'm'));
   assert.match(await ok('ops', 'show', bWrite?.id ?? ''), new RegExp(`^  subject: +${b}$`, 'm'));
 
-  // The outbox after the destroy: the VM's row went with it, and its name with it (only the destroy's journaled report
-  // still says it, and nothing finds that by VM but a scan of the journal): the uuid is what is shown.
+  // The outbox after the destroy: the VM's row went with it, but each deletion kept the name it had when it was
+  // scheduled.
   const pending = JSON.parse(await ok('pending', 'list', '--json')) as {
     vmUuid: string;
     vmName: string;
+    vmDestroyed: boolean;
     path: string;
   }[];
   assert.deepEqual(
-    pending.map((p) => [p.path, p.vmUuid, p.vmName]),
-    [[bTpm, b, b]],
+    pending.map((p) => [p.path, p.vmUuid, p.vmName, p.vmDestroyed]),
+    [[bTpm, b, 'b', true]],
   );
-  assert.match((await cli('pending', 'list')).stdout, new RegExp(`^h0 +TpmState +${bTpm} +${b} +`, 'm'));
+  assert.match((await cli('pending', 'list')).stdout, new RegExp(`^h0 +TpmState +${bTpm} +b \\(destroyed\\) +`, 'm'));
 });
 
 test('demo has no --json output: asked for it, it is refused before anything starts', async () => {

@@ -14,23 +14,28 @@ export const PENDING_COMMANDS: readonly Command[] = [
       const store = await ctx.store();
       const rows = await store.listPendingDeletions();
       const names = await loadNames(store);
-      ctx.print(
-        rows.map((row) => ({ ...row, hostName: names.host(row.hostUuid), vmName: names.vm(row.vmUuid) })),
-        () =>
-          rows.length === 0
-            ? 'nothing pending'
-            : table(
-                ['HOST', 'TYPE', 'PATH', 'VM', 'ATTEMPTS', 'NEXT ATTEMPT', 'LAST ERROR'],
-                rows.map((row) => [
-                  names.host(row.hostUuid),
-                  row.type,
-                  row.path,
-                  names.vm(row.vmUuid),
-                  String(row.attempts),
-                  formatTime(row.nextAttemptAt),
-                  row.lastError ?? '',
-                ]),
-              ),
+      // The VM's name while its row exists; once it is gone (destroyed), the name it had when the deletion was
+      // scheduled, else its uuid.
+      const listed = rows.map((row) => {
+        const current = names.vm(row.vmUuid);
+        const stored = current === row.vmUuid ? row.vmName : null;
+        return { ...row, hostName: names.host(row.hostUuid), vmName: stored ?? current, vmDestroyed: stored !== null };
+      });
+      ctx.print(listed, () =>
+        listed.length === 0
+          ? 'nothing pending'
+          : table(
+              ['HOST', 'TYPE', 'PATH', 'VM', 'ATTEMPTS', 'NEXT ATTEMPT', 'LAST ERROR'],
+              listed.map((row) => [
+                row.hostName,
+                row.type,
+                row.path,
+                row.vmDestroyed ? `${row.vmName} (destroyed)` : row.vmName,
+                String(row.attempts),
+                formatTime(row.nextAttemptAt),
+                row.lastError ?? '',
+              ]),
+            ),
       );
     },
   },

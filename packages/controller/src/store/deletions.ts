@@ -80,11 +80,15 @@ export function deletionWrites({ sql, now }: Context) {
         // neither engine then has to guess). No min(a, b): SQLite's scalar form is PostgreSQL's least().
         const [result] = await sql.all<PendingRow>(
           `INSERT INTO pending_deletions AS p
-             (host_uuid, type, path, vm_uuid, tpm_uuid, attempts, next_attempt_at, last_error, expect_sha256, created_at)
-           VALUES ($hostUuid, $type, $path, $vmUuid, $tpmUuid, 0, $nextAttemptAt, $lastError, $expectSha256, $createdAt)
+             (host_uuid, type, path, vm_uuid, vm_name, tpm_uuid, attempts, next_attempt_at, last_error, expect_sha256,
+              created_at)
+           VALUES ($hostUuid, $type, $path, $vmUuid, (SELECT name FROM vms WHERE uuid = $vmUuid), $tpmUuid, 0,
+                   $nextAttemptAt, $lastError, $expectSha256, $createdAt)
            ON CONFLICT (host_uuid, path) DO UPDATE SET
              type = excluded.type,
              vm_uuid = excluded.vm_uuid,
+             vm_name = CASE WHEN excluded.vm_uuid = p.vm_uuid THEN coalesce(excluded.vm_name, p.vm_name)
+                            ELSE excluded.vm_name END,
              tpm_uuid = coalesce(excluded.tpm_uuid, p.tpm_uuid),
              next_attempt_at = CASE WHEN excluded.next_attempt_at < p.next_attempt_at THEN excluded.next_attempt_at
                                     ELSE p.next_attempt_at END,

@@ -69,6 +69,7 @@ describe('migrations', () => {
       { version: 4, name: 'controllers', applied_at: 42 },
       { version: 5, name: 'generations', applied_at: 42 },
       { version: 6, name: 'settings', applied_at: 42 },
+      { version: 7, name: 'pending-vm-name', applied_at: 42 },
     ]);
   });
 
@@ -414,4 +415,73 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(await keepAfterMigration(t, engine, []), 5);
     });
   });
+}
+
+/** A host, a VM, and two pending deletions: one of that VM, one of a VM no row names (an orphan reconcile found). */
+const PENDING_BEFORE_NAMES = `
+  INSERT INTO hosts (uuid, name, url, public_key, key_id, state, last_seen_at, created_at)
+    VALUES ('h1', 'h1', 'http://h1', 'pk', '0011223344556677', 'Connected', NULL, 1);
+  INSERT INTO vms (uuid, name, host_uuid, boot_mode, secure_boot, created_at) VALUES ('vm1', 'vm1', 'h1', 'UEFI', 0, 1);
+  INSERT INTO pending_deletions (host_uuid, type, path, vm_uuid, tpm_uuid, attempts, next_attempt_at, last_error,
+      created_at, expect_sha256)
+    VALUES ('h1', 'NvRam', '/n/vm1_VARS.fd', 'vm1', NULL, 0, 1, NULL, 1, NULL),
+           ('h1', 'NvRam', '/n/other_VARS.fd', '00000000-0000-0000-0000-000000000000', NULL, 0, 1, NULL, 1, NULL);`;
+
+for (const engine of ['sqlite', 'postgres'] as const) {
+  describe(`migration ${engine === 'sqlite' ? 7 : 5} (pending-vm-name, ${engine})`, onEngine(engine), () => {
+    it("names a pending deletion's VM where its row exists; a new deletion keeps its VM's name past the VM", async (t) => {
+      const store = await pendingMigrated(t, engine);
+      assert.deepEqual(
+        (await store.listPendingDeletions()).map((p) => [p.path, p.vmName]).sort(),
+        [
+          ['/n/other_VARS.fd', null],
+          ['/n/vm1_VARS.fd', 'vm1'],
+        ],
+      );
+      await store.transaction(async (tx) => {
+        await tx.addPendingDeletions([
+          {
+            hostUuid: 'h1',
+            type: 'TpmState',
+            path: '/t/vm1',
+            vmUuid: 'vm1',
+            tpmUuid: null,
+            nextAttemptAt: 1,
+            lastError: null,
+          },
+        ]);
+        await tx.removeVm('vm1');
+      });
+      assert.deepEqual(
+        (await store.listPendingDeletions({ vmUuid: 'vm1' })).map((p) => [p.path, p.vmName]),
+        [
+          ['/n/vm1_VARS.fd', 'vm1'],
+          ['/t/vm1', 'vm1'],
+        ],
+        'the VM gone, its name kept',
+      );
+    });
+  });
+}
+
+async function pendingMigrated(t: TestContext, engine: 'sqlite' | 'postgres') {
+  if (engine === 'sqlite') {
+    const path = join(await tempDir(t), 'v6.db');
+    const connection = await connect(t, path);
+    assert.equal(await migrate(connection, MIGRATIONS.slice(0, 6), () => 1), 6);
+    await connection.transaction((sql) => sql.exec(PENDING_BEFORE_NAMES));
+    await connection.close();
+    const store = await createSqliteStore(path);
+    t.after(() => store.close());
+    return store;
+  }
+  const schema = tempSchema(t);
+  const connection = openPgConnection({ url: PG_TEST_URL, schema });
+  await connection.transaction((sql) => sql.exec(`CREATE SCHEMA ${schema}`));
+  assert.equal(await migrate(connection, PG_MIGRATIONS.slice(0, 4), () => 1, MIGRATIONS_TABLE.postgres), 4);
+  await connection.transaction((sql) => sql.exec(PENDING_BEFORE_NAMES));
+  await connection.close();
+  const store = await createPgStore(PG_TEST_URL, { schema });
+  t.after(() => store.close());
+  return store;
 }

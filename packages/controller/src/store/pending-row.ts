@@ -7,6 +7,7 @@ export interface PendingRow {
   type: FileType;
   path: string;
   vm_uuid: string;
+  vm_name: string | null;
   tpm_uuid: string | null;
   attempts: number;
   next_attempt_at: number;
@@ -16,7 +17,7 @@ export interface PendingRow {
 }
 
 export const PENDING_COLUMNS =
-  'id, host_uuid, type, path, vm_uuid, tpm_uuid, attempts, next_attempt_at, last_error, expect_sha256, created_at';
+  'id, host_uuid, type, path, vm_uuid, vm_name, tpm_uuid, attempts, next_attempt_at, last_error, expect_sha256, created_at';
 
 export const toPending = (r: PendingRow): PendingDeletion => ({
   id: r.id,
@@ -24,6 +25,7 @@ export const toPending = (r: PendingRow): PendingDeletion => ({
   type: r.type,
   path: r.path,
   vmUuid: r.vm_uuid,
+  vmName: r.vm_name,
   tpmUuid: r.tpm_uuid,
   attempts: r.attempts,
   nextAttemptAt: r.next_attempt_at,

@@ -196,6 +196,11 @@ export interface PendingDeletion {
   readonly type: FileType;
   readonly path: string;
   readonly vmUuid: string;
+  /**
+   * The VM's name when the deletion was scheduled (the store reads it then), so a destroyed VM's deletions still say
+   * whose they were; null for state of no VM known (an orphan reconcile found), and for rows older than the column.
+   */
+  readonly vmName: string | null;
   /** The removed TPM whose binding waits for this deletion; null for files of no TPM (NVRAM, destroyed VMs). */
   readonly tpmUuid: string | null;
   readonly attempts: number;
@@ -208,7 +213,7 @@ export interface PendingDeletion {
   readonly expectSha256: string | null;
   readonly createdAt: number;
 }
-export type NewPendingDeletion = Omit<PendingDeletion, 'id' | 'attempts' | 'createdAt' | 'expectSha256'> & {
+export type NewPendingDeletion = Omit<PendingDeletion, 'id' | 'vmName' | 'attempts' | 'createdAt' | 'expectSha256'> & {
   readonly expectSha256?: string | null;
 };
 

@@ -147,6 +147,11 @@ export const pendingDeletion = component(
       type: fileType,
       path,
       vmUuid: uuidWith('the nil uuid for unknown state that reconcile scheduled'),
+      vmName: meta(z.string().nullable(), {
+        description:
+          "the VM's name when the deletion was scheduled, so a destroyed VM's deletions still say whose they were; " +
+          'null for state of no VM known, and for deletions scheduled before this field',
+      }),
       tpmUuid: uuid.nullable(),
       attempts: count,
       nextAttemptAt: time,

@@ -5,6 +5,7 @@ import { MIGRATION_003 } from './003-pinned-certificates.js';
 import { MIGRATION_004 } from './004-controllers.js';
 import { MIGRATION_005 } from './005-generations.js';
 import { MIGRATION_006 } from './006-settings.js';
+import { MIGRATION_007 } from './007-pending-vm-name.js';
 import type { Migration } from './migration.js';
 
 export type { Migration };
@@ -15,4 +16,5 @@ export const MIGRATIONS: readonly Migration[] = [
   MIGRATION_004,
   MIGRATION_005,
   MIGRATION_006,
+  MIGRATION_007,
 ];

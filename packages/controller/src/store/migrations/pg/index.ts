@@ -5,10 +5,12 @@ import { PG_MIGRATION_001 } from './001-initial.js';
 import { PG_MIGRATION_002 } from './002-controllers.js';
 import { PG_MIGRATION_003 } from './003-generations.js';
 import { PG_MIGRATION_004 } from './004-settings.js';
+import { PG_MIGRATION_005 } from './005-pending-vm-name.js';
 
 export const PG_MIGRATIONS: readonly Migration[] = [
   PG_MIGRATION_001,
   PG_MIGRATION_002,
   PG_MIGRATION_003,
   PG_MIGRATION_004,
+  PG_MIGRATION_005,
 ];
