@@ -92,7 +92,7 @@ test('a host that is down: unreachable after every attempt', async () => {
     client(2).send({ ...target, url, certificate: null }, 'files.list', { types: ['NvRam'] }),
   );
   assert.ok(isAgentCallError(error));
-  assert.deepEqual([error.failure, error.details.attempts, error.details.errno], ['unreachable', 3, 'ECONNREFUSED']);
+  assert.deepEqual([error.failure, error.details.attempts, error.details.errnos], ['unreachable', 3, ['ECONNREFUSED']]);
 });
 
 test('timeouts and 5xx are retried with the very same signed bytes', async (t) => {

@@ -1,6 +1,7 @@
 // The `hostfiles` command line as an operator meets it: the real binary, a real database file, real agents.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
@@ -405,8 +406,16 @@ test("ops list names each operation's subject by its kind: a VM's or host's name
   await ok('tpm', 'remove', 'a', 'c');
   await ok('vm', 'destroy', 'c');
   await ok('host', 'remove', 'h1');
+  // A VM named by its own uuid, whose TPM is removed while its host is down: a live VM's deletion, never shown as
+  // destroyed.
+  const self = randomUUID();
+  await ok('vm', 'add', self, '--host', 'h0', '--uuid', self);
+  await ok('tpm', 'add', self);
+  const selfTpm = join(agent.setup.roots.TpmState, self, 'tpm2-00.permall');
+  await ok('file', 'write', self, '--type', 'TpmState', '--path', selfTpm, '--from', from);
   // b's host is down when b is destroyed: its state's deletion waits in the outbox, under b's uuid alone.
   await agent.stop();
+  await ok('tpm', 'remove', self);
   await ok('vm', 'destroy', 'b');
 
   type Op = { kind: string; subject: string; subjectName: string };
@@ -424,6 +433,8 @@ test("ops list names each operation's subject by its kind: a VM's or host's name
       ['tpm.remove', `${a},${c}`, `a,${c}`],
       ['vm.destroy', c, c],
       ['host.remove', h1, h1],
+      ['file.write', self, self],
+      ['tpm.remove', self, self],
       ['vm.destroy', b, b],
     ],
   );
@@ -436,7 +447,7 @@ test("ops list names each operation's subject by its kind: a VM's or host's name
   assert.match(listed, row('vm.destroy', b));
   assert.match(listed, row('fleet.sync', 'fleet'));
   // ops show: the name beside the uuid while the VM exists; the uuid alone once it is gone.
-  const [bWrite, aWrite] = JSON.parse(await ok('ops', 'list', '--kind', 'file.write', '--json')) as { id: string }[];
+  const [, bWrite, aWrite] = JSON.parse(await ok('ops', 'list', '--kind', 'file.write', '--json')) as { id: string }[];
   assert.match(await ok('ops', 'show', aWrite?.id ?? ''), new RegExp(`^  subject: +a \\(${a}\\)$`, 'm'));
   assert.match(await ok('ops', 'show', bWrite?.id ?? ''), new RegExp(`^  subject: +${b}$`, 'm'));
 
@@ -449,9 +460,13 @@ test("ops list names each operation's subject by its kind: a VM's or host's name
     path: string;
   }[];
   assert.deepEqual(
-    pending.map((p) => [p.path, p.vmUuid, p.vmName, p.vmDestroyed]),
-    [[bTpm, b, 'b', true]],
+    pending.map((p) => [p.path, p.vmUuid, p.vmName, p.vmDestroyed]).sort(),
+    [
+      [bTpm, b, 'b', true],
+      [selfTpm, self, self, false],
+    ].sort(),
   );
+  assert.match((await cli('pending', 'list')).stdout, new RegExp(`^h0 +TpmState +${selfTpm} +${self} +\\d`, 'm'));
   assert.match((await cli('pending', 'list')).stdout, new RegExp(`^h0 +TpmState +${bTpm} +b \\(destroyed\\) +`, 'm'));
 });
 

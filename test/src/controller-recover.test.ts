@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -167,11 +167,11 @@ test('recover refusals: no generation, an unknown host; a host that cannot be wr
     await fleet.stop(0);
     // Something at host0's address that closes every connection at once, or takes it and never answers (a hung
     // agent, on a machine that may still run the VM): someone is there, so not lost either.
-    const refusedWith = async (onConnection: (socket: Socket) => void, reason: RegExp): Promise<void> => {
+    const refusedWith = async (onConnection: (socket: Socket, peer: Server) => void, reason: RegExp): Promise<void> => {
       const sockets = new Set<Socket>();
       const peer = createServer((socket) => {
         sockets.add(socket);
-        onConnection(socket);
+        onConnection(socket, peer);
       });
       await new Promise<void>((resolve) => peer.listen(fleet.agents[0]?.port, '127.0.0.1', resolve));
       try {
@@ -181,7 +181,7 @@ test('recover refusals: no generation, an unknown host; a host that cannot be wr
         );
       } finally {
         for (const socket of sockets) socket.destroy();
-        await new Promise((resolve) => peer.close(resolve));
+        if (peer.listening) await new Promise((resolve) => peer.close(resolve));
       }
     };
     await refusedWith(
@@ -192,6 +192,11 @@ test('recover refusals: no generation, an unknown host; a host that cannot be wr
       () => undefined,
       /^host_in_use: VM vm1's host host0 accepts connections, but its agent did not answer in time \(timeout: /,
     );
+    // A hung agent that goes away (killed, restarted) between the call that timed out and the bare connection made
+    // after it: the refusal of that connection is the machine answering.
+    await refusedWith((_socket, peer) => {
+      peer.close();
+    }, /^host_in_use: VM vm1's host host0 did not answer in time, then answered a bare connection with ECONNREFUSED: the machine is up: /);
     assert.equal(existsSync(layout(fleet, 1, vm.uuid).vars), false, 'nothing written on host1');
     // host0 given up (nothing listens there now; its machine refuses connections). The new host refuses the write
     // (a state it does not know at libvirt's path): nothing moves.

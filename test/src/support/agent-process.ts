@@ -110,13 +110,7 @@ export interface StartOptions {
 /** Starts the agent bin and resolves once it logged `listening`. */
 export async function startAgent(setup: AgentSetup = setupAgent(), options: StartOptions = {}): Promise<AgentHandle> {
   const node = options.node ?? process.execPath;
-  const [command, ...args] = [
-    ...(options.prefix ?? []),
-    node,
-    options.bin ?? AGENT_BIN,
-    '--config',
-    setup.configPath,
-  ];
+  const [command, ...args] = [...(options.prefix ?? []), node, options.bin ?? AGENT_BIN, '--config', setup.configPath];
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let stderr = '';
@@ -142,7 +136,8 @@ export async function startAgent(setup: AgentSetup = setupAgent(), options: Star
   });
   // Made by the agent at its first start, or earlier by the test.
   const agentKey = signingKeyFromPem(readFileSync(setup.keyFile, 'utf8'));
-  const url = `${setup.tls ? 'https' : 'http'}://${setup.listenHost}:${port}`;
+  const host = setup.listenHost.includes(':') ? `[${setup.listenHost}]` : setup.listenHost;
+  const url = `${setup.tls ? 'https' : 'http'}://${host}:${port}`;
   const certificate = setup.tls ? certificateFor(agentKey) : null;
   if (certificate !== null) trustAgent(url, certificate, setup.controllerKey);
   return {

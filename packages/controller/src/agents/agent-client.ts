@@ -370,24 +370,28 @@ async function toCallError(
     return new AgentCallError('unreachable', host, kind, message, { attempts, pinFailure }, { cause: error });
   }
   const reason = cause instanceof Error ? cause.message : String(cause);
-  const errno = errnoOf(cause);
+  const errnos = errnosOf(cause);
   return new AgentCallError(
     'unreachable',
     host,
     kind,
     reason + closedHint(reason, via),
-    { attempts, ...(errno === undefined ? {} : { errno }) },
+    { attempts, ...(errnos.length === 0 ? {} : { errnos }) },
     { cause: error },
   );
 }
 
 /**
- * The system error code of a connection's failure (a connect to a name of several addresses fails as Node's
- * AggregateError, which carries the first one's).
+ * The system error codes of a connection's failure: a connect to a name of several addresses fails as Node's
+ * AggregateError, whose own code is only the first address's; each address's is in its `errors`.
  */
-function errnoOf(cause: unknown): string | undefined {
-  const code = (cause as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? code : undefined;
+export function errnosOf(cause: unknown): string[] {
+  const codeOf = (error: unknown): string | undefined => {
+    const code = (error as { code?: unknown } | undefined)?.code;
+    return typeof code === 'string' ? code : undefined;
+  };
+  const each = cause instanceof AggregateError ? cause.errors.map(codeOf) : [codeOf(cause)];
+  return each.filter((code) => code !== undefined);
 }
 
 /**

@@ -36,8 +36,11 @@ export class AgentCallError extends Error {
       readonly pinned?: boolean;
       /** the peer failed the TLS pin (its certificate is not the host's pinned one): the TLS error's code */
       readonly pinFailure?: string;
-      /** unreachable: the system's error code of the connection's failure (ECONNREFUSED, ECONNRESET, …), when it had one */
-      readonly errno?: string;
+      /**
+       * unreachable: the system's error codes of the connection's failure (ECONNREFUSED, ECONNRESET, …), when it had
+       * any: one per address tried (a name of several addresses fails with each address's own), in the order tried.
+       */
+      readonly errnos?: readonly string[];
     } = {},
     options?: ErrorOptions,
   ) {

@@ -164,13 +164,13 @@ test('without agents: inventory, errors of every kind, the outbox of a write who
   expectError(await call('POST', '/v1/files', { ...write, vm: 'nope' }), 404, 'not_found');
   const inside = { ...write, vm: 'b', path: `${nvram}/x`, host: 'h1' };
   assert.match(expectError(await call('POST', '/v1/files', inside), 409, 'conflict').message, /pending deletion/);
-  const { pending } = expectStatus(
-    await call<{ pending: { path: string; expectSha256: string | null }[] }>('GET', '/v1/pending'),
-    200,
-  );
+  type Pending = {
+    pending: { path: string; expectSha256: string | null; vmName: string | null; vmDestroyed: boolean }[];
+  };
+  const { pending } = expectStatus(await call<Pending>('GET', '/v1/pending'), 200);
   assert.deepEqual(
-    pending.map((p) => [p.path, typeof p.expectSha256]),
-    [[nvram, 'string']],
+    pending.map((p) => [p.path, typeof p.expectSha256, p.vmName, p.vmDestroyed]),
+    [[nvram, 'string', 'a', false]],
   );
   const retried = expectStatus(await call<{ attempted: number; stillPending: number }>('POST', '/v1/retry'), 200);
   assert.deepEqual([retried.attempted, retried.stillPending], [1, 1]);
@@ -228,6 +228,11 @@ test('without agents: inventory, errors of every kind, the outbox of a write who
   expectError(await call('DELETE', '/v1/vms/nope'), 404, 'not_found');
   const destroyed = expectStatus(await call<{ vmName: string; tpm: unknown }>('DELETE', '/v1/vms/a?force=false'), 200);
   assert.deepEqual([destroyed.vmName, destroyed.tpm], ['a', null]);
+  // Its write's guard still waits on the host that is down: its name kept, the VM gone.
+  assert.deepEqual(
+    expectStatus(await call<Pending>('GET', '/v1/pending'), 200).pending.map((p) => [p.path, p.vmName, p.vmDestroyed]),
+    [[nvram, 'a', true]],
+  );
 
   const oversized = await app.request('/v1/vms', {
     method: 'POST',

@@ -209,8 +209,9 @@ async function checkAll(deps: FlowDeps, hosts: readonly Host[]): Promise<HostChe
     const base = { name: host.name, uuid: host.uuid, url: host.url, previous: host.state };
     let check: HostCheck;
     try {
-      const health = await checkHost(deps, host);
-      check = { ...base, ...health };
+      // What the check recorded and why; how recover reads the failure (silent, timedOut, refused) stays its own.
+      const { state, reason } = await checkHost(deps, host);
+      check = { ...base, state, ...(reason === undefined ? {} : { reason }) };
     } catch (error) {
       if (!isFlowError(error)) throw error;
       check = { ...base, state: 'Disconnected', error: error.message };

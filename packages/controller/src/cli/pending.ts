@@ -1,5 +1,6 @@
 // The outbox of host-side deletions: `hostfiles pending list` and `hostfiles retry`.
 import type { Command } from './command.js';
+import { namePending } from '../store/types.js';
 import { loadNames } from './lookup.js';
 import { formatTime, table } from './output.js';
 import { formatRetry } from './report.js';
@@ -14,13 +15,7 @@ export const PENDING_COMMANDS: readonly Command[] = [
       const store = await ctx.store();
       const rows = await store.listPendingDeletions();
       const names = await loadNames(store);
-      // The VM's name while its row exists; once it is gone (destroyed), the name it had when the deletion was
-      // scheduled, else its uuid.
-      const listed = rows.map((row) => {
-        const current = names.vm(row.vmUuid);
-        const stored = current === row.vmUuid ? row.vmName : null;
-        return { ...row, hostName: names.host(row.hostUuid), vmName: stored ?? current, vmDestroyed: stored !== null };
-      });
+      const listed = rows.map((row) => ({ ...namePending(row, names), hostName: names.host(row.hostUuid) }));
       ctx.print(listed, () =>
         listed.length === 0
           ? 'nothing pending'
@@ -30,7 +25,7 @@ export const PENDING_COMMANDS: readonly Command[] = [
                 row.hostName,
                 row.type,
                 row.path,
-                row.vmDestroyed ? `${row.vmName} (destroyed)` : row.vmName,
+                `${row.vmName ?? row.vmUuid}${row.vmDestroyed ? ' (destroyed)' : ''}`,
                 String(row.attempts),
                 formatTime(row.nextAttemptAt),
                 row.lastError ?? '',

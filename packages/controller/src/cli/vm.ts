@@ -92,7 +92,7 @@ export const VM_COMMANDS: readonly Command[] = [
       'If the write does not land, nothing moves: exit 1. HOST must be another than the one the VM lives on (its',
       "state there may be newer than any backup): to write its backups back where it is, run `restore`. The VM's",
       'host is asked first, as `host check` asks: unless it cannot be reached at all (no route, a name that no',
-      'longer resolves; no answer in time and no TCP connection either), it is not lost and nothing is done. A',
+      'longer resolves; no answer in time, nor to a bare TCP connect after it), it is not lost and nothing is done. A',
       'refused connection is not lost: the machine is up, only its agent is down, and the VM may still run there.',
       '--host-lost gives the host up all the same.',
     ].join('\n'),

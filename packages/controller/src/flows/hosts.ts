@@ -148,17 +148,30 @@ export interface HostHealth {
   /** Disconnected only: the call ran out of time (maybe connected, and no answer came): `silent` too */
   readonly timedOut?: boolean;
   /**
-   * Disconnected only: the connection was refused (ECONNREFUSED). The machine at the address is up and answered;
-   * nothing listens on the agent's port: its agent is down (stopped, crashed, not started yet), its VMs maybe not.
+   * Disconnected only: the connection was refused (ECONNREFUSED), at any of the host's addresses. The machine there
+   * is up and answered (or a firewall in front of it did): nothing listens on the agent's port, its agent is down
+   * (stopped, crashed, not started yet), its VMs maybe not.
    */
   readonly refused?: boolean;
 }
 
 /**
  * The connection failures that mean nothing is there: the host is down, or gone from the network. Not ECONNREFUSED:
- * a refusal is the host's own kernel answering (see `refused`).
+ * a refusal is someone answering (see `refused`).
  */
-const NOTHING_THERE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND']);
+export const NOTHING_THERE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND']);
+
+/**
+ * What a connection's failure says, from its codes, one per address tried: `refused` when any address refused (a
+ * machine up there); `nothingThere` only when every address was nothing there (a name of two addresses, one gone and
+ * one refusing, is a machine that is up).
+ */
+export function connectionFailure(errnos: readonly string[]): { refused: boolean; nothingThere: boolean } {
+  return {
+    refused: errnos.includes('ECONNREFUSED'),
+    nothingThere: errnos.length > 0 && errnos.every((code) => NOTHING_THERE.has(code)),
+  };
+}
 
 /** A health check: Connected when the agent answers with the pinned key and uuid; a changed key is refused loudly. */
 export async function checkHost(deps: FlowDeps, host: Host): Promise<HostHealth> {
@@ -186,9 +199,9 @@ export async function checkHost(deps: FlowDeps, host: Host): Promise<HostHealth>
         ? error.message
         : String(error);
     const timedOut = isAgentCallError(error) && error.failure === 'timeout';
-    const errno = isAgentCallError(error) && error.failure === 'unreachable' ? error.details.errno : undefined;
-    const silent = timedOut || NOTHING_THERE.has(errno ?? '');
-    const refused = errno === 'ECONNREFUSED';
+    const errnos = isAgentCallError(error) && error.failure === 'unreachable' ? (error.details.errnos ?? []) : [];
+    const { refused, nothingThere } = connectionFailure(errnos);
+    const silent = timedOut || nothingThere;
     health = {
       state: 'Disconnected',
       reason,

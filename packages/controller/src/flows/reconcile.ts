@@ -22,16 +22,12 @@ import { resolveHost } from './inventory.js';
 import { wholeHost } from './lock-keys.js';
 import { failJournalOnError, repeatFlow, startJournal } from './sync.js';
 import { statUnlisted } from './unlisted.js';
-import { OPERATION_KIND } from '../store/types.js';
+import { OPERATION_KIND, ORPHAN_VM_UUID } from '../store/types.js';
 
 export const RECONCILE_HOST = OPERATION_KIND.reconcileHost;
 
-/**
- * The `vmUuid` of the outbox rows `apply` makes for unknown state: the nil UUID, which no VM has. Orphans carry the
- * VM that hostfiles last wrote them for, so their deletion is serialized with that VM's flows.
- * pending_deletions.vm_uuid is NOT NULL without a foreign key; `tpmUuid` is null: no key binding waits on these.
- */
-export const ORPHAN_VM_UUID = '00000000-0000-0000-0000-000000000000';
+// ORPHAN_VM_UUID (store/types.ts): the `vmUuid` of the outbox rows `apply` makes for unknown state.
+export { ORPHAN_VM_UUID };
 
 export interface ReconcileOptions {
   /** put every orphan in the outbox */

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import type { FileType } from '@hostfiles/shared';
 import type { BackupFile, Host, NewPendingDeletion, Operation, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, isFlowError, type FlowDeps } from './deps.js';
-import { checkHost, type HostHealth } from './hosts.js';
+import { checkHost, NOTHING_THERE, type HostHealth } from './hosts.js';
 import { resolveHost } from './inventory.js';
 import { vmKey, wholeHost } from './lock-keys.js';
 import { runPlanned, type Plan } from './run-planned.js';
@@ -267,8 +267,14 @@ async function whoAnswers(deps: FlowDeps, host: Host): Promise<string | undefine
   if (health.refused === true) {
     return 'refuses connections: the machine is up, only its agent is down (the VM may still run there)';
   }
-  if (health.timedOut === true && (await accepts(host.url))) {
-    return `accepts connections, but its agent did not answer in time (${health.reason ?? 'no reason'})`;
+  if (health.timedOut === true) {
+    const probed = await probe(host.url);
+    if (probed === 'connected') {
+      return `accepts connections, but its agent did not answer in time (${health.reason ?? 'no reason'})`;
+    }
+    if (probed !== undefined) {
+      return `did not answer in time, then answered a bare connection with ${probed}: the machine is up`;
+    }
   }
   return health.silent === true ? undefined : `answers, but not as its agent (${health.reason ?? 'no reason'})`;
 }
@@ -276,19 +282,34 @@ async function whoAnswers(deps: FlowDeps, host: Host): Promise<string | undefine
 /** How long the probe of a host that did not answer in time waits for a TCP connection. */
 const PROBE_MS = 3000;
 
-/** Whether a TCP connection to the URL's host and port is made within PROBE_MS (nothing is sent on it). */
-async function accepts(url: string): Promise<boolean> {
+/**
+ * A bare TCP connection to the URL's host and port, within PROBE_MS (nothing is sent on it): `connected`; the
+ * error code of a failure that is someone answering (a refusal, a reset: the machine, or a firewall, is there);
+ * undefined when nothing is (no answer in time, no route, a name that resolves to nothing).
+ */
+async function probe(url: string): Promise<string | undefined> {
   const { hostname, port, protocol } = new URL(url);
   const socket = connect({
     host: hostname.replace(/^\[(.*)\]$/, '$1'),
     port: Number(port || (protocol === 'https:' ? 443 : 80)),
     timeout: PROBE_MS,
   });
-  return new Promise<boolean>((resolve) => {
-    const done = (connected: boolean) => (): void => {
+  return new Promise<string | undefined>((resolve) => {
+    const done = (outcome: string | undefined): void => {
       socket.destroy();
-      resolve(connected);
+      resolve(outcome);
     };
-    socket.once('connect', done(true)).once('timeout', done(false)).once('error', done(false));
+    socket
+      .once('connect', () => {
+        done('connected');
+      })
+      .once('timeout', () => {
+        done(undefined);
+      })
+      .once('error', (error) => {
+        // Every address the name gave failed as nothing there, or one answered (the first such code says how).
+        const each: unknown[] = error instanceof AggregateError ? error.errors : [error];
+        done(each.map((e) => (e as NodeJS.ErrnoException).code ?? 'an error').find((code) => !NOTHING_THERE.has(code)));
+      });
   });
 }

@@ -382,11 +382,21 @@ async function keepAfterMigration(t: TestContext, engine: 'sqlite' | 'postgres',
 }
 
 async function migratedWith(t: TestContext, engine: 'sqlite' | 'postgres', counts: number[]) {
+  return migratedFrom(t, engine, { sqlite: 5, postgres: 3 }, V5_GENERATIONS(counts));
+}
+
+/** A database of that version on that engine, seeded with `seed`, then opened as a store (migrated to the newest). */
+async function migratedFrom(
+  t: TestContext,
+  engine: 'sqlite' | 'postgres',
+  version: { readonly sqlite: number; readonly postgres: number },
+  seed: string,
+) {
   if (engine === 'sqlite') {
-    const path = join(await tempDir(t), 'v5.db');
+    const path = join(await tempDir(t), `v${String(version.sqlite)}.db`);
     const connection = await connect(t, path);
-    assert.equal(await migrate(connection, MIGRATIONS.slice(0, 5), () => 1), 5);
-    await connection.transaction((sql) => sql.exec(V5_GENERATIONS(counts)));
+    assert.equal(await migrate(connection, MIGRATIONS.slice(0, version.sqlite), () => 1), version.sqlite);
+    await connection.transaction((sql) => sql.exec(seed));
     await connection.close();
     const store = await createSqliteStore(path);
     t.after(() => store.close());
@@ -395,8 +405,14 @@ async function migratedWith(t: TestContext, engine: 'sqlite' | 'postgres', count
   const schema = tempSchema(t);
   const connection = openPgConnection({ url: PG_TEST_URL, schema });
   await connection.transaction((sql) => sql.exec(`CREATE SCHEMA ${schema}`));
-  assert.equal(await migrate(connection, PG_MIGRATIONS.slice(0, 3), () => 1, MIGRATIONS_TABLE.postgres), 3);
-  await connection.transaction((sql) => sql.exec(V5_GENERATIONS(counts)));
+  const migrated = await migrate(
+    connection,
+    PG_MIGRATIONS.slice(0, version.postgres),
+    () => 1,
+    MIGRATIONS_TABLE.postgres,
+  );
+  assert.equal(migrated, version.postgres);
+  await connection.transaction((sql) => sql.exec(seed));
   await connection.close();
   const store = await createPgStore(PG_TEST_URL, { schema });
   t.after(() => store.close());
@@ -430,14 +446,11 @@ const PENDING_BEFORE_NAMES = `
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`migration ${engine === 'sqlite' ? 7 : 5} (pending-vm-name, ${engine})`, onEngine(engine), () => {
     it("names a pending deletion's VM where its row exists; a new deletion keeps its VM's name past the VM", async (t) => {
-      const store = await pendingMigrated(t, engine);
-      assert.deepEqual(
-        (await store.listPendingDeletions()).map((p) => [p.path, p.vmName]).sort(),
-        [
-          ['/n/other_VARS.fd', null],
-          ['/n/vm1_VARS.fd', 'vm1'],
-        ],
-      );
+      const store = await migratedFrom(t, engine, { sqlite: 6, postgres: 4 }, PENDING_BEFORE_NAMES);
+      assert.deepEqual((await store.listPendingDeletions()).map((p) => [p.path, p.vmName]).sort(), [
+        ['/n/other_VARS.fd', null],
+        ['/n/vm1_VARS.fd', 'vm1'],
+      ]);
       await store.transaction(async (tx) => {
         await tx.addPendingDeletions([
           {
@@ -462,26 +475,4 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       );
     });
   });
-}
-
-async function pendingMigrated(t: TestContext, engine: 'sqlite' | 'postgres') {
-  if (engine === 'sqlite') {
-    const path = join(await tempDir(t), 'v6.db');
-    const connection = await connect(t, path);
-    assert.equal(await migrate(connection, MIGRATIONS.slice(0, 6), () => 1), 6);
-    await connection.transaction((sql) => sql.exec(PENDING_BEFORE_NAMES));
-    await connection.close();
-    const store = await createSqliteStore(path);
-    t.after(() => store.close());
-    return store;
-  }
-  const schema = tempSchema(t);
-  const connection = openPgConnection({ url: PG_TEST_URL, schema });
-  await connection.transaction((sql) => sql.exec(`CREATE SCHEMA ${schema}`));
-  assert.equal(await migrate(connection, PG_MIGRATIONS.slice(0, 4), () => 1, MIGRATIONS_TABLE.postgres), 4);
-  await connection.transaction((sql) => sql.exec(PENDING_BEFORE_NAMES));
-  await connection.close();
-  const store = await createPgStore(PG_TEST_URL, { schema });
-  t.after(() => store.close());
-  return store;
 }

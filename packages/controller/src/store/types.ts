@@ -447,6 +447,8 @@ export interface Store extends StoreReads, StoreWrites {
 export interface Names {
   host(uuid: string | null): string;
   vm(uuid: string): string;
+  /** whether a VM of this uuid exists (a VM may be named by its own uuid: `vm` can't tell) */
+  hasVm(uuid: string): boolean;
 }
 
 export async function loadNames(store: Pick<StoreReads, 'listHosts' | 'listVms'>): Promise<Names> {
@@ -455,6 +457,30 @@ export async function loadNames(store: Pick<StoreReads, 'listHosts' | 'listVms'>
   return {
     host: (uuid) => (uuid === null ? '-' : (hosts.get(uuid) ?? uuid)),
     vm: (uuid) => vms.get(uuid) ?? uuid,
+    hasVm: (uuid) => vms.has(uuid),
+  };
+}
+
+/**
+ * The `vmUuid` of the outbox rows reconcile's `apply` makes for unknown state: the nil UUID, which no VM has.
+ * Orphans carry the VM that hostfiles last wrote them for, so their deletion is serialized with that VM's flows.
+ * pending_deletions.vm_uuid is NOT NULL without a foreign key; `tpmUuid` is null: no key binding waits on these.
+ */
+export const ORPHAN_VM_UUID = '00000000-0000-0000-0000-000000000000';
+
+/**
+ * A pending deletion as `pending list --json` and `GET /v1/pending` give it: `vmName` is the VM's name now, else the
+ * one it had when the deletion was scheduled, else null (unknown state; a VM destroyed before names were kept), and
+ * `vmDestroyed` says its row is gone.
+ */
+export type ListedPendingDeletion = PendingDeletion & { readonly vmDestroyed: boolean };
+
+export function namePending(row: PendingDeletion, names: Names): ListedPendingDeletion {
+  const exists = names.hasVm(row.vmUuid);
+  return {
+    ...row,
+    vmName: exists ? names.vm(row.vmUuid) : row.vmName,
+    vmDestroyed: !exists && row.vmUuid !== ORPHAN_VM_UUID,
   };
 }
 

@@ -11,7 +11,7 @@ import {
   type Host,
   type KeyBinding,
   type NamedOperation,
-  type PendingDeletion,
+  type ListedPendingDeletion,
   type Tpm,
   type TpmWithBinding,
   type Vm,
@@ -140,7 +140,7 @@ export const backupFile = component(
 
 export const pendingDeletion = component(
   'PendingDeletion',
-  of<PendingDeletion>()(
+  of<ListedPendingDeletion>()(
     z.strictObject({
       id: count,
       hostUuid: uuid,
@@ -149,9 +149,10 @@ export const pendingDeletion = component(
       vmUuid: uuidWith('the nil uuid for unknown state that reconcile scheduled'),
       vmName: meta(z.string().nullable(), {
         description:
-          "the VM's name when the deletion was scheduled, so a destroyed VM's deletions still say whose they were; " +
-          'null for state of no VM known, and for deletions scheduled before this field',
+          "the VM's name now; once its row is gone, the name it had when the deletion was scheduled; null for " +
+          'state of no VM known (the nil uuid), and for a VM destroyed before names were kept',
       }),
+      vmDestroyed: meta(z.boolean(), { description: "the VM's row is gone (destroyed): its deletions wait on" }),
       tpmUuid: uuid.nullable(),
       attempts: count,
       nextAttemptAt: time,

@@ -4,6 +4,7 @@ import { destroyVm, removeTpms, retryPendingDeletions } from '../../flows/index.
 import { readBody, readQuery } from '../body.js';
 import { journaled, type ApiContext } from '../deps.js';
 import { destroyVmQuery, removeTpmsBody } from '../schemas.js';
+import { loadNames, namePending } from '../../store/types.js';
 
 export function deletionRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext): void {
   app.delete('/v1/vms/:vm', async (c) => {
@@ -21,7 +22,11 @@ export function deletionRoutes(app: Hono, { flows, maxBodyBytes }: ApiContext): 
     );
   });
 
-  app.get('/v1/pending', async (c) => c.json({ pending: await flows.store.listPendingDeletions() }));
+  app.get('/v1/pending', async (c) => {
+    const pending = await flows.store.listPendingDeletions();
+    const names = await loadNames(flows.store);
+    return c.json({ pending: pending.map((row) => namePending(row, names)) });
+  });
 
   // One pass over every pending deletion, due or not; no body.
   app.post('/v1/retry', async (c) => c.json(await retryPendingDeletions(flows, { all: true })));

@@ -6,7 +6,7 @@ export const PG_MIGRATION_005: Migration = {
   version: 5,
   name: 'pending-vm-name',
   sql: `
-ALTER TABLE pending_deletions ADD COLUMN vm_name text;
+ALTER TABLE pending_deletions ADD COLUMN vm_name text COLLATE "C";
 UPDATE pending_deletions SET vm_name = (SELECT name FROM vms WHERE vms.uuid = pending_deletions.vm_uuid);
 `,
 };
