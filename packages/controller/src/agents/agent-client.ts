@@ -383,12 +383,13 @@ async function toCallError(
 
 /**
  * The system error codes of a connection's failure: a connect to a name of several addresses fails as Node's
- * AggregateError, whose own code is only the first address's; each address's is in its `errors`.
+ * AggregateError, whose own code is only the first address's; each address's is in its `errors`. A failure with no
+ * code is left out, or given `codeless` when one is.
  */
-export function errnosOf(cause: unknown): string[] {
+export function errnosOf(cause: unknown, codeless?: string): string[] {
   const codeOf = (error: unknown): string | undefined => {
     const code = (error as { code?: unknown } | undefined)?.code;
-    return typeof code === 'string' ? code : undefined;
+    return typeof code === 'string' ? code : codeless;
   };
   const each = cause instanceof AggregateError ? cause.errors.map(codeOf) : [codeOf(cause)];
   return each.filter((code) => code !== undefined);

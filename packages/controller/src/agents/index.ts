@@ -1,6 +1,7 @@
 export {
   attemptTimeoutMs,
   createAgentClient,
+  errnosOf,
   listingWithinMs,
   MIN_BYTES_PER_SECOND,
   type AgentClient,

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import type { FileType } from '@hostfiles/shared';
+import { errnosOf } from '../agents/index.js';
 import type { BackupFile, Host, NewPendingDeletion, Operation, Vm, VmHostFile } from '../store/index.js';
 import { FlowError, isFlowError, type FlowDeps } from './deps.js';
 import { checkHost, NOTHING_THERE, type HostHealth } from './hosts.js';
@@ -308,8 +309,7 @@ async function probe(url: string): Promise<string | undefined> {
       })
       .once('error', (error) => {
         // Every address the name gave failed as nothing there, or one answered (the first such code says how).
-        const each: unknown[] = error instanceof AggregateError ? error.errors : [error];
-        done(each.map((e) => (e as NodeJS.ErrnoException).code ?? 'an error').find((code) => !NOTHING_THERE.has(code)));
+        done(errnosOf(error, 'an error').find((code) => !NOTHING_THERE.has(code)));
       });
   });
 }
