@@ -4,12 +4,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { spawn, spawnSync } from 'node:child_process';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   addTpm,
   addVm,
+  checkHost,
   dirState,
   fileState,
   isFlowError,
@@ -124,6 +126,91 @@ test('host lost, VM recovered elsewhere, old host back: its stale copy deleted, 
       (await fleet.store.getKeyBinding((await fleet.store.getTpmByVm(vm.uuid))?.uuid ?? ''))?.state,
       'attached',
     );
+  });
+});
+
+/**
+ * A listener on 127.0.0.1:`port` that drops every new connection attempt unanswered, as a host gone from the network
+ * behind a router that drops its packets does: a process that listens with a backlog of 1 and never accepts (its
+ * event loop blocked), its queue filled by two connections of ours, so the kernel drops every SYN after them
+ * (tcp_conn_request: accept queue full) and the connecting side hears nothing until its own timeout.
+ */
+async function silentListener(port: number): Promise<{ close(): void }> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const s = require('node:net').createServer();
+       s.listen({ port: ${String(port)}, host: '127.0.0.1', backlog: 1 }, () => {
+         process.stdout.write('listening\\n');
+         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+       });`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const fillers: Socket[] = [];
+  const close = (): void => {
+    for (const socket of fillers) socket.destroy();
+    child.kill('SIGKILL');
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.once('data', () => {
+        resolve();
+      });
+      child.once('exit', (code) => {
+        reject(new Error(`the silent listener exited ${String(code)}`));
+      });
+    });
+    for (let i = 0; i < 2; i++) {
+      const socket = connect(port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      fillers.push(socket);
+      await new Promise((resolve) => socket.once('connect', resolve));
+    }
+    // The kernel's own word that the queue is full: 2 waiting (Recv-Q) past a backlog of 1 (Send-Q).
+    const ss = spawnSync('ss', ['-Hltn', `sport = :${String(port)}`], { encoding: 'utf8' });
+    assert.match(ss.stdout, /^LISTEN\s+2\s+1\s/, `ss: ${ss.stdout}${ss.stderr}`);
+  } catch (error) {
+    close();
+    throw error;
+  }
+  return { close };
+}
+
+test('a host whose address answers nothing at all (every SYN dropped): recover needs no --host-lost', async () => {
+  await withFleet(2, async (fleet) => {
+    const vm = await addVm(fleet.deps, { name: 'vm1', host: 'host0', bootMode: 'UEFI', secureBoot: true });
+    const old = layout(fleet, 0, vm.uuid);
+    const content = randomBytes(512);
+    await writeFile(fleet.deps, { vm: 'vm1', type: 'NvRam', path: old.vars, state: fileState(content) });
+    await fleet.stop(0);
+    const silent = await silentListener(fleet.agents[0]?.port ?? NaN);
+    try {
+      // What host0 does now: the agent call times out (3 s here), with no code from the kernel.
+      const host0 = await fleet.store.getHostByName('host0');
+      assert.ok(host0 !== null);
+      const health = await checkHost(fleet.deps, host0);
+      assert.deepEqual([health.state, health.timedOut, health.silent], ['Disconnected', true, true]);
+      assert.match(health.reason ?? '', /^timeout: /);
+      // So recover makes a bare connection after its own call times out, which gets nothing in its 3 s either.
+      const report = await recoverVm(fleet.deps, 'vm1', 'host1');
+      const moved = layout(fleet, 1, vm.uuid).vars;
+      assert.equal(report.epoch, 1);
+      assert.deepEqual(
+        report.files.map((f) => [f.path, f.status]),
+        [[moved, 'written']],
+      );
+      assert.deepEqual(
+        report.scheduled.map((s) => s.path),
+        [old.vars],
+        "host0's copy in the outbox",
+      );
+      assert.equal(Buffer.compare(readFileSync(moved), content), 0, 'the newest generation, byte-identical');
+      assert.equal(Buffer.compare(readFileSync(old.vars), content), 0, "host0's copy untouched: nothing reached it");
+    } finally {
+      silent.close();
+    }
   });
 });
 
