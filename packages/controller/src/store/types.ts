@@ -454,6 +454,10 @@ export interface Names {
 export async function loadNames(store: Pick<StoreReads, 'listHosts' | 'listVms'>): Promise<Names> {
   const hosts = new Map((await store.listHosts()).map((h) => [h.uuid, h.name]));
   const vms = new Map((await store.listVms()).map((v) => [v.uuid, v.name]));
+  return namesFrom(hosts, vms);
+}
+
+function namesFrom(hosts: ReadonlyMap<string, string>, vms: ReadonlyMap<string, string>): Names {
   return {
     host: (uuid) => (uuid === null ? '-' : (hosts.get(uuid) ?? uuid)),
     vm: (uuid) => vms.get(uuid) ?? uuid,
@@ -510,13 +514,31 @@ export type NamedOperation = Operation & { readonly subjectName: string };
  * exists, else its uuid (a destroyed VM, a removed host). The journal keeps the uuids: a name can be given again.
  */
 export function nameOperation(operation: Operation, names: Names): NamedOperation {
-  const of = isOperationKind(operation.kind) ? SUBJECT_OF[operation.kind] : 'fleet';
+  const { of, uuids } = subjectOf(operation);
   const subjectName =
     of === 'fleet'
       ? operation.subject
-      : operation.subject
-          .split(',')
-          .map((uuid) => (of === 'vm' ? names.vm(uuid) : names.host(uuid)))
-          .join(',');
+      : uuids.map((uuid) => (of === 'vm' ? names.vm(uuid) : names.host(uuid))).join(',');
   return { ...operation, subjectName };
+}
+
+/** What an operation's subject holds: VM uuids, host uuids, or a text of the fleet's (no uuids). */
+function subjectOf(operation: Operation): { of: 'vm' | 'host' | 'fleet'; uuids: readonly string[] } {
+  const of = isOperationKind(operation.kind) ? SUBJECT_OF[operation.kind] : 'fleet';
+  return { of, uuids: of === 'fleet' ? [] : operation.subject.split(',') };
+}
+
+/** The names one operation's subject needs, a row read for each (GET /v1/operations/{id}), not every host and VM. */
+export async function loadSubjectNames(
+  store: Pick<StoreReads, 'getHost' | 'getVm'>,
+  operation: Operation,
+): Promise<Names> {
+  const { of, uuids } = subjectOf(operation);
+  const hosts = new Map<string, string>();
+  const vms = new Map<string, string>();
+  for (const uuid of uuids) {
+    const row = of === 'vm' ? await store.getVm(uuid) : await store.getHost(uuid);
+    if (row !== null) (of === 'vm' ? vms : hosts).set(uuid, row.name);
+  }
+  return namesFrom(hosts, vms);
 }

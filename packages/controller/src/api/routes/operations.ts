@@ -4,7 +4,7 @@ import { readQuery } from '../body.js';
 import type { ApiContext } from '../deps.js';
 import { ApiError } from '../errors.js';
 import { DEFAULT_OPERATIONS_LIMIT, listOperationsQuery } from '../schemas.js';
-import { loadNames, nameOperation } from '../../store/types.js';
+import { loadNames, loadSubjectNames, nameOperation } from '../../store/types.js';
 
 export function operationRoutes(app: Hono, { flows }: ApiContext): void {
   app.get('/v1/operations', async (c) => {
@@ -22,6 +22,6 @@ export function operationRoutes(app: Hono, { flows }: ApiContext): void {
     const id = c.req.param('id');
     const operation = await flows.store.getOperation(id);
     if (operation === null) throw new ApiError('not_found', `no operation ${id}`);
-    return c.json(nameOperation(operation, await loadNames(flows.store)));
+    return c.json(nameOperation(operation, await loadSubjectNames(flows.store, operation)));
   });
 }
