@@ -44,9 +44,10 @@ const SAMPLES = Number(process.env['BENCH_SAMPLES'] ?? 7);
 /**
  * Rounds of each scenario's cells run first on both sides and not counted (`BENCH_WARMUP`, default 2): the agent runs
  * for months, so what it costs once V8 has compiled its paths is the figure. Measured here with a driver sending
- * `absent` deletes from 16 clients in rounds of 320: both sides' rates climb over the first ~10 rounds, and during
- * rounds 2–8 V8's optimizing compiler took 12% of the agent's CPU samples (perf), its code being much more than the
- * baseline's. The samples after the warm-up still take turns going first.
+ * `absent` deletes from 16 clients in rounds of 320: both sides' rates climb over the first ~10 rounds, and while they
+ * did V8's optimizing compiler took 12% of the agent's CPU samples (perf), its code being much more than the baseline's.
+ * Two rounds of the 1 × 16 scenario are 2,560 requests a side, eight such rounds. The counted samples still take
+ * turns going first.
  */
 const WARMUP = Number(process.env['BENCH_WARMUP'] ?? 2);
 const TARGET = 1.3;
