@@ -5,11 +5,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
 import { hostfiles, initWorkspace } from './support/cli.js';
+import { assertRecovered, type RecoverReport } from './support/recover.js';
 
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((path) => existsSync(path));
 /** The lost host's address: on the namespace's loopback until the test takes it away. */
@@ -77,22 +78,6 @@ test('vm recover from a host gone from the network (no route) needs no --host-lo
     /^h0 +Disconnected +Connected +https:\/\/10\.77\.0\.1:\d+ +unreachable: connect ENETUNREACH /m,
     'no route to h0',
   );
-  const report = JSON.parse(await ok('vm', 'recover', 'a', '--to', 'h1', '--json')) as {
-    epoch: number;
-    files: { path: string; status: string }[];
-    scheduled: { path: string }[];
-  };
-  const moved = join(fresh.setup.roots.NvRam, 'a_VARS.fd');
-  assert.equal(report.epoch, 1);
-  assert.deepEqual(
-    report.files.map((f) => [f.path, f.status]),
-    [[moved, 'written']],
-  );
-  assert.deepEqual(
-    report.scheduled.map((s) => s.path),
-    [vars],
-    "h0's copy in the outbox",
-  );
-  assert.equal(Buffer.compare(readFileSync(moved), content), 0, 'the newest generation, byte-identical');
-  assert.equal(Buffer.compare(readFileSync(vars), content), 0, "h0's copy untouched: nothing reached it");
+  const report = JSON.parse(await ok('vm', 'recover', 'a', '--to', 'h1', '--json')) as RecoverReport;
+  assertRecovered(report, join(fresh.setup.roots.NvRam, 'a_VARS.fd'), vars, content);
 });

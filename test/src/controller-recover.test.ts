@@ -24,6 +24,7 @@ import {
   writeFile,
 } from '@hostfiles/controller';
 import { roots, withFleet, type Fleet } from './support/controller.js';
+import { assertRecovered } from './support/recover.js';
 
 /** libvirt's layout on agent `i`: `<TpmState>/<uuid>/` (a directory) and `<NvRam>/<name>_VARS.fd`. */
 const layout = (fleet: Fleet, i: number, uuid: string) => ({
@@ -195,19 +196,7 @@ test('a host whose address answers nothing at all (every SYN dropped): recover n
       assert.match(health.reason ?? '', /^timeout: /);
       // So recover makes a bare connection after its own call times out, which gets nothing in its 3 s either.
       const report = await recoverVm(fleet.deps, 'vm1', 'host1');
-      const moved = layout(fleet, 1, vm.uuid).vars;
-      assert.equal(report.epoch, 1);
-      assert.deepEqual(
-        report.files.map((f) => [f.path, f.status]),
-        [[moved, 'written']],
-      );
-      assert.deepEqual(
-        report.scheduled.map((s) => s.path),
-        [old.vars],
-        "host0's copy in the outbox",
-      );
-      assert.equal(Buffer.compare(readFileSync(moved), content), 0, 'the newest generation, byte-identical');
-      assert.equal(Buffer.compare(readFileSync(old.vars), content), 0, "host0's copy untouched: nothing reached it");
+      assertRecovered(report, layout(fleet, 1, vm.uuid).vars, old.vars, content);
     } finally {
       silent.close();
     }
