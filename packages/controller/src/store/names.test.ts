@@ -53,6 +53,9 @@ const operation = (kind: string, subject: string): Operation => ({
   updatedAt: 0,
 });
 
+/** 32 uuids of VMs the store does not have: with v1, one more than are read one by one. */
+const manyVms = Array.from({ length: 32 }, (_, i) => `gone-${String(i)}`);
+
 describe('loadSubjectNames', () => {
   it('reads the rows the subject names, one each, and names it as loadNames does', async () => {
     const cases: [Operation, string, string[]][] = [
@@ -63,6 +66,14 @@ describe('loadSubjectNames', () => {
       [operation(OPERATION_KIND.syncFleet, 'all'), 'all', []],
       // a kind this release does not know: its subject as it is
       [operation('vm.teleport', 'v1'), 'v1', []],
+      // a uuid named twice is read once
+      [operation(OPERATION_KIND.removeTpm, 'v1,v1'), 'web,web', ['vm v1']],
+      // more than 32: two whole tables, not a read per row
+      [
+        operation(OPERATION_KIND.removeTpm, ['v1', ...manyVms].join(',')),
+        ['web', ...manyVms].join(','),
+        ['all hosts', 'all vms'],
+      ],
     ];
     for (const [op, named, reads] of cases) {
       const store = fakeStore();

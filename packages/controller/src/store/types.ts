@@ -528,12 +528,21 @@ function subjectOf(operation: Operation): { of: 'vm' | 'host' | 'fleet'; uuids: 
   return { of, uuids: of === 'fleet' ? [] : operation.subject.split(',') };
 }
 
-/** The names one operation's subject needs, a row read for each (GET /v1/operations/{id}), not every host and VM. */
+/** Past this many uuids in one subject (a `tpm remove` of many VMs), two whole-table reads beat a read per row. */
+const SUBJECT_ROWS_READ_ONE_BY_ONE = 32;
+
+/**
+ * The names one operation's subject needs (GET /v1/operations/{id}): a row read for each, not every host and VM,
+ * unless the subject names more than SUBJECT_ROWS_READ_ONE_BY_ONE.
+ */
 export async function loadSubjectNames(
-  store: Pick<StoreReads, 'getHost' | 'getVm'>,
+  store: Pick<StoreReads, 'getHost' | 'getVm' | 'listHosts' | 'listVms'>,
   operation: Operation,
 ): Promise<Names> {
-  const { of, uuids } = subjectOf(operation);
+  const subject = subjectOf(operation);
+  const { of } = subject;
+  const uuids = [...new Set(subject.uuids)];
+  if (uuids.length > SUBJECT_ROWS_READ_ONE_BY_ONE) return loadNames(store);
   const hosts = new Map<string, string>();
   const vms = new Map<string, string>();
   for (const uuid of uuids) {
