@@ -27,6 +27,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { generateSigningKey, type GeneratedKey } from '@hostfiles/shared';
 import { cpuSecondsOf } from './cpu.js';
+import { describeFileSystem, fileSystemOf } from './file-system.js';
 import { median, runLoad, type LoadResult } from './load.js';
 import { transportKit, type Identities, type Transport } from './transport.js';
 import { measureVerify } from './verify-rate.js';
@@ -51,6 +52,11 @@ const SAMPLES = Number(process.env['BENCH_SAMPLES'] ?? 7);
  */
 const WARMUP = Number(process.env['BENCH_WARMUP'] ?? 2);
 const TARGET = 1.3;
+/**
+ * Where each transport's run makes its directory (the agent's roots and state, the baseline's root): `BENCH_DIR`, by
+ * default the system's temp directory. file-system.ts says why it matters.
+ */
+const BENCH_DIR = process.env['BENCH_DIR'] ?? tmpdir();
 /** `BENCH_TRANSPORTS=https` measures one transport; `BENCH_NODE_ARGS='--cpu-prof'` profiles both servers. */
 const TRANSPORTS = (process.env['BENCH_TRANSPORTS'] ?? 'http,https').split(',') as Transport[];
 
@@ -119,14 +125,52 @@ interface Bench {
   readonly servers: Readonly<Record<Side, Server>>;
 }
 
+/**
+ * Every server started and not yet exited, and every run directory not yet removed: what the end of a run, or its
+ * interruption (SIGINT, SIGTERM), stops and removes. The servers are waited for, so that nothing holds the directory
+ * once this exits (bench-journaled.sh unmounts it then).
+ */
+const servers = new Set<ChildProcess>();
+const runDirs = new Set<string>();
+
+async function cleanUp(): Promise<void> {
+  await Promise.all([...servers].map(stopServer));
+  for (const dir of runDirs) rmSync(dir, { recursive: true, force: true });
+  runDirs.clear();
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within 5 s; settles once it has exited. */
+function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function parseLine(line: string): { event?: string; port?: number } {
+  try {
+    return JSON.parse(line) as { event?: string; port?: number };
+  } catch {
+    return {};
+  }
+}
+
 /** Starts a server process and waits for the line saying which port it listens on. */
 async function spawnServer(args: string[]): Promise<{ child: ChildProcess; port: number }> {
   const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter((arg) => arg !== '');
   const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  servers.add(child);
+  child.once('exit', () => servers.delete(child));
   const port = await new Promise<number>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
-      const event = JSON.parse(line) as { event?: string; port?: number };
+      // Not every line is the agent's JSON: a V8 flag in BENCH_NODE_ARGS may print its own.
+      const event = parseLine(line);
       // The agent's metrics listener says its port first: not the one the clients load.
       if (typeof event.port === 'number' && event.event !== 'metrics_listening') {
         // No more parsing: each of the agent's log lines parsed here cost this process (the clients) CPU that the
@@ -172,10 +216,7 @@ async function startBench(transport: Transport, dir: string, key: GeneratedKey):
   writeFileSync(baselineConfig, JSON.stringify(baseline));
   const url = (port: number, path: string): string => `${transportKit(transport).scheme}://127.0.0.1:${port}${path}`;
   const agent = await spawnServer([join(HERE, '..', 'main.js'), '--config', agentConfig]);
-  const base = await spawnServer([join(HERE, 'baseline-server.js'), baselineConfig]).catch((error: unknown) => {
-    agent.child.kill('SIGTERM');
-    throw error;
-  });
+  const base = await spawnServer([join(HERE, 'baseline-server.js'), baselineConfig]);
   return {
     transport,
     identities,
@@ -294,15 +335,25 @@ async function main(): Promise<void> {
   const key = generateSigningKey();
   const rows: Row[] = [];
   console.log(
-    `agent benchmark: ${SAMPLES} interleaved samples per cell after ${WARMUP} uncounted, 10 KiB files, one state directory per op; medians\n`,
+    `agent benchmark: ${SAMPLES} interleaved samples per cell after ${WARMUP} uncounted, 10 KiB files, one state directory per op; medians`,
   );
+  const fs = fileSystemOf(BENCH_DIR);
+  console.log(`files in ${BENCH_DIR}: ${describeFileSystem(fs)}`);
+  if (fs.type === 'ext4' && fs.journal === false) {
+    console.log(
+      'note: ext4 without a journal skips recently deleted inodes when it makes one, a kernel cost real hosts do not pay\n' +
+        'and one that grows from run to run; scripts/bench-journaled.sh runs this on a journaled ext4 (file-system.ts)',
+    );
+  }
+  console.log('');
   console.log(
     'trans  batch clients  op      agent: rate    p50/req  baseline: rate  p50/req  agent/baseline time  CPU/op: agent baseline',
   );
   for (const transport of TRANSPORTS) {
-    const dir = mkdtempSync(join(tmpdir(), 'hostfiles-bench-'));
-    const bench = await startBench(transport, dir, key);
+    const dir = mkdtempSync(join(BENCH_DIR, 'hostfiles-bench-'));
+    runDirs.add(dir);
     try {
+      const bench = await startBench(transport, dir, key);
       for (const scenario of SCENARIOS) {
         for (const row of await measure(bench, scenario)) {
           rows.push(row);
@@ -310,9 +361,7 @@ async function main(): Promise<void> {
         }
       }
     } finally {
-      bench.servers.agent.child.kill('SIGTERM');
-      bench.servers.baseline.child.kill('SIGTERM');
-      rmSync(dir, { recursive: true, force: true });
+      await cleanUp();
     }
   }
   const verify = measureVerify(key);
@@ -332,7 +381,18 @@ async function main(): Promise<void> {
   if (process.argv.includes('--json')) console.log(JSON.stringify({ rows, verify }));
 }
 
-main().catch((error: unknown) => {
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
+  process.once(signal, () => {
+    console.error(`agent benchmark: ${signal}: stopping its servers and removing its files`);
+    void cleanUp().finally(() => process.exit(code));
+  });
+}
+
+main().catch(async (error: unknown) => {
   console.error(error);
+  await cleanUp();
   process.exitCode = 1;
 });
