@@ -26,7 +26,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { generateSigningKey, type GeneratedKey } from '@hostfiles/shared';
-import { cpuSecondsOf } from './cpu.js';
+import { cpuSecondsOf, type CpuSeconds } from './cpu.js';
 import { describeFileSystem, fileSystemOf } from './file-system.js';
 import { median, runLoad, type LoadResult } from './load.js';
 import { transportKit, type Identities, type Transport } from './transport.js';
@@ -92,11 +92,16 @@ interface Figures {
   readonly p50: number;
   /** the server's CPU time per op, ms, all samples together */
   readonly cpuPerOp: number;
+  /**
+   * How busy its event loop was: its main thread's CPU time over the samples' wall time, all samples together. Near 1,
+   * requests queue for the loop, and what the loop does per request is what the rate is made of.
+   */
+  readonly loopBusy: number;
 }
 
 interface Sample extends Omit<LoadResult, 'answers'> {
-  /** the server's CPU seconds during the sample */
-  readonly cpu: number;
+  /** the server's CPU seconds during the sample: all its threads, its main thread */
+  readonly cpu: CpuSeconds;
 }
 
 interface Row {
@@ -249,9 +254,11 @@ async function measure(bench: Bench, scenario: Scenario): Promise<Row[]> {
           const batches = batchesOf(bench.roots[side], tag, scenario.requests, scenario.batch);
           const requests = requestsOf(bench, side, opOf(cell), batches);
           const pid = bench.servers[side].child.pid ?? NaN;
-          const cpuBefore = cpuSecondsOf(pid);
+          const before = cpuSecondsOf(pid);
           const { answers, ...load } = await runLoad(client, bench.servers[side].url, requests, scenario.clients);
-          if (sample >= 0) samples[side].push({ ...load, cpu: cpuSecondsOf(pid) - cpuBefore });
+          const after = cpuSecondsOf(pid);
+          const cpu = { all: after.all - before.all, loop: after.loop - before.loop };
+          if (sample >= 0) samples[side].push({ ...load, cpu });
           expectStatuses(side, answers, STATUS_OF[cell], scenario.requests * scenario.batch);
           expectUnits(bench.roots[side], opOf(cell) === 'write' ? scenario.requests * scenario.batch : 0);
         }
@@ -265,7 +272,9 @@ async function measure(bench: Bench, scenario: Scenario): Promise<Row[]> {
     const figures = (side: Side): Figures => ({
       rate: median(samples[side].map((r) => ops / r.seconds)),
       p50: median(samples[side].map((r) => median(r.latencies))),
-      cpuPerOp: (1000 * samples[side].reduce((sum, r) => sum + r.cpu, 0)) / (ops * SAMPLES),
+      cpuPerOp: (1000 * samples[side].reduce((sum, r) => sum + r.cpu.all, 0)) / (ops * SAMPLES),
+      loopBusy:
+        samples[side].reduce((sum, r) => sum + r.cpu.loop, 0) / samples[side].reduce((sum, r) => sum + r.seconds, 0),
     });
     const agent = figures('agent');
     const baseline = figures('baseline');
@@ -327,7 +336,8 @@ function printRow(row: Row): void {
       `${fixed(row.agent.rate, 6)} ${unit} ${fixed(row.agent.p50, 6, 1)} ms ` +
       `${fixed(row.baseline.rate, 6)} ${unit} ${fixed(row.baseline.p50, 6, 1)} ms ` +
       `${fixed(row.ratio, 6, 2)}× (${low.toFixed(2)}–${high.toFixed(2)}) ` +
-      `${fixed(row.agent.cpuPerOp, 7, 2)} ${fixed(row.baseline.cpuPerOp, 6, 2)} ms`,
+      `${fixed(row.agent.cpuPerOp, 7, 2)} ${fixed(row.baseline.cpuPerOp, 6, 2)} ms ` +
+      `${fixed(100 * row.agent.loopBusy, 7)}% ${fixed(100 * row.baseline.loopBusy, 4)}%`,
   );
 }
 
@@ -347,7 +357,7 @@ async function main(): Promise<void> {
   }
   console.log('');
   console.log(
-    'trans  batch clients  op      agent: rate    p50/req  baseline: rate  p50/req  agent/baseline time  CPU/op: agent baseline',
+    'trans  batch clients  op      agent: rate    p50/req  baseline: rate  p50/req  agent/baseline time  CPU/op: agent baseline  loop busy: agent baseline',
   );
   for (const transport of TRANSPORTS) {
     const dir = mkdtempSync(join(BENCH_DIR, 'hostfiles-bench-'));
