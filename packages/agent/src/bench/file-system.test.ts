@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -24,10 +24,9 @@ function withExt4(features: string, check: (dir: string) => void): void {
   const image = join(work, 'fs.img');
   const mount = join(work, 'mnt');
   try {
-    writeFileSync(image, '');
     execFileSync('truncate', ['-s', '64M', image]);
     execFileSync('mkfs.ext4', ['-q', '-F', '-O', features, image], { stdio: 'ignore' });
-    execFileSync('mkdir', [mount]);
+    mkdirSync(mount);
     execFileSync('mount', ['-o', 'loop', image, mount]);
     try {
       check(mount);
