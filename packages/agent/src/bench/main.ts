@@ -26,7 +26,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { generateSigningKey, type GeneratedKey } from '@hostfiles/shared';
-import { cpuSecondsOf, type CpuSeconds } from './cpu.js';
+import { cpuSecondsOf, machineTicks, type CpuSeconds, type MachineTicks } from './cpu.js';
 import { describeFileSystem, fileSystemOf } from './file-system.js';
 import { median, runLoad, type LoadResult } from './load.js';
 import { transportKit, type Identities, type Transport } from './transport.js';
@@ -97,11 +97,19 @@ interface Figures {
    * requests queue for the loop, and what the loop does per request is what the rate is made of.
    */
   readonly loopBusy: number;
+  /**
+   * How busy the machine's cores were (every process's and the kernel's time, steal included, over all the cores'
+   * time), all samples together. Near 1, the rate is made of the CPU time each op costs, the server's and the
+   * clients' (CPU/op).
+   */
+  readonly machineBusy: number;
 }
 
 interface Sample extends Omit<LoadResult, 'answers'> {
   /** the server's CPU seconds during the sample: all its threads, its main thread */
   readonly cpu: CpuSeconds;
+  /** the machine's CPU ticks during the sample */
+  readonly machine: MachineTicks;
 }
 
 interface Row {
@@ -255,10 +263,16 @@ async function measure(bench: Bench, scenario: Scenario): Promise<Row[]> {
           const requests = requestsOf(bench, side, opOf(cell), batches);
           const pid = bench.servers[side].child.pid ?? NaN;
           const before = cpuSecondsOf(pid);
+          const machineBefore = machineTicks();
           const { answers, ...load } = await runLoad(client, bench.servers[side].url, requests, scenario.clients);
+          const machineAfter = machineTicks();
           const after = cpuSecondsOf(pid);
           const cpu = { all: after.all - before.all, loop: after.loop - before.loop };
-          if (sample >= 0) samples[side].push({ ...load, cpu });
+          const machine = {
+            busy: machineAfter.busy - machineBefore.busy,
+            total: machineAfter.total - machineBefore.total,
+          };
+          if (sample >= 0) samples[side].push({ ...load, cpu, machine });
           expectStatuses(side, answers, STATUS_OF[cell], scenario.requests * scenario.batch);
           expectUnits(bench.roots[side], opOf(cell) === 'write' ? scenario.requests * scenario.batch : 0);
         }
@@ -275,6 +289,9 @@ async function measure(bench: Bench, scenario: Scenario): Promise<Row[]> {
       cpuPerOp: (1000 * samples[side].reduce((sum, r) => sum + r.cpu.all, 0)) / (ops * SAMPLES),
       loopBusy:
         samples[side].reduce((sum, r) => sum + r.cpu.loop, 0) / samples[side].reduce((sum, r) => sum + r.seconds, 0),
+      machineBusy:
+        samples[side].reduce((sum, r) => sum + r.machine.busy, 0) /
+        samples[side].reduce((sum, r) => sum + r.machine.total, 0),
     });
     const agent = figures('agent');
     const baseline = figures('baseline');
@@ -337,7 +354,8 @@ function printRow(row: Row): void {
       `${fixed(row.baseline.rate, 6)} ${unit} ${fixed(row.baseline.p50, 6, 1)} ms ` +
       `${fixed(row.ratio, 6, 2)}× (${low.toFixed(2)}–${high.toFixed(2)}) ` +
       `${fixed(row.agent.cpuPerOp, 7, 2)} ${fixed(row.baseline.cpuPerOp, 6, 2)} ms ` +
-      `${fixed(100 * row.agent.loopBusy, 7)}% ${fixed(100 * row.baseline.loopBusy, 4)}%`,
+      `${fixed(100 * row.agent.loopBusy, 7)}% ${fixed(100 * row.baseline.loopBusy, 4)}% ` +
+      `${fixed(100 * row.agent.machineBusy, 8)}% ${fixed(100 * row.baseline.machineBusy, 4)}%`,
   );
 }
 
@@ -357,7 +375,7 @@ async function main(): Promise<void> {
   }
   console.log('');
   console.log(
-    'trans  batch clients  op      agent: rate    p50/req  baseline: rate  p50/req  agent/baseline time  CPU/op: agent baseline  loop busy: agent baseline',
+    'trans  batch clients  op      agent: rate    p50/req  baseline: rate  p50/req  agent/baseline time  CPU/op: agent baseline  loop busy: agent baseline  cores busy: agent baseline',
   );
   for (const transport of TRANSPORTS) {
     const dir = mkdtempSync(join(BENCH_DIR, 'hostfiles-bench-'));
