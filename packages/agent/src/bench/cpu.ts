@@ -40,7 +40,7 @@ export interface MachineTicks {
  * were not this machine's to use. Guest time is inside user and nice already. Fields an older kernel lacks count 0.
  */
 export function machineTicksOf(text: string): MachineTicks {
-  const line = text.slice(0, text.indexOf('\n') === -1 ? text.length : text.indexOf('\n'));
+  const line = text.split('\n', 1)[0] ?? '';
   const fields = line.trim().split(/\s+/);
   if (fields[0] !== 'cpu') throw new Error(`not the first line of /proc/stat: ${JSON.stringify(line.slice(0, 40))}`);
   const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = fields

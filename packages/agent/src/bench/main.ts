@@ -283,16 +283,17 @@ async function measure(bench: Bench, scenario: Scenario): Promise<Row[]> {
   }
   const ops = scenario.requests * scenario.batch;
   return [...results].map(([op, samples]) => {
-    const figures = (side: Side): Figures => ({
-      rate: median(samples[side].map((r) => ops / r.seconds)),
-      p50: median(samples[side].map((r) => median(r.latencies))),
-      cpuPerOp: (1000 * samples[side].reduce((sum, r) => sum + r.cpu.all, 0)) / (ops * SAMPLES),
-      loopBusy:
-        samples[side].reduce((sum, r) => sum + r.cpu.loop, 0) / samples[side].reduce((sum, r) => sum + r.seconds, 0),
-      machineBusy:
-        samples[side].reduce((sum, r) => sum + r.machine.busy, 0) /
-        samples[side].reduce((sum, r) => sum + r.machine.total, 0),
-    });
+    const figures = (side: Side): Figures => {
+      /** `of` summed over the side's samples */
+      const total = (of: (sample: Sample) => number): number => samples[side].reduce((sum, r) => sum + of(r), 0);
+      return {
+        rate: median(samples[side].map((r) => ops / r.seconds)),
+        p50: median(samples[side].map((r) => median(r.latencies))),
+        cpuPerOp: (1000 * total((r) => r.cpu.all)) / (ops * SAMPLES),
+        loopBusy: total((r) => r.cpu.loop) / total((r) => r.seconds),
+        machineBusy: total((r) => r.machine.busy) / total((r) => r.machine.total),
+      };
+    };
     const agent = figures('agent');
     const baseline = figures('baseline');
     const pairs = samples.agent.map((a, i) => a.seconds / (samples.baseline[i]?.seconds ?? NaN));
