@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { generateSigningKey, type GeneratedKey } from '@hostfiles/shared';
+import { generateSigningKey, stopChild, type GeneratedKey } from '@hostfiles/shared';
 import { cpuSecondsOf, machineTicks, type CpuSeconds, type MachineTicks } from './cpu.js';
 import { describeFileSystem, fileSystemOf } from './file-system.js';
 import { median, runLoad, type LoadResult } from './load.js';
@@ -147,22 +147,9 @@ const servers = new Set<ChildProcess>();
 const runDirs = new Set<string>();
 
 async function cleanUp(): Promise<void> {
-  await Promise.all([...servers].map(stopServer));
+  await Promise.all([...servers].map((child) => stopChild(child)));
   for (const dir of runDirs) rmSync(dir, { recursive: true, force: true });
   runDirs.clear();
-}
-
-/** SIGTERM, then SIGKILL if it has not exited within 5 s; settles once it has exited. */
-function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(kill);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
 }
 
 function parseLine(line: string): { event?: string; port?: number } {

@@ -4,14 +4,21 @@
 // short keys; the trusted keyId with a signature that cannot verify) from several senders. Per phase: the agent's peak
 // RSS (VmHWM, reset as the phase starts) and the writes' p50/p99 beside the quiet phase's, measured in the same run.
 // The attackers run at the lowest CPU priority (nice 19), standing in for machines of their own.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Dispatcher } from 'undici';
-import { certificateFor, generateSigningKey, tlsIdentity, writeOp, type SigningKey } from '@hostfiles/shared';
+import {
+  certificateFor,
+  generateSigningKey,
+  stopChild,
+  tlsIdentity,
+  writeOp,
+  type SigningKey,
+} from '@hostfiles/shared';
 import { createAgentClient, createPinnedDispatcher, type AgentClient, type AgentTarget } from '../agents/index.js';
 import { FLOW_SETTINGS } from '../config.js';
 import { agentBin } from '../local/local-agents.js';
@@ -100,17 +107,6 @@ async function startAgent(home: string, controllerKey: SigningKey, transport: Tr
     logBytes: () => logBytes,
     stop: () => stopChild(child),
   };
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      resolve();
-    }),
-  );
-  child.kill('SIGTERM');
-  return exited;
 }
 
 interface Attacker {
