@@ -216,6 +216,39 @@ test("sharedReads: a read within hotMs of the last one's end is made at once; af
   await assert.rejects(failing(), /EIO/, 'a failed read made at once fails its caller, never throws');
 });
 
+test('sharedReads: after a text longer than hotMaxChars, every read goes through the pool, however soon; a short one brings reads at once back', async () => {
+  let clockMs = 0;
+  let long = true;
+  const line = (inode: number): string => `1: POSIX  ADVISORY  WRITE 2 08:01:${String(inode)} 0 EOF`;
+  // A host with many locks: 40 lines, over the 1,000 characters this source is given as its bound.
+  const text = (inode: number): string =>
+    long ? Array.from({ length: 40 }, (_, i) => line(inode + i)).join('\n') : line(inode);
+  const made: string[] = [];
+  const read = sharedReads(
+    {
+      inPool: () => {
+        made.push('pool');
+        return Promise.resolve(text(100));
+      },
+      now: () => {
+        made.push('now');
+        return text(200);
+      },
+    },
+    { now: () => clockMs, hotMs: 5, hotMaxChars: 1000 },
+  );
+  assert.equal((await read()).size, 40);
+  clockMs += 0.1;
+  assert.equal((await read()).has('100'), true, 'right after a long text: through the pool');
+  assert.deepEqual(made, ['pool', 'pool']);
+  long = false;
+  clockMs += 0.1;
+  assert.deepEqual([...(await read())], ['100'], 'the pool read that finds the text short again');
+  clockMs += 0.1;
+  assert.deepEqual([...(await read())], ['200'], 'after a short text: at once again');
+  assert.deepEqual(made, ['pool', 'pool', 'pool', 'now']);
+});
+
 test('procLocksText: the read made at once sees what the pool read sees, a lock taken and released', async (t) => {
   const file = lockFile(t);
   if (file === undefined) return;

@@ -12,6 +12,12 @@ export type ReadLockedInodes = () => Promise<ReadonlySet<string>>;
 export const HOT_READ_MS = 5;
 
 /**
+ * The longest text of the last read after which the next may still be made on the event loop (see readProcLocks):
+ * 16 KiB, ~290 locks, four pages of the kernel's, measured here at ~0.1 ms a read.
+ */
+export const HOT_READ_MAX_CHARS = 16 * 1024;
+
+/**
  * A read of /proc/locks can block for a whole RCU grace period: the kernel takes the global file-lock rwsem for
  * writing to list the locks (fs/locks.c, locks_start: percpu_down_write), and after an idle spell that waits for a
  * grace period — measured here: 0.03 ms for reads back to back, but a median of 8 ms and up to 50 ms under load for
@@ -26,6 +32,11 @@ export const HOT_READ_MS = 5;
  * - any other read — the first after an idle spell, the one that may wait — goes through the pool (an earlier
  *   release read every time on the event loop: fast in a benchmark that read back to back, it held every request
  *   of a real fleet's agent for those milliseconds);
+ * - so does every read after one whose text was longer than HOT_READ_MAX_CHARS: a host's every lock is a line, and
+ *   the kernel hands the text out a page per read(2), walking its list of locks from the start for each page, so a
+ *   read costs more than its length (measured here: 300 locks 0.1 ms, 1,000 0.33 ms, 5,000 2 ms, 20,000 39 ms), and
+ *   a text longer than a page is read twice (stableText). A host with that many locks pays it in the pool, where it
+ *   holds a thread, not every request;
  * - concurrent callers share pool reads: a caller is served by a read that started after it called (so it sees
  *   every lock taken before its call, which is all a busy check needs), and while one read runs, every caller that
  *   comes joins the single read queued behind it;
@@ -167,23 +178,33 @@ function decided(texts: string[], read: ProcRead, attempts: number): string | un
   return texts.length < attempts ? undefined : texts.join('\n');
 }
 
+/** When sharedReads makes a read at once: within `hotMs` of the last one's end, and after a text of `hotMaxChars` at most. */
+export interface HotReads {
+  readonly now: () => number;
+  readonly hotMs: number;
+  /** HOT_READ_MAX_CHARS when left out */
+  readonly hotMaxChars?: number;
+}
+
 /**
- * Reads as readProcLocks says: at once when the last read ended within `hotMs` and none is running or queued;
- * otherwise through the pool, at most one read running and one queued behind it (made at once when it starts, the
- * running one having just ended). A caller never gets a read that started before it called, and two reads never run
- * at once (they share the fd and the buffer).
+ * Reads as readProcLocks says: at once when the last read ended within `hotMs`, its text was no longer than
+ * `hotMaxChars`, and none is running or queued; otherwise through the pool, at most one read running and one queued
+ * behind it (made at once when it starts, the running one having just ended, and the same rules allow it). A caller
+ * never gets a read that started before it called, and two reads never run at once (they share the fd and the
+ * buffer).
  */
 export function sharedReads(
   text: LocksText,
-  clock: { readonly now: () => number; readonly hotMs: number } = { now: () => performance.now(), hotMs: HOT_READ_MS },
+  clock: HotReads = { now: () => performance.now(), hotMs: HOT_READ_MS },
 ): ReadLockedInodes {
+  const hotMaxChars = clock.hotMaxChars ?? HOT_READ_MAX_CHARS;
   let running: Promise<ReadonlySet<string>> | undefined;
   let queued: Promise<ReadonlySet<string>> | undefined;
   let lastText: string | undefined;
   let lastSet: ReadonlySet<string> = new Set();
   let lastEnd = -Infinity;
   const setOf = (read: string): ReadonlySet<string> => {
-    lastEnd = clock.now();
+    lastEnd = read.length > hotMaxChars ? -Infinity : clock.now();
     if (read !== lastText) {
       lastSet = parseProcLocks(read);
       lastText = read;
