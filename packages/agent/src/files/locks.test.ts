@@ -28,11 +28,21 @@ test('parseProcLocks keeps POSIX, FLOCK and OFDLCK inodes and skips waiters and 
     '3: OFDLCK ADVISORY  WRITE -1 fe:00:8713209 128 191',
     '4: LEASE  ACTIVE    READ  1234 08:01:2222222 0 EOF',
     '5: POSIX  ADVISORY  WRITE 699 00:16:28457 0 EOF',
+    '6: POSIX  ADVISORY  WRITE 699 00:16:000123 0 EOF',
+    '  7: FLOCK ADVISORY WRITE 1 08:01:4242',
+    '8: POSIX  ADVISORY  WRITE 699 00:16:99x 0 EOF',
+    '9: POSIXX ADVISORY  WRITE 699 00:16:555 0 EOF',
+    '10: OFDLCK ADVISORY  READ -1 fe:00:0 0 EOF\r',
     '',
     'garbage',
   ].join('\n');
-  assert.deepEqual([...parseProcLocks(text)].sort(), ['28457', '7864448', '7864554', '8713209']);
+  assert.deepEqual(
+    [...parseProcLocks(text)].sort(),
+    ['0', '123', '28457', '4242', '7864448', '7864554', '8713209'],
+    'leading zeros left out, any whitespace but a newline between fields, an inode that is not all digits or a kind that is not one skipped',
+  );
   assert.equal(parseProcLocks('').size, 0);
+  assert.equal(parseProcLocks('1: POSIX\nADVISORY WRITE 1 08:01:77 0 EOF').size, 0, 'a line never runs into the next');
 });
 
 /** A fresh empty file to lock and its inode; undefined (the test skipped, saying why) without flock(1). */
