@@ -10,7 +10,10 @@ import { TEMP_PREFIX } from './temp-name.js';
 import { flockAvailable, holdFlock, useTestRoots } from './test-roots.js';
 
 const sha = (bytes: Buffer | string): string => createHash('sha256').update(bytes).digest('hex');
-const PIPELINE = "find . -type f ! -name .lock -printf '%P\\0' | LC_ALL=C sort -z | xargs -0r sha256sum | sha256sum";
+/** DESIGN.md's pipeline for a state's digest. */
+const PIPELINE =
+  "find . \\( -name .lock -o -name '.hostfiles-tmp-*' \\) -prune -o -type f -links 1 -printf '%P\\0' | " +
+  'LC_ALL=C sort -z | xargs -0r sha256sum | sha256sum';
 
 /** A vTPM state directory as swtpm leaves it: `tpm2/` with state files and the lock. */
 function makeState(dir: string, seed: string): Record<string, Buffer> {
@@ -38,6 +41,11 @@ test('list answers one unit per entry below the root: files and state directorie
   writeFileSync(join(roots.TpmState, `${TEMP_PREFIX}0123-x`), 'partial');
   mkdirSync(join(roots.TpmState, `${TEMP_PREFIX}4567`));
   linkSync(join(outside, 'secret'), join(roots.TpmState, 'hard-linked'));
+  // Inside a state, none of these is part of it: a file linked from outside, a replace's temp tree, a lock directory.
+  linkSync(join(outside, 'secret'), join(roots.TpmState, 'b-uuid', 'tpm2', 'linked'));
+  mkdirSync(join(roots.TpmState, 'b-uuid', `${TEMP_PREFIX}new.tpm2`, 'inner'), { recursive: true });
+  writeFileSync(join(roots.TpmState, 'b-uuid', `${TEMP_PREFIX}new.tpm2`, 'inner', 'staged'), 'staged');
+  utimesSync(join(roots.TpmState, 'b-uuid', `${TEMP_PREFIX}new.tpm2`, 'inner', 'staged'), 1_800_000_000, 1_800_000_000);
 
   const units = await store.list('TpmState');
   assert.deepEqual(
