@@ -1,7 +1,16 @@
 // A new host's config with many things wrong: the real hostfiles-agent names them all in one run, not a pass at a time.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -96,6 +105,21 @@ test('info: the key file’s problem beside the config’s own; make-roots: the 
   assert.ok(made.lines.includes('ownership.TpmState.owner: no user named no-such-user-hostfiles on this host'));
   assert.equal(existsSync(join(setup.dir, 'libvirt')), false, 'no root made');
   assert.equal(made.stdout, '');
+});
+
+test('a config that gives a key twice is not JSON the agent takes: said so, naming the key, exit 2', (t) => {
+  const { setup } = badHost(t);
+  const text = readFileSync(setup.configPath, 'utf8');
+  // The same config with trustedKeys given again after it: JSON.parse would keep the second without a word.
+  writeFileSync(setup.configPath, text.replace(/}\s*$/, ', "trustedKeys": []}'));
+  const result = agent('--config', setup.configPath);
+  assert.equal(result.status, 2, result.lines.join('\n'));
+  assert.ok(
+    result.lines.some(
+      (line) => line.startsWith(`${setup.configPath} is not JSON: `) && line.endsWith('duplicate key "trustedKeys"'),
+    ),
+    result.lines.join('\n'),
+  );
 });
 
 test('a config that could not be read: said so alone, exit 2', (t) => {

@@ -148,6 +148,20 @@ test('a missing database is refused, never created; a bad key file is refused wi
   chmodSync(open, 0o644);
   fails(await hostfiles(['retry', '--db', db]), 2, /readable by others.*chmod 600/);
   fails(await hostfiles(['retry', '--db', db, '--key', join(dir, 'none.key')]), 1, /no controller key at/);
+  // A key path that is there but no file (a directory) is bad input too.
+  fails(await hostfiles(['retry', '--db', db, '--key', dir]), 2, /cannot read the controller key .*: EISDIR/);
+
+  // init refuses such a key before it makes anything: no database is left behind.
+  const fresh = join(dir, 'fresh.db');
+  fails(await hostfiles(['init', '--db', fresh, '--key', open]), 2, /readable by others.*chmod 600/);
+  assert.equal(existsSync(fresh), false, 'no database made for a refused key');
+
+  // A URL of a scheme hostfiles does not open is bad input, never taken for a SQLite file's name.
+  for (const command of [['init'], ['host', 'list']]) {
+    const refused = await hostfiles([...command, '--db', 'mysql://u:pw@db/x']);
+    fails(refused, 2, /mysql:\/\/ is not a database hostfiles opens/);
+    assert.doesNotMatch(refused.stderr, /pw/, 'its password never repeated');
+  }
 });
 
 test('a VM name no libvirt domain can have is bad input: a slash (its NVRAM would go below a directory), a control character', async (t) => {
@@ -161,6 +175,11 @@ test('a VM name no libvirt domain can have is bad input: a slash (its NVRAM woul
   // Refused for the name before the host is looked for (there is none: that would be exit 1).
   fails(slash, 2, /the VM name "web\/1" holds a '\/'/);
   fails(tab, 2, /the VM name "web\\t1" holds a control character/);
+  // Its NVRAM, <name>_VARS.fd, must be a file name the host can have: 255 bytes at most. Said without the whole name.
+  const long = await hostfiles(['vm', 'add', 'a'.repeat(248), '--host', 'h0', '--db', db]);
+  fails(long, 2, /is 248 bytes: its NVRAM file, _VARS\.fd after it, would be over the 255 a file name may have/);
+  assert.ok(long.stderr.length < 400, long.stderr);
+  fails(await hostfiles(['vm', 'add', 'a'.repeat(247), '--host', 'h0', '--db', db]), 1, /no host h0/);
 });
 
 test('a name shaped like a uuid, or empty, is bad input for a host and a VM: a uuid names the one that has it', async (t) => {
@@ -588,6 +607,11 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
   for (const url of ['kvm-01:7441', 'not a url']) {
     fails(await cli('host', 'add', 'h8', url, '--expect-key', a1.publicKey), 2, /is not a URL|an agent URL is https/);
   }
+  // A password in the URL is refused before anything is reached, and never repeated.
+  const withPassword = a1.url.replace('://', '://admin:s3cret@');
+  const refused = await cli('host', 'add', 'h8', withPassword, '--expect-key', a1.publicKey);
+  fails(refused, 2, /an agent URL carries no user name or password/);
+  assert.doesNotMatch(refused.stdout + refused.stderr, /s3cret/);
 
   // VMs and TPMs: a (UEFI, no secure boot) on h0, b (legacy) on h1, c without a TPM
   assert.equal((await cli('vm', 'add', 'a', '--host', 'h0', '--uefi')).status, 0);

@@ -6,6 +6,7 @@ import {
   err,
   isValidRoot,
   ok,
+  parseStrictJson,
   trustedKeyFromBase64,
   type Result,
   MAX_CLOCK_SKEW_MS,
@@ -144,13 +145,11 @@ export function checkConfigFile(path: string): CheckedConfig {
   } catch (error) {
     return unread(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    return unread(`${path} is not JSON: ${(error as Error).message}`);
-  }
-  return checkConfig(json);
+  // Strict, as commands are: JSON.parse would take the last of a key given twice (two `trustedKeys`, one of them
+  // unseen by whoever reads the file) without a word.
+  const json = parseStrictJson(text);
+  if (!json.ok) return unread(`${path} is not JSON: ${json.error}`);
+  return checkConfig(json.value);
 }
 
 const unread = (problem: string): CheckedConfig => ({ config: undefined, problems: [problem], fields: {} });

@@ -35,6 +35,19 @@ export function resolvePaths(flags: ControllerEnv, env: ControllerEnv): Controll
 /** A database named by a postgres:// (or postgresql://) URL rather than a SQLite file's path. */
 export const isPostgresUrl = (db: string): boolean => /^postgres(ql)?:\/\//i.test(db);
 
+/**
+ * Why `db` names no database hostfiles can open (undefined when it can): a postgres:// URL that cannot name a server
+ * (postgresUrlProblem), or a URL of another scheme (mysql://, sqlite://), which would otherwise be taken for the
+ * path of a SQLite file of that name.
+ */
+export function databaseProblem(db: string): string | undefined {
+  if (isPostgresUrl(db)) return postgresUrlProblem(db);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(db)?.[1];
+  return scheme === undefined
+    ? undefined
+    : `${scheme.slice(0, 32)}:// is not a database hostfiles opens: a SQLite file's path or a postgres:// URL`;
+}
+
 /** The PostgreSQL schema a URL's `schema` parameter may name: an unquoted identifier, lowercase. */
 export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 /** The `sslmode` values the driver knows (libpq's, and node-postgres's `no-verify`). */

@@ -12,7 +12,8 @@ import {
 } from '../flows/index.js';
 
 const DEFAULT_LEASE: LeaseSettings = { leaseMs: FLOW_SETTINGS.leaseMs, graceMs: FLOW_SETTINGS.leaseGraceMs };
-import { isPostgresUrl, postgresUrlProblem, redactUrl, splitPostgresUrl } from '../config.js';
+import { truncate } from '@hostfiles/shared';
+import { databaseProblem, isPostgresUrl, redactUrl, splitPostgresUrl } from '../config.js';
 import { createPgStore, createSqliteStore, isStoreError, type Store } from '../store/index.js';
 import type { SchemaReport } from '../store/migrate.js';
 import type { CliIo, CommandContext } from './command.js';
@@ -138,6 +139,7 @@ function waitingText(keys: readonly string[], lease: LeaseSettings): string {
  * (only `init` creates one).
  */
 export async function openExistingStore(db: string): Promise<Store> {
+  checkDatabase(db);
   if (isPostgresUrl(db)) return openStore(db, { existing: true });
   let isFile: boolean;
   try {
@@ -152,6 +154,15 @@ export async function openExistingStore(db: string): Promise<Store> {
   return openStore(db, { existing: true });
 }
 
+/** Bad input (exit 2) when `db` names no database hostfiles can open (databaseProblem). */
+export function checkDatabase(db: string): void {
+  const problem = databaseProblem(db);
+  if (problem === undefined) return;
+  // A URL of another scheme is not repeated: redactUrl knows where a postgres:// URL keeps its secrets, not others'.
+  const named = isPostgresUrl(db) ? `the database URL ${truncate(redactUrl(db))}` : 'the database';
+  throw badInput(`${named} (--db or HOSTFILES_DB) cannot be used: ${problem}`);
+}
+
 /**
  * Opens (creating if need be) and migrates the database: a SQLite file, or a PostgreSQL URL (its tables in the
  * URL's `schema` parameter, `public` by default). Errors name the database, never with its password. `existing`:
@@ -162,10 +173,7 @@ export async function openStore(
   options: { readonly existing?: boolean; readonly onSchema?: SchemaReport } = {},
 ): Promise<Store> {
   // Asked of the database a command opens (not of every command: the demo opens its own).
-  const problem = isPostgresUrl(db) ? postgresUrlProblem(db) : undefined;
-  if (problem !== undefined) {
-    throw badInput(`the database URL ${redactUrl(db)} (--db or HOSTFILES_DB) cannot be used: ${problem}`);
-  }
+  checkDatabase(db);
   try {
     if (!isPostgresUrl(db)) return await createSqliteStore(db, options);
     const { url, schema } = splitPostgresUrl(db);

@@ -19,12 +19,15 @@ export const INIT_COMMANDS: readonly Command[] = [
     ].join('\n'),
     async run(ctx) {
       const { db, key: keyFile } = ctx.paths;
-      // A PostgreSQL database is the server's to create; its schema and tables are made here.
-      const databaseCreated = isPostgresUrl(db) ? false : createPrivateFile(db);
-      const [{ openStore }, { ensureControllerKey }] = await Promise.all([
+      const [{ checkDatabase, openStore }, { ensureControllerKey }] = await Promise.all([
         import('./context.js'),
         import('./key-file.js'),
       ]);
+      checkDatabase(db);
+      // The key first: one refused (readable by others, not a key) leaves no new database behind.
+      const { key, created: keyCreated } = ensureControllerKey(keyFile);
+      // A PostgreSQL database is the server's to create; its schema and tables are made here.
+      const databaseCreated = isPostgresUrl(db) ? false : createPrivateFile(db);
       let schema = { from: 0, to: 0 };
       const store = await openStore(db, {
         onSchema: (change) => {
@@ -32,7 +35,6 @@ export const INIT_COMMANDS: readonly Command[] = [
         },
       });
       await store.close();
-      const { key, created: keyCreated } = ensureControllerKey(keyFile);
       const shared = isPostgresUrl(db);
       const result = {
         database: redactUrl(db),

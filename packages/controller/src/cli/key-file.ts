@@ -6,6 +6,9 @@ import { badInput, CliError } from './errors.js';
 const codeOf = (error: unknown): string =>
   (error as NodeJS.ErrnoException | undefined)?.code ?? (error instanceof Error ? error.message : String(error));
 
+/** Errors of a key path that is there but names nothing readable as a file. */
+const UNUSABLE = new Set(['EISDIR', 'EACCES', 'EPERM', 'ELOOP', 'ENOTDIR']);
+
 /**
  * Reads and checks the key; every problem is a CliError that says what to do: exit 1 for a key that is not there,
  * 2 for one that is there but unusable.
@@ -15,10 +18,13 @@ export function loadControllerKey(path: string): SigningKey {
   try {
     pem = readFileSync(path, 'utf8');
   } catch (error) {
-    if (codeOf(error) === 'ENOENT') {
+    const code = codeOf(error);
+    if (code === 'ENOENT') {
       throw new CliError(`no controller key at ${path}: run \`hostfiles init\`, or name the key with --key`);
     }
-    throw new CliError(`cannot read the controller key ${path}: ${codeOf(error)}`);
+    // There, but not a file this user can read: the path handed in is wrong (bad input), not the machine.
+    if (UNUSABLE.has(code)) throw badInput(`cannot read the controller key ${path}: ${code}`);
+    throw new CliError(`cannot read the controller key ${path}: ${code}`);
   }
   if ((statSync(path).mode & 0o077) !== 0) {
     throw badInput(`the controller key ${path} is readable by others than its owner: chmod 600 it`);

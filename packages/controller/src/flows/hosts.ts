@@ -7,6 +7,7 @@ import {
   isLoopbackHost,
   keyFingerprint,
   parseExpectedKey,
+  truncate,
   type AgentInfo,
   type ExpectedKey,
 } from '@hostfiles/shared';
@@ -37,7 +38,9 @@ export interface NewHostInput {
  */
 export async function addHost(deps: FlowDeps, input: NewHostInput): Promise<Host> {
   const problem = nameProblem(input.name);
-  if (problem !== undefined) throw new FlowError('bad_input', `the host name ${JSON.stringify(input.name)} ${problem}`);
+  if (problem !== undefined) {
+    throw new FlowError('bad_input', `the host name ${truncate(JSON.stringify(input.name))} ${problem}`);
+  }
   const url = agentUrl(input.url, input.allowPlainHttp === true);
   const expected = expectation(input);
   const { info, certificate } = await identify(deps, url, expected);
@@ -219,10 +222,15 @@ function agentUrl(text: string, allowPlainHttp: boolean): URL {
   try {
     url = new URL(text);
   } catch {
-    throw new FlowError('bad_input', `${text} is not a URL`);
+    throw new FlowError('bad_input', `${truncate(text)} is not a URL`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new FlowError('bad_input', 'an agent URL is https (or http on loopback)');
+  }
+  // Never stored, printed or sent: an agent authenticates by its key, a controller by its own, and a password in a
+  // URL would be repeated by every message that names the host's URL.
+  if (url.username !== '' || url.password !== '') {
+    throw new FlowError('bad_input', 'an agent URL carries no user name or password (the agent is known by its key)');
   }
   if (url.protocol === 'http:' && !allowPlainHttp && !isLoopbackHost(url.hostname)) {
     throw new FlowError(

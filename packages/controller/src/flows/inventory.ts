@@ -1,6 +1,6 @@
 // Adding hosts, VMs and TPMs, moving a VM, and writing a VM's state onto a host.
 import { randomUUID } from 'node:crypto';
-import { UUID_PATTERN, type FileType } from '@hostfiles/shared';
+import { truncate, UUID_PATTERN, type FileType } from '@hostfiles/shared';
 import type { BootMode, Host, Operation, TpmWithBinding, Vm } from '../store/index.js';
 import { FlowError, type FlowDeps } from './deps.js';
 import { keysOfStates, stateKeys, vmKey } from './lock-keys.js';
@@ -35,13 +35,23 @@ export interface NewVmInput {
  */
 function vmNameProblem(name: string, uuid: string): string | undefined {
   if (name.includes('/')) return "holds a '/', which no libvirt domain name does";
+  const bytes = Buffer.byteLength(name);
+  if (bytes > MAX_VM_NAME_BYTES) {
+    return `is ${bytes} bytes: its NVRAM file, ${NVRAM_SUFFIX} after it, would be over the 255 a file name may have`;
+  }
   return nameProblem(name, uuid);
 }
+
+/** What libvirt puts after a domain's name for its NVRAM file; a file name holds 255 bytes at most. */
+const NVRAM_SUFFIX = '_VARS.fd';
+const MAX_VM_NAME_BYTES = 255 - NVRAM_SUFFIX.length;
 
 export async function addVm(deps: FlowDeps, input: NewVmInput): Promise<Vm> {
   const uuid = input.uuid ?? randomUUID();
   const problem = vmNameProblem(input.name, uuid);
-  if (problem !== undefined) throw new FlowError('bad_input', `the VM name ${JSON.stringify(input.name)} ${problem}`);
+  if (problem !== undefined) {
+    throw new FlowError('bad_input', `the VM name ${truncate(JSON.stringify(input.name))} ${problem}`);
+  }
   if (!UUID_PATTERN.test(uuid))
     throw new FlowError('bad_input', `${uuid} is not a uuid: 8-4-4-4-12 hex digits (libvirt's domain uuid)`);
   const host = await resolveHost(deps, input.host);
