@@ -157,7 +157,7 @@ test('a missing database is refused, never created; a bad key file is refused wi
   assert.equal(existsSync(fresh), false, 'no database made for a refused key');
 
   // A URL of a scheme hostfiles does not open is bad input, never taken for a SQLite file's name.
-  for (const command of [['init'], ['host', 'list']]) {
+  for (const command of [['init'], ['host', 'list'], ['retry'], ['vm', 'add', 'v1', '--host', 'h0']]) {
     const refused = await hostfiles([...command, '--db', 'mysql://u:pw@db/x']);
     fails(refused, 2, /mysql:\/\/ is not a database hostfiles opens/);
     assert.doesNotMatch(refused.stderr, /pw/, 'its password never repeated');
@@ -612,6 +612,10 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
   const refused = await cli('host', 'add', 'h8', withPassword, '--expect-key', a1.publicKey);
   fails(refused, 2, /an agent URL carries no user name or password/);
   assert.doesNotMatch(refused.stdout + refused.stderr, /s3cret/);
+  // Nor when the rest of it does not parse.
+  const unparsed = await cli('host', 'add', 'h8', 'https://admin:s3cret@kvm-01:99999', '--expect-key', a1.publicKey);
+  fails(unparsed, 2, /https:\/\/\*\*\*@kvm-01:99999 is not a URL/);
+  assert.doesNotMatch(unparsed.stderr, /s3cret/);
 
   // VMs and TPMs: a (UEFI, no secure boot) on h0, b (legacy) on h1, c without a TPM
   assert.equal((await cli('vm', 'add', 'a', '--host', 'h0', '--uefi')).status, 0);

@@ -33,8 +33,12 @@ sys.stdin.read()
 
 async function holdLocks(path: string, count: number): Promise<ChildProcess> {
   const child = spawn('python3', ['-c', HOLDER, path, String(count)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const [chunk] = (await once(child.stdout, 'data')) as [Buffer];
-  if (chunk.toString().trim() !== 'ready') throw new Error(`the lock holder said ${chunk.toString()}`);
+  // Its first line, or its exit (it could not take the locks: python3 said why on stderr).
+  const first = await Promise.race([
+    once(child.stdout, 'data').then(([chunk]) => String(chunk).trim()),
+    once(child, 'exit').then(([code]) => `nothing: it exited ${String(code)}`),
+  ]);
+  if (first !== 'ready') throw new Error(`the lock holder said ${first}`);
   return child;
 }
 

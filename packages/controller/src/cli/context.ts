@@ -1,5 +1,6 @@
 // What a running command is handed: the output, and the database, key and agents opened only when it asks.
 import { statSync } from 'node:fs';
+import { truncate } from '@hostfiles/shared';
 import { createAgentClient, type AgentClient } from '../agents/index.js';
 import { commandLifetimeFor, FLOW_SETTINGS, type ControllerPaths } from '../config.js';
 import {
@@ -12,7 +13,6 @@ import {
 } from '../flows/index.js';
 
 const DEFAULT_LEASE: LeaseSettings = { leaseMs: FLOW_SETTINGS.leaseMs, graceMs: FLOW_SETTINGS.leaseGraceMs };
-import { truncate } from '@hostfiles/shared';
 import { databaseProblem, isPostgresUrl, redactUrl, splitPostgresUrl } from '../config.js';
 import { createPgStore, createSqliteStore, isStoreError, type Store } from '../store/index.js';
 import type { SchemaReport } from '../store/migrate.js';
@@ -61,7 +61,9 @@ export function createCommandContext(options: ContextOptions): OpenedContext {
   };
 
   async function openFlows(lease: LeaseSettings): Promise<FlowDeps> {
-    // The key first: a bad key file is refused before the database is even opened.
+    // What --db names first (the key's default path is made from it, a URL's password and all), then the key: a bad
+    // key file is refused before the database is even opened.
+    checkDatabase(paths.db);
     const key = loadControllerKey(paths.key);
     agents = createAgentClient({
       key,

@@ -222,7 +222,8 @@ function agentUrl(text: string, allowPlainHttp: boolean): URL {
   try {
     url = new URL(text);
   } catch {
-    throw new FlowError('bad_input', `${truncate(text)} is not a URL`);
+    // Repeated without what would be its user and password.
+    throw new FlowError('bad_input', `${truncate(text.replace(/\/\/[^/]*@/, '//***@'))} is not a URL`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new FlowError('bad_input', 'an agent URL is https (or http on loopback)');
