@@ -243,6 +243,9 @@ test('install.sh into a DESTDIR: bundle, command, unit (verified), a config and 
     'install.sh: --trusted-key was not written into the kept /etc/hostfiles/agent.json: add it to its trustedKeys yourself\n',
   );
   assert.equal(readFileSync(configPath, 'utf8'), '{"edited": true}');
+  // And its "Next" does not say the key is set; the first run's did.
+  assert.match(first.stdout, /trustedKeys \(the controller's public key, `hostfiles init` prints it\): set, listen/);
+  assert.match(kept.stdout, /trustedKeys \(the controller's public key, `hostfiles init` prints it\), listen/);
 
   // A key the agent's config would refuse is refused before anything is installed.
   for (const key of [

@@ -77,6 +77,8 @@ put 0644 "$destdir$units/hostfiles-agent.service"
 # The config: made once from the example, with a hostUuid of its own; an existing one is the operator's.
 config=/etc/hostfiles/agent.json
 install -d -m 0755 "$destdir/etc/hostfiles"
+# Whether this run wrote --trusted-key into the config (never into a kept one): what "Next" says of trustedKeys.
+trusted_written=
 if [ -e "$destdir$config" ]; then
   echo "kept $config (exists)"
   [ -z "$trusted" ] || echo "install.sh: --trusted-key was not written into the kept $config: add it to its trustedKeys yourself" >&2
@@ -92,6 +94,7 @@ else
   ' "$destdir$config.new"
   mv "$destdir$config.new" "$destdir$config"
   echo "made $config"
+  trusted_written=$trusted
 fi
 
 # The agent's key, now rather than at first start, so that its fingerprint can be given to the controller first.
@@ -108,7 +111,7 @@ echo "installed hostfiles-agent $version: $lib/hostfiles-agent.cjs, $prefix/bin/
 echo "local changes to the unit: systemctl edit hostfiles-agent (a drop-in; this file is replaced by the next install)"
 cat <<NEXT
 Next:
-  1. $config: trustedKeys (the controller's public key, \`hostfiles init\` prints it)$([ -n "$trusted" ] && echo ": set"), listen, roots, ownership.
+  1. $config: trustedKeys (the controller's public key, \`hostfiles init\` prints it)$([ -n "$trusted_written" ] && echo ": set"), listen, roots, ownership.
   2. systemctl daemon-reload && systemctl enable --now hostfiles-agent
      journalctl -u hostfiles-agent -o cat    # root_made (a new host), then listening
   3. hostfiles-agent info --config $config    # the fingerprint; on the controller:
