@@ -148,6 +148,12 @@ test('a missing database is refused, never created; a bad key file is refused wi
   chmodSync(open, 0o644);
   fails(await hostfiles(['retry', '--db', db]), 2, /readable by others.*chmod 600/);
   fails(await hostfiles(['retry', '--db', db, '--key', join(dir, 'none.key')]), 1, /no controller key at/);
+  // So is a file that is no database: said without the statement that found it out.
+  const junk = join(dir, 'junk.db');
+  writeFileSync(junk, 'not a database, just text that is long enough to be read as a header\n'.repeat(100));
+  const notDb = await hostfiles(['host', 'list', '--db', junk]);
+  fails(notDb, 2, /junk\.db is not a SQLite database/);
+  assert.doesNotMatch(notDb.stderr, /SELECT/);
   // A key path that is there but no file (a directory) is bad input too.
   fails(await hostfiles(['retry', '--db', db, '--key', dir]), 2, /cannot read the controller key .*: EISDIR/);
 

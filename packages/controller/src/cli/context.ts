@@ -182,6 +182,10 @@ export async function openStore(
     return await createPgStore(url, { schema, ...options });
   } catch (error) {
     const named = redactUrl(db);
+    // A file that is there but is no SQLite database: the path handed in is wrong (bad input), said without the SQL.
+    if (isStoreError(error) && (error.cause as { code?: unknown } | undefined)?.code === 'SQLITE_NOTADB') {
+      throw badInput(`${named} is not a SQLite database (--db names the file \`hostfiles init\` made)`);
+    }
     if (isStoreError(error))
       throw new CliError(`cannot open the database ${named}: ${error.message}`, { cause: error });
     if (error instanceof RangeError) throw new CliError(`cannot open the database ${named}: ${error.message}`);
