@@ -735,7 +735,10 @@ test('the operator path: hosts, VMs, TPMs, files; a removal with a host down, pe
   fails(await cli('ops', 'list', '--state', 'stuck'), 2, /--state is running, done, failed, not stuck/);
   fails(await cli('ops', 'list', '--kind', 'write'), 2, /--kind is one of tpm\.remove, .*file\.write, not write/);
   fails(await cli('ops', 'list', '--limit', '0'), 2, /--limit is a whole number from 1 to 1000/);
-  fails(await cli('ops', 'show', 'nope'), 1, /no operation nope/);
+  // Not a uuid: a wrong argument (exit 2); a uuid of no operation: looked for and not found (exit 1).
+  fails(await cli('ops', 'show', 'nope'), 2, /nope is not an operation id \(a uuid/);
+  const unknown = '0b9e8f3a-9d3c-4a57-b0a4-3f2d7f8e6c11';
+  fails(await cli('ops', 'show', unknown), 1, new RegExp(`no operation ${unknown}`));
 
   // Refused removals change nothing
   fails(await cli('tpm', 'remove', 'nosuchvm'), 1, /no VM nosuchvm/);

@@ -54,6 +54,7 @@ test('--help, --version, a command --help and a usage error load no package and 
     [['host', '--help'], 0],
     [['vm', 'add'], 2],
     [['frobnicate'], 2],
+    [['--version', 'host', 'list'], 2],
   ];
   for (const [args, exitCode] of calls) {
     const { status, modules } = await traced(args);

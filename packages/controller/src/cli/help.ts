@@ -14,9 +14,9 @@ export const GLOBAL_FLAGS: readonly FlagSpec[] = [
     value: 'FILE',
     help: "the controller's Ed25519 key, PKCS#8 PEM, mode 0600 (default: $HOSTFILES_KEY, else hostfiles.key beside a SQLite database, or in the working directory)",
   },
-  { name: 'json', help: 'print the result as JSON on stdout (nothing else goes to stdout)' },
+  { name: 'json', help: 'print the result as JSON on stdout (nothing else goes to stdout; every command but demo)' },
   { name: 'help', help: "this help, or a command's: hostfiles COMMAND --help (also -h, hostfiles help COMMAND)" },
-  { name: 'version', help: 'print the version' },
+  { name: 'version', help: 'print the version (alone: hostfiles --version)' },
 ];
 
 const FOOTER = [

@@ -76,6 +76,9 @@ export async function runCli(argv: readonly string[], options: CliOptions, comma
     print(command);
     return;
   }
+  if (flags.has('version') && !flags.has('help')) {
+    throw new UsageError('--version takes no command', 'run `hostfiles --version` alone');
+  }
   if (flags.has('help')) {
     print(commandHelp(command));
     return;

@@ -1,4 +1,5 @@
 // `hostfiles ops list|show`: the journal of flows, as an operator reads it.
+import { UUID_PATTERN } from '@hostfiles/shared/core';
 import { DEFAULT_OPERATIONS_LIMIT, MAX_OPERATIONS_LIMIT } from '../api/limits.js';
 import {
   isOperationKind,
@@ -9,7 +10,7 @@ import {
   type OperationState,
 } from '../store/types.js';
 import { firstArg, type Command } from './command.js';
-import { CliError, UsageError } from './errors.js';
+import { badInput, CliError, UsageError } from './errors.js';
 import { loadNames } from './lookup.js';
 import { formatTime, table } from './output.js';
 
@@ -136,6 +137,12 @@ export const OPS_COMMANDS: readonly Command[] = [
     summary: 'print one operation: its input, step, state and report',
     async run(ctx, input) {
       const id = firstArg(input);
+      // Not one of the uuids `ops list` shows: a wrong argument (exit 2), not an operation looked for and not found.
+      if (!UUID_PATTERN.test(id)) {
+        // Loaded here, not with the command table (the shared package's main entry loads zod).
+        const { truncate } = await import('@hostfiles/shared');
+        throw badInput(`${truncate(id)} is not an operation id (a uuid: see hostfiles ops list)`);
+      }
       const store = await ctx.store();
       const operation = await store.getOperation(id);
       if (operation === null) throw new CliError(`no operation ${id}`);

@@ -1,5 +1,6 @@
 // The journal of flows: every operation, newest first, and one by id; each with its subject's names (subjectName).
 import type { Hono } from 'hono';
+import { truncate } from '@hostfiles/shared';
 import { readQuery } from '../body.js';
 import type { ApiContext } from '../deps.js';
 import { ApiError } from '../errors.js';
@@ -21,7 +22,7 @@ export function operationRoutes(app: Hono, { flows }: ApiContext): void {
   app.get('/v1/operations/:id', async (c) => {
     const id = c.req.param('id');
     const operation = await flows.store.getOperation(id);
-    if (operation === null) throw new ApiError('not_found', `no operation ${id}`);
+    if (operation === null) throw new ApiError('not_found', `no operation ${truncate(id)}`);
     return c.json(nameOperation(operation, await loadSubjectNames(flows.store, operation)));
   });
 }
