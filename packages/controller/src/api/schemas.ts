@@ -127,7 +127,8 @@ export const listOperationsQuery = z.strictObject({
   limit: z
     .string()
     .regex(/^\d{1,4}$/, `a whole number from 1 to ${MAX_OPERATIONS_LIMIT}`)
-    .refine((value) => Number(value) >= 1 && Number(value) <= MAX_OPERATIONS_LIMIT, {
+    // Only on digits: what the pattern refused is said once, not again here.
+    .refine((value) => !/^\d{1,4}$/.test(value) || (Number(value) >= 1 && Number(value) <= MAX_OPERATIONS_LIMIT), {
       message: `a whole number from 1 to ${MAX_OPERATIONS_LIMIT}`,
     })
     .optional(),
