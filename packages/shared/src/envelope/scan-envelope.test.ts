@@ -7,6 +7,7 @@ import { parseStrictJson } from '../protocol/strict-json.js';
 import { COMMAND_CONTEXT, parseEnvelope, signEnvelope } from './envelope.js';
 import { generateSigningKey } from './keys.js';
 import { scanEnvelope } from './scan-envelope.js';
+import { seeded } from '../util/seeded.js';
 
 /** What parseEnvelope did before the pre-parse: the whole value built, then the shape checked. */
 function oldParse(text: string): Envelope | undefined {
@@ -22,17 +23,6 @@ function agree(text: string): boolean {
   assert.equal(now.ok, before !== undefined, `verdicts differ on ${JSON.stringify(text.slice(0, 300))}`);
   if (now.ok) assert.deepStrictEqual(now.value, before);
   return now.ok;
-}
-
-/** mulberry32: a small seeded generator, so every run tries the same bodies. */
-function seeded(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const keys = [generateSigningKey(), generateSigningKey(), generateSigningKey()];

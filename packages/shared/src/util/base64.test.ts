@@ -2,20 +2,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isStrictBase64 } from './base64.js';
+import { seeded } from './seeded.js';
 
 const EXPRESSION = /^[A-Za-z0-9+/]*={0,2}$/;
 const reference = (text: string): boolean => text.length % 4 === 0 && EXPRESSION.test(text);
-
-/** mulberry32: seeded, so a failure repeats. */
-function seeded(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 /** Every Latin-1 character, and wider ones whose low byte is base64 or `=` (Node's decoder reads only that byte). */
