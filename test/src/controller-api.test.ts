@@ -1,5 +1,6 @@
 // The HTTP API as the cloud platform meets it: the real `hostfiles serve` binary, a real database file, real agents.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
@@ -123,6 +124,11 @@ test('serve refuses a token file that is missing, empty, weak, or open to others
     writeFileSync(path, content, { mode });
     return path;
   };
+  const fifo = (name: string): string => {
+    const path = join(dir, name);
+    execFileSync('mkfifo', ['-m', '600', path]);
+    return path;
+  };
   // A file that is there but unusable is bad config, exit 2, which the unit never restarts: only the operator fixes
   // it. A missing one may yet be provisioned: exit 1.
   const cases: [string, RegExp, number][] = [
@@ -131,6 +137,9 @@ test('serve refuses a token file that is missing, empty, weak, or open to others
     [bad('short.token', 'abc\n', 0o600), /shorter than 16 characters/, 2],
     [bad('two.token', `${TOKEN} ${TOKEN}\n`, 0o600), /must hold one bearer token/, 2],
     [bad('open.token', `${TOKEN}\n`, 0o644), /open\.token is open to group or others: chmod 600/, 2],
+    // Not a file: a directory, and a FIFO, refused at once rather than waited on for a writer.
+    [dir, /the token file .* is not a file/, 2],
+    [fifo('fifo.token'), /the token file .*fifo\.token is not a file/, 2],
   ];
   const runs = await Promise.all(
     cases.map(([path]) => hostfiles(['serve', '--db', db, '--token-file', path, '--listen', '127.0.0.1:0'])),

@@ -1,6 +1,6 @@
 // The `hostfiles` command line as an operator meets it: the real binary, a real database file, real agents.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import {
   chmodSync,
@@ -11,6 +11,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  truncateSync,
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -146,7 +147,11 @@ test('a missing database is refused, never created; a bad key file is refused wi
   fails(await hostfiles(['retry', '--db', db, '--key', bad]), 2, /bad\.key is not an Ed25519 private key in PEM/);
   const open = join(dir, 'hostfiles.key');
   chmodSync(open, 0o644);
-  fails(await hostfiles(['retry', '--db', db]), 2, /readable by others.*chmod 600/);
+  fails(
+    await hostfiles(['retry', '--db', db]),
+    2,
+    /hostfiles\.key is open to group or others: chmod 600 it \(its mode is 0644\)/,
+  );
   fails(await hostfiles(['retry', '--db', db, '--key', join(dir, 'none.key')]), 1, /no controller key at/);
   // So is a file that is no database: said without the statement that found it out.
   const junk = join(dir, 'junk.db');
@@ -154,12 +159,25 @@ test('a missing database is refused, never created; a bad key file is refused wi
   const notDb = await hostfiles(['host', 'list', '--db', junk]);
   fails(notDb, 2, /junk\.db is not a SQLite database/);
   assert.doesNotMatch(notDb.stderr, /SELECT/);
-  // A key path that is there but no file (a directory) is bad input too.
-  fails(await hostfiles(['retry', '--db', db, '--key', dir]), 2, /cannot read the controller key .*: EISDIR/);
+  // A key path that is there but no file (a directory, a FIFO) is bad input too. The FIFO is refused at once: an
+  // open that waited for a writer would hold the command for good.
+  fails(await hostfiles(['retry', '--db', db, '--key', dir]), 2, /the controller key .* is not a file/);
+  const fifo = join(dir, 'fifo.key');
+  execFileSync('mkfifo', ['-m', '600', fifo]);
+  fails(await hostfiles(['retry', '--db', db, '--key', fifo]), 2, /the controller key .*fifo\.key is not a file/);
+  // A file far larger than any key is refused unread.
+  const huge = join(dir, 'huge.key');
+  writeFileSync(huge, '', { mode: 0o600 });
+  truncateSync(huge, 2 * 1024 * 1024);
+  fails(
+    await hostfiles(['retry', '--db', db, '--key', huge]),
+    2,
+    /huge\.key is 2097152 bytes: no controller key is over/,
+  );
 
   // init refuses such a key before it makes anything: no database is left behind.
   const fresh = join(dir, 'fresh.db');
-  fails(await hostfiles(['init', '--db', fresh, '--key', open]), 2, /readable by others.*chmod 600/);
+  fails(await hostfiles(['init', '--db', fresh, '--key', open]), 2, /open to group or others: chmod 600/);
   assert.equal(existsSync(fresh), false, 'no database made for a refused key');
 
   // A URL of a scheme hostfiles does not open is bad input, never taken for a SQLite file's name.

@@ -1,34 +1,22 @@
 // The controller's signing key on disk: PKCS#8 PEM, mode 0600, created once and never overwritten.
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { generateSigningKey, signingKeyFromPem, type SigningKey } from '@hostfiles/shared';
 import { badInput, CliError } from './errors.js';
+import { readOwnFile } from './own-file.js';
 
 const codeOf = (error: unknown): string =>
   (error as NodeJS.ErrnoException | undefined)?.code ?? (error instanceof Error ? error.message : String(error));
 
-/** Errors of a key path that is there but names nothing readable as a file. */
-const UNUSABLE = new Set(['EISDIR', 'EACCES', 'EPERM', 'ELOOP', 'ENOTDIR']);
-
 /**
  * Reads and checks the key; every problem is a CliError that says what to do: exit 1 for a key that is not there,
- * 2 for one that is there but unusable.
+ * 2 for one that is there but unusable (own-file.ts).
  */
 export function loadControllerKey(path: string): SigningKey {
-  let pem: string;
-  try {
-    pem = readFileSync(path, 'utf8');
-  } catch (error) {
-    const code = codeOf(error);
-    if (code === 'ENOENT') {
-      throw new CliError(`no controller key at ${path}: run \`hostfiles init\`, or name the key with --key`);
-    }
-    // There, but not a file this user can read: the path handed in is wrong (bad input), not the machine.
-    if (UNUSABLE.has(code)) throw badInput(`cannot read the controller key ${path}: ${code}`);
-    throw new CliError(`cannot read the controller key ${path}: ${code}`);
-  }
-  if ((statSync(path).mode & 0o077) !== 0) {
-    throw badInput(`the controller key ${path} is readable by others than its owner: chmod 600 it`);
-  }
+  const pem = readOwnFile(path, {
+    what: 'controller key',
+    secret: true,
+    whenMissing: 'run `hostfiles init`, or name the key with --key',
+  });
   try {
     return signingKeyFromPem(pem);
   } catch (error) {
