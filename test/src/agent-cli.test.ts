@@ -1,6 +1,6 @@
 // The hostfiles-agent command line as an operator meets it.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -13,7 +13,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { configSchema } from '@hostfiles/agent';
 import { keyIdOf, signingKeyFromPem, writeDirOp } from '@hostfiles/shared';
@@ -22,7 +22,8 @@ import { agentInfo, send, writeOp } from './support/commands.js';
 import { skipWithout } from './support/real-tools.js';
 
 const run = (...args: string[]): { status: number | null; stdout: string; stderr: string } => {
-  const result = spawnSync(process.execPath, [AGENT_BIN, ...args], { encoding: 'utf8' });
+  // A command that hangs fails its test (status null) instead of holding the suite.
+  const result = spawnSync(process.execPath, [AGENT_BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 };
 
@@ -107,6 +108,17 @@ test('keygen writes a 0600 PEM, prints its public key, and never overwrites a ke
   const intoDir = run('keygen', '--out', dir);
   assert.equal(intoDir.status, 2);
   assert.match(intoDir.stderr, /is a directory: --out names the key file to make/);
+  // A path the key cannot go to is said in words, exit 2: no raw errno text, no stack.
+  const missing = join(dir, 'missing', 'agent.key');
+  const noDir = run('keygen', '--out', missing);
+  assert.equal(noDir.status, 2);
+  assert.equal(
+    noDir.stderr,
+    `hostfiles-agent: cannot make ${missing}: the directory ${dirname(missing)} does not exist\n`,
+  );
+  const belowFile = run('keygen', '--out', join(out, 'agent.key'));
+  assert.equal(belowFile.status, 2);
+  assert.equal(belowFile.stderr, `hostfiles-agent: cannot make ${join(out, 'agent.key')}: ENOTDIR\n`);
 });
 
 test('print-config-example prints a complete config that validates once its key is filled in', () => {
@@ -170,6 +182,16 @@ test('a root that does not exist, a missing file, unreadable JSON: clear errors,
   const notJson = run('--config', setup.configPath);
   assert.equal(notJson.status, 2);
   assert.match(notJson.stderr, /not JSON/);
+  // A FIFO for the config or the key file is refused at once (not a regular file), never waited on for a writer.
+  const fifo = join(setup.dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const fifoConfig = run('--config', fifo);
+  assert.equal(fifoConfig.status, 2, 'refused, not hung');
+  assert.match(fifoConfig.stderr, /cannot read .*fifo: not a regular file/);
+  writeFileSync(setup.configPath, JSON.stringify({ ...config, keyFile: fifo }));
+  const fifoKey = run('--config', setup.configPath);
+  assert.equal(fifoKey.status, 2, 'refused, not hung');
+  assert.match(fifoKey.stderr, /keyFile: .*fifo cannot be read: not a regular file/);
 });
 
 test('a key file readable by others is refused', (t) => {

@@ -1,5 +1,4 @@
 // The agent's configuration file: JSON, validated at once, every problem reported.
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import {
   DEFAULT_METRICS_HOST,
@@ -7,6 +6,8 @@ import {
   isValidRoot,
   ok,
   parseStrictJson,
+  readSmallFile,
+  smallFileProblem,
   trustedKeyFromBase64,
   type Result,
   MAX_CLOCK_SKEW_MS,
@@ -139,12 +140,9 @@ const asResult = ({ config, problems }: CheckedConfig): Result<AgentConfig, stri
   config === undefined ? err([...problems]) : ok(config);
 
 export function checkConfigFile(path: string): CheckedConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    return unread(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
+  const read = readSmallFile(path);
+  if (!read.ok) return unread(`cannot read ${path}: ${smallFileProblem(read)}`);
+  const text = read.text;
   // Strict, as commands are: JSON.parse would take the last of a key given twice (two `trustedKeys`, one of them
   // unseen by whoever reads the file) without a word.
   const json = parseStrictJson(text);

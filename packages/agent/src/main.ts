@@ -4,6 +4,7 @@ import { fstatSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
 import type { Server as TlsServer } from 'node:tls';
 import { serve, type ServerType } from '@hono/node-server';
 import {
@@ -216,6 +217,9 @@ function isDirectory(path: string): boolean {
   }
 }
 
+/** Errors of a key path keygen can't write: the path's fault, not the machine's. */
+const KEY_PATH_ERRORS: ReadonlySet<string> = new Set(['ENOTDIR', 'EACCES', 'EPERM', 'EROFS', 'ELOOP', 'ENAMETOOLONG']);
+
 function keygen(out: string | undefined): void {
   const key = generateSigningKey();
   if (out === undefined) process.stdout.write(key.pem);
@@ -228,6 +232,10 @@ function keygen(out: string | undefined): void {
         throw new UsageError(`${out} is a directory: --out names the key file to make`);
       }
       if (code === 'EEXIST') throw new UsageError(`${out} exists: keygen never overwrites a key (remove it first)`);
+      // Where the key cannot go (no such directory, a file for one, no permission, a read-only mount): the path
+      // handed in is wrong, exit 2, said in words rather than as the raw errno text.
+      if (code === 'ENOENT') throw new UsageError(`cannot make ${out}: the directory ${dirname(out)} does not exist`);
+      if (code !== undefined && KEY_PATH_ERRORS.has(code)) throw new UsageError(`cannot make ${out}: ${code}`);
       throw error;
     }
   }

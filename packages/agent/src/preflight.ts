@@ -1,7 +1,16 @@
 // Everything checked before the agent makes anything: config, users, roots, key file, /proc/locks.
 import { readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { err, FILE_TYPES, ok, signingKeyFromPem, type Result, type SigningKey } from '@hostfiles/shared';
+import {
+  err,
+  FILE_TYPES,
+  ok,
+  readSmallFile,
+  signingKeyFromPem,
+  smallFileProblem,
+  type Result,
+  type SigningKey,
+} from '@hostfiles/shared';
 import { checkConfigFile, type AgentConfig } from './config.js';
 import { rootDirProblem, type Ownerships } from './files/index.js';
 import { resolveOwnerships } from './ownership-config.js';
@@ -96,12 +105,10 @@ export interface KeyPaths {
 
 /** The agent's key when its file exists (undefined when it is made at first start); refused when unusable. */
 export function checkKeyFile({ keyFile, stateDir }: KeyPaths): Result<SigningKey | undefined, string> {
-  let pem: string;
-  try {
-    pem = readFileSync(keyFile, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') return err(`keyFile: ${keyFile} cannot be read: ${code ?? String(error)}`);
+  // Read from the fd whose mode is checked (no swap in between); a FIFO is refused, never waited on.
+  const read = readSmallFile(keyFile);
+  if (!read.ok) {
+    if (read.code !== 'ENOENT') return err(`keyFile: ${keyFile} cannot be read: ${smallFileProblem(read)}`);
     // Made at first start, in the state directory (made first) or an existing one.
     const parent = dirname(keyFile);
     if (stateDir === undefined || parent === stateDir || directoryProblem(parent, 'key file directory').length === 0) {
@@ -109,11 +116,11 @@ export function checkKeyFile({ keyFile, stateDir }: KeyPaths): Result<SigningKey
     }
     return err(`keyFile: the directory ${parent} does not exist`);
   }
-  if ((statSync(keyFile).mode & 0o077) !== 0) {
+  if ((read.mode & 0o077) !== 0) {
     return err(`keyFile: ${keyFile} is readable by others than its owner: chmod 600 it`);
   }
   try {
-    return ok(signingKeyFromPem(pem));
+    return ok(signingKeyFromPem(read.text));
   } catch (error) {
     return err(`keyFile: ${keyFile} is not an Ed25519 private key in PEM: ${(error as Error).message}`);
   }

@@ -13,6 +13,7 @@ export * from './util/map-limit.js';
 export * from './util/stop-child.js';
 export * from './util/base64.js';
 export * from './util/read-capped.js';
+export * from './util/read-small-file.js';
 export * from './util/echo.js';
 export * from './protocol/state.js';
 export * from './transport/certificate.js';
