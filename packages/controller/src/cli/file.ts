@@ -25,7 +25,7 @@ export const FILE_COMMANDS: readonly Command[] = [
         name: 'from',
         value: 'LOCAL',
         required: true,
-        help: "a local file (an NVRAM store, always a file), or a local directory written whole (a TPM state: a copy of a VM's <uuid>/ with tpm2/ in it; its .lock left out)",
+        help: "a local directory written whole (a TPM state as libvirt keeps it: a copy of a VM's <uuid>/ with tpm2/ in it; its .lock left out), or a local file (an NVRAM store; or a TPM state swtpm keeps in one file, its file:// backend)",
       },
       { name: 'host', value: 'HOST', help: "the host to write on (default: the VM's current host)" },
       { name: 'force', help: 'write over state hostfiles does not know at a path the VM does not hold yet' },
