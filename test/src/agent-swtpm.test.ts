@@ -133,6 +133,44 @@ test('while swtpm runs, writeDir, write and delete answer busy and leave the sta
   assert.deepEqual(readdirSync(root), []);
 });
 
+test('a TPM state kept in one file by a running swtpm (file:// backend, no lock) is busy: not written over, not deleted', async (t) => {
+  if (skipWithout(t, unavailable)) return;
+  // swtpm makes the file itself, as it does for a VM's first start; it holds it open and takes no lock on it.
+  const state = join(root, `${randomUUID()}.tpm`);
+  const swtpm = await startSwtpm(state, 'root', 'file');
+  running.push(swtpm);
+  const inode = statSync(state).ino;
+  assert.ok(
+    !readFileSync('/proc/locks', 'utf8')
+      .split('\n')
+      .some((line) => line.includes(`:${inode} `)),
+    'swtpm holds no lock on its state file: the lock check alone would let the ops through',
+  );
+  const answer = await send(client, 'files.apply', {
+    ops: [writeOp('TpmState', state, Buffer.from('other state')), deleteOp('TpmState', state)],
+  });
+  assert.deepEqual(
+    answer.results.map((r) => [r.op, r.status, r.error?.code]),
+    [
+      ['write', 'failed', 'busy'],
+      ['delete', 'failed', 'busy'],
+    ],
+  );
+  // swtpm itself writes its file as it runs: what must hold is that it is still its file (a write replaces the
+  // inode, a delete removes it) and holds none of the refused write's bytes.
+  assert.equal(statSync(state).ino, inode, 'the file swtpm has open is still there, not replaced');
+  assert.notEqual(readFileSync(state, 'utf8'), 'other state');
+  const busy = await send(client, 'files.busy', { files: [{ type: 'TpmState', path: state }] });
+  assert.deepEqual(busy.results, [{ type: 'TpmState', path: state, status: 'present', kind: 'file', busy: true }]);
+
+  await swtpm.stop();
+  const free = await send(client, 'files.busy', { files: [{ type: 'TpmState', path: state }] });
+  assert.deepEqual(free.results, [{ type: 'TpmState', path: state, status: 'present', kind: 'file', busy: false }]);
+  const removed = await send(client, 'files.apply', { ops: [deleteOp('TpmState', state)] });
+  assert.equal(removed.results[0]?.status, 'deleted');
+  assert.equal(existsSync(state), false);
+});
+
 test('a state read through the agent and written as another VM is the same vTPM: same EK, same NV data', async (t) => {
   if (skipWithout(t, unavailable)) return;
   const source = join(root, randomUUID());

@@ -36,7 +36,8 @@ export const HTTP_STATUS: Readonly<Record<RequestErrorCode, 400 | 401 | 403 | 40
 
 /**
  * Codes one op of a batch can fail with; the batch itself still answers 200.
- * - `busy`: a lock is held on the target or a file below it (a running swtpm's `.lock`, a QEMU holding NVRAM open).
+ * - `busy`: a lock is held on the target or a file below it (a running swtpm's `.lock`, a QEMU holding NVRAM open), or
+ *   a swtpm has the file right below the TPM state root open (its file:// backend, which locks nothing).
  * - `exists`: the op required the target absent (`expect: 'absent'`) and something is there.
  * - `changed`: the op required the target's digest (`expect: <sha256>`) and it differs.
  * - `not_directory` / `not_regular_file`: the target is of the other kind than the op needs.

@@ -88,8 +88,14 @@ export interface SwtpmHandle {
 /**
  * Runs `swtpm socket` on `stateDir` as `user`, as libvirt does (it holds `stateDir/.lock`), with the TPM already
  * started (startup-clear). Resolves once swtpm wrote its pid file, which it does only once both sockets listen.
+ * `backend: 'file'`: the state is the one file `stateDir` names (swtpm's file:// backend, made when missing), which
+ * swtpm keeps open and locks nothing of.
  */
-export async function startSwtpm(stateDir: string, user = SWTPM_USER): Promise<SwtpmHandle> {
+export async function startSwtpm(
+  stateDir: string,
+  user = SWTPM_USER,
+  backend: 'dir' | 'file' = 'dir',
+): Promise<SwtpmHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'hf-swtpm-'));
   const { uid, gid } = idsOf(user);
   chownSync(dir, uid, gid);
@@ -107,7 +113,7 @@ export async function startSwtpm(stateDir: string, user = SWTPM_USER): Promise<S
       'socket',
       '--tpm2',
       '--tpmstate',
-      `dir=${stateDir},mode=0600`,
+      backend === 'dir' ? `dir=${stateDir},mode=0600` : `backend-uri=file://${stateDir},mode=0600`,
       '--server',
       `type=unixio,path=${socket}`,
       '--ctrl',

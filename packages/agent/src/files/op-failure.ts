@@ -12,7 +12,10 @@ export const SYMLINK_FAILURE = failed('symlink', 'a path component is a symbolic
 /** A directory of the path was removed while a write walked or made it (by someone else: the unit lock keeps the
  * agent's own ops apart). */
 export const VANISHED_FAILURE = failed('io_error', 'ENOENT (a directory vanished while being made)');
-export const BUSY_FAILURE = failed('busy', 'a lock is held on the target or a file below it (a running swtpm or QEMU)');
+export const BUSY_FAILURE = failed(
+  'busy',
+  'a lock is held on the target or a file below it, or a swtpm has it open (a running swtpm or QEMU)',
+);
 export const HARD_LINKED_FAILURE = failed(
   'not_regular_file',
   'the file has other hard links: its content may live outside the roots',

@@ -5,6 +5,7 @@ import { nth } from './fd-path.js';
 import type { FreeUnits } from './free-units.js';
 import { sameLocks, type ReadLockedInodes } from './locks.js';
 import { BUSY_FAILURE, failed } from './op-failure.js';
+import type { HeldOpen } from './swtpm-open.js';
 import { digestOf, inspect, isBusy, isHeldDirBusy, type Target } from './target.js';
 import type { OpFailure } from './types.js';
 
@@ -42,16 +43,25 @@ export type BusyCheck = (aside?: string) => Promise<boolean>;
  * Busy looks at the whole unit the target is in (the first component below the root, with everything under it),
  * not only at the target: a swtpm locks just `<uuid>/tpm2/.lock`, and a write to `<uuid>/tpm2/tpm2-00.permall`
  * would change its state under it all the same. `held` is the root and the directories down to the target's
- * parent, as walkDirs leaves them; `free`, the root's units found free under the locks read now (free-units.ts).
+ * parent, as walkDirs leaves them; `free`, the root's units found free under the locks read now (free-units.ts);
+ * `heldOpen`, the TPM state root's look for a swtpm holding the target file open (swtpm-open.ts).
  */
 export function unitBusy(
   readLocks: ReadLockedInodes,
   held: readonly DirHandle[],
   components: readonly string[],
   free: FreeUnits,
+  heldOpen?: HeldOpen,
 ): BusyCheck {
   let freeOf: ReadonlySet<string> | undefined;
   return async (aside) => {
+    // A file unit of the TPM state root (a file right below it) is also busy while a swtpm has it open: its file://
+    // backend locks nothing. Looked at first: "no lock anywhere" below says nothing about it. Only there: the look
+    // lists every process (swtpm-open.ts), too dear for every op on the state directories libvirt makes.
+    if (heldOpen !== undefined && components.length === 1) {
+      const unit = inspect(nth(held, 0), aside ?? nth(components, 0));
+      if (unit.kind === 'file' && (await heldOpen(unit.stats))) return true;
+    }
     // Read first: with no lock held anywhere (no VM running) there is nothing to look at, not even the unit.
     const locked = await readLocks();
     if (locked.size === 0) return false;

@@ -30,8 +30,15 @@ export async function statUnit(
   return onFoundUnit(root, components, async (dir, name, target) => {
     const facts = await factsOf(readLocks, dir, name, target);
     // Vanished or swapped between the look and the hashing.
-    return facts === undefined ? ABSENT : { status: 'present', ...facts };
+    if (facts === undefined) return ABSENT;
+    return { status: 'present', ...facts, busy: facts.busy || (await heldOpenUnit(root, components, target)) };
   });
+}
+
+/** A file unit of the TPM state root that a swtpm holds open is busy too, as the ops find it (preconditions.ts). */
+async function heldOpenUnit(root: RootDir, components: readonly string[], target: Target): Promise<boolean> {
+  if (root.heldOpen === undefined || components.length !== 1 || target.kind !== 'file') return false;
+  return root.heldOpen(target.stats);
 }
 
 /** Whether a lock is held on the unit or below it: stat's walk without reading or digesting any file. */
@@ -43,7 +50,7 @@ export async function busyUnit(
   return onFoundUnit(root, components, async (dir, name, target) => ({
     status: 'present',
     kind: target.kind,
-    busy: await isBusy(readLocks, dir, name, target),
+    busy: (await isBusy(readLocks, dir, name, target)) || (await heldOpenUnit(root, components, target)),
   }));
 }
 
