@@ -12,6 +12,7 @@ import {
   nvRead,
   nvWrite,
   readEkPublic,
+  createTpmStateFile,
   startSwtpm,
   swtpmUnavailable,
   SWTPM_USER,
@@ -135,8 +136,9 @@ test('while swtpm runs, writeDir, write and delete answer busy and leave the sta
 
 test('a TPM state kept in one file by a running swtpm (file:// backend, no lock) is busy: not written over, not deleted', async (t) => {
   if (skipWithout(t, unavailable)) return;
-  // swtpm makes the file itself, as it does for a VM's first start; it holds it open and takes no lock on it.
+  // Manufactured first, as a VM's first start does; swtpm then holds the file open and takes no lock on it.
   const state = join(root, `${randomUUID()}.tpm`);
+  await createTpmStateFile(state, 'root');
   const swtpm = await startSwtpm(state, 'root', 'file');
   running.push(swtpm);
   const inode = statSync(state).ino;

@@ -77,6 +77,11 @@ export async function createTpmState(stateDir: string, user = SWTPM_USER): Promi
   ]);
 }
 
+/** Makes a real TPM 2 state kept in the one file `path` (swtpm's file:// backend), by swtpm_setup as `user`. */
+export async function createTpmStateFile(path: string, user = SWTPM_USER): Promise<void> {
+  await run('swtpm_setup', ['--tpm2', '--tpmstate', `file://${path}`, '--overwrite', '--runas', user]);
+}
+
 export interface SwtpmHandle {
   /** For tpm2-tools' -T: the swtpm TCTI over the unix socket. */
   readonly tcti: string;
