@@ -1,20 +1,23 @@
 // Real UEFI variable stores through a real agent: OVMF's 540 KiB and AAVMF's 64 MiB, gzipped on the wire both
-// ways, back byte for byte.
+// ways, back byte for byte; and one a real QEMU runs on, which the agent must leave alone.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { writeOp } from '@hostfiles/shared';
+import { deleteOp, writeOp } from '@hostfiles/shared';
 import { removeSetup, startAgent, type AgentHandle } from './support/agent-process.js';
 import { agentInfo, send, signedBody, commandPayload, post, type AgentClient } from './support/commands.js';
+import { qemuUnavailable, startQemu } from './support/qemu.js';
 import { skipWithout } from './support/real-tools.js';
 
 const STORES = [
   { name: 'OVMF_VARS_4M.ms.fd', path: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd' },
   { name: 'AAVMF_VARS.fd', path: '/usr/share/AAVMF/AAVMF_VARS.fd' },
 ] as const;
+/** The store libvirt copies for a VM without secure boot, beside the code QEMU runs (support/qemu.ts). */
+const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 
 let agent: AgentHandle;
 let client: AgentClient;
@@ -61,3 +64,36 @@ for (const store of STORES) {
     assert.equal(listed.results.find((u) => u.path === target)?.sha256, sha(bytes));
   });
 }
+
+test('a running QEMU holds its NVRAM: written over and deleted are refused (busy) until it exits', async (t) => {
+  const missing = qemuUnavailable() ?? (existsSync(OVMF_VARS) ? undefined : `${OVMF_VARS} is not installed (ovmf)`);
+  if (skipWithout(t, missing)) return;
+  const vars = join(agent.setup.roots.NvRam, 'running_VARS.fd');
+  const bytes = readFileSync(OVMF_VARS);
+  const written = await send(client, 'files.apply', { ops: [writeOp('NvRam', vars, bytes, { compress: true })] });
+  assert.equal(written.results[0]?.status, 'written');
+  const qemu = await startQemu(vars);
+  t.after(() => qemu.stop());
+  const inode = statSync(vars).ino;
+  assert.ok(readFileSync('/proc/locks', 'utf8').includes(`:${inode} `), 'QEMU locks its NVRAM (OFD)');
+
+  const refused = await send(client, 'files.apply', {
+    ops: [writeOp('NvRam', vars, Buffer.from('other variables')), deleteOp('NvRam', vars)],
+  });
+  assert.deepEqual(
+    refused.results.map((r) => [r.op, r.status, r.error?.code]),
+    [
+      ['write', 'failed', 'busy'],
+      ['delete', 'failed', 'busy'],
+    ],
+  );
+  assert.equal(statSync(vars).ino, inode, 'the very file QEMU has open');
+  assert.ok(readFileSync(vars).equals(bytes), 'byte for byte (QEMU paused before its first instruction wrote nothing)');
+  const busy = await send(client, 'files.busy', { files: [{ type: 'NvRam', path: vars }] });
+  assert.deepEqual(busy.results, [{ type: 'NvRam', path: vars, status: 'present', kind: 'file', busy: true }]);
+
+  await qemu.stop();
+  const removed = await send(client, 'files.apply', { ops: [deleteOp('NvRam', vars)] });
+  assert.equal(removed.results[0]?.status, 'deleted', 'free once QEMU has exited');
+  assert.equal(existsSync(vars), false);
+});
