@@ -21,6 +21,11 @@ import {
 import { skipWithout } from './support/real-tools.js';
 
 const unavailable = swtpmUnavailable();
+/**
+ * The agent runs with no more than its systemd unit grants (CapabilityBoundingSet: no CAP_SYS_PTRACE, so it can't see
+ * another user's open files or working directory): what it finds here, it finds on a host.
+ */
+const AS_THE_UNIT = ['setpriv', '--bounding-set=-all,+chown,+fowner,+dac_override', '--'];
 let agent: AgentHandle | undefined;
 let client: AgentClient;
 let root: string;
@@ -29,7 +34,7 @@ const running: SwtpmHandle[] = [];
 before(async () => {
   if (unavailable !== undefined) return;
   const setup = setupAgent({ config: { ownership: { TpmState: { owner: SWTPM_USER, group: SWTPM_USER } } } });
-  agent = await startAgent(setup);
+  agent = await startAgent(setup, { prefix: AS_THE_UNIT });
   client = {
     url: agent.url,
     hostUuid: setup.hostUuid,
@@ -136,10 +141,11 @@ test('while swtpm runs, writeDir, write and delete answer busy and leave the sta
 
 test('a TPM state kept in one file by a running swtpm (file:// backend, no lock) is busy: not written over, not deleted', async (t) => {
   if (skipWithout(t, unavailable)) return;
-  // Manufactured first, as a VM's first start does; swtpm then holds the file open and takes no lock on it.
+  // Manufactured first, as a VM's first start does; swtpm, as its own user, then holds the file open and takes no
+  // lock on it.
   const state = join(root, `${randomUUID()}.tpm`);
-  await createTpmStateFile(state, 'root');
-  const swtpm = await startSwtpm(state, 'root', 'file');
+  await createTpmStateFile(state);
+  const swtpm = await startSwtpm(state, SWTPM_USER, 'file');
   running.push(swtpm);
   const inode = statSync(state).ino;
   assert.ok(

@@ -14,7 +14,9 @@ import {
   truncateSync,
   writeFileSync,
 } from 'node:fs';
+import { once } from 'node:events';
 import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -165,6 +167,16 @@ test('a missing database is refused, never created; a bad key file is refused wi
   const fifo = join(dir, 'fifo.key');
   execFileSync('mkfifo', ['-m', '600', fifo]);
   fails(await hostfiles(['retry', '--db', db, '--key', fifo]), 2, /the controller key .*fifo\.key is not a file/);
+  // A socket can't be opened at all (ENXIO): bad input too, not a machine's fault.
+  const socketPath = join(dir, 'socket.key');
+  const listening = createServer().listen(socketPath);
+  await once(listening, 'listening');
+  fails(
+    await hostfiles(['retry', '--db', db, '--key', socketPath]),
+    2,
+    /cannot read the controller key .*socket\.key: ENXIO/,
+  );
+  listening.close();
   // A file far larger than any key is refused unread.
   const huge = join(dir, 'huge.key');
   writeFileSync(huge, '', { mode: 0o600 });

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 
 export const QEMU = 'qemu-system-x86_64';
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+/** How long QEMU may take to make its machine (TCG, paused: well under a second here). */
+const START_WITHIN_MS = 30_000;
 
 /** Why QEMU can't be run here, or undefined when it can. */
 export function qemuUnavailable(): string | undefined {
@@ -57,6 +59,11 @@ export async function startQemu(vars: string): Promise<QemuHandle> {
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   const exited = once(child, 'exit');
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited.catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  };
   let stderr = '';
   const listening = new Promise<void>((resolve) => {
     child.stderr.on('data', (chunk: Buffer) => {
@@ -65,18 +72,24 @@ export async function startQemu(vars: string): Promise<QemuHandle> {
     });
   });
   const failed = exited.then(([code]) => Promise.reject(new Error(`${QEMU} exited (${String(code)}): ${stderr}`)));
-  const qmp = await Promise.race([listening, failed]).then(() => connect(socket));
+  // A QEMU that never gets there fails its test, is stopped and leaves nothing behind.
+  const late = new Promise<never>((_, reject) => {
+    AbortSignal.timeout(START_WITHIN_MS).addEventListener('abort', () => {
+      reject(new Error(`${QEMU} did not make its machine within ${START_WITHIN_MS} ms: ${stderr}`));
+    });
+  });
+  late.catch(() => undefined);
   try {
-    await Promise.race([once(qmp, 'data'), failed]);
-  } finally {
-    qmp.destroy();
+    await Promise.race([listening, failed, late]);
+    const qmp = connect(socket);
+    try {
+      await Promise.race([once(qmp, 'data'), failed, late]);
+    } finally {
+      qmp.destroy();
+    }
+  } catch (error) {
+    await stop();
+    throw error;
   }
-  return {
-    pid: child.pid ?? -1,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited.catch(() => undefined);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return { pid: child.pid ?? -1, stop };
 }

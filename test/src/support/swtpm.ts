@@ -77,9 +77,14 @@ export async function createTpmState(stateDir: string, user = SWTPM_USER): Promi
   ]);
 }
 
-/** Makes a real TPM 2 state kept in the one file `path` (swtpm's file:// backend), by swtpm_setup as `user`. */
+/**
+ * Makes a real TPM 2 state kept in the one file `path` (swtpm's file:// backend) and gives it to `user`, who runs its
+ * swtpm: swtpm_setup runs as root, since it replaces the file by name, which takes a directory `user` can write.
+ */
 export async function createTpmStateFile(path: string, user = SWTPM_USER): Promise<void> {
-  await run('swtpm_setup', ['--tpm2', '--tpmstate', `file://${path}`, '--overwrite', '--runas', user]);
+  await run('swtpm_setup', ['--tpm2', '--tpmstate', `file://${path}`, '--overwrite', '--runas', 'root']);
+  const { uid, gid } = idsOf(user);
+  chownSync(path, uid, gid);
 }
 
 export interface SwtpmHandle {

@@ -11,7 +11,7 @@ import { readState } from './read-state.js';
 import { recoverRoot } from './recover.js';
 import { removeFile } from './remove-file.js';
 import { openRootDir, type RootDir } from './root-dir.js';
-import { swtpmHoldsOpen, type HeldOpen } from './swtpm-open.js';
+import { swtpmStates, type LookAtSwtpms } from './swtpm-open.js';
 import type { FileRoots, FileStore, OpTiming, Ownerships, RecoveryReport, StoreEvent, StoreHooks } from './types.js';
 import { busyUnit, listUnits, statUnit } from './units.js';
 import { writeDir } from './write-dir.js';
@@ -23,8 +23,8 @@ export interface FileStoreOptions {
   readonly ownership?: Partial<Ownerships>;
   /** Where locks are read from; /proc/locks unless a test wraps it. */
   readonly readLocks?: ReadLockedInodes;
-  /** Whether a swtpm holds a TPM state file open; swtpm-open.ts's look through /proc unless a test wraps it. */
-  readonly heldOpen?: HeldOpen;
+  /** Which files running swtpms keep their TPM state in; swtpm-open.ts's look at /proc unless a test wraps it. */
+  readonly swtpms?: LookAtSwtpms;
   /** Where the store says what it kept or could not do (quarantines, …); silent when left out. */
   readonly logger?: Logger<StoreEvent>;
   /** The clock of quarantine names; Date.now when left out. */
@@ -41,8 +41,8 @@ export function createFileStore(options: FileStoreOptions): FileStore {
   for (const root of [options.roots.TpmState, options.roots.NvRam]) {
     if (!isValidRoot(root)) throw new RangeError(`invalid root: ${JSON.stringify(root)}`);
   }
-  // Only TPM states can be a swtpm's open file; NVRAM stores are locked by the QEMU that uses them.
-  const tpmState: RootDir = { ...openRootDir(options.roots.TpmState), heldOpen: options.heldOpen ?? swtpmHoldsOpen() };
+  // Only TPM states can be a swtpm's state file; NVRAM stores are locked by the QEMU that uses them.
+  const tpmState: RootDir = { ...openRootDir(options.roots.TpmState), swtpms: options.swtpms ?? swtpmStates() };
   let nvRam: RootDir;
   try {
     nvRam = openRootDir(options.roots.NvRam);

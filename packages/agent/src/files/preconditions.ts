@@ -5,7 +5,7 @@ import { nth } from './fd-path.js';
 import type { FreeUnits } from './free-units.js';
 import { sameLocks, type ReadLockedInodes } from './locks.js';
 import { BUSY_FAILURE, failed } from './op-failure.js';
-import type { HeldOpen } from './swtpm-open.js';
+import type { RootDir } from './root-dir.js';
 import { digestOf, inspect, isBusy, isHeldDirBusy, type Target } from './target.js';
 import type { OpFailure } from './types.js';
 
@@ -44,24 +44,17 @@ export type BusyCheck = (aside?: string) => Promise<boolean>;
  * not only at the target: a swtpm locks just `<uuid>/tpm2/.lock`, and a write to `<uuid>/tpm2/tpm2-00.permall`
  * would change its state under it all the same. `held` is the root and the directories down to the target's
  * parent, as walkDirs leaves them; `free`, the root's units found free under the locks read now (free-units.ts);
- * `heldOpen`, the TPM state root's look for a swtpm holding the target file open (swtpm-open.ts).
+ * `root`, for the TPM state root's look at which files running swtpms keep their state in (swtpm-open.ts).
  */
 export function unitBusy(
   readLocks: ReadLockedInodes,
   held: readonly DirHandle[],
   components: readonly string[],
   free: FreeUnits,
-  heldOpen?: HeldOpen,
+  root?: Pick<RootDir, 'path' | 'swtpms'>,
 ): BusyCheck {
   let freeOf: ReadonlySet<string> | undefined;
-  return async (aside) => {
-    // A file unit of the TPM state root (a file right below it) is also busy while a swtpm has it open: its file://
-    // backend locks nothing. Looked at first: "no lock anywhere" below says nothing about it. Only there: the look
-    // lists every process (swtpm-open.ts), too dear for every op on the state directories libvirt makes.
-    if (heldOpen !== undefined && components.length === 1) {
-      const unit = inspect(nth(held, 0), aside ?? nth(components, 0));
-      if (unit.kind === 'file' && (await heldOpen(unit.stats))) return true;
-    }
+  const locksBusy = async (aside: string | undefined): Promise<boolean> => {
     // Read first: with no lock held anywhere (no VM running) there is nothing to look at, not even the unit.
     const locked = await readLocks();
     if (locked.size === 0) return false;
@@ -70,6 +63,18 @@ export function unitBusy(
     if (!busy) freeOf = locked;
     return busy;
   };
+  // A file unit of the TPM state root (a file right below it) is also busy while a swtpm runs on it: its file://
+  // backend locks nothing (swtpm-open.ts). Looked at last, so that nothing waits between it and the change. Only
+  // for those units: the look reads every process's command line, too dear for every op on the state directories
+  // libvirt makes, whose swtpm locks `tpm2/.lock`.
+  const swtpmBusy = async (aside: string | undefined): Promise<boolean> => {
+    if (root?.swtpms === undefined || components.length !== 1) return false;
+    const name = nth(components, 0);
+    const unit = inspect(nth(held, 0), aside ?? name);
+    if (unit.kind !== 'file') return false;
+    return (await root.swtpms())({ stats: unit.stats, path: `${root.path}/${name}` });
+  };
+  return async (aside) => (await locksBusy(aside)) || swtpmBusy(aside);
 }
 
 /**

@@ -34,7 +34,7 @@ export async function removeFile(
     // runs: it finishes the work of an earlier delete that was interrupted before it pruned.
     const dir = nth(held, held.length - 1);
     const name = nth(components, components.length - 1);
-    const busy = unitBusy(ctx.readLocks, held, components, root.free, root.heldOpen);
+    const busy = unitBusy(ctx.readLocks, held, components, root.free, root);
     const env = settleEnvOf(ctx, root, nth(held, 0));
     const settle = { env, where: parentPath(components) };
     // Nothing to overlap with the record's fdatasync but the walk: the checks come after it, as the last look.

@@ -5,7 +5,7 @@ import { CHILD_DIR_FLAGS, errnoOrThrow, ROOT_DIR_FLAGS } from './fd-path.js';
 import { FileStoreError } from './file-store-error.js';
 import { FreeUnits } from './free-units.js';
 import { KnownUnits } from './known-units.js';
-import type { HeldOpen } from './swtpm-open.js';
+import type { LookAtSwtpms } from './swtpm-open.js';
 
 /**
  * A root as configured (`path`, what answers show) and the directory it named when the store was made (`fd`). The
@@ -21,8 +21,8 @@ export interface RootDir {
   readonly free: FreeUnits;
   /** whether a replace's `new.` or `old.` names may be below it */
   readonly leftovers: ReplaceLeftovers;
-  /** For the TPM state root: whether a swtpm holds a file open (swtpm-open.ts), which no lock shows. */
-  readonly heldOpen?: HeldOpen;
+  /** For the TPM state root: the files running swtpms keep their state in (swtpm-open.ts), which no lock shows. */
+  readonly swtpms?: LookAtSwtpms;
 }
 
 /**

@@ -1,40 +1,106 @@
 // Busy without a lock: a swtpm keeping its TPM state in one file (`--tpmstate backend-uri=file://PATH`, what
 // Proxmox, UTM and container setups run) takes no lock on it, so /proc/locks never shows it. Measured with swtpm
-// 0.7.1: its state file is held open (an fd, and a mapping) for as long as it runs, and nothing else. So a file TPM
-// state is busy while a process named swtpm has it open.
+// 0.7.1: it keeps the file open and mapped for as long as it runs, and locks nothing. Which file a swtpm runs on is
+// in its command line, which /proc shows any process (its open fds only to one allowed to ptrace it: the agent's
+// unit grants no CAP_SYS_PTRACE, and needs none for this).
 import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, isAbsolute, normalize } from 'node:path';
 import { mapLimit } from '@hostfiles/shared';
 
-/** Whether a swtpm process has the file of these stats open now. */
-export type HeldOpen = (file: { readonly dev: bigint; readonly ino: bigint }) => Promise<boolean>;
+/** The file a look is about: where it is now, and the path it had where a swtpm would name it. */
+export interface LookedAt {
+  /** its device, inode and owner (lstat) */
+  readonly stats: { readonly dev: bigint; readonly ino: bigint; readonly uid: bigint };
+  /** its absolute path before any move aside: what a swtpm's command line names */
+  readonly path: string;
+}
 
-/** How many processes are looked at at once (each look is a few calls through the thread pool). */
+/** Whether a running swtpm's state is this file, as one look at the processes found them. */
+export type SwtpmStates = (file: LookedAt) => boolean;
+
+/** Looks at the processes now; never throws: a look that can't tell answers true for every file (conservative). */
+export type LookAtSwtpms = () => Promise<SwtpmStates>;
+
+/** How many processes are looked at at once (each look is two or three calls through the thread pool). */
 const AT_ONCE = 16;
 
 /**
- * Lists the processes in `proc` (/proc) and looks at the open files of those whose name (`comm`) is swtpm; true at
- * the first fd that is the file. A process that ends meanwhile, or an fd closed meanwhile, is skipped. A read of a
- * process's name or fds that fails otherwise (EACCES without CAP_SYS_PTRACE) throws: a look that could not see is no
- * proof of free, and the op is then refused as an I/O failure, never let through.
+ * A swtpm running on a state file: its user, and the file's path and device and inode when the look found it there;
+ * `unseen` when its path is relative to a working directory the look may not see (no ptrace access).
  */
-export function swtpmHoldsOpen(proc = '/proc'): HeldOpen {
-  return async (file) => {
-    const pids = (await readdir(proc)).filter((name) => /^\d+$/.test(name));
-    const found = await mapLimit(pids, AT_ONCE, async (pid) => {
-      const comm = await gone(readFile(`${proc}/${pid}/comm`, 'utf8'));
-      if (comm?.trimEnd() !== 'swtpm') return false;
-      const fds = (await gone(readdir(`${proc}/${pid}/fd`))) ?? [];
-      for (const fd of fds) {
-        const target = await gone(stat(`${proc}/${pid}/fd/${fd}`, { bigint: true }));
-        if (target !== undefined && target.ino === file.ino && target.dev === file.dev) return true;
-      }
-      return false;
-    });
-    return found.includes(true);
+interface Running {
+  readonly uid: bigint;
+  readonly path: string;
+  readonly stats?: { readonly dev: bigint; readonly ino: bigint };
+  readonly unseen?: true;
+}
+
+/**
+ * Lists the processes in `proc` (/proc), and collects the state file of each whose command line runs swtpm on one.
+ * A file looked at is such a state when that swtpm runs as root or as the file's owner (no other user could have
+ * opened a 0600 state file: no one else can make the agent refuse ops on it by naming a process swtpm), and the
+ * file has the state's path, or its device and inode (the path as swtpm wrote it may differ in form). A relative
+ * path is resolved in swtpm's working directory, which only ptrace access shows: unseen, that swtpm counts as running
+ * on every file its user could have opened. A process that ends meanwhile is skipped.
+ */
+export function swtpmStates(proc = '/proc'): LookAtSwtpms {
+  return async () => {
+    let found: (Running | undefined)[];
+    try {
+      const pids = (await readdir(proc)).filter((name) => /^\d+$/.test(name));
+      found = await mapLimit(pids, AT_ONCE, async (pid) => {
+        const cmdline = await gone(readFile(`${proc}/${pid}/cmdline`));
+        const state = cmdline === undefined ? undefined : swtpmFileState(cmdline);
+        if (state === undefined) return undefined;
+        const owner = await gone(stat(`${proc}/${pid}`, { bigint: true }));
+        if (owner === undefined) return undefined;
+        const path = isAbsolute(state) ? normalize(state) : `${proc}/${pid}/cwd/${state}`;
+        try {
+          const stats = await gone(stat(path, { bigint: true }));
+          return { uid: owner.uid, path, ...(stats === undefined ? {} : { stats }) };
+        } catch (error) {
+          if (isAbsolute(state)) throw error;
+          return { uid: owner.uid, path, unseen: true };
+        }
+      });
+    } catch {
+      // /proc unreadable, out of fds: no proof any file is free.
+      return () => true;
+    }
+    const running = found.filter((swtpm) => swtpm !== undefined);
+    if (running.length === 0) return () => false;
+    return (file) => {
+      const path = normalize(file.path);
+      return running.some(
+        (swtpm) =>
+          (swtpm.uid === 0n || swtpm.uid === file.stats.uid) &&
+          (swtpm.unseen === true ||
+            swtpm.path === path ||
+            (swtpm.stats?.dev === file.stats.dev && swtpm.stats.ino === file.stats.ino)),
+      );
+    };
   };
 }
 
-/** The value, or undefined when what was looked at went away meanwhile (a process ended, an fd closed). */
+/**
+ * The file a swtpm command line keeps its state in (`--tpmstate backend-uri=file://PATH[,mode=…]`, or `=` joined),
+ * or undefined: not swtpm, or a state directory (`dir=`, `backend-uri=dir://`), whose `.lock` swtpm holds.
+ */
+export function swtpmFileState(cmdline: Buffer): string | undefined {
+  const argv = cmdline.toString('utf8').split('\0');
+  if (basename(argv[0] ?? '') !== 'swtpm') return undefined;
+  for (const [i, arg] of argv.entries()) {
+    const value = arg === '--tpmstate' ? argv[i + 1] : arg.startsWith('--tpmstate=') ? arg.slice(11) : undefined;
+    const uri = value
+      ?.split(',')
+      .find((option) => option.startsWith('backend-uri='))
+      ?.slice('backend-uri='.length);
+    if (uri?.startsWith('file://') === true) return uri.slice('file://'.length);
+  }
+  return undefined;
+}
+
+/** The value, or undefined when what was looked at went away meanwhile (a process ended, a file removed). */
 async function gone<T>(look: Promise<T>): Promise<T | undefined> {
   try {
     return await look;

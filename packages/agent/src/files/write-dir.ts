@@ -64,7 +64,7 @@ async function replaceDir(
   const written = once(() =>
     stateDigest(entries.map((e) => ({ path: e.components.join('/'), sha256: sha256Of(e.content) }))),
   );
-  const busy = unitBusy(ctx.readLocks, held, components, root.free, root.heldOpen);
+  const busy = unitBusy(ctx.readLocks, held, components, root.free, root);
   const swap: Swap = { parent, busy, written, name, newName, oldName, syncDir: syncDirOf(ctx) };
   // Leftovers of a rollback that failed while the agent kept running: settled as a restart would, but only once the
   // command is recorded (settling renames states).

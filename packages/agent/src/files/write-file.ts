@@ -67,7 +67,7 @@ async function placeFile(
   const target = inspect(dir, name);
   const unmet = conflictOf(target) ?? (await unmetExpectation(expect, dir, name, target, () => sha256Of(content)));
   if (unmet !== undefined) return unmet;
-  return replaceFile(dir, name, content, ctx, unitBusy(ctx.readLocks, held, components, root.free, root.heldOpen));
+  return replaceFile(dir, name, content, ctx, unitBusy(ctx.readLocks, held, components, root.free, root));
 }
 
 async function replaceFile(

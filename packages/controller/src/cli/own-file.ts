@@ -3,8 +3,11 @@
 import { readSmallFile, smallFileProblem } from '@hostfiles/shared';
 import { badInput, CliError } from './errors.js';
 
-/** Errors of a path that is there but names nothing this user can open. */
-const UNUSABLE = new Set(['EACCES', 'EPERM', 'ELOOP', 'ENOTDIR', 'EISDIR']);
+/**
+ * Errors of a path that is there but names nothing this user can open (ENXIO: a socket, or a FIFO; ENODEV: a device
+ * with no driver), or no path at all (ENAMETOOLONG).
+ */
+const UNUSABLE = new Set(['EACCES', 'EPERM', 'ELOOP', 'ENOTDIR', 'ENXIO', 'ENODEV', 'ENAMETOOLONG']);
 
 export interface OwnFile {
   /** what it is, as messages name it: `controller key`, `token file` */
