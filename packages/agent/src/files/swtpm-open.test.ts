@@ -2,6 +2,7 @@
 // store's ops and looks on a file unit a swtpm runs on. The real swtpm is in test/src/agent-swtpm.test.ts.
 import assert from 'node:assert/strict';
 import {
+  chmodSync,
   chownSync,
   linkSync,
   mkdirSync,
@@ -105,13 +106,17 @@ test('swtpmStates: none running answers free; a look that cannot be made answers
   assert.equal((await swtpmStates(resolved)())(looked(join(dir, 'elsewhere.tpm'))), false, 'another file');
 });
 
-test("swtpmStates: only a swtpm running as root or as the file's owner counts (no one else could open it)", async (t) => {
+test('swtpmStates: only a swtpm whose user could open the file for writing counts: root, its owner, its group, anyone', async (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'vm.tpm');
   writeFileSync(file, 'state', { mode: 0o600 });
   const proc = fakeProc(dir, { '300': argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${file}`) });
   chownSync(join(proc, '300'), 65534, 65534); // a process of nobody's, named swtpm, naming the file
   assert.equal((await swtpmStates(proc)())(looked(file)), false, "nobody's process: not the root-owned file's swtpm");
+  chmodSync(file, 0o660);
+  chownSync(file, 0, 65534);
+  assert.equal((await swtpmStates(proc)())(looked(file)), true, "a file its group may write: nobody's group's");
+  chmodSync(file, 0o600);
   chownSync(file, 65534, 65534);
   assert.equal((await swtpmStates(proc)())(looked(file)), true, "once the file is nobody's, it could be");
 });

@@ -9,8 +9,14 @@ import { mapLimit } from '@hostfiles/shared';
 
 /** The file a look is about: where it is now, and the path it had where a swtpm would name it. */
 export interface LookedAt {
-  /** its device, inode and owner (lstat) */
-  readonly stats: { readonly dev: bigint; readonly ino: bigint; readonly uid: bigint };
+  /** its device, inode, owner, group and mode (lstat) */
+  readonly stats: {
+    readonly dev: bigint;
+    readonly ino: bigint;
+    readonly uid: bigint;
+    readonly gid: bigint;
+    readonly mode: bigint;
+  };
   /** its absolute path before any move aside: what a swtpm's command line names */
   readonly path: string;
 }
@@ -30,6 +36,7 @@ const AT_ONCE = 16;
  */
 interface Running {
   readonly uid: bigint;
+  readonly gid: bigint;
   readonly path: string;
   readonly stats?: { readonly dev: bigint; readonly ino: bigint };
   readonly unseen?: true;
@@ -37,9 +44,8 @@ interface Running {
 
 /**
  * Lists the processes in `proc` (/proc), and collects the state file of each whose command line runs swtpm on one.
- * A file looked at is such a state when that swtpm runs as root or as the file's owner (no other user could have
- * opened a 0600 state file: no one else can make the agent refuse ops on it by naming a process swtpm), and the
- * file has the state's path, or its device and inode (the path as swtpm wrote it may differ in form). A relative
+ * A file looked at is such a state when that swtpm's user could have opened it for writing (couldOpen: no one else
+ * can make the agent refuse ops on a file by naming a process swtpm), and the file has the state's path, or its device and inode (the path as swtpm wrote it may differ in form). A relative
  * path is resolved in swtpm's working directory, which only ptrace access shows: unseen, that swtpm counts as running
  * on every file its user could have opened. A process that ends meanwhile is skipped.
  */
@@ -57,10 +63,10 @@ export function swtpmStates(proc = '/proc'): LookAtSwtpms {
         const path = isAbsolute(state) ? normalize(state) : `${proc}/${pid}/cwd/${state}`;
         try {
           const stats = await gone(stat(path, { bigint: true }));
-          return { uid: owner.uid, path, ...(stats === undefined ? {} : { stats }) };
+          return { uid: owner.uid, gid: owner.gid, path, ...(stats === undefined ? {} : { stats }) };
         } catch (error) {
           if (isAbsolute(state)) throw error;
-          return { uid: owner.uid, path, unseen: true };
+          return { uid: owner.uid, gid: owner.gid, path, unseen: true };
         }
       });
     } catch {
@@ -73,13 +79,24 @@ export function swtpmStates(proc = '/proc'): LookAtSwtpms {
       const path = normalize(file.path);
       return running.some(
         (swtpm) =>
-          (swtpm.uid === 0n || swtpm.uid === file.stats.uid) &&
+          couldOpen(swtpm, file.stats) &&
           (swtpm.unseen === true ||
             swtpm.path === path ||
             (swtpm.stats?.dev === file.stats.dev && swtpm.stats.ino === file.stats.ino)),
       );
     };
   };
+}
+
+/**
+ * Whether the swtpm's user could have opened the file for writing, by its owner, group and mode: root, its owner,
+ * its group when the mode lets the group write, anyone when it lets others write. (The process's own group only:
+ * /proc shows no one its supplementary groups without reading its status, and a state file is its owner's, 0600.)
+ */
+function couldOpen(swtpm: Running, file: LookedAt['stats']): boolean {
+  if (swtpm.uid === 0n || swtpm.uid === file.uid) return true;
+  if ((file.mode & 0o020n) !== 0n && swtpm.gid === file.gid) return true;
+  return (file.mode & 0o002n) !== 0n;
 }
 
 /**

@@ -11,9 +11,10 @@ export type SmallFile =
 
 /**
  * A regular file's text (UTF-8), opened once and checked through that descriptor (no swap in between); never more
- * than `maxBytes` of it is read (one that grows past it meanwhile is `too_large` too). Opened O_NONBLOCK: a FIFO is answered `not_file` at once instead of holding the caller until
- * someone writes to it (the flag changes nothing for a regular file); O_NOCTTY: a terminal device never becomes the
- * process's. Never throws for what the file system answers.
+ * than `maxBytes` of it is read (one that grows past it meanwhile is `too_large` too). Opened O_NONBLOCK: a FIFO is
+ * answered `not_file` at once instead of holding the caller until someone writes to it (the flag changes nothing for
+ * a regular file); O_NOCTTY: a terminal device never becomes the process's. Never throws for what the file system
+ * answers.
  */
 export function readSmallFile(path: string, maxBytes = MAX_SMALL_FILE_BYTES): SmallFile {
   let fd: number | undefined;
