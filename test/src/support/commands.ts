@@ -131,6 +131,10 @@ export async function send<K extends CommandKind>(
   return openAnswer(reply, kind, client.agentPublicKey);
 }
 
+/** A files.apply answer's results as `[op, status, error code]` rows, to compare with what each op should get. */
+export const outcomes = (answer: AnswerFor<'files.apply'>): (string | undefined)[][] =>
+  answer.results.map((r) => [r.op, r.status, r.error?.code]);
+
 export async function agentInfo(url: string): Promise<{ publicKey: string; keyId: string; hostUuid: string }> {
   const response = await fetchAgent(`${url}/v1/info`);
   return (await response.json()) as { publicKey: string; keyId: string; hostUuid: string };

@@ -6,6 +6,7 @@ import type { FreeUnits } from './free-units.js';
 import { sameLocks, type ReadLockedInodes } from './locks.js';
 import { BUSY_FAILURE, failed } from './op-failure.js';
 import type { RootDir } from './root-dir.js';
+import { swtpmRunsOn } from './swtpm-open.js';
 import { digestOf, inspect, isBusy, isHeldDirBusy, type Target } from './target.js';
 import type { OpFailure } from './types.js';
 
@@ -64,16 +65,12 @@ export function unitBusy(
     return busy;
   };
   // A file unit of the TPM state root (a file right below it) is also busy while a swtpm runs on it: its file://
-  // backend locks nothing (swtpm-open.ts). Looked at last, so that nothing waits between it and the change. Only
-  // for those units: the look reads every process's command line, too dear for every op on the state directories
-  // libvirt makes, whose swtpm locks `tpm2/.lock`.
-  const swtpmBusy = async (aside: string | undefined): Promise<boolean> => {
-    if (root?.swtpms === undefined || components.length !== 1) return false;
-    const name = nth(components, 0);
-    const unit = inspect(nth(held, 0), aside ?? name);
-    if (unit.kind !== 'file') return false;
-    return (await root.swtpms())({ stats: unit.stats, path: `${root.path}/${name}` });
-  };
+  // backend locks nothing (swtpm-open.ts). Looked at last, so that nothing waits between it and the change; the
+  // unit is looked up only where the look would be made (no lstat on the ops of state directories).
+  const swtpmBusy = async (aside: string | undefined): Promise<boolean> =>
+    root?.swtpms !== undefined &&
+    components.length === 1 &&
+    swtpmRunsOn(root, components, inspect(nth(held, 0), aside ?? nth(components, 0)));
   return async (aside) => (await locksBusy(aside)) || swtpmBusy(aside);
 }
 

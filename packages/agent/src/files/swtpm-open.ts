@@ -6,6 +6,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, isAbsolute, normalize } from 'node:path';
 import { mapLimit } from '@hostfiles/shared';
+import type { Target } from './target.js';
 
 /** The file a look is about: where it is now, and the path it had where a swtpm would name it. */
 export interface LookedAt {
@@ -26,6 +27,23 @@ export type SwtpmStates = (file: LookedAt) => boolean;
 
 /** Looks at the processes now; never throws: a look that can't tell answers true for every file (conservative). */
 export type LookAtSwtpms = () => Promise<SwtpmStates>;
+
+/**
+ * Whether a running swtpm keeps its state in the unit `components` names, found as `target` (inspect): asked of file
+ * units of a root that looks (`swtpms`: the TPM state root) only, since the look reads every process's command line,
+ * too dear for every op on the state directories libvirt makes, whose swtpm locks `tpm2/.lock`. `target` may have
+ * been moved aside: the path asked about is the unit's own. `look`: another look to ask (one per listing).
+ */
+export async function swtpmRunsOn(
+  root: { readonly path: string; readonly swtpms?: LookAtSwtpms },
+  components: readonly string[],
+  target: Target,
+  look = root.swtpms,
+): Promise<boolean> {
+  const [name] = components;
+  if (look === undefined || components.length !== 1 || name === undefined || target.kind !== 'file') return false;
+  return (await look())({ stats: target.stats, path: `${root.path}/${name}` });
+}
 
 /** How many processes are looked at at once (each look is two or three calls through the thread pool). */
 const AT_ONCE = 16;

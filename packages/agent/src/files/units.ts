@@ -7,7 +7,7 @@ import type { ReadLockedInodes } from './locks.js';
 import { failed, HARD_LINKED_FAILURE, ioFailure, SYMLINK_FAILURE } from './op-failure.js';
 import { openRoot, type RootDir } from './root-dir.js';
 import { MAX_HASHED_BYTES } from './stream-file.js';
-import type { SwtpmStates } from './swtpm-open.js';
+import { swtpmRunsOn, type SwtpmStates } from './swtpm-open.js';
 import { factsOf, hasOtherLinks, inspect, isBusy, type Target } from './target.js';
 import { isTempName, parseRoleName } from './temp-name.js';
 import { namesOf } from './tree-walk.js';
@@ -32,22 +32,8 @@ export async function statUnit(
     const facts = await factsOf(readLocks, dir, name, target);
     // Vanished or swapped between the look and the hashing.
     if (facts === undefined) return ABSENT;
-    return { status: 'present', ...facts, busy: facts.busy || (await swtpmUnit(root, components, target)) };
+    return { status: 'present', ...facts, busy: facts.busy || (await swtpmRunsOn(root, components, target)) };
   });
-}
-
-/**
- * A file unit of the TPM state root that a running swtpm keeps its state in is busy too, as the ops find it
- * (preconditions.ts). `look`: the look to ask, one per listing (every unit of it against the same look).
- */
-async function swtpmUnit(
-  root: RootDir,
-  components: readonly string[],
-  target: Target,
-  look = root.swtpms,
-): Promise<boolean> {
-  if (look === undefined || components.length !== 1 || target.kind !== 'file') return false;
-  return (await look())({ stats: target.stats, path: `${root.path}/${nth(components, 0)}` });
 }
 
 /** Whether a lock is held on the unit or below it: stat's walk without reading or digesting any file. */
@@ -59,7 +45,7 @@ export async function busyUnit(
   return onFoundUnit(root, components, async (dir, name, target) => ({
     status: 'present',
     kind: target.kind,
-    busy: (await isBusy(readLocks, dir, name, target)) || (await swtpmUnit(root, components, target)),
+    busy: (await isBusy(readLocks, dir, name, target)) || (await swtpmRunsOn(root, components, target)),
   }));
 }
 
@@ -228,7 +214,7 @@ export async function listUnits(
               const target = inspect(dir, name);
               const found = await factsOf(readLocks, dir, name, target, budget.signal);
               if (found === undefined || found.busy) return found;
-              return (await swtpmUnit(root, [name], target, look)) ? { ...found, busy: true } : found;
+              return (await swtpmRunsOn(root, [name], target, look)) ? { ...found, busy: true } : found;
             },
             budget.signal,
           );
