@@ -1,8 +1,17 @@
 // A real swtpm on a real TPM state under a real agent: busy while it runs, a state copy that is the same vTPM.
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { deleteOp, writeDirOp, writeOp, type ReadEntry } from '@hostfiles/shared';
 import { removeSetup, setupAgent, startAgent, type AgentHandle } from './support/agent-process.js';
@@ -22,10 +31,36 @@ import { skipWithout } from './support/real-tools.js';
 
 const unavailable = swtpmUnavailable();
 /**
- * The agent runs with no more than its systemd unit grants (CapabilityBoundingSet: no CAP_SYS_PTRACE, so it can't see
- * another user's open files or working directory): what it finds here, it finds on a host.
+ * The agent runs as its systemd unit runs it, as far as the unit's settings bear on seeing a swtpm: with no more
+ * capabilities than it grants (CapabilityBoundingSet: no CAP_SYS_PTRACE, so it can't see another user's open files or
+ * working directory), and with /proc mounted as its ProtectProc= mounts it (hidepid=, which hides other users'
+ * processes from all but the proc mount's group, root's: the agent, as root, still sees swtpm's). What it finds
+ * here, it finds on a host.
  */
-const AS_THE_UNIT = ['setpriv', '--bounding-set=-all,+chown,+fowner,+dac_override', '--'];
+const UNIT = readFileSync(new URL('../../packages/agent/systemd/hostfiles-agent.service', import.meta.url), 'utf8');
+const PROTECT_PROC = /^ProtectProc=(\w+)$/m.exec(UNIT)?.[1] ?? 'default';
+const CAPABILITIES = (/^CapabilityBoundingSet=(.*)$/m.exec(UNIT)?.[1] ?? '')
+  .split(/\s+/)
+  .filter((cap) => cap !== '')
+  .map((cap) => `+${cap.replace(/^CAP_/, '').toLowerCase()}`);
+const AS_THE_UNIT = [
+  ...(PROTECT_PROC === 'default'
+    ? []
+    : [
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        '--',
+        'sh',
+        '-c',
+        `mount -t proc -o hidepid=${PROTECT_PROC} proc /proc && exec "$@"`,
+        'as-the-unit',
+      ]),
+  'setpriv',
+  `--bounding-set=${['-all', ...CAPABILITIES].join(',')}`,
+  '--',
+];
 let agent: AgentHandle | undefined;
 let client: AgentClient;
 let root: string;
@@ -171,6 +206,36 @@ test('a TPM state kept in one file by a running swtpm (file:// backend, no lock)
   const removed = await send(client, 'files.apply', { ops: [deleteOp('TpmState', state)] });
   assert.equal(removed.results[0]?.status, 'deleted');
   assert.equal(existsSync(state), false);
+});
+
+test("a swtpm file state deeper in a unit (Proxmox's <vmid>/vm-<vmid>-disk-N.raw) makes the whole unit busy", async (t) => {
+  if (skipWithout(t, unavailable)) return;
+  const vm = join(root, String(100 + Math.floor(Math.random() * 900)));
+  mkdirSync(vm, { mode: 0o711 });
+  const state = join(vm, `vm-${basename(vm)}-disk-1.raw`);
+  await createTpmStateFile(state);
+  const beside = join(vm, `vm-${basename(vm)}-disk-0.raw`);
+  writeFileSync(beside, 'another volume of the VM');
+  const swtpm = await startSwtpm(state, SWTPM_USER, 'file');
+  running.push(swtpm);
+  const inode = statSync(state).ino;
+  const answer = await send(client, 'files.apply', {
+    ops: [writeOp('TpmState', beside, Buffer.from('other')), deleteOp('TpmState', state), deleteOp('TpmState', vm)],
+  });
+  assert.deepEqual(outcomes(answer), [
+    ['write', 'failed', 'busy'],
+    ['delete', 'failed', 'busy'],
+    ['delete', 'failed', 'busy'],
+  ]);
+  assert.equal(statSync(state).ino, inode, 'the file swtpm has open is still there, not replaced');
+  assert.equal(readFileSync(beside, 'utf8'), 'another volume of the VM', 'nothing in the unit written over');
+  const busy = await send(client, 'files.busy', { files: [{ type: 'TpmState', path: vm }] });
+  assert.deepEqual(busy.results, [{ type: 'TpmState', path: vm, status: 'present', kind: 'dir', busy: true }]);
+
+  await swtpm.stop();
+  const removed = await send(client, 'files.apply', { ops: [deleteOp('TpmState', vm)] });
+  assert.deepEqual(outcomes(removed), [['delete', 'deleted', undefined]]);
+  assert.equal(existsSync(vm), false);
 });
 
 test('a state read through the agent and written as another VM is the same vTPM: same EK, same NV data', async (t) => {

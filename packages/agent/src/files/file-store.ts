@@ -11,7 +11,7 @@ import { readState } from './read-state.js';
 import { recoverRoot } from './recover.js';
 import { removeFile } from './remove-file.js';
 import { openRootDir, type RootDir } from './root-dir.js';
-import { swtpmStates, type LookAtSwtpms } from './swtpm-open.js';
+import { swtpmStates, withSwtpmStates, type LookAtSwtpms } from './swtpm-open.js';
 import type { FileRoots, FileStore, OpTiming, Ownerships, RecoveryReport, StoreEvent, StoreHooks } from './types.js';
 import { busyUnit, listUnits, statUnit } from './units.js';
 import { writeDir } from './write-dir.js';
@@ -42,7 +42,8 @@ export function createFileStore(options: FileStoreOptions): FileStore {
     if (!isValidRoot(root)) throw new RangeError(`invalid root: ${JSON.stringify(root)}`);
   }
   // Only TPM states can be a swtpm's state file; NVRAM stores are locked by the QEMU that uses them.
-  const tpmState: RootDir = { ...openRootDir(options.roots.TpmState), swtpms: options.swtpms ?? swtpmStates() };
+  const swtpms = options.swtpms ?? swtpmStates();
+  const tpmState: RootDir = { ...openRootDir(options.roots.TpmState), swtpms };
   let nvRam: RootDir;
   try {
     nvRam = openRootDir(options.roots.NvRam);
@@ -51,7 +52,12 @@ export function createFileStore(options: FileStoreOptions): FileStore {
     throw error;
   }
   const roots: Readonly<Record<FileType, RootDir>> = { TpmState: tpmState, NvRam: nvRam };
-  const readLocks = options.readLocks ?? readProcLocks;
+  const locks = options.readLocks ?? readProcLocks;
+  // Below the TPM state root, a running swtpm's state file counts as locked, at any depth (swtpm-open.ts).
+  const readLocksOf: Readonly<Record<FileType, ReadLockedInodes>> = {
+    TpmState: withSwtpmStates(locks, swtpms),
+    NvRam: locks,
+  };
   const rootOf = (type: FileType): RootDir => {
     if (!(FILE_TYPES as readonly string[]).includes(type))
       throw new RangeError(`unknown file type: ${JSON.stringify(type)}`);
@@ -61,7 +67,7 @@ export function createFileStore(options: FileStoreOptions): FileStore {
   const now = options.now ?? Date.now;
   const ctxOf = (type: FileType): OpContext => ({
     ownership: options.ownership?.[type] ?? AGENT_OWNERSHIP,
-    readLocks,
+    readLocks: readLocksOf[type],
     logger,
     now,
     hooks: options.hooks ?? {},
@@ -110,19 +116,21 @@ export function createFileStore(options: FileStoreOptions): FileStore {
       changing(type, components, timing, (ctx) => removeFile(rootOf(type), components, expect, ctx)),
     read: async (type, components, maxContentChars = Infinity) =>
       onUnit(type, components, () => readState(rootOf(type), components, maxContentChars)),
-    stat: async (type, components) => onUnit(type, components, () => statUnit(rootOf(type), components, readLocks)),
-    busy: async (type, components) => onUnit(type, components, () => busyUnit(rootOf(type), components, readLocks)),
+    stat: async (type, components) =>
+      onUnit(type, components, () => statUnit(rootOf(type), components, readLocksOf[type])),
+    busy: async (type, components) =>
+      onUnit(type, components, () => busyUnit(rootOf(type), components, readLocksOf[type])),
     list: async (type, budget) =>
       listUnits(
         type,
         rootOf(type),
-        { readLocks, logger },
+        { readLocks: readLocksOf[type], logger },
         (name, describe, signal) => onUnit(type, [name], describe, signal),
         budget,
       ),
     recover: async () => {
-      const env = { readLocks, logger, now };
-      return sum(await recoverRoot(roots.TpmState, env), await recoverRoot(roots.NvRam, env));
+      const envOf = (type: FileType) => ({ readLocks: readLocksOf[type], logger, now });
+      return sum(await recoverRoot(roots.TpmState, envOf('TpmState')), await recoverRoot(roots.NvRam, envOf('NvRam')));
     },
   };
 }

@@ -58,16 +58,16 @@ export const readProcLocks: ReadLockedInodes = perTurn(sharedReads(procLocksText
  * their busy checks in the same turn, 2 to 16 of them at once in the agent benchmark, and one read serves them all.
  * It starts after each of them called, which is all a busy check needs.
  */
-export function perTurn(
-  read: ReadLockedInodes,
+export function perTurn<T = ReadonlySet<string>>(
+  read: () => Promise<T>,
   later: (run: () => void) => void = (run) => {
     setImmediate(run);
   },
-): ReadLockedInodes {
-  let next: Promise<ReadonlySet<string>> | undefined;
+): () => Promise<T> {
+  let next: Promise<T> | undefined;
   return () => {
     if (next !== undefined) return next;
-    const { promise, resolve, reject } = deferred<ReadonlySet<string>>();
+    const { promise, resolve, reject } = deferred<T>();
     try {
       later(() => {
         next = undefined;
@@ -204,8 +204,6 @@ export function sharedReads(
   clock: HotReads = { now: () => performance.now(), hotMs: HOT_READ_MS },
 ): ReadLockedInodes {
   const hotMaxChars = clock.hotMaxChars ?? HOT_READ_MAX_CHARS;
-  let running: Promise<ReadonlySet<string>> | undefined;
-  let queued: Promise<ReadonlySet<string>> | undefined;
   let lastText: string | undefined;
   let lastSet: ReadonlySet<string> = new Set();
   let lastEnd = -Infinity;
@@ -217,15 +215,6 @@ export function sharedReads(
     }
     return lastSet;
   };
-  const start = (): Promise<ReadonlySet<string>> => {
-    const read = text.inPool().then(setOf);
-    running = read;
-    const done = (): void => {
-      if (running === read) running = undefined;
-    };
-    read.then(done, done);
-    return read;
-  };
   const atOnce = (): Promise<ReadonlySet<string>> | undefined => {
     if (clock.now() - lastEnd >= clock.hotMs) return undefined;
     try {
@@ -235,11 +224,29 @@ export function sharedReads(
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
   };
+  return oneAtATime(() => atOnce() ?? text.inPool().then(setOf));
+}
+
+/**
+ * `run` made one at a time: a caller that comes while a run is going, or while the queued one is about to start, is
+ * served by the queued one, which starts once the running one has ended (whether it failed or not) — so every caller
+ * is served by a run that started after it called, and at most one run goes on and one waits.
+ */
+export function oneAtATime<T>(run: () => Promise<T>): () => Promise<T> {
+  let running: Promise<T> | undefined;
+  let queued: Promise<T> | undefined;
+  const start = (): Promise<T> => {
+    const started = run();
+    running = started;
+    const done = (): void => {
+      if (running === started) running = undefined;
+    };
+    started.then(done, done);
+    return started;
+  };
   return () => {
-    // One read at a time: a caller that comes while one runs, or while the queued one is about to start, is served
-    // by the queued one, which starts after it called.
     if (queued !== undefined) return queued;
-    if (running === undefined) return atOnce() ?? start();
+    if (running === undefined) return start();
     queued = running
       .then(
         () => undefined,
@@ -247,7 +254,7 @@ export function sharedReads(
       )
       .then(() => {
         queued = undefined;
-        return atOnce() ?? start();
+        return start();
       });
     return queued;
   };

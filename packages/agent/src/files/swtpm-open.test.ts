@@ -17,8 +17,17 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { swtpmFileState, swtpmStates, type LookedAt } from './swtpm-open.js';
-import { useTestRoots } from './test-roots.js';
+import {
+  RESCAN_MS,
+  swtpmFileState,
+  swtpmStates,
+  withSwtpmStates,
+  type LookAtSwtpms,
+  type LookedAt,
+  type SwtpmStates,
+} from './swtpm-open.js';
+import { roleName } from './temp-name.js';
+import { treeOf, useTestRoots } from './test-roots.js';
 
 const argv = (...args: string[]): Buffer => Buffer.from(`${args.join('\0')}\0`);
 
@@ -41,6 +50,9 @@ function fakeProc(dir: string, processes: Record<string, Buffer | undefined>): s
   }
   return proc;
 }
+
+/** A look that finds swtpms by path only, as `runsOn` says: no inode counted as locked. */
+const byPath = (runsOn: SwtpmStates['runsOn']): SwtpmStates => ({ inodes: new Set(), runsOn });
 
 const looked = (path: string): LookedAt => {
   const stats: BigIntStats = statSync(path, { bigint: true });
@@ -79,31 +91,43 @@ test('swtpmStates: a file is a swtpm state by its path, in any form, or by its d
     '104': undefined,
     '105': argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${join(dir, 'gone.tpm')}`),
   });
-  const states = await swtpmStates(proc)();
+  const { runsOn: states } = await swtpmStates(proc)();
   assert.equal(states(looked(state)), true, 'named, in another form');
   assert.equal(states(looked(linked)), true, 'the same inode under another name');
   assert.equal(states(looked(other)), false, 'no swtpm runs on it (a directory state names no file)');
   assert.equal(states({ stats: looked(other).stats, path: join(dir, 'gone.tpm') }), true, 'named, though not there');
+  // As locked inodes: the two files found at the paths named, not the one no swtpm names, nor the missing one.
+  const { inodes } = await swtpmStates(proc)();
+  assert.deepEqual([...inodes].sort(), [state, linked].map((path) => String(statSync(path).ino)).sort());
 });
 
-test('swtpmStates: none running answers free; a look that cannot be made answers busy for every file', async (t) => {
+test('swtpmStates: none running answers free; a look that cannot be made rejects; an unseen relative path is busy', async (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'vm.tpm');
   writeFileSync(file, 'state');
-  assert.equal((await swtpmStates(fakeProc(dir, { '7': argv('bash') }))())(looked(file)), false);
-  // /proc not a directory (unreadable as one): no proof of free.
-  assert.equal((await swtpmStates(file)())(looked(file)), true);
+  const none = await swtpmStates(fakeProc(dir, { '7': argv('bash') }))();
+  assert.equal(none.runsOn(looked(file)), false);
+  assert.equal(none.inodes.size, 0);
+  // /proc not a directory (unreadable as one): no proof of free, and the op that asked fails (io_error).
+  await assert.rejects(swtpmStates(file)(), {
+    name: 'OpIoError',
+    message: `cannot tell which files running swtpms keep their state in: ENOTDIR reading ${file}`,
+  });
   // A relative state file is looked for in swtpm's working directory: one the look cannot resolve (a loop here;
   // EACCES without ptrace access on a host) answers busy; one it can, by what is there.
   const relative = argv('swtpm', 'socket', '--tpmstate', 'backend-uri=file://vm.tpm');
   const looping = fakeProc(join(dir, 'p2'), { '9': relative });
   symlinkSync(join(looping, '9', 'cwd'), join(looping, '9', 'cwd'));
-  assert.equal((await swtpmStates(looping)())(looked(file)), true, 'cannot tell: busy');
+  assert.equal((await swtpmStates(looping)()).runsOn(looked(file)), true, 'cannot tell: busy');
   const resolved = fakeProc(join(dir, 'p3'), { '9': relative });
   symlinkSync(dir, join(resolved, '9', 'cwd'));
-  assert.equal((await swtpmStates(resolved)())(looked(file)), true, 'its working directory holds this very file');
+  assert.equal(
+    (await swtpmStates(resolved)()).runsOn(looked(file)),
+    true,
+    'its working directory holds this very file',
+  );
   writeFileSync(join(dir, 'elsewhere.tpm'), 'state');
-  assert.equal((await swtpmStates(resolved)())(looked(join(dir, 'elsewhere.tpm'))), false, 'another file');
+  assert.equal((await swtpmStates(resolved)()).runsOn(looked(join(dir, 'elsewhere.tpm'))), false, 'another file');
 });
 
 test('swtpmStates: only a swtpm whose user could open the file for writing counts: root, its owner, its group, anyone', async (t) => {
@@ -112,19 +136,23 @@ test('swtpmStates: only a swtpm whose user could open the file for writing count
   writeFileSync(file, 'state', { mode: 0o600 });
   const proc = fakeProc(dir, { '300': argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${file}`) });
   chownSync(join(proc, '300'), 65534, 65534); // a process of nobody's, named swtpm, naming the file
-  assert.equal((await swtpmStates(proc)())(looked(file)), false, "nobody's process: not the root-owned file's swtpm");
+  const nobodys = await swtpmStates(proc)();
+  assert.equal(nobodys.runsOn(looked(file)), false, "nobody's process: not the root-owned file's swtpm");
+  assert.equal(nobodys.inodes.size, 0, 'nor its inode counted as locked');
   chmodSync(file, 0o660);
   chownSync(file, 0, 65534);
-  assert.equal((await swtpmStates(proc)())(looked(file)), true, "a file its group may write: nobody's group's");
+  assert.equal((await swtpmStates(proc)()).runsOn(looked(file)), true, "a file its group may write: nobody's group's");
   chmodSync(file, 0o600);
   chownSync(file, 65534, 65534);
-  assert.equal((await swtpmStates(proc)())(looked(file)), true, "once the file is nobody's, it could be");
+  const theirs = await swtpmStates(proc)();
+  assert.equal(theirs.runsOn(looked(file)), true, "once the file is nobody's, it could be");
+  assert.deepEqual([...theirs.inodes], [String(statSync(file).ino)]);
 });
 
 test('the store: a file unit of the TPM state root a swtpm runs on is busy for write, delete, stat and busy', async (t) => {
   let running = true;
   const { roots, store } = useTestRoots(t, {
-    swtpms: () => Promise.resolve((file) => running && file.path.endsWith('/vm.tpm')),
+    swtpms: () => Promise.resolve(byPath((file) => running && file.path.endsWith('/vm.tpm'))),
   });
   const state = join(roots.TpmState, 'vm.tpm');
   writeFileSync(state, 'swtpm state');
@@ -161,7 +189,7 @@ test('the store: a swtpm that starts on the file between the look and the move a
     swtpms: () => {
       looks += 1;
       const now = looks;
-      return Promise.resolve((file) => now > 1 && file.path.endsWith('/vm.tpm'));
+      return Promise.resolve(byPath((file) => now > 1 && file.path.endsWith('/vm.tpm')));
     },
   });
   const state = join(roots.TpmState, 'vm.tpm');
@@ -172,4 +200,154 @@ test('the store: a swtpm that starts on the file between the look and the move a
   assert.equal(looks, 2, 'looked before and after the move');
   assert.equal(statSync(state).ino, inode, 'back at its name');
   assert.deepEqual(readdirSync(roots.TpmState), ['vm.tpm']);
+});
+
+test('swtpmStates: a process seen is read again only RESCAN_MS later, a new one at once, one that ended forgotten', async (t) => {
+  const dir = tempDir(t);
+  const [first, second] = [join(dir, 'first.tpm'), join(dir, 'second.tpm')];
+  for (const path of [first, second]) writeFileSync(path, 'state');
+  const inodeOf = (path: string): string => String(statSync(path).ino);
+  const proc = fakeProc(dir, { '10': argv('bash') });
+  let clock = 0;
+  const look = swtpmStates(proc, () => clock);
+  assert.equal((await look()).inodes.size, 0);
+  // Process 10 execs swtpm: its command line, read at the first look, is read again only RESCAN_MS after it.
+  writeFileSync(join(proc, '10', 'cmdline'), argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${first}`));
+  clock = RESCAN_MS - 1;
+  assert.equal((await look()).inodes.size, 0, 'not read again yet');
+  // A process no look has seen is read at once.
+  mkdirSync(join(proc, '11'));
+  writeFileSync(join(proc, '11', 'cmdline'), argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${second}`));
+  assert.deepEqual([...(await look()).inodes], [inodeOf(second)]);
+  clock = RESCAN_MS;
+  const both = (await look()).inodes;
+  assert.deepEqual([...both].sort(), [inodeOf(first), inodeOf(second)].sort(), 'read again once RESCAN_MS passed');
+  assert.equal((await look()).inodes, both, 'the same Set while the same inodes are found');
+  // Process 11 ends: its state is free at the next look.
+  rmSync(join(proc, '11'), { recursive: true });
+  assert.deepEqual([...(await look()).inodes], [inodeOf(first)]);
+});
+
+test("withSwtpmStates: the locks' own Set while no swtpm runs on a file; else their union, the same while both stay", async () => {
+  const locks = new Set(['1']);
+  let inodes: ReadonlySet<string> = new Set();
+  const read = withSwtpmStates(
+    () => Promise.resolve(locks),
+    () => Promise.resolve({ inodes, runsOn: () => false }),
+  );
+  assert.equal(await read(), locks);
+  inodes = new Set(['2']);
+  const union = await read();
+  assert.deepEqual([...union].sort(), ['1', '2']);
+  assert.equal(await read(), union, 'both unchanged: the same union');
+  inodes = new Set(['3']);
+  assert.deepEqual([...(await read())].sort(), ['1', '3']);
+});
+
+test('the store: a state file a swtpm runs on deep in a unit makes that unit busy for every op and look, until swtpm ends', async (t) => {
+  const dir = tempDir(t);
+  let look: LookAtSwtpms = () => Promise.reject(new Error('no look yet'));
+  const { roots, store } = useTestRoots(t, { swtpms: () => look() });
+  // Proxmox's layout: a VM's directory, its TPM state one file in it (a volume), which swtpm's file backend locks not.
+  const vm = join(roots.TpmState, '100');
+  mkdirSync(vm);
+  const state = join(vm, 'vm-100-disk-1.raw');
+  writeFileSync(state, 'swtpm state');
+  writeFileSync(join(vm, 'vm-100-disk-0.raw'), 'beside it');
+  mkdirSync(join(roots.TpmState, '101'));
+  writeFileSync(join(roots.TpmState, '101', 'vm-101-disk-1.raw'), 'no swtpm runs on it');
+  const proc = fakeProc(dir, {
+    '500': argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${state}`, '--tpm2'),
+    '501': argv('bash'),
+  });
+  look = swtpmStates(proc);
+  const inode = statSync(state).ino;
+  const busyCode = (answer: { status: string; error?: { code: string } }): string | undefined =>
+    answer.status === 'failed' ? answer.error?.code : answer.status;
+  assert.equal(busyCode(await store.write('TpmState', ['100', 'vm-100-disk-1.raw'], Buffer.from('x'))), 'busy');
+  assert.equal(busyCode(await store.write('TpmState', ['100', 'vm-100-disk-0.raw'], Buffer.from('x'))), 'busy');
+  assert.equal(busyCode(await store.remove('TpmState', ['100', 'vm-100-disk-1.raw'])), 'busy');
+  assert.equal(busyCode(await store.remove('TpmState', ['100'])), 'busy');
+  assert.equal(
+    busyCode(
+      await store.writeDir('TpmState', ['100'], [{ components: ['vm-100-disk-1.raw'], content: Buffer.from('x') }]),
+    ),
+    'busy',
+  );
+  assert.deepEqual(await store.busy('TpmState', ['100']), { status: 'present', kind: 'dir', busy: true });
+  const stat = await store.stat('TpmState', ['100']);
+  assert.ok(stat.status === 'present' && stat.busy);
+  assert.deepEqual(
+    (await store.list('TpmState')).map((u) => [u.path.slice(roots.TpmState.length + 1), u.busy]),
+    [
+      ['100', true],
+      ['101', false],
+    ],
+  );
+  assert.equal(statSync(state).ino, inode, 'the same file, untouched');
+  assert.deepEqual(treeOf(roots.TpmState), [
+    '100',
+    '100/vm-100-disk-0.raw',
+    '100/vm-100-disk-1.raw',
+    '101',
+    '101/vm-101-disk-1.raw',
+  ]);
+  // Another VM's unit is not held up.
+  assert.equal(busyCode(await store.remove('TpmState', ['101'])), 'deleted');
+  // The same inode under the NVRAM root is no swtpm's concern: its ops count locks only.
+  writeFileSync(join(roots.NvRam, 'vars.fd'), 'variables');
+  assert.equal(busyCode(await store.remove('NvRam', ['vars.fd'])), 'deleted');
+  rmSync(join(proc, '500'), { recursive: true });
+  assert.equal(busyCode(await store.remove('TpmState', ['100'])), 'deleted', 'swtpm ended: free');
+});
+
+test('the store: recovery keeps a leftover that holds a running swtpm state file', async (t) => {
+  const dir = tempDir(t);
+  let look: LookAtSwtpms = () => Promise.reject(new Error('no look yet'));
+  const { roots, store } = useTestRoots(t, { swtpms: () => look() });
+  // An interrupted delete's leftover, a swtpm running on a file in it (it named the leftover's path).
+  const leftover = join(roots.TpmState, roleName('del', '100') ?? '');
+  mkdirSync(leftover);
+  const state = join(leftover, 'vm-100-disk-1.raw');
+  writeFileSync(state, 'swtpm state');
+  look = swtpmStates(fakeProc(dir, { '600': argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${state}`) }));
+  const report = await store.recover();
+  assert.equal(report.removed, 0);
+  assert.equal(report.restored, 1, 'put back at its name, as a leftover someone holds');
+  assert.deepEqual(treeOf(roots.TpmState), ['100', '100/vm-100-disk-1.raw']);
+});
+
+test("swtpmStates: /proc is listed again only once a pid was given out since (loadavg's last field) or a process is due", async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'vm.tpm');
+  writeFileSync(file, 'state');
+  const inode = String(statSync(file).ino);
+  const swtpm = argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${file}`);
+  const proc = fakeProc(dir, { '20': argv('bash') });
+  const lastPid = (pid: number): void => {
+    writeFileSync(join(proc, 'loadavg'), `0.00 0.01 0.05 1/99 ${pid}\n`);
+  };
+  lastPid(20);
+  let clock = 0;
+  const look = swtpmStates(proc, () => clock);
+  const { peek } = look;
+  assert.ok(peek !== undefined, 'the look can be made at once');
+  const first = await look();
+  // A process put in this /proc though no pid was given out (on a host it could not be): /proc is not listed.
+  mkdirSync(join(proc, '21'));
+  writeFileSync(join(proc, '21', 'cmdline'), swtpm);
+  assert.equal(await look(), first, 'the same answer: nothing listed, nothing read');
+  assert.equal(peek(), first, 'and made at once: no swtpm was running');
+  lastPid(21);
+  assert.equal(peek(), undefined, 'a pid given out: not at once');
+  assert.deepEqual([...(await look()).inodes], [inode], 'a pid given out: listed, and the new swtpm found');
+  assert.equal(peek(), undefined, 'a swtpm running: never at once (it may have ended)');
+  // The swtpm ends, and no pid is given out: the swtpms seen are still looked at each time.
+  rmSync(join(proc, '21'), { recursive: true });
+  assert.equal((await look()).inodes.size, 0, 'gone: its file is free');
+  // Process 20 execs swtpm: no pid given out, but its command line is read again once it is due.
+  writeFileSync(join(proc, '20', 'cmdline'), swtpm);
+  assert.equal((await look()).inodes.size, 0, 'not due yet');
+  clock = RESCAN_MS;
+  assert.deepEqual([...(await look()).inodes], [inode], 'due: read again');
 });

@@ -3,9 +3,13 @@
 // 0.7.1: it keeps the file open and mapped for as long as it runs, and locks nothing. Which file a swtpm runs on is
 // in its command line, which /proc shows any process (its open fds only to one allowed to ptrace it: the agent's
 // unit grants no CAP_SYS_PTRACE, and needs none for this).
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { openSync, readdirSync, readSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, isAbsolute, normalize } from 'node:path';
 import { mapLimit } from '@hostfiles/shared';
+import { errnoOf } from './fd-path.js';
+import { oneAtATime, perTurn, type ReadLockedInodes } from './locks.js';
+import { OpIoError } from './op-failure.js';
 import type { Target } from './target.js';
 
 /** The file a look is about: where it is now, and the path it had where a swtpm would name it. */
@@ -22,17 +26,42 @@ export interface LookedAt {
   readonly path: string;
 }
 
-/** Whether a running swtpm's state is this file, as one look at the processes found them. */
-export type SwtpmStates = (file: LookedAt) => boolean;
-
-/** Looks at the processes now; never throws: a look that can't tell answers true for every file (conservative). */
-export type LookAtSwtpms = () => Promise<SwtpmStates>;
+/**
+ * What one look at the processes found: which files running swtpms keep their state in. Only a swtpm whose user could
+ * have opened the file for writing counts (couldOpen): no one else can make the agent refuse ops on a file by naming
+ * a process swtpm.
+ */
+export interface SwtpmStates {
+  /**
+   * The inode numbers (decimal, as ReadLockedInodes gives them) of those files, as the look found them at the paths
+   * their swtpms name: to be counted as locked (withSwtpmStates), so that a unit holding one at any depth is busy.
+   */
+  readonly inodes: ReadonlySet<string>;
+  /**
+   * Whether this file is such a state: by its device and inode, or by its path in any form (also when no file was
+   * there at the look), or because a swtpm names a relative path in a working directory the look cannot see and its
+   * user could have opened this file. Asked of the files right below the TPM state root (swtpmRunsOn).
+   */
+  readonly runsOn: (file: LookedAt) => boolean;
+}
 
 /**
- * Whether a running swtpm keeps its state in the unit `components` names, found as `target` (inspect): asked of file
- * units of a root that looks (`swtpms`: the TPM state root) only, since the look reads every process's command line,
- * too dear for every op on the state directories libvirt makes, whose swtpm locks `tpm2/.lock`. `target` may have
- * been moved aside: the path asked about is the unit's own. `look`: another look to ask (one per listing).
+ * Looks at the processes now, or in this turn of the event loop (one look serves every caller of a turn, and starts
+ * after each of them called). Rejects, an OpIoError, when it can't tell (/proc unreadable, out of fds): no proof of
+ * any file free.
+ */
+export interface LookAtSwtpms {
+  (): Promise<SwtpmStates>;
+  /** The look made at once, when it can be (no swtpm running, no process made since the last look); else undefined. */
+  readonly peek?: () => SwtpmStates | undefined;
+}
+
+/**
+ * Whether a running swtpm keeps its state in the file unit `components` names, found as `target` (inspect), by its
+ * path or because the look cannot see where a swtpm's relative path leads: asked of the file units of a root that
+ * looks (`swtpms`: the TPM state root). A state file at any depth of any unit is seen by its inode, which the root's
+ * locks count (withSwtpmStates). `target` may have been moved aside: the path asked about is the unit's own.
+ * `look`: another look to ask (one per listing).
  */
 export async function swtpmRunsOn(
   root: { readonly path: string; readonly swtpms?: LookAtSwtpms },
@@ -42,67 +71,222 @@ export async function swtpmRunsOn(
 ): Promise<boolean> {
   const [name] = components;
   if (look === undefined || components.length !== 1 || name === undefined || target.kind !== 'file') return false;
-  return (await look())({ stats: target.stats, path: `${root.path}/${name}` });
+  return (await look()).runsOn({ stats: target.stats, path: `${root.path}/${name}` });
+}
+
+/**
+ * The locks `readLocks` reads, with the inodes of the files running swtpms keep their state in (`look`) counted as
+ * locked: the TPM state root's busy checks, which then walk a unit holding one at any depth as they walk one holding
+ * a lock (preconditions.ts, target.ts), and so do the settling of leftovers, recovery, stat, busy and listings. The
+ * locks' own Set is given back while no swtpm runs on a file; otherwise one union per pair of Sets read, the same
+ * object while both stay the same (FreeUnits remembers units found free under one Set only).
+ */
+export function withSwtpmStates(readLocks: ReadLockedInodes, look: LookAtSwtpms): ReadLockedInodes {
+  let last: { locks: ReadonlySet<string>; inodes: ReadonlySet<string>; union: ReadonlySet<string> } | undefined;
+  return async () => {
+    // No swtpm runs on a file (most hosts, most of the time): the locks as they are, no more waiting than theirs.
+    const now = look.peek?.();
+    if (now?.inodes.size === 0) return readLocks();
+    const [locks, { inodes }] = await Promise.all([readLocks(), now ?? look()]);
+    if (inodes.size === 0) return locks;
+    if (last?.locks !== locks || last.inodes !== inodes)
+      last = { locks, inodes, union: new Set([...locks, ...inodes]) };
+    return last.union;
+  };
 }
 
 /** How many processes are looked at at once (each look is two or three calls through the thread pool). */
 const AT_ONCE = 16;
 
 /**
- * A swtpm running on a state file: its user, and the file's path and device and inode when the look found it there;
- * `unseen` when its path is relative to a working directory the look may not see (no ptrace access).
+ * How long a process's command line, once read, is taken as still its own: a look lists /proc (~40 µs for ~130
+ * entries here) when a pid was given out since the last listing (lastPidOf), and reads the command lines of the
+ * processes it has not seen, but one seen already is read again only after this long. A process's command line changes only when it execs another program: a swtpm exec'd by a
+ * process a look saw just before (between a fork and its exec) is seen within this time. Reading each command line
+ * at every look cost 8–66 ms for ~100 processes here, through the thread pool (a read of another process's command
+ * line takes its memory map's lock, and may wait on it: never on the event loop).
+ */
+export const RESCAN_MS = 1000;
+
+/**
+ * A swtpm running on a state file: its user; the file's path, and its device, inode, owner, group and mode when the
+ * look found it there; `unseen` when its path is relative to a working directory the look may not see (no ptrace
+ * access).
  */
 interface Running {
   readonly uid: bigint;
   readonly gid: bigint;
   readonly path: string;
-  readonly stats?: { readonly dev: bigint; readonly ino: bigint };
+  readonly stats?: LookedAt['stats'];
   readonly unseen?: true;
 }
 
+/** A process as a look last read it: when (before the read began), and the state file it runs swtpm on, if any. */
+interface Seen {
+  readonly at: number;
+  readonly state?: string;
+}
+
 /**
- * Lists the processes in `proc` (/proc), and collects the state file of each whose command line runs swtpm on one.
- * A file looked at is such a state when that swtpm's user could have opened it for writing (couldOpen: no one else
- * can make the agent refuse ops on a file by naming a process swtpm), and the file has the state's path, or its device and inode (the path as swtpm wrote it may differ in form). A relative
- * path is resolved in swtpm's working directory, which only ptrace access shows: unseen, that swtpm counts as running
- * on every file its user could have opened. A process that ends meanwhile is skipped.
+ * Looks at the processes in `proc` (/proc) for swtpms running on a state file, each look shared by the callers of
+ * one turn of the event loop and one at a time (locks.ts, perTurn and oneAtATime). A relative path is resolved in
+ * swtpm's working directory, which only ptrace access shows: unseen, that swtpm counts as running on every file its
+ * user could have opened. A process that ends meanwhile is skipped.
  */
-export function swtpmStates(proc = '/proc'): LookAtSwtpms {
-  return async () => {
-    let found: (Running | undefined)[];
-    try {
-      const pids = (await readdir(proc)).filter((name) => /^\d+$/.test(name));
-      found = await mapLimit(pids, AT_ONCE, async (pid) => {
-        const cmdline = await gone(readFile(`${proc}/${pid}/cmdline`));
-        const state = cmdline === undefined ? undefined : swtpmFileState(cmdline);
-        if (state === undefined) return undefined;
-        const owner = await gone(stat(`${proc}/${pid}`, { bigint: true }));
-        if (owner === undefined) return undefined;
-        const path = isAbsolute(state) ? normalize(state) : `${proc}/${pid}/cwd/${state}`;
-        try {
-          const stats = await gone(stat(path, { bigint: true }));
-          return { uid: owner.uid, gid: owner.gid, path, ...(stats === undefined ? {} : { stats }) };
-        } catch (error) {
-          if (isAbsolute(state)) throw error;
-          return { uid: owner.uid, gid: owner.gid, path, unseen: true };
-        }
-      });
-    } catch {
-      // /proc unreadable, out of fds: no proof any file is free.
-      return () => true;
+export function swtpmStates(proc = '/proc', now: () => number = () => performance.now()): LookAtSwtpms {
+  let seen = new Map<string, Seen>();
+  let inodes: ReadonlySet<string> = new Set();
+  let lastPid: string | undefined;
+  /** When the first process of `seen` is due to be read again (RESCAN_MS after its last read). */
+  let due = -Infinity;
+  let last: SwtpmStates | undefined;
+  const readLastPid = lastPidOf(proc);
+  /** Every process in /proc: those seen within RESCAN_MS as they were, the others' command lines read now. */
+  const listed = async (started: number): Promise<Map<string, Seen>> => {
+    const next = new Map<string, Seen>();
+    const unread: string[] = [];
+    for (const pid of readdirSync(proc)) {
+      if (!/^\d+$/.test(pid)) continue;
+      const known = seen.get(pid);
+      if (known !== undefined && started - known.at < RESCAN_MS) next.set(pid, known);
+      else unread.push(pid);
     }
+    await mapLimit(unread, AT_ONCE, async (pid) => {
+      const cmdline = await gone(readFile(`${proc}/${pid}/cmdline`));
+      if (cmdline === undefined) return;
+      const state = swtpmFileState(cmdline);
+      next.set(pid, state === undefined ? { at: started } : { at: started, state });
+    });
+    return next;
+  };
+  /** The swtpms among `seen`: pid and the state file named. */
+  let swtpms: [string, string][] = [];
+  /** Whether the processes seen are every process there is, as they were (see look). */
+  const unchanged = (pid: string | undefined, at: number): boolean => pid !== undefined && pid === lastPid && at < due;
+  const look = async (): Promise<SwtpmStates> => {
+    const started = now();
+    // No process made since the last listing (the last pid given out is the same) and none due to be read again:
+    // the processes seen are every process there is, as they were. Only the swtpms among them are looked at again.
+    const pid = readLastPid();
+    if (unchanged(pid, started)) {
+      if (swtpms.length === 0 && last !== undefined) return last;
+    } else {
+      const listing = await listed(started);
+      seen = listing;
+      lastPid = pid;
+      due = started + RESCAN_MS;
+      swtpms = [];
+      for (const [id, { at, state }] of listing) {
+        due = Math.min(due, at + RESCAN_MS);
+        if (state !== undefined) swtpms.push([id, state]);
+      }
+    }
+    const looked = swtpms;
+    const found = await mapLimit(looked, AT_ONCE, ([id, state]) => runningOf(proc, id, state));
+    // An ended swtpm is forgotten (the other processes that ended, at the next listing).
+    if (swtpms === looked) swtpms = looked.filter((_, i) => found[i] !== undefined);
     const running = found.filter((swtpm) => swtpm !== undefined);
-    if (running.length === 0) return () => false;
-    return (file) => {
-      const path = normalize(file.path);
-      return running.some(
-        (swtpm) =>
-          couldOpen(swtpm, file.stats) &&
-          (swtpm.unseen === true ||
-            swtpm.path === path ||
-            (swtpm.stats?.dev === file.stats.dev && swtpm.stats.ino === file.stats.ino)),
-      );
-    };
+    inodes = sameOr(inodes, stateInodes(running));
+    last = { inodes, runsOn: running.length === 0 ? () => false : runsOnOf(running) };
+    return last;
+  };
+  const shared = perTurn(
+    oneAtATime(() =>
+      look().catch((error: unknown) => {
+        const code = errnoOf(error);
+        if (code === undefined) throw error;
+        throw new OpIoError(`cannot tell which files running swtpms keep their state in: ${code} reading ${proc}`);
+      }),
+    ),
+  );
+  // The look made at once, when it needs no system call but the read of the last pid: no swtpm was running at the
+  // last look, and no process has been made since.
+  const peek = (): SwtpmStates | undefined => {
+    if (swtpms.length !== 0 || last === undefined || last.inodes.size !== 0) return undefined;
+    return unchanged(readLastPid(), now()) ? last : undefined;
+  };
+  return Object.assign(() => shared(), { peek });
+}
+
+/**
+ * Reads the last pid the kernel gave out (the last field of `proc/loadavg`, of the agent's own pid namespace, in
+ * which every process of the host has a pid), through one fd kept open: ~1 µs, against ~40 µs to list /proc. A
+ * process made since the last read changes it. Undefined when it can't be read (then /proc is listed every look).
+ */
+function lastPidOf(proc: string): () => string | undefined {
+  const buffer = Buffer.alloc(128);
+  const fd = (): number => {
+    let open = loadavgFds.get(proc);
+    if (open === undefined) {
+      open = openSync(`${proc}/loadavg`, 'r');
+      loadavgFds.set(proc, open);
+    }
+    return open;
+  };
+  const read = (): string | undefined => {
+    try {
+      const text = buffer.toString('latin1', 0, readSync(fd(), buffer, 0, buffer.length, 0)).trim();
+      return /^\S+ \S+ \S+ \d+\/\d+ (\d+)$/.exec(text)?.[1];
+    } catch {
+      return undefined;
+    }
+  };
+  // Opened now, with the store, as its other kept fds are: not by whichever op looks first.
+  read();
+  return read;
+}
+
+/** One fd per `loadavg` read, kept for the life of the process, shared by every look at the same /proc. */
+const loadavgFds = new Map<string, number>();
+
+/**
+ * The swtpm `pid` as it is now (its user, where its state file is), or undefined when it has ended. An absolute path
+ * that leads to no file now (ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG) is compared as a path only. One the look cannot
+ * follow (EACCES, …), and a relative one it cannot resolve (swtpm's working directory, which /proc shows only with
+ * ptrace access), make that swtpm unseen: the look can't tell which file it runs on, and every file its user could
+ * have opened counts (runsOn).
+ */
+async function runningOf(proc: string, pid: string, state: string): Promise<Running | undefined> {
+  const owner = await gone(stat(`${proc}/${pid}`, { bigint: true }));
+  if (owner === undefined) return undefined;
+  const path = isAbsolute(state) ? normalize(state) : `${proc}/${pid}/cwd/${state}`;
+  try {
+    return { uid: owner.uid, gid: owner.gid, path, stats: await stat(path, { bigint: true }) };
+  } catch (error) {
+    const code = errnoOf(error);
+    if (code === undefined) throw error;
+    if (isAbsolute(state) && NOWHERE.has(code)) return { uid: owner.uid, gid: owner.gid, path };
+    return { uid: owner.uid, gid: owner.gid, path, unseen: true };
+  }
+}
+
+/** What stat answers for a path that leads to no file now. */
+const NOWHERE = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'ENAMETOOLONG']);
+
+/** The inodes of the state files found, each one its swtpm's user could have opened. */
+function stateInodes(running: readonly Running[]): Set<string> {
+  const inodes = new Set<string>();
+  for (const swtpm of running) {
+    if (swtpm.stats !== undefined && couldOpen(swtpm, swtpm.stats)) inodes.add(swtpm.stats.ino.toString());
+  }
+  return inodes;
+}
+
+/** `before` when `now` holds the same inodes: the Set a caller compares by identity stays the same. */
+function sameOr(before: ReadonlySet<string>, now: ReadonlySet<string>): ReadonlySet<string> {
+  return now.size === before.size && [...now].every((inode) => before.has(inode)) ? before : now;
+}
+
+function runsOnOf(running: readonly Running[]): SwtpmStates['runsOn'] {
+  return (file) => {
+    const path = normalize(file.path);
+    return running.some(
+      (swtpm) =>
+        couldOpen(swtpm, file.stats) &&
+        (swtpm.unseen === true ||
+          swtpm.path === path ||
+          (swtpm.stats?.dev === file.stats.dev && swtpm.stats.ino === file.stats.ino)),
+    );
   };
 }
 
@@ -111,7 +295,7 @@ export function swtpmStates(proc = '/proc'): LookAtSwtpms {
  * its group when the mode lets the group write, anyone when it lets others write. (The process's own group only:
  * /proc shows no one its supplementary groups without reading its status, and a state file is its owner's, 0600.)
  */
-function couldOpen(swtpm: Running, file: LookedAt['stats']): boolean {
+function couldOpen(swtpm: Pick<Running, 'uid' | 'gid'>, file: LookedAt['stats']): boolean {
   if (swtpm.uid === 0n || swtpm.uid === file.uid) return true;
   if ((file.mode & 0o020n) !== 0n && swtpm.gid === file.gid) return true;
   return (file.mode & 0o002n) !== 0n;
