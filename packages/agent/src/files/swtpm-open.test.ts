@@ -15,7 +15,7 @@ import {
   symlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import {
   RESCAN_MS,
@@ -39,6 +39,13 @@ function tempDir(t: TestContext): string {
   return dir;
 }
 
+/** Process `pid` of a /proc made for a test runs `cmdline` (after an exec): its command line and its name (`comm`). */
+function runs(proc: string, pid: string, cmdline: Buffer): void {
+  mkdirSync(join(proc, pid), { recursive: true });
+  writeFileSync(join(proc, pid, 'cmdline'), cmdline);
+  writeFileSync(join(proc, pid, 'comm'), `${basename(cmdline.toString().split('\0')[0] ?? '').slice(0, 15)}\n`);
+}
+
 /** A /proc of the given processes' command lines (a process without one has ended). */
 function fakeProc(dir: string, processes: Record<string, Buffer | undefined>): string {
   const proc = join(dir, 'proc');
@@ -46,7 +53,7 @@ function fakeProc(dir: string, processes: Record<string, Buffer | undefined>): s
   writeFileSync(join(proc, 'locks'), '');
   for (const [pid, cmdline] of Object.entries(processes)) {
     mkdirSync(join(proc, pid));
-    if (cmdline !== undefined) writeFileSync(join(proc, pid, 'cmdline'), cmdline);
+    if (cmdline !== undefined) runs(proc, pid, cmdline);
   }
   return proc;
 }
@@ -202,7 +209,7 @@ test('the store: a swtpm that starts on the file between the look and the move a
   assert.deepEqual(readdirSync(roots.TpmState), ['vm.tpm']);
 });
 
-test('swtpmStates: a process seen is read again only RESCAN_MS later, a new one at once, one that ended forgotten', async (t) => {
+test('swtpmStates: a process is read at every look while young (a fork about to exec), then once every RESCAN_MS', async (t) => {
   const dir = tempDir(t);
   const [first, second] = [join(dir, 'first.tpm'), join(dir, 'second.tpm')];
   for (const path of [first, second]) writeFileSync(path, 'state');
@@ -211,21 +218,30 @@ test('swtpmStates: a process seen is read again only RESCAN_MS later, a new one 
   let clock = 0;
   const look = swtpmStates(proc, () => clock);
   assert.equal((await look()).inodes.size, 0);
-  // Process 10 execs swtpm: its command line, read at the first look, is read again only RESCAN_MS after it.
-  writeFileSync(join(proc, '10', 'cmdline'), argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${first}`));
-  clock = RESCAN_MS - 1;
-  assert.equal((await look()).inodes.size, 0, 'not read again yet');
-  // A process no look has seen is read at once.
-  mkdirSync(join(proc, '11'));
-  writeFileSync(join(proc, '11', 'cmdline'), argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${second}`));
-  assert.deepEqual([...(await look()).inodes], [inodeOf(second)]);
-  clock = RESCAN_MS;
+  // A process seen a moment ago execs swtpm (libvirt's child, set up, then exec'd): seen at the next look.
+  clock = 1;
+  runs(proc, '10', argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${first}`));
+  assert.deepEqual([...(await look()).inodes], [inodeOf(first)], 'young: read again at once');
+  // A process seen RESCAN_MS ago and more is read again only RESCAN_MS after its last read.
+  runs(proc, '11', argv('bash'));
+  clock = 2;
+  await look();
+  clock = 2 + RESCAN_MS;
+  await look(); // 11 read as it is once no longer young
+  runs(proc, '11', argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${second}`));
+  clock = 2 + 2 * RESCAN_MS - 1;
+  assert.deepEqual([...(await look()).inodes], [inodeOf(first)], 'old, read less than RESCAN_MS ago: not yet');
+  clock = 2 + 2 * RESCAN_MS;
   const both = (await look()).inodes;
   assert.deepEqual([...both].sort(), [inodeOf(first), inodeOf(second)].sort(), 'read again once RESCAN_MS passed');
-  assert.equal((await look()).inodes, both, 'the same Set while the same inodes are found');
+  assert.equal((await look()).inodes, both, 'the same Set while the same swtpms run on the same files');
   // Process 11 ends: its state is free at the next look.
   rmSync(join(proc, '11'), { recursive: true });
   assert.deepEqual([...(await look()).inodes], [inodeOf(first)]);
+  // Only programs named swtpm have their command line read (another process's takes its memory map's lock).
+  runs(proc, '12', argv('swtpm-wrapper', '--tpmstate', `backend-uri=file://${second}`));
+  writeFileSync(join(proc, '12', 'cmdline'), argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${second}`));
+  assert.deepEqual([...(await look()).inodes], [inodeOf(first)], 'named swtpm-wrapper: its command line unread');
 });
 
 test("withSwtpmStates: the locks' own Set while no swtpm runs on a file; else their union, the same while both stay", async () => {
@@ -332,10 +348,12 @@ test("swtpmStates: /proc is listed again only once a pid was given out since (lo
   const look = swtpmStates(proc, () => clock);
   const { peek } = look;
   assert.ok(peek !== undefined, 'the look can be made at once');
-  const first = await look();
+  await look(); // 20 first seen: young, read at every look for RESCAN_MS
+  clock = RESCAN_MS;
+  const first = await look(); // 20 read again, no longer young
   // A process put in this /proc though no pid was given out (on a host it could not be): /proc is not listed.
-  mkdirSync(join(proc, '21'));
-  writeFileSync(join(proc, '21', 'cmdline'), swtpm);
+  runs(proc, '21', swtpm);
+  clock = RESCAN_MS + 1;
   assert.equal(await look(), first, 'the same answer: nothing listed, nothing read');
   assert.equal(peek(), first, 'and made at once: no swtpm was running');
   lastPid(21);
@@ -345,9 +363,28 @@ test("swtpmStates: /proc is listed again only once a pid was given out since (lo
   // The swtpm ends, and no pid is given out: the swtpms seen are still looked at each time.
   rmSync(join(proc, '21'), { recursive: true });
   assert.equal((await look()).inodes.size, 0, 'gone: its file is free');
-  // Process 20 execs swtpm: no pid given out, but its command line is read again once it is due.
-  writeFileSync(join(proc, '20', 'cmdline'), swtpm);
+  // Process 20 execs swtpm, no pid given out: it is read again RESCAN_MS after its last read, not before.
+  runs(proc, '20', swtpm);
+  clock = 2 * RESCAN_MS - 1;
   assert.equal((await look()).inodes.size, 0, 'not due yet');
-  clock = RESCAN_MS;
+  clock = 2 * RESCAN_MS;
   assert.deepEqual([...(await look()).inodes], [inode], 'due: read again');
+  // Pid 40, from an earlier round of pids, is seen; it ends, and the kernel gives 40 out again, to a swtpm. A pid
+  // given out between two listings' last pids is a new process, read whatever was seen of that pid before.
+  const other = join(dir, 'other.tpm');
+  writeFileSync(other, 'state');
+  runs(proc, '40', argv('bash'));
+  lastPid(22);
+  clock = 2 * RESCAN_MS + 1;
+  await look(); // 40 first seen
+  clock = 3 * RESCAN_MS + 2;
+  await look(); // 40 read again, no longer young: the next looks take it as read
+  runs(proc, '40', argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${other}`));
+  lastPid(45);
+  clock = 3 * RESCAN_MS + 3;
+  assert.deepEqual(
+    [...(await look()).inodes].sort(),
+    [inode, String(statSync(other).ino)].sort(),
+    'pid 40 given out again (22 → 45): read anew, though read 1 ms before',
+  );
 });

@@ -3,7 +3,7 @@
 // 0.7.1: it keeps the file open and mapped for as long as it runs, and locks nothing. Which file a swtpm runs on is
 // in its command line, which /proc shows any process (its open fds only to one allowed to ptrace it: the agent's
 // unit grants no CAP_SYS_PTRACE, and needs none for this).
-import { openSync, readdirSync, readSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, isAbsolute, normalize } from 'node:path';
 import { mapLimit } from '@hostfiles/shared';
@@ -99,21 +99,23 @@ export function withSwtpmStates(readLocks: ReadLockedInodes, look: LookAtSwtpms)
 const AT_ONCE = 16;
 
 /**
- * How long a process's command line, once read, is taken as still its own: a look lists /proc (~40 µs for ~130
- * entries here) when a pid was given out since the last listing (lastPidOf), and reads the command lines of the
- * processes it has not seen, but one seen already is read again only after this long. A process's command line changes only when it execs another program: a swtpm exec'd by a
- * process a look saw just before (between a fork and its exec) is seen within this time. Reading each command line
- * at every look cost 8–66 ms for ~100 processes here, through the thread pool (a read of another process's command
- * line takes its memory map's lock, and may wait on it: never on the event loop).
+ * How long what a look read of a process is taken as still so. A look reads a process's name (`comm`: ~3 µs, no
+ * lock of the process's) when it first sees it, again at every look during its first RESCAN_MS (a child forked a
+ * moment ago may exec swtpm any time now: libvirt and systemd set a child up for milliseconds before its exec), and
+ * then once every RESCAN_MS: only an exec changes it, and a swtpm exec'd by a process older than that is seen within
+ * this time. Its command line is read only when its name is `swtpm` (a read of another process's command line takes
+ * its memory map's lock, and waits and spins on it while that process maps and unmaps: reading every process's at
+ * each rescan cost the agent ~0.06 ms of CPU per request in the benchmark, up to 0.3 ms in one run).
  */
 export const RESCAN_MS = 1000;
 
 /**
- * A swtpm running on a state file: its user; the file's path, and its device, inode, owner, group and mode when the
- * look found it there; `unseen` when its path is relative to a working directory the look may not see (no ptrace
- * access).
+ * A swtpm running on a state file: its pid and user; the file's path, and its device, inode, owner, group and mode
+ * when the look found it there; `unseen` when the look can't tell which file its path leads to (a working directory
+ * it may not see, no ptrace access).
  */
 interface Running {
+  readonly pid: string;
   readonly uid: bigint;
   readonly gid: bigint;
   readonly path: string;
@@ -121,9 +123,13 @@ interface Running {
   readonly unseen?: true;
 }
 
-/** A process as a look last read it: when (before the read began), and the state file it runs swtpm on, if any. */
+/**
+ * A process as a look last read it: when (before the read began), when a look first saw it, and the state file it
+ * runs swtpm on, if any.
+ */
 interface Seen {
   readonly at: number;
+  readonly first: number;
   readonly state?: string;
 }
 
@@ -133,29 +139,45 @@ interface Seen {
  * swtpm's working directory, which only ptrace access shows: unseen, that swtpm counts as running on every file its
  * user could have opened. A process that ends meanwhile is skipped.
  */
-export function swtpmStates(proc = '/proc', now: () => number = () => performance.now()): LookAtSwtpms {
+export function swtpmStates(proc = '/proc', now: () => number = () => performance.now(), root?: string): LookAtSwtpms {
   let seen = new Map<string, Seen>();
   let inodes: ReadonlySet<string> = new Set();
+  let inodesKey = '';
   let lastPid: string | undefined;
-  /** When the first process of `seen` is due to be read again (RESCAN_MS after its last read). */
+  /** When the look must list /proc again: a process seen is due to be read again (RESCAN_MS), or is young. */
   let due = -Infinity;
   let last: SwtpmStates | undefined;
   const readLastPid = lastPidOf(proc);
-  /** Every process in /proc: those seen within RESCAN_MS as they were, the others' command lines read now. */
-  const listed = async (started: number): Promise<Map<string, Seen>> => {
+  /**
+   * Every process in /proc: those read within RESCAN_MS as they were, unless young or new; the others read now. A
+   * pid given out since the last listing (after `before`, up to `pid`) is a new process, whatever a look saw of that
+   * pid before (its number freed and given out again).
+   */
+  const listed = async (
+    started: number,
+    before: string | undefined,
+    pid: string | undefined,
+  ): Promise<Map<string, Seen>> => {
+    const given = givenOut(before, pid);
     const next = new Map<string, Seen>();
-    const unread: string[] = [];
-    for (const pid of readdirSync(proc)) {
-      if (!/^\d+$/.test(pid)) continue;
-      const known = seen.get(pid);
-      if (known !== undefined && started - known.at < RESCAN_MS) next.set(pid, known);
-      else unread.push(pid);
+    const swtpms: [string, number][] = [];
+    for (const id of readdirSync(proc)) {
+      if (!/^\d+$/.test(id)) continue;
+      const known = given(id) ? undefined : seen.get(id);
+      if (known !== undefined && started - known.at < RESCAN_MS && started - known.first >= RESCAN_MS) {
+        next.set(id, known);
+        continue;
+      }
+      const first = known?.first ?? started;
+      const name = nameOf(proc, id);
+      if (name === 'swtpm') swtpms.push([id, first]);
+      else if (name !== undefined) next.set(id, { at: started, first });
     }
-    await mapLimit(unread, AT_ONCE, async (pid) => {
-      const cmdline = await gone(readFile(`${proc}/${pid}/cmdline`));
+    await mapLimit(swtpms, AT_ONCE, async ([id, first]) => {
+      const cmdline = await gone(readFile(`${proc}/${id}/cmdline`));
       if (cmdline === undefined) return;
       const state = swtpmFileState(cmdline);
-      next.set(pid, state === undefined ? { at: started } : { at: started, state });
+      next.set(id, state === undefined ? { at: started, first } : { at: started, first, state });
     });
     return next;
   };
@@ -171,22 +193,25 @@ export function swtpmStates(proc = '/proc', now: () => number = () => performanc
     if (unchanged(pid, started)) {
       if (swtpms.length === 0 && last !== undefined) return last;
     } else {
-      const listing = await listed(started);
+      const listing = await listed(started, lastPid, pid);
       seen = listing;
       lastPid = pid;
       due = started + RESCAN_MS;
       swtpms = [];
-      for (const [id, { at, state }] of listing) {
-        due = Math.min(due, at + RESCAN_MS);
+      for (const [id, { at, first, state }] of listing) {
+        // A young process is read again at the next look: it may exec swtpm any moment.
+        due = Math.min(due, started - first < RESCAN_MS ? started : at + RESCAN_MS);
         if (state !== undefined) swtpms.push([id, state]);
       }
     }
     const looked = swtpms;
-    const found = await mapLimit(looked, AT_ONCE, ([id, state]) => runningOf(proc, id, state));
+    const found = await mapLimit(looked, AT_ONCE, ([id, state]) => runningOf(proc, id, state, root));
     // An ended swtpm is forgotten (the other processes that ended, at the next listing).
     if (swtpms === looked) swtpms = looked.filter((_, i) => found[i] !== undefined);
     const running = found.filter((swtpm) => swtpm !== undefined);
-    inodes = sameOr(inodes, stateInodes(running));
+    // The same Set while the same swtpms run on the same files (FreeUnits remembers units under one Set only).
+    const states = stateInodes(running);
+    if (states.key !== inodesKey) [inodes, inodesKey] = [states.inodes, states.key];
     last = { inodes, runsOn: running.length === 0 ? () => false : runsOnOf(running) };
     return last;
   };
@@ -206,6 +231,36 @@ export function swtpmStates(proc = '/proc', now: () => number = () => performanc
     return unchanged(readLastPid(), now()) ? last : undefined;
   };
   return Object.assign(() => shared(), { peek });
+}
+
+/**
+ * A process's name (`comm`, its program's file name cut to 15 bytes, `swtpm` for swtpm), read at once: the kernel
+ * answers it under the task's own short lock, never its memory map's. Undefined when it has ended.
+ */
+function nameOf(proc: string, pid: string): string | undefined {
+  try {
+    return readFileSync(`${proc}/${pid}/comm`, 'latin1').replace(/\n$/, '');
+  } catch (error) {
+    const code = errnoOf(error);
+    if (code === 'ENOENT' || code === 'ESRCH') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Whether a pid was given out after `before` and up to `now` (the last pids of two listings), counting round past
+ * the largest pid; false for every pid when either is unknown (then a pid seen before is taken as the same process
+ * until it is read again, RESCAN_MS after its last read). A pid given out again after a whole round within one
+ * listing's time goes unnoticed: more processes made in under RESCAN_MS than the host's pid_max (4,194,304 where
+ * systemd sets it).
+ */
+function givenOut(before: string | undefined, now: string | undefined): (pid: string) => boolean {
+  if (before === undefined || now === undefined || before === now) return () => false;
+  const [from, to] = [Number(before), Number(now)];
+  return (pid) => {
+    const n = Number(pid);
+    return from < to ? n > from && n <= to : n > from || n <= to;
+  };
 }
 
 /**
@@ -246,35 +301,46 @@ const loadavgFds = new Map<string, number>();
  * ptrace access), make that swtpm unseen: the look can't tell which file it runs on, and every file its user could
  * have opened counts (runsOn).
  */
-async function runningOf(proc: string, pid: string, state: string): Promise<Running | undefined> {
+async function runningOf(
+  proc: string,
+  pid: string,
+  state: string,
+  root: string | undefined,
+): Promise<Running | undefined> {
   const owner = await gone(stat(`${proc}/${pid}`, { bigint: true }));
   if (owner === undefined) return undefined;
   const path = isAbsolute(state) ? normalize(state) : `${proc}/${pid}/cwd/${state}`;
+  const swtpm = { pid, uid: owner.uid, gid: owner.gid, path };
+  // Another user's swtpm is looked for below the root only: a path it names elsewhere is not stat'ed by root, so no
+  // user can hold every look up on a path of theirs that never answers (a FUSE or a dead NFS mount).
+  if (owner.uid !== 0n && root !== undefined && isAbsolute(state) && !path.startsWith(`${root}/`)) return swtpm;
   try {
-    return { uid: owner.uid, gid: owner.gid, path, stats: await stat(path, { bigint: true }) };
+    return { ...swtpm, stats: await stat(path, { bigint: true }) };
   } catch (error) {
     const code = errnoOf(error);
     if (code === undefined) throw error;
-    if (isAbsolute(state) && NOWHERE.has(code)) return { uid: owner.uid, gid: owner.gid, path };
-    return { uid: owner.uid, gid: owner.gid, path, unseen: true };
+    if (isAbsolute(state) && NOWHERE.has(code)) return swtpm;
+    return { ...swtpm, unseen: true };
   }
 }
 
 /** What stat answers for a path that leads to no file now. */
 const NOWHERE = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'ENAMETOOLONG']);
 
-/** The inodes of the state files found, each one its swtpm's user could have opened. */
-function stateInodes(running: readonly Running[]): Set<string> {
+/**
+ * The inodes of the state files found, regular files each one its swtpm's user could have opened; and a key of them
+ * with their swtpms' pids and devices, which tells one such set from another with the same numbers.
+ */
+function stateInodes(running: readonly Running[]): { inodes: Set<string>; key: string } {
   const inodes = new Set<string>();
+  const keys: string[] = [];
   for (const swtpm of running) {
-    if (swtpm.stats !== undefined && couldOpen(swtpm, swtpm.stats)) inodes.add(swtpm.stats.ino.toString());
+    const { stats } = swtpm;
+    if (stats === undefined || (stats.mode & 0o170000n) !== 0o100000n || !couldOpen(swtpm, stats)) continue;
+    inodes.add(stats.ino.toString());
+    keys.push(`${swtpm.pid}:${stats.dev}:${stats.ino}`);
   }
-  return inodes;
-}
-
-/** `before` when `now` holds the same inodes: the Set a caller compares by identity stays the same. */
-function sameOr(before: ReadonlySet<string>, now: ReadonlySet<string>): ReadonlySet<string> {
-  return now.size === before.size && [...now].every((inode) => before.has(inode)) ? before : now;
+  return { inodes, key: keys.sort().join(' ') };
 }
 
 function runsOnOf(running: readonly Running[]): SwtpmStates['runsOn'] {
