@@ -42,7 +42,7 @@ export function createFileStore(options: FileStoreOptions): FileStore {
     if (!isValidRoot(root)) throw new RangeError(`invalid root: ${JSON.stringify(root)}`);
   }
   // Only TPM states can be a swtpm's state file; NVRAM stores are locked by the QEMU that uses them.
-  const swtpms = options.swtpms ?? swtpmStates('/proc', undefined, options.roots.TpmState);
+  const swtpms = options.swtpms ?? swtpmStates('/proc', { root: options.roots.TpmState });
   const tpmState: RootDir = { ...openRootDir(options.roots.TpmState), swtpms };
   let nvRam: RootDir;
   try {

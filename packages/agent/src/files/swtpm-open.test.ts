@@ -1,8 +1,13 @@
 // Which files running swtpms keep their state in, read from command lines under a /proc made for the test; and the
 // store's ops and looks on a file unit a swtpm runs on. The real swtpm is in test/src/agent-swtpm.test.ts.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
+  closeSync,
+  constants,
+  openSync,
+  renameSync,
   chownSync,
   linkSync,
   mkdirSync,
@@ -216,7 +221,7 @@ test('swtpmStates: a process is read at every look while young (a fork about to 
   const inodeOf = (path: string): string => String(statSync(path).ino);
   const proc = fakeProc(dir, { '10': argv('bash') });
   let clock = 0;
-  const look = swtpmStates(proc, () => clock);
+  const look = swtpmStates(proc, { now: () => clock });
   assert.equal((await look()).inodes.size, 0);
   // A process seen a moment ago execs swtpm (libvirt's child, set up, then exec'd): seen at the next look.
   clock = 1;
@@ -345,7 +350,7 @@ test("swtpmStates: /proc is listed again only once a pid was given out since (lo
   };
   lastPid(20);
   let clock = 0;
-  const look = swtpmStates(proc, () => clock);
+  const look = swtpmStates(proc, { now: () => clock });
   const { peek } = look;
   assert.ok(peek !== undefined, 'the look can be made at once');
   await look(); // 20 first seen: young, read at every look for RESCAN_MS
@@ -387,4 +392,48 @@ test("swtpmStates: /proc is listed again only once a pid was given out since (lo
     [inode, String(statSync(other).ino)].sort(),
     'pid 40 given out again (22 → 45): read anew, though read 1 ms before',
   );
+});
+
+test("swtpmStates: a swtpm's command line that does not come (its memory map's lock kept) fails the look, one read at most", async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'vm.tpm');
+  writeFileSync(file, 'state');
+  const proc = fakeProc(dir, { '50': argv('swtpm') });
+  // A FIFO no one writes: its read waits, as one of a command line whose process keeps its memory map locked.
+  const cmdline = join(proc, '50', 'cmdline');
+  rmSync(cmdline);
+  execFileSync('mkfifo', [cmdline]);
+  const release = (): void => {
+    try {
+      closeSync(openSync(cmdline, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {
+      // No reader left (ENXIO): nothing waits on it.
+    }
+  };
+  t.after(release);
+  const look = swtpmStates(proc, { waitMs: 50 });
+  const late = {
+    name: 'OpIoError',
+    message:
+      'cannot tell which files running swtpms keep their state in: the command line of process 50 (named swtpm) did not come in 50 ms',
+  };
+  await assert.rejects(look(), late);
+  assert.equal(look.peek?.(), undefined);
+  // While that read has not come back, every look fails at once, reading nothing more.
+  const started = performance.now();
+  await assert.rejects(look(), late);
+  assert.ok(performance.now() - started < 50, 'no second wait');
+  // The read comes back (EOF once a writer has come and gone): the next look reads again, and finds the swtpm.
+  release();
+  writeFileSync(`${cmdline}.new`, argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${file}`));
+  renameSync(`${cmdline}.new`, cmdline);
+  for (let tries = 0; ; tries++) {
+    try {
+      assert.deepEqual([...(await look()).inodes], [String(statSync(file).ino)]);
+      break;
+    } catch (error) {
+      if (tries > 10_000 || (error as Error).name !== 'OpIoError') throw error;
+      await new Promise(setImmediate);
+    }
+  }
 });

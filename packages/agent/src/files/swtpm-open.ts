@@ -133,13 +133,31 @@ interface Seen {
   readonly state?: string;
 }
 
+export interface SwtpmLookOptions {
+  /** The clock (ms) of RESCAN_MS; performance.now() when left out. */
+  readonly now?: () => number;
+  /** The TPM state root: where another user's swtpm's state file is looked for (runningOf). */
+  readonly root?: string;
+  /** How long a look waits for a swtpm's command line; CMDLINE_WAIT_MS when left out. */
+  readonly waitMs?: number;
+}
+
+/**
+ * How long a look waits for the command line of a process named swtpm (a read that takes its memory map's lock,
+ * which a process can keep taken: a fault on a FUSE file whose server never answers). Past it the look fails (it
+ * can't tell), and so does every look while that read has not come back, none of them reading again: one thread of
+ * the pool at most waits on it, never the four every file operation needs.
+ */
+export const CMDLINE_WAIT_MS = 2000;
+
 /**
  * Looks at the processes in `proc` (/proc) for swtpms running on a state file, each look shared by the callers of
  * one turn of the event loop and one at a time (locks.ts, perTurn and oneAtATime). A relative path is resolved in
  * swtpm's working directory, which only ptrace access shows: unseen, that swtpm counts as running on every file its
  * user could have opened. A process that ends meanwhile is skipped.
  */
-export function swtpmStates(proc = '/proc', now: () => number = () => performance.now(), root?: string): LookAtSwtpms {
+export function swtpmStates(proc = '/proc', options: SwtpmLookOptions = {}): LookAtSwtpms {
+  const { now = () => performance.now(), root, waitMs = CMDLINE_WAIT_MS } = options;
   let seen = new Map<string, Seen>();
   let inodes: ReadonlySet<string> = new Set();
   let inodesKey = '';
@@ -148,6 +166,30 @@ export function swtpmStates(proc = '/proc', now: () => number = () => performanc
   let due = -Infinity;
   let last: SwtpmStates | undefined;
   const readLastPid = lastPidOf(proc);
+  /** The read of a swtpm's command line that did not come back in time, while it has not. */
+  let late: string | undefined;
+  const cannotTell = (pid: string): OpIoError =>
+    new OpIoError(
+      `cannot tell which files running swtpms keep their state in: the command line of process ${pid} (named swtpm) did not come in ${waitMs} ms`,
+    );
+  const commandLine = async (pid: string): Promise<Buffer | undefined> => {
+    const read = gone(readFile(`${proc}/${pid}/cmdline`));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => {
+        resolve('late');
+      }, waitMs);
+    });
+    const first = await Promise.race([read, timedOut]);
+    clearTimeout(timer);
+    if (first !== 'late') return first;
+    late = pid;
+    const back = (): void => {
+      late = undefined;
+    };
+    read.then(back, back);
+    throw cannotTell(pid);
+  };
   /**
    * Every process in /proc: those read within RESCAN_MS as they were, unless young or new; the others read now. A
    * pid given out since the last listing (after `before`, up to `pid`) is a new process, whatever a look saw of that
@@ -173,8 +215,9 @@ export function swtpmStates(proc = '/proc', now: () => number = () => performanc
       if (name === 'swtpm') swtpms.push([id, first]);
       else if (name !== undefined) next.set(id, { at: started, first });
     }
-    await mapLimit(swtpms, AT_ONCE, async ([id, first]) => {
-      const cmdline = await gone(readFile(`${proc}/${id}/cmdline`));
+    // One at a time: a read that never comes back holds one thread of the pool, not AT_ONCE of them.
+    await mapLimit(swtpms, 1, async ([id, first]) => {
+      const cmdline = await commandLine(id);
       if (cmdline === undefined) return;
       const state = swtpmFileState(cmdline);
       next.set(id, state === undefined ? { at: started, first } : { at: started, first, state });
@@ -186,6 +229,7 @@ export function swtpmStates(proc = '/proc', now: () => number = () => performanc
   /** Whether the processes seen are every process there is, as they were (see look). */
   const unchanged = (pid: string | undefined, at: number): boolean => pid !== undefined && pid === lastPid && at < due;
   const look = async (): Promise<SwtpmStates> => {
+    if (late !== undefined) throw cannotTell(late);
     const started = now();
     // No process made since the last listing (the last pid given out is the same) and none due to be read again:
     // the processes seen are every process there is, as they were. Only the swtpms among them are looked at again.
@@ -227,7 +271,7 @@ export function swtpmStates(proc = '/proc', now: () => number = () => performanc
   // The look made at once, when it needs no system call but the read of the last pid: no swtpm was running at the
   // last look, and no process has been made since.
   const peek = (): SwtpmStates | undefined => {
-    if (swtpms.length !== 0 || last === undefined || last.inodes.size !== 0) return undefined;
+    if (late !== undefined || swtpms.length !== 0 || last === undefined || last.inodes.size !== 0) return undefined;
     return unchanged(readLastPid(), now()) ? last : undefined;
   };
   return Object.assign(() => shared(), { peek });
