@@ -44,11 +44,16 @@ function tempDir(t: TestContext): string {
   return dir;
 }
 
-/** Process `pid` of a /proc made for a test runs `cmdline` (after an exec): its command line and its name (`comm`). */
+/** Process `pid` of a /proc made for a test runs `cmdline` (after an exec): its command line, and its name in its `stat`. */
 function runs(proc: string, pid: string, cmdline: Buffer): void {
   mkdirSync(join(proc, pid), { recursive: true });
   writeFileSync(join(proc, pid, 'cmdline'), cmdline);
-  writeFileSync(join(proc, pid, 'comm'), `${basename(cmdline.toString().split('\0')[0] ?? '').slice(0, 15)}\n`);
+  const name = basename(cmdline.toString().split('\0')[0] ?? '').slice(0, 15);
+  // As the kernel writes it: `pid (name) state ppid pgrp session tty tpgid flags …`, flags without PF_KTHREAD.
+  writeFileSync(
+    join(proc, pid, 'stat'),
+    `${pid} (${name}) S 1 ${pid} ${pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 1\n`,
+  );
 }
 
 /** A /proc of the given processes' command lines (a process without one has ended). */
@@ -436,4 +441,31 @@ test("swtpmStates: a swtpm's command line that does not come (its memory map's l
       await new Promise(setImmediate);
     }
   }
+});
+
+test('swtpmStates: with no pid given out, a young process that execs swtpm is found; a kernel thread is read once', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'vm.tpm');
+  writeFileSync(file, 'state');
+  const swtpm = argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${file}`);
+  const proc = fakeProc(dir, { '70': argv('libvirtd') });
+  // A kernel thread: PF_KTHREAD in its flags, no command line.
+  mkdirSync(join(proc, '71'));
+  writeFileSync(join(proc, '71', 'stat'), '71 (kworker/u4:2) I 2 0 0 0 -1 69238880 0 0 0 0 0 0 0 0 20 0 1 0 1\n');
+  writeFileSync(join(proc, 'loadavg'), '0.00 0.01 0.05 1/99 71\n');
+  let clock = 0;
+  const look = swtpmStates(proc, { now: () => clock });
+  const { peek } = look;
+  assert.ok(peek !== undefined);
+  const first = await look();
+  assert.equal(peek(), first, "nothing has exec'd since: made at once");
+  // 70, a fork of a moment ago, execs swtpm: no pid given out, and the look sees it, not at once but by a look.
+  runs(proc, '70', swtpm);
+  clock = 5;
+  assert.equal(peek(), undefined, 'a young process now named swtpm: its command line is to be read');
+  assert.deepEqual([...(await look()).inodes], [String(statSync(file).ino)]);
+  // The kernel thread is never read again (it never execs): rewritten here as if it had, it is still no swtpm.
+  runs(proc, '71', swtpm);
+  rmSync(join(proc, '70'), { recursive: true });
+  assert.equal((await look()).inodes.size, 0, 'the swtpm ended; the kernel thread not read again');
 });

@@ -131,6 +131,8 @@ interface Seen {
   readonly at: number;
   readonly first: number;
   readonly state?: string;
+  /** a kernel thread: it never execs */
+  readonly kernel?: true;
 }
 
 export interface SwtpmLookOptions {
@@ -191,9 +193,9 @@ export function swtpmStates(proc = '/proc', options: SwtpmLookOptions = {}): Loo
     throw cannotTell(pid);
   };
   /**
-   * Every process in /proc: those read within RESCAN_MS as they were, unless young or new; the others read now. A
-   * pid given out since the last listing (after `before`, up to `pid`) is a new process, whatever a look saw of that
-   * pid before (its number freed and given out again).
+   * Every process in /proc: those read within RESCAN_MS as they were (a kernel thread once and for all: it never
+   * execs), the others read now. A pid given out since the last listing (after `before`, up to `pid`) is a new
+   * process, whatever a look saw of that pid before (its number freed and given out again).
    */
   const listed = async (
     started: number,
@@ -202,50 +204,83 @@ export function swtpmStates(proc = '/proc', options: SwtpmLookOptions = {}): Loo
   ): Promise<Map<string, Seen>> => {
     const given = givenOut(before, pid);
     const next = new Map<string, Seen>();
-    const swtpms: [string, number][] = [];
+    const named: [string, number][] = [];
     for (const id of readdirSync(proc)) {
       if (!/^\d+$/.test(id)) continue;
       const known = given(id) ? undefined : seen.get(id);
-      if (known !== undefined && started - known.at < RESCAN_MS && started - known.first >= RESCAN_MS) {
+      // A young process is read again at every listing too: it may exec swtpm any moment.
+      const fresh = started - (known?.at ?? -Infinity) < RESCAN_MS && started - (known?.first ?? started) >= RESCAN_MS;
+      if (known !== undefined && (known.kernel === true || fresh)) {
         next.set(id, known);
         continue;
       }
       const first = known?.first ?? started;
-      const name = nameOf(proc, id);
-      if (name === 'swtpm') swtpms.push([id, first]);
-      else if (name !== undefined) next.set(id, { at: started, first });
+      const read = processOf(proc, id);
+      if (read === undefined) continue;
+      if (read.name === 'swtpm') named.push([id, first]);
+      else next.set(id, read.kernel ? { at: started, first, kernel: true } : { at: started, first });
     }
     // One at a time: a read that never comes back holds one thread of the pool, not AT_ONCE of them.
-    await mapLimit(swtpms, 1, async ([id, first]) => {
-      const cmdline = await commandLine(id);
-      if (cmdline === undefined) return;
-      const state = swtpmFileState(cmdline);
-      next.set(id, state === undefined ? { at: started, first } : { at: started, first, state });
+    await mapLimit(named, 1, async ([id, first]) => {
+      const seenNow = await swtpmSeen(id, started, first);
+      if (seenNow !== undefined) next.set(id, seenNow);
     });
     return next;
   };
+  /** A process named swtpm, as its command line says now; undefined when it has ended. */
+  const swtpmSeen = async (pid: string, at: number, first: number): Promise<Seen | undefined> => {
+    const cmdline = await commandLine(pid);
+    if (cmdline === undefined) return undefined;
+    const state = swtpmFileState(cmdline);
+    return state === undefined ? { at, first } : { at, first, state };
+  };
   /** The swtpms among `seen`: pid and the state file named. */
   let swtpms: [string, string][] = [];
-  /** Whether the processes seen are every process there is, as they were (see look). */
+  /** The processes first seen less than RESCAN_MS ago (not kernel threads, not swtpms yet): pid, and when. */
+  let young = new Map<string, number>();
+  /**
+   * Reads the young processes' names again (each a system call, no lock of theirs), forgets those no longer young or
+   * ended, and gives the pids of those now named swtpm: a fork that has exec'd swtpm since the last look.
+   */
+  const execedSwtpm = (at: number): string[] => {
+    const execed: string[] = [];
+    for (const [id, first] of young) {
+      const read = at - first < RESCAN_MS ? processOf(proc, id) : undefined;
+      if (read === undefined) young.delete(id);
+      else if (read.name === 'swtpm') execed.push(id);
+    }
+    return execed;
+  };
+  /** Whether the processes seen are every process there is (see look). */
   const unchanged = (pid: string | undefined, at: number): boolean => pid !== undefined && pid === lastPid && at < due;
   const look = async (): Promise<SwtpmStates> => {
     if (late !== undefined) throw cannotTell(late);
     const started = now();
     // No process made since the last listing (the last pid given out is the same) and none due to be read again:
-    // the processes seen are every process there is, as they were. Only the swtpms among them are looked at again.
+    // the processes seen are every process there is. Only the young among them are read again (have they exec'd
+    // swtpm?), and the swtpms among them looked at again.
     const pid = readLastPid();
     if (unchanged(pid, started)) {
-      if (swtpms.length === 0 && last !== undefined) return last;
+      const execed = execedSwtpm(started);
+      if (execed.length === 0 && swtpms.length === 0 && last !== undefined) return last;
+      for (const id of execed) {
+        young.delete(id);
+        const seenNow = await swtpmSeen(id, started, seen.get(id)?.first ?? started);
+        if (seenNow === undefined) continue;
+        seen.set(id, seenNow);
+        if (seenNow.state !== undefined) swtpms = [...swtpms, [id, seenNow.state]];
+      }
     } else {
       const listing = await listed(started, lastPid, pid);
       seen = listing;
       lastPid = pid;
       due = started + RESCAN_MS;
       swtpms = [];
-      for (const [id, { at, first, state }] of listing) {
-        // A young process is read again at the next look: it may exec swtpm any moment.
-        due = Math.min(due, started - first < RESCAN_MS ? started : at + RESCAN_MS);
+      young = new Map();
+      for (const [id, { at, first, state, kernel }] of listing) {
+        if (kernel !== true) due = Math.min(due, at + RESCAN_MS);
         if (state !== undefined) swtpms.push([id, state]);
+        else if (kernel !== true && started - first < RESCAN_MS) young.set(id, first);
       }
     }
     const looked = swtpms;
@@ -268,28 +303,39 @@ export function swtpmStates(proc = '/proc', options: SwtpmLookOptions = {}): Loo
       }),
     ),
   );
-  // The look made at once, when it needs no system call but the read of the last pid: no swtpm was running at the
-  // last look, and no process has been made since.
+  // The look made at once, when it needs no system call but the read of the last pid and of the young processes'
+  // names: no swtpm was running at the last look, no process has been made since, none has exec'd swtpm.
   const peek = (): SwtpmStates | undefined => {
     if (late !== undefined || swtpms.length !== 0 || last === undefined || last.inodes.size !== 0) return undefined;
-    return unchanged(readLastPid(), now()) ? last : undefined;
+    const at = now();
+    return unchanged(readLastPid(), at) && execedSwtpm(at).length === 0 ? last : undefined;
   };
   return Object.assign(() => shared(), { peek });
 }
 
 /**
- * A process's name (`comm`, its program's file name cut to 15 bytes, `swtpm` for swtpm), read at once: the kernel
- * answers it under the task's own short lock, never its memory map's. Undefined when it has ended.
+ * A process's name (`comm`, its program's file name cut to 15 bytes: `swtpm` for swtpm) and whether it is a kernel
+ * thread (PF_KTHREAD in its flags), from its `stat`, read at once: the kernel makes that text under the task's own
+ * short locks, never its memory map's. Undefined when it has ended.
  */
-function nameOf(proc: string, pid: string): string | undefined {
+function processOf(proc: string, pid: string): { readonly name: string; readonly kernel: boolean } | undefined {
+  let text: string;
   try {
-    return readFileSync(`${proc}/${pid}/comm`, 'latin1').replace(/\n$/, '');
+    text = readFileSync(`${proc}/${pid}/stat`, 'latin1');
   } catch (error) {
     const code = errnoOf(error);
     if (code === 'ENOENT' || code === 'ESRCH') return undefined;
     throw error;
   }
+  // `pid (name) state ppid pgrp session tty tpgid flags …`: the name may hold spaces and parentheses.
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  const flags = Number(text.slice(close + 2).split(' ')[6]);
+  return { name: text.slice(open + 1, close), kernel: (flags & PF_KTHREAD) !== 0 };
 }
+
+/** The kernel's flag of a kernel thread (include/linux/sched.h). */
+const PF_KTHREAD = 0x00200000;
 
 /**
  * Whether a pid was given out after `before` and up to `now` (the last pids of two listings), counting round past
