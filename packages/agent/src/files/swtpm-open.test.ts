@@ -268,6 +268,21 @@ test("withSwtpmStates: the locks' own Set while no swtpm runs on a file; else th
   assert.equal(await read(), union, 'both unchanged: the same union');
   inodes = new Set(['3']);
   assert.deepEqual([...(await read())].sort(), ['1', '3']);
+  // A look made at once that found no swtpm: the locks as read, and no look waited for.
+  let looks = 0;
+  const none: SwtpmStates = { inodes: new Set(), runsOn: () => false };
+  const atOnce = withSwtpmStates(
+    () => Promise.resolve(locks),
+    Object.assign(
+      () => {
+        looks += 1;
+        return Promise.resolve(none);
+      },
+      { peek: () => none },
+    ),
+  );
+  assert.equal(await atOnce(), locks);
+  assert.equal(looks, 0);
 });
 
 test('the store: a state file a swtpm runs on deep in a unit makes that unit busy for every op and look, until swtpm ends', async (t) => {

@@ -95,17 +95,18 @@ export function withSwtpmStates(readLocks: ReadLockedInodes, look: LookAtSwtpms)
   };
 }
 
-/** How many processes are looked at at once (each look is two or three calls through the thread pool). */
+/** How many swtpms are looked at again at once (their process and their file's stat, through the thread pool). */
 const AT_ONCE = 16;
 
 /**
- * How long what a look read of a process is taken as still so. A look reads a process's name (`comm`: ~3 µs, no
- * lock of the process's) when it first sees it, again at every look during its first RESCAN_MS (a child forked a
- * moment ago may exec swtpm any time now: libvirt and systemd set a child up for milliseconds before its exec), and
- * then once every RESCAN_MS: only an exec changes it, and a swtpm exec'd by a process older than that is seen within
- * this time. Its command line is read only when its name is `swtpm` (a read of another process's command line takes
- * its memory map's lock, and waits and spins on it while that process maps and unmaps: reading every process's at
- * each rescan cost the agent ~0.06 ms of CPU per request in the benchmark, up to 0.3 ms in one run).
+ * How long what a look read of a process is taken as still so. A look reads a process's name and kind (its `stat`:
+ * ~10 µs, under no lock of its memory map) when it first sees it, again at every look during its first RESCAN_MS (a
+ * child forked a moment ago may exec swtpm any time now: libvirt and systemd set a child up for milliseconds before
+ * its exec), then once every RESCAN_MS: only an exec changes it, and a swtpm exec'd by a process older than that is
+ * seen within this time. A kernel thread is read once (it never execs). The command line is read only of a process
+ * named `swtpm`: a read of another process's command line takes its memory map's lock, and waits and spins on it
+ * while that process maps and unmaps (reading every process's once a second cost the agent ~0.06 ms of CPU per
+ * request in the benchmark, up to 0.3 ms in one run).
  */
 export const RESCAN_MS = 1000;
 
@@ -164,7 +165,7 @@ export function swtpmStates(proc = '/proc', options: SwtpmLookOptions = {}): Loo
   let inodes: ReadonlySet<string> = new Set();
   let inodesKey = '';
   let lastPid: string | undefined;
-  /** When the look must list /proc again: a process seen is due to be read again (RESCAN_MS), or is young. */
+  /** When a process seen is due to be read again (RESCAN_MS after its last read): the next look lists /proc. */
   let due = -Infinity;
   let last: SwtpmStates | undefined;
   const readLastPid = lastPidOf(proc);
