@@ -484,3 +484,26 @@ test('swtpmStates: with no pid given out, a young process that execs swtpm is fo
   rmSync(join(proc, '70'), { recursive: true });
   assert.equal((await look()).inodes.size, 0, 'the swtpm ended; the kernel thread not read again');
 });
+
+test('the store: a unit found free under some lock is busy as soon as a swtpm starts on a file in it (no stale memo)', async (t) => {
+  const dir = tempDir(t);
+  // A lock held elsewhere on the host, the same Set at every read: busy checks walk, and remember units found free.
+  const elsewhere: ReadonlySet<string> = new Set(['999999999']);
+  let look: LookAtSwtpms = () => Promise.reject(new Error('no look yet'));
+  const { roots, store } = useTestRoots(t, { readLocks: () => Promise.resolve(elsewhere), swtpms: () => look() });
+  const vm = join(roots.TpmState, '100');
+  mkdirSync(vm);
+  const state = join(vm, 'vm-100-disk-1.raw');
+  writeFileSync(state, 'state');
+  const proc = fakeProc(dir, { '80': argv('bash') });
+  look = swtpmStates(proc);
+  // A write into the unit walks it under those locks and finds it free: the store remembers that for 2 s.
+  assert.equal((await store.write('TpmState', ['100', 'notes'], Buffer.from('x'))).status, 'written');
+  // Within those 2 s, under the same locks, a swtpm starts on the state file: the Set the next check walks against is
+  // a new one, so the unit is walked again and found busy.
+  runs(proc, '81', argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${state}`));
+  const answer = await store.remove('TpmState', ['100', 'vm-100-disk-1.raw']);
+  assert.equal(answer.status === 'failed' && answer.error.code, 'busy');
+  assert.equal(statSync(state).isFile(), true);
+  assert.deepEqual(await store.busy('TpmState', ['100']), { status: 'present', kind: 'dir', busy: true });
+});
