@@ -3,7 +3,7 @@
 // 0.7.1: it keeps the file open and mapped for as long as it runs, and locks nothing. Which file a swtpm runs on is
 // in its command line, which /proc shows any process (its open fds only to one allowed to ptrace it: the agent's
 // unit grants no CAP_SYS_PTRACE, and needs none for this).
-import { openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync, readSync, type BigIntStats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, isAbsolute, normalize } from 'node:path';
 import { mapLimit } from '@hostfiles/shared';
@@ -120,7 +120,7 @@ interface Running {
   readonly uid: bigint;
   readonly gid: bigint;
   readonly path: string;
-  readonly stats?: LookedAt['stats'];
+  readonly stats?: BigIntStats;
   readonly unseen?: true;
 }
 
@@ -427,7 +427,7 @@ function stateInodes(running: readonly Running[]): { inodes: Set<string>; key: s
   const keys: string[] = [];
   for (const swtpm of running) {
     const { stats } = swtpm;
-    if (stats === undefined || (stats.mode & 0o170000n) !== 0o100000n || !couldOpen(swtpm, stats)) continue;
+    if (stats === undefined || !stats.isFile() || !couldOpen(swtpm, stats)) continue;
     inodes.add(stats.ino.toString());
     keys.push(`${swtpm.pid}:${stats.dev}:${stats.ino}`);
   }
