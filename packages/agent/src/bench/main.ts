@@ -29,6 +29,7 @@ import { generateSigningKey, stopChild, type GeneratedKey } from '@hostfiles/sha
 import { cpuSecondsOf, machineTicks, type CpuSeconds, type MachineTicks } from './cpu.js';
 import { describeFileSystem, fileSystemOf } from './file-system.js';
 import { median, runLoad, type LoadResult } from './load.js';
+import type { FloorConfig } from './floor-server.js';
 import { transportKit, type Identities, type Transport } from './transport.js';
 import { measureVerify } from './verify-rate.js';
 import {
@@ -188,6 +189,21 @@ async function spawnServer(args: string[]): Promise<{ child: ChildProcess; port:
   return { child, port };
 }
 
+/**
+ * `BENCH_AGENT=floor`: floor-server.ts runs in the agent's place (its rows are then the floor's, beside the same
+ * baseline): the least any server keeping the protocol's promises must do beyond the baseline.
+ */
+const FLOOR = process.env['BENCH_AGENT'] === 'floor';
+
+function floorConfigOf(dir: string, baseline: BaselineConfig, root: string, hostUuid: string): string {
+  const path = join(dir, 'floor.json');
+  const stateDir = join(dir, 'floor-state');
+  mkdirSync(stateDir, { recursive: true });
+  const config: FloorConfig = { ...baseline, roots: [root], hostUuid, stateDir };
+  writeFileSync(path, JSON.stringify(config));
+  return path;
+}
+
 async function startBench(transport: Transport, dir: string, key: GeneratedKey): Promise<Bench> {
   const hostUuid = randomUUID();
   const roots = { agent: join(dir, 'agent', 'swtpm'), baseline: join(dir, 'baseline') };
@@ -215,7 +231,11 @@ async function startBench(transport: Transport, dir: string, key: GeneratedKey):
   const baseline: BaselineConfig = { roots: [roots.baseline], publicKey: key.publicKey, transport, identities };
   writeFileSync(baselineConfig, JSON.stringify(baseline));
   const url = (port: number, path: string): string => `${transportKit(transport).scheme}://127.0.0.1:${port}${path}`;
-  const agent = await spawnServer([join(HERE, '..', 'main.js'), '--config', agentConfig]);
+  const agent = await spawnServer(
+    FLOOR
+      ? [join(HERE, 'floor-server.js'), floorConfigOf(dir, baseline, roots.agent, hostUuid)]
+      : [join(HERE, '..', 'main.js'), '--config', agentConfig],
+  );
   const base = await spawnServer([join(HERE, 'baseline-server.js'), baselineConfig]);
   return {
     transport,
