@@ -58,7 +58,10 @@ const TARGET = 1.3;
  * default the system's temp directory. file-system.ts says why it matters.
  */
 const BENCH_DIR = process.env['BENCH_DIR'] ?? tmpdir();
-/** `BENCH_TRANSPORTS=https` measures one transport; `BENCH_NODE_ARGS='--cpu-prof'` profiles both servers. */
+/**
+ * `BENCH_TRANSPORTS=https` measures one transport; `BENCH_NODE_ARGS='--cpu-prof'` profiles both servers;
+ * `BENCH_AGENT=floor` puts the floor (floor-server.ts) in the agent's place.
+ */
 const TRANSPORTS = (process.env['BENCH_TRANSPORTS'] ?? 'http,https').split(',') as Transport[];
 
 /** What a cell sends: writes, the same writes again, deletes of what was written, deletes of paths never written. */
