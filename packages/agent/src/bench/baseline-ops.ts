@@ -4,9 +4,9 @@ import { mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { randomHex } from '../files/temp-name.js';
 
-const errnoOf = (error: unknown): unknown => (error as NodeJS.ErrnoException).code;
+export const errnoOf = (error: unknown): unknown => (error as NodeJS.ErrnoException).code;
 
-async function fsyncDir(path: string): Promise<void> {
+export async function fsyncDir(path: string): Promise<void> {
   const dir = await open(path, 'r');
   try {
     await dir.sync();
@@ -16,7 +16,7 @@ async function fsyncDir(path: string): Promise<void> {
 }
 
 /** Makes the missing directories from `root` down to `dir`; returns those that gained one (to be fsynced). */
-async function makeParents(root: string, dir: string): Promise<string[]> {
+export async function makeParents(root: string, dir: string): Promise<string[]> {
   const grown: string[] = [];
   let parent = root;
   for (const name of relative(root, dir).split('/')) {
@@ -33,7 +33,7 @@ async function makeParents(root: string, dir: string): Promise<string[]> {
   return grown;
 }
 
-const tempIn = (dir: string): string => join(dir, `.hostfiles-tmp-${randomHex()}`);
+export const tempIn = (dir: string): string => join(dir, `.hostfiles-tmp-${randomHex()}`);
 
 export async function write(root: string, path: string, content: Buffer): Promise<string> {
   const dir = dirname(path);
@@ -66,7 +66,7 @@ export async function remove(root: string, path: string): Promise<string> {
 }
 
 /** rmdir from `dir` up to, never including, `root`; returns the deepest directory still standing. */
-async function pruneEmptyDirs(root: string, dir: string): Promise<string> {
+export async function pruneEmptyDirs(root: string, dir: string): Promise<string> {
   for (let current = dir; current !== root; current = dirname(current)) {
     try {
       await rmdir(current);

@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, relative } from 'node:path';
 import { COMMAND_CONTEXT, mapLimit, signedBytes, trustedKeyFromBase64 } from '@hostfiles/shared';
 import { remove, write } from './baseline-ops.js';
-import { transportKit } from './transport.js';
+import { listenAndReport, transportKit } from './transport.js';
 import { SIGNATURE_HEADER, type BaselineConfig, type PlainOp } from './workload.js';
 
 /** As the agent: how many ops of one batch run at once when their units are distinct. */
@@ -75,17 +75,7 @@ function handler(config: BaselineConfig, key: KeyObject) {
 function main(configPath: string): void {
   const config = JSON.parse(readFileSync(configPath, 'utf8')) as BaselineConfig;
   const key = trustedKeyFromBase64(config.publicKey).key;
-  const server = transportKit(config.transport).createServer(handler(config, key), config.identities);
-  server.listen(0, '127.0.0.1', () => {
-    const address = server.address();
-    if (address !== null && typeof address === 'object') {
-      process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);
-    }
-  });
-  process.once('SIGTERM', () => {
-    server.close();
-    server.closeAllConnections();
-  });
+  listenAndReport(transportKit(config.transport).createServer(handler(config, key), config.identities));
 }
 
 main(process.argv[2] ?? '');

@@ -16,14 +16,14 @@
 // - one log line per request.
 import { sign, verify, type KeyObject } from 'node:crypto';
 import { constants, lstatSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, open, rename, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join, relative } from 'node:path';
 import { ANSWER_CONTEXT, COMMAND_CONTEXT, mapLimit, signingKeyFromPem, trustedKeyFromBase64 } from '@hostfiles/shared';
-import { randomHex } from '../files/temp-name.js';
 import { readProcLocks, sameLocks } from '../files/locks.js';
 import { createGroupCommit } from '../journal/group-commit.js';
-import { transportKit } from './transport.js';
+import { errnoOf, fsyncDir, makeParents, pruneEmptyDirs, tempIn } from './baseline-ops.js';
+import { listenAndReport, transportKit } from './transport.js';
 import type { BaselineConfig } from './workload.js';
 
 export interface FloorConfig extends BaselineConfig {
@@ -42,7 +42,6 @@ interface Op {
 const PARALLEL_OPS = 8;
 const COMMAND_PREFIX = Buffer.from(COMMAND_CONTEXT);
 const ANSWER_PREFIX = Buffer.from(ANSWER_CONTEXT);
-const errnoOf = (error: unknown): unknown => (error as NodeJS.ErrnoException).code;
 
 /**
  * The inodes of `path` and everything below it (lstat, not following links); none when it is not there. Read at once
@@ -73,15 +72,6 @@ async function busy(unit: string, before?: Looked): Promise<Looked> {
   return { busy: inodes.some((inode) => locks.has(inode.toString())), locks, inodes };
 }
 
-async function fsyncDir(path: string): Promise<void> {
-  const dir = await open(path, 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
-}
-
 /** An op's status, and its last fsyncs: the answer waits for them alongside its own journal line, as the agent's. */
 interface Done {
   readonly status: string;
@@ -94,19 +84,8 @@ async function write(root: string, path: string, content: Buffer, recorded: Prom
   const unit = join(root, relative(root, path).split('/')[0] ?? '');
   const dir = dirname(path);
   await recorded;
-  const grown: string[] = [];
-  let parent = root;
-  for (const name of relative(root, dir).split('/')) {
-    const child = join(parent, name);
-    try {
-      await mkdir(child, 0o700);
-      grown.push(parent);
-    } catch (error) {
-      if (errnoOf(error) !== 'EEXIST') throw error;
-    }
-    parent = child;
-  }
-  const temp = join(dir, `.hostfiles-tmp-${randomHex()}`);
+  const grown = await makeParents(root, dir);
+  const temp = tempIn(dir);
   const file = await open(temp, 'wx', 0o600);
   try {
     await file.writeFile(content);
@@ -128,7 +107,7 @@ async function remove(root: string, path: string, recorded: Promise<void>): Prom
   const first = await busy(unit);
   if (first.busy) return { status: 'busy', synced: NOTHING };
   await recorded;
-  const aside = join(dir, `.hostfiles-tmp-${randomHex()}`);
+  const aside = tempIn(dir);
   try {
     await rename(path, aside);
   } catch (error) {
@@ -141,18 +120,7 @@ async function remove(root: string, path: string, recorded: Promise<void>): Prom
     return { status: 'busy', synced: NOTHING };
   }
   await unlink(aside);
-  let standing = root;
-  for (let current = dir; current !== root; current = dirname(current)) {
-    try {
-      await rmdir(current);
-    } catch (error) {
-      if (errnoOf(error) !== 'ENOENT') {
-        standing = current;
-        break;
-      }
-    }
-  }
-  return { status: 'deleted', synced: fsyncDir(standing) };
+  return { status: 'deleted', synced: fsyncDir(await pruneEmptyDirs(root, dir)) };
 }
 
 async function main(configPath: string): Promise<void> {
@@ -244,16 +212,7 @@ async function main(configPath: string): Promise<void> {
       );
     });
   };
-  const server = transportKit(config.transport).createServer(handler, config.identities);
-  server.listen(0, '127.0.0.1', () => {
-    const address = server.address();
-    if (address !== null && typeof address === 'object') {
-      process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);
-    }
-  });
-  process.once('SIGTERM', () => {
-    server.close();
-    server.closeAllConnections();
+  listenAndReport(transportKit(config.transport).createServer(handler, config.identities), () => {
     void journalFile.close();
   });
 }

@@ -89,6 +89,24 @@ const KITS: Readonly<Record<Transport, TransportKit>> = {
 
 export const transportKit = (transport: Transport): TransportKit => KITS[transport];
 
+/**
+ * A benchmark server's start and stop (the baseline's, the floor's): listens on a free loopback port and says which on
+ * stdout, as a line of JSON (main.ts waits for it); on SIGTERM closes every connection, then runs `stopped`.
+ */
+export function listenAndReport(server: Server, stopped: () => void = () => undefined): void {
+  server.listen(0, '127.0.0.1', () => {
+    const address = server.address();
+    if (address !== null && typeof address === 'object') {
+      process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);
+    }
+  });
+  process.once('SIGTERM', () => {
+    server.close();
+    server.closeAllConnections();
+    stopped();
+  });
+}
+
 function clientOver(agent: Agent | HttpsAgent): Client {
   return {
     post: (url, body, headers = {}) =>
