@@ -10,17 +10,17 @@
 // - replay protection: the requestId remembered with the signature (deterministic and unique per payload in
 //   Ed25519, so no SHA-256 is needed), its record durable (a group-committed O_DSYNC append, as the agent's journal)
 //   before the first change, and the answer's line durable before the answer is sent;
-// - busy checks: /proc/locks read (the agent's shared per-turn read) and the unit's inodes compared with it, before a
+// - busy checks: /proc/locks read at once and the unit's inodes compared with it, before a
 //   write's rename, and before and after a delete's move aside (walked again only when the locks changed);
 // - the answer: results serialized and signed (Ed25519), in an envelope;
 // - one log line per request.
 import { sign, verify, type KeyObject } from 'node:crypto';
-import { constants, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { constants, lstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join, relative } from 'node:path';
 import { ANSWER_CONTEXT, COMMAND_CONTEXT, mapLimit, signingKeyFromPem, trustedKeyFromBase64 } from '@hostfiles/shared';
-import { readProcLocks, sameLocks } from '../files/locks.js';
+import { parseProcLocks, sameLocks, stableTextNow, type ProcRead } from '../files/locks.js';
 import { createGroupCommit } from '../journal/group-commit.js';
 import { errnoOf, fsyncDir, makeParents, pruneEmptyDirs, tempIn } from './baseline-ops.js';
 import { listenAndReport, transportKit } from './transport.js';
@@ -59,6 +59,33 @@ function inodesOf(path: string): bigint[] {
   return [stats.ino, ...readdirSync(path).flatMap((name) => inodesOf(join(path, name)))];
 }
 
+/**
+ * The inodes holding locks now: /proc/locks read at once through one kept fd (a text of one read(2) is whole; a longer
+ * one is read until two reads agree, stableTextNow), parsed only when it changed. The agent's read (readProcLocks)
+ * waits for the end of the turn to serve every check of it with one read, and goes through the thread pool when the
+ * last read is over 5 ms old; this one never waits.
+ */
+function locksNow(): () => ReadonlySet<string> {
+  const fd = openSync('/proc/locks', 'r');
+  const buffer = Buffer.allocUnsafe(1024 * 1024);
+  const readAll = (): ProcRead => {
+    let length = 0;
+    for (let chunks = 0; ; chunks++) {
+      const bytesRead = readSync(fd, buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) return { text: buffer.toString('latin1', 0, length), chunks };
+      length += bytesRead;
+    }
+  };
+  let last = { text: '', locks: new Set<string>() as ReadonlySet<string> };
+  return () => {
+    const text = stableTextNow(readAll);
+    if (text !== last.text) last = { text, locks: parseProcLocks(text) };
+    return last.locks;
+  };
+}
+
+const lockedInodes = locksNow();
+
 /** A unit's busy check: its inodes (walked again only when the locks changed since `before`) against the locks. */
 interface Looked {
   readonly busy: boolean;
@@ -66,8 +93,8 @@ interface Looked {
   readonly inodes: readonly bigint[];
 }
 
-async function busy(unit: string, before?: Looked): Promise<Looked> {
-  const locks = await readProcLocks();
+function busy(unit: string, before?: Looked): Looked {
+  const locks = lockedInodes();
   const inodes = before !== undefined && sameLocks(locks, before.locks) ? before.inodes : inodesOf(unit);
   return { busy: inodes.some((inode) => locks.has(inode.toString())), locks, inodes };
 }
@@ -83,7 +110,6 @@ const NOTHING = Promise.resolve();
 async function write(root: string, path: string, content: Buffer, recorded: Promise<void>): Promise<Done> {
   const unit = join(root, relative(root, path).split('/')[0] ?? '');
   const dir = dirname(path);
-  await recorded;
   const grown = await makeParents(root, dir);
   const temp = tempIn(dir);
   const file = await open(temp, 'wx', 0o600);
@@ -93,7 +119,10 @@ async function write(root: string, path: string, content: Buffer, recorded: Prom
   } finally {
     await file.close();
   }
-  if ((await busy(unit)).busy) {
+  // As the agent: the parents made and the temp file written while the record is made durable (its directories would
+  // go again if it were not), nothing renamed into place before it is.
+  await recorded;
+  if (busy(unit).busy) {
     await unlink(temp);
     return { status: 'busy', synced: NOTHING };
   }
@@ -104,7 +133,7 @@ async function write(root: string, path: string, content: Buffer, recorded: Prom
 async function remove(root: string, path: string, recorded: Promise<void>): Promise<Done> {
   const unit = join(root, relative(root, path).split('/')[0] ?? '');
   const dir = dirname(path);
-  const first = await busy(unit);
+  const first = busy(unit);
   if (first.busy) return { status: 'busy', synced: NOTHING };
   await recorded;
   const aside = tempIn(dir);
@@ -115,7 +144,7 @@ async function remove(root: string, path: string, recorded: Promise<void>): Prom
     throw error;
   }
   // The same inodes, the target's now under its temporary name: walked again only if a lock came or went since.
-  if ((await busy(unit, first)).busy) {
+  if (busy(unit, first).busy) {
     await rename(aside, path);
     return { status: 'busy', synced: NOTHING };
   }
