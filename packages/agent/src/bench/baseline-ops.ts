@@ -35,17 +35,22 @@ export async function makeParents(root: string, dir: string): Promise<string[]> 
 
 export const tempIn = (dir: string): string => join(dir, `.hostfiles-tmp-${randomHex()}`);
 
-export async function write(root: string, path: string, content: Buffer): Promise<string> {
-  const dir = dirname(path);
-  const grown = await makeParents(root, dir);
-  const temp = tempIn(dir);
-  const file = await open(temp, 'wx', 0o600);
+/** A new file (exclusive) at `path` holding `content`, fsynced. */
+export async function writeSynced(path: string, content: Buffer): Promise<void> {
+  const file = await open(path, 'wx', 0o600);
   try {
     await file.writeFile(content);
     await file.sync();
   } finally {
     await file.close();
   }
+}
+
+export async function write(root: string, path: string, content: Buffer): Promise<string> {
+  const dir = dirname(path);
+  const grown = await makeParents(root, dir);
+  const temp = tempIn(dir);
+  await writeSynced(temp, content);
   await rename(temp, path);
   await Promise.all([dir, ...grown].map(fsyncDir));
   return 'written';

@@ -22,7 +22,7 @@ import { dirname, join, relative } from 'node:path';
 import { ANSWER_CONTEXT, COMMAND_CONTEXT, mapLimit, signingKeyFromPem, trustedKeyFromBase64 } from '@hostfiles/shared';
 import { parseProcLocks, sameLocks, stableTextNow, type ProcRead } from '../files/locks.js';
 import { createGroupCommit } from '../journal/group-commit.js';
-import { errnoOf, fsyncDir, makeParents, pruneEmptyDirs, tempIn } from './baseline-ops.js';
+import { errnoOf, fsyncDir, makeParents, pruneEmptyDirs, tempIn, writeSynced } from './baseline-ops.js';
 import { listenAndReport, transportKit } from './transport.js';
 import type { BaselineConfig } from './workload.js';
 
@@ -112,13 +112,7 @@ async function write(root: string, path: string, content: Buffer, recorded: Prom
   const dir = dirname(path);
   const grown = await makeParents(root, dir);
   const temp = tempIn(dir);
-  const file = await open(temp, 'wx', 0o600);
-  try {
-    await file.writeFile(content);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
+  await writeSynced(temp, content);
   // As the agent: the parents made and the temp file written while the record is made durable (its directories would
   // go again if it were not), nothing renamed into place before it is.
   await recorded;
