@@ -13,6 +13,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   writeFileSync,
   type BigIntStats,
@@ -456,6 +457,45 @@ test("swtpmStates: a swtpm's command line that does not come (its memory map's l
       await new Promise(setImmediate);
     }
   }
+});
+
+/** Process `pid` of a /proc made for a test started `ticks` hundredths of a second after boot (its stat's 22nd field). */
+function startedAt(proc: string, pid: string, ticks: number): void {
+  const path = join(proc, pid, 'stat');
+  writeFileSync(path, readFileSync(path, 'latin1').replace(/ \d+\n$/, ` ${ticks}\n`));
+}
+
+test('swtpmStates: a process is young by its start time (proc/uptime), not by when a look first saw it', async (t) => {
+  const dir = tempDir(t);
+  const files = { old: join(dir, 'old.tpm'), young: join(dir, 'young.tpm'), aging: join(dir, 'aging.tpm') };
+  for (const path of Object.values(files)) writeFileSync(path, 'state');
+  const inodeOf = (path: string): string => String(statSync(path).ino);
+  // Booted 1,000 s ago. 20 started 999 s ago, 21 half a second ago, 22 0.9 s ago; no pid given out from here on.
+  const proc = fakeProc(dir, { '20': argv('bash'), '21': argv('bash'), '22': argv('bash') });
+  writeFileSync(join(proc, 'uptime'), '1000.00 1900.00\n');
+  writeFileSync(join(proc, 'loadavg'), '0.00 0.01 0.05 1/99 22\n');
+  const starts = { '20': 100, '21': 99_950, '22': 99_910 };
+  for (const [pid, ticks] of Object.entries(starts)) startedAt(proc, pid, ticks);
+  let clock = 0;
+  const look = swtpmStates(proc, { now: () => clock });
+  assert.equal((await look()).inodes.size, 0);
+  const exec = (pid: '20' | '21' | '22', path: string): void => {
+    runs(proc, pid, argv('swtpm', 'socket', '--tpmstate', `backend-uri=file://${path}`));
+    startedAt(proc, pid, starts[pid]);
+  };
+  // 20 and 21 exec swtpm: 21, half a second old, is read again at the next look; 20, first seen by the look a moment
+  // ago but 999 s old, is not (before, every process seen at an agent's start was read at every look for a second).
+  exec('20', files.old);
+  exec('21', files.young);
+  clock = 1;
+  assert.deepEqual([...(await look()).inodes], [inodeOf(files.young)], 'the young one at once, the old one not yet');
+  // 22 was 0.9 s old at the first look: 0.2 s later it is no longer young, and its exec waits for its next read.
+  clock = 200;
+  exec('22', files.aging);
+  assert.deepEqual([...(await look()).inodes], [inodeOf(files.young)], 'past its first second: not read again yet');
+  clock = RESCAN_MS;
+  const all = [...(await look()).inodes].sort();
+  assert.deepEqual(all, Object.values(files).map(inodeOf).sort(), 'every process read again RESCAN_MS after its read');
 });
 
 test('swtpmStates: with no pid given out, a young process that execs swtpm is found; a kernel thread is read once', async (t) => {

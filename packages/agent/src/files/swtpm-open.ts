@@ -100,9 +100,9 @@ const AT_ONCE = 16;
 
 /**
  * How long what a look read of a process is taken as still so. A look reads a process's name and kind (its `stat`:
- * ~10 µs, under no lock of its memory map) when it first sees it, again at every look during its first RESCAN_MS (a
- * child forked a moment ago may exec swtpm any time now: libvirt and systemd set a child up for milliseconds before
- * its exec), then once every RESCAN_MS: only an exec changes it, and a swtpm exec'd by a process older than that is
+ * ~10 µs, under no lock of its memory map) when it first sees it, again at every look during the first RESCAN_MS of
+ * its life (its start time in that `stat`: a child forked a moment ago may exec swtpm any time now, libvirt and
+ * systemd set a child up for milliseconds before its exec), then once every RESCAN_MS: only an exec changes it, and a swtpm exec'd by a process older than that is
  * seen within this time. A kernel thread is read once (it never execs). The command line is read only of a process
  * named `swtpm`: a read of another process's command line takes its memory map's lock, and waits and spins on it
  * while that process maps and unmaps (reading every process's once a second cost the agent ~0.06 ms of CPU per
@@ -125,8 +125,8 @@ interface Running {
 }
 
 /**
- * A process as a look last read it: when (before the read began), when a look first saw it, and the state file it
- * runs swtpm on, if any.
+ * A process as a look last read it: when (before the read began), when it started (by its start time, or when a look
+ * first saw it if that can't be told), both by the look's clock; and the state file it runs swtpm on, if any.
  */
 interface Seen {
   readonly at: number;
@@ -204,6 +204,9 @@ export function swtpmStates(proc = '/proc', options: SwtpmLookOptions = {}): Loo
     pid: string | undefined,
   ): Promise<Map<string, Seen>> => {
     const given = givenOut(before, pid);
+    // Since boot, in ms: a process never seen before is as old as its start time says, not new to this look (at the
+    // agent's start every process would otherwise be young for RESCAN_MS, read again at every look).
+    const bootMs = uptimeMsOf(proc);
     const next = new Map<string, Seen>();
     const named: [string, number][] = [];
     for (const id of readdirSync(proc)) {
@@ -215,9 +218,9 @@ export function swtpmStates(proc = '/proc', options: SwtpmLookOptions = {}): Loo
         next.set(id, known);
         continue;
       }
-      const first = known?.first ?? started;
       const read = processOf(proc, id);
       if (read === undefined) continue;
+      const first = known?.first ?? started - ageMs(bootMs, read.startTicks);
       if (read.name === 'swtpm') named.push([id, first]);
       else next.set(id, read.kernel ? { at: started, first, kernel: true } : { at: started, first });
     }
@@ -237,7 +240,7 @@ export function swtpmStates(proc = '/proc', options: SwtpmLookOptions = {}): Loo
   };
   /** The swtpms among `seen`: pid and the state file named. */
   let swtpms: [string, string][] = [];
-  /** The processes first seen less than RESCAN_MS ago (not kernel threads, not swtpms yet): pid, and when. */
+  /** The processes started less than RESCAN_MS ago (not kernel threads, not swtpms yet): pid, and when. */
   let young = new Map<string, number>();
   /**
    * Reads the young processes' names again (each a system call, no lock of theirs), forgets those no longer young or
@@ -319,7 +322,10 @@ export function swtpmStates(proc = '/proc', options: SwtpmLookOptions = {}): Loo
  * thread (PF_KTHREAD in its flags), from its `stat`, read at once: the kernel makes that text under the task's own
  * short locks, never its memory map's. Undefined when it has ended.
  */
-function processOf(proc: string, pid: string): { readonly name: string; readonly kernel: boolean } | undefined {
+function processOf(
+  proc: string,
+  pid: string,
+): { readonly name: string; readonly kernel: boolean; readonly startTicks: number } | undefined {
   let text: string;
   try {
     text = readFileSync(`${proc}/${pid}/stat`, 'latin1');
@@ -328,11 +334,35 @@ function processOf(proc: string, pid: string): { readonly name: string; readonly
     if (code === 'ENOENT' || code === 'ESRCH') return undefined;
     throw error;
   }
-  // `pid (name) state ppid pgrp session tty tpgid flags …`: the name may hold spaces and parentheses.
+  // `pid (name) state ppid pgrp session tty tpgid flags …`: the name may hold spaces and parentheses. From the state
+  // on, fields 3 and up: flags is the 9th, starttime (clock ticks since boot) the 22nd.
   const open = text.indexOf('(');
   const close = text.lastIndexOf(')');
-  const flags = Number(text.slice(close + 2).split(' ')[6]);
-  return { name: text.slice(open + 1, close), kernel: (flags & PF_KTHREAD) !== 0 };
+  const fields = text.slice(close + 2).split(' ');
+  const flags = Number(fields[6]);
+  return { name: text.slice(open + 1, close), kernel: (flags & PF_KTHREAD) !== 0, startTicks: Number(fields[19]) };
+}
+
+/**
+ * USER_HZ, the unit of a process's starttime: 100 on every architecture Linux runs KVM hosts on (x86, arm64, ppc64,
+ * s390). Were it larger, a process would only seem younger than it is: read again more often, never less.
+ */
+const TICKS_PER_SECOND = 100;
+
+/** How long ago a process started (ms), from /proc's uptime and its starttime; 0 (new) when either is unknown. */
+function ageMs(bootMs: number | undefined, startTicks: number): number {
+  if (bootMs === undefined || !Number.isFinite(startTicks)) return 0;
+  return Math.max(0, bootMs - (startTicks * 1000) / TICKS_PER_SECOND);
+}
+
+/** The time since boot (ms) in `proc/uptime`, as the kernel counts a process's starttime; undefined when unreadable. */
+function uptimeMsOf(proc: string): number | undefined {
+  try {
+    const seconds = Number(readFileSync(`${proc}/uptime`, 'latin1').split(' ')[0]);
+    return Number.isFinite(seconds) ? seconds * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The kernel's flag of a kernel thread (include/linux/sched.h). */
