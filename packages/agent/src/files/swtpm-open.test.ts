@@ -476,6 +476,8 @@ test('swtpmStates: a process is young by its start time (proc/uptime), not by wh
   writeFileSync(join(proc, 'loadavg'), '0.00 0.01 0.05 1/99 22\n');
   const starts = { '20': 100, '21': 99_950, '22': 99_910 };
   for (const [pid, ticks] of Object.entries(starts)) startedAt(proc, pid, ticks);
+  // A name may hold `) ` (a process names itself): the fields are counted from the last `)`.
+  writeFileSync(join(proc, '20', 'stat'), '20 (x) S 1 (y) R) S 1 20 20 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 100\n');
   let clock = 0;
   const look = swtpmStates(proc, { now: () => clock });
   assert.equal((await look()).inodes.size, 0);

@@ -100,13 +100,13 @@ const AT_ONCE = 16;
 
 /**
  * How long what a look read of a process is taken as still so. A look reads a process's name and kind (its `stat`:
- * ~10 µs, under no lock of its memory map) when it first sees it, again at every look during the first RESCAN_MS of
- * its life (its start time in that `stat`: a child forked a moment ago may exec swtpm any time now, libvirt and
- * systemd set a child up for milliseconds before its exec), then once every RESCAN_MS: only an exec changes it, and a swtpm exec'd by a process older than that is
- * seen within this time. A kernel thread is read once (it never execs). The command line is read only of a process
- * named `swtpm`: a read of another process's command line takes its memory map's lock, and waits and spins on it
- * while that process maps and unmaps (reading every process's once a second cost the agent ~0.06 ms of CPU per
- * request in the benchmark, up to 0.3 ms in one run).
+ * ~10 µs, under no lock of its memory map) when it first sees it, again at every look during the first RESCAN_MS of its
+ * life (its start time in that `stat`: a child forked a moment ago may exec swtpm any time now, libvirt and systemd set
+ * a child up for milliseconds before its exec), then once every RESCAN_MS: only an exec changes it, and a swtpm exec'd
+ * by a process older than that is seen within this time. A kernel thread is read once (it never execs). The command
+ * line is read only of a process named `swtpm`: a read of another process's command line takes its memory map's lock,
+ * and waits and spins on it while that process maps and unmaps (reading every process's once a second cost the agent
+ * ~0.06 ms of CPU per request in the benchmark, up to 0.3 ms in one run).
  */
 export const RESCAN_MS = 1000;
 
@@ -207,6 +207,7 @@ export function swtpmStates(proc = '/proc', options: SwtpmLookOptions = {}): Loo
     // Since boot, in ms: a process never seen before is as old as its start time says, not new to this look (at the
     // agent's start every process would otherwise be young for RESCAN_MS, read again at every look).
     const bootMs = uptimeMsOf(proc);
+    const bootRead = now();
     const next = new Map<string, Seen>();
     const named: [string, number][] = [];
     for (const id of readdirSync(proc)) {
@@ -220,7 +221,7 @@ export function swtpmStates(proc = '/proc', options: SwtpmLookOptions = {}): Loo
       }
       const read = processOf(proc, id);
       if (read === undefined) continue;
-      const first = known?.first ?? started - ageMs(bootMs, read.startTicks);
+      const first = known?.first ?? bootRead - ageMs(bootMs, read.startTicks);
       if (read.name === 'swtpm') named.push([id, first]);
       else next.set(id, read.kernel ? { at: started, first, kernel: true } : { at: started, first });
     }
@@ -340,8 +341,18 @@ function processOf(
   const close = text.lastIndexOf(')');
   const fields = text.slice(close + 2).split(' ');
   const flags = Number(fields[6]);
-  return { name: text.slice(open + 1, close), kernel: (flags & PF_KTHREAD) !== 0, startTicks: Number(fields[19]) };
+  return {
+    name: text.slice(open + 1, close),
+    kernel: (flags & PF_KTHREAD) !== 0,
+    startTicks: ticksOf(fields[19]),
+  };
 }
+
+/** A starttime field (the line's last when no field follows it); NaN when it is not a number. */
+const ticksOf = (field: string | undefined): number => {
+  const text = field?.trim() ?? '';
+  return /^\d+$/.test(text) ? Number(text) : NaN;
+};
 
 /**
  * USER_HZ, the unit of a process's starttime: 100 on every architecture Linux runs KVM hosts on (x86, arm64, ppc64,
@@ -349,10 +360,13 @@ function processOf(
  */
 const TICKS_PER_SECOND = 100;
 
-/** How long ago a process started (ms), from /proc's uptime and its starttime; 0 (new) when either is unknown. */
+/**
+ * How long ago a process started (ms), from /proc's uptime and its starttime, less one tick (the kernel cuts both
+ * down to a tick: an age is never overstated); 0 (new) when either is unknown.
+ */
 function ageMs(bootMs: number | undefined, startTicks: number): number {
   if (bootMs === undefined || !Number.isFinite(startTicks)) return 0;
-  return Math.max(0, bootMs - (startTicks * 1000) / TICKS_PER_SECOND);
+  return Math.max(0, bootMs - ((startTicks + 1) * 1000) / TICKS_PER_SECOND);
 }
 
 /** The time since boot (ms) in `proc/uptime`, as the kernel counts a process's starttime; undefined when unreadable. */
