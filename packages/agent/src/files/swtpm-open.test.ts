@@ -477,7 +477,7 @@ test('swtpmStates: a process is young by its start time (proc/uptime), not by wh
   const starts = { '20': 100, '21': 99_950, '22': 99_910 };
   for (const [pid, ticks] of Object.entries(starts)) startedAt(proc, pid, ticks);
   // A name may hold `) ` (a process names itself): the fields are counted from the last `)`.
-  writeFileSync(join(proc, '20', 'stat'), '20 (x) S 1 (y) R) S 1 20 20 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 100\n');
+  writeFileSync(join(proc, '21', 'stat'), '21 (x) S 1 (y) R) S 1 21 21 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 99950\n');
   let clock = 0;
   const look = swtpmStates(proc, { now: () => clock });
   assert.equal((await look()).inodes.size, 0);
