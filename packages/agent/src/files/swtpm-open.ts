@@ -204,10 +204,14 @@ export function swtpmStates(proc = '/proc', options: SwtpmLookOptions = {}): Loo
     pid: string | undefined,
   ): Promise<Map<string, Seen>> => {
     const given = givenOut(before, pid);
-    // Since boot, in ms: a process never seen before is as old as its start time says, not new to this look (at the
-    // agent's start every process would otherwise be young for RESCAN_MS, read again at every look).
-    const bootMs = uptimeMsOf(proc);
-    const bootRead = now();
+    // A process never seen before is as old as its start time says, not new to this look (at the agent's start every
+    // process would otherwise be young for RESCAN_MS, read again at every look): when it started by the look's clock,
+    // from the time since boot, read once a listing and only when some process is new to it.
+    let boot: { readonly ms: number | undefined; readonly at: number } | undefined;
+    const startOf = (ticks: number): number => {
+      boot ??= { ms: uptimeMsOf(proc), at: now() };
+      return boot.at - ageMs(boot.ms, ticks);
+    };
     const next = new Map<string, Seen>();
     const named: [string, number][] = [];
     for (const id of readdirSync(proc)) {
@@ -221,7 +225,7 @@ export function swtpmStates(proc = '/proc', options: SwtpmLookOptions = {}): Loo
       }
       const read = processOf(proc, id);
       if (read === undefined) continue;
-      const first = known?.first ?? bootRead - ageMs(bootMs, read.startTicks);
+      const first = known?.first ?? startOf(read.startTicks);
       if (read.name === 'swtpm') named.push([id, first]);
       else next.set(id, read.kernel ? { at: started, first, kernel: true } : { at: started, first });
     }
