@@ -2,9 +2,8 @@
 // store-cost.ts can run the same work in-process beside the agent's file store.
 import { mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
+import { errnoOf } from '../files/fd-path.js';
 import { randomHex } from '../files/temp-name.js';
-
-export const errnoOf = (error: unknown): unknown => (error as NodeJS.ErrnoException).code;
 
 export async function fsyncDir(path: string): Promise<void> {
   const dir = await open(path, 'r');

@@ -15,14 +15,15 @@
 // - the answer: results serialized and signed (Ed25519), in an envelope;
 // - one log line per request.
 import { sign, verify, type KeyObject } from 'node:crypto';
-import { constants, lstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { constants, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join, relative } from 'node:path';
 import { ANSWER_CONTEXT, COMMAND_CONTEXT, mapLimit, signingKeyFromPem, trustedKeyFromBase64 } from '@hostfiles/shared';
-import { parseProcLocks, sameLocks, stableTextNow, type ProcRead } from '../files/locks.js';
+import { errnoOf } from '../files/fd-path.js';
+import { parseProcLocks, procLocksText, sameLocks } from '../files/locks.js';
 import { createGroupCommit } from '../journal/group-commit.js';
-import { errnoOf, fsyncDir, makeParents, pruneEmptyDirs, tempIn, writeSynced } from './baseline-ops.js';
+import { fsyncDir, makeParents, pruneEmptyDirs, tempIn, writeSynced } from './baseline-ops.js';
 import { listenAndReport, transportKit } from './transport.js';
 import type { BaselineConfig } from './workload.js';
 
@@ -60,31 +61,21 @@ function inodesOf(path: string): bigint[] {
 }
 
 /**
- * The inodes holding locks now: /proc/locks read at once through one kept fd (a text of one read(2) is whole; a longer
- * one is read until two reads agree, stableTextNow), parsed only when it changed. The agent's read (readProcLocks)
- * waits for the end of the turn to serve every check of it with one read, and goes through the thread pool when the
- * last read is over 5 ms old; this one never waits.
+ * /proc/locks, read at once (locks.ts's own reader: one kept fd, a text over one read(2) read until two reads agree).
+ * The agent's read (readProcLocks) waits for the end of the turn to serve every check of it with one read, and goes
+ * through the thread pool when the last read is over 5 ms old; this one never waits. Its fd is opened by a first read
+ * in the pool, at start (main).
  */
-function locksNow(): () => ReadonlySet<string> {
-  const fd = openSync('/proc/locks', 'r');
-  const buffer = Buffer.allocUnsafe(1024 * 1024);
-  const readAll = (): ProcRead => {
-    let length = 0;
-    for (let chunks = 0; ; chunks++) {
-      const bytesRead = readSync(fd, buffer, length, buffer.length - length, length);
-      if (bytesRead === 0) return { text: buffer.toString('latin1', 0, length), chunks };
-      length += bytesRead;
-    }
-  };
-  let last = { text: '', locks: new Set<string>() as ReadonlySet<string> };
-  return () => {
-    const text = stableTextNow(readAll);
-    if (text !== last.text) last = { text, locks: parseProcLocks(text) };
-    return last.locks;
-  };
-}
+const locksText = procLocksText();
+let lastLocks = { text: '', locks: new Set<string>() as ReadonlySet<string> };
 
-const lockedInodes = locksNow();
+/** The inodes holding locks now, parsed only when the text changed. */
+function lockedInodes(): ReadonlySet<string> {
+  const text = locksText.now();
+  if (text === undefined) throw new Error('/proc/locks is not open yet');
+  if (text !== lastLocks.text) lastLocks = { text, locks: parseProcLocks(text) };
+  return lastLocks.locks;
+}
 
 /** A unit's busy check: its inodes (walked again only when the locks changed since `before`) against the locks. */
 interface Looked {
@@ -152,6 +143,7 @@ async function main(configPath: string): Promise<void> {
   const keys = new Map<string, KeyObject>([[trusted.keyId, trusted.key]]);
   const signer = signingKeyFromPem(config.identities.serverKeyPem);
   const root = config.roots[0] ?? '';
+  await locksText.inPool();
   const journalFile: FileHandle = await open(
     join(config.stateDir, 'replay.jsonl'),
     constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC,
